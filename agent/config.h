@@ -1,0 +1,170 @@
+/*
+ * config.h — the agent's configuration: the YAML file of SPEC.md, with its
+ * includes, read into plain structs. Loading never touches the network; it
+ * reports every problem it finds as "FILE:LINE:COL: message".
+ */
+#ifndef CHOREO_CONFIG_H
+#define CHOREO_CONFIG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "choreo.h"
+
+#define CONFIG_JOIN_MAX 16      /* network.join entries */
+#define CONFIG_STATES_MAX 8     /* states in one condition list */
+#define CONFIG_ARGV_MAX 64      /* arguments of one run/revert command */
+#define CONFIG_BEHAVIOURS_MAX 1024
+#define CONFIG_CHECKS_MAX 64
+#define CONFIG_INCLUDES_MAX 64
+#define CONFIG_VARS_MAX 32
+#define CONFIG_PATH_MAX 4096
+#define CONFIG_SOCKET_MAX 107 /* sun_path less its NUL */
+#define CONFIG_FILE_MAX (1024 * 1024) /* bytes of one YAML file */
+#define CONFIG_ERRORS_MAX 100 /* problems reported before giving up */
+
+/* Where something was written: for messages about it after loading. */
+struct config_mark {
+  char file[CONFIG_PATH_MAX];
+  unsigned line, col; /* 1-based */
+};
+
+/* Peer selector of a behaviour; empty strings mean "any". */
+struct config_selector {
+  char group[CHOREO_NAME_MAX + 1];
+  char node[CHOREO_NAME_MAX + 1];
+};
+
+enum config_cond_kind {
+  COND_ANY,        /* {any: S} */
+  COND_ALL,        /* {all: S} */
+  COND_NONE,       /* {none: S} */
+  COND_FEWER_THAN, /* {fewer_than: N, state: S} */
+};
+
+struct config_condition {
+  enum config_cond_kind kind;
+  size_t nstates; /* 1..CONFIG_STATES_MAX: "one of" */
+  char states[CONFIG_STATES_MAX][CHOREO_STATE_MAX + 1];
+  unsigned n; /* fewer_than only; >= 1 */
+};
+
+/* Peer events a behaviour may subscribe to with `on:`; CHANGE is the
+ * coalesced `on: change`. */
+#define CONFIG_EVENT_MAP(XX)                                                   \
+  XX(JOINED, "joined")                                                         \
+  XX(LEFT, "left")                                                             \
+  XX(LOST, "lost")                                                             \
+  XX(STATE, "state")                                                           \
+  XX(DATA, "data")                                                             \
+  XX(CHANGE, "change")
+
+enum config_event {
+#define XX(id, s) CONFIG_EV_##id,
+  CONFIG_EVENT_MAP(XX)
+#undef XX
+  CONFIG_EV__COUNT
+};
+#define CONFIG_EV_BIT(e) (1u << (e))
+
+/* A NULL-terminated argument vector; argv[0] is resolved: a path as
+ * written (relative ones made absolute against the directory of the file
+ * that declared it) or, without a slash, the name to look up in PATH. */
+struct config_argv {
+  size_t argc;
+  char **argv; /* argc + 1 entries, argv[argc] == NULL; owned */
+};
+
+struct config_behaviour {
+  char name[CHOREO_NAME_MAX + 1];
+  struct config_mark mark; /* where `- name:` was written */
+  struct config_selector peers;
+  bool has_when;           /* exactly one of has_when / on_mask != 0 */
+  struct config_condition when;
+  unsigned on_mask;        /* CONFIG_EV_BIT()s */
+  struct config_argv run;
+  struct config_argv revert; /* argc 0: none */
+  char state[CHOREO_STATE_MAX + 1]; /* "" : no own-state claim */
+  uint64_t settle_ms;      /* default 0 */
+  uint64_t timeout_ms;     /* default 30s */
+  unsigned retries;        /* default 0 */
+  /* Vars of the include that brought it in, as "CHOREO_VAR_NAME=value"
+   * environment entries; nvars 0 for behaviours of the main file. */
+  size_t nvars;
+  char **vars; /* owned */
+};
+
+struct config_check {
+  char name[CHOREO_NAME_MAX + 1];
+  struct config_mark mark;
+  struct config_argv run;
+  uint64_t interval_ms; /* default 5s */
+  uint64_t timeout_ms;  /* default 2s */
+  unsigned fall;        /* default 3 */
+  unsigned rise;        /* default 2 */
+  char state[CHOREO_STATE_MAX + 1]; /* default "failed" */
+  size_t nvars;
+  char **vars; /* owned, as for behaviours */
+};
+
+struct config {
+  char path[CONFIG_PATH_MAX]; /* the main file as given */
+
+  /* node */
+  char name[CHOREO_NAME_MAX + 1];       /* default: host name */
+  char cluster[CHOREO_CLUSTER_MAX + 1]; /* default "default" */
+  size_t ngroups;
+  char groups[CHOREO_GROUPS_MAX][CHOREO_NAME_MAX + 1];
+  char state[CHOREO_STATE_MAX + 1];     /* default "ready" */
+  json_t *data;                         /* object; owned; never NULL */
+
+  /* network */
+  char listen[CHOREO_ADDR_MAX + 1];    /* default tcp://127.0.0.1:7410 */
+  char advertise[CHOREO_ADDR_MAX + 1]; /* default: listen unless wildcard */
+  size_t njoin;
+  char join[CONFIG_JOIN_MAX][CHOREO_ADDR_MAX + 1];
+  uint64_t heartbeat_ms;   /* default 1s */
+  uint64_t lost_after_ms;  /* default 5s */
+  uint64_t reap_after_ms;  /* default 24h */
+  char key_file[CONFIG_PATH_MAX]; /* "" : none */
+  bool insecure;
+
+  /* control */
+  char socket[CONFIG_SOCKET_MAX + 1]; /* default CHOREO_DEFAULT_SOCKET */
+  unsigned socket_mode;                /* default 0660 */
+
+  char state_dir[CONFIG_PATH_MAX];     /* default /var/lib/choreo */
+
+  size_t nbehaviours;
+  struct config_behaviour *behaviours; /* owned */
+  size_t nchecks;
+  struct config_check *checks;         /* owned */
+};
+
+/* Problems found while loading, in the order found. */
+struct config_errors {
+  size_t n;
+  char *msg[CONFIG_ERRORS_MAX]; /* owned; "FILE:LINE:COL: message" */
+  size_t more;                  /* problems beyond CONFIG_ERRORS_MAX */
+};
+
+/* Load the file at path with everything it includes. On success returns 0
+ * and the caller owns *out (config_free()). On any problem returns
+ * CHOREO_ECONFIG, *out is NULL and errs holds every message (the caller
+ * releases them with config_errors_free()); CHOREO_ENOMEM likewise. */
+int config_load(const char *path, struct config **out,
+                struct config_errors *errs);
+void config_free(struct config *cfg);
+void config_errors_free(struct config_errors *errs);
+
+/* Name of an event, e.g. "joined". */
+const char *config_event_name(enum config_event e);
+
+/* True when the two behaviours watch the same peers with the same
+ * condition or events (a reload keeps such a behaviour's state). */
+bool config_behaviour_same_trigger(const struct config_behaviour *a,
+                                   const struct config_behaviour *b);
+
+#endif

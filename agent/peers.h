@@ -1,0 +1,143 @@
+/*
+ * peers.h — the peer table: everything this agent knows about the other
+ * members, and the rules that merge what arrives into it.
+ *
+ * Pure: no sockets, no timers. Callers pass the monotonic time (ms, for
+ * lost/reap) and the wall-clock time (unix ms, for event times). Every
+ * observable change is reported once through the table's event callback.
+ *
+ * Merge rules (docs/PROTOCOL.md):
+ *  - A record replaces the stored one only if it is newer by (inc, ver):
+ *    duplicates, reordered and replayed records change nothing.
+ *  - Messages from a node carry (inc, seq); one not newer than the last
+ *    accepted from that node is a replay and is refused before merging.
+ *  - A record heard from the node itself marks it seen; a lost node is
+ *    revived by it ("joined" again).
+ *  - Member lists relayed by others only introduce nodes (name, address)
+ *    and spread "left"; a node's state is learnt from the node itself.
+ *  - A node silent for lost_after becomes lost; lost and left nodes are
+ *    forgotten after reap_after.
+ */
+#ifndef CHOREO_PEERS_H
+#define CHOREO_PEERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+#include "wire.h"
+
+/* Members a table holds at most; entries beyond are refused and counted. */
+#define PEERS_MAX_DEFAULT 4096
+
+enum peer_status {
+  PEER_ALIVE,
+  PEER_LOST,
+  PEER_LEFT,
+};
+
+/* Events the table reports. REAPED is internal (the agent closes the
+ * node's connection); the others are the events of SPEC.md. */
+#define PEER_EVENT_MAP(XX)                                                     \
+  XX(JOINED, "joined")                                                         \
+  XX(STATE, "state")                                                           \
+  XX(DATA, "data")                                                             \
+  XX(LEFT, "left")                                                             \
+  XX(LOST, "lost")                                                             \
+  XX(REAPED, "reaped")
+
+enum peer_event_type {
+#define XX(id, s) PEER_EV_##id,
+  PEER_EVENT_MAP(XX)
+#undef XX
+};
+
+struct peer {
+  struct record rec;       /* newest record known */
+  enum peer_status status;
+  bool heard;              /* a record came from the node itself */
+  uint64_t last_seen;      /* monotonic ms of the last message from it */
+  uint64_t status_since;   /* monotonic ms of the last status change */
+  uint64_t msg_inc;        /* newest (inc, seq) accepted from the node: */
+  uint64_t msg_seq;        /* the replay guard */
+  int endpoint;            /* the agent's connection to it; -1: none */
+  char endpoint_addr[CHOREO_ADDR_MAX + 1]; /* address it was made to */
+};
+
+struct peer_event {
+  enum peer_event_type type;
+  const struct peer *peer; /* valid during the callback only; for REAPED
+                              the entry is removed right after */
+  const char *state;       /* the peer's state now (lost/left included) */
+  const char *previous;    /* its state before; "" when none */
+  const char *reason;
+  int64_t time_ms;         /* wall clock */
+};
+
+typedef void (*peers_event_fn)(void *arg, const struct peer_event *ev);
+
+struct peers {
+  struct peer **v; /* sorted by name; each owned */
+  size_t n, cap, max;
+  char self[CHOREO_NAME_MAX + 1];
+  peers_event_fn on_event; /* may be NULL */
+  void *arg;
+};
+
+/* Results of the merge functions. */
+enum peers_result {
+  PEERS_STALE = 0,   /* nothing changed (duplicate or older) */
+  PEERS_NEW = 1,     /* a node was added */
+  PEERS_UPDATED = 2, /* the stored entry changed or was refreshed */
+  PEERS_SELF = -1,   /* names this agent: refused */
+  PEERS_FULL = -2,   /* the table holds max entries: refused */
+  PEERS_NOMEM = -3,
+};
+
+/* Prepare an empty table for node `self` holding at most max peers. */
+void peers_init(struct peers *p, const char *self, size_t max,
+                peers_event_fn on_event, void *arg);
+void peers_free(struct peers *p);
+
+struct peer *peers_find(const struct peers *p, const char *name);
+
+/* The state a peer shows to conditions and to status: "lost" or "left"
+ * by status, else its record's state ("" while not heard). */
+const char *peer_state(const struct peer *peer);
+
+/* Replay guard: true if a message (inc, seq) from node `from` is newer than
+ * every one accepted from it, and records it as accepted. Unknown nodes
+ * pass. */
+bool peers_accept_seq(struct peers *p, const char *from, uint64_t inc,
+                      uint64_t seq);
+
+/* Merge a record that came from its own node (hello, state, leave). When
+ * out is not NULL it receives the entry (NULL on refusal). */
+enum peers_result peers_merge_direct(struct peers *p, const struct record *r,
+                                     uint64_t now, int64_t wall,
+                                     struct peer **out);
+
+/* Merge an entry of another node's member list. */
+enum peers_result peers_merge_member(struct peers *p,
+                                     const struct wire_member *m, uint64_t now,
+                                     int64_t wall, struct peer **out);
+
+/* Mark silent nodes lost and forget long-lost and long-left ones. Returns
+ * the earliest monotonic time at which calling again could change
+ * something (UINT64_MAX: never). */
+uint64_t peers_tick(struct peers *p, uint64_t now, int64_t wall,
+                    uint64_t lost_after, uint64_t reap_after);
+
+/* A digest of the member view (every entry's name, address, incarnation
+ * and left flag, plus self given as rec): two agents with the same view
+ * have the same digest. */
+uint64_t peers_digest(const struct peers *p, const struct record *self);
+
+/* Count peers by status. */
+void peers_count(const struct peers *p, size_t *alive, size_t *lost,
+                 size_t *left);
+
+const char *peer_event_name(enum peer_event_type t);
+
+#endif

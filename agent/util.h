@@ -1,0 +1,35 @@
+/*
+ * util.h — small helpers every module of the agent uses: container_of,
+ * ARRAY_SIZE, bounded string copies and the clocks.
+ */
+#ifndef CHOREO_UTIL_H
+#define CHOREO_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define container_of(ptr, type, member)                                        \
+  ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* Copy src into dst[size]; returns 0, or -1 if src did not fit (dst then
+ * holds a truncated, NUL-terminated copy). */
+static inline int strlcpy_checked(char *dst, const char *src, size_t size) {
+  size_t n = strlen(src);
+  if (n >= size) {
+    memcpy(dst, src, size - 1);
+    dst[size - 1] = '\0';
+    return -1;
+  }
+  memcpy(dst, src, n + 1);
+  return 0;
+}
+
+/* Wall-clock time in unix milliseconds: only for "since" and "time"
+ * fields; everything that measures intervals uses the loop's monotonic
+ * clock. */
+int64_t util_wall_ms(void);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * wire.h — the messages agents exchange, as JSON (docs/PROTOCOL.md).
+ *
+ * Every message is an envelope {"v":1,"cluster","from","inc","seq","type",…}.
+ * hello, state and leave carry the sender's own record; members carries the
+ * sender's view of the membership. The decoder trusts nothing: every field
+ * is type-checked and bounded, and each rejection has a reason of its own
+ * so it can be counted.
+ */
+#ifndef CHOREO_WIRE_H
+#define CHOREO_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+
+#define WIRE_VERSION 1
+/* Member entries in one members message; a larger view is sent as several
+ * messages. Bounded so that a message stays well under CHOREO_MSG_MAX. */
+#define WIRE_MEMBERS_MAX 256
+
+#define WIRE_TYPE_MAP(XX)                                                      \
+  XX(HELLO, "hello")     /* a newcomer's record: answer with members */        \
+  XX(STATE, "state")     /* the sender's record: heartbeat or change */        \
+  XX(MEMBERS, "members") /* the sender's member view */                        \
+  XX(LEAVE, "leave")     /* the sender's record, marked left */
+
+enum wire_type {
+#define XX(id, s) WIRE_##id,
+  WIRE_TYPE_MAP(XX)
+#undef XX
+};
+
+/* Why a message was rejected; each maps to a counter in metrics.h. */
+#define WIRE_REJECT_MAP(XX)                                                    \
+  XX(TOO_BIG, "too_big")           /* larger than CHOREO_MSG_MAX */           \
+  XX(NOT_JSON, "not_json")         /* not a JSON object */                    \
+  XX(BAD_VERSION, "bad_version")   /* "v" missing or not WIRE_VERSION */      \
+  XX(UNKNOWN_TYPE, "unknown_type") /* "type" not one of WIRE_TYPE_MAP */      \
+  XX(BAD_FIELD, "bad_field")       /* a field missing, of a wrong type or    \
+                                      with invalid characters */             \
+  XX(OVER_LIMIT, "over_limit")     /* a string, count or number too large */
+
+enum wire_reject {
+  WIRE_OK = 0,
+#define XX(id, s) WIRE_REJECT_##id,
+  WIRE_REJECT_MAP(XX)
+#undef XX
+};
+
+struct wire_error {
+  enum wire_reject reason;
+  char detail[160]; /* e.g. "field \"state\": not a valid state" */
+};
+
+/* One entry of a members message. */
+struct wire_member {
+  char name[CHOREO_NAME_MAX + 1];
+  char addr[CHOREO_ADDR_MAX + 1];
+  uint64_t inc, ver;
+  bool left;
+};
+
+struct wire_msg {
+  enum wire_type type;
+  char cluster[CHOREO_CLUSTER_MAX + 1];
+  char from[CHOREO_NAME_MAX + 1];
+  uint64_t inc; /* the sender's incarnation */
+  uint64_t seq; /* grows with every message the sender publishes */
+
+  /* hello, state, leave: the sender's record (rec.name == from,
+   * rec.inc == inc) and a digest of its member view. */
+  struct record rec;
+  uint64_t digest;
+  uint32_t nknown; /* members in the sender's view, itself included */
+
+  /* members */
+  size_t nmembers;
+  struct wire_member *members; /* owned */
+};
+
+/* Prepare m (no I/O). Returns 0 or CHOREO_ENOMEM. */
+int wire_msg_init(struct wire_msg *m);
+/* Release what m owns. */
+void wire_msg_free(struct wire_msg *m);
+
+/* Encode m. On success the caller owns *out (free()) of *len bytes, not
+ * NUL-terminated on the wire. Returns 0, CHOREO_ENOMEM, or CHOREO_ETOOBIG
+ * when the result would exceed CHOREO_MSG_MAX. */
+int wire_encode(const struct wire_msg *m, char **out, size_t *len);
+
+/* Decode len bytes into m (initialised; previous content replaced). Returns
+ * 0, or CHOREO_EDECODE with err saying why (err may not be NULL), or
+ * CHOREO_ENOMEM. Nothing in buf is trusted. */
+int wire_decode(const void *buf, size_t len, struct wire_msg *m,
+                struct wire_error *err);
+
+const char *wire_type_name(enum wire_type t);
+const char *wire_reject_name(enum wire_reject r);
+
+#endif

@@ -1,0 +1,186 @@
+/*
+ * choreo.h — the public interface of libchoreo.
+ *
+ * libchoreo is what tools use to talk to a running choreo agent over its
+ * control socket: set this node's state, read the peer table, stream events,
+ * wait for a condition. The `choreo` command line is built on it. It also
+ * holds the few rules that the agent and its clients must share: the limits
+ * on names and values, how they are validated, and how durations are
+ * written.
+ *
+ * Conventions: a function that can fail returns 0 or a negative error code
+ * (CHOREO_E* below, or a negated errno value); choreo_strerror() describes
+ * either. Every pointer a function hands back says who owns it.
+ */
+#ifndef CHOREO_H
+#define CHOREO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CHOREO_BUILDING_LIBRARY) && defined(__GNUC__)
+#define CHOREO_EXPORT __attribute__((visibility("default")))
+#else
+#define CHOREO_EXPORT
+#endif
+
+#define CHOREO_VERSION "0.1.0"
+
+/* ---- Limits (SPEC.md "Limits"); every one is enforced everywhere ---- */
+#define CHOREO_NAME_MAX 64        /* node, group, behaviour, check names */
+#define CHOREO_CLUSTER_MAX 64     /* cluster name: same characters as a node */
+#define CHOREO_STATE_MAX 32       /* a state: 1-32 of a-z 0-9 _ - */
+#define CHOREO_GROUPS_MAX 16      /* groups per node */
+#define CHOREO_DATA_KEYS_MAX 32   /* data keys per node */
+#define CHOREO_DATA_KEY_MAX 64    /* a data key: 1-64 of a-z 0-9 _ . - */
+#define CHOREO_DATA_VALUE_MAX 1024 /* a data value: bytes of UTF-8 */
+#define CHOREO_REASON_MAX 256     /* a reason: bytes of UTF-8 */
+#define CHOREO_ADDR_MAX 256       /* a nanomsg address such as tcp://h:p */
+#define CHOREO_MSG_MAX 65536      /* one message on the wire, sealed or not */
+#define CHOREO_REQUEST_MAX 65536  /* one control-socket request line */
+
+/* ---- Errors ---- */
+#define CHOREO_ERRNO_MAP(XX)                                                   \
+  XX(NOMEM, "out of memory")                                                   \
+  XX(INVAL, "invalid argument")                                                \
+  XX(NOAGENT, "no agent answers on the control socket")                        \
+  XX(PROTO, "malformed reply from the agent")                                  \
+  XX(TIMEDOUT, "timed out")                                                    \
+  XX(CLOSED, "connection closed by the agent")                                 \
+  XX(TOOBIG, "message too large")                                              \
+  XX(REFUSED, "the agent refused the request")                                 \
+  XX(CONFIG, "invalid configuration")                                          \
+  XX(EXISTS, "already exists")                                                 \
+  XX(NOTFOUND, "not found")                                                    \
+  XX(DECODE, "malformed message")                                              \
+  XX(CRYPTO, "message could not be authenticated")
+
+typedef enum {
+  CHOREO_OK = 0,
+#define XX(name, msg) CHOREO_E##name,
+  CHOREO__EFIRST = -1000,
+  CHOREO_ERRNO_MAP(XX)
+#undef XX
+} choreo_errno;
+
+/* The codes count up from -999 (CHOREO_ENOMEM), far below any negated
+ * errno value, so both kinds can travel in one int. */
+
+/* Describe err (a CHOREO_E* code or a negated errno). Returns a static
+ * string; never NULL. */
+CHOREO_EXPORT const char *choreo_strerror(int err);
+/* The same into buf (always NUL-terminated); returns buf. */
+CHOREO_EXPORT char *choreo_strerror_r(int err, char *buf, size_t len);
+/* The symbolic name, e.g. "CHOREO_ETIMEDOUT" or "ENOENT"'s "errno 2". */
+CHOREO_EXPORT const char *choreo_err_name(int err);
+
+/* ---- Validation shared by agent and clients ---- */
+CHOREO_EXPORT bool choreo_valid_name(const char *s);     /* node/group/cluster */
+CHOREO_EXPORT bool choreo_valid_state(const char *s);
+CHOREO_EXPORT bool choreo_valid_data_key(const char *s);
+/* A value or reason: valid UTF-8 of at most max bytes, no NUL. */
+CHOREO_EXPORT bool choreo_valid_text(const char *s, size_t max);
+
+/* Parse a duration: a whole number followed by ms, s, m or h ("250ms",
+ * "5s", "2m", "24h"). Returns 0 and *ms, or CHOREO_EINVAL for anything
+ * else (no unit, negative, overflow, trailing characters). */
+CHOREO_EXPORT int choreo_parse_duration(const char *s, uint64_t *ms);
+
+/* The library's version, CHOREO_VERSION. */
+CHOREO_EXPORT const char *choreo_version(void);
+
+/* ---- Client ---- */
+
+/* The default control socket path. */
+#define CHOREO_DEFAULT_SOCKET "/run/choreo/choreo.sock"
+
+typedef struct choreo_client choreo_client;
+
+typedef struct choreo_kv {
+  char *key;
+  char *value;
+} choreo_kv;
+
+/* One node as the agent sees it (SPEC.md "status --json" PEER). */
+typedef struct choreo_peer {
+  char *name;
+  char **groups;
+  size_t ngroups;
+  char *state;
+  char *reason;
+  int64_t since_ms;     /* unix ms when the state was entered */
+  int64_t last_seen_ms; /* ms since last heard; 0 for this node */
+  choreo_kv *data;
+  size_t ndata;
+} choreo_peer;
+
+typedef struct choreo_status {
+  choreo_peer node;
+  choreo_peer *peers;
+  size_t npeers;
+} choreo_status;
+
+/* One event as streamed by watch (SPEC.md "watch --json"). */
+typedef struct choreo_event {
+  const char *event; /* joined, state, data, left, lost */
+  const char *peer;
+  const char *state;
+  const char *previous;
+  const char *reason;
+  int64_t time_ms;
+} choreo_event;
+
+/* Connect to the agent at socket_path (NULL: CHOREO_DEFAULT_SOCKET). Each
+ * later request waits at most timeout_ms for the agent's answer.
+ * On success the caller owns *out; release it with choreo_close().
+ * Returns CHOREO_ENOAGENT when nothing listens there. */
+CHOREO_EXPORT int choreo_connect(const char *socket_path, int timeout_ms,
+                                 choreo_client **out);
+CHOREO_EXPORT void choreo_close(choreo_client *c);
+
+/* Send one raw JSON request line (without the newline) and read one reply
+ * line. On success the caller owns *reply (free()). A reply with
+ * "ok": false is returned as CHOREO_EREFUSED with *reply still set so the
+ * caller can show the agent's "error". */
+CHOREO_EXPORT int choreo_request(choreo_client *c, const char *request,
+                                 char **reply);
+
+/* Declare this node's state. reason may be NULL (keep none). data holds
+ * ndata pairs merged into the current data; a pair whose value is NULL or
+ * "" removes its key. On refusal, *error (if not NULL) receives the agent's
+ * message, owned by the caller. */
+CHOREO_EXPORT int choreo_set(choreo_client *c, const char *state,
+                             const char *reason, const choreo_kv *data,
+                             size_t ndata, char **error);
+
+/* Fetch this node and every peer. On success the caller owns *out; free it
+ * with choreo_status_free(). */
+CHOREO_EXPORT int choreo_status_get(choreo_client *c, choreo_status **out);
+CHOREO_EXPORT void choreo_status_free(choreo_status *st);
+/* The same as the JSON document of `choreo status --json`; caller frees. */
+CHOREO_EXPORT int choreo_status_json(choreo_client *c, char **out);
+
+/* Stream events: cb is called once per event, in order, until it returns
+ * non-zero (that value is returned) or the connection ends (CHOREO_ECLOSED).
+ * The event's strings live only during the call. Blocks; no timeout. */
+typedef int (*choreo_watch_cb)(const choreo_event *ev, void *arg);
+CHOREO_EXPORT int choreo_watch(choreo_client *c, choreo_watch_cb cb,
+                               void *arg);
+
+/* Wait until the watched peers satisfy a condition: the node `node` (if
+ * not NULL) or the members of `group`, any (all=false) or all (all=true) in
+ * `state`. Returns 0 when it holds, CHOREO_ETIMEDOUT after timeout_ms
+ * (negative: forever). */
+CHOREO_EXPORT int choreo_wait(choreo_client *c, const char *node,
+                              const char *group, bool all, const char *state,
+                              int64_t timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CHOREO_H */
