@@ -88,10 +88,16 @@ int engine_init(struct engine *e, const struct config *cfg, uint64_t now);
  * (config_behaviour_same_trigger) are unchanged keeps its state (and so
  * does not run again); others start fresh, as at startup. A behaviour that
  * is dropped or changed while its run is applied is not reverted. An
- * action in flight for a kept behaviour stays in flight. Returns 0 or
+ * action in flight for a kept behaviour stays in flight; a changed one
+ * starts fresh once its old action is done. Returns 0 or
  * CHOREO_ENOMEM (the engine is then unchanged). */
 int engine_reload(struct engine *e, const struct config *cfg, uint64_t now);
 void engine_free(struct engine *e);
+
+/* The index of the behaviour named name in the current configuration, or
+ * -1. Indexes change with engine_reload(): an action in flight across a
+ * reload is mapped back to its behaviour by name. */
+int engine_index(const struct engine *e, const char *name);
 
 /* The startup sync is complete: actions may be issued from now on. */
 void engine_set_synced(struct engine *e, uint64_t now);
@@ -107,7 +113,8 @@ void engine_peer_event(struct engine *e, const struct peer_event *ev,
 size_t engine_step(struct engine *e, const struct peers *p, uint64_t now,
                    struct engine_action *out, size_t max, uint64_t *deadline);
 
-/* The action of behaviour b has finished (succeeded or failed for good). */
+/* The action of behaviour b has finished (succeeded or failed for good).
+ * An index that names no behaviour (any more) is ignored. */
 void engine_done(struct engine *e, size_t b, uint64_t now);
 
 /* The first behaviour in file order with a `state` whose RUN is applied

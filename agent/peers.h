@@ -75,6 +75,8 @@ struct peer_event {
   int64_t time_ms;         /* wall clock */
 };
 
+/* Called once the table is consistent; it may read the table but must not
+ * change it (no merge, no tick). */
 typedef void (*peers_event_fn)(void *arg, const struct peer_event *ev);
 
 struct peers {
@@ -108,7 +110,9 @@ const char *peer_state(const struct peer *peer);
 
 /* Replay guard: true if a message (inc, seq) from node `from` is newer than
  * every one accepted from it, and records it as accepted. Unknown nodes
- * pass. */
+ * pass without being recorded: after a merge that created the entry, call
+ * it again to record the message. A new entry has accepted nothing yet,
+ * (0, 0): senders number their messages from 1. */
 bool peers_accept_seq(struct peers *p, const char *from, uint64_t inc,
                       uint64_t seq);
 

@@ -87,7 +87,9 @@ void wire_msg_free(struct wire_msg *m);
 
 /* Encode m. On success the caller owns *out (free()) of *len bytes, not
  * NUL-terminated on the wire. Returns 0, CHOREO_ENOMEM, or CHOREO_ETOOBIG
- * when the result would exceed CHOREO_MSG_MAX. */
+ * when the result would exceed CHOREO_MSG_MAX. CHOREO_EINVAL: m holds what
+ * no receiver would accept (a string not UTF-8, a counter above
+ * RECORD_COUNTER_MAX, more than WIRE_MEMBERS_MAX members). */
 int wire_encode(const struct wire_msg *m, char **out, size_t *len);
 
 /* Decode len bytes into m (initialised; previous content replaced). Returns

@@ -1,0 +1,155 @@
+/*
+ * agent_control.c — what the agent answers on its control socket. Every
+ * request is a JSON object {"cmd": NAME, …}; every reply is {"ok": true,
+ * …} or {"ok": false, "error": MESSAGE} (docs/PROTOCOL.md "Control
+ * socket"). Nothing a client sends is trusted.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "log.h"
+#include "util.h"
+#include "view.h"
+
+static struct agent *agent_of(struct control *c) {
+  return container_of(c, struct agent, control);
+}
+
+static json_t *self_view(struct agent *a) {
+  return view_peer(&a->self, a->self.state, 0);
+}
+
+/* Peers shown to users: those heard from, sorted by name. */
+static json_t *peer_list(struct agent *a, const char *group) {
+  uint64_t now = uv_now(&a->loop);
+  json_t *list = json_array();
+  for (size_t i = 0; list != NULL && i < a->peers.n; i++) {
+    const struct peer *p = a->peers.v[i];
+    if (!p->heard || (group != NULL && !record_in_group(&p->rec, group)))
+      continue;
+    json_array_append_new(list, view_table_peer(p, now));
+  }
+  return list;
+}
+
+static void reply_new(struct control_client *cl, json_t *reply) {
+  if (reply == NULL) {
+    control_reply_error(cl, "out of memory");
+    return;
+  }
+  control_reply(cl, reply);
+  json_decref(reply);
+}
+
+static void do_status(struct agent *a, struct control_client *cl,
+                      json_t *req) {
+  /* "declared" is the state set by hand (choreo set, run-in), which the
+   * shown state may differ from while a check or behaviour claims one. */
+  reply_new(cl, json_pack("{s:b, s:o, s:o, s:{s:s, s:s}}", "ok", 1, "node",
+                          self_view(a), "peers", peer_list(a, NULL),
+                          "declared", "state", a->declared, "reason",
+                          a->declared_reason));
+}
+
+static void do_peers(struct agent *a, struct control_client *cl,
+                     json_t *req) {
+  json_t *g = json_object_get(req, "group");
+  if (g != NULL && (!json_is_string(g) || !choreo_valid_name(json_string_value(g)))) {
+    control_reply_error(cl, "peers: \"group\" must be a valid group name");
+    return;
+  }
+  reply_new(cl, json_pack("{s:b, s:o}", "ok", 1, "peers",
+                          peer_list(a, g ? json_string_value(g) : NULL)));
+}
+
+static void do_set(struct agent *a, struct control_client *cl, json_t *req) {
+  json_t *state = json_object_get(req, "state");
+  json_t *reason = json_object_get(req, "reason");
+  json_t *data = json_object_get(req, "data");
+  json_t *empty = NULL;
+  const char *why = "invalid request";
+  int rv;
+
+  if (!json_is_string(state) || (reason != NULL && !json_is_string(reason)) ||
+      (data != NULL && !json_is_object(data))) {
+    control_reply_error(cl, "set: needs \"state\" (string), optional "
+                            "\"reason\" (string) and \"data\" (object)");
+    return;
+  }
+  if (data == NULL)
+    data = empty = json_object();
+  rv = agent_self_set(a, json_string_value(state),
+                      reason != NULL ? json_string_value(reason) : NULL,
+                      data, &why);
+  json_decref(empty);
+  if (rv != 0) {
+    control_reply_error(cl, "set: %s", why);
+    return;
+  }
+  reply_new(cl, json_pack("{s:b, s:o}", "ok", 1, "node", self_view(a)));
+}
+
+static void do_watch(struct agent *a, struct control_client *cl,
+                     json_t *req) {
+  reply_new(cl, json_pack("{s:b}", "ok", 1));
+  control_watch(cl);
+}
+
+static void do_metrics(struct agent *a, struct control_client *cl,
+                       json_t *req) {
+  char *text = NULL;
+  size_t alive, lost, left;
+
+  peers_count(&a->peers, &alive, &lost, &left);
+  a->metrics.peers_alive = (int64_t)alive;
+  a->metrics.peers_lost = (int64_t)lost;
+  a->metrics.peers_left = (int64_t)left;
+  if (metrics_render(&a->metrics, &text) != 0) {
+    control_reply_error(cl, "out of memory");
+    return;
+  }
+  reply_new(cl, json_pack("{s:b, s:s}", "ok", 1, "text", text));
+  free(text);
+}
+
+static void do_leave(struct agent *a, struct control_client *cl,
+                     json_t *req) {
+  reply_new(cl, json_pack("{s:b}", "ok", 1));
+  log_info("leave requested on the control socket");
+  agent_leave(a);
+}
+
+static void do_version(struct agent *a, struct control_client *cl,
+                       json_t *req) {
+  reply_new(cl, json_pack("{s:b, s:s}", "ok", 1, "version", CHOREO_VERSION));
+}
+
+static const struct {
+  const char *cmd;
+  void (*fn)(struct agent *a, struct control_client *cl, json_t *req);
+} commands[] = {
+    {"status", do_status}, {"peers", do_peers},     {"set", do_set},
+    {"watch", do_watch},   {"metrics", do_metrics}, {"leave", do_leave},
+    {"version", do_version},
+};
+
+void agent_on_request(struct control *c, struct control_client *cl,
+                      json_t *req) {
+  struct agent *a = agent_of(c);
+  const char *cmd = json_string_value(json_object_get(req, "cmd"));
+
+  if (cmd == NULL) {
+    a->metrics.control_errors++;
+    control_reply_error(cl, "request has no \"cmd\" string");
+    return;
+  }
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+    if (strcmp(commands[i].cmd, cmd) == 0) {
+      commands[i].fn(a, cl, req);
+      return;
+    }
+  }
+  a->metrics.control_errors++;
+  control_reply_error(cl, "unknown command \"%.32s\"", cmd);
+}

@@ -1,0 +1,398 @@
+/*
+ * agent_net.c — the agent's side of the protocol (docs/PROTOCOL.md):
+ * publishing its record (heartbeats, changes, hello, leave) and member
+ * lists, receiving and checking every message, keeping one PUB connection
+ * per member, and deciding when the startup sync is over.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "log.h"
+#include "util.h"
+#include "view.h"
+#include "wire.h"
+
+/* Quick republications after a new connection: PUB drops what is sent
+ * before a pipe is up (the slow joiner), so say it again shortly after. */
+static const uint64_t soon_delays_ms[] = {5, 25, 100, 400};
+#define HELLO_FIRST_MS 20
+/* Entries per members message: 128 of the largest possible (64-byte name,
+ * 256-byte address) stay under CHOREO_MSG_MAX once encoded. */
+#define MEMBERS_PER_MSG 128
+
+/* ---- sending ---- */
+
+static void send_msg(struct agent *a, const struct wire_msg *m) {
+  char *buf = NULL;
+  size_t len = 0;
+  int rv = wire_encode(m, &buf, &len);
+  if (rv != 0) {
+    log_error("cannot encode a %s message: %s", wire_type_name(m->type),
+              choreo_strerror(rv));
+    return;
+  }
+  if (mesh_send(&a->mesh, buf, len) == 0)
+    a->metrics.msg_sent++;
+  else
+    a->metrics.msg_send_failed++;
+  free(buf);
+}
+
+static void envelope(struct agent *a, struct wire_msg *m, enum wire_type t) {
+  memset(m, 0, sizeof(*m));
+  m->type = t;
+  snprintf(m->cluster, sizeof(m->cluster), "%s", a->cfg->cluster);
+  snprintf(m->from, sizeof(m->from), "%s", a->cfg->name);
+  m->inc = a->self.inc;
+  m->seq = ++a->seq;
+}
+
+void agent_publish(struct agent *a, enum wire_type type) {
+  struct wire_msg m;
+  envelope(a, &m, type);
+  /* A shallow copy: the message only borrows the record to encode it. */
+  m.rec = a->self;
+  m.digest = peers_digest(&a->peers, &a->self);
+  m.nknown = (uint32_t)(a->peers.n + 1);
+  send_msg(a, &m);
+}
+
+static void add_member(struct wire_member *w, const struct record *r) {
+  snprintf(w->name, sizeof(w->name), "%s", r->name);
+  snprintf(w->addr, sizeof(w->addr), "%s", r->addr);
+  w->inc = r->inc;
+  w->ver = r->ver;
+  w->left = r->left;
+}
+
+static void publish_members(struct agent *a) {
+  struct wire_member *list = calloc(MEMBERS_PER_MSG, sizeof(*list));
+  struct wire_msg m;
+  size_t i = 0, k = 0;
+
+  if (list == NULL)
+    return;
+  add_member(&list[k++], &a->self);
+  for (; i <= a->peers.n; i++) {
+    bool flush = i == a->peers.n || k == MEMBERS_PER_MSG;
+    if (flush && k > 0) {
+      envelope(a, &m, WIRE_MEMBERS);
+      m.members = list;
+      m.nmembers = k;
+      send_msg(a, &m);
+      k = 0;
+    }
+    if (i < a->peers.n && a->peers.v[i]->rec.addr[0] != '\0')
+      add_member(&list[k++], &a->peers.v[i]->rec);
+  }
+  free(list);
+  a->members_sent_at = uv_now(&a->loop);
+  a->members_wanted = false;
+}
+
+static void on_soon(uv_timer_t *t) {
+  struct agent *a = container_of(t, struct agent, soon);
+  size_t step = ARRAY_SIZE(soon_delays_ms) - a->soon_left;
+  if (a->members_wanted || step == 0)
+    publish_members(a);
+  agent_publish(a, WIRE_STATE);
+  if (--a->soon_left > 0)
+    uv_timer_start(t, on_soon,
+                   soon_delays_ms[step + 1] - soon_delays_ms[step], 0);
+}
+
+void agent_publish_soon(struct agent *a) {
+  if (a->stopping)
+    return;
+  a->soon_left = ARRAY_SIZE(soon_delays_ms);
+  uv_timer_start(&a->soon, on_soon, soon_delays_ms[0], 0);
+}
+
+void agent_heartbeat(uv_timer_t *t) {
+  struct agent *a = container_of(t, struct agent, heartbeat);
+  if (a->members_wanted)
+    publish_members(a);
+  agent_publish(a, !a->got_members && a->cfg->njoin > 0 ? WIRE_HELLO
+                                                        : WIRE_STATE);
+}
+
+/* Until someone answers, say hello to the join addresses with a growing
+ * gap, up to one heartbeat. */
+static void on_hello(uv_timer_t *t) {
+  struct agent *a = container_of(t, struct agent, hello);
+  uint64_t gap;
+  if (a->got_members)
+    return;
+  agent_publish(a, WIRE_HELLO);
+  a->hello_tries++;
+  if (a->hello_tries % 20 == 0)
+    log_warn("no member has answered at the join addresses yet (%u tries)",
+             a->hello_tries);
+  gap = (uint64_t)HELLO_FIRST_MS << (a->hello_tries < 10 ? a->hello_tries : 10);
+  if (gap > a->cfg->heartbeat_ms)
+    gap = a->cfg->heartbeat_ms;
+  uv_timer_start(t, on_hello, gap, 0);
+}
+
+/* ---- endpoints ---- */
+
+static struct endpoint *find_endpoint(struct agent *a, const char *addr) {
+  for (size_t i = 0; i < a->neps; i++)
+    if (strcmp(a->eps[i].addr, addr) == 0)
+      return &a->eps[i];
+  return NULL;
+}
+
+static struct endpoint *open_endpoint(struct agent *a, const char *addr,
+                                      bool join) {
+  struct endpoint *ep = find_endpoint(a, addr), *v;
+  int id;
+  if (ep != NULL) {
+    ep->join |= join;
+    return ep;
+  }
+  id = mesh_connect(&a->mesh, addr);
+  if (id < 0) {
+    log_warn("cannot connect to %s: %s", addr, choreo_strerror(id));
+    return NULL;
+  }
+  v = realloc(a->eps, (a->neps + 1) * sizeof(*v));
+  if (v == NULL) {
+    mesh_disconnect(&a->mesh, id);
+    return NULL;
+  }
+  a->eps = v;
+  ep = &a->eps[a->neps++];
+  memset(ep, 0, sizeof(*ep));
+  snprintf(ep->addr, sizeof(ep->addr), "%s", addr);
+  ep->id = id;
+  ep->join = join;
+  agent_publish_soon(a);
+  return ep;
+}
+
+static void release_endpoint(struct agent *a, struct peer *peer) {
+  struct endpoint *ep;
+  if (peer->endpoint < 0)
+    return;
+  ep = find_endpoint(a, peer->endpoint_addr);
+  peer->endpoint = -1;
+  peer->endpoint_addr[0] = '\0';
+  if (ep == NULL || --ep->refs > 0 || ep->join)
+    return;
+  mesh_disconnect(&a->mesh, ep->id);
+  *ep = a->eps[--a->neps];
+}
+
+/* Keep one connection to each member that may still talk, at the address
+ * it advertises now. */
+static void sync_endpoint(struct agent *a, struct peer *peer) {
+  struct endpoint *ep;
+  if (peer->status == PEER_LEFT || peer->rec.addr[0] == '\0') {
+    release_endpoint(a, peer);
+    return;
+  }
+  if (peer->endpoint >= 0 && strcmp(peer->endpoint_addr, peer->rec.addr) == 0)
+    return;
+  release_endpoint(a, peer);
+  ep = open_endpoint(a, peer->rec.addr, false);
+  if (ep == NULL)
+    return;
+  ep->refs++;
+  peer->endpoint = ep->id;
+  snprintf(peer->endpoint_addr, sizeof(peer->endpoint_addr), "%s", ep->addr);
+}
+
+/* ---- receiving ---- */
+
+void agent_peer_event(void *arg, const struct peer_event *ev) {
+  struct agent *a = arg;
+  uint64_t now = uv_now(&a->loop);
+  json_t *o;
+
+  if (ev->type == PEER_EV_REAPED) {
+    release_endpoint(a, (struct peer *)ev->peer);
+    engine_peer_event(&a->engine, ev, now);
+    return;
+  }
+  a->metrics.peer_events++;
+  log_info("peer %s %s: %s%s%s", ev->peer->rec.name, peer_event_name(ev->type),
+           ev->previous[0] != '\0' ? ev->previous : "",
+           ev->previous[0] != '\0' ? " -> " : "", ev->state);
+  o = view_event(ev);
+  if (o != NULL)
+    control_broadcast(&a->control, o);
+  json_decref(o);
+  engine_peer_event(&a->engine, ev, now);
+}
+
+static void count_reject(struct agent *a, enum wire_reject r) {
+  switch (r) {
+  case WIRE_REJECT_TOO_BIG: a->metrics.drop_too_big++; break;
+  case WIRE_REJECT_NOT_JSON: a->metrics.drop_not_json++; break;
+  case WIRE_REJECT_BAD_VERSION: a->metrics.drop_bad_version++; break;
+  case WIRE_REJECT_UNKNOWN_TYPE: a->metrics.drop_unknown_type++; break;
+  case WIRE_REJECT_BAD_FIELD: a->metrics.drop_bad_field++; break;
+  case WIRE_REJECT_OVER_LIMIT: a->metrics.drop_over_limit++; break;
+  case WIRE_OK: break;
+  }
+}
+
+/* Checks that need the agent's context: cluster, own name, incarnation
+ * from the future, replay. Returns false (counted) to drop. */
+static bool admit(struct agent *a, const struct wire_msg *m) {
+  uint64_t now_s = (uint64_t)(util_wall_ms() / 1000);
+  if (strcmp(m->cluster, a->cfg->cluster) != 0) {
+    a->metrics.drop_cluster++;
+    return false;
+  }
+  if (strcmp(m->from, a->cfg->name) == 0) {
+    a->metrics.drop_self_name++;
+    log_debug("dropped a message claiming this node's name");
+    return false;
+  }
+  if (m->inc > now_s + AGENT_FUTURE_SLACK_S) {
+    a->metrics.drop_future++;
+    return false;
+  }
+  if (!peers_accept_seq(&a->peers, m->from, m->inc, m->seq)) {
+    a->metrics.drop_replay++;
+    return false;
+  }
+  return true;
+}
+
+static void merged(struct agent *a, enum peers_result res, struct peer *peer,
+                   uint64_t now) {
+  if (res == PEERS_FULL) {
+    a->metrics.drop_table_full++;
+    return;
+  }
+  if (peer == NULL)
+    return;
+  sync_endpoint(a, peer);
+  if (res == PEERS_NEW)
+    agent_wake_at(a, now + a->cfg->lost_after_ms);
+}
+
+static void handle_record(struct agent *a, struct wire_msg *m, uint64_t now) {
+  struct peer *peer = NULL;
+  enum peers_result res =
+      peers_merge_direct(&a->peers, &m->rec, now, util_wall_ms(), &peer);
+  merged(a, res, peer, now);
+  if (peer != NULL)
+    (void)peers_accept_seq(&a->peers, m->from, m->inc, m->seq);
+  a->got_members = true;
+  /* A newcomer, or a member whose view differs from ours, gets our member
+   * list; the digest check is rate-limited to twice a heartbeat. */
+  if (m->type == WIRE_HELLO || res == PEERS_NEW) {
+    a->members_wanted = true;
+    agent_publish_soon(a);
+  } else if (m->digest != peers_digest(&a->peers, &a->self) &&
+             now - a->members_sent_at >= a->cfg->heartbeat_ms / 2) {
+    a->members_wanted = true;
+    agent_publish_soon(a);
+  }
+}
+
+static void handle_members(struct agent *a, struct wire_msg *m, uint64_t now) {
+  int64_t wall = util_wall_ms();
+  for (size_t i = 0; i < m->nmembers; i++) {
+    struct peer *peer = NULL;
+    enum peers_result res =
+        peers_merge_member(&a->peers, &m->members[i], now, wall, &peer);
+    if (res == PEERS_FULL)
+      a->metrics.members_capped++;
+    else
+      merged(a, res, peer, now);
+  }
+  a->got_members = true;
+}
+
+void agent_on_message(struct mesh *mesh, const void *buf, size_t len) {
+  struct agent *a = container_of(mesh, struct agent, mesh);
+  struct wire_error err;
+  struct wire_msg m;
+  uint64_t now = uv_now(&a->loop);
+
+  a->metrics.msg_received++;
+  if (a->stopping || wire_msg_init(&m) != 0)
+    return;
+  if (wire_decode(buf, len, &m, &err) != 0) {
+    count_reject(a, err.reason);
+    log_debug("dropped a message: %s: %s", wire_reject_name(err.reason),
+              err.detail);
+  } else if (admit(a, &m)) {
+    a->metrics.msg_accepted++;
+    a->cur_rx_ns = uv_hrtime();
+    if (m.type == WIRE_MEMBERS)
+      handle_members(a, &m, now);
+    else
+      handle_record(a, &m, now);
+    agent_check_sync(a);
+    agent_step(a);
+    a->cur_rx_ns = 0;
+  }
+  wire_msg_free(&m);
+}
+
+/* ---- startup sync ---- */
+
+void agent_check_sync(struct agent *a) {
+  uint64_t now = uv_now(&a->loop);
+  uint64_t window = a->cfg->heartbeat_ms + a->cfg->heartbeat_ms / 2;
+  bool all_heard = a->got_members;
+
+  if (a->synced)
+    return;
+  for (size_t i = 0; all_heard && i < a->peers.n; i++) {
+    const struct peer *p = a->peers.v[i];
+    if (p->status == PEER_ALIVE && !p->heard)
+      all_heard = false;
+  }
+  if (!all_heard && now - a->started_at < window) {
+    agent_wake_at(a, a->started_at + window);
+    return;
+  }
+  a->synced = true;
+  log_info("synchronised with %zu members after %llu ms", a->peers.n,
+           (unsigned long long)(now - a->started_at));
+  engine_set_synced(&a->engine, now);
+}
+
+/* ---- start and stop ---- */
+
+int agent_net_start(struct agent *a) {
+  int rv = mesh_init(&a->mesh, &a->loop, a->cfg->listen, CHOREO_MSG_MAX,
+                     agent_on_message);
+  if (rv != 0) {
+    log_error("network.listen: %s: %s", a->cfg->listen, choreo_strerror(rv));
+    return rv;
+  }
+  a->mesh_open = true;
+  if ((rv = mesh_start(&a->mesh)) != 0)
+    return rv;
+  for (size_t i = 0; i < a->cfg->njoin; i++)
+    if (strcmp(a->cfg->join[i], a->self.addr) != 0)
+      open_endpoint(a, a->cfg->join[i], true);
+  uv_timer_start(&a->heartbeat, agent_heartbeat, a->cfg->heartbeat_ms,
+                 a->cfg->heartbeat_ms);
+  if (a->neps > 0)
+    uv_timer_start(&a->hello, on_hello, 0, 0);
+  else
+    a->got_members = false; /* a seed waits out the sync window */
+  agent_wake_at(a, a->started_at + a->cfg->heartbeat_ms +
+                       a->cfg->heartbeat_ms / 2);
+  return 0;
+}
+
+static void on_mesh_closed(struct mesh *m) {}
+
+void agent_net_close(struct agent *a) {
+  if (a->mesh_open) {
+    a->mesh_open = false;
+    mesh_close(&a->mesh, on_mesh_closed);
+  }
+}

@@ -1,0 +1,76 @@
+/*
+ * cli.h — what every `choreo` subcommand shares: finding the control
+ * socket, connecting, reporting errors with the exit codes of SPEC.md, and
+ * formatting for humans (ages, aligned columns, colour on terminals).
+ */
+#ifndef CHOREO_CLI_H
+#define CHOREO_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "choreo.h"
+
+/* Exit statuses (SPEC.md "Command line"). */
+enum {
+  EXIT_OK = 0,
+  EXIT_FAILED = 1,   /* the operation failed or timed out */
+  EXIT_USAGE = 2,    /* usage error or invalid configuration */
+  EXIT_NOAGENT = 3,  /* no agent answers on the control socket */
+};
+
+/* How long a request may wait for the agent's answer. */
+#define CLI_TIMEOUT_MS 5000
+
+/* Options every client command accepts. */
+struct cli_common {
+  const char *socket; /* --socket */
+  const char *config; /* -c, --config */
+  bool json;          /* --json */
+};
+
+/* One subcommand. */
+struct cli_command {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *summary;
+};
+
+/* Print "choreo CMD: message" on stderr and return the exit status. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int cli_error(int status, const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Connect as SPEC.md says: --socket, $CHOREO_SOCKET, control.socket of the
+ * -c file, then the default. Returns EXIT_OK with *out, or the exit status
+ * to use (its message already printed). */
+int cli_connect(const char *cmd, const struct cli_common *o,
+                choreo_client **out);
+/* Map a library error to an exit status, printing it. */
+int cli_fail(const char *cmd, int err, const char *detail);
+
+/* "3s ago", "2m ago", "1h ago", "4d ago"; "-" for negative. */
+void cli_age(int64_t ms, char *buf, size_t len);
+/* Colour escape for a state, or "" when colour is off. */
+const char *cli_state_colour(const char *state, bool colour);
+bool cli_colour(FILE *f);
+/* Parse a help flag anywhere: true if argv holds -h or --help. */
+bool cli_wants_help(int argc, char **argv);
+
+/* Subcommands, one group per file. */
+int cmd_agent(int argc, char **argv);   /* cmd_agent.c */
+int cmd_check(int argc, char **argv);
+int cmd_status(int argc, char **argv);  /* cmd_query.c */
+int cmd_peers(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
+int cmd_wait(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
+int cmd_set(int argc, char **argv);     /* cmd_set.c */
+int cmd_run_in(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);  /* cmd_misc.c */
+int cmd_leave(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+
+#endif

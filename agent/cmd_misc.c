@@ -1,0 +1,122 @@
+/*
+ * cmd_misc.c — `choreo keygen`, `choreo leave` and `choreo version`.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+#include <yaml.h>
+
+#include "cli.h"
+
+static const char keygen_usage[] =
+    "Usage: choreo keygen\n"
+    "\n"
+    "Print a new random cluster key: 32 bytes from the system's secure\n"
+    "random source, base64-encoded, on one line. Put it in the file named\n"
+    "by network.key_file on every node (mode 0600). A key file may hold\n"
+    "several keys, one per line: the first encrypts, all decrypt, which\n"
+    "allows rotating keys without downtime (see docs/OPERATIONS.md).\n"
+    "\n"
+    "Exit status: 0 success; 1 failure; 2 usage error.\n";
+
+static const char leave_usage[] =
+    "Usage: choreo leave [OPTION]...\n"
+    "\n"
+    "Announce a graceful leave to every peer (they show this node as\n"
+    "'left', not 'lost'), then stop the agent.\n"
+    "\n"
+    "Options:\n"
+    "  -s, --socket PATH  the agent's control socket\n"
+    "  -c, --config FILE  take the socket from FILE's control.socket\n"
+    "  -h, --help         show this help\n"
+    "\n"
+    "Exit status: 0 success; 1 failure; 2 usage error; 3 no agent.\n";
+
+static const char version_usage[] =
+    "Usage: choreo version\n"
+    "\n"
+    "Print choreo's version and the versions of the libraries it runs on.\n";
+
+/* Commands that take no arguments but --help (and, for leave, the socket
+ * options). Returns -1 to go on, else an exit status. */
+static int parse_simple(const char *cmd, const char *usage, bool socket_opts,
+                        int argc, char **argv, struct cli_common *o) {
+  static const struct option opts[] = {
+      {"socket", required_argument, NULL, 's'},
+      {"config", required_argument, NULL, 'c'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  int ch;
+  memset(o, 0, sizeof(*o));
+  optind = 1;
+  opterr = 0;
+  while ((ch = getopt_long(argc, argv, ":s:c:h", opts, NULL)) != -1) {
+    if (ch == 'h') {
+      fputs(usage, stdout);
+      return EXIT_OK;
+    }
+    if (ch == ':')
+      return cli_usage_error(cmd, "option '%s' needs a value",
+                             argv[optind - 1]);
+    if (ch == '?' || !socket_opts)
+      return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+    if (ch == 's')
+      o->socket = optarg;
+    else
+      o->config = optarg;
+  }
+  if (optind < argc)
+    return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+  return -1;
+}
+
+int cmd_keygen(int argc, char **argv) {
+  unsigned char key[32];
+  char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+  struct cli_common o;
+  int rv = parse_simple("keygen", keygen_usage, false, argc, argv, &o);
+  if (rv >= 0)
+    return rv;
+  if (sodium_init() < 0)
+    return cli_error(EXIT_FAILED, "keygen", "libsodium failed to start");
+  randombytes_buf(key, sizeof(key));
+  sodium_bin2base64(b64, sizeof(b64), key, sizeof(key),
+                    sodium_base64_VARIANT_ORIGINAL);
+  sodium_memzero(key, sizeof(key));
+  printf("%s\n", b64);
+  return EXIT_OK;
+}
+
+int cmd_leave(int argc, char **argv) {
+  struct cli_common o;
+  choreo_client *c = NULL;
+  char *reply = NULL;
+  int rv = parse_simple("leave", leave_usage, true, argc, argv, &o);
+  if (rv >= 0)
+    return rv;
+  if ((rv = cli_connect("leave", &o, &c)) != 0)
+    return rv;
+  rv = choreo_request(c, "{\"cmd\":\"leave\"}", &reply);
+  free(reply);
+  choreo_close(c);
+  return rv == 0 ? EXIT_OK : cli_fail("leave", rv, NULL);
+}
+
+int cmd_version(int argc, char **argv) {
+  struct cli_common o;
+  int rv = parse_simple("version", version_usage, false, argc, argv, &o);
+  if (rv >= 0)
+    return rv;
+  printf("choreo %s\n", choreo_version());
+  printf("libuv %s\n", uv_version_string());
+  /* nanomsg has no run-time version call; this is the one built with. */
+  printf("nanomsg %s\n", CHOREO_NANOMSG_VERSION);
+  printf("libyaml %s\n", yaml_get_version_string());
+  printf("jansson %s\n", jansson_version_str());
+  printf("libsodium %s\n", sodium_version_string());
+  return EXIT_OK;
+}

@@ -1,0 +1,443 @@
+/*
+ * cmd_query.c — the commands that read the agent: status, peers, watch,
+ * wait and metrics.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "cli.h"
+
+#define COMMON_OPTIONS                                                         \
+  "  -s, --socket PATH  the agent's control socket\n"                          \
+  "  -c, --config FILE  take the socket from FILE's control.socket\n"          \
+  "  -h, --help         show this help\n"
+
+static const char status_usage[] =
+    "Usage: choreo status [--json] [OPTION]...\n"
+    "\n"
+    "Show this node and every known peer: name, groups, state, reason, how\n"
+    "long it has been in that state, when it was last heard from, and its\n"
+    "data. This node is marked with '*'. Peers that are silent for\n"
+    "network.lost_after show as 'lost'; those that left, as 'left'.\n"
+    "\n"
+    "Options:\n"
+    "      --json         one JSON document: {\"node\": PEER, \"peers\": "
+    "[PEER...]}\n"
+    "                     where PEER is {name, groups, state, reason, since\n"
+    "                     (unix ms), last_seen_ms (ms ago; 0 for this node),\n"
+    "                     data}\n" COMMON_OPTIONS
+    "\n"
+    "Exit status: 0 success; 1 failure; 2 usage error; 3 no agent.\n";
+
+static const char peers_usage[] =
+    "Usage: choreo peers [--group G] [--json] [OPTION]...\n"
+    "\n"
+    "Show the peer table only (this node excluded), optionally only the\n"
+    "members of group G.\n"
+    "\n"
+    "Options:\n"
+    "  -g, --group G      only peers in group G\n"
+    "      --json         a JSON array of PEER objects (see status "
+    "--help)\n" COMMON_OPTIONS
+    "\n"
+    "Exit status: 0 success; 1 failure; 2 usage error; 3 no agent.\n";
+
+static const char watch_usage[] =
+    "Usage: choreo watch [--json] [OPTION]...\n"
+    "\n"
+    "Stream every peer event as it happens, one line each, until\n"
+    "interrupted. Events: joined, state, data, left, lost.\n"
+    "\n"
+    "Options:\n"
+    "      --json         one JSON object per line: {event, peer, state,\n"
+    "                     previous, reason, time (unix ms)}\n" COMMON_OPTIONS
+    "\n"
+    "Exit status: 0 when interrupted; 1 when the agent closed the stream;\n"
+    "2 usage error; 3 no agent.\n";
+
+static const char wait_usage[] =
+    "Usage: choreo wait (--node N | --group G) (--any | --all) STATE\n"
+    "                   [--timeout DURATION] [OPTION]...\n"
+    "\n"
+    "Block until the condition holds: node N (or any/all members of group\n"
+    "G, this node included when it is one) in STATE. --all needs at least\n"
+    "one member; members that left don't count.\n"
+    "\n"
+    "Options:\n"
+    "  -n, --node N         watch the node named N\n"
+    "  -g, --group G        watch the members of group G\n"
+    "      --any            one watched node in STATE is enough\n"
+    "      --all            every watched node must be in STATE\n"
+    "  -t, --timeout DUR    give up after DUR (250ms, 5s, 2m, 1h); default: "
+    "never\n" COMMON_OPTIONS
+    "\n"
+    "Exit status: 0 the condition holds; 1 timed out or failed; 2 usage\n"
+    "error; 3 no agent.\n";
+
+static const char metrics_usage[] =
+    "Usage: choreo metrics [OPTION]...\n"
+    "\n"
+    "Print the agent's counters and gauges in the Prometheus text format:\n"
+    "messages received, accepted, sent and dropped (by reason), peer\n"
+    "events, script runs, failures, retries, timeouts, dropped output,\n"
+    "peers by status, and a histogram of the reaction latency (message\n"
+    "received to script started).\n"
+    "\n"
+    "Options:\n" COMMON_OPTIONS
+    "\n"
+    "Exit status: 0 success; 1 failure; 2 usage error; 3 no agent.\n";
+
+/* Long-only options; in the `allowed` strings of parse() they are written
+ * 'A', 'B', 'C' (OPT_JSON, OPT_ANY, OPT_ALL). */
+enum { OPT_JSON = 1000, OPT_ANY, OPT_ALL };
+
+static const struct option query_options[] = {
+    {"socket", required_argument, NULL, 's'},
+    {"config", required_argument, NULL, 'c'},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"group", required_argument, NULL, 'g'},
+    {"node", required_argument, NULL, 'n'},
+    {"any", no_argument, NULL, OPT_ANY},
+    {"all", no_argument, NULL, OPT_ALL},
+    {"timeout", required_argument, NULL, 't'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+struct query_args {
+  struct cli_common common;
+  const char *group, *node, *timeout;
+  bool any, all;
+  int npositional;
+  char **positional;
+};
+
+/* Parse options; `allowed` lists the short names and OPT_* codes this
+ * command takes. Returns -1 to go on, else an exit status. */
+static int parse(const char *cmd, const char *usage, const char *allowed,
+                 int argc, char **argv, struct query_args *q) {
+  int ch;
+  memset(q, 0, sizeof(*q));
+  optind = 1;
+  opterr = 0;
+  while ((ch = getopt_long(argc, argv, ":s:c:g:n:t:h", query_options, NULL)) !=
+         -1) {
+    if (ch == 'h') {
+      fputs(usage, stdout);
+      return EXIT_OK;
+    }
+    if (ch == ':')
+      return cli_usage_error(cmd, "option '%s' needs a value",
+                             argv[optind - 1]);
+    if (ch == '?' || strchr(allowed, ch < 256 ? ch : 'A' + (ch - OPT_JSON)) ==
+                         NULL)
+      return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+    switch (ch) {
+    case 's': q->common.socket = optarg; break;
+    case 'c': q->common.config = optarg; break;
+    case 'g': q->group = optarg; break;
+    case 'n': q->node = optarg; break;
+    case 't': q->timeout = optarg; break;
+    case OPT_JSON: q->common.json = true; break;
+    case OPT_ANY: q->any = true; break;
+    case OPT_ALL: q->all = true; break;
+    }
+  }
+  q->npositional = argc - optind;
+  q->positional = argv + optind;
+  return -1;
+}
+
+static int no_positional(const char *cmd, const struct query_args *q) {
+  if (q->npositional > 0)
+    return cli_usage_error(cmd, "unexpected argument '%s'", q->positional[0]);
+  return -1;
+}
+
+/* ---- tables ---- */
+
+static void data_text(const choreo_peer *p, char *buf, size_t len) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < p->ndata && used < len; i++) {
+    int n = snprintf(buf + used, len - used, "%s%s=%s", i ? " " : "",
+                     p->data[i].key, p->data[i].value);
+    if (n < 0 || (size_t)n >= len - used) {
+      snprintf(buf + (len > 4 ? len - 4 : 0), 4, "...");
+      return;
+    }
+    used += (size_t)n;
+  }
+}
+
+static void groups_text(const choreo_peer *p, char *buf, size_t len) {
+  size_t used = 0;
+  snprintf(buf, len, "-");
+  for (size_t i = 0; i < p->ngroups; i++) {
+    int n = snprintf(buf + used, len - used, "%s%s", i ? "," : "",
+                     p->groups[i]);
+    if (n < 0 || (size_t)n >= len - used)
+      return;
+    used += (size_t)n;
+  }
+}
+
+struct row {
+  char name[72], groups[128], state[40], since[24], seen[24], reason[300],
+      data[512];
+  const char *raw_state;
+};
+
+static void make_row(const choreo_peer *p, bool self, int64_t now,
+                     struct row *r) {
+  snprintf(r->name, sizeof(r->name), "%s%s", p->name, self ? "*" : "");
+  groups_text(p, r->groups, sizeof(r->groups));
+  snprintf(r->state, sizeof(r->state), "%s", p->state);
+  cli_age(now - p->since_ms, r->since, sizeof(r->since));
+  if (self)
+    snprintf(r->seen, sizeof(r->seen), "-");
+  else
+    cli_age(p->last_seen_ms, r->seen, sizeof(r->seen));
+  snprintf(r->reason, sizeof(r->reason), "%s", p->reason[0] ? p->reason : "-");
+  data_text(p, r->data, sizeof(r->data));
+  r->raw_state = p->state;
+}
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void print_table(const choreo_peer *self, const choreo_peer *peers,
+                        size_t n) {
+  struct row *rows = calloc(n + 2, sizeof(*rows));
+  size_t count = 0;
+  int w[5] = {4, 6, 5, 5, 9};
+  bool colour = cli_colour(stdout);
+  int64_t now = wall_ms();
+
+  if (rows == NULL)
+    return;
+  if (self != NULL)
+    make_row(self, true, now, &rows[count++]);
+  for (size_t i = 0; i < n; i++)
+    make_row(&peers[i], false, now, &rows[count++]);
+  for (size_t i = 0; i < count; i++) {
+    const char *cols[5] = {rows[i].name, rows[i].groups, rows[i].state,
+                           rows[i].since, rows[i].seen};
+    for (int c = 0; c < 5; c++)
+      if ((int)strlen(cols[c]) > w[c])
+        w[c] = (int)strlen(cols[c]);
+  }
+  printf("%-*s  %-*s  %-*s  %-*s  %-*s  %s  %s\n", w[0], "NAME", w[1],
+         "GROUPS", w[2], "STATE", w[3], "SINCE", w[4], "LAST SEEN", "REASON",
+         "DATA");
+  for (size_t i = 0; i < count; i++) {
+    struct row *r = &rows[i];
+    printf("%-*s  %-*s  %s%-*s%s  %-*s  %-*s  %s  %s\n", w[0], r->name, w[1],
+           r->groups, cli_state_colour(r->raw_state, colour), w[2], r->state,
+           colour ? "\033[0m" : "", w[3], r->since, w[4], r->seen, r->reason,
+           r->data);
+  }
+  free(rows);
+}
+
+/* ---- status and peers ---- */
+
+int cmd_status(int argc, char **argv) {
+  struct query_args q;
+  choreo_client *c = NULL;
+  int rv = parse("status", status_usage, "sc" "A", argc, argv, &q);
+  if (rv >= 0 || (rv = no_positional("status", &q)) >= 0)
+    return rv;
+  if ((rv = cli_connect("status", &q.common, &c)) != 0)
+    return rv;
+  if (q.common.json) {
+    char *text = NULL;
+    rv = choreo_status_json(c, &text);
+    if (rv == 0)
+      printf("%s\n", text);
+    free(text);
+  } else {
+    choreo_status *st = NULL;
+    rv = choreo_status_get(c, &st);
+    if (rv == 0)
+      print_table(&st->node, st->peers, st->npeers);
+    choreo_status_free(st);
+  }
+  choreo_close(c);
+  return rv == 0 ? EXIT_OK : cli_fail("status", rv, NULL);
+}
+
+static int peers_json(choreo_client *c, const char *group) {
+  json_t *req = json_pack("{s:s}", "cmd", "peers"), *reply;
+  char *text = NULL, *out;
+  int rv;
+  if (group != NULL)
+    json_object_set_new(req, "group", json_string(group));
+  out = json_dumps(req, JSON_COMPACT);
+  json_decref(req);
+  rv = choreo_request(c, out, &text);
+  free(out);
+  if (rv == 0) {
+    reply = json_loads(text, 0, NULL);
+    out = json_dumps(json_object_get(reply, "peers"), JSON_COMPACT);
+    printf("%s\n", out != NULL ? out : "[]");
+    free(out);
+    json_decref(reply);
+  }
+  free(text);
+  return rv;
+}
+
+int cmd_peers(int argc, char **argv) {
+  struct query_args q;
+  choreo_client *c = NULL;
+  choreo_status *st = NULL;
+  int rv = parse("peers", peers_usage, "scgA", argc, argv, &q);
+  if (rv >= 0 || (rv = no_positional("peers", &q)) >= 0)
+    return rv;
+  if (q.group != NULL && !choreo_valid_name(q.group))
+    return cli_usage_error("peers", "'%s' is not a valid group name", q.group);
+  if ((rv = cli_connect("peers", &q.common, &c)) != 0)
+    return rv;
+  if (q.common.json) {
+    rv = peers_json(c, q.group);
+  } else if ((rv = choreo_status_get(c, &st)) == 0) {
+    size_t k = 0;
+    for (size_t i = 0; i < st->npeers; i++) {
+      bool in = q.group == NULL;
+      for (size_t g = 0; !in && g < st->peers[i].ngroups; g++)
+        in = strcmp(st->peers[i].groups[g], q.group) == 0;
+      if (in && k != i) {
+        choreo_peer tmp = st->peers[k];
+        st->peers[k] = st->peers[i];
+        st->peers[i] = tmp;
+      }
+      k += in;
+    }
+    print_table(NULL, st->peers, k);
+  }
+  choreo_status_free(st);
+  choreo_close(c);
+  return rv == 0 ? EXIT_OK : cli_fail("peers", rv, NULL);
+}
+
+/* ---- watch ---- */
+
+static int print_event(const choreo_event *ev, void *arg) {
+  bool json = *(bool *)arg;
+  if (json) {
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "event", ev->event,
+                          "peer", ev->peer, "state", ev->state, "previous",
+                          ev->previous, "reason", ev->reason, "time",
+                          (json_int_t)ev->time_ms);
+    char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (text != NULL)
+      printf("%s\n", text);
+    free(text);
+    json_decref(o);
+  } else {
+    char when[32];
+    time_t s = (time_t)(ev->time_ms / 1000);
+    struct tm tm;
+    localtime_r(&s, &tm);
+    strftime(when, sizeof(when), "%H:%M:%S", &tm);
+    printf("%s.%03d  %-7s %s  %s%s%s%s%s%s\n", when, (int)(ev->time_ms % 1000),
+           ev->event, ev->peer, ev->previous, ev->previous[0] ? " -> " : "",
+           ev->state, ev->reason[0] ? "  (" : "", ev->reason,
+           ev->reason[0] ? ")" : "");
+  }
+  fflush(stdout);
+  return 0;
+}
+
+static void on_interrupt(int sig) {}
+
+int cmd_watch(int argc, char **argv) {
+  struct query_args q;
+  choreo_client *c = NULL;
+  struct sigaction sa = {.sa_handler = on_interrupt};
+  int rv = parse("watch", watch_usage, "scA", argc, argv, &q);
+  if (rv >= 0 || (rv = no_positional("watch", &q)) >= 0)
+    return rv;
+  if ((rv = cli_connect("watch", &q.common, &c)) != 0)
+    return rv;
+  /* SIGINT/SIGTERM interrupt the blocking read (no SA_RESTART); the
+   * library reports that as -EINTR, which ends the watch cleanly. */
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  rv = choreo_watch(c, print_event, &q.common.json);
+  choreo_close(c);
+  if (rv == -EINTR)
+    return EXIT_OK;
+  return cli_fail("watch", rv, NULL);
+}
+
+/* ---- wait ---- */
+
+int cmd_wait(int argc, char **argv) {
+  struct query_args q;
+  choreo_client *c = NULL;
+  uint64_t timeout = 0;
+  int rv = parse("wait", wait_usage, "scgntBC", argc, argv, &q);
+  if (rv >= 0)
+    return rv;
+  if ((q.node == NULL) == (q.group == NULL))
+    return cli_usage_error("wait", "give exactly one of --node and --group");
+  if (q.any == q.all)
+    return cli_usage_error("wait", "give exactly one of --any and --all");
+  if (q.npositional != 1)
+    return cli_usage_error("wait", "give exactly one STATE");
+  if (!choreo_valid_state(q.positional[0]))
+    return cli_usage_error("wait", "'%s' is not a valid state (1-32 of a-z "
+                                   "0-9 _ -)", q.positional[0]);
+  if ((q.node && !choreo_valid_name(q.node)) ||
+      (q.group && !choreo_valid_name(q.group)))
+    return cli_usage_error("wait", "'%s' is not a valid name",
+                           q.node ? q.node : q.group);
+  if (q.timeout != NULL && choreo_parse_duration(q.timeout, &timeout) != 0)
+    return cli_usage_error("wait", "'%s' is not a duration (250ms, 5s, 2m, "
+                                   "1h)", q.timeout);
+  if ((rv = cli_connect("wait", &q.common, &c)) != 0)
+    return rv;
+  rv = choreo_wait(c, q.node, q.group, q.all, q.positional[0],
+                   q.timeout ? (int64_t)timeout : -1);
+  choreo_close(c);
+  if (rv == CHOREO_ETIMEDOUT)
+    return cli_error(EXIT_FAILED, "wait", "timed out after %s", q.timeout);
+  return rv == 0 ? EXIT_OK : cli_fail("wait", rv, NULL);
+}
+
+/* ---- metrics ---- */
+
+int cmd_metrics(int argc, char **argv) {
+  struct query_args q;
+  choreo_client *c = NULL;
+  char *text = NULL;
+  int rv = parse("metrics", metrics_usage, "sc", argc, argv, &q);
+  if (rv >= 0 || (rv = no_positional("metrics", &q)) >= 0)
+    return rv;
+  if ((rv = cli_connect("metrics", &q.common, &c)) != 0)
+    return rv;
+  rv = choreo_request(c, "{\"cmd\":\"metrics\"}", &text);
+  if (rv == 0) {
+    json_t *reply = json_loads(text, 0, NULL);
+    const char *m = json_string_value(json_object_get(reply, "text"));
+    if (m != NULL)
+      fputs(m, stdout);
+    else
+      rv = CHOREO_EPROTO;
+    json_decref(reply);
+  }
+  free(text);
+  choreo_close(c);
+  return rv == 0 ? EXIT_OK : cli_fail("metrics", rv, NULL);
+}

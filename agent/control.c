@@ -1,0 +1,333 @@
+/*
+ * control.c — the control socket server: JSON lines over a unix socket;
+ * see control.h for the rules it enforces on clients.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "choreo.h"
+#include "control.h"
+#include "log.h"
+#include "util.h"
+
+struct control_client {
+  uv_pipe_t pipe;
+  uv_timer_t idle;
+  struct control *owner;
+  struct control_client *next;
+  char *buf; /* CHOREO_REQUEST_MAX + 1 bytes */
+  size_t len;
+  bool watcher;
+  bool closing;
+  int open_handles;
+};
+
+struct write_req {
+  uv_write_t req;
+  char data[]; /* the line */
+};
+
+/* ---- socket file ---- */
+
+/* Is an agent answering at path? Decides whether a socket file is stale. */
+static int probe_live(const char *path) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  int fd, rv;
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  rv = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 1 : -errno;
+  close(fd);
+  return rv;
+}
+
+static int make_parent(const char *path) {
+  char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  char *slash;
+  snprintf(dir, sizeof(dir), "%s", path);
+  slash = strrchr(dir, '/');
+  if (slash == NULL || slash == dir)
+    return 0;
+  *slash = '\0';
+  for (char *p = dir + 1; *p != '\0'; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+      return -errno;
+    *p = '/';
+  }
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+    return -errno;
+  return 0;
+}
+
+static int claim_path(const char *path) {
+  int live = probe_live(path);
+  if (live == 1)
+    return CHOREO_EEXISTS;
+  /* Only a refused connection proves the file is a dead agent's socket;
+   * anything else (e.g. a regular file) is left alone and bind fails. */
+  if (live == -ECONNREFUSED && unlink(path) != 0 && errno != ENOENT)
+    return -errno;
+  return make_parent(path);
+}
+
+/* ---- clients ---- */
+
+static void client_free_if_closed(struct control_client *cl) {
+  struct control *c = cl->owner;
+  if (--cl->open_handles > 0)
+    return;
+  for (struct control_client **pp = &c->clients; *pp != NULL;
+       pp = &(*pp)->next) {
+    if (*pp == cl) {
+      *pp = cl->next;
+      break;
+    }
+  }
+  c->nclients--;
+  free(cl->buf);
+  free(cl);
+  if (c->closing && c->nclients == 0 &&
+      uv_is_closing((uv_handle_t *)&c->server) && c->close_cb != NULL) {
+    void (*cb)(struct control *) = c->close_cb;
+    c->close_cb = NULL;
+    cb(c);
+  }
+}
+
+static void on_client_handle_closed(uv_handle_t *h) {
+  struct control_client *cl = h->data;
+  client_free_if_closed(cl);
+}
+
+static void client_close(struct control_client *cl) {
+  if (cl->closing)
+    return;
+  cl->closing = true;
+  uv_close((uv_handle_t *)&cl->pipe, on_client_handle_closed);
+  uv_close((uv_handle_t *)&cl->idle, on_client_handle_closed);
+}
+
+static void client_fail(struct control_client *cl, const char *why) {
+  cl->owner->metrics->control_errors++;
+  log_warn("control: dropping a client: %s", why);
+  control_reply_error(cl, "%s", why);
+  client_close(cl);
+}
+
+static void on_idle(uv_timer_t *t) {
+  struct control_client *cl = container_of(t, struct control_client, idle);
+  client_fail(cl, "request line left unfinished for too long");
+}
+
+static void dispatch_line(struct control_client *cl, char *line, size_t len) {
+  json_error_t jerr;
+  json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+  cl->owner->metrics->control_requests++;
+  if (req == NULL || !json_is_object(req)) {
+    json_decref(req);
+    cl->owner->metrics->control_errors++;
+    control_reply_error(cl, "request is not a JSON object%s%s",
+                        req == NULL ? ": " : "", req == NULL ? jerr.text : "");
+    return;
+  }
+  cl->owner->on_request(cl->owner, cl, req);
+  json_decref(req);
+}
+
+static void consume_lines(struct control_client *cl) {
+  size_t start = 0;
+  for (size_t i = 0; i < cl->len && !cl->closing; i++) {
+    if (cl->buf[i] != '\n')
+      continue;
+    if (i > start)
+      dispatch_line(cl, cl->buf + start, i - start);
+    start = i + 1;
+  }
+  if (cl->closing)
+    return;
+  memmove(cl->buf, cl->buf + start, cl->len - start);
+  cl->len -= start;
+  if (cl->len == CHOREO_REQUEST_MAX)
+    client_fail(cl, "request line too long");
+  else if (cl->len > 0)
+    uv_timer_start(&cl->idle, on_idle, CONTROL_IDLE_MS, 0);
+  else
+    uv_timer_stop(&cl->idle);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  struct control_client *cl = container_of((uv_pipe_t *)h,
+                                           struct control_client, pipe);
+  buf->base = cl->buf + cl->len;
+  buf->len = CHOREO_REQUEST_MAX - cl->len;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  struct control_client *cl = container_of((uv_pipe_t *)s,
+                                           struct control_client, pipe);
+  if (n < 0) {
+    client_close(cl);
+    return;
+  }
+  cl->len += (size_t)n;
+  consume_lines(cl);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  struct control *c = container_of((uv_pipe_t *)server, struct control,
+                                   server);
+  struct control_client *cl;
+
+  if (status != 0)
+    return;
+  cl = calloc(1, sizeof(*cl));
+  if (cl != NULL)
+    cl->buf = malloc(CHOREO_REQUEST_MAX + 1);
+  if (cl == NULL || cl->buf == NULL || uv_pipe_init(c->loop, &cl->pipe, 0)) {
+    if (cl != NULL)
+      free(cl->buf);
+    free(cl);
+    log_error("control: out of memory accepting a client");
+    return;
+  }
+  uv_timer_init(c->loop, &cl->idle);
+  cl->pipe.data = cl->idle.data = cl;
+  cl->owner = c;
+  cl->open_handles = 2;
+  cl->next = c->clients;
+  c->clients = cl;
+  c->nclients++;
+  if (uv_accept(server, (uv_stream_t *)&cl->pipe) != 0 ||
+      c->nclients > CONTROL_CLIENTS_MAX) {
+    c->metrics->control_errors++;
+    client_close(cl);
+    return;
+  }
+  uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read);
+}
+
+/* ---- replies ---- */
+
+static void on_written(uv_write_t *req, int status) {
+  free(container_of(req, struct write_req, req));
+}
+
+static void send_line(struct control_client *cl, json_t *msg) {
+  char *text;
+  size_t len;
+  struct write_req *w;
+  uv_buf_t buf;
+
+  if (cl->closing)
+    return;
+  text = json_dumps(msg, JSON_COMPACT);
+  if (text == NULL)
+    return;
+  len = strlen(text);
+  w = malloc(sizeof(*w) + len + 1);
+  if (w != NULL) {
+    memcpy(w->data, text, len);
+    w->data[len] = '\n';
+    buf = uv_buf_init(w->data, (unsigned)len + 1);
+    if (uv_write(&w->req, (uv_stream_t *)&cl->pipe, &buf, 1, on_written) != 0)
+      free(w);
+  }
+  free(text);
+}
+
+void control_reply(struct control_client *cl, json_t *reply) {
+  send_line(cl, reply);
+}
+
+void control_reply_error(struct control_client *cl, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  json_t *reply;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  reply = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+  send_line(cl, reply);
+  json_decref(reply);
+}
+
+void control_watch(struct control_client *cl) { cl->watcher = true; }
+
+void control_broadcast(struct control *c, json_t *ev) {
+  struct control_client *next;
+  for (struct control_client *cl = c->clients; cl != NULL; cl = next) {
+    next = cl->next;
+    if (!cl->watcher || cl->closing)
+      continue;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&cl->pipe) >
+        CONTROL_WRITE_BACKLOG_MAX) {
+      c->metrics->control_errors++;
+      log_warn("control: dropping a watcher that doesn't read its events");
+      client_close(cl);
+      continue;
+    }
+    send_line(cl, ev);
+  }
+}
+
+/* ---- server ---- */
+
+int control_start(struct control *c, uv_loop_t *loop, const char *path,
+                  unsigned mode, struct metrics *m, control_request_fn fn) {
+  int rv;
+
+  memset(c, 0, sizeof(*c));
+  c->loop = loop;
+  c->metrics = m;
+  c->on_request = fn;
+  if (snprintf(c->path, sizeof(c->path), "%s", path) >= (int)sizeof(c->path))
+    return -ENAMETOOLONG;
+  if ((rv = claim_path(path)) != 0)
+    return rv;
+  if ((rv = uv_pipe_init(loop, &c->server, 0)) != 0)
+    return rv;
+  c->server_open = true;
+  if ((rv = uv_pipe_bind(&c->server, path)) != 0)
+    return rv; /* the file, if any, is not ours: leave it */
+  c->bound = true;
+  if (chmod(path, (mode_t)mode) != 0)
+    return -errno;
+  return uv_listen((uv_stream_t *)&c->server, 64, on_connection);
+}
+
+static void on_server_closed(uv_handle_t *h) {
+  struct control *c = container_of((uv_pipe_t *)h, struct control, server);
+  if (c->nclients == 0 && c->close_cb != NULL) {
+    void (*cb)(struct control *) = c->close_cb;
+    c->close_cb = NULL;
+    cb(c);
+  }
+}
+
+void control_close(struct control *c, void (*cb)(struct control *c)) {
+  if (c->closing)
+    return;
+  c->closing = true;
+  c->close_cb = cb;
+  for (struct control_client *cl = c->clients; cl != NULL; cl = cl->next)
+    client_close(cl);
+  if (c->bound)
+    unlink(c->path);
+  if (c->server_open) {
+    uv_close((uv_handle_t *)&c->server, on_server_closed);
+  } else if (cb != NULL) {
+    c->close_cb = NULL;
+    cb(c);
+  }
+}

@@ -1,0 +1,71 @@
+/*
+ * control.h — the control socket: a unix stream socket on which the CLI and
+ * other tools send JSON requests, one per line, and read JSON replies, one
+ * per line. A client that asked to watch then receives every peer event as
+ * a line until it disconnects.
+ *
+ * Everything a client sends is untrusted: a line longer than
+ * CHOREO_REQUEST_MAX, a line that is not a JSON object, or a partial line
+ * left unfinished for CONTROL_IDLE_MS ends that client's connection and no
+ * other. A watcher that doesn't read its events fast enough is dropped once
+ * CONTROL_WRITE_BACKLOG_MAX bytes wait for it.
+ */
+#ifndef CHOREO_CONTROL_H
+#define CHOREO_CONTROL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "metrics.h"
+
+#define CONTROL_CLIENTS_MAX 256
+#define CONTROL_IDLE_MS 10000
+#define CONTROL_WRITE_BACKLOG_MAX (4 * 1024 * 1024)
+
+struct control;
+struct control_client; /* private */
+
+/* A request from a client: req is a JSON object, borrowed for the call.
+ * The callee answers with control_reply() (now or later, while the client
+ * is alive) and may mark the client as a watcher. */
+typedef void (*control_request_fn)(struct control *c,
+                                   struct control_client *cl, json_t *req);
+
+struct control {
+  uv_pipe_t server;
+  uv_loop_t *loop;
+  char path[108];
+  struct metrics *metrics; /* borrowed */
+  control_request_fn on_request;
+  struct control_client *clients; /* private list */
+  size_t nclients;
+  bool server_open; /* the server handle needs closing */
+  bool bound;       /* the socket file is ours to unlink */
+  bool closing;
+  void (*close_cb)(struct control *c);
+};
+
+/* Listen at path with the given mode, creating its directory (0755) if
+ * missing. A socket file left by a dead agent is replaced; a live agent's
+ * is not: CHOREO_EEXISTS then. Other failures: a negated errno. Whatever
+ * the result, the caller ends with control_close(). */
+int control_start(struct control *c, uv_loop_t *loop, const char *path,
+                  unsigned mode, struct metrics *m, control_request_fn fn);
+
+/* Send one reply line (reply is borrowed). A client closed meanwhile is
+ * silently skipped. */
+void control_reply(struct control_client *cl, json_t *reply);
+/* Answer {"ok": false, "error": message}. */
+void control_reply_error(struct control_client *cl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Make the client a watcher: it receives control_broadcast() lines. */
+void control_watch(struct control_client *cl);
+/* Send ev (borrowed) to every watcher. */
+void control_broadcast(struct control *c, json_t *ev);
+
+/* Close the server and every client, unlink the socket file; cb runs when
+ * every handle is closed. Idempotent. */
+void control_close(struct control *c, void (*cb)(struct control *c));
+
+#endif

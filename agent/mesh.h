@@ -1,0 +1,52 @@
+/*
+ * mesh.h — the agent's nanomsg sockets, inside the libuv loop.
+ *
+ * Topology (docs/ARCHITECTURE.md): one SUB socket bound at network.listen
+ * is this agent's inbox; one PUB socket connects to the inbox of every
+ * member, so one send fans out to all. nanomsg runs its own threads; the
+ * loop learns of incoming messages through NN_RCVFD, a descriptor that only
+ * signals readiness, watched by a uv_poll_t, and then drains the socket
+ * with NN_DONTWAIT until EAGAIN. PUB never blocks and silently drops
+ * (slow joiners, full pipes): the protocol above is built for loss.
+ */
+#ifndef CHOREO_MESH_H
+#define CHOREO_MESH_H
+
+#include <stddef.h>
+#include <uv.h>
+
+struct mesh;
+
+/* One message of len bytes; buf is valid during the call only. */
+typedef void (*mesh_recv_fn)(struct mesh *m, const void *buf, size_t len);
+
+struct mesh {
+  uv_poll_t poll;
+  int sub;   /* inbox; -1 when closed */
+  int pub;   /* fan-out; -1 when closed */
+  mesh_recv_fn on_recv;
+  void (*close_cb)(struct mesh *m);
+};
+
+/* Create both sockets and bind the inbox at listen (no callback runs
+ * before mesh_start). Returns 0, or a negated errno (EADDRINUSE, EINVAL
+ * for a bad address, …) with nothing left open. */
+int mesh_init(struct mesh *m, uv_loop_t *loop, const char *listen,
+              size_t max_msg, mesh_recv_fn on_recv);
+int mesh_start(struct mesh *m);
+
+/* Connect the PUB socket to a member's inbox; reconnects in the background
+ * for as long as the endpoint exists. Returns the endpoint id (>= 0) or a
+ * negated errno (EINVAL: not a valid address). */
+int mesh_connect(struct mesh *m, const char *addr);
+/* Shut an endpoint down. */
+void mesh_disconnect(struct mesh *m, int endpoint);
+
+/* Publish one message to every connected member. Never blocks. Returns 0
+ * or a negated errno (EAGAIN when nanomsg could not queue it). */
+int mesh_send(struct mesh *m, const void *buf, size_t len);
+
+/* Close both sockets; cb runs when the poll handle is closed. */
+void mesh_close(struct mesh *m, void (*cb)(struct mesh *m));
+
+#endif

@@ -1,0 +1,502 @@
+/*
+ * peers.c — the peer table (see peers.h): a name-sorted array of owned
+ * entries, the rules that merge records and member lists into it, the
+ * lost/left/reap timeline, the replay guard and the anti-entropy digest.
+ *
+ * Pure: the caller passes the clocks; the only output besides the table
+ * itself is the event callback. An event is reported only once the table
+ * is consistent again, and the callback may read the table but must not
+ * change it (no merge, no tick from inside it).
+ *
+ * Entries come from two sources:
+ *  - records from the node itself (peers_merge_direct): the entry is
+ *    "heard" and its state is known;
+ *  - other nodes' member lists (peers_merge_member): an "unheard" entry
+ *    with a name, an address and the (inc, ver) stamp the list carried,
+ *    but no state. Unheard entries raise no event until the node's own
+ *    record arrives; that record is taken even when its stamp only equals
+ *    the listed one, since the list carried the stamp but not the content.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "peers.h"
+#include "util.h"
+
+#define PEERS_CAP_MIN 16
+
+/* ---- table ---- */
+
+/* The index of name, or where it would be inserted. */
+static size_t locate(const struct peers *p, const char *name, bool *found) {
+  size_t lo = 0, hi = p->n;
+
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = strcmp(p->v[mid]->rec.name, name);
+    if (c == 0) {
+      *found = true;
+      return mid;
+    }
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  *found = false;
+  return lo;
+}
+
+void peers_init(struct peers *p, const char *self, size_t max,
+                peers_event_fn on_event, void *arg) {
+  memset(p, 0, sizeof(*p));
+  /* A self name too long to be valid can't match a valid peer's either. */
+  (void)strlcpy_checked(p->self, self != NULL ? self : "", sizeof(p->self));
+  p->max = max;
+  p->on_event = on_event;
+  p->arg = arg;
+}
+
+static void peer_destroy(struct peer *peer) {
+  record_free(&peer->rec);
+  free(peer);
+}
+
+void peers_free(struct peers *p) {
+  for (size_t i = 0; i < p->n; i++)
+    peer_destroy(p->v[i]);
+  free(p->v);
+  p->v = NULL;
+  p->n = p->cap = 0;
+}
+
+struct peer *peers_find(const struct peers *p, const char *name) {
+  bool found;
+  size_t at;
+
+  if (name == NULL)
+    return NULL;
+  at = locate(p, name, &found);
+  return found ? p->v[at] : NULL;
+}
+
+const char *peer_state(const struct peer *peer) {
+  switch (peer->status) {
+  case PEER_LOST:
+    return "lost";
+  case PEER_LEFT:
+    return "left";
+  case PEER_ALIVE:
+    break;
+  }
+  return peer->rec.state;
+}
+
+/* A new entry holding a copy of r; NULL when out of memory. */
+static struct peer *peer_new(const struct record *r, uint64_t now) {
+  struct peer *peer = calloc(1, sizeof(*peer));
+
+  if (peer == NULL)
+    return NULL;
+  if (record_init(&peer->rec) != 0 || record_copy(&peer->rec, r) != 0) {
+    peer_destroy(peer);
+    return NULL;
+  }
+  peer->status = PEER_ALIVE;
+  peer->last_seen = now;
+  peer->status_since = now;
+  peer->endpoint = -1;
+  return peer;
+}
+
+static int insert_at(struct peers *p, size_t at, struct peer *peer) {
+  if (p->n == p->cap) {
+    size_t cap = p->cap == 0 ? PEERS_CAP_MIN : p->cap * 2;
+    struct peer **v = realloc(p->v, cap * sizeof(*v));
+    if (v == NULL)
+      return CHOREO_ENOMEM;
+    p->v = v;
+    p->cap = cap;
+  }
+  memmove(p->v + at + 1, p->v + at, (p->n - at) * sizeof(*p->v));
+  p->v[at] = peer;
+  p->n++;
+  return 0;
+}
+
+static void remove_at(struct peers *p, size_t at) {
+  peer_destroy(p->v[at]);
+  memmove(p->v + at, p->v + at + 1, (p->n - at - 1) * sizeof(*p->v));
+  p->n--;
+}
+
+/* Add a copy of r at `at` (from locate()). */
+static enum peers_result add(struct peers *p, size_t at, const struct record *r,
+                             bool heard, uint64_t now, struct peer **out) {
+  struct peer *peer;
+
+  if (p->n >= p->max)
+    return PEERS_FULL;
+  peer = peer_new(r, now);
+  if (peer == NULL)
+    return PEERS_NOMEM;
+  if (insert_at(p, at, peer) != 0) {
+    peer_destroy(peer);
+    return PEERS_NOMEM;
+  }
+  peer->heard = heard;
+  if (out != NULL)
+    *out = peer;
+  return PEERS_NEW;
+}
+
+/* ---- events ---- */
+
+static void emit(const struct peers *p, const struct peer *peer,
+                 enum peer_event_type type, const char *previous,
+                 int64_t wall) {
+  struct peer_event ev = {
+      .type = type,
+      .peer = peer,
+      .state = peer_state(peer),
+      .previous = previous,
+      .reason = peer->rec.reason,
+      .time_ms = wall,
+  };
+
+  if (p->on_event != NULL)
+    p->on_event(p->arg, &ev);
+}
+
+const char *peer_event_name(enum peer_event_type t) {
+  switch (t) {
+#define XX(id, s)                                                              \
+  case PEER_EV_##id:                                                           \
+    return s;
+    PEER_EVENT_MAP(XX)
+#undef XX
+  }
+  return "unknown";
+}
+
+/* ---- records from the node itself ---- */
+
+/* What a peer looked like before a merge, for the events after it. */
+struct before {
+  enum peer_status status;
+  bool heard;
+  char shown[CHOREO_STATE_MAX + 1]; /* peer_state() */
+  char state[CHOREO_STATE_MAX + 1]; /* rec.state */
+};
+
+static void remember(struct before *b, const struct peer *peer) {
+  b->status = peer->status;
+  b->heard = peer->heard;
+  (void)strlcpy_checked(b->shown, peer_state(peer), sizeof(b->shown));
+  (void)strlcpy_checked(b->state, peer->rec.state, sizeof(b->state));
+}
+
+static void set_status(struct peer *peer, enum peer_status s, uint64_t now) {
+  if (peer->status != s) {
+    peer->status = s;
+    peer->status_since = now;
+  }
+}
+
+/* A newer record marked left: the node is gone, so its last state and
+ * data changes are not reported, only the leave (and only if observers
+ * ever saw the node: a never-heard node leaves silently). */
+static void take_left(struct peers *p, struct peer *peer,
+                      const struct before *b, uint64_t now, int64_t wall) {
+  if (b->status == PEER_LEFT)
+    return;
+  set_status(peer, PEER_LEFT, now);
+  if (b->heard)
+    emit(p, peer, PEER_EV_LEFT, b->shown, wall);
+}
+
+/* A newer record, not left: the node is alive and heard. */
+static void take_alive(struct peers *p, struct peer *peer,
+                       const struct before *b, bool data_changed, uint64_t now,
+                       int64_t wall) {
+  bool state_changed = strcmp(b->state, peer->rec.state) != 0;
+
+  peer->heard = true;
+  peer->last_seen = now;
+  set_status(peer, PEER_ALIVE, now);
+  if (!b->heard) {
+    emit(p, peer, PEER_EV_JOINED, "", wall);
+    return;
+  }
+  if (b->status != PEER_ALIVE)
+    emit(p, peer, PEER_EV_JOINED, b->shown, wall);
+  if (state_changed)
+    emit(p, peer, PEER_EV_STATE, b->state, wall);
+  if (data_changed)
+    emit(p, peer, PEER_EV_DATA, b->state, wall);
+}
+
+static enum peers_result replace(struct peers *p, struct peer *peer,
+                                 const struct record *r, uint64_t now,
+                                 int64_t wall) {
+  struct before b;
+  bool data_changed = !record_same_data(r, &peer->rec);
+
+  remember(&b, peer);
+  if (record_copy(&peer->rec, r) != 0)
+    return PEERS_NOMEM;
+  if (r->left)
+    take_left(p, peer, &b, now, wall);
+  else
+    take_alive(p, peer, &b, data_changed, now, wall);
+  return PEERS_UPDATED;
+}
+
+/* The same (inc, ver) again: a heartbeat. It proves the node alive. */
+static enum peers_result refresh(struct peers *p, struct peer *peer,
+                                 uint64_t now, int64_t wall) {
+  if (peer->status == PEER_LEFT)
+    return PEERS_STALE;
+  peer->last_seen = now;
+  if (peer->status == PEER_LOST) {
+    set_status(peer, PEER_ALIVE, now);
+    emit(p, peer, PEER_EV_JOINED, "lost", wall);
+  }
+  return PEERS_UPDATED;
+}
+
+enum peers_result peers_merge_direct(struct peers *p, const struct record *r,
+                                     uint64_t now, int64_t wall,
+                                     struct peer **out) {
+  enum peers_result res;
+  struct peer *peer;
+  bool found;
+  size_t at;
+  int cmp;
+
+  if (out != NULL)
+    *out = NULL;
+  if (strcmp(r->name, p->self) == 0)
+    return PEERS_SELF;
+  at = locate(p, r->name, &found);
+  if (!found) {
+    /* A stranger that already left is not worth an entry. */
+    if (r->left)
+      return PEERS_STALE;
+    res = add(p, at, r, true, now, &peer);
+    if (res == PEERS_NEW) {
+      if (out != NULL)
+        *out = peer;
+      emit(p, peer, PEER_EV_JOINED, "", wall);
+    }
+    return res;
+  }
+  peer = p->v[at];
+  if (out != NULL)
+    *out = peer;
+  cmp = record_cmp(r, &peer->rec);
+  if (cmp > 0 || (cmp == 0 && !peer->heard)) {
+    res = replace(p, peer, r, now, wall);
+    if (res == PEERS_NOMEM && out != NULL)
+      *out = NULL;
+    return res;
+  }
+  return cmp == 0 ? refresh(p, peer, now, wall) : PEERS_STALE;
+}
+
+/* ---- member lists ---- */
+
+static int cmp_stamp(uint64_t inc_a, uint64_t ver_a, const struct record *b) {
+  if (inc_a != b->inc)
+    return inc_a > b->inc ? 1 : -1;
+  return (ver_a > b->ver) - (ver_a < b->ver);
+}
+
+static enum peers_result add_member(struct peers *p, size_t at,
+                                    const struct wire_member *m, uint64_t now,
+                                    struct peer **out) {
+  struct record r;
+  enum peers_result res;
+
+  if (record_init(&r) != 0)
+    return PEERS_NOMEM;
+  (void)strlcpy_checked(r.name, m->name, sizeof(r.name));
+  (void)strlcpy_checked(r.addr, m->addr, sizeof(r.addr));
+  r.inc = m->inc;
+  r.ver = m->ver;
+  res = add(p, at, &r, false, now, out);
+  record_free(&r);
+  return res;
+}
+
+static enum peers_result member_left(struct peers *p, struct peer *peer,
+                                     const struct wire_member *m, uint64_t now,
+                                     int64_t wall) {
+  char shown[CHOREO_STATE_MAX + 1];
+
+  (void)strlcpy_checked(shown, peer_state(peer), sizeof(shown));
+  peer->rec.left = true;
+  peer->rec.inc = m->inc;
+  peer->rec.ver = m->ver;
+  set_status(peer, PEER_LEFT, now);
+  if (peer->heard)
+    emit(p, peer, PEER_EV_LEFT, shown, wall);
+  return PEERS_UPDATED;
+}
+
+enum peers_result peers_merge_member(struct peers *p,
+                                     const struct wire_member *m, uint64_t now,
+                                     int64_t wall, struct peer **out) {
+  struct peer *peer;
+  bool found;
+  size_t at;
+  int cmp;
+
+  if (out != NULL)
+    *out = NULL;
+  if (strcmp(m->name, p->self) == 0)
+    return PEERS_SELF;
+  at = locate(p, m->name, &found);
+  if (!found)
+    return m->left ? PEERS_STALE : add_member(p, at, m, now, out);
+  peer = p->v[at];
+  if (out != NULL)
+    *out = peer;
+  cmp = cmp_stamp(m->inc, m->ver, &peer->rec);
+  if (m->left)
+    return cmp >= 0 && peer->status != PEER_LEFT
+               ? member_left(p, peer, m, now, wall)
+               : PEERS_STALE;
+  if (cmp <= 0)
+    return PEERS_STALE;
+  /* A heard entry keeps the stamp of the record it holds, or the node's
+   * own record of that stamp would be taken for a duplicate. */
+  if (!peer->heard) {
+    peer->rec.inc = m->inc;
+    peer->rec.ver = m->ver;
+  } else if (strcmp(m->addr, peer->rec.addr) == 0) {
+    return PEERS_STALE;
+  }
+  (void)strlcpy_checked(peer->rec.addr, m->addr, sizeof(peer->rec.addr));
+  return PEERS_UPDATED;
+}
+
+/* ---- replay guard ---- */
+
+/* (0, 0) means "nothing accepted yet": senders number their messages from
+ * 1, so a message stamped (0, 0) is refused from a known node. */
+bool peers_accept_seq(struct peers *p, const char *from, uint64_t inc,
+                      uint64_t seq) {
+  struct peer *peer = peers_find(p, from);
+
+  if (peer == NULL)
+    return true;
+  if (inc < peer->msg_inc || (inc == peer->msg_inc && seq <= peer->msg_seq))
+    return false;
+  peer->msg_inc = inc;
+  peer->msg_seq = seq;
+  return true;
+}
+
+/* ---- time ---- */
+
+static uint64_t elapsed(uint64_t now, uint64_t since) {
+  return now > since ? now - since : 0;
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static void lose(struct peers *p, struct peer *peer, uint64_t now,
+                 int64_t wall) {
+  set_status(peer, PEER_LOST, now);
+  if (peer->heard)
+    emit(p, peer, PEER_EV_LOST, peer->rec.state, wall);
+}
+
+uint64_t peers_tick(struct peers *p, uint64_t now, int64_t wall,
+                    uint64_t lost_after, uint64_t reap_after) {
+  uint64_t next = UINT64_MAX, due;
+  size_t i = 0;
+
+  while (i < p->n) {
+    struct peer *peer = p->v[i];
+    if (peer->status == PEER_ALIVE) {
+      if (elapsed(now, peer->last_seen) < lost_after) {
+        due = add_sat(peer->last_seen, lost_after);
+        next = due < next ? due : next;
+        i++;
+        continue;
+      }
+      lose(p, peer, now, wall);
+    }
+    if (elapsed(now, peer->status_since) >= reap_after) {
+      emit(p, peer, PEER_EV_REAPED, "", wall);
+      remove_at(p, i);
+      continue;
+    }
+    due = add_sat(peer->status_since, reap_after);
+    next = due < next ? due : next;
+    i++;
+  }
+  return next;
+}
+
+/* ---- digest and counts ---- */
+
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+static uint64_t fnv(uint64_t h, const void *buf, size_t len) {
+  const unsigned char *b = buf;
+  for (size_t i = 0; i < len; i++) {
+    h ^= b[i];
+    h *= FNV_PRIME;
+  }
+  return h;
+}
+
+/* Strings end with their NUL and numbers have a fixed width and byte
+ * order, so different splits of the same bytes hash differently. */
+static uint64_t hash_member(uint64_t h, const struct record *r) {
+  unsigned char num[9];
+
+  h = fnv(h, r->name, strlen(r->name) + 1);
+  h = fnv(h, r->addr, strlen(r->addr) + 1);
+  for (size_t i = 0; i < 8; i++)
+    num[i] = (unsigned char)(r->inc >> (8 * i));
+  num[8] = r->left ? 1 : 0;
+  return fnv(h, num, sizeof(num));
+}
+
+uint64_t peers_digest(const struct peers *p, const struct record *self) {
+  uint64_t h = FNV_OFFSET;
+  bool self_done = self == NULL;
+
+  for (size_t i = 0; i < p->n; i++) {
+    const struct record *r = &p->v[i]->rec;
+    if (!self_done && strcmp(self->name, r->name) < 0) {
+      h = hash_member(h, self);
+      self_done = true;
+    }
+    h = hash_member(h, r);
+  }
+  if (!self_done)
+    h = hash_member(h, self);
+  return h;
+}
+
+void peers_count(const struct peers *p, size_t *alive, size_t *lost,
+                 size_t *left) {
+  size_t c[3] = {0, 0, 0};
+
+  for (size_t i = 0; i < p->n; i++)
+    c[p->v[i]->status]++;
+  if (alive != NULL)
+    *alive = c[PEER_ALIVE];
+  if (lost != NULL)
+    *lost = c[PEER_LOST];
+  if (left != NULL)
+    *left = c[PEER_LEFT];
+}

@@ -1,0 +1,837 @@
+/*
+ * runner.c — runs behaviour and check scripts as child processes; runner.h
+ * holds the contract.
+ *
+ * A job (struct runner_job) lives from runner_submit() until its done
+ * callback: it waits in the FIFO, runs one try after another and waits out
+ * the backoff between them. A try (struct runner_try) owns the handles of
+ * one child: the process, its three pipes and two timers. It is freed once
+ * every one of them is closed, and only then does the job go on (retry or
+ * end), so a job never has two tries at once and no handle outlives its
+ * memory. The job's own timer first defers the start (runner_submit never
+ * spawns nor calls back), then times the backoff; the done callback runs
+ * from its close callback.
+ *
+ * Memory stays bounded whatever a script prints: each output stream has one
+ * read buffer and one line buffer, and beyond the per-try log budget the
+ * bytes are only counted.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "choreo.h"
+#include "log.h"
+#include "runner.h"
+#include "util.h"
+
+#define RUNNER_READ_BUF 16384 /* one read from a child's stdout or stderr */
+
+enum job_state {
+  JOB_QUEUED,  /* waiting for a slot (r->queued counts it) */
+  JOB_RUNNING, /* holds a slot; a try is under way or closing */
+  JOB_BACKOFF, /* between two tries; holds no slot */
+  JOB_ENDING   /* its timer is closing; done comes next */
+};
+
+struct stream {
+  uv_pipe_t pipe;
+  struct runner_try *t;
+  bool is_err;
+  bool eof;
+  size_t len; /* bytes of the current line in line[] */
+  char line[RUNNER_LINE_MAX + 1];
+  char buf[RUNNER_READ_BUF];
+};
+
+struct runner_try {
+  struct runner_job *j;
+  uv_process_t proc;
+  uv_pipe_t in;
+  struct stream out, err;
+  uv_write_t write_req;
+  uv_timer_t timer;  /* the timeout, then the kill grace */
+  uv_timer_t linger; /* after the exit, for the rest of the output */
+  unsigned pending;  /* initialised handles not closed yet */
+  int spawn_err;
+  bool exited, finished, term_sent, timed_out, cancelled, over_budget;
+  int64_t exit_status;
+  int term_signal;
+  size_t log_lines, log_bytes;
+  uint64_t dropped;
+};
+
+struct runner_job {
+  struct runner *r;
+  struct runner_job *next, *prev; /* r->jobs; the head's prev is the tail */
+  enum job_state state;
+  bool holds_slot;
+  uint64_t tag;
+  char *name;
+  char **argv, **env;
+  char *input;
+  size_t input_len;
+  uint64_t timeout_ms;
+  unsigned retries, attempt;
+  uv_timer_t timer; /* the deferred start, then the retry backoff */
+  struct runner_try *run;
+  enum runner_result res;
+  int status;
+};
+
+static void pump(struct runner *r);
+static void job_after_try(struct runner_job *j, enum runner_result res,
+                          int status);
+
+const char *runner_result_name(enum runner_result res) {
+  switch (res) {
+#define XX(id, s)                                                              \
+  case RUNNER_##id:                                                            \
+    return s;
+    RUNNER_RESULT_MAP(XX)
+#undef XX
+  }
+  return "unknown";
+}
+
+/* ---- the job list: every job not yet done, in FIFO order ---- */
+
+static void list_append(struct runner *r, struct runner_job *j) {
+  j->next = NULL;
+  if (r->jobs == NULL) {
+    j->prev = j;
+    r->jobs = j;
+    return;
+  }
+  j->prev = r->jobs->prev;
+  r->jobs->prev->next = j;
+  r->jobs->prev = j;
+}
+
+static void list_remove(struct runner *r, struct runner_job *j) {
+  if (j == r->jobs) {
+    r->jobs = j->next;
+    if (r->jobs != NULL)
+      r->jobs->prev = j->prev;
+    return;
+  }
+  j->prev->next = j->next;
+  if (j->next != NULL)
+    j->next->prev = j->prev;
+  else
+    r->jobs->prev = j->prev;
+}
+
+static struct runner_job *first_queued(struct runner *r) {
+  for (struct runner_job *j = r->jobs; j != NULL; j = j->next) {
+    if (j->state == JOB_QUEUED)
+      return j;
+  }
+  return NULL;
+}
+
+static void set_gauges(struct runner *r) {
+  r->metrics->runs_running = (int64_t)r->running;
+  r->metrics->runs_queued = (int64_t)r->queued;
+}
+
+static void slot_release(struct runner_job *j) {
+  if (!j->holds_slot)
+    return;
+  j->holds_slot = false;
+  j->r->running--;
+  set_gauges(j->r);
+}
+
+/* ---- copying a spec ---- */
+
+static void strv_free(char **v) {
+  if (v == NULL)
+    return;
+  for (size_t i = 0; v[i] != NULL; i++)
+    free(v[i]);
+  free(v);
+}
+
+/* *out stays NULL when v is NULL. */
+static int strv_dup(char *const *v, char ***out) {
+  size_t n = 0;
+  char **copy;
+
+  *out = NULL;
+  if (v == NULL)
+    return 0;
+  while (v[n] != NULL)
+    n++;
+  copy = calloc(n + 1, sizeof(*copy));
+  if (copy == NULL)
+    return CHOREO_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    if ((copy[i] = strdup(v[i])) == NULL) {
+      strv_free(copy);
+      return CHOREO_ENOMEM;
+    }
+  }
+  *out = copy;
+  return 0;
+}
+
+/* Accepts a half-built job. */
+static void job_free(struct runner_job *j) {
+  if (j == NULL)
+    return;
+  free(j->name);
+  strv_free(j->argv);
+  strv_free(j->env);
+  free(j->input);
+  free(j);
+}
+
+static int job_new(struct runner *r, const struct runner_spec *spec,
+                   struct runner_job **out) {
+  struct runner_job *j = calloc(1, sizeof(*j));
+  const char *name = spec->name != NULL ? spec->name : spec->argv[0];
+  int rv = CHOREO_ENOMEM;
+
+  if (j == NULL)
+    goto fail;
+  j->r = r;
+  j->tag = spec->tag;
+  j->timeout_ms = spec->timeout_ms;
+  j->retries = spec->retries;
+  if ((j->name = strdup(name)) == NULL)
+    goto fail;
+  if ((rv = strv_dup(spec->argv, &j->argv)) != 0 ||
+      (rv = strv_dup(spec->env, &j->env)) != 0)
+    goto fail;
+  if (spec->input_len > 0) {
+    rv = CHOREO_ENOMEM;
+    if ((j->input = malloc(spec->input_len)) == NULL)
+      goto fail;
+    memcpy(j->input, spec->input, spec->input_len);
+    j->input_len = spec->input_len;
+  }
+  *out = j;
+  return 0;
+
+fail:
+  job_free(j);
+  return rv;
+}
+
+/* ---- runner lifecycle ---- */
+
+void runner_init(struct runner *r, uv_loop_t *loop, unsigned max_running,
+                 struct metrics *m, runner_started_fn started,
+                 runner_done_fn done, void *arg) {
+  assert(m != NULL);
+  memset(r, 0, sizeof(*r));
+  r->loop = loop;
+  r->max_running = max_running > 0 ? max_running : 1;
+  r->metrics = m;
+  r->started = started;
+  r->done = done;
+  r->arg = arg;
+  set_gauges(r);
+}
+
+static void on_kick(uv_timer_t *timer) {
+  pump(container_of(timer, struct runner_job, timer)->r);
+}
+
+int runner_submit(struct runner *r, const struct runner_spec *spec) {
+  struct runner_job *j = NULL;
+  int rv;
+
+  if (r->closing)
+    return CHOREO_ECLOSED;
+  if (spec == NULL || spec->argv == NULL || spec->argv[0] == NULL ||
+      spec->argv[0][0] == '\0' || (spec->input == NULL && spec->input_len))
+    return CHOREO_EINVAL;
+  /* uv_buf_t holds an unsigned int length. */
+  if (r->queued >= RUNNER_QUEUE_MAX || spec->input_len > UINT_MAX)
+    return CHOREO_ETOOBIG;
+  if ((rv = job_new(r, spec, &j)) != 0)
+    goto fail;
+  if ((rv = uv_timer_init(r->loop, &j->timer)) != 0)
+    goto fail;
+  /* Start from the loop, never from inside this call: the caller may not
+   * expect its callbacks yet. Cannot fail on a fresh timer. */
+  uv_timer_start(&j->timer, on_kick, 0, 0);
+  j->state = JOB_QUEUED;
+  list_append(r, j);
+  r->queued++;
+  set_gauges(r);
+  return 0;
+
+fail:
+  job_free(j);
+  return rv;
+}
+
+/* ---- signals to a child's process group ---- */
+
+static void signal_group(struct runner_try *t, int sig) {
+  /* The child leads its own session and group (UV_PROCESS_DETACHED), so
+   * -pid reaches it and everything it started that did not leave. */
+  if (t->proc.pid <= 0)
+    return;
+  if (kill(-t->proc.pid, sig) != 0 && errno != ESRCH)
+    log_warn("%s: cannot signal process group %d: %s", t->j->name,
+             (int)t->proc.pid, strerror(errno));
+}
+
+static void on_timer(uv_timer_t *timer);
+
+static void term_group(struct runner_try *t) {
+  t->term_sent = true;
+  signal_group(t, SIGTERM);
+  uv_timer_start(&t->timer, on_timer, RUNNER_KILL_GRACE_MS, 0);
+}
+
+static void on_timer(uv_timer_t *timer) {
+  struct runner_try *t = container_of(timer, struct runner_try, timer);
+  struct runner_job *j = t->j;
+
+  if (t->term_sent) {
+    log_warn("%s: still running %d ms after SIGTERM, sending SIGKILL", j->name,
+             RUNNER_KILL_GRACE_MS);
+    signal_group(t, SIGKILL);
+    return;
+  }
+  t->timed_out = true;
+  j->r->metrics->runs_timed_out++;
+  log_warn("%s: timed out after %" PRIu64 " ms, stopping its process group",
+           j->name, j->timeout_ms);
+  term_group(t);
+}
+
+/* ---- output: bounded lines, a byte and line budget per try ---- */
+
+static void drop(struct runner_try *t, size_t n) {
+  t->dropped += n;
+  t->j->r->metrics->output_dropped_bytes += n;
+}
+
+/* Keep the log one line per line and free of terminal escapes. */
+static void sanitize(char *s, size_t *len) {
+  if (*len > 0 && s[*len - 1] == '\r')
+    (*len)--;
+  s[*len] = '\0';
+  for (size_t i = 0; i < *len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7f)
+      s[i] = '?';
+  }
+}
+
+/* Log the buffered line; nl is 1 when a newline ended it. */
+static void line_emit(struct stream *s, size_t nl) {
+  struct runner_try *t = s->t;
+  size_t n = s->len;
+
+  s->len = 0;
+  if (t->over_budget || t->log_lines >= RUNNER_LOG_LINES ||
+      t->log_bytes + n > RUNNER_LOG_BYTES) {
+    t->over_budget = true;
+    drop(t, n + nl);
+    return;
+  }
+  t->log_lines++;
+  t->log_bytes += n;
+  sanitize(s->line, &n);
+  if (s->is_err)
+    log_warn("%s: %s", t->j->name, s->line);
+  else
+    log_info("%s: %s", t->j->name, s->line);
+}
+
+static void stream_consume(struct stream *s, const char *p, size_t n) {
+  while (n > 0) {
+    const char *nl;
+    size_t len, take;
+
+    if (s->t->over_budget) {
+      drop(s->t, n);
+      return;
+    }
+    nl = memchr(p, '\n', n);
+    len = nl != NULL ? (size_t)(nl - p) : n;
+    take = RUNNER_LINE_MAX - s->len;
+    take = len < take ? len : take;
+    memcpy(s->line + s->len, p, take);
+    s->len += take;
+    p += take;
+    n -= take;
+    if (take < len) {
+      line_emit(s, 0); /* full: split the line */
+    } else if (nl != NULL) {
+      line_emit(s, 1);
+      p++;
+      n--;
+    }
+  }
+}
+
+static void stream_flush(struct stream *s) {
+  if (s->len > 0)
+    line_emit(s, 0);
+}
+
+/* ---- the end of a try ---- */
+
+static void try_closed(struct runner_try *t);
+
+static void try_unref(struct runner_try *t) {
+  assert(t->pending > 0);
+  if (--t->pending == 0)
+    try_closed(t);
+}
+
+static void on_proc_closed(uv_handle_t *h) {
+  try_unref(container_of(h, struct runner_try, proc));
+}
+
+static void on_in_closed(uv_handle_t *h) {
+  try_unref(container_of(h, struct runner_try, in));
+}
+
+static void on_stream_closed(uv_handle_t *h) {
+  try_unref(container_of(h, struct stream, pipe)->t);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  try_unref(container_of(h, struct runner_try, timer));
+}
+
+static void on_linger_closed(uv_handle_t *h) {
+  try_unref(container_of(h, struct runner_try, linger));
+}
+
+/* A handle that was never initialised has no loop (the try is calloc'ed). */
+static void close_once(uv_handle_t *h, uv_close_cb cb) {
+  if (h->loop != NULL && !uv_is_closing(h))
+    uv_close(h, cb);
+}
+
+static void try_finish(struct runner_try *t) {
+  if (t->finished)
+    return;
+  t->finished = true;
+  stream_flush(&t->out);
+  stream_flush(&t->err);
+  if (t->dropped > 0)
+    log_warn("%s: output truncated: %" PRIu64 " more bytes dropped", t->j->name,
+             t->dropped);
+  /* The leader is gone; whatever of its group survived SIGTERM and let go
+   * of the output goes now rather than outlive the runner's interest. */
+  if (t->term_sent)
+    signal_group(t, SIGKILL);
+  close_once((uv_handle_t *)&t->in, on_in_closed);
+  close_once((uv_handle_t *)&t->out.pipe, on_stream_closed);
+  close_once((uv_handle_t *)&t->err.pipe, on_stream_closed);
+  close_once((uv_handle_t *)&t->timer, on_timer_closed);
+  close_once((uv_handle_t *)&t->linger, on_linger_closed);
+  close_once((uv_handle_t *)&t->proc, on_proc_closed);
+}
+
+static bool try_drained(const struct runner_try *t) {
+  return t->out.eof && t->err.eof;
+}
+
+static void stream_end(struct stream *s) {
+  struct runner_try *t = s->t;
+
+  s->eof = true;
+  stream_flush(s);
+  close_once((uv_handle_t *)&s->pipe, on_stream_closed);
+  if (t->exited && try_drained(t))
+    try_finish(t);
+}
+
+static void on_linger(uv_timer_t *timer) {
+  /* A daemon the script left behind still holds the output: stop
+   * listening to it rather than let it hold the job. */
+  try_finish(container_of(timer, struct runner_try, linger));
+}
+
+static void on_child_exit(uv_process_t *proc, int64_t exit_status,
+                          int term_signal) {
+  struct runner_try *t = container_of(proc, struct runner_try, proc);
+
+  t->exited = true;
+  t->exit_status = exit_status;
+  t->term_signal = term_signal;
+  uv_timer_stop(&t->timer);
+  if (try_drained(t))
+    try_finish(t);
+  else
+    uv_timer_start(&t->linger, on_linger, RUNNER_LINGER_MS, 0);
+}
+
+static enum runner_result try_result(const struct runner_try *t, int *status) {
+  *status = 0;
+  if (t->spawn_err != 0) {
+    *status = t->spawn_err;
+    return RUNNER_SPAWN;
+  }
+  if (t->cancelled)
+    return RUNNER_CANCELLED;
+  if (t->timed_out)
+    return RUNNER_TIMEOUT;
+  if (t->term_signal != 0) {
+    *status = t->term_signal;
+    return RUNNER_SIGNAL;
+  }
+  if (t->exit_status != 0) {
+    *status = (int)t->exit_status;
+    return RUNNER_EXIT;
+  }
+  return RUNNER_OK;
+}
+
+static void try_closed(struct runner_try *t) {
+  struct runner_job *j = t->j;
+  int status;
+  enum runner_result res = try_result(t, &status);
+
+  j->run = NULL;
+  free(t);
+  job_after_try(j, res, status);
+}
+
+/* ---- the start of a try ---- */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  struct stream *s = container_of(h, struct stream, pipe);
+  (void)hint; /* one fixed buffer per stream keeps memory bounded */
+  buf->base = s->buf;
+  buf->len = sizeof(s->buf);
+}
+
+static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
+  struct stream *s = container_of(h, struct stream, pipe);
+
+  if (nread > 0)
+    stream_consume(s, buf->base, (size_t)nread);
+  else if (nread < 0)
+    stream_end(s); /* EOF, or an error that ends the stream alike */
+}
+
+static void on_written(uv_write_t *req, int status) {
+  struct runner_try *t = container_of(req, struct runner_try, write_req);
+
+  /* EPIPE: the script exited or closed stdin without reading it all;
+   * ECANCELED: the try ended first. Neither is the script's failure. */
+  if (status != 0 && status != UV_ECANCELED)
+    log_debug("%s: input not fully read: %s", t->j->name, uv_strerror(status));
+  close_once((uv_handle_t *)&t->in, on_in_closed);
+}
+
+static void write_input(struct runner_try *t) {
+  struct runner_job *j = t->j;
+  uv_buf_t buf = uv_buf_init(j->input, (unsigned int)j->input_len);
+  int rv;
+
+  if (j->input_len == 0)
+    goto close;
+  rv = uv_write(&t->write_req, (uv_stream_t *)&t->in, &buf, 1, on_written);
+  if (rv == 0)
+    return;
+  log_debug("%s: cannot write input: %s", j->name, uv_strerror(rv));
+close:
+  /* Closing our end is the script's end of input. */
+  close_once((uv_handle_t *)&t->in, on_in_closed);
+}
+
+static void read_output(struct stream *s) {
+  int rv = uv_read_start((uv_stream_t *)&s->pipe, on_alloc, on_read);
+  if (rv != 0) {
+    log_warn("%s: cannot read output: %s", s->t->j->name, uv_strerror(rv));
+    stream_end(s);
+  }
+}
+
+static void try_begin(struct runner_try *t) {
+  struct runner_job *j = t->j;
+  struct runner *r = j->r;
+
+  r->metrics->runs_started++;
+  log_debug("%s: started %s (pid %d, try %u)", j->name, j->argv[0],
+            (int)t->proc.pid, j->attempt + 1);
+  write_input(t);
+  read_output(&t->out);
+  read_output(&t->err);
+  if (j->timeout_ms > 0)
+    uv_timer_start(&t->timer, on_timer, j->timeout_ms, 0);
+  /* Last: the callback may close the runner. */
+  if (r->started != NULL)
+    r->started(r->arg, j->tag, j->attempt);
+}
+
+static void try_spawn_failed(struct runner_try *t, int err) {
+  t->spawn_err = err;
+  log_error("%s: cannot run %s: %s", t->j->name, t->j->argv[0],
+            choreo_strerror(err));
+  if (uv_is_active((uv_handle_t *)&t->proc)) {
+    /* exec() worked but libuv could not open a stdio stream: the child
+     * runs without us listening; stop it and wait for its exit. */
+    signal_group(t, SIGKILL);
+    t->out.eof = t->err.eof = true;
+    close_once((uv_handle_t *)&t->in, on_in_closed);
+    close_once((uv_handle_t *)&t->out.pipe, on_stream_closed);
+    close_once((uv_handle_t *)&t->err.pipe, on_stream_closed);
+    return;
+  }
+  if (t->pending == 0) {
+    /* Not one handle was initialised: nothing to wait for. */
+    t->finished = true;
+    try_closed(t);
+    return;
+  }
+  try_finish(t);
+}
+
+static int try_init_handles(struct runner_try *t, uv_loop_t *loop) {
+  uv_pipe_t *pipes[] = {&t->in, &t->out.pipe, &t->err.pipe};
+  uv_timer_t *timers[] = {&t->timer, &t->linger};
+  int rv;
+
+  for (size_t i = 0; i < ARRAY_SIZE(pipes); i++) {
+    if ((rv = uv_pipe_init(loop, pipes[i], 0)) != 0)
+      return rv;
+    t->pending++;
+  }
+  for (size_t i = 0; i < ARRAY_SIZE(timers); i++) {
+    if ((rv = uv_timer_init(loop, timers[i])) != 0)
+      return rv;
+    t->pending++;
+  }
+  return 0;
+}
+
+static int try_spawn(struct runner_try *t) {
+  struct runner_job *j = t->j;
+  uv_process_options_t opts;
+  uv_stdio_container_t stdio[3];
+  int rv;
+
+  if ((rv = try_init_handles(t, j->r->loop)) != 0)
+    return rv;
+  /* The pipe flags are from the child's side. */
+  stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+  stdio[0].data.stream = (uv_stream_t *)&t->in;
+  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+  stdio[1].data.stream = (uv_stream_t *)&t->out.pipe;
+  stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+  stdio[2].data.stream = (uv_stream_t *)&t->err.pipe;
+  memset(&opts, 0, sizeof(opts));
+  opts.exit_cb = on_child_exit;
+  opts.file = j->argv[0];
+  opts.args = j->argv;
+  opts.env = j->env; /* NULL: this process's environment */
+  opts.flags = UV_PROCESS_DETACHED;
+  opts.stdio_count = (int)ARRAY_SIZE(stdio);
+  opts.stdio = stdio;
+  rv = uv_spawn(j->r->loop, &t->proc, &opts);
+  /* uv_spawn initialises the handle even when it fails. */
+  t->pending++;
+  return rv;
+}
+
+static void try_start(struct runner_job *j) {
+  struct runner_try *t = calloc(1, sizeof(*t));
+  int rv;
+
+  if (t == NULL) {
+    log_error("%s: cannot run %s: %s", j->name, j->argv[0],
+              choreo_strerror(UV_ENOMEM));
+    job_after_try(j, RUNNER_SPAWN, UV_ENOMEM);
+    return;
+  }
+  t->j = j;
+  t->out.t = t->err.t = t;
+  t->err.is_err = true;
+  j->run = t;
+  if ((rv = try_spawn(t)) != 0)
+    try_spawn_failed(t, rv);
+  else
+    try_begin(t);
+}
+
+/* ---- the job between and after its tries ---- */
+
+static void pump(struct runner *r) {
+  struct runner_job *j;
+
+  while (!r->closing && r->running < r->max_running &&
+         (j = first_queued(r)) != NULL) {
+    j->state = JOB_RUNNING;
+    j->holds_slot = true;
+    r->queued--;
+    r->running++;
+    set_gauges(r);
+    try_start(j);
+  }
+}
+
+static void on_job_closed(uv_handle_t *h) {
+  struct runner_job *j = container_of(h, struct runner_job, timer);
+  struct runner *r = j->r;
+  runner_done_fn done = r->done;
+  void *arg = r->arg;
+  uint64_t tag = j->tag;
+  enum runner_result res = j->res;
+  int status = j->status;
+  bool others, closing = r->closing;
+  void (*close_cb)(struct runner *) = r->close_cb;
+
+  slot_release(j);
+  list_remove(r, j);
+  others = r->jobs != NULL;
+  job_free(j);
+  if (done != NULL)
+    done(arg, tag, res, status);
+  /* Without other jobs, done may have closed the runner and freed it:
+   * touch r only when it must still be there. */
+  if (others) {
+    pump(r);
+  } else if (closing) {
+    r->close_cb = NULL;
+    if (close_cb != NULL)
+      close_cb(r);
+  }
+}
+
+static void job_end(struct runner_job *j, enum runner_result res, int status) {
+  j->state = JOB_ENDING;
+  j->res = res;
+  j->status = status;
+  uv_close((uv_handle_t *)&j->timer, on_job_closed);
+}
+
+static void on_backoff(uv_timer_t *timer) {
+  struct runner_job *j = container_of(timer, struct runner_job, timer);
+  struct runner *r = j->r;
+
+  /* Back in the queue behind everything that waited meanwhile. */
+  list_remove(r, j);
+  list_append(r, j);
+  j->state = JOB_QUEUED;
+  r->queued++;
+  set_gauges(r);
+  pump(r);
+}
+
+static uint64_t backoff_ms(unsigned attempt) {
+  uint64_t ms = RUNNER_BACKOFF_MS;
+  for (unsigned i = 0; i < attempt && ms < RUNNER_BACKOFF_MAX_MS; i++)
+    ms *= 2;
+  return ms < RUNNER_BACKOFF_MAX_MS ? ms : RUNNER_BACKOFF_MAX_MS;
+}
+
+static void describe(enum runner_result res, int status, char *buf,
+                     size_t len) {
+  switch (res) {
+  case RUNNER_EXIT:
+    snprintf(buf, len, "exited with status %d", status);
+    break;
+  case RUNNER_SIGNAL:
+    snprintf(buf, len, "killed by signal %d", status);
+    break;
+  case RUNNER_SPAWN:
+    snprintf(buf, len, "could not start: %s", choreo_strerror(status));
+    break;
+  default:
+    snprintf(buf, len, "%s", runner_result_name(res));
+    break;
+  }
+}
+
+static void job_retry(struct runner_job *j, const char *what) {
+  struct runner *r = j->r;
+  uint64_t delay = backoff_ms(j->attempt);
+
+  r->metrics->runs_retried++;
+  log_warn("%s: %s; retry %u of %u in %" PRIu64 " ms", j->name, what,
+           j->attempt + 1, j->retries, delay);
+  j->attempt++;
+  j->state = JOB_BACKOFF;
+  slot_release(j);
+  uv_timer_start(&j->timer, on_backoff, delay, 0);
+  pump(r);
+}
+
+static void job_after_try(struct runner_job *j, enum runner_result res,
+                          int status) {
+  struct runner *r = j->r;
+  bool failed = res != RUNNER_OK && res != RUNNER_CANCELLED;
+  char what[160];
+
+  describe(res, status, what, sizeof(what));
+  if (failed && res != RUNNER_SPAWN && !r->closing && j->attempt < j->retries) {
+    job_retry(j, what);
+    return;
+  }
+  if (failed) {
+    r->metrics->runs_failed++;
+    /* A spawn failure was logged with its path already. */
+    if (res != RUNNER_SPAWN)
+      log_error("%s: failed after %u %s: %s", j->name, j->attempt + 1,
+                j->attempt == 0 ? "try" : "tries", what);
+  } else {
+    log_debug("%s: %s", j->name, what);
+  }
+  job_end(j, res, status);
+}
+
+/* ---- closing ---- */
+
+static void try_cancel(struct runner_try *t) {
+  /* Once the script has exited, its result stands. */
+  if (t->finished || t->exited || t->spawn_err != 0)
+    return;
+  t->cancelled = true;
+  if (!t->term_sent)
+    term_group(t);
+}
+
+static void job_cancel(struct runner_job *j) {
+  switch (j->state) {
+  case JOB_QUEUED:
+    j->r->queued--;
+    set_gauges(j->r);
+    job_end(j, RUNNER_CANCELLED, 0);
+    break;
+  case JOB_BACKOFF:
+    job_end(j, RUNNER_CANCELLED, 0);
+    break;
+  case JOB_RUNNING:
+    if (j->run != NULL)
+      try_cancel(j->run);
+    break;
+  case JOB_ENDING:
+    break;
+  }
+}
+
+void runner_close(struct runner *r, void (*cb)(struct runner *r)) {
+  if (r->closing)
+    return;
+  r->closing = true;
+  if (r->jobs == NULL) {
+    /* Nothing holds a handle: done at once. */
+    if (cb != NULL)
+      cb(r);
+    return;
+  }
+  r->close_cb = cb;
+  for (struct runner_job *j = r->jobs; j != NULL; j = j->next)
+    job_cancel(j);
+}

@@ -1,0 +1,32 @@
+/*
+ * view.c — the PEER and event JSON shapes of SPEC.md; see view.h.
+ */
+#include "view.h"
+
+json_t *view_peer(const struct record *r, const char *state,
+                  int64_t last_seen_ms) {
+  json_t *groups = json_array();
+  json_t *o;
+
+  if (groups == NULL)
+    return NULL;
+  for (size_t i = 0; i < r->ngroups; i++)
+    json_array_append_new(groups, json_string(r->groups[i]));
+  o = json_pack("{s:s, s:o, s:s, s:s, s:I, s:I, s:O}", "name", r->name,
+                "groups", groups, "state", state, "reason", r->reason,
+                "since", (json_int_t)r->since_ms, "last_seen_ms",
+                (json_int_t)last_seen_ms, "data", r->data);
+  return o;
+}
+
+json_t *view_table_peer(const struct peer *peer, uint64_t now) {
+  int64_t age = now > peer->last_seen ? (int64_t)(now - peer->last_seen) : 0;
+  return view_peer(&peer->rec, peer_state(peer), age);
+}
+
+json_t *view_event(const struct peer_event *ev) {
+  return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "event",
+                   peer_event_name(ev->type), "peer", ev->peer->rec.name,
+                   "state", ev->state, "previous", ev->previous, "reason",
+                   ev->reason, "time", (json_int_t)ev->time_ms);
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install what choreo needs to build, test and run its demos on Debian
+# bookworm. Idempotent: does nothing when everything is already there.
+set -eu
+
+PACKAGES=(
+  build-essential meson ninja-build pkg-config
+  libuv1-dev libnanomsg-dev nanomsg-utils libyaml-dev libjansson-dev
+  libsodium-dev libcmocka-dev
+  jq procps iproute2 python3 python3-prometheus-client shellcheck clang
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing packages: ${missing[*]}; run as root to install them" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install the dependencies, build choreo and its tests with AddressSanitizer
+# and UndefinedBehaviorSanitizer, and run the whole suite: unit tests
+# (cmocka), scenario tests (real agents on loopback driven by the CLI) and
+# short fuzzing runs. Ends with the line "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+scripts/deps.sh || exit 1
+dir=${BUILD_DIR:-build-test}
+if [ ! -f "$dir/build.ninja" ]; then
+  meson setup "$dir" -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dwerror=true -Dbuildtype=debug >/dev/null || exit 1
+fi
+ninja -C "$dir" >/dev/null || { ninja -C "$dir"; echo "0 passed, 1 failed"; exit 1; }
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+meson test -C "$dir" --print-errorlogs --num-processes 2 "$@"
+status=$?
+
+# Count from meson's own log, one JSON object per test.
+log="$dir/meson-logs/testlog.json"
+passed=$(grep -c '"result": "OK"' "$log" 2>/dev/null || true)
+skipped=$(grep -c '"result": "SKIP"' "$log" 2>/dev/null || true)
+failed=$(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" 2>/dev/null || true)
+echo "${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
+[ "$status" -eq 0 ] && [ "${failed:-0}" -eq 0 ]

@@ -1,0 +1,612 @@
+/*
+ * test_peers.c — the peer table's rules (agent/peers.c): merges of records
+ * and member lists, the replay guard, lost/left/reap, and the digest.
+ *
+ * The merge rules are a table: each row is a case with a sequence of steps
+ * (merge, member, tick, replay check), the result each step must return,
+ * the exact sequence of events, and the table it must leave behind.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "peers.h"
+#include "util.h"
+
+#define SELF "me"
+#define LOST_AFTER 1000
+#define REAP_AFTER 5000
+#define WALL 1700000000000
+
+/* ---- fixture: a table whose events are written down as text ---- */
+
+struct merge_case;
+
+struct fixture {
+  struct peers p;
+  const struct merge_case *c; /* the row a table test runs; else NULL */
+  char events[1024];          /* "type name state<previous;" per event */
+};
+
+/* The table must be sorted and hold the event's peer whenever an event is
+ * reported: events only come from a consistent table. */
+static void assert_consistent(const struct peers *p, const struct peer *peer) {
+  for (size_t i = 1; i < p->n; i++)
+    assert_true(strcmp(p->v[i - 1]->rec.name, p->v[i]->rec.name) < 0);
+  assert_ptr_equal(peers_find(p, peer->rec.name), peer);
+}
+
+static void on_event(void *arg, const struct peer_event *ev) {
+  struct fixture *f = arg;
+  size_t n = strlen(f->events);
+
+  assert_consistent(&f->p, ev->peer);
+  assert_int_equal(ev->time_ms, WALL);
+  assert_string_equal(ev->reason, ev->peer->rec.reason);
+  assert_string_equal(ev->state, peer_state(ev->peer));
+  snprintf(f->events + n, sizeof(f->events) - n, "%s %s %s<%s;",
+           peer_event_name(ev->type), ev->peer->rec.name, ev->state,
+           ev->previous);
+}
+
+static int fixture_setup(void **state) {
+  struct fixture *f = calloc(1, sizeof(*f));
+
+  if (f == NULL)
+    return -1;
+  f->c = *state;
+  peers_init(&f->p, SELF, PEERS_MAX_DEFAULT, on_event, f);
+  *state = f;
+  return 0;
+}
+
+static int fixture_teardown(void **state) {
+  struct fixture *f = *state;
+  peers_free(&f->p);
+  free(f);
+  return 0;
+}
+
+/* "name:status:state:heard " per entry, in table order. */
+static void dump(const struct peers *p, char *buf, size_t size) {
+  static const char *const status[] = {"alive", "lost", "left"};
+  size_t n = 0;
+
+  buf[0] = '\0';
+  for (size_t i = 0; i < p->n && n < size; i++) {
+    const struct peer *e = p->v[i];
+    n += (size_t)snprintf(buf + n, size - n, "%s%s:%s:%s:%d", i ? " " : "",
+                          e->rec.name, status[e->status], peer_state(e),
+                          e->heard ? 1 : 0);
+  }
+}
+
+static void make_record(struct record *r, const char *name, uint64_t inc,
+                        uint64_t ver, const char *state, bool left,
+                        const char *data) {
+  assert_int_equal(record_init(r), 0);
+  snprintf(r->name, sizeof(r->name), "%s", name);
+  snprintf(r->addr, sizeof(r->addr), "tcp://%s:7410", name);
+  snprintf(r->state, sizeof(r->state), "%s", state);
+  r->inc = inc;
+  r->ver = ver;
+  r->left = left;
+  if (data != NULL)
+    json_object_set_new(r->data, "k", json_string(data));
+}
+
+static enum peers_result direct(struct peers *p, const char *name, uint64_t inc,
+                                uint64_t ver, const char *state, bool left,
+                                const char *data, uint64_t now) {
+  struct record r;
+  struct peer *out = (struct peer *)&out; /* must be overwritten */
+  enum peers_result res;
+
+  make_record(&r, name, inc, ver, state, left, data);
+  res = peers_merge_direct(p, &r, now, WALL, &out);
+  if (res < 0)
+    assert_null(out);
+  record_free(&r);
+  return res;
+}
+
+static enum peers_result member(struct peers *p, const char *name, uint64_t inc,
+                                uint64_t ver, bool left, const char *addr,
+                                uint64_t now) {
+  struct wire_member m;
+  struct peer *out = (struct peer *)&out;
+  enum peers_result res;
+
+  memset(&m, 0, sizeof(m));
+  snprintf(m.name, sizeof(m.name), "%s", name);
+  if (addr != NULL)
+    snprintf(m.addr, sizeof(m.addr), "%s", addr);
+  else
+    snprintf(m.addr, sizeof(m.addr), "tcp://%s:7410", name);
+  m.inc = inc;
+  m.ver = ver;
+  m.left = left;
+  res = peers_merge_member(p, &m, now, WALL, &out);
+  if (res < 0)
+    assert_null(out);
+  else if (res != PEERS_STALE)
+    assert_ptr_equal(out, peers_find(p, name));
+  return res;
+}
+
+/* ---- the merge rules, as a table ---- */
+
+enum op { END, DIRECT, MEMBER, TICK, SEQ };
+
+struct step {
+  enum op op;
+  const char *name;
+  uint64_t inc, ver; /* SEQ: inc, seq */
+  const char *state;
+  bool left;
+  const char *data; /* value of data key "k"; NULL: no data */
+  uint64_t t;       /* monotonic ms */
+  int expect;       /* the merge result, or SEQ's verdict (0/1) */
+};
+
+#define D(n, i, v, s, t, r)                                                    \
+  { DIRECT, n, i, v, s, false, NULL, t, r }
+#define DK(n, i, v, s, k, t, r)                                                \
+  { DIRECT, n, i, v, s, false, k, t, r }
+#define DL(n, i, v, s, t, r)                                                   \
+  { DIRECT, n, i, v, s, true, NULL, t, r }
+#define M(n, i, v, t, r)                                                       \
+  { MEMBER, n, i, v, NULL, false, NULL, t, r }
+#define ML(n, i, v, t, r)                                                      \
+  { MEMBER, n, i, v, NULL, true, NULL, t, r }
+#define T(t)                                                                   \
+  { TICK, NULL, 0, 0, NULL, false, NULL, t, 0 }
+#define S(n, i, q, ok)                                                         \
+  { SEQ, n, i, q, NULL, false, NULL, 0, ok }
+
+struct merge_case {
+  const char *name;
+  struct step steps[12];
+  const char *events;
+  const char *table;
+};
+
+static const struct merge_case cases[] = {
+    {"peers_report_a_new_node_as_joined",
+     {D("a", 1, 1, "ready", 0, PEERS_NEW)},
+     "joined a ready<;",
+     "a:alive:ready:1"},
+    {"peers_report_a_newer_state_with_the_previous_one",
+     {D("a", 1, 1, "ready", 0, PEERS_NEW),
+      D("a", 1, 2, "busy", 10, PEERS_UPDATED)},
+     "joined a ready<;state a busy<ready;",
+     "a:alive:busy:1"},
+    {"peers_ignore_a_duplicate_record",
+     {D("a", 1, 1, "ready", 0, PEERS_NEW),
+      D("a", 1, 1, "ready", 10, PEERS_UPDATED)},
+     "joined a ready<;",
+     "a:alive:ready:1"},
+    {"peers_ignore_a_reordered_older_record",
+     {D("a", 1, 1, "ready", 0, PEERS_NEW),
+      D("a", 1, 3, "busy", 1, PEERS_UPDATED),
+      D("a", 1, 2, "maintenance", 2, PEERS_STALE)},
+     "joined a ready<;state a busy<ready;",
+     "a:alive:busy:1"},
+    {"peers_report_a_data_change",
+     {DK("a", 1, 1, "ready", "x", 0, PEERS_NEW),
+      DK("a", 1, 2, "ready", "y", 1, PEERS_UPDATED),
+      DK("a", 1, 3, "ready", "y", 2, PEERS_UPDATED)},
+     "joined a ready<;data a ready<ready;",
+     "a:alive:ready:1"},
+    {"peers_report_state_then_data_when_both_change",
+     {DK("a", 1, 1, "ready", "x", 0, PEERS_NEW),
+      DK("a", 1, 2, "busy", NULL, 1, PEERS_UPDATED)},
+     "joined a ready<;state a busy<ready;data a busy<ready;",
+     "a:alive:busy:1"},
+    {"peers_let_an_incarnation_bump_beat_a_higher_version",
+     {D("a", 1, 9, "busy", 0, PEERS_NEW),
+      D("a", 2, 1, "ready", 1, PEERS_UPDATED),
+      D("a", 1, 10, "maintenance", 2, PEERS_STALE)},
+     "joined a busy<;state a ready<busy;",
+     "a:alive:ready:1"},
+    {"peers_refuse_a_replayed_seq",
+     {S("a", 1, 1, 1), D("a", 1, 1, "ready", 0, PEERS_NEW), S("a", 1, 1, 1),
+      S("a", 1, 1, 0), S("a", 1, 2, 1), S("a", 1, 1, 0), S("a", 1, 2, 0)},
+     "joined a ready<;",
+     "a:alive:ready:1"},
+    {"peers_accept_a_restart_with_a_higher_incarnation_and_reset_seq",
+     {D("a", 1, 1, "ready", 0, PEERS_NEW), S("a", 1, 5, 1), S("a", 2, 1, 1),
+      S("a", 1, 9, 0), S("a", 2, 1, 0), S("a", 2, 2, 1),
+      D("a", 2, 1, "ready", 1, PEERS_UPDATED)},
+     "joined a ready<;",
+     "a:alive:ready:1"},
+    {"peers_let_unknown_nodes_pass_the_replay_guard_unrecorded",
+     {S("a", 1, 1, 1), S("a", 1, 1, 1)},
+     "",
+     ""},
+    {"peers_mark_a_silent_node_lost_once",
+     {D("a", 1, 1, "ready", 0, PEERS_NEW), T(999), T(1000), T(1500)},
+     "joined a ready<;lost a lost<ready;",
+     "a:lost:lost:1"},
+    {"peers_revive_a_lost_node_on_a_heartbeat",
+     {D("a", 1, 1, "ready", 0, PEERS_NEW), T(1000),
+      D("a", 1, 1, "ready", 1200, PEERS_UPDATED), T(2199)},
+     "joined a ready<;lost a lost<ready;joined a ready<lost;",
+     "a:alive:ready:1"},
+    {"peers_revive_a_lost_node_on_a_newer_record",
+     {D("a", 1, 1, "ready", 0, PEERS_NEW), T(1000),
+      D("a", 1, 2, "busy", 1200, PEERS_UPDATED)},
+     "joined a ready<;lost a lost<ready;joined a busy<lost;state a busy<ready;",
+     "a:alive:busy:1"},
+    {"peers_mark_a_node_left_on_its_leave_and_never_lost",
+     {D("a", 1, 1, "ready", 0, PEERS_NEW),
+      DL("a", 1, 2, "ready", 100, PEERS_UPDATED), T(1500),
+      DL("a", 1, 2, "ready", 1600, PEERS_STALE),
+      D("a", 1, 1, "ready", 1700, PEERS_STALE), T(4000)},
+     "joined a ready<;left a left<ready;",
+     "a:left:left:1"},
+    {"peers_mark_a_lost_node_left_on_its_leave",
+     {D("a", 1, 1, "ready", 0, PEERS_NEW), T(1000),
+      DL("a", 1, 2, "ready", 1100, PEERS_UPDATED)},
+     "joined a ready<;lost a lost<ready;left a left<lost;",
+     "a:left:left:1"},
+    {"peers_welcome_back_a_left_node_with_a_new_incarnation",
+     {D("a", 1, 1, "ready", 0, PEERS_NEW),
+      DL("a", 1, 2, "ready", 1, PEERS_UPDATED),
+      D("a", 2, 1, "ready", 2, PEERS_UPDATED)},
+     "joined a ready<;left a left<ready;joined a ready<left;",
+     "a:alive:ready:1"},
+    {"peers_spread_left_from_a_member_list",
+     {D("a", 1, 1, "ready", 0, PEERS_NEW), ML("a", 1, 2, 10, PEERS_UPDATED),
+      ML("a", 1, 2, 20, PEERS_STALE), D("a", 1, 2, "ready", 30, PEERS_STALE),
+      T(2000)},
+     "joined a ready<;left a left<ready;",
+     "a:left:left:1"},
+    {"peers_ignore_an_older_leave_in_a_member_list",
+     {D("a", 1, 3, "ready", 0, PEERS_NEW), ML("a", 1, 2, 10, PEERS_STALE)},
+     "joined a ready<;",
+     "a:alive:ready:1"},
+    {"peers_never_take_state_from_a_member_list",
+     {D("a", 1, 1, "ready", 0, PEERS_NEW), M("a", 1, 5, 10, PEERS_STALE),
+      D("a", 1, 2, "busy", 20, PEERS_UPDATED)},
+     "joined a ready<;state a busy<ready;",
+     "a:alive:busy:1"},
+    {"peers_reap_lost_and_left_nodes_after_reap_after",
+     {D("a", 1, 1, "ready", 0, PEERS_NEW), D("b", 1, 1, "ready", 0, PEERS_NEW),
+      DL("b", 1, 2, "ready", 100, PEERS_UPDATED), T(1000), T(5099), T(5100),
+      T(5999), T(6000)},
+     "joined a ready<;joined b ready<;left b left<ready;lost a lost<ready;"
+     "reaped b left<;reaped a lost<;",
+     ""},
+    {"peers_refuse_a_record_or_member_naming_this_node",
+     {D(SELF, 1, 1, "ready", 0, PEERS_SELF), M(SELF, 1, 1, 0, PEERS_SELF),
+      S(SELF, 1, 1, 1)},
+     "",
+     ""},
+    {"peers_do_not_add_a_stranger_that_already_left",
+     {DL("a", 1, 1, "ready", 0, PEERS_STALE), ML("b", 1, 1, 0, PEERS_STALE)},
+     "",
+     ""},
+    {"peers_add_a_listed_member_unheard_and_silently",
+     {M("a", 1, 4, 0, PEERS_NEW), M("a", 1, 4, 5, PEERS_STALE)},
+     "",
+     "a:alive::0"},
+    {"peers_report_a_listed_member_joined_on_its_first_record",
+     {M("a", 1, 4, 0, PEERS_NEW), D("a", 1, 4, "ready", 10, PEERS_UPDATED),
+      D("a", 1, 4, "ready", 20, PEERS_UPDATED)},
+     "joined a ready<;",
+     "a:alive:ready:1"},
+    {"peers_ignore_a_record_older_than_the_listed_stamp",
+     {M("a", 2, 1, 0, PEERS_NEW), D("a", 1, 7, "ready", 10, PEERS_STALE)},
+     "",
+     "a:alive::0"},
+    {"peers_lose_and_reap_an_unheard_member_without_events",
+     {M("a", 1, 1, 0, PEERS_NEW), T(1000), T(6000)},
+     "reaped a lost<;",
+     ""},
+    {"peers_mark_an_unheard_member_left_silently",
+     {M("a", 1, 1, 0, PEERS_NEW), ML("a", 1, 2, 10, PEERS_UPDATED),
+      DL("a", 1, 2, "ready", 20, PEERS_UPDATED)},
+     "",
+     "a:left:left:0"},
+};
+
+static void run_step(struct fixture *f, const struct step *s) {
+  switch (s->op) {
+  case DIRECT:
+    assert_int_equal(direct(&f->p, s->name, s->inc, s->ver, s->state, s->left,
+                            s->data, s->t),
+                     s->expect);
+    break;
+  case MEMBER:
+    assert_int_equal(
+        member(&f->p, s->name, s->inc, s->ver, s->left, NULL, s->t), s->expect);
+    break;
+  case TICK:
+    (void)peers_tick(&f->p, s->t, WALL, LOST_AFTER, REAP_AFTER);
+    break;
+  case SEQ:
+    assert_int_equal(peers_accept_seq(&f->p, s->name, s->inc, s->ver),
+                     s->expect);
+    break;
+  case END:
+    break;
+  }
+}
+
+static void run_case(void **state) {
+  struct fixture *f = *state;
+  const struct merge_case *c = f->c;
+  char table[512];
+
+  for (size_t i = 0; i < ARRAY_SIZE(c->steps) && c->steps[i].op != END; i++)
+    run_step(f, &c->steps[i]);
+  assert_string_equal(f->events, c->events);
+  dump(&f->p, table, sizeof(table));
+  assert_string_equal(table, c->table);
+}
+
+/* ---- rules outside the table ---- */
+
+static void peers_refuse_a_new_node_when_full(void **state) {
+  struct fixture *f = *state;
+
+  peers_free(&f->p);
+  peers_init(&f->p, SELF, 2, on_event, f);
+  assert_int_equal(direct(&f->p, "a", 1, 1, "ready", false, NULL, 0),
+                   PEERS_NEW);
+  assert_int_equal(direct(&f->p, "b", 1, 1, "ready", false, NULL, 0),
+                   PEERS_NEW);
+  assert_int_equal(direct(&f->p, "c", 1, 1, "ready", false, NULL, 0),
+                   PEERS_FULL);
+  assert_int_equal(member(&f->p, "d", 1, 1, false, NULL, 0), PEERS_FULL);
+  /* Known nodes still update. */
+  assert_int_equal(direct(&f->p, "a", 1, 2, "busy", false, NULL, 1),
+                   PEERS_UPDATED);
+  assert_int_equal(f->p.n, 2);
+  assert_null(peers_find(&f->p, "c"));
+  assert_string_equal(f->events,
+                      "joined a ready<;joined b ready<;state a busy<ready;");
+}
+
+static void peers_update_a_listed_address_only_when_newer(void **state) {
+  struct fixture *f = *state;
+  struct peer *a, *b;
+
+  assert_int_equal(direct(&f->p, "a", 1, 3, "ready", false, NULL, 0),
+                   PEERS_NEW);
+  a = peers_find(&f->p, "a");
+  assert_int_equal(member(&f->p, "a", 1, 3, false, "tcp://a:2", 1),
+                   PEERS_STALE);
+  assert_string_equal(a->rec.addr, "tcp://a:7410");
+  assert_int_equal(member(&f->p, "a", 1, 4, false, "tcp://a:2", 2),
+                   PEERS_UPDATED);
+  assert_string_equal(a->rec.addr, "tcp://a:2");
+  /* A heard entry keeps the stamp of the record it holds. */
+  assert_int_equal(a->rec.ver, 3);
+
+  assert_int_equal(member(&f->p, "b", 1, 1, false, NULL, 0), PEERS_NEW);
+  b = peers_find(&f->p, "b");
+  assert_int_equal(member(&f->p, "b", 2, 1, false, "tcp://b:2", 1),
+                   PEERS_UPDATED);
+  assert_string_equal(b->rec.addr, "tcp://b:2");
+  assert_int_equal(b->rec.inc, 2);
+  assert_false(b->heard);
+  assert_int_equal(b->endpoint, -1);
+  assert_string_equal(f->events, "joined a ready<;");
+}
+
+static void peers_tick_returns_the_next_deadline(void **state) {
+  struct fixture *f = *state;
+  struct peers *p = &f->p;
+
+  assert_true(peers_tick(p, 0, WALL, LOST_AFTER, REAP_AFTER) == UINT64_MAX);
+  direct(p, "a", 1, 1, "ready", false, NULL, 0);
+  direct(p, "b", 1, 1, "ready", false, NULL, 300);
+  assert_int_equal(peers_tick(p, 500, WALL, LOST_AFTER, REAP_AFTER), 1000);
+  assert_int_equal(peers_tick(p, 1000, WALL, LOST_AFTER, REAP_AFTER), 1300);
+  assert_int_equal(peers_tick(p, 1300, WALL, LOST_AFTER, REAP_AFTER), 6000);
+  assert_int_equal(peers_tick(p, 6000, WALL, LOST_AFTER, REAP_AFTER), 6300);
+  assert_true(peers_tick(p, 6300, WALL, LOST_AFTER, REAP_AFTER) == UINT64_MAX);
+  assert_int_equal(p->n, 0);
+}
+
+static void peers_count_by_status(void **state) {
+  struct fixture *f = *state;
+  size_t alive, lost, left;
+
+  direct(&f->p, "a", 1, 1, "ready", false, NULL, 0);
+  direct(&f->p, "b", 1, 1, "ready", false, NULL, 500);
+  direct(&f->p, "c", 1, 1, "ready", false, NULL, 500);
+  direct(&f->p, "c", 1, 2, "ready", true, NULL, 500);
+  (void)peers_tick(&f->p, 1000, WALL, LOST_AFTER, REAP_AFTER);
+  peers_count(&f->p, &alive, &lost, &left);
+  assert_int_equal(alive, 1);
+  assert_int_equal(lost, 1);
+  assert_int_equal(left, 1);
+  peers_count(&f->p, NULL, NULL, NULL);
+}
+
+static void peers_find_nodes_in_a_large_table(void **state) {
+  struct fixture *f = *state;
+  char name[16];
+
+  /* 97 is prime: i * 37 mod 97 visits every name once, out of order. */
+  for (unsigned i = 0; i < 97; i++) {
+    snprintf(name, sizeof(name), "n%02u", i * 37 % 97);
+    assert_int_equal(direct(&f->p, name, 1, 1, "ready", false, NULL, 0),
+                     PEERS_NEW);
+  }
+  assert_int_equal(f->p.n, 97);
+  for (unsigned i = 0; i < 97; i++) {
+    snprintf(name, sizeof(name), "n%02u", i);
+    assert_non_null(peers_find(&f->p, name));
+    assert_string_equal(f->p.v[i]->rec.name, name);
+  }
+  assert_null(peers_find(&f->p, "n97"));
+  assert_null(peers_find(&f->p, "a"));
+  assert_null(peers_find(&f->p, NULL));
+}
+
+static void peers_work_without_a_callback(void **state) {
+  struct peers p;
+  (void)state;
+
+  peers_init(&p, SELF, 8, NULL, NULL);
+  assert_int_equal(direct(&p, "a", 1, 1, "ready", false, NULL, 0), PEERS_NEW);
+  assert_int_equal(direct(&p, "a", 1, 2, "busy", false, NULL, 0),
+                   PEERS_UPDATED);
+  assert_int_equal(peers_tick(&p, 10000, WALL, LOST_AFTER, REAP_AFTER),
+                   10000 + REAP_AFTER);
+  assert_true(peers_tick(&p, 10000 + REAP_AFTER, WALL, LOST_AFTER,
+                         REAP_AFTER) == UINT64_MAX);
+  assert_int_equal(p.n, 0);
+  peers_free(&p);
+  peers_free(&p); /* safe twice */
+}
+
+static void peers_name_every_event(void **state) {
+  (void)state;
+  assert_string_equal(peer_event_name(PEER_EV_JOINED), "joined");
+  assert_string_equal(peer_event_name(PEER_EV_STATE), "state");
+  assert_string_equal(peer_event_name(PEER_EV_DATA), "data");
+  assert_string_equal(peer_event_name(PEER_EV_LEFT), "left");
+  assert_string_equal(peer_event_name(PEER_EV_LOST), "lost");
+  assert_string_equal(peer_event_name(PEER_EV_REAPED), "reaped");
+}
+
+/* ---- digest ---- */
+
+struct view_entry {
+  const char *name, *addr;
+  uint64_t inc, ver;
+  bool left;
+};
+
+/* The digest of agent `self` whose table holds the given entries (in
+ * the order given). */
+static uint64_t digest_of(const char *self, const struct view_entry *v,
+                          size_t n) {
+  struct record r;
+  struct peers p;
+  uint64_t d;
+
+  peers_init(&p, self, 64, NULL, NULL);
+  for (size_t i = 0; i < n; i++) {
+    make_record(&r, v[i].name, v[i].inc, v[i].ver, "ready", false, NULL);
+    snprintf(r.addr, sizeof(r.addr), "%s", v[i].addr);
+    assert_true(peers_merge_direct(&p, &r, 0, WALL, NULL) >= 0);
+    r.left = v[i].left;
+    r.ver++;
+    if (r.left)
+      assert_true(peers_merge_direct(&p, &r, 0, WALL, NULL) > 0);
+    record_free(&r);
+  }
+  make_record(&r, self, 1, 1, "ready", false, NULL);
+  d = peers_digest(&p, &r);
+  record_free(&r);
+  peers_free(&p);
+  return d;
+}
+
+static const struct view_entry base[] = {
+    {"a", "tcp://a:1", 1, 1, false},
+    {"b", "tcp://b:1", 2, 1, false},
+    {"c", "tcp://c:1", 3, 1, true},
+};
+
+static void peers_digest_ignores_insertion_order(void **state) {
+  const struct view_entry reversed[] = {base[2], base[1], base[0]};
+  const struct view_entry mixed[] = {base[1], base[2], base[0]};
+  uint64_t d = digest_of(SELF, base, 3);
+  (void)state;
+
+  assert_true(d == digest_of(SELF, reversed, 3));
+  assert_true(d == digest_of(SELF, mixed, 3));
+}
+
+static void peers_digest_ignores_versions_and_states(void **state) {
+  const struct view_entry newer[] = {
+      {"a", "tcp://a:1", 1, 7, false}, base[1], base[2]};
+  (void)state;
+  assert_true(digest_of(SELF, base, 3) == digest_of(SELF, newer, 3));
+}
+
+static void
+peers_digest_is_the_same_for_agents_with_the_same_view(void **state) {
+  /* Agent "a" sees me and b; agent "me" sees a and b: one membership. */
+  const struct view_entry from_a[] = {
+      {SELF, "tcp://" SELF ":7410", 1, 1, false},
+      {"b", "tcp://b:7410", 1, 1, false}};
+  const struct view_entry from_me[] = {{"a", "tcp://a:7410", 1, 1, false},
+                                       {"b", "tcp://b:7410", 1, 1, false}};
+  (void)state;
+  assert_true(digest_of("a", from_a, 2) == digest_of(SELF, from_me, 2));
+}
+
+static void peers_digest_differs_when_addr_inc_or_left_differs(void **state) {
+  const struct view_entry addr[] = {
+      {"a", "tcp://a:2", 1, 1, false}, base[1], base[2]};
+  const struct view_entry inc[] = {
+      {"a", "tcp://a:1", 2, 1, false}, base[1], base[2]};
+  const struct view_entry left[] = {
+      {"a", "tcp://a:1", 1, 1, true}, base[1], base[2]};
+  const struct view_entry fewer[] = {base[0], base[1]};
+  uint64_t d = digest_of(SELF, base, 3);
+  (void)state;
+
+  assert_true(d != digest_of(SELF, addr, 3));
+  assert_true(d != digest_of(SELF, inc, 3));
+  assert_true(d != digest_of(SELF, left, 3));
+  assert_true(d != digest_of(SELF, fewer, 2));
+}
+
+static void peers_digest_separates_fields(void **state) {
+  const struct view_entry one[] = {{"ab", "c", 1, 1, false}};
+  const struct view_entry two[] = {{"a", "bc", 1, 1, false}};
+  struct peers p;
+  (void)state;
+
+  assert_true(digest_of(SELF, one, 1) != digest_of(SELF, two, 1));
+  /* Without a self record, the digest covers the table alone. */
+  peers_init(&p, SELF, 1, NULL, NULL);
+  assert_true(peers_digest(&p, NULL) != digest_of(SELF, NULL, 0));
+  peers_free(&p);
+}
+
+#define TEST(fn)                                                               \
+  cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
+
+int main(void) {
+  struct CMUnitTest rules[ARRAY_SIZE(cases)];
+  const struct CMUnitTest others[] = {
+      TEST(peers_refuse_a_new_node_when_full),
+      TEST(peers_update_a_listed_address_only_when_newer),
+      TEST(peers_tick_returns_the_next_deadline),
+      TEST(peers_count_by_status),
+      TEST(peers_find_nodes_in_a_large_table),
+      TEST(peers_work_without_a_callback),
+      TEST(peers_name_every_event),
+      TEST(peers_digest_ignores_insertion_order),
+      TEST(peers_digest_ignores_versions_and_states),
+      TEST(peers_digest_is_the_same_for_agents_with_the_same_view),
+      TEST(peers_digest_differs_when_addr_inc_or_left_differs),
+      TEST(peers_digest_separates_fields),
+  };
+  int failed;
+
+  for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+    struct CMUnitTest t = {cases[i].name, run_case, fixture_setup,
+                           fixture_teardown, (void *)&cases[i]};
+    rules[i] = t;
+  }
+  failed = cmocka_run_group_tests_name("peers merge rules", rules, NULL, NULL);
+  failed += cmocka_run_group_tests_name("peers", others, NULL, NULL);
+  return failed != 0;
+}

@@ -1,0 +1,801 @@
+/*
+ * test_wire.c — the message codec (agent/wire.c): exact round trips of
+ * every message type, and a decoder that refuses every malformed, hostile
+ * or oversized input with the right reason and a detail naming the field.
+ *
+ * Most rejections are a table: each row takes a valid message, changes one
+ * field (replaces, deletes, or blows it up) and says how the decoder must
+ * refuse it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "util.h"
+#include "wire.h"
+
+/* ---- sample messages ---- */
+
+static void sample_record(struct record *r, const char *name, uint64_t inc) {
+  snprintf(r->name, sizeof(r->name), "%s", name);
+  snprintf(r->addr, sizeof(r->addr), "tcp://10.0.0.5:7410");
+  r->inc = inc;
+  r->ver = 42;
+  r->left = false;
+  snprintf(r->state, sizeof(r->state), "maintenance");
+  snprintf(r->reason, sizeof(r->reason), "schema upgrade \xe2\x80\x94 \"v2\"");
+  r->since_ms = 1700000000123;
+  r->ngroups = 2;
+  snprintf(r->groups[0], sizeof(r->groups[0]), "db");
+  snprintf(r->groups[1], sizeof(r->groups[1]), "primary");
+  json_object_set_new(r->data, "url", json_string("http://10.0.0.5/"));
+  json_object_set_new(r->data, "note", json_string("h\xc3\xa9llo"));
+}
+
+static void sample_msg(struct wire_msg *m, enum wire_type type) {
+  assert_int_equal(wire_msg_init(m), 0);
+  m->type = type;
+  snprintf(m->cluster, sizeof(m->cluster), "shop");
+  snprintf(m->from, sizeof(m->from), "db1");
+  m->inc = 1700000000;
+  m->seq = 77;
+  if (type == WIRE_MEMBERS) {
+    static const char *const names[] = {"db1", "web1", "web2"};
+    m->nmembers = ARRAY_SIZE(names);
+    m->members = calloc(m->nmembers, sizeof(*m->members));
+    assert_non_null(m->members);
+    for (size_t i = 0; i < m->nmembers; i++) {
+      struct wire_member *w = &m->members[i];
+      snprintf(w->name, sizeof(w->name), "%s", names[i]);
+      snprintf(w->addr, sizeof(w->addr), "tcp://10.0.0.%zu:7410", i + 5);
+      w->inc = 1700000000 + i;
+      w->ver = 3 * i;
+      w->left = i == 2;
+    }
+    return;
+  }
+  sample_record(&m->rec, m->from, m->inc);
+  m->rec.left = type == WIRE_LEAVE;
+  m->digest = 0xfedcba9876543210ULL;
+  m->nknown = 3;
+}
+
+static void assert_records_equal(const struct record *a,
+                                 const struct record *b) {
+  assert_string_equal(a->name, b->name);
+  assert_string_equal(a->addr, b->addr);
+  assert_int_equal(a->inc, b->inc);
+  assert_int_equal(a->ver, b->ver);
+  assert_int_equal(a->left, b->left);
+  assert_string_equal(a->state, b->state);
+  assert_string_equal(a->reason, b->reason);
+  assert_int_equal(a->since_ms, b->since_ms);
+  assert_int_equal(a->ngroups, b->ngroups);
+  for (size_t i = 0; i < a->ngroups; i++)
+    assert_string_equal(a->groups[i], b->groups[i]);
+  assert_true(json_equal(a->data, b->data));
+  assert_true(record_same_content(a, b));
+  assert_int_equal(record_cmp(a, b), 0);
+}
+
+static void assert_msgs_equal(const struct wire_msg *a,
+                              const struct wire_msg *b) {
+  assert_int_equal(a->type, b->type);
+  assert_string_equal(a->cluster, b->cluster);
+  assert_string_equal(a->from, b->from);
+  assert_int_equal(a->inc, b->inc);
+  assert_int_equal(a->seq, b->seq);
+  assert_int_equal(a->nmembers, b->nmembers);
+  for (size_t i = 0; i < a->nmembers; i++) {
+    assert_string_equal(a->members[i].name, b->members[i].name);
+    assert_string_equal(a->members[i].addr, b->members[i].addr);
+    assert_int_equal(a->members[i].inc, b->members[i].inc);
+    assert_int_equal(a->members[i].ver, b->members[i].ver);
+    assert_int_equal(a->members[i].left, b->members[i].left);
+  }
+  if (a->type == WIRE_MEMBERS)
+    return;
+  assert_true(a->digest == b->digest);
+  assert_int_equal(a->nknown, b->nknown);
+  assert_records_equal(&a->rec, &b->rec);
+}
+
+/* Encode m, decode it, compare, and encode again to the same bytes. */
+static void round_trip(const struct wire_msg *m) {
+  struct wire_error err;
+  struct wire_msg back;
+  char *buf, *again;
+  size_t len, len2;
+
+  assert_int_equal(wire_encode(m, &buf, &len), 0);
+  assert_int_equal(wire_msg_init(&back), 0);
+  assert_int_equal(wire_decode(buf, len, &back, &err), 0);
+  assert_int_equal(err.reason, WIRE_OK);
+  assert_msgs_equal(m, &back);
+  assert_int_equal(wire_encode(&back, &again, &len2), 0);
+  assert_int_equal(len, len2);
+  assert_memory_equal(buf, again, len);
+  free(buf);
+  free(again);
+  wire_msg_free(&back);
+}
+
+/* ---- round trips ---- */
+
+static void wire_round_trips_every_type(void **state) {
+  static const enum wire_type types[] = {WIRE_HELLO, WIRE_STATE, WIRE_MEMBERS,
+                                         WIRE_LEAVE};
+  (void)state;
+
+  for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
+    struct wire_msg m;
+    sample_msg(&m, types[i]);
+    round_trip(&m);
+    wire_msg_free(&m);
+  }
+}
+
+static void wire_round_trips_extreme_values(void **state) {
+  struct wire_msg m;
+  (void)state;
+
+  sample_msg(&m, WIRE_STATE);
+  m.inc = m.rec.inc = RECORD_COUNTER_MAX;
+  m.seq = RECORD_COUNTER_MAX;
+  m.rec.ver = 0;
+  m.rec.since_ms = INT64_MAX;
+  m.digest = UINT64_MAX;
+  m.nknown = UINT32_MAX;
+  m.rec.reason[0] = '\0';
+  m.rec.ngroups = 0;
+  json_object_clear(m.rec.data);
+  round_trip(&m);
+  m.digest = 0;
+  m.inc = m.rec.inc = m.seq = 0;
+  m.rec.since_ms = 0;
+  round_trip(&m);
+  wire_msg_free(&m);
+}
+
+static void wire_round_trips_an_empty_member_list(void **state) {
+  struct wire_msg m;
+  (void)state;
+
+  sample_msg(&m, WIRE_MEMBERS);
+  m.nmembers = 0;
+  round_trip(&m);
+  wire_msg_free(&m);
+}
+
+static void wire_encodes_compact_json_in_envelope_order(void **state) {
+  static const char head[] = "{\"v\":1,\"cluster\":\"shop\",\"from\":\"db1\","
+                             "\"inc\":1700000000,\"seq\":77,\"type\":\"state\","
+                             "\"rec\":{\"addr\":";
+  struct wire_msg m;
+  char *buf;
+  size_t len;
+  (void)state;
+
+  sample_msg(&m, WIRE_STATE);
+  assert_int_equal(wire_encode(&m, &buf, &len), 0);
+  assert_int_equal(strlen(buf), len);
+  assert_memory_equal(buf, head, sizeof(head) - 1);
+  assert_non_null(strstr(buf, "\"digest\":\"fedcba9876543210\",\"known\":3}"));
+  assert_null(strstr(buf, ": "));
+  assert_null(strstr(buf, ", "));
+  free(buf);
+  wire_msg_free(&m);
+}
+
+/* The agent publishes from a zeroed message that borrows its record. */
+static void wire_encodes_a_message_never_initialised(void **state) {
+  struct wire_member w = {"a", "tcp://a:1", 1, 2, false};
+  struct wire_msg m;
+  char *buf;
+  size_t len;
+  (void)state;
+
+  memset(&m, 0, sizeof(m));
+  m.type = WIRE_MEMBERS;
+  snprintf(m.cluster, sizeof(m.cluster), "c");
+  snprintf(m.from, sizeof(m.from), "a");
+  m.members = &w;
+  m.nmembers = 1;
+  assert_int_equal(wire_encode(&m, &buf, &len), 0);
+  free(buf);
+  m.type = WIRE_STATE;
+  snprintf(m.rec.addr, sizeof(m.rec.addr), "tcp://a:1");
+  snprintf(m.rec.state, sizeof(m.rec.state), "ready");
+  assert_int_equal(wire_encode(&m, &buf, &len), 0);
+  assert_non_null(strstr(buf, "\"data\":{}"));
+  free(buf);
+}
+
+/* ---- encoder refusals ---- */
+
+static void wire_refuses_to_encode_more_than_msg_max(void **state) {
+  char key[16], value[CHOREO_DATA_VALUE_MAX + 1];
+  struct wire_msg m;
+  char *buf = NULL;
+  size_t len = 0;
+  (void)state;
+
+  /* Valid text that JSON escapes six-fold: \u0001. */
+  memset(value, 1, CHOREO_DATA_VALUE_MAX);
+  value[CHOREO_DATA_VALUE_MAX] = '\0';
+  sample_msg(&m, WIRE_STATE);
+  for (int i = 0; i < CHOREO_DATA_KEYS_MAX; i++) {
+    snprintf(key, sizeof(key), "k%d", i);
+    json_object_set_new(m.rec.data, key, json_string(value));
+  }
+  assert_int_equal(wire_encode(&m, &buf, &len), CHOREO_ETOOBIG);
+  assert_null(buf);
+  wire_msg_free(&m);
+}
+
+static void wire_refuses_to_encode_what_receivers_refuse(void **state) {
+  struct wire_msg m;
+  char *buf = NULL;
+  size_t len;
+  (void)state;
+
+  sample_msg(&m, WIRE_STATE);
+  snprintf(m.rec.reason, sizeof(m.rec.reason), "bad \xff byte");
+  assert_int_equal(wire_encode(&m, &buf, &len), CHOREO_EINVAL);
+  m.rec.reason[0] = '\0';
+  m.rec.ver = RECORD_COUNTER_MAX + 1;
+  assert_int_equal(wire_encode(&m, &buf, &len), CHOREO_EINVAL);
+  wire_msg_free(&m);
+
+  sample_msg(&m, WIRE_MEMBERS);
+  m.nmembers = WIRE_MEMBERS_MAX + 1;
+  assert_int_equal(wire_encode(&m, &buf, &len), CHOREO_EINVAL);
+  m.nmembers = 3;
+  wire_msg_free(&m);
+  assert_null(buf);
+}
+
+/* ---- decoding raw bytes ---- */
+
+static int decode_raw(const void *buf, size_t len, struct wire_error *err) {
+  struct wire_msg m;
+  int rv;
+
+  assert_int_equal(wire_msg_init(&m), 0);
+  rv = wire_decode(buf, len, &m, err);
+  if (rv != 0) {
+    assert_int_equal(rv, CHOREO_EDECODE);
+    assert_int_equal(m.nmembers, 0);
+    assert_null(m.members);
+  }
+  wire_msg_free(&m);
+  return rv;
+}
+
+static void expect_raw(const char *buf, size_t len, enum wire_reject why) {
+  struct wire_error err;
+  int rv = decode_raw(buf, len, &err);
+
+  if (err.reason != why)
+    print_error("expected %s, got %s: %s\n", wire_reject_name(why),
+                wire_reject_name(err.reason), err.detail);
+  assert_int_equal(err.reason, why);
+  assert_int_equal(rv, why == WIRE_OK ? 0 : CHOREO_EDECODE);
+}
+
+static char *encoded(enum wire_type type, size_t *len) {
+  struct wire_msg m;
+  char *buf;
+
+  sample_msg(&m, type);
+  assert_int_equal(wire_encode(&m, &buf, len), 0);
+  wire_msg_free(&m);
+  return buf;
+}
+
+static void wire_rejects_input_that_is_not_a_json_object(void **state) {
+  static const char *const bad[] = {
+      "",
+      "garbage",
+      "[1,2]",
+      "\"state\"",
+      "42",
+      "null",
+      "{\"v\":1",
+      "{\"v\":1}{}",
+      /* duplicate keys */
+      "{\"v\":1,\"v\":1,\"type\":\"state\"}",
+      /* an integer beyond 64 bits */
+      "{\"v\":1,\"inc\":99999999999999999999999}",
+      /* invalid UTF-8 inside a string */
+      "{\"v\":1,\"reason\":\"\xff\xfe\"}",
+      /* a lone surrogate */
+      "{\"v\":1,\"reason\":\"\\ud800\"}",
+  };
+  size_t len;
+  char *buf = encoded(WIRE_STATE, &len);
+  (void)state;
+
+  for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+    expect_raw(bad[i], strlen(bad[i]), WIRE_REJECT_NOT_JSON);
+  /* Truncated anywhere, a valid message is not JSON any more. */
+  for (size_t cut = 0; cut < len; cut += 7)
+    expect_raw(buf, cut, WIRE_REJECT_NOT_JSON);
+  /* A NUL after the document. */
+  buf[len - 1] = '\0';
+  expect_raw(buf, len, WIRE_REJECT_NOT_JSON);
+  free(buf);
+}
+
+static void wire_rejects_invalid_utf8_in_a_reason(void **state) {
+  struct wire_error err;
+  size_t len;
+  char *buf = encoded(WIRE_STATE, &len);
+  char *at = strstr(buf, "schema");
+  (void)state;
+
+  assert_non_null(at);
+  at[0] = (char)0xc0; /* an overlong form */
+  at[1] = (char)0x80;
+  assert_int_equal(decode_raw(buf, len, &err), CHOREO_EDECODE);
+  assert_int_equal(err.reason, WIRE_REJECT_NOT_JSON);
+  free(buf);
+}
+
+static void wire_rejects_more_than_msg_max_before_parsing(void **state) {
+  size_t len;
+  char *msg = encoded(WIRE_STATE, &len);
+  char *buf = malloc(CHOREO_MSG_MAX + 1);
+  (void)state;
+
+  /* Exactly CHOREO_MSG_MAX bytes (the message padded with spaces) pass. */
+  memset(buf, ' ', CHOREO_MSG_MAX + 1);
+  memcpy(buf, msg, len);
+  expect_raw(buf, CHOREO_MSG_MAX, WIRE_OK);
+  expect_raw(buf, CHOREO_MSG_MAX + 1, WIRE_REJECT_TOO_BIG);
+  expect_raw(buf, SIZE_MAX, WIRE_REJECT_TOO_BIG);
+  free(buf);
+  free(msg);
+}
+
+/* Deep nesting must neither crash the parser nor pass: jansson caps it. */
+static void wire_survives_deep_nesting(void **state) {
+  char *buf = malloc(CHOREO_MSG_MAX);
+  size_t n = CHOREO_MSG_MAX / 2 - 16, len;
+  (void)state;
+
+  len = (size_t)snprintf(buf, 16, "{\"x\":");
+  memset(buf + len, '[', n);
+  memset(buf + len + n, ']', n);
+  buf[len + 2 * n] = '}';
+  expect_raw(buf, len + 2 * n + 1, WIRE_REJECT_NOT_JSON);
+  free(buf);
+}
+
+static void wire_reuses_a_message_for_the_next_decode(void **state) {
+  struct wire_error err;
+  struct wire_msg m;
+  size_t slen, mlen;
+  char *st = encoded(WIRE_STATE, &slen);
+  char *mem = encoded(WIRE_MEMBERS, &mlen);
+  (void)state;
+
+  assert_int_equal(wire_msg_init(&m), 0);
+  assert_int_equal(wire_decode(st, slen, &m, &err), 0);
+  assert_int_equal(wire_decode(mem, mlen, &m, &err), 0);
+  assert_int_equal(m.nmembers, 3);
+  assert_string_equal(m.rec.state, "");
+  assert_int_equal(json_object_size(m.rec.data), 0);
+  assert_int_equal(wire_decode(st, slen, &m, &err), 0);
+  assert_int_equal(m.nmembers, 0);
+  assert_string_equal(m.rec.state, "maintenance");
+  assert_int_equal(wire_decode("nope", 4, &m, &err), CHOREO_EDECODE);
+  assert_string_equal(m.rec.state, "");
+  wire_msg_free(&m);
+  wire_msg_free(&m); /* safe twice */
+  free(st);
+  free(mem);
+}
+
+static void wire_names_types_and_reasons(void **state) {
+  (void)state;
+  assert_string_equal(wire_type_name(WIRE_HELLO), "hello");
+  assert_string_equal(wire_type_name(WIRE_STATE), "state");
+  assert_string_equal(wire_type_name(WIRE_MEMBERS), "members");
+  assert_string_equal(wire_type_name(WIRE_LEAVE), "leave");
+  assert_string_equal(wire_reject_name(WIRE_REJECT_TOO_BIG), "too_big");
+  assert_string_equal(wire_reject_name(WIRE_REJECT_NOT_JSON), "not_json");
+  assert_string_equal(wire_reject_name(WIRE_REJECT_BAD_VERSION), "bad_version");
+  assert_string_equal(wire_reject_name(WIRE_REJECT_UNKNOWN_TYPE),
+                      "unknown_type");
+  assert_string_equal(wire_reject_name(WIRE_REJECT_BAD_FIELD), "bad_field");
+  assert_string_equal(wire_reject_name(WIRE_REJECT_OVER_LIMIT), "over_limit");
+}
+
+/* ---- decoding one changed field: the table ---- */
+
+enum change {
+  SET,    /* the field becomes the JSON text s */
+  DEL,    /* the field is removed */
+  REPEAT, /* the field becomes a string of s repeated n times */
+  ARRAY,  /* the field becomes an array of n copies of the JSON text s */
+  OBJECT, /* the field becomes an object of n keys k0.. with JSON text s */
+};
+
+struct reject_case {
+  const char *name;
+  enum wire_type base; /* the valid message changed */
+  const char *path;    /* "rec.groups[1]", "members[0].inc", … */
+  enum change change;
+  const char *s;
+  size_t n;
+  enum wire_reject expect;
+  const char *detail; /* must occur in err.detail; NULL: not checked */
+};
+
+#define K16 "kkkkkkkkkkkkkkkk"
+#define MEMBER_JSON                                                            \
+  "{\"name\":\"m\",\"addr\":\"tcp://m:1\",\"inc\":1,\"ver\":1,\"left\":false}"
+
+static const struct reject_case reject_cases[] = {
+    /* envelope */
+    {"wire_rejects_version_2", WIRE_STATE, "v", SET, "2", 0,
+     WIRE_REJECT_BAD_VERSION, "field \"v\": not version 1"},
+    {"wire_rejects_a_missing_version", WIRE_STATE, "v", DEL, NULL, 0,
+     WIRE_REJECT_BAD_VERSION, "field \"v\": missing"},
+    {"wire_rejects_a_version_given_as_a_string", WIRE_STATE, "v", SET, "\"1\"",
+     0, WIRE_REJECT_BAD_VERSION, NULL},
+    {"wire_rejects_an_unknown_type", WIRE_STATE, "type", SET, "\"gossip\"", 0,
+     WIRE_REJECT_UNKNOWN_TYPE, "field \"type\": unknown \"gossip\""},
+    {"wire_rejects_a_sender_name_too_long", WIRE_STATE, "from", REPEAT, "n", 65,
+     WIRE_REJECT_OVER_LIMIT, "field \"from\": 65 bytes, at most 64"},
+    {"wire_accepts_a_sender_name_of_the_maximum_length", WIRE_STATE, "from",
+     REPEAT, "n", 64, WIRE_OK, NULL},
+    {"wire_rejects_an_invalid_sender_name", WIRE_STATE, "from", SET,
+     "\"web 1\"", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"from\": invalid name \"web 1\""},
+    {"wire_rejects_a_cluster_name_too_long", WIRE_STATE, "cluster", REPEAT, "c",
+     65, WIRE_REJECT_OVER_LIMIT, NULL},
+    {"wire_rejects_an_empty_cluster_name", WIRE_STATE, "cluster", SET, "\"\"",
+     0, WIRE_REJECT_BAD_FIELD, "field \"cluster\": invalid cluster name \"\""},
+    {"wire_escapes_and_cuts_quoted_text", WIRE_STATE, "from", SET,
+     "\"bad\\u0001aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"", 0,
+     WIRE_REJECT_BAD_FIELD,
+     "invalid name \"bad\\x01aaaaaaaaaaaaaaaaaaaaaaaaaaaa\"..."},
+    {"wire_escapes_non_ascii_in_quoted_text", WIRE_STATE, "from", SET,
+     "\"d\xc3\xa9\"", 0, WIRE_REJECT_BAD_FIELD, "\"d\\xc3\\xa9\""},
+    {"wire_rejects_a_negative_incarnation", WIRE_STATE, "inc", SET, "-1", 0,
+     WIRE_REJECT_OVER_LIMIT, "field \"inc\": -1 out of range"},
+    {"wire_rejects_an_incarnation_beyond_2_53", WIRE_STATE, "inc", SET,
+     "9007199254740993", 0, WIRE_REJECT_OVER_LIMIT, NULL},
+    {"wire_accepts_an_incarnation_of_2_53", WIRE_STATE, "inc", SET,
+     "9007199254740992", 0, WIRE_OK, NULL},
+    {"wire_rejects_a_seq_beyond_2_53", WIRE_STATE, "seq", SET,
+     "9007199254740993", 0, WIRE_REJECT_OVER_LIMIT, NULL},
+    {"wire_rejects_the_largest_64_bit_seq", WIRE_STATE, "seq", SET,
+     "9223372036854775807", 0, WIRE_REJECT_OVER_LIMIT, NULL},
+    {"wire_rejects_the_smallest_64_bit_seq", WIRE_STATE, "seq", SET,
+     "-9223372036854775808", 0, WIRE_REJECT_OVER_LIMIT, NULL},
+    {"wire_rejects_a_fractional_incarnation", WIRE_STATE, "inc", SET, "1.0", 0,
+     WIRE_REJECT_BAD_FIELD, "field \"inc\": not an integer"},
+    {"wire_rejects_a_huge_real_incarnation", WIRE_STATE, "inc", SET, "1e300", 0,
+     WIRE_REJECT_BAD_FIELD, NULL},
+    {"wire_ignores_unknown_envelope_fields", WIRE_STATE, "future", SET,
+     "{\"x\":[1,{\"y\":null}]}", 0, WIRE_OK, NULL},
+    {"wire_ignores_unknown_fields_in_a_record", WIRE_STATE, "rec.future", SET,
+     "1", 0, WIRE_OK, NULL},
+    {"wire_ignores_a_name_repeated_in_a_record", WIRE_STATE, "rec.name", SET,
+     "\"other\"", 0, WIRE_OK, NULL},
+    {"wire_ignores_unknown_fields_in_a_member", WIRE_MEMBERS,
+     "members[0].future", SET, "true", 0, WIRE_OK, NULL},
+    /* record */
+    {"wire_rejects_an_invalid_state", WIRE_STATE, "rec.state", SET, "\"Bad!\"",
+     0, WIRE_REJECT_BAD_FIELD, "field \"rec.state\": invalid state \"Bad!\""},
+    {"wire_rejects_an_empty_state", WIRE_STATE, "rec.state", SET, "\"\"", 0,
+     WIRE_REJECT_BAD_FIELD, NULL},
+    {"wire_rejects_a_state_too_long", WIRE_STATE, "rec.state", REPEAT, "a", 33,
+     WIRE_REJECT_OVER_LIMIT, "field \"rec.state\": 33 bytes, at most 32"},
+    {"wire_accepts_a_state_of_the_maximum_length", WIRE_STATE, "rec.state",
+     REPEAT, "a", 32, WIRE_OK, NULL},
+    {"wire_rejects_a_reason_too_long", WIRE_STATE, "rec.reason", REPEAT,
+     "\xc3\xa9", 129, WIRE_REJECT_OVER_LIMIT,
+     "field \"rec.reason\": 258 bytes, at most 256"},
+    {"wire_accepts_a_reason_of_the_maximum_length", WIRE_STATE, "rec.reason",
+     REPEAT, "\xc3\xa9", 128, WIRE_OK, NULL},
+    {"wire_accepts_an_empty_reason", WIRE_STATE, "rec.reason", SET, "\"\"", 0,
+     WIRE_OK, NULL},
+    {"wire_rejects_a_nul_in_a_reason", WIRE_STATE, "rec.reason", SET,
+     "\"a\\u0000b\"", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"rec.reason\": contains a NUL byte"},
+    {"wire_rejects_an_address_too_long", WIRE_STATE, "rec.addr", REPEAT, "a",
+     257, WIRE_REJECT_OVER_LIMIT, NULL},
+    {"wire_rejects_an_address_of_another_scheme", WIRE_STATE, "rec.addr", SET,
+     "\"http://x\"", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"rec.addr\": invalid address \"http://x\""},
+    {"wire_rejects_an_empty_address", WIRE_STATE, "rec.addr", SET, "\"\"", 0,
+     WIRE_REJECT_BAD_FIELD, NULL},
+    {"wire_rejects_an_address_without_a_host", WIRE_STATE, "rec.addr", SET,
+     "\"tcp://\"", 0, WIRE_REJECT_BAD_FIELD, NULL},
+    {"wire_rejects_a_control_character_in_an_address", WIRE_STATE, "rec.addr",
+     SET, "\"tcp://a\\nb:1\"", 0, WIRE_REJECT_BAD_FIELD, "tcp://a\\x0ab:1"},
+    {"wire_accepts_an_ipc_address", WIRE_STATE, "rec.addr", SET,
+     "\"ipc:///run/choreo/inbox\"", 0, WIRE_OK, NULL},
+    {"wire_accepts_an_inproc_address", WIRE_MEMBERS, "members[1].addr", SET,
+     "\"inproc://n2\"", 0, WIRE_OK, NULL},
+    {"wire_rejects_a_version_beyond_2_53", WIRE_STATE, "rec.ver", SET,
+     "9007199254740993", 0, WIRE_REJECT_OVER_LIMIT, NULL},
+    {"wire_rejects_a_negative_since", WIRE_STATE, "rec.since", SET, "-5", 0,
+     WIRE_REJECT_OVER_LIMIT, NULL},
+    {"wire_rejects_too_many_groups", WIRE_STATE, "rec.groups", ARRAY, "\"g\"",
+     17, WIRE_REJECT_OVER_LIMIT, "field \"rec.groups\": 17 items, at most 16"},
+    {"wire_accepts_the_maximum_of_groups", WIRE_STATE, "rec.groups", ARRAY,
+     "\"g\"", 16, WIRE_OK, NULL},
+    {"wire_rejects_a_group_name_too_long", WIRE_STATE, "rec.groups[0]", REPEAT,
+     "g", 65, WIRE_REJECT_OVER_LIMIT, NULL},
+    {"wire_rejects_an_invalid_group_name", WIRE_STATE, "rec.groups[1]", SET,
+     "\"no space\"", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"rec.groups[1]\": invalid name \"no space\""},
+    {"wire_rejects_too_many_data_keys", WIRE_STATE, "rec.data", OBJECT, "\"v\"",
+     33, WIRE_REJECT_OVER_LIMIT, "field \"rec.data\": 33 keys, at most 32"},
+    {"wire_accepts_the_maximum_of_data_keys", WIRE_STATE, "rec.data", OBJECT,
+     "\"v\"", 32, WIRE_OK, NULL},
+    {"wire_rejects_a_data_key_too_long", WIRE_STATE,
+     "rec.data." K16 K16 K16 K16 "k", SET, "\"v\"", 0, WIRE_REJECT_OVER_LIMIT,
+     NULL},
+    {"wire_accepts_a_data_key_of_the_maximum_length", WIRE_STATE,
+     "rec.data." K16 K16 K16 K16, SET, "\"v\"", 0, WIRE_OK, NULL},
+    {"wire_rejects_an_invalid_data_key", WIRE_STATE, "rec.data.Upper", SET,
+     "\"v\"", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"rec.data\": invalid key \"Upper\""},
+    {"wire_rejects_a_data_value_too_long", WIRE_STATE, "rec.data.url", REPEAT,
+     "v", 1025, WIRE_REJECT_OVER_LIMIT,
+     "field \"rec.data.url\": 1025 bytes, at most 1024"},
+    {"wire_accepts_a_data_value_of_the_maximum_length", WIRE_STATE,
+     "rec.data.url", REPEAT, "v", 1024, WIRE_OK, NULL},
+    {"wire_rejects_a_nul_in_a_data_value", WIRE_STATE, "rec.data.url", SET,
+     "\"\\u0000\"", 0, WIRE_REJECT_BAD_FIELD, NULL},
+    {"wire_rejects_a_digest_with_other_characters", WIRE_STATE, "digest", SET,
+     "\"fedcba987654321x\"", 0, WIRE_REJECT_BAD_FIELD, NULL},
+    {"wire_rejects_an_uppercase_digest", WIRE_STATE, "digest", SET,
+     "\"FEDCBA9876543210\"", 0, WIRE_REJECT_BAD_FIELD, NULL},
+    {"wire_rejects_a_short_digest", WIRE_STATE, "digest", SET, "\"abc\"", 0,
+     WIRE_REJECT_BAD_FIELD, NULL},
+    {"wire_rejects_a_long_digest", WIRE_STATE, "digest", SET,
+     "\"00000000000000000\"", 0, WIRE_REJECT_OVER_LIMIT, NULL},
+    {"wire_rejects_a_known_count_beyond_32_bits", WIRE_STATE, "known", SET,
+     "4294967296", 0, WIRE_REJECT_OVER_LIMIT, NULL},
+    /* members */
+    {"wire_rejects_too_many_members", WIRE_MEMBERS, "members", ARRAY,
+     MEMBER_JSON, 257, WIRE_REJECT_OVER_LIMIT,
+     "field \"members\": 257 entries, at most 256"},
+    {"wire_accepts_the_maximum_of_members", WIRE_MEMBERS, "members", ARRAY,
+     MEMBER_JSON, 256, WIRE_OK, NULL},
+    {"wire_rejects_a_member_that_is_not_an_object", WIRE_MEMBERS, "members[1]",
+     SET, "\"x\"", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"members[1]\": not an object"},
+    {"wire_rejects_an_invalid_member_name", WIRE_MEMBERS, "members[2].name",
+     SET, "\"a/b\"", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"members[2].name\": invalid name \"a/b\""},
+    {"wire_rejects_a_member_name_too_long", WIRE_MEMBERS, "members[0].name",
+     REPEAT, "m", 65, WIRE_REJECT_OVER_LIMIT, NULL},
+    {"wire_rejects_a_negative_member_incarnation", WIRE_MEMBERS,
+     "members[0].inc", SET, "-1", 0, WIRE_REJECT_OVER_LIMIT, NULL},
+    {"wire_rejects_a_member_version_beyond_2_53", WIRE_MEMBERS,
+     "members[0].ver", SET, "9007199254740993", 0, WIRE_REJECT_OVER_LIMIT,
+     NULL},
+};
+
+static json_t *new_value(enum change change, const char *s, size_t n) {
+  json_t *v = NULL;
+
+  switch (change) {
+  case SET:
+    return json_loads(s, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+  case DEL:
+    return NULL;
+  case REPEAT: {
+    size_t len = strlen(s);
+    char *buf = malloc(len * n + 1);
+    for (size_t i = 0; i < n; i++)
+      memcpy(buf + i * len, s, len);
+    buf[len * n] = '\0';
+    v = json_string(buf);
+    free(buf);
+    return v;
+  }
+  case ARRAY:
+    v = json_array();
+    for (size_t i = 0; i < n; i++)
+      json_array_append_new(v, json_loads(s, JSON_DECODE_ANY, NULL));
+    return v;
+  case OBJECT:
+    v = json_object();
+    for (size_t i = 0; i < n; i++) {
+      char key[24];
+      snprintf(key, sizeof(key), "k%zu", i);
+      json_object_set_new(v, key, json_loads(s, JSON_DECODE_ANY, NULL));
+    }
+    return v;
+  }
+  return NULL;
+}
+
+/* Set (or delete, value NULL) the field at path, e.g. "members[0].inc". */
+static void apply(json_t *cur, char *path, json_t *value) {
+  char *dot = strchr(path, '.'), *br;
+  size_t idx = 0;
+  json_t *next;
+
+  if (dot != NULL)
+    *dot = '\0';
+  br = strchr(path, '[');
+  if (br != NULL) {
+    *br = '\0';
+    idx = strtoul(br + 1, NULL, 10);
+  }
+  if (dot == NULL && br == NULL) {
+    if (value != NULL)
+      assert_int_equal(json_object_set_new(cur, path, value), 0);
+    else
+      assert_int_equal(json_object_del(cur, path), 0);
+    return;
+  }
+  next = json_object_get(cur, path);
+  assert_non_null(next);
+  if (br != NULL && dot == NULL) {
+    if (value != NULL)
+      assert_int_equal(json_array_set_new(next, idx, value), 0);
+    else
+      assert_int_equal(json_array_remove(next, idx), 0);
+    return;
+  }
+  if (br != NULL)
+    next = json_array_get(next, idx);
+  assert_non_null(next);
+  apply(next, dot + 1, value);
+}
+
+/* The sample message of type base with one field changed, as bytes. */
+static char *changed(enum wire_type base, const char *path, json_t *value,
+                     size_t *len) {
+  char *buf = encoded(base, len), *out, p[128];
+  json_t *root = json_loadb(buf, *len, 0, NULL);
+
+  assert_non_null(root);
+  snprintf(p, sizeof(p), "%s", path);
+  apply(root, p, value);
+  out = json_dumps(root, JSON_COMPACT);
+  assert_non_null(out);
+  *len = strlen(out);
+  json_decref(root);
+  free(buf);
+  return out;
+}
+
+static void expect_change(enum wire_type base, const char *path, json_t *value,
+                          enum wire_reject why, const char *detail) {
+  struct wire_error err;
+  size_t len;
+  char *buf = changed(base, path, value, &len);
+  int rv = decode_raw(buf, len, &err);
+
+  if (err.reason != why || (detail != NULL && !strstr(err.detail, detail)))
+    print_error("%s: expected %s \"%s\", got %s \"%s\"\n", path,
+                wire_reject_name(why), detail ? detail : "",
+                wire_reject_name(err.reason), err.detail);
+  assert_int_equal(err.reason, why);
+  assert_int_equal(rv, why == WIRE_OK ? 0 : CHOREO_EDECODE);
+  if (detail != NULL)
+    assert_non_null(strstr(err.detail, detail));
+  for (const char *c = err.detail; *c != '\0'; c++)
+    assert_true(*c >= 0x20 && *c < 0x7f);
+  free(buf);
+}
+
+static void run_reject_case(void **state) {
+  const struct reject_case *c = *state;
+
+  expect_change(c->base, c->path, new_value(c->change, c->s, c->n), c->expect,
+                c->detail);
+}
+
+/* ---- every field: missing, and of a wrong type ---- */
+
+struct field {
+  enum wire_type base;
+  const char *path;
+  const char *wrong; /* a value of a wrong type */
+  bool required;     /* removing it is an error too */
+};
+
+static const struct field fields[] = {
+    {WIRE_STATE, "cluster", "5", true},
+    {WIRE_STATE, "from", "[\"db1\"]", true},
+    {WIRE_STATE, "inc", "\"5\"", true},
+    {WIRE_STATE, "seq", "true", true},
+    {WIRE_STATE, "type", "5", true},
+    {WIRE_STATE, "rec", "[]", true},
+    {WIRE_STATE, "rec.addr", "5", true},
+    {WIRE_STATE, "rec.ver", "\"1\"", true},
+    {WIRE_STATE, "rec.left", "0", true},
+    {WIRE_STATE, "rec.state", "null", true},
+    {WIRE_STATE, "rec.reason", "5", true},
+    {WIRE_STATE, "rec.since", "\"0\"", true},
+    {WIRE_STATE, "rec.groups", "{}", true},
+    {WIRE_STATE, "rec.groups[0]", "5", false},
+    {WIRE_STATE, "rec.data", "[]", true},
+    {WIRE_STATE, "rec.data.url", "null", false},
+    {WIRE_STATE, "digest", "5", true},
+    {WIRE_STATE, "known", "true", true},
+    {WIRE_HELLO, "rec", "\"x\"", true},
+    {WIRE_LEAVE, "rec.left", "\"true\"", true},
+    {WIRE_MEMBERS, "members", "{}", true},
+    {WIRE_MEMBERS, "members[0]", "[]", false},
+    {WIRE_MEMBERS, "members[0].name", "5", true},
+    {WIRE_MEMBERS, "members[0].addr", "5", true},
+    {WIRE_MEMBERS, "members[0].inc", "\"1\"", true},
+    {WIRE_MEMBERS, "members[0].ver", "1.5", true},
+    {WIRE_MEMBERS, "members[0].left", "\"true\"", true},
+};
+
+static void wire_rejects_each_field_of_a_wrong_type(void **state) {
+  char detail[96];
+  (void)state;
+
+  for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+    snprintf(detail, sizeof(detail), "field \"%s\": not ", fields[i].path);
+    expect_change(fields[i].base, fields[i].path,
+                  new_value(SET, fields[i].wrong, 0), WIRE_REJECT_BAD_FIELD,
+                  detail);
+  }
+}
+
+static void wire_rejects_each_missing_field(void **state) {
+  char detail[96];
+  (void)state;
+
+  for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+    if (!fields[i].required)
+      continue;
+    snprintf(detail, sizeof(detail), "field \"%s\": missing", fields[i].path);
+    expect_change(fields[i].base, fields[i].path, NULL, WIRE_REJECT_BAD_FIELD,
+                  detail);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(wire_round_trips_every_type),
+      cmocka_unit_test(wire_round_trips_extreme_values),
+      cmocka_unit_test(wire_round_trips_an_empty_member_list),
+      cmocka_unit_test(wire_encodes_compact_json_in_envelope_order),
+      cmocka_unit_test(wire_encodes_a_message_never_initialised),
+      cmocka_unit_test(wire_refuses_to_encode_more_than_msg_max),
+      cmocka_unit_test(wire_refuses_to_encode_what_receivers_refuse),
+      cmocka_unit_test(wire_rejects_input_that_is_not_a_json_object),
+      cmocka_unit_test(wire_rejects_invalid_utf8_in_a_reason),
+      cmocka_unit_test(wire_rejects_more_than_msg_max_before_parsing),
+      cmocka_unit_test(wire_survives_deep_nesting),
+      cmocka_unit_test(wire_reuses_a_message_for_the_next_decode),
+      cmocka_unit_test(wire_names_types_and_reasons),
+      cmocka_unit_test(wire_rejects_each_field_of_a_wrong_type),
+      cmocka_unit_test(wire_rejects_each_missing_field),
+  };
+  struct CMUnitTest rows[ARRAY_SIZE(reject_cases)];
+  int failed;
+
+  for (size_t i = 0; i < ARRAY_SIZE(reject_cases); i++) {
+    struct CMUnitTest t = {reject_cases[i].name, run_reject_case, NULL, NULL,
+                           (void *)&reject_cases[i]};
+    rows[i] = t;
+  }
+  failed = cmocka_run_group_tests_name("wire", tests, NULL, NULL);
+  failed += cmocka_run_group_tests_name("wire fields", rows, NULL, NULL);
+  return failed != 0;
+}
