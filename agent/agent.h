@@ -142,7 +142,9 @@ void agent_net_close(struct agent *a);
 int agent_self_init(struct agent *a);
 /* Recompute the state this node shows; publish if it changed. */
 void agent_self_refresh(struct agent *a);
-/* Apply a `set`: returns 0, or CHOREO_EINVAL with why set. */
+/* Apply a `set`: validate, publish, then persist. Returns 0; or
+ * CHOREO_EINVAL with *why set and nothing changed; or a negated errno with
+ * *why set when the new state is in effect but could not be saved. */
 int agent_self_set(struct agent *a, const char *state, const char *reason,
                    json_t *data, const char **why);
 

@@ -187,17 +187,25 @@ int agent_self_set(struct agent *a, const char *state, const char *reason,
   if ((rv = check_data(data, a->self.data, &merged, why)) != 0)
     return rv;
   since = strcmp(state, a->declared) == 0 ? a->declared_since : util_wall_ms();
-  if ((rv = persist(a, state, reason, since, merged)) != 0) {
-    *why = "the state could not be saved in state_dir";
-    json_decref(merged);
-    return rv;
-  }
   snprintf(a->declared, sizeof(a->declared), "%s", state);
   snprintf(a->declared_reason, sizeof(a->declared_reason), "%s", reason);
   a->declared_since = since;
   data_changed = !json_equal(merged, a->self.data);
   json_decref(a->self.data);
   a->self.data = merged;
+  /* Publish first, persist second: the fsyncs cost more than the whole
+   * trip to the peers, and the caller hears "ok" only once both are done.
+   * A crash in between restarts with the previous state, which the new
+   * incarnation then publishes: peers follow either way. */
   refresh(a, data_changed);
+  rv = persist(a, state, reason, since, a->self.data);
+  if (rv != 0) {
+    log_error("state_dir: %s: cannot save the state: %s; it is in effect "
+              "but will not survive a restart",
+              a->cfg->state_dir, choreo_strerror(rv));
+    *why = "in effect, but could not be saved in state_dir (see the agent's "
+           "log); it will not survive a restart";
+    return rv;
+  }
   return 0;
 }

@@ -18,10 +18,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 meson test -C "$dir" --print-errorlogs --num-processes 2 "$@"
 status=$?
 
-# Count from meson's own log, one JSON object per test.
-log="$dir/meson-logs/testlog.json"
-passed=$(grep -c '"result": "OK"' "$log" 2>/dev/null || true)
-skipped=$(grep -c '"result": "SKIP"' "$log" 2>/dev/null || true)
-failed=$(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" 2>/dev/null || true)
-echo "${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
-[ "$status" -eq 0 ] && [ "${failed:-0}" -eq 0 ]
+# Count test cases (cmocka cases, scenario checks) from meson's log.
+/usr/bin/python3 scripts/count-tests.py "$dir/meson-logs/testlog.json"
+counted=$?
+[ "$status" -eq 0 ] && [ "$counted" -eq 0 ]
