@@ -125,6 +125,8 @@ static int insert_at(struct peers *p, size_t at, struct peer *peer) {
 }
 
 static void remove_at(struct peers *p, size_t at) {
+  if (!p->v[at]->heard)
+    p->unheard--;
   peer_destroy(p->v[at]);
   memmove(p->v + at, p->v + at + 1, (p->n - at - 1) * sizeof(*p->v));
   p->n--;
@@ -135,7 +137,10 @@ static enum peers_result add(struct peers *p, size_t at, const struct record *r,
                              bool heard, uint64_t now, struct peer **out) {
   struct peer *peer;
 
-  if (p->n >= p->max)
+  /* Entries only heard of (from member lists) are capped apart: a hostile
+   * list of bogus members must not fill the table or open thousands of
+   * connections. */
+  if (p->n >= p->max || (!heard && p->unheard >= PEERS_UNHEARD_MAX))
     return PEERS_FULL;
   peer = peer_new(r, now);
   if (peer == NULL)
@@ -145,6 +150,8 @@ static enum peers_result add(struct peers *p, size_t at, const struct record *r,
     return PEERS_NOMEM;
   }
   peer->heard = heard;
+  if (!heard)
+    p->unheard++;
   if (out != NULL)
     *out = peer;
   return PEERS_NEW;
@@ -221,6 +228,8 @@ static void take_alive(struct peers *p, struct peer *peer,
                        int64_t wall) {
   bool state_changed = strcmp(b->state, peer->rec.state) != 0;
 
+  if (!peer->heard)
+    p->unheard--;
   peer->heard = true;
   peer->last_seen = now;
   set_status(peer, PEER_ALIVE, now);
@@ -430,6 +439,13 @@ uint64_t peers_tick(struct peers *p, uint64_t now, int64_t wall,
         continue;
       }
       lose(p, peer, now, wall);
+      if (!peer->heard) {
+        /* Never heard from and now silent: a name someone's list gave us
+         * that we can't reach. Forget it at once, connection included. */
+        emit(p, peer, PEER_EV_REAPED, "", wall);
+        remove_at(p, i);
+        continue;
+      }
     }
     if (elapsed(now, peer->status_since) >= reap_after) {
       emit(p, peer, PEER_EV_REAPED, "", wall);

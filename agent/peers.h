@@ -16,7 +16,9 @@
  *  - Member lists relayed by others only introduce nodes (name, address)
  *    and spread "left"; a node's state is learnt from the node itself.
  *  - A node silent for lost_after becomes lost; lost and left nodes are
- *    forgotten after reap_after.
+ *    forgotten after reap_after. A node only heard of (from member lists)
+ *    that stays silent for lost_after is forgotten at once, and at most
+ *    PEERS_UNHEARD_MAX such entries are kept.
  */
 #ifndef CHOREO_PEERS_H
 #define CHOREO_PEERS_H
@@ -30,6 +32,8 @@
 
 /* Members a table holds at most; entries beyond are refused and counted. */
 #define PEERS_MAX_DEFAULT 4096
+/* Entries learnt from member lists but not heard from yet, at most. */
+#define PEERS_UNHEARD_MAX 256
 
 enum peer_status {
   PEER_ALIVE,
@@ -82,6 +86,7 @@ typedef void (*peers_event_fn)(void *arg, const struct peer_event *ev);
 struct peers {
   struct peer **v; /* sorted by name; each owned */
   size_t n, cap, max;
+  size_t unheard; /* entries with heard == false */
   char self[CHOREO_NAME_MAX + 1];
   peers_event_fn on_event; /* may be NULL */
   void *arg;

@@ -90,7 +90,7 @@ ok "a stale socket file from a crashed agent doesn't stop the next start"
 
 # ---- unreachable join address ----
 p3=$(free_port); dead=$(free_port)
-write_config n3 "$p3" "[web]" "[tcp://127.0.0.1:$dead, tcp://192.0.2.1:7410]"
+write_config n3 "$p3" "[web]" "[tcp://127.0.0.1:$dead, tcp://127.0.0.9:$dead]"
 start_agent n3
 c n3 set ready || fail "n3 doesn't take commands while its join addresses are dead"
 ok "unreachable join addresses: the agent runs and keeps trying"
@@ -118,3 +118,24 @@ after_state=$(c n1 status --json | jq -c '[.node.state, (.peers | length)]')
 [ "$before_state" = "$after_state" ] || fail "hostile messages changed state: $before_state -> $after_state"
 kill -0 "${AGENT_PID[n1]}" || fail "n1 died"
 ok "garbage, malformed, foreign and impersonating messages are dropped, counted, and change nothing"
+
+# An incarnation from the future, and a member list naming hundreds of
+# bogus members (all on closed loopback ports): bounded and counted.
+send '{"v":1,"cluster":"test","from":"timetraveller","inc":99999999999,"seq":1,"type":"state","digest":"0000000000000000","known":1,"rec":'"$rec"'}' future 3
+bogus() { # bogus FIRST COUNT: a members message of COUNT made-up nodes
+  jq -cn --argjson first "$1" --argjson n "$2" '{v:1, cluster:"test", from:"liar", inc:1, seq:($first + 1), type:"members",
+    members:[range($first; $first + $n) | {name:"bogus\(.)", addr:"tcp://127.0.0.1:\(1 + . % 1000)", inc:1, ver:1, left:false}]}'
+}
+accepted_more() { v=$(metric n1 choreo_messages_accepted_total); [ "${v:-0}" -gt "$1" ]; }
+for first in 0 200 400; do
+  before=$(metric n1 choreo_messages_accepted_total)
+  nanocat --pub --connect "tcp://127.0.0.1:$p1" --data "$(bogus "$first" 200)" --interval 0.05 >/dev/null 2>&1 &
+  pid=$!
+  wait_for "n1 takes the list from $first" 10 accepted_more "${before:-0}"
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+done
+capped() { v=$(metric n1 choreo_members_capped_total); [ -n "$v" ] && [ "$v" -gt 0 ]; }
+wait_for "n1 caps the bogus members" 10 capped
+c n1 status --json | jq -e '.peers | length == 0' >/dev/null || fail "bogus members show in status"
+kill -0 "${AGENT_PID[n1]}" || fail "n1 died"
+ok "an incarnation from the future and a list of 600 bogus members: dropped or capped, counted"

@@ -375,6 +375,42 @@ static void peers_refuse_a_new_node_when_full(void **state) {
                       "joined a ready<;joined b ready<;state a busy<ready;");
 }
 
+static void peers_cap_nodes_only_heard_of(void **state) {
+  struct fixture *f = *state;
+  char name[16];
+
+  for (unsigned i = 0; i < PEERS_UNHEARD_MAX; i++) {
+    snprintf(name, sizeof(name), "bogus%u", i);
+    assert_int_equal(member(&f->p, name, 1, 1, false, NULL, 0), PEERS_NEW);
+  }
+  assert_int_equal(member(&f->p, "onemore", 1, 1, false, NULL, 0),
+                   PEERS_FULL);
+  /* A node heard from directly is not held back by the cap. */
+  assert_int_equal(direct(&f->p, "real", 1, 1, "ready", false, NULL, 0),
+                   PEERS_NEW);
+  /* Hearing from a listed node frees its place. */
+  assert_int_equal(direct(&f->p, "bogus0", 1, 1, "ready", false, NULL, 0),
+                   PEERS_UPDATED);
+  assert_int_equal(f->p.unheard, PEERS_UNHEARD_MAX - 1);
+  assert_int_equal(member(&f->p, "onemore", 1, 1, false, NULL, 0), PEERS_NEW);
+}
+
+static void peers_forget_silent_nodes_never_heard_from(void **state) {
+  struct fixture *f = *state;
+
+  assert_int_equal(member(&f->p, "ghost", 1, 1, false, NULL, 0), PEERS_NEW);
+  assert_int_equal(direct(&f->p, "real", 1, 1, "ready", false, NULL, 0),
+                   PEERS_NEW);
+  f->events[0] = '\0';
+  (void)peers_tick(&f->p, 5000, WALL, 5000, 86400000);
+  /* The ghost goes at once, silently but for the internal REAPED; the real
+   * node is lost and stays until reaped. */
+  assert_null(peers_find(&f->p, "ghost"));
+  assert_int_equal(f->p.unheard, 0);
+  assert_non_null(peers_find(&f->p, "real"));
+  assert_string_equal(f->events, "reaped ghost lost<;lost real lost<ready;");
+}
+
 static void peers_update_a_listed_address_only_when_newer(void **state) {
   struct fixture *f = *state;
   struct peer *a, *b;
@@ -587,6 +623,8 @@ int main(void) {
   struct CMUnitTest rules[ARRAY_SIZE(cases)];
   const struct CMUnitTest others[] = {
       TEST(peers_refuse_a_new_node_when_full),
+      TEST(peers_cap_nodes_only_heard_of),
+      TEST(peers_forget_silent_nodes_never_heard_from),
       TEST(peers_update_a_listed_address_only_when_newer),
       TEST(peers_tick_returns_the_next_deadline),
       TEST(peers_count_by_status),
