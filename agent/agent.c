@@ -83,6 +83,18 @@ static void reload(struct agent *a) {
   uint64_t now = uv_now(&a->loop);
 
   log_info("reload: reading %s", a->config_path);
+  if (a->ring != NULL) { /* key_file is kept as it was at start */
+    struct seal_ring *ring = NULL;
+    struct seal_error serr;
+    if (seal_ring_load(a->cfg->key_file, &ring, &serr) != 0) {
+      log_error("reload: network.key_file: %s; the previous keys stay",
+                serr.text);
+    } else {
+      seal_ring_free(a->ring);
+      a->ring = ring;
+      log_info("reload: network.key_file: %zu keys", seal_ring_size(ring));
+    }
+  }
   if (config_load(a->config_path, &cfg, &errs) != 0) {
     for (size_t i = 0; i < errs.n; i++)
       log_error("reload: %s", errs.msg[i]);
@@ -195,6 +207,7 @@ static int start_control(struct agent *a) {
 }
 
 static int start(struct agent *a) {
+  struct seal_error serr;
   int rv;
   uv_timer_init(&a->loop, &a->heartbeat);
   uv_timer_init(&a->loop, &a->wake);
@@ -206,6 +219,11 @@ static int start(struct agent *a) {
   runner_init(&a->runner, &a->loop, AGENT_MAX_RUNNING, &a->metrics,
               agent_jobs_started, agent_jobs_done, a);
   peers_init(&a->peers, a->cfg->name, PEERS_MAX_DEFAULT, agent_peer_event, a);
+  if (a->cfg->key_file[0] != '\0' &&
+      (rv = seal_ring_load(a->cfg->key_file, &a->ring, &serr)) != 0) {
+    log_error("network.key_file: %s", serr.text);
+    return rv;
+  }
   if ((rv = engine_init(&a->engine, a->cfg, a->started_at)) != 0)
     return rv;
   if ((rv = start_signals(a)) != 0 || (rv = agent_self_init(a)) != 0)
@@ -229,6 +247,7 @@ static void free_all(struct agent *a) {
   engine_free(&a->engine);
   peers_free(&a->peers);
   record_free(&a->self);
+  seal_ring_free(a->ring);
   config_free(a->cfg);
 }
 

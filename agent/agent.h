@@ -26,6 +26,7 @@
 #include "peers.h"
 #include "record.h"
 #include "runner.h"
+#include "seal.h"
 
 /* Scripts running at once; more wait in the runner's queue. */
 #define AGENT_MAX_RUNNING 32
@@ -81,6 +82,7 @@ struct agent {
   struct engine engine;
   struct runner runner;
   struct control control;
+  struct seal_ring *ring; /* network.key_file; NULL: none, plain text */
 
   /* This node. */
   struct record self;     /* as published */

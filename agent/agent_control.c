@@ -101,7 +101,14 @@ static void do_metrics(struct agent *a, struct control_client *cl,
   char *text = NULL;
   size_t alive, lost, left;
 
+  struct mesh_stats ms;
+
   peers_count(&a->peers, &alive, &lost, &left);
+  mesh_stats(&a->mesh, &ms);
+  a->metrics.mesh_out_up = (int64_t)ms.out_up;
+  a->metrics.mesh_out_connecting = (int64_t)ms.out_connecting;
+  a->metrics.mesh_in_up = (int64_t)ms.in_up;
+  a->metrics.mesh_connect_errors = (int64_t)ms.connect_errors;
   a->metrics.peers_alive = (int64_t)alive;
   a->metrics.peers_lost = (int64_t)lost;
   a->metrics.peers_left = (int64_t)left;

@@ -24,7 +24,13 @@
  *    happen before the sync are not replayed.
  *  - Watched peers: those matching the behaviour's selector (group and/or
  *    node), heard from, and not left; self is never watched. A lost peer is
- *    watched and in state "lost".
+ *    watched and in state "lost". A peer whose groups change enters or
+ *    leaves the watched set at that event (the table reports a groups
+ *    change as "data").
+ *
+ * Cost: the engine counts, per condition behaviour, its watched peers and
+ * those in its states, moved by each event; an event costs O(behaviours),
+ * a step evaluates only the conditions an event moved, each in O(1).
  */
 #ifndef CHOREO_ENGINE_H
 #define CHOREO_ENGINE_H
@@ -73,11 +79,13 @@ struct engine_action {
 };
 
 struct engine_bstate; /* private to engine.c */
+struct engine_census; /* private to engine.c */
 
 struct engine {
   const struct config *cfg; /* borrowed: must outlive the engine, or be
                                replaced with engine_reload() */
   struct engine_bstate *b;  /* cfg->nbehaviours entries; owned */
+  struct engine_census *census; /* counted peers; owned */
   bool synced;
   uint64_t dropped; /* event actions dropped on full queues */
 };
@@ -102,14 +110,17 @@ int engine_index(const struct engine *e, const char *name);
 /* The startup sync is complete: actions may be issued from now on. */
 void engine_set_synced(struct engine *e, uint64_t now);
 
-/* Feed one peer event (from the peer table's callback). */
+/* Feed one peer event (from the peer table's callback). Every event of the
+ * table must be fed, REAPED included: the counts follow them. */
 void engine_peer_event(struct engine *e, const struct peer_event *ev,
                        uint64_t now);
 
 /* Issue the actions due at `now`, at most max of them, into out; returns
  * how many. Each issued action makes its behaviour busy until
  * engine_done(). *deadline receives the monotonic time at which calling
- * again would issue more without any new event (UINT64_MAX: none). */
+ * again would issue more without any new event (UINT64_MAX: none). p is the
+ * table whose events were fed: after engine_init() and engine_reload() the
+ * first step counts its peers afresh (O(peers x behaviours), once). */
 size_t engine_step(struct engine *e, const struct peers *p, uint64_t now,
                    struct engine_action *out, size_t max, uint64_t *deadline);
 

@@ -120,6 +120,13 @@ int mesh_send(struct mesh *m, const void *buf, size_t len) {
   return nn_send(m->pub, buf, len, NN_DONTWAIT) >= 0 ? 0 : -nn_errno();
 }
 
+void mesh_stats(const struct mesh *m, struct mesh_stats *st) {
+  st->out_up = nn_get_statistic(m->pub, NN_STAT_CURRENT_CONNECTIONS);
+  st->out_connecting = nn_get_statistic(m->pub, NN_STAT_INPROGRESS_CONNECTIONS);
+  st->connect_errors = nn_get_statistic(m->pub, NN_STAT_CONNECT_ERRORS);
+  st->in_up = nn_get_statistic(m->sub, NN_STAT_CURRENT_CONNECTIONS);
+}
+
 static void on_poll_closed(uv_handle_t *h) {
   struct mesh *m = container_of((uv_poll_t *)h, struct mesh, poll);
   /* The descriptor belongs to nanomsg: close the sockets only once libuv

@@ -13,6 +13,7 @@
 #define CHOREO_MESH_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 struct mesh;
@@ -45,6 +46,12 @@ void mesh_disconnect(struct mesh *m, int endpoint);
 /* Publish one message to every connected member. Never blocks. Returns 0
  * or a negated errno (EAGAIN when nanomsg could not queue it). */
 int mesh_send(struct mesh *m, const void *buf, size_t len);
+
+/* nanomsg's own connection counts, for metrics. */
+struct mesh_stats {
+  uint64_t out_up, out_connecting, in_up, connect_errors;
+};
+void mesh_stats(const struct mesh *m, struct mesh_stats *st);
 
 /* Close both sockets; cb runs when the poll handle is closed. */
 void mesh_close(struct mesh *m, void (*cb)(struct mesh *m));

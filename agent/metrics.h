@@ -69,7 +69,16 @@
   XX(peers_left, "choreo_peers", "status=\"left\"", "Peers by status")        \
   XX(runs_running, "choreo_scripts_running", "", "Scripts running now")       \
   XX(runs_queued, "choreo_scripts_queued", "",                                \
-     "Scripts waiting for a free slot")
+     "Scripts waiting for a free slot")                                        \
+  XX(mesh_out_up, "choreo_connections", "direction=\"out\",state=\"up\"",    \
+     "nanomsg connections by direction and state")                            \
+  XX(mesh_out_connecting, "choreo_connections",                               \
+     "direction=\"out\",state=\"connecting\"",                               \
+     "nanomsg connections by direction and state")                            \
+  XX(mesh_in_up, "choreo_connections", "direction=\"in\",state=\"up\"",      \
+     "nanomsg connections by direction and state")                            \
+  XX(mesh_connect_errors, "choreo_connect_errors", "",                        \
+     "Failed connection attempts to members' inboxes (nanomsg's count)")
 
 struct metrics {
 #define XX(id, name, labels, help) uint64_t id;

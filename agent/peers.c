@@ -245,11 +245,24 @@ static void take_alive(struct peers *p, struct peer *peer,
     emit(p, peer, PEER_EV_DATA, b->state, wall);
 }
 
+static bool same_groups(const struct record *a, const struct record *b) {
+  if (a->ngroups != b->ngroups)
+    return false;
+  for (size_t i = 0; i < a->ngroups; i++)
+    if (strcmp(a->groups[i], b->groups[i]) != 0)
+      return false;
+  return true;
+}
+
 static enum peers_result replace(struct peers *p, struct peer *peer,
                                  const struct record *r, uint64_t now,
                                  int64_t wall) {
   struct before b;
-  bool data_changed = !record_same_data(r, &peer->rec);
+  /* Groups decide which behaviours watch the node, and SPEC.md's events
+   * have no name for their change: it is reported as "data", a change of
+   * what the node publishes besides its state. */
+  bool data_changed =
+      !record_same_data(r, &peer->rec) || !same_groups(r, &peer->rec);
 
   remember(&b, peer);
   if (record_copy(&peer->rec, r) != 0)

@@ -16,68 +16,14 @@ used for Serf's figures in docs/BENCHMARKS.md).
 import argparse
 import json
 import os
-import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values, p):
-    v = sorted(values)
-    k = max(0, min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1)))))
-    return v[k]
-
-
-def write_config(d, name, port, groups, join, handler, heartbeat):
-    cfg = f"""node:
-  name: {name}
-  cluster: bench
-  groups: [{groups}]
-network:
-  listen: tcp://127.0.0.1:{port}
-  join: [{', '.join(join)}]
-  heartbeat: {heartbeat}
-  lost_after: 10s
-control:
-  socket: {d}/{name}.sock
-state_dir: {d}/{name}.state
-"""
-    if groups == "web":
-        cfg += f"""behaviours:
-  - name: holding-page
-    peers: {{group: db}}
-    when: {{any: maintenance}}
-    run: {json.dumps(handler + [f"{d}/{name}.stamps"])}
-    revert: {json.dumps(handler + [f"{d}/{name}.stamps"])}
-"""
-    path = f"{d}/{name}.yaml"
-    with open(path, "w") as f:
-        f.write(cfg)
-    return path
-
-
-def status(choreo, sock):
-    out = subprocess.run([choreo, "status", "--json", "--socket", sock],
-                         capture_output=True, text=True)
-    return json.loads(out.stdout) if out.returncode == 0 else None
-
-
-def wait_until(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.005)
-    raise SystemExit(f"timed out waiting for {what}")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Cluster, free_port, percentile, wait_until  # noqa: E402
 
 
 def set_via_socket(path, state):
@@ -102,61 +48,67 @@ def stamps(path):
         return []
 
 
+def behaviour(handler, stamp_file):
+    cmd = json.dumps(handler + [stamp_file])
+    return f"""behaviours:
+  - name: holding-page
+    peers: {{group: db}}
+    when: {{any: maintenance}}
+    run: {cmd}
+    revert: {cmd}
+"""
+
+
 def run(args):
-    d = tempfile.mkdtemp(prefix="choreo-bench-")
-    procs = []
+    c = Cluster(args.choreo, args.keep)
     try:
         if args.handler == "stamp":
             handler = [args.stamp]
         else:
             # sh runs `date` first: its timestamp is the script's first act.
             handler = ["/bin/sh", "-c", 'date +"- %s%N" >> "$0"']
-        ports = [free_port() for _ in range(args.agents)]
         names = ["db1"] + [f"web{i}" for i in range(1, args.agents)]
-        seed = f"tcp://127.0.0.1:{ports[0]}"
-        for i, name in enumerate(names):
-            path = write_config(d, name, ports[i], "db" if i == 0 else "web",
-                                [] if i == 0 else [seed], handler,
-                                args.heartbeat)
-            log = open(f"{d}/{name}.log", "w")
-            procs.append(subprocess.Popen([args.choreo, "agent", "-c", path],
-                                          stderr=log))
-        for name in names:
-            wait_until(lambda n=name: (status(args.choreo, f"{d}/{n}.sock") or
-                                       {"peers": []})["peers"].__len__()
-                       == args.agents - 1, 60, f"{name} to see everyone")
+        ports = {n: free_port() for n in names}
+        seed = f"tcp://127.0.0.1:{ports['db1']}"
+        for n in names:
+            extra = "" if n == "db1" else behaviour(handler,
+                                                    f"{c.d}/{n}.stamps")
+            c.config(n, ports[n], "db" if n == "db1" else "web",
+                     [] if n == "db1" else [seed], args.heartbeat,
+                     extra=extra)
+            c.start(n)
+        for n in names:
+            wait_until(lambda n=n: len((c.status(n) or {"peers": []})
+                                       ["peers"]) == args.agents - 1,
+                       60, f"{n} to see everyone")
         # Measure only once every agent has finished its startup sync.
-        for name in names:
-            wait_until(lambda n=name: "synchronised" in
-                       open(f"{d}/{n}.log").read(), 60, f"{name} to sync")
+        for n in names:
+            wait_until(lambda n=n: "synchronised" in c.log(n), 60,
+                       f"{n} to sync")
         webs = names[1:]
         slowest, each = [], []
         for i in range(args.changes):
             state = "maintenance" if i % 2 == 0 else "ready"
             if args.via == "cli":
                 t0 = time.time_ns()
-                subprocess.run([args.choreo, "set", state, "--socket",
-                                f"{d}/db1.sock"], check=True)
+                subprocess.run([c.choreo, "set", state, "--socket",
+                                c.sock("db1")], check=True)
             else:
-                t0 = set_via_socket(f"{d}/db1.sock", state)
-            wait_until(lambda: all(len(stamps(f"{d}/{w}.stamps")) > i
+                t0 = set_via_socket(c.sock("db1"), state)
+            wait_until(lambda: all(len(stamps(f"{c.d}/{w}.stamps")) > i
                                    for w in webs), 30, f"change {i}")
-            lat = [(stamps(f"{d}/{w}.stamps")[i] - t0) / 1e6 for w in webs]
+            lat = [(stamps(f"{c.d}/{w}.stamps")[i] - t0) / 1e6 for w in webs]
             slowest.append(max(lat))
             each.extend(lat)
         return slowest, each
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait()
-        if not args.keep:
-            shutil.rmtree(d, ignore_errors=True)
+        c.stop()
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--choreo", default="build/choreo")
     ap.add_argument("--stamp", default="build/bench/stamp")
     ap.add_argument("--agents", type=int, default=3)
@@ -165,12 +117,11 @@ def main():
     ap.add_argument("--heartbeat", default="1s")
     ap.add_argument("--via", choices=["cli", "socket"], default="cli",
                     help="cli: time from starting `choreo set` (the figure "
-                    "comparable with Serf's); socket: from the request on the "
-                    "control socket, without the CLI's own start-up")
+                    "comparable with Serf's); socket: from the request on "
+                    "the control socket, without the CLI's own start-up")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    args.choreo = os.path.abspath(args.choreo)
     args.stamp = os.path.abspath(args.stamp)
     slowest, each = run(args)
     result = {
@@ -184,11 +135,12 @@ def main():
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"choreo reaction, {args.agents} agents, {args.changes} changes, "
-              f"{args.handler} script, via {args.via}: slowest dependent p50 "
-              f"{result['slowest_p50_ms']:.2f} ms, p90 "
+        print(f"choreo reaction, {args.agents} agents, {args.changes} "
+              f"changes, {args.handler} script, via {args.via}: slowest "
+              f"dependent p50 {result['slowest_p50_ms']:.2f} ms, p90 "
               f"{result['slowest_p90_ms']:.2f} ms; each dependent p50 "
-              f"{result['each_p50_ms']:.2f} ms, p90 {result['each_p90_ms']:.2f} ms")
+              f"{result['each_p50_ms']:.2f} ms, p90 "
+              f"{result['each_p90_ms']:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -40,11 +40,13 @@ fail() {
 
 ok() { echo "ok - $*"; }
 
-# A TCP port on 127.0.0.1 that nothing listens on now.
+# A TCP port on 127.0.0.1 that nothing listens on now, below the kernel's
+# ephemeral range (32768 up) so that no agent's outgoing connection can
+# take it before the agent that wants it binds it.
 free_port() {
   local p
   for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % 22000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return 0

@@ -1,0 +1,120 @@
+"""Shared by the benchmarks: start choreo agents on loopback in a temporary
+directory, talk to them over their control sockets, and summarise figures.
+"""
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+
+_used_ports = set()
+
+
+def free_port():
+    """A free TCP port below the kernel's ephemeral range, so that no
+    agent's outgoing connection can take it before the agent binds it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except OSError:
+        low = 32768
+    for _ in range(1000):
+        port = random.randrange(10000, max(10001, low))
+        if port in _used_ports:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _used_ports.add(port)
+        return port
+    raise SystemExit("no free port below the ephemeral range")
+
+
+def percentile(values, p):
+    v = sorted(values)
+    k = max(0, min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1)))))
+    return v[k]
+
+
+def wait_until(pred, timeout, what, step=0.005):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(step)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def request(sock_path, req, timeout=5.0):
+    """One control-socket request; returns the reply object or None."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(sock_path)
+            s.sendall(json.dumps(req).encode() + b"\n")
+            line = s.makefile().readline()
+        return json.loads(line)
+    except (OSError, ValueError):
+        return None
+
+
+class Cluster:
+    """Agents named NAME in directory d; config text is up to the caller."""
+
+    def __init__(self, choreo, keep=False):
+        self.choreo = os.path.abspath(choreo)
+        self.d = tempfile.mkdtemp(prefix="choreo-bench-")
+        self.procs = {}
+        self.keep = keep
+
+    def sock(self, name):
+        return f"{self.d}/{name}.sock"
+
+    def config(self, name, port, groups, join, heartbeat="1s",
+               lost_after="10s", extra=""):
+        text = f"""node:
+  name: {name}
+  cluster: bench
+  groups: [{groups}]
+network:
+  listen: tcp://127.0.0.1:{port}
+  join: [{', '.join(join)}]
+  heartbeat: {heartbeat}
+  lost_after: {lost_after}
+control:
+  socket: {self.sock(name)}
+state_dir: {self.d}/{name}.state
+{extra}"""
+        path = f"{self.d}/{name}.yaml"
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def start(self, name):
+        log = open(f"{self.d}/{name}.log", "w")
+        self.procs[name] = subprocess.Popen(
+            [self.choreo, "agent", "-c", f"{self.d}/{name}.yaml"], stderr=log)
+
+    def status(self, name):
+        return request(self.sock(name), {"cmd": "status"})
+
+    def log(self, name):
+        with open(f"{self.d}/{name}.log") as f:
+            return f.read()
+
+    def stop(self):
+        for p in self.procs.values():
+            p.terminate()
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if not self.keep:
+            shutil.rmtree(self.d, ignore_errors=True)
