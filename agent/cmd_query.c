@@ -217,9 +217,11 @@ static int64_t wall_ms(void) {
 
 static void print_table(const choreo_peer *self, const choreo_peer *peers,
                         size_t n) {
+  static const char *heads[] = {"NAME", "GROUPS", "STATE", "SINCE",
+                                "LAST SEEN", "REASON"};
   struct row *rows = calloc(n + 2, sizeof(*rows));
   size_t count = 0;
-  int w[5] = {4, 6, 5, 5, 9};
+  int w[6];
   bool colour = cli_colour(stdout);
   int64_t now = wall_ms();
 
@@ -229,22 +231,24 @@ static void print_table(const choreo_peer *self, const choreo_peer *peers,
     make_row(self, true, now, &rows[count++]);
   for (size_t i = 0; i < n; i++)
     make_row(&peers[i], false, now, &rows[count++]);
+  for (int c = 0; c < 6; c++)
+    w[c] = (int)strlen(heads[c]);
   for (size_t i = 0; i < count; i++) {
-    const char *cols[5] = {rows[i].name, rows[i].groups, rows[i].state,
-                           rows[i].since, rows[i].seen};
-    for (int c = 0; c < 5; c++)
+    const char *cols[6] = {rows[i].name,  rows[i].groups, rows[i].state,
+                           rows[i].since, rows[i].seen,   rows[i].reason};
+    for (int c = 0; c < 6; c++)
       if ((int)strlen(cols[c]) > w[c])
         w[c] = (int)strlen(cols[c]);
   }
-  printf("%-*s  %-*s  %-*s  %-*s  %-*s  %s  %s\n", w[0], "NAME", w[1],
-         "GROUPS", w[2], "STATE", w[3], "SINCE", w[4], "LAST SEEN", "REASON",
-         "DATA");
+  printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-*s  DATA\n", w[0], heads[0], w[1],
+         heads[1], w[2], heads[2], w[3], heads[3], w[4], heads[4], w[5],
+         heads[5]);
   for (size_t i = 0; i < count; i++) {
     struct row *r = &rows[i];
-    printf("%-*s  %-*s  %s%-*s%s  %-*s  %-*s  %s  %s\n", w[0], r->name, w[1],
-           r->groups, cli_state_colour(r->raw_state, colour), w[2], r->state,
-           colour ? "\033[0m" : "", w[3], r->since, w[4], r->seen, r->reason,
-           r->data);
+    printf("%-*s  %-*s  %s%-*s%s  %-*s  %-*s  %-*s  %s\n", w[0], r->name,
+           w[1], r->groups, cli_state_colour(r->raw_state, colour), w[2],
+           r->state, colour ? "\033[0m" : "", w[3], r->since, w[4], r->seen,
+           w[5], r->reason, r->data[0] ? r->data : "-");
   }
   free(rows);
 }
@@ -350,10 +354,12 @@ static int print_event(const choreo_event *ev, void *arg) {
     struct tm tm;
     localtime_r(&s, &tm);
     strftime(when, sizeof(when), "%H:%M:%S", &tm);
+    /* A data event changes no state: show the state it is in. */
+    bool data = strcmp(ev->event, "data") == 0;
     printf("%s.%03d  %-7s %s  %s%s%s%s%s%s\n", when, (int)(ev->time_ms % 1000),
-           ev->event, ev->peer, ev->previous, ev->previous[0] ? " -> " : "",
-           ev->state, ev->reason[0] ? "  (" : "", ev->reason,
-           ev->reason[0] ? ")" : "");
+           ev->event, ev->peer, data ? "" : ev->previous,
+           !data && ev->previous[0] ? " -> " : "", ev->state,
+           ev->reason[0] ? "  (" : "", ev->reason, ev->reason[0] ? ")" : "");
   }
   fflush(stdout);
   return 0;
