@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "agent.h"
 #include "log.h"
@@ -251,6 +252,18 @@ static void free_all(struct agent *a) {
   config_free(a->cfg);
 }
 
+/* A full mesh needs two descriptors per member (docs/ARCHITECTURE.md):
+ * take the hard limit, which systemd and most shells set far above the
+ * soft one. */
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+    return;
+  rl.rlim_cur = rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+    log_warn("cannot raise the open-files limit: %s", strerror(errno));
+}
+
 int agent_run(const char *path) {
   struct config_errors errs = {0};
   struct agent *a;
@@ -267,6 +280,7 @@ int agent_run(const char *path) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
   uv_loop_init(&a->loop);
   rv = start(a);
   if (rv != 0) {

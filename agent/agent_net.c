@@ -18,6 +18,7 @@
  * before a pipe is up (the slow joiner), so say it again shortly after. */
 static const uint64_t soon_delays_ms[] = {5, 25, 100, 400};
 #define HELLO_FIRST_MS 20
+#define HELLO_FAST_TRIES 25
 /* Entries per members message: 128 of the largest possible (64-byte name,
  * 256-byte address) stay under CHOREO_MSG_MAX once encoded. */
 #define MEMBERS_PER_MSG 128
@@ -122,8 +123,10 @@ void agent_heartbeat(uv_timer_t *t) {
                                                         : WIRE_STATE);
 }
 
-/* Until someone answers, say hello to the join addresses with a growing
- * gap, up to one heartbeat. */
+/* Until someone answers, say hello to the join addresses: every
+ * HELLO_FIRST_MS for the first HELLO_FAST_TRIES (the first ones are lost
+ * while the connection comes up, and more so on a loaded machine), then
+ * with a gap doubling up to one heartbeat. */
 static void on_hello(uv_timer_t *t) {
   struct agent *a = container_of(t, struct agent, hello);
   uint64_t gap;
@@ -134,7 +137,12 @@ static void on_hello(uv_timer_t *t) {
   if (a->hello_tries % 20 == 0)
     log_warn("no member has answered at the join addresses yet (%u tries)",
              a->hello_tries);
-  gap = (uint64_t)HELLO_FIRST_MS << (a->hello_tries < 10 ? a->hello_tries : 10);
+  gap = a->hello_tries < HELLO_FAST_TRIES
+            ? HELLO_FIRST_MS
+            : (uint64_t)HELLO_FIRST_MS
+                  << (a->hello_tries - HELLO_FAST_TRIES < 10
+                          ? a->hello_tries - HELLO_FAST_TRIES + 1
+                          : 10);
   if (gap > a->cfg->heartbeat_ms)
     gap = a->cfg->heartbeat_ms;
   uv_timer_start(t, on_hello, gap, 0);
@@ -282,7 +290,8 @@ static void merged(struct agent *a, enum peers_result res, struct peer *peer,
 }
 
 static void handle_record(struct agent *a, struct wire_msg *m, uint64_t now) {
-  struct peer *peer = NULL;
+  struct peer *peer = peers_find(&a->peers, m->from);
+  bool first_heard = peer == NULL || !peer->heard;
   enum peers_result res =
       peers_merge_direct(&a->peers, &m->rec, now, util_wall_ms(), &peer);
   merged(a, res, peer, now);
@@ -290,8 +299,11 @@ static void handle_record(struct agent *a, struct wire_msg *m, uint64_t now) {
     (void)peers_accept_seq(&a->peers, m->from, m->inc, m->seq);
   a->got_members = true;
   /* A newcomer, or a member whose view differs from ours, gets our member
-   * list; the digest check is rate-limited to twice a heartbeat. */
-  if (m->type == WIRE_HELLO || res == PEERS_NEW) {
+   * list; the digest check is rate-limited to twice a heartbeat. A node we
+   * hear for the first time also gets our state again soon: what we sent
+   * it before its inbox was connected was dropped. */
+  if (m->type == WIRE_HELLO || res == PEERS_NEW ||
+      (first_heard && peer != NULL)) {
     a->members_wanted = true;
     agent_publish_soon(a);
   } else if (m->digest != peers_digest(&a->peers, &a->self) &&

@@ -1374,6 +1374,15 @@ static const char *const when_keys[] = {"any", "all", "none", "fewer_than",
                                         "state"};
 _Static_assert(ARRAY_SIZE(when_keys) == W__N, "when_keys");
 
+/* Is state among the first n states of c? */
+static bool states_has(const struct config_condition *c, size_t n,
+                       const char *state) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(c->states[i], state) == 0)
+      return true;
+  return false;
+}
+
 /* S, or a list of 1 to CONFIG_STATES_MAX states meaning "one of". */
 static void parse_states(struct loader *L, const struct ynode *v,
                          const char *where, struct config_condition *c) {
@@ -1384,9 +1393,21 @@ static void parse_states(struct loader *L, const struct ynode *v,
             CONFIG_STATES_MAX);
     return;
   }
-  for (size_t i = 0; i < n; i++)
-    if (get_state(L, argv_item(v, i), where, c->states[c->nstates], false))
+  for (size_t i = 0; i < n; i++) {
+    const struct ynode *it = argv_item(v, i);
+    if (!get_state(L, it, where, c->states[c->nstates], false))
+      continue;
+    /* Peers that left are not watched: "left" can never be counted, so
+     * the condition would be constant. on: [left] is what reacts to it. */
+    if (strcmp(c->states[c->nstates], "left") == 0)
+      problem(L, it, where,
+              "\"left\" never matches: peers that left are not watched (to "
+              "react to a leave, use on: [left])");
+    else if (c->nstates > 0 && states_has(c, c->nstates, c->states[c->nstates]))
+      problem(L, it, where, "\"%s\" is listed twice", it->str);
+    else
       c->nstates++;
+  }
 }
 
 /* The one condition of when: any, all, none or fewer_than (with state). */
@@ -1482,6 +1503,8 @@ static void parse_on(struct loader *L, const struct ynode *v, const char *where,
       *mask |= CONFIG_EV_BIT(CONFIG_EV_CHANGE);
     else if ((e = find_event(it->str)) == CONFIG_EV__COUNT)
       unknown_event(L, it, where);
+    else if ((*mask & CONFIG_EV_BIT(e)) != 0)
+      problem(L, it, where, "\"%s\" is listed twice", it->str);
     else
       *mask |= CONFIG_EV_BIT(e);
   }

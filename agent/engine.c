@@ -629,8 +629,7 @@ static void event_on(struct engine *e, size_t i, const struct delta *d,
   }
   /* Per-peer events from before the sync are not replayed. */
   if (selected && e->synced && event_kind(d->ev->type, &cev, &act) &&
-      (b->on_mask & CONFIG_EV_BIT(cev)) != 0 &&
-      !queue_push(s, act, d->cause))
+      (b->on_mask & CONFIG_EV_BIT(cev)) != 0 && !queue_push(s, act, d->cause))
     e->dropped++;
 }
 

@@ -82,9 +82,9 @@ struct engine_bstate; /* private to engine.c */
 struct engine_census; /* private to engine.c */
 
 struct engine {
-  const struct config *cfg; /* borrowed: must outlive the engine, or be
-                               replaced with engine_reload() */
-  struct engine_bstate *b;  /* cfg->nbehaviours entries; owned */
+  const struct config *cfg;     /* borrowed: must outlive the engine, or be
+                                   replaced with engine_reload() */
+  struct engine_bstate *b;      /* cfg->nbehaviours entries; owned */
   struct engine_census *census; /* counted peers; owned */
   bool synced;
   uint64_t dropped; /* event actions dropped on full queues */

@@ -59,14 +59,14 @@ enum peer_event_type {
 };
 
 struct peer {
-  struct record rec;       /* newest record known */
+  struct record rec; /* newest record known */
   enum peer_status status;
-  bool heard;              /* a record came from the node itself */
-  uint64_t last_seen;      /* monotonic ms of the last message from it */
-  uint64_t status_since;   /* monotonic ms of the last status change */
-  uint64_t msg_inc;        /* newest (inc, seq) accepted from the node: */
-  uint64_t msg_seq;        /* the replay guard */
-  int endpoint;            /* the agent's connection to it; -1: none */
+  bool heard;            /* a record came from the node itself */
+  uint64_t last_seen;    /* monotonic ms of the last message from it */
+  uint64_t status_since; /* monotonic ms of the last status change */
+  uint64_t msg_inc;      /* newest (inc, seq) accepted from the node: */
+  uint64_t msg_seq;      /* the replay guard */
+  int endpoint;          /* the agent's connection to it; -1: none */
   char endpoint_addr[CHOREO_ADDR_MAX + 1]; /* address it was made to */
 };
 
@@ -77,7 +77,7 @@ struct peer_event {
   const char *state;       /* the peer's state now (lost/left included) */
   const char *previous;    /* its state before; "" when none */
   const char *reason;
-  int64_t time_ms;         /* wall clock */
+  int64_t time_ms; /* wall clock */
 };
 
 /* Called once the table is consistent; it may read the table but must not

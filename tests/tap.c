@@ -34,7 +34,9 @@
 
 static volatile sig_atomic_t stop;
 
-static void on_signal(int sig) { stop = sig; }
+static void on_signal(int sig) {
+  stop = sig;
+}
 
 static void sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -68,8 +70,8 @@ static int record(const char *addr, const char *dir) {
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
   if (s < 0 || nn_setsockopt(s, NN_SUB, NN_SUB_SUBSCRIBE, "", 0) != 0 ||
-      nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout,
-                    sizeof(timeout)) != 0 ||
+      nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout, sizeof(timeout)) !=
+          0 ||
       nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max, sizeof(max)) != 0 ||
       nn_bind(s, addr) < 0) {
     fprintf(stderr, "tap: %s: %s\n", addr, nn_strerror(nn_errno()));

@@ -127,3 +127,42 @@ wait "${AGENT_PID[db1]}"; rc=$?
 unset "AGENT_PID[db1]"
 [ "$rc" = 0 ] || fail "agent exit after leave: $rc"
 ok "leave: peers show left, the agent exits 0"
+
+# A control socket that answers garbage, or never answers: a clear error
+# and exit 1 within the client's timeout, never a hang.
+/usr/bin/python3 - "$T/liar.sock" "$T/mute.sock" <<'PY' &
+import socket, sys, threading, time
+def serve(path, answer):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path); s.listen(8)
+    while True:
+        conn, _ = s.accept()
+        conn.recv(65536)
+        if answer is not None:
+            conn.sendall(answer)
+        threading.Thread(target=lambda c=conn: (time.sleep(60), c.close()), daemon=True).start()
+threading.Thread(target=serve, args=(sys.argv[1], b"this is not json\n"), daemon=True).start()
+threading.Thread(target=serve, args=(sys.argv[2], None), daemon=True).start()
+time.sleep(60)
+PY
+fake=$!
+wait_for "fake sockets" 5 test -S "$T/mute.sock"
+expect_exit 1 "$CHOREO_BIN" status --socket "$T/liar.sock"
+grep -q "malformed reply" "$T/out" || fail "garbage reply message: $(cat "$T/out")"
+start=$(date +%s)
+expect_exit 1 "$CHOREO_BIN" status --socket "$T/mute.sock"
+grep -q "timed out" "$T/out" || fail "hung socket message: $(cat "$T/out")"
+[ $(($(date +%s) - start)) -le 8 ] || fail "a hung agent held the CLI for more than 8 s"
+kill "$fake" 2>/dev/null
+ok "an agent answering garbage or hanging: clear error, exit 1, bounded time"
+
+# Colour only on a terminal, and never with NO_COLOR.
+p3=$(free_port)
+write_config n3 "$p3" "[web]" "[]"
+start_agent n3
+script -qec "\"$CHOREO_BIN\" status --socket '$T/n3.sock'" /dev/null > "$T/tty.out"
+grep -q $'\033\[32m' "$T/tty.out" || fail "no colour on a terminal: $(cat -v "$T/tty.out")"
+NO_COLOR=1 script -qec "\"$CHOREO_BIN\" status --socket '$T/n3.sock'" /dev/null > "$T/tty.out"
+! grep -q $'\033\[' "$T/tty.out" || fail "colour despite NO_COLOR"
+c n3 status | grep -q $'\033\[' && fail "colour into a pipe"
+ok "colour on a terminal only, and not with NO_COLOR"

@@ -632,6 +632,35 @@ static void config_rejects_fewer_than_zero(void **state) {
                 "be true (fewer than 0 peers); write 1 or more");
 }
 
+static void config_rejects_left_in_a_condition(void **state) {
+  struct fixture *f = *state;
+  put(f, "main.yaml",
+      "behaviours:\n"
+      "  - {name: a, when: {any: left}, run: [true]}\n"
+      "  - {name: b, when: {fewer_than: 2, state: [ready, left]}, run: "
+      "[true]}\n"
+      "  - {name: c, when: {any: lost}, run: [true]}\n");
+  EXPECT_ERRORS(f, load(f, "main.yaml"),
+                "@/main.yaml:2:27: behaviours[0].when.any: \"left\" never "
+                "matches: peers that left are not watched (to react to a "
+                "leave, use on: [left])",
+                "@/main.yaml:3:52: behaviours[1].when.state: \"left\" never "
+                "matches: peers that left are not watched (to react to a "
+                "leave, use on: [left])");
+}
+
+static void config_rejects_a_state_or_event_listed_twice(void **state) {
+  struct fixture *f = *state;
+  put(f, "main.yaml",
+      "behaviours:\n"
+      "  - {name: a, when: {none: [ready, busy, ready]}, run: [true]}\n"
+      "  - {name: b, on: [joined, lost, joined], run: [true]}\n");
+  EXPECT_ERRORS(
+      f, load(f, "main.yaml"),
+      "@/main.yaml:2:42: behaviours[0].when.none: \"ready\" is listed twice",
+      "@/main.yaml:3:34: behaviours[1].on: \"joined\" is listed twice");
+}
+
 static void config_rejects_malformed_conditions(void **state) {
   struct fixture *f = *state;
   put(f, "main.yaml",
@@ -1087,6 +1116,8 @@ int main(void) {
       T(config_rejects_bad_addresses),
       T(config_rejects_bad_control_settings),
       T(config_rejects_fewer_than_zero),
+      T(config_rejects_left_in_a_condition),
+      T(config_rejects_a_state_or_event_listed_twice),
       T(config_rejects_malformed_conditions),
       T(config_rejects_when_and_on_together_or_neither),
       T(config_rejects_change_mixed_with_events),

@@ -321,6 +321,40 @@ static const struct row rows[] = {
      .expect = "run(db2)",
      .claim = 0},
 
+    /* A peer's groups decide whether it is watched: their change alone
+     * (reported as "data") moves it into or out of the watched set. */
+    {.name = "groups_change_moves_a_peer_in_and_out_of_a_condition",
+     .b = {{ANY("maintenance"), DB, .claim = "degraded"}},
+     .ops = {START("ready", "ready"), MG(100, "web1", "web", "maintenance", 1),
+             MG(200, "web1", "db", "maintenance", 2),
+             MG(300, "web1", "web", "maintenance", 3)},
+     .expect = "run(web1) revert(web1)",
+     .claim = -1},
+    {.name = "groups_change_counts_for_all_and_fewer_than",
+     .b = {{ALL("ready"), DB}, {FEWER(3, "ready"), DB}},
+     .ops = {START("ready", "ready"), MG(100, "web1", "web", "busy", 1),
+             MG(200, "web1", "db", "busy", 2),
+             MG(300, "web1", "db", "ready", 3),
+             MG(400, "web1", "web", "ready", 4)},
+     .expect = "b0/run() b1/run() b0/revert(web1) b0/run(web1) "
+               "b1/revert(web1) b1/run(web1)",
+     .claim = -1},
+    {.name = "groups_change_is_a_change_of_the_watched_peers",
+     .b = {{.on = CONFIG_EV_BIT(CONFIG_EV_CHANGE), DB}},
+     .ops = {START("ready", "ready"), MG(100, "web1", "web", "x", 1),
+             MG(200, "web1", "db", "x", 2), MG(300, "web1", "web", "x", 3),
+             MG(400, "web1", "web", "y", 4)},
+     .expect = "change() change(web1) change(web1)",
+     .claim = -1},
+    {.name = "groups_change_into_the_selector_is_a_data_event",
+     .b = {{.on =
+                CONFIG_EV_BIT(CONFIG_EV_DATA) | CONFIG_EV_BIT(CONFIG_EV_JOINED),
+            DB}},
+     .ops = {START("ready", "ready"), MG(100, "web1", "web", "x", 1),
+             MG(200, "web1", "db", "x", 2), MG(300, "web1", "web", "x", 3)},
+     .expect = "data(web1)",
+     .claim = -1},
+
     /* on: change */
     {.name = "change_runs_once_after_sync_with_the_snapshot",
      .b = {{.on = CONFIG_EV_BIT(CONFIG_EV_CHANGE), DB}},
@@ -352,6 +386,19 @@ static const struct row rows[] = {
              M(1050, "db2", "ready", 1), TICK(1050),
              MG(1100, "web1", "web", "x", 1)},
      .expect = "change() change(db3) change(db3) change(db3) change(db1)",
+     .claim = -1},
+
+    {.name = "change_counts_the_reaping_of_a_lost_peer",
+     .b = {{.on = CONFIG_EV_BIT(CONFIG_EV_CHANGE), DB}},
+     .ops = {START("ready", "ready"), M(1050, "db2", "ready", 1), TICK(1050),
+             M(11000, "db2", "ready", 1), TICK(11000), TICK(11100)},
+     .expect = "change() change(db1) change(db1)",
+     .claim = -1},
+    {.name = "change_ignores_the_reaping_of_a_left_peer",
+     .b = {{.on = CONFIG_EV_BIT(CONFIG_EV_CHANGE), DB}},
+     .ops = {START("ready", "ready"), LEAVE(100, "db1", 2),
+             M(10000, "db2", "ready", 1), TICK(10000), TICK(10200)},
+     .expect = "change() change(db1)",
      .claim = -1},
 
     {.name = "change_of_state_and_data_in_one_record_is_one_change",
@@ -767,6 +814,177 @@ static void engine_shared_conditions_each_get_their_truth(void **state) {
   check_many_behaviours(CONFIG_BEHAVIOURS_MAX + 100);
 }
 
+/* ---- property: the counts agree with a scan of the table ---- */
+
+#define PROP_PEERS 8
+#define PROP_BEHAVIOURS 24
+#define PROP_OPS 3000
+
+static uint32_t prng(uint32_t *s) {
+  /* xorshift32: deterministic, so a failure can be replayed. */
+  *s ^= *s << 13;
+  *s ^= *s >> 17;
+  *s ^= *s << 5;
+  return *s;
+}
+
+static const char *const prop_states[] = {"ready", "maintenance", "draining",
+                                          "lost"};
+static const char *const prop_groups[] = {"db", "web"};
+
+static void prop_behaviour(struct config_behaviour *b, size_t i, uint32_t *s) {
+  const enum config_cond_kind kinds[] = {COND_ANY, COND_ALL, COND_NONE,
+                                         COND_FEWER_THAN};
+  uint32_t r = prng(s);
+
+  memset(b, 0, sizeof(*b));
+  snprintf(b->name, sizeof(b->name), "p%zu", i);
+  b->has_when = true;
+  b->when.kind = kinds[r % 4];
+  b->when.n = 1 + (r >> 4) % 4;
+  b->when.nstates = 1 + (r >> 8) % 2;
+  for (size_t k = 0; k < b->when.nstates; k++)
+    snprintf(b->when.states[k], sizeof(b->when.states[k]), "%s",
+             prop_states[(r >> (10 + 2 * k)) % ARRAY_SIZE(prop_states)]);
+  if ((r >> 16) % 3 != 2)
+    snprintf(b->peers.group, sizeof(b->peers.group), "%s",
+             prop_groups[(r >> 18) % 2]);
+  if ((r >> 20) % 5 == 0)
+    snprintf(b->peers.node, sizeof(b->peers.node), "n%u", (r >> 23) % 3);
+  b->timeout_ms = 30000;
+}
+
+struct prop_peer {
+  uint64_t inc, ver;
+};
+
+/* Merge a random record of peer i: a new state and groups, sometimes a
+ * leave, sometimes a new incarnation. */
+static void prop_merge(struct harness *h, struct prop_peer *pp, size_t i,
+                       uint32_t *s) {
+  uint32_t r = prng(s);
+  struct record rec;
+
+  assert_int_equal(record_init(&rec), 0);
+  snprintf(rec.name, sizeof(rec.name), "n%zu", i);
+  snprintf(rec.addr, sizeof(rec.addr), "tcp://127.0.0.1:7410");
+  /* "lost" is an observer's state; peers publish the others. */
+  snprintf(rec.state, sizeof(rec.state), "%s", prop_states[r % 3]);
+  for (size_t g = 0; g < ARRAY_SIZE(prop_groups); g++)
+    if ((r >> (4 + g)) & 1)
+      snprintf(rec.groups[rec.ngroups++], sizeof(rec.groups[0]), "%s",
+               prop_groups[g]);
+  if ((r >> 8) % 8 == 0)
+    pp->inc++, pp->ver = 0;
+  rec.inc = pp->inc;
+  rec.ver = ++pp->ver;
+  rec.left = (r >> 12) % 10 == 0;
+  rec.since_ms = 1000;
+  (void)peers_merge_direct(&h->p, &rec, h->now, 1000000 + (int64_t)h->now,
+                           NULL);
+  record_free(&rec);
+}
+
+/* Step until quiet, ending each action at once; applied[] follows the
+ * actions. */
+static void prop_step(struct harness *h, bool *applied) {
+  struct engine_action a[8];
+  uint64_t deadline;
+  size_t n;
+
+  while ((n = engine_step(&h->e, &h->p, h->now, a, ARRAY_SIZE(a), &deadline)) >
+         0) {
+    for (size_t i = 0; i < n; i++) {
+      assert_true(a[i].type == ENGINE_ACT_RUN ||
+                  a[i].type == ENGINE_ACT_REVERT);
+      if (applied[a[i].behaviour] == (a[i].type == ENGINE_ACT_RUN))
+        fail_msg("at %llu: behaviour %zu: %s while %s",
+                 (unsigned long long)h->now, a[i].behaviour,
+                 engine_action_name(a[i].type),
+                 applied[a[i].behaviour] ? "applied" : "not applied");
+      applied[a[i].behaviour] = a[i].type == ENGINE_ACT_RUN;
+      engine_done(&h->e, a[i].behaviour, h->now);
+    }
+  }
+}
+
+static void prop_check(const struct harness *h, const bool *applied,
+                       size_t op) {
+  const struct config *cfg = h->e.cfg;
+
+  for (size_t b = 0; b < cfg->nbehaviours; b++) {
+    bool scan = engine_condition_holds(&cfg->behaviours[b], &h->p);
+    if (applied[b] != scan)
+      fail_msg("op %zu: behaviour %zu (kind %d, group '%s', node '%s') "
+               "applied %d, scan %d",
+               op, b, (int)cfg->behaviours[b].when.kind,
+               cfg->behaviours[b].peers.group, cfg->behaviours[b].peers.node,
+               applied[b], scan);
+  }
+}
+
+/* A random configuration of n condition behaviours (or, with from, the
+ * behaviours of from rotated by one: the same ones, reordered). */
+static void prop_config(struct config *cfg, const struct config *from,
+                        uint32_t *seed) {
+  config_build(cfg, NULL, 0);
+  free(cfg->behaviours);
+  cfg->behaviours = calloc(PROP_BEHAVIOURS, sizeof(*cfg->behaviours));
+  assert_non_null(cfg->behaviours);
+  cfg->nbehaviours = PROP_BEHAVIOURS;
+  for (size_t i = 0; i < PROP_BEHAVIOURS; i++) {
+    if (from != NULL)
+      cfg->behaviours[i] = from->behaviours[(i + 1) % PROP_BEHAVIOURS];
+    else
+      prop_behaviour(&cfg->behaviours[i], i, seed);
+  }
+}
+
+/* Random merges, leaves, restarts, silences (lost) and reaps of a few
+ * peers with changing groups, and reloads that reorder the behaviours:
+ * after every step each condition's last action must match a full scan
+ * of the table. */
+static void engine_counts_agree_with_a_scan_of_the_table(void **state) {
+  struct prop_peer pp[PROP_PEERS];
+  bool applied[PROP_BEHAVIOURS] = {false}, rotated[PROP_BEHAVIOURS];
+  struct config cfgs[2], *live = &cfgs[0], *next = &cfgs[1], *swap;
+  struct harness h;
+  uint32_t seed = 2463534242u;
+
+  (void)state;
+  memset(&h, 0, sizeof(h));
+  for (size_t i = 0; i < PROP_PEERS; i++)
+    pp[i].inc = 1, pp[i].ver = 0;
+  prop_config(live, NULL, &seed);
+  peers_init(&h.p, SELF, PEERS_MAX_DEFAULT, on_peer_event, &h);
+  assert_int_equal(engine_init(&h.e, live, 0), 0);
+  engine_set_synced(&h.e, 0);
+  for (size_t op = 0; op < PROP_OPS; op++) {
+    uint32_t r = prng(&seed);
+    size_t peer = (r >> 8) % PROP_PEERS;
+    h.now += r % 400;
+    if (r % 7 != 0)
+      prop_merge(&h, &pp[peer], peer, &seed);
+    (void)peers_tick(&h.p, h.now, 1000000 + (int64_t)h.now, LOST_AFTER,
+                     REAP_AFTER / 4);
+    if (op % 500 == 499) {
+      /* Kept by name, counted afresh at the next step. */
+      prop_config(next, live, &seed);
+      for (size_t i = 0; i < PROP_BEHAVIOURS; i++)
+        rotated[i] = applied[(i + 1) % PROP_BEHAVIOURS];
+      memcpy(applied, rotated, sizeof(applied));
+      assert_int_equal(engine_reload(&h.e, next, h.now), 0);
+      config_release(live);
+      swap = live, live = next, next = swap;
+    }
+    prop_step(&h, applied);
+    prop_check(&h, applied, op);
+  }
+  engine_free(&h.e);
+  peers_free(&h.p);
+  config_release(live);
+}
+
 static void engine_nothing_is_issued_before_sync(void **state) {
   struct harness h;
   struct engine_action a;
@@ -939,6 +1157,7 @@ int main(void) {
       cmocka_unit_test(engine_queue_overflow_is_counted_in_dropped),
       cmocka_unit_test(engine_full_output_leaves_actions_due),
       cmocka_unit_test(engine_shared_conditions_each_get_their_truth),
+      cmocka_unit_test(engine_counts_agree_with_a_scan_of_the_table),
       cmocka_unit_test(engine_nothing_is_issued_before_sync),
       cmocka_unit_test(engine_reload_keeps_unchanged_and_starts_others_fresh),
       cmocka_unit_test(engine_reload_keeps_an_action_in_flight),

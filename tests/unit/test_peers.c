@@ -375,6 +375,38 @@ static void peers_refuse_a_new_node_when_full(void **state) {
                       "joined a ready<;joined b ready<;state a busy<ready;");
 }
 
+static enum peers_result direct_groups(struct peers *p, uint64_t ver,
+                                       const char *state, size_t ngroups,
+                                       const char *const *groups) {
+  struct record r;
+  enum peers_result res;
+
+  make_record(&r, "a", 1, ver, state, false, NULL);
+  for (size_t i = 0; i < ngroups; i++)
+    snprintf(r.groups[i], sizeof(r.groups[i]), "%s", groups[i]);
+  r.ngroups = ngroups;
+  res = peers_merge_direct(p, &r, ver, WALL, NULL);
+  record_free(&r);
+  return res;
+}
+
+/* Groups decide who watches a node: their change must be reported even
+ * when nothing else changed (as "data", SPEC.md having no other name). */
+static void peers_report_a_groups_change_as_data(void **state) {
+  struct fixture *f = *state;
+  const char *const db[] = {"db"}, *const db_web[] = {"db", "web"},
+                    *const web_db[] = {"web", "db"};
+
+  assert_int_equal(direct_groups(&f->p, 1, "ready", 1, db), PEERS_NEW);
+  assert_int_equal(direct_groups(&f->p, 2, "ready", 1, db), PEERS_UPDATED);
+  assert_int_equal(direct_groups(&f->p, 3, "ready", 2, db_web), PEERS_UPDATED);
+  assert_int_equal(direct_groups(&f->p, 4, "ready", 2, web_db), PEERS_UPDATED);
+  assert_int_equal(direct_groups(&f->p, 5, "busy", 0, NULL), PEERS_UPDATED);
+  assert_string_equal(f->events, "joined a ready<;data a ready<ready;"
+                                 "data a ready<ready;state a busy<ready;"
+                                 "data a busy<ready;");
+}
+
 static void peers_cap_nodes_only_heard_of(void **state) {
   struct fixture *f = *state;
   char name[16];
@@ -383,8 +415,7 @@ static void peers_cap_nodes_only_heard_of(void **state) {
     snprintf(name, sizeof(name), "bogus%u", i);
     assert_int_equal(member(&f->p, name, 1, 1, false, NULL, 0), PEERS_NEW);
   }
-  assert_int_equal(member(&f->p, "onemore", 1, 1, false, NULL, 0),
-                   PEERS_FULL);
+  assert_int_equal(member(&f->p, "onemore", 1, 1, false, NULL, 0), PEERS_FULL);
   /* A node heard from directly is not held back by the cap. */
   assert_int_equal(direct(&f->p, "real", 1, 1, "ready", false, NULL, 0),
                    PEERS_NEW);
@@ -623,6 +654,7 @@ int main(void) {
   struct CMUnitTest rules[ARRAY_SIZE(cases)];
   const struct CMUnitTest others[] = {
       TEST(peers_refuse_a_new_node_when_full),
+      TEST(peers_report_a_groups_change_as_data),
       TEST(peers_cap_nodes_only_heard_of),
       TEST(peers_forget_silent_nodes_never_heard_from),
       TEST(peers_update_a_listed_address_only_when_newer),
