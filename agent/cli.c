@@ -1,6 +1,7 @@
 /*
  * cli.c — helpers shared by the subcommands; see cli.h.
  */
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,12 +112,29 @@ const char *cli_state_colour(const char *state, bool colour) {
   return "\033[33m";
 }
 
-bool cli_wants_help(int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--") == 0)
-      return false;
-    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-      return true;
+int cli_next_opt(const char *cmd, const char *usage, int argc, char **argv,
+                 const char *shortopts, const struct option *longopts,
+                 int *status) {
+  int ch;
+  if (*status == -1) {
+    optind = 1;
+    opterr = 0;
+    *status = EXIT_OK;
   }
-  return false;
+  ch = getopt_long(argc, argv, shortopts, longopts, NULL);
+  switch (ch) {
+  case 'h':
+    fputs(usage, stdout);
+    *status = EXIT_OK;
+    return CLI_OPT_STOP;
+  case ':':
+    *status = cli_usage_error(cmd, "option '%s' needs a value",
+                              argv[optind - 1]);
+    return CLI_OPT_STOP;
+  case '?':
+    *status = cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+    return CLI_OPT_STOP;
+  default:
+    return ch;
+  }
 }

@@ -56,8 +56,17 @@ void cli_age(int64_t ms, char *buf, size_t len);
 /* Colour escape for a state, or "" when colour is off. */
 const char *cli_state_colour(const char *state, bool colour);
 bool cli_colour(FILE *f);
-/* Parse a help flag anywhere: true if argv holds -h or --help. */
-bool cli_wants_help(int argc, char **argv);
+/* The next option of a subcommand's command line, with what every command
+ * does the same way handled here: -h/--help prints usage, a missing value
+ * or an unknown option is a usage error. Returns the option (>= 0), -1 at
+ * the end of the options, or CLI_OPT_STOP with *status the exit status to
+ * return. shortopts must start with ':' and include "h". Call it first
+ * with *status == -1 (it resets getopt then). */
+#define CLI_OPT_STOP (-2)
+struct option;
+int cli_next_opt(const char *cmd, const char *usage, int argc, char **argv,
+                 const char *shortopts, const struct option *longopts,
+                 int *status);
 
 /* Subcommands, one group per file. */
 int cmd_agent(int argc, char **argv);   /* cmd_agent.c */

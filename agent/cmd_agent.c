@@ -57,27 +57,16 @@ static const struct option config_options[] = {
 /* Parse -c FILE [-q]; returns -1 to go on, else an exit status. */
 static int parse(const char *cmd, const char *usage, int argc, char **argv,
                  const char **file, bool *quiet) {
-  int ch;
-  optind = 1;
-  opterr = 0;
-  while ((ch = getopt_long(argc, argv, ":c:qh", config_options, NULL)) != -1) {
-    switch (ch) {
-    case 'c':
+  int ch, status = -1;
+  while ((ch = cli_next_opt(cmd, usage, argc, argv, ":c:qh", config_options,
+                            &status)) >= 0) {
+    if (ch == 'c')
       *file = optarg;
-      break;
-    case 'q':
+    else if (ch == 'q')
       *quiet = true;
-      break;
-    case 'h':
-      fputs(usage, stdout);
-      return EXIT_OK;
-    case ':':
-      return cli_usage_error(cmd, "option '%s' needs a value",
-                             argv[optind - 1]);
-    default:
-      return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-    }
   }
+  if (ch == CLI_OPT_STOP)
+    return status;
   if (optind < argc)
     return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
   if (*file == NULL)

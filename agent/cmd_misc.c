@@ -50,25 +50,19 @@ static int parse_simple(const char *cmd, const char *usage, bool socket_opts,
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
-  int ch;
+  int ch, status = -1;
   memset(o, 0, sizeof(*o));
-  optind = 1;
-  opterr = 0;
-  while ((ch = getopt_long(argc, argv, ":s:c:h", opts, NULL)) != -1) {
-    if (ch == 'h') {
-      fputs(usage, stdout);
-      return EXIT_OK;
-    }
-    if (ch == ':')
-      return cli_usage_error(cmd, "option '%s' needs a value",
-                             argv[optind - 1]);
-    if (ch == '?' || !socket_opts)
+  while ((ch = cli_next_opt(cmd, usage, argc, argv, ":s:c:h", opts,
+                            &status)) >= 0) {
+    if (!socket_opts)
       return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
     if (ch == 's')
       o->socket = optarg;
     else
       o->config = optarg;
   }
+  if (ch == CLI_OPT_STOP)
+    return status;
   if (optind < argc)
     return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
   return -1;

@@ -122,21 +122,11 @@ struct query_args {
  * command takes. Returns -1 to go on, else an exit status. */
 static int parse(const char *cmd, const char *usage, const char *allowed,
                  int argc, char **argv, struct query_args *q) {
-  int ch;
+  int ch, status = -1;
   memset(q, 0, sizeof(*q));
-  optind = 1;
-  opterr = 0;
-  while ((ch = getopt_long(argc, argv, ":s:c:g:n:t:h", query_options, NULL)) !=
-         -1) {
-    if (ch == 'h') {
-      fputs(usage, stdout);
-      return EXIT_OK;
-    }
-    if (ch == ':')
-      return cli_usage_error(cmd, "option '%s' needs a value",
-                             argv[optind - 1]);
-    if (ch == '?' || strchr(allowed, ch < 256 ? ch : 'A' + (ch - OPT_JSON)) ==
-                         NULL)
+  while ((ch = cli_next_opt(cmd, usage, argc, argv, ":s:c:g:n:t:h",
+                            query_options, &status)) >= 0) {
+    if (strchr(allowed, ch < 256 ? ch : 'A' + (ch - OPT_JSON)) == NULL)
       return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
     switch (ch) {
     case 's': q->common.socket = optarg; break;
@@ -149,6 +139,8 @@ static int parse(const char *cmd, const char *usage, const char *allowed,
     case OPT_ALL: q->all = true; break;
     }
   }
+  if (ch == CLI_OPT_STOP)
+    return status;
   q->npositional = argc - optind;
   q->positional = argv + optind;
   return -1;

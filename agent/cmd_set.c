@@ -110,7 +110,7 @@ static int check_state(const char *cmd, const char *state) {
 
 static int parse(const char *cmd, const char *usage, bool run_in, int argc,
                  char **argv, struct set_args *s) {
-  int ch, rv, nopts = argc;
+  int ch, rv, nopts = argc, status = -1;
   memset(s, 0, sizeof(*s));
   /* run-in: everything after "--" is COMMAND's, options included. */
   for (int i = 1; run_in && i < argc; i++) {
@@ -120,12 +120,10 @@ static int parse(const char *cmd, const char *usage, bool run_in, int argc,
       break;
     }
   }
-  optind = 1;
-  opterr = 0;
-  while ((ch = getopt_long(nopts, argv, run_in ? ":r:s:c:h" : ":r:d:s:c:h",
-                           set_options, NULL)) != -1) {
+  while ((ch = cli_next_opt(cmd, usage, nopts, argv,
+                            run_in ? ":r:s:c:h" : ":r:d:s:c:h", set_options,
+                            &status)) >= 0) {
     switch (ch) {
-    case 'h': fputs(usage, stdout); return EXIT_OK;
     case 'r': s->reason = optarg; break;
     case 's': s->common.socket = optarg; break;
     case 'c': s->common.config = optarg; break;
@@ -133,13 +131,10 @@ static int parse(const char *cmd, const char *usage, bool run_in, int argc,
       if ((rv = add_data(cmd, s, optarg)) >= 0)
         return rv;
       break;
-    case ':':
-      return cli_usage_error(cmd, "option '%s' needs a value",
-                             argv[optind - 1]);
-    default:
-      return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
     }
   }
+  if (ch == CLI_OPT_STOP)
+    return status;
   if (optind >= nopts)
     return cli_usage_error(cmd, "missing STATE");
   s->state = argv[optind++];
