@@ -343,7 +343,9 @@ CHOREO_EXPORT int choreo_status_json(choreo_client *c, char **out) {
   int rv = status_request(c, &reply);
   *out = NULL;
   if (rv == 0) {
+    /* Exactly the shape of SPEC.md: {"node": PEER, "peers": [PEER...]}. */
     json_object_del(reply, "ok");
+    json_object_del(reply, "declared");
     *out = json_dumps(reply, JSON_COMPACT);
     if (*out == NULL)
       rv = CHOREO_ENOMEM;
