@@ -99,8 +99,9 @@ static char *stdin_json(struct agent *a, const struct config_behaviour *b,
   for (size_t i = 0; peers != NULL && i < a->peers.n; i++)
     if (engine_watches(b, &a->peers, a->peers.v[i]))
       json_array_append_new(peers, view_table_peer(a->peers.v[i], now));
-  doc = json_pack("{s:o, s:s, s:o}", "node", view_peer(&a->self, a->self.state, 0),
-                  "event", event, "peers", peers);
+  doc = json_pack("{s:o, s:s, s:o}", "node",
+                  view_peer(&a->self, a->self.state, 0), "event", event,
+                  "peers", peers);
   text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
   json_decref(doc);
   return text;
@@ -157,13 +158,19 @@ static struct job *job_take(struct agent *a, uint64_t tag) {
   return NULL;
 }
 
-static int submit(struct agent *a, struct job *j, const struct config_argv *argv,
-                  char **env, const char *input, uint64_t timeout_ms,
-                  unsigned retries) {
+static int submit(struct agent *a, struct job *j,
+                  const struct config_argv *argv, char **env, const char *input,
+                  uint64_t timeout_ms, unsigned retries) {
   struct runner_spec spec = {
-      .tag = j->tag, .name = j->name, .argv = argv->argv, .env = env,
-      .input = input, .input_len = input != NULL ? strlen(input) : 0,
-      .timeout_ms = timeout_ms, .retries = retries,
+      .tag = j->tag,
+      .name = j->name,
+      .argv = argv->argv,
+      .env = env,
+      .input = input,
+      .input_len = input != NULL ? strlen(input) : 0,
+      .timeout_ms = timeout_ms,
+      .retries = retries,
+      .quiet = j->is_check,
   };
   return runner_submit(&a->runner, &spec);
 }
@@ -254,8 +261,7 @@ void agent_jobs_done(void *arg, uint64_t tag, enum runner_result res,
     return;
   if (j->is_check) {
     check_result(a, j->name, res == RUNNER_OK);
-  } else if (!a->stopping &&
-             (idx = engine_index(&a->engine, j->name)) >= 0) {
+  } else if (!a->stopping && (idx = engine_index(&a->engine, j->name)) >= 0) {
     engine_done(&a->engine, (size_t)idx, uv_now(&a->loop));
     agent_step(a);
   }
@@ -288,8 +294,7 @@ static void check_result(struct agent *a, const char *name, bool ok) {
       log_warn("check %s: failing after %u failures", c->name, cs->fails);
     } else if (cs->failing && cs->passes >= c->rise) {
       cs->failing = false;
-      log_info("check %s: passing again after %u passes", c->name,
-               cs->passes);
+      log_info("check %s: passing again after %u passes", c->name, cs->passes);
     }
     agent_self_refresh(a);
     return;

@@ -79,6 +79,7 @@ struct runner_job {
   size_t input_len;
   uint64_t timeout_ms;
   unsigned retries, attempt;
+  bool quiet;
   uv_timer_t timer; /* the deferred start, then the retry backoff */
   struct runner_try *run;
   enum runner_result res;
@@ -205,6 +206,7 @@ static int job_new(struct runner *r, const struct runner_spec *spec,
   j->tag = spec->tag;
   j->timeout_ms = spec->timeout_ms;
   j->retries = spec->retries;
+  j->quiet = spec->quiet;
   if ((j->name = strdup(name)) == NULL)
     goto fail;
   if ((rv = strv_dup(spec->argv, &j->argv)) != 0 ||
@@ -348,6 +350,8 @@ static void line_emit(struct stream *s, size_t nl) {
   sanitize(s->line, &n);
   if (s->is_err)
     log_warn("%s: %s", t->j->name, s->line);
+  else if (t->j->quiet)
+    log_debug("%s: %s", t->j->name, s->line);
   else
     log_info("%s: %s", t->j->name, s->line);
 }

@@ -23,21 +23,22 @@
 
 #define RUNNER_LOG_LINES 200
 #define RUNNER_LOG_BYTES (64 * 1024)
-#define RUNNER_LINE_MAX 1024       /* longer lines are split */
+#define RUNNER_LINE_MAX 1024 /* longer lines are split */
 #define RUNNER_KILL_GRACE_MS 2000
-#define RUNNER_BACKOFF_MS 200      /* first retry delay; doubles each try */
+#define RUNNER_BACKOFF_MS 200 /* first retry delay; doubles each try */
 #define RUNNER_BACKOFF_MAX_MS 10000
-#define RUNNER_QUEUE_MAX 4096      /* jobs waiting; more are refused */
-#define RUNNER_LINGER_MS 200       /* after exit, wait this long for the
-                                      rest of the output */
+#define RUNNER_QUEUE_MAX 4096 /* jobs waiting; more are refused */
+#define RUNNER_LINGER_MS                                                       \
+  200 /* after exit, wait this long for the                                    \
+         rest of the output */
 
 #define RUNNER_RESULT_MAP(XX)                                                  \
-  XX(OK, "ok")                     /* exit status 0 */                        \
-  XX(EXIT, "exited non-zero")      /* status is the exit code */              \
-  XX(SIGNAL, "killed by a signal") /* status is the signal */                 \
+  XX(OK, "ok")                     /* exit status 0 */                         \
+  XX(EXIT, "exited non-zero")      /* status is the exit code */               \
+  XX(SIGNAL, "killed by a signal") /* status is the signal */                  \
   XX(TIMEOUT, "timed out")                                                     \
-  XX(SPAWN, "could not start")     /* status is the negated errno */          \
-  XX(CANCELLED, "cancelled")       /* the runner was closed first */
+  XX(SPAWN, "could not start") /* status is the negated errno */               \
+  XX(CANCELLED, "cancelled")   /* the runner was closed first */
 
 enum runner_result {
 #define XX(id, s) RUNNER_##id,
@@ -46,24 +47,26 @@ enum runner_result {
 };
 
 struct runner_spec {
-  uint64_t tag;            /* the caller's id for this job */
-  const char *name;        /* log prefix, e.g. the behaviour's name */
-  char *const *argv;       /* NULL-terminated; argv[0] a path, or a name
-                              looked up in PATH */
-  char *const *env;        /* NULL-terminated "K=V" entries: the whole
-                              environment of the child */
-  const char *input;       /* written to stdin; may be NULL */
+  uint64_t tag;      /* the caller's id for this job */
+  const char *name;  /* log prefix, e.g. the behaviour's name */
+  char *const *argv; /* NULL-terminated; argv[0] a path, or a name
+                        looked up in PATH */
+  char *const *env;  /* NULL-terminated "K=V" entries: the whole
+                        environment of the child */
+  const char *input; /* written to stdin; may be NULL */
   size_t input_len;
-  uint64_t timeout_ms;     /* 0: none */
+  uint64_t timeout_ms; /* 0: none */
   unsigned retries;
+  bool quiet; /* stdout only at debug level (checks, which
+                 run every few seconds); stderr as always */
 };
 
 /* started: a try of job `tag` has just been spawned (attempt 0 first).
  * done: the job is over, after its retries; called exactly once per job
  * that runner_submit() accepted. */
 typedef void (*runner_started_fn)(void *arg, uint64_t tag, unsigned attempt);
-typedef void (*runner_done_fn)(void *arg, uint64_t tag,
-                               enum runner_result res, int status);
+typedef void (*runner_done_fn)(void *arg, uint64_t tag, enum runner_result res,
+                               int status);
 
 struct runner_job; /* private */
 

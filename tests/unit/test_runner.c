@@ -452,6 +452,30 @@ static size_t count_logged(const char *log, const char *level,
   return count(log, needle);
 }
 
+static void runner_keeps_a_quiet_jobs_stdout_out_of_the_info_log(void **state) {
+  struct fx *f = *state;
+  char *argv[] = {"/bin/sh", "-c", "echo chatter; echo trouble >&2", NULL};
+  struct runner_spec spec = {
+      .tag = 1,
+      .name = "job",
+      .argv = argv,
+      .env = environ,
+      .quiet = true,
+  };
+  struct capture c;
+  char *log;
+
+  unsetenv("CHOREO_DEBUG");
+  capture_start(f, &c);
+  assert_int_equal(runner_submit(&f->r, &spec), 0);
+  run(f);
+  log = capture_end(&c);
+  assert_int_equal(f->res[0], RUNNER_OK);
+  assert_int_equal(count_logged(log, "info", "chatter"), 0);
+  assert_int_equal(count_logged(log, "warning", "trouble"), 1);
+  free(log);
+}
+
 static void runner_logs_output_lines_with_the_job_name(void **state) {
   struct fx *f = *state;
   struct capture c;
@@ -824,6 +848,7 @@ int main(void) {
       T(runner_retries_a_failing_script_then_reports_once),
       T(runner_stops_retrying_once_a_try_succeeds),
       T(runner_logs_output_lines_with_the_job_name),
+      T(runner_keeps_a_quiet_jobs_stdout_out_of_the_info_log),
       T(runner_drops_output_beyond_the_line_budget_and_says_so),
       T(runner_keeps_memory_bounded_under_100mb_of_output),
       T(runner_runs_at_most_max_running_in_fifo_order),
