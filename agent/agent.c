@@ -51,10 +51,14 @@ static void warn_restart_needed(const struct config *old,
     const char *what;
     size_t off, len;
   } fields[] = {
-#define F(field, what) {what, offsetof(struct config, field), sizeof(((struct config *)0)->field)}
-      F(name, "node.name"),       F(cluster, "node.cluster"),
-      F(listen, "network.listen"), F(advertise, "network.advertise"),
-      F(socket, "control.socket"), F(state_dir, "state_dir"),
+#define F(field, what)                                                         \
+  {what, offsetof(struct config, field), sizeof(((struct config *)0)->field)}
+      F(name, "node.name"),
+      F(cluster, "node.cluster"),
+      F(listen, "network.listen"),
+      F(advertise, "network.advertise"),
+      F(socket, "control.socket"),
+      F(state_dir, "state_dir"),
       F(key_file, "network.key_file"),
 #undef F
   };

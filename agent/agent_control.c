@@ -42,20 +42,18 @@ static void reply_new(struct control_client *cl, json_t *reply) {
   json_decref(reply);
 }
 
-static void do_status(struct agent *a, struct control_client *cl,
-                      json_t *req) {
+static void do_status(struct agent *a, struct control_client *cl, json_t *req) {
   /* "declared" is the state set by hand (choreo set, run-in), which the
    * shown state may differ from while a check or behaviour claims one. */
   reply_new(cl, json_pack("{s:b, s:o, s:o, s:{s:s, s:s}}", "ok", 1, "node",
-                          self_view(a), "peers", peer_list(a, NULL),
-                          "declared", "state", a->declared, "reason",
-                          a->declared_reason));
+                          self_view(a), "peers", peer_list(a, NULL), "declared",
+                          "state", a->declared, "reason", a->declared_reason));
 }
 
-static void do_peers(struct agent *a, struct control_client *cl,
-                     json_t *req) {
+static void do_peers(struct agent *a, struct control_client *cl, json_t *req) {
   json_t *g = json_object_get(req, "group");
-  if (g != NULL && (!json_is_string(g) || !choreo_valid_name(json_string_value(g)))) {
+  if (g != NULL &&
+      (!json_is_string(g) || !choreo_valid_name(json_string_value(g)))) {
     control_reply_error(cl, "peers: \"group\" must be a valid group name");
     return;
   }
@@ -80,8 +78,8 @@ static void do_set(struct agent *a, struct control_client *cl, json_t *req) {
   if (data == NULL)
     data = empty = json_object();
   rv = agent_self_set(a, json_string_value(state),
-                      reason != NULL ? json_string_value(reason) : NULL,
-                      data, &why);
+                      reason != NULL ? json_string_value(reason) : NULL, data,
+                      &why);
   json_decref(empty);
   if (rv != 0) {
     control_reply_error(cl, "set: %s", why);
@@ -90,8 +88,7 @@ static void do_set(struct agent *a, struct control_client *cl, json_t *req) {
   reply_new(cl, json_pack("{s:b, s:o}", "ok", 1, "node", self_view(a)));
 }
 
-static void do_watch(struct agent *a, struct control_client *cl,
-                     json_t *req) {
+static void do_watch(struct agent *a, struct control_client *cl, json_t *req) {
   reply_new(cl, json_pack("{s:b}", "ok", 1));
   control_watch(cl);
 }
@@ -120,8 +117,7 @@ static void do_metrics(struct agent *a, struct control_client *cl,
   free(text);
 }
 
-static void do_leave(struct agent *a, struct control_client *cl,
-                     json_t *req) {
+static void do_leave(struct agent *a, struct control_client *cl, json_t *req) {
   reply_new(cl, json_pack("{s:b}", "ok", 1));
   log_info("leave requested on the control socket");
   agent_leave(a);
@@ -136,8 +132,8 @@ static const struct {
   const char *cmd;
   void (*fn)(struct agent *a, struct control_client *cl, json_t *req);
 } commands[] = {
-    {"status", do_status}, {"peers", do_peers},     {"set", do_set},
-    {"watch", do_watch},   {"metrics", do_metrics}, {"leave", do_leave},
+    {"status", do_status},   {"peers", do_peers},     {"set", do_set},
+    {"watch", do_watch},     {"metrics", do_metrics}, {"leave", do_leave},
     {"version", do_version},
 };
 

@@ -16,8 +16,7 @@
 
 static int persist(struct agent *a, const char *state, const char *reason,
                    int64_t since, json_t *data) {
-  struct saved_state s = {.since_ms = since, .data = data,
-                          .inc = a->self.inc};
+  struct saved_state s = {.since_ms = since, .data = data, .inc = a->self.inc};
   snprintf(s.state, sizeof(s.state), "%s", state);
   snprintf(s.reason, sizeof(s.reason), "%s", reason);
   return state_save(a->cfg->state_dir, &s);
@@ -115,8 +114,8 @@ static void refresh(struct agent *a, bool force) {
       log_info("state %s -> %s (%s)", a->self.state, state,
                reason[0] != '\0' ? reason : "no reason given");
     /* The declared state keeps its own "since" across restarts. */
-    a->self.since_ms = strcmp(state, a->declared) == 0 ? a->declared_since
-                                                        : util_wall_ms();
+    a->self.since_ms =
+        strcmp(state, a->declared) == 0 ? a->declared_since : util_wall_ms();
   }
   snprintf(a->self.state, sizeof(a->self.state), "%s", state);
   snprintf(a->self.reason, sizeof(a->self.reason), "%s", reason);
@@ -127,7 +126,9 @@ static void refresh(struct agent *a, bool force) {
     agent_publish(a, WIRE_STATE);
 }
 
-void agent_self_refresh(struct agent *a) { refresh(a, false); }
+void agent_self_refresh(struct agent *a) {
+  refresh(a, false);
+}
 
 static int check_data(json_t *data, json_t *current, json_t **merged,
                       const char **why) {

@@ -128,8 +128,8 @@ int cli_next_opt(const char *cmd, const char *usage, int argc, char **argv,
     *status = EXIT_OK;
     return CLI_OPT_STOP;
   case ':':
-    *status = cli_usage_error(cmd, "option '%s' needs a value",
-                              argv[optind - 1]);
+    *status =
+        cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
     return CLI_OPT_STOP;
   case '?':
     *status = cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);

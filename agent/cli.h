@@ -15,9 +15,9 @@
 /* Exit statuses (SPEC.md "Command line"). */
 enum {
   EXIT_OK = 0,
-  EXIT_FAILED = 1,   /* the operation failed or timed out */
-  EXIT_USAGE = 2,    /* usage error or invalid configuration */
-  EXIT_NOAGENT = 3,  /* no agent answers on the control socket */
+  EXIT_FAILED = 1,  /* the operation failed or timed out */
+  EXIT_USAGE = 2,   /* usage error or invalid configuration */
+  EXIT_NOAGENT = 3, /* no agent answers on the control socket */
 };
 
 /* How long a request may wait for the agent's answer. */
@@ -69,16 +69,16 @@ int cli_next_opt(const char *cmd, const char *usage, int argc, char **argv,
                  int *status);
 
 /* Subcommands, one group per file. */
-int cmd_agent(int argc, char **argv);   /* cmd_agent.c */
+int cmd_agent(int argc, char **argv); /* cmd_agent.c */
 int cmd_check(int argc, char **argv);
-int cmd_status(int argc, char **argv);  /* cmd_query.c */
+int cmd_status(int argc, char **argv); /* cmd_query.c */
 int cmd_peers(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
-int cmd_set(int argc, char **argv);     /* cmd_set.c */
+int cmd_set(int argc, char **argv); /* cmd_set.c */
 int cmd_run_in(int argc, char **argv);
-int cmd_keygen(int argc, char **argv);  /* cmd_misc.c */
+int cmd_keygen(int argc, char **argv); /* cmd_misc.c */
 int cmd_leave(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 

@@ -169,7 +169,8 @@ static int exchange(choreo_client *c, json_t *req, json_t **reply) {
     return rv;
   r = json_loads(line, 0, NULL);
   free(line);
-  if (r == NULL || !json_is_object(r) || !json_is_boolean(json_object_get(r, "ok"))) {
+  if (r == NULL || !json_is_object(r) ||
+      !json_is_boolean(json_object_get(r, "ok"))) {
     json_decref(r);
     return CHOREO_EPROTO;
   }
@@ -213,9 +214,9 @@ CHOREO_EXPORT int choreo_set(choreo_client *c, const char *state,
   if (error != NULL)
     *error = NULL;
   for (size_t i = 0; d != NULL && i < ndata; i++)
-    json_object_set_new(d, data[i].key,
-                        json_string(data[i].value != NULL ? data[i].value
-                                                          : ""));
+    json_object_set_new(
+        d, data[i].key,
+        json_string(data[i].value != NULL ? data[i].value : ""));
   req = json_pack("{s:s, s:s, s:o}", "cmd", "set", "state", state, "data", d);
   if (req == NULL)
     return CHOREO_ENOMEM;
@@ -252,7 +253,8 @@ static void peer_clear(choreo_peer *p) {
 }
 
 static int peer_parse(json_t *o, choreo_peer *p) {
-  json_t *groups = json_object_get(o, "groups"), *data = json_object_get(o, "data");
+  json_t *groups = json_object_get(o, "groups"),
+         *data = json_object_get(o, "data");
   const char *key;
   json_t *v;
   size_t i;
@@ -270,7 +272,8 @@ static int peer_parse(json_t *o, choreo_peer *p) {
       p->groups == NULL || p->data == NULL)
     return CHOREO_ENOMEM;
   json_array_foreach(groups, i, v) {
-    if ((p->groups[p->ngroups] = strdup(json_is_string(v) ? json_string_value(v) : "")) == NULL)
+    if ((p->groups[p->ngroups] =
+             strdup(json_is_string(v) ? json_string_value(v) : "")) == NULL)
       return CHOREO_ENOMEM;
     p->ngroups++;
   }
@@ -322,8 +325,9 @@ CHOREO_EXPORT int choreo_status_get(choreo_client *c, choreo_status **out) {
     goto done;
   }
   st->peers = calloc(json_array_size(peers) + 1, sizeof(choreo_peer));
-  rv = st->peers == NULL ? CHOREO_ENOMEM
-                         : peer_parse(json_object_get(reply, "node"), &st->node);
+  rv = st->peers == NULL
+           ? CHOREO_ENOMEM
+           : peer_parse(json_object_get(reply, "node"), &st->node);
   json_array_foreach(peers, i, v) {
     if (rv != 0)
       break;
@@ -472,7 +476,8 @@ CHOREO_EXPORT int choreo_wait(choreo_client *c, const char *node,
       json_decref(ev);
       ev = NULL;
       rv = next_event(w, deadline, &ev);
-    } while (rv == -EINTR || (rv == 0 && w->len > 0 && memchr(w->buf, '\n', w->len)));
+    } while (rv == -EINTR ||
+             (rv == 0 && w->len > 0 && memchr(w->buf, '\n', w->len)));
     json_decref(ev);
     if (rv != 0)
       break;

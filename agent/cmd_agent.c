@@ -103,8 +103,8 @@ int cmd_check(int argc, char **argv) {
     return EXIT_USAGE;
   }
   if (!quiet)
-    printf("%s: ok (node %s, cluster %s, %zu behaviour%s, %zu check%s)\n",
-           file, cfg->name, cfg->cluster, cfg->nbehaviours,
+    printf("%s: ok (node %s, cluster %s, %zu behaviour%s, %zu check%s)\n", file,
+           cfg->name, cfg->cluster, cfg->nbehaviours,
            cfg->nbehaviours == 1 ? "" : "s", cfg->nchecks,
            cfg->nchecks == 1 ? "" : "s");
   config_free(cfg);

@@ -52,8 +52,8 @@ static int parse_simple(const char *cmd, const char *usage, bool socket_opts,
   };
   int ch, status = -1;
   memset(o, 0, sizeof(*o));
-  while ((ch = cli_next_opt(cmd, usage, argc, argv, ":s:c:h", opts,
-                            &status)) >= 0) {
+  while ((ch = cli_next_opt(cmd, usage, argc, argv, ":s:c:h", opts, &status)) >=
+         0) {
     if (!socket_opts)
       return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
     if (ch == 's')

@@ -31,8 +31,7 @@ static const char status_usage[] =
     "[PEER...]}\n"
     "                     where PEER is {name, groups, state, reason, since\n"
     "                     (unix ms), last_seen_ms (ms ago; 0 for this node),\n"
-    "                     data}\n" COMMON_OPTIONS
-    "\n"
+    "                     data}\n" COMMON_OPTIONS "\n"
     "Exit status: 0 success; 1 failure; 2 usage error; 3 no agent.\n";
 
 static const char peers_usage[] =
@@ -44,8 +43,7 @@ static const char peers_usage[] =
     "Options:\n"
     "  -g, --group G      only peers in group G\n"
     "      --json         a JSON array of PEER objects (see status "
-    "--help)\n" COMMON_OPTIONS
-    "\n"
+    "--help)\n" COMMON_OPTIONS "\n"
     "Exit status: 0 success; 1 failure; 2 usage error; 3 no agent.\n";
 
 static const char watch_usage[] =
@@ -75,8 +73,7 @@ static const char wait_usage[] =
     "      --any            one watched node in STATE is enough\n"
     "      --all            every watched node must be in STATE\n"
     "  -t, --timeout DUR    give up after DUR (250ms, 5s, 2m, 1h); default: "
-    "never\n" COMMON_OPTIONS
-    "\n"
+    "never\n" COMMON_OPTIONS "\n"
     "Exit status: 0 the condition holds; 1 timed out or failed; 2 usage\n"
     "error; 3 no agent.\n";
 
@@ -89,8 +86,7 @@ static const char metrics_usage[] =
     "peers by status, and a histogram of the reaction latency (message\n"
     "received to script started).\n"
     "\n"
-    "Options:\n" COMMON_OPTIONS
-    "\n"
+    "Options:\n" COMMON_OPTIONS "\n"
     "Exit status: 0 success; 1 failure; 2 usage error; 3 no agent.\n";
 
 /* Long-only options; in the `allowed` strings of parse() they are written
@@ -129,14 +125,30 @@ static int parse(const char *cmd, const char *usage, const char *allowed,
     if (strchr(allowed, ch < 256 ? ch : 'A' + (ch - OPT_JSON)) == NULL)
       return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
     switch (ch) {
-    case 's': q->common.socket = optarg; break;
-    case 'c': q->common.config = optarg; break;
-    case 'g': q->group = optarg; break;
-    case 'n': q->node = optarg; break;
-    case 't': q->timeout = optarg; break;
-    case OPT_JSON: q->common.json = true; break;
-    case OPT_ANY: q->any = true; break;
-    case OPT_ALL: q->all = true; break;
+    case 's':
+      q->common.socket = optarg;
+      break;
+    case 'c':
+      q->common.config = optarg;
+      break;
+    case 'g':
+      q->group = optarg;
+      break;
+    case 'n':
+      q->node = optarg;
+      break;
+    case 't':
+      q->timeout = optarg;
+      break;
+    case OPT_JSON:
+      q->common.json = true;
+      break;
+    case OPT_ANY:
+      q->any = true;
+      break;
+    case OPT_ALL:
+      q->all = true;
+      break;
     }
   }
   if (ch == CLI_OPT_STOP)
@@ -172,8 +184,8 @@ static void groups_text(const choreo_peer *p, char *buf, size_t len) {
   size_t used = 0;
   snprintf(buf, len, "-");
   for (size_t i = 0; i < p->ngroups; i++) {
-    int n = snprintf(buf + used, len - used, "%s%s", i ? "," : "",
-                     p->groups[i]);
+    int n =
+        snprintf(buf + used, len - used, "%s%s", i ? "," : "", p->groups[i]);
     if (n < 0 || (size_t)n >= len - used)
       return;
     used += (size_t)n;
@@ -209,8 +221,8 @@ static int64_t wall_ms(void) {
 
 static void print_table(const choreo_peer *self, const choreo_peer *peers,
                         size_t n) {
-  static const char *heads[] = {"NAME", "GROUPS", "STATE", "SINCE",
-                                "LAST SEEN", "REASON"};
+  static const char *heads[] = {"NAME",  "GROUPS",    "STATE",
+                                "SINCE", "LAST SEEN", "REASON"};
   struct row *rows = calloc(n + 2, sizeof(*rows));
   size_t count = 0;
   int w[6];
@@ -237,10 +249,10 @@ static void print_table(const choreo_peer *self, const choreo_peer *peers,
          heads[5]);
   for (size_t i = 0; i < count; i++) {
     struct row *r = &rows[i];
-    printf("%-*s  %-*s  %s%-*s%s  %-*s  %-*s  %-*s  %s\n", w[0], r->name,
-           w[1], r->groups, cli_state_colour(r->raw_state, colour), w[2],
-           r->state, colour ? "\033[0m" : "", w[3], r->since, w[4], r->seen,
-           w[5], r->reason, r->data[0] ? r->data : "-");
+    printf("%-*s  %-*s  %s%-*s%s  %-*s  %-*s  %-*s  %s\n", w[0], r->name, w[1],
+           r->groups, cli_state_colour(r->raw_state, colour), w[2], r->state,
+           colour ? "\033[0m" : "", w[3], r->since, w[4], r->seen, w[5],
+           r->reason, r->data[0] ? r->data : "-");
   }
   free(rows);
 }
@@ -250,7 +262,10 @@ static void print_table(const choreo_peer *self, const choreo_peer *peers,
 int cmd_status(int argc, char **argv) {
   struct query_args q;
   choreo_client *c = NULL;
-  int rv = parse("status", status_usage, "sc" "A", argc, argv, &q);
+  int rv = parse("status", status_usage,
+                 "sc"
+                 "A",
+                 argc, argv, &q);
   if (rv >= 0 || (rv = no_positional("status", &q)) >= 0)
     return rv;
   if ((rv = cli_connect("status", &q.common, &c)) != 0)
@@ -331,10 +346,10 @@ int cmd_peers(int argc, char **argv) {
 static int print_event(const choreo_event *ev, void *arg) {
   bool json = *(bool *)arg;
   if (json) {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "event", ev->event,
-                          "peer", ev->peer, "state", ev->state, "previous",
-                          ev->previous, "reason", ev->reason, "time",
-                          (json_int_t)ev->time_ms);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "event", ev->event, "peer",
+                  ev->peer, "state", ev->state, "previous", ev->previous,
+                  "reason", ev->reason, "time", (json_int_t)ev->time_ms);
     char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     if (text != NULL)
       printf("%s\n", text);
@@ -395,15 +410,19 @@ int cmd_wait(int argc, char **argv) {
   if (q.npositional != 1)
     return cli_usage_error("wait", "give exactly one STATE");
   if (!choreo_valid_state(q.positional[0]))
-    return cli_usage_error("wait", "'%s' is not a valid state (1-32 of a-z "
-                                   "0-9 _ -)", q.positional[0]);
+    return cli_usage_error("wait",
+                           "'%s' is not a valid state (1-32 of a-z "
+                           "0-9 _ -)",
+                           q.positional[0]);
   if ((q.node && !choreo_valid_name(q.node)) ||
       (q.group && !choreo_valid_name(q.group)))
     return cli_usage_error("wait", "'%s' is not a valid name",
                            q.node ? q.node : q.group);
   if (q.timeout != NULL && choreo_parse_duration(q.timeout, &timeout) != 0)
-    return cli_usage_error("wait", "'%s' is not a duration (250ms, 5s, 2m, "
-                                   "1h)", q.timeout);
+    return cli_usage_error("wait",
+                           "'%s' is not a duration (250ms, 5s, 2m, "
+                           "1h)",
+                           q.timeout);
   if ((rv = cli_connect("wait", &q.common, &c)) != 0)
     return rv;
   rv = choreo_wait(c, q.node, q.group, q.all, q.positional[0],

@@ -87,11 +87,15 @@ static int add_data(const char *cmd, struct set_args *s, char *arg) {
                            CHOREO_DATA_KEYS_MAX);
   *eq = '\0';
   if (!choreo_valid_data_key(arg))
-    return cli_usage_error(cmd, "data key '%s' is not 1-64 characters of "
-                                "a-z 0-9 _ . -", arg);
+    return cli_usage_error(cmd,
+                           "data key '%s' is not 1-64 characters of "
+                           "a-z 0-9 _ . -",
+                           arg);
   if (!choreo_valid_text(eq + 1, CHOREO_DATA_VALUE_MAX))
-    return cli_usage_error(cmd, "data value of '%s' is not UTF-8 text of at "
-                                "most %d bytes", arg, CHOREO_DATA_VALUE_MAX);
+    return cli_usage_error(cmd,
+                           "data value of '%s' is not UTF-8 text of at "
+                           "most %d bytes",
+                           arg, CHOREO_DATA_VALUE_MAX);
   s->data[s->ndata].key = arg;
   s->data[s->ndata].value = eq + 1;
   s->ndata++;
@@ -100,11 +104,15 @@ static int add_data(const char *cmd, struct set_args *s, char *arg) {
 
 static int check_state(const char *cmd, const char *state) {
   if (!choreo_valid_state(state))
-    return cli_usage_error(cmd, "'%s' is not a valid state (1-32 characters "
-                                "of a-z 0-9 _ -)", state);
+    return cli_usage_error(cmd,
+                           "'%s' is not a valid state (1-32 characters "
+                           "of a-z 0-9 _ -)",
+                           state);
   if (strcmp(state, "lost") == 0 || strcmp(state, "left") == 0)
-    return cli_usage_error(cmd, "'%s' is assigned by observers and can't be "
-                                "set", state);
+    return cli_usage_error(cmd,
+                           "'%s' is assigned by observers and can't be "
+                           "set",
+                           state);
   return -1;
 }
 
@@ -124,9 +132,15 @@ static int parse(const char *cmd, const char *usage, bool run_in, int argc,
                             run_in ? ":r:s:c:h" : ":r:d:s:c:h", set_options,
                             &status)) >= 0) {
     switch (ch) {
-    case 'r': s->reason = optarg; break;
-    case 's': s->common.socket = optarg; break;
-    case 'c': s->common.config = optarg; break;
+    case 'r':
+      s->reason = optarg;
+      break;
+    case 's':
+      s->common.socket = optarg;
+      break;
+    case 'c':
+      s->common.config = optarg;
+      break;
     case 'd':
       if ((rv = add_data(cmd, s, optarg)) >= 0)
         return rv;
@@ -143,8 +157,10 @@ static int parse(const char *cmd, const char *usage, bool run_in, int argc,
   if ((rv = check_state(cmd, s->state)) >= 0)
     return rv;
   if (s->reason != NULL && !choreo_valid_text(s->reason, CHOREO_REASON_MAX))
-    return cli_usage_error(cmd, "the reason must be UTF-8 text of at most %d "
-                                "bytes", CHOREO_REASON_MAX);
+    return cli_usage_error(cmd,
+                           "the reason must be UTF-8 text of at most %d "
+                           "bytes",
+                           CHOREO_REASON_MAX);
   if (run_in && (s->command == NULL || s->command[0] == NULL))
     return cli_usage_error(cmd, "missing -- COMMAND");
   return -1;

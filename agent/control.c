@@ -167,15 +167,15 @@ static void consume_lines(struct control_client *cl) {
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  struct control_client *cl = container_of((uv_pipe_t *)h,
-                                           struct control_client, pipe);
+  struct control_client *cl =
+      container_of((uv_pipe_t *)h, struct control_client, pipe);
   buf->base = cl->buf + cl->len;
   buf->len = CHOREO_REQUEST_MAX - cl->len;
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
-  struct control_client *cl = container_of((uv_pipe_t *)s,
-                                           struct control_client, pipe);
+  struct control_client *cl =
+      container_of((uv_pipe_t *)s, struct control_client, pipe);
   if (n < 0) {
     client_close(cl);
     return;
@@ -185,8 +185,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 }
 
 static void on_connection(uv_stream_t *server, int status) {
-  struct control *c = container_of((uv_pipe_t *)server, struct control,
-                                   server);
+  struct control *c = container_of((uv_pipe_t *)server, struct control, server);
   struct control_client *cl;
 
   if (status != 0)
@@ -262,7 +261,9 @@ void control_reply_error(struct control_client *cl, const char *fmt, ...) {
   json_decref(reply);
 }
 
-void control_watch(struct control_client *cl) { cl->watcher = true; }
+void control_watch(struct control_client *cl) {
+  cl->watcher = true;
+}
 
 void control_broadcast(struct control *c, json_t *ev) {
   struct control_client *next;

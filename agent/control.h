@@ -29,8 +29,8 @@ struct control_client; /* private */
 /* A request from a client: req is a JSON object, borrowed for the call.
  * The callee answers with control_reply() (now or later, while the client
  * is alive) and may mark the client as a watcher. */
-typedef void (*control_request_fn)(struct control *c,
-                                   struct control_client *cl, json_t *req);
+typedef void (*control_request_fn)(struct control *c, struct control_client *cl,
+                                   json_t *req);
 
 struct control {
   uv_pipe_t server;

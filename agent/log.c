@@ -21,8 +21,8 @@ static void vlog(const char *level, const char *fmt, va_list ap) {
   clock_gettime(CLOCK_REALTIME, &ts);
   gmtime_r(&ts.tv_sec, &tm);
   n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-  k = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s: ",
-               ts.tv_nsec / 1000000, level);
+  k = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s: ", ts.tv_nsec / 1000000,
+               level);
   n += (size_t)k;
   k = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
   if (k < 0)

@@ -15,7 +15,7 @@
 
 static int setopt_int(int s, int level, int opt, int value) {
   return nn_setsockopt(s, level, opt, &value, sizeof(value)) == 0 ? 0
-                                                                   : -nn_errno();
+                                                                  : -nn_errno();
 }
 
 static int open_sub(const char *listen, size_t max_msg, int *out) {

@@ -23,8 +23,8 @@ typedef void (*mesh_recv_fn)(struct mesh *m, const void *buf, size_t len);
 
 struct mesh {
   uv_poll_t poll;
-  int sub;   /* inbox; -1 when closed */
-  int pub;   /* fan-out; -1 when closed */
+  int sub; /* inbox; -1 when closed */
+  int pub; /* fan-out; -1 when closed */
   mesh_recv_fn on_recv;
   void (*close_cb)(struct mesh *m);
 };

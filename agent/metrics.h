@@ -13,71 +13,71 @@
 #include <stdint.h>
 
 #define METRICS_COUNTERS(XX)                                                   \
-  XX(msg_received, "choreo_messages_received_total", "",                      \
+  XX(msg_received, "choreo_messages_received_total", "",                       \
      "Messages received on the inbox")                                         \
-  XX(msg_accepted, "choreo_messages_accepted_total", "",                      \
+  XX(msg_accepted, "choreo_messages_accepted_total", "",                       \
      "Messages that passed every check and were merged")                       \
   XX(msg_sent, "choreo_messages_sent_total", "", "Messages published")         \
-  XX(msg_send_failed, "choreo_messages_send_failed_total", "",                \
+  XX(msg_send_failed, "choreo_messages_send_failed_total", "",                 \
      "Messages nanomsg refused to queue")                                      \
-  XX(drop_too_big, "choreo_messages_dropped_total", "reason=\"too_big\"",     \
+  XX(drop_too_big, "choreo_messages_dropped_total", "reason=\"too_big\"",      \
      "Messages dropped, by reason")                                            \
-  XX(drop_not_json, "choreo_messages_dropped_total", "reason=\"not_json\"",   \
+  XX(drop_not_json, "choreo_messages_dropped_total", "reason=\"not_json\"",    \
      "Messages dropped, by reason")                                            \
-  XX(drop_bad_field, "choreo_messages_dropped_total", "reason=\"bad_field\"", \
+  XX(drop_bad_field, "choreo_messages_dropped_total", "reason=\"bad_field\"",  \
      "Messages dropped, by reason")                                            \
-  XX(drop_over_limit, "choreo_messages_dropped_total",                        \
+  XX(drop_over_limit, "choreo_messages_dropped_total",                         \
      "reason=\"over_limit\"", "Messages dropped, by reason")                   \
-  XX(drop_bad_version, "choreo_messages_dropped_total",                       \
+  XX(drop_bad_version, "choreo_messages_dropped_total",                        \
      "reason=\"bad_version\"", "Messages dropped, by reason")                  \
-  XX(drop_unknown_type, "choreo_messages_dropped_total",                      \
+  XX(drop_unknown_type, "choreo_messages_dropped_total",                       \
      "reason=\"unknown_type\"", "Messages dropped, by reason")                 \
-  XX(drop_cluster, "choreo_messages_dropped_total",                           \
+  XX(drop_cluster, "choreo_messages_dropped_total",                            \
      "reason=\"other_cluster\"", "Messages dropped, by reason")                \
-  XX(drop_self_name, "choreo_messages_dropped_total",                         \
-     "reason=\"own_name\"", "Messages dropped, by reason")                     \
-  XX(drop_replay, "choreo_messages_dropped_total", "reason=\"replay\"",       \
+  XX(drop_self_name, "choreo_messages_dropped_total", "reason=\"own_name\"",   \
      "Messages dropped, by reason")                                            \
-  XX(drop_future, "choreo_messages_dropped_total", "reason=\"future\"",       \
+  XX(drop_replay, "choreo_messages_dropped_total", "reason=\"replay\"",        \
      "Messages dropped, by reason")                                            \
-  XX(drop_table_full, "choreo_messages_dropped_total",                        \
+  XX(drop_future, "choreo_messages_dropped_total", "reason=\"future\"",        \
+     "Messages dropped, by reason")                                            \
+  XX(drop_table_full, "choreo_messages_dropped_total",                         \
      "reason=\"table_full\"", "Messages dropped, by reason")                   \
-  XX(drop_unauthenticated, "choreo_messages_dropped_total",                   \
+  XX(drop_unauthenticated, "choreo_messages_dropped_total",                    \
      "reason=\"unauthenticated\"", "Messages dropped, by reason")              \
-  XX(members_capped, "choreo_members_capped_total", "",                       \
+  XX(members_capped, "choreo_members_capped_total", "",                        \
      "Member entries ignored because the table was full")                      \
-  XX(peer_events, "choreo_peer_events_total", "",                             \
+  XX(peer_events, "choreo_peer_events_total", "",                              \
      "Peer events (joined, state, data, left, lost)")                          \
-  XX(runs_started, "choreo_script_runs_total", "",                            \
+  XX(runs_started, "choreo_script_runs_total", "",                             \
      "Behaviour and check scripts started")                                    \
-  XX(runs_failed, "choreo_script_failures_total", "",                         \
+  XX(runs_failed, "choreo_script_failures_total", "",                          \
      "Script runs that failed after their retries")                            \
-  XX(runs_retried, "choreo_script_retries_total", "",                         \
+  XX(runs_retried, "choreo_script_retries_total", "",                          \
      "Script runs retried after a failure")                                    \
-  XX(runs_timed_out, "choreo_script_timeouts_total", "",                      \
+  XX(runs_timed_out, "choreo_script_timeouts_total", "",                       \
      "Script runs killed at their timeout")                                    \
-  XX(output_dropped_bytes, "choreo_script_output_dropped_bytes_total", "",   \
+  XX(output_dropped_bytes, "choreo_script_output_dropped_bytes_total", "",     \
      "Script output bytes not logged because a run exceeded its budget")       \
-  XX(control_requests, "choreo_control_requests_total", "",                   \
+  XX(control_requests, "choreo_control_requests_total", "",                    \
      "Requests on the control socket")                                         \
-  XX(control_errors, "choreo_control_errors_total", "",                       \
+  XX(control_errors, "choreo_control_errors_total", "",                        \
      "Bad requests and dropped clients on the control socket")
 
 #define METRICS_GAUGES(XX)                                                     \
-  XX(peers_alive, "choreo_peers", "status=\"alive\"", "Peers by status")      \
-  XX(peers_lost, "choreo_peers", "status=\"lost\"", "Peers by status")        \
-  XX(peers_left, "choreo_peers", "status=\"left\"", "Peers by status")        \
-  XX(runs_running, "choreo_scripts_running", "", "Scripts running now")       \
-  XX(runs_queued, "choreo_scripts_queued", "",                                \
+  XX(peers_alive, "choreo_peers", "status=\"alive\"", "Peers by status")       \
+  XX(peers_lost, "choreo_peers", "status=\"lost\"", "Peers by status")         \
+  XX(peers_left, "choreo_peers", "status=\"left\"", "Peers by status")         \
+  XX(runs_running, "choreo_scripts_running", "", "Scripts running now")        \
+  XX(runs_queued, "choreo_scripts_queued", "",                                 \
      "Scripts waiting for a free slot")                                        \
-  XX(mesh_out_up, "choreo_connections", "direction=\"out\",state=\"up\"",    \
-     "nanomsg connections by direction and state")                            \
-  XX(mesh_out_connecting, "choreo_connections",                               \
-     "direction=\"out\",state=\"connecting\"",                               \
-     "nanomsg connections by direction and state")                            \
-  XX(mesh_in_up, "choreo_connections", "direction=\"in\",state=\"up\"",      \
-     "nanomsg connections by direction and state")                            \
-  XX(mesh_connect_errors, "choreo_connect_errors", "",                        \
+  XX(mesh_out_up, "choreo_connections", "direction=\"out\",state=\"up\"",      \
+     "nanomsg connections by direction and state")                             \
+  XX(mesh_out_connecting, "choreo_connections",                                \
+     "direction=\"out\",state=\"connecting\"",                                 \
+     "nanomsg connections by direction and state")                             \
+  XX(mesh_in_up, "choreo_connections", "direction=\"in\",state=\"up\"",        \
+     "nanomsg connections by direction and state")                             \
+  XX(mesh_connect_errors, "choreo_connect_errors", "",                         \
      "Failed connection attempts to members' inboxes (nanomsg's count)")
 
 struct metrics {
@@ -95,7 +95,8 @@ struct metrics {
 };
 
 /* Bucket upper bounds of the reaction histogram, in milliseconds. */
-#define METRICS_REACTION_BOUNDS {0.5, 1, 2, 5, 10, 50, 250, 1000}
+#define METRICS_REACTION_BOUNDS                                                \
+  { 0.5, 1, 2, 5, 10, 50, 250, 1000 }
 
 void metrics_observe_reaction(struct metrics *m, double ms);
 /* Render m in the Prometheus text exposition format. On success the caller

@@ -19,13 +19,13 @@
 
 struct record {
   char name[CHOREO_NAME_MAX + 1];
-  char addr[CHOREO_ADDR_MAX + 1]; /* where the node's inbox listens */
-  uint64_t inc;                   /* incarnation: bumped at each start */
-  uint64_t ver;                   /* version: bumped at each change */
-  bool left;                      /* the node announced a graceful leave */
-  char state[CHOREO_STATE_MAX + 1];    /* "" while unknown */
+  char addr[CHOREO_ADDR_MAX + 1];   /* where the node's inbox listens */
+  uint64_t inc;                     /* incarnation: bumped at each start */
+  uint64_t ver;                     /* version: bumped at each change */
+  bool left;                        /* the node announced a graceful leave */
+  char state[CHOREO_STATE_MAX + 1]; /* "" while unknown */
   char reason[CHOREO_REASON_MAX + 1];
-  int64_t since_ms;               /* unix ms the state was entered */
+  int64_t since_ms; /* unix ms the state was entered */
   size_t ngroups;
   char groups[CHOREO_GROUPS_MAX][CHOREO_NAME_MAX + 1];
   json_t *data; /* object of string values; owned reference, never NULL

@@ -17,8 +17,7 @@
 
 #define STATE_FILE_MAX (64 * 1024)
 
-static int path_join(char *out, size_t len, const char *dir,
-                     const char *name) {
+static int path_join(char *out, size_t len, const char *dir, const char *name) {
   int n = snprintf(out, len, "%s/%s", dir, name);
   return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
@@ -30,20 +29,20 @@ static int decode(json_t *root, struct saved_state *s, const char **why) {
   const char *key;
   json_t *v;
 
-  if (json_unpack(root, "{s:s, s?s, s?I, s?o, s:I}", "state", &state,
-                  "reason", &reason, "since", &since, "data", &data, "inc",
-                  &inc) != 0) {
+  if (json_unpack(root, "{s:s, s?s, s?I, s?o, s:I}", "state", &state, "reason",
+                  &reason, "since", &since, "data", &data, "inc", &inc) != 0) {
     *why = "missing or mistyped fields";
     return CHOREO_EDECODE;
   }
-  if (!choreo_valid_state(state) || !choreo_valid_text(reason,
-                                                       CHOREO_REASON_MAX) ||
-      since < 0 || inc < 0 || (uint64_t)inc > RECORD_COUNTER_MAX) {
+  if (!choreo_valid_state(state) ||
+      !choreo_valid_text(reason, CHOREO_REASON_MAX) || since < 0 || inc < 0 ||
+      (uint64_t)inc > RECORD_COUNTER_MAX) {
     *why = "a field is out of range";
     return CHOREO_EDECODE;
   }
   if (data != NULL) {
-    if (!json_is_object(data) || json_object_size(data) > CHOREO_DATA_KEYS_MAX) {
+    if (!json_is_object(data) ||
+        json_object_size(data) > CHOREO_DATA_KEYS_MAX) {
       *why = "data is not an object of at most 32 keys";
       return CHOREO_EDECODE;
     }
@@ -142,8 +141,8 @@ int state_save(const char *dir, const struct saved_state *s) {
       path_join(tmp, sizeof(tmp), dir, "." STATE_FILE ".tmp") != 0)
     return -ENAMETOOLONG;
   root = json_pack("{s:s, s:s, s:I, s:O, s:I}", "state", s->state, "reason",
-                   s->reason, "since", (json_int_t)s->since_ms, "data",
-                   s->data, "inc", (json_int_t)s->inc);
+                   s->reason, "since", (json_int_t)s->since_ms, "data", s->data,
+                   "inc", (json_int_t)s->inc);
   if (root != NULL)
     text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
   json_decref(root);

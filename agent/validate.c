@@ -114,4 +114,6 @@ int choreo_parse_duration(const char *s, uint64_t *ms) {
   return CHOREO_EINVAL;
 }
 
-const char *choreo_version(void) { return CHOREO_VERSION; }
+const char *choreo_version(void) {
+  return CHOREO_VERSION;
+}

@@ -13,8 +13,8 @@ json_t *view_peer(const struct record *r, const char *state,
   for (size_t i = 0; i < r->ngroups; i++)
     json_array_append_new(groups, json_string(r->groups[i]));
   o = json_pack("{s:s, s:o, s:s, s:s, s:I, s:I, s:O}", "name", r->name,
-                "groups", groups, "state", state, "reason", r->reason,
-                "since", (json_int_t)r->since_ms, "last_seen_ms",
+                "groups", groups, "state", state, "reason", r->reason, "since",
+                (json_int_t)r->since_ms, "last_seen_ms",
                 (json_int_t)last_seen_ms, "data", r->data);
   return o;
 }

@@ -34,12 +34,12 @@ enum wire_type {
 
 /* Why a message was rejected; each maps to a counter in metrics.h. */
 #define WIRE_REJECT_MAP(XX)                                                    \
-  XX(TOO_BIG, "too_big")           /* larger than CHOREO_MSG_MAX */           \
-  XX(NOT_JSON, "not_json")         /* not a JSON object */                    \
-  XX(BAD_VERSION, "bad_version")   /* "v" missing or not WIRE_VERSION */      \
-  XX(UNKNOWN_TYPE, "unknown_type") /* "type" not one of WIRE_TYPE_MAP */      \
-  XX(BAD_FIELD, "bad_field")       /* a field missing, of a wrong type or    \
-                                      with invalid characters */             \
+  XX(TOO_BIG, "too_big")           /* larger than CHOREO_MSG_MAX */            \
+  XX(NOT_JSON, "not_json")         /* not a JSON object */                     \
+  XX(BAD_VERSION, "bad_version")   /* "v" missing or not WIRE_VERSION */       \
+  XX(UNKNOWN_TYPE, "unknown_type") /* "type" not one of WIRE_TYPE_MAP */       \
+  XX(BAD_FIELD, "bad_field")       /* a field missing, of a wrong type or      \
+                                      with invalid characters */               \
   XX(OVER_LIMIT, "over_limit")     /* a string, count or number too large */
 
 enum wire_reject {

@@ -32,17 +32,17 @@ extern "C" {
 #define CHOREO_VERSION "0.1.0"
 
 /* ---- Limits (SPEC.md "Limits"); every one is enforced everywhere ---- */
-#define CHOREO_NAME_MAX 64        /* node, group, behaviour, check names */
-#define CHOREO_CLUSTER_MAX 64     /* cluster name: same characters as a node */
-#define CHOREO_STATE_MAX 32       /* a state: 1-32 of a-z 0-9 _ - */
-#define CHOREO_GROUPS_MAX 16      /* groups per node */
-#define CHOREO_DATA_KEYS_MAX 32   /* data keys per node */
-#define CHOREO_DATA_KEY_MAX 64    /* a data key: 1-64 of a-z 0-9 _ . - */
+#define CHOREO_NAME_MAX 64         /* node, group, behaviour, check names */
+#define CHOREO_CLUSTER_MAX 64      /* cluster name: same characters as a node */
+#define CHOREO_STATE_MAX 32        /* a state: 1-32 of a-z 0-9 _ - */
+#define CHOREO_GROUPS_MAX 16       /* groups per node */
+#define CHOREO_DATA_KEYS_MAX 32    /* data keys per node */
+#define CHOREO_DATA_KEY_MAX 64     /* a data key: 1-64 of a-z 0-9 _ . - */
 #define CHOREO_DATA_VALUE_MAX 1024 /* a data value: bytes of UTF-8 */
-#define CHOREO_REASON_MAX 256     /* a reason: bytes of UTF-8 */
-#define CHOREO_ADDR_MAX 256       /* a nanomsg address such as tcp://h:p */
-#define CHOREO_MSG_MAX 65536      /* one message on the wire, sealed or not */
-#define CHOREO_REQUEST_MAX 65536  /* one control-socket request line */
+#define CHOREO_REASON_MAX 256      /* a reason: bytes of UTF-8 */
+#define CHOREO_ADDR_MAX 256        /* a nanomsg address such as tcp://h:p */
+#define CHOREO_MSG_MAX 65536       /* one message on the wire, sealed or not */
+#define CHOREO_REQUEST_MAX 65536   /* one control-socket request line */
 
 /* ---- Errors ---- */
 #define CHOREO_ERRNO_MAP(XX)                                                   \
@@ -80,7 +80,7 @@ CHOREO_EXPORT char *choreo_strerror_r(int err, char *buf, size_t len);
 CHOREO_EXPORT const char *choreo_err_name(int err);
 
 /* ---- Validation shared by agent and clients ---- */
-CHOREO_EXPORT bool choreo_valid_name(const char *s);     /* node/group/cluster */
+CHOREO_EXPORT bool choreo_valid_name(const char *s); /* node/group/cluster */
 CHOREO_EXPORT bool choreo_valid_state(const char *s);
 CHOREO_EXPORT bool choreo_valid_data_key(const char *s);
 /* A value or reason: valid UTF-8 of at most max bytes, no NUL. */
@@ -169,8 +169,7 @@ CHOREO_EXPORT int choreo_status_json(choreo_client *c, char **out);
  * non-zero (that value is returned) or the connection ends (CHOREO_ECLOSED).
  * The event's strings live only during the call. Blocks; no timeout. */
 typedef int (*choreo_watch_cb)(const choreo_event *ev, void *arg);
-CHOREO_EXPORT int choreo_watch(choreo_client *c, choreo_watch_cb cb,
-                               void *arg);
+CHOREO_EXPORT int choreo_watch(choreo_client *c, choreo_watch_cb cb, void *arg);
 
 /* Wait until the watched peers satisfy a condition: the node `node` (if
  * not NULL) or the members of `group`, any (all=false) or all (all=true) in

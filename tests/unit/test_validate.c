@@ -74,8 +74,16 @@ static void durations_take_ms_s_m_h(void **state) {
 }
 
 static void durations_reject_missing_units_signs_and_overflow(void **state) {
-  const char *bad[] = {"5",  "s",   "-1s", "1.5s", "5 s", "5sec",
-                       "",   "1d",  "5S",  "99999999999999999999ms",
+  const char *bad[] = {"5",
+                       "s",
+                       "-1s",
+                       "1.5s",
+                       "5 s",
+                       "5sec",
+                       "",
+                       "1d",
+                       "5S",
+                       "99999999999999999999ms",
                        "9223372036854776h"};
   uint64_t ms = 7;
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
