@@ -85,7 +85,7 @@ struct agent {
   struct seal_ring *ring; /* network.key_file; NULL: none, plain text */
 
   /* This node. */
-  struct record self;     /* as published */
+  struct record self; /* as published */
   char declared[CHOREO_STATE_MAX + 1];
   char declared_reason[CHOREO_REASON_MAX + 1];
   int64_t declared_since;
@@ -94,7 +94,7 @@ struct agent {
   /* Membership. */
   struct endpoint *eps;
   size_t neps;
-  bool got_members;    /* a member list or a member answered us */
+  bool got_members; /* a member list or a member answered us */
   bool synced;
   uint64_t started_at; /* monotonic ms */
   uint64_t members_sent_at;

@@ -13,17 +13,17 @@
 
 #include "choreo.h"
 
-#define CONFIG_JOIN_MAX 16      /* network.join entries */
-#define CONFIG_STATES_MAX 8     /* states in one condition list */
-#define CONFIG_ARGV_MAX 64      /* arguments of one run/revert command */
+#define CONFIG_JOIN_MAX 16  /* network.join entries */
+#define CONFIG_STATES_MAX 8 /* states in one condition list */
+#define CONFIG_ARGV_MAX 64  /* arguments of one run/revert command */
 #define CONFIG_BEHAVIOURS_MAX 1024
 #define CONFIG_CHECKS_MAX 64
 #define CONFIG_INCLUDES_MAX 64
 #define CONFIG_VARS_MAX 32
 #define CONFIG_PATH_MAX 4096
-#define CONFIG_SOCKET_MAX 107 /* sun_path less its NUL */
+#define CONFIG_SOCKET_MAX 107         /* sun_path less its NUL */
 #define CONFIG_FILE_MAX (1024 * 1024) /* bytes of one YAML file */
-#define CONFIG_ERRORS_MAX 100 /* problems reported before giving up */
+#define CONFIG_ERRORS_MAX 100         /* problems reported before giving up */
 
 /* Where something was written: for messages about it after loading. */
 struct config_mark {
@@ -65,7 +65,7 @@ enum config_event {
 #define XX(id, s) CONFIG_EV_##id,
   CONFIG_EVENT_MAP(XX)
 #undef XX
-  CONFIG_EV__COUNT
+      CONFIG_EV__COUNT
 };
 #define CONFIG_EV_BIT(e) (1u << (e))
 
@@ -81,15 +81,15 @@ struct config_behaviour {
   char name[CHOREO_NAME_MAX + 1];
   struct config_mark mark; /* where `- name:` was written */
   struct config_selector peers;
-  bool has_when;           /* exactly one of has_when / on_mask != 0 */
+  bool has_when; /* exactly one of has_when / on_mask != 0 */
   struct config_condition when;
-  unsigned on_mask;        /* CONFIG_EV_BIT()s */
+  unsigned on_mask; /* CONFIG_EV_BIT()s */
   struct config_argv run;
-  struct config_argv revert; /* argc 0: none */
+  struct config_argv revert;        /* argc 0: none */
   char state[CHOREO_STATE_MAX + 1]; /* "" : no own-state claim */
-  uint64_t settle_ms;      /* default 0 */
-  uint64_t timeout_ms;     /* default 30s */
-  unsigned retries;        /* default 0 */
+  uint64_t settle_ms;               /* default 0 */
+  uint64_t timeout_ms;              /* default 30s */
+  unsigned retries;                 /* default 0 */
   /* Vars of the include that brought it in, as "CHOREO_VAR_NAME=value"
    * environment entries; nvars 0 for behaviours of the main file. */
   size_t nvars;
@@ -100,10 +100,10 @@ struct config_check {
   char name[CHOREO_NAME_MAX + 1];
   struct config_mark mark;
   struct config_argv run;
-  uint64_t interval_ms; /* default 5s */
-  uint64_t timeout_ms;  /* default 2s */
-  unsigned fall;        /* default 3 */
-  unsigned rise;        /* default 2 */
+  uint64_t interval_ms;             /* default 5s */
+  uint64_t timeout_ms;              /* default 2s */
+  unsigned fall;                    /* default 3 */
+  unsigned rise;                    /* default 2 */
   char state[CHOREO_STATE_MAX + 1]; /* default "failed" */
   size_t nvars;
   char **vars; /* owned, as for behaviours */
@@ -117,30 +117,30 @@ struct config {
   char cluster[CHOREO_CLUSTER_MAX + 1]; /* default "default" */
   size_t ngroups;
   char groups[CHOREO_GROUPS_MAX][CHOREO_NAME_MAX + 1];
-  char state[CHOREO_STATE_MAX + 1];     /* default "ready" */
-  json_t *data;                         /* object; owned; never NULL */
+  char state[CHOREO_STATE_MAX + 1]; /* default "ready" */
+  json_t *data;                     /* object; owned; never NULL */
 
   /* network */
   char listen[CHOREO_ADDR_MAX + 1];    /* default tcp://127.0.0.1:7410 */
   char advertise[CHOREO_ADDR_MAX + 1]; /* default: listen unless wildcard */
   size_t njoin;
   char join[CONFIG_JOIN_MAX][CHOREO_ADDR_MAX + 1];
-  uint64_t heartbeat_ms;   /* default 1s */
-  uint64_t lost_after_ms;  /* default 5s */
-  uint64_t reap_after_ms;  /* default 24h */
+  uint64_t heartbeat_ms;          /* default 1s */
+  uint64_t lost_after_ms;         /* default 5s */
+  uint64_t reap_after_ms;         /* default 24h */
   char key_file[CONFIG_PATH_MAX]; /* "" : none */
   bool insecure;
 
   /* control */
   char socket[CONFIG_SOCKET_MAX + 1]; /* default CHOREO_DEFAULT_SOCKET */
-  unsigned socket_mode;                /* default 0660 */
+  unsigned socket_mode;               /* default 0660 */
 
-  char state_dir[CONFIG_PATH_MAX];     /* default /var/lib/choreo */
+  char state_dir[CONFIG_PATH_MAX]; /* default /var/lib/choreo */
 
   size_t nbehaviours;
   struct config_behaviour *behaviours; /* owned */
   size_t nchecks;
-  struct config_check *checks;         /* owned */
+  struct config_check *checks; /* owned */
 };
 
 /* Problems found while loading, in the order found. */
