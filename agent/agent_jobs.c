@@ -230,6 +230,12 @@ void agent_step(struct agent *a) {
       }
     }
   } while (again);
+  if (a->engine.dropped > 0) {
+    log_warn("%llu per-peer events dropped: a behaviour's queue of %d "
+             "events was full",
+             (unsigned long long)a->engine.dropped, ENGINE_QUEUE_MAX);
+    a->engine.dropped = 0;
+  }
   agent_wake_at(a, deadline);
   /* A behaviour's state claim follows its actions. */
   agent_self_refresh(a);

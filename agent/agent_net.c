@@ -230,9 +230,10 @@ void agent_peer_event(void *arg, const struct peer_event *ev) {
     return;
   }
   a->metrics.peer_events++;
+  /* A data event (data or groups changed) leaves the state as it was. */
+  bool arrow = ev->type != PEER_EV_DATA && ev->previous[0] != '\0';
   log_info("peer %s %s: %s%s%s", ev->peer->rec.name, peer_event_name(ev->type),
-           ev->previous[0] != '\0' ? ev->previous : "",
-           ev->previous[0] != '\0' ? " -> " : "", ev->state);
+           arrow ? ev->previous : "", arrow ? " -> " : "", ev->state);
   o = view_event(ev);
   if (o != NULL)
     control_broadcast(&a->control, o);

@@ -87,7 +87,8 @@ struct engine {
   struct engine_bstate *b;      /* cfg->nbehaviours entries; owned */
   struct engine_census *census; /* counted peers; owned */
   bool synced;
-  uint64_t dropped; /* event actions dropped on full queues */
+  uint64_t dropped; /* event actions dropped on full queues; the agent
+                       logs and resets it */
 };
 
 /* Prepare the engine for cfg (no actions yet). Returns 0 or CHOREO_ENOMEM. */

@@ -460,9 +460,16 @@ static void stream_end(struct stream *s) {
 }
 
 static void on_linger(uv_timer_t *timer) {
+  struct runner_try *t = container_of(timer, struct runner_try, linger);
+
   /* A daemon the script left behind still holds the output: stop
-   * listening to it rather than let it hold the job. */
-  try_finish(container_of(timer, struct runner_try, linger));
+   * listening to it rather than let it hold the job. (After a timeout it
+   * is what survived SIGTERM, and try_finish() kills it.) */
+  if (!t->term_sent)
+    log_warn("%s: exited, but a process it started still holds its output; "
+             "no longer reading it",
+             t->j->name);
+  try_finish(t);
 }
 
 static void on_child_exit(uv_process_t *proc, int64_t exit_status,

@@ -5,8 +5,8 @@
 # record.sh appends one line per call to $T/NODE.BEHAVIOUR:
 #   EVENT peer=P state=S previous=S0 reason=R matching=[NAMES] node=N/STATE
 # and keeps its standard input in $T/NODE.BEHAVIOUR.stdin.K (K = 1, 2, …).
-# With $SLEEP_FOR set (seconds) it sleeps before returning, so that runs
-# can overlap with what the test does next.
+# Given an argument, it sleeps that many seconds before returning, so that
+# a run overlaps with what the test does next.
 
 export EVENTS_DIR=$T
 cat > "$T/record.sh" <<'SH'
@@ -16,7 +16,7 @@ k=$(( $(cat "$f.count" 2>/dev/null || echo 0) + 1 ))
 echo "$k" > "$f.count"
 cat > "$f.stdin.$k"
 echo "$CHOREO_EVENT peer=$CHOREO_PEER state=$CHOREO_PEER_STATE previous=$CHOREO_PEER_PREVIOUS reason=$CHOREO_PEER_REASON matching=[$CHOREO_MATCHING] node=$CHOREO_NODE/$CHOREO_STATE" >> "$f"
-[ -z "${SLEEP_FOR:-}" ] || sleep "$SLEEP_FOR"
+[ -z "${1:-}" ] || sleep "$1"
 SH
 chmod +x "$T/record.sh"
 
@@ -52,4 +52,9 @@ behaviour() {
   echo "    run: [$T/record.sh]"
   case $trigger in when:*) echo "    revert: [$T/record.sh]" ;; esac
   [ -z "$extra" ] || printf '%s\n' "$extra"
+}
+
+# idle NODE: no script runs or waits on NODE now.
+idle() {
+  [ "$(metric "$1" choreo_scripts_running)" = 0 ] && [ "$(metric "$1" choreo_scripts_queued)" = 0 ]
 }

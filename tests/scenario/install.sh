@@ -19,7 +19,10 @@ grep -q "^ExecStart=$prefix/bin/choreo agent" "$(find "$root" -name choreo.servi
 ok "meson install: binary, library, header, pkg-config file, man pages, packs, systemd unit"
 
 export PKG_CONFIG_SYSROOT_DIR=$root PKG_CONFIG_PATH=$root$prefix/$libdir/pkgconfig
-cc -o "$T/peers-in-state" "$CHOREO_SRC/examples/libchoreo/peers-in-state.c" \
+# A library built with sanitizers needs programs built with them too.
+sanitize=$(meson introspect "$CHOREO_BUILD" --buildoptions | jq -r '.[] | select(.name == "b_sanitize") | .value')
+[ "$sanitize" = none ] && sanflags=() || sanflags=("-fsanitize=$sanitize")
+cc "${sanflags[@]}" -o "$T/peers-in-state" "$CHOREO_SRC/examples/libchoreo/peers-in-state.c" \
   $(pkg-config --cflags --libs libchoreo) 2>"$T/cc.log" || fail "building the example: $(cat "$T/cc.log")"
 ok "the example builds against the installed library via pkg-config"
 
