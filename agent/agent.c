@@ -229,6 +229,9 @@ static int start(struct agent *a) {
     log_error("network.key_file: %s", serr.text);
     return rv;
   }
+  if (a->ring != NULL)
+    log_info("network.key_file: %zu keys; every message is sealed",
+             seal_ring_size(a->ring));
   if ((rv = engine_init(&a->engine, a->cfg, a->started_at)) != 0)
     return rv;
   if ((rv = start_signals(a)) != 0 || (rv = agent_self_init(a)) != 0)

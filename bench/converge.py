@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Convergence of choreo: N agents started against one seed, until every
-agent sees N members with their correct states.
+"""Convergence: N agents started against one seed, until every agent sees
+N members with their correct states; for choreo or for Serf.
 
-The seed runs first. Then N-1 agents, each with its own declared state
-(node.state: s<i>), are started together; the clock starts when the first
-of them is launched and stops when every agent's status shows all N
-members, each in its own declared state. Repeated R times; prints the
-median and each run, in milliseconds and in heartbeats.
+The seed runs first. Then N-1 agents, each with its own state (choreo:
+node.state: s<i>; Serf: tag state=s<i>), are started together; the clock
+starts when the first of them is launched and stops when every agent's
+view shows all N members (Serf: alive), each in its own state. Agents are
+polled in turns over their control socket (choreo `status`) or RPC
+connection (Serf `members`); an agent seen converged is not polled again,
+so the poll rate rises as the cluster converges. Repeated R times; prints
+the median and each run, in milliseconds and in heartbeats, and how long
+launching the processes took (it is part of the figure).
 """
 import argparse
 import json
@@ -16,23 +20,43 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Cluster, free_port, wait_until  # noqa: E402
+from harness import Cluster, free_port, raise_nofile, wait_until  # noqa
+import serf_cluster  # noqa: E402
 
 
-def converged(c, names):
-    want = {n: f"s{i}" for i, n in enumerate(names)}
-    for n in names:
-        st = c.status(n)
-        if st is None:
-            return False
-        seen = {p["name"]: p["state"] for p in [st["node"]] + st["peers"]}
-        if seen != want:
-            return False
-    return True
+def choreo_view(c, n):
+    st = c.status(n)
+    if st is None:
+        return None
+    return {p["name"]: p["state"] for p in [st["node"]] + st["peers"]}
 
 
-def one_run(args):
-    c = Cluster(args.choreo)
+def serf_view(c, n):
+    m = c.members(n)
+    if m is None:
+        return None
+    return {k: t.get("state") for k, t in serf_cluster.alive_view(m).items()}
+
+
+def poll(names, view, want, t0, timeout):
+    """Poll until every agent's view is `want`; returns the time each
+    agent was first seen converged, in ms after t0."""
+    done = {}
+    deadline = time.monotonic() + timeout
+    while len(done) < len(names):
+        if time.monotonic() > deadline:
+            missing = [n for n in names if n not in done]
+            raise SystemExit(f"timed out: {len(missing)} agents not "
+                             f"converged, e.g. {missing[:5]}")
+        for n in names:
+            if n not in done and view(n) == want:
+                done[n] = (time.monotonic() - t0) * 1000
+        time.sleep(0.005)
+    return done
+
+
+def one_run_choreo(args):
+    c = Cluster(args.choreo, args.keep)
     try:
         names = [f"n{i}" for i in range(args.agents)]
         ports = {n: free_port() for n in names}
@@ -50,8 +74,27 @@ def one_run(args):
         t0 = time.monotonic()
         for n in names[1:]:
             c.start(n)
-        wait_until(lambda: converged(c, names), 120, "convergence", 0.02)
-        return (time.monotonic() - t0) * 1000
+        launch = (time.monotonic() - t0) * 1000
+        want = {n: f"s{i}" for i, n in enumerate(names)}
+        done = poll(names, lambda n: choreo_view(c, n), want, t0, 300)
+        return max(done.values()), launch, c.d
+    finally:
+        c.stop()
+
+
+def one_run_serf(args):
+    c = serf_cluster.SerfCluster(args.serf, args.profile, args.keep)
+    try:
+        names = [f"n{i}" for i in range(args.agents)]
+        c.add("n0", {"state": "s0"})
+        c.wait_up("n0")
+        t0 = time.monotonic()
+        for i, n in enumerate(names[1:], 1):
+            c.add(n, {"state": f"s{i}"}, join="n0")
+        launch = (time.monotonic() - t0) * 1000
+        want = {n: f"s{i}" for i, n in enumerate(names)}
+        done = poll(names, lambda n: serf_view(c, n), want, t0, 300)
+        return max(done.values()), launch, c.d
     finally:
         c.stop()
 
@@ -60,24 +103,48 @@ def main():
     ap = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tool", choices=["choreo", "serf"], default="choreo")
     ap.add_argument("--choreo", default="build/choreo")
+    ap.add_argument("--serf", default="serf")
+    ap.add_argument("--profile", default="lan", help="Serf's profile")
     ap.add_argument("--agents", type=int, default=50)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--heartbeat", default="1s")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the agents' directories (logs)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    raise_nofile()
     hb_ms = float(args.heartbeat[:-2]) if args.heartbeat.endswith("ms") \
         else float(args.heartbeat[:-1]) * 1000
-    runs = [one_run(args) for _ in range(args.runs)]
+    one = one_run_choreo if args.tool == "choreo" else one_run_serf
+    runs, launches, dirs = [], [], []
+    for _ in range(args.runs):
+        ms, launch, d = one(args)
+        runs.append(ms)
+        launches.append(launch)
+        dirs.append(d)
+        # Let the sockets of the last run (TIME_WAIT) and its processes go.
+        time.sleep(0.5)
     med = statistics.median(runs)
     if args.json:
-        print(json.dumps({"agents": args.agents, "runs_ms": runs,
-                          "median_ms": med, "heartbeat_ms": hb_ms}))
+        print(json.dumps({"tool": args.tool, "agents": args.agents,
+                          "runs_ms": runs, "median_ms": med,
+                          "max_ms": max(runs), "launch_ms": launches,
+                          "heartbeat_ms": hb_ms,
+                          "dirs": dirs if args.keep else []}))
     else:
-        print(f"choreo convergence, {args.agents} agents against one seed, "
-              f"heartbeat {args.heartbeat}: median {med:.0f} ms "
-              f"({med / hb_ms:.2f} heartbeats) over {args.runs} runs: "
-              + ", ".join(f"{r:.0f}" for r in runs))
+        extra = f"heartbeat {args.heartbeat}" if args.tool == "choreo" \
+            else f"profile {args.profile}"
+        print(f"{args.tool} convergence, {args.agents} agents against one "
+              f"seed, {extra}: median {med:.0f} ms"
+              + (f" ({med / hb_ms:.2f} heartbeats)"
+                 if args.tool == "choreo" else "")
+              + f" over {args.runs} runs: "
+              + ", ".join(f"{r:.0f}" for r in runs)
+              + f"; launching took {statistics.median(launches):.0f} ms")
+        if args.keep:
+            print("directories: " + " ".join(dirs))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ directory, talk to them over their control sockets, and summarise figures.
 import json
 import os
 import random
+import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import tempfile
 import time
@@ -34,6 +36,70 @@ def free_port():
         _used_ports.add(port)
         return port
     raise SystemExit("no free port below the ephemeral range")
+
+
+def raise_nofile():
+    """Raise this process's soft RLIMIT_NOFILE to the hard limit, as the
+    agent does for itself; returns the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def rss_kib(pid):
+    """VmRSS of a process in KiB, from /proc/PID/status (None if gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds, from /proc/PID/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def fd_count(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def machine():
+    """nproc, CPU model, kernel and load: what every report starts with."""
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu": model,
+            "kernel": os.uname().release,
+            "load": os.getloadavg()}
+
+
+def summary(values):
+    """p50 and p90 of a list of numbers."""
+    return {"p50": statistics.median(values), "p90": percentile(values, 90),
+            "n": len(values)}
 
 
 def percentile(values, p):
@@ -97,9 +163,10 @@ state_dir: {self.d}/{name}.state
         return path
 
     def start(self, name):
-        log = open(f"{self.d}/{name}.log", "w")
-        self.procs[name] = subprocess.Popen(
-            [self.choreo, "agent", "-c", f"{self.d}/{name}.yaml"], stderr=log)
+        with open(f"{self.d}/{name}.log", "a") as log:
+            self.procs[name] = subprocess.Popen(
+                [self.choreo, "agent", "-c", f"{self.d}/{name}.yaml"],
+                stderr=log)
 
     def status(self, name):
         return request(self.sock(name), {"cmd": "status"})
@@ -110,7 +177,8 @@ state_dir: {self.d}/{name}.state
 
     def stop(self):
         for p in self.procs.values():
-            p.terminate()
+            if p.poll() is None:
+                p.terminate()
         for p in self.procs.values():
             try:
                 p.wait(timeout=10)

@@ -1,17 +1,32 @@
 #!/usr/bin/env python3
-"""Reaction latency of choreo: time from `choreo set` on the database node
-to the behaviour script starting on every webserver that depends on it.
+"""Reaction latency: time from the command that changes the database node's
+state to the behaviour script starting on every webserver that depends on
+it, for choreo or for Serf.
 
-Starts N agents on loopback (db1 plus N-1 webservers whose behaviour
-watches group db), then flips db1 between maintenance and ready C times.
-For each change it measures, from just before the `choreo set` command is
-started, the moment each webserver's script began (the script's first
-action writes a wall-clock timestamp). Prints the median and p90 of the
-slowest webserver per change, and of every webserver.
+Starts N agents on loopback (db1 plus N-1 webservers), then flips db1
+between maintenance and ready C times. For each change it measures, from
+just before the command is started, the moment each webserver's script
+began (the script's first action writes a wall-clock timestamp). Prints the
+median and p90 of the slowest webserver per change, and of every
+webserver.
 
-Two kinds of script: `stamp` (a tiny C program, so the figure is choreo's
-own cost plus one exec) and `sh` (`/bin/sh -c 'date +%s%N'`, the method
-used for Serf's figures in docs/BENCHMARKS.md).
+choreo: the webservers' behaviour watches group db; the command is
+`choreo set STATE` (--via cli) or the same request written straight to
+the control socket (--via socket, without the CLI's own start-up).
+
+Serf (--tool serf): the webservers have an event handler; the command is
+either `serf tags -set state=STATE` (--serf-mode tags: the handler runs on
+member-update; Serf coalesces member events, which can't be turned off)
+or `serf event [-coalesce=false] chg STATE` (--serf-mode event: a user
+event; --no-coalesce for Serf's fastest path). --profile local is Serf's
+fastest timing profile; lan is its default.
+
+Two kinds of script: `stamp` (a tiny C program, bench/stamp.c, so the
+figure is the tool's own cost plus one exec) and `sh` (`/bin/sh -c 'date
++%s%N >> FILE'`: one shell and one date). Serf always runs its handlers
+through `/bin/sh -c`, so for Serf `stamp` means a shell that runs stamp;
+`sh` is the same work for both tools and is the style to compare them
+with.
 """
 import argparse
 import json
@@ -23,7 +38,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Cluster, free_port, percentile, wait_until  # noqa: E402
+from harness import (Cluster, free_port, percentile, raise_nofile,  # noqa
+                     wait_until)
+import serf_cluster  # noqa: E402
+
+SH_DATE = 'date +"- %s%N" >> '
 
 
 def set_via_socket(path, state):
@@ -44,7 +63,7 @@ def stamps(path):
     try:
         with open(path) as f:
             return [int(line.split()[1]) for line in f if line.strip()]
-    except FileNotFoundError:
+    except (FileNotFoundError, IndexError, ValueError):
         return []
 
 
@@ -59,14 +78,29 @@ def behaviour(handler, stamp_file):
 """
 
 
-def run(args):
+def measure(args, d, webs, change):
+    """Make args.changes changes with change(i, state) -> t0 (ns) and
+    collect the latencies of every web's script."""
+    slowest, each = [], []
+    for i in range(args.changes):
+        state = "maintenance" if i % 2 == 0 else "ready"
+        t0 = change(i, state)
+        wait_until(lambda: all(len(stamps(f"{d}/{w}.stamps")) > i
+                               for w in webs), 60, f"change {i}")
+        lat = [(stamps(f"{d}/{w}.stamps")[i] - t0) / 1e6 for w in webs]
+        slowest.append(max(lat))
+        each.extend(lat)
+    return slowest, each
+
+
+def run_choreo(args):
     c = Cluster(args.choreo, args.keep)
     try:
         if args.handler == "stamp":
             handler = [args.stamp]
         else:
             # sh runs `date` first: its timestamp is the script's first act.
-            handler = ["/bin/sh", "-c", 'date +"- %s%N" >> "$0"']
+            handler = ["/bin/sh", "-c", SH_DATE + '"$0"']
         names = ["db1"] + [f"web{i}" for i in range(1, args.agents)]
         ports = {n: free_port() for n in names}
         seed = f"tcp://127.0.0.1:{ports['db1']}"
@@ -80,27 +114,59 @@ def run(args):
         for n in names:
             wait_until(lambda n=n: len((c.status(n) or {"peers": []})
                                        ["peers"]) == args.agents - 1,
-                       60, f"{n} to see everyone")
+                       120, f"{n} to see everyone")
         # Measure only once every agent has finished its startup sync.
         for n in names:
             wait_until(lambda n=n: "synchronised" in c.log(n), 60,
                        f"{n} to sync")
-        webs = names[1:]
-        slowest, each = [], []
-        for i in range(args.changes):
-            state = "maintenance" if i % 2 == 0 else "ready"
+
+        def change(i, state):
             if args.via == "cli":
                 t0 = time.time_ns()
                 subprocess.run([c.choreo, "set", state, "--socket",
                                 c.sock("db1")], check=True)
+                return t0
+            return set_via_socket(c.sock("db1"), state)
+
+        return measure(args, c.d, names[1:], change)
+    finally:
+        c.stop()
+
+
+def run_serf(args):
+    c = serf_cluster.SerfCluster(args.serf, args.profile, args.keep)
+    try:
+        names = ["db1"] + [f"web{i}" for i in range(1, args.agents)]
+        event = "member-update" if args.serf_mode == "tags" else "user:chg"
+        c.add("db1", {"state": "ready"})
+        c.wait_up("db1")
+        for n in names[1:]:
+            f = f"{c.d}/{n}.stamps"
+            cmd = (f"{args.stamp} {f}" if args.handler == "stamp"
+                   else SH_DATE + f)
+            c.add(n, {"group": "web"}, join="db1",
+                  handlers=[f"{event}={cmd}"])
+        for n in names:
+            wait_until(lambda n=n: len(serf_cluster.alive_view(
+                c.members(n) or [])) == args.agents, 120,
+                f"serf {n} to see everyone", 0.05)
+        # Let the joins' member events (and their coalescing) pass.
+        time.sleep(2)
+        rpc = c.rpc_addr("db1")
+
+        def change(i, state):
+            if args.serf_mode == "tags":
+                argv = [args.serf, "tags", f"-rpc-addr={rpc}",
+                        "-set", f"state={state}"]
             else:
-                t0 = set_via_socket(c.sock("db1"), state)
-            wait_until(lambda: all(len(stamps(f"{c.d}/{w}.stamps")) > i
-                                   for w in webs), 30, f"change {i}")
-            lat = [(stamps(f"{c.d}/{w}.stamps")[i] - t0) / 1e6 for w in webs]
-            slowest.append(max(lat))
-            each.extend(lat)
-        return slowest, each
+                argv = [args.serf, "event", f"-rpc-addr={rpc}",
+                        f"-coalesce={'false' if args.no_coalesce else 'true'}",
+                        "chg", state]
+            t0 = time.time_ns()
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+            return t0
+
+        return measure(args, c.d, names[1:], change)
     finally:
         c.stop()
 
@@ -109,24 +175,42 @@ def main():
     ap = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tool", choices=["choreo", "serf"], default="choreo")
     ap.add_argument("--choreo", default="build/choreo")
+    ap.add_argument("--serf", default="serf")
     ap.add_argument("--stamp", default="build/bench/stamp")
     ap.add_argument("--agents", type=int, default=3)
     ap.add_argument("--changes", type=int, default=20)
     ap.add_argument("--handler", choices=["stamp", "sh"], default="stamp")
     ap.add_argument("--heartbeat", default="1s")
     ap.add_argument("--via", choices=["cli", "socket"], default="cli",
-                    help="cli: time from starting `choreo set` (the figure "
-                    "comparable with Serf's); socket: from the request on "
-                    "the control socket, without the CLI's own start-up")
+                    help="choreo: cli: time from starting `choreo set` (the "
+                    "figure comparable with Serf's); socket: from the "
+                    "request on the control socket, without the CLI's own "
+                    "start-up")
+    ap.add_argument("--serf-mode", choices=["tags", "event"], default="tags")
+    ap.add_argument("--no-coalesce", action="store_true",
+                    help="serf event -coalesce=false")
+    ap.add_argument("--profile", choices=["lan", "local", "wan"],
+                    default="lan", help="Serf's timing profile")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     args.stamp = os.path.abspath(args.stamp)
-    slowest, each = run(args)
+    raise_nofile()
+    if args.tool == "choreo":
+        slowest, each = run_choreo(args)
+        what = f"choreo set, via {args.via}"
+    else:
+        slowest, each = run_serf(args)
+        what = (f"serf {args.serf_mode}" +
+                (" -coalesce=false" if args.no_coalesce
+                 and args.serf_mode == "event" else "") +
+                f", profile {args.profile}")
     result = {
+        "tool": args.tool, "what": what,
         "agents": args.agents, "changes": args.changes,
-        "handler": args.handler, "via": args.via,
+        "handler": args.handler,
         "slowest_p50_ms": statistics.median(slowest),
         "slowest_p90_ms": percentile(slowest, 90),
         "each_p50_ms": statistics.median(each),
@@ -135,9 +219,9 @@ def main():
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"choreo reaction, {args.agents} agents, {args.changes} "
-              f"changes, {args.handler} script, via {args.via}: slowest "
-              f"dependent p50 {result['slowest_p50_ms']:.2f} ms, p90 "
+        print(f"reaction, {what}, {args.agents} agents, {args.changes} "
+              f"changes, {args.handler} script: slowest dependent p50 "
+              f"{result['slowest_p50_ms']:.2f} ms, p90 "
               f"{result['slowest_p90_ms']:.2f} ms; each dependent p50 "
               f"{result['each_p50_ms']:.2f} ms, p90 "
               f"{result['each_p90_ms']:.2f} ms")

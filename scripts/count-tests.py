@@ -2,7 +2,9 @@
 """Count test cases from meson's testlog.json: cmocka's per-case results
 for unit tests, "ok - " / "FAIL:" lines for scenario tests, "SKIP:" lines
 for skipped parts. A test program that failed without saying which case
-counts as one failure. Prints "N passed, N failed, N skipped"."""
+counts as one failure. Further arguments are plain logs (the fuzzing runs
+of scripts/fuzz.sh) whose "ok - " / "FAIL: " / "SKIP: " lines count too.
+Prints "N passed, N failed, N skipped"."""
 import json
 import re
 import sys
@@ -27,5 +29,14 @@ for line in open(sys.argv[1]):
     passed += p if (p or not ok_result) else 1
     failed += f
     skipped += skips
+for path in sys.argv[2:]:
+    try:
+        out = open(path, errors="replace").read()
+    except OSError:
+        failed += 1  # the log a step should have written is missing
+        continue
+    passed += len(re.findall(r"^ok - ", out, re.M))
+    failed += len(re.findall(r"^FAIL: ", out, re.M))
+    skipped += len(re.findall(r"^SKIP: ", out, re.M))
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 sys.exit(1 if failed else 0)

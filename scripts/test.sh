@@ -18,7 +18,18 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 meson test -C "$dir" --print-errorlogs --num-processes 2 "$@"
 status=$?
 
-# Count test cases (cmocka cases, scenario checks) from meson's log.
-/usr/bin/python3 scripts/count-tests.py "$dir/meson-logs/testlog.json"
+# Short fuzzing runs (docs/FUZZING.md): FUZZ_SECONDS per target, built
+# with clang beside the test build; 0 skips them, and so does running only
+# some tests (arguments for meson test).
+fuzz_log="$dir/fuzz.log"
+fuzz_secs=${FUZZ_SECONDS:-10}
+if [ $# -eq 0 ] && [ "$fuzz_secs" != 0 ]; then
+  FUZZ_BUILD_DIR="$dir-fuzz" scripts/fuzz.sh "$fuzz_secs" | tee "$fuzz_log"
+else
+  echo "SKIP: fuzzing (FUZZ_SECONDS=$fuzz_secs, $# test arguments)" | tee "$fuzz_log"
+fi
+
+# Count test cases (cmocka cases, scenario checks, fuzz runs).
+/usr/bin/python3 scripts/count-tests.py "$dir/meson-logs/testlog.json" "$fuzz_log"
 counted=$?
 [ "$status" -eq 0 ] && [ "$counted" -eq 0 ]

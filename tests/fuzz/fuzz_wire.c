@@ -48,8 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   if (wire_decode(data, size, &m, &err) == 0)
     round_trip(&m);
-  else if (err.reason == WIRE_OK || strnlen(err.detail, sizeof(err.detail)) ==
-                                        sizeof(err.detail))
+  else if (err.reason == WIRE_OK ||
+           strnlen(err.detail, sizeof(err.detail)) == sizeof(err.detail))
     abort(); /* a refusal must say why, in a terminated string */
   wire_msg_free(&m);
   return 0;

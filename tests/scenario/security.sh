@@ -45,8 +45,9 @@ all_see() { # all_see PEER STATE NODE...
   for n in "$@"; do sees "$n" "$peer" "$state" || return 1; done
 }
 
-K1=$("$CHOREO_BIN" keygen) && K2=$("$CHOREO_BIN" keygen) && KB=$("$CHOREO_BIN" keygen) ||
-  fail "choreo keygen"
+K1=$("$CHOREO_BIN" keygen) || fail "choreo keygen"
+K2=$("$CHOREO_BIN" keygen) || fail "choreo keygen"
+KB=$("$CHOREO_BIN" keygen) || fail "choreo keygen"
 
 # ---- bad key files ----
 pbad=$(free_port)
@@ -129,7 +130,7 @@ ok "a keyless agent and raw garbage are unauthenticated, sealed garbage is not_j
 wait_for "the tap records a2" 10 test -e "$T/tap/000001.msg"
 c a2 set maintenance || fail "set maintenance on a2"
 wait_for "a1 sees a2 in maintenance" 5 sees a1 a2 maintenance
-n0=$(ls "$T/tap" | wc -l)
+n0=$(find "$T/tap" -name "*.msg" | wc -l)
 wait_for "the tap records a2's maintenance heartbeats" 5 test -e "$T/tap/$(printf '%06d' $((n0 + 3))).msg"
 kill -TERM "$tap_pid"; wait "$tap_pid"
 c a2 set ready || fail "set ready on a2"

@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""Every benchmark of bench/, for choreo and Serf in the same run, and one
+table of medians, p90 and ratios. bench/run.sh builds choreo in release
+mode, gets Serf's binary and calls this; see docs/BENCHMARKS.md.
+
+  reaction     state set on db1 -> script started on every dependent node
+               (3 and 50 agents, --changes changes): choreo with the same
+               handler as Serf (/bin/sh -c date) and with bench/stamp;
+               Serf with its defaults (tags, lan profile) and at its
+               fastest (-profile=local, serf event -coalesce=false)
+  convergence  N agents against one seed until all see N members in their
+               states (N = 10, 50, 200)
+  idle         RSS and CPU per agent over --idle-seconds, 50 agents
+  throughput   bench-throughput (messages decoded/opened per CPU second),
+               when it is built
+
+--smoke: tiny N and counts, under 30 s, "ok - " lines; the Serf part is
+skipped ("SKIP: ") when no serf binary can be had without the network.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from harness import machine, raise_nofile  # noqa: E402
+import serf_cluster  # noqa: E402
+
+PY = sys.executable
+
+
+def run_json(script, *argv, timeout=1800):
+    cmd = [PY, os.path.join(HERE, script), "--json", *map(str, argv)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: exit {r.returncode}\n"
+                           f"{r.stdout}{r.stderr}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def load():
+    return "%.2f %.2f %.2f" % os.getloadavg()
+
+
+def fmt(v, unit="ms"):
+    if v is None:
+        return "—"
+    if unit == "ms":
+        return f"{v:.0f} ms" if v >= 100 else f"{v:.2f} ms" if v < 10 \
+            else f"{v:.1f} ms"
+    return f"{v:.2f} {unit}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b <= 0:
+        return "—"
+    r = a / b
+    return f"{r:.0f}×" if r >= 10 else f"{r:.1f}×"
+
+
+class Report:
+    def __init__(self, smoke):
+        self.smoke = smoke
+        self.lines = []
+        self.results = {}
+
+    def out(self, line=""):
+        print(line, flush=True)
+        self.lines.append(line)
+
+    def ok(self, what):
+        if self.smoke:
+            print(f"ok - {what}", flush=True)
+
+
+def reaction(args, rep, serf):
+    n_list = [3] if args.smoke else [3, 50]
+    changes = 4 if args.smoke else args.changes
+    base = ["--changes", changes, "--stamp", args.stamp]
+    rows = []
+    for n in n_list:
+        ch_sh = run_json("reaction.py", "--choreo", args.choreo,
+                         "--agents", n, "--handler", "sh", *base)
+        ch_st = run_json("reaction.py", "--choreo", args.choreo,
+                         "--agents", n, "--handler", "stamp", *base)
+        rep.ok(f"reaction choreo {n} agents: sh p50 "
+               f"{ch_sh['slowest_p50_ms']:.2f} ms, stamp p50 "
+               f"{ch_st['slowest_p50_ms']:.2f} ms")
+        sv_def = sv_fast = None
+        if serf:
+            if not args.smoke:
+                sv_def = run_json("reaction.py", "--tool", "serf", "--serf",
+                                  serf, "--agents", n, "--handler", "sh",
+                                  "--serf-mode", "tags", "--profile", "lan",
+                                  *base)
+            sv_fast = run_json("reaction.py", "--tool", "serf", "--serf",
+                               serf, "--agents", n, "--handler", "sh",
+                               "--serf-mode", "event", "--no-coalesce",
+                               "--profile", "local", *base)
+            rep.ok(f"reaction serf {n} agents: fastest p50 "
+                   f"{sv_fast['slowest_p50_ms']:.2f} ms")
+        rows.append((n, ch_sh, ch_st, sv_def, sv_fast))
+    rep.results["reaction"] = rows
+    rep.out(f"### Reaction: `set` on db1 → script started on every "
+            f"dependent node ({changes} changes; slowest dependent per "
+            f"change)")
+    rep.out()
+    rep.out("| agents | choreo, sh p50 | p90 | choreo, stamp p50 | p90 | "
+            "Serf default p50 | p90 | Serf fastest p50 | p90 | "
+            "Serf default ÷ choreo | Serf fastest ÷ choreo |")
+    rep.out("|---|---|---|---|---|---|---|---|---|---|---|")
+    g = (lambda r, k: r[k] if r else None)
+    for n, a, b, d, f in rows:
+        rep.out(f"| {n} | {fmt(a['slowest_p50_ms'])} | "
+                f"{fmt(a['slowest_p90_ms'])} | {fmt(b['slowest_p50_ms'])} | "
+                f"{fmt(b['slowest_p90_ms'])} | "
+                f"{fmt(g(d, 'slowest_p50_ms'))} | "
+                f"{fmt(g(d, 'slowest_p90_ms'))} | "
+                f"{fmt(g(f, 'slowest_p50_ms'))} | "
+                f"{fmt(g(f, 'slowest_p90_ms'))} | "
+                f"{ratio(g(d, 'slowest_p50_ms'), a['slowest_p50_ms'])} | "
+                f"{ratio(g(f, 'slowest_p50_ms'), a['slowest_p50_ms'])} |")
+    rep.out()
+    rep.out("Timed from just before the command starts (`choreo set`, "
+            "`serf tags -set state=…` for Serf's default, `serf event "
+            "-coalesce=false` with `-profile=local` for its fastest) to the "
+            "script's first action. sh: `/bin/sh -c 'date +%s%N >> FILE'` "
+            "for both tools (Serf always runs handlers through /bin/sh "
+            "-c); stamp: choreo exec'ing bench/stamp directly. Ratios "
+            "compare the same handler (sh). Load before: " + load())
+    rep.out()
+
+
+def converge(args, rep, serf):
+    if args.smoke:
+        plan = [(5, 1)]
+    else:
+        plan = [(10, args.runs), (50, args.runs), (200, args.runs_200)]
+    rows = []
+    for n, runs in plan:
+        ch = run_json("converge.py", "--choreo", args.choreo, "--agents", n,
+                      "--runs", runs)
+        rep.ok(f"convergence choreo {n} agents: median "
+               f"{ch['median_ms']:.0f} ms")
+        sv = None
+        if serf:
+            sv = run_json("converge.py", "--tool", "serf", "--serf", serf,
+                          "--agents", n, "--runs", runs)
+            rep.ok(f"convergence serf {n} agents: median "
+                   f"{sv['median_ms']:.0f} ms")
+        rows.append((n, runs, ch, sv))
+    rep.results["converge"] = rows
+    rep.out("### Convergence: N agents started against one seed until all "
+            "see N members in their states")
+    rep.out()
+    rep.out("| agents | runs | choreo median | max | heartbeats (1 s) | "
+            "Serf (lan) median | max | Serf ÷ choreo | launch (choreo / "
+            "Serf) |")
+    rep.out("|---|---|---|---|---|---|---|---|---|")
+    for n, runs, ch, sv in rows:
+        lch = sorted(ch["launch_ms"])[len(ch["launch_ms"]) // 2]
+        lsv = sorted(sv["launch_ms"])[len(sv["launch_ms"]) // 2] \
+            if sv else None
+        rep.out(f"| {n} | {runs} | {fmt(ch['median_ms'])} | "
+                f"{fmt(ch['max_ms'])} | "
+                f"{ch['median_ms'] / ch['heartbeat_ms']:.2f} | "
+                f"{fmt(sv['median_ms'] if sv else None)} | "
+                f"{fmt(sv['max_ms'] if sv else None)} | "
+                f"{ratio(sv['median_ms'] if sv else None, ch['median_ms'])}"
+                f" | {fmt(lch)} / {fmt(lsv)} |")
+    rep.out()
+    rep.out("The clock starts when the first of the N-1 agents is launched, "
+            "so the time the harness takes to launch them (last column) is "
+            "part of every figure. Load after: " + load())
+    rep.out()
+
+
+def idle(args, rep, serf):
+    n = 5 if args.smoke else 50
+    secs = 2 if args.smoke else args.idle_seconds
+    settle = 0.5 if args.smoke else 5
+    ch = run_json("idle.py", "--choreo", args.choreo, "--agents", n,
+                  "--seconds", secs, "--settle", settle)
+    rep.ok(f"idle choreo {n} agents: RSS {ch['rss_mib_median']:.2f} MiB, "
+           f"CPU {ch['cpu_pct_median']:.3f} %")
+    sv = None
+    if serf:
+        sv = run_json("idle.py", "--tool", "serf", "--serf", serf,
+                      "--agents", n, "--seconds", secs, "--settle", settle)
+        rep.ok(f"idle serf {n} agents: RSS {sv['rss_mib_median']:.2f} MiB, "
+               f"CPU {sv['cpu_pct_median']:.3f} %")
+    rep.results["idle"] = (ch, sv)
+    rep.out(f"### Idle cost per agent: {n} agents, {secs:.0f} s")
+    rep.out()
+    rep.out("| | RSS median | RSS max | CPU median (% of a core) | CPU max "
+            "| all agents: RSS, CPU |")
+    rep.out("|---|---|---|---|---|---|")
+    for name, r in (("choreo", ch), ("Serf (lan)", sv)):
+        if r is None:
+            rep.out(f"| {name} | — | — | — | — | — |")
+            continue
+        rep.out(f"| {name} | {r['rss_mib_median']:.2f} MiB | "
+                f"{r['rss_mib_max']:.2f} MiB | {r['cpu_pct_median']:.3f} % | "
+                f"{r['cpu_pct_max']:.3f} % | {r['rss_mib_total']:.0f} MiB, "
+                f"{r['cpu_pct_total']:.2f} % |")
+    if sv:
+        rep.out(f"| Serf ÷ choreo | "
+                f"{ratio(sv['rss_mib_median'], ch['rss_mib_median'])} | | "
+                f"{ratio(sv['cpu_pct_median'], ch['cpu_pct_median'])} | | |")
+    rep.out()
+
+
+def throughput(args, rep):
+    rep.out("### Throughput: messages decoded (and opened, with a key) per "
+            "second on one core")
+    rep.out()
+    exe = args.throughput
+    if not exe or not os.access(exe, os.X_OK):
+        rep.out("TODO: bench-throughput is not built in this tree "
+                "(bench/throughput.c); no figure.")
+        rep.ok("throughput # SKIP not built")
+        rep.out()
+        return
+    if args.smoke:
+        rep.ok(f"throughput: {exe} is built (not run in the smoke test)")
+        return
+    r = subprocess.run([exe], capture_output=True, text=True, timeout=600)
+    rep.out("```")
+    for line in r.stdout.strip().splitlines():
+        rep.out(line)
+    rep.out("```")
+    rep.out()
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--choreo", required=True)
+    ap.add_argument("--stamp", required=True)
+    ap.add_argument("--throughput", default=None,
+                    help="the bench-throughput executable, if built")
+    ap.add_argument("--serf", default=None,
+                    help="serf binary (default: extract Debian's package)")
+    ap.add_argument("--no-serf", action="store_true")
+    ap.add_argument("--changes", type=int, default=30)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs-200", type=int, default=3)
+    ap.add_argument("--idle-seconds", type=float, default=60)
+    ap.add_argument("--only", default="reaction,converge,idle,throughput")
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--json-out", default=None)
+    args = ap.parse_args()
+    raise_nofile()
+    rep = Report(args.smoke)
+    m = machine()
+    serf = None
+    if not args.no_serf:
+        serf, why = serf_cluster.obtain(
+            args.serf, download=True, timeout=10 if args.smoke else 120)
+        if serf is None:
+            print(f"SKIP: Serf: {why}", flush=True)
+    t0 = time.monotonic()
+    rep.out(f"## choreo and Serf, {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    rep.out()
+    rep.out(f"Machine: {m['nproc']} CPUs, {m['cpu']}, Linux {m['kernel']}; "
+            f"load average at start {load()}. Serf: "
+            + (f"{serf_cluster.version(serf)} ({serf})" if serf
+               else "not available"))
+    rep.out()
+    only = args.only.split(",")
+    if "reaction" in only:
+        reaction(args, rep, serf)
+    if "converge" in only:
+        converge(args, rep, serf)
+    if "idle" in only:
+        idle(args, rep, serf)
+    if "throughput" in only:
+        throughput(args, rep)
+    if args.smoke:
+        r = run_json("soak.py", "--choreo", args.choreo, "--agents", 6,
+                     "--churn", 2, "--seconds", 5, "--warmup", 1,
+                     "--kill-every", 2, "--sample-every", 1)
+        rep.ok(f"soak: {r['sets']} changes, {r['kills']} kills, "
+               f"descriptors growth {r['fd_growth_max']:+d}")
+    rep.out(f"Total time {time.monotonic() - t0:.0f} s; load average at end "
+            f"{load()}.")
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump({"machine": m, "results": rep.results}, f, indent=1,
+                      default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
