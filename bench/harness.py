@@ -102,6 +102,15 @@ def summary(values):
             "n": len(values)}
 
 
+def loopback(i):
+    """A loopback address of its own for agent i (127.1.0.1, 127.1.0.2…):
+    Linux routes all of 127/8 to lo. Agents that listen on distinct
+    loopback addresses also connect from them, so each draws its outgoing
+    connections' ports from a port space of its own (see
+    docs/BENCHMARKS.md, "200 agents")."""
+    return f"127.1.{i // 250}.{i % 250 + 1}"
+
+
 def percentile(values, p):
     v = sorted(values)
     k = max(0, min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1)))))
@@ -143,13 +152,13 @@ class Cluster:
         return f"{self.d}/{name}.sock"
 
     def config(self, name, port, groups, join, heartbeat="1s",
-               lost_after="10s", extra=""):
+               lost_after="10s", extra="", host="127.0.0.1"):
         text = f"""node:
   name: {name}
   cluster: bench
   groups: [{groups}]
 network:
-  listen: tcp://127.0.0.1:{port}
+  listen: tcp://{host}:{port}
   join: [{', '.join(join)}]
   heartbeat: {heartbeat}
   lost_after: {lost_after}

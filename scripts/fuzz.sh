@@ -19,8 +19,9 @@ case $secs in
 '' | *[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS]" >&2; exit 2 ;;
 esac
 if [ ! -f "$dir/build.ninja" ]; then
+  mkdir -p "$dir"
   CC=clang meson setup "$dir" -Dfuzz=true -Dbuildtype=debugoptimized \
-    >"$dir.setup.log" 2>&1 || { echo "FAIL: fuzz: meson setup (see $dir.setup.log)"; exit 1; }
+    >"$dir/setup.log" 2>&1 || { echo "FAIL: fuzz: meson setup (see $dir/setup.log)"; exit 1; }
 fi
 build=()
 for t in $targets; do build+=("tests/fuzz/fuzz_$t"); done

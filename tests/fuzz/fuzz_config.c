@@ -70,10 +70,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   rv = config_load(path, &cfg, &errs);
   if ((rv == 0) != (cfg != NULL) || (rv == CHOREO_ECONFIG && errs.n == 0))
     abort(); /* a refusal always says why; success always gives a config */
+  /* Every message starts with the file it is about: the main file, the
+   * pack, or whatever an include names (absolute, once resolved). */
   for (size_t i = 0; i < errs.n; i++)
-    if (strncmp(errs.msg[i], path, strlen(path)) != 0 &&
-        strstr(errs.msg[i], "pack.yaml") == NULL)
-      abort(); /* every message names a file */
+    if (errs.msg[i][0] != '/' || strstr(errs.msg[i], ": ") == NULL)
+      abort();
   config_free(cfg);
   config_errors_free(&errs);
   return 0;
