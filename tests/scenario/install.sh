@@ -37,7 +37,7 @@ run_example "$T/web1.sock" maintenance; rc=$?
 [ "$rc" = 1 ] || fail "example with nobody in maintenance: exit $rc"
 c db1 set maintenance --reason "schema 42" || fail "set"
 wait_for "web1 sees db1 in maintenance" 10 sees web1 db1 maintenance
-out=$(run_example "$T/web1.sock" maintenance) || fail "example: exit $?"
+out=$(run_example "$T/web1.sock" maintenance 2>&1) || fail "example: exit $?: $out"
 [ "$out" = "$(printf 'db1\tschema 42')" ] || fail "example printed: $out"
 run_example "$T/nobody.sock" ready; rc=$?
 [ "$rc" = 3 ] || fail "example without an agent: exit $rc"
