@@ -104,8 +104,8 @@ static void on_soon(uv_timer_t *t) {
     publish_members(a);
   agent_publish(a, WIRE_STATE);
   if (--a->soon_left > 0)
-    uv_timer_start(t, on_soon,
-                   soon_delays_ms[step + 1] - soon_delays_ms[step], 0);
+    uv_timer_start(t, on_soon, soon_delays_ms[step + 1] - soon_delays_ms[step],
+                   0);
 }
 
 void agent_publish_soon(struct agent *a) {
@@ -119,8 +119,8 @@ void agent_heartbeat(uv_timer_t *t) {
   struct agent *a = container_of(t, struct agent, heartbeat);
   if (a->members_wanted)
     publish_members(a);
-  agent_publish(a, !a->got_members && a->cfg->njoin > 0 ? WIRE_HELLO
-                                                        : WIRE_STATE);
+  agent_publish(a,
+                !a->got_members && a->cfg->njoin > 0 ? WIRE_HELLO : WIRE_STATE);
 }
 
 /* Until someone answers, say hello to the join addresses: every
@@ -243,13 +243,26 @@ void agent_peer_event(void *arg, const struct peer_event *ev) {
 
 static void count_reject(struct agent *a, enum wire_reject r) {
   switch (r) {
-  case WIRE_REJECT_TOO_BIG: a->metrics.drop_too_big++; break;
-  case WIRE_REJECT_NOT_JSON: a->metrics.drop_not_json++; break;
-  case WIRE_REJECT_BAD_VERSION: a->metrics.drop_bad_version++; break;
-  case WIRE_REJECT_UNKNOWN_TYPE: a->metrics.drop_unknown_type++; break;
-  case WIRE_REJECT_BAD_FIELD: a->metrics.drop_bad_field++; break;
-  case WIRE_REJECT_OVER_LIMIT: a->metrics.drop_over_limit++; break;
-  case WIRE_OK: break;
+  case WIRE_REJECT_TOO_BIG:
+    a->metrics.drop_too_big++;
+    break;
+  case WIRE_REJECT_NOT_JSON:
+    a->metrics.drop_not_json++;
+    break;
+  case WIRE_REJECT_BAD_VERSION:
+    a->metrics.drop_bad_version++;
+    break;
+  case WIRE_REJECT_UNKNOWN_TYPE:
+    a->metrics.drop_unknown_type++;
+    break;
+  case WIRE_REJECT_BAD_FIELD:
+    a->metrics.drop_bad_field++;
+    break;
+  case WIRE_REJECT_OVER_LIMIT:
+    a->metrics.drop_over_limit++;
+    break;
+  case WIRE_OK:
+    break;
   }
 }
 
