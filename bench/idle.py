@@ -6,7 +6,7 @@ every agent, then the CPU again after --seconds. Prints per-agent median
 and maximum RSS in MiB and CPU in percent of one core (CPU time over wall
 time), and the sum over all agents.
 
-choreo: heartbeat 1 s (the default), no behaviours. Serf: its default
+choreo: heartbeat 1 s (the default; --heartbeat), no behaviours. Serf: its default
 (lan) profile unless --profile says otherwise. The CPU figure has the
 resolution of the kernel's clock tick (1/CLK_TCK s, usually 10 ms, over
 the whole interval: 0.017 % of one core over 60 s).
@@ -20,8 +20,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from converge import choreo_view, poll, serf_view  # noqa: E402
-from harness import (Cluster, cpu_seconds, free_port, raise_nofile,  # noqa
-                     rss_kib, wait_until)
+from harness import (Cluster, cpu_seconds, free_port, loopback,  # noqa
+                     raise_nofile, rss_kib, wait_until)
 import serf_cluster  # noqa: E402
 
 
@@ -40,9 +40,10 @@ def start_choreo(args):
     c = Cluster(args.choreo)
     names = [f"n{i}" for i in range(args.agents)]
     ports = {n: free_port() for n in names}
-    seed = f"tcp://127.0.0.1:{ports['n0']}"
+    seed = f"tcp://{loopback(0)}:{ports['n0']}"
     for i, n in enumerate(names):
-        c.config(n, ports[n], "web", [] if i == 0 else [seed], "1s")
+        c.config(n, ports[n], "web", [] if i == 0 else [seed],
+                 args.heartbeat, host=loopback(i))
     c.start("n0")
     wait_until(lambda: c.status("n0") is not None, 10, "the seed")
     for n in names[1:]:
@@ -78,6 +79,7 @@ def main():
     ap.add_argument("--serf", default="serf")
     ap.add_argument("--profile", default="lan", help="Serf's profile")
     ap.add_argument("--agents", type=int, default=50)
+    ap.add_argument("--heartbeat", default="1s", help="choreo's heartbeat")
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--settle", type=float, default=5,
                     help="seconds to wait after convergence")

@@ -38,8 +38,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Cluster, free_port, percentile, raise_nofile,  # noqa
-                     wait_until)
+from harness import (Cluster, free_port, loopback, percentile,  # noqa
+                     raise_nofile, wait_until)
 import serf_cluster  # noqa: E402
 
 SH_DATE = 'date +"- %s%N" >> '
@@ -103,13 +103,13 @@ def run_choreo(args):
             handler = ["/bin/sh", "-c", SH_DATE + '"$0"']
         names = ["db1"] + [f"web{i}" for i in range(1, args.agents)]
         ports = {n: free_port() for n in names}
-        seed = f"tcp://127.0.0.1:{ports['db1']}"
-        for n in names:
+        seed = f"tcp://{loopback(0)}:{ports['db1']}"
+        for i, n in enumerate(names):
             extra = "" if n == "db1" else behaviour(handler,
                                                     f"{c.d}/{n}.stamps")
             c.config(n, ports[n], "db" if n == "db1" else "web",
                      [] if n == "db1" else [seed], args.heartbeat,
-                     extra=extra)
+                     extra=extra, host=loopback(i))
             c.start(n)
         for n in names:
             wait_until(lambda n=n: len((c.status(n) or {"peers": []})

@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import free_port, wait_until
+from harness import free_port, loopback, wait_until
 
 
 # ---- the binary ----
@@ -226,22 +226,24 @@ class SerfCluster:
         self.serf = os.path.abspath(serf)
         self.profile = profile
         self.d = tempfile.mkdtemp(prefix="serf-bench-")
-        self.procs, self.bind, self.rpc = {}, {}, {}
+        self.procs, self.bind, self.rpc, self.host = {}, {}, {}, {}
         self.rpcs = {}
         self.keep = keep
 
     def add(self, name, tags=None, join=None, handlers=()):
-        """Start agent `name`; join: a node name already started."""
+        """Start agent `name`, on a loopback address of its own as the
+        choreo agents are; join: a node name already started."""
+        self.host[name] = loopback(len(self.host))
         self.bind[name] = free_port()
         self.rpc[name] = free_port()
         argv = [self.serf, "agent", f"-node={name}",
-                f"-bind=127.0.0.1:{self.bind[name]}",
+                f"-bind={self.host[name]}:{self.bind[name]}",
                 f"-rpc-addr=127.0.0.1:{self.rpc[name]}",
                 f"-profile={self.profile}", "-log-level=warn"]
         for k, v in (tags or {}).items():
             argv.append(f"-tag={k}={v}")
         if join is not None:
-            argv.append(f"-join=127.0.0.1:{self.bind[join]}")
+            argv.append(f"-join={self.host[join]}:{self.bind[join]}")
         for h in handlers:
             argv.append(f"-event-handler={h}")
         with open(f"{self.d}/{name}.log", "w") as log:

@@ -30,8 +30,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Cluster, fd_count, free_port, raise_nofile,  # noqa
-                     request, rss_kib, wait_until)
+from harness import (Cluster, fd_count, free_port, loopback,  # noqa
+                     raise_nofile, request, rss_kib, wait_until)
 
 STATES = ["ready", "maintenance", "draining", "degraded"]
 
@@ -72,7 +72,7 @@ def main():
     churn = names[len(names) - args.churn:] if args.churn > 0 else []
     stable = [n for n in names if n not in churn]
     ports = {n: free_port() for n in names}
-    seed = f"tcp://127.0.0.1:{ports['n0']}"
+    seed = f"tcp://{loopback(0)}:{ports['n0']}"
     expected = {n: "ready" for n in names}
     sets = kills = 0
     samples = []  # (t, {name: (rss, fds)})
@@ -84,7 +84,7 @@ def main():
             db = i < args.db
             c.config(n, ports[n], "db" if db else "web",
                      [] if i == 0 else [seed], args.heartbeat,
-                     extra="" if db else behaviour())
+                     extra="" if db else behaviour(), host=loopback(i))
         c.start("n0")
         wait_until(lambda: c.status("n0") is not None, 10, "the seed")
         for n in names[1:]:
