@@ -112,6 +112,13 @@ void agent_publish_soon(struct agent *a) {
   if (a->stopping)
     return;
   a->soon_left = ARRAY_SIZE(soon_delays_ms);
+  /* Never postpone a publish that is already due: restarting the timer on
+   * every trigger would starve it under a steady stream of triggers (a
+   * seed hearing dozens of joiners' hellos every few milliseconds would
+   * not answer any of them until they back off). */
+  if (uv_is_active((uv_handle_t *)&a->soon) &&
+      uv_timer_get_due_in(&a->soon) <= soon_delays_ms[0])
+    return;
   uv_timer_start(&a->soon, on_soon, soon_delays_ms[0], 0);
 }
 

@@ -1,10 +1,14 @@
 /*
  * mesh.c — nanomsg PUB/SUB sockets driven by the libuv loop; see mesh.h.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/pubsub.h>
+#include <stdio.h>
+#include <string.h>
 
+#include "choreo.h"
 #include "mesh.h"
 #include "util.h"
 
@@ -12,6 +16,8 @@
  * seconds for one that is gone, so dead endpoints cost next to nothing. */
 #define MESH_RECONNECT_IVL_MS 100
 #define MESH_RECONNECT_IVL_MAX_MS 3000
+/* Messages handled per wake-up of the loop (see on_readable). */
+#define MESH_RECV_BATCH 64
 
 static int setopt_int(int s, int level, int opt, int value) {
   return nn_setsockopt(s, level, opt, &value, sizeof(value)) == 0 ? 0
@@ -57,12 +63,37 @@ static int open_pub(int *out) {
   return 0;
 }
 
+/* The host of "tcp://A.B.C.D:PORT" into host, and whether it is a
+ * loopback address. False for anything else: another transport, a name,
+ * IPv6 (nanomsg's sockets are IPv4-only by default), the wildcard. */
+static bool tcp_ipv4_host(const char *addr, char *host, size_t cap,
+                          bool *loopback) {
+  unsigned char bin[4];
+  const char *h, *end;
+  size_t n;
+
+  if (strncmp(addr, "tcp://", 6) != 0 || strchr(addr, ';') != NULL)
+    return false;
+  h = addr + 6;
+  end = strrchr(h, ':');
+  if (end == NULL || (n = (size_t)(end - h)) == 0 || n >= cap)
+    return false;
+  memcpy(host, h, n);
+  host[n] = '\0';
+  if (inet_pton(AF_INET, host, bin) != 1)
+    return false;
+  *loopback = bin[0] == 127;
+  return (bin[0] | bin[1] | bin[2] | bin[3]) != 0;
+}
+
 static void on_readable(uv_poll_t *h, int status, int events) {
   struct mesh *m = container_of(h, struct mesh, poll);
-  /* Drain: the descriptor stays readable while messages are queued, but
-   * one wake-up per message would be wasteful. Bound the batch so a flood
-   * can't starve the loop's other work. */
-  for (int i = 0; i < 1024 && m->sub >= 0; i++) {
+  /* Drain in batches: the descriptor stays readable while messages are
+   * queued, and one wake-up per message would be wasteful. The batch is
+   * small because while messages keep arriving the drain would otherwise
+   * go on in real time, with the loop's clock frozen and its timers (the
+   * answers to joiners among them) held back until the batch ends. */
+  for (int i = 0; i < MESH_RECV_BATCH && m->sub >= 0; i++) {
     void *buf = NULL;
     int n = nn_recv(m->sub, &buf, NN_MSG, NN_DONTWAIT);
     if (n < 0)
@@ -81,6 +112,8 @@ int mesh_init(struct mesh *m, uv_loop_t *loop, const char *listen,
   m->sub = m->pub = -1;
   m->on_recv = on_recv;
   m->close_cb = NULL;
+  if (!tcp_ipv4_host(listen, m->local, sizeof(m->local), &m->local_loopback))
+    m->local[0] = '\0';
   if ((rv = open_sub(listen, max_msg, &m->sub)) != 0)
     return rv;
   if ((rv = open_pub(&m->pub)) != 0)
@@ -105,7 +138,18 @@ int mesh_start(struct mesh *m) {
 }
 
 int mesh_connect(struct mesh *m, const char *addr) {
-  int ep = nn_connect(m->pub, addr);
+  char host[64], bound[sizeof(m->local) + CHOREO_ADDR_MAX + 8];
+  bool loopback;
+  int ep;
+
+  if (m->local[0] != '\0' &&
+      tcp_ipv4_host(addr, host, sizeof(host), &loopback) &&
+      loopback == m->local_loopback &&
+      (size_t)snprintf(bound, sizeof(bound), "tcp://%s;%s", m->local,
+                       addr + strlen("tcp://")) < sizeof(bound))
+    ep = nn_connect(m->pub, bound);
+  else
+    ep = nn_connect(m->pub, addr);
   return ep >= 0 ? ep : -nn_errno();
 }
 

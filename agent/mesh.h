@@ -12,6 +12,7 @@
 #ifndef CHOREO_MESH_H
 #define CHOREO_MESH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -27,6 +28,10 @@ struct mesh {
   int pub; /* fan-out; -1 when closed */
   mesh_recv_fn on_recv;
   void (*close_cb)(struct mesh *m);
+  /* The inbox's IPv4 address when it is bound to one (not the wildcard):
+   * outgoing connections leave from it. Empty otherwise. */
+  char local[16];
+  bool local_loopback;
 };
 
 /* Create both sockets and bind the inbox at listen (no callback runs
@@ -37,8 +42,14 @@ int mesh_init(struct mesh *m, uv_loop_t *loop, const char *listen,
 int mesh_start(struct mesh *m);
 
 /* Connect the PUB socket to a member's inbox; reconnects in the background
- * for as long as the endpoint exists. Returns the endpoint id (>= 0) or a
- * negated errno (EINVAL: not a valid address). */
+ * for as long as the endpoint exists. When the inbox is bound to one
+ * IPv4 address and the member's is an IPv4 address of the same kind
+ * (both loopback or both not), the connection leaves
+ * from the inbox's address ("tcp://LOCAL;REMOTE"), so that firewalls see
+ * the address the node advertises and the kernel need not search the
+ * whole port space of the wildcard address for every connection. Returns
+ * the endpoint id (>= 0) or a negated errno (EINVAL: not a valid
+ * address). */
 int mesh_connect(struct mesh *m, const char *addr);
 /* Shut an endpoint down. */
 void mesh_disconnect(struct mesh *m, int endpoint);

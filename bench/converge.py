@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Cluster, free_port, loopback, raise_nofile,  # noqa
-                     wait_until)
+                     request, wait_until)
 import serf_cluster  # noqa: E402
 
 
@@ -89,9 +89,24 @@ def one_run_choreo(args):
         launch = (time.monotonic() - t0) * 1000
         want = {n: f"s{i}" for i, n in enumerate(names)}
         done = poll(names, lambda n: choreo_view(c, n), want, t0, 300)
+        if args.metrics:
+            print(json.dumps(message_totals(c, names)), file=sys.stderr)
         return max(done.values()), launch, c.d, last_join_ms(c, names, wall0)
     finally:
         c.stop()
+
+
+def message_totals(c, names):
+    """Messages and bytes sent and received, summed over all agents, by
+    metric line (choreo_messages_*, choreo_bytes_*)."""
+    tot = {}
+    for n in names:
+        r = request(c.sock(n), {"cmd": "metrics"}) or {}
+        for line in r.get("text", "").splitlines():
+            if line.startswith(("choreo_messages", "choreo_bytes")):
+                k, v = line.rsplit(" ", 1)
+                tot[k] = tot.get(k, 0) + float(v)
+    return tot
 
 
 def last_join_ms(c, names, wall0):
@@ -140,6 +155,9 @@ def main():
     ap.add_argument("--keep", action="store_true",
                     help="keep the agents' directories (logs)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--metrics", action="store_true",
+                    help="print the agents' summed message counters "
+                         "(stderr) once converged")
     args = ap.parse_args()
     raise_nofile()
     hb_ms = float(args.heartbeat[:-2]) if args.heartbeat.endswith("ms") \

@@ -4,7 +4,8 @@ table of medians, p90 and ratios. bench/run.sh builds choreo in release
 mode, gets Serf's binary and calls this; see docs/BENCHMARKS.md.
 
   reaction     state set on db1 -> script started on every dependent node
-               (3 and 50 agents, --changes changes): choreo with the same
+               (3, 50 and 200 agents, --reaction-agents; --changes
+               changes): choreo with the same
                handler as Serf (/bin/sh -c date) and with bench/stamp;
                Serf with its defaults (tags, lan profile) and at its
                fastest (-profile=local, serf event -coalesce=false)
@@ -77,7 +78,8 @@ class Report:
 
 
 def reaction(args, rep, serf):
-    n_list = [3] if args.smoke else [3, 50]
+    n_list = [3] if args.smoke else \
+        [int(n) for n in args.reaction_agents.split(",")]
     changes = 4 if args.smoke else args.changes
     base = ["--changes", changes, "--stamp", args.stamp]
     rows = []
@@ -86,9 +88,13 @@ def reaction(args, rep, serf):
                          "--agents", n, "--handler", "sh", *base)
         ch_st = run_json("reaction.py", "--choreo", args.choreo,
                          "--agents", n, "--handler", "stamp", *base)
+        ch_so = run_json("reaction.py", "--choreo", args.choreo,
+                         "--agents", n, "--handler", "stamp",
+                         "--via", "socket", *base)
         rep.ok(f"reaction choreo {n} agents: sh p50 "
                f"{ch_sh['slowest_p50_ms']:.2f} ms, stamp p50 "
-               f"{ch_st['slowest_p50_ms']:.2f} ms")
+               f"{ch_st['slowest_p50_ms']:.2f} ms, socket p50 "
+               f"{ch_so['slowest_p50_ms']:.2f} ms")
         sv_def = sv_fast = None
         if serf:
             if not args.smoke:
@@ -102,21 +108,23 @@ def reaction(args, rep, serf):
                                "--profile", "local", *base)
             rep.ok(f"reaction serf {n} agents: fastest p50 "
                    f"{sv_fast['slowest_p50_ms']:.2f} ms")
-        rows.append((n, ch_sh, ch_st, sv_def, sv_fast))
+        rows.append((n, ch_sh, ch_st, ch_so, sv_def, sv_fast))
     rep.results["reaction"] = rows
     rep.out(f"### Reaction: `set` on db1 → script started on every "
             f"dependent node ({changes} changes; slowest dependent per "
             f"change)")
     rep.out()
     rep.out("| agents | choreo, sh p50 | p90 | choreo, stamp p50 | p90 | "
+            "choreo, socket + stamp p50 | p90 | "
             "Serf default p50 | p90 | Serf fastest p50 | p90 | "
             "Serf default ÷ choreo | Serf fastest ÷ choreo |")
-    rep.out("|---|---|---|---|---|---|---|---|---|---|---|")
+    rep.out("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     g = (lambda r, k: r[k] if r else None)
-    for n, a, b, d, f in rows:
+    for n, a, b, s, d, f in rows:
         rep.out(f"| {n} | {fmt(a['slowest_p50_ms'])} | "
                 f"{fmt(a['slowest_p90_ms'])} | {fmt(b['slowest_p50_ms'])} | "
                 f"{fmt(b['slowest_p90_ms'])} | "
+                f"{fmt(s['slowest_p50_ms'])} | {fmt(s['slowest_p90_ms'])} | "
                 f"{fmt(g(d, 'slowest_p50_ms'))} | "
                 f"{fmt(g(d, 'slowest_p90_ms'))} | "
                 f"{fmt(g(f, 'slowest_p50_ms'))} | "
@@ -129,8 +137,10 @@ def reaction(args, rep, serf):
             "-coalesce=false` with `-profile=local` for its fastest) to the "
             "script's first action. sh: `/bin/sh -c 'date +%s%N >> FILE'` "
             "for both tools (Serf always runs handlers through /bin/sh "
-            "-c); stamp: choreo exec'ing bench/stamp directly. Ratios "
-            "compare the same handler (sh). Load before: " + load())
+            "-c); stamp: choreo exec'ing bench/stamp directly; socket: "
+            "timed from the `set` request on db1's control socket, without "
+            "the CLI's own start-up. Ratios compare the same handler (sh) "
+            "and the same start (a command). Load before: " + load())
     rep.out()
 
 
@@ -247,6 +257,8 @@ def main():
                     help="serf binary (default: extract Debian's package)")
     ap.add_argument("--no-serf", action="store_true")
     ap.add_argument("--changes", type=int, default=30)
+    ap.add_argument("--reaction-agents", default="3,50,200",
+                    help="cluster sizes for the reaction benchmark")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--runs-200", type=int, default=3)
     ap.add_argument("--idle-seconds", type=float, default=60)
