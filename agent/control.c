@@ -19,12 +19,14 @@
 
 struct control_client {
   uv_pipe_t pipe;
-  uv_timer_t idle;
+  uv_timer_t idle; /* unfinished line, or silence (see arm_idle) */
+  uv_shutdown_t shutdown;
   struct control *owner;
   struct control_client *next;
-  char *buf; /* CHOREO_REQUEST_MAX + 1 bytes */
+  char *buf; /* CHOREO_REQUEST_MAX + 1 bytes: a whole line and its \n */
   size_t len;
   bool watcher;
+  bool partial; /* buf holds the start of a line */
   bool closing;
   int open_handles;
 };
@@ -127,7 +129,34 @@ static void client_fail(struct control_client *cl, const char *why) {
 
 static void on_idle(uv_timer_t *t) {
   struct control_client *cl = container_of(t, struct control_client, idle);
-  client_fail(cl, "request line left unfinished for too long");
+  if (cl->partial) {
+    client_fail(cl, "request line left unfinished for too long");
+  } else {
+    cl->owner->metrics->control_errors++;
+    log_warn("control: dropping a client silent for %d s",
+             CONTROL_SILENT_MS / 1000);
+    client_close(cl);
+  }
+}
+
+/* The idle timer: a partial line must be finished within CONTROL_IDLE_MS
+ * of its first byte (bytes trickling in don't restart the clock); a client
+ * with nothing pending that is not a watcher may stay silent for
+ * CONTROL_SILENT_MS; a watcher only listens and is never timed out. */
+static void arm_idle(struct control_client *cl, bool new_line) {
+  if (cl->closing)
+    return;
+  if (cl->len > 0) {
+    if (!cl->partial || new_line)
+      uv_timer_start(&cl->idle, on_idle, CONTROL_IDLE_MS, 0);
+    cl->partial = true;
+  } else {
+    cl->partial = false;
+    if (cl->watcher)
+      uv_timer_stop(&cl->idle);
+    else
+      uv_timer_start(&cl->idle, on_idle, CONTROL_SILENT_MS, 0);
+  }
 }
 
 static void dispatch_line(struct control_client *cl, char *line, size_t len) {
@@ -158,24 +187,39 @@ static void consume_lines(struct control_client *cl) {
     return;
   memmove(cl->buf, cl->buf + start, cl->len - start);
   cl->len -= start;
-  if (cl->len == CHOREO_REQUEST_MAX)
+  /* The buffer holds CHOREO_REQUEST_MAX bytes and a newline: full and
+   * still no newline means a longer line. */
+  if (cl->len > CHOREO_REQUEST_MAX)
     client_fail(cl, "request line too long");
-  else if (cl->len > 0)
-    uv_timer_start(&cl->idle, on_idle, CONTROL_IDLE_MS, 0);
   else
-    uv_timer_stop(&cl->idle);
+    arm_idle(cl, start > 0);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   struct control_client *cl =
       container_of((uv_pipe_t *)h, struct control_client, pipe);
   buf->base = cl->buf + cl->len;
-  buf->len = CHOREO_REQUEST_MAX - cl->len;
+  buf->len = CHOREO_REQUEST_MAX + 1 - cl->len;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  client_close(container_of(req, struct control_client, shutdown));
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   struct control_client *cl =
       container_of((uv_pipe_t *)s, struct control_client, pipe);
+  if (n == UV_EOF) {
+    /* The client has said all it will say; what we owe it is still
+     * written (a reply queued behind a full socket buffer), then the
+     * connection is closed. A watcher is closed too: it is gone or
+     * half-closed, and a half-closed watcher would never be dropped. */
+    uv_read_stop(s);
+    uv_timer_stop(&cl->idle);
+    if (uv_shutdown(&cl->shutdown, s, on_shutdown) != 0)
+      client_close(cl);
+    return;
+  }
   if (n < 0) {
     client_close(cl);
     return;
@@ -214,6 +258,7 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   }
   uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read);
+  arm_idle(cl, false);
 }
 
 /* ---- replies ---- */
@@ -263,6 +308,8 @@ void control_reply_error(struct control_client *cl, const char *fmt, ...) {
 
 void control_watch(struct control_client *cl) {
   cl->watcher = true;
+  if (!cl->partial)
+    uv_timer_stop(&cl->idle);
 }
 
 void control_broadcast(struct control *c, json_t *ev) {

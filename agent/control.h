@@ -4,11 +4,14 @@
  * per line. A client that asked to watch then receives every peer event as
  * a line until it disconnects.
  *
- * Everything a client sends is untrusted: a line longer than
- * CHOREO_REQUEST_MAX, a line that is not a JSON object, or a partial line
- * left unfinished for CONTROL_IDLE_MS ends that client's connection and no
- * other. A watcher that doesn't read its events fast enough is dropped once
- * CONTROL_WRITE_BACKLOG_MAX bytes wait for it.
+ * Everything a client sends is untrusted. A line that is not a JSON object
+ * gets an error reply. A line longer than CHOREO_REQUEST_MAX, or a partial
+ * line left unfinished CONTROL_IDLE_MS after its first byte, gets an error
+ * reply and ends that client's connection and no other; so does silence
+ * for CONTROL_SILENT_MS from a client that is not watching. A watcher that
+ * doesn't read its events fast enough is dropped once
+ * CONTROL_WRITE_BACKLOG_MAX bytes wait for it. A client that closes its
+ * side still gets the replies it is owed.
  */
 #ifndef CHOREO_CONTROL_H
 #define CHOREO_CONTROL_H
@@ -21,6 +24,7 @@
 
 #define CONTROL_CLIENTS_MAX 256
 #define CONTROL_IDLE_MS 10000
+#define CONTROL_SILENT_MS 60000
 #define CONTROL_WRITE_BACKLOG_MAX (4 * 1024 * 1024)
 
 struct control;

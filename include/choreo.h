@@ -138,7 +138,9 @@ typedef struct choreo_event {
 /* Connect to the agent at socket_path (NULL: CHOREO_DEFAULT_SOCKET). Each
  * later request waits at most timeout_ms for the agent's answer.
  * On success the caller owns *out; release it with choreo_close().
- * Returns CHOREO_ENOAGENT when nothing listens there. */
+ * Returns CHOREO_ENOAGENT when nothing listens there. The agent closes a
+ * connection that has sent nothing for 60 s (unless it is watching): a
+ * program that asks now and then connects for each round of requests. */
 CHOREO_EXPORT int choreo_connect(const char *socket_path, int timeout_ms,
                                  choreo_client **out);
 CHOREO_EXPORT void choreo_close(choreo_client *c);

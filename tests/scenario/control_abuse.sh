@@ -67,6 +67,11 @@ idle = connect()
 partial = connect()
 partial.sendall(b'{"cmd":"stat')
 partial_at = time.monotonic()
+# The same, with a byte now and then: the clock runs from the line's first
+# byte, so trickling doesn't keep the connection (and its slot) alive.
+trickle = connect()
+trickle.sendall(b'{"cmd":')
+trickle_at, trickle_next = time.monotonic(), time.monotonic() + 1
 
 # 100 KB without a newline: an error, then that client alone is closed.
 big = connect()
@@ -96,10 +101,24 @@ check(all(r is not None and r["ok"] is False and r["error"] for r in errs),
 r = ask(g, {"cmd": "version"}, buf)
 check(r is not None and r["ok"] is True, "the client that sent garbage is still served")
 
-# The longest request allowed short of the limit, padded with blanks.
+# The longest request allowed (CHOREO_REQUEST_MAX), padded with blanks,
+# and one byte more.
 req = b'{"cmd":"version"}'
-r = ask(connect(), req + b" " * (65535 - len(req)) + b"\n")
-check(r is not None and r["ok"] is True, "a 65535-byte request line is answered")
+r = ask(connect(), req + b" " * (65536 - len(req)) + b"\n")
+check(r is not None and r["ok"] is True, "a 65536-byte request line is answered")
+s = connect()
+s.sendall(req + b" " * (65537 - len(req)) + b"\n")
+replies = until_eof(s, 5)
+check(replies is not None and len(replies) == 1 and "too long" in replies[0]["error"],
+      "a 65537-byte request line: an error reply, then disconnected")
+
+# A client that sends its request and closes its side still gets the reply.
+s = connect()
+s.sendall(b'{"cmd":"metrics"}\n{"cmd":"status"}\n')
+s.shutdown(socket.SHUT_WR)
+replies = until_eof(s, 5)
+check(replies is not None and len(replies) == 2 and all(r["ok"] for r in replies),
+      "requests then a half-close: both replies, then closed")
 
 # More clients than allowed: the extra ones are closed, the agent lives.
 crowd = [connect() for _ in range(300)]
@@ -116,6 +135,23 @@ for s in crowd:
     s.close()
 check(closed >= 300 - 256, "300 clients at once: %d beyond the limit closed" % closed)
 time.sleep(0.2)  # let the agent see the crowd leave before asking again
+
+# The trickling line: closed about 10 s after its first byte.
+while time.monotonic() - trickle_at < 20:
+    if time.monotonic() >= trickle_next:
+        try:
+            trickle.sendall(b" ")
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        trickle_next += 1
+    ready, _, _ = select.select([trickle], [], [], 0.1)
+    if ready:
+        break
+replies = until_eof(trickle, 5)
+waited = time.monotonic() - trickle_at
+check(replies is not None and len(replies) == 1 and "unfinished" in replies[0]["error"]
+      and 9 <= waited <= 15,
+      "a line trickling in a byte a second: error and disconnected after %.1f s" % waited)
 
 # The never-finished line: an error, then closed, about 10 s after it began.
 replies = until_eof(partial, 20)
