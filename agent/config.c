@@ -261,7 +261,9 @@ static int slurp(const char *path, char **buf, size_t *len) {
   size_t n = 0;
   ssize_t r = 1;
   char *b = NULL;
-  int fd = open(path, O_RDONLY | O_CLOEXEC), rv = 0;
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is then
+   * refused as not a regular file); it changes nothing for a file. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY), rv = 0;
 
   if (fd < 0)
     return -errno;

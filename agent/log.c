@@ -11,6 +11,7 @@
 
 #include "log.h"
 
+LOG_PRINTF(2, 0)
 static void vlog(const char *level, const char *fmt, va_list ap) {
   char line[2048];
   struct timespec ts;

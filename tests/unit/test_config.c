@@ -972,6 +972,22 @@ static void config_rejects_missing_main_file(void **state) {
                 "@/none.yaml:1:1: No such file or directory");
 }
 
+/* A FIFO (or a device) is refused at once: opening it must not wait for a
+ * writer that never comes, neither as the main file nor as an include. */
+static void config_rejects_fifos_without_waiting(void **state) {
+  struct fixture *f = *state;
+  char path[256];
+
+  snprintf(path, sizeof(path), "%s/fifo.yaml", f->dir);
+  assert_int_equal(mkfifo(path, 0644), 0);
+  EXPECT_ERRORS(f, load(f, "fifo.yaml"), "@/fifo.yaml:1:1: not a regular file");
+  config_errors_free(&f->errs);
+  put(f, "main.yaml", "include: [fifo.yaml]\n");
+  EXPECT_ERRORS(f, load(f, "main.yaml"),
+                "@/main.yaml:1:11: include[0]: @/fifo.yaml: not a regular "
+                "file");
+}
+
 static void config_rejects_too_large_file(void **state) {
   struct fixture *f = *state;
   char *big = malloc(CONFIG_FILE_MAX + 2);
@@ -1138,6 +1154,7 @@ int main(void) {
       T(config_rejects_a_second_document),
       T(config_rejects_deep_nesting),
       T(config_rejects_missing_main_file),
+      T(config_rejects_fifos_without_waiting),
       T(config_rejects_too_large_file),
       T(config_reports_every_problem),
       T(config_caps_messages_and_counts_the_rest),
