@@ -35,6 +35,11 @@
 #define AGENT_LEAVE_GAP_MS 30
 /* An incarnation more than this ahead of our clock is "from the future". */
 #define AGENT_FUTURE_SLACK_S 86400
+/* With a key ring, a message whose "time" is further than this from the
+ * receiver's clock is dropped as stale: a captured message can be replayed
+ * to an agent that has just restarted (and so forgot the last sequence
+ * numbers it accepted) only within this window. */
+#define AGENT_FRESH_MS 60000
 
 /* One PUB connection, shared by the join address and the member that
  * advertises the same address. */

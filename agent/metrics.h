@@ -44,6 +44,8 @@
      "reason=\"table_full\"", "Messages dropped, by reason")                   \
   XX(drop_unauthenticated, "choreo_messages_dropped_total",                    \
      "reason=\"unauthenticated\"", "Messages dropped, by reason")              \
+  XX(drop_stale, "choreo_messages_dropped_total", "reason=\"stale\"",          \
+     "Messages dropped, by reason")                                            \
   XX(members_capped, "choreo_members_capped_total", "",                        \
      "Member entries ignored because the table was full")                      \
   XX(peer_events, "choreo_peer_events_total", "",                              \

@@ -171,6 +171,8 @@ static json_t *enc_msg(struct enc *e, const struct wire_msg *m) {
   put(e, o, "from", str(e, m->from));
   put(e, o, "inc", counter(e, m->inc));
   put(e, o, "seq", counter(e, m->seq));
+  if (m->time != 0)
+    put(e, o, "time", counter(e, m->time));
   put(e, o, "type", json_string(wire_type_name(m->type)));
   if (m->type == WIRE_MEMBERS) {
     put(e, o, "members", enc_members(e, m));
@@ -634,6 +636,7 @@ static int dec_type(json_t *o, enum wire_type *t, struct wire_error *err) {
 
 static int dec_msg(json_t *o, struct wire_msg *m, struct wire_error *err) {
   uint64_t max = RECORD_COUNTER_MAX;
+  json_t *v;
   int rv;
 
   if ((rv = dec_version(o, err)) != 0 ||
@@ -644,6 +647,10 @@ static int dec_msg(json_t *o, struct wire_msg *m, struct wire_error *err) {
                      m->from, err)) != 0 ||
       (rv = get_uint(o, "", "inc", max, &m->inc, err)) != 0 ||
       (rv = get_uint(o, "", "seq", max, &m->seq, err)) != 0)
+    return rv;
+  /* Optional: what to do without it is the receiver's policy. */
+  if ((v = json_object_get(o, "time")) != NULL &&
+      (rv = check_uint(v, "time", max, &m->time, err)) != 0)
     return rv;
   if (m->type == WIRE_MEMBERS)
     return dec_members(o, m, err);

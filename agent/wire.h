@@ -66,8 +66,9 @@ struct wire_msg {
   enum wire_type type;
   char cluster[CHOREO_CLUSTER_MAX + 1];
   char from[CHOREO_NAME_MAX + 1];
-  uint64_t inc; /* the sender's incarnation */
-  uint64_t seq; /* grows with every message the sender publishes */
+  uint64_t inc;  /* the sender's incarnation */
+  uint64_t seq;  /* grows with every message the sender publishes */
+  uint64_t time; /* the sender's clock, unix ms, when it sent; 0: absent */
 
   /* hello, state, leave: the sender's record (rec.name == from,
    * rec.inc == inc) and a digest of its member view. */

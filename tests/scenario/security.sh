@@ -204,3 +204,38 @@ start_agent old
 wait_for "a1 refuses the old key" 10 dropped_beyond a1 unauthenticated $((unauth + 3))
 has_members a1 3 || fail "an agent with the retired key joined"
 ok "a bad key file on SIGHUP keeps the previous keys; the retired key is refused"
+
+# ---- stale: captured minutes ago, sent again to an agent just restarted ----
+# An agent that has just restarted no longer knows which sequence numbers
+# it accepted; what keeps out a message captured minutes earlier is the
+# sending time sealed inside every message (docs/SECURITY.md, 60 s). The
+# message below is what a2 could have sent two minutes ago, with a newer
+# incarnation than a2's own so that nothing but its age stands in its way;
+# the same message without a time is refused too.
+kill_agent old
+kill_agent a1
+start_agent a1
+a2_state=$(c a2 status --json | jq -r .node.state)
+wait_for "a1, restarted, sees a2 again" 10 sees a1 a2 "$a2_state"
+inc=$(($(date +%s) + 60))
+crafted() { # crafted TIME_FIELD: a2 in maintenance, sealed with a1's key
+  local now_ms
+  now_ms=$(date +%s%3N)
+  printf '{"v":1,"cluster":"test","from":"a2","inc":%s,"seq":1,"type":"state"%s,"rec":{"addr":"tcp://127.0.0.1:%s","ver":1,"left":false,"state":"maintenance","reason":"captured","since":%s,"groups":["web"],"data":{}},"digest":"0000000000000000","known":2}' \
+    "$inc" "$1" "$pa2" "$now_ms" > "$T/crafted.json"
+  "$CHOREO_TAP" seal "$T/a1.key" "$T/crafted.json" "$T/crafted.sealed" || fail "tap seal"
+}
+stale=$(dropped a1 stale)
+crafted ",\"time\":$(($(date +%s%3N) - 120000))"
+"$CHOREO_TAP" send "tcp://127.0.0.1:$pa1" 10 50 "$T/crafted.sealed" || fail "tap send"
+crafted ""
+"$CHOREO_TAP" send "tcp://127.0.0.1:$pa1" 10 50 "$T/crafted.sealed" || fail "tap send"
+wait_for "a1 counts both as stale" 10 dropped_beyond a1 stale $((stale + 2))
+settled a1 3
+sees a1 a2 "$a2_state" || fail "a stale message changed a2's state on a1 to $(state_seen a1 a2)"
+# The control: the same message sent now is taken, so only its age or its
+# missing time kept it out above.
+crafted ",\"time\":$(date +%s%3N)"
+"$CHOREO_TAP" send "tcp://127.0.0.1:$pa1" 10 50 "$T/crafted.sealed" || fail "tap send"
+wait_for "a1 takes the fresh message" 10 sees a1 a2 maintenance
+ok "a message sent two minutes ago, or without a time, is stale after a restart; the same sent now is taken"

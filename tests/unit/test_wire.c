@@ -45,6 +45,7 @@ static void sample_msg(struct wire_msg *m, enum wire_type type) {
   snprintf(m->from, sizeof(m->from), "db1");
   m->inc = 1700000000;
   m->seq = 77;
+  m->time = 1700000000123;
   if (type == WIRE_MEMBERS) {
     static const char *const names[] = {"db1", "web1", "web2"};
     m->nmembers = ARRAY_SIZE(names);
@@ -91,6 +92,7 @@ static void assert_msgs_equal(const struct wire_msg *a,
   assert_string_equal(a->from, b->from);
   assert_int_equal(a->inc, b->inc);
   assert_int_equal(a->seq, b->seq);
+  assert_int_equal(a->time, b->time);
   assert_int_equal(a->nmembers, b->nmembers);
   for (size_t i = 0; i < a->nmembers; i++) {
     assert_string_equal(a->members[i].name, b->members[i].name);
@@ -175,7 +177,8 @@ static void wire_round_trips_an_empty_member_list(void **state) {
 
 static void wire_encodes_compact_json_in_envelope_order(void **state) {
   static const char head[] = "{\"v\":1,\"cluster\":\"shop\",\"from\":\"db1\","
-                             "\"inc\":1700000000,\"seq\":77,\"type\":\"state\","
+                             "\"inc\":1700000000,\"seq\":77,"
+                             "\"time\":1700000000123,\"type\":\"state\","
                              "\"rec\":{\"addr\":";
   struct wire_msg m;
   char *buf;
@@ -482,6 +485,14 @@ static const struct reject_case reject_cases[] = {
      "9223372036854775807", 0, WIRE_REJECT_OVER_LIMIT, NULL},
     {"wire_rejects_the_smallest_64_bit_seq", WIRE_STATE, "seq", SET,
      "-9223372036854775808", 0, WIRE_REJECT_OVER_LIMIT, NULL},
+    {"wire_rejects_a_time_beyond_2_53", WIRE_STATE, "time", SET,
+     "9007199254740993", 0, WIRE_REJECT_OVER_LIMIT, NULL},
+    {"wire_rejects_a_negative_time", WIRE_STATE, "time", SET, "-5", 0,
+     WIRE_REJECT_OVER_LIMIT, "field \"time\": -5 out of range"},
+    {"wire_rejects_a_time_in_a_string", WIRE_STATE, "time", SET, "\"1\"", 0,
+     WIRE_REJECT_BAD_FIELD, NULL},
+    {"wire_accepts_a_message_without_a_time", WIRE_STATE, "time", DEL, NULL, 0,
+     WIRE_OK, NULL},
     {"wire_rejects_a_fractional_incarnation", WIRE_STATE, "inc", SET, "1.0", 0,
      WIRE_REJECT_BAD_FIELD, "field \"inc\": not an integer"},
     {"wire_rejects_a_huge_real_incarnation", WIRE_STATE, "inc", SET, "1e300", 0,
