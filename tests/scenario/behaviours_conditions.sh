@@ -5,7 +5,7 @@
 # shorter than settle runs nothing).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/behaviours_lib.sh"
-export HEARTBEAT=100ms LOST_AFTER=500ms
+export HEARTBEAT=200ms LOST_AFTER=1s
 
 behaviours="behaviours:
 $(behaviour quorum '{group: db}' 'when: {fewer_than: 2, state: ready}')

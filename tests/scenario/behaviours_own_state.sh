@@ -6,7 +6,7 @@
 # status shows the winner's reason, here and on the peers.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/behaviours_lib.sh"
-export HEARTBEAT=100ms LOST_AFTER=500ms
+export HEARTBEAT=200ms LOST_AFTER=1s
 
 # The check fails while $T/unhealthy exists, and writes down each result.
 cat > "$T/health.sh" <<'SH'

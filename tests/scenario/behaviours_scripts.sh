@@ -7,7 +7,7 @@
 # handled and logged.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/behaviours_lib.sh"
-export HEARTBEAT=100ms LOST_AFTER=500ms
+export HEARTBEAT=200ms LOST_AFTER=1s
 
 s() { # s NAME BODY: a script $T/NAME.sh
   printf '#!/bin/sh\n%s\n' "$2" > "$T/$1.sh"
