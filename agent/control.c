@@ -23,13 +23,15 @@ struct control_client {
   uv_shutdown_t shutdown;
   struct control *owner;
   struct control_client *next;
-  char *buf; /* CHOREO_REQUEST_MAX + 1 bytes: a whole line and its \n */
-  size_t len;
+  char *buf; /* grows to CHOREO_REQUEST_MAX + 1: a line and its \n */
+  size_t len, cap;
   bool watcher;
   bool partial; /* buf holds the start of a line */
   bool closing;
   int open_handles;
 };
+
+#define CONTROL_BUF_FIRST 1024 /* a client's first read buffer */
 
 struct write_req {
   uv_write_t req;
@@ -187,8 +189,8 @@ static void consume_lines(struct control_client *cl) {
     return;
   memmove(cl->buf, cl->buf + start, cl->len - start);
   cl->len -= start;
-  /* The buffer holds CHOREO_REQUEST_MAX bytes and a newline: full and
-   * still no newline means a longer line. */
+  /* The buffer grows to CHOREO_REQUEST_MAX bytes and a newline: full at
+   * that size and still no newline means a longer line. */
   if (cl->len > CHOREO_REQUEST_MAX)
     client_fail(cl, "request line too long");
   else
@@ -198,8 +200,20 @@ static void consume_lines(struct control_client *cl) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   struct control_client *cl =
       container_of((uv_pipe_t *)h, struct control_client, pipe);
+  /* Most requests are a few dozen bytes: start small and grow (by 4) up
+   * to the longest line allowed, so that 256 clients don't hold 16 MiB. A
+   * failed realloc leaves no room, and libuv then reports UV_ENOBUFS. */
+  if (cl->len == cl->cap && cl->cap < CHOREO_REQUEST_MAX + 1) {
+    size_t cap = cl->cap * 4 < CHOREO_REQUEST_MAX + 1 ? cl->cap * 4
+                                                      : CHOREO_REQUEST_MAX + 1;
+    char *p = realloc(cl->buf, cap);
+    if (p != NULL) {
+      cl->buf = p;
+      cl->cap = cap;
+    }
+  }
   buf->base = cl->buf + cl->len;
-  buf->len = CHOREO_REQUEST_MAX + 1 - cl->len;
+  buf->len = cl->cap - cl->len;
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
@@ -235,8 +249,8 @@ static void on_connection(uv_stream_t *server, int status) {
   if (status != 0)
     return;
   cl = calloc(1, sizeof(*cl));
-  if (cl != NULL)
-    cl->buf = malloc(CHOREO_REQUEST_MAX + 1);
+  if (cl != NULL && (cl->buf = malloc(CONTROL_BUF_FIRST)) != NULL)
+    cl->cap = CONTROL_BUF_FIRST;
   if (cl == NULL || cl->buf == NULL || uv_pipe_init(c->loop, &cl->pipe, 0)) {
     if (cl != NULL)
       free(cl->buf);

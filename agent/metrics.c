@@ -124,24 +124,14 @@ static void render_row(struct text *t, const struct metrics *m,
   }
 }
 
-static bool seen_before(size_t i) {
-  for (size_t k = 0; k < i; k++) {
-    if (strcmp(rows[k].name, rows[i].name) == 0)
-      return true;
-  }
-  return false;
-}
-
+/* The rows of one family are adjacent in the list (metrics.h): a
+ * family's header comes before its first row. */
 static void render_families(struct text *t, const struct metrics *m) {
   for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
-    if (seen_before(i))
-      continue;
-    text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", rows[i].name, rows[i].help,
-                rows[i].name, rows[i].gauge ? "gauge" : "counter");
-    for (size_t k = i; k < ARRAY_SIZE(rows); k++) {
-      if (strcmp(rows[k].name, rows[i].name) == 0)
-        render_row(t, m, &rows[k]);
-    }
+    if (i == 0 || strcmp(rows[i - 1].name, rows[i].name) != 0)
+      text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", rows[i].name, rows[i].help,
+                  rows[i].name, rows[i].gauge ? "gauge" : "counter");
+    render_row(t, m, &rows[i]);
   }
 }
 

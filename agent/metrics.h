@@ -4,7 +4,8 @@
  * help texts and storage can't drift apart.
  *
  * Each row: XX(id, metric name, label set or "", help text). Rows that share
- * a metric name are one metric family with different labels.
+ * a metric name are one metric family with different labels; they must be
+ * adjacent (the unit test checks that each family has one header).
  */
 #ifndef CHOREO_METRICS_H
 #define CHOREO_METRICS_H

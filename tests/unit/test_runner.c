@@ -787,6 +787,15 @@ static void metrics_render_groups_families_and_the_histogram(void **state) {
             "choreo_messages_dropped_total{reason=\"too_big\"} 3\n"
             "choreo_messages_dropped_total{reason=\"not_json\"} 0\n"));
   assert_int_equal(count(text, "# HELP choreo_messages_dropped_total "), 1);
+  /* Every family has one header: its rows are adjacent in metrics.h. */
+  for (const char *p = strstr(text, "# HELP "); p != NULL;
+       p = strstr(p + 1, "# HELP ")) {
+    char name[128];
+    const char *end = strchr(p + 7, ' ');
+    assert_non_null(end);
+    snprintf(name, sizeof(name), "%.*s ", (int)(end - p), p);
+    assert_int_equal(count(text, name), 1);
+  }
   assert_int_equal(count(text, "# TYPE choreo_messages_dropped_total "), 1);
   assert_int_equal(count(text, "choreo_messages_dropped_total{"), 13);
   assert_non_null(strstr(text, "# HELP choreo_script_runs_total Behaviour "
