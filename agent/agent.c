@@ -262,13 +262,19 @@ static void free_all(struct agent *a) {
 /* A full mesh needs two descriptors per member (docs/ARCHITECTURE.md):
  * take the hard limit, which systemd and most shells set far above the
  * soft one. */
-static void raise_fd_limit(void) {
+static void raise_fd_limit(struct agent *a) {
   struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
     return;
-  rl.rlim_cur = rl.rlim_max;
-  if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-    log_warn("cannot raise the open-files limit: %s", strerror(errno));
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlim_t soft = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+      log_warn("cannot raise the open-files limit: %s", strerror(errno));
+      rl.rlim_cur = soft;
+    }
+  }
+  a->fd_limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl.rlim_cur;
 }
 
 int agent_run(const char *path) {
@@ -287,7 +293,7 @@ int agent_run(const char *path) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
-  raise_fd_limit();
+  raise_fd_limit(a);
   uv_loop_init(&a->loop);
   rv = start(a);
   if (rv != 0) {

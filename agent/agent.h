@@ -35,6 +35,9 @@
 #define AGENT_LEAVE_GAP_MS 30
 /* An incarnation more than this ahead of our clock is "from the future". */
 #define AGENT_FUTURE_SLACK_S 86400
+/* Descriptors besides the two per member: sockets, pipes of scripts,
+ * control clients, log, nanomsg's own. */
+#define AGENT_FD_RESERVE 64
 /* With a key ring, a message whose "time" is further than this from the
  * receiver's clock is dropped as stale: a captured message can be replayed
  * to an agent that has just restarted (and so forgot the last sequence
@@ -114,6 +117,8 @@ struct agent {
 
   uv_timer_t heartbeat, wake, soon, hello, leave;
   uint64_t wake_at;
+  uint64_t fd_limit;   /* RLIMIT_NOFILE once raised; 0: unknown */
+  bool fd_warned;      /* said that the members need more */
   unsigned soon_left;  /* quick republications still due */
   unsigned leave_left; /* leave messages still to send */
   uv_signal_t sighup, sigterm, sigint;

@@ -313,6 +313,19 @@ static bool admit(struct agent *a, const struct wire_msg *m) {
   return true;
 }
 
+/* Two descriptors per member (docs/ARCHITECTURE.md): say once when the
+ * open-files limit can't hold the cluster, before connections start to
+ * fail for want of them. */
+static void check_fd_room(struct agent *a) {
+  uint64_t need = 2 * ((uint64_t)a->peers.n + 1) + AGENT_FD_RESERVE;
+  if (a->fd_warned || a->fd_limit == 0 || need <= a->fd_limit)
+    return;
+  a->fd_warned = true;
+  log_warn("%zu members need about %" PRIu64 " open files but the limit is "
+           "%" PRIu64 ": raise it (LimitNOFILE=, ulimit -n)",
+           a->peers.n + 1, need, a->fd_limit);
+}
+
 static void merged(struct agent *a, enum peers_result res, struct peer *peer,
                    uint64_t now) {
   if (res == PEERS_FULL) {
@@ -322,8 +335,10 @@ static void merged(struct agent *a, enum peers_result res, struct peer *peer,
   if (peer == NULL)
     return;
   sync_endpoint(a, peer);
-  if (res == PEERS_NEW)
+  if (res == PEERS_NEW) {
     agent_wake_at(a, now + a->cfg->lost_after_ms);
+    check_fd_room(a);
+  }
 }
 
 static void handle_record(struct agent *a, struct wire_msg *m, uint64_t now) {

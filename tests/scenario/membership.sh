@@ -78,3 +78,16 @@ ok "leave: left everywhere, not lost; on: [left] ran once"
 kill_agent n7 TERM
 for i in 0 1 9; do wait_for "n$i sees n7 left" 5 sees "n$i" n7 left; done
 ok "SIGTERM leaves gracefully"
+
+# An agent whose open-files limit can't hold the cluster says so, once.
+# 11 members need 2 x 11 + 64 = 86 descriptors; this one may open 80.
+pfd=$(free_port)
+write_config fdlow "$pfd" "[web]" "[tcp://127.0.0.1:${PORT[0]}]"
+(ulimit -n 80 && exec "$CHOREO_BIN" agent -c "$T/fdlow.yaml" >>"$T/fdlow.log" 2>&1) &
+fdpid=$!
+wait_for "fdlow says its limit is too low" 10 grep -q \
+  "members need about [0-9]* open files but the limit is 80: raise it" "$T/fdlow.log"
+wait_for "fdlow sees the cluster" 10 has_members fdlow 10
+has_lines "$T/fdlow.log" "open files but the limit is" 1 || fail "the warning was not said once"
+kill "$fdpid"; wait "$fdpid" 2>/dev/null
+ok "an open-files limit too low for the cluster is said once, with how to raise it"
