@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 #include <sys/resource.h>
 
@@ -177,6 +178,8 @@ void agent_stop(struct agent *a, int exit_code) {
   close_handle((uv_handle_t *)&a->heartbeat);
   close_handle((uv_handle_t *)&a->wake);
   close_handle((uv_handle_t *)&a->soon);
+  close_handle((uv_handle_t *)&a->answer);
+  close_handle((uv_handle_t *)&a->list);
   close_handle((uv_handle_t *)&a->hello);
   close_handle((uv_handle_t *)&a->leave);
   close_handle((uv_handle_t *)&a->sighup);
@@ -217,6 +220,8 @@ static int start(struct agent *a) {
   uv_timer_init(&a->loop, &a->heartbeat);
   uv_timer_init(&a->loop, &a->wake);
   uv_timer_init(&a->loop, &a->soon);
+  uv_timer_init(&a->loop, &a->answer);
+  uv_timer_init(&a->loop, &a->list);
   uv_timer_init(&a->loop, &a->hello);
   uv_timer_init(&a->loop, &a->leave);
   a->wake_at = UINT64_MAX;
@@ -294,6 +299,13 @@ int agent_run(const char *path) {
   }
   signal(SIGPIPE, SIG_IGN);
   raise_fd_limit(a);
+  /* libsodium seals messages and draws the random delays of agent_net.c. */
+  if (sodium_init() < 0) {
+    log_error("libsodium could not be initialised");
+    config_free(a->cfg);
+    free(a);
+    return 1;
+  }
   uv_loop_init(&a->loop);
   rv = start(a);
   if (rv != 0) {

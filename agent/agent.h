@@ -115,11 +115,12 @@ struct agent {
   uint64_t next_tag;
   struct check_set *checks; /* NULL when stopped */
 
-  uv_timer_t heartbeat, wake, soon, hello, leave;
+  uv_timer_t heartbeat, wake, soon, answer, list, hello, leave;
   uint64_t wake_at;
   uint64_t fd_limit;   /* RLIMIT_NOFILE once raised; 0: unknown */
   bool fd_warned;      /* said that the members need more */
   unsigned soon_left;  /* quick republications still due */
+  bool soon_again;     /* asked for while the current ones were due */
   unsigned leave_left; /* leave messages still to send */
   uv_signal_t sighup, sigterm, sigint;
 

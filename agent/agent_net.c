@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 
 #include "agent.h"
@@ -23,6 +24,9 @@ static const uint64_t soon_delays_ms[] = {5, 25, 100, 400};
 /* Entries per members message: 128 of the largest possible (64-byte name,
  * 256-byte address) stay under CHOREO_MSG_MAX once encoded. */
 #define MEMBERS_PER_MSG 128
+/* The shortest gap between two member lists sent by the quick
+ * republications (answers to hellos). */
+#define MEMBERS_GAP_MS 50
 
 /* ---- sending ---- */
 
@@ -99,29 +103,93 @@ static void publish_members(struct agent *a) {
   a->members_wanted = false;
 }
 
+static uint64_t members_gap(const struct agent *a);
+
+/* Quick republications. PUB drops what is sent before a new connection
+ * is up, so after one the state is published again 5, 25, 100 and 400 ms
+ * later. While new connections keep coming (a forming cluster, where
+ * every agent opens N-1 of them) the sequence is not restarted for each:
+ * once it ends, one more publication follows every SOON_TAIL_MS for as
+ * long as more were asked for meanwhile. Every publication goes to every
+ * member, so what a forming cluster pays is their number per agent: a few
+ * plus one per SOON_TAIL_MS of forming, not a few per connection (which
+ * at 200 agents was more than two cores could deliver). */
+#define SOON_TAIL_MS 400
+
 static void on_soon(uv_timer_t *t) {
   struct agent *a = container_of(t, struct agent, soon);
   size_t step = ARRAY_SIZE(soon_delays_ms) - a->soon_left;
-  if (a->members_wanted || step == 0)
+  /* A member list goes to every member and grows with the cluster (200
+   * members: two messages, 14 KB, to 199 pipes): at most one per
+   * MEMBERS_GAP_MS here; one still wanted goes with a later step or the
+   * next heartbeat. */
+  if (a->members_wanted &&
+      uv_now(&a->loop) - a->members_sent_at >= members_gap(a))
     publish_members(a);
   agent_publish(a, WIRE_STATE);
-  if (--a->soon_left > 0)
+  if (--a->soon_left > 0) {
     uv_timer_start(t, on_soon, soon_delays_ms[step + 1] - soon_delays_ms[step],
                    0);
+  } else if (a->soon_again) {
+    a->soon_again = false;
+    a->soon_left = 1;
+    uv_timer_start(t, on_soon, SOON_TAIL_MS, 0);
+  }
 }
 
 void agent_publish_soon(struct agent *a) {
   if (a->stopping)
     return;
-  a->soon_left = ARRAY_SIZE(soon_delays_ms);
-  /* Never postpone a publish that is already due: restarting the timer on
-   * every trigger would starve it under a steady stream of triggers (a
-   * seed hearing dozens of joiners' hellos every few milliseconds would
-   * not answer any of them until they back off). */
-  if (uv_is_active((uv_handle_t *)&a->soon) &&
-      uv_timer_get_due_in(&a->soon) <= soon_delays_ms[0])
+  if (uv_is_active((uv_handle_t *)&a->soon)) {
+    a->soon_again = true;
     return;
+  }
+  a->soon_left = ARRAY_SIZE(soon_delays_ms);
+  a->soon_again = false;
   uv_timer_start(&a->soon, on_soon, soon_delays_ms[0], 0);
+}
+
+/* A hello is answered with the member list within MEMBERS_GAP_MS, however
+ * many joiners say hello at once (one list answers them all) and whatever
+ * the quick republications are doing. */
+static void on_answer(uv_timer_t *t) {
+  struct agent *a = container_of(t, struct agent, answer);
+  publish_members(a);
+  agent_publish(a, WIRE_STATE);
+}
+
+/* The gap grows with the cluster: a list is about 70 bytes per member and
+ * goes to every member, so at 200 members one is 2.8 MB on the wire. */
+static uint64_t members_gap(const struct agent *a) {
+  uint64_t gap = (uint64_t)a->peers.n;
+  return gap > MEMBERS_GAP_MS ? gap : MEMBERS_GAP_MS;
+}
+
+static void answer_hello(struct agent *a) {
+  uint64_t since = uv_now(&a->loop) - a->members_sent_at, gap = members_gap(a);
+  if (a->stopping || uv_is_active((uv_handle_t *)&a->answer))
+    return;
+  uv_timer_start(&a->answer, on_answer,
+                 since >= gap ? soon_delays_ms[0] : gap - since, 0);
+}
+
+/* Views differ: send our list after a random delay within half a
+ * heartbeat, unless someone else's list arrives first (handle_members
+ * cancels it). In a forming cluster every agent sees differing digests
+ * from every other; without this each would send its whole list to every
+ * member, N^2 lists of N entries (560 MB at 200 agents), where a few
+ * suffice. If views still differ, the next heartbeat tries again. */
+static void on_list(uv_timer_t *t) {
+  struct agent *a = container_of(t, struct agent, list);
+  publish_members(a);
+}
+
+static void offer_list(struct agent *a) {
+  uint32_t window = (uint32_t)(a->cfg->heartbeat_ms / 2);
+  if (a->stopping || uv_is_active((uv_handle_t *)&a->list))
+    return;
+  uv_timer_start(&a->list, on_list,
+                 window > 0 ? randombytes_uniform(window) : 0, 0);
 }
 
 void agent_heartbeat(uv_timer_t *t) {
@@ -341,6 +409,19 @@ static void merged(struct agent *a, enum peers_result res, struct peer *peer,
   }
 }
 
+/* Views differ: which side sends its member list? The one that knows more
+ * members; on a tie, the one whose name sorts first. Only one side of a
+ * pair sends, so that a cluster whose views all differ while it forms (N
+ * agents, each hearing N-1 digests) doesn't have every agent send its
+ * whole list to every other twice a heartbeat. The other side, once it
+ * knows more, sends in its turn, so views still meet. */
+static bool lists_ours(const struct agent *a, const struct wire_msg *m) {
+  uint64_t ours = (uint64_t)a->peers.n + 1;
+  if (m->nknown != ours)
+    return m->nknown < ours;
+  return strcmp(a->cfg->name, m->from) < 0;
+}
+
 static void handle_record(struct agent *a, struct wire_msg *m, uint64_t now) {
   struct peer *peer = peers_find(&a->peers, m->from);
   bool first_heard = peer == NULL || !peer->heard;
@@ -350,23 +431,28 @@ static void handle_record(struct agent *a, struct wire_msg *m, uint64_t now) {
   if (peer != NULL)
     (void)peers_accept_seq(&a->peers, m->from, m->inc, m->seq);
   a->got_members = true;
-  /* A newcomer, or a member whose view differs from ours, gets our member
-   * list; the digest check is rate-limited to twice a heartbeat. A node we
-   * hear for the first time also gets our state again soon: what we sent
-   * it before its inbox was connected was dropped. */
-  if (m->type == WIRE_HELLO || res == PEERS_NEW ||
-      (first_heard && peer != NULL)) {
+  /* A hello gets our member list. A node we hear for the first time gets
+   * our state again soon (what we sent before its inbox was connected was
+   * dropped), but not our list: it has one from whoever answered its
+   * hello, and differences are settled by the digests. */
+  if (m->type == WIRE_HELLO) {
     a->members_wanted = true;
+    answer_hello(a);
     agent_publish_soon(a);
-  } else if (m->digest != peers_digest(&a->peers, &a->self) &&
-             now - a->members_sent_at >= a->cfg->heartbeat_ms / 2) {
-    a->members_wanted = true;
+  } else if (res == PEERS_NEW || (first_heard && peer != NULL)) {
     agent_publish_soon(a);
+  } else if (now - a->members_sent_at >= a->cfg->heartbeat_ms / 2 &&
+             m->digest != peers_digest(&a->peers, &a->self) &&
+             lists_ours(a, m)) {
+    offer_list(a);
   }
 }
 
 static void handle_members(struct agent *a, struct wire_msg *m, uint64_t now) {
   int64_t wall = util_wall_ms();
+  /* Someone else has sent a list: ours, if one was offered, waits for
+   * the next difference of digests. */
+  uv_timer_stop(&a->list);
   for (size_t i = 0; i < m->nmembers; i++) {
     struct peer *peer = NULL;
     enum peers_result res =

@@ -16,6 +16,14 @@
  * seconds for one that is gone, so dead endpoints cost next to nothing. */
 #define MESH_RECONNECT_IVL_MS 100
 #define MESH_RECONNECT_IVL_MAX_MS 3000
+/* nanomsg's buffers, which it also gives the kernel (SO_SNDBUF,
+ * SO_RCVBUF) for every connection: a full mesh of N agents has N(N-1)
+ * connections on each side, and at 1 MiB each 200 agents on one machine
+ * ran the kernel out of TCP memory ("TCP: out of memory -- consider tuning
+ * tcp_mem") as soon as a few receivers fell behind. Two of the largest
+ * messages fit; what doesn't is dropped for that member alone and
+ * repaired by the next heartbeat. */
+#define MESH_BUF_BYTES (2 * CHOREO_MSG_MAX)
 /* Messages handled per wake-up of the loop (see on_readable). */
 #define MESH_RECV_BATCH 64
 
@@ -31,7 +39,7 @@ static int open_sub(const char *listen, size_t max_msg, int *out) {
     return -nn_errno();
   if (nn_setsockopt(s, NN_SUB, NN_SUB_SUBSCRIBE, "", 0) != 0 ||
       (rv = setopt_int(s, NN_SOL_SOCKET, NN_RCVMAXSIZE, (int)max_msg)) != 0 ||
-      (rv = setopt_int(s, NN_SOL_SOCKET, NN_RCVBUF, 1024 * 1024)) != 0) {
+      (rv = setopt_int(s, NN_SOL_SOCKET, NN_RCVBUF, MESH_BUF_BYTES)) != 0) {
     rv = -nn_errno();
     goto fail;
   }
@@ -55,7 +63,7 @@ static int open_pub(int *out) {
                        MESH_RECONNECT_IVL_MS)) != 0 ||
       (rv = setopt_int(s, NN_SOL_SOCKET, NN_RECONNECT_IVL_MAX,
                        MESH_RECONNECT_IVL_MAX_MS)) != 0 ||
-      (rv = setopt_int(s, NN_SOL_SOCKET, NN_SNDBUF, 1024 * 1024)) != 0) {
+      (rv = setopt_int(s, NN_SOL_SOCKET, NN_SNDBUF, MESH_BUF_BYTES)) != 0) {
     nn_close(s);
     return rv;
   }

@@ -121,6 +121,7 @@ static int insert_at(struct peers *p, size_t at, struct peer *peer) {
   memmove(p->v + at + 1, p->v + at, (p->n - at) * sizeof(*p->v));
   p->v[at] = peer;
   p->n++;
+  p->digest_valid = false;
   return 0;
 }
 
@@ -130,6 +131,7 @@ static void remove_at(struct peers *p, size_t at) {
   peer_destroy(p->v[at]);
   memmove(p->v + at, p->v + at + 1, (p->n - at - 1) * sizeof(*p->v));
   p->n--;
+  p->digest_valid = false;
 }
 
 /* Add a copy of r at `at` (from locate()). */
@@ -265,6 +267,7 @@ static enum peers_result replace(struct peers *p, struct peer *peer,
       !record_same_data(r, &peer->rec) || !same_groups(r, &peer->rec);
 
   remember(&b, peer);
+  p->digest_valid = false;
   if (record_copy(&peer->rec, r) != 0)
     return PEERS_NOMEM;
   if (r->left)
@@ -360,6 +363,7 @@ static enum peers_result member_left(struct peers *p, struct peer *peer,
   peer->rec.left = true;
   peer->rec.inc = m->inc;
   peer->rec.ver = m->ver;
+  p->digest_valid = false;
   set_status(peer, PEER_LEFT, now);
   if (peer->heard)
     emit(p, peer, PEER_EV_LEFT, shown, wall);
@@ -400,6 +404,7 @@ enum peers_result peers_merge_member(struct peers *p,
     return PEERS_STALE;
   }
   (void)strlcpy_checked(peer->rec.addr, m->addr, sizeof(peer->rec.addr));
+  p->digest_valid = false;
   return PEERS_UPDATED;
 }
 
@@ -499,9 +504,14 @@ static uint64_t hash_member(uint64_t h, const struct record *r) {
   return fnv(h, num, sizeof(num));
 }
 
-uint64_t peers_digest(const struct peers *p, const struct record *self) {
+uint64_t peers_digest(struct peers *p, const struct record *self) {
   uint64_t h = FNV_OFFSET;
   bool self_done = self == NULL;
+
+  if (p->digest_valid && p->digest_self == self &&
+      (self == NULL ||
+       (self->inc == p->digest_inc && self->left == p->digest_left)))
+    return p->digest;
 
   for (size_t i = 0; i < p->n; i++) {
     const struct record *r = &p->v[i]->rec;
@@ -513,6 +523,11 @@ uint64_t peers_digest(const struct peers *p, const struct record *self) {
   }
   if (!self_done)
     h = hash_member(h, self);
+  p->digest = h;
+  p->digest_valid = true;
+  p->digest_self = self;
+  p->digest_inc = self != NULL ? self->inc : 0;
+  p->digest_left = self != NULL && self->left;
   return h;
 }
 

@@ -91,6 +91,13 @@ struct peers {
   char self[CHOREO_NAME_MAX + 1];
   peers_event_fn on_event; /* may be NULL */
   void *arg;
+  /* peers_digest()'s last result, for the self record it was given: the
+   * digest is asked for with every message sent and received, and only
+   * changes with the view. */
+  bool digest_valid;
+  uint64_t digest, digest_inc;
+  bool digest_left;
+  const struct record *digest_self;
 };
 
 /* Results of the merge functions. */
@@ -141,8 +148,9 @@ uint64_t peers_tick(struct peers *p, uint64_t now, int64_t wall,
 
 /* A digest of the member view (every entry's name, address, incarnation
  * and left flag, plus self given as rec): two agents with the same view
- * have the same digest. */
-uint64_t peers_digest(const struct peers *p, const struct record *self);
+ * have the same digest. Computed again only when the table or self's
+ * incarnation or left flag changed since the last call. */
+uint64_t peers_digest(struct peers *p, const struct record *self);
 
 /* Count peers by status. */
 void peers_count(const struct peers *p, size_t *alive, size_t *lost,

@@ -647,6 +647,55 @@ static void peers_digest_separates_fields(void **state) {
   peers_free(&p);
 }
 
+/* The cached digest must be what a fresh computation gives after every
+ * kind of change of the table and of self. */
+static uint64_t fresh_digest(struct peers *p, const struct record *self) {
+  p->digest_valid = false;
+  return peers_digest(p, self);
+}
+
+static void peers_digest_cache_follows_every_change(void **state) {
+  struct peers p;
+  struct record self;
+  (void)state;
+
+  peers_init(&p, SELF, 16, NULL, NULL);
+  make_record(&self, SELF, 1, 1, "ready", false, NULL);
+#define SAME()                                                                 \
+  do {                                                                         \
+    uint64_t cached = peers_digest(&p, &self);                                 \
+    assert_true(cached == fresh_digest(&p, &self));                            \
+  } while (0)
+  SAME();
+  assert_int_equal(direct(&p, "a", 1, 1, "ready", false, NULL, 0), PEERS_NEW);
+  SAME();
+  assert_int_equal(member(&p, "b", 1, 1, false, NULL, 0), PEERS_NEW);
+  SAME();
+  assert_int_equal(member(&p, "b", 2, 1, false, "tcp://b:9", 0),
+                   PEERS_UPDATED); /* unheard: stamp and address */
+  SAME();
+  assert_int_equal(direct(&p, "a", 2, 1, "ready", false, NULL, 0),
+                   PEERS_UPDATED); /* a restart: new incarnation */
+  SAME();
+  assert_int_equal(member(&p, "a", 2, 5, false, "tcp://a:9", 0),
+                   PEERS_UPDATED); /* a newer address */
+  SAME();
+  assert_int_equal(member(&p, "a", 2, 6, true, NULL, 0), PEERS_UPDATED);
+  SAME();
+  self.inc = 2;
+  SAME();
+  self.left = true;
+  SAME();
+  /* Reaped: b never heard, then a left long ago. */
+  (void)peers_tick(&p, 10 * REAP_AFTER, WALL, LOST_AFTER, REAP_AFTER);
+  (void)peers_tick(&p, 20 * REAP_AFTER, WALL, LOST_AFTER, REAP_AFTER);
+  assert_int_equal(p.n, 0);
+  SAME();
+#undef SAME
+  record_free(&self);
+  peers_free(&p);
+}
+
 #define TEST(fn)                                                               \
   cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
@@ -668,6 +717,7 @@ int main(void) {
       TEST(peers_digest_is_the_same_for_agents_with_the_same_view),
       TEST(peers_digest_differs_when_addr_inc_or_left_differs),
       TEST(peers_digest_separates_fields),
+      TEST(peers_digest_cache_follows_every_change),
   };
   int failed;
 
