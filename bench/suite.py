@@ -148,7 +148,8 @@ def converge(args, rep, serf):
     if args.smoke:
         plan = [(5, 1)]
     else:
-        plan = [(10, args.runs), (50, args.runs), (200, args.runs_200)]
+        plan = [(n, args.runs_200 if n >= 200 else args.runs)
+                for n in map(int, args.converge_agents.split(","))]
     rows = []
     for n, runs in plan:
         ch = run_json("converge.py", "--choreo", args.choreo, "--agents", n,
@@ -261,6 +262,8 @@ def main():
                     help="cluster sizes for the reaction benchmark")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--runs-200", type=int, default=3)
+    ap.add_argument("--converge-agents", default="10,50,200",
+                    help="cluster sizes for the convergence benchmark")
     ap.add_argument("--idle-seconds", type=float, default=60)
     ap.add_argument("--only", default="reaction,converge,idle,throughput")
     ap.add_argument("--smoke", action="store_true")
