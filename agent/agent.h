@@ -103,6 +103,7 @@ struct agent {
   struct endpoint *eps;
   size_t neps;
   bool got_members; /* a member list or a member answered us */
+  bool view_agreed; /* a member's digest has equalled ours */
   bool synced;
   uint64_t started_at; /* monotonic ms */
   uint64_t members_sent_at;

@@ -435,14 +435,17 @@ static void handle_record(struct agent *a, struct wire_msg *m, uint64_t now) {
    * our state again soon (what we sent before its inbox was connected was
    * dropped), but not our list: it has one from whoever answered its
    * hello, and differences are settled by the digests. */
+  bool same_view = m->digest == peers_digest(&a->peers, &a->self);
+  if (same_view)
+    a->view_agreed = true;
   if (m->type == WIRE_HELLO) {
     a->members_wanted = true;
     answer_hello(a);
     agent_publish_soon(a);
   } else if (res == PEERS_NEW || (first_heard && peer != NULL)) {
     agent_publish_soon(a);
-  } else if (now - a->members_sent_at >= a->cfg->heartbeat_ms / 2 &&
-             m->digest != peers_digest(&a->peers, &a->self) &&
+  } else if (!same_view &&
+             now - a->members_sent_at >= a->cfg->heartbeat_ms / 2 &&
              lists_ours(a, m)) {
     offer_list(a);
   }
@@ -511,7 +514,11 @@ void agent_on_message(struct mesh *mesh, const void *buf, size_t len) {
 void agent_check_sync(struct agent *a) {
   uint64_t now = uv_now(&a->loop);
   uint64_t window = a->cfg->heartbeat_ms + a->cfg->heartbeat_ms / 2;
-  bool all_heard = a->got_members;
+  /* Heard from every member it knows, and knows what a member knows:
+   * when a whole cluster starts at once, the first list an agent gets
+   * may predate some joiners, and its members would all be heard long
+   * before it learns of the others. */
+  bool all_heard = a->got_members && a->view_agreed;
 
   if (a->synced)
     return;
