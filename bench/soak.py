@@ -140,17 +140,30 @@ def main():
         # The churn is over: everyone must agree on everyone's state.
         t_end = time.monotonic()
 
+        wrong = []
+
         def agreed():
+            wrong.clear()
             for n in names:
                 st = c.status(n)
                 if st is None:
+                    wrong.append(f"{n}: no answer")
                     return False
                 seen = {p["name"]: p["state"]
                         for p in [st["node"]] + st["peers"]}
                 if seen != expected:
+                    diff = sorted(f"{k}={seen.get(k)} (want {v})"
+                                  for k, v in expected.items()
+                                  if seen.get(k) != v)
+                    wrong.append(f"{n} sees " + ", ".join(diff[:5]))
                     return False
             return True
-        wait_until(agreed, 60, "agreement after the churn", 0.1)
+        try:
+            wait_until(agreed, 60, "agreement after the churn", 0.1)
+        except SystemExit:
+            print("not agreed 60 s after the churn: " + "; ".join(wrong),
+                  file=sys.stderr)
+            raise
         heal_ms = (time.monotonic() - t_end) * 1000
         final = {n: (rss_kib(c.procs[n].pid), fd_count(c.procs[n].pid))
                  for n in names}
