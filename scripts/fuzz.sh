@@ -62,7 +62,10 @@ for t in $targets; do
     -artifact_prefix="$work/artifacts/" ${FUZZ_ARGS:-} \
     "$work/corpus" "$root/tests/fuzz/corpus/$t") >"$log" 2>&1
   rc=$?
-  runs=$(cat "$log" "$work"/fuzz-*.log 2>/dev/null |
+  # With -jobs, the workers' logs hold the counts and run.log repeats them.
+  logs=("$log")
+  if compgen -G "$work/fuzz-*.log" >/dev/null; then logs=("$work"/fuzz-*.log); fi
+  runs=$(cat "${logs[@]}" 2>/dev/null |
     awk '/stat::number_of_executed_units:/ { n += $2 } END { print n + 0 }')
   if [ "$rc" -eq 0 ]; then
     echo "ok - fuzz_$t: $runs runs in ${secs}s, no crash"
