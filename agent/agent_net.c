@@ -4,8 +4,8 @@
  * lists, receiving and checking every message, keeping one PUB connection
  * per member, and deciding when the startup sync is over.
  */
-#include <inttypes.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <sodium.h>
 #include <string.h>
@@ -103,7 +103,12 @@ static void publish_members(struct agent *a) {
   a->members_wanted = false;
 }
 
-static uint64_t members_gap(const struct agent *a);
+/* The gap grows with the cluster: a list is about 70 bytes per member and
+ * goes to every member, so at 200 members one is 2.8 MB on the wire. */
+static uint64_t members_gap(const struct agent *a) {
+  uint64_t gap = (uint64_t)a->peers.n;
+  return gap > MEMBERS_GAP_MS ? gap : MEMBERS_GAP_MS;
+}
 
 /* Quick republications. PUB drops what is sent before a new connection
  * is up, so after one the state is published again 5, 25, 100 and 400 ms
@@ -156,13 +161,6 @@ static void on_answer(uv_timer_t *t) {
   struct agent *a = container_of(t, struct agent, answer);
   publish_members(a);
   agent_publish(a, WIRE_STATE);
-}
-
-/* The gap grows with the cluster: a list is about 70 bytes per member and
- * goes to every member, so at 200 members one is 2.8 MB on the wire. */
-static uint64_t members_gap(const struct agent *a) {
-  uint64_t gap = (uint64_t)a->peers.n;
-  return gap > MEMBERS_GAP_MS ? gap : MEMBERS_GAP_MS;
 }
 
 static void answer_hello(struct agent *a) {
