@@ -69,6 +69,15 @@ static void warn_restart_needed(const struct config *old,
       log_warn("reload: %s changed; it takes effect at the next restart",
                fields[i].what);
   }
+  if (old->relay != cfg->relay)
+    log_warn("reload: network.relay changed; it takes effect at the next "
+             "restart");
+  bool relays_same = old->nrelays == cfg->nrelays;
+  for (size_t i = 0; relays_same && i < old->nrelays; i++)
+    relays_same = strcmp(old->relays[i], cfg->relays[i]) == 0;
+  if (!relays_same)
+    log_warn("reload: network.relays changed; it takes effect at the next "
+             "restart");
 }
 
 /* Keep the settings that need a restart, take everything else. */
@@ -81,6 +90,9 @@ static void carry_restart_settings(const struct config *old,
   memcpy(cfg->socket, old->socket, sizeof(cfg->socket));
   memcpy(cfg->state_dir, old->state_dir, sizeof(cfg->state_dir));
   memcpy(cfg->key_file, old->key_file, sizeof(cfg->key_file));
+  cfg->relay = old->relay;
+  cfg->nrelays = old->nrelays;
+  memcpy(cfg->relays, old->relays, sizeof(cfg->relays));
 }
 
 static void reload(struct agent *a) {
@@ -182,6 +194,7 @@ void agent_stop(struct agent *a, int exit_code) {
   close_handle((uv_handle_t *)&a->list);
   close_handle((uv_handle_t *)&a->hello);
   close_handle((uv_handle_t *)&a->leave);
+  agent_relay_close(a);
   close_handle((uv_handle_t *)&a->sighup);
   close_handle((uv_handle_t *)&a->sigterm);
   close_handle((uv_handle_t *)&a->sigint);
@@ -241,6 +254,8 @@ static int start(struct agent *a) {
     return rv;
   if ((rv = start_signals(a)) != 0 || (rv = agent_self_init(a)) != 0)
     return rv;
+  if ((rv = agent_relay_init(a)) != 0)
+    return rv;
   if ((rv = start_control(a)) != 0 || (rv = agent_net_start(a)) != 0)
     return rv;
   if ((rv = agent_checks_start(a)) != 0)
@@ -261,6 +276,7 @@ static void free_all(struct agent *a) {
   peers_free(&a->peers);
   record_free(&a->self);
   seal_ring_free(a->ring);
+  agent_relay_free(a);
   config_free(a->cfg);
 }
 

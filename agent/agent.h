@@ -10,6 +10,7 @@
  *   agent_self.c     this node's own state: declared, claimed, published
  *   agent_jobs.c     engine actions and checks carried out by the runner
  *   agent_control.c  control-socket requests
+ *   agent_relay.c    the relay role: forwarding leaves' messages
  */
 #ifndef CHOREO_AGENT_H
 #define CHOREO_AGENT_H
@@ -18,6 +19,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "batch.h"
 #include "config.h"
 #include "control.h"
 #include "engine.h"
@@ -111,6 +113,13 @@ struct agent {
   unsigned hello_tries;
   uint64_t cur_rx_ns; /* receipt time of the message being handled */
 
+  /* Relay role (network.relay): leaves' messages waiting to be forwarded
+   * (empty buffer unless a relay), when the last batch went and when the
+   * timer is due. */
+  struct batch relay_out;
+  uv_timer_t relay_timer;
+  uint64_t relay_sent_at, relay_due;
+
   /* Jobs and checks. */
   struct job *jobs;
   uint64_t next_tag;
@@ -171,6 +180,15 @@ void agent_jobs_done(void *arg, uint64_t tag, enum runner_result res,
 int agent_checks_start(struct agent *a);
 void agent_checks_stop(struct agent *a);
 bool agent_check_failing(const struct agent *a, size_t *index);
+
+/* agent_relay.c */
+int agent_relay_init(struct agent *a);
+/* A relay forwards a leaf's message (the bytes as received) to every
+ * member: at once when it changes something, else with the next batch. */
+void agent_relay_forward(struct agent *a, const void *msg, size_t len,
+                         bool change);
+void agent_relay_close(struct agent *a);
+void agent_relay_free(struct agent *a);
 
 /* agent_control.c */
 void agent_on_request(struct control *c, struct control_client *cl,

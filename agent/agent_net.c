@@ -1,8 +1,9 @@
 /*
  * agent_net.c — the agent's side of the protocol (docs/PROTOCOL.md):
  * publishing its record (heartbeats, changes, hello, leave) and member
- * lists, receiving and checking every message, keeping one PUB connection
- * per member, and deciding when the startup sync is over.
+ * lists, receiving and checking every message (alone or in a relay's
+ * batch), keeping one PUB connection per member (a leaf: per relay), and
+ * deciding when the startup sync is over.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "batch.h"
 #include "log.h"
 #include "util.h"
 #include "view.h"
@@ -27,6 +29,16 @@ static const uint64_t soon_delays_ms[] = {5, 25, 100, 400};
 /* The shortest gap between two member lists sent by the quick
  * republications (answers to hellos). */
 #define MEMBERS_GAP_MS 50
+
+/* A leaf (network.relays) talks to its relays only. */
+static bool is_leaf(const struct agent *a) {
+  return a->cfg->nrelays > 0;
+}
+
+/* Join addresses: network.join, or a leaf's relays. */
+static bool has_join(const struct agent *a) {
+  return a->cfg->njoin > 0 || a->cfg->nrelays > 0;
+}
 
 /* ---- sending ---- */
 
@@ -58,6 +70,7 @@ static void envelope(struct agent *a, struct wire_msg *m, enum wire_type t) {
   m->inc = a->self.inc;
   m->seq = ++a->seq;
   m->time = (uint64_t)util_wall_ms();
+  m->leaf = is_leaf(a);
 }
 
 void agent_publish(struct agent *a, enum wire_type type) {
@@ -194,8 +207,7 @@ void agent_heartbeat(uv_timer_t *t) {
   struct agent *a = container_of(t, struct agent, heartbeat);
   if (a->members_wanted)
     publish_members(a);
-  agent_publish(a,
-                !a->got_members && a->cfg->njoin > 0 ? WIRE_HELLO : WIRE_STATE);
+  agent_publish(a, !a->got_members && has_join(a) ? WIRE_HELLO : WIRE_STATE);
 }
 
 /* Until someone answers, say hello to the join addresses: every
@@ -344,7 +356,7 @@ static void count_reject(struct agent *a, enum wire_reject r) {
 /* Checks that need the agent's context: cluster, own name, freshness
  * (with a key ring), incarnation from the future, replay. Returns false
  * (counted) to drop. */
-static bool admit(struct agent *a, const struct wire_msg *m) {
+static bool admit(struct agent *a, const struct wire_msg *m, bool via_relay) {
   int64_t now_ms = util_wall_ms();
   uint64_t now_s = (uint64_t)(now_ms / 1000);
   if (strcmp(m->cluster, a->cfg->cluster) != 0) {
@@ -372,8 +384,14 @@ static bool admit(struct agent *a, const struct wire_msg *m) {
     a->metrics.drop_future++;
     return false;
   }
+  /* Through two relays, or at a relay directly from a leaf and through
+   * another relay, the same message arrives twice: expected, and counted
+   * apart from replays. */
   if (!peers_accept_seq(&a->peers, m->from, m->inc, m->seq)) {
-    a->metrics.drop_replay++;
+    if (via_relay || (m->leaf && a->cfg->relay))
+      a->metrics.relay_duplicates++;
+    else
+      a->metrics.drop_replay++;
     return false;
   }
   return true;
@@ -400,11 +418,14 @@ static void merged(struct agent *a, enum peers_result res, struct peer *peer,
   }
   if (peer == NULL)
     return;
-  sync_endpoint(a, peer);
-  if (res == PEERS_NEW) {
+  if (res == PEERS_NEW)
     agent_wake_at(a, now + a->cfg->lost_after_ms);
+  /* A leaf's only connections are to its relays, kept from the start. */
+  if (is_leaf(a))
+    return;
+  sync_endpoint(a, peer);
+  if (res == PEERS_NEW)
     check_fd_room(a);
-  }
 }
 
 /* Views differ: which side sends its member list? The one that knows more
@@ -420,19 +441,39 @@ static bool lists_ours(const struct agent *a, const struct wire_msg *m) {
   return strcmp(a->cfg->name, m->from) < 0;
 }
 
-static void handle_record(struct agent *a, struct wire_msg *m, uint64_t now) {
+/* Whether a record tells this agent something: a node it didn't know or
+ * hadn't heard, one it thought lost or gone, or a newer version. */
+static bool is_news(const struct agent *a, const struct record *r) {
+  const struct peer *peer = peers_find((struct peers *)&a->peers, r->name);
+  return peer == NULL || !peer->heard || peer->status != PEER_ALIVE ||
+         record_cmp(r, &peer->rec) > 0;
+}
+
+/* raw/rawlen: the message as received, which a relay forwards. */
+static void handle_record(struct agent *a, struct wire_msg *m, uint64_t now,
+                          bool via_relay, const void *raw, size_t rawlen) {
   struct peer *peer = peers_find(&a->peers, m->from);
   bool first_heard = peer == NULL || !peer->heard;
+  bool news = is_news(a, &m->rec);
   enum peers_result res =
       peers_merge_direct(&a->peers, &m->rec, now, util_wall_ms(), &peer);
   merged(a, res, peer, now);
   if (peer != NULL)
     (void)peers_accept_seq(&a->peers, m->from, m->inc, m->seq);
   a->got_members = true;
+  /* A relay forwards what a leaf sent it directly (what came in a batch
+   * has been forwarded by another relay already): its state and leave
+   * messages, not its hello (answered here) nor its member lists (merged
+   * here, and passed on through this relay's own lists). */
+  if (a->cfg->relay && !via_relay && m->leaf && peer != NULL &&
+      m->type != WIRE_HELLO)
+    agent_relay_forward(a, raw, rawlen, news || m->type == WIRE_LEAVE);
   /* A hello gets our member list. A node we hear for the first time gets
    * our state again soon (what we sent before its inbox was connected was
    * dropped), but not our list: it has one from whoever answered its
-   * hello, and differences are settled by the digests. */
+   * hello, and differences are settled by the digests. A leaf has no
+   * connection to anyone but its relays, and compares views with them
+   * only, not with every member whose heartbeat they pass on. */
   bool same_view = m->digest == peers_digest(&a->peers, &a->self);
   if (same_view)
     a->view_agreed = true;
@@ -440,7 +481,10 @@ static void handle_record(struct agent *a, struct wire_msg *m, uint64_t now) {
     a->members_wanted = true;
     answer_hello(a);
     agent_publish_soon(a);
-  } else if (res == PEERS_NEW || (first_heard && peer != NULL)) {
+  } else if (is_leaf(a) && via_relay) {
+    return;
+  } else if (!is_leaf(a) &&
+             (res == PEERS_NEW || (first_heard && peer != NULL))) {
     agent_publish_soon(a);
   } else if (!same_view &&
              now - a->members_sent_at >= a->cfg->heartbeat_ms / 2 &&
@@ -466,16 +510,17 @@ static void handle_members(struct agent *a, struct wire_msg *m, uint64_t now) {
   a->got_members = true;
 }
 
-void agent_on_message(struct mesh *mesh, const void *buf, size_t len) {
-  struct agent *a = container_of(mesh, struct agent, mesh);
+/* One message, received directly or as a frame of a relay's batch. */
+static void on_one(struct agent *a, const void *buf, size_t len,
+                   bool via_relay) {
   struct wire_error err;
   struct wire_msg m;
   unsigned char *plain = NULL;
+  const void *raw = buf;
+  size_t rawlen = len;
   uint64_t now = uv_now(&a->loop);
 
   a->metrics.msg_received++;
-  if (a->stopping)
-    return;
   /* With a key ring, only what one of its keys opens is read at all: plain
    * text, another cluster's key and a changed byte are one rejection. */
   if (a->ring != NULL &&
@@ -492,19 +537,45 @@ void agent_on_message(struct mesh *mesh, const void *buf, size_t len) {
     count_reject(a, err.reason);
     log_debug("dropped a message: %s: %s", wire_reject_name(err.reason),
               err.detail);
-  } else if (admit(a, &m)) {
+  } else if (via_relay && strcmp(m.from, a->cfg->name) == 0) {
+    /* Our own message, passed on by a relay to every member. */
+  } else if (admit(a, &m, via_relay)) {
     a->metrics.msg_accepted++;
     a->cur_rx_ns = uv_hrtime();
     if (m.type == WIRE_MEMBERS)
       handle_members(a, &m, now);
     else
-      handle_record(a, &m, now);
+      handle_record(a, &m, now, via_relay, raw, rawlen);
     agent_check_sync(a);
     agent_step(a);
     a->cur_rx_ns = 0;
   }
   wire_msg_free(&m);
   free(plain);
+}
+
+void agent_on_message(struct mesh *mesh, const void *buf, size_t len) {
+  struct agent *a = container_of(mesh, struct agent, mesh);
+  const void *frame;
+  size_t flen, pos = 0;
+
+  if (a->stopping)
+    return;
+  if (!batch_is(buf, len)) {
+    on_one(a, buf, len, false);
+    return;
+  }
+  /* A relay's batch: every frame is a message on its own, opened and
+   * checked as if its sender had sent it here. */
+  if (batch_check(buf, len) == 0) {
+    a->metrics.msg_received++;
+    a->metrics.drop_bad_batch++;
+    log_debug("dropped a relay batch of %zu bytes: malformed framing", len);
+    return;
+  }
+  a->metrics.relay_batches_received++;
+  while (!a->stopping && batch_next(buf, len, &pos, &frame, &flen))
+    on_one(a, frame, flen, true);
 }
 
 /* ---- startup sync ---- */
@@ -550,6 +621,9 @@ int agent_net_start(struct agent *a) {
   for (size_t i = 0; i < a->cfg->njoin; i++)
     if (strcmp(a->cfg->join[i], a->self.addr) != 0)
       open_endpoint(a, a->cfg->join[i], true);
+  for (size_t i = 0; i < a->cfg->nrelays; i++)
+    if (strcmp(a->cfg->relays[i], a->self.addr) != 0)
+      open_endpoint(a, a->cfg->relays[i], true);
   uv_timer_start(&a->heartbeat, agent_heartbeat, a->cfg->heartbeat_ms,
                  a->cfg->heartbeat_ms);
   if (a->neps > 0)

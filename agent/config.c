@@ -236,14 +236,16 @@ static bool get_addr(struct loader *L, const struct ynode *v, const char *where,
   return strlcpy_checked(dst, s, CHOREO_ADDR_MAX + 1) == 0;
 }
 
-static void parse_join(struct loader *L, const struct ynode *v) {
-  struct config *cfg = L->cfg;
-  if (!cfg_get_str_list(L, v, "network.join", CONFIG_JOIN_MAX, "addresses") ||
+/* network.join and network.relays: lists of addresses to dial. */
+static void parse_dial_list(struct loader *L, const struct ynode *v,
+                            const char *where,
+                            char (*list)[CHOREO_ADDR_MAX + 1], size_t *n) {
+  if (!cfg_get_str_list(L, v, where, CONFIG_JOIN_MAX, "addresses") ||
       cfg_is_null(v))
     return;
   for (size_t i = 0; i < v->nkids; i++)
-    if (get_addr(L, v->kids[i], "network.join", cfg->join[cfg->njoin], true))
-      cfg->njoin++;
+    if (get_addr(L, v->kids[i], where, list[*n], true))
+      (*n)++;
 }
 
 enum {
@@ -255,11 +257,13 @@ enum {
   NET_KEY_FILE,
   NET_INSECURE,
   NET_REAP_AFTER,
+  NET_RELAY,
+  NET_RELAYS,
   NET__N
 };
 static const char *const network_keys[] = {
-    "listen",     "advertise", "join",     "heartbeat",
-    "lost_after", "key_file",  "insecure", "reap_after"};
+    "listen",   "advertise", "join",       "heartbeat", "lost_after",
+    "key_file", "insecure",  "reap_after", "relay",     "relays"};
 _Static_assert(ARRAY_SIZE(network_keys) == NET__N, "network_keys");
 
 /* Format ms the way it would be written, e.g. "1s" or "1500ms". */
@@ -333,7 +337,20 @@ static void parse_network(struct loader *L, const struct ynode *m) {
   if (v[NET_ADVERTISE] != NULL)
     get_addr(L, v[NET_ADVERTISE], "network.advertise", cfg->advertise, true);
   if (v[NET_JOIN] != NULL)
-    parse_join(L, v[NET_JOIN]);
+    parse_dial_list(L, v[NET_JOIN], "network.join", cfg->join, &cfg->njoin);
+  if (v[NET_RELAY] != NULL)
+    cfg_get_bool(L, v[NET_RELAY], "network.relay", &cfg->relay);
+  if (v[NET_RELAYS] != NULL)
+    parse_dial_list(L, v[NET_RELAYS], "network.relays", cfg->relays,
+                    &cfg->nrelays);
+  if (cfg->relay && cfg->nrelays > 0)
+    cfg_problem(L, v[NET_RELAYS], "network.relays",
+                "a relay can't be a leaf: remove network.relays (a relay "
+                "joins through network.join) or network.relay");
+  else if (cfg->nrelays > 0 && cfg->njoin > 0)
+    cfg_problem(L, v[NET_JOIN], "network.join",
+                "not used with network.relays: a leaf joins through its "
+                "relays; remove network.join");
   if (v[NET_HEARTBEAT] != NULL)
     timing_ok &= cfg_get_duration(L, v[NET_HEARTBEAT], "network.heartbeat",
                                   &cfg->heartbeat_ms);

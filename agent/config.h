@@ -125,6 +125,13 @@ struct config {
   char advertise[CHOREO_ADDR_MAX + 1]; /* default: listen unless wildcard */
   size_t njoin;
   char join[CONFIG_JOIN_MAX][CHOREO_ADDR_MAX + 1];
+  /* Relays (docs/ARCHITECTURE.md "Relays"): with relay, this agent
+   * forwards what leaves publish to every member; with relays, it is a
+   * leaf that connects to these addresses only (they are also its join
+   * addresses). Never both. */
+  bool relay;
+  size_t nrelays;
+  char relays[CONFIG_JOIN_MAX][CHOREO_ADDR_MAX + 1];
   uint64_t heartbeat_ms;          /* default 1s */
   uint64_t lost_after_ms;         /* default 5s */
   uint64_t reap_after_ms;         /* default 24h */

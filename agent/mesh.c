@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/pubsub.h>
+#include <nanomsg/tcp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -54,6 +55,10 @@ fail:
   return rv;
 }
 
+/* TCP_NODELAY: nanomsg leaves Nagle's algorithm on, which holds a
+ * message back while the previous one on the same connection is not yet
+ * acknowledged; with the receiver's delayed acknowledgements, a change
+ * sent just after a heartbeat could wait tens of milliseconds. */
 static int open_pub(int *out) {
   int s = nn_socket(AF_SP, NN_PUB);
   int rv;
@@ -63,7 +68,8 @@ static int open_pub(int *out) {
                        MESH_RECONNECT_IVL_MS)) != 0 ||
       (rv = setopt_int(s, NN_SOL_SOCKET, NN_RECONNECT_IVL_MAX,
                        MESH_RECONNECT_IVL_MAX_MS)) != 0 ||
-      (rv = setopt_int(s, NN_SOL_SOCKET, NN_SNDBUF, MESH_BUF_BYTES)) != 0) {
+      (rv = setopt_int(s, NN_SOL_SOCKET, NN_SNDBUF, MESH_BUF_BYTES)) != 0 ||
+      (rv = setopt_int(s, NN_TCP, NN_TCP_NODELAY, 1)) != 0) {
     nn_close(s);
     return rv;
   }

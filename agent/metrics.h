@@ -47,6 +47,16 @@
      "reason=\"unauthenticated\"", "Messages dropped, by reason")              \
   XX(drop_stale, "choreo_messages_dropped_total", "reason=\"stale\"",          \
      "Messages dropped, by reason")                                            \
+  XX(drop_bad_batch, "choreo_messages_dropped_total", "reason=\"bad_batch\"",  \
+     "Messages dropped, by reason")                                            \
+  XX(relay_batches_received, "choreo_relay_batches_received_total", "",        \
+     "Relay batches received (each frame is then counted as a message)")       \
+  XX(relay_duplicates, "choreo_relay_duplicates_total", "",                    \
+     "Messages already received, through another relay or directly")           \
+  XX(relay_forwarded, "choreo_relay_forwarded_total", "",                      \
+     "Leaves' messages this relay forwarded to every member")                  \
+  XX(relay_batches_sent, "choreo_relay_batches_sent_total", "",                \
+     "Batches this relay published")                                           \
   XX(members_capped, "choreo_members_capped_total", "",                        \
      "Member entries ignored because the table was full")                      \
   XX(peer_events, "choreo_peer_events_total", "",                              \

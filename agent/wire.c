@@ -173,6 +173,8 @@ static json_t *enc_msg(struct enc *e, const struct wire_msg *m) {
   put(e, o, "seq", counter(e, m->seq));
   if (m->time != 0)
     put(e, o, "time", counter(e, m->time));
+  if (m->leaf)
+    put(e, o, "leaf", json_true());
   put(e, o, "type", json_string(wire_type_name(m->type)));
   if (m->type == WIRE_MEMBERS) {
     put(e, o, "members", enc_members(e, m));
@@ -661,6 +663,12 @@ static int dec_msg(json_t *o, struct wire_msg *m, struct wire_error *err) {
   if ((v = json_object_get(o, "time")) != NULL &&
       (rv = check_uint(v, "time", max, &m->time, err)) != 0)
     return rv;
+  if ((v = json_object_get(o, "leaf")) != NULL) {
+    if (!json_is_boolean(v))
+      return reject(err, WIRE_REJECT_BAD_FIELD,
+                    "field \"leaf\": not a boolean");
+    m->leaf = json_is_true(v);
+  }
   if (m->type == WIRE_MEMBERS)
     return dec_members(o, m, err);
   return dec_announce(o, m, err);

@@ -69,6 +69,9 @@ struct wire_msg {
   uint64_t inc;  /* the sender's incarnation */
   uint64_t seq;  /* grows with every message the sender publishes */
   uint64_t time; /* the sender's clock, unix ms, when it sent; 0: absent */
+  /* The sender is a leaf (network.relays): it publishes to its relays
+   * only, which forward its state and leave messages to every member. */
+  bool leaf;
 
   /* hello, state, leave: the sender's record (rec.name == from,
    * rec.inc == inc) and a digest of its member view. */

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Cluster, free_port, loopback, raise_nofile,  # noqa
-                     request, wait_until)
+                     relay_roles, request, wait_until)
 import serf_cluster  # noqa: E402
 
 
@@ -41,6 +41,13 @@ def serf_view(c, n):
     return {k: t.get("state") for k, t in serf_cluster.alive_view(m).items()}
 
 
+class NotConverged(Exception):
+    def __init__(self, missing):
+        super().__init__(f"{len(missing)} agents not converged, e.g. "
+                         f"{missing[:5]}")
+        self.missing = missing
+
+
 def poll(names, view, want, t0, timeout, threads=16):
     """Poll until every agent's view is `want`; returns the time each
     agent was first seen converged, in ms after t0. Up to `threads` agents
@@ -56,9 +63,7 @@ def poll(names, view, want, t0, timeout, threads=16):
     with ThreadPoolExecutor(max_workers=threads) as pool:
         while len(done) < len(names):
             if time.monotonic() > deadline:
-                missing = [n for n in names if n not in done]
-                raise SystemExit(f"timed out: {len(missing)} agents not "
-                                 f"converged, e.g. {missing[:5]}")
+                raise NotConverged([n for n in names if n not in done])
             todo = [n for n in names if n not in done]
             for n, at in pool.map(check, todo):
                 if at is not None:
@@ -72,10 +77,13 @@ def one_run_choreo(args):
     try:
         names = [f"n{i}" for i in range(args.agents)]
         ports = {n: free_port() for n in names}
-        seed = f"tcp://{loopback(0)}:{ports['n0']}"
+        index = {n: i for i, n in enumerate(names)}
+        roles = relay_roles(
+            names, args.relays,
+            lambda n: f"tcp://{loopback(index[n])}:{ports[n]}")
         for i, n in enumerate(names):
-            c.config(n, ports[n], "web", [] if i == 0 else [seed],
-                     args.heartbeat, lost_after="30s", host=loopback(i))
+            c.config(n, ports[n], "web", heartbeat=args.heartbeat,
+                     lost_after="30s", host=loopback(i), **roles[n])
             with open(f"{c.d}/{n}.yaml") as f:
                 text = f.read()
             with open(f"{c.d}/{n}.yaml", "w") as f:
@@ -88,7 +96,8 @@ def one_run_choreo(args):
             c.start(n)
         launch = (time.monotonic() - t0) * 1000
         want = {n: f"s{i}" for i, n in enumerate(names)}
-        done = poll(names, lambda n: choreo_view(c, n), want, t0, 300)
+        done = poll(names, lambda n: choreo_view(c, n), want, t0,
+                    args.timeout)
         if args.metrics:
             print(json.dumps(message_totals(c, names)), file=sys.stderr)
         return max(done.values()), launch, c.d, last_join_ms(c, names, wall0)
@@ -135,7 +144,8 @@ def one_run_serf(args):
             c.add(n, {"state": f"s{i}"}, join="n0")
         launch = (time.monotonic() - t0) * 1000
         want = {n: f"s{i}" for i, n in enumerate(names)}
-        done = poll(names, lambda n: serf_view(c, n), want, t0, 300)
+        done = poll(names, lambda n: serf_view(c, n), want, t0,
+                    args.timeout)
         return max(done.values()), launch, c.d, None
     finally:
         c.stop()
@@ -152,6 +162,13 @@ def main():
     ap.add_argument("--agents", type=int, default=50)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--heartbeat", default="1s")
+    ap.add_argument("--relays", type=int, default=0,
+                    help="choreo: the first R agents are relays (the seed "
+                         "among them) and the others their leaves; 0: a "
+                         "full mesh")
+    ap.add_argument("--timeout", type=float, default=300,
+                    help="seconds a run may take before it counts as not "
+                         "converged")
     ap.add_argument("--keep", action="store_true",
                     help="keep the agents' directories (logs)")
     ap.add_argument("--json", action="store_true")
@@ -163,33 +180,54 @@ def main():
     hb_ms = float(args.heartbeat[:-2]) if args.heartbeat.endswith("ms") \
         else float(args.heartbeat[:-1]) * 1000
     one = one_run_choreo if args.tool == "choreo" else one_run_serf
-    runs, launches, dirs, logs = [], [], [], []
+    runs, launches, dirs, logs, failed = [], [], [], [], []
     for _ in range(args.runs):
-        ms, launch, d, log_ms = one(args)
+        try:
+            ms, launch, d, log_ms = one(args)
+        except NotConverged as e:
+            # A figure too: how many were still missing at the deadline.
+            failed.append(len(e.missing))
+            print(f"run not converged after {args.timeout:.0f} s: {e}",
+                  file=sys.stderr)
+            time.sleep(5)
+            continue
         runs.append(ms)
         launches.append(launch)
         dirs.append(d)
         logs.append(log_ms)
         # Let the sockets of the last run (TIME_WAIT) and its processes go.
         time.sleep(0.5)
-    med = statistics.median(runs)
+    med = statistics.median(runs) if runs else None
     if args.json:
         print(json.dumps({"tool": args.tool, "agents": args.agents,
+                          "relays": args.relays,
                           "runs_ms": runs, "median_ms": med,
-                          "max_ms": max(runs), "launch_ms": launches,
+                          "not_converged": failed,
+                          "timeout_s": args.timeout,
+                          "max_ms": max(runs) if runs else None,
+                          "launch_ms": launches,
                           "log_ms": logs,
                           "heartbeat_ms": hb_ms,
                           "dirs": dirs if args.keep else []}))
     else:
-        extra = f"heartbeat {args.heartbeat}" if args.tool == "choreo" \
-            else f"profile {args.profile}"
+        extra = f"heartbeat {args.heartbeat}" + (
+            f", {args.relays} relays" if args.relays else ", full mesh") \
+            if args.tool == "choreo" else f"profile {args.profile}"
+        if not runs:
+            print(f"{args.tool} convergence, {args.agents} agents against "
+                  f"one seed, {extra}: no run converged within "
+                  f"{args.timeout:.0f} s (agents missing: "
+                  + ", ".join(map(str, failed)) + ")")
+            return 1
         print(f"{args.tool} convergence, {args.agents} agents against one "
               f"seed, {extra}: median {med:.0f} ms"
               + (f" ({med / hb_ms:.2f} heartbeats)"
                  if args.tool == "choreo" else "")
               + f" over {args.runs} runs: "
               + ", ".join(f"{r:.0f}" for r in runs)
-              + f"; launching took {statistics.median(launches):.0f} ms")
+              + f"; launching took {statistics.median(launches):.0f} ms"
+              + (f"; {len(failed)} runs not converged within "
+                 f"{args.timeout:.0f} s" if failed else ""))
         if args.keep:
             print("directories: " + " ".join(dirs))
 

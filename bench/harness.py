@@ -96,6 +96,24 @@ def machine():
             "load": os.getloadavg()}
 
 
+def relay_roles(names, nrelays, addr):
+    """The first nrelays of names are relays (the first is the seed, the
+    others join it); the rest are leaves of them all. Returns, per name,
+    the keyword arguments of Cluster.config that say so (join included);
+    with nrelays 0, a full mesh joining through names[0]."""
+    seed = addr(names[0])
+    relays = [addr(n) for n in names[:nrelays]]
+    roles = {}
+    for i, n in enumerate(names):
+        if nrelays == 0:
+            roles[n] = {"join": [] if i == 0 else [seed]}
+        elif i < nrelays:
+            roles[n] = {"join": [] if i == 0 else [seed], "relay": True}
+        else:
+            roles[n] = {"join": [], "relays": relays}
+    return roles
+
+
 def summary(values):
     """p50 and p90 of a list of numbers."""
     return {"p50": statistics.median(values), "p90": percentile(values, 90),
@@ -152,7 +170,16 @@ class Cluster:
         return f"{self.d}/{name}.sock"
 
     def config(self, name, port, groups, join, heartbeat="1s",
-               lost_after="10s", extra="", host="127.0.0.1"):
+               lost_after="10s", extra="", host="127.0.0.1", relay=False,
+               relays=()):
+        """relay: this agent is a relay; relays: addresses of the relays
+        this agent is a leaf of (join is then unused)."""
+        net = ""
+        if relay:
+            net += "  relay: true\n"
+        if relays:
+            net += f"  relays: [{', '.join(relays)}]\n"
+            join = []
         text = f"""node:
   name: {name}
   cluster: bench
@@ -162,7 +189,7 @@ network:
   join: [{', '.join(join)}]
   heartbeat: {heartbeat}
   lost_after: {lost_after}
-control:
+{net}control:
   socket: {self.sock(name)}
 state_dir: {self.d}/{name}.state
 {extra}"""

@@ -21,7 +21,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from converge import choreo_view, poll, serf_view  # noqa: E402
 from harness import (Cluster, cpu_seconds, free_port, loopback,  # noqa
-                     raise_nofile, rss_kib, wait_until)
+                     raise_nofile, relay_roles, rss_kib, wait_until)
 import serf_cluster  # noqa: E402
 
 
@@ -40,10 +40,12 @@ def start_choreo(args):
     c = Cluster(args.choreo)
     names = [f"n{i}" for i in range(args.agents)]
     ports = {n: free_port() for n in names}
-    seed = f"tcp://{loopback(0)}:{ports['n0']}"
+    index = {n: i for i, n in enumerate(names)}
+    roles = relay_roles(names, args.relays,
+                        lambda n: f"tcp://{loopback(index[n])}:{ports[n]}")
     for i, n in enumerate(names):
-        c.config(n, ports[n], "web", [] if i == 0 else [seed],
-                 args.heartbeat, host=loopback(i))
+        c.config(n, ports[n], "web", heartbeat=args.heartbeat,
+                 host=loopback(i), **roles[n])
     c.start("n0")
     wait_until(lambda: c.status("n0") is not None, 10, "the seed")
     for n in names[1:]:
@@ -80,6 +82,9 @@ def main():
     ap.add_argument("--profile", default="lan", help="Serf's profile")
     ap.add_argument("--agents", type=int, default=50)
     ap.add_argument("--heartbeat", default="1s", help="choreo's heartbeat")
+    ap.add_argument("--relays", type=int, default=0,
+                    help="choreo: the first R agents are relays and the "
+                         "others their leaves; 0: a full mesh")
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--settle", type=float, default=5,
                     help="seconds to wait after convergence")
@@ -95,8 +100,12 @@ def main():
         c.stop()
     r = [v / 1024 for v in rss.values() if v is not None]
     u = list(cpu.values())
+    relays = [f"n{i}" for i in range(args.relays)]
     result = {"tool": args.tool, "agents": args.agents,
-              "seconds": args.seconds,
+              "relays": args.relays, "seconds": args.seconds,
+              "relay_cpu_pct": [cpu[n] for n in relays],
+              "relay_rss_mib": [rss[n] / 1024 for n in relays
+                                if rss[n] is not None],
               "rss_mib_median": statistics.median(r), "rss_mib_max": max(r),
               "rss_mib_total": sum(r),
               "cpu_pct_median": statistics.median(u), "cpu_pct_max": max(u),
@@ -110,7 +119,10 @@ def main():
               f"{result['rss_mib_total']:.0f}); CPU per agent median "
               f"{result['cpu_pct_median']:.3f} % (max "
               f"{result['cpu_pct_max']:.3f} %, total "
-              f"{result['cpu_pct_total']:.2f} % of one core)")
+              f"{result['cpu_pct_total']:.2f} % of one core)"
+              + (f"; the {args.relays} relays: CPU "
+                 + ", ".join(f"{v:.3f} %" for v in result["relay_cpu_pct"])
+                 if args.relays else ""))
 
 
 if __name__ == "__main__":

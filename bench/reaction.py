@@ -39,7 +39,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Cluster, free_port, loopback, percentile,  # noqa
-                     raise_nofile, wait_until)
+                     raise_nofile, relay_roles, wait_until)
 import serf_cluster  # noqa: E402
 
 SH_DATE = 'date +"- %s%N" >> '
@@ -101,15 +101,23 @@ def run_choreo(args):
         else:
             # sh runs `date` first: its timestamp is the script's first act.
             handler = ["/bin/sh", "-c", SH_DATE + '"$0"']
-        names = ["db1"] + [f"web{i}" for i in range(1, args.agents)]
+        # With relays, they come first (the seed among them) and count
+        # among the agents; db1 and the webservers are their leaves.
+        relays = [f"relay{i}" for i in range(args.relays)]
+        names = relays + ["db1"] + [
+            f"web{i}" for i in range(1, args.agents - args.relays)]
+        webs = [n for n in names if n.startswith("web")]
         ports = {n: free_port() for n in names}
-        seed = f"tcp://{loopback(0)}:{ports['db1']}"
+        index = {n: i for i, n in enumerate(names)}
+        roles = relay_roles(
+            names, args.relays,
+            lambda n: f"tcp://{loopback(index[n])}:{ports[n]}")
         for i, n in enumerate(names):
-            extra = "" if n == "db1" else behaviour(handler,
-                                                    f"{c.d}/{n}.stamps")
-            c.config(n, ports[n], "db" if n == "db1" else "web",
-                     [] if n == "db1" else [seed], args.heartbeat,
-                     extra=extra, host=loopback(i))
+            extra = behaviour(handler, f"{c.d}/{n}.stamps") \
+                if n in webs else ""
+            group = "web" if n in webs else "db" if n == "db1" else "relay"
+            c.config(n, ports[n], group, heartbeat=args.heartbeat,
+                     extra=extra, host=loopback(i), **roles[n])
             c.start(n)
         for n in names:
             wait_until(lambda n=n: len((c.status(n) or {"peers": []})
@@ -128,7 +136,7 @@ def run_choreo(args):
                 return t0
             return set_via_socket(c.sock("db1"), state)
 
-        return measure(args, c.d, names[1:], change)
+        return measure(args, c.d, webs, change)
     finally:
         c.stop()
 
@@ -183,6 +191,9 @@ def main():
     ap.add_argument("--changes", type=int, default=20)
     ap.add_argument("--handler", choices=["stamp", "sh"], default="stamp")
     ap.add_argument("--heartbeat", default="1s")
+    ap.add_argument("--relays", type=int, default=0,
+                    help="choreo: this many of the agents are relays and "
+                         "the others their leaves; 0: a full mesh")
     ap.add_argument("--via", choices=["cli", "socket"], default="cli",
                     help="choreo: cli: time from starting `choreo set` (the "
                     "figure comparable with Serf's); socket: from the "
@@ -200,7 +211,8 @@ def main():
     raise_nofile()
     if args.tool == "choreo":
         slowest, each = run_choreo(args)
-        what = f"choreo set, via {args.via}"
+        what = f"choreo set, via {args.via}" + (
+            f", {args.relays} relays" if args.relays else ", full mesh")
     else:
         slowest, each = run_serf(args)
         what = (f"serf {args.serf_mode}" +

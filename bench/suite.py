@@ -12,6 +12,11 @@ mode, gets Serf's binary and calls this; see docs/BENCHMARKS.md.
   convergence  N agents against one seed until all see N members in their
                states (N = 10, 50, 200)
   idle         RSS and CPU per agent over --idle-seconds, 50 agents
+
+choreo runs as a full mesh up to --mesh-max agents and, from
+--relay-from agents on, also with --relays of them as relays and the
+others their leaves (docs/ARCHITECTURE.md "Relays"); a full mesh larger
+than --mesh-max is tried for convergence only, with --mesh-timeout.
   throughput   bench-throughput (messages decoded/opened per CPU second),
                when it is built
 
@@ -77,24 +82,47 @@ class Report:
             print(f"ok - {what}", flush=True)
 
 
+def topologies(args, n):
+    """The choreo topologies measured at n agents: 0 (full mesh) and/or
+    the number of relays."""
+    if args.smoke:
+        return [0, args.relays] if n > args.relays + 1 else [0]
+    t = [0] if n <= args.mesh_max else []
+    if n >= args.relay_from and args.relays > 0:
+        t.append(args.relays)
+    return t
+
+
+def topo_name(relays):
+    return "mesh" if relays == 0 else f"{relays} relays"
+
+
 def reaction(args, rep, serf):
-    n_list = [3] if args.smoke else \
+    # The smoke run: 3 agents in a mesh, and 5 with 2 relays.
+    n_list = sorted({3, args.relays + 3}) if args.smoke else \
         [int(n) for n in args.reaction_agents.split(",")]
     changes = 4 if args.smoke else args.changes
     base = ["--changes", changes, "--stamp", args.stamp]
     rows = []
     for n in n_list:
-        ch_sh = run_json("reaction.py", "--choreo", args.choreo,
-                         "--agents", n, "--handler", "sh", *base)
-        ch_st = run_json("reaction.py", "--choreo", args.choreo,
-                         "--agents", n, "--handler", "stamp", *base)
-        ch_so = run_json("reaction.py", "--choreo", args.choreo,
-                         "--agents", n, "--handler", "stamp",
-                         "--via", "socket", *base)
-        rep.ok(f"reaction choreo {n} agents: sh p50 "
-               f"{ch_sh['slowest_p50_ms']:.2f} ms, stamp p50 "
-               f"{ch_st['slowest_p50_ms']:.2f} ms, socket p50 "
-               f"{ch_so['slowest_p50_ms']:.2f} ms")
+        for relays in topologies(args, n):
+            if args.smoke and (n == 3) != (relays == 0):
+                continue
+            topo = ["--relays", relays]
+            ch_sh = run_json("reaction.py", "--choreo", args.choreo,
+                             "--agents", n, "--handler", "sh", *topo, *base)
+            ch_st = run_json("reaction.py", "--choreo", args.choreo,
+                             "--agents", n, "--handler", "stamp", *topo,
+                             *base)
+            ch_so = run_json("reaction.py", "--choreo", args.choreo,
+                             "--agents", n, "--handler", "stamp",
+                             "--via", "socket", *topo, *base)
+            rep.ok(f"reaction choreo {n} agents, {topo_name(relays)}: sh "
+                   f"p50 {ch_sh['slowest_p50_ms']:.2f} ms, stamp p50 "
+                   f"{ch_st['slowest_p50_ms']:.2f} ms, socket p50 "
+                   f"{ch_so['slowest_p50_ms']:.2f} ms")
+            rows.append([n, topo_name(relays), ch_sh, ch_st, ch_so, None,
+                         None])
         sv_def = sv_fast = None
         if serf:
             if not args.smoke:
@@ -108,20 +136,22 @@ def reaction(args, rep, serf):
                                "--profile", "local", *base)
             rep.ok(f"reaction serf {n} agents: fastest p50 "
                    f"{sv_fast['slowest_p50_ms']:.2f} ms")
-        rows.append((n, ch_sh, ch_st, ch_so, sv_def, sv_fast))
+        for row in rows:
+            if row[0] == n:
+                row[5], row[6] = sv_def, sv_fast
     rep.results["reaction"] = rows
     rep.out(f"### Reaction: `set` on db1 → script started on every "
             f"dependent node ({changes} changes; slowest dependent per "
             f"change)")
     rep.out()
-    rep.out("| agents | choreo, sh p50 | p90 | choreo, stamp p50 | p90 | "
-            "choreo, socket + stamp p50 | p90 | "
+    rep.out("| agents | choreo | choreo, sh p50 | p90 | choreo, stamp p50 "
+            "| p90 | choreo, socket + stamp p50 | p90 | "
             "Serf default p50 | p90 | Serf fastest p50 | p90 | "
             "Serf default ÷ choreo | Serf fastest ÷ choreo |")
-    rep.out("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    rep.out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     g = (lambda r, k: r[k] if r else None)
-    for n, a, b, s, d, f in rows:
-        rep.out(f"| {n} | {fmt(a['slowest_p50_ms'])} | "
+    for n, topo, a, b, s, d, f in rows:
+        rep.out(f"| {n} | {topo} | {fmt(a['slowest_p50_ms'])} | "
                 f"{fmt(a['slowest_p90_ms'])} | {fmt(b['slowest_p50_ms'])} | "
                 f"{fmt(b['slowest_p90_ms'])} | "
                 f"{fmt(s['slowest_p50_ms'])} | {fmt(s['slowest_p90_ms'])} | "
@@ -152,30 +182,49 @@ def converge(args, rep, serf):
                 for n in map(int, args.converge_agents.split(","))]
     rows = []
     for n, runs in plan:
-        ch = run_json("converge.py", "--choreo", args.choreo, "--agents", n,
-                      "--runs", runs)
-        rep.ok(f"convergence choreo {n} agents: median "
-               f"{ch['median_ms']:.0f} ms")
+        topos = topologies(args, n)
+        if n > args.mesh_max and not args.smoke:
+            topos = [0] + topos  # tried, with a deadline
         sv = None
         if serf:
             sv = run_json("converge.py", "--tool", "serf", "--serf", serf,
                           "--agents", n, "--runs", runs)
             rep.ok(f"convergence serf {n} agents: median "
                    f"{sv['median_ms']:.0f} ms")
-        rows.append((n, runs, ch, sv))
+        for relays in topos:
+            big_mesh = relays == 0 and n > args.mesh_max
+            ch = run_json("converge.py", "--choreo", args.choreo, "--agents",
+                          n, "--relays", relays,
+                          "--runs", 1 if big_mesh else runs,
+                          "--timeout",
+                          args.mesh_timeout if big_mesh else 300)
+            if ch["median_ms"] is not None:
+                rep.ok(f"convergence choreo {n} agents, {topo_name(relays)}:"
+                       f" median {ch['median_ms']:.0f} ms")
+            rows.append((n, topo_name(relays), len(ch["runs_ms"]) +
+                         len(ch["not_converged"]), ch, sv))
     rep.results["converge"] = rows
     rep.out("### Convergence: N agents started against one seed until all "
             "see N members in their states")
     rep.out()
-    rep.out("| agents | runs | choreo median | max | heartbeats (1 s) | "
-            "Serf (lan) median | max | Serf ÷ choreo | launch (choreo / "
-            "Serf) |")
-    rep.out("|---|---|---|---|---|---|---|---|---|")
-    for n, runs, ch, sv in rows:
-        lch = sorted(ch["launch_ms"])[len(ch["launch_ms"]) // 2]
+    rep.out("| agents | choreo | runs | choreo median | max | heartbeats "
+            "(1 s) | Serf (lan) median | max | Serf ÷ choreo | launch "
+            "(choreo / Serf) |")
+    rep.out("|---|---|---|---|---|---|---|---|---|---|")
+    for n, topo, runs, ch, sv in rows:
         lsv = sorted(sv["launch_ms"])[len(sv["launch_ms"]) // 2] \
             if sv else None
-        rep.out(f"| {n} | {runs} | {fmt(ch['median_ms'])} | "
+        if ch["median_ms"] is None:
+            rep.out(f"| {n} | {topo} | {runs} | not converged within "
+                    f"{ch['timeout_s']:.0f} s ("
+                    + ", ".join(str(k) for k in ch["not_converged"])
+                    + f" of {n} agents short) | | | "
+                    f"{fmt(sv['median_ms'] if sv else None)} | "
+                    f"{fmt(sv['max_ms'] if sv else None)} | — | — / "
+                    f"{fmt(lsv)} |")
+            continue
+        lch = sorted(ch["launch_ms"])[len(ch["launch_ms"]) // 2]
+        rep.out(f"| {n} | {topo} | {runs} | {fmt(ch['median_ms'])} | "
                 f"{fmt(ch['max_ms'])} | "
                 f"{ch['median_ms'] / ch['heartbeat_ms']:.2f} | "
                 f"{fmt(sv['median_ms'] if sv else None)} | "
@@ -197,19 +246,29 @@ def idle(args, rep, serf):
                   "--seconds", secs, "--settle", settle)
     rep.ok(f"idle choreo {n} agents: RSS {ch['rss_mib_median']:.2f} MiB, "
            f"CPU {ch['cpu_pct_median']:.3f} %")
+    chr_ = None
+    if args.relays > 0 and n > args.relays:
+        chr_ = run_json("idle.py", "--choreo", args.choreo, "--agents", n,
+                        "--relays", args.relays, "--seconds", secs,
+                        "--settle", settle)
+        rep.ok(f"idle choreo {n} agents, {args.relays} relays: RSS "
+               f"{chr_['rss_mib_median']:.2f} MiB, CPU "
+               f"{chr_['cpu_pct_median']:.3f} %")
     sv = None
     if serf:
         sv = run_json("idle.py", "--tool", "serf", "--serf", serf,
                       "--agents", n, "--seconds", secs, "--settle", settle)
         rep.ok(f"idle serf {n} agents: RSS {sv['rss_mib_median']:.2f} MiB, "
                f"CPU {sv['cpu_pct_median']:.3f} %")
-    rep.results["idle"] = (ch, sv)
+    rep.results["idle"] = (ch, chr_, sv)
     rep.out(f"### Idle cost per agent: {n} agents, {secs:.0f} s")
     rep.out()
     rep.out("| | RSS median | RSS max | CPU median (% of a core) | CPU max "
             "| all agents: RSS, CPU |")
     rep.out("|---|---|---|---|---|---|")
-    for name, r in (("choreo", ch), ("Serf (lan)", sv)):
+    for name, r in (("choreo, mesh", ch),
+                    (f"choreo, {args.relays} relays (relays included)", chr_),
+                    ("Serf (lan)", sv)):
         if r is None:
             rep.out(f"| {name} | — | — | — | — | — |")
             continue
@@ -265,6 +324,15 @@ def main():
     ap.add_argument("--converge-agents", default="10,50,200",
                     help="cluster sizes for the convergence benchmark")
     ap.add_argument("--idle-seconds", type=float, default=60)
+    ap.add_argument("--relays", type=int, default=2,
+                    help="relays in the relay topology (0: none)")
+    ap.add_argument("--relay-from", type=int, default=50,
+                    help="cluster size from which the relay topology is "
+                         "measured too")
+    ap.add_argument("--mesh-max", type=int, default=100,
+                    help="the largest full mesh measured in full")
+    ap.add_argument("--mesh-timeout", type=float, default=120,
+                    help="seconds a larger full mesh gets to converge")
     ap.add_argument("--only", default="reaction,converge,idle,throughput")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--json-out", default=None)

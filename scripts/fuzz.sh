@@ -5,7 +5,7 @@
 #   FAIL: fuzz_wire: ... (with the reproducer's path and the log's tail)
 # Usage: scripts/fuzz.sh [SECONDS]
 # Environment: FUZZ_BUILD_DIR (default build-fuzz), FUZZ_TARGETS (default
-# "wire sealed config control"), FUZZ_ARGS (more libFuzzer options, e.g.
+# "wire sealed batch config control"), FUZZ_ARGS (more libFuzzer options, e.g.
 # "-jobs=4 -workers=4"). The corpus grown by each run is kept in
 # $FUZZ_BUILD_DIR/fuzz-work/TARGET/corpus, so later runs start from it; the
 # seeds in tests/fuzz/corpus are never written to. See docs/FUZZING.md.
@@ -13,7 +13,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 secs=${1:-60}
 dir=${FUZZ_BUILD_DIR:-build-fuzz}
-targets=${FUZZ_TARGETS:-wire sealed config control}
+targets=${FUZZ_TARGETS:-wire sealed batch config control}
 
 case $secs in
 '' | *[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS]" >&2; exit 2 ;;

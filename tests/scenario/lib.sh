@@ -64,7 +64,8 @@ c() {
 
 # Write a configuration for node NAME: write_config NAME PORT GROUPS JOIN
 # [extra YAML appended]. GROUPS like "[web]", JOIN like "[tcp://...]" or "[]".
-# $NODE_EXTRA, if set, is added under node: (e.g. "  data: {k: v}").
+# $NODE_EXTRA, if set, is added under node: (e.g. "  data: {k: v}"), and
+# $NET_EXTRA under network: (e.g. "  relay: true").
 write_config() {
   local name=$1 port=$2 groups=$3 join=$4 extra=${5:-}
   cat > "$T/$name.yaml" <<YAML
@@ -78,6 +79,7 @@ network:
   join: $join
   heartbeat: ${HEARTBEAT:-200ms}
   lost_after: ${LOST_AFTER:-1s}
+${NET_EXTRA:-}
 control:
   socket: $T/$name.sock
   mode: "0600"

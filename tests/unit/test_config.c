@@ -604,6 +604,56 @@ static void config_rejects_bad_addresses(void **state) {
       "needs a path or a name");
 }
 
+static void config_reads_relay_settings(void **state) {
+  struct fixture *f = *state;
+  put(f, "relay.yaml",
+      "network:\n"
+      "  relay: true\n"
+      "  join: [tcp://127.0.0.1:7411]\n");
+  load_ok(f, "relay.yaml");
+  assert_true(f->cfg->relay);
+  assert_int_equal(f->cfg->nrelays, 0);
+  config_free(f->cfg);
+  f->cfg = NULL;
+  put(f, "leaf.yaml",
+      "network:\n"
+      "  relays: [tcp://127.0.0.1:7411, tcp://127.0.0.1:7412]\n");
+  load_ok(f, "leaf.yaml");
+  assert_false(f->cfg->relay);
+  assert_int_equal(f->cfg->nrelays, 2);
+  assert_string_equal(f->cfg->relays[1], "tcp://127.0.0.1:7412");
+  assert_int_equal(f->cfg->njoin, 0);
+}
+
+static void config_rejects_bad_relay_settings(void **state) {
+  struct fixture *f = *state;
+  put(f, "main.yaml",
+      "network:\n"
+      "  relay: yes\n"
+      "  relays: [tcp://a]\n");
+  EXPECT_ERRORS(f, load(f, "main.yaml"),
+                "@/main.yaml:2:10: network.relay: expected true or false",
+                "@/main.yaml:3:12: network.relays: \"tcp://a\" is not a valid "
+                "address: needs a port (tcp://HOST:PORT)");
+  config_errors_free(&f->errs);
+  put(f, "main.yaml",
+      "network:\n"
+      "  relay: true\n"
+      "  relays: [tcp://127.0.0.1:7411]\n");
+  EXPECT_ERRORS(f, load(f, "main.yaml"),
+                "@/main.yaml:3:11: network.relays: a relay can't be a leaf: "
+                "remove network.relays (a relay joins through network.join) "
+                "or network.relay");
+  config_errors_free(&f->errs);
+  put(f, "main.yaml",
+      "network:\n"
+      "  join: [tcp://127.0.0.1:7412]\n"
+      "  relays: [tcp://127.0.0.1:7411]\n");
+  EXPECT_ERRORS(f, load(f, "main.yaml"),
+                "@/main.yaml:2:9: network.join: not used with network.relays: "
+                "a leaf joins through its relays; remove network.join");
+}
+
 static void config_rejects_bad_control_settings(void **state) {
   struct fixture *f = *state;
   put(f, "main.yaml",
@@ -1116,6 +1166,8 @@ int main(void) {
       T(config_uses_defaults_for_an_empty_file),
       T(config_defaults_advertise_to_a_concrete_listen),
       T(config_accepts_non_loopback_listen_with_key_or_insecure),
+      T(config_reads_relay_settings),
+      T(config_rejects_bad_relay_settings),
       T(config_resolves_relative_scripts_against_their_file),
       T(config_resolves_paths_of_a_relative_config_file),
       T(config_accepts_same_include_with_other_vars),

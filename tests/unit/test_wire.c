@@ -46,6 +46,7 @@ static void sample_msg(struct wire_msg *m, enum wire_type type) {
   m->inc = 1700000000;
   m->seq = 77;
   m->time = 1700000000123;
+  m->leaf = type == WIRE_LEAVE;
   if (type == WIRE_MEMBERS) {
     static const char *const names[] = {"db1", "web1", "web2"};
     m->nmembers = ARRAY_SIZE(names);
@@ -93,6 +94,7 @@ static void assert_msgs_equal(const struct wire_msg *a,
   assert_int_equal(a->inc, b->inc);
   assert_int_equal(a->seq, b->seq);
   assert_int_equal(a->time, b->time);
+  assert_int_equal(a->leaf, b->leaf);
   assert_int_equal(a->nmembers, b->nmembers);
   for (size_t i = 0; i < a->nmembers; i++) {
     assert_string_equal(a->members[i].name, b->members[i].name);
@@ -492,6 +494,10 @@ static const struct reject_case reject_cases[] = {
     {"wire_rejects_a_time_in_a_string", WIRE_STATE, "time", SET, "\"1\"", 0,
      WIRE_REJECT_BAD_FIELD, NULL},
     {"wire_accepts_a_message_without_a_time", WIRE_STATE, "time", DEL, NULL, 0,
+     WIRE_OK, NULL},
+    {"wire_rejects_a_leaf_flag_that_is_not_a_boolean", WIRE_STATE, "leaf", SET,
+     "1", 0, WIRE_REJECT_BAD_FIELD, "field \"leaf\": not a boolean"},
+    {"wire_accepts_a_false_leaf_flag", WIRE_STATE, "leaf", SET, "false", 0,
      WIRE_OK, NULL},
     {"wire_rejects_a_fractional_incarnation", WIRE_STATE, "inc", SET, "1.0", 0,
      WIRE_REJECT_BAD_FIELD, "field \"inc\": not an integer"},
