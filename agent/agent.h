@@ -29,6 +29,7 @@
 #include "record.h"
 #include "runner.h"
 #include "seal.h"
+#include "seen.h"
 
 /* Scripts running at once; more wait in the runner's queue. */
 #define AGENT_MAX_RUNNING 32
@@ -114,11 +115,16 @@ struct agent {
   uint64_t cur_rx_ns; /* receipt time of the message being handled */
 
   /* Relay role (network.relay): leaves' messages waiting to be forwarded
-   * (empty buffer unless a relay), when the last batch went and when the
-   * timer is due. */
+   * (no buffer unless a relay), when the timer is due, whether the batch
+   * holds a change, and the credit of batches sent for changes (see
+   * agent_relay.c). */
   struct batch relay_out;
   uv_timer_t relay_timer;
-  uint64_t relay_sent_at, relay_due;
+  uint64_t relay_due, relay_credit_at;
+  bool relay_change_due;
+  /* Messages received through relays (and a leaf's own, which relays
+   * pass back), to skip copies before decoding them. */
+  struct seen seen;
 
   /* Jobs and checks. */
   struct job *jobs;

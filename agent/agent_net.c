@@ -55,6 +55,9 @@ static void send_msg(struct agent *a, const struct wire_msg *m) {
               choreo_strerror(rv));
   } else if (mesh_send(&a->mesh, box != NULL ? (void *)box : buf, len) == 0) {
     a->metrics.msg_sent++;
+    /* Relays pass a leaf's messages back to it with everyone else's. */
+    if (is_leaf(a))
+      (void)seen_note(&a->seen, box != NULL ? (void *)box : buf, len);
   } else {
     a->metrics.msg_send_failed++;
   }
@@ -478,8 +481,17 @@ static void handle_record(struct agent *a, struct wire_msg *m, uint64_t now,
   if (same_view)
     a->view_agreed = true;
   if (m->type == WIRE_HELLO) {
-    a->members_wanted = true;
-    answer_hello(a);
+    /* A leaf needs no list from its relay: it hears every member's own
+     * record through the relays within a heartbeat, which a list (names
+     * and addresses, no states) could not give it sooner. Our state
+     * answers its hello; its view and ours are compared through the
+     * digests like everyone's. A list goes to every member: at 200
+     * leaves starting together, answering each hello with one cost
+     * more than everything else the relay sent. */
+    if (!(a->cfg->relay && m->leaf)) {
+      a->members_wanted = true;
+      answer_hello(a);
+    }
     agent_publish_soon(a);
   } else if (is_leaf(a) && via_relay) {
     return;
@@ -521,6 +533,15 @@ static void on_one(struct agent *a, const void *buf, size_t len,
   uint64_t now = uv_now(&a->loop);
 
   a->metrics.msg_received++;
+  /* A copy through a second relay, or our own message passed back: known
+   * by its bytes, before the cost of opening and decoding it. A relay
+   * notes what leaves send it directly too, for the copies other relays
+   * pass on. */
+  if ((via_relay || a->cfg->relay) && seen_note(&a->seen, buf, len) &&
+      via_relay) {
+    a->metrics.relay_duplicates++;
+    return;
+  }
   /* With a key ring, only what one of its keys opens is read at all: plain
    * text, another cluster's key and a changed byte are one rejection. */
   if (a->ring != NULL &&

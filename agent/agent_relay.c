@@ -11,10 +11,13 @@
  * that only repeats what members know waits in the batch for up to a
  * quarter of a heartbeat, so members receive a few batches a heartbeat
  * instead of one message per member. A message that changes something (a
- * new member, a new version, a member coming back, a leave) goes at once
- * with what waits before it, unless a batch has just gone: then it waits
- * for the gap that keeps a burst of changes (a whole cluster starting)
- * from costing one delivery per member per change.
+ * new member, one not heard yet, one lost or gone, a newer version, a
+ * leave) goes at once with what waits before it, as long as there is
+ * credit: RELAY_BURST changes in a row, then one more per millisecond per
+ * member (200 members: one batch per 200 ms). A single change, the
+ * story's case, never waits; a burst of them (a whole cluster starting,
+ * every leaf news to the relay) goes in a few large batches instead of
+ * one delivery per member per change.
  */
 #include "agent.h"
 #include "batch.h"
@@ -24,9 +27,8 @@
 /* Repeats wait at most a quarter of a heartbeat, within these bounds. */
 #define RELAY_HOLD_MIN_MS 10
 #define RELAY_HOLD_MAX_MS 250
-/* Members per millisecond of gap between two batches sent for changes:
- * 200 members, at most one batch per 25 ms; 8 or fewer, no gap. */
-#define RELAY_MEMBERS_PER_MS 8
+/* Batches sent at once for changes before the credit runs out. */
+#define RELAY_BURST 4
 
 static uint64_t hold_ms(const struct agent *a) {
   uint64_t ms = a->cfg->heartbeat_ms / 4;
@@ -35,8 +37,21 @@ static uint64_t hold_ms(const struct agent *a) {
   return ms > RELAY_HOLD_MAX_MS ? RELAY_HOLD_MAX_MS : ms;
 }
 
-static uint64_t change_gap_ms(const struct agent *a) {
-  return (uint64_t)a->peers.n / RELAY_MEMBERS_PER_MS;
+/* The credit comes back at one batch per this many ms: as many as there
+ * are members, since each batch is a delivery to every one of them. */
+static uint64_t change_interval_ms(const struct agent *a) {
+  return a->peers.n > 0 ? (uint64_t)a->peers.n : 1;
+}
+
+/* When a batch sent for a change may go: now while there is credit. The
+ * credit is kept as the time at which it would be all spent
+ * (relay_credit_at, a "theoretical arrival time"): each batch for a
+ * change pushes it one interval later, and it may run ahead of now by
+ * RELAY_BURST - 1 intervals. */
+static uint64_t change_time(const struct agent *a, uint64_t now) {
+  uint64_t iv = change_interval_ms(a), ahead = (RELAY_BURST - 1) * iv;
+  uint64_t at = a->relay_credit_at > now ? a->relay_credit_at : now;
+  return at - now > ahead ? at - ahead : now;
 }
 
 static void flush(struct agent *a) {
@@ -50,7 +65,12 @@ static void flush(struct agent *a) {
   } else {
     a->metrics.msg_send_failed++;
   }
-  a->relay_sent_at = uv_now(&a->loop);
+  if (a->relay_change_due) {
+    uint64_t now = uv_now(&a->loop);
+    a->relay_credit_at = (a->relay_credit_at > now ? a->relay_credit_at : now) +
+                         change_interval_ms(a);
+    a->relay_change_due = false;
+  }
   batch_reset(b);
 }
 
@@ -74,6 +94,7 @@ static void flush_at(struct agent *a, uint64_t when) {
 
 int agent_relay_init(struct agent *a) {
   uv_timer_init(&a->loop, &a->relay_timer);
+  seen_init(&a->seen);
   if (!a->cfg->relay)
     return 0;
   return batch_init(&a->relay_out);
@@ -98,9 +119,10 @@ void agent_relay_forward(struct agent *a, const void *msg, size_t len,
     return;
   }
   a->metrics.relay_forwarded++;
-  if (change)
-    flush_at(a, a->relay_sent_at + change_gap_ms(a));
-  else if (b->frames == 1)
+  if (change) {
+    a->relay_change_due = true;
+    flush_at(a, change_time(a, now));
+  } else if (b->frames == 1)
     flush_at(a, now + hold_ms(a));
 }
 

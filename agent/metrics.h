@@ -52,7 +52,8 @@
   XX(relay_batches_received, "choreo_relay_batches_received_total", "",        \
      "Relay batches received (each frame is then counted as a message)")       \
   XX(relay_duplicates, "choreo_relay_duplicates_total", "",                    \
-     "Messages already received, through another relay or directly")           \
+     "Copies dropped: received already (through another relay or directly) "   \
+     "or this agent's own, passed back by a relay")                            \
   XX(relay_forwarded, "choreo_relay_forwarded_total", "",                      \
      "Leaves' messages this relay forwarded to every member")                  \
   XX(relay_batches_sent, "choreo_relay_batches_sent_total", "",                \
