@@ -123,8 +123,9 @@ struct agent {
   uint64_t relay_due, relay_credit_at;
   bool relay_change_due;
   /* Messages received through relays (and a leaf's own, which relays
-   * pass back), to skip copies before decoding them. */
-  struct seen seen;
+   * pass back), to skip copies before decoding them; allocated when
+   * first needed (32 KiB an agent of a plain mesh doesn't pay). */
+  struct seen *seen;
 
   /* Jobs and checks. */
   struct job *jobs;
@@ -195,6 +196,9 @@ void agent_relay_forward(struct agent *a, const void *msg, size_t len,
                          bool change);
 void agent_relay_close(struct agent *a);
 void agent_relay_free(struct agent *a);
+/* Note a message received through a relay, received by a relay, or sent
+ * by a leaf; returns whether it had been noted before (a copy). */
+bool agent_relay_seen(struct agent *a, const void *msg, size_t len);
 
 /* agent_control.c */
 void agent_on_request(struct control *c, struct control_client *cl,

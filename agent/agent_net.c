@@ -57,7 +57,7 @@ static void send_msg(struct agent *a, const struct wire_msg *m) {
     a->metrics.msg_sent++;
     /* Relays pass a leaf's messages back to it with everyone else's. */
     if (is_leaf(a))
-      (void)seen_note(&a->seen, box != NULL ? (void *)box : buf, len);
+      (void)agent_relay_seen(a, box != NULL ? (void *)box : buf, len);
   } else {
     a->metrics.msg_send_failed++;
   }
@@ -537,7 +537,7 @@ static void on_one(struct agent *a, const void *buf, size_t len,
    * by its bytes, before the cost of opening and decoding it. A relay
    * notes what leaves send it directly too, for the copies other relays
    * pass on. */
-  if ((via_relay || a->cfg->relay) && seen_note(&a->seen, buf, len) &&
+  if ((via_relay || a->cfg->relay) && agent_relay_seen(a, buf, len) &&
       via_relay) {
     a->metrics.relay_duplicates++;
     return;

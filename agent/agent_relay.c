@@ -19,6 +19,8 @@
  * every leaf news to the relay) goes in a few large batches instead of
  * one delivery per member per change.
  */
+#include <stdlib.h>
+
 #include "agent.h"
 #include "batch.h"
 #include "log.h"
@@ -94,7 +96,6 @@ static void flush_at(struct agent *a, uint64_t when) {
 
 int agent_relay_init(struct agent *a) {
   uv_timer_init(&a->loop, &a->relay_timer);
-  seen_init(&a->seen);
   if (!a->cfg->relay)
     return 0;
   return batch_init(&a->relay_out);
@@ -134,4 +135,12 @@ void agent_relay_close(struct agent *a) {
 
 void agent_relay_free(struct agent *a) {
   batch_free(&a->relay_out);
+  free(a->seen);
+  a->seen = NULL;
+}
+
+bool agent_relay_seen(struct agent *a, const void *msg, size_t len) {
+  if (a->seen == NULL && (a->seen = seen_new()) == NULL)
+    return false; /* the table only saves work */
+  return seen_note(a->seen, msg, len);
 }

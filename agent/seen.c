@@ -2,6 +2,7 @@
  * seen.c — fingerprints of recently received messages; see seen.h.
  */
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "seen.h"
@@ -21,6 +22,13 @@ static uint64_t fingerprint(const struct seen *s, const void *buf, size_t len) {
 void seen_init(struct seen *s) {
   memset(s->slot, 0, sizeof(s->slot));
   randombytes_buf(s->key, sizeof(s->key));
+}
+
+struct seen *seen_new(void) {
+  struct seen *s = malloc(sizeof(*s));
+  if (s != NULL)
+    seen_init(s);
+  return s;
 }
 
 bool seen_note(struct seen *s, const void *buf, size_t len) {

@@ -27,6 +27,8 @@ struct seen {
 
 /* Empty s and draw its key (libsodium must be initialised). */
 void seen_init(struct seen *s);
+/* A new table, initialised (free() it); NULL when out of memory. */
+struct seen *seen_new(void);
 /* Note the len bytes at buf; returns whether they had been noted before
  * (and not evicted since). */
 bool seen_note(struct seen *s, const void *buf, size_t len);

@@ -63,6 +63,20 @@ def rss_kib(pid):
     return None
 
 
+def pss_kib(pid):
+    """Pss of a process in KiB, from /proc/PID/smaps_rollup: its private
+    pages plus its share of the pages it shares (the libraries, among N
+    agents: a 1/N share each), what it costs the machine (None if gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def cpu_seconds(pid):
     """utime + stime of a process, in seconds, from /proc/PID/stat."""
     try:

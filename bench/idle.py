@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Idle cost per agent: N agents (choreo, or Serf) joined through one seed
 and left alone; after they have converged and settled, RSS (VmRSS of
-/proc/PID/status) and CPU (utime + stime of /proc/PID/stat) are read for
+/proc/PID/status), PSS (/proc/PID/smaps_rollup: private pages plus a
+share of the shared ones) and CPU (utime + stime of /proc/PID/stat) are read for
 every agent, then the CPU again after --seconds. Prints per-agent median
 and maximum RSS in MiB and CPU in percent of one core (CPU time over wall
 time), and the sum over all agents.
@@ -21,7 +22,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from converge import choreo_view, poll, serf_view  # noqa: E402
 from harness import (Cluster, cpu_seconds, free_port, loopback,  # noqa
-                     raise_nofile, relay_roles, rss_kib, wait_until)
+                     pss_kib, raise_nofile, relay_roles, rss_kib,
+                     wait_until)
 import serf_cluster  # noqa: E402
 
 
@@ -32,8 +34,9 @@ def sample(pids, seconds):
     cpu1 = {n: cpu_seconds(p) for n, p in pids.items()}
     wall = time.monotonic() - t0
     rss = {n: rss_kib(p) for n, p in pids.items()}
+    pss = {n: pss_kib(p) for n, p in pids.items()}
     cpu = {n: 100.0 * (cpu1[n] - cpu0[n]) / wall for n in pids}
-    return rss, cpu
+    return rss, pss, cpu
 
 
 def start_choreo(args):
@@ -95,10 +98,11 @@ def main():
     c, pids = start(args)
     try:
         time.sleep(args.settle)
-        rss, cpu = sample(pids, args.seconds)
+        rss, pss, cpu = sample(pids, args.seconds)
     finally:
         c.stop()
     r = [v / 1024 for v in rss.values() if v is not None]
+    ps = [v / 1024 for v in pss.values() if v is not None]
     u = list(cpu.values())
     relays = [f"n{i}" for i in range(args.relays)]
     result = {"tool": args.tool, "agents": args.agents,
@@ -108,6 +112,7 @@ def main():
                                 if rss[n] is not None],
               "rss_mib_median": statistics.median(r), "rss_mib_max": max(r),
               "rss_mib_total": sum(r),
+              "pss_mib_median": statistics.median(ps) if ps else None,
               "cpu_pct_median": statistics.median(u), "cpu_pct_max": max(u),
               "cpu_pct_total": sum(u)}
     if args.json:
@@ -116,7 +121,8 @@ def main():
         print(f"{args.tool} idle, {args.agents} agents, {args.seconds:.0f} s: "
               f"RSS per agent median {result['rss_mib_median']:.2f} MiB "
               f"(max {result['rss_mib_max']:.2f}, total "
-              f"{result['rss_mib_total']:.0f}); CPU per agent median "
+              f"{result['rss_mib_total']:.0f}; PSS median "
+              f"{result['pss_mib_median'] or 0:.2f} MiB); CPU per agent median "
               f"{result['cpu_pct_median']:.3f} % (max "
               f"{result['cpu_pct_max']:.3f} %, total "
               f"{result['cpu_pct_total']:.2f} % of one core)"

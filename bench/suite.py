@@ -60,6 +60,12 @@ def fmt(v, unit="ms"):
     return f"{v:.2f} {unit}"
 
 
+def heard(v):
+    """A figure from millisecond log timestamps: below 1 ms it says only
+    that."""
+    return "≤ 1 ms" if v is not None and v < 1 else fmt(v)
+
+
 def ratio(a, b):
     if a is None or b is None or b <= 0:
         return "—"
@@ -145,16 +151,17 @@ def reaction(args, rep, serf):
             f"change)")
     rep.out()
     rep.out("| agents | choreo | choreo, sh p50 | p90 | choreo, stamp p50 "
-            "| p90 | choreo, socket + stamp p50 | p90 | "
+            "| p90 | choreo, socket + stamp p50 | p90 | had it (log) p50 | "
             "Serf default p50 | p90 | Serf fastest p50 | p90 | "
             "Serf default ÷ choreo | Serf fastest ÷ choreo |")
-    rep.out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    rep.out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     g = (lambda r, k: r[k] if r else None)
     for n, topo, a, b, s, d, f in rows:
         rep.out(f"| {n} | {topo} | {fmt(a['slowest_p50_ms'])} | "
                 f"{fmt(a['slowest_p90_ms'])} | {fmt(b['slowest_p50_ms'])} | "
                 f"{fmt(b['slowest_p90_ms'])} | "
                 f"{fmt(s['slowest_p50_ms'])} | {fmt(s['slowest_p90_ms'])} | "
+                f"{heard(s.get('heard_p50_ms'))} | "
                 f"{fmt(g(d, 'slowest_p50_ms'))} | "
                 f"{fmt(g(d, 'slowest_p90_ms'))} | "
                 f"{fmt(g(f, 'slowest_p50_ms'))} | "
@@ -169,7 +176,10 @@ def reaction(args, rep, serf):
             "for both tools (Serf always runs handlers through /bin/sh "
             "-c); stamp: choreo exec'ing bench/stamp directly; socket: "
             "timed from the `set` request on db1's control socket, without "
-            "the CLI's own start-up. Ratios compare the same handler (sh) "
+            "the CLI's own start-up; had it: when the last dependent logged "
+            "db1's change (millisecond timestamps), in the socket run, i.e. "
+            "without the time all dependents' scripts take to start on the "
+            "same cores. Ratios compare the same handler (sh) "
             "and the same start (a command). Load before: " + load())
     rep.out()
 
@@ -263,23 +273,28 @@ def idle(args, rep, serf):
     rep.results["idle"] = (ch, chr_, sv)
     rep.out(f"### Idle cost per agent: {n} agents, {secs:.0f} s")
     rep.out()
-    rep.out("| | RSS median | RSS max | CPU median (% of a core) | CPU max "
-            "| all agents: RSS, CPU |")
-    rep.out("|---|---|---|---|---|---|")
+    rep.out("| | RSS median | RSS max | PSS median | CPU median (% of a "
+            "core) | CPU max | all agents: RSS, CPU |")
+    rep.out("|---|---|---|---|---|---|---|")
     for name, r in (("choreo, mesh", ch),
                     (f"choreo, {args.relays} relays (relays included)", chr_),
                     ("Serf (lan)", sv)):
         if r is None:
-            rep.out(f"| {name} | — | — | — | — | — |")
+            rep.out(f"| {name} | — | — | — | — | — | — |")
             continue
+        pss = r.get("pss_mib_median")
         rep.out(f"| {name} | {r['rss_mib_median']:.2f} MiB | "
-                f"{r['rss_mib_max']:.2f} MiB | {r['cpu_pct_median']:.3f} % | "
+                f"{r['rss_mib_max']:.2f} MiB | "
+                + (f"{pss:.2f} MiB" if pss is not None else "—")
+                + f" | {r['cpu_pct_median']:.3f} % | "
                 f"{r['cpu_pct_max']:.3f} % | {r['rss_mib_total']:.0f} MiB, "
                 f"{r['cpu_pct_total']:.2f} % |")
     if sv:
-        rep.out(f"| Serf ÷ choreo | "
+        rep.out(f"| Serf ÷ choreo (mesh) | "
                 f"{ratio(sv['rss_mib_median'], ch['rss_mib_median'])} | | "
-                f"{ratio(sv['cpu_pct_median'], ch['cpu_pct_median'])} | | |")
+                f"{ratio(sv.get('pss_mib_median'), ch.get('pss_mib_median'))}"
+                f" | {ratio(sv['cpu_pct_median'], ch['cpu_pct_median'])} | "
+                f"| |")
     rep.out()
 
 

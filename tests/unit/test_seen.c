@@ -47,8 +47,8 @@ static void seen_forgets_what_a_later_message_evicts(void **state) {
   assert_non_null(s);
   seen_init(s);
   assert_false(seen_note(s, "first", 5));
-  /* Many more messages than slots: the first is evicted sooner or later,
-   * and is then new again; most recent ones are still known. */
+  /* 16 times more messages than slots: the first is evicted (all but
+   * surely: e^-16) and is then new again; recent ones are still known. */
   for (int i = 0; i < 16 * SEEN_SLOTS; i++) {
     int n = snprintf(msg, sizeof(msg), "m%d", i);
     assert_false(seen_note(s, msg, (size_t)n));
@@ -58,7 +58,9 @@ static void seen_forgets_what_a_later_message_evicts(void **state) {
     int n = snprintf(msg, sizeof(msg), "m%d", i);
     known += seen_note(s, msg, (size_t)n);
   }
-  assert_true(known >= 95);
+  /* About 2 of the 100 share a slot with a later one (1 in 4096 per
+   * pair); 20 would be one in more than 10^10. */
+  assert_true(known >= 80);
   free(s);
 }
 
