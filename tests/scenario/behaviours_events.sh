@@ -41,7 +41,11 @@ write_config db1 "${P[db1]}" "[db]" "[]"
 write_config db2 "${P[db2]}" "[db]" "$seed"
 write_config db3 "${P[db3]}" "[db]" "$seed"
 write_config app1 "${P[app1]}" "[app]" "$seed"
-write_config web1 "${P[web1]}" "[web]" "$seed" "$behaviours"
+# web1's startup sync waits for the first heartbeat of every member it
+# learns of, or for a window of 1.5 heartbeats: 400 ms heartbeats give
+# the members 600 ms to be heard on a loaded machine, so that the startup
+# snapshot below holds both databases.
+HEARTBEAT=400ms write_config web1 "${P[web1]}" "[web]" "$seed" "$behaviours"
 "$CHOREO_BIN" check -c "$T/web1.yaml" >/dev/null || fail "web1's configuration: $("$CHOREO_BIN" check -c "$T/web1.yaml" 2>&1)"
 for n in db1 db2 app1 web1; do start_agent "$n"; done
 wait_for "web1 sees 4 members" 10 has_members web1 4
