@@ -148,3 +148,9 @@ positive kb choreo_relay_batches_received_total || fail "kb received no batch"
 unauth=$(metric kb 'choreo_messages_dropped_total{reason="unauthenticated"}')
 [ "$unauth" = 0 ] || fail "kb could not open $unauth frames"
 ok "with a key, sealed frames pass through the relay and open at the leaves"
+
+# The fleet example (examples/fleet/run.sh) with six webservers.
+BASE_PORT=$(free_port) "$CHOREO_SRC/examples/fleet/run.sh" "$CHOREO_BIN" 6 >"$T/fleet.out" 2>&1 ||
+  fail "examples/fleet/run.sh: $(tail -n 5 "$T/fleet.out")"
+grep -q "all 6 webservers serve the site again" "$T/fleet.out" || fail "fleet example: $(cat "$T/fleet.out")"
+ok "examples/fleet/run.sh lives the story with two relays and six webservers"
