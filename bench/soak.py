@@ -17,6 +17,9 @@ never restarted, the growth of RSS and descriptors between the first
 sample after --warmup seconds and the last one (none is expected: a
 table, a queue or a descriptor that grows with time is a leak).
 
+With --relays R the first R agents are relays and the others their
+leaves (the churn agents are leaves).
+
 Smoke run: the defaults (60 s). One hour:
     bench/soak.py --choreo BUILD/choreo --seconds 3600
 """
@@ -31,7 +34,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Cluster, fd_count, free_port, loopback,  # noqa
-                     raise_nofile, request, rss_kib, wait_until)
+                     raise_nofile, relay_roles, request, rss_kib,
+                     wait_until)
 
 STATES = ["ready", "maintenance", "draining", "degraded"]
 
@@ -61,6 +65,9 @@ def main():
     ap.add_argument("--kill-every", type=float, default=3)
     ap.add_argument("--sample-every", type=float, default=5)
     ap.add_argument("--heartbeat", default="1s")
+    ap.add_argument("--relays", type=int, default=0,
+                    help="the first R agents are relays (never killed) and "
+                         "the others their leaves; 0: a full mesh")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--json", action="store_true")
@@ -72,7 +79,9 @@ def main():
     churn = names[len(names) - args.churn:] if args.churn > 0 else []
     stable = [n for n in names if n not in churn]
     ports = {n: free_port() for n in names}
-    seed = f"tcp://{loopback(0)}:{ports['n0']}"
+    index = {n: i for i, n in enumerate(names)}
+    roles = relay_roles(names, args.relays,
+                        lambda n: f"tcp://{loopback(index[n])}:{ports[n]}")
     expected = {n: "ready" for n in names}
     sets = kills = 0
     samples = []  # (t, {name: (rss, fds)})
@@ -83,8 +92,9 @@ def main():
         for i, n in enumerate(names):
             db = i < args.db
             c.config(n, ports[n], "db" if db else "web",
-                     [] if i == 0 else [seed], args.heartbeat,
-                     extra="" if db else behaviour(), host=loopback(i))
+                     heartbeat=args.heartbeat,
+                     extra="" if db else behaviour(), host=loopback(i),
+                     **roles[n])
         c.start("n0")
         wait_until(lambda: c.status("n0") is not None, 10, "the seed")
         for n in names[1:]:
@@ -184,7 +194,8 @@ def main():
     total_rss = [sum(s[n][0] for n in stable if n in s) / 1024
                  for _, s, _ in samples]
     result = {
-        "agents": args.agents, "seconds": args.seconds, "sets": sets,
+        "agents": args.agents, "relays": args.relays,
+        "seconds": args.seconds, "sets": sets,
         "kills": kills, "heal_ms": heal_ms,
         "rss_kib_start_median": statistics.median(
             base[n][0] for n in stable if n in base),
