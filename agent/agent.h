@@ -65,6 +65,13 @@ struct job {
   struct job *next;
 };
 
+/* Messages a relay will forward in one batch, and when it goes. */
+struct relay_queue {
+  struct batch batch;
+  uv_timer_t timer; /* data: the agent */
+  uint64_t due;
+};
+
 struct check_set;
 
 struct check_state {
@@ -114,14 +121,11 @@ struct agent {
   unsigned hello_tries;
   uint64_t cur_rx_ns; /* receipt time of the message being handled */
 
-  /* Relay role (network.relay): leaves' messages waiting to be forwarded
-   * (no buffer unless a relay), when the timer is due, whether the batch
-   * holds a change, and the credit of batches sent for changes (see
-   * agent_relay.c). */
-  struct batch relay_out;
-  uv_timer_t relay_timer;
-  uint64_t relay_due, relay_credit_at;
-  bool relay_change_due;
+  /* Relay role (network.relay, agent_relay.c): leaves' repeated
+   * heartbeats and their changes waiting to be forwarded (no buffers
+   * unless a relay), and the credit of batches sent for changes. */
+  struct relay_queue relay_hold, relay_news;
+  uint64_t relay_credit_at;
   /* Messages received through relays (and a leaf's own, which relays
    * pass back), to skip copies before decoding them; allocated when
    * first needed (32 KiB an agent of a plain mesh doesn't pay). */

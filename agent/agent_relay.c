@@ -12,12 +12,14 @@
  * quarter of a heartbeat, so members receive a few batches a heartbeat
  * instead of one message per member. A message that changes something (a
  * new member, one not heard yet, one lost or gone, a newer version, a
- * leave) goes at once with what waits before it, as long as there is
+ * leave) goes in a batch of its own, without the repeats (at 200 members
+ * a batch of repeats holds some fifty heartbeats, whose decoding would
+ * delay the change at every member), at once, as long as there is
  * credit: RELAY_BURST changes in a row, then one more per millisecond per
- * member (200 members: one batch per 200 ms). A single change, the
- * story's case, never waits; a burst of them (a whole cluster starting,
- * every leaf news to the relay) goes in a few large batches instead of
- * one delivery per member per change.
+ * RELAY_MEMBERS_PER_MS members (200 members: one batch per 50 ms). A
+ * single change, the story's case, never waits; a burst of them (a whole
+ * cluster starting, every leaf news to the relay) goes in a few large batches
+ * instead of one delivery per member per change.
  */
 #include <stdlib.h>
 
@@ -29,8 +31,11 @@
 /* Repeats wait at most a quarter of a heartbeat, within these bounds. */
 #define RELAY_HOLD_MIN_MS 10
 #define RELAY_HOLD_MAX_MS 250
-/* Batches sent at once for changes before the credit runs out. */
-#define RELAY_BURST 4
+/* Batches sent at once for changes before the credit runs out, and
+ * members per millisecond of the interval at which it comes back (200
+ * members: one batch per 50 ms, 8 or fewer: no limit). */
+#define RELAY_BURST 8
+#define RELAY_MEMBERS_PER_MS 4
 
 static uint64_t hold_ms(const struct agent *a) {
   uint64_t ms = a->cfg->heartbeat_ms / 4;
@@ -39,10 +44,10 @@ static uint64_t hold_ms(const struct agent *a) {
   return ms > RELAY_HOLD_MAX_MS ? RELAY_HOLD_MAX_MS : ms;
 }
 
-/* The credit comes back at one batch per this many ms: as many as there
- * are members, since each batch is a delivery to every one of them. */
+/* The credit comes back at one batch per this many ms, which grows with
+ * the members since each batch is a delivery to every one of them. */
 static uint64_t change_interval_ms(const struct agent *a) {
-  return a->peers.n > 0 ? (uint64_t)a->peers.n : 1;
+  return (uint64_t)a->peers.n / RELAY_MEMBERS_PER_MS;
 }
 
 /* When a batch sent for a change may go: now while there is credit. The
@@ -56,9 +61,9 @@ static uint64_t change_time(const struct agent *a, uint64_t now) {
   return at - now > ahead ? at - ahead : now;
 }
 
-static void flush(struct agent *a) {
-  struct batch *b = &a->relay_out;
-  uv_timer_stop(&a->relay_timer);
+static void flush(struct agent *a, struct relay_queue *q) {
+  struct batch *b = &q->batch;
+  uv_timer_stop(&q->timer);
   if (b->frames == 0)
     return;
   if (mesh_send(&a->mesh, b->buf, b->len) == 0) {
@@ -67,74 +72,80 @@ static void flush(struct agent *a) {
   } else {
     a->metrics.msg_send_failed++;
   }
-  if (a->relay_change_due) {
+  if (q == &a->relay_news) {
     uint64_t now = uv_now(&a->loop);
     a->relay_credit_at = (a->relay_credit_at > now ? a->relay_credit_at : now) +
                          change_interval_ms(a);
-    a->relay_change_due = false;
   }
   batch_reset(b);
 }
 
 static void on_relay_timer(uv_timer_t *t) {
-  struct agent *a = container_of(t, struct agent, relay_timer);
-  flush(a);
+  struct agent *a = t->data;
+  flush(a, container_of(t, struct relay_queue, timer));
 }
 
-/* Send the batch at `when` (monotonic ms) unless it is due earlier. */
-static void flush_at(struct agent *a, uint64_t when) {
+/* Send q's batch at `when` (monotonic ms) unless it is due earlier. */
+static void flush_at(struct agent *a, struct relay_queue *q, uint64_t when) {
   uint64_t now = uv_now(&a->loop);
   if (when <= now) {
-    flush(a);
+    flush(a, q);
     return;
   }
-  if (uv_is_active((uv_handle_t *)&a->relay_timer) && a->relay_due <= when)
+  if (uv_is_active((uv_handle_t *)&q->timer) && q->due <= when)
     return;
-  a->relay_due = when;
-  uv_timer_start(&a->relay_timer, on_relay_timer, when - now, 0);
+  q->due = when;
+  uv_timer_start(&q->timer, on_relay_timer, when - now, 0);
 }
 
 int agent_relay_init(struct agent *a) {
-  uv_timer_init(&a->loop, &a->relay_timer);
-  if (!a->cfg->relay)
-    return 0;
-  return batch_init(&a->relay_out);
+  struct relay_queue *qs[] = {&a->relay_hold, &a->relay_news};
+  int rv = 0;
+  for (size_t i = 0; i < ARRAY_SIZE(qs); i++) {
+    uv_timer_init(&a->loop, &qs[i]->timer);
+    qs[i]->timer.data = a;
+    if (a->cfg->relay && rv == 0)
+      rv = batch_init(&qs[i]->batch);
+  }
+  return rv;
 }
 
 void agent_relay_forward(struct agent *a, const void *msg, size_t len,
                          bool change) {
-  struct batch *b = &a->relay_out;
+  struct relay_queue *q = change ? &a->relay_news : &a->relay_hold;
+  struct batch *b = &q->batch;
   uint64_t now = uv_now(&a->loop);
 
   if (a->stopping || b->buf == NULL)
     return;
   if (!batch_fits(b, len))
-    flush(a);
+    flush(a, q);
+  a->metrics.relay_forwarded++;
   if (batch_add(b, msg, len) != 0) {
     /* Too large for any batch: it goes alone, as its sender sent it. */
     if (mesh_send(&a->mesh, msg, len) == 0)
       a->metrics.msg_sent++;
     else
       a->metrics.msg_send_failed++;
-    a->metrics.relay_forwarded++;
     return;
   }
-  a->metrics.relay_forwarded++;
-  if (change) {
-    a->relay_change_due = true;
-    flush_at(a, change_time(a, now));
-  } else if (b->frames == 1)
-    flush_at(a, now + hold_ms(a));
+  if (change)
+    flush_at(a, q, change_time(a, now));
+  else if (b->frames == 1)
+    flush_at(a, q, now + hold_ms(a));
 }
 
 void agent_relay_close(struct agent *a) {
-  uv_handle_t *h = (uv_handle_t *)&a->relay_timer;
-  if (h->loop != NULL && !uv_is_closing(h))
-    uv_close(h, NULL);
+  uv_handle_t *hs[] = {(uv_handle_t *)&a->relay_hold.timer,
+                       (uv_handle_t *)&a->relay_news.timer};
+  for (size_t i = 0; i < ARRAY_SIZE(hs); i++)
+    if (hs[i]->loop != NULL && !uv_is_closing(hs[i]))
+      uv_close(hs[i], NULL);
 }
 
 void agent_relay_free(struct agent *a) {
-  batch_free(&a->relay_out);
+  batch_free(&a->relay_hold.batch);
+  batch_free(&a->relay_news.batch);
   free(a->seen);
   a->seen = NULL;
 }

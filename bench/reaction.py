@@ -26,7 +26,10 @@ figure is the tool's own cost plus one exec) and `sh` (`/bin/sh -c 'date
 +%s%N >> FILE'`: one shell and one date). Serf always runs its handlers
 through `/bin/sh -c`, so for Serf `stamp` means a shell that runs stamp;
 `sh` is the same work for both tools and is the style to compare them
-with.
+with. `none` (choreo only) runs no script and times the moment each
+dependent logged the change instead (millisecond timestamps): the
+message's way to every dependent, without the cost of starting
+every dependent's script on the same cores.
 """
 import argparse
 import datetime
@@ -96,6 +99,29 @@ def measure(args, d, webs, change):
     return slowest, each
 
 
+def logged_changes(c, w):
+    """The wall-clock times (s) at which agent w logged db1's changes."""
+    return [datetime.datetime.strptime(
+        line.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+        for line in c.log(w).splitlines() if " peer db1 state: " in line]
+
+
+def measure_logged(args, c, webs, change):
+    """--handler none: no script anywhere; each change is timed to the
+    moment each web logged it (millisecond timestamps)."""
+    slowest, each = [], []
+    for i in range(args.changes):
+        state = "maintenance" if i % 2 == 0 else "ready"
+        t0 = change(i, state)
+        wait_until(lambda: all(len(logged_changes(c, w)) > i for w in webs),
+                   60, f"change {i}", step=0.05)
+        lat = [(logged_changes(c, w)[i] * 1e9 - t0) / 1e6 for w in webs]
+        slowest.append(max(lat))
+        each.extend(lat)
+    return slowest, each
+
+
 def heard(c, webs, t0s):
     """When each web logged db1's change ("peer db1 state: A -> B", a
     millisecond timestamp), in ms after the change's t0: the slowest per
@@ -122,6 +148,8 @@ def run_choreo(args):
     try:
         if args.handler == "stamp":
             handler = [args.stamp]
+        elif args.handler == "none":
+            handler = None
         else:
             # sh runs `date` first: its timestamp is the script's first act.
             handler = ["/bin/sh", "-c", SH_DATE + '"$0"']
@@ -138,7 +166,7 @@ def run_choreo(args):
             lambda n: f"tcp://{loopback(index[n])}:{ports[n]}")
         for i, n in enumerate(names):
             extra = behaviour(handler, f"{c.d}/{n}.stamps") \
-                if n in webs else ""
+                if n in webs and handler else ""
             group = "web" if n in webs else "db" if n == "db1" else "relay"
             c.config(n, ports[n], group, heartbeat=args.heartbeat,
                      extra=extra, host=loopback(i), **roles[n])
@@ -160,6 +188,8 @@ def run_choreo(args):
                 return t0
             return set_via_socket(c.sock("db1"), state)
 
+        if handler is None:
+            return measure_logged(args, c, webs, change)
         slowest, each = measure(args, c.d, webs, change)
         run_choreo.heard = heard(c, webs, measure.t0s)
         return slowest, each
@@ -215,7 +245,10 @@ def main():
     ap.add_argument("--stamp", default="build/bench/stamp")
     ap.add_argument("--agents", type=int, default=3)
     ap.add_argument("--changes", type=int, default=20)
-    ap.add_argument("--handler", choices=["stamp", "sh"], default="stamp")
+    ap.add_argument("--handler", choices=["stamp", "sh", "none"],
+                    default="stamp",
+                    help="none (choreo): no script; the time each "
+                         "dependent logged the change, ms resolution")
     ap.add_argument("--heartbeat", default="1s")
     ap.add_argument("--relays", type=int, default=0,
                     help="choreo: this many of the agents are relays and "

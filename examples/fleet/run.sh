@@ -11,6 +11,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 choreo=${1:-${CHOREO:-choreo}}
 choreo=$(command -v "$choreo" || echo "$choreo")
+case $choreo in */*) choreo=$(cd "$(dirname "$choreo")" && pwd)/$(basename "$choreo") ;; esac
 webs=${2:-40}
 base=${BASE_PORT:-7600}
 work=$(mktemp -d /tmp/choreo-fleet.XXXXXX)
