@@ -51,30 +51,28 @@ def raise_nofile():
     return soft
 
 
-def rss_kib(pid):
-    """VmRSS of a process in KiB, from /proc/PID/status (None if gone)."""
+def proc_kib(path, field):
+    """The value in KiB of "field:" in a /proc file (None if gone)."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         return None
     return None
+
+
+def rss_kib(pid):
+    """VmRSS of a process in KiB, from /proc/PID/status (None if gone)."""
+    return proc_kib(f"/proc/{pid}/status", "VmRSS")
 
 
 def pss_kib(pid):
     """Pss of a process in KiB, from /proc/PID/smaps_rollup: its private
     pages plus its share of the pages it shares (the libraries, among N
     agents: a 1/N share each), what it costs the machine (None if gone)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+    return proc_kib(f"/proc/{pid}/smaps_rollup", "Pss")
 
 
 def cpu_seconds(pid):
