@@ -194,7 +194,8 @@ void agent_stop(struct agent *a, int exit_code) {
   close_handle((uv_handle_t *)&a->list);
   close_handle((uv_handle_t *)&a->hello);
   close_handle((uv_handle_t *)&a->leave);
-  agent_relay_close(a);
+  close_handle((uv_handle_t *)&a->relay_hold.timer);
+  close_handle((uv_handle_t *)&a->relay_news.timer);
   close_handle((uv_handle_t *)&a->sighup);
   close_handle((uv_handle_t *)&a->sigterm);
   close_handle((uv_handle_t *)&a->sigint);

@@ -198,7 +198,6 @@ int agent_relay_init(struct agent *a);
  * member: at once when it changes something, else with the next batch. */
 void agent_relay_forward(struct agent *a, const void *msg, size_t len,
                          bool change);
-void agent_relay_close(struct agent *a);
 void agent_relay_free(struct agent *a);
 /* Note a message received through a relay, received by a relay, or sent
  * by a leaf; returns whether it had been noted before (a copy). */

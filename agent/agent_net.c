@@ -444,10 +444,10 @@ static bool lists_ours(const struct agent *a, const struct wire_msg *m) {
   return strcmp(a->cfg->name, m->from) < 0;
 }
 
-/* Whether a record tells this agent something: a node it didn't know or
- * hadn't heard, one it thought lost or gone, or a newer version. */
-static bool is_news(const struct agent *a, const struct record *r) {
-  const struct peer *peer = peers_find((struct peers *)&a->peers, r->name);
+/* Whether a record tells this agent something, given the entry it has
+ * for its node (NULL: none): a node it didn't know or hadn't heard, one
+ * it thought lost or gone, or a newer version. */
+static bool is_news(const struct peer *peer, const struct record *r) {
   return peer == NULL || !peer->heard || peer->status != PEER_ALIVE ||
          record_cmp(r, &peer->rec) > 0;
 }
@@ -457,19 +457,20 @@ static void handle_record(struct agent *a, struct wire_msg *m, uint64_t now,
                           bool via_relay, const void *raw, size_t rawlen) {
   struct peer *peer = peers_find(&a->peers, m->from);
   bool first_heard = peer == NULL || !peer->heard;
-  bool news = is_news(a, &m->rec);
+  /* A relay forwards what a leaf sent it directly (what came in a batch
+   * has been forwarded by another relay already): its state and leave
+   * messages, not its hello (answered here) nor its member lists (merged
+   * here, and passed on through this relay's own lists). */
+  bool forward =
+      a->cfg->relay && !via_relay && m->leaf && m->type != WIRE_HELLO;
+  bool news = forward && is_news(peer, &m->rec);
   enum peers_result res =
       peers_merge_direct(&a->peers, &m->rec, now, util_wall_ms(), &peer);
   merged(a, res, peer, now);
   if (peer != NULL)
     (void)peers_accept_seq(&a->peers, m->from, m->inc, m->seq);
   a->got_members = true;
-  /* A relay forwards what a leaf sent it directly (what came in a batch
-   * has been forwarded by another relay already): its state and leave
-   * messages, not its hello (answered here) nor its member lists (merged
-   * here, and passed on through this relay's own lists). */
-  if (a->cfg->relay && !via_relay && m->leaf && peer != NULL &&
-      m->type != WIRE_HELLO)
+  if (forward && peer != NULL)
     agent_relay_forward(a, raw, rawlen, news || m->type == WIRE_LEAVE);
   /* A hello gets our member list. A node we hear for the first time gets
    * our state again soon (what we sent before its inbox was connected was

@@ -135,14 +135,6 @@ void agent_relay_forward(struct agent *a, const void *msg, size_t len,
     flush_at(a, q, now + hold_ms(a));
 }
 
-void agent_relay_close(struct agent *a) {
-  uv_handle_t *hs[] = {(uv_handle_t *)&a->relay_hold.timer,
-                       (uv_handle_t *)&a->relay_news.timer};
-  for (size_t i = 0; i < ARRAY_SIZE(hs); i++)
-    if (hs[i]->loop != NULL && !uv_is_closing(hs[i]))
-      uv_close(hs[i], NULL);
-}
-
 void agent_relay_free(struct agent *a) {
   batch_free(&a->relay_hold.batch);
   batch_free(&a->relay_news.batch);
