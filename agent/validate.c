@@ -45,6 +45,11 @@ bool choreo_valid_state(const char *s) {
   return all_of(s, CHOREO_STATE_MAX, state_char);
 }
 
+bool choreo_valid_settable_state(const char *s) {
+  return choreo_valid_state(s) && strcmp(s, "lost") != 0 &&
+         strcmp(s, "left") != 0;
+}
+
 bool choreo_valid_data_key(const char *s) {
   return all_of(s, CHOREO_DATA_KEY_MAX, key_char);
 }

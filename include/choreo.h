@@ -82,6 +82,10 @@ CHOREO_EXPORT const char *choreo_err_name(int err);
 /* ---- Validation shared by agent and clients ---- */
 CHOREO_EXPORT bool choreo_valid_name(const char *s); /* node/group/cluster */
 CHOREO_EXPORT bool choreo_valid_state(const char *s);
+/* A state a node may declare for itself (choreo set, run-in, node.state,
+ * a check's or behaviour's claim): a valid state other than "lost" and
+ * "left", which only observers assign. */
+CHOREO_EXPORT bool choreo_valid_settable_state(const char *s);
 CHOREO_EXPORT bool choreo_valid_data_key(const char *s);
 /* A value or reason: valid UTF-8 of at most max bytes, no NUL. */
 CHOREO_EXPORT bool choreo_valid_text(const char *s, size_t max);
