@@ -215,9 +215,14 @@ struct row {
 
 static void make_row(const choreo_peer *p, bool self, int64_t now,
                      struct row *r) {
+  size_t n;
+
   cli_escape(p->name, r->name, sizeof(r->name) - 1);
-  if (self)
-    strcat(r->name, "*");
+  n = strlen(r->name);
+  if (self) { /* room was kept for it */
+    r->name[n] = '*';
+    r->name[n + 1] = '\0';
+  }
   groups_text(p, r->groups, sizeof(r->groups));
   cli_escape(p->state, r->state, sizeof(r->state));
   cli_age(now - p->since_ms, r->since, sizeof(r->since));

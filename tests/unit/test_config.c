@@ -1325,6 +1325,52 @@ config_refuses_lost_and_left_wherever_a_state_is_claimed(void **state) {
   }
 }
 
+/* ---- Lists with a cap (add_item) ---- */
+
+/* Item i of a checks (check) or behaviours list, appended at text + used. */
+static size_t list_item(bool check, size_t i, char *text, size_t len) {
+  if (check)
+    return (size_t)snprintf(text, len, "  - {name: c%zu, run: bin/ok}\n", i);
+  return (size_t)snprintf(text, len,
+                          "  - {name: b%zu, on: change, run: bin/ok}\n", i);
+}
+
+static void config_caps_checks_and_behaviours(void **state) {
+  struct fixture *f = *state;
+  static const struct {
+    const char *section, *want;
+    size_t max;
+  } cases[] = {
+      {"checks", "checks: more than 64 checks", CONFIG_CHECKS_MAX},
+      {"behaviours", "behaviours: more than 1024 behaviours",
+       CONFIG_BEHAVIOURS_MAX},
+  };
+  for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+    size_t len = 64 + (cases[c].max + 2) * 64, used;
+    char *text = malloc(len);
+    assert_non_null(text);
+    used = (size_t)snprintf(text, len, "%s:\n", cases[c].section);
+    for (size_t i = 0; i < cases[c].max; i++)
+      used += list_item(c == 0, i, text + used, len - used);
+    put(f, "main.yaml", text);
+    load_ok(f, "main.yaml");
+    assert_int_equal(c == 0 ? f->cfg->nchecks : f->cfg->nbehaviours,
+                     cases[c].max);
+    assert_string_equal(c == 0 ? f->cfg->checks[cases[c].max - 1].name
+                               : f->cfg->behaviours[cases[c].max - 1].name,
+                        c == 0 ? "c63" : "b1023");
+    config_free(f->cfg);
+    f->cfg = NULL;
+    list_item(c == 0, cases[c].max, text + used, len - used);
+    put(f, "main.yaml", text);
+    assert_int_equal(load(f, "main.yaml"), CHOREO_ECONFIG);
+    assert_int_equal(f->errs.n, 1);
+    assert_non_null(strstr(f->errs.msg[0], cases[c].want));
+    config_errors_free(&f->errs);
+    free(text);
+  }
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void) {
@@ -1392,6 +1438,7 @@ int main(void) {
       T(config_socket_path_reports_what_it_cannot_use),
       T(config_refuses_a_path_of_config_path_max_bytes),
       T(config_refuses_lost_and_left_wherever_a_state_is_claimed),
+      T(config_caps_checks_and_behaviours),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
