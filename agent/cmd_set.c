@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,9 +57,13 @@ static const char run_in_usage[] =
     "  -c, --config FILE    take the socket from FILE's control.socket\n"
     "  -h, --help           show this help\n"
     "\n"
+    "COMMAND is looked up as execvp(3) does (a name without a slash in\n"
+    "$PATH) before anything is set: a command that is missing or not\n"
+    "executable exits 127 without changing the state.\n"
+    "\n"
     "Exit status: COMMAND's status (128+N if killed by signal N); 1 if the\n"
     "state could not be set or restored; 2 usage error; 3 no agent; 127 if\n"
-    "COMMAND could not be run.\n";
+    "COMMAND could not be found or run.\n";
 
 static const struct option set_options[] = {
     {"reason", required_argument, NULL, 'r'},
@@ -108,7 +113,7 @@ static int check_state(const char *cmd, const char *state) {
                            "'%s' is not a valid state (1-32 characters "
                            "of a-z 0-9 _ -)",
                            state);
-  if (strcmp(state, "lost") == 0 || strcmp(state, "left") == 0)
+  if (!choreo_valid_settable_state(state))
     return cli_usage_error(cmd,
                            "'%s' is assigned by observers and can't be "
                            "set",
@@ -218,6 +223,50 @@ static int declared_state(choreo_client *c, char *state, size_t slen,
   return 0;
 }
 
+/* NULL if file is a regular file we may execute, else why not. */
+static const char *exec_problem(const char *file) {
+  struct stat st;
+  if (stat(file, &st) != 0)
+    return errno == ENOENT || errno == ENOTDIR ? "no such file"
+                                               : strerror(errno);
+  if (S_ISDIR(st.st_mode))
+    return "is a directory";
+  if (!S_ISREG(st.st_mode))
+    return "is not a regular file";
+  if (access(file, X_OK) != 0)
+    return "is not executable";
+  return NULL;
+}
+
+/* NULL if execvp() would find and run command, else why not: the same
+ * rule (a name with a slash is a path; else each directory of $PATH, an
+ * empty one meaning the current directory) checked before anything is
+ * announced, so that a typo changes no state anywhere. */
+static const char *command_problem(const char *command) {
+  const char *p = getenv("PATH"), *end;
+  char file[4096];
+  int n;
+
+  if (command[0] == '\0')
+    return "the command is empty";
+  if (strchr(command, '/') != NULL)
+    return exec_problem(command);
+  if (p == NULL)
+    p = "/bin:/usr/bin"; /* glibc's execvp() default */
+  for (;; p = end + 1) {
+    size_t len;
+    end = strchr(p, ':');
+    len = end != NULL ? (size_t)(end - p) : strlen(p);
+    n = len == 0
+            ? snprintf(file, sizeof(file), "%s", command)
+            : snprintf(file, sizeof(file), "%.*s/%s", (int)len, p, command);
+    if (n > 0 && (size_t)n < sizeof(file) && exec_problem(file) == NULL)
+      return NULL;
+    if (end == NULL)
+      return "not found in PATH";
+  }
+}
+
 static volatile sig_atomic_t child_pid;
 
 static void forward_signal(int sig) {
@@ -260,8 +309,13 @@ int cmd_run_in(int argc, char **argv) {
   choreo_client *c = NULL;
   int rv = parse("run-in", run_in_usage, true, argc, argv, &s), status;
 
+  const char *why;
+
   if (rv >= 0)
     return rv;
+  if ((why = command_problem(s.command[0])) != NULL)
+    return cli_error(127, "run-in", "%s: %s; the state was not changed",
+                     s.command[0], why);
   if ((rv = cli_connect("run-in", &s.common, &c)) != 0)
     return rv;
   rv = declared_state(c, prev, sizeof(prev), prev_reason, sizeof(prev_reason));

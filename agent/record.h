@@ -43,8 +43,6 @@ int record_copy(struct record *dst, const struct record *src);
 /* >0 if a is newer than b by (inc, ver), 0 if equal, <0 if older. */
 int record_cmp(const struct record *a, const struct record *b);
 bool record_in_group(const struct record *r, const char *group);
-/* True when state, reason, groups, left and data are all equal. */
-bool record_same_content(const struct record *a, const struct record *b);
 /* True when the data objects are equal. */
 bool record_same_data(const struct record *a, const struct record *b);
 

@@ -1,5 +1,5 @@
 /*
- * view.c — the PEER and event JSON shapes of SPEC.md; see view.h.
+ * view.c — the PEER and event JSON shapes of docs/PROTOCOL.md "Control socket"; see view.h.
  */
 #include "view.h"
 
