@@ -26,6 +26,7 @@
 #include "mesh.h"
 #include "metrics.h"
 #include "peers.h"
+#include "policy.h"
 #include "record.h"
 #include "runner.h"
 #include "seal.h"
@@ -36,16 +37,9 @@
 /* Times a leave is published, AGENT_LEAVE_GAP_MS apart: PUB may drop. */
 #define AGENT_LEAVE_REPEAT 3
 #define AGENT_LEAVE_GAP_MS 30
-/* An incarnation more than this ahead of our clock is "from the future". */
-#define AGENT_FUTURE_SLACK_S 86400
 /* Descriptors besides the two per member: sockets, pipes of scripts,
  * control clients, log, nanomsg's own. */
 #define AGENT_FD_RESERVE 64
-/* With a key ring, a message whose "time" is further than this from the
- * receiver's clock is dropped as stale: a captured message can be replayed
- * to an agent that has just restarted (and so forgot the last sequence
- * numbers it accepted) only within this window. */
-#define AGENT_FRESH_MS 60000
 
 /* One PUB connection, shared by the join address and the member that
  * advertises the same address. */
@@ -77,8 +71,7 @@ struct check_set;
 struct check_state {
   struct check_set *set;
   uv_timer_t timer;
-  unsigned fails, passes; /* consecutive */
-  bool failing;
+  struct policy_check count; /* consecutive results, failing */
   bool running;
 };
 

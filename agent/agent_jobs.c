@@ -278,7 +278,7 @@ void agent_jobs_done(void *arg, uint64_t tag, enum runner_result res,
 
 bool agent_check_failing(const struct agent *a, size_t *index) {
   for (size_t i = 0; a->checks != NULL && i < a->checks->n; i++) {
-    if (a->checks->v[i].failing) {
+    if (a->checks->v[i].count.failing) {
       *index = i;
       return true;
     }
@@ -293,14 +293,16 @@ static void check_result(struct agent *a, const char *name, bool ok) {
     if (strcmp(c->name, name) != 0)
       continue;
     cs->running = false;
-    cs->passes = ok ? cs->passes + 1 : 0;
-    cs->fails = ok ? 0 : cs->fails + 1;
-    if (!cs->failing && cs->fails >= c->fall) {
-      cs->failing = true;
-      log_warn("check %s: failing after %u failures", c->name, cs->fails);
-    } else if (cs->failing && cs->passes >= c->rise) {
-      cs->failing = false;
-      log_info("check %s: passing again after %u passes", c->name, cs->passes);
+    switch (policy_check_result(&cs->count, ok, c->rise, c->fall)) {
+    case POLICY_CHECK_FAILS:
+      log_warn("check %s: failing after %u failures", c->name, cs->count.fails);
+      break;
+    case POLICY_CHECK_PASSES:
+      log_info("check %s: passing again after %u passes", c->name,
+               cs->count.passes);
+      break;
+    case POLICY_CHECK_SAME:
+      break;
     }
     agent_self_refresh(a);
     return;

@@ -14,6 +14,7 @@
 #include "agent.h"
 #include "batch.h"
 #include "log.h"
+#include "policy.h"
 #include "util.h"
 #include "view.h"
 #include "wire.h"
@@ -356,48 +357,53 @@ static void count_reject(struct agent *a, enum wire_reject r) {
   }
 }
 
-/* Checks that need the agent's context: cluster, own name, freshness
- * (with a key ring), incarnation from the future, replay. Returns false
- * (counted) to drop. */
+/* Checks that need the agent's context (policy_admit): cluster, own
+ * name, freshness (with a key ring), incarnation from the future,
+ * replay. Returns false (counted) to drop. */
 static bool admit(struct agent *a, const struct wire_msg *m, bool via_relay) {
   int64_t now_ms = util_wall_ms();
-  uint64_t now_s = (uint64_t)(now_ms / 1000);
-  if (strcmp(m->cluster, a->cfg->cluster) != 0) {
+  struct policy_admit_in in = {
+      .cluster = a->cfg->cluster,
+      .name = a->cfg->name,
+      .keyed = a->ring != NULL,
+      .now_ms = now_ms,
+      .msg_cluster = m->cluster,
+      .msg_from = m->from,
+      .msg_time = m->time,
+      .msg_inc = m->inc,
+  };
+  enum policy_admit r = policy_admit(&in);
+  if (r == POLICY_ADMIT)
+    r = policy_admit_seq(peers_accept_seq(&a->peers, m->from, m->inc, m->seq),
+                         via_relay, m->leaf, a->cfg->relay);
+  switch (r) {
+  case POLICY_ADMIT:
+    return true;
+  case POLICY_DROP_CLUSTER:
     a->metrics.drop_cluster++;
-    return false;
-  }
-  if (strcmp(m->from, a->cfg->name) == 0) {
+    break;
+  case POLICY_DROP_SELF_NAME:
     a->metrics.drop_self_name++;
     log_debug("dropped a message claiming this node's name");
-    return false;
-  }
-  /* Sealed messages carry their sending time under the MAC; one outside
-   * the window is an old capture (or a badly wrong clock: said in the
-   * log at debug level and counted, see docs/SECURITY.md). */
-  if (a->ring != NULL &&
-      (m->time == 0 || (int64_t)m->time < now_ms - AGENT_FRESH_MS ||
-       (int64_t)m->time > now_ms + AGENT_FRESH_MS)) {
+    break;
+  case POLICY_DROP_STALE:
+    /* Or a badly wrong clock: said at debug level and counted. */
     a->metrics.drop_stale++;
     log_debug("dropped a stale message from %s: sent at %" PRIu64
               ", now %" PRId64,
               m->from, m->time, now_ms);
-    return false;
-  }
-  if (m->inc > now_s + AGENT_FUTURE_SLACK_S) {
+    break;
+  case POLICY_DROP_FUTURE:
     a->metrics.drop_future++;
-    return false;
+    break;
+  case POLICY_DROP_RELAY_DUPLICATE:
+    a->metrics.relay_duplicates++;
+    break;
+  case POLICY_DROP_REPLAY:
+    a->metrics.drop_replay++;
+    break;
   }
-  /* Through two relays, or at a relay directly from a leaf and through
-   * another relay, the same message arrives twice: expected, and counted
-   * apart from replays. */
-  if (!peers_accept_seq(&a->peers, m->from, m->inc, m->seq)) {
-    if (via_relay || (m->leaf && a->cfg->relay))
-      a->metrics.relay_duplicates++;
-    else
-      a->metrics.drop_replay++;
-    return false;
-  }
-  return true;
+  return false;
 }
 
 /* Two descriptors per member (docs/ARCHITECTURE.md): say once when the
@@ -431,39 +437,14 @@ static void merged(struct agent *a, enum peers_result res, struct peer *peer,
     check_fd_room(a);
 }
 
-/* Views differ: which side sends its member list? The one that knows more
- * members; on a tie, the one whose name sorts first. Only one side of a
- * pair sends, so that a cluster whose views all differ while it forms (N
- * agents, each hearing N-1 digests) doesn't have every agent send its
- * whole list to every other twice a heartbeat. The other side, once it
- * knows more, sends in its turn, so views still meet. */
-static bool lists_ours(const struct agent *a, const struct wire_msg *m) {
-  uint64_t ours = (uint64_t)a->peers.n + 1;
-  if (m->nknown != ours)
-    return m->nknown < ours;
-  return strcmp(a->cfg->name, m->from) < 0;
-}
-
-/* Whether a record tells this agent something, given the entry it has
- * for its node (NULL: none): a node it didn't know or hadn't heard, one
- * it thought lost or gone, or a newer version. */
-static bool is_news(const struct peer *peer, const struct record *r) {
-  return peer == NULL || !peer->heard || peer->status != PEER_ALIVE ||
-         record_cmp(r, &peer->rec) > 0;
-}
-
 /* raw/rawlen: the message as received, which a relay forwards. */
 static void handle_record(struct agent *a, struct wire_msg *m, uint64_t now,
                           bool via_relay, const void *raw, size_t rawlen) {
   struct peer *peer = peers_find(&a->peers, m->from);
   bool first_heard = peer == NULL || !peer->heard;
-  /* A relay forwards what a leaf sent it directly (what came in a batch
-   * has been forwarded by another relay already): its state and leave
-   * messages, not its hello (answered here) nor its member lists (merged
-   * here, and passed on through this relay's own lists). */
-  bool forward =
-      a->cfg->relay && !via_relay && m->leaf && m->type != WIRE_HELLO;
-  bool news = forward && is_news(peer, &m->rec);
+  bool forward = policy_relay_forwards(a->cfg->relay, via_relay, m->leaf,
+                                       m->type == WIRE_HELLO);
+  bool news = forward && policy_is_news(peer, &m->rec);
   enum peers_result res =
       peers_merge_direct(&a->peers, &m->rec, now, util_wall_ms(), &peer);
   merged(a, res, peer, now);
@@ -472,38 +453,33 @@ static void handle_record(struct agent *a, struct wire_msg *m, uint64_t now,
   a->got_members = true;
   if (forward && peer != NULL)
     agent_relay_forward(a, raw, rawlen, news || m->type == WIRE_LEAVE);
-  /* A hello gets our member list. A node we hear for the first time gets
-   * our state again soon (what we sent before its inbox was connected was
-   * dropped), but not our list: it has one from whoever answered its
-   * hello, and differences are settled by the digests. A leaf has no
-   * connection to anyone but its relays, and compares views with them
-   * only, not with every member whose heartbeat they pass on. */
-  bool same_view = m->digest == peers_digest(&a->peers, &a->self);
-  if (same_view)
+  struct policy_record_in in = {
+      .hello = m->type == WIRE_HELLO,
+      .from_leaf = m->leaf,
+      .via_relay = via_relay,
+      .we_relay = a->cfg->relay,
+      .we_leaf = is_leaf(a),
+      .new_peer = res == PEERS_NEW || (first_heard && peer != NULL),
+      .same_view = m->digest == peers_digest(&a->peers, &a->self),
+      .now = now,
+      .list_at = a->members_sent_at,
+      .heartbeat_ms = a->cfg->heartbeat_ms,
+      .npeers = a->peers.n,
+      .name = a->cfg->name,
+      .their_known = m->nknown,
+      .their_name = m->from,
+  };
+  if (in.same_view)
     a->view_agreed = true;
-  if (m->type == WIRE_HELLO) {
-    /* A leaf needs no list from its relay: it hears every member's own
-     * record through the relays within a heartbeat, which a list (names
-     * and addresses, no states) could not give it sooner. Our state
-     * answers its hello; its view and ours are compared through the
-     * digests like everyone's. A list goes to every member: at 200
-     * leaves starting together, answering each hello with one cost
-     * more than everything else the relay sent. */
-    if (!(a->cfg->relay && m->leaf)) {
-      a->members_wanted = true;
-      answer_hello(a);
-    }
-    agent_publish_soon(a);
-  } else if (is_leaf(a) && via_relay) {
-    return;
-  } else if (!is_leaf(a) &&
-             (res == PEERS_NEW || (first_heard && peer != NULL))) {
-    agent_publish_soon(a);
-  } else if (!same_view &&
-             now - a->members_sent_at >= a->cfg->heartbeat_ms / 2 &&
-             lists_ours(a, m)) {
-    offer_list(a);
+  unsigned todo = policy_after_record(&in);
+  if (todo & POLICY_ANSWER_LIST) {
+    a->members_wanted = true;
+    answer_hello(a);
   }
+  if (todo & POLICY_PUBLISH_SOON)
+    agent_publish_soon(a);
+  if (todo & POLICY_OFFER_LIST)
+    offer_list(a);
 }
 
 static void handle_members(struct agent *a, struct wire_msg *m, uint64_t now) {

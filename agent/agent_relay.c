@@ -15,8 +15,8 @@
  * leave) goes in a batch of its own, without the repeats (at 200 members
  * a batch of repeats holds some fifty heartbeats, whose decoding would
  * delay the change at every member), at once, as long as there is
- * credit: RELAY_BURST changes in a row, then one more per millisecond per
- * RELAY_MEMBERS_PER_MS members (200 members: one batch per 50 ms). A
+ * credit: POLICY_RELAY_BURST changes in a row, then one more per millisecond
+ * per POLICY_RELAY_MEMBERS_PER_MS members (200 members: one batch per 50 ms). A
  * single change, the story's case, never waits; a burst of them (a whole
  * cluster starting, every leaf news to the relay) goes in a few large batches
  * instead of one delivery per member per change.
@@ -26,39 +26,11 @@
 #include "agent.h"
 #include "batch.h"
 #include "log.h"
+#include "policy.h"
 #include "util.h"
 
-/* Repeats wait at most a quarter of a heartbeat, within these bounds. */
-#define RELAY_HOLD_MIN_MS 10
-#define RELAY_HOLD_MAX_MS 250
-/* Batches sent at once for changes before the credit runs out, and
- * members per millisecond of the interval at which it comes back (200
- * members: one batch per 50 ms, 8 or fewer: no limit). */
-#define RELAY_BURST 8
-#define RELAY_MEMBERS_PER_MS 4
-
 static uint64_t hold_ms(const struct agent *a) {
-  uint64_t ms = a->cfg->heartbeat_ms / 4;
-  if (ms < RELAY_HOLD_MIN_MS)
-    return RELAY_HOLD_MIN_MS;
-  return ms > RELAY_HOLD_MAX_MS ? RELAY_HOLD_MAX_MS : ms;
-}
-
-/* The credit comes back at one batch per this many ms, which grows with
- * the members since each batch is a delivery to every one of them. */
-static uint64_t change_interval_ms(const struct agent *a) {
-  return (uint64_t)a->peers.n / RELAY_MEMBERS_PER_MS;
-}
-
-/* When a batch sent for a change may go: now while there is credit. The
- * credit is kept as the time at which it would be all spent
- * (relay_credit_at, a "theoretical arrival time"): each batch for a
- * change pushes it one interval later, and it may run ahead of now by
- * RELAY_BURST - 1 intervals. */
-static uint64_t change_time(const struct agent *a, uint64_t now) {
-  uint64_t iv = change_interval_ms(a), ahead = (RELAY_BURST - 1) * iv;
-  uint64_t at = a->relay_credit_at > now ? a->relay_credit_at : now;
-  return at - now > ahead ? at - ahead : now;
+  return policy_relay_hold_ms(a->cfg->heartbeat_ms);
 }
 
 static void flush(struct agent *a, struct relay_queue *q) {
@@ -74,8 +46,8 @@ static void flush(struct agent *a, struct relay_queue *q) {
   }
   if (q == &a->relay_news) {
     uint64_t now = uv_now(&a->loop);
-    a->relay_credit_at = (a->relay_credit_at > now ? a->relay_credit_at : now) +
-                         change_interval_ms(a);
+    a->relay_credit_at =
+        policy_relay_spend(a->relay_credit_at, now, a->peers.n);
   }
   batch_reset(b);
 }
@@ -130,7 +102,8 @@ void agent_relay_forward(struct agent *a, const void *msg, size_t len,
     return;
   }
   if (change)
-    flush_at(a, q, change_time(a, now));
+    flush_at(a, q,
+             policy_relay_change_time(a->relay_credit_at, now, a->peers.n));
   else if (b->frames == 1)
     flush_at(a, q, now + hold_ms(a));
 }

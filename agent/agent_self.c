@@ -11,6 +11,7 @@
 
 #include "agent.h"
 #include "log.h"
+#include "policy.h"
 #include "state.h"
 #include "util.h"
 
@@ -72,23 +73,20 @@ int agent_self_init(struct agent *a) {
 
 /* Which claim wins, as (state, reason). */
 static void effective(struct agent *a, char *state, char *reason) {
+  struct policy_claims c = {.declared = a->declared,
+                            .declared_reason = a->declared_reason};
   size_t check;
   int b;
-  const size_t slen = CHOREO_STATE_MAX + 1, rlen = CHOREO_REASON_MAX + 1;
 
-  if (strcmp(a->declared, "ready") != 0) {
-    snprintf(state, slen, "%s", a->declared);
-    snprintf(reason, rlen, "%s", a->declared_reason);
-  } else if (agent_check_failing(a, &check)) {
-    snprintf(state, slen, "%s", a->cfg->checks[check].state);
-    snprintf(reason, rlen, "check %s failing", a->cfg->checks[check].name);
-  } else if ((b = engine_claim(&a->engine)) >= 0) {
-    snprintf(state, slen, "%s", a->cfg->behaviours[b].state);
-    snprintf(reason, rlen, "behaviour %s", a->cfg->behaviours[b].name);
-  } else {
-    snprintf(state, slen, "ready");
-    snprintf(reason, rlen, "%s", a->declared_reason);
+  if (agent_check_failing(a, &check)) {
+    c.check_state = a->cfg->checks[check].state;
+    c.check_name = a->cfg->checks[check].name;
   }
+  if ((b = engine_claim(&a->engine)) >= 0) {
+    c.behaviour_state = a->cfg->behaviours[b].state;
+    c.behaviour_name = a->cfg->behaviours[b].name;
+  }
+  (void)policy_own_state(&c, state, reason);
 }
 
 static bool same_groups(const struct agent *a) {
