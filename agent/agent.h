@@ -18,17 +18,22 @@
  * Calls go one way (agent.c wires everything; a part never reaches into
  * another's fields, only calls its functions):
  *
- *   agent.c ──wires──▶ ctl ──▶ net ──▶ relay
- *                       │       │
- *                       ▼       ▼
- *              jobs ──▶ self ──▶ checks
+ *   agent.c: wires every part (hooks carry what flows back up)
+ *     │
+ *     ├─▶ ctl ─────────────┬─────▶ net ──▶ relay
+ *     │                    │        │
+ *     │                    ▼        │
+ *     ├─▶ jobs ─────────▶ self ◀────┘
+ *     │                    │
+ *     │                    ▼
+ *     └──────────────────▶ checks
  *
  * and the other way only through hooks (function pointers) that agent.c
  * sets at start: net.changed (a message was handled: step the engine),
- * net.wake_at, self.publish (the record changed), checks.run (start a
- * check), checks.changed (a check flipped), jobs.check_done (a check
- * ended), relay.send, ctl.leave. The decisions themselves are in
- * policy.c, pure.
+ * net.wake_at and jobs.wake_at (arm the wake-up), self.publish (the
+ * record has a new version), checks.run (start a check), checks.changed
+ * (a result was counted), jobs.check_done (a check's run ended),
+ * relay.send, ctl.leave. The decisions themselves are in policy.c, pure.
  */
 #ifndef CHOREO_AGENT_H
 #define CHOREO_AGENT_H
