@@ -448,7 +448,21 @@ static void merged(struct net *n, enum peers_result res, struct peer *peer,
     check_fd_room(n);
 }
 
-/* raw/rawlen: the message as received, which a relay forwards. */
+/* Carry out what policy_after_record decided. */
+static void after_record(struct net *n, unsigned todo) {
+  if (todo & POLICY_ANSWER_LIST) {
+    n->members_wanted = true;
+    answer_hello(n);
+  }
+  if (todo & POLICY_PUBLISH_SOON)
+    net_publish_soon(n);
+  if (todo & POLICY_OFFER_LIST)
+    offer_list(n);
+}
+
+/* Merge a state, hello or leave record; a relay forwards a leaf's (the
+ * bytes as received: raw/rawlen); then answer, republish or offer the
+ * member list as policy_after_record says. */
 static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
                           bool via_relay, const void *raw, size_t rawlen) {
   struct agent *a = agent_of(n);
@@ -483,15 +497,7 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
   };
   if (in.same_view)
     n->view_agreed = true;
-  unsigned todo = policy_after_record(&in);
-  if (todo & POLICY_ANSWER_LIST) {
-    n->members_wanted = true;
-    answer_hello(n);
-  }
-  if (todo & POLICY_PUBLISH_SOON)
-    net_publish_soon(n);
-  if (todo & POLICY_OFFER_LIST)
-    offer_list(n);
+  after_record(n, policy_after_record(&in));
 }
 
 static void handle_members(struct net *n, struct wire_msg *m, uint64_t now) {
