@@ -21,7 +21,6 @@
 #include "log.h"
 #include "policy.h"
 #include "util.h"
-#include "view.h"
 #include "wire.h"
 
 /* Quick republications after a new connection: PUB drops what is sent
