@@ -133,6 +133,9 @@ static void reload(struct agent *a) {
   if (agent_checks_start(a) != 0)
     log_error("reload: checks could not be started");
   uv_timer_set_repeat(&a->heartbeat, cfg->heartbeat_ms);
+  peers_set_timing(&a->peers, cfg->heartbeat_ms, cfg->lost_after_ms,
+                   cfg->reap_after_ms);
+  agent_wake_at(a, peers_next_deadline(&a->peers));
   log_info("reload: %zu behaviours, %zu checks", cfg->nbehaviours,
            cfg->nchecks);
   agent_self_refresh(a);
@@ -243,6 +246,8 @@ static int start(struct agent *a) {
   runner_init(&a->runner, &a->loop, AGENT_MAX_RUNNING, &a->metrics,
               agent_jobs_started, agent_jobs_done, a);
   peers_init(&a->peers, a->cfg->name, PEERS_MAX_DEFAULT, agent_peer_event, a);
+  peers_set_timing(&a->peers, a->cfg->heartbeat_ms, a->cfg->lost_after_ms,
+                   a->cfg->reap_after_ms);
   if (a->cfg->key_file[0] != '\0' &&
       (rv = seal_ring_load(a->cfg->key_file, &a->ring, &serr)) != 0) {
     log_error("network.key_file: %s", serr.text);

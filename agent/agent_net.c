@@ -208,6 +208,7 @@ static void offer_list(struct agent *a) {
 
 void agent_heartbeat(uv_timer_t *t) {
   struct agent *a = container_of(t, struct agent, heartbeat);
+  (void)peers_clock(&a->peers, uv_now(&a->loop));
   if (a->members_wanted)
     publish_members(a);
   agent_publish(a, !a->got_members && has_join(a) ? WIRE_HELLO : WIRE_STATE);
@@ -421,8 +422,7 @@ static void merged(struct agent *a, enum peers_result res, struct peer *peer,
   }
   if (peer == NULL)
     return;
-  if (res == PEERS_NEW)
-    agent_wake_at(a, now + a->cfg->lost_after_ms);
+  agent_wake_at(a, peers_next_deadline(&a->peers));
   /* A leaf's only connections are to its relays, kept from the start. */
   if (is_leaf(a))
     return;
