@@ -113,9 +113,12 @@ static void refresh(struct agent *a, bool force) {
     if (a->self.state[0] != '\0')
       log_info("state %s -> %s (%s)", a->self.state, state,
                reason[0] != '\0' ? reason : "no reason given");
-    /* The declared state keeps its own "since" across restarts. */
+    /* The declared state keeps its own "since" across restarts; shown
+     * again after another claim ended, it starts anew. */
     a->self.since_ms =
-        strcmp(state, a->declared) == 0 ? a->declared_since : util_wall_ms();
+        a->self.state[0] == '\0' && strcmp(state, a->declared) == 0
+            ? a->declared_since
+            : util_wall_ms();
   }
   snprintf(a->self.state, sizeof(a->self.state), "%s", state);
   snprintf(a->self.reason, sizeof(a->self.reason), "%s", reason);

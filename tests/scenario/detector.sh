@@ -6,6 +6,10 @@
 #
 # Each node records the time of every lost event it raises (an `on: [lost]`
 # behaviour), so the delay measured is the agent's, not the CLI polling's.
+#
+# SINCE on the way: a lost or left peer shows since when it is so, and a
+# node whose behaviour-claimed state ended shows since when it is back in
+# its declared state, not the older since of that declared state.
 source "$(dirname "$0")/lib.sh"
 export HEARTBEAT=200ms LOST_AFTER=1s
 HB_MS=200 LOST_MS=1000
@@ -26,8 +30,31 @@ behaviour="behaviours:
 
 pdb=$(free_port); pw=$(free_port)
 write_config db1 "$pdb" "[db]" "[]" "$behaviour"
-write_config web1 "$pw" "[web]" "[tcp://127.0.0.1:$pdb]" "$behaviour"
+# web1 shows degraded while no database is ready.
+write_config web1 "$pw" "[web]" "[tcp://127.0.0.1:$pdb]" "$behaviour
+  - name: degrade
+    peers: {group: db}
+    when: {fewer_than: 1, state: ready}
+    run: [/bin/true]
+    revert: [/bin/true]
+    state: degraded"
+"$CHOREO_BIN" check -c "$T/web1.yaml" >/dev/null || fail "web1's configuration: $("$CHOREO_BIN" check -c "$T/web1.yaml" 2>&1)"
 "$CHOREO_BIN" check -c "$T/db1.yaml" >/dev/null || fail "db1's configuration: $("$CHOREO_BIN" check -c "$T/db1.yaml" 2>&1)"
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# since_of VIEWER NODE: the since VIEWER shows for NODE (itself included).
+since_of() {
+  c "$1" status --json | jq -r --arg p "$2" '([.node] + .peers)[] | select(.name == $p) | .since'
+}
+
+# since_after VIEWER NODE MS: fail unless VIEWER shows NODE since MS or later.
+since_after() {
+  local since
+  since=$(since_of "$1" "$2")
+  [ -n "$since" ] && [ "$since" -ge "$3" ] ||
+    fail "$1 shows $2 $(state_seen "$1" "$2") since $since, before $3 when it became so"
+}
 
 losses() { count_lines "$T/$1.lost" " lost $2\$"; }
 has_losses() { [ "$(losses "$1" "$2")" -ge "$3" ]; }
@@ -53,8 +80,11 @@ start_agent web1
 wait_for "db1 sees web1" 10 sees db1 web1 ready
 wait_for "web1 sees db1" 10 sees web1 db1 ready
 
+t_kill=$(now_ms)
 crash db1 web1
 ok "kill -9: db1 declares web1 lost within lost_after + one heartbeat"
+since_after db1 web1 "$t_kill"
+ok "SINCE of a lost peer is when it was declared lost"
 
 start_agent web1
 wait_for "db1 sees web1 back" 10 sees db1 web1 ready
@@ -71,7 +101,20 @@ ok "a third crash of web1 is detected as fast as the first"
 start_agent web1
 wait_for "web1 sees db1" 10 sees web1 db1 ready
 crash web1 db1
+wait_for "web1 shows degraded while db1 is lost" 10 sees web1 web1 degraded
+t_back=$(now_ms)
 start_agent db1
 wait_for "web1 sees db1 back" 10 sees web1 db1 ready
+wait_for "web1 is ready again" 10 sees web1 web1 ready
+since_after web1 web1 "$t_back"
+ok "SINCE of the declared state shown again after a behaviour's claim is when it was shown again"
 crash web1 db1
 ok "web1 declares the seed db1 lost again after its second crash"
+
+start_agent db1
+wait_for "db1 sees web1" 10 sees db1 web1 ready
+t_leave=$(now_ms)
+c web1 leave >/dev/null || fail "web1 leave"
+wait_for "db1 sees web1 left" 10 sees db1 web1 left
+since_after db1 web1 "$t_leave"
+ok "SINCE of a peer that left is when it left"
