@@ -230,6 +230,9 @@ static void reload(struct agent *a) {
   if (checks_start(&a->checks) != 0)
     log_error("reload: checks could not be started");
   net_set_heartbeat(&a->net, cfg->heartbeat_ms);
+  peers_set_timing(&a->peers, cfg->heartbeat_ms, cfg->lost_after_ms,
+                   cfg->reap_after_ms);
+  wake_at(a, peers_next_deadline(&a->peers));
   log_info("reload: %zu behaviours, %zu checks", cfg->nbehaviours,
            cfg->nchecks);
   self_refresh(&a->self);
@@ -317,6 +320,8 @@ static int start(struct agent *a, uint64_t fd_limit) {
   runner_init(&a->runner, &a->loop, AGENT_MAX_RUNNING, &a->metrics,
               jobs_started, jobs_done, &a->jobs);
   peers_init(&a->peers, a->cfg->name, PEERS_MAX_DEFAULT, on_peer_event, a);
+  peers_set_timing(&a->peers, a->cfg->heartbeat_ms, a->cfg->lost_after_ms,
+                   a->cfg->reap_after_ms);
   if (a->cfg->key_file[0] != '\0' &&
       (rv = seal_ring_load(a->cfg->key_file, &a->ring, &serr)) != 0) {
     log_error("network.key_file: %s", serr.text);

@@ -233,6 +233,9 @@ static void offer_list(struct net *n) {
 
 static void on_heartbeat(uv_timer_t *t) {
   struct net *n = container_of(t, struct net, heartbeat);
+  struct agent *a = agent_of(n);
+  /* Once a heartbeat: how the table tells this agent's own stalls. */
+  (void)peers_clock(&a->peers, uv_now(&a->loop));
   if (n->members_wanted)
     publish_members(n);
   net_publish(n, !n->got_members && has_join(n) ? WIRE_HELLO : WIRE_STATE);
@@ -437,8 +440,7 @@ static void merged(struct net *n, enum peers_result res, struct peer *peer,
   }
   if (peer == NULL)
     return;
-  if (res == PEERS_NEW)
-    n->wake_at(n, now + a->cfg->lost_after_ms);
+  n->wake_at(n, peers_next_deadline(&a->peers));
   /* A leaf's only connections are to its relays, kept from the start. */
   if (is_leaf(n))
     return;

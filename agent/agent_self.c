@@ -120,9 +120,11 @@ static void refresh(struct self *s, bool force) {
     if (s->rec.state[0] != '\0')
       log_info("state %s -> %s (%s)", s->rec.state, state,
                reason[0] != '\0' ? reason : "no reason given");
-    /* The declared state keeps its own "since" across restarts. */
-    s->rec.since_ms =
-        strcmp(state, s->declared) == 0 ? s->declared_since : util_wall_ms();
+    /* The declared state keeps its own "since" across restarts; shown
+     * again after another claim ended, it starts anew. */
+    s->rec.since_ms = s->rec.state[0] == '\0' && strcmp(state, s->declared) == 0
+                          ? s->declared_since
+                          : util_wall_ms();
   }
   snprintf(s->rec.state, sizeof(s->rec.state), "%s", state);
   snprintf(s->rec.reason, sizeof(s->rec.reason), "%s", reason);
