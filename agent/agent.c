@@ -86,6 +86,7 @@ static int relay_send(struct relay *r, const void *buf, size_t len) {
 }
 
 static void agent_leave(struct agent *a);
+static json_t *ctl_reload(struct ctl *c);
 
 static void ctl_leave(struct ctl *c) {
   agent_leave(AGENT_OF(c, ctl));
@@ -121,6 +122,7 @@ static void wire_hooks(struct agent *a) {
   a->self.publish = self_publish;
   a->relay.send = relay_send;
   a->ctl.leave = ctl_leave;
+  a->ctl.reload = ctl_reload;
 }
 
 /* ---- reload ---- */
@@ -176,14 +178,16 @@ static bool restart_same(size_t i, const struct config *old,
 }
 
 /* Keep the settings that need a restart, take everything else; say which
- * ones changed. */
-static void keep_restart_settings(const struct config *old,
-                                  struct config *cfg) {
+ * ones changed (appended to kept, a JSON array, when not NULL). */
+static void keep_restart_settings(const struct config *old, struct config *cfg,
+                                  json_t *kept) {
   for (size_t i = 0; i < ARRAY_SIZE(restart_only); i++) {
     if (restart_same(i, old, cfg))
       continue;
     log_warn("reload: %s changed; it takes effect at the next restart",
              restart_only[i].what);
+    if (kept != NULL)
+      json_array_append_new(kept, json_string(restart_only[i].what));
   }
   for (size_t i = 0; i < ARRAY_SIZE(restart_only); i++) {
     if (restart_only[i].kind == RESTART_RELAYS)
@@ -193,50 +197,106 @@ static void keep_restart_settings(const struct config *old,
   }
 }
 
-static void reload(struct agent *a) {
-  struct config_errors errs = {0};
-  struct config *cfg = NULL, *old = a->cfg;
-  uint64_t now = uv_now(&a->loop);
+/* A refused reload: every error logged and listed in the report; nothing
+ * of the running configuration or key ring changed. */
+static json_t *reload_refused(struct agent *a, json_t *report) {
+  json_t *errors = json_object_get(report, "errors");
+  for (size_t i = 0; i < json_array_size(errors); i++)
+    log_error("reload: %s", json_string_value(json_array_get(errors, i)));
+  log_error("reload: configuration refused; the previous one stays");
+  a->metrics.reloads_refused++;
+  json_object_set_new(report, "applied", json_false());
+  return report;
+}
 
-  log_info("reload: reading %s", a->config_path);
-  if (a->ring != NULL) { /* key_file is kept as it was at start */
-    struct seal_ring *ring = NULL;
-    struct seal_error serr;
-    if (seal_ring_load(a->cfg->key_file, &ring, &serr) != 0) {
-      log_error("reload: network.key_file: %s; the previous keys stay",
-                serr.text);
-    } else {
-      seal_ring_free(a->ring);
-      a->ring = ring;
-      log_info("reload: network.key_file: %zu keys", seal_ring_size(ring));
-    }
-  }
-  if (config_load(a->config_path, &cfg, &errs) != 0) {
+/* Everything that can fail is done before anything is swapped: the
+ * configuration is read and checked, the key file read and checked, the
+ * engine built for the new behaviours; only then do the configuration,
+ * the key ring and the checks change, all together. */
+static json_t *reload_prepare(struct agent *a, struct config **cfgp,
+                              struct seal_ring **ringp, json_t *report) {
+  struct config_errors errs = {0};
+  json_t *errors = json_object_get(report, "errors");
+  struct seal_error serr;
+
+  if (config_load(a->config_path, cfgp, &errs) != 0) {
     for (size_t i = 0; i < errs.n; i++)
-      log_error("reload: %s", errs.msg[i]);
-    log_error("reload: configuration refused; the previous one stays");
+      json_array_append_new(errors, json_string(errs.msg[i]));
+    if (errs.more > 0)
+      json_array_append_new(
+          errors, json_sprintf("(%zu more problems not shown)", errs.more));
     config_errors_free(&errs);
-    return;
+    return NULL;
   }
-  keep_restart_settings(old, cfg);
-  if (engine_reload(&a->engine, cfg, now) != 0) {
-    log_error("reload: out of memory; the previous configuration stays");
-    config_free(cfg);
-    return;
+  /* network.key_file's path is kept as it was at start; its keys are
+   * read again, so that a rotation needs no restart. */
+  if (a->ring != NULL && seal_ring_load(a->cfg->key_file, ringp, &serr) != 0) {
+    json_array_append_new(errors,
+                          json_sprintf("network.key_file: %s", serr.text));
+    return NULL;
   }
+  return report;
+}
+
+static void reload_swap(struct agent *a, struct config *cfg,
+                        struct seal_ring *ring) {
+  struct config *old = a->cfg;
   checks_stop(&a->checks);
   a->cfg = cfg;
   config_free(old);
+  if (ring != NULL) {
+    seal_ring_free(a->ring);
+    a->ring = ring;
+    log_info("reload: network.key_file: %zu keys", seal_ring_size(ring));
+  }
   if (checks_start(&a->checks) != 0)
     log_error("reload: checks could not be started");
   net_set_heartbeat(&a->net, cfg->heartbeat_ms);
   peers_set_timing(&a->peers, cfg->heartbeat_ms, cfg->lost_after_ms,
                    cfg->reap_after_ms);
   wake_at(a, peers_next_deadline(&a->peers));
+}
+
+/* Read the configuration (and key file) again: all of it is applied, or
+ * none of it. Returns the report {"applied", "behaviours", "checks",
+ * "kept"} or {"applied": false, "errors"}, owned by the caller; NULL when
+ * out of memory (nothing changed then). */
+static json_t *reload(struct agent *a) {
+  struct config *cfg = NULL;
+  struct seal_ring *ring = NULL;
+  json_t *report = json_pack("{s:[], s:[]}", "errors", "kept");
+
+  if (report == NULL)
+    return NULL;
+  log_info("reload: reading %s", a->config_path);
+  if (reload_prepare(a, &cfg, &ring, report) == NULL) {
+    config_free(cfg);
+    return reload_refused(a, report);
+  }
+  keep_restart_settings(a->cfg, cfg, json_object_get(report, "kept"));
+  if (engine_reload(&a->engine, cfg, uv_now(&a->loop)) != 0) {
+    json_array_append_new(json_object_get(report, "errors"),
+                          json_string("out of memory"));
+    seal_ring_free(ring);
+    config_free(cfg);
+    return reload_refused(a, report);
+  }
+  reload_swap(a, cfg, ring);
   log_info("reload: %zu behaviours, %zu checks", cfg->nbehaviours,
            cfg->nchecks);
+  a->metrics.reloads_applied++;
+  json_object_set_new(report, "applied", json_true());
+  json_object_set_new(report, "behaviours",
+                      json_integer((json_int_t)cfg->nbehaviours));
+  json_object_set_new(report, "checks", json_integer((json_int_t)cfg->nchecks));
+  json_object_del(report, "errors");
   self_refresh(&a->self);
   jobs_step(&a->jobs, 0);
+  return report;
+}
+
+static json_t *ctl_reload(struct ctl *c) {
+  return reload(AGENT_OF(c, ctl));
 }
 
 /* ---- signals, leave, stop ---- */
@@ -244,7 +304,7 @@ static void reload(struct agent *a) {
 static void on_signal(uv_signal_t *s, int signum) {
   struct agent *a;
   if (signum == SIGHUP) {
-    reload(container_of(s, struct agent, sighup));
+    json_decref(reload(container_of(s, struct agent, sighup)));
     return;
   }
   a = signum == SIGTERM ? container_of(s, struct agent, sigterm)

@@ -270,8 +270,10 @@ void net_free(struct net *n);
  * Owns the control socket server and answers its requests. */
 struct ctl {
   struct control server;
-  /* Hook: a client asked this node to leave the cluster. */
+  /* Hooks: a client asked this node to leave the cluster; to reload its
+   * configuration (the report, owned by the caller; NULL: out of memory). */
   void (*leave)(struct ctl *c);
+  json_t *(*reload)(struct ctl *c);
 };
 
 int ctl_start(struct ctl *c);

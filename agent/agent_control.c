@@ -133,13 +133,25 @@ static void do_version(struct agent *a, struct control_client *cl,
   reply_new(cl, json_pack("{s:b, s:s}", "ok", 1, "version", CHOREO_VERSION));
 }
 
+/* Reload the configuration; the reply says whether it was applied:
+ * {"ok": true, "applied": true, "behaviours", "checks", "kept": [restart-only
+ * settings that changed and were kept]} or {"ok": true, "applied": false,
+ * "errors": ["FILE:LINE:COL: message", ...]}. A refused reload is an
+ * answered request, not a failed one. */
+static void do_reload(struct agent *a, struct control_client *cl, json_t *req) {
+  json_t *report = a->ctl.reload(&a->ctl);
+  if (report != NULL)
+    json_object_set_new(report, "ok", json_true());
+  reply_new(cl, report);
+}
+
 static const struct {
   const char *cmd;
   void (*fn)(struct agent *a, struct control_client *cl, json_t *req);
 } commands[] = {
     {"status", do_status},   {"peers", do_peers},     {"set", do_set},
     {"watch", do_watch},     {"metrics", do_metrics}, {"leave", do_leave},
-    {"version", do_version},
+    {"version", do_version}, {"reload", do_reload},
 };
 
 static void on_request(struct control *server, struct control_client *cl,

@@ -250,6 +250,81 @@ CHOREO_EXPORT int choreo_set(choreo_client *c, const char *state,
   return rv;
 }
 
+/* ---- reload ---- */
+
+/* Copy an array of strings; false when it isn't one (or out of memory). */
+static bool take_strings(json_t *a, char ***out, size_t *n) {
+  size_t len = json_array_size(a);
+  *out = NULL;
+  *n = 0;
+  if (a == NULL)
+    return true;
+  if (!json_is_array(a) || (*out = calloc(len + 1, sizeof(**out))) == NULL)
+    return false;
+  for (size_t i = 0; i < len; i++) {
+    const char *v = json_string_value(json_array_get(a, i));
+    if (v == NULL || ((*out)[i] = strdup(v)) == NULL)
+      return false;
+    (*n)++;
+  }
+  return true;
+}
+
+CHOREO_EXPORT void choreo_reload_free(choreo_reload_result *r) {
+  if (r == NULL)
+    return;
+  for (size_t i = 0; r->kept != NULL && r->kept[i] != NULL; i++)
+    free(r->kept[i]);
+  for (size_t i = 0; r->errors != NULL && r->errors[i] != NULL; i++)
+    free(r->errors[i]);
+  free(r->kept);
+  free(r->errors);
+  free(r);
+}
+
+CHOREO_EXPORT int choreo_reload(choreo_client *c, choreo_reload_result **out) {
+  json_t *req = json_pack("{s:s}", "cmd", "reload"), *reply = NULL;
+  json_t *applied, *nb, *nc;
+  choreo_reload_result *r;
+  int rv;
+
+  *out = NULL;
+  if (req == NULL)
+    return CHOREO_ENOMEM;
+  rv = exchange(c, req, &reply);
+  json_decref(req);
+  if (rv != 0) {
+    json_decref(reply);
+    return rv;
+  }
+  applied = json_object_get(reply, "applied");
+  nb = json_object_get(reply, "behaviours");
+  nc = json_object_get(reply, "checks");
+  if (!json_is_boolean(applied) ||
+      (json_is_true(applied) &&
+       (json_integer_value(nb) < 0 || json_integer_value(nc) < 0))) {
+    json_decref(reply);
+    return CHOREO_EPROTO;
+  }
+  if ((r = calloc(1, sizeof(*r))) == NULL) {
+    json_decref(reply);
+    return CHOREO_ENOMEM;
+  }
+  r->applied = json_is_true(applied);
+  r->nbehaviours = (size_t)json_integer_value(nb);
+  r->nchecks = (size_t)json_integer_value(nc);
+  if (!take_strings(json_object_get(reply, "kept"), &r->kept, &r->nkept) ||
+      !take_strings(json_object_get(reply, "errors"), &r->errors,
+                    &r->nerrors)) {
+    json_decref(reply);
+    choreo_reload_free(r);
+    return CHOREO_EPROTO;
+  }
+  json_decref(reply);
+  *out = r;
+  return r->applied ? 0 : CHOREO_EREFUSED;
+}
+
 /* ---- status ---- */
 
 static char *dup_str(json_t *o, const char *key) {

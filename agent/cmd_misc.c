@@ -1,5 +1,6 @@
 /*
- * cmd_misc.c — `choreo keygen`, `choreo leave` and `choreo version`.
+ * cmd_misc.c — `choreo keygen`, `choreo leave`, `choreo reload` and
+ * `choreo version`: the commands that take no arguments.
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -34,6 +35,24 @@ static const char leave_usage[] =
     "  -h, --help         show this help\n"
     "\n"
     "Exit status: 0 success; 1 failure; 2 usage error; 3 no agent.\n";
+
+static const char reload_usage[] =
+    "Usage: choreo reload [OPTION]...\n"
+    "\n"
+    "Ask the agent to read its configuration file and its key file again,\n"
+    "as SIGHUP does, and print the outcome. A reload is all or nothing:\n"
+    "either the whole new configuration (and key ring) is in effect, or\n"
+    "nothing changed and every problem is printed as FILE:LINE:COL: message.\n"
+    "Settings that need a restart (node.name, network.listen, ...) are kept\n"
+    "as they were; the summary names those that changed.\n"
+    "\n"
+    "Options:\n"
+    "  -s, --socket PATH  the agent's control socket\n"
+    "  -c, --config FILE  take the socket from FILE's control.socket\n"
+    "  -h, --help         show this help\n"
+    "\n"
+    "Exit status: 0 applied; 1 refused (or failed); 2 usage error; 3 no\n"
+    "agent.\n";
 
 static const char version_usage[] =
     "Usage: choreo version\n"
@@ -98,6 +117,49 @@ int cmd_leave(int argc, char **argv) {
   free(reply);
   choreo_close(c);
   return rv == 0 ? EXIT_OK : cli_fail("leave", rv, NULL);
+}
+
+static void print_escaped(FILE *f, const char *prefix, const char *s) {
+  char buf[4 * 1024 + 4];
+  (void)cli_escape(s, buf, sizeof(buf));
+  fprintf(f, "%s%s\n", prefix, buf);
+}
+
+static void print_applied(const choreo_reload_result *r) {
+  printf("reload applied: %zu behaviour%s, %zu check%s", r->nbehaviours,
+         r->nbehaviours == 1 ? "" : "s", r->nchecks,
+         r->nchecks == 1 ? "" : "s");
+  if (r->nkept > 0) {
+    printf("; changed but kept until a restart:");
+    for (size_t i = 0; i < r->nkept; i++)
+      printf("%s %s", i > 0 ? "," : "", r->kept[i]);
+  }
+  printf("\n");
+}
+
+int cmd_reload(int argc, char **argv) {
+  struct cli_common o;
+  choreo_client *c = NULL;
+  choreo_reload_result *r = NULL;
+  int rv = parse_simple("reload", reload_usage, true, argc, argv, &o);
+  if (rv >= 0)
+    return rv;
+  if ((rv = cli_connect("reload", &o, &c)) != 0)
+    return rv;
+  rv = choreo_reload(c, &r);
+  choreo_close(c);
+  if (rv == 0) {
+    print_applied(r);
+  } else if (rv == CHOREO_EREFUSED && r != NULL) {
+    fprintf(stderr, "choreo reload: configuration refused; the previous one "
+                    "stays\n");
+    for (size_t i = 0; i < r->nerrors; i++)
+      print_escaped(stderr, "", r->errors[i]);
+  }
+  choreo_reload_free(r);
+  if (rv == CHOREO_EREFUSED)
+    return EXIT_FAILED;
+  return rv == 0 ? EXIT_OK : cli_fail("reload", rv, NULL);
 }
 
 int cmd_version(int argc, char **argv) {

@@ -75,7 +75,13 @@
   XX(control_requests, "choreo_control_requests_total", "",                    \
      "Requests on the control socket")                                         \
   XX(control_errors, "choreo_control_errors_total", "",                        \
-     "Bad requests and dropped clients on the control socket")
+     "Bad requests and dropped clients on the control socket")                 \
+  XX(reloads_applied, "choreo_reloads_total", "outcome=\"applied\"",           \
+     "Configuration reloads (SIGHUP, choreo reload), by outcome")              \
+  XX(reloads_refused, "choreo_reloads_total", "outcome=\"refused\"",           \
+     "Configuration reloads (SIGHUP, choreo reload), by outcome")              \
+  XX(clock_skew_warnings, "choreo_clock_skew_warnings_total", "",              \
+     "Warnings that a peer's clock is far from this node's")
 
 #define METRICS_GAUGES(XX)                                                     \
   XX(peers_alive, "choreo_peers", "status=\"alive\"", "Peers by status")       \

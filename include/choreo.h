@@ -167,6 +167,28 @@ CHOREO_EXPORT int choreo_set(choreo_client *c, const char *state,
                              const char *reason, const choreo_kv *data,
                              size_t ndata, char **error);
 
+/* The outcome of a reload (choreo(1), "reload"). */
+typedef struct choreo_reload_result {
+  bool applied;       /* the new configuration is in effect */
+  size_t nbehaviours; /* applied: behaviours and checks now configured */
+  size_t nchecks;
+  char **kept; /* applied: settings that need a restart, changed in the
+                  file but kept as they were (e.g. "network.listen") */
+  size_t nkept;
+  char **errors; /* refused: "FILE:LINE:COL: message", one per problem */
+  size_t nerrors;
+} choreo_reload_result;
+
+/* Ask the agent to read its configuration file (and key file) again.
+ * A reload is all or nothing: either everything is applied, or nothing
+ * changed and the errors say why. On 0 or CHOREO_EREFUSED the caller owns
+ * *out; free it with choreo_reload_free(). Returns 0 when applied,
+ * CHOREO_EREFUSED when the agent refused the new configuration
+ * ((*out)->errors says why), CHOREO_EPROTO for a reply that is not one,
+ * CHOREO_ENOMEM, or a connection error (then *out is NULL). */
+CHOREO_EXPORT int choreo_reload(choreo_client *c, choreo_reload_result **out);
+CHOREO_EXPORT void choreo_reload_free(choreo_reload_result *r);
+
 /* Fetch this node and every peer. On success the caller owns *out; free it
  * with choreo_status_free(). */
 CHOREO_EXPORT int choreo_status_get(choreo_client *c, choreo_status **out);
