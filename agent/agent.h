@@ -222,6 +222,19 @@ struct endpoint {
   bool join;     /* a join address: kept while the agent runs */
 };
 
+/* Nonces this agent echoes, at most (docs/PROTOCOL.md "Freshness"). */
+#define NET_ECHO_MAX 256
+
+/* A peer's nonce, echoed in this agent's messages until `until`. */
+struct net_echo {
+  char name[CHOREO_NAME_MAX + 1];
+  uint64_t nonce, inc, seq; /* and the (inc, seq) of the message it came in */
+  uint64_t until;           /* monotonic ms; 0: a free slot */
+  unsigned sent;            /* messages it was echoed in */
+  /* An endpoint opened to answer a sender not in the table; "": none. */
+  char addr[CHOREO_ADDR_MAX + 1];
+};
+
 struct net {
   struct mesh mesh;
   bool mesh_open;
@@ -240,6 +253,11 @@ struct net {
   bool soon_again;    /* asked for while the current ones were due */
   uint64_t fd_limit;  /* RLIMIT_NOFILE once raised; 0: unknown */
   bool fd_warned;     /* said that the members need more */
+  /* Freshness, with a key ring: this start's nonce; until when our
+   * messages ask peers to echo it (monotonic ms); the nonces we echo. */
+  uint64_t nonce;
+  uint64_t proving_until;
+  struct net_echo echo[NET_ECHO_MAX];
   bool stopped;
   /* Hooks: a message was handled (rx_ns: when it was received); arm the
    * wake-up for monotonic time `when`. */

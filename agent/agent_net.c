@@ -76,6 +76,9 @@ static void send_msg(struct net *n, const struct wire_msg *m) {
   free(buf);
 }
 
+static void add_echoes(struct net *n, struct wire_msg *m);
+static void echo_sweep(struct net *n, uint64_t now);
+
 static void envelope(struct net *n, struct wire_msg *m, enum wire_type t) {
   struct agent *a = agent_of(n);
   memset(m, 0, sizeof(*m));
@@ -86,6 +89,8 @@ static void envelope(struct net *n, struct wire_msg *m, enum wire_type t) {
   m->seq = ++n->seq;
   m->time = (uint64_t)util_wall_ms();
   m->leaf = is_leaf(n);
+  if (a->ring != NULL)
+    add_echoes(n, m);
 }
 
 void net_publish(struct net *n, enum wire_type type) {
@@ -236,6 +241,7 @@ static void on_heartbeat(uv_timer_t *t) {
   struct agent *a = agent_of(n);
   /* Once a heartbeat: how the table tells this agent's own stalls. */
   (void)peers_clock(&a->peers, uv_now(&a->loop));
+  echo_sweep(n, uv_now(&a->loop));
   if (n->members_wanted)
     publish_members(n);
   net_publish(n, !n->got_members && has_join(n) ? WIRE_HELLO : WIRE_STATE);
@@ -339,6 +345,179 @@ static void sync_endpoint(struct net *n, struct peer *peer) {
   snprintf(peer->endpoint_addr, sizeof(peer->endpoint_addr), "%s", ep->addr);
 }
 
+/* ---- freshness (with a key ring; docs/PROTOCOL.md "Freshness") ---- */
+
+/* How long a peer's new nonce is echoed, and how long our messages ask
+ * for ours after a message was dropped for want of proof: heartbeats. */
+#define ECHO_HEARTBEATS 3
+#define PROVING_HEARTBEATS 2
+
+static void release_addr(struct net *n, const char *addr) {
+  struct endpoint *ep = find_endpoint(n, addr);
+  if (ep == NULL || ep->refs == 0 || --ep->refs > 0 || ep->join)
+    return;
+  mesh_disconnect(&n->mesh, ep->id);
+  *ep = n->eps[--n->neps];
+}
+
+static void echo_clear(struct net *n, struct net_echo *e) {
+  if (e->addr[0] != '\0')
+    release_addr(n, e->addr);
+  memset(e, 0, sizeof(*e));
+}
+
+/* Echo the nonces noted lately, the least echoed first, at most
+ * WIRE_ECHO_MAX in one message. */
+static void add_echoes(struct net *n, struct wire_msg *m) {
+  uint64_t now = uv_now(&agent_of(n)->loop);
+  m->nonce = n->nonce;
+  m->proving = now < n->proving_until;
+  while (m->necho < WIRE_ECHO_MAX) {
+    struct net_echo *best = NULL;
+    for (size_t i = 0; i < NET_ECHO_MAX; i++) {
+      struct net_echo *e = &n->echo[i];
+      bool taken = false;
+      if (e->until <= now)
+        continue;
+      for (size_t k = 0; k < m->necho && !taken; k++)
+        taken = strcmp(m->echo[k].name, e->name) == 0;
+      if (!taken && (best == NULL || e->sent < best->sent))
+        best = e;
+    }
+    if (best == NULL)
+      break;
+    best->sent++;
+    snprintf(m->echo[m->necho].name, sizeof(m->echo[0].name), "%s", best->name);
+    m->echo[m->necho++].nonce = best->nonce;
+  }
+}
+
+/* Expired entries let go of the endpoints they opened. */
+static void echo_sweep(struct net *n, uint64_t now) {
+  for (size_t i = 0; i < NET_ECHO_MAX; i++)
+    if (n->echo[i].until != 0 && n->echo[i].until <= now)
+      echo_clear(n, &n->echo[i]);
+}
+
+/* The address to answer an unknown sender at: its record's, or its own
+ * entry of its member list. */
+static const char *sender_addr(const struct wire_msg *m) {
+  if (m->type != WIRE_MEMBERS)
+    return m->rec.addr;
+  for (size_t i = 0; i < m->nmembers; i++)
+    if (strcmp(m->members[i].name, m->from) == 0)
+      return m->members[i].addr;
+  return "";
+}
+
+static struct net_echo *echo_slot(struct net *n, const char *name) {
+  struct net_echo *free_slot = NULL, *oldest = &n->echo[0];
+  for (size_t i = 0; i < NET_ECHO_MAX; i++) {
+    struct net_echo *e = &n->echo[i];
+    if (e->until != 0 && strcmp(e->name, name) == 0)
+      return e;
+    if (e->until == 0 && free_slot == NULL)
+      free_slot = e;
+    if (e->until < oldest->until)
+      oldest = e;
+  }
+  if (free_slot != NULL)
+    return free_slot;
+  echo_clear(n, oldest);
+  return oldest;
+}
+
+/* Note the nonce of an authenticated message (before admission: a
+ * sender that hasn't proved freshness to us must still get its proof).
+ * An older (inc, seq) than the one noted changes nothing, so a replayed
+ * capture can't displace a peer's current nonce. A new nonce, or a
+ * sender asking ("proving") whose entry has run out, is echoed for
+ * ECHO_HEARTBEATS, starting with quick republications. */
+static void note_nonce(struct net *n, const struct wire_msg *m) {
+  struct agent *a = agent_of(n);
+  uint64_t now = uv_now(&a->loop);
+  struct net_echo *e;
+  const char *addr;
+
+  if (m->nonce == 0)
+    return;
+  e = echo_slot(n, m->from);
+  if (e->until != 0 && strcmp(e->name, m->from) == 0) {
+    if (m->inc < e->inc || (m->inc == e->inc && m->seq <= e->seq))
+      return;
+    if (e->nonce == m->nonce) {
+      e->inc = m->inc;
+      e->seq = m->seq;
+      if (e->until > now || !m->proving)
+        return;
+    }
+  }
+  e->sent = 0;
+  snprintf(e->name, sizeof(e->name), "%s", m->from);
+  e->nonce = m->nonce;
+  e->inc = m->inc;
+  e->seq = m->seq;
+  e->until = now + ECHO_HEARTBEATS * a->cfg->heartbeat_ms;
+  /* A sender we have no connection to (a newcomer's hello we can't read
+   * yet) needs one for our echo to reach it. */
+  addr = sender_addr(m);
+  if (e->addr[0] == '\0' && !is_leaf(n) && addr[0] != '\0' &&
+      peers_find(&a->peers, m->from) == NULL) {
+    struct endpoint *ep = open_endpoint(n, addr, false);
+    if (ep != NULL) {
+      ep->refs++;
+      snprintf(e->addr, sizeof(e->addr), "%s", ep->addr);
+    }
+  }
+  net_publish_soon(n);
+}
+
+static bool echoes_us(struct net *n, const struct wire_msg *m) {
+  const char *name = agent_of(n)->cfg->name;
+  for (size_t i = 0; i < m->necho; i++)
+    if (m->echo[i].nonce == n->nonce && strcmp(m->echo[i].name, name) == 0)
+      return true;
+  return false;
+}
+
+/* A message was dropped for want of proof: ask every peer to echo our
+ * nonce for a while (our next messages say "proving"). */
+static void want_proof(struct net *n) {
+  struct agent *a = agent_of(n);
+  uint64_t now = uv_now(&a->loop);
+  bool asking = now < n->proving_until;
+  n->proving_until = now + PROVING_HEARTBEATS * a->cfg->heartbeat_ms;
+  if (!asking)
+    net_publish_soon(n);
+}
+
+/* After an admitted message: its sender proved freshness if it echoed
+ * our nonce; its clock offset is kept, and a large one warned about. */
+static void fresh_after(struct net *n, const struct wire_msg *m) {
+  struct agent *a = agent_of(n);
+  struct peer *peer = peers_find(&a->peers, m->from);
+  uint64_t now = uv_now(&a->loop);
+  int64_t wall = util_wall_ms();
+
+  if (peer == NULL)
+    return;
+  if (a->ring != NULL && !peer->proved && echoes_us(n, m))
+    peer->proved = true;
+  if (m->time == 0)
+    return;
+  peer->clock_offset_ms = policy_clock_offset(m->time, wall);
+  if (!policy_skew_warn(peer->clock_offset_ms, now, peer->skew_warned,
+                        peer->skew_warned_at))
+    return;
+  peer->skew_warned = true;
+  peer->skew_warned_at = now;
+  a->metrics.clock_skew_warnings++;
+  log_warn("peer %s: its clock is %+.1f s from ours (its sending time "
+           "against our clock at receipt); the cluster works regardless, "
+           "but check NTP there or here",
+           m->from, (double)peer->clock_offset_ms / 1000.0);
+}
+
 /* ---- receiving ---- */
 
 static void count_reject(struct net *n, enum wire_reject r) {
@@ -373,6 +552,7 @@ static void count_reject(struct net *n, enum wire_reject r) {
 static bool admit(struct net *n, const struct wire_msg *m, bool via_relay) {
   struct agent *a = agent_of(n);
   int64_t now_ms = util_wall_ms();
+  const struct peer *peer = peers_find(&a->peers, m->from);
   struct policy_admit_in in = {
       .cluster = a->cfg->cluster,
       .name = a->cfg->name,
@@ -382,8 +562,12 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay) {
       .msg_from = m->from,
       .msg_time = m->time,
       .msg_inc = m->inc,
+      .proved = peer != NULL && peer->proved,
+      .echoes_us = a->ring != NULL && echoes_us(n, m),
   };
   enum policy_admit r = policy_admit(&in);
+  if (a->ring != NULL && r != POLICY_DROP_CLUSTER && r != POLICY_DROP_SELF_NAME)
+    note_nonce(n, m);
   if (r == POLICY_ADMIT)
     r = policy_admit_seq(peers_accept_seq(&a->peers, m->from, m->inc, m->seq),
                          via_relay, m->leaf, a->cfg->relay);
@@ -398,11 +582,13 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay) {
     log_debug("dropped a message claiming this node's name");
     break;
   case POLICY_DROP_STALE:
-    /* Or a badly wrong clock: said at debug level and counted. */
+    /* Not proved fresh yet: a replay, or a peer that hasn't heard our
+     * nonce yet; ask for it. */
     a->metrics.drop_stale++;
-    log_debug("dropped a stale message from %s: sent at %" PRIu64
-              ", now %" PRId64,
-              m->from, m->time, now_ms);
+    log_debug("dropped a message from %s until it proves freshness "
+              "(inc %" PRIu64 ", seq %" PRIu64 ")",
+              m->from, m->inc, m->seq);
+    want_proof(n);
     break;
   case POLICY_DROP_FUTURE:
     a->metrics.drop_future++;
@@ -564,6 +750,7 @@ static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
       handle_members(n, &m, now);
     else
       handle_record(n, &m, now, via_relay, raw, rawlen);
+    fresh_after(n, &m);
     net_check_sync(n);
     n->changed(n, rx_ns);
   }
@@ -638,6 +825,14 @@ void net_init(struct net *n, uint64_t now, uint64_t fd_limit) {
   n->fd_limit = fd_limit;
 }
 
+/* A fresh nonce per start: what a peer echoes proves its message was
+ * sent after this start. Never 0 (absent on the wire). */
+static void draw_nonce(struct net *n) {
+  do
+    randombytes_buf(&n->nonce, sizeof(n->nonce));
+  while (n->nonce == 0);
+}
+
 int net_start(struct net *n) {
   struct agent *a = agent_of(n);
   const char *self_addr = self_record(&a->self)->addr;
@@ -648,6 +843,7 @@ int net_start(struct net *n) {
     return rv;
   }
   n->mesh_open = true;
+  draw_nonce(n);
   if ((rv = mesh_start(&n->mesh)) != 0)
     return rv;
   for (size_t i = 0; i < a->cfg->njoin; i++)

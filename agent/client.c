@@ -361,6 +361,8 @@ static int peer_parse(json_t *o, choreo_peer *p) {
   p->reason = dup_str(o, "reason");
   p->since_ms = json_integer_value(json_object_get(o, "since"));
   p->last_seen_ms = json_integer_value(json_object_get(o, "last_seen_ms"));
+  p->clock_offset_ms =
+      json_integer_value(json_object_get(o, "clock_offset_ms"));
   p->groups = calloc(json_array_size(groups) + 1, sizeof(char *));
   p->data = calloc(json_object_size(data) + 1, sizeof(choreo_kv));
   if (p->name == NULL || p->state == NULL || p->reason == NULL ||

@@ -31,14 +31,16 @@ static const char status_usage[] =
     "[PEER...]}\n"
     "                     where PEER is {name, groups, state, reason, since\n"
     "                     (unix ms), last_seen_ms (ms ago; 0 for this node),\n"
-    "                     data}\n" COMMON_OPTIONS "\n"
+    "                     data, and for peers clock_offset_ms (its clock\n"
+    "                     minus ours)}\n" COMMON_OPTIONS "\n"
     "Exit status: 0 success; 1 failure; 2 usage error; 3 no agent.\n";
 
 static const char peers_usage[] =
     "Usage: choreo peers [--group G] [--json] [OPTION]...\n"
     "\n"
     "Show the peer table only (this node excluded), optionally only the\n"
-    "members of group G.\n"
+    "members of group G. CLOCK is how far a peer's clock is from this\n"
+    "node's (\"-\": within a second), estimated from its latest message.\n"
     "\n"
     "Options:\n"
     "  -g, --group G      only peers in group G\n"
@@ -204,12 +206,21 @@ static void groups_text(const choreo_peer *p, char *buf, size_t len) {
   }
 }
 
-enum { COL_NAME, COL_GROUPS, COL_STATE, COL_SINCE, COL_SEEN, COL_REASON, COLS };
+enum {
+  COL_NAME,
+  COL_GROUPS,
+  COL_STATE,
+  COL_SINCE,
+  COL_SEEN,
+  COL_REASON,
+  COL_CLOCK,
+  COLS
+};
 
 struct row {
   char name[ESC_MAX(CHOREO_NAME_MAX) + 1], groups[512],
       state[ESC_MAX(CHOREO_STATE_MAX)], since[24], seen[24],
-      reason[ESC_MAX(CHOREO_REASON_MAX)], data[4096];
+      reason[ESC_MAX(CHOREO_REASON_MAX)], clock[24], data[4096];
   const char *raw_state;
 };
 
@@ -231,6 +242,12 @@ static void make_row(const choreo_peer *p, bool self, int64_t now,
   else
     cli_age(p->last_seen_ms, r->seen, sizeof(r->seen));
   cli_escape(p->reason[0] ? p->reason : "-", r->reason, sizeof(r->reason));
+  /* The peer's clock against ours; under a second is noise. */
+  if (self || (p->clock_offset_ms < 1000 && p->clock_offset_ms > -1000))
+    snprintf(r->clock, sizeof(r->clock), "-");
+  else
+    snprintf(r->clock, sizeof(r->clock), "%+.0fs",
+             (double)p->clock_offset_ms / 1000.0);
   data_text(p, r->data, sizeof(r->data));
   r->raw_state = p->state;
 }
@@ -248,6 +265,7 @@ static void row_cols(const struct row *r, const char *cols[COLS]) {
   cols[COL_SINCE] = r->since;
   cols[COL_SEEN] = r->seen;
   cols[COL_REASON] = r->reason;
+  cols[COL_CLOCK] = r->clock;
 }
 
 /* One line: the columns padded to w (by characters, not bytes), the state
@@ -271,8 +289,8 @@ static void print_line(const char *cols[COLS], const size_t w[COLS],
 
 static void print_table(const choreo_peer *self, const choreo_peer *peers,
                         size_t n) {
-  static const char *heads[COLS] = {"NAME",  "GROUPS",    "STATE",
-                                    "SINCE", "LAST SEEN", "REASON"};
+  static const char *heads[COLS] = {"NAME",      "GROUPS", "STATE", "SINCE",
+                                    "LAST SEEN", "REASON", "CLOCK"};
   struct row *rows = calloc(n + 2, sizeof(*rows));
   const char *cols[COLS];
   size_t count = 0, w[COLS];

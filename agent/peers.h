@@ -78,7 +78,15 @@ struct peer {
   int64_t status_wall;   /* the same as unix ms: when it was seen to change */
   uint64_t msg_inc;      /* newest (inc, seq) accepted from the node: */
   uint64_t msg_seq;      /* the replay guard */
-  int endpoint;          /* the agent's connection to it; -1: none */
+  /* Freshness, with a key ring (docs/SECURITY.md): a message of the node
+   * echoed this agent's nonce, so its later (inc, seq) are fresh. */
+  bool proved;
+  /* Its clock minus ours, from its latest message (ms), and when its
+   * skew was last warned about (monotonic ms; skew_warned: ever). */
+  int64_t clock_offset_ms;
+  bool skew_warned;
+  uint64_t skew_warned_at;
+  int endpoint; /* the agent's connection to it; -1: none */
   char endpoint_addr[CHOREO_ADDR_MAX + 1]; /* address it was made to */
 };
 

@@ -37,21 +37,34 @@ enum policy_own policy_own_state(const struct policy_claims *c,
 /* ---- admission ---- */
 
 enum policy_admit policy_admit(const struct policy_admit_in *in) {
-  uint64_t now_s = (uint64_t)(in->now_ms / 1000);
+  uint64_t now_s = in->now_ms > 0 ? (uint64_t)(in->now_ms / 1000) : 0;
   if (strcmp(in->msg_cluster, in->cluster) != 0)
     return POLICY_DROP_CLUSTER;
   if (strcmp(in->msg_from, in->name) == 0)
     return POLICY_DROP_SELF_NAME;
-  /* Sealed messages carry their sending time under the MAC; one outside
-   * the window is an old capture (or a badly wrong clock, see
-   * docs/SECURITY.md). Plain text proves nothing, so it isn't checked. */
-  if (in->keyed && (in->msg_time == 0 ||
-                    (int64_t)in->msg_time < in->now_ms - POLICY_FRESH_MS ||
-                    (int64_t)in->msg_time > in->now_ms + POLICY_FRESH_MS))
+  /* Only a sealed message proves anything: one that echoes our nonce was
+   * sent after we started, and once a sender has proved that, its (inc,
+   * seq) orders the rest. Plain text is not checked (anyone can forge
+   * it); the sender's "time" is never compared with our clock, so a
+   * skewed clock costs nothing (docs/SECURITY.md). */
+  if (in->keyed && !in->proved && !in->echoes_us)
     return POLICY_DROP_STALE;
   if (in->msg_inc > now_s + POLICY_FUTURE_SLACK_S)
     return POLICY_DROP_FUTURE;
   return POLICY_ADMIT;
+}
+
+int64_t policy_clock_offset(uint64_t msg_time, int64_t now_ms) {
+  if (msg_time == 0 || msg_time > (uint64_t)INT64_MAX)
+    return 0;
+  return (int64_t)msg_time - now_ms;
+}
+
+bool policy_skew_warn(int64_t offset_ms, uint64_t now, bool warned,
+                      uint64_t warned_at) {
+  if (offset_ms <= POLICY_SKEW_WARN_MS && offset_ms >= -POLICY_SKEW_WARN_MS)
+    return false;
+  return !warned || now - warned_at >= POLICY_SKEW_WARN_EVERY_MS;
 }
 
 enum policy_admit policy_admit_seq(bool fresh, bool via_relay, bool from_leaf,

@@ -55,19 +55,19 @@ enum policy_own policy_own_state(const struct policy_claims *c,
 
 /* ---- admission ---- */
 
-/* With a key ring, a message whose "time" is further than this from the
- * receiver's clock is dropped as stale: a captured message can be replayed
- * to an agent that has just restarted (and so forgot the last sequence
- * numbers it accepted) only within this window. */
-#define POLICY_FRESH_MS 60000
 /* An incarnation more than this ahead of our clock is "from the future". */
 #define POLICY_FUTURE_SLACK_S 86400
+/* A peer whose clock is further than this from ours is warned about, at
+ * most once per POLICY_SKEW_WARN_EVERY_MS per peer. Skew is only
+ * reported: admission never compares two clocks. */
+#define POLICY_SKEW_WARN_MS 60000
+#define POLICY_SKEW_WARN_EVERY_MS (10 * 60 * 1000)
 
 enum policy_admit {
   POLICY_ADMIT,
   POLICY_DROP_CLUSTER,
   POLICY_DROP_SELF_NAME,
-  POLICY_DROP_STALE,
+  POLICY_DROP_STALE, /* not proved fresh yet (docs/SECURITY.md) */
   POLICY_DROP_FUTURE,
   POLICY_DROP_REPLAY,
   POLICY_DROP_RELAY_DUPLICATE,
@@ -79,12 +79,24 @@ struct policy_admit_in {
   bool keyed;                 /* we have a key ring */
   int64_t now_ms;             /* our wall clock */
   const char *msg_cluster, *msg_from;
-  uint64_t msg_time, msg_inc;
+  /* The sender's clock when it sent: reported (policy_clock_offset),
+   * never compared with ours to admit or drop. */
+  uint64_t msg_time;
+  uint64_t msg_inc;
+  /* Freshness, with a key ring: the sender has proved since we started
+   * that what it sends is new (a message of it echoed our nonce), or
+   * this message echoes our nonce. */
+  bool proved, echoes_us;
 };
 
 /* Cluster, own name, freshness (with a key ring only), incarnation from
- * the future, in that order. POLICY_ADMIT means the sequence number
- * decides next (policy_admit_seq). */
+ * the future, in that order. With a key ring, a sender's messages are
+ * read only once it has proved freshness: a message that echoes the
+ * nonce this agent drew at its start was sent after that start, so a
+ * capture replayed to an agent that has just restarted (and forgot the
+ * last sequence numbers it accepted) is dropped as stale. After the
+ * proof, the sequence number decides (policy_admit_seq): a later (inc,
+ * seq) is fresh, an earlier one a replay. No clock is compared. */
 enum policy_admit policy_admit(const struct policy_admit_in *in);
 
 /* After the peer table said whether (inc, seq) is newer than the last
@@ -93,6 +105,18 @@ enum policy_admit policy_admit(const struct policy_admit_in *in);
  * came two ways. */
 enum policy_admit policy_admit_seq(bool fresh, bool via_relay, bool from_leaf,
                                    bool we_relay);
+
+/* How far the sender's clock is from ours: its sending time minus our
+ * clock at receipt (ms; the transit time, on a LAN far below a
+ * millisecond, counts as skew). 0 when the message carries no time. */
+int64_t policy_clock_offset(uint64_t msg_time, int64_t now_ms);
+
+/* Whether to warn about a peer's clock offset: further than
+ * POLICY_SKEW_WARN_MS from ours, and no warning about that peer yet
+ * (warned false) or none since POLICY_SKEW_WARN_EVERY_MS before now
+ * (monotonic ms, as warned_at). */
+bool policy_skew_warn(int64_t offset_ms, uint64_t now, bool warned,
+                      uint64_t warned_at);
 
 /* ---- checks ---- */
 

@@ -1,5 +1,6 @@
 /*
- * view.c — the PEER and event JSON shapes of docs/PROTOCOL.md "Control socket"; see view.h.
+ * view.c — the PEER and event JSON shapes of docs/PROTOCOL.md "Control socket";
+ * see view.h.
  */
 #include "view.h"
 
@@ -23,8 +24,12 @@ json_t *view_table_peer(const struct peer *peer, uint64_t now) {
   int64_t age = now > peer->last_seen ? (int64_t)(now - peer->last_seen) : 0;
   json_t *o = view_peer(&peer->rec, peer_state(peer), age);
   /* A lost or left node shows since when it is so, not its record's. */
-  if (o != NULL)
+  if (o != NULL) {
     json_object_set_new(o, "since", json_integer(peer_since(peer)));
+    /* Its clock minus ours, as its latest message showed (ms). */
+    json_object_set_new(o, "clock_offset_ms",
+                        json_integer((json_int_t)peer->clock_offset_ms));
+  }
   return o;
 }
 

@@ -162,6 +162,29 @@ static json_t *enc_members(struct enc *e, const struct wire_msg *m) {
   return a;
 }
 
+static json_t *hex64(uint64_t v) {
+  char buf[DIGEST_DIGITS + 1];
+  snprintf(buf, sizeof(buf), "%016" PRIx64, v);
+  return json_string(buf);
+}
+
+/* The optional freshness fields: "nonce", "proving", "echo". */
+static void enc_fresh(struct enc *e, json_t *o, const struct wire_msg *m) {
+  json_t *a;
+  if (m->nonce != 0)
+    put(e, o, "nonce", hex64(m->nonce));
+  if (m->proving)
+    put(e, o, "proving", json_true());
+  if (m->necho == 0)
+    return;
+  if (m->necho > WIRE_ECHO_MAX && e->rv == 0)
+    e->rv = CHOREO_EINVAL;
+  a = json_array();
+  for (size_t i = 0; i < m->necho && i < WIRE_ECHO_MAX; i++)
+    append(e, a, json_pack("[s,o]", m->echo[i].name, hex64(m->echo[i].nonce)));
+  put(e, o, "echo", a);
+}
+
 static json_t *enc_msg(struct enc *e, const struct wire_msg *m) {
   json_t *o = json_object();
   char digest[DIGEST_DIGITS + 1];
@@ -175,6 +198,7 @@ static json_t *enc_msg(struct enc *e, const struct wire_msg *m) {
     put(e, o, "time", counter(e, m->time));
   if (m->leaf)
     put(e, o, "leaf", json_true());
+  enc_fresh(e, o, m);
   put(e, o, "type", json_string(wire_type_name(m->type)));
   if (m->type == WIRE_MEMBERS) {
     put(e, o, "members", enc_members(e, m));
@@ -520,14 +544,15 @@ static int dec_record(json_t *o, struct record *r, struct wire_error *err) {
   return 0;
 }
 
-static int dec_digest(json_t *o, uint64_t *out, struct wire_error *err) {
-  char field[FIELD_MAX], q[QUOTE_BUF];
+/* DIGEST_DIGITS lowercase hex digits (a digest or a nonce). */
+static int check_hex64(const json_t *v, const char *field, uint64_t *out,
+                       struct wire_error *err) {
+  char q[QUOTE_BUF];
   const char *s;
   uint64_t d = 0;
-  json_t *v;
-  int rv = lookup(o, "", "digest", field, &v, err);
+  int rv = check_text(v, field, DIGEST_DIGITS, &s, err);
 
-  if (rv != 0 || (rv = check_text(v, field, DIGEST_DIGITS, &s, err)) != 0)
+  if (rv != 0)
     return rv;
   for (size_t i = 0; i < DIGEST_DIGITS; i++) {
     char c = s[i];
@@ -538,12 +563,19 @@ static int dec_digest(json_t *o, uint64_t *out, struct wire_error *err) {
     else {
       quote(q, s, strlen(s));
       return reject(err, WIRE_REJECT_BAD_FIELD,
-                    "field \"digest\": not %d lowercase hex digits: %s",
+                    "field \"%s\": not %d lowercase hex digits: %s", field,
                     DIGEST_DIGITS, q);
     }
   }
   *out = d;
   return 0;
+}
+
+static int dec_digest(json_t *o, uint64_t *out, struct wire_error *err) {
+  char field[FIELD_MAX];
+  json_t *v;
+  int rv = lookup(o, "", "digest", field, &v, err);
+  return rv != 0 ? rv : check_hex64(v, field, out, err);
 }
 
 /* hello, state, leave: the sender's record and its view's digest. */
@@ -608,6 +640,54 @@ static int dec_members(json_t *o, struct wire_msg *m, struct wire_error *err) {
   return 0;
 }
 
+/* ---- decoding: freshness ---- */
+
+static int dec_echo(json_t *e, size_t i, struct wire_echo *w,
+                    struct wire_error *err) {
+  char field[FIELD_MAX];
+  int rv;
+
+  snprintf(field, sizeof(field), "echo[%zu]", i);
+  if (!json_is_array(e) || json_array_size(e) != 2)
+    return reject(err, WIRE_REJECT_BAD_FIELD,
+                  "field \"%s\": not a [name, nonce] pair", field);
+  if ((rv = check_word(json_array_get(e, 0), field, CHOREO_NAME_MAX,
+                       choreo_valid_name, "name", w->name, err)) != 0)
+    return rv;
+  return check_hex64(json_array_get(e, 1), field, &w->nonce, err);
+}
+
+/* "nonce", "proving" and "echo", all optional. */
+static int dec_fresh(json_t *o, struct wire_msg *m, struct wire_error *err) {
+  json_t *v, *e;
+  size_t i;
+  int rv;
+
+  if ((v = json_object_get(o, "nonce")) != NULL &&
+      (rv = check_hex64(v, "nonce", &m->nonce, err)) != 0)
+    return rv;
+  if ((v = json_object_get(o, "proving")) != NULL) {
+    if (!json_is_boolean(v))
+      return reject(err, WIRE_REJECT_BAD_FIELD,
+                    "field \"proving\": not a boolean");
+    m->proving = json_is_true(v);
+  }
+  if ((v = json_object_get(o, "echo")) == NULL)
+    return 0;
+  if (!json_is_array(v))
+    return reject(err, WIRE_REJECT_BAD_FIELD, "field \"echo\": not an array");
+  if (json_array_size(v) > WIRE_ECHO_MAX)
+    return reject(err, WIRE_REJECT_OVER_LIMIT,
+                  "field \"echo\": %zu entries, at most %d", json_array_size(v),
+                  WIRE_ECHO_MAX);
+  json_array_foreach(v, i, e) {
+    if ((rv = dec_echo(e, i, &m->echo[i], err)) != 0)
+      return rv;
+  }
+  m->necho = json_array_size(v);
+  return 0;
+}
+
 /* ---- decoding: the envelope ---- */
 
 static int dec_version(json_t *o, struct wire_error *err) {
@@ -669,6 +749,8 @@ static int dec_msg(json_t *o, struct wire_msg *m, struct wire_error *err) {
                     "field \"leaf\": not a boolean");
     m->leaf = json_is_true(v);
   }
+  if ((rv = dec_fresh(o, m, err)) != 0)
+    return rv;
   if (m->type == WIRE_MEMBERS)
     return dec_members(o, m, err);
   return dec_announce(o, m, err);

@@ -19,6 +19,8 @@
 /* Member entries in one members message; a larger view is sent as several
  * messages. Bounded so that a message stays well under CHOREO_MSG_MAX. */
 #define WIRE_MEMBERS_MAX 256
+/* Nonces echoed in one message (docs/PROTOCOL.md "Freshness"). */
+#define WIRE_ECHO_MAX 32
 
 #define WIRE_TYPE_MAP(XX)                                                      \
   XX(HELLO, "hello")     /* a newcomer's record: answer with members */        \
@@ -62,6 +64,13 @@ struct wire_member {
   bool left;
 };
 
+/* A nonce echoed back to the node that sent it: proof for that node that
+ * the message was sent after it started. */
+struct wire_echo {
+  char name[CHOREO_NAME_MAX + 1];
+  uint64_t nonce;
+};
+
 struct wire_msg {
   enum wire_type type;
   char cluster[CHOREO_CLUSTER_MAX + 1];
@@ -72,6 +81,13 @@ struct wire_msg {
   /* The sender is a leaf (network.relays): it publishes to its relays
    * only, which forward its state and leave messages to every member. */
   bool leaf;
+  /* Freshness (with a key ring; docs/PROTOCOL.md): the sender's nonce,
+   * drawn at each start (0: absent); whether it waits for peers to echo
+   * it ("proving"); the nonces of others it echoes. */
+  uint64_t nonce;
+  bool proving;
+  size_t necho;
+  struct wire_echo echo[WIRE_ECHO_MAX];
 
   /* hello, state, leave: the sender's record (rec.name == from,
    * rec.inc == inc) and a digest of its member view. */

@@ -122,6 +122,9 @@ typedef struct choreo_peer {
   int64_t last_seen_ms; /* ms since last heard; 0 for this node */
   choreo_kv *data;
   size_t ndata;
+  /* Its clock minus this node's (ms), estimated from its latest message;
+   * 0 for this node and for agents that don't report it. */
+  int64_t clock_offset_ms;
 } choreo_peer;
 
 typedef struct choreo_status {

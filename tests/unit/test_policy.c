@@ -90,49 +90,83 @@ struct admit_row {
   bool keyed;
   const char *cluster, *from;
   uint64_t time, inc;
+  bool proved, echoes_us; /* freshness proved before; echoed our nonce */
   bool fresh, via_relay, from_leaf, we_relay;
   enum policy_admit expect;
 };
 
+#define H_MS INT64_C(3600000)
+
 static const struct admit_row admit_rows[] = {
-    {"plain_message_admitted", false, "prod", "b", 0, NOW_S, true, false, false,
-     false, POLICY_ADMIT},
-    {"other_cluster_dropped", false, "test", "b", NOW_MS, NOW_S, true, false,
-     false, false, POLICY_DROP_CLUSTER},
-    {"own_name_dropped", false, "prod", "a", NOW_MS, NOW_S, true, false, false,
-     false, POLICY_DROP_SELF_NAME},
-    {"cluster_checked_before_name", false, "test", "a", NOW_MS, NOW_S, true,
-     false, false, false, POLICY_DROP_CLUSTER},
-    {"no_time_without_ring_admitted", false, "prod", "b", 0, NOW_S, true, false,
-     false, false, POLICY_ADMIT},
-    {"no_time_with_ring_stale", true, "prod", "b", 0, NOW_S, true, false, false,
-     false, POLICY_DROP_STALE},
-    {"old_time_with_ring_stale", true, "prod", "b", NOW_MS - 60001, NOW_S, true,
-     false, false, false, POLICY_DROP_STALE},
-    {"edge_of_window_past_admitted", true, "prod", "b", NOW_MS - 60000, NOW_S,
-     true, false, false, false, POLICY_ADMIT},
-    {"edge_of_window_future_admitted", true, "prod", "b", NOW_MS + 60000, NOW_S,
-     true, false, false, false, POLICY_ADMIT},
-    {"future_time_with_ring_stale", true, "prod", "b", NOW_MS + 60001, NOW_S,
-     true, false, false, false, POLICY_DROP_STALE},
-    {"old_time_without_ring_admitted", false, "prod", "b", 1, NOW_S, true,
+    /* name, keyed, cluster, from, time, inc, proved, echoes_us, fresh,
+     * via_relay, from_leaf, we_relay, expect */
+    {"plain_message_admitted", false, "prod", "b", 0, NOW_S, false, false, true,
      false, false, false, POLICY_ADMIT},
+    {"other_cluster_dropped", false, "test", "b", NOW_MS, NOW_S, false, false,
+     true, false, false, false, POLICY_DROP_CLUSTER},
+    {"own_name_dropped", false, "prod", "a", NOW_MS, NOW_S, false, false, true,
+     false, false, false, POLICY_DROP_SELF_NAME},
+    {"cluster_checked_before_name", false, "test", "a", NOW_MS, NOW_S, false,
+     false, true, false, false, false, POLICY_DROP_CLUSTER},
+    {"other_cluster_keyed_dropped_before_freshness", true, "test", "b", NOW_MS,
+     NOW_S, false, false, true, false, false, false, POLICY_DROP_CLUSTER},
+    {"no_time_without_ring_admitted", false, "prod", "b", 0, NOW_S, false,
+     false, true, false, false, false, POLICY_ADMIT},
+    {"old_time_without_ring_admitted", false, "prod", "b", 1, NOW_S, false,
+     false, true, false, false, false, POLICY_ADMIT},
+    /* A receiver that has just restarted proved nobody: a capture can't
+     * echo the nonce it drew at this start, whatever its time and inc. */
+    {"replay_after_restart_is_stale", true, "prod", "b", NOW_MS - 120000,
+     NOW_S - 100, false, false, true, false, false, false, POLICY_DROP_STALE},
+    {"replay_after_restart_with_current_time_is_stale", true, "prod", "b",
+     NOW_MS, NOW_S, false, false, true, false, false, false, POLICY_DROP_STALE},
+    {"replay_after_restart_with_newer_inc_is_stale", true, "prod", "b", NOW_MS,
+     NOW_S + 60, false, false, true, false, false, false, POLICY_DROP_STALE},
+    {"unproved_without_time_is_stale", true, "prod", "b", 0, NOW_S, false,
+     false, true, false, false, false, POLICY_DROP_STALE},
+    {"echo_of_our_nonce_admitted", true, "prod", "b", NOW_MS, NOW_S, false,
+     true, true, false, false, false, POLICY_ADMIT},
+    {"echo_of_our_nonce_with_old_seq_is_replay", true, "prod", "b", NOW_MS,
+     NOW_S, true, true, false, false, false, false, POLICY_DROP_REPLAY},
+    {"proved_sender_newer_seq_admitted", true, "prod", "b", NOW_MS, NOW_S, true,
+     false, true, false, false, false, POLICY_ADMIT},
+    {"proved_sender_capture_replayed_is_replay", true, "prod", "b", NOW_MS,
+     NOW_S, true, false, false, false, false, false, POLICY_DROP_REPLAY},
+    {"proved_sender_without_time_admitted", true, "prod", "b", 0, NOW_S, true,
+     false, true, false, false, false, POLICY_ADMIT},
+    /* Skew: the sender's clock is never compared with ours. */
+    {"skew_plus_90s_admitted", true, "prod", "b", NOW_MS + 90000, NOW_S + 90,
+     true, false, true, false, false, false, POLICY_ADMIT},
+    {"skew_minus_90s_admitted", true, "prod", "b", NOW_MS - 90000, NOW_S - 90,
+     true, false, true, false, false, false, POLICY_ADMIT},
+    {"skew_plus_1h_admitted", true, "prod", "b", NOW_MS + H_MS, NOW_S + 3600,
+     true, false, true, false, false, false, POLICY_ADMIT},
+    {"skew_minus_1h_admitted", true, "prod", "b", NOW_MS - H_MS, NOW_S - 3600,
+     true, false, true, false, false, false, POLICY_ADMIT},
+    {"skew_plus_1h_unproved_echoing_us_admitted", true, "prod", "b",
+     NOW_MS + H_MS, NOW_S + 3600, false, true, true, false, false, false,
+     POLICY_ADMIT},
+    {"skew_plus_1h_capture_is_replay", true, "prod", "b", NOW_MS + H_MS,
+     NOW_S + 3600, true, false, false, false, false, false, POLICY_DROP_REPLAY},
+    {"skew_plus_90s_unproved_is_stale", true, "prod", "b", NOW_MS + 90000,
+     NOW_S + 90, false, false, true, false, false, false, POLICY_DROP_STALE},
     {"incarnation_a_day_ahead_admitted", false, "prod", "b", 0, NOW_S + 86400,
-     true, false, false, false, POLICY_ADMIT},
+     false, false, true, false, false, false, POLICY_ADMIT},
     {"incarnation_from_the_future_dropped", false, "prod", "b", 0,
-     NOW_S + 86401, true, false, false, false, POLICY_DROP_FUTURE},
+     NOW_S + 86401, false, false, true, false, false, false,
+     POLICY_DROP_FUTURE},
     {"old_sequence_is_replay", false, "prod", "b", 0, NOW_S, false, false,
-     false, false, POLICY_DROP_REPLAY},
+     false, false, false, false, POLICY_DROP_REPLAY},
     {"old_sequence_via_relay_is_duplicate", false, "prod", "b", 0, NOW_S, false,
-     true, false, false, POLICY_DROP_RELAY_DUPLICATE},
+     false, false, true, false, false, POLICY_DROP_RELAY_DUPLICATE},
     {"old_leaf_sequence_at_relay_is_duplicate", false, "prod", "b", 0, NOW_S,
-     false, false, true, true, POLICY_DROP_RELAY_DUPLICATE},
+     false, false, false, false, true, true, POLICY_DROP_RELAY_DUPLICATE},
     {"old_leaf_sequence_at_member_is_replay", false, "prod", "b", 0, NOW_S,
-     false, false, true, false, POLICY_DROP_REPLAY},
+     false, false, false, false, true, false, POLICY_DROP_REPLAY},
     {"old_mesh_sequence_at_relay_is_replay", false, "prod", "b", 0, NOW_S,
-     false, false, false, true, POLICY_DROP_REPLAY},
-    {"stale_checked_before_sequence", true, "prod", "b", 0, NOW_S, false, true,
-     false, false, POLICY_DROP_STALE},
+     false, false, false, false, false, true, POLICY_DROP_REPLAY},
+    {"stale_checked_before_sequence", true, "prod", "b", 0, NOW_S, false, false,
+     false, true, false, false, POLICY_DROP_STALE},
 };
 
 static void admission(void **state) {
@@ -147,12 +181,55 @@ static void admission(void **state) {
         .msg_from = r->from,
         .msg_time = r->time,
         .msg_inc = r->inc,
+        .proved = r->proved,
+        .echoes_us = r->echoes_us,
     };
     enum policy_admit got = policy_admit(&in);
     if (got == POLICY_ADMIT)
       got = policy_admit_seq(r->fresh, r->via_relay, r->from_leaf, r->we_relay);
     print_message("row %s\n", r->name);
     assert_int_equal(got, r->expect);
+  }
+}
+
+static void clock_offset_is_sender_time_minus_ours(void **state) {
+  assert_int_equal(policy_clock_offset(NOW_MS + 90000, NOW_MS), 90000);
+  assert_int_equal(policy_clock_offset(NOW_MS - 90000, NOW_MS), -90000);
+  assert_int_equal(policy_clock_offset(NOW_MS + H_MS, NOW_MS), H_MS);
+  assert_int_equal(policy_clock_offset(0, NOW_MS), 0); /* no time: unknown */
+  assert_int_equal(policy_clock_offset(UINT64_MAX, NOW_MS), 0);
+}
+
+struct skew_row {
+  const char *name;
+  int64_t offset;
+  uint64_t now;
+  bool warned;
+  uint64_t warned_at;
+  bool expect;
+};
+
+#define T0 UINT64_C(5000000)
+#define TEN_MIN UINT64_C(600000)
+
+static void skew_warning_rate_limited_per_peer(void **state) {
+  static const struct skew_row rows[] = {
+      {"in_sync_no_warning", 0, T0, false, 0, false},
+      {"a_minute_off_no_warning", 60000, T0, false, 0, false},
+      {"a_minute_behind_no_warning", -60000, T0, false, 0, false},
+      {"plus_90s_warned", 90000, T0, false, 0, true},
+      {"minus_90s_warned", -90000, T0, false, 0, true},
+      {"plus_1h_warned", H_MS, T0, false, 0, true},
+      {"again_within_10_min_not_warned", 90000, T0 + TEN_MIN - 1, true, T0,
+       false},
+      {"again_after_10_min_warned", 90000, T0 + TEN_MIN, true, T0, true},
+      {"warned_at_zero_still_rate_limited", 90000, 1000, true, 0, false},
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+    print_message("row %s\n", rows[i].name);
+    assert_int_equal(policy_skew_warn(rows[i].offset, rows[i].now,
+                                      rows[i].warned, rows[i].warned_at),
+                     rows[i].expect);
   }
 }
 
@@ -422,6 +499,8 @@ int main(void) {
       cmocka_unit_test(own_state_precedence),
       cmocka_unit_test(own_state_reason_truncated_to_limit),
       cmocka_unit_test(admission),
+      cmocka_unit_test(clock_offset_is_sender_time_minus_ours),
+      cmocka_unit_test(skew_warning_rate_limited_per_peer),
       cmocka_unit_test(check_rise_and_fall),
       cmocka_unit_test(check_counts_consecutive_results),
       cmocka_unit_test(relay_hold_is_a_quarter_heartbeat_within_bounds),
