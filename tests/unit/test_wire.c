@@ -47,6 +47,17 @@ static void sample_msg(struct wire_msg *m, enum wire_type type) {
   m->seq = 77;
   m->time = 1700000000123;
   m->leaf = type == WIRE_LEAVE;
+  /* Freshness: a nonce always, asking for echoes in a hello, echoing two
+   * others' nonces in a state message. */
+  m->nonce = 0x0123456789abcdefULL;
+  m->proving = type == WIRE_HELLO;
+  if (type == WIRE_STATE) {
+    m->necho = 2;
+    snprintf(m->echo[0].name, sizeof(m->echo[0].name), "web1");
+    m->echo[0].nonce = 1;
+    snprintf(m->echo[1].name, sizeof(m->echo[1].name), "web2");
+    m->echo[1].nonce = UINT64_MAX;
+  }
   if (type == WIRE_MEMBERS) {
     static const char *const names[] = {"db1", "web1", "web2"};
     m->nmembers = ARRAY_SIZE(names);
@@ -94,6 +105,13 @@ static void assert_msgs_equal(const struct wire_msg *a,
   assert_int_equal(a->seq, b->seq);
   assert_int_equal(a->time, b->time);
   assert_int_equal(a->leaf, b->leaf);
+  assert_true(a->nonce == b->nonce);
+  assert_int_equal(a->proving, b->proving);
+  assert_int_equal(a->necho, b->necho);
+  for (size_t i = 0; i < a->necho; i++) {
+    assert_string_equal(a->echo[i].name, b->echo[i].name);
+    assert_true(a->echo[i].nonce == b->echo[i].nonce);
+  }
   assert_int_equal(a->nmembers, b->nmembers);
   for (size_t i = 0; i < a->nmembers; i++) {
     assert_string_equal(a->members[i].name, b->members[i].name);
@@ -179,8 +197,11 @@ static void wire_round_trips_an_empty_member_list(void **state) {
 static void wire_encodes_compact_json_in_envelope_order(void **state) {
   static const char head[] = "{\"v\":1,\"cluster\":\"shop\",\"from\":\"db1\","
                              "\"inc\":1700000000,\"seq\":77,"
-                             "\"time\":1700000000123,\"type\":\"state\","
-                             "\"rec\":{\"addr\":";
+                             "\"time\":1700000000123,"
+                             "\"nonce\":\"0123456789abcdef\","
+                             "\"echo\":[[\"web1\",\"0000000000000001\"],"
+                             "[\"web2\",\"ffffffffffffffff\"]],"
+                             "\"type\":\"state\",\"rec\":{\"addr\":";
   struct wire_msg m;
   char *buf;
   size_t len;
@@ -586,6 +607,34 @@ static const struct reject_case reject_cases[] = {
      "\"00000000000000000\"", 0, WIRE_REJECT_OVER_LIMIT, NULL},
     {"wire_rejects_a_known_count_beyond_32_bits", WIRE_STATE, "known", SET,
      "4294967296", 0, WIRE_REJECT_OVER_LIMIT, NULL},
+    /* freshness: nonce, proving, echo (optional) */
+    {"wire_accepts_a_message_without_freshness_fields", WIRE_STATE, "echo", DEL,
+     NULL, 0, WIRE_OK, NULL},
+    {"wire_rejects_a_nonce_that_is_not_hex", WIRE_STATE, "nonce", SET,
+     "\"0123456789abcdeg\"", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"nonce\": not 16 lowercase hex digits"},
+    {"wire_rejects_a_nonce_that_is_a_number", WIRE_STATE, "nonce", SET, "12", 0,
+     WIRE_REJECT_BAD_FIELD, "field \"nonce\": not a string"},
+    {"wire_rejects_a_short_nonce", WIRE_STATE, "nonce", SET, "\"0123\"", 0,
+     WIRE_REJECT_BAD_FIELD, NULL},
+    {"wire_rejects_proving_that_is_not_a_boolean", WIRE_HELLO, "proving", SET,
+     "1", 0, WIRE_REJECT_BAD_FIELD, "field \"proving\": not a boolean"},
+    {"wire_rejects_an_echo_that_is_not_an_array", WIRE_STATE, "echo", SET, "{}",
+     0, WIRE_REJECT_BAD_FIELD, "field \"echo\": not an array"},
+    {"wire_rejects_too_many_echoes", WIRE_STATE, "echo", ARRAY,
+     "[\"web1\",\"0000000000000001\"]", 33, WIRE_REJECT_OVER_LIMIT,
+     "field \"echo\": 33 entries, at most 32"},
+    {"wire_accepts_the_maximum_of_echoes", WIRE_STATE, "echo", ARRAY,
+     "[\"web1\",\"0000000000000001\"]", 32, WIRE_OK, NULL},
+    {"wire_rejects_an_echo_that_is_not_a_pair", WIRE_STATE, "echo[1]", SET,
+     "[\"web2\"]", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"echo[1]\": not a [name, nonce] pair"},
+    {"wire_rejects_an_echo_of_an_invalid_name", WIRE_STATE, "echo[0]", SET,
+     "[\"a/b\",\"0000000000000001\"]", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"echo[0]\": invalid name \"a/b\""},
+    {"wire_rejects_an_echo_of_an_invalid_nonce", WIRE_STATE, "echo[0]", SET,
+     "[\"web1\",\"X000000000000001\"]", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"echo[0]\": not 16 lowercase hex digits"},
     /* members */
     {"wire_rejects_too_many_members", WIRE_MEMBERS, "members", ARRAY,
      MEMBER_JSON, 257, WIRE_REJECT_OVER_LIMIT,
