@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "check_env.h"
 #include "cli.h"
 #include "config.h"
 
@@ -107,6 +108,10 @@ int cmd_check(int argc, char **argv) {
     fprintf(stderr, "%s: %zu problem%s\n", file, errs.n + errs.more,
             errs.n + errs.more == 1 ? "" : "s");
     config_errors_free(&errs);
+    return EXIT_USAGE;
+  }
+  if (check_env(cfg, file, check_env_stderr, NULL) > 0) {
+    config_free(cfg);
     return EXIT_USAGE;
   }
   if (!quiet)
