@@ -293,7 +293,19 @@ CHOREO_EXPORT int choreo_reload(choreo_client *c, choreo_reload_result **out) {
     return CHOREO_ENOMEM;
   rv = exchange(c, req, &reply);
   json_decref(req);
-  if (rv != 0) {
+  /* An agent that refused the request itself (one without the command,
+   * say) gives its reason as the one error. */
+  if (rv == CHOREO_EREFUSED && reply != NULL &&
+      json_object_get(reply, "applied") == NULL) {
+    json_t *err = json_object_get(reply, "error");
+    json_object_set_new(reply, "applied", json_false());
+    json_object_set_new(reply, "errors",
+                        json_pack("[s]", json_is_string(err)
+                                             ? json_string_value(err)
+                                             : "refused"));
+    rv = 0;
+  }
+  if (rv != 0 && rv != CHOREO_EREFUSED) {
     json_decref(reply);
     return rv;
   }
