@@ -231,8 +231,10 @@ struct net_echo {
   uint64_t nonce, inc, seq; /* and the (inc, seq) of the message it came in */
   uint64_t until;           /* monotonic ms; 0: a free slot */
   unsigned sent;            /* messages it was echoed in */
-  /* An endpoint opened to answer a sender not in the table; "": none. */
-  char addr[CHOREO_ADDR_MAX + 1];
+  /* An endpoint opened to answer a sender not in the table (its mesh
+   * id), released when the entry goes. */
+  bool has_ep;
+  int ep_id;
 };
 
 struct net {

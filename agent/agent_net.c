@@ -352,17 +352,22 @@ static void sync_endpoint(struct net *n, struct peer *peer) {
 #define ECHO_HEARTBEATS 3
 #define PROVING_HEARTBEATS 2
 
-static void release_addr(struct net *n, const char *addr) {
-  struct endpoint *ep = find_endpoint(n, addr);
-  if (ep == NULL || ep->refs == 0 || --ep->refs > 0 || ep->join)
+static void release_ep_id(struct net *n, int id) {
+  for (size_t i = 0; i < n->neps; i++) {
+    struct endpoint *ep = &n->eps[i];
+    if (ep->id != id)
+      continue;
+    if (ep->refs == 0 || --ep->refs > 0 || ep->join)
+      return;
+    mesh_disconnect(&n->mesh, ep->id);
+    *ep = n->eps[--n->neps];
     return;
-  mesh_disconnect(&n->mesh, ep->id);
-  *ep = n->eps[--n->neps];
+  }
 }
 
 static void echo_clear(struct net *n, struct net_echo *e) {
-  if (e->addr[0] != '\0')
-    release_addr(n, e->addr);
+  if (e->has_ep)
+    release_ep_id(n, e->ep_id);
   memset(e, 0, sizeof(*e));
 }
 
@@ -461,12 +466,13 @@ static void note_nonce(struct net *n, const struct wire_msg *m) {
   /* A sender we have no connection to (a newcomer's hello we can't read
    * yet) needs one for our echo to reach it. */
   addr = sender_addr(m);
-  if (e->addr[0] == '\0' && !is_leaf(n) && addr[0] != '\0' &&
+  if (!e->has_ep && !is_leaf(n) && addr[0] != '\0' &&
       peers_find(&a->peers, m->from) == NULL) {
     struct endpoint *ep = open_endpoint(n, addr, false);
     if (ep != NULL) {
       ep->refs++;
-      snprintf(e->addr, sizeof(e->addr), "%s", ep->addr);
+      e->has_ep = true;
+      e->ep_id = ep->id;
     }
   }
   net_publish_soon(n);
