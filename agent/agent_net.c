@@ -570,6 +570,7 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay) {
       .msg_inc = m->inc,
       .proved = peer != NULL && peer->proved,
       .echoes_us = a->ring != NULL && echoes_us(n, m),
+      .msg_nonce = m->nonce != 0,
   };
   enum policy_admit r = policy_admit(&in);
   if (a->ring != NULL && r != POLICY_DROP_CLUSTER && r != POLICY_DROP_SELF_NAME)

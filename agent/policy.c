@@ -36,6 +36,14 @@ enum policy_own policy_own_state(const struct policy_claims *c,
 
 /* ---- admission ---- */
 
+/* An earlier version's rule, for its messages only: sent within
+ * POLICY_LEGACY_FRESH_MS of our clock. */
+static bool legacy_fresh(uint64_t msg_time, int64_t now_ms) {
+  return msg_time != 0 &&
+         (int64_t)msg_time >= now_ms - POLICY_LEGACY_FRESH_MS &&
+         (int64_t)msg_time <= now_ms + POLICY_LEGACY_FRESH_MS;
+}
+
 enum policy_admit policy_admit(const struct policy_admit_in *in) {
   uint64_t now_s = in->now_ms > 0 ? (uint64_t)(in->now_ms / 1000) : 0;
   if (strcmp(in->msg_cluster, in->cluster) != 0)
@@ -47,7 +55,8 @@ enum policy_admit policy_admit(const struct policy_admit_in *in) {
    * seq) orders the rest. Plain text is not checked (anyone can forge
    * it); the sender's "time" is never compared with our clock, so a
    * skewed clock costs nothing (docs/SECURITY.md). */
-  if (in->keyed && !in->proved && !in->echoes_us)
+  if (in->keyed && !in->proved && !in->echoes_us &&
+      (in->msg_nonce || !legacy_fresh(in->msg_time, in->now_ms)))
     return POLICY_DROP_STALE;
   if (in->msg_inc > now_s + POLICY_FUTURE_SLACK_S)
     return POLICY_DROP_FUTURE;

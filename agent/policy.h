@@ -55,6 +55,11 @@ enum policy_own policy_own_state(const struct policy_claims *c,
 
 /* ---- admission ---- */
 
+/* A sender of an earlier version sends no nonce and so can't prove
+ * freshness: its messages are judged by their sending time instead, as
+ * that version did (within this of our clock), so that a cluster keeps
+ * working through a rolling upgrade. */
+#define POLICY_LEGACY_FRESH_MS 60000
 /* An incarnation more than this ahead of our clock is "from the future". */
 #define POLICY_FUTURE_SLACK_S 86400
 /* A peer whose clock is further than this from ours is warned about, at
@@ -87,6 +92,9 @@ struct policy_admit_in {
    * that what it sends is new (a message of it echoed our nonce), or
    * this message echoes our nonce. */
   bool proved, echoes_us;
+  /* The message carries the sender's nonce: false only from an earlier
+   * version (see POLICY_LEGACY_FRESH_MS). */
+  bool msg_nonce;
 };
 
 /* Cluster, own name, freshness (with a key ring only), incarnation from
@@ -96,7 +104,9 @@ struct policy_admit_in {
  * capture replayed to an agent that has just restarted (and forgot the
  * last sequence numbers it accepted) is dropped as stale. After the
  * proof, the sequence number decides (policy_admit_seq): a later (inc,
- * seq) is fresh, an earlier one a replay. No clock is compared. */
+ * seq) is fresh, an earlier one a replay. No clock is compared, except
+ * for a message without a nonce (an earlier version's), which is judged
+ * by its time as that version did (POLICY_LEGACY_FRESH_MS). */
 enum policy_admit policy_admit(const struct policy_admit_in *in);
 
 /* After the peer table said whether (inc, seq) is newer than the last

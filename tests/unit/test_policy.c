@@ -183,12 +183,52 @@ static void admission(void **state) {
         .msg_inc = r->inc,
         .proved = r->proved,
         .echoes_us = r->echoes_us,
+        .msg_nonce = true,
     };
     enum policy_admit got = policy_admit(&in);
     if (got == POLICY_ADMIT)
       got = policy_admit_seq(r->fresh, r->via_relay, r->from_leaf, r->we_relay);
     print_message("row %s\n", r->name);
     assert_int_equal(got, r->expect);
+  }
+}
+
+/* A sender of an earlier version sends no nonce: judged by its time, as
+ * that version did, until it is upgraded. */
+static void admission_of_an_earlier_version(void **state) {
+  static const struct {
+    const char *name;
+    bool keyed, proved;
+    uint64_t time;
+    enum policy_admit expect;
+  } rows[] = {
+      {"unproved_sent_now_admitted", true, false, NOW_MS, POLICY_ADMIT},
+      {"unproved_60s_old_admitted", true, false, NOW_MS - 60000, POLICY_ADMIT},
+      {"unproved_60s_ahead_admitted", true, false, NOW_MS + 60000,
+       POLICY_ADMIT},
+      {"unproved_older_stale", true, false, NOW_MS - 60001, POLICY_DROP_STALE},
+      {"unproved_further_ahead_stale", true, false, NOW_MS + 60001,
+       POLICY_DROP_STALE},
+      {"unproved_without_time_stale", true, false, 0, POLICY_DROP_STALE},
+      {"proved_skewed_an_hour_admitted", true, true, NOW_MS + H_MS,
+       POLICY_ADMIT},
+      {"without_ring_any_time_admitted", false, false, 1, POLICY_ADMIT},
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+    struct policy_admit_in in = {
+        .cluster = "prod",
+        .name = "a",
+        .keyed = rows[i].keyed,
+        .now_ms = NOW_MS,
+        .msg_cluster = "prod",
+        .msg_from = "b",
+        .msg_time = rows[i].time,
+        .msg_inc = NOW_S,
+        .proved = rows[i].proved,
+        .msg_nonce = false,
+    };
+    print_message("row %s\n", rows[i].name);
+    assert_int_equal(policy_admit(&in), rows[i].expect);
   }
 }
 
@@ -499,6 +539,7 @@ int main(void) {
       cmocka_unit_test(own_state_precedence),
       cmocka_unit_test(own_state_reason_truncated_to_limit),
       cmocka_unit_test(admission),
+      cmocka_unit_test(admission_of_an_earlier_version),
       cmocka_unit_test(clock_offset_is_sender_time_minus_ours),
       cmocka_unit_test(skew_warning_rate_limited_per_peer),
       cmocka_unit_test(check_rise_and_fall),
