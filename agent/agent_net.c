@@ -432,12 +432,9 @@ static struct net_echo *echo_slot(struct net *n, const char *name) {
   return oldest;
 }
 
-/* Note the nonce of an authenticated message (before admission: a
- * sender that hasn't proved freshness to us must still get its proof).
- * An older (inc, seq) than the one noted changes nothing, so a replayed
- * capture can't displace a peer's current nonce. A new nonce, or a
- * sender asking ("proving") whose entry has run out, is echoed for
- * ECHO_HEARTBEATS, starting with quick republications. */
+/* Note the nonce of an authenticated message as policy_echo_note says:
+ * an armed one is echoed for ECHO_HEARTBEATS, starting with quick
+ * republications. */
 static void note_nonce(struct net *n, const struct wire_msg *m) {
   struct agent *a = agent_of(n);
   uint64_t now = uv_now(&a->loop);
@@ -447,15 +444,26 @@ static void note_nonce(struct net *n, const struct wire_msg *m) {
   if (m->nonce == 0)
     return;
   e = echo_slot(n, m->from);
-  if (e->until != 0 && strcmp(e->name, m->from) == 0) {
-    if (m->inc < e->inc || (m->inc == e->inc && m->seq <= e->seq))
-      return;
-    if (e->nonce == m->nonce) {
-      e->inc = m->inc;
-      e->seq = m->seq;
-      if (e->until > now || !m->proving)
-        return;
-    }
+  struct policy_echo_in in = {
+      .known = e->until != 0 && strcmp(e->name, m->from) == 0,
+      .active = e->until > now,
+      .nonce = e->nonce,
+      .inc = e->inc,
+      .seq = e->seq,
+      .msg_nonce = m->nonce,
+      .msg_inc = m->inc,
+      .msg_seq = m->seq,
+      .msg_proving = m->proving,
+  };
+  switch (policy_echo_note(&in)) {
+  case POLICY_ECHO_KEEP:
+    return;
+  case POLICY_ECHO_ADVANCE:
+    e->inc = m->inc;
+    e->seq = m->seq;
+    return;
+  case POLICY_ECHO_ARM:
+    break;
   }
   e->sent = 0;
   snprintf(e->name, sizeof(e->name), "%s", m->from);

@@ -76,6 +76,19 @@ bool policy_skew_warn(int64_t offset_ms, uint64_t now, bool warned,
   return !warned || now - warned_at >= POLICY_SKEW_WARN_EVERY_MS;
 }
 
+enum policy_echo policy_echo_note(const struct policy_echo_in *in) {
+  if (in->msg_nonce == 0)
+    return POLICY_ECHO_KEEP;
+  if (!in->known)
+    return POLICY_ECHO_ARM;
+  if (in->msg_inc < in->inc ||
+      (in->msg_inc == in->inc && in->msg_seq <= in->seq))
+    return POLICY_ECHO_KEEP;
+  if (in->msg_nonce != in->nonce)
+    return POLICY_ECHO_ARM;
+  return in->active || !in->msg_proving ? POLICY_ECHO_ADVANCE : POLICY_ECHO_ARM;
+}
+
 enum policy_admit policy_admit_seq(bool fresh, bool via_relay, bool from_leaf,
                                    bool we_relay) {
   if (fresh)

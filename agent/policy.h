@@ -109,6 +109,31 @@ struct policy_admit_in {
  * by its time as that version did (POLICY_LEGACY_FRESH_MS). */
 enum policy_admit policy_admit(const struct policy_admit_in *in);
 
+/* What a receiver does with the nonce a sealed message carries (before
+ * admission: a sender that hasn't proved freshness must still get its
+ * proof), given its entry for the sender in the list it echoes. */
+enum policy_echo {
+  POLICY_ECHO_KEEP,    /* nothing changes */
+  POLICY_ECHO_ADVANCE, /* same nonce, a newer message: note its (inc, seq) */
+  POLICY_ECHO_ARM,     /* echo this nonce for a few heartbeats from now */
+};
+
+struct policy_echo_in {
+  bool known;               /* an entry for the sender */
+  bool active;              /* and it is still being echoed */
+  uint64_t nonce, inc, seq; /* the entry's nonce and the (inc, seq) it
+                               was noted with */
+  uint64_t msg_nonce, msg_inc, msg_seq;
+  bool msg_proving;
+};
+
+/* A message without a nonce, or not newer by (inc, seq) than the one the
+ * entry's nonce came with, changes nothing: a replayed capture can't
+ * displace a peer's current nonce. A new nonce is armed; the same nonce
+ * is armed again only when its echo has run out and the sender asks
+ * ("proving"). */
+enum policy_echo policy_echo_note(const struct policy_echo_in *in);
+
 /* After the peer table said whether (inc, seq) is newer than the last
  * accepted from its sender (fresh): an old one is a replay, or, through
  * a relay or at a relay from a leaf, the expected copy of a message that

@@ -232,6 +232,51 @@ static void admission_of_an_earlier_version(void **state) {
   }
 }
 
+static void echo_note_table(void **state) {
+  static const struct {
+    const char *name;
+    struct policy_echo_in in;
+    enum policy_echo expect;
+  } rows[] = {
+      /* known, active, nonce, inc, seq, msg_nonce, msg_inc, msg_seq,
+       * msg_proving */
+      {"no_nonce_keeps",
+       {false, false, 0, 0, 0, 0, 5, 1, false},
+       POLICY_ECHO_KEEP},
+      {"new_sender_arms",
+       {false, false, 0, 0, 0, 7, 5, 1, false},
+       POLICY_ECHO_ARM},
+      {"restarted_sender_new_nonce_arms",
+       {true, true, 7, 5, 9, 8, 6, 1, false},
+       POLICY_ECHO_ARM},
+      {"same_nonce_newer_seq_advances",
+       {true, true, 7, 5, 9, 7, 5, 10, false},
+       POLICY_ECHO_ADVANCE},
+      {"same_nonce_expired_not_asking_advances",
+       {true, false, 7, 5, 9, 7, 5, 10, false},
+       POLICY_ECHO_ADVANCE},
+      {"same_nonce_expired_asking_arms",
+       {true, false, 7, 5, 9, 7, 5, 10, true},
+       POLICY_ECHO_ARM},
+      {"same_nonce_active_asking_advances",
+       {true, true, 7, 5, 9, 7, 5, 10, true},
+       POLICY_ECHO_ADVANCE},
+      {"replayed_capture_old_nonce_keeps",
+       {true, true, 8, 6, 3, 7, 5, 9, true},
+       POLICY_ECHO_KEEP},
+      {"duplicate_keeps",
+       {true, true, 7, 5, 9, 7, 5, 9, true},
+       POLICY_ECHO_KEEP},
+      {"old_seq_same_inc_other_nonce_keeps",
+       {true, false, 7, 5, 9, 8, 5, 8, true},
+       POLICY_ECHO_KEEP},
+  };
+  for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+    print_message("row %s\n", rows[i].name);
+    assert_int_equal(policy_echo_note(&rows[i].in), rows[i].expect);
+  }
+}
+
 static void clock_offset_is_sender_time_minus_ours(void **state) {
   assert_int_equal(policy_clock_offset(NOW_MS + 90000, NOW_MS), 90000);
   assert_int_equal(policy_clock_offset(NOW_MS - 90000, NOW_MS), -90000);
@@ -540,6 +585,7 @@ int main(void) {
       cmocka_unit_test(own_state_reason_truncated_to_limit),
       cmocka_unit_test(admission),
       cmocka_unit_test(admission_of_an_earlier_version),
+      cmocka_unit_test(echo_note_table),
       cmocka_unit_test(clock_offset_is_sender_time_minus_ours),
       cmocka_unit_test(skew_warning_rate_limited_per_peer),
       cmocka_unit_test(check_rise_and_fall),
