@@ -268,6 +268,11 @@ static json_t *reload(struct agent *a) {
 
   if (report == NULL)
     return NULL;
+  if (a->stopping) {
+    json_array_append_new(json_object_get(report, "errors"),
+                          json_string("the agent is stopping"));
+    return reload_refused(a, report);
+  }
   log_info("reload: reading %s", a->config_path);
   if (reload_prepare(a, &cfg, &ring, report) == NULL) {
     config_free(cfg);
