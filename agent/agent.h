@@ -222,20 +222,7 @@ struct endpoint {
   bool join;     /* a join address: kept while the agent runs */
 };
 
-/* Nonces this agent echoes, at most (docs/PROTOCOL.md "Freshness"). */
-#define NET_ECHO_MAX 256
-
-/* A peer's nonce, echoed in this agent's messages until `until`. */
-struct net_echo {
-  char name[CHOREO_NAME_MAX + 1];
-  uint64_t nonce, inc, seq; /* and the (inc, seq) of the message it came in */
-  uint64_t until;           /* monotonic ms; 0: a free slot */
-  unsigned sent;            /* messages it was echoed in */
-  /* An endpoint opened to answer a sender not in the table (its mesh
-   * id), released when the entry goes. */
-  bool has_ep;
-  int ep_id;
-};
+struct net_echo; /* agent_net.c */
 
 struct net {
   struct mesh mesh;
@@ -256,10 +243,10 @@ struct net {
   uint64_t fd_limit;  /* RLIMIT_NOFILE once raised; 0: unknown */
   bool fd_warned;     /* said that the members need more */
   /* Freshness, with a key ring: this start's nonce; until when our
-   * messages ask peers to echo it (monotonic ms); the nonces we echo. */
-  uint64_t nonce;
-  uint64_t proving_until;
-  struct net_echo echo[NET_ECHO_MAX];
+   * messages ask peers to echo it (monotonic ms); the nonces we echo
+   * (allocated when first needed). */
+  uint64_t nonce, proving_until;
+  struct net_echo *echo;
   bool stopped;
   /* Hooks: a message was handled (rx_ns: when it was received); arm the
    * wake-up for monotonic time `when`. */

@@ -351,6 +351,21 @@ static void sync_endpoint(struct net *n, struct peer *peer) {
  * for ours after a message was dropped for want of proof: heartbeats. */
 #define ECHO_HEARTBEATS 3
 #define PROVING_HEARTBEATS 2
+/* Nonces echoed at most; when all are in use the one due to end first
+ * gives way (its sender asks again if it still needs it). */
+#define NET_ECHO_MAX 256
+
+/* A peer's nonce, echoed in this agent's messages until `until`. */
+struct net_echo {
+  char name[CHOREO_NAME_MAX + 1];
+  uint64_t nonce, inc, seq; /* and the (inc, seq) of the message it came in */
+  uint64_t until;           /* monotonic ms; 0: a free slot */
+  unsigned sent;            /* messages it was echoed in */
+  /* An endpoint opened to answer a sender not in the table (its mesh
+   * id), released when the entry goes. */
+  bool has_ep;
+  int ep_id;
+};
 
 static void release_ep_id(struct net *n, int id) {
   for (size_t i = 0; i < n->neps; i++) {
@@ -377,7 +392,7 @@ static void add_echoes(struct net *n, struct wire_msg *m) {
   uint64_t now = uv_now(&agent_of(n)->loop);
   m->nonce = n->nonce;
   m->proving = now < n->proving_until;
-  while (m->necho < WIRE_ECHO_MAX) {
+  while (n->echo != NULL && m->necho < WIRE_ECHO_MAX) {
     struct net_echo *best = NULL;
     for (size_t i = 0; i < NET_ECHO_MAX; i++) {
       struct net_echo *e = &n->echo[i];
@@ -399,7 +414,7 @@ static void add_echoes(struct net *n, struct wire_msg *m) {
 
 /* Expired entries let go of the endpoints they opened. */
 static void echo_sweep(struct net *n, uint64_t now) {
-  for (size_t i = 0; i < NET_ECHO_MAX; i++)
+  for (size_t i = 0; n->echo != NULL && i < NET_ECHO_MAX; i++)
     if (n->echo[i].until != 0 && n->echo[i].until <= now)
       echo_clear(n, &n->echo[i]);
 }
@@ -442,6 +457,9 @@ static void note_nonce(struct net *n, const struct wire_msg *m) {
   const char *addr;
 
   if (m->nonce == 0)
+    return;
+  if (n->echo == NULL &&
+      (n->echo = calloc(NET_ECHO_MAX, sizeof(*n->echo))) == NULL)
     return;
   e = echo_slot(n, m->from);
   struct policy_echo_in in = {
@@ -902,6 +920,8 @@ void net_close(struct net *n) {
 }
 
 void net_free(struct net *n) {
+  free(n->echo);
+  n->echo = NULL;
   free(n->eps);
   n->eps = NULL;
   n->neps = 0;
