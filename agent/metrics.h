@@ -70,12 +70,29 @@
      "Script runs retried after a failure")                                    \
   XX(runs_timed_out, "choreo_script_timeouts_total", "",                       \
      "Script runs killed at their timeout")                                    \
+  XX(runs_spawn_retried, "choreo_script_start_retries_total", "",              \
+     "Script starts retried because a resource (descriptors, processes, "      \
+     "memory) was exhausted")                                                  \
+  XX(escapees_killed, "choreo_script_escapees_killed_total", "",               \
+     "Processes a stopped script had moved out of its process group, "         \
+     "killed with it")                                                         \
+  XX(orphans_reaped, "choreo_script_orphans_reaped_total", "",                 \
+     "Exited processes left behind by scripts and reaped by the agent")        \
   XX(output_dropped_bytes, "choreo_script_output_dropped_bytes_total", "",     \
      "Script output bytes not logged because a run exceeded its budget")       \
   XX(control_requests, "choreo_control_requests_total", "",                    \
      "Requests on the control socket")                                         \
   XX(control_errors, "choreo_control_errors_total", "",                        \
-     "Bad requests and dropped clients on the control socket")
+     "Bad requests and dropped clients on the control socket")                 \
+  XX(control_dropped_slow, "choreo_control_clients_dropped_total",             \
+     "reason=\"slow\"", "Control clients dropped, by reason")                  \
+  XX(control_dropped_full, "choreo_control_clients_dropped_total",             \
+     "reason=\"too_many\"", "Control clients dropped, by reason")              \
+  XX(control_accept_shed, "choreo_control_clients_dropped_total",              \
+     "reason=\"no_descriptor\"", "Control clients dropped, by reason")         \
+  XX(inbox_resets, "choreo_inbox_resets_total", "",                            \
+     "Times every inbox connection was closed because they held too many "     \
+     "descriptors")
 
 #define METRICS_GAUGES(XX)                                                     \
   XX(peers_alive, "choreo_peers", "status=\"alive\"", "Peers by status")       \
@@ -92,7 +109,9 @@
   XX(mesh_in_up, "choreo_connections", "direction=\"in\",state=\"up\"",        \
      "nanomsg connections by direction and state")                             \
   XX(mesh_connect_errors, "choreo_connect_errors", "",                         \
-     "Failed connection attempts to members' inboxes (nanomsg's count)")
+     "Failed connection attempts to members' inboxes (nanomsg's count)")       \
+  XX(fds_open, "choreo_open_descriptors", "",                                  \
+     "Descriptors the agent held at the last inbox check")
 
 struct metrics {
 #define XX(id, name, labels, help) uint64_t id;

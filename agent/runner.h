@@ -8,8 +8,22 @@
  * run at most RUNNER_LOG_LINES lines and RUNNER_LOG_BYTES bytes are logged;
  * the excess is read, dropped and counted. A run that outlives its timeout
  * gets SIGTERM on its whole group, then SIGKILL after RUNNER_KILL_GRACE_MS.
- * A failed run is retried `retries` times with exponential backoff. At most
+ * A failed run is retried `retries` times with exponential backoff. A run
+ * that could not even start for want of a resource (EMFILE, ENFILE, EAGAIN,
+ * ENOMEM: descriptors or processes exhausted, perhaps by an attacker) is
+ * retried with the same backoff until it starts, without using up its
+ * retries: an action is never lost to a transient shortage. At most
  * max_running scripts run at once; the others wait in FIFO order.
+ *
+ * Escapees: a script can leave its process group (setsid, a double fork
+ * into a new session) and so outlive a kill of the group. The runner makes
+ * the agent a child subreaper (PR_SET_CHILD_SUBREAPER), so that whatever a
+ * script leaves behind is re-parented to the agent instead of init. When a
+ * run is stopped (timeout or close), every process it started is signalled
+ * with its group: its descendants, found through /proc, and the orphans
+ * re-parented to the agent since the run started that belong to no other
+ * run. Orphans that exit are reaped on SIGCHLD with waitid(P_PID) on their
+ * own pid, never waitpid(-1), which would steal libuv's children.
  */
 #ifndef CHOREO_RUNNER_H
 #define CHOREO_RUNNER_H
@@ -28,6 +42,7 @@
 #define RUNNER_BACKOFF_MS 200 /* first retry delay; doubles each try */
 #define RUNNER_BACKOFF_MAX_MS 10000
 #define RUNNER_QUEUE_MAX 4096 /* jobs waiting; more are refused */
+#define RUNNER_PROC_MAX 65536 /* processes looked at in one /proc scan */
 #define RUNNER_LINGER_MS                                                       \
   200 /* after exit, wait this long for the                                    \
          rest of the output */
@@ -79,6 +94,8 @@ struct runner {
   void *arg;
   struct runner_job *jobs; /* every job not yet done; private list */
   size_t running, queued;
+  uv_signal_t sigchld; /* reaps orphans (see above); from the first submit */
+  bool reaping;        /* sigchld is initialised and not closed yet */
   bool closing;
   void (*close_cb)(struct runner *r);
 };
