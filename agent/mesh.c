@@ -2,14 +2,18 @@
  * mesh.c — nanomsg PUB/SUB sockets driven by the libuv loop; see mesh.h.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/pubsub.h>
 #include <nanomsg/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "choreo.h"
+#include "log.h"
 #include "mesh.h"
 #include "util.h"
 
@@ -33,7 +37,7 @@ static int setopt_int(int s, int level, int opt, int value) {
                                                                   : -nn_errno();
 }
 
-static int open_sub(const char *listen, size_t max_msg, int *out) {
+static int open_sub(const char *listen, size_t max_msg, int *out, int *ep) {
   int s = nn_socket(AF_SP, NN_SUB);
   int rv;
   if (s < 0)
@@ -44,7 +48,7 @@ static int open_sub(const char *listen, size_t max_msg, int *out) {
     rv = -nn_errno();
     goto fail;
   }
-  if (nn_bind(s, listen) < 0) {
+  if ((*ep = nn_bind(s, listen)) < 0) {
     rv = -nn_errno();
     goto fail;
   }
@@ -117,6 +121,73 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   }
 }
 
+/* ---- the inbox guard ---- */
+
+static uint64_t count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *de;
+  uint64_t n = 0;
+  if (d == NULL)
+    return 0;
+  while ((de = readdir(d)) != NULL)
+    n += de->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+static void guard_log(struct mesh *m, uint64_t in, uint64_t now) {
+  /* Once per 10 s at most: a flood would otherwise flood the log too. */
+  if (m->resets_logged != 0 && now - m->last_log_ms < 10000)
+    return;
+  log_warn("inbox: %" PRIu64 " connections hold %" PRIu64 " of %" PRIu64
+           " descriptors: closed them all (%" PRIu64 " resets so far); "
+           "members reconnect, see docs/SECURITY.md",
+           in, m->fds, m->fd_limit, m->resets);
+  m->resets_logged = m->resets;
+  m->last_log_ms = now;
+}
+
+static void rebind(struct mesh *m) {
+  int ep = nn_bind(m->sub, m->listen);
+  /* The old listening socket is closed by nanomsg's thread, maybe not
+   * yet: EADDRINUSE until then, and the next tick tries again. */
+  if (ep >= 0)
+    m->bind_ep = ep;
+  else if (nn_errno() != EADDRINUSE)
+    log_warn("inbox: cannot listen again on %s: %s", m->listen,
+             nn_strerror(nn_errno()));
+}
+
+static void on_guard(uv_timer_t *t) {
+  struct mesh *m = container_of(t, struct mesh, guard);
+  uint64_t in;
+
+  if (m->bind_ep < 0) {
+    rebind(m);
+    return;
+  }
+  /* Counting descriptors reads a directory: only when the inbox alone
+   * could be the problem. */
+  in = nn_get_statistic(m->sub, NN_STAT_CURRENT_CONNECTIONS);
+  if (in < m->fd_limit / 4)
+    return;
+  m->fds = count_fds();
+  if (m->fds < m->fd_limit / 4 * 3)
+    return;
+  nn_shutdown(m->sub, m->bind_ep);
+  m->bind_ep = -1;
+  m->resets++;
+  guard_log(m, in, uv_now(t->loop));
+  rebind(m);
+}
+
+static uint64_t fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    return 0;
+  return (uint64_t)rl.rlim_cur;
+}
+
 int mesh_init(struct mesh *m, uv_loop_t *loop, const char *listen,
               size_t max_msg, mesh_recv_fn on_recv) {
   int fd;
@@ -124,11 +195,17 @@ int mesh_init(struct mesh *m, uv_loop_t *loop, const char *listen,
   int rv;
 
   m->sub = m->pub = -1;
+  m->handles = 0;
   m->on_recv = on_recv;
   m->close_cb = NULL;
+  m->fd_limit = fd_limit();
+  m->fds = m->resets = m->resets_logged = m->last_log_ms = 0;
+  if (snprintf(m->listen, sizeof(m->listen), "%s", listen) >=
+      (int)sizeof(m->listen))
+    return -EINVAL;
   if (!tcp_ipv4_host(listen, m->local, sizeof(m->local), &m->local_loopback))
     m->local[0] = '\0';
-  if ((rv = open_sub(listen, max_msg, &m->sub)) != 0)
+  if ((rv = open_sub(listen, max_msg, &m->sub, &m->bind_ep)) != 0)
     return rv;
   if ((rv = open_pub(&m->pub)) != 0)
     goto fail;
@@ -138,6 +215,9 @@ int mesh_init(struct mesh *m, uv_loop_t *loop, const char *listen,
   }
   if ((rv = uv_poll_init(loop, &m->poll, fd)) != 0)
     goto fail;
+  m->handles = 1;
+  uv_timer_init(loop, &m->guard); /* cannot fail */
+  m->handles = 2;
   return 0;
 fail:
   if (m->pub >= 0)
@@ -148,7 +228,10 @@ fail:
 }
 
 int mesh_start(struct mesh *m) {
-  return uv_poll_start(&m->poll, UV_READABLE, on_readable);
+  int rv = uv_poll_start(&m->poll, UV_READABLE, on_readable);
+  if (rv == 0 && m->fd_limit > 0)
+    uv_timer_start(&m->guard, on_guard, MESH_GUARD_MS, MESH_GUARD_MS);
+  return rv;
 }
 
 int mesh_connect(struct mesh *m, const char *addr) {
@@ -183,10 +266,14 @@ void mesh_stats(const struct mesh *m, struct mesh_stats *st) {
   st->out_connecting = nn_get_statistic(m->pub, NN_STAT_INPROGRESS_CONNECTIONS);
   st->connect_errors = nn_get_statistic(m->pub, NN_STAT_CONNECT_ERRORS);
   st->in_up = nn_get_statistic(m->sub, NN_STAT_CURRENT_CONNECTIONS);
+  st->inbox_resets = m->resets;
+  st->fds = count_fds();
 }
 
 static void on_poll_closed(uv_handle_t *h) {
-  struct mesh *m = container_of((uv_poll_t *)h, struct mesh, poll);
+  struct mesh *m = h->data;
+  if (--m->handles > 0)
+    return;
   /* The descriptor belongs to nanomsg: close the sockets only once libuv
    * no longer watches it. */
   nn_close(m->sub);
@@ -200,5 +287,8 @@ void mesh_close(struct mesh *m, void (*cb)(struct mesh *m)) {
   if (uv_is_closing((uv_handle_t *)&m->poll))
     return;
   m->close_cb = cb;
+  m->poll.data = m->guard.data = m;
   uv_close((uv_handle_t *)&m->poll, on_poll_closed);
+  if (m->handles == 2)
+    uv_close((uv_handle_t *)&m->guard, on_poll_closed);
 }

@@ -8,6 +8,18 @@
  * signals readiness, watched by a uv_poll_t, and then drains the socket
  * with NN_DONTWAIT until EAGAIN. PUB never blocks and silently drops
  * (slow joiners, full pipes): the protocol above is built for loss.
+ *
+ * The inbox guard: nanomsg accepts every connection to the inbox and keeps
+ * it as long as the peer likes once it has sent the 8-byte SP header; it
+ * has no cap on connections and no idle timeout, and when the process is
+ * out of descriptors its accept loop spins. So anyone who can reach the
+ * port, key or not, could take every descriptor of the agent. Every
+ * MESH_GUARD_MS the mesh looks at the inbox: when it holds at least a
+ * quarter of the descriptor limit in connections while the agent holds
+ * three quarters of the limit, the inbox endpoint is shut down (closing
+ * every connection to it) and bound again. Members reconnect within
+ * moments; the agent's own outgoing connections, which carry its
+ * heartbeats, are not touched.
  */
 #ifndef CHOREO_MESH_H
 #define CHOREO_MESH_H
@@ -17,6 +29,10 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "choreo.h"
+
+#define MESH_GUARD_MS 100
+
 struct mesh;
 
 /* One message of len bytes; buf is valid during the call only. */
@@ -24,6 +40,15 @@ typedef void (*mesh_recv_fn)(struct mesh *m, const void *buf, size_t len);
 
 struct mesh {
   uv_poll_t poll;
+  uv_timer_t guard; /* the inbox guard (see above) */
+  int handles;      /* of poll and guard, not closed yet */
+  int bind_ep;      /* the inbox's endpoint; -1 while it is being reset */
+  char listen[CHOREO_ADDR_MAX + 1];
+  uint64_t fd_limit; /* RLIMIT_NOFILE at mesh_init; 0: no guard */
+  uint64_t fds;      /* descriptors held at the last count */
+  uint64_t resets;   /* inbox resets so far */
+  uint64_t resets_logged;
+  uint64_t last_log_ms;
   int sub; /* inbox; -1 when closed */
   int pub; /* fan-out; -1 when closed */
   mesh_recv_fn on_recv;
@@ -61,10 +86,11 @@ int mesh_send(struct mesh *m, const void *buf, size_t len);
 /* nanomsg's own connection counts, for metrics. */
 struct mesh_stats {
   uint64_t out_up, out_connecting, in_up, connect_errors;
+  uint64_t inbox_resets, fds; /* the inbox guard's */
 };
 void mesh_stats(const struct mesh *m, struct mesh_stats *st);
 
-/* Close both sockets; cb runs when the poll handle is closed. */
+/* Close both sockets; cb runs when the handles are closed. */
 void mesh_close(struct mesh *m, void (*cb)(struct mesh *m));
 
 #endif
