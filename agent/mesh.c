@@ -2,6 +2,11 @@
  * mesh.c — nanomsg PUB/SUB sockets driven by the libuv loop; see mesh.h.
  */
 #include <arpa/inet.h>
+#include <limits.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -123,27 +128,108 @@ static void on_readable(uv_poll_t *h, int status, int events) {
 
 /* ---- the inbox guard ---- */
 
-static uint64_t count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
+/* The directory stays open from mesh_init on: when the guard is needed,
+ * there is no descriptor left to open it. */
+static uint64_t count_fds(struct mesh *m) {
   struct dirent *de;
   uint64_t n = 0;
+  if (m->fd_dir == NULL)
+    return 0;
+  rewinddir(m->fd_dir);
+  while ((de = readdir(m->fd_dir)) != NULL)
+    n += de->d_name[0] != '.';
+  return n > 0 ? n - 1 : 0; /* less the directory's own */
+}
+
+/* The port of a "tcp://HOST:PORT" inbox; 0 for another transport. */
+static int tcp_port(const char *addr) {
+  const char *colon = strrchr(addr, ':');
+  char *end;
+  long port;
+  if (strncmp(addr, "tcp://", 6) != 0 || colon == NULL)
+    return 0;
+  port = strtol(colon + 1, &end, 10);
+  return *end == '\0' && port > 0 && port < 65536 ? (int)port : 0;
+}
+
+static int sock_port(const struct sockaddr_storage *ss) {
+  if (ss->ss_family == AF_INET)
+    return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+  if (ss->ss_family == AF_INET6)
+    return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+  return 0;
+}
+
+/* Linux's struct tcp_info goes on past glibc's copy, which ends at
+ * tcpi_total_retrans (the kernel's own header clashes with glibc's); the
+ * kernel only ever appends fields, and reports how much it filled. */
+struct tcp_info_ext {
+  struct tcp_info base;
+  uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
+};
+
+/* Is fd a connection accepted on the inbox that never sent more than
+ * nanomsg's 8-byte header? *quiet_ms: time since it last sent a byte. */
+static bool header_only(const struct mesh *m, int fd, uint32_t *quiet_ms) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  struct tcp_info_ext ti;
+  int listening = 0;
+
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0 ||
+      sock_port(&ss) != m->listen_port)
+    return false;
+  len = sizeof(listening);
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 ||
+      listening)
+    return false;
+  memset(&ti, 0, sizeof(ti));
+  len = sizeof(ti);
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 || len < sizeof(ti))
+    return false;
+  *quiet_ms = ti.base.tcpi_last_data_recv;
+  return ti.bytes_received <= 8;
+}
+
+/* Shut down (not close: the descriptor stays nanomsg's, which sees the
+ * end of the connection and closes it itself) every inbox connection
+ * that has sent nothing but the header for MESH_IDLE_MS. A member's
+ * connection carries a heartbeat every period and is left alone.
+ * Returns how many; *young counts those too recent to judge. */
+static uint64_t sweep_idle(struct mesh *m, uint64_t *young) {
+  DIR *d = m->listen_port > 0 ? m->fd_dir : NULL;
+  struct dirent *de;
+  uint64_t n = 0;
+
+  *young = 0;
   if (d == NULL)
     return 0;
-  while ((de = readdir(d)) != NULL)
-    n += de->d_name[0] != '.';
-  closedir(d);
+  rewinddir(d);
+  while ((de = readdir(d)) != NULL) {
+    char *end;
+    long fd = strtol(de->d_name, &end, 10);
+    uint32_t quiet;
+    if (*end != '\0' || fd < 0 || fd == dirfd(d) || fd > INT_MAX ||
+        !header_only(m, (int)fd, &quiet))
+      continue;
+    if (quiet < MESH_IDLE_MS) {
+      (*young)++;
+      continue;
+    }
+    if (shutdown((int)fd, SHUT_RDWR) == 0)
+      n++;
+  }
   return n;
 }
 
-static void guard_log(struct mesh *m, uint64_t in, uint64_t now) {
+static void guard_log(struct mesh *m, uint64_t now, const char *what) {
   /* Once per 10 s at most: a flood would otherwise flood the log too. */
-  if (m->resets_logged != 0 && now - m->last_log_ms < 10000)
+  if (m->last_log_ms != 0 && now - m->last_log_ms < 10000)
     return;
-  log_warn("inbox: %" PRIu64 " connections hold %" PRIu64 " of %" PRIu64
-           " descriptors: closed them all (%" PRIu64 " resets so far); "
-           "members reconnect, see docs/SECURITY.md",
-           in, m->fds, m->fd_limit, m->resets);
-  m->resets_logged = m->resets;
+  log_warn("inbox: %" PRIu64 " of %" PRIu64 " descriptors in use: %s "
+           "(so far %" PRIu64 " idle connections closed, %" PRIu64
+           " resets); see docs/SECURITY.md",
+           m->fds, m->fd_limit, what, m->idle_closed, m->resets);
   m->last_log_ms = now;
 }
 
@@ -158,27 +244,46 @@ static void rebind(struct mesh *m) {
              nn_strerror(nn_errno()));
 }
 
-static void on_guard(uv_timer_t *t) {
-  struct mesh *m = container_of(t, struct mesh, guard);
-  uint64_t in;
-
-  if (m->bind_ep < 0) {
-    rebind(m);
-    return;
-  }
-  /* Counting descriptors reads a directory: only when the inbox alone
-   * could be the problem. */
-  in = nn_get_statistic(m->sub, NN_STAT_CURRENT_CONNECTIONS);
-  if (in < m->fd_limit / 4)
-    return;
-  m->fds = count_fds();
-  if (m->fds < m->fd_limit / 4 * 3)
-    return;
+/* Close every inbox connection and stop listening for MESH_COOLDOWN_MS:
+ * the attacker refills what a sweep frees, or its connections are not
+ * idle. Members reconnect once the inbox listens again. */
+static void reset_inbox(struct mesh *m, uint64_t now) {
   nn_shutdown(m->sub, m->bind_ep);
   m->bind_ep = -1;
+  m->rebind_at = now + MESH_COOLDOWN_MS;
   m->resets++;
-  guard_log(m, in, uv_now(t->loop));
-  rebind(m);
+  guard_log(m, now,
+            "closed every inbox connection and stopped listening "
+            "for a moment");
+}
+
+static void on_guard(uv_timer_t *t) {
+  struct mesh *m = container_of(t, struct mesh, guard);
+  uint64_t now = uv_now(t->loop), young, n;
+  bool again;
+
+  /* nanomsg counts no incoming connection (its "current connections"
+   * stay 0 for accepted ones), so count descriptors: a directory of at
+   * most fd_limit entries, read ten times a second. */
+  m->fds = count_fds(m);
+  if (m->bind_ep < 0) {
+    if (now >= m->rebind_at)
+      rebind(m);
+    return;
+  }
+  if (m->fds < m->fd_limit / 4 * 3)
+    return;
+  again = m->last_shed_ms != 0 && now - m->last_shed_ms < MESH_REFILL_MS;
+  n = again ? 0 : sweep_idle(m, &young);
+  if (n > 0) {
+    m->idle_closed += n;
+    m->last_shed_ms = now;
+    guard_log(m, now, "closed inbox connections that only sent a header");
+  } else if (again || young == 0) {
+    m->last_shed_ms = now;
+    reset_inbox(m, now);
+  }
+  /* else: connections too recent to judge; the next tick will. */
 }
 
 static uint64_t fd_limit(void) {
@@ -199,7 +304,10 @@ int mesh_init(struct mesh *m, uv_loop_t *loop, const char *listen,
   m->on_recv = on_recv;
   m->close_cb = NULL;
   m->fd_limit = fd_limit();
-  m->fds = m->resets = m->resets_logged = m->last_log_ms = 0;
+  m->fds = m->resets = m->idle_closed = m->last_log_ms = 0;
+  m->last_shed_ms = m->rebind_at = 0;
+  m->listen_port = tcp_port(listen);
+  m->fd_dir = NULL;
   if (snprintf(m->listen, sizeof(m->listen), "%s", listen) >=
       (int)sizeof(m->listen))
     return -EINVAL;
@@ -218,6 +326,9 @@ int mesh_init(struct mesh *m, uv_loop_t *loop, const char *listen,
   m->handles = 1;
   uv_timer_init(loop, &m->guard); /* cannot fail */
   m->handles = 2;
+  if (m->fd_limit > 0 && (m->fd_dir = opendir("/proc/self/fd")) == NULL)
+    log_warn("inbox: no guard against descriptor floods: /proc/self/fd: %s",
+             strerror(errno));
   return 0;
 fail:
   if (m->pub >= 0)
@@ -267,7 +378,8 @@ void mesh_stats(const struct mesh *m, struct mesh_stats *st) {
   st->connect_errors = nn_get_statistic(m->pub, NN_STAT_CONNECT_ERRORS);
   st->in_up = nn_get_statistic(m->sub, NN_STAT_CURRENT_CONNECTIONS);
   st->inbox_resets = m->resets;
-  st->fds = count_fds();
+  st->inbox_idle_closed = m->idle_closed;
+  st->fds = m->fds;
 }
 
 static void on_poll_closed(uv_handle_t *h) {
@@ -279,6 +391,9 @@ static void on_poll_closed(uv_handle_t *h) {
   nn_close(m->sub);
   nn_close(m->pub);
   m->sub = m->pub = -1;
+  if (m->fd_dir != NULL)
+    closedir(m->fd_dir);
+  m->fd_dir = NULL;
   if (m->close_cb != NULL)
     m->close_cb(m);
 }

@@ -14,16 +14,22 @@
  * has no cap on connections and no idle timeout, and when the process is
  * out of descriptors its accept loop spins. So anyone who can reach the
  * port, key or not, could take every descriptor of the agent. Every
- * MESH_GUARD_MS the mesh looks at the inbox: when it holds at least a
- * quarter of the descriptor limit in connections while the agent holds
- * three quarters of the limit, the inbox endpoint is shut down (closing
- * every connection to it) and bound again. Members reconnect within
- * moments; the agent's own outgoing connections, which carry its
- * heartbeats, are not touched.
+ * MESH_GUARD_MS the mesh counts the agent's descriptors; when it holds
+ * three quarters of its limit:
+ *  - first, inbox connections that never sent more than the header and
+ *    have been quiet for MESH_IDLE_MS are shut down (TCP_INFO tells); a
+ *    member's connection carries a heartbeat every period and stays;
+ *  - if that frees nothing, or the mark is reached again within
+ *    MESH_REFILL_MS (the attacker reconnects), the inbox endpoint is shut
+ *    down, closing every connection to it, and bound again
+ *    MESH_COOLDOWN_MS later. Members reconnect by themselves.
+ * The agent's own outgoing connections, which carry its heartbeats, are
+ * never touched.
  */
 #ifndef CHOREO_MESH_H
 #define CHOREO_MESH_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,7 +37,10 @@
 
 #include "choreo.h"
 
-#define MESH_GUARD_MS 100
+#define MESH_GUARD_MS 100     /* how often the inbox guard looks */
+#define MESH_IDLE_MS 250      /* a header-only connection this quiet is idle */
+#define MESH_REFILL_MS 2000   /* over the mark again this soon: a reset */
+#define MESH_COOLDOWN_MS 1000 /* the inbox doesn't listen after a reset */
 
 struct mesh;
 
@@ -44,13 +53,15 @@ struct mesh {
   int handles;      /* of poll and guard, not closed yet */
   int bind_ep;      /* the inbox's endpoint; -1 while it is being reset */
   char listen[CHOREO_ADDR_MAX + 1];
-  uint64_t fd_limit; /* RLIMIT_NOFILE at mesh_init; 0: no guard */
-  uint64_t fds;      /* descriptors held at the last count */
-  uint64_t resets;   /* inbox resets so far */
-  uint64_t resets_logged;
-  uint64_t last_log_ms;
-  int sub; /* inbox; -1 when closed */
-  int pub; /* fan-out; -1 when closed */
+  uint64_t fd_limit;    /* RLIMIT_NOFILE at mesh_init; 0: no guard */
+  uint64_t fds;         /* descriptors held at the last count (guard) */
+  uint64_t resets;      /* inbox resets so far */
+  uint64_t idle_closed; /* idle inbox connections closed so far */
+  uint64_t last_log_ms, last_shed_ms, rebind_at;
+  int listen_port; /* of a tcp:// inbox; 0 for another transport */
+  DIR *fd_dir;     /* /proc/self/fd, open throughout; NULL without guard */
+  int sub;         /* inbox; -1 when closed */
+  int pub;         /* fan-out; -1 when closed */
   mesh_recv_fn on_recv;
   void (*close_cb)(struct mesh *m);
   /* The inbox's IPv4 address when it is bound to one (not the wildcard):
@@ -86,7 +97,7 @@ int mesh_send(struct mesh *m, const void *buf, size_t len);
 /* nanomsg's own connection counts, for metrics. */
 struct mesh_stats {
   uint64_t out_up, out_connecting, in_up, connect_errors;
-  uint64_t inbox_resets, fds; /* the inbox guard's */
+  uint64_t inbox_resets, inbox_idle_closed, fds; /* the inbox guard's */
 };
 void mesh_stats(const struct mesh *m, struct mesh_stats *st);
 

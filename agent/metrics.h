@@ -90,6 +90,9 @@
      "reason=\"too_many\"", "Control clients dropped, by reason")              \
   XX(control_accept_shed, "choreo_control_clients_dropped_total",              \
      "reason=\"no_descriptor\"", "Control clients dropped, by reason")         \
+  XX(inbox_idle_closed, "choreo_inbox_idle_closed_total", "",                  \
+     "Inbox connections closed because they sent only a header and then "      \
+     "nothing while descriptors ran short")                                    \
   XX(inbox_resets, "choreo_inbox_resets_total", "",                            \
      "Times every inbox connection was closed because they held too many "     \
      "descriptors")
@@ -110,8 +113,7 @@
      "nanomsg connections by direction and state")                             \
   XX(mesh_connect_errors, "choreo_connect_errors", "",                         \
      "Failed connection attempts to members' inboxes (nanomsg's count)")       \
-  XX(fds_open, "choreo_open_descriptors", "",                                  \
-     "Descriptors the agent held at the last inbox check")
+  XX(fds_open, "choreo_open_descriptors", "", "Descriptors the agent holds")
 
 struct metrics {
 #define XX(id, name, labels, help) uint64_t id;
