@@ -259,7 +259,7 @@ static void reset_inbox(struct mesh *m, uint64_t now) {
 
 static void on_guard(uv_timer_t *t) {
   struct mesh *m = container_of(t, struct mesh, guard);
-  uint64_t now = uv_now(t->loop), young, n;
+  uint64_t now = uv_now(t->loop), young = 0, n;
   bool again;
 
   /* nanomsg counts no incoming connection (its "current connections"
@@ -271,16 +271,27 @@ static void on_guard(uv_timer_t *t) {
       rebind(m);
     return;
   }
-  if (m->fds < m->fd_limit / 4 * 3)
+  if (m->fds < m->fd_limit / 4 * 3) {
+    m->over_since = 0;
+    m->dipped = m->last_shed_ms != 0;
     return;
-  again = m->last_shed_ms != 0 && now - m->last_shed_ms < MESH_REFILL_MS;
+  }
+  if (m->over_since == 0)
+    m->over_since = now;
+  /* Refilled after a shed had brought the count down, or never brought
+   * down at all: the attacker reconnects; sweeping won't do. */
+  again = (m->dipped && now - m->last_shed_ms < MESH_REFILL_MS) ||
+          now - m->over_since >= MESH_STUCK_MS;
   n = again ? 0 : sweep_idle(m, &young);
   if (n > 0) {
     m->idle_closed += n;
     m->last_shed_ms = now;
+    m->dipped = false;
     guard_log(m, now, "closed inbox connections that only sent a header");
   } else if (again || young == 0) {
     m->last_shed_ms = now;
+    m->over_since = 0;
+    m->dipped = false;
     reset_inbox(m, now);
   }
   /* else: connections too recent to judge; the next tick will. */
@@ -305,7 +316,8 @@ int mesh_init(struct mesh *m, uv_loop_t *loop, const char *listen,
   m->close_cb = NULL;
   m->fd_limit = fd_limit();
   m->fds = m->resets = m->idle_closed = m->last_log_ms = 0;
-  m->last_shed_ms = m->rebind_at = 0;
+  m->last_shed_ms = m->rebind_at = m->over_since = 0;
+  m->dipped = false;
   m->listen_port = tcp_port(listen);
   m->fd_dir = NULL;
   if (snprintf(m->listen, sizeof(m->listen), "%s", listen) >=

@@ -19,8 +19,9 @@
  *  - first, inbox connections that never sent more than the header and
  *    have been quiet for MESH_IDLE_MS are shut down (TCP_INFO tells); a
  *    member's connection carries a heartbeat every period and stays;
- *  - if that frees nothing, or the mark is reached again within
- *    MESH_REFILL_MS (the attacker reconnects), the inbox endpoint is shut
+ *  - if that frees nothing, if the mark is reached again within
+ *    MESH_REFILL_MS of a shed (the attacker reconnects), or if the count
+ *    stays over it for MESH_STUCK_MS, the inbox endpoint is shut
  *    down, closing every connection to it, and bound again
  *    MESH_COOLDOWN_MS later. Members reconnect by themselves.
  * The agent's own outgoing connections, which carry its heartbeats, are
@@ -40,6 +41,7 @@
 #define MESH_GUARD_MS 100     /* how often the inbox guard looks */
 #define MESH_IDLE_MS 250      /* a header-only connection this quiet is idle */
 #define MESH_REFILL_MS 2000   /* over the mark again this soon: a reset */
+#define MESH_STUCK_MS 1000    /* over the mark this long: a reset */
 #define MESH_COOLDOWN_MS 1000 /* the inbox doesn't listen after a reset */
 
 struct mesh;
@@ -58,10 +60,12 @@ struct mesh {
   uint64_t resets;      /* inbox resets so far */
   uint64_t idle_closed; /* idle inbox connections closed so far */
   uint64_t last_log_ms, last_shed_ms, rebind_at;
-  int listen_port; /* of a tcp:// inbox; 0 for another transport */
-  DIR *fd_dir;     /* /proc/self/fd, open throughout; NULL without guard */
-  int sub;         /* inbox; -1 when closed */
-  int pub;         /* fan-out; -1 when closed */
+  uint64_t over_since; /* over the mark since (loop time); 0: under it */
+  bool dipped;         /* under the mark since the last shed */
+  int listen_port;     /* of a tcp:// inbox; 0 for another transport */
+  DIR *fd_dir;         /* /proc/self/fd, open throughout; NULL without guard */
+  int sub;             /* inbox; -1 when closed */
+  int pub;             /* fan-out; -1 when closed */
   mesh_recv_fn on_recv;
   void (*close_cb)(struct mesh *m);
   /* The inbox's IPv4 address when it is bound to one (not the wildcard):
