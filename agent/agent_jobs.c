@@ -230,6 +230,12 @@ void agent_step(struct agent *a) {
       }
     }
   } while (again);
+  /* An action still waiting to start that the truth went past. */
+  for (struct job *j = a->jobs; j != NULL; j = j->next) {
+    int idx = j->is_check ? -1 : engine_index(&a->engine, j->name);
+    if (idx >= 0 && engine_superseded(&a->engine, (size_t)idx))
+      (void)runner_withdraw(&a->runner, j->tag);
+  }
   if (a->engine.dropped > 0) {
     log_warn("%llu per-peer events dropped: a behaviour's queue of %d "
              "events was full",
@@ -268,6 +274,8 @@ void agent_jobs_done(void *arg, uint64_t tag, enum runner_result res,
   if (j->is_check) {
     check_result(a, j->name, res == RUNNER_OK);
   } else if (!a->stopping && (idx = engine_index(&a->engine, j->name)) >= 0) {
+    if (res == RUNNER_WITHDRAWN)
+      engine_withdrawn(&a->engine, (size_t)idx);
     engine_done(&a->engine, (size_t)idx, uv_now(&a->loop));
     agent_step(a);
   }

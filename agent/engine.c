@@ -788,6 +788,23 @@ void engine_done(struct engine *e, size_t b, uint64_t now) {
   e->b[b].busy = false;
 }
 
+bool engine_superseded(const struct engine *e, size_t b) {
+  const struct engine_bstate *s;
+  if (e->cfg == NULL || b >= e->cfg->nbehaviours ||
+      !e->cfg->behaviours[b].has_when)
+    return false;
+  s = &e->b[b];
+  return s->busy && s->truth != s->applied;
+}
+
+void engine_withdrawn(struct engine *e, size_t b) {
+  if (e->cfg == NULL || b >= e->cfg->nbehaviours ||
+      !e->cfg->behaviours[b].has_when || !e->b[b].busy)
+    return;
+  /* RUN and REVERT alternate: the one before the withdrawn one stands. */
+  e->b[b].applied = !e->b[b].applied;
+}
+
 int engine_claim(const struct engine *e) {
   for (size_t i = 0; i < e->cfg->nbehaviours; i++) {
     const struct config_behaviour *b = &e->cfg->behaviours[i];

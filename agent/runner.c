@@ -86,6 +86,7 @@ struct runner_job {
   uint64_t timeout_ms;
   unsigned retries, attempt;
   unsigned spawn_fails; /* transient start failures in a row */
+  bool ever_started;    /* a try of it has been spawned */
   bool quiet;
   uv_timer_t timer; /* the deferred start, then the retry backoff */
   struct runner_try *run;
@@ -825,6 +826,7 @@ static void try_begin(struct runner_try *t) {
 
   r->metrics->runs_started++;
   j->spawn_fails = 0;
+  j->ever_started = true;
   t->start_ticks = proc_start_ticks(t->proc.pid);
   log_debug("%s: started %s (pid %d, try %u)", j->name, j->argv[0],
             (int)t->proc.pid, j->attempt + 1);
@@ -1120,6 +1122,23 @@ static void job_cancel(struct runner_job *j) {
   case JOB_ENDING:
     break;
   }
+}
+
+int runner_withdraw(struct runner *r, uint64_t tag) {
+  for (struct runner_job *j = r->jobs; j != NULL; j = j->next) {
+    if (j->tag != tag || j->state == JOB_ENDING)
+      continue;
+    if (j->ever_started || j->state == JOB_RUNNING)
+      return CHOREO_EEXISTS;
+    if (j->state == JOB_QUEUED) {
+      r->queued--;
+      set_gauges(r);
+    }
+    log_info("%s: withdrawn before it could start: superseded", j->name);
+    job_end(j, RUNNER_WITHDRAWN, 0);
+    return 0;
+  }
+  return CHOREO_ENOTFOUND;
 }
 
 void runner_close(struct runner *r, void (*cb)(struct runner *r)) {

@@ -53,7 +53,8 @@
   XX(SIGNAL, "killed by a signal") /* status is the signal */                  \
   XX(TIMEOUT, "timed out")                                                     \
   XX(SPAWN, "could not start") /* status is the negated errno */               \
-  XX(CANCELLED, "cancelled")   /* the runner was closed first */
+  XX(CANCELLED, "cancelled")   /* the runner was closed first */               \
+  XX(WITHDRAWN, "withdrawn before it started") /* runner_withdraw() */
 
 enum runner_result {
 #define XX(id, s) RUNNER_##id,
@@ -115,6 +116,12 @@ int runner_submit(struct runner *r, const struct runner_spec *spec);
  * cb runs once every handle is closed; the runner's memory may be freed
  * then. Calling it again is a no-op. */
 void runner_close(struct runner *r, void (*cb)(struct runner *r));
+
+/* Withdraw job `tag` if none of its tries has started yet (it waits for a
+ * slot, or to try again after a start failure): it ends as WITHDRAWN,
+ * from the loop. Returns 0, CHOREO_ENOTFOUND (no such job, or it is ending
+ * already) or CHOREO_EEXISTS (a try has started: its result stands). */
+int runner_withdraw(struct runner *r, uint64_t tag);
 
 const char *runner_result_name(enum runner_result res);
 

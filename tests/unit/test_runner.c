@@ -931,6 +931,43 @@ runner_retries_a_start_that_failed_for_want_of_descriptors(void **state) {
   assert_int_equal(f->m.runs_failed, 0);
 }
 
+static void runner_withdraws_a_job_still_waiting_to_start(void **state) {
+  struct fx *f = *state;
+  struct rlimit saved, low;
+  int lowest;
+
+  submit_sh(f, 7, "exit 0", 0, 3);
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  lowest = dup(STDIN_FILENO);
+  assert_true(lowest > 0);
+  close(lowest);
+  low = saved;
+  low.rlim_cur = (rlim_t)lowest;
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+  for (int i = 0; i < 100 && f->m.runs_spawn_retried == 0; i++)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  assert_true(f->m.runs_spawn_retried >= 1);
+  assert_int_equal(runner_withdraw(&f->r, 8), CHOREO_ENOTFOUND);
+  assert_int_equal(runner_withdraw(&f->r, 7), 0);
+  assert_int_equal(runner_withdraw(&f->r, 7), CHOREO_ENOTFOUND); /* ending */
+  run(f);
+  assert_int_equal(f->done, 1);
+  assert_int_equal(f->res[0], RUNNER_WITHDRAWN);
+  assert_int_equal(f->started, 0);
+}
+
+static void runner_does_not_withdraw_a_job_that_started(void **state) {
+  struct fx *f = *state;
+
+  submit_sh(f, 3, "sleep 0.3", 0, 0);
+  while (f->started == 0)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(runner_withdraw(&f->r, 3), CHOREO_EEXISTS);
+  run(f);
+  assert_int_equal(f->res[0], RUNNER_OK);
+}
+
 int main(void) {
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -967,6 +1004,8 @@ int main(void) {
       T(runner_kills_a_child_that_left_the_group_with_setsid),
       T(runner_kills_an_orphan_a_double_fork_left_in_a_new_session),
       T(runner_retries_a_start_that_failed_for_want_of_descriptors),
+      T(runner_withdraws_a_job_still_waiting_to_start),
+      T(runner_does_not_withdraw_a_job_that_started),
   };
 #undef T
   /* As the agent does: a script that closes its stdin early must not kill
