@@ -140,6 +140,7 @@ static void client_fail(struct control_client *cl, const char *why) {
 
 static void drop_slow(struct control_client *cl, const char *why,
                       unsigned long n) {
+  cl->owner->metrics->control_errors++;
   cl->owner->metrics->control_dropped_slow++;
   log_warn("control: dropping a client that doesn't read its replies: %s %lu",
            why, n);
@@ -292,6 +293,7 @@ static void client_add(struct control *c, int fd) {
     return;
   }
   if (c->nclients > CONTROL_CLIENTS_MAX) {
+    c->metrics->control_errors++;
     c->metrics->control_dropped_full++;
     client_close(cl);
     return;
