@@ -852,16 +852,26 @@ static pid_t read_pid_file(const struct fx *f, const char *name) {
   return (pid_t)v;
 }
 
+static void on_tick(uv_timer_t *t) {
+  (void)t;
+}
+
 /* Gone and reaped, by the runner: a zombie still answers kill(pid, 0).
- * The loop runs meanwhile, for the runner's SIGCHLD watcher. */
+ * The loop runs meanwhile, for the runner's SIGCHLD watcher, kept alive by
+ * a timer (the watcher alone doesn't keep a loop running). */
 static bool reaped_by_runner(struct fx *f, pid_t pid) {
-  for (int i = 0; i < 300; i++) {
-    uv_run(&f->loop, UV_RUN_NOWAIT);
-    if (kill(pid, 0) == -1 && errno == ESRCH)
-      return true;
-    usleep(10000);
+  uv_timer_t tick;
+  bool gone = false;
+
+  uv_timer_init(&f->loop, &tick);
+  uv_timer_start(&tick, on_tick, 10, 10);
+  for (int i = 0; i < 300 && !gone; i++) {
+    uv_run(&f->loop, UV_RUN_ONCE);
+    gone = kill(pid, 0) == -1 && errno == ESRCH;
   }
-  return false;
+  uv_close((uv_handle_t *)&tick, NULL);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  return gone;
 }
 
 static void runner_kills_a_child_that_left_the_group_with_setsid(void **state) {
@@ -877,7 +887,8 @@ static void runner_kills_a_child_that_left_the_group_with_setsid(void **state) {
   assert_int_equal(f->res[0], RUNNER_TIMEOUT);
   pid = read_pid_file(f, "escapee");
   assert_true(reaped_by_runner(f, pid));
-  assert_true(f->m.orphans_reaped >= 1);
+  /* Reaped by the script's shell or, once re-parented, by the runner. */
+  assert_true(f->m.escapees_killed >= 1);
 }
 
 static void
@@ -896,6 +907,7 @@ runner_kills_an_orphan_a_double_fork_left_in_a_new_session(void **state) {
   pid = read_pid_file(f, "escapee");
   assert_true(reaped_by_runner(f, pid));
   assert_true(f->m.escapees_killed >= 1);
+  assert_true(f->m.orphans_reaped >= 1); /* ours from the start */
 }
 
 static void on_restore_limit(uv_timer_t *t) {
@@ -1014,5 +1026,8 @@ int main(void) {
   /* Orphans of the scripts' process groups come to us, so the tests can
    * reap them and see their groups empty (PID 1 may not reap). */
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  /* RUNNER_TEST_FILTER=GLOB runs only the tests it matches. */
+  if (getenv("RUNNER_TEST_FILTER") != NULL)
+    cmocka_set_test_filter(getenv("RUNNER_TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
