@@ -273,26 +273,41 @@ static void on_guard(uv_timer_t *t) {
   }
   if (m->fds < m->fd_limit / 4 * 3) {
     m->over_since = 0;
+    m->swept_burst = 0;
     m->dipped = m->last_shed_ms != 0;
     return;
   }
   if (m->over_since == 0)
     m->over_since = now;
-  /* Refilled after a shed had brought the count down, or never brought
-   * down at all: the attacker reconnects; sweeping won't do. */
+  n = sweep_idle(m, &young);
+  m->idle_closed += n;
+  m->swept_burst += n;
+  /* The attacker reconnects, and sweeping won't do: the count is back
+   * over the mark soon after a shed brought it down, more connections
+   * were swept without it going down than the table can hold, or it
+   * stays over the mark with nothing idle enough to sweep. */
   again = (m->dipped && now - m->last_shed_ms < MESH_REFILL_MS) ||
-          now - m->over_since >= MESH_STUCK_MS;
-  n = again ? 0 : sweep_idle(m, &young);
-  if (n > 0) {
-    m->idle_closed += n;
-    m->last_shed_ms = now;
-    m->dipped = false;
-    guard_log(m, now, "closed inbox connections that only sent a header");
-  } else if (again || young == 0) {
+          m->swept_burst >= 2 * m->fd_limit ||
+          (n == 0 && now - m->over_since >= MESH_STUCK_MS);
+  if (n + young == 0) {
+    /* Not one connection that only sent a header: members, scripts or
+     * clients hold the descriptors, and closing the inbox would only
+     * cut members off. */
+    guard_log(m, now,
+              "none of them an idle inbox connection; raise the "
+              "limit");
+    return;
+  }
+  if (again) {
     m->last_shed_ms = now;
     m->over_since = 0;
+    m->swept_burst = 0;
     m->dipped = false;
     reset_inbox(m, now);
+  } else if (n > 0) {
+    m->last_shed_ms = m->over_since = now;
+    m->dipped = false;
+    guard_log(m, now, "closed inbox connections that only sent a header");
   }
   /* else: connections too recent to judge; the next tick will. */
 }
@@ -316,7 +331,7 @@ int mesh_init(struct mesh *m, uv_loop_t *loop, const char *listen,
   m->close_cb = NULL;
   m->fd_limit = fd_limit();
   m->fds = m->resets = m->idle_closed = m->last_log_ms = 0;
-  m->last_shed_ms = m->rebind_at = m->over_since = 0;
+  m->last_shed_ms = m->rebind_at = m->over_since = m->swept_burst = 0;
   m->dipped = false;
   m->listen_port = tcp_port(listen);
   m->fd_dir = NULL;

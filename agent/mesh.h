@@ -19,13 +19,17 @@
  *  - first, inbox connections that never sent more than the header and
  *    have been quiet for MESH_IDLE_MS are shut down (TCP_INFO tells); a
  *    member's connection carries a heartbeat every period and stays;
- *  - if that frees nothing, if the mark is reached again within
- *    MESH_REFILL_MS of a shed (the attacker reconnects), or if the count
- *    stays over it for MESH_STUCK_MS, the inbox endpoint is shut
+ *  - if the attacker reconnects (the mark is reached again within
+ *    MESH_REFILL_MS of a shed, twice the limit was swept without the
+ *    count going under the mark, or it stays over the mark for
+ *    MESH_STUCK_MS with nothing idle enough to sweep), while such
+ *    connections are there, the inbox endpoint is shut
  *    down, closing every connection to it, and bound again
  *    MESH_COOLDOWN_MS later. Members reconnect by themselves.
- * The agent's own outgoing connections, which carry its heartbeats, are
- * never touched.
+ * Without a single header-only connection the inbox is left alone: the
+ * descriptors are the members', the scripts' or the clients', and the
+ * limit is too low (logged). The agent's own outgoing connections, which
+ * carry its heartbeats, are never touched.
  */
 #ifndef CHOREO_MESH_H
 #define CHOREO_MESH_H
@@ -60,12 +64,13 @@ struct mesh {
   uint64_t resets;      /* inbox resets so far */
   uint64_t idle_closed; /* idle inbox connections closed so far */
   uint64_t last_log_ms, last_shed_ms, rebind_at;
-  uint64_t over_since; /* over the mark since (loop time); 0: under it */
-  bool dipped;         /* under the mark since the last shed */
-  int listen_port;     /* of a tcp:// inbox; 0 for another transport */
-  DIR *fd_dir;         /* /proc/self/fd, open throughout; NULL without guard */
-  int sub;             /* inbox; -1 when closed */
-  int pub;             /* fan-out; -1 when closed */
+  uint64_t over_since;  /* over the mark since (loop time); 0: under it */
+  uint64_t swept_burst; /* connections swept since last under the mark */
+  bool dipped;          /* under the mark since the last shed */
+  int listen_port;      /* of a tcp:// inbox; 0 for another transport */
+  DIR *fd_dir;          /* /proc/self/fd, open throughout; NULL without guard */
+  int sub;              /* inbox; -1 when closed */
+  int pub;              /* fan-out; -1 when closed */
   mesh_recv_fn on_recv;
   void (*close_cb)(struct mesh *m);
   /* The inbox's IPv4 address when it is bound to one (not the wildcard):
