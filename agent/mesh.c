@@ -273,22 +273,17 @@ static void on_guard(uv_timer_t *t) {
   }
   if (m->fds < m->fd_limit / 4 * 3) {
     m->over_since = 0;
-    m->swept_burst = 0;
-    m->dipped = m->last_shed_ms != 0;
     return;
   }
   if (m->over_since == 0)
     m->over_since = now;
+  if (now - m->window_start >= MESH_REFILL_MS) {
+    m->window_start = now;
+    m->swept_window = 0;
+  }
   n = sweep_idle(m, &young);
   m->idle_closed += n;
-  m->swept_burst += n;
-  /* The attacker reconnects, and sweeping won't do: the count is back
-   * over the mark soon after a shed brought it down, more connections
-   * were swept without it going down than the table can hold, or it
-   * stays over the mark with nothing idle enough to sweep. */
-  again = (m->dipped && now - m->last_shed_ms < MESH_REFILL_MS) ||
-          m->swept_burst >= 2 * m->fd_limit ||
-          (n == 0 && now - m->over_since >= MESH_STUCK_MS);
+  m->swept_window += n;
   if (n + young == 0) {
     /* Not one connection that only sent a header: members, scripts or
      * clients hold the descriptors, and closing the inbox would only
@@ -298,15 +293,16 @@ static void on_guard(uv_timer_t *t) {
               "limit");
     return;
   }
+  /* The attacker reconnects and sweeping won't do: more connections
+   * swept within MESH_REFILL_MS than twice the table holds, or the count
+   * stays over the mark with nothing idle enough to sweep. */
+  again = m->swept_window >= 2 * m->fd_limit ||
+          (n == 0 && now - m->over_since >= MESH_STUCK_MS);
   if (again) {
-    m->last_shed_ms = now;
-    m->over_since = 0;
-    m->swept_burst = 0;
-    m->dipped = false;
+    m->over_since = m->swept_window = 0;
     reset_inbox(m, now);
   } else if (n > 0) {
-    m->last_shed_ms = m->over_since = now;
-    m->dipped = false;
+    m->over_since = now;
     guard_log(m, now, "closed inbox connections that only sent a header");
   }
   /* else: connections too recent to judge; the next tick will. */
@@ -331,8 +327,7 @@ int mesh_init(struct mesh *m, uv_loop_t *loop, const char *listen,
   m->close_cb = NULL;
   m->fd_limit = fd_limit();
   m->fds = m->resets = m->idle_closed = m->last_log_ms = 0;
-  m->last_shed_ms = m->rebind_at = m->over_since = m->swept_burst = 0;
-  m->dipped = false;
+  m->rebind_at = m->over_since = m->swept_window = m->window_start = 0;
   m->listen_port = tcp_port(listen);
   m->fd_dir = NULL;
   if (snprintf(m->listen, sizeof(m->listen), "%s", listen) >=

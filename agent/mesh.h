@@ -19,11 +19,10 @@
  *  - first, inbox connections that never sent more than the header and
  *    have been quiet for MESH_IDLE_MS are shut down (TCP_INFO tells); a
  *    member's connection carries a heartbeat every period and stays;
- *  - if the attacker reconnects (the mark is reached again within
- *    MESH_REFILL_MS of a shed, twice the limit was swept without the
- *    count going under the mark, or it stays over the mark for
- *    MESH_STUCK_MS with nothing idle enough to sweep), while such
- *    connections are there, the inbox endpoint is shut
+ *  - if the attacker reconnects (more connections swept within
+ *    MESH_REFILL_MS than twice the limit, or the count stays over the
+ *    mark for MESH_STUCK_MS with nothing idle enough to sweep), while
+ *    such connections are there, the inbox endpoint is shut
  *    down, closing every connection to it, and bound again
  *    MESH_COOLDOWN_MS later. Members reconnect by themselves.
  * Without a single header-only connection the inbox is left alone: the
@@ -44,7 +43,7 @@
 
 #define MESH_GUARD_MS 100     /* how often the inbox guard looks */
 #define MESH_IDLE_MS 250      /* a header-only connection this quiet is idle */
-#define MESH_REFILL_MS 2000   /* over the mark again this soon: a reset */
+#define MESH_REFILL_MS 2000   /* the window in which sweeps are counted */
 #define MESH_STUCK_MS 1000    /* over the mark this long: a reset */
 #define MESH_COOLDOWN_MS 1000 /* the inbox doesn't listen after a reset */
 
@@ -63,14 +62,14 @@ struct mesh {
   uint64_t fds;         /* descriptors held at the last count (guard) */
   uint64_t resets;      /* inbox resets so far */
   uint64_t idle_closed; /* idle inbox connections closed so far */
-  uint64_t last_log_ms, last_shed_ms, rebind_at;
-  uint64_t over_since;  /* over the mark since (loop time); 0: under it */
-  uint64_t swept_burst; /* connections swept since last under the mark */
-  bool dipped;          /* under the mark since the last shed */
-  int listen_port;      /* of a tcp:// inbox; 0 for another transport */
-  DIR *fd_dir;          /* /proc/self/fd, open throughout; NULL without guard */
-  int sub;              /* inbox; -1 when closed */
-  int pub;              /* fan-out; -1 when closed */
+  uint64_t last_log_ms, rebind_at;
+  uint64_t over_since;   /* over the mark since (loop time); 0: under it */
+  uint64_t window_start; /* of the current MESH_REFILL_MS window */
+  uint64_t swept_window; /* connections swept in it */
+  int listen_port;       /* of a tcp:// inbox; 0 for another transport */
+  DIR *fd_dir; /* /proc/self/fd, open throughout; NULL without guard */
+  int sub;     /* inbox; -1 when closed */
+  int pub;     /* fan-out; -1 when closed */
   mesh_recv_fn on_recv;
   void (*close_cb)(struct mesh *m);
   /* The inbox's IPv4 address when it is bound to one (not the wildcard):
