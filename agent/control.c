@@ -138,19 +138,19 @@ static void client_fail(struct control_client *cl, const char *why) {
   client_close(cl);
 }
 
-static void drop_slow(struct control_client *cl, const char *why,
-                      unsigned long n) {
+static void drop_slow(struct control_client *cl, const char *why) {
   cl->owner->metrics->control_errors++;
   cl->owner->metrics->control_dropped_slow++;
-  log_warn("control: dropping a client that doesn't read its replies: %s %lu",
-           why, n);
+  log_warn("control: dropping a client that doesn't read its replies: %s", why);
   client_close(cl);
 }
 
 static void on_idle(uv_timer_t *t) {
   struct control_client *cl = container_of(t, struct control_client, idle);
   if (cl->paused) {
-    drop_slow(cl, "replies still unread after (ms)", CONTROL_STALL_MS);
+    char why[64];
+    snprintf(why, sizeof(why), "they still wait after %d ms", CONTROL_STALL_MS);
+    drop_slow(cl, why);
   } else if (cl->partial) {
     client_fail(cl, "request line left unfinished for too long");
   } else {
@@ -336,6 +336,8 @@ static bool accept_on_spare(struct control *c) {
                "(%zu left)",
                spares_held(c));
       client_add(c, fd);
+    } else {
+      spares_refill(c); /* nothing to accept after all */
     }
     return true;
   }
@@ -421,7 +423,7 @@ static void pause_reading(struct control_client *cl) {
 }
 
 static void send_line(struct control_client *cl, json_t *msg) {
-  char *text;
+  char *text, why[64];
   size_t len;
   struct write_req *w;
   uv_buf_t buf;
@@ -432,9 +434,12 @@ static void send_line(struct control_client *cl, json_t *msg) {
   if (text == NULL)
     return;
   len = strlen(text);
-  if (queued(cl) + len + 1 > CONTROL_OUT_MAX) {
+  /* One reply is always taken, however large (a status of a big
+   * cluster); what piles up behind unread ones is what is bounded. */
+  if (queued(cl) > 0 && queued(cl) + len + 1 > CONTROL_OUT_MAX) {
     free(text);
-    drop_slow(cl, "bytes waiting would exceed", CONTROL_OUT_MAX);
+    snprintf(why, sizeof(why), "over %d bytes would wait", CONTROL_OUT_MAX);
+    drop_slow(cl, why);
     return;
   }
   w = malloc(sizeof(*w) + len + 1);

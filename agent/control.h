@@ -12,8 +12,9 @@
  * doesn't read what it is sent can't make the agent hold its replies:
  * once CONTROL_OUT_PAUSE bytes wait for it, its requests are no longer
  * read (backpressure), and it is dropped (counted as "slow") if they still
- * wait CONTROL_STALL_MS later or if CONTROL_OUT_MAX bytes ever wait (a
- * watcher's events, a large reply). A client that closes its side still
+ * wait CONTROL_STALL_MS later or if more than CONTROL_OUT_MAX bytes would
+ * wait (a watcher's events; one reply alone is always sent, however
+ * large). A client that closes its side still
  * gets the replies it is owed.
  *
  * Descriptors: the server accepts on its own listening socket (not
