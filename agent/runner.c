@@ -15,6 +15,13 @@
  * Memory stays bounded whatever a script prints: each output stream has one
  * read buffer and one line buffer, and beyond the per-try log budget the
  * bytes are only counted.
+ *
+ * Escapees and orphans: the agent is a child subreaper (from the first
+ * job on), so processes a script moves out of its group stay below the
+ * agent. Stopping a try signals them with its group (signal_escaped: a
+ * scan of /proc); re-parented orphans that exit are reaped by their own
+ * pid on SIGCHLD (reap_orphans), skipping every pid that is a process
+ * handle of the loop: those are libuv's to wait for.
  */
 #include <assert.h>
 #include <errno.h>
