@@ -129,7 +129,7 @@ flood() {
   done
   wait "$flooder"
   flood_ms=$(ms)
-  cpu_ms=$(( ($(cpu_ticks) - cpu0) * 10 ))
+  cpu_ms=$(( ($(cpu_ticks) - cpu0) * 1000 / $(getconf CLK_TCK) ))
   echo "# $mode flood: attacker $(cat "$T/flood.out")"
   echo "# $mode flood: victim over ${flood_ms} ms: peak RSS ${rss_peak} KiB, CPU ${cpu_ms} ms ($((cpu_ms * 100 / flood_ms))% of a core), $samples samples"
   echo "# $mode flood: slowest choreo status ${worst_status} ms; longest heartbeat gap seen by n2 ${worst_gap} ms"

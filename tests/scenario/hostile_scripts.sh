@@ -71,5 +71,5 @@ wait_for "the next behaviour runs" 5 has_calls web1 after "" 1
 ok "the runner is free: the next behaviour ran"
 
 read -r hwm < <(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-cpu=$(awk '{ split($0, a, ") "); split(a[2], f, " "); print (f[12] + f[13]) / 100 }' "/proc/$pid/stat")
+cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ split($0, a, ") "); split(a[2], f, " "); print (f[12] + f[13]) / hz }' "/proc/$pid/stat")
 echo "# victim: peak RSS ${hwm} KiB, CPU ${cpu} s in total"
