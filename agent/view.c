@@ -1,5 +1,6 @@
 /*
- * view.c — the PEER and event JSON shapes of docs/PROTOCOL.md "Control socket"; see view.h.
+ * view.c — the PEER and event JSON shapes of docs/PROTOCOL.md "Control socket";
+ * see view.h.
  */
 #include "view.h"
 
