@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 
 cat > "$T/holding.sh" <<'SH'
 #!/bin/sh
-# Records every call, with the environment and input of SPEC.md.
+# Records every call, with the environment and input of docs/CONFIGURATION.md.
 input=$(cat)
 echo "$1 event=$CHOREO_EVENT peer=$CHOREO_PEER peer_state=$CHOREO_PEER_STATE previous=$CHOREO_PEER_PREVIOUS reason=$CHOREO_PEER_REASON matching=$CHOREO_MATCHING node=$CHOREO_NODE behaviour=$CHOREO_BEHAVIOUR" >> "$EVENTS_DIR/$CHOREO_NODE.events"
 printf '%s\n' "$input" > "$EVENTS_DIR/$CHOREO_NODE.stdin.$1"
@@ -44,7 +44,7 @@ jq -e '.event == "run" and .node.name == "web1" and (.peers | length) == 1 and
        .peers[0].name == "db1" and .peers[0].state == "maintenance" and
        .peers[0].reason == "schema upgrade"' "$T/web1.stdin.on" >/dev/null ||
   fail "web1's script input: $(cat "$T/web1.stdin.on")"
-ok "both webservers ran the holding page once, with the environment and input of SPEC.md"
+ok "both webservers ran the holding page once, with the environment and input of docs/CONFIGURATION.md"
 
 c db1 set ready || fail "set ready"
 for w in web1 web2; do
