@@ -5,11 +5,11 @@
 # Every test gets $T (its directory, removed at exit unless the test failed
 # or $KEEP_TEST_DIR is set), $CHOREO_BIN, $CHOREO_SRC and these functions,
 # each documented where it is defined:
-#   fail MESSAGE, ok MESSAGE          the check lines scripts/count-tests.py counts
-#   free_port                         a TCP port nothing listens on
+#   fail MESSAGE, ok MESSAGE     the check lines scripts/count-tests.py counts
+#   free_port                    a TCP port nothing listens on
 #   write_config, start_agent, kill_agent, c NAME COMMAND...
 #   wait_for DESCRIPTION SECONDS COMMAND...
-#   state_seen, sees, members, has_members, metric, settled
+#   state_seen, sees, members, has_members, metric, settled, accepted_beyond
 #   count_lines, has_lines
 #   install_recorder ($T/record.sh) and its readers calls, has_calls,
 #   expect_calls, last_call, last_stdin
@@ -77,7 +77,9 @@ c() {
 # Write a configuration for node NAME: write_config NAME PORT GROUPS JOIN
 # [extra YAML appended]. GROUPS like "[web]", JOIN like "[tcp://...]" or "[]".
 # $NODE_EXTRA, if set, is added under node: (e.g. "  data: {k: v}"), and
-# $NET_EXTRA under network: (e.g. "  relay: true").
+# $NET_EXTRA under network: (e.g. "  relay: true"); $HEARTBEAT and
+# $LOST_AFTER set network.heartbeat and network.lost_after (default 200ms
+# and 1s).
 write_config() {
   local name=$1 port=$2 groups=$3 join=$4 extra=${5:-}
   cat > "$T/$name.yaml" <<YAML
@@ -201,11 +203,14 @@ accepted_beyond() {
 # BEHAVIOUR appends one line to $T/NODE.BEHAVIOUR:
 #   EVENT peer=P state=S previous=S0 reason=R matching=[NAMES] node=N/STATE
 # (from CHOREO_EVENT, CHOREO_PEER, CHOREO_PEER_STATE, CHOREO_PEER_PREVIOUS,
-# CHOREO_PEER_REASON, CHOREO_MATCHING, CHOREO_NODE and CHOREO_STATE), keeps
-# its standard input in $T/NODE.BEHAVIOUR.stdin.K (K = 1, 2, ...) and the
-# number of calls in $T/NODE.BEHAVIOUR.count. Given an argument, it sleeps
-# that many seconds before returning, so that a run overlaps with what the
-# test does next. Match lines with patterns such as "^run peer=db1 ".
+# CHOREO_PEER_REASON, CHOREO_MATCHING, CHOREO_NODE and CHOREO_STATE),
+# followed by " args=[ARGS]" when the behaviour's run: or revert: list
+# gives it arguments. It keeps its standard input in
+# $T/NODE.BEHAVIOUR.stdin.K (K = 1, 2, ...) and the number of calls in
+# $T/NODE.BEHAVIOUR.count. When its first argument is a
+# number, it sleeps that many seconds before returning, so that a run
+# overlaps with what the test does next. Match lines with patterns such
+# as "^run peer=db1 ".
 install_recorder() {
   export EVENTS_DIR=$T
   cat > "$T/record.sh" <<'SH'
@@ -214,8 +219,8 @@ f="$EVENTS_DIR/$CHOREO_NODE.$CHOREO_BEHAVIOUR"
 k=$(( $(cat "$f.count" 2>/dev/null || echo 0) + 1 ))
 echo "$k" > "$f.count"
 cat > "$f.stdin.$k"
-echo "$CHOREO_EVENT peer=$CHOREO_PEER state=$CHOREO_PEER_STATE previous=$CHOREO_PEER_PREVIOUS reason=$CHOREO_PEER_REASON matching=[$CHOREO_MATCHING] node=$CHOREO_NODE/$CHOREO_STATE" >> "$f"
-[ -z "${1:-}" ] || sleep "$1"
+echo "$CHOREO_EVENT peer=$CHOREO_PEER state=$CHOREO_PEER_STATE previous=$CHOREO_PEER_PREVIOUS reason=$CHOREO_PEER_REASON matching=[$CHOREO_MATCHING] node=$CHOREO_NODE/$CHOREO_STATE${1+ args=[$*]}" >> "$f"
+case ${1:-} in '' | *[!0-9.]*) ;; *) sleep "$1" ;; esac
 SH
   chmod +x "$T/record.sh"
 }
