@@ -1,7 +1,10 @@
 /*
- * agent.c — the daemon's lifecycle: load the configuration, start every
- * module, handle signals (SIGHUP reloads, SIGTERM/SIGINT leave), and stop
- * cleanly; see agent.h for how the rest of the daemon is split.
+ * agent.c — the daemon's wiring and lifecycle: load the configuration,
+ * set up the shared modules and the parts (see agent.h), connect the
+ * parts' hooks, handle signals (SIGHUP reloads, SIGTERM/SIGINT leave),
+ * and stop cleanly: agent_stop closes every part, free_all frees them.
+ * It also owns the wake-up timer, which ticks the peer table (lost and
+ * reaped members) and serves the engine's deadlines.
  */
 #include <errno.h>
 #include <signal.h>
@@ -24,6 +27,8 @@ static void print_errors(const struct config_errors *errs) {
 
 /* ---- wake-up: lost peers, reaping, settle and coalescing deadlines ---- */
 
+static void wake_at(struct agent *a, uint64_t when);
+
 static void on_wake(uv_timer_t *t) {
   struct agent *a = container_of(t, struct agent, wake);
   uint64_t now = uv_now(&a->loop), next;
@@ -31,12 +36,14 @@ static void on_wake(uv_timer_t *t) {
   a->wake_at = UINT64_MAX;
   next = peers_tick(&a->peers, now, util_wall_ms(), a->cfg->lost_after_ms,
                     a->cfg->reap_after_ms);
-  agent_wake_at(a, next);
-  agent_check_sync(a);
-  agent_step(a);
+  wake_at(a, next);
+  net_check_sync(&a->net);
+  jobs_step(&a->jobs, 0);
 }
 
-void agent_wake_at(struct agent *a, uint64_t when) {
+/* Arm the wake-up timer for monotonic time `when` if that is earlier than
+ * the one already set. */
+static void wake_at(struct agent *a, uint64_t when) {
   uint64_t now = uv_now(&a->loop);
   if (a->stopping || when == UINT64_MAX || when >= a->wake_at)
     return;
@@ -44,55 +51,146 @@ void agent_wake_at(struct agent *a, uint64_t when) {
   uv_timer_start(&a->wake, on_wake, when > now ? when - now : 0, 0);
 }
 
-/* ---- reload ---- */
+/* ---- the parts' hooks ---- */
 
-static void warn_restart_needed(const struct config *old,
-                                const struct config *cfg) {
-  static const struct {
-    const char *what;
-    size_t off, len;
-  } fields[] = {
-#define F(field, what)                                                         \
-  {what, offsetof(struct config, field), sizeof(((struct config *)0)->field)}
-      F(name, "node.name"),
-      F(cluster, "node.cluster"),
-      F(listen, "network.listen"),
-      F(advertise, "network.advertise"),
-      F(socket, "control.socket"),
-      F(state_dir, "state_dir"),
-      F(key_file, "network.key_file"),
-#undef F
-  };
-  for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
-    if (strncmp((const char *)old + fields[i].off,
-                (const char *)cfg + fields[i].off, fields[i].len) != 0)
-      log_warn("reload: %s changed; it takes effect at the next restart",
-               fields[i].what);
-  }
-  if (old->relay != cfg->relay)
-    log_warn("reload: network.relay changed; it takes effect at the next "
-             "restart");
-  bool relays_same = old->nrelays == cfg->nrelays;
-  for (size_t i = 0; relays_same && i < old->nrelays; i++)
-    relays_same = strcmp(old->relays[i], cfg->relays[i]) == 0;
-  if (!relays_same)
-    log_warn("reload: network.relays changed; it takes effect at the next "
-             "restart");
+static void net_changed(struct net *n, uint64_t rx_ns) {
+  jobs_step(&AGENT_OF(n, net)->jobs, rx_ns);
 }
 
-/* Keep the settings that need a restart, take everything else. */
-static void carry_restart_settings(const struct config *old,
-                                   struct config *cfg) {
-  memcpy(cfg->name, old->name, sizeof(cfg->name));
-  memcpy(cfg->cluster, old->cluster, sizeof(cfg->cluster));
-  memcpy(cfg->listen, old->listen, sizeof(cfg->listen));
-  memcpy(cfg->advertise, old->advertise, sizeof(cfg->advertise));
-  memcpy(cfg->socket, old->socket, sizeof(cfg->socket));
-  memcpy(cfg->state_dir, old->state_dir, sizeof(cfg->state_dir));
-  memcpy(cfg->key_file, old->key_file, sizeof(cfg->key_file));
-  cfg->relay = old->relay;
-  cfg->nrelays = old->nrelays;
-  memcpy(cfg->relays, old->relays, sizeof(cfg->relays));
+static void net_wake_at(struct net *n, uint64_t when) {
+  wake_at(AGENT_OF(n, net), when);
+}
+
+static void jobs_wake_at(struct jobs *j, uint64_t when) {
+  wake_at(AGENT_OF(j, jobs), when);
+}
+
+static void jobs_check_done(struct jobs *j, const char *name, bool ok) {
+  checks_result(&AGENT_OF(j, jobs)->checks, name, ok);
+}
+
+static int checks_run(struct checks *c, const struct config_check *check) {
+  return jobs_run_check(&AGENT_OF(c, checks)->jobs, check);
+}
+
+static void checks_changed(struct checks *c) {
+  self_refresh(&AGENT_OF(c, checks)->self);
+}
+
+static void self_publish(struct self *s) {
+  net_publish_change(&AGENT_OF(s, self)->net);
+}
+
+static int relay_send(struct relay *r, const void *buf, size_t len) {
+  return net_send_raw(&AGENT_OF(r, relay)->net, buf, len);
+}
+
+static void agent_leave(struct agent *a);
+
+static void ctl_leave(struct ctl *c) {
+  agent_leave(AGENT_OF(c, ctl));
+}
+
+/* The peer table's events: logged, shown to watching clients, fed to the
+ * engine; a reaped member's endpoint is shut down. */
+static void on_peer_event(void *arg, const struct peer_event *ev) {
+  struct agent *a = arg;
+  uint64_t now = uv_now(&a->loop);
+
+  if (ev->type == PEER_EV_REAPED) {
+    net_peer_reaped(&a->net, (struct peer *)ev->peer);
+    engine_peer_event(&a->engine, ev, now);
+    return;
+  }
+  a->metrics.peer_events++;
+  /* A data event (data or groups changed) leaves the state as it was. */
+  bool arrow = ev->type != PEER_EV_DATA && ev->previous[0] != '\0';
+  log_info("peer %s %s: %s%s%s", ev->peer->rec.name, peer_event_name(ev->type),
+           arrow ? ev->previous : "", arrow ? " -> " : "", ev->state);
+  ctl_peer_event(&a->ctl, ev);
+  engine_peer_event(&a->engine, ev, now);
+}
+
+static void wire_hooks(struct agent *a) {
+  a->net.changed = net_changed;
+  a->net.wake_at = net_wake_at;
+  a->jobs.wake_at = jobs_wake_at;
+  a->jobs.check_done = jobs_check_done;
+  a->checks.run = checks_run;
+  a->checks.changed = checks_changed;
+  a->self.publish = self_publish;
+  a->relay.send = relay_send;
+  a->ctl.leave = ctl_leave;
+}
+
+/* ---- reload ---- */
+
+/* The settings a reload can't change: they are kept as they were at
+ * start, and a change is said in the log. */
+enum restart_kind {
+  RESTART_TEXT,   /* a char array */
+  RESTART_VALUE,  /* a scalar */
+  RESTART_RELAYS, /* network.relays: nrelays and relays[] */
+};
+
+static const struct {
+  const char *what;
+  enum restart_kind kind;
+  size_t off, len;
+} restart_only[] = {
+#define F(field, what, kind)                                                   \
+  {                                                                            \
+    what, kind, offsetof(struct config, field),                                \
+        sizeof(((struct config *)0)->field)                                    \
+  }
+    F(name, "node.name", RESTART_TEXT),
+    F(cluster, "node.cluster", RESTART_TEXT),
+    F(listen, "network.listen", RESTART_TEXT),
+    F(advertise, "network.advertise", RESTART_TEXT),
+    F(socket, "control.socket", RESTART_TEXT),
+    F(state_dir, "state_dir", RESTART_TEXT),
+    F(key_file, "network.key_file", RESTART_TEXT),
+    F(relay, "network.relay", RESTART_VALUE),
+    F(relays, "network.relays", RESTART_RELAYS),
+#undef F
+};
+
+static bool restart_same(size_t i, const struct config *old,
+                         const struct config *cfg) {
+  const char *o = (const char *)old + restart_only[i].off;
+  const char *c = (const char *)cfg + restart_only[i].off;
+  bool same;
+
+  switch (restart_only[i].kind) {
+  case RESTART_TEXT:
+    return strncmp(o, c, restart_only[i].len) == 0;
+  case RESTART_VALUE:
+    return memcmp(o, c, restart_only[i].len) == 0;
+  case RESTART_RELAYS:
+    same = old->nrelays == cfg->nrelays;
+    for (size_t k = 0; same && k < old->nrelays; k++)
+      same = strcmp(old->relays[k], cfg->relays[k]) == 0;
+    return same;
+  }
+  return false;
+}
+
+/* Keep the settings that need a restart, take everything else; say which
+ * ones changed. */
+static void keep_restart_settings(const struct config *old,
+                                  struct config *cfg) {
+  for (size_t i = 0; i < ARRAY_SIZE(restart_only); i++) {
+    if (restart_same(i, old, cfg))
+      continue;
+    log_warn("reload: %s changed; it takes effect at the next restart",
+             restart_only[i].what);
+  }
+  for (size_t i = 0; i < ARRAY_SIZE(restart_only); i++) {
+    if (restart_only[i].kind == RESTART_RELAYS)
+      cfg->nrelays = old->nrelays;
+    memcpy((char *)cfg + restart_only[i].off,
+           (const char *)old + restart_only[i].off, restart_only[i].len);
+  }
 }
 
 static void reload(struct agent *a) {
@@ -120,85 +218,78 @@ static void reload(struct agent *a) {
     config_errors_free(&errs);
     return;
   }
-  warn_restart_needed(old, cfg);
-  carry_restart_settings(old, cfg);
+  keep_restart_settings(old, cfg);
   if (engine_reload(&a->engine, cfg, now) != 0) {
     log_error("reload: out of memory; the previous configuration stays");
     config_free(cfg);
     return;
   }
-  agent_checks_stop(a);
+  checks_stop(&a->checks);
   a->cfg = cfg;
   config_free(old);
-  if (agent_checks_start(a) != 0)
+  if (checks_start(&a->checks) != 0)
     log_error("reload: checks could not be started");
-  uv_timer_set_repeat(&a->heartbeat, cfg->heartbeat_ms);
+  net_set_heartbeat(&a->net, cfg->heartbeat_ms);
+  peers_set_timing(&a->peers, cfg->heartbeat_ms, cfg->lost_after_ms,
+                   cfg->reap_after_ms);
+  wake_at(a, peers_next_deadline(&a->peers));
   log_info("reload: %zu behaviours, %zu checks", cfg->nbehaviours,
            cfg->nchecks);
-  agent_self_refresh(a);
-  agent_step(a);
+  self_refresh(&a->self);
+  jobs_step(&a->jobs, 0);
 }
 
 /* ---- signals, leave, stop ---- */
 
 static void on_signal(uv_signal_t *s, int signum) {
-  struct agent *a = s->data;
+  struct agent *a;
   if (signum == SIGHUP) {
-    reload(a);
+    reload(container_of(s, struct agent, sighup));
     return;
   }
+  a = signum == SIGTERM ? container_of(s, struct agent, sigterm)
+                        : container_of(s, struct agent, sigint);
   log_info("%s: leaving the cluster", strsignal(signum));
   agent_leave(a);
 }
 
+static void agent_stop(struct agent *a, int exit_code);
+
 static void on_leave_timer(uv_timer_t *t) {
   struct agent *a = container_of(t, struct agent, leave);
-  agent_publish(a, WIRE_LEAVE);
+  net_publish(&a->net, WIRE_LEAVE);
   if (--a->leave_left == 0)
     agent_stop(a, 0);
 }
 
-void agent_leave(struct agent *a) {
-  if (a->stopping || a->self.left)
+static void agent_leave(struct agent *a) {
+  if (a->stopping || !self_leave(&a->self))
     return;
-  a->self.left = true;
-  a->self.ver++;
   a->leave_left = AGENT_LEAVE_REPEAT;
-  agent_publish(a, WIRE_LEAVE);
+  net_publish(&a->net, WIRE_LEAVE);
   a->leave_left--;
   uv_timer_start(&a->leave, on_leave_timer, AGENT_LEAVE_GAP_MS,
                  AGENT_LEAVE_GAP_MS);
 }
 
 static void on_runner_closed(struct runner *r) {}
-static void on_control_closed(struct control *c) {}
 
-static void close_handle(uv_handle_t *h) {
-  if (h->loop != NULL && !uv_is_closing(h))
-    uv_close(h, NULL);
-}
-
-void agent_stop(struct agent *a, int exit_code) {
+static void agent_stop(struct agent *a, int exit_code) {
   if (a->stopping)
     return;
   a->stopping = true;
   a->exit_code = exit_code;
-  agent_checks_stop(a);
+  jobs_stop(&a->jobs);
+  checks_stop(&a->checks);
   runner_close(&a->runner, on_runner_closed);
-  control_close(&a->control, on_control_closed);
-  agent_net_close(a);
-  close_handle((uv_handle_t *)&a->heartbeat);
-  close_handle((uv_handle_t *)&a->wake);
-  close_handle((uv_handle_t *)&a->soon);
-  close_handle((uv_handle_t *)&a->answer);
-  close_handle((uv_handle_t *)&a->list);
-  close_handle((uv_handle_t *)&a->hello);
-  close_handle((uv_handle_t *)&a->leave);
-  close_handle((uv_handle_t *)&a->relay_hold.timer);
-  close_handle((uv_handle_t *)&a->relay_news.timer);
-  close_handle((uv_handle_t *)&a->sighup);
-  close_handle((uv_handle_t *)&a->sigterm);
-  close_handle((uv_handle_t *)&a->sigint);
+  ctl_close(&a->ctl);
+  net_close(&a->net);
+  relay_close(&a->relay);
+  agent_close_handle((uv_handle_t *)&a->wake);
+  agent_close_handle((uv_handle_t *)&a->leave);
+  agent_close_handle((uv_handle_t *)&a->sighup);
+  agent_close_handle((uv_handle_t *)&a->sigterm);
+  agent_close_handle((uv_handle_t *)&a->sigint);
 }
 
 /* ---- start ---- */
@@ -210,39 +301,27 @@ static int start_signals(struct agent *a) {
     int rv = uv_signal_init(&a->loop, sigs[i]);
     if (rv != 0)
       return rv;
-    sigs[i]->data = a;
     if ((rv = uv_signal_start(sigs[i], on_signal, nums[i])) != 0)
       return rv;
   }
   return 0;
 }
 
-static int start_control(struct agent *a) {
-  int rv = control_start(&a->control, &a->loop, a->cfg->socket,
-                         a->cfg->socket_mode, &a->metrics, agent_on_request);
-  if (rv == CHOREO_EEXISTS)
-    log_error("control.socket: %s: another agent is running there",
-              a->cfg->socket);
-  else if (rv != 0)
-    log_error("control.socket: %s: %s", a->cfg->socket, choreo_strerror(rv));
-  return rv;
-}
-
-static int start(struct agent *a) {
+static int start(struct agent *a, uint64_t fd_limit) {
+  uint64_t now = uv_now(&a->loop);
   struct seal_error serr;
   int rv;
-  uv_timer_init(&a->loop, &a->heartbeat);
+
+  wire_hooks(a);
   uv_timer_init(&a->loop, &a->wake);
-  uv_timer_init(&a->loop, &a->soon);
-  uv_timer_init(&a->loop, &a->answer);
-  uv_timer_init(&a->loop, &a->list);
-  uv_timer_init(&a->loop, &a->hello);
   uv_timer_init(&a->loop, &a->leave);
+  net_init(&a->net, now, fd_limit);
   a->wake_at = UINT64_MAX;
-  a->started_at = uv_now(&a->loop);
   runner_init(&a->runner, &a->loop, AGENT_MAX_RUNNING, &a->metrics,
-              agent_jobs_started, agent_jobs_done, a);
-  peers_init(&a->peers, a->cfg->name, PEERS_MAX_DEFAULT, agent_peer_event, a);
+              jobs_started, jobs_done, &a->jobs);
+  peers_init(&a->peers, a->cfg->name, PEERS_MAX_DEFAULT, on_peer_event, a);
+  peers_set_timing(&a->peers, a->cfg->heartbeat_ms, a->cfg->lost_after_ms,
+                   a->cfg->reap_after_ms);
   if (a->cfg->key_file[0] != '\0' &&
       (rv = seal_ring_load(a->cfg->key_file, &a->ring, &serr)) != 0) {
     log_error("network.key_file: %s", serr.text);
@@ -251,43 +330,40 @@ static int start(struct agent *a) {
   if (a->ring != NULL)
     log_info("network.key_file: %zu keys; every message is sealed",
              seal_ring_size(a->ring));
-  if ((rv = engine_init(&a->engine, a->cfg, a->started_at)) != 0)
+  if ((rv = engine_init(&a->engine, a->cfg, now)) != 0)
     return rv;
-  if ((rv = start_signals(a)) != 0 || (rv = agent_self_init(a)) != 0)
+  if ((rv = start_signals(a)) != 0 || (rv = self_init(&a->self)) != 0)
     return rv;
-  if ((rv = agent_relay_init(a)) != 0)
+  if ((rv = relay_init(&a->relay)) != 0)
     return rv;
-  if ((rv = start_control(a)) != 0 || (rv = agent_net_start(a)) != 0)
+  if ((rv = ctl_start(&a->ctl)) != 0 || (rv = net_start(&a->net)) != 0)
     return rv;
-  if ((rv = agent_checks_start(a)) != 0)
+  if ((rv = checks_start(&a->checks)) != 0)
     return rv;
   log_info("agent %s (cluster %s) listening on %s, state %s, %zu behaviours",
-           a->cfg->name, a->cfg->cluster, a->cfg->listen, a->self.state,
-           a->cfg->nbehaviours);
+           a->cfg->name, a->cfg->cluster, a->cfg->listen,
+           self_record(&a->self)->state, a->cfg->nbehaviours);
   return 0;
 }
 
 static void free_all(struct agent *a) {
-  for (struct job *j = a->jobs, *next; j != NULL; j = next) {
-    next = j->next;
-    free(j);
-  }
-  free(a->eps);
+  jobs_free(&a->jobs);
+  net_free(&a->net);
   engine_free(&a->engine);
   peers_free(&a->peers);
-  record_free(&a->self);
+  self_free(&a->self);
   seal_ring_free(a->ring);
-  agent_relay_free(a);
+  relay_free(&a->relay);
   config_free(a->cfg);
 }
 
 /* A full mesh needs two descriptors per member (docs/ARCHITECTURE.md):
  * take the hard limit, which systemd and most shells set far above the
- * soft one. */
-static void raise_fd_limit(struct agent *a) {
+ * soft one. Returns the limit in effect; 0: unknown. */
+static uint64_t raise_fd_limit(void) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-    return;
+    return 0;
   if (rl.rlim_cur < rl.rlim_max) {
     rlim_t soft = rl.rlim_cur;
     rl.rlim_cur = rl.rlim_max;
@@ -296,12 +372,13 @@ static void raise_fd_limit(struct agent *a) {
       rl.rlim_cur = soft;
     }
   }
-  a->fd_limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl.rlim_cur;
+  return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl.rlim_cur;
 }
 
 int agent_run(const char *path) {
   struct config_errors errs = {0};
   struct agent *a;
+  uint64_t fd_limit;
   int rv, code;
 
   a = calloc(1, sizeof(*a));
@@ -315,7 +392,7 @@ int agent_run(const char *path) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
-  raise_fd_limit(a);
+  fd_limit = raise_fd_limit();
   /* libsodium seals messages and draws the random delays of agent_net.c. */
   if (sodium_init() < 0) {
     log_error("libsodium could not be initialised");
@@ -324,7 +401,7 @@ int agent_run(const char *path) {
     return 1;
   }
   uv_loop_init(&a->loop);
-  rv = start(a);
+  rv = start(a, fd_limit);
   if (rv != 0) {
     log_error("agent could not start: %s", choreo_strerror(rv));
     agent_stop(a, 1);

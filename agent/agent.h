@@ -1,16 +1,39 @@
 /*
- * agent.h — the daemon: one struct agent owns the loop and every module
- * (configuration, mesh, peer table, engine, runner, control server,
- * metrics) and wires them together. It is the only mutable state of the
- * process.
+ * agent.h — the daemon. A slim struct agent wires the shared modules
+ * (loop, configuration, metrics, peer table, engine, runner, key ring)
+ * and the parts of the daemon, each of which owns its data, its timers
+ * and its lifecycle:
  *
- * The daemon is split by concern:
- *   agent.c          lifecycle: start, signals, reload, leave, stop
- *   agent_net.c      publishing and receiving messages, membership
- *   agent_self.c     this node's own state: declared, claimed, published
- *   agent_jobs.c     engine actions and checks carried out by the runner
- *   agent_control.c  control-socket requests
- *   agent_relay.c    the relay role: forwarding leaves' messages
+ *   agent.c          the wiring: start, signals, reload, leave, stop; the
+ *                    wake-up timer (peers_tick and the engine's deadlines)
+ *   agent_net.c      struct net: the protocol, membership, endpoints,
+ *                    startup sync
+ *   agent_self.c     struct self: this node's record and declared state
+ *   agent_jobs.c     struct jobs: engine actions and checks carried out
+ *                    by the runner
+ *   checks.c         struct checks: health checks and their rise and fall
+ *   agent_relay.c    struct relay: forwarding leaves' messages in batches
+ *   agent_control.c  struct ctl: the control socket and its requests
+ *
+ * Calls go one way (agent.c wires everything; a part never reaches into
+ * another's fields, only calls its functions):
+ *
+ *   agent.c: wires every part (hooks carry what flows back up)
+ *     │
+ *     ├─▶ ctl ─────────────┬─────▶ net ──▶ relay
+ *     │                    │        │
+ *     │                    ▼        │
+ *     ├─▶ jobs ─────────▶ self ◀────┘
+ *     │                    │
+ *     │                    ▼
+ *     └──────────────────▶ checks
+ *
+ * and the other way only through hooks (function pointers) that agent.c
+ * sets at start: net.changed (a message was handled: step the engine),
+ * net.wake_at and jobs.wake_at (arm the wake-up), self.publish (the
+ * record has a new version), checks.run (start a check), checks.changed
+ * (a result was counted), jobs.check_done (a check's run ended),
+ * relay.send, ctl.leave. The decisions themselves are in policy.c, pure.
  */
 #ifndef CHOREO_AGENT_H
 #define CHOREO_AGENT_H
@@ -26,26 +49,169 @@
 #include "mesh.h"
 #include "metrics.h"
 #include "peers.h"
+#include "policy.h"
 #include "record.h"
 #include "runner.h"
 #include "seal.h"
 #include "seen.h"
+#include "util.h"
 
 /* Scripts running at once; more wait in the runner's queue. */
 #define AGENT_MAX_RUNNING 32
 /* Times a leave is published, AGENT_LEAVE_GAP_MS apart: PUB may drop. */
 #define AGENT_LEAVE_REPEAT 3
 #define AGENT_LEAVE_GAP_MS 30
-/* An incarnation more than this ahead of our clock is "from the future". */
-#define AGENT_FUTURE_SLACK_S 86400
 /* Descriptors besides the two per member: sockets, pipes of scripts,
  * control clients, log, nanomsg's own. */
 #define AGENT_FD_RESERVE 64
-/* With a key ring, a message whose "time" is further than this from the
- * receiver's clock is dropped as stale: a captured message can be replayed
- * to an agent that has just restarted (and so forgot the last sequence
- * numbers it accepted) only within this window. */
-#define AGENT_FRESH_MS 60000
+
+struct agent;
+
+/* ---- self (agent_self.c) ----
+ * Owns this node's record as published, and the declared state (set by
+ * choreo set or run-in, node.state, persisted in state_dir) with its
+ * reason and since. Which claim is shown is policy_own_state's. */
+struct self {
+  struct record rec; /* as published */
+  char declared[CHOREO_STATE_MAX + 1];
+  char declared_reason[CHOREO_REASON_MAX + 1];
+  int64_t declared_since;
+  /* Hook: the record got a new version (state, reason, groups or data). */
+  void (*publish)(struct self *s);
+};
+
+/* Read state_dir, set up the record and persist it with the new
+ * incarnation. Returns 0 or a CHOREO_E* code (logged). */
+int self_init(struct self *s);
+/* Recompute the state this node shows; publish if it changed. */
+void self_refresh(struct self *s);
+/* Apply a `set`: validate, publish, then persist. Returns 0; or
+ * CHOREO_EINVAL with *why set and nothing changed; or a negated errno with
+ * *why set when the new state is in effect but could not be saved. */
+int self_set(struct self *s, const char *state, const char *reason,
+             json_t *data, const char **why);
+/* Mark the record left (a new version); false if it was already. */
+bool self_leave(struct self *s);
+const struct record *self_record(const struct self *s);
+/* The declared state and its reason, which the shown one may differ from
+ * while a check or behaviour claims one. */
+void self_declared(const struct self *s, const char **state,
+                   const char **reason);
+void self_free(struct self *s);
+
+/* ---- checks (checks.c) ----
+ * Owns the check set of the running configuration: one timer per check
+ * and its consecutive results (policy_check). Replaced whole on reload;
+ * a set's memory goes with the close callback of its last timer. */
+struct checks;
+
+struct check_state {
+  struct check_set *set;
+  uv_timer_t timer;
+  struct policy_check count; /* consecutive results, failing */
+  bool running;
+};
+
+struct check_set {
+  struct checks *owner;
+  size_t n, closing;
+  struct check_state v[];
+};
+
+struct checks {
+  struct check_set *set; /* NULL when stopped */
+  /* Hooks: start check c (0, or nonzero: it failed at once); a check's
+   * result was counted (the shown state may change). */
+  int (*run)(struct checks *c, const struct config_check *check);
+  void (*changed)(struct checks *c);
+};
+
+/* Start a timer per check of the configuration. */
+int checks_start(struct checks *c);
+/* Close the timers; idempotent. */
+void checks_stop(struct checks *c);
+/* The first failing check, in file order. */
+bool checks_failing(const struct checks *c, size_t *index);
+/* A run of check `name` ended; ok: it passed. */
+void checks_result(struct checks *c, const char *name, bool ok);
+
+/* ---- jobs (agent_jobs.c) ----
+ * Owns the jobs handed to the runner (behaviour actions and check runs),
+ * so that their end can be routed back by name, and the tag counter. */
+struct job {
+  uint64_t tag;
+  bool is_check;
+  char name[CHOREO_NAME_MAX + 1]; /* behaviour or check name */
+  uint64_t rx_ns;                 /* receipt of the message that caused it */
+  struct job *next;
+};
+
+struct jobs {
+  struct job *list;
+  uint64_t next_tag;
+  uint64_t rx_ns; /* receipt of the message being handled; 0: none */
+  bool stopped;
+  /* Hooks: a check's run ended (ok: it passed); arm the wake-up for the
+   * engine's next deadline, monotonic ms (UINT64_MAX: none). */
+  void (*check_done)(struct jobs *j, const char *name, bool ok);
+  void (*wake_at)(struct jobs *j, uint64_t when);
+};
+
+/* Ask the engine for due actions and start them, arm the wake-up, and
+ * refresh the shown state. rx_ns: the receipt time of the message that
+ * caused the step (0: none). */
+void jobs_step(struct jobs *j, uint64_t rx_ns);
+/* Start one run of a check. */
+int jobs_run_check(struct jobs *j, const struct config_check *c);
+/* Runner callbacks; arg is the struct jobs. */
+void jobs_started(void *arg, uint64_t tag, unsigned attempt);
+void jobs_done(void *arg, uint64_t tag, enum runner_result res, int status);
+/* No more steps: the runner's last callbacks are only counted. */
+void jobs_stop(struct jobs *j);
+void jobs_free(struct jobs *j);
+
+/* ---- relay (agent_relay.c) ----
+ * Owns the relay role's two queues (repeats and changes) with their
+ * timers, the credit of batches sent for changes, and the table of
+ * messages seen through relays. */
+struct relay;
+
+/* Messages a relay will forward in one batch, and when it goes. */
+struct relay_queue {
+  struct batch batch;
+  uv_timer_t timer;
+  uint64_t due;
+  struct relay *relay;
+};
+
+struct relay {
+  /* Leaves' repeated heartbeats and their changes waiting to be forwarded
+   * (no buffers unless a relay), and the credit (policy_relay_spend). */
+  struct relay_queue hold, news;
+  uint64_t credit_at;
+  /* Messages received through relays (and a leaf's own, which relays
+   * pass back), to skip copies before decoding them; allocated when
+   * first needed (32 KiB an agent of a plain mesh doesn't pay). */
+  struct seen *seen;
+  bool stopped;
+  /* Hook: send these bytes to every member; 0 or a CHOREO_E* code. */
+  int (*send)(struct relay *r, const void *buf, size_t len);
+};
+
+int relay_init(struct relay *r);
+/* A relay forwards a leaf's message (the bytes as received) to every
+ * member: at once when it changes something, else with the next batch. */
+void relay_forward(struct relay *r, const void *msg, size_t len, bool change);
+/* Note a message received through a relay, received by a relay, or sent
+ * by a leaf; returns whether it had been noted before (a copy). */
+bool relay_seen(struct relay *r, const void *msg, size_t len);
+void relay_close(struct relay *r);
+void relay_free(struct relay *r);
+
+/* ---- network (agent_net.c) ----
+ * Owns the mesh and its endpoints, the sequence number of what this node
+ * sends, what membership and the startup sync have learnt, and the
+ * heartbeat, quick-republication, answer, list and hello timers. */
 
 /* One PUB connection, shared by the join address and the member that
  * advertises the same address. */
@@ -56,62 +222,12 @@ struct endpoint {
   bool join;     /* a join address: kept while the agent runs */
 };
 
-/* A job handed to the runner, so that its end can be routed back. */
-struct job {
-  uint64_t tag;
-  bool is_check;
-  char name[CHOREO_NAME_MAX + 1]; /* behaviour or check name */
-  uint64_t rx_ns;                 /* receipt of the message that caused it */
-  struct job *next;
-};
-
-/* Messages a relay will forward in one batch, and when it goes. */
-struct relay_queue {
-  struct batch batch;
-  uv_timer_t timer; /* data: the agent */
-  uint64_t due;
-};
-
-struct check_set;
-
-struct check_state {
-  struct check_set *set;
-  uv_timer_t timer;
-  unsigned fails, passes; /* consecutive */
-  bool failing;
-  bool running;
-};
-
-/* The checks of one configuration; replaced whole on reload, freed once
- * its timers are closed. */
-struct check_set {
-  struct agent *agent;
-  size_t n, closing;
-  struct check_state v[];
-};
-
-struct agent {
-  uv_loop_t loop;
-  char config_path[CONFIG_PATH_MAX];
-  struct config *cfg;
-  struct metrics metrics;
+struct net {
   struct mesh mesh;
-  struct peers peers;
-  struct engine engine;
-  struct runner runner;
-  struct control control;
-  struct seal_ring *ring; /* network.key_file; NULL: none, plain text */
-
-  /* This node. */
-  struct record self; /* as published */
-  char declared[CHOREO_STATE_MAX + 1];
-  char declared_reason[CHOREO_REASON_MAX + 1];
-  int64_t declared_since;
-  uint64_t seq;
-
-  /* Membership. */
+  bool mesh_open;
   struct endpoint *eps;
   size_t neps;
+  uint64_t seq;
   bool got_members; /* a member list or a member answered us */
   bool view_agreed; /* a member's digest has equalled ours */
   bool synced;
@@ -119,33 +235,72 @@ struct agent {
   uint64_t members_sent_at;
   bool members_wanted;
   unsigned hello_tries;
-  uint64_t cur_rx_ns; /* receipt time of the message being handled */
+  uv_timer_t heartbeat, soon, answer, list, hello;
+  unsigned soon_left; /* quick republications still due */
+  bool soon_again;    /* asked for while the current ones were due */
+  uint64_t fd_limit;  /* RLIMIT_NOFILE once raised; 0: unknown */
+  bool fd_warned;     /* said that the members need more */
+  bool stopped;
+  /* Hooks: a message was handled (rx_ns: when it was received); arm the
+   * wake-up for monotonic time `when`. */
+  void (*changed)(struct net *n, uint64_t rx_ns);
+  void (*wake_at)(struct net *n, uint64_t when);
+};
 
-  /* Relay role (network.relay, agent_relay.c): leaves' repeated
-   * heartbeats and their changes waiting to be forwarded (no buffers
-   * unless a relay), and the credit of batches sent for changes. */
-  struct relay_queue relay_hold, relay_news;
-  uint64_t relay_credit_at;
-  /* Messages received through relays (and a leaf's own, which relays
-   * pass back), to skip copies before decoding them; allocated when
-   * first needed (32 KiB an agent of a plain mesh doesn't pay). */
-  struct seen *seen;
+/* Set up the timers (no I/O); now: the start, monotonic ms. */
+void net_init(struct net *n, uint64_t now, uint64_t fd_limit);
+/* Bind the inbox, connect to the join addresses, start the heartbeat. */
+int net_start(struct net *n);
+void net_publish(struct net *n, enum wire_type type);
+/* The record changed: publish it, once the mesh is open. */
+void net_publish_change(struct net *n);
+void net_publish_soon(struct net *n);
+/* Send bytes as they are to every member (a relay's batch). */
+int net_send_raw(struct net *n, const void *buf, size_t len);
+/* End the startup sync when it is due. */
+void net_check_sync(struct net *n);
+/* A member was reaped: shut its endpoint down. */
+void net_peer_reaped(struct net *n, struct peer *peer);
+void net_set_heartbeat(struct net *n, uint64_t ms);
+void net_stats(struct net *n, struct mesh_stats *ms);
+void net_close(struct net *n);
+void net_free(struct net *n);
 
-  /* Jobs and checks. */
-  struct job *jobs;
-  uint64_t next_tag;
-  struct check_set *checks; /* NULL when stopped */
+/* ---- control (agent_control.c) ----
+ * Owns the control socket server and answers its requests. */
+struct ctl {
+  struct control server;
+  /* Hook: a client asked this node to leave the cluster. */
+  void (*leave)(struct ctl *c);
+};
 
-  uv_timer_t heartbeat, wake, soon, answer, list, hello, leave;
+int ctl_start(struct ctl *c);
+/* Tell every watching client about a peer event. */
+void ctl_peer_event(struct ctl *c, const struct peer_event *ev);
+void ctl_close(struct ctl *c);
+
+/* ---- the agent ---- */
+struct agent {
+  uv_loop_t loop;
+  char config_path[CONFIG_PATH_MAX];
+  struct config *cfg;
+  struct metrics metrics;
+  struct peers peers;
+  struct engine engine;
+  struct runner runner;
+  struct seal_ring *ring; /* network.key_file; NULL: none, plain text */
+
+  struct net net;
+  struct self self;
+  struct jobs jobs;
+  struct checks checks;
+  struct relay relay;
+  struct ctl ctl;
+
+  uv_timer_t wake, leave;
   uint64_t wake_at;
-  uint64_t fd_limit;   /* RLIMIT_NOFILE once raised; 0: unknown */
-  bool fd_warned;      /* said that the members need more */
-  unsigned soon_left;  /* quick republications still due */
-  bool soon_again;     /* asked for while the current ones were due */
   unsigned leave_left; /* leave messages still to send */
   uv_signal_t sighup, sigterm, sigint;
-
-  bool mesh_open;
   bool stopping;
   int exit_code;
 };
@@ -155,56 +310,14 @@ struct agent {
  * start, 2 for an invalid configuration. */
 int agent_run(const char *path);
 
-/* agent.c */
-void agent_stop(struct agent *a, int exit_code);
-void agent_leave(struct agent *a);
-/* Arm the wake-up timer for monotonic time `when` if that is earlier than
- * the one already set. */
-void agent_wake_at(struct agent *a, uint64_t when);
+/* The agent a part is embedded in, for the shared modules it wires. */
+#define AGENT_OF(ptr, part) container_of(ptr, struct agent, part)
 
-/* agent_net.c */
-int agent_net_start(struct agent *a);
-void agent_publish(struct agent *a, enum wire_type type);
-void agent_publish_soon(struct agent *a);
-void agent_heartbeat(uv_timer_t *t);
-void agent_on_message(struct mesh *m, const void *buf, size_t len);
-void agent_peer_event(void *arg, const struct peer_event *ev);
-void agent_check_sync(struct agent *a);
-void agent_net_close(struct agent *a);
-
-/* agent_self.c */
-int agent_self_init(struct agent *a);
-/* Recompute the state this node shows; publish if it changed. */
-void agent_self_refresh(struct agent *a);
-/* Apply a `set`: validate, publish, then persist. Returns 0; or
- * CHOREO_EINVAL with *why set and nothing changed; or a negated errno with
- * *why set when the new state is in effect but could not be saved. */
-int agent_self_set(struct agent *a, const char *state, const char *reason,
-                   json_t *data, const char **why);
-
-/* agent_jobs.c */
-/* Ask the engine for due actions and start them; re-arm the wake-up. */
-void agent_step(struct agent *a);
-void agent_jobs_started(void *arg, uint64_t tag, unsigned attempt);
-void agent_jobs_done(void *arg, uint64_t tag, enum runner_result res,
-                     int status);
-int agent_checks_start(struct agent *a);
-void agent_checks_stop(struct agent *a);
-bool agent_check_failing(const struct agent *a, size_t *index);
-
-/* agent_relay.c */
-int agent_relay_init(struct agent *a);
-/* A relay forwards a leaf's message (the bytes as received) to every
- * member: at once when it changes something, else with the next batch. */
-void agent_relay_forward(struct agent *a, const void *msg, size_t len,
-                         bool change);
-void agent_relay_free(struct agent *a);
-/* Note a message received through a relay, received by a relay, or sent
- * by a leaf; returns whether it had been noted before (a copy). */
-bool agent_relay_seen(struct agent *a, const void *msg, size_t len);
-
-/* agent_control.c */
-void agent_on_request(struct control *c, struct control_client *cl,
-                      json_t *req);
+/* Close a handle that was initialised and is not closing yet; a part's
+ * close may run before its start did. */
+static inline void agent_close_handle(uv_handle_t *h) {
+  if (h->loop != NULL && !uv_is_closing(h))
+    uv_close(h, NULL);
+}
 
 #endif

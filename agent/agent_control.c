@@ -2,7 +2,10 @@
  * agent_control.c — what the agent answers on its control socket. Every
  * request is a JSON object {"cmd": NAME, …}; every reply is {"ok": true,
  * …} or {"ok": false, "error": MESSAGE} (docs/PROTOCOL.md "Control
- * socket"). Nothing a client sends is trusted.
+ * socket"). Nothing a client sends is trusted. The control part owns the
+ * control socket server (control.c); it reads this node's record and
+ * declared state from the self part, applies `set` through it, and asks
+ * the wiring to leave through the leave hook.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +15,13 @@
 #include "util.h"
 #include "view.h"
 
-static struct agent *agent_of(struct control *c) {
-  return container_of(c, struct agent, control);
+static struct agent *agent_of(struct ctl *c) {
+  return AGENT_OF(c, ctl);
 }
 
 static json_t *self_view(struct agent *a) {
-  return view_peer(&a->self, a->self.state, 0);
+  const struct record *self = self_record(&a->self);
+  return view_peer(self, self->state, 0);
 }
 
 /* Peers shown to users: those heard from, sorted by name. */
@@ -43,11 +47,13 @@ static void reply_new(struct control_client *cl, json_t *reply) {
 }
 
 static void do_status(struct agent *a, struct control_client *cl, json_t *req) {
+  const char *declared, *declared_reason;
+  self_declared(&a->self, &declared, &declared_reason);
   /* "declared" is the state set by hand (choreo set, run-in), which the
    * shown state may differ from while a check or behaviour claims one. */
   reply_new(cl, json_pack("{s:b, s:o, s:o, s:{s:s, s:s}}", "ok", 1, "node",
                           self_view(a), "peers", peer_list(a, NULL), "declared",
-                          "state", a->declared, "reason", a->declared_reason));
+                          "state", declared, "reason", declared_reason));
 }
 
 static void do_peers(struct agent *a, struct control_client *cl, json_t *req) {
@@ -77,9 +83,8 @@ static void do_set(struct agent *a, struct control_client *cl, json_t *req) {
   }
   if (data == NULL)
     data = empty = json_object();
-  rv = agent_self_set(a, json_string_value(state),
-                      reason != NULL ? json_string_value(reason) : NULL, data,
-                      &why);
+  rv = self_set(&a->self, json_string_value(state),
+                reason != NULL ? json_string_value(reason) : NULL, data, &why);
   json_decref(empty);
   if (rv != 0) {
     control_reply_error(cl, "set: %s", why);
@@ -101,7 +106,7 @@ static void do_metrics(struct agent *a, struct control_client *cl,
   struct mesh_stats ms;
 
   peers_count(&a->peers, &alive, &lost, &left);
-  mesh_stats(&a->mesh, &ms);
+  net_stats(&a->net, &ms);
   a->metrics.mesh_out_up = (int64_t)ms.out_up;
   a->metrics.mesh_out_connecting = (int64_t)ms.out_connecting;
   a->metrics.mesh_in_up = (int64_t)ms.in_up;
@@ -123,7 +128,7 @@ static void do_metrics(struct agent *a, struct control_client *cl,
 static void do_leave(struct agent *a, struct control_client *cl, json_t *req) {
   reply_new(cl, json_pack("{s:b}", "ok", 1));
   log_info("leave requested on the control socket");
-  agent_leave(a);
+  a->ctl.leave(&a->ctl);
 }
 
 static void do_version(struct agent *a, struct control_client *cl,
@@ -140,9 +145,9 @@ static const struct {
     {"version", do_version},
 };
 
-void agent_on_request(struct control *c, struct control_client *cl,
-                      json_t *req) {
-  struct agent *a = agent_of(c);
+static void on_request(struct control *server, struct control_client *cl,
+                       json_t *req) {
+  struct agent *a = agent_of(container_of(server, struct ctl, server));
   const char *cmd = json_string_value(json_object_get(req, "cmd"));
 
   if (cmd == NULL) {
@@ -158,4 +163,29 @@ void agent_on_request(struct control *c, struct control_client *cl,
   }
   a->metrics.control_errors++;
   control_reply_error(cl, "unknown command \"%.32s\"", cmd);
+}
+
+int ctl_start(struct ctl *c) {
+  struct agent *a = agent_of(c);
+  int rv = control_start(&c->server, &a->loop, a->cfg->socket,
+                         a->cfg->socket_mode, &a->metrics, on_request);
+  if (rv == CHOREO_EEXISTS)
+    log_error("control.socket: %s: another agent is running there",
+              a->cfg->socket);
+  else if (rv != 0)
+    log_error("control.socket: %s: %s", a->cfg->socket, choreo_strerror(rv));
+  return rv;
+}
+
+void ctl_peer_event(struct ctl *c, const struct peer_event *ev) {
+  json_t *o = view_event(ev);
+  if (o != NULL)
+    control_broadcast(&c->server, o);
+  json_decref(o);
+}
+
+static void on_control_closed(struct control *server) {}
+
+void ctl_close(struct ctl *c) {
+  control_close(&c->server, on_control_closed);
 }

@@ -1,11 +1,13 @@
 /*
- * agent_jobs.c — carrying out what the engine decides, and running checks.
+ * agent_jobs.c — the jobs part: carrying out what the engine decides, and
+ * running checks' commands.
  *
  * Each engine action becomes a runner job with the environment and the
- * JSON input of SPEC.md ("What a behaviour script receives"); its end goes
- * back to the engine by behaviour name, so that a reload in between can't
- * misroute it. Checks are periodic runner jobs whose results, counted
- * against rise and fall, feed this node's own state.
+ * JSON input of docs/CONFIGURATION.md ("What a behaviour script
+ * receives"); its end goes back to the engine by behaviour name, so that
+ * a reload in between can't misroute it. A check's run (started for
+ * checks.c) is a runner job too, whose end goes to the check_done hook.
+ * The part owns the list of jobs in flight and the tag counter.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +20,9 @@
 
 extern char **environ;
 
-#define ENV_EXTRA_MAX 16
+static struct agent *agent_of(struct jobs *j) {
+  return AGENT_OF(j, jobs);
+}
 
 /* ---- environment ---- */
 
@@ -92,6 +96,7 @@ static void matching(struct agent *a, const struct config_behaviour *b,
 
 static char *stdin_json(struct agent *a, const struct config_behaviour *b,
                         const char *event) {
+  const struct record *self = self_record(&a->self);
   uint64_t now = uv_now(&a->loop);
   json_t *peers = json_array(), *doc;
   char *text;
@@ -99,9 +104,8 @@ static char *stdin_json(struct agent *a, const struct config_behaviour *b,
   for (size_t i = 0; peers != NULL && i < a->peers.n; i++)
     if (engine_watches(b, &a->peers, a->peers.v[i]))
       json_array_append_new(peers, view_table_peer(a->peers.v[i], now));
-  doc = json_pack("{s:o, s:s, s:o}", "node",
-                  view_peer(&a->self, a->self.state, 0), "event", event,
-                  "peers", peers);
+  doc = json_pack("{s:o, s:s, s:o}", "node", view_peer(self, self->state, 0),
+                  "event", event, "peers", peers);
   text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
   json_decref(doc);
   return text;
@@ -116,7 +120,7 @@ static int action_env(struct agent *a, const struct config_behaviour *b,
     const char *kv[][2] = {
         {"CHOREO_NODE", a->cfg->name},
         {"CHOREO_CLUSTER", a->cfg->cluster},
-        {"CHOREO_STATE", a->self.state},
+        {"CHOREO_STATE", self_record(&a->self)->state},
         {"CHOREO_BEHAVIOUR", b->name},
         {"CHOREO_EVENT", engine_action_name(act->type)},
         {"CHOREO_PEER", act->cause.peer},
@@ -134,21 +138,21 @@ static int action_env(struct agent *a, const struct config_behaviour *b,
   return rv;
 }
 
-static struct job *job_new(struct agent *a, const char *name, bool is_check) {
+static struct job *job_new(struct jobs *js, const char *name, bool is_check) {
   struct job *j = calloc(1, sizeof(*j));
   if (j == NULL)
     return NULL;
-  j->tag = ++a->next_tag;
+  j->tag = ++js->next_tag;
   j->is_check = is_check;
   snprintf(j->name, sizeof(j->name), "%s", name);
-  j->rx_ns = a->cur_rx_ns;
-  j->next = a->jobs;
-  a->jobs = j;
+  j->rx_ns = js->rx_ns;
+  j->next = js->list;
+  js->list = j;
   return j;
 }
 
-static struct job *job_take(struct agent *a, uint64_t tag) {
-  for (struct job **pp = &a->jobs; *pp != NULL; pp = &(*pp)->next) {
+static struct job *job_take(struct jobs *js, uint64_t tag) {
+  for (struct job **pp = &js->list; *pp != NULL; pp = &(*pp)->next) {
     if ((*pp)->tag == tag) {
       struct job *j = *pp;
       *pp = j->next;
@@ -177,7 +181,8 @@ static int submit(struct agent *a, struct job *j,
 
 /* Start one action; returns false when it ended at once (nothing to run
  * or the runner refused), so the engine must be told right away. */
-static bool start_action(struct agent *a, const struct engine_action *act) {
+static bool start_action(struct jobs *js, const struct engine_action *act) {
+  struct agent *a = agent_of(js);
   const struct config_behaviour *b = &a->cfg->behaviours[act->behaviour];
   const struct config_argv *argv =
       act->type == ENGINE_ACT_REVERT ? &b->revert : &b->run;
@@ -192,7 +197,7 @@ static bool start_action(struct agent *a, const struct engine_action *act) {
            act->cause.peer[0] ? ")" : "");
   if (argv->argc == 0)
     return false;
-  j = job_new(a, b->name, false);
+  j = job_new(js, b->name, false);
   input = stdin_json(a, b, event);
   rv = j == NULL || input == NULL ? CHOREO_ENOMEM : action_env(a, b, act, &e);
   if (rv == 0)
@@ -204,34 +209,40 @@ static bool start_action(struct agent *a, const struct engine_action *act) {
               choreo_strerror(rv));
     a->metrics.runs_failed++;
     if (j != NULL)
-      free(job_take(a, j->tag));
+      free(job_take(js, j->tag));
     return false;
   }
   return true;
 }
 
-void agent_step(struct agent *a) {
+void jobs_step(struct jobs *js, uint64_t rx_ns) {
+  struct agent *a = agent_of(js);
   struct engine_action acts[32];
-  uint64_t now, deadline = UINT64_MAX;
+  uint64_t now, deadline = UINT64_MAX, saved = js->rx_ns;
   size_t n;
   bool again;
 
-  if (a->stopping)
+  if (js->stopped)
     return;
+  /* A step nested in the handling of a message (an action that ended at
+   * once) keeps that message's receipt time. */
+  if (rx_ns != 0)
+    js->rx_ns = rx_ns;
   do {
     now = uv_now(&a->loop);
     n = engine_step(&a->engine, &a->peers, now, acts, ARRAY_SIZE(acts),
                     &deadline);
     again = n == ARRAY_SIZE(acts);
     for (size_t i = 0; i < n; i++) {
-      if (!start_action(a, &acts[i])) {
+      if (!start_action(js, &acts[i])) {
         engine_done(&a->engine, acts[i].behaviour, now);
         again = true;
       }
     }
   } while (again);
+  js->rx_ns = saved;
   /* An action still waiting to start that the truth went past. */
-  for (struct job *j = a->jobs; j != NULL; j = j->next) {
+  for (struct job *j = js->list; j != NULL; j = j->next) {
     int idx = j->is_check ? -1 : engine_index(&a->engine, j->name);
     if (idx >= 0 && engine_superseded(&a->engine, (size_t)idx))
       (void)runner_withdraw(&a->runner, j->tag);
@@ -242,141 +253,70 @@ void agent_step(struct agent *a) {
              (unsigned long long)a->engine.dropped, ENGINE_QUEUE_MAX);
     a->engine.dropped = 0;
   }
-  agent_wake_at(a, deadline);
+  js->wake_at(js, deadline);
   /* A behaviour's state claim follows its actions. */
-  agent_self_refresh(a);
+  self_refresh(&a->self);
 }
 
 /* ---- runner callbacks ---- */
 
-void agent_jobs_started(void *arg, uint64_t tag, unsigned attempt) {
-  struct agent *a = arg;
-  for (struct job *j = a->jobs; j != NULL; j = j->next) {
+void jobs_started(void *arg, uint64_t tag, unsigned attempt) {
+  struct jobs *js = arg;
+  for (struct job *j = js->list; j != NULL; j = j->next) {
     if (j->tag != tag)
       continue;
     if (attempt == 0 && j->rx_ns != 0)
-      metrics_observe_reaction(&a->metrics,
+      metrics_observe_reaction(&agent_of(js)->metrics,
                                (double)(uv_hrtime() - j->rx_ns) / 1e6);
     return;
   }
 }
 
-static void check_result(struct agent *a, const char *name, bool ok);
-
-void agent_jobs_done(void *arg, uint64_t tag, enum runner_result res,
-                     int status) {
-  struct agent *a = arg;
-  struct job *j = job_take(a, tag);
+void jobs_done(void *arg, uint64_t tag, enum runner_result res, int status) {
+  struct jobs *js = arg;
+  struct agent *a = agent_of(js);
+  struct job *j = job_take(js, tag);
   int idx;
 
   if (j == NULL)
     return;
   if (j->is_check) {
-    check_result(a, j->name, res == RUNNER_OK);
-  } else if (!a->stopping && (idx = engine_index(&a->engine, j->name)) >= 0) {
+    js->check_done(js, j->name, res == RUNNER_OK);
+  } else if (!js->stopped && (idx = engine_index(&a->engine, j->name)) >= 0) {
     if (res == RUNNER_WITHDRAWN)
       engine_withdrawn(&a->engine, (size_t)idx);
     engine_done(&a->engine, (size_t)idx, uv_now(&a->loop));
-    agent_step(a);
+    jobs_step(js, 0);
   }
   free(j);
 }
 
-/* ---- checks ---- */
+/* ---- checks' runs ---- */
 
-bool agent_check_failing(const struct agent *a, size_t *index) {
-  for (size_t i = 0; a->checks != NULL && i < a->checks->n; i++) {
-    if (a->checks->v[i].failing) {
-      *index = i;
-      return true;
-    }
-  }
-  return false;
-}
-
-static void check_result(struct agent *a, const char *name, bool ok) {
-  for (size_t i = 0; a->checks != NULL && i < a->checks->n; i++) {
-    const struct config_check *c = &a->cfg->checks[i];
-    struct check_state *cs = &a->checks->v[i];
-    if (strcmp(c->name, name) != 0)
-      continue;
-    cs->running = false;
-    cs->passes = ok ? cs->passes + 1 : 0;
-    cs->fails = ok ? 0 : cs->fails + 1;
-    if (!cs->failing && cs->fails >= c->fall) {
-      cs->failing = true;
-      log_warn("check %s: failing after %u failures", c->name, cs->fails);
-    } else if (cs->failing && cs->passes >= c->rise) {
-      cs->failing = false;
-      log_info("check %s: passing again after %u passes", c->name, cs->passes);
-    }
-    agent_self_refresh(a);
-    return;
-  }
-}
-
-static void on_check_timer(uv_timer_t *t) {
-  struct check_state *cs = container_of(t, struct check_state, timer);
-  struct agent *a = cs->set->agent;
-  const struct config_check *c = &a->cfg->checks[cs - cs->set->v];
+int jobs_run_check(struct jobs *js, const struct config_check *c) {
+  struct agent *a = agent_of(js);
   struct env e = {0};
-  struct job *j;
-  int rv;
+  struct job *j = job_new(js, c->name, true);
+  int rv = j == NULL ? CHOREO_ENOMEM : env_inherit(&e);
 
-  if (cs->running)
-    return; /* the previous run is still going: skip this beat */
-  j = job_new(a, c->name, true);
-  rv = j == NULL ? CHOREO_ENOMEM : env_inherit(&e);
   for (size_t k = 0; rv == 0 && k < c->nvars; k++)
     rv = env_add(&e, c->vars[k], NULL);
   if (rv == 0 && (rv = env_add(&e, "CHOREO_NODE", a->cfg->name)) == 0)
     rv = submit(a, j, &c->run, e.v, NULL, c->timeout_ms, 0);
   env_free(&e);
-  if (rv != 0) {
-    if (j != NULL)
-      free(job_take(a, j->tag));
-    check_result(a, c->name, false);
-    return;
-  }
-  cs->running = true;
+  if (rv != 0 && j != NULL)
+    free(job_take(js, j->tag));
+  return rv;
 }
 
-int agent_checks_start(struct agent *a) {
-  size_t n = a->cfg->nchecks;
-  struct check_set *set = calloc(1, sizeof(*set) + n * sizeof(set->v[0]));
-  if (set == NULL)
-    return CHOREO_ENOMEM;
-  set->agent = a;
-  set->n = n;
-  for (size_t i = 0; i < n; i++) {
-    set->v[i].set = set;
-    uv_timer_init(&a->loop, &set->v[i].timer);
-    uv_timer_start(&set->v[i].timer, on_check_timer, 0,
-                   a->cfg->checks[i].interval_ms);
-  }
-  a->checks = set;
-  return 0;
+void jobs_stop(struct jobs *js) {
+  js->stopped = true;
 }
 
-static void on_check_closed(uv_handle_t *h) {
-  struct check_state *cs =
-      container_of((uv_timer_t *)h, struct check_state, timer);
-  struct check_set *set = cs->set;
-  /* The set's memory goes with its last timer. */
-  if (--set->closing == 0)
-    free(set);
-}
-
-void agent_checks_stop(struct agent *a) {
-  struct check_set *set = a->checks;
-  if (set == NULL)
-    return;
-  a->checks = NULL;
-  if (set->n == 0) {
-    free(set);
-    return;
+void jobs_free(struct jobs *js) {
+  for (struct job *j = js->list, *next; j != NULL; j = next) {
+    next = j->next;
+    free(j);
   }
-  set->closing = set->n;
-  for (size_t i = 0; i < set->n; i++)
-    uv_close((uv_handle_t *)&set->v[i].timer, on_check_closed);
+  js->list = NULL;
 }

@@ -1,9 +1,9 @@
 /*
- * agent_relay.c — the relay role (network.relay; docs/ARCHITECTURE.md
- * "Relays"). A leaf publishes to its relays only; a relay, which like any
- * member of a full mesh is connected to every member, forwards the leaf's
- * state and leave messages to all of them, exactly as the leaf sealed
- * them, in batches (batch.h).
+ * agent_relay.c — the relay part: the relay role (network.relay;
+ * docs/ARCHITECTURE.md "Relays"). A leaf publishes to its relays only; a relay,
+ * which like any member of a full mesh is connected to every member, forwards
+ * the leaf's state and leave messages to all of them, exactly as the leaf
+ * sealed them, in batches (batch.h).
  *
  * What the cluster pays is deliveries: every message a member receives
  * wakes two threads of it (nanomsg's and the loop), about 70 µs of CPU on
@@ -15,81 +15,63 @@
  * leave) goes in a batch of its own, without the repeats (at 200 members
  * a batch of repeats holds some fifty heartbeats, whose decoding would
  * delay the change at every member), at once, as long as there is
- * credit: RELAY_BURST changes in a row, then one more per millisecond per
- * RELAY_MEMBERS_PER_MS members (200 members: one batch per 50 ms). A
+ * credit: POLICY_RELAY_BURST changes in a row, then one more per millisecond
+ * per POLICY_RELAY_MEMBERS_PER_MS members (200 members: one batch per 50 ms). A
  * single change, the story's case, never waits; a burst of them (a whole
  * cluster starting, every leaf news to the relay) goes in a few large batches
- * instead of one delivery per member per change.
+ * instead of one delivery per member per change. When a batch goes is
+ * policy.c's (policy_relay_*); this part owns the two queues, their
+ * timers, the credit and the table of messages seen, and sends through
+ * the send hook.
  */
 #include <stdlib.h>
 
 #include "agent.h"
 #include "batch.h"
 #include "log.h"
+#include "policy.h"
 #include "util.h"
 
-/* Repeats wait at most a quarter of a heartbeat, within these bounds. */
-#define RELAY_HOLD_MIN_MS 10
-#define RELAY_HOLD_MAX_MS 250
-/* Batches sent at once for changes before the credit runs out, and
- * members per millisecond of the interval at which it comes back (200
- * members: one batch per 50 ms, 8 or fewer: no limit). */
-#define RELAY_BURST 8
-#define RELAY_MEMBERS_PER_MS 4
-
-static uint64_t hold_ms(const struct agent *a) {
-  uint64_t ms = a->cfg->heartbeat_ms / 4;
-  if (ms < RELAY_HOLD_MIN_MS)
-    return RELAY_HOLD_MIN_MS;
-  return ms > RELAY_HOLD_MAX_MS ? RELAY_HOLD_MAX_MS : ms;
+static struct agent *agent_of(struct relay *r) {
+  return AGENT_OF(r, relay);
 }
 
-/* The credit comes back at one batch per this many ms, which grows with
- * the members since each batch is a delivery to every one of them. */
-static uint64_t change_interval_ms(const struct agent *a) {
-  return (uint64_t)a->peers.n / RELAY_MEMBERS_PER_MS;
+static void send_batch(struct relay *r, const void *buf, size_t len) {
+  struct metrics *m = &agent_of(r)->metrics;
+  if (r->send(r, buf, len) == 0)
+    m->msg_sent++;
+  else
+    m->msg_send_failed++;
 }
 
-/* When a batch sent for a change may go: now while there is credit. The
- * credit is kept as the time at which it would be all spent
- * (relay_credit_at, a "theoretical arrival time"): each batch for a
- * change pushes it one interval later, and it may run ahead of now by
- * RELAY_BURST - 1 intervals. */
-static uint64_t change_time(const struct agent *a, uint64_t now) {
-  uint64_t iv = change_interval_ms(a), ahead = (RELAY_BURST - 1) * iv;
-  uint64_t at = a->relay_credit_at > now ? a->relay_credit_at : now;
-  return at - now > ahead ? at - ahead : now;
-}
-
-static void flush(struct agent *a, struct relay_queue *q) {
+static void flush(struct relay *r, struct relay_queue *q) {
+  struct agent *a = agent_of(r);
   struct batch *b = &q->batch;
   uv_timer_stop(&q->timer);
   if (b->frames == 0)
     return;
-  if (mesh_send(&a->mesh, b->buf, b->len) == 0) {
+  if (r->send(r, b->buf, b->len) == 0) {
     a->metrics.relay_batches_sent++;
     a->metrics.msg_sent++;
   } else {
     a->metrics.msg_send_failed++;
   }
-  if (q == &a->relay_news) {
-    uint64_t now = uv_now(&a->loop);
-    a->relay_credit_at = (a->relay_credit_at > now ? a->relay_credit_at : now) +
-                         change_interval_ms(a);
-  }
+  if (q == &r->news)
+    r->credit_at =
+        policy_relay_spend(r->credit_at, uv_now(&a->loop), a->peers.n);
   batch_reset(b);
 }
 
 static void on_relay_timer(uv_timer_t *t) {
-  struct agent *a = t->data;
-  flush(a, container_of(t, struct relay_queue, timer));
+  struct relay_queue *q = container_of(t, struct relay_queue, timer);
+  flush(q->relay, q);
 }
 
 /* Send q's batch at `when` (monotonic ms) unless it is due earlier. */
-static void flush_at(struct agent *a, struct relay_queue *q, uint64_t when) {
-  uint64_t now = uv_now(&a->loop);
+static void flush_at(struct relay *r, struct relay_queue *q, uint64_t when) {
+  uint64_t now = uv_now(&agent_of(r)->loop);
   if (when <= now) {
-    flush(a, q);
+    flush(r, q);
     return;
   }
   if (uv_is_active((uv_handle_t *)&q->timer) && q->due <= when)
@@ -98,52 +80,56 @@ static void flush_at(struct agent *a, struct relay_queue *q, uint64_t when) {
   uv_timer_start(&q->timer, on_relay_timer, when - now, 0);
 }
 
-int agent_relay_init(struct agent *a) {
-  struct relay_queue *qs[] = {&a->relay_hold, &a->relay_news};
+int relay_init(struct relay *r) {
+  struct agent *a = agent_of(r);
+  struct relay_queue *qs[] = {&r->hold, &r->news};
   int rv = 0;
   for (size_t i = 0; i < ARRAY_SIZE(qs); i++) {
     uv_timer_init(&a->loop, &qs[i]->timer);
-    qs[i]->timer.data = a;
+    qs[i]->relay = r;
     if (a->cfg->relay && rv == 0)
       rv = batch_init(&qs[i]->batch);
   }
   return rv;
 }
 
-void agent_relay_forward(struct agent *a, const void *msg, size_t len,
-                         bool change) {
-  struct relay_queue *q = change ? &a->relay_news : &a->relay_hold;
+void relay_forward(struct relay *r, const void *msg, size_t len, bool change) {
+  struct agent *a = agent_of(r);
+  struct relay_queue *q = change ? &r->news : &r->hold;
   struct batch *b = &q->batch;
   uint64_t now = uv_now(&a->loop);
 
-  if (a->stopping || b->buf == NULL)
+  if (r->stopped || b->buf == NULL)
     return;
   if (!batch_fits(b, len))
-    flush(a, q);
+    flush(r, q);
   a->metrics.relay_forwarded++;
   if (batch_add(b, msg, len) != 0) {
     /* Too large for any batch: it goes alone, as its sender sent it. */
-    if (mesh_send(&a->mesh, msg, len) == 0)
-      a->metrics.msg_sent++;
-    else
-      a->metrics.msg_send_failed++;
+    send_batch(r, msg, len);
     return;
   }
   if (change)
-    flush_at(a, q, change_time(a, now));
+    flush_at(r, q, policy_relay_change_time(r->credit_at, now, a->peers.n));
   else if (b->frames == 1)
-    flush_at(a, q, now + hold_ms(a));
+    flush_at(r, q, now + policy_relay_hold_ms(a->cfg->heartbeat_ms));
 }
 
-void agent_relay_free(struct agent *a) {
-  batch_free(&a->relay_hold.batch);
-  batch_free(&a->relay_news.batch);
-  free(a->seen);
-  a->seen = NULL;
-}
-
-bool agent_relay_seen(struct agent *a, const void *msg, size_t len) {
-  if (a->seen == NULL && (a->seen = seen_new()) == NULL)
+bool relay_seen(struct relay *r, const void *msg, size_t len) {
+  if (r->seen == NULL && (r->seen = seen_new()) == NULL)
     return false; /* the table only saves work */
-  return seen_note(a->seen, msg, len);
+  return seen_note(r->seen, msg, len);
+}
+
+void relay_close(struct relay *r) {
+  r->stopped = true;
+  agent_close_handle((uv_handle_t *)&r->hold.timer);
+  agent_close_handle((uv_handle_t *)&r->news.timer);
+}
+
+void relay_free(struct relay *r) {
+  batch_free(&r->hold.batch);
+  batch_free(&r->news.batch);
+  free(r->seen);
+  r->seen = NULL;
 }

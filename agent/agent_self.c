@@ -1,9 +1,11 @@
 /*
- * agent_self.c — this node's own state. Three kinds of claim compete
- * (SPEC.md "Own state"): the declared state (choreo set, run-in,
- * node.state, persisted in state_dir) wins unless it is "ready"; then a
- * failing check's state, then a behaviour's state, first in file order;
- * else "ready". The reason published says which claim won.
+ * agent_self.c — the self part: this node's own state. Three kinds of
+ * claim compete (docs/CONFIGURATION.md "Own state"): the declared state
+ * (choreo set, run-in, node.state, persisted in state_dir) wins unless it
+ * is "ready"; then a failing check's state, then a behaviour's state,
+ * first in file order; else "ready" (policy_own_state). The reason
+ * published says which claim won. The part owns the record as published
+ * and the declared state; each new version goes to the publish hook.
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,15 +13,20 @@
 
 #include "agent.h"
 #include "log.h"
+#include "policy.h"
 #include "state.h"
 #include "util.h"
 
-static int persist(struct agent *a, const char *state, const char *reason,
+static struct agent *agent_of(struct self *s) {
+  return AGENT_OF(s, self);
+}
+
+static int persist(struct self *s, const char *state, const char *reason,
                    int64_t since, json_t *data) {
-  struct saved_state s = {.since_ms = since, .data = data, .inc = a->self.inc};
-  snprintf(s.state, sizeof(s.state), "%s", state);
-  snprintf(s.reason, sizeof(s.reason), "%s", reason);
-  return state_save(a->cfg->state_dir, &s);
+  struct saved_state ss = {.since_ms = since, .data = data, .inc = s->rec.inc};
+  snprintf(ss.state, sizeof(ss.state), "%s", state);
+  snprintf(ss.reason, sizeof(ss.reason), "%s", reason);
+  return state_save(agent_of(s)->cfg->state_dir, &ss);
 }
 
 /* The configured data with the persisted data on top: keys set at run time
@@ -29,105 +36,101 @@ static void merge_data(json_t *into, json_t *saved) {
     json_object_update(into, saved);
 }
 
-int agent_self_init(struct agent *a) {
-  struct saved_state s;
+int self_init(struct self *s) {
+  const struct config *cfg = agent_of(s)->cfg;
+  struct saved_state ss;
   uint64_t now_s = (uint64_t)(util_wall_ms() / 1000);
-  int rv = record_init(&a->self), loaded;
+  int rv = record_init(&s->rec), loaded;
 
   if (rv != 0)
     return rv;
-  loaded = state_load(a->cfg->state_dir, &s);
-  snprintf(a->self.name, sizeof(a->self.name), "%s", a->cfg->name);
-  snprintf(a->self.addr, sizeof(a->self.addr), "%s", a->cfg->advertise);
-  a->self.ngroups = a->cfg->ngroups;
-  memcpy(a->self.groups, a->cfg->groups, sizeof(a->self.groups));
-  json_object_update(a->self.data, a->cfg->data);
+  loaded = state_load(cfg->state_dir, &ss);
+  snprintf(s->rec.name, sizeof(s->rec.name), "%s", cfg->name);
+  snprintf(s->rec.addr, sizeof(s->rec.addr), "%s", cfg->advertise);
+  s->rec.ngroups = cfg->ngroups;
+  memcpy(s->rec.groups, cfg->groups, sizeof(s->rec.groups));
+  json_object_update(s->rec.data, cfg->data);
   if (loaded == 0) {
-    snprintf(a->declared, sizeof(a->declared), "%s", s.state);
-    snprintf(a->declared_reason, sizeof(a->declared_reason), "%s", s.reason);
-    a->declared_since = s.since_ms;
-    merge_data(a->self.data, s.data);
-    json_decref(s.data);
+    snprintf(s->declared, sizeof(s->declared), "%s", ss.state);
+    snprintf(s->declared_reason, sizeof(s->declared_reason), "%s", ss.reason);
+    s->declared_since = ss.since_ms;
+    merge_data(s->rec.data, ss.data);
+    json_decref(ss.data);
   } else {
-    snprintf(a->declared, sizeof(a->declared), "%s", a->cfg->state);
-    a->declared_since = util_wall_ms();
-    s.inc = 0;
+    snprintf(s->declared, sizeof(s->declared), "%s", cfg->state);
+    s->declared_since = util_wall_ms();
+    ss.inc = 0;
   }
   /* Incarnations order this node's records across restarts: one more than
    * the last, and never behind the clock, so even a node whose state_dir
    * was wiped outranks its former self. */
-  a->self.inc = s.inc + 1 > now_s ? s.inc + 1 : now_s;
-  a->self.ver = 1;
-  rv = persist(a, a->declared, a->declared_reason, a->declared_since,
-               a->self.data);
+  s->rec.inc = ss.inc + 1 > now_s ? ss.inc + 1 : now_s;
+  s->rec.ver = 1;
+  rv = persist(s, s->declared, s->declared_reason, s->declared_since,
+               s->rec.data);
   if (rv != 0) {
-    log_error("state_dir: %s: cannot save the state: %s", a->cfg->state_dir,
+    log_error("state_dir: %s: cannot save the state: %s", cfg->state_dir,
               choreo_strerror(rv));
     return rv;
   }
-  a->self.since_ms = a->declared_since;
-  agent_self_refresh(a);
+  s->rec.since_ms = s->declared_since;
+  self_refresh(s);
   return 0;
 }
 
 /* Which claim wins, as (state, reason). */
-static void effective(struct agent *a, char *state, char *reason) {
+static void effective(struct self *s, char *state, char *reason) {
+  struct agent *a = agent_of(s);
+  struct policy_claims c = {.declared = s->declared,
+                            .declared_reason = s->declared_reason};
   size_t check;
   int b;
-  const size_t slen = CHOREO_STATE_MAX + 1, rlen = CHOREO_REASON_MAX + 1;
 
-  if (strcmp(a->declared, "ready") != 0) {
-    snprintf(state, slen, "%s", a->declared);
-    snprintf(reason, rlen, "%s", a->declared_reason);
-  } else if (agent_check_failing(a, &check)) {
-    snprintf(state, slen, "%s", a->cfg->checks[check].state);
-    snprintf(reason, rlen, "check %s failing", a->cfg->checks[check].name);
-  } else if ((b = engine_claim(&a->engine)) >= 0) {
-    snprintf(state, slen, "%s", a->cfg->behaviours[b].state);
-    snprintf(reason, rlen, "behaviour %s", a->cfg->behaviours[b].name);
-  } else {
-    snprintf(state, slen, "ready");
-    snprintf(reason, rlen, "%s", a->declared_reason);
+  if (checks_failing(&a->checks, &check)) {
+    c.check_state = a->cfg->checks[check].state;
+    c.check_name = a->cfg->checks[check].name;
   }
-}
-
-static bool same_groups(const struct agent *a) {
-  if (a->self.ngroups != a->cfg->ngroups)
-    return false;
-  return memcmp(a->self.groups, a->cfg->groups,
-                a->cfg->ngroups * sizeof(a->self.groups[0])) == 0;
+  if ((b = engine_claim(&a->engine)) >= 0) {
+    c.behaviour_state = a->cfg->behaviours[b].state;
+    c.behaviour_name = a->cfg->behaviours[b].name;
+  }
+  (void)policy_own_state(&c, state, reason);
 }
 
 /* Publish a new version when the shown state, reason or groups changed, or
  * when the caller changed something else of the record (force). */
-static void refresh(struct agent *a, bool force) {
+static void refresh(struct self *s, bool force) {
+  const struct config *cfg = agent_of(s)->cfg;
   char state[CHOREO_STATE_MAX + 1], reason[CHOREO_REASON_MAX + 1];
   bool changed;
 
-  effective(a, state, reason);
-  changed = force || strcmp(state, a->self.state) != 0 ||
-            strcmp(reason, a->self.reason) != 0 || !same_groups(a);
+  effective(s, state, reason);
+  changed = force || strcmp(state, s->rec.state) != 0 ||
+            strcmp(reason, s->rec.reason) != 0 ||
+            !record_groups_are(&s->rec, cfg->ngroups, cfg->groups);
   if (!changed)
     return;
-  if (strcmp(state, a->self.state) != 0) {
-    if (a->self.state[0] != '\0')
-      log_info("state %s -> %s (%s)", a->self.state, state,
+  if (strcmp(state, s->rec.state) != 0) {
+    if (s->rec.state[0] != '\0')
+      log_info("state %s -> %s (%s)", s->rec.state, state,
                reason[0] != '\0' ? reason : "no reason given");
-    /* The declared state keeps its own "since" across restarts. */
-    a->self.since_ms =
-        strcmp(state, a->declared) == 0 ? a->declared_since : util_wall_ms();
+    /* The declared state keeps its own "since" across restarts; shown
+     * again after another claim ended, it starts anew. */
+    s->rec.since_ms = s->rec.state[0] == '\0' && strcmp(state, s->declared) == 0
+                          ? s->declared_since
+                          : util_wall_ms();
   }
-  snprintf(a->self.state, sizeof(a->self.state), "%s", state);
-  snprintf(a->self.reason, sizeof(a->self.reason), "%s", reason);
-  a->self.ngroups = a->cfg->ngroups;
-  memcpy(a->self.groups, a->cfg->groups, sizeof(a->self.groups));
-  a->self.ver++;
-  if (a->mesh_open)
-    agent_publish(a, WIRE_STATE);
+  snprintf(s->rec.state, sizeof(s->rec.state), "%s", state);
+  snprintf(s->rec.reason, sizeof(s->rec.reason), "%s", reason);
+  s->rec.ngroups = cfg->ngroups;
+  memcpy(s->rec.groups, cfg->groups, sizeof(s->rec.groups));
+  s->rec.ver++;
+  if (s->publish != NULL)
+    s->publish(s);
 }
 
-void agent_self_refresh(struct agent *a) {
-  refresh(a, false);
+void self_refresh(struct self *s) {
+  refresh(s, false);
 }
 
 static int check_data(json_t *data, json_t *current, json_t **merged,
@@ -164,8 +167,8 @@ fail:
   return CHOREO_EINVAL;
 }
 
-int agent_self_set(struct agent *a, const char *state, const char *reason,
-                   json_t *data, const char **why) {
+int self_set(struct self *s, const char *state, const char *reason,
+             json_t *data, const char **why) {
   json_t *merged = NULL;
   bool data_changed;
   int64_t since;
@@ -175,7 +178,7 @@ int agent_self_set(struct agent *a, const char *state, const char *reason,
     *why = "state must be 1-32 characters of a-z 0-9 _ -";
     return CHOREO_EINVAL;
   }
-  if (strcmp(state, "lost") == 0 || strcmp(state, "left") == 0) {
+  if (!choreo_valid_settable_state(state)) {
     *why = "lost and left are assigned by observers and can't be set";
     return CHOREO_EINVAL;
   }
@@ -185,28 +188,50 @@ int agent_self_set(struct agent *a, const char *state, const char *reason,
     *why = "reason must be UTF-8 text of at most 256 bytes";
     return CHOREO_EINVAL;
   }
-  if ((rv = check_data(data, a->self.data, &merged, why)) != 0)
+  if ((rv = check_data(data, s->rec.data, &merged, why)) != 0)
     return rv;
-  since = strcmp(state, a->declared) == 0 ? a->declared_since : util_wall_ms();
-  snprintf(a->declared, sizeof(a->declared), "%s", state);
-  snprintf(a->declared_reason, sizeof(a->declared_reason), "%s", reason);
-  a->declared_since = since;
-  data_changed = !json_equal(merged, a->self.data);
-  json_decref(a->self.data);
-  a->self.data = merged;
+  since = strcmp(state, s->declared) == 0 ? s->declared_since : util_wall_ms();
+  snprintf(s->declared, sizeof(s->declared), "%s", state);
+  snprintf(s->declared_reason, sizeof(s->declared_reason), "%s", reason);
+  s->declared_since = since;
+  data_changed = !json_equal(merged, s->rec.data);
+  json_decref(s->rec.data);
+  s->rec.data = merged;
   /* Publish first, persist second: the fsyncs cost more than the whole
    * trip to the peers, and the caller hears "ok" only once both are done.
    * A crash in between restarts with the previous state, which the new
    * incarnation then publishes: peers follow either way. */
-  refresh(a, data_changed);
-  rv = persist(a, state, reason, since, a->self.data);
+  refresh(s, data_changed);
+  rv = persist(s, state, reason, since, s->rec.data);
   if (rv != 0) {
     log_error("state_dir: %s: cannot save the state: %s; it is in effect "
               "but will not survive a restart",
-              a->cfg->state_dir, choreo_strerror(rv));
+              agent_of(s)->cfg->state_dir, choreo_strerror(rv));
     *why = "in effect, but could not be saved in state_dir (see the agent's "
            "log); it will not survive a restart";
     return rv;
   }
   return 0;
+}
+
+bool self_leave(struct self *s) {
+  if (s->rec.left)
+    return false;
+  s->rec.left = true;
+  s->rec.ver++;
+  return true;
+}
+
+const struct record *self_record(const struct self *s) {
+  return &s->rec;
+}
+
+void self_declared(const struct self *s, const char **state,
+                   const char **reason) {
+  *state = s->declared;
+  *reason = s->declared_reason;
+}
+
+void self_free(struct self *s) {
+  record_free(&s->rec);
 }

@@ -1,6 +1,6 @@
 /*
  * cli.h — what every `choreo` subcommand shares: finding the control
- * socket, connecting, reporting errors with the exit codes of SPEC.md, and
+ * socket, connecting, reporting errors with the exit codes of choreo(1), and
  * formatting for humans (ages, aligned columns, colour on terminals).
  */
 #ifndef CHOREO_CLI_H
@@ -12,7 +12,7 @@
 
 #include "choreo.h"
 
-/* Exit statuses (SPEC.md "Command line"). */
+/* Exit statuses (choreo(1), EXIT STATUS). */
 enum {
   EXIT_OK = 0,
   EXIT_FAILED = 1,  /* the operation failed or timed out */
@@ -43,11 +43,13 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 int cli_error(int status, const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Connect as SPEC.md says: --socket, $CHOREO_SOCKET, control.socket of the
+/* Connect as choreo(1) says: --socket, $CHOREO_SOCKET, control.socket of the
  * -c file, then the default. Returns EXIT_OK with *out, or the exit status
  * to use (its message already printed). */
 int cli_connect(const char *cmd, const struct cli_common *o,
                 choreo_client **out);
+/* EXIT_OK when file fits CONFIG_PATH_MAX, else the usage error printed. */
+int cli_check_path(const char *cmd, const char *file);
 /* Map a library error to an exit status, printing it. */
 int cli_fail(const char *cmd, int err, const char *detail);
 
@@ -56,6 +58,19 @@ void cli_age(int64_t ms, char *buf, size_t len);
 /* Colour escape for a state, or "" when colour is off. */
 const char *cli_state_colour(const char *state, bool colour);
 bool cli_colour(FILE *f);
+
+/* Peer-supplied text made safe for a terminal: every C0 and C1 control
+ * character, DEL, and the bidi embeddings, overrides and isolates
+ * (U+202A-U+202E, U+2066-U+2069) are written as escapes ("\n", "\t",
+ * "\r", "\x1b", "\u202e"), a byte that is not UTF-8 as "\xNN"; the rest
+ * is copied. Writes out[len] (always NUL-terminated when len > 0); returns
+ * false when it had to cut, at a character, ending with "...". At most 4
+ * bytes of out per byte of s. */
+bool cli_escape(const char *s, char *out, size_t len);
+/* Columns that the UTF-8 text s takes: its characters. */
+size_t cli_width(const char *s);
+/* Print s and pad it with spaces to width columns. */
+void cli_pad(FILE *f, const char *s, size_t width);
 /* The next option of a subcommand's command line, with what every command
  * does the same way handled here: -h/--help prints usage, a missing value
  * or an unknown option is a usage error. Returns the option (>= 0), -1 at

@@ -33,10 +33,25 @@ static int64_t mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The agent runs as root or as the user of its operators' tools: a socket
+ * served by anyone else is someone else's, planted where ours was
+ * expected, and must not be told our state changes nor believed. */
+static int check_server(int fd) {
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+    return -errno;
+  if (cred.uid != 0 && cred.uid != geteuid())
+    return CHOREO_EPEERCRED;
+  return 0;
+}
+
 CHOREO_EXPORT int choreo_connect(const char *socket_path, int timeout_ms,
                                  choreo_client **out) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   choreo_client *c;
+  int rv;
   const char *path = socket_path != NULL ? socket_path : CHOREO_DEFAULT_SOCKET;
 
   *out = NULL;
@@ -61,6 +76,11 @@ CHOREO_EXPORT int choreo_connect(const char *socket_path, int timeout_ms,
     if (err == ENOENT || err == ECONNREFUSED || err == ENOTSOCK)
       return CHOREO_ENOAGENT;
     return -err;
+  }
+  if ((rv = check_server(c->fd)) != 0) {
+    close(c->fd);
+    free(c);
+    return rv;
   }
   *out = c;
   return 0;
@@ -101,7 +121,7 @@ static int fill(choreo_client *c, int64_t deadline) {
   }
   n = poll(&pfd, 1, wait);
   if (n < 0)
-    return errno == EINTR ? -EINTR : -errno;
+    return -errno; /* -EINTR included: choreo_watch() lets the caller stop */
   if (n == 0)
     return deadline >= 0 && mono_ms() >= deadline ? CHOREO_ETIMEDOUT : 0;
   if (c->cap - c->len < 4096) {
@@ -347,7 +367,7 @@ CHOREO_EXPORT int choreo_status_json(choreo_client *c, char **out) {
   int rv = status_request(c, &reply);
   *out = NULL;
   if (rv == 0) {
-    /* Exactly the shape of SPEC.md: {"node": PEER, "peers": [PEER...]}. */
+    /* Exactly the shape of choreo(1): {"node": PEER, "peers": [PEER...]}. */
     json_object_del(reply, "ok");
     json_object_del(reply, "declared");
     *out = json_dumps(reply, JSON_COMPACT);

@@ -31,7 +31,8 @@ static const char agent_usage[] =
     "\n"
     "Exit status: 0 after a leave or signal; 1 when the agent could not\n"
     "start (address in use, another agent on the socket, state_dir not\n"
-    "writable); 2 when the configuration is invalid.\n";
+    "writable); 2 when the configuration is invalid (what choreo check\n"
+    "reports, an unusable network.key_file included).\n";
 
 static const char check_usage[] =
     "Usage: choreo check -c FILE\n"
@@ -39,8 +40,10 @@ static const char check_usage[] =
     "Validate the configuration FILE and every file it includes without\n"
     "running anything. Each problem is printed on stderr as\n"
     "FILE:LINE:COL: message. Unknown and duplicate keys, bad durations,\n"
-    "states, names and addresses, missing or non-executable scripts, and\n"
-    "include variables without a value or without a use are all problems.\n"
+    "states, names and addresses, missing or non-executable scripts, a\n"
+    "network.key_file that can't be read or holds no valid key, and include\n"
+    "variables without a value or without a use are all problems: check\n"
+    "refuses what the agent would refuse.\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE  the configuration file (required)\n"
@@ -73,6 +76,8 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv,
     return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
   if (*file == NULL)
     return cli_usage_error(cmd, "-c FILE is required");
+  if (cli_check_path(cmd, *file) != EXIT_OK)
+    return EXIT_USAGE;
   return -1;
 }
 

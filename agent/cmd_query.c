@@ -166,14 +166,24 @@ static int no_positional(const char *cmd, const struct query_args *q) {
 
 /* ---- tables ---- */
 
+/* Everything a row shows comes from peers (through the agent): it is
+ * escaped (cli_escape()) before it reaches the terminal. */
+#define ESC_MAX(n) (4 * (n) + 1)
+
 static void data_text(const choreo_peer *p, char *buf, size_t len) {
+  char key[ESC_MAX(CHOREO_DATA_KEY_MAX)], value[ESC_MAX(CHOREO_DATA_VALUE_MAX)];
   size_t used = 0;
   buf[0] = '\0';
   for (size_t i = 0; i < p->ndata && used < len; i++) {
-    int n = snprintf(buf + used, len - used, "%s%s=%s", i ? " " : "",
-                     p->data[i].key, p->data[i].value);
+    int n;
+    cli_escape(p->data[i].key, key, sizeof(key));
+    cli_escape(p->data[i].value, value, sizeof(value));
+    n = snprintf(buf + used, len - used, "%s%s=%s", i ? " " : "", key, value);
     if (n < 0 || (size_t)n >= len - used) {
-      snprintf(buf + (len > 4 ? len - 4 : 0), 4, "...");
+      size_t cut = len > 4 ? len - 4 : 0;
+      while (cut > 0 && ((unsigned char)buf[cut] & 0xc0) == 0x80)
+        cut--; /* at a character, not inside one */
+      snprintf(buf + cut, len - cut, "...");
       return;
     }
     used += (size_t)n;
@@ -181,34 +191,46 @@ static void data_text(const choreo_peer *p, char *buf, size_t len) {
 }
 
 static void groups_text(const choreo_peer *p, char *buf, size_t len) {
+  char g[ESC_MAX(CHOREO_NAME_MAX)];
   size_t used = 0;
   snprintf(buf, len, "-");
   for (size_t i = 0; i < p->ngroups; i++) {
-    int n =
-        snprintf(buf + used, len - used, "%s%s", i ? "," : "", p->groups[i]);
+    int n;
+    cli_escape(p->groups[i], g, sizeof(g));
+    n = snprintf(buf + used, len - used, "%s%s", i ? "," : "", g);
     if (n < 0 || (size_t)n >= len - used)
       return;
     used += (size_t)n;
   }
 }
 
+enum { COL_NAME, COL_GROUPS, COL_STATE, COL_SINCE, COL_SEEN, COL_REASON, COLS };
+
 struct row {
-  char name[72], groups[128], state[40], since[24], seen[24], reason[300],
-      data[512];
+  char name[ESC_MAX(CHOREO_NAME_MAX) + 1], groups[512],
+      state[ESC_MAX(CHOREO_STATE_MAX)], since[24], seen[24],
+      reason[ESC_MAX(CHOREO_REASON_MAX)], data[4096];
   const char *raw_state;
 };
 
 static void make_row(const choreo_peer *p, bool self, int64_t now,
                      struct row *r) {
-  snprintf(r->name, sizeof(r->name), "%s%s", p->name, self ? "*" : "");
+  size_t n;
+
+  cli_escape(p->name, r->name, sizeof(r->name) - 1);
+  n = strlen(r->name);
+  if (self) { /* room was kept for it */
+    r->name[n] = '*';
+    r->name[n + 1] = '\0';
+  }
   groups_text(p, r->groups, sizeof(r->groups));
-  snprintf(r->state, sizeof(r->state), "%s", p->state);
+  cli_escape(p->state, r->state, sizeof(r->state));
   cli_age(now - p->since_ms, r->since, sizeof(r->since));
   if (self)
     snprintf(r->seen, sizeof(r->seen), "-");
   else
     cli_age(p->last_seen_ms, r->seen, sizeof(r->seen));
-  snprintf(r->reason, sizeof(r->reason), "%s", p->reason[0] ? p->reason : "-");
+  cli_escape(p->reason[0] ? p->reason : "-", r->reason, sizeof(r->reason));
   data_text(p, r->data, sizeof(r->data));
   r->raw_state = p->state;
 }
@@ -219,13 +241,41 @@ static int64_t wall_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void row_cols(const struct row *r, const char *cols[COLS]) {
+  cols[COL_NAME] = r->name;
+  cols[COL_GROUPS] = r->groups;
+  cols[COL_STATE] = r->state;
+  cols[COL_SINCE] = r->since;
+  cols[COL_SEEN] = r->seen;
+  cols[COL_REASON] = r->reason;
+}
+
+/* One line: the columns padded to w (by characters, not bytes), the state
+ * in colour when colour is not "", then the data. */
+static void print_line(const char *cols[COLS], const size_t w[COLS],
+                       const char *colour, const char *data) {
+  for (int c = 0; c < COLS; c++) {
+    if (c == COL_STATE && colour[0] != '\0') {
+      fputs(colour, stdout);
+      fputs(cols[c], stdout);
+      fputs("\033[0m", stdout);
+      for (size_t k = cli_width(cols[c]); k < w[c]; k++)
+        fputc(' ', stdout);
+    } else {
+      cli_pad(stdout, cols[c], w[c]);
+    }
+    fputs("  ", stdout);
+  }
+  printf("%s\n", data);
+}
+
 static void print_table(const choreo_peer *self, const choreo_peer *peers,
                         size_t n) {
-  static const char *heads[] = {"NAME",  "GROUPS",    "STATE",
-                                "SINCE", "LAST SEEN", "REASON"};
+  static const char *heads[COLS] = {"NAME",  "GROUPS",    "STATE",
+                                    "SINCE", "LAST SEEN", "REASON"};
   struct row *rows = calloc(n + 2, sizeof(*rows));
-  size_t count = 0;
-  int w[6];
+  const char *cols[COLS];
+  size_t count = 0, w[COLS];
   bool colour = cli_colour(stdout);
   int64_t now = wall_ms();
 
@@ -235,24 +285,19 @@ static void print_table(const choreo_peer *self, const choreo_peer *peers,
     make_row(self, true, now, &rows[count++]);
   for (size_t i = 0; i < n; i++)
     make_row(&peers[i], false, now, &rows[count++]);
-  for (int c = 0; c < 6; c++)
-    w[c] = (int)strlen(heads[c]);
+  for (int c = 0; c < COLS; c++)
+    w[c] = cli_width(heads[c]);
   for (size_t i = 0; i < count; i++) {
-    const char *cols[6] = {rows[i].name,  rows[i].groups, rows[i].state,
-                           rows[i].since, rows[i].seen,   rows[i].reason};
-    for (int c = 0; c < 6; c++)
-      if ((int)strlen(cols[c]) > w[c])
-        w[c] = (int)strlen(cols[c]);
+    row_cols(&rows[i], cols);
+    for (int c = 0; c < COLS; c++)
+      if (cli_width(cols[c]) > w[c])
+        w[c] = cli_width(cols[c]);
   }
-  printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-*s  DATA\n", w[0], heads[0], w[1],
-         heads[1], w[2], heads[2], w[3], heads[3], w[4], heads[4], w[5],
-         heads[5]);
+  print_line(heads, w, "", "DATA");
   for (size_t i = 0; i < count; i++) {
-    struct row *r = &rows[i];
-    printf("%-*s  %-*s  %s%-*s%s  %-*s  %-*s  %-*s  %s\n", w[0], r->name, w[1],
-           r->groups, cli_state_colour(r->raw_state, colour), w[2], r->state,
-           colour ? "\033[0m" : "", w[3], r->since, w[4], r->seen, w[5],
-           r->reason, r->data[0] ? r->data : "-");
+    row_cols(&rows[i], cols);
+    print_line(cols, w, cli_state_colour(rows[i].raw_state, colour),
+               rows[i].data[0] ? rows[i].data : "-");
   }
   free(rows);
 }
@@ -343,6 +388,30 @@ int cmd_peers(int argc, char **argv) {
 
 /* ---- watch ---- */
 
+/* One event for humans; every field is escaped (cli_escape()). */
+static void print_event_text(const choreo_event *ev) {
+  char when[32], event[ESC_MAX(16)], peer[ESC_MAX(CHOREO_NAME_MAX)],
+      state[ESC_MAX(CHOREO_STATE_MAX)], previous[ESC_MAX(CHOREO_STATE_MAX)],
+      reason[ESC_MAX(CHOREO_REASON_MAX)];
+  time_t s = (time_t)(ev->time_ms / 1000);
+  /* A data event changes no state: show the state it is in. */
+  bool data = strcmp(ev->event, "data") == 0;
+  struct tm tm;
+
+  localtime_r(&s, &tm);
+  strftime(when, sizeof(when), "%H:%M:%S", &tm);
+  cli_escape(ev->event, event, sizeof(event));
+  cli_escape(ev->peer, peer, sizeof(peer));
+  cli_escape(ev->state, state, sizeof(state));
+  cli_escape(ev->previous, previous, sizeof(previous));
+  cli_escape(ev->reason, reason, sizeof(reason));
+  printf("%s.%03d  ", when, (int)(ev->time_ms % 1000));
+  cli_pad(stdout, event, 7);
+  printf(" %s  %s%s%s%s%s%s\n", peer, data ? "" : previous,
+         !data && previous[0] ? " -> " : "", state, reason[0] ? "  (" : "",
+         reason, reason[0] ? ")" : "");
+}
+
 static int print_event(const choreo_event *ev, void *arg) {
   bool json = *(bool *)arg;
   if (json) {
@@ -356,17 +425,7 @@ static int print_event(const choreo_event *ev, void *arg) {
     free(text);
     json_decref(o);
   } else {
-    char when[32];
-    time_t s = (time_t)(ev->time_ms / 1000);
-    struct tm tm;
-    localtime_r(&s, &tm);
-    strftime(when, sizeof(when), "%H:%M:%S", &tm);
-    /* A data event changes no state: show the state it is in. */
-    bool data = strcmp(ev->event, "data") == 0;
-    printf("%s.%03d  %-7s %s  %s%s%s%s%s%s\n", when, (int)(ev->time_ms % 1000),
-           ev->event, ev->peer, data ? "" : ev->previous,
-           !data && ev->previous[0] ? " -> " : "", ev->state,
-           ev->reason[0] ? "  (" : "", ev->reason, ev->reason[0] ? ")" : "");
+    print_event_text(ev);
   }
   fflush(stdout);
   return 0;

@@ -8,10 +8,12 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "util.h"
 
 static const char set_usage[] =
     "Usage: choreo set STATE [--reason TEXT] [--data KEY=VALUE]... "
@@ -56,9 +58,13 @@ static const char run_in_usage[] =
     "  -c, --config FILE    take the socket from FILE's control.socket\n"
     "  -h, --help           show this help\n"
     "\n"
+    "COMMAND is looked up as execvp(3) does (a name without a slash in\n"
+    "$PATH) before anything is set: a command that is missing or not\n"
+    "executable exits 127 without changing the state.\n"
+    "\n"
     "Exit status: COMMAND's status (128+N if killed by signal N); 1 if the\n"
     "state could not be set or restored; 2 usage error; 3 no agent; 127 if\n"
-    "COMMAND could not be run.\n";
+    "COMMAND could not be found or run.\n";
 
 static const struct option set_options[] = {
     {"reason", required_argument, NULL, 'r'},
@@ -108,7 +114,7 @@ static int check_state(const char *cmd, const char *state) {
                            "'%s' is not a valid state (1-32 characters "
                            "of a-z 0-9 _ -)",
                            state);
-  if (strcmp(state, "lost") == 0 || strcmp(state, "left") == 0)
+  if (!choreo_valid_settable_state(state))
     return cli_usage_error(cmd,
                            "'%s' is assigned by observers and can't be "
                            "set",
@@ -218,6 +224,9 @@ static int declared_state(choreo_client *c, char *state, size_t slen,
   return 0;
 }
 
+/* glibc's execvp() searches this when $PATH is unset. */
+#define EXECVP_DEFAULT_PATH "/bin:/usr/bin"
+
 static volatile sig_atomic_t child_pid;
 
 static void forward_signal(int sig) {
@@ -260,8 +269,13 @@ int cmd_run_in(int argc, char **argv) {
   choreo_client *c = NULL;
   int rv = parse("run-in", run_in_usage, true, argc, argv, &s), status;
 
+  const char *why;
+
   if (rv >= 0)
     return rv;
+  if ((why = util_command_problem(s.command[0], EXECVP_DEFAULT_PATH)) != NULL)
+    return cli_error(127, "run-in", "%s: %s; the state was not changed",
+                     s.command[0], why);
   if ((rv = cli_connect("run-in", &s.common, &c)) != 0)
     return rv;
   rv = declared_state(c, prev, sizeof(prev), prev_reason, sizeof(prev_reason));

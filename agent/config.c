@@ -1,6 +1,6 @@
 /*
- * config.c — reads the agent's YAML configuration (SPEC.md "Configuration
- * file") and the behaviour packs it includes into struct config.
+ * config.c — reads the agent's YAML configuration (docs/CONFIGURATION.md,
+ * choreo.yaml(5)) and the behaviour packs it includes into struct config.
  *
  * Each file is read in two steps. config_load.c builds libyaml's event
  * stream into a small tree of nodes that keep their marks (inside a pack,
@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "config_load.h"
+#include "seal.h"
 #include "util.h"
 
 #define VAR_NAME_MAX 64     /* an include var's name */
@@ -300,7 +301,7 @@ static void check_timing(struct loader *L, const struct ynode *hb,
                 fmt_ms(cfg->lost_after_ms, t, sizeof(t)));
 }
 
-/* advertise's default, and SPEC.md "Security": no clear text off this
+/* advertise's default, and docs/SECURITY.md: no clear text off this
  * machine unless the operator says so. */
 static void check_listen(struct loader *L, const struct ynode *listen,
                          bool advertise, bool key, bool insecure) {
@@ -322,6 +323,23 @@ static void check_listen(struct loader *L, const struct ynode *listen,
         "set network.key_file (see choreo keygen), or network.insecure: "
         "true to accept unencrypted traffic",
         cfg->listen);
+}
+
+/* The agent refuses to start with a key file it can't use: load it here
+ * too, so that `choreo check` refuses it as well. */
+static void check_key_file(struct loader *L, const struct ynode *v) {
+  struct seal_ring *ring = NULL;
+  struct seal_error err;
+  int rv = seal_ring_load(L->cfg->key_file, &ring, &err);
+
+  seal_ring_free(ring);
+  if (rv == CHOREO_ENOMEM)
+    L->nomem = true;
+  else if (rv == CHOREO_ECONFIG)
+    cfg_problem(L, v, "network.key_file", "%s", err.text);
+  else if (rv != 0)
+    cfg_problem(L, v, "network.key_file", "%s: %s", L->cfg->key_file,
+                choreo_strerror(rv));
 }
 
 static void parse_network(struct loader *L, const struct ynode *m) {
@@ -360,9 +378,10 @@ static void parse_network(struct loader *L, const struct ynode *m) {
   if (v[NET_REAP_AFTER] != NULL)
     cfg_get_duration(L, v[NET_REAP_AFTER], "network.reap_after",
                      &cfg->reap_after_ms);
-  if (v[NET_KEY_FILE] != NULL)
-    cfg_get_path(L, v[NET_KEY_FILE], "network.key_file", cfg->key_file,
-                 sizeof(cfg->key_file));
+  if (v[NET_KEY_FILE] != NULL &&
+      cfg_get_path(L, v[NET_KEY_FILE], "network.key_file", cfg->key_file,
+                   sizeof(cfg->key_file)))
+    check_key_file(L, v[NET_KEY_FILE]);
   if (v[NET_INSECURE] != NULL)
     insecure_ok =
         cfg_get_bool(L, v[NET_INSECURE], "network.insecure", &cfg->insecure);
@@ -426,12 +445,6 @@ static void argv_free(struct config_argv *a) {
   a->argc = 0;
 }
 
-static void strv_free(char **v, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    free(v[i]);
-  free(v);
-}
-
 /* Make *cmd (argv[0]) absolute if it is a relative path and check that it
  * can be run; a bare name must be found in $PATH. */
 static void resolve_command(struct loader *L, const struct ynode *at,
@@ -444,7 +457,9 @@ static void resolve_command(struct loader *L, const struct ynode *at,
     return;
   }
   if (strchr(*cmd, '/') == NULL) {
-    if (!cfg_in_path(*cmd))
+    /* The agent spawns through libuv, which searches this when $PATH is
+     * unset. */
+    if (util_command_problem(*cmd, "/usr/local/bin:/usr/bin:/bin") != NULL)
       cfg_problem(L, at, where, "%s: not found in PATH", *cmd);
     return;
   }
@@ -460,7 +475,7 @@ static void resolve_command(struct loader *L, const struct ynode *at,
     free(*cmd);
     *cmd = abs;
   }
-  if ((why = cfg_exec_problem(*cmd)) != NULL)
+  if ((why = util_exec_problem(*cmd)) != NULL)
     cfg_problem(L, at, where, "%s: %s", *cmd, why);
 }
 
@@ -509,7 +524,8 @@ static void copy_vars(struct loader *L, size_t *nvars, char ***vars) {
   const struct include_ctx *inc = L->inc;
   if (inc == NULL || inc->nvars == 0)
     return;
-  if ((*vars = calloc(inc->nvars, sizeof(char *))) == NULL) {
+  /* NULL-terminated, for util_strv_free(). */
+  if ((*vars = calloc(inc->nvars + 1, sizeof(char *))) == NULL) {
     L->nomem = true;
     return;
   }
@@ -815,28 +831,41 @@ static void parse_behaviour(struct loader *L, const struct ynode *m,
   copy_vars(L, &b->nvars, &b->vars);
 }
 
-/* A new zeroed behaviour at the end of the list, or NULL. */
-static struct config_behaviour *add_behaviour(struct loader *L,
-                                              const struct ynode *at) {
-  struct config *cfg = L->cfg;
-  struct config_behaviour *b;
+/* A new zeroed item of size bytes at the end of the list *items (n
+ * items, room for *cap), grown by doubling from first; NULL when the list
+ * already holds max (said at `at`, key path what) or out of memory. */
+static void *add_item(struct loader *L, const struct ynode *at,
+                      const char *what, void **items, size_t *n, size_t *cap,
+                      size_t size, size_t first, size_t max) {
+  char *item;
 
-  if (cfg->nbehaviours == CONFIG_BEHAVIOURS_MAX) {
-    cfg_problem(L, at, "behaviours", "more than %d behaviours",
-                CONFIG_BEHAVIOURS_MAX);
+  if (*n == max) {
+    cfg_problem(L, at, what, "more than %zu %s", max, what);
     return NULL;
   }
-  if (cfg->nbehaviours == L->bcap) {
-    size_t cap = L->bcap ? L->bcap * 2 : 8;
-    if ((b = realloc(cfg->behaviours, cap * sizeof(*b))) == NULL) {
+  if (*n == *cap) {
+    size_t c = *cap ? *cap * 2 : first;
+    void *p = realloc(*items, c * size);
+    if (p == NULL) {
       L->nomem = true;
       return NULL;
     }
-    cfg->behaviours = b;
-    L->bcap = cap;
+    *items = p;
+    *cap = c;
   }
-  b = &cfg->behaviours[cfg->nbehaviours++];
-  memset(b, 0, sizeof(*b));
+  item = (char *)*items + (*n)++ * size;
+  memset(item, 0, size);
+  return item;
+}
+
+static struct config_behaviour *add_behaviour(struct loader *L,
+                                              const struct ynode *at) {
+  struct config *cfg = L->cfg;
+  void *items = cfg->behaviours;
+  struct config_behaviour *b =
+      add_item(L, at, "behaviours", &items, &cfg->nbehaviours, &L->bcap,
+               sizeof(*b), 8, CONFIG_BEHAVIOURS_MAX);
+  cfg->behaviours = items;
   return b;
 }
 
@@ -958,23 +987,10 @@ static void parse_check(struct loader *L, const struct ynode *m,
 static struct config_check *add_check(struct loader *L,
                                       const struct ynode *at) {
   struct config *cfg = L->cfg;
-  struct config_check *c;
-
-  if (cfg->nchecks == CONFIG_CHECKS_MAX) {
-    cfg_problem(L, at, "checks", "more than %d checks", CONFIG_CHECKS_MAX);
-    return NULL;
-  }
-  if (cfg->nchecks == L->ccap) {
-    size_t cap = L->ccap ? L->ccap * 2 : 4;
-    if ((c = realloc(cfg->checks, cap * sizeof(*c))) == NULL) {
-      L->nomem = true;
-      return NULL;
-    }
-    cfg->checks = c;
-    L->ccap = cap;
-  }
-  c = &cfg->checks[cfg->nchecks++];
-  memset(c, 0, sizeof(*c));
+  void *items = cfg->checks;
+  struct config_check *c = add_item(L, at, "checks", &items, &cfg->nchecks,
+                                    &L->ccap, sizeof(*c), 4, CONFIG_CHECKS_MAX);
+  cfg->checks = items;
   return c;
 }
 
@@ -1299,7 +1315,7 @@ static void walk_top(struct loader *L, const struct ynode *root, bool pack) {
 
 /* ---- Loading and freeing ---- */
 
-static struct config *config_new(const char *path) {
+static struct config *config_new(void) {
   struct config *cfg = calloc(1, sizeof(*cfg));
   if (cfg == NULL)
     return NULL;
@@ -1307,7 +1323,6 @@ static struct config *config_new(const char *path) {
     free(cfg);
     return NULL;
   }
-  snprintf(cfg->path, sizeof(cfg->path), "%s", path);
   snprintf(cfg->cluster, sizeof(cfg->cluster), "default");
   snprintf(cfg->state, sizeof(cfg->state), "ready");
   snprintf(cfg->listen, sizeof(cfg->listen), "tcp://127.0.0.1:7410");
@@ -1330,7 +1345,8 @@ static void load_main(struct loader *L) {
 
   if (strlen(L->file) >= CONFIG_PATH_MAX ||
       cfg_dir_of(L->file, L->dir, sizeof(L->dir)) != 0) {
-    cfg_problem_at(L, L->file, 1, 1, "", "path too long");
+    cfg_problem_at(L, L->file, 1, 1, "", "path longer than %d bytes",
+                   CONFIG_PATH_MAX - 1);
     return;
   }
   if (cfg_read_file(L, L->file, NULL, "", &buf, &len) != 0)
@@ -1354,7 +1370,7 @@ int config_load(const char *path, struct config **out,
   if (errs == NULL)
     errs = &none;
   memset(errs, 0, sizeof(*errs));
-  if (L == NULL || (L->cfg = config_new(path)) == NULL) {
+  if (L == NULL || (L->cfg = config_new()) == NULL) {
     free(L);
     return CHOREO_ENOMEM;
   }
@@ -1385,11 +1401,11 @@ void config_free(struct config *cfg) {
   for (size_t i = 0; i < cfg->nbehaviours; i++) {
     argv_free(&cfg->behaviours[i].run);
     argv_free(&cfg->behaviours[i].revert);
-    strv_free(cfg->behaviours[i].vars, cfg->behaviours[i].nvars);
+    util_strv_free(cfg->behaviours[i].vars);
   }
   for (size_t i = 0; i < cfg->nchecks; i++) {
     argv_free(&cfg->checks[i].run);
-    strv_free(cfg->checks[i].vars, cfg->checks[i].nvars);
+    util_strv_free(cfg->checks[i].vars);
   }
   free(cfg->behaviours);
   free(cfg->checks);

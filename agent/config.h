@@ -1,7 +1,7 @@
 /*
- * config.h — the agent's configuration: the YAML file of SPEC.md, with its
- * includes, read into plain structs. Loading never touches the network; it
- * reports every problem it finds as "FILE:LINE:COL: message".
+ * config.h — the agent's configuration: the YAML file of docs/CONFIGURATION.md,
+ * with its includes, read into plain structs. Loading never touches the
+ * network; it reports every problem it finds as "FILE:LINE:COL: message".
  */
 #ifndef CHOREO_CONFIG_H
 #define CHOREO_CONFIG_H
@@ -110,8 +110,6 @@ struct config_check {
 };
 
 struct config {
-  char path[CONFIG_PATH_MAX]; /* the main file as given */
-
   /* node */
   char name[CHOREO_NAME_MAX + 1];       /* default: host name */
   char cluster[CHOREO_CLUSTER_MAX + 1]; /* default "default" */
@@ -164,6 +162,16 @@ struct config_errors {
 int config_load(const char *path, struct config **out,
                 struct config_errors *errs);
 void config_free(struct config *cfg);
+
+/* Read only control.socket from the file at path into buf[len] (the
+ * default, CHOREO_DEFAULT_SOCKET, when it is not written), without reading
+ * or checking the rest of the configuration: what the command line needs
+ * to find the agent. Returns 0, CHOREO_ECONFIG with errs filled when the
+ * file can't be read, isn't YAML, its path is CONFIG_PATH_MAX bytes or
+ * more, or control.socket is not a string that fits (the caller releases
+ * errs with config_errors_free()), or CHOREO_ENOMEM. */
+int config_socket_path(const char *path, char *buf, size_t len,
+                       struct config_errors *errs);
 void config_errors_free(struct config_errors *errs);
 
 /* Name of an event, e.g. "joined". */

@@ -256,45 +256,6 @@ int cfg_join_path(const char *dir, const char *path, char *out, size_t size) {
   return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
-/* NULL if file can be executed, else why not. */
-const char *cfg_exec_problem(const char *file) {
-  struct stat st;
-  if (stat(file, &st) != 0)
-    return errno == ENOENT || errno == ENOTDIR ? "no such file"
-                                               : strerror(errno);
-  if (S_ISDIR(st.st_mode))
-    return "is a directory";
-  if (!S_ISREG(st.st_mode))
-    return "is not a regular file";
-  if (access(file, X_OK) != 0)
-    return "is not executable";
-  return NULL;
-}
-
-/* Whether an executable called name is in one of $PATH's directories, the
- * way execvp() would look for it. */
-bool cfg_in_path(const char *name) {
-  const char *p = getenv("PATH"), *end;
-  char file[CONFIG_PATH_MAX];
-  size_t len;
-  int n;
-
-  if (p == NULL)
-    p = "/usr/local/bin:/usr/bin:/bin";
-  for (;; p = end + 1) {
-    end = strchr(p, ':');
-    len = end != NULL ? (size_t)(end - p) : strlen(p);
-    if (len == 0)
-      n = snprintf(file, sizeof(file), "./%s", name);
-    else
-      n = snprintf(file, sizeof(file), "%.*s/%s", (int)len, p, name);
-    if (n > 0 && (size_t)n < sizeof(file) && cfg_exec_problem(file) == NULL)
-      return true;
-    if (end == NULL)
-      return false;
-  }
-}
-
 /* ---- YAML into a tree of nodes ---- */
 
 void cfg_ynode_free(struct ynode *n) {
@@ -616,10 +577,6 @@ bool cfg_get_name(struct loader *L, const struct ynode *v, const char *where,
   return strlcpy_checked(dst, s, size) == 0;
 }
 
-static bool observer_state(const char *s) {
-  return strcmp(s, "lost") == 0 || strcmp(s, "left") == 0;
-}
-
 /* A state into dst; settable: one this node may claim (not lost or left). */
 bool cfg_get_state(struct loader *L, const struct ynode *v, const char *where,
                    char *dst, bool settable) {
@@ -632,7 +589,7 @@ bool cfg_get_state(struct loader *L, const struct ynode *v, const char *where,
                 CHOREO_STATE_MAX);
     return false;
   }
-  if (settable && observer_state(s)) {
+  if (settable && !choreo_valid_settable_state(s)) {
     cfg_problem(L, v, where, "\"%s\" is assigned by observers and can't be set",
                 s);
     return false;
@@ -820,4 +777,64 @@ bool cfg_map_fields(struct loader *L, const struct ynode *m, const char *where,
     }
   }
   return true;
+}
+
+/* ---- The control socket alone, for the command line ---- */
+
+/* The value of key in the top-level mapping root, or NULL. The first one
+ * wins: the full loader is the one that refuses duplicates. */
+static const struct ynode *top_get(const struct ynode *m, const char *key) {
+  if (m == NULL || m->kind != Y_MAP)
+    return NULL;
+  for (size_t i = 0; i + 1 < m->nkids; i += 2)
+    if (m->kids[i]->kind == Y_SCALAR && strcmp(m->kids[i]->str, key) == 0)
+      return m->kids[i + 1];
+  return NULL;
+}
+
+/* Copy s (control.socket, written at v or NULL for the default) into
+ * buf[len]. */
+static int socket_fits(struct loader *L, const struct ynode *v, const char *s,
+                       char *buf, size_t len) {
+  size_t n = strlen(s);
+  if (n <= CONFIG_SOCKET_MAX && n < len) {
+    memcpy(buf, s, n + 1);
+    return 0;
+  }
+  if (v != NULL)
+    cfg_problem(L, v, "control.socket",
+                "longer than %d bytes (the limit of a unix socket path)",
+                CONFIG_SOCKET_MAX);
+  else
+    cfg_problem_at(L, L->file, 1, 1, "control.socket",
+                   "the default does not fit in %zu bytes", len);
+  return CHOREO_ECONFIG;
+}
+
+int config_socket_path(const char *path, char *buf, size_t len,
+                       struct config_errors *errs) {
+  struct loader L = {.errs = errs, .file = path};
+  const struct ynode *v;
+  struct ynode *root = NULL;
+  const char *s = CHOREO_DEFAULT_SOCKET;
+  char *text = NULL;
+  size_t n;
+  int rv = CHOREO_ECONFIG;
+
+  memset(errs, 0, sizeof(*errs));
+  if (strlen(path) >= CONFIG_PATH_MAX) {
+    cfg_problem_at(&L, path, 1, 1, "", "path longer than %d bytes",
+                   CONFIG_PATH_MAX - 1);
+    return CHOREO_ECONFIG;
+  }
+  if (cfg_read_file(&L, path, NULL, "", &text, &n) != 0)
+    return L.nomem ? CHOREO_ENOMEM : CHOREO_ECONFIG;
+  if (cfg_parse_yaml(&L, text, n, &root) == 0) {
+    v = top_get(top_get(root, "control"), "socket");
+    if (v == NULL || cfg_get_str(&L, v, "control.socket", &s))
+      rv = socket_fits(&L, v, s, buf, len);
+  }
+  cfg_ynode_free(root);
+  free(text);
+  return L.nomem ? CHOREO_ENOMEM : rv;
 }

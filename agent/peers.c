@@ -16,6 +16,13 @@
  *    but no state. Unheard entries raise no event until the node's own
  *    record arrives; that record is taken even when its stamp only equals
  *    the listed one, since the list carried the stamp but not the content.
+ *
+ * Every entry has one deadline: lost_after after its silence began while
+ * alive, reap_after after its status changed while lost or left. The
+ * table keeps the earliest (p->next): a tick computes it anew, every
+ * merge brings it forward to the deadline of the entry it touched, and a
+ * grace only pushes deadlines later, so p->next is never later than a
+ * deadline that exists.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +62,7 @@ void peers_init(struct peers *p, const char *self, size_t max,
   p->max = max;
   p->on_event = on_event;
   p->arg = arg;
+  p->next = UINT64_MAX;
 }
 
 static void peer_destroy(struct peer *peer) {
@@ -92,8 +100,13 @@ const char *peer_state(const struct peer *peer) {
   return peer->rec.state;
 }
 
+int64_t peer_since(const struct peer *peer) {
+  return peer->status == PEER_ALIVE ? peer->rec.since_ms : peer->status_wall;
+}
+
 /* A new entry holding a copy of r; NULL when out of memory. */
-static struct peer *peer_new(const struct record *r, uint64_t now) {
+static struct peer *peer_new(const struct record *r, uint64_t now,
+                             int64_t wall) {
   struct peer *peer = calloc(1, sizeof(*peer));
 
   if (peer == NULL)
@@ -104,7 +117,9 @@ static struct peer *peer_new(const struct record *r, uint64_t now) {
   }
   peer->status = PEER_ALIVE;
   peer->last_seen = now;
+  peer->quiet_since = now;
   peer->status_since = now;
+  peer->status_wall = wall;
   peer->endpoint = -1;
   return peer;
 }
@@ -136,7 +151,8 @@ static void remove_at(struct peers *p, size_t at) {
 
 /* Add a copy of r at `at` (from locate()). */
 static enum peers_result add(struct peers *p, size_t at, const struct record *r,
-                             bool heard, uint64_t now, struct peer **out) {
+                             bool heard, uint64_t now, int64_t wall,
+                             struct peer **out) {
   struct peer *peer;
 
   /* Entries only heard of (from member lists) are capped apart: a hostile
@@ -144,7 +160,7 @@ static enum peers_result add(struct peers *p, size_t at, const struct record *r,
    * connections. */
   if (p->n >= p->max || (!heard && p->unheard >= PEERS_UNHEARD_MAX))
     return PEERS_FULL;
-  peer = peer_new(r, now);
+  peer = peer_new(r, now, wall);
   if (peer == NULL)
     return PEERS_NOMEM;
   if (insert_at(p, at, peer) != 0) {
@@ -157,6 +173,22 @@ static enum peers_result add(struct peers *p, size_t at, const struct record *r,
   if (out != NULL)
     *out = peer;
   return PEERS_NEW;
+}
+
+/* ---- deadlines ---- */
+
+/* When a tick has something to do about the entry: lose it, or forget
+ * it. */
+static uint64_t deadline(const struct peers *p, const struct peer *peer) {
+  if (peer->status == PEER_ALIVE)
+    return util_add_sat(peer->quiet_since, p->lost_after);
+  return util_add_sat(peer->status_since, p->reap_after);
+}
+
+static void arm(struct peers *p, const struct peer *peer) {
+  uint64_t due = deadline(p, peer);
+  if (due < p->next)
+    p->next = due;
 }
 
 /* ---- events ---- */
@@ -205,11 +237,19 @@ static void remember(struct before *b, const struct peer *peer) {
   (void)strlcpy_checked(b->state, peer->rec.state, sizeof(b->state));
 }
 
-static void set_status(struct peer *peer, enum peer_status s, uint64_t now) {
+static void set_status(struct peer *peer, enum peer_status s, uint64_t now,
+                       int64_t wall) {
   if (peer->status != s) {
     peer->status = s;
     peer->status_since = now;
+    peer->status_wall = wall;
   }
+}
+
+/* A message from the node itself at now: its silence starts again. */
+static void seen(struct peer *peer, uint64_t now) {
+  peer->last_seen = now;
+  peer->quiet_since = now;
 }
 
 /* A newer record marked left: the node is gone, so its last state and
@@ -219,7 +259,7 @@ static void take_left(struct peers *p, struct peer *peer,
                       const struct before *b, uint64_t now, int64_t wall) {
   if (b->status == PEER_LEFT)
     return;
-  set_status(peer, PEER_LEFT, now);
+  set_status(peer, PEER_LEFT, now, wall);
   if (b->heard)
     emit(p, peer, PEER_EV_LEFT, b->shown, wall);
 }
@@ -233,8 +273,8 @@ static void take_alive(struct peers *p, struct peer *peer,
   if (!peer->heard)
     p->unheard--;
   peer->heard = true;
-  peer->last_seen = now;
-  set_status(peer, PEER_ALIVE, now);
+  seen(peer, now);
+  set_status(peer, PEER_ALIVE, now, wall);
   if (!b->heard) {
     emit(p, peer, PEER_EV_JOINED, "", wall);
     return;
@@ -247,15 +287,6 @@ static void take_alive(struct peers *p, struct peer *peer,
     emit(p, peer, PEER_EV_DATA, b->state, wall);
 }
 
-static bool same_groups(const struct record *a, const struct record *b) {
-  if (a->ngroups != b->ngroups)
-    return false;
-  for (size_t i = 0; i < a->ngroups; i++)
-    if (strcmp(a->groups[i], b->groups[i]) != 0)
-      return false;
-  return true;
-}
-
 static enum peers_result replace(struct peers *p, struct peer *peer,
                                  const struct record *r, uint64_t now,
                                  int64_t wall) {
@@ -264,7 +295,7 @@ static enum peers_result replace(struct peers *p, struct peer *peer,
    * have no name for their change: it is reported as "data", a change of
    * what the node publishes besides its state. */
   bool data_changed =
-      !record_same_data(r, &peer->rec) || !same_groups(r, &peer->rec);
+      !record_same_data(r, &peer->rec) || !record_same_groups(r, &peer->rec);
 
   remember(&b, peer);
   p->digest_valid = false;
@@ -282,25 +313,23 @@ static enum peers_result refresh(struct peers *p, struct peer *peer,
                                  uint64_t now, int64_t wall) {
   if (peer->status == PEER_LEFT)
     return PEERS_STALE;
-  peer->last_seen = now;
+  seen(peer, now);
   if (peer->status == PEER_LOST) {
-    set_status(peer, PEER_ALIVE, now);
+    set_status(peer, PEER_ALIVE, now, wall);
     emit(p, peer, PEER_EV_JOINED, "lost", wall);
   }
   return PEERS_UPDATED;
 }
 
-enum peers_result peers_merge_direct(struct peers *p, const struct record *r,
-                                     uint64_t now, int64_t wall,
-                                     struct peer **out) {
+static enum peers_result merge_direct(struct peers *p, const struct record *r,
+                                      uint64_t now, int64_t wall,
+                                      struct peer **out) {
   enum peers_result res;
   struct peer *peer;
   bool found;
   size_t at;
   int cmp;
 
-  if (out != NULL)
-    *out = NULL;
   if (strcmp(r->name, p->self) == 0)
     return PEERS_SELF;
   at = locate(p, r->name, &found);
@@ -308,25 +337,38 @@ enum peers_result peers_merge_direct(struct peers *p, const struct record *r,
     /* A stranger that already left is not worth an entry. */
     if (r->left)
       return PEERS_STALE;
-    res = add(p, at, r, true, now, &peer);
+    res = add(p, at, r, true, now, wall, &peer);
     if (res == PEERS_NEW) {
-      if (out != NULL)
-        *out = peer;
+      *out = peer;
       emit(p, peer, PEER_EV_JOINED, "", wall);
     }
     return res;
   }
   peer = p->v[at];
-  if (out != NULL)
-    *out = peer;
+  *out = peer;
   cmp = record_cmp(r, &peer->rec);
   if (cmp > 0 || (cmp == 0 && !peer->heard)) {
     res = replace(p, peer, r, now, wall);
-    if (res == PEERS_NOMEM && out != NULL)
+    if (res == PEERS_NOMEM)
       *out = NULL;
     return res;
   }
   return cmp == 0 ? refresh(p, peer, now, wall) : PEERS_STALE;
+}
+
+enum peers_result peers_merge_direct(struct peers *p, const struct record *r,
+                                     uint64_t now, int64_t wall,
+                                     struct peer **out) {
+  struct peer *peer = NULL;
+  enum peers_result res;
+
+  (void)peers_clock(p, now);
+  res = merge_direct(p, r, now, wall, &peer);
+  if (peer != NULL)
+    arm(p, peer);
+  if (out != NULL)
+    *out = peer;
+  return res;
 }
 
 /* ---- member lists ---- */
@@ -339,7 +381,7 @@ static int cmp_stamp(uint64_t inc_a, uint64_t ver_a, const struct record *b) {
 
 static enum peers_result add_member(struct peers *p, size_t at,
                                     const struct wire_member *m, uint64_t now,
-                                    struct peer **out) {
+                                    int64_t wall, struct peer **out) {
   struct record r;
   enum peers_result res;
 
@@ -349,7 +391,7 @@ static enum peers_result add_member(struct peers *p, size_t at,
   (void)strlcpy_checked(r.addr, m->addr, sizeof(r.addr));
   r.inc = m->inc;
   r.ver = m->ver;
-  res = add(p, at, &r, false, now, out);
+  res = add(p, at, &r, false, now, wall, out);
   record_free(&r);
   return res;
 }
@@ -364,30 +406,27 @@ static enum peers_result member_left(struct peers *p, struct peer *peer,
   peer->rec.inc = m->inc;
   peer->rec.ver = m->ver;
   p->digest_valid = false;
-  set_status(peer, PEER_LEFT, now);
+  set_status(peer, PEER_LEFT, now, wall);
   if (peer->heard)
     emit(p, peer, PEER_EV_LEFT, shown, wall);
   return PEERS_UPDATED;
 }
 
-enum peers_result peers_merge_member(struct peers *p,
-                                     const struct wire_member *m, uint64_t now,
-                                     int64_t wall, struct peer **out) {
+static enum peers_result merge_member(struct peers *p,
+                                      const struct wire_member *m, uint64_t now,
+                                      int64_t wall, struct peer **out) {
   struct peer *peer;
   bool found;
   size_t at;
   int cmp;
 
-  if (out != NULL)
-    *out = NULL;
   if (strcmp(m->name, p->self) == 0)
     return PEERS_SELF;
   at = locate(p, m->name, &found);
   if (!found)
-    return m->left ? PEERS_STALE : add_member(p, at, m, now, out);
+    return m->left ? PEERS_STALE : add_member(p, at, m, now, wall, out);
   peer = p->v[at];
-  if (out != NULL)
-    *out = peer;
+  *out = peer;
   cmp = cmp_stamp(m->inc, m->ver, &peer->rec);
   if (m->left)
     return cmp >= 0 && peer->status != PEER_LEFT
@@ -406,6 +445,21 @@ enum peers_result peers_merge_member(struct peers *p,
   (void)strlcpy_checked(peer->rec.addr, m->addr, sizeof(peer->rec.addr));
   p->digest_valid = false;
   return PEERS_UPDATED;
+}
+
+enum peers_result peers_merge_member(struct peers *p,
+                                     const struct wire_member *m, uint64_t now,
+                                     int64_t wall, struct peer **out) {
+  struct peer *peer = NULL;
+  enum peers_result res;
+
+  (void)peers_clock(p, now);
+  res = merge_member(p, m, now, wall, &peer);
+  if (peer != NULL)
+    arm(p, peer);
+  if (out != NULL)
+    *out = peer;
+  return res;
 }
 
 /* ---- replay guard ---- */
@@ -427,35 +481,74 @@ bool peers_accept_seq(struct peers *p, const char *from, uint64_t inc,
 
 /* ---- time ---- */
 
-static uint64_t elapsed(uint64_t now, uint64_t since) {
-  return now > since ? now - since : 0;
+void peers_set_timing(struct peers *p, uint64_t heartbeat, uint64_t lost_after,
+                      uint64_t reap_after) {
+  p->heartbeat = heartbeat;
+  p->lost_after = lost_after;
+  p->reap_after = reap_after;
+  /* Shorter timeouts bring deadlines forward: recompute them all. */
+  p->next = UINT64_MAX;
+  for (size_t i = 0; i < p->n; i++)
+    arm(p, p->v[i]);
 }
 
-static uint64_t add_sat(uint64_t a, uint64_t b) {
-  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+uint64_t peers_next_deadline(const struct peers *p) {
+  return p->next;
+}
+
+bool peers_stalled(const struct peers *p, uint64_t now) {
+  uint64_t limit = 2 * p->heartbeat;
+
+  if (p->heartbeat == 0 || !p->clocked || now <= p->clock)
+    return false;
+  if (p->lost_after > p->heartbeat && p->lost_after - p->heartbeat > limit)
+    limit = p->lost_after - p->heartbeat;
+  return now - p->clock > limit;
+}
+
+void peers_grace(struct peers *p, uint64_t now) {
+  /* Deadlines only move later: p->next stays a safe (early) bound. */
+  for (size_t i = 0; i < p->n; i++) {
+    struct peer *peer = p->v[i];
+    if (peer->status == PEER_ALIVE && peer->quiet_since < now)
+      peer->quiet_since = now;
+  }
+}
+
+bool peers_clock(struct peers *p, uint64_t now) {
+  bool stalled = peers_stalled(p, now);
+
+  if (stalled) {
+    uint64_t gap = now - p->clock;
+    p->stalls++;
+    if (gap > p->stall_ms)
+      p->stall_ms = gap;
+    peers_grace(p, now);
+  }
+  if (!p->clocked || now > p->clock)
+    p->clock = now;
+  p->clocked = true;
+  return stalled;
 }
 
 static void lose(struct peers *p, struct peer *peer, uint64_t now,
                  int64_t wall) {
-  set_status(peer, PEER_LOST, now);
+  set_status(peer, PEER_LOST, now, wall);
   if (peer->heard)
     emit(p, peer, PEER_EV_LOST, peer->rec.state, wall);
 }
 
 uint64_t peers_tick(struct peers *p, uint64_t now, int64_t wall,
                     uint64_t lost_after, uint64_t reap_after) {
-  uint64_t next = UINT64_MAX, due;
   size_t i = 0;
 
+  p->lost_after = lost_after;
+  p->reap_after = reap_after;
+  (void)peers_clock(p, now);
+  p->next = UINT64_MAX;
   while (i < p->n) {
     struct peer *peer = p->v[i];
-    if (peer->status == PEER_ALIVE) {
-      if (elapsed(now, peer->last_seen) < lost_after) {
-        due = add_sat(peer->last_seen, lost_after);
-        next = due < next ? due : next;
-        i++;
-        continue;
-      }
+    if (peer->status == PEER_ALIVE && now >= deadline(p, peer)) {
       lose(p, peer, now, wall);
       if (!peer->heard) {
         /* Never heard from and now silent: a name someone's list gave us
@@ -465,16 +558,15 @@ uint64_t peers_tick(struct peers *p, uint64_t now, int64_t wall,
         continue;
       }
     }
-    if (elapsed(now, peer->status_since) >= reap_after) {
+    if (peer->status != PEER_ALIVE && now >= deadline(p, peer)) {
       emit(p, peer, PEER_EV_REAPED, "", wall);
       remove_at(p, i);
       continue;
     }
-    due = add_sat(peer->status_since, reap_after);
-    next = due < next ? due : next;
+    arm(p, peer);
     i++;
   }
-  return next;
+  return p->next;
 }
 
 /* ---- digest and counts ---- */

@@ -19,6 +19,14 @@
  *    forgotten after reap_after. A node only heard of (from member lists)
  *    that stays silent for lost_after is forgotten at once, and at most
  *    PEERS_UNHEARD_MAX such entries are kept.
+ *
+ * Time (docs/RELIABILITY.md): the table keeps the earliest deadline it
+ * needs (peers_next_deadline()), updated by every merge and tick, so a
+ * caller that ticks it at that deadline never misses a loss: every merge
+ * that leaves a node alive arms its lost_after deadline. Once given a
+ * heartbeat (peers_set_timing()) the table also notices this agent's own
+ * stalls from the gaps between the times it is given, and does not blame
+ * them on its peers: they get a fresh lost_after instead (peers_grace()).
  */
 #ifndef CHOREO_PEERS_H
 #define CHOREO_PEERS_H
@@ -61,9 +69,13 @@ enum peer_event_type {
 struct peer {
   struct record rec; /* newest record known */
   enum peer_status status;
-  bool heard;            /* a record came from the node itself */
-  uint64_t last_seen;    /* monotonic ms of the last message from it */
+  bool heard;         /* a record came from the node itself */
+  uint64_t last_seen; /* monotonic ms of the last message from it */
+  /* Monotonic ms its silence counts from: last_seen, or later when this
+   * agent stalled since (peers_grace()). Lost at quiet_since + lost_after. */
+  uint64_t quiet_since;
   uint64_t status_since; /* monotonic ms of the last status change */
+  int64_t status_wall;   /* the same as unix ms: when it was seen to change */
   uint64_t msg_inc;      /* newest (inc, seq) accepted from the node: */
   uint64_t msg_seq;      /* the replay guard */
   int endpoint;          /* the agent's connection to it; -1: none */
@@ -98,6 +110,13 @@ struct peers {
   uint64_t digest, digest_inc;
   bool digest_left;
   const struct record *digest_self;
+  /* Timing (peers_set_timing(), peers_tick()); 0 until given. */
+  uint64_t heartbeat, lost_after, reap_after;
+  uint64_t next;     /* peers_next_deadline() */
+  bool clocked;      /* a time was given: */
+  uint64_t clock;    /* the latest one, monotonic ms */
+  uint64_t stalls;   /* stalls of this agent noticed (peers_stalled()) */
+  uint64_t stall_ms; /* the longest of them */
 };
 
 /* Results of the merge functions. */
@@ -121,6 +140,10 @@ struct peer *peers_find(const struct peers *p, const char *name);
  * by status, else its record's state ("" while not heard). */
 const char *peer_state(const struct peer *peer);
 
+/* Since when (unix ms) it shows that state: for a lost or left node, when
+ * this agent saw it become so; else the since of its record. */
+int64_t peer_since(const struct peer *peer);
+
 /* Replay guard: true if a message (inc, seq) from node `from` is newer than
  * every one accepted from it, and records it as accepted. Unknown nodes
  * pass without being recorded: after a merge that created the entry, call
@@ -140,11 +163,49 @@ enum peers_result peers_merge_member(struct peers *p,
                                      const struct wire_member *m, uint64_t now,
                                      int64_t wall, struct peer **out);
 
-/* Mark silent nodes lost and forget long-lost and long-left ones. Returns
- * the earliest monotonic time at which calling again could change
- * something (UINT64_MAX: never). */
+/* The timing the table works with (ms): how often the caller hears from
+ * peers and calls the table (heartbeat), when a silent node is lost and
+ * when a lost or left one is forgotten. heartbeat 0 turns the detection
+ * of stalls off: the caller then promises nothing about how often it
+ * calls. Call at start and whenever the configuration changes. */
+void peers_set_timing(struct peers *p, uint64_t heartbeat, uint64_t lost_after,
+                      uint64_t reap_after);
+
+/* Mark silent nodes lost and forget long-lost and long-left ones.
+ * lost_after and reap_after replace those of peers_set_timing(). Returns
+ * peers_next_deadline(). */
 uint64_t peers_tick(struct peers *p, uint64_t now, int64_t wall,
                     uint64_t lost_after, uint64_t reap_after);
+
+/* The earliest monotonic time at which peers_tick() could change
+ * something (UINT64_MAX: never), kept by every merge, tick and grace: a
+ * caller that arms its wake-up timer from it after each of them (timers
+ * only ever brought earlier, and re-armed from the tick's result) ticks
+ * in time for every deadline. It may be earlier than needed (a tick then
+ * just finds nothing to do), never later. */
+uint64_t peers_next_deadline(const struct peers *p);
+
+/* This agent's loop runs at monotonic time now. With a heartbeat set,
+ * call at least once per heartbeat (the agent: from its heartbeat timer);
+ * merges and ticks count as calls too. If the agent was stalled since the
+ * previous call (peers_stalled()), every alive node gets a fresh
+ * lost_after (peers_grace()) before anything else is decided; returns
+ * true then. */
+bool peers_clock(struct peers *p, uint64_t now);
+
+/* Whether the gap since the previous call shows that this agent itself
+ * stalled (stopped, swapped out, a blocked loop): more than
+ * max(lost_after - heartbeat, 2 * heartbeat) without a call. From
+ * lost_after - heartbeat on, a stall could make a node that kept sending
+ * every heartbeat look silent for lost_after; twice the heartbeat keeps
+ * an ordinary late timer from counting as a stall. Always false without a
+ * heartbeat or before the first call. */
+bool peers_stalled(const struct peers *p, uint64_t now);
+
+/* Give every alive node a fresh lost_after from now: what this agent did
+ * not hear while it stalled is not the nodes' silence. Lost and left
+ * nodes stay as they are. */
+void peers_grace(struct peers *p, uint64_t now);
 
 /* A digest of the member view (every entry's name, address, incarnation
  * and left flag, plus self given as rec): two agents with the same view

@@ -1,6 +1,6 @@
 /*
  * record.c — a node's published record (see record.h): lifecycle, deep
- * copy, ordering by (incarnation, version) and content comparison. The
+ * copy, ordering by (incarnation, version) and data comparison. The
  * wire decoder fills records, the peer table stores them, the engine and
  * the views read them.
  */
@@ -42,22 +42,26 @@ int record_cmp(const struct record *a, const struct record *b) {
   return c != 0 ? c : cmp_u64(a->ver, b->ver);
 }
 
+bool record_groups_are(const struct record *r, size_t n,
+                       const char (*groups)[CHOREO_NAME_MAX + 1]) {
+  if (r->ngroups != n)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(r->groups[i], groups[i]) != 0)
+      return false;
+  return true;
+}
+
+bool record_same_groups(const struct record *a, const struct record *b) {
+  return record_groups_are(a, b->ngroups, b->groups);
+}
+
 bool record_in_group(const struct record *r, const char *group) {
   for (size_t i = 0; i < r->ngroups; i++) {
     if (strcmp(r->groups[i], group) == 0)
       return true;
   }
   return false;
-}
-
-static bool same_groups(const struct record *a, const struct record *b) {
-  if (a->ngroups != b->ngroups)
-    return false;
-  for (size_t i = 0; i < a->ngroups; i++) {
-    if (strcmp(a->groups[i], b->groups[i]) != 0)
-      return false;
-  }
-  return true;
 }
 
 bool record_same_data(const struct record *a, const struct record *b) {
@@ -69,10 +73,4 @@ bool record_same_data(const struct record *a, const struct record *b) {
   if (na == 0 || nb == 0)
     return na == nb;
   return json_equal(a->data, b->data) != 0;
-}
-
-bool record_same_content(const struct record *a, const struct record *b) {
-  return a->left == b->left && strcmp(a->state, b->state) == 0 &&
-         strcmp(a->reason, b->reason) == 0 && same_groups(a, b) &&
-         record_same_data(a, b);
 }

@@ -1,6 +1,6 @@
 /*
- * seal.h — the cluster key ring and the sealing of messages (SPEC.md
- * "Security", docs/SECURITY.md).
+ * seal.h — the cluster key ring and the sealing of messages (docs/SECURITY.md
+ * "The cluster key").
  *
  * A key file holds up to SEAL_KEYS_MAX keys, one per line, each the base64
  * text of SEAL_KEY_BYTES random bytes (what `choreo keygen` prints); blank

@@ -64,6 +64,7 @@ static int decode(json_t *root, struct saved_state *s, const char **why) {
 
 int state_load(const char *dir, struct saved_state *s) {
   char path[4200];
+  struct stat st = {0};
   json_error_t jerr;
   const char *why = NULL;
   json_t *root;
@@ -72,8 +73,13 @@ int state_load(const char *dir, struct saved_state *s) {
   memset(s, 0, sizeof(*s));
   if (path_join(path, sizeof(path), dir, STATE_FILE) != 0)
     return CHOREO_EINVAL;
-  if (access(path, F_OK) != 0 && errno == ENOENT)
+  if (stat(path, &st) != 0 && errno == ENOENT)
     return CHOREO_ENOTFOUND;
+  if (st.st_size > STATE_FILE_MAX) {
+    log_warn("%s: larger than %d bytes; starting from the configuration", path,
+             STATE_FILE_MAX);
+    return CHOREO_EDECODE;
+  }
   root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
   if (root == NULL) {
     log_warn("%s: unreadable (%s); starting from the configuration", path,
@@ -129,50 +135,87 @@ static int fsync_dir(const char *dir) {
   return rv;
 }
 
+/* The state as the text of the file; the caller frees it. */
+static char *encode(const struct saved_state *s) {
+  json_t *root =
+      json_pack("{s:s, s:s, s:I, s:O, s:I}", "state", s->state, "reason",
+                s->reason, "since", (json_int_t)s->since_ms, "data", s->data,
+                "inc", (json_int_t)s->inc);
+  char *text =
+      root != NULL ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+  json_decref(root);
+  return text;
+}
+
+/* Write text and its newline to fd, then fsync it; fd is closed in every
+ * case. */
+static int write_synced(int fd, const char *text) {
+  int rv = write_all(fd, text, strlen(text));
+  if (rv == 0)
+    rv = write_all(fd, "\n", 1);
+  if (rv == 0 && fsync(fd) != 0)
+    rv = -errno;
+  if (close(fd) != 0 && rv == 0)
+    rv = -errno;
+  return rv;
+}
+
 int state_save(const char *dir, const struct saved_state *s) {
   char path[4200], tmp[4200];
   char *text = NULL;
-  json_t *root;
-  int fd = -1, rv;
+  int fd, rv;
 
   if ((rv = mkdir_p(dir, 0700)) != 0)
     return rv;
   if (path_join(path, sizeof(path), dir, STATE_FILE) != 0 ||
-      path_join(tmp, sizeof(tmp), dir, "." STATE_FILE ".tmp") != 0)
+      path_join(tmp, sizeof(tmp), dir, "." STATE_FILE ".tmp.XXXXXX") != 0)
     return -ENAMETOOLONG;
-  root = json_pack("{s:s, s:s, s:I, s:O, s:I}", "state", s->state, "reason",
-                   s->reason, "since", (json_int_t)s->since_ms, "data", s->data,
-                   "inc", (json_int_t)s->inc);
-  if (root != NULL)
-    text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
-  json_decref(root);
-  if (text == NULL)
+  if ((text = encode(s)) == NULL)
     return -ENOMEM;
-  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  /* A fresh name created with O_EXCL (mode 0600): nothing planted in
+   * state_dir, a symlink least of all, is ever opened or followed. */
+  fd = mkostemp(tmp, O_CLOEXEC);
   if (fd < 0) {
     rv = -errno;
-    goto fail;
+    free(text);
+    return rv;
   }
-  if ((rv = write_all(fd, text, strlen(text))) != 0 ||
-      (rv = write_all(fd, "\n", 1)) != 0)
-    goto fail;
-  if (fsync(fd) != 0 || close(fd) != 0) {
-    fd = -1;
-    rv = -errno;
-    goto fail;
-  }
-  fd = -1;
-  if (rename(tmp, path) != 0) {
-    rv = -errno;
-    goto fail;
+  if ((rv = write_synced(fd, text)) != 0 || rename(tmp, path) != 0) {
+    rv = rv != 0 ? rv : -errno;
+    unlink(tmp);
+    free(text);
+    return rv;
   }
   free(text);
   return fsync_dir(dir);
+}
 
-fail:
-  if (fd >= 0)
-    close(fd);
-  unlink(tmp);
-  free(text);
-  return rv;
+int state_dir_check(const char *dir, char *why, size_t len) {
+  struct stat st;
+
+  why[0] = '\0';
+  if (stat(dir, &st) != 0) {
+    if (errno == ENOENT)
+      return 0; /* state_save() creates it, 0700 */
+    snprintf(why, len, "%s: %s", dir, strerror(errno));
+    return -errno;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    snprintf(why, len, "%s: not a directory", dir);
+    return -ENOTDIR;
+  }
+  if (st.st_uid != 0 && st.st_uid != geteuid()) {
+    snprintf(why, len,
+             "%s: owned by uid %u, neither root nor the agent's user (uid %u)",
+             dir, (unsigned)st.st_uid, (unsigned)geteuid());
+    return CHOREO_EINVAL;
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    snprintf(why, len,
+             "%s: group or others may write to it (mode %04o); restrict it "
+             "with chmod 700",
+             dir, (unsigned)(st.st_mode & 07777));
+    return CHOREO_EINVAL;
+  }
+  return 0;
 }

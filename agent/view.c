@@ -1,5 +1,6 @@
 /*
- * view.c — the PEER and event JSON shapes of SPEC.md; see view.h.
+ * view.c — the PEER and event JSON shapes of docs/PROTOCOL.md "Control socket";
+ * see view.h.
  */
 #include "view.h"
 
@@ -21,7 +22,11 @@ json_t *view_peer(const struct record *r, const char *state,
 
 json_t *view_table_peer(const struct peer *peer, uint64_t now) {
   int64_t age = now > peer->last_seen ? (int64_t)(now - peer->last_seen) : 0;
-  return view_peer(&peer->rec, peer_state(peer), age);
+  json_t *o = view_peer(&peer->rec, peer_state(peer), age);
+  /* A lost or left node shows since when it is so, not its record's. */
+  if (o != NULL)
+    json_object_set_new(o, "since", json_integer(peer_since(peer)));
+  return o;
 }
 
 json_t *view_event(const struct peer_event *ev) {

@@ -31,7 +31,7 @@ extern "C" {
 
 #define CHOREO_VERSION "0.1.0"
 
-/* ---- Limits (SPEC.md "Limits"); every one is enforced everywhere ---- */
+/* ---- Limits (docs/PROTOCOL.md); every one is enforced everywhere ---- */
 #define CHOREO_NAME_MAX 64         /* node, group, behaviour, check names */
 #define CHOREO_CLUSTER_MAX 64      /* cluster name: same characters as a node */
 #define CHOREO_STATE_MAX 32        /* a state: 1-32 of a-z 0-9 _ - */
@@ -58,7 +58,8 @@ extern "C" {
   XX(EXISTS, "already exists")                                                 \
   XX(NOTFOUND, "not found")                                                    \
   XX(DECODE, "malformed message")                                              \
-  XX(CRYPTO, "message could not be authenticated")
+  XX(CRYPTO, "message could not be authenticated")                             \
+  XX(PEERCRED, "the control socket is served by another user")
 
 typedef enum {
   CHOREO_OK = 0,
@@ -110,7 +111,7 @@ typedef struct choreo_kv {
   char *value;
 } choreo_kv;
 
-/* One node as the agent sees it (SPEC.md "status --json" PEER). */
+/* One node as the agent sees it (choreo(1), "status --json": PEER). */
 typedef struct choreo_peer {
   char *name;
   char **groups;
@@ -129,7 +130,7 @@ typedef struct choreo_status {
   size_t npeers;
 } choreo_status;
 
-/* One event as streamed by watch (SPEC.md "watch --json"). */
+/* One event as streamed by watch (choreo(1), "watch --json"). */
 typedef struct choreo_event {
   const char *event; /* joined, state, data, left, lost */
   const char *peer;
@@ -142,7 +143,9 @@ typedef struct choreo_event {
 /* Connect to the agent at socket_path (NULL: CHOREO_DEFAULT_SOCKET). Each
  * later request waits at most timeout_ms for the agent's answer.
  * On success the caller owns *out; release it with choreo_close().
- * Returns CHOREO_ENOAGENT when nothing listens there. The agent closes a
+ * Returns CHOREO_ENOAGENT when nothing listens there, and CHOREO_EPEERCRED
+ * when the process that answers runs as neither root nor this process's
+ * effective user (someone else's socket at that path). The agent closes a
  * connection that has sent nothing for 60 s (unless it is watching): a
  * program that asks now and then connects for each round of requests. */
 CHOREO_EXPORT int choreo_connect(const char *socket_path, int timeout_ms,

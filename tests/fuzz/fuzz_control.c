@@ -9,8 +9,8 @@
  * control.c keeps its line handling private, so the target drives it
  * through a unix socket; the agent around it is built as start() in
  * agent.c builds it, without the network (mesh) and the runner, which no
- * request reaches. `leave` would stop that agent, so it is answered here
- * without being passed on.
+ * request reaches. `leave` would stop that agent, so its hook does
+ * nothing here.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,17 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void no_peer_event(void *arg, const struct peer_event *ev) {}
 
-static void on_request(struct control *c, struct control_client *cl,
-                       json_t *req) {
-  const char *cmd = json_string_value(json_object_get(req, "cmd"));
-  if (cmd != NULL && strcmp(cmd, "leave") == 0) {
-    json_t *ok = json_pack("{s:b}", "ok", 1);
-    control_reply(cl, ok);
-    json_decref(ok);
-    return;
-  }
-  agent_on_request(c, cl, req);
-}
+static void no_leave(struct ctl *c) {}
 
 static void make_config(const char *dir, char *path, size_t size) {
   FILE *f;
@@ -85,10 +75,9 @@ static struct agent *agent(void) {
   if (config_load(path, &a->cfg, &errs) != 0 || uv_loop_init(&a->loop) != 0)
     abort();
   peers_init(&a->peers, a->cfg->name, PEERS_MAX_DEFAULT, no_peer_event, a);
+  a->ctl.leave = no_leave;
   if (engine_init(&a->engine, a->cfg, uv_now(&a->loop)) != 0 ||
-      agent_self_init(a) != 0 ||
-      control_start(&a->control, &a->loop, a->cfg->socket, a->cfg->socket_mode,
-                    &a->metrics, on_request) != 0)
+      self_init(&a->self) != 0 || ctl_start(&a->ctl) != 0)
     abort();
   return a;
 }
@@ -122,7 +111,7 @@ static void converse(struct agent *a, int fd, const uint8_t *data,
   size_t sent = 0;
   bool eof = false, shut = false;
 
-  while (!eof || a->control.nclients > 0) {
+  while (!eof || a->ctl.server.nclients > 0) {
     if (sent < size) {
       ssize_t k = send(fd, data + sent, size - sent, MSG_NOSIGNAL);
       if (k > 0)

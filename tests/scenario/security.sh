@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Security (SPEC.md "Security", docs/SECURITY.md): with network.key_file
-# every message is sealed; two clusters with different keys on one machine
-# never see each other; intruders without the key (another key, no key,
-# raw garbage) change nothing and are counted; a captured message sent
-# again, even after its sender restarted, changes nothing; keys rotate live
-# with no state change lost; bad key files are refused with FILE:LINE.
+# Security (docs/SECURITY.md): with network.key_file every message is
+# sealed; two clusters with different keys on one machine never see each
+# other; intruders without the key (another key, no key, raw garbage) change
+# nothing and are counted; a captured message sent again, even after its
+# sender restarted, changes nothing; keys rotate live with no state change
+# lost; bad key files are refused with FILE:LINE.
 source "$(dirname "$0")/lib.sh"
 : "${CHOREO_TAP:?CHOREO_TAP must point at the tap test helper}"
 export HEARTBEAT=200ms LOST_AFTER=1s
@@ -54,13 +54,13 @@ pbad=$(free_port)
 keyfile bad "$K1" "# second key:" "c2VjcmV0"
 keyed_config bad "$pbad" "[db]" "[]"
 out=$("$CHOREO_BIN" agent -c "$T/bad.yaml" 2>&1); rc=$?
-[ "$rc" = 1 ] || fail "agent with a bad key file: exit $rc: $out"
+[ "$rc" = 2 ] || fail "agent with a bad key file: exit $rc: $out"
 echo "$out" | grep -q "network.key_file: $T/bad.key:3: not a base64-encoded 32-byte key" ||
   fail "bad key file message: $out"
 echo "$out" | grep -q "c2VjcmV0" && fail "the message quotes the key file: $out"
 rm -f "$T/bad.key"
 out=$("$CHOREO_BIN" agent -c "$T/bad.yaml" 2>&1); rc=$?
-[ "$rc" = 1 ] || fail "agent with a missing key file: exit $rc: $out"
+[ "$rc" = 2 ] || fail "agent with a missing key file: exit $rc: $out"
 echo "$out" | grep -q "network.key_file: $T/bad.key: cannot open" || fail "missing key file: $out"
 cat > "$T/open.yaml" <<YAML
 node: {name: open}
@@ -71,7 +71,7 @@ out=$("$CHOREO_BIN" check -c "$T/open.yaml" 2>&1); rc=$?
 [ "$rc" = 2 ] || fail "check of a public listen without a key: exit $rc"
 echo "$out" | grep -q "^$T/open.yaml:2:.*set network.key_file (see choreo keygen), or network.insecure: true" ||
   fail "public listen without a key: $out"
-ok "bad key files: exit 1 with FILE:LINE, key text never quoted; no public listen without a key"
+ok "bad key files: exit 2 with FILE:LINE, key text never quoted; no public listen without a key"
 
 # ---- two clusters on one machine, different keys ----
 pa1=$(free_port); pa2=$(free_port); pb1=$(free_port); pb2=$(free_port)

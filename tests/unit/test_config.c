@@ -30,6 +30,9 @@
 #endif
 #define DATA_DIR TEST_SRCDIR "/unit/data/config"
 
+/* A valid key: base64 of 32 bytes, as `choreo keygen` prints. */
+#define KEY "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80="
+
 struct fixture {
   char dir[64];
   struct config *cfg;
@@ -160,7 +163,6 @@ static void config_loads_every_field_of_the_full_example(void **state) {
 
   assert_int_equal(config_load(DATA_DIR "/full.yaml", &f->cfg, &f->errs), 0);
   cfg = f->cfg;
-  assert_string_equal(cfg->path, DATA_DIR "/full.yaml");
   assert_string_equal(cfg->name, "web1");
   assert_string_equal(cfg->cluster, "shop");
   assert_int_equal(cfg->ngroups, 2);
@@ -343,12 +345,15 @@ static void config_defaults_advertise_to_a_concrete_listen(void **state) {
 static void
 config_accepts_non_loopback_listen_with_key_or_insecure(void **state) {
   struct fixture *f = *state;
+  char want[256];
+  put_file(f, "cluster.key", KEY "\n", 0600);
   put(f, "key.yaml",
       "network:\n"
       "  listen: tcp://10.0.0.5:7410\n"
-      "  key_file: /etc/choreo/cluster.key\n");
+      "  key_file: cluster.key\n");
   load_ok(f, "key.yaml");
-  assert_string_equal(f->cfg->key_file, "/etc/choreo/cluster.key");
+  snprintf(want, sizeof(want), "%s/cluster.key", f->dir);
+  assert_string_equal(f->cfg->key_file, want);
   config_free(f->cfg);
   f->cfg = NULL;
   put(f, "insecure.yaml",
@@ -1154,6 +1159,218 @@ static void config_free_accepts_null(void **state) {
   assert_int_equal(errs.n, 0);
 }
 
+/* ---- Key files: what the agent would refuse, check refuses too ---- */
+
+static void config_rejects_a_missing_key_file(void **state) {
+  struct fixture *f = *state;
+  put(f, "main.yaml",
+      "network:\n"
+      "  key_file: nokey\n");
+  EXPECT_ERRORS(f, load(f, "main.yaml"),
+                "@/main.yaml:2:13: network.key_file: @/nokey: cannot open: No "
+                "such file or directory");
+}
+
+static void config_rejects_a_key_file_that_is_not_a_key(void **state) {
+  struct fixture *f = *state;
+  put_file(f, "bad.key", "# comment\nnot a key at all\n", 0600);
+  put(f, "main.yaml",
+      "network:\n"
+      "  key_file: bad.key\n");
+  assert_int_equal(load(f, "main.yaml"), CHOREO_ECONFIG);
+  assert_int_equal(f->errs.n, 1);
+  {
+    char want[256];
+    snprintf(want, sizeof(want),
+             "%s/main.yaml:2:13: network.key_file: %s/bad.key:2: ", f->dir,
+             f->dir);
+    assert_memory_equal(f->errs.msg[0], want, strlen(want));
+  }
+  assert_null(strstr(f->errs.msg[0], "not a key at all"));
+}
+
+static void config_rejects_a_directory_as_key_file(void **state) {
+  struct fixture *f = *state;
+  put(f, "main.yaml",
+      "network:\n"
+      "  key_file: bin\n");
+  EXPECT_ERRORS(f, load(f, "main.yaml"),
+                "@/main.yaml:2:13: network.key_file: @/bin: not a regular "
+                "file");
+}
+
+/* ---- control.socket alone, for the command line ---- */
+
+static int socket_of(struct fixture *f, const char *name, char *buf,
+                     size_t len) {
+  char path[256];
+  snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+  return config_socket_path(path, buf, len, &f->errs);
+}
+
+static void config_socket_path_ignores_the_rest_of_the_file(void **state) {
+  struct fixture *f = *state;
+  char sock[CONFIG_SOCKET_MAX + 1];
+  put(f, "main.yaml",
+      "node: {name: \"not a valid name!\"}\n"
+      "control:\n"
+      "  mode: bogus\n"
+      "  socket: /run/x/choreo.sock\n"
+      "behaviours:\n"
+      "  - {name: b, on: change, run: /nonexistent/script}\n");
+  assert_int_equal(load(f, "main.yaml"), CHOREO_ECONFIG);
+  config_errors_free(&f->errs);
+  assert_int_equal(socket_of(f, "main.yaml", sock, sizeof(sock)), 0);
+  assert_int_equal(f->errs.n, 0);
+  assert_string_equal(sock, "/run/x/choreo.sock");
+}
+
+static void config_socket_path_defaults_when_not_written(void **state) {
+  struct fixture *f = *state;
+  char sock[CONFIG_SOCKET_MAX + 1];
+  static const char *const files[] = {"", "node: {name: a}\n",
+                                      "control: {mode: \"0600\"}\n",
+                                      "control:\n", "- a list\n"};
+  for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+    put(f, "main.yaml", files[i]);
+    assert_int_equal(socket_of(f, "main.yaml", sock, sizeof(sock)), 0);
+    assert_string_equal(sock, CHOREO_DEFAULT_SOCKET);
+  }
+}
+
+static void config_socket_path_reports_what_it_cannot_use(void **state) {
+  struct fixture *f = *state;
+  char sock[CONFIG_SOCKET_MAX + 1], want[512], big[300];
+  static const struct {
+    const char *text, *want;
+  } cases[] = {
+      {"control: {socket: [a, b]}\n",
+       "@/main.yaml:1:19: control.socket: expected a string"},
+      {"control: {socket: ~}\n",
+       "@/main.yaml:1:19: control.socket: expected a string"},
+      {"control: [\n", NULL}, /* a YAML syntax error: said by libyaml */
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    put(f, "main.yaml", cases[i].text);
+    assert_int_equal(socket_of(f, "main.yaml", sock, sizeof(sock)),
+                     CHOREO_ECONFIG);
+    assert_int_equal(f->errs.n, 1);
+    if (cases[i].want != NULL) {
+      expand_dir(f, cases[i].want, want, sizeof(want));
+      assert_string_equal(f->errs.msg[0], want);
+    }
+    config_errors_free(&f->errs);
+  }
+  memset(big, 'a', sizeof(big) - 1);
+  big[sizeof(big) - 1] = '\0';
+  snprintf(want, sizeof(want), "control: {socket: /%s}\n", big);
+  put(f, "main.yaml", want);
+  assert_int_equal(socket_of(f, "main.yaml", sock, sizeof(sock)),
+                   CHOREO_ECONFIG);
+  expand_dir(f,
+             "@/main.yaml:1:19: control.socket: longer than 107 bytes (the "
+             "limit of a unix socket path)",
+             want, sizeof(want));
+  assert_string_equal(f->errs.msg[0], want);
+  config_errors_free(&f->errs);
+  assert_int_equal(socket_of(f, "missing.yaml", sock, sizeof(sock)),
+                   CHOREO_ECONFIG);
+  expand_dir(f, "@/missing.yaml:1:1: No such file or directory", want,
+             sizeof(want));
+  assert_string_equal(f->errs.msg[0], want);
+}
+
+/* ---- Paths at and beyond CONFIG_PATH_MAX ---- */
+
+static void config_refuses_a_path_of_config_path_max_bytes(void **state) {
+  struct fixture *f = *state;
+  char *path = malloc(CONFIG_PATH_MAX + 1), sock[CONFIG_SOCKET_MAX + 1];
+  char want[64];
+  assert_non_null(path);
+  memset(path, 'a', CONFIG_PATH_MAX);
+  path[0] = '/';
+  path[CONFIG_PATH_MAX] = '\0';
+  snprintf(want, sizeof(want), ":1:1: path longer than %d bytes",
+           CONFIG_PATH_MAX - 1);
+  assert_int_equal(config_load(path, &f->cfg, &f->errs), CHOREO_ECONFIG);
+  assert_int_equal(f->errs.n, 1);
+  assert_non_null(strstr(f->errs.msg[0], want));
+  config_errors_free(&f->errs);
+  assert_int_equal(config_socket_path(path, sock, sizeof(sock), &f->errs),
+                   CHOREO_ECONFIG);
+  assert_int_equal(f->errs.n, 1);
+  assert_non_null(strstr(f->errs.msg[0], want));
+  free(path);
+}
+
+/* ---- Own states: lost and left are the observers' ---- */
+
+static void
+config_refuses_lost_and_left_wherever_a_state_is_claimed(void **state) {
+  struct fixture *f = *state;
+  static const char *const files[] = {
+      "node: {state: lost}\n",
+      "node: {state: left}\n",
+      "checks:\n  - {name: c, run: bin/ok, state: lost}\n",
+      "behaviours:\n  - {name: b, when: {any: ready}, run: bin/ok, state: "
+      "left}\n",
+  };
+  for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+    put(f, "main.yaml", files[i]);
+    assert_int_equal(load(f, "main.yaml"), CHOREO_ECONFIG);
+    assert_int_equal(f->errs.n, 1);
+    assert_non_null(
+        strstr(f->errs.msg[0], "is assigned by observers and can't be set"));
+    config_errors_free(&f->errs);
+  }
+}
+
+/* ---- Lists with a cap (add_item) ---- */
+
+/* Item i of a checks (check) or behaviours list, appended at text + used. */
+static size_t list_item(bool check, size_t i, char *text, size_t len) {
+  if (check)
+    return (size_t)snprintf(text, len, "  - {name: c%zu, run: bin/ok}\n", i);
+  return (size_t)snprintf(text, len,
+                          "  - {name: b%zu, on: change, run: bin/ok}\n", i);
+}
+
+static void config_caps_checks_and_behaviours(void **state) {
+  struct fixture *f = *state;
+  static const struct {
+    const char *section, *want;
+    size_t max;
+  } cases[] = {
+      {"checks", "checks: more than 64 checks", CONFIG_CHECKS_MAX},
+      {"behaviours", "behaviours: more than 1024 behaviours",
+       CONFIG_BEHAVIOURS_MAX},
+  };
+  for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+    size_t len = 64 + (cases[c].max + 2) * 64, used;
+    char *text = malloc(len);
+    assert_non_null(text);
+    used = (size_t)snprintf(text, len, "%s:\n", cases[c].section);
+    for (size_t i = 0; i < cases[c].max; i++)
+      used += list_item(c == 0, i, text + used, len - used);
+    put(f, "main.yaml", text);
+    load_ok(f, "main.yaml");
+    assert_int_equal(c == 0 ? f->cfg->nchecks : f->cfg->nbehaviours,
+                     cases[c].max);
+    assert_string_equal(c == 0 ? f->cfg->checks[cases[c].max - 1].name
+                               : f->cfg->behaviours[cases[c].max - 1].name,
+                        c == 0 ? "c63" : "b1023");
+    config_free(f->cfg);
+    f->cfg = NULL;
+    list_item(c == 0, cases[c].max, text + used, len - used);
+    put(f, "main.yaml", text);
+    assert_int_equal(load(f, "main.yaml"), CHOREO_ECONFIG);
+    assert_int_equal(f->errs.n, 1);
+    assert_non_null(strstr(f->errs.msg[0], cases[c].want));
+    config_errors_free(&f->errs);
+    free(text);
+  }
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void) {
@@ -1213,6 +1430,15 @@ int main(void) {
       T(config_event_name_names_every_event),
       T(config_same_trigger_compares_peers_condition_and_events),
       T(config_free_accepts_null),
+      T(config_rejects_a_missing_key_file),
+      T(config_rejects_a_key_file_that_is_not_a_key),
+      T(config_rejects_a_directory_as_key_file),
+      T(config_socket_path_ignores_the_rest_of_the_file),
+      T(config_socket_path_defaults_when_not_written),
+      T(config_socket_path_reports_what_it_cannot_use),
+      T(config_refuses_a_path_of_config_path_max_bytes),
+      T(config_refuses_lost_and_left_wherever_a_state_is_claimed),
+      T(config_caps_checks_and_behaviours),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

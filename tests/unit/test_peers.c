@@ -696,6 +696,549 @@ static void peers_digest_cache_follows_every_change(void **state) {
   peers_free(&p);
 }
 
+/* ---- deadlines, stalls and since ---- */
+
+/* The detector must not go to sleep: a node that comes back after being
+ * lost gets its lost_after deadline again, not the reap deadline the tick
+ * asked for while it was lost. */
+static void peers_rearm_lost_after_when_a_lost_node_comes_back(void **state) {
+  struct fixture *f = *state;
+  struct peers *p = &f->p;
+
+  direct(p, "a", 1, 1, "ready", false, NULL, 0);
+  assert_int_equal(peers_next_deadline(p), 0); /* no timing yet: tick now */
+  assert_int_equal(peers_tick(p, 0, WALL, LOST_AFTER, REAP_AFTER), LOST_AFTER);
+  assert_int_equal(peers_tick(p, LOST_AFTER, WALL, LOST_AFTER, REAP_AFTER),
+                   LOST_AFTER + REAP_AFTER);
+  assert_int_equal(peers_find(p, "a")->status, PEER_LOST);
+  /* A heartbeat revives it: its next deadline is lost_after away. */
+  assert_int_equal(direct(p, "a", 1, 1, "ready", false, NULL, 1500),
+                   PEERS_UPDATED);
+  assert_int_equal(peers_next_deadline(p), 1500 + LOST_AFTER);
+  assert_int_equal(
+      peers_tick(p, 1500 + LOST_AFTER, WALL, LOST_AFTER, REAP_AFTER),
+      1500 + LOST_AFTER + REAP_AFTER);
+  /* A restart (newer incarnation) revives it the same way. */
+  assert_int_equal(direct(p, "a", 2, 1, "ready", false, NULL, 3000),
+                   PEERS_UPDATED);
+  assert_int_equal(peers_next_deadline(p), 3000 + LOST_AFTER);
+  assert_string_equal(f->events, "joined a ready<;lost a lost<ready;"
+                                 "joined a ready<lost;lost a lost<ready;"
+                                 "joined a ready<lost;");
+}
+
+static void peers_next_deadline_follows_merges_ticks_and_timing(void **state) {
+  struct fixture *f = *state;
+  struct peers *p = &f->p;
+
+  assert_true(peers_next_deadline(p) == UINT64_MAX);
+  peers_set_timing(p, 0, LOST_AFTER, REAP_AFTER);
+  direct(p, "a", 1, 1, "ready", false, NULL, 100);
+  assert_int_equal(peers_next_deadline(p), 100 + LOST_AFTER);
+  /* A later message leaves the bound early (a tick finds nothing to do). */
+  direct(p, "a", 1, 1, "ready", false, NULL, 600);
+  assert_int_equal(peers_next_deadline(p), 100 + LOST_AFTER);
+  assert_int_equal(peers_tick(p, 1100, WALL, LOST_AFTER, REAP_AFTER),
+                   600 + LOST_AFTER);
+  /* A listed node must be heard within lost_after too. */
+  member(p, "b", 1, 1, false, NULL, 700);
+  assert_int_equal(peers_next_deadline(p), 600 + LOST_AFTER);
+  /* A leave brings the reap deadline. */
+  direct(p, "a", 1, 2, "ready", true, NULL, 800);
+  assert_int_equal(peers_next_deadline(p), 600 + LOST_AFTER);
+  assert_int_equal(peers_tick(p, 800, WALL, LOST_AFTER, REAP_AFTER),
+                   700 + LOST_AFTER);
+  /* Shorter timeouts bring every deadline forward at once. */
+  peers_set_timing(p, 0, 100, 200);
+  assert_int_equal(peers_next_deadline(p), 800);
+}
+
+static void peers_grant_a_fresh_lost_after_after_a_stall(void **state) {
+  struct fixture *f = *state;
+  struct peers *p = &f->p;
+
+  peers_set_timing(p, 100, LOST_AFTER, REAP_AFTER);
+  direct(p, "a", 1, 1, "ready", false, NULL, 0);
+  direct(p, "b", 1, 1, "ready", false, NULL, 0);
+  (void)peers_tick(p, 500, WALL, LOST_AFTER, REAP_AFTER);
+  assert_false(peers_clock(p, 600));
+  /* Stopped from 600 to 3600: nobody is blamed at the first tick. */
+  assert_int_equal(peers_tick(p, 3600, WALL, LOST_AFTER, REAP_AFTER),
+                   3600 + LOST_AFTER);
+  assert_string_equal(f->events, "joined a ready<;joined b ready<;");
+  assert_int_equal(p->stalls, 1);
+  assert_int_equal(p->stall_ms, 3000);
+  /* a speaks after the stall; b never does and is lost a lost_after
+   * after the stall, not before. */
+  direct(p, "a", 1, 1, "ready", false, NULL, 3650);
+  for (uint64_t t = 3700; t < 3600 + LOST_AFTER; t += 100)
+    assert_false(peers_clock(p, t));
+  assert_int_equal(
+      peers_tick(p, 3600 + LOST_AFTER - 1, WALL, LOST_AFTER, REAP_AFTER),
+      3600 + LOST_AFTER);
+  assert_int_equal(peers_find(p, "b")->status, PEER_ALIVE);
+  (void)peers_tick(p, 3600 + LOST_AFTER, WALL, LOST_AFTER, REAP_AFTER);
+  assert_int_equal(peers_find(p, "a")->status, PEER_ALIVE);
+  assert_int_equal(peers_find(p, "b")->status, PEER_LOST);
+  assert_int_equal(p->stalls, 1);
+}
+
+static void peers_notice_a_stall_in_a_merge_too(void **state) {
+  struct fixture *f = *state;
+  struct peers *p = &f->p;
+
+  peers_set_timing(p, 100, LOST_AFTER, REAP_AFTER);
+  direct(p, "a", 1, 1, "ready", false, NULL, 0);
+  direct(p, "b", 1, 1, "ready", false, NULL, 50);
+  /* After the stall a's message is read before the timer fires. */
+  direct(p, "a", 1, 1, "ready", false, NULL, 5000);
+  assert_int_equal(p->stalls, 1);
+  assert_int_equal(peers_find(p, "b")->quiet_since, 5000);
+  assert_int_equal(peers_find(p, "b")->last_seen, 50);
+  assert_int_equal(peers_tick(p, 5000, WALL, LOST_AFTER, REAP_AFTER),
+                   5000 + LOST_AFTER);
+  assert_int_equal(peers_find(p, "b")->status, PEER_ALIVE);
+}
+
+/* Which gaps between two calls are this agent's stalls. */
+static void peers_tell_a_stall_from_a_late_timer(void **state) {
+  static const struct {
+    uint64_t heartbeat, lost_after, gap;
+    bool stalled;
+  } rows[] = {
+      {1000, 5000, 1000, false}, /* an ordinary heartbeat */
+      {1000, 5000, 2500, false}, /* a late timer */
+      {1000, 5000, 4000, false}, /* lost_after - heartbeat: still fine */
+      {1000, 5000, 4001, true},  /* a live node may look silent now */
+      {1000, 5000, 15000, true},
+      {1000, 1500, 2000, false}, /* lost_after near the heartbeat: */
+      {1000, 1500, 2001, true},  /* two heartbeats missed */
+      {0, 5000, 60000, false},   /* no heartbeat: no detection */
+  };
+  (void)state;
+
+  for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+    struct peers p;
+    peers_init(&p, SELF, 8, NULL, NULL);
+    peers_set_timing(&p, rows[i].heartbeat, rows[i].lost_after, REAP_AFTER);
+    assert_false(peers_stalled(&p, 1000000)); /* no call yet */
+    assert_false(peers_clock(&p, 1000000));
+    assert_false(peers_stalled(&p, 999000)); /* an older time */
+    if (peers_stalled(&p, 1000000 + rows[i].gap) != rows[i].stalled)
+      fail_msg("row %zu: heartbeat %llu, lost_after %llu, gap %llu", i,
+               (unsigned long long)rows[i].heartbeat,
+               (unsigned long long)rows[i].lost_after,
+               (unsigned long long)rows[i].gap);
+    assert_int_equal(peers_clock(&p, 1000000 + rows[i].gap), rows[i].stalled);
+    assert_int_equal(p.stalls, rows[i].stalled ? 1 : 0);
+    peers_free(&p);
+  }
+}
+
+static void peers_grace_leaves_lost_and_left_nodes_alone(void **state) {
+  struct peers p;
+  (void)state;
+
+  peers_init(&p, SELF, 8, NULL, NULL);
+  direct(&p, "a", 1, 1, "ready", false, NULL, 0);
+  direct(&p, "b", 1, 1, "ready", false, NULL, 0);
+  direct(&p, "c", 1, 1, "ready", false, NULL, 0);
+  direct(&p, "c", 1, 2, "ready", true, NULL, 0);
+  direct(&p, "b", 1, 1, "ready", false, NULL, 800);
+  (void)peers_tick(&p, 1000, WALL, LOST_AFTER, REAP_AFTER);
+  peers_grace(&p, 1500);
+  assert_int_equal(peers_find(&p, "a")->status, PEER_LOST);
+  assert_int_equal(peers_find(&p, "a")->quiet_since, 0);
+  assert_int_equal(peers_find(&p, "b")->quiet_since, 1500);
+  assert_int_equal(peers_find(&p, "c")->status, PEER_LEFT);
+  assert_int_equal(peers_find(&p, "c")->quiet_since, 0);
+  /* A grace never moves a deadline earlier. */
+  peers_grace(&p, 1200);
+  assert_int_equal(peers_find(&p, "b")->quiet_since, 1500);
+  peers_free(&p);
+}
+
+/* SINCE: a lost or left node shows when it was seen to become so; an
+ * alive one the since of its own record, also once it is back. */
+static void peers_show_since_when_a_node_is_lost_or_left(void **state) {
+  struct peers p;
+  struct record r;
+  struct peer *a, *b;
+  (void)state;
+
+  peers_init(&p, SELF, 8, NULL, NULL);
+  make_record(&r, "a", 1, 1, "ready", false, NULL);
+  r.since_ms = 1000;
+  assert_int_equal(peers_merge_direct(&p, &r, 0, 5000, &a), PEERS_NEW);
+  r.name[0] = 'b';
+  assert_int_equal(peers_merge_direct(&p, &r, 0, 5000, &b), PEERS_NEW);
+  assert_int_equal(peer_since(a), 1000);
+  (void)peers_tick(&p, LOST_AFTER, 7000, LOST_AFTER, REAP_AFTER);
+  assert_string_equal(peer_state(a), "lost");
+  assert_int_equal(peer_since(a), 7000);
+  /* Still lost at the next tick: still since 7000. */
+  (void)peers_tick(&p, LOST_AFTER + 10, 7010, LOST_AFTER, REAP_AFTER);
+  assert_int_equal(peer_since(a), 7000);
+  r.name[0] = 'a';
+  assert_int_equal(peers_merge_direct(&p, &r, LOST_AFTER + 20, 8000, &a),
+                   PEERS_UPDATED);
+  assert_int_equal(peer_since(a), 1000);
+  r.ver = 2;
+  r.left = true;
+  assert_int_equal(peers_merge_direct(&p, &r, LOST_AFTER + 30, 9000, &a),
+                   PEERS_UPDATED);
+  assert_string_equal(peer_state(a), "left");
+  assert_int_equal(peer_since(a), 9000);
+  /* Left through a member list. */
+  assert_int_equal(member(&p, "b", 1, 2, true, NULL, LOST_AFTER + 40),
+                   PEERS_UPDATED);
+  assert_int_equal(peer_since(b), WALL);
+  record_free(&r);
+  peers_free(&p);
+}
+
+/* ---- the detector as the agent drives it: a randomised property ---- *
+ *
+ * A simulated agent drives the table exactly as agent.c and agent_net.c
+ * do: a wake-up timer only ever brought earlier by the deadlines the table
+ * reports after each merge (and by other deadlines, at random), re-armed
+ * from each tick's result; peers_clock() every heartbeat; the nodes'
+ * messages whenever they come. Nodes join, heartbeat, change state, fall
+ * silent, crash, restart, leave and come back; member lists relay them,
+ * old records are replayed; the agent itself stalls now and then, and
+ * after a stall its timers and the messages that waited come in any
+ * order. After every step:
+ *  - a node silent for lost_after + one heartbeat of the agent's running
+ *    time (since its last message, or since the end of the agent's last
+ *    stall) is lost, and a wake-up is armed by its deadline;
+ *  - no node is declared lost before it was silent for lost_after of the
+ *    agent's running time;
+ *  - a node whose current record arrives is alive.
+ * A failure names the seed and the step, which replay it exactly. */
+
+#define SIM_NODES 5
+#define SIM_HB 100
+#define SIM_LOST 500
+#define SIM_REAP 3000
+#define SIM_SEEDS 150
+#define SIM_STEPS 2500
+/* peers_stalled()'s limit for SIM_HB and SIM_LOST: the model's own. */
+#define SIM_STALL                                                              \
+  (SIM_LOST - SIM_HB > 2 * SIM_HB ? SIM_LOST - SIM_HB : 2 * SIM_HB)
+
+enum sim_mode { SIM_NEW, SIM_UP, SIM_DOWN, SIM_GONE };
+
+struct sim_node {
+  char name[8];
+  enum sim_mode mode;
+  uint64_t inc, ver;
+  uint64_t next_send;   /* SIM_UP: its next heartbeat */
+  uint64_t quiet_until; /* its messages are lost until then */
+  uint64_t heard_at;    /* its last record the table was given */
+  uint64_t listed_at;   /* when a member list made its entry */
+};
+
+struct sim {
+  struct peers p;
+  uint64_t rng, seed;
+  size_t step;
+  uint64_t now;
+  uint64_t wake_at;   /* the agent's wake-up timer; UINT64_MAX: idle */
+  uint64_t next_beat; /* its heartbeat timer */
+  bool clocked;
+  uint64_t last_call; /* the last time the table was given */
+  uint64_t grace_at;  /* the end of the agent's last stall */
+  struct sim_node n[SIM_NODES];
+};
+
+#define SIM_CHECK(s, cond, ...)                                                \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      char why_[256];                                                          \
+      snprintf(why_, sizeof(why_), __VA_ARGS__);                               \
+      fail_msg("seed %llu step %zu t=%llu: %s", (unsigned long long)(s)->seed, \
+               (s)->step, (unsigned long long)(s)->now, why_);                 \
+    }                                                                          \
+  } while (0)
+
+static uint64_t sim_rand(struct sim *s, uint64_t n) {
+  /* xorshift64*: the same sequence for a seed on every platform. */
+  s->rng ^= s->rng >> 12;
+  s->rng ^= s->rng << 25;
+  s->rng ^= s->rng >> 27;
+  return n == 0 ? 0 : (s->rng * 0x2545F4914F6CDD1DULL >> 33) % n;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b) {
+  return a > b ? a : b;
+}
+
+static struct sim_node *sim_node(struct sim *s, const char *name) {
+  for (size_t i = 0; i < SIM_NODES; i++)
+    if (strcmp(s->n[i].name, name) == 0)
+      return &s->n[i];
+  return NULL;
+}
+
+static void sim_on_event(void *arg, const struct peer_event *ev) {
+  struct sim *s = arg;
+  struct sim_node *n = sim_node(s, ev->peer->rec.name);
+
+  SIM_CHECK(s, n != NULL, "an event for an unknown node");
+  if (ev->type != PEER_EV_LOST)
+    return;
+  SIM_CHECK(s, s->now >= max_u64(n->heard_at, s->grace_at) + SIM_LOST,
+            "%s lost after %llu ms of silence (last heard at %llu, stall "
+            "ended at %llu)",
+            n->name,
+            (unsigned long long)(s->now - max_u64(n->heard_at, s->grace_at)),
+            (unsigned long long)n->heard_at, (unsigned long long)s->grace_at);
+}
+
+/* Every call into the table goes through here first: it is how the model
+ * knows, independently of the table, where the agent's stalls end. */
+static void sim_call(struct sim *s) {
+  if (s->clocked && s->now - s->last_call > SIM_STALL)
+    s->grace_at = s->now;
+  s->clocked = true;
+  s->last_call = s->now;
+}
+
+/* agent_wake_at(): only ever earlier. */
+static void sim_wake_at(struct sim *s, uint64_t when) {
+  if (when < s->wake_at)
+    s->wake_at = when;
+}
+
+static void sim_merged(struct sim *s, enum peers_result res,
+                       const struct peer *out) {
+  SIM_CHECK(s, res >= 0, "merge refused: %d", (int)res);
+  if (out != NULL)
+    sim_wake_at(s, peers_next_deadline(&s->p));
+}
+
+/* Node n's record as (inc, ver), left or not, given to the table. */
+static void sim_direct(struct sim *s, struct sim_node *n, uint64_t ver,
+                       bool left) {
+  struct record r;
+  struct peer *out;
+  enum peers_result res;
+  bool current = ver == n->ver;
+
+  assert_int_equal(record_init(&r), 0);
+  snprintf(r.name, sizeof(r.name), "%s", n->name);
+  snprintf(r.addr, sizeof(r.addr), "tcp://%s:7410", n->name);
+  snprintf(r.state, sizeof(r.state), "s%llu", (unsigned long long)(ver % 3));
+  r.inc = n->inc;
+  r.ver = ver;
+  r.left = left;
+  sim_call(s);
+  res = peers_merge_direct(&s->p, &r, s->now, WALL, &out);
+  record_free(&r);
+  sim_merged(s, res, out);
+  /* A late old record the table takes (its entry was forgotten, or a
+   * list gave it that stamp) is a message from the node too. */
+  if (!left && (res == PEERS_NEW || res == PEERS_UPDATED))
+    n->heard_at = s->now;
+  if (current && !left) {
+    out = peers_find(&s->p, n->name);
+    SIM_CHECK(s, out != NULL && out->status == PEER_ALIVE && out->heard,
+              "%s spoke but is not alive", n->name);
+  }
+}
+
+/* Another member's list mentions n, with its current stamp or an older
+ * one (lists run behind). */
+static void sim_member(struct sim *s, struct sim_node *n) {
+  struct wire_member m;
+  struct peer *out;
+  enum peers_result res;
+  bool known = peers_find(&s->p, n->name) != NULL;
+
+  memset(&m, 0, sizeof(m));
+  snprintf(m.name, sizeof(m.name), "%s", n->name);
+  snprintf(m.addr, sizeof(m.addr), "tcp://%s:7410", n->name);
+  m.inc = n->inc;
+  m.ver = n->ver - sim_rand(s, n->ver);
+  m.left = n->mode == SIM_GONE && m.ver == n->ver;
+  sim_call(s);
+  res = peers_merge_member(&s->p, &m, s->now, WALL, &out);
+  sim_merged(s, res, out);
+  if (!known && res == PEERS_NEW)
+    n->listed_at = s->now;
+}
+
+static void sim_tick(struct sim *s) {
+  sim_call(s);
+  s->wake_at = UINT64_MAX;
+  sim_wake_at(s, peers_tick(&s->p, s->now, WALL, SIM_LOST, SIM_REAP));
+}
+
+static void sim_beat(struct sim *s) {
+  sim_call(s);
+  (void)peers_clock(&s->p, s->now);
+  s->next_beat = s->now + SIM_HB;
+}
+
+static void sim_send(struct sim *s, struct sim_node *n) {
+  n->next_send = s->now + SIM_HB - SIM_HB / 10 + sim_rand(s, SIM_HB / 5);
+  /* One heartbeat in ten is dropped; a quiet node's all are. */
+  if (s->now < n->quiet_until || sim_rand(s, 10) == 0)
+    return;
+  sim_direct(s, n, n->ver, false);
+}
+
+static void sim_check(struct sim *s) {
+  for (size_t i = 0; i < SIM_NODES; i++) {
+    struct sim_node *n = &s->n[i];
+    const struct peer *e = peers_find(&s->p, n->name);
+    uint64_t ref;
+    if (e == NULL || e->status != PEER_ALIVE)
+      continue;
+    ref = max_u64(e->heard ? n->heard_at : n->listed_at, s->grace_at);
+    SIM_CHECK(s, s->now < ref + SIM_LOST + SIM_HB,
+              "%s is alive though silent for %llu ms", n->name,
+              (unsigned long long)(s->now - ref));
+    SIM_CHECK(s, s->wake_at <= ref + SIM_LOST,
+              "%s's deadline %llu has no wake-up (next at %llu)", n->name,
+              (unsigned long long)(ref + SIM_LOST),
+              (unsigned long long)s->wake_at);
+  }
+}
+
+/* The timers and heartbeats due by `until`, earliest first; after a stall
+ * (`any_order`) everything overdue comes in a random order, as the loop
+ * may run its timers or read what waited on its sockets first. */
+static void sim_run_until(struct sim *s, uint64_t until, bool any_order) {
+  for (;;) {
+    uint64_t due[SIM_NODES + 2];
+    size_t pick = SIZE_MAX, ndue = 0, cand[SIM_NODES + 2];
+
+    due[0] = s->wake_at;
+    due[1] = s->next_beat;
+    for (size_t i = 0; i < SIM_NODES; i++)
+      due[i + 2] = s->n[i].mode == SIM_UP ? s->n[i].next_send : UINT64_MAX;
+    for (size_t i = 0; i < ARRAY_SIZE(due); i++) {
+      if (due[i] > until)
+        continue;
+      cand[ndue++] = i;
+      if (pick == SIZE_MAX || due[i] < due[pick])
+        pick = i;
+    }
+    if (ndue == 0)
+      return;
+    if (any_order)
+      pick = cand[sim_rand(s, ndue)];
+    s->now = max_u64(s->now, due[pick]);
+    if (pick == 0)
+      sim_tick(s);
+    else if (pick == 1)
+      sim_beat(s);
+    else
+      sim_send(s, &s->n[pick - 2]);
+    /* After a stall, once the agent has run (a dropped message is not
+     * the agent running). */
+    if (!any_order || s->last_call == s->now)
+      sim_check(s);
+  }
+}
+
+/* One random thing happening to a random node at s->now. */
+static void sim_act(struct sim *s) {
+  struct sim_node *n = &s->n[sim_rand(s, SIM_NODES)];
+
+  switch (sim_rand(s, 12)) {
+  case 0: /* starts, or restarts after a crash or a leave */
+    if (n->mode == SIM_UP)
+      break;
+    n->inc++;
+    n->ver = 1;
+    n->mode = SIM_UP;
+    n->quiet_until = 0;
+    sim_direct(s, n, n->ver, false);
+    n->next_send = s->now + SIM_HB;
+    break;
+  case 1: /* crashes */
+    if (n->mode == SIM_UP)
+      n->mode = SIM_DOWN;
+    break;
+  case 2: /* leaves, saying so (maybe lost) */
+    if (n->mode != SIM_UP)
+      break;
+    n->ver++;
+    n->mode = SIM_GONE;
+    if (sim_rand(s, 4) != 0)
+      sim_direct(s, n, n->ver, true);
+    break;
+  case 3: /* falls silent for a while (its messages are lost) */
+    if (n->mode == SIM_UP)
+      n->quiet_until = s->now + sim_rand(s, 3 * SIM_LOST);
+    break;
+  case 4: /* changes state */
+    if (n->mode != SIM_UP || s->now < n->quiet_until)
+      break;
+    n->ver++;
+    sim_direct(s, n, n->ver, false);
+    break;
+  case 5: /* an old record of it, replayed or late */
+    if (n->mode != SIM_NEW && n->ver > 1)
+      sim_direct(s, n, n->ver - 1 - sim_rand(s, n->ver - 1), false);
+    break;
+  case 6: /* another member's list mentions it */
+    if (n->mode != SIM_NEW)
+      sim_member(s, n);
+    break;
+  case 7: /* another deadline (the engine's) wakes the agent up */
+    sim_wake_at(s, s->now + sim_rand(s, SIM_HB));
+    break;
+  default: /* an ordinary stretch of time */
+    break;
+  }
+}
+
+static void sim_run(uint64_t seed) {
+  struct sim *s = calloc(1, sizeof(*s));
+
+  assert_non_null(s);
+  s->seed = seed;
+  s->rng = seed * 0x9E3779B97F4A7C15ULL + 1;
+  s->now = 1000000;
+  s->wake_at = UINT64_MAX;
+  s->next_beat = s->now + SIM_HB;
+  for (size_t i = 0; i < SIM_NODES; i++)
+    snprintf(s->n[i].name, sizeof(s->n[i].name), "n%zu", i);
+  peers_init(&s->p, SELF, PEERS_MAX_DEFAULT, sim_on_event, s);
+  peers_set_timing(&s->p, SIM_HB, SIM_LOST, SIM_REAP);
+  for (s->step = 0; s->step < SIM_STEPS; s->step++) {
+    uint64_t at = s->now + 1 + sim_rand(s, SIM_HB);
+    bool stall = sim_rand(s, 100) == 0;
+    if (stall) {
+      /* Nothing runs from now until well past lost_after. */
+      s->now += SIM_STALL + 1 + sim_rand(s, 3 * SIM_LOST);
+      at = s->now;
+      if (sim_rand(s, 2) == 0) {
+        sim_act(s); /* what waited on the socket is read first */
+        if (s->clocked && s->last_call == s->now)
+          sim_check(s); /* the agent has run since the stall */
+      }
+      sim_run_until(s, s->now, true);
+    } else {
+      sim_run_until(s, at, false);
+      s->now = at;
+    }
+    sim_act(s);
+    sim_check(s);
+  }
+  peers_free(&s->p);
+  free(s);
+}
+
+static void peers_detect_every_silence_driven_as_the_agent_does(void **state) {
+  (void)state;
+  for (uint64_t seed = 1; seed <= SIM_SEEDS; seed++)
+    sim_run(seed);
+}
+
 #define TEST(fn)                                                               \
   cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
@@ -718,6 +1261,14 @@ int main(void) {
       TEST(peers_digest_differs_when_addr_inc_or_left_differs),
       TEST(peers_digest_separates_fields),
       TEST(peers_digest_cache_follows_every_change),
+      TEST(peers_rearm_lost_after_when_a_lost_node_comes_back),
+      TEST(peers_next_deadline_follows_merges_ticks_and_timing),
+      TEST(peers_grant_a_fresh_lost_after_after_a_stall),
+      TEST(peers_notice_a_stall_in_a_merge_too),
+      TEST(peers_tell_a_stall_from_a_late_timer),
+      TEST(peers_grace_leaves_lost_and_left_nodes_alone),
+      TEST(peers_show_since_when_a_node_is_lost_or_left),
+      TEST(peers_detect_every_silence_driven_as_the_agent_does),
   };
   int failed;
 

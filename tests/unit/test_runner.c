@@ -2,7 +2,7 @@
  * test_runner.c — the script runner against real child processes: results,
  * input and environment, output limits, timeouts that take the whole
  * process group, retries, the concurrency limit, closing; and the
- * Prometheus rendering of the metrics the runner keeps.
+ * metrics the runner keeps (their rendering is test_metrics.c's).
  *
  * Each test has its own loop, counts callbacks, asserts the counts after
  * uv_run and ends with uv_loop_close() == 0, so a leaked handle fails it.
@@ -767,67 +767,6 @@ static void runner_names_every_result(void **state) {
 
 /* ---- metrics ---- */
 
-static void metrics_render_groups_families_and_the_histogram(void **state) {
-  struct metrics m;
-  char *text;
-
-  (void)state;
-  memset(&m, 0, sizeof(m));
-  m.drop_too_big = 3;
-  m.runs_started = 7;
-  m.runs_running = 2;
-  m.peers_lost = -1;
-  metrics_observe_reaction(&m, 0.3);
-  metrics_observe_reaction(&m, 3);
-  metrics_observe_reaction(&m, 2000);
-  assert_int_equal(metrics_render(&m, &text), 0);
-  assert_non_null(strstr(
-      text, "# HELP choreo_messages_dropped_total Messages dropped, by reason\n"
-            "# TYPE choreo_messages_dropped_total counter\n"
-            "choreo_messages_dropped_total{reason=\"too_big\"} 3\n"
-            "choreo_messages_dropped_total{reason=\"not_json\"} 0\n"));
-  assert_int_equal(count(text, "# HELP choreo_messages_dropped_total "), 1);
-  /* Every family has one header: its rows are adjacent in metrics.h. */
-  for (const char *p = strstr(text, "# HELP "); p != NULL;
-       p = strstr(p + 1, "# HELP ")) {
-    char name[128];
-    const char *end = strchr(p + 7, ' ');
-    assert_non_null(end);
-    snprintf(name, sizeof(name), "%.*s ", (int)(end - p), p);
-    assert_int_equal(count(text, name), 1);
-  }
-  assert_int_equal(count(text, "# TYPE choreo_messages_dropped_total "), 1);
-  assert_int_equal(count(text, "choreo_messages_dropped_total{"), 14);
-  assert_non_null(strstr(text, "# HELP choreo_script_runs_total Behaviour "
-                               "and check scripts started\n"
-                               "# TYPE choreo_script_runs_total counter\n"
-                               "choreo_script_runs_total 7\n"));
-  assert_non_null(strstr(text, "# TYPE choreo_peers gauge\n"
-                               "choreo_peers{status=\"alive\"} 0\n"
-                               "choreo_peers{status=\"lost\"} -1\n"
-                               "choreo_peers{status=\"left\"} 0\n"));
-  assert_non_null(strstr(text, "# TYPE choreo_scripts_running gauge\n"
-                               "choreo_scripts_running 2\n"));
-  assert_non_null(strstr(text,
-                         "# TYPE choreo_reaction_latency_ms histogram\n"
-                         "choreo_reaction_latency_ms_bucket{le=\"0.5\"} 1\n"
-                         "choreo_reaction_latency_ms_bucket{le=\"1\"} 1\n"
-                         "choreo_reaction_latency_ms_bucket{le=\"2\"} 1\n"
-                         "choreo_reaction_latency_ms_bucket{le=\"5\"} 2\n"
-                         "choreo_reaction_latency_ms_bucket{le=\"10\"} 2\n"
-                         "choreo_reaction_latency_ms_bucket{le=\"50\"} 2\n"
-                         "choreo_reaction_latency_ms_bucket{le=\"250\"} 2\n"
-                         "choreo_reaction_latency_ms_bucket{le=\"1000\"} 2\n"
-                         "choreo_reaction_latency_ms_bucket{le=\"+Inf\"} 3\n"
-                         "choreo_reaction_latency_ms_sum 2003.300\n"
-                         "choreo_reaction_latency_ms_count 3\n"));
-  /* One HELP and one TYPE per family, every line ended. */
-  assert_int_equal(count(text, "# HELP "), count(text, "# TYPE "));
-  assert_int_equal(count(text, "{}"), 0);
-  assert_int_equal(text[strlen(text) - 1], '\n');
-  free(text);
-}
-
 static void metrics_render_counts_what_the_runner_did(void **state) {
   struct fx *f = *state;
   char *text;
@@ -1011,7 +950,6 @@ int main(void) {
       T(runner_submit_refuses_bad_specs),
       T(runner_submit_refuses_beyond_a_full_queue),
       cmocka_unit_test(runner_names_every_result),
-      cmocka_unit_test(metrics_render_groups_families_and_the_histogram),
       T(metrics_render_counts_what_the_runner_did),
       T(runner_kills_a_child_that_left_the_group_with_setsid),
       T(runner_kills_an_orphan_a_double_fork_left_in_a_new_session),

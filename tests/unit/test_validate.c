@@ -3,6 +3,7 @@
  * errors.c: names, states, data keys, UTF-8 text, durations.
  */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +40,36 @@ static void states_are_lowercase_digits_underscore_dash(void **state) {
   assert_false(choreo_valid_state(""));
   assert_false(choreo_valid_state("abcdefghijklmnopqrstuvwxyz0123456"));
   assert_true(choreo_valid_state("abcdefghijklmnopqrstuvwxyz012345"));
+}
+
+static void settable_states_are_valid_states_but_lost_and_left(void **state) {
+  static const struct {
+    const char *s;
+    bool settable;
+  } cases[] = {
+      {"ready", true},
+      {"maintenance", true},
+      {"failed", true},
+      {"lost", false},
+      {"left", false},
+      {"lost2", true},
+      {"leftover", true},
+      {"xlost", true},
+      {"Lost", false},
+      {"", false},
+      {"a b", false},
+      {NULL, false},
+      {"abcdefghijklmnopqrstuvwxyz012345", true},
+      {"abcdefghijklmnopqrstuvwxyz0123456", false},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    if (choreo_valid_settable_state(cases[i].s) != cases[i].settable)
+      fail_msg("\"%s\": expected %s", cases[i].s ? cases[i].s : "(null)",
+               cases[i].settable ? "settable" : "refused");
+    /* settable implies valid */
+    if (cases[i].settable)
+      assert_true(choreo_valid_state(cases[i].s));
+  }
 }
 
 static void data_keys_allow_dots_but_not_capitals(void **state) {
@@ -108,6 +139,7 @@ int main(void) {
       cmocka_unit_test(names_accept_letters_digits_dot_underscore_dash),
       cmocka_unit_test(names_reject_empty_spaces_and_symbols),
       cmocka_unit_test(states_are_lowercase_digits_underscore_dash),
+      cmocka_unit_test(settable_states_are_valid_states_but_lost_and_left),
       cmocka_unit_test(data_keys_allow_dots_but_not_capitals),
       cmocka_unit_test(text_must_be_utf8_within_its_limit),
       cmocka_unit_test(durations_take_ms_s_m_h),

@@ -1,0 +1,159 @@
+/*
+ * policy.c — the daemon's decisions, pure (see policy.h): the shell
+ * passes what it knows as plain values and carries the answer out.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "policy.h"
+
+/* ---- own state ---- */
+
+enum policy_own policy_own_state(const struct policy_claims *c,
+                                 char state[CHOREO_STATE_MAX + 1],
+                                 char reason[CHOREO_REASON_MAX + 1]) {
+  const size_t slen = CHOREO_STATE_MAX + 1, rlen = CHOREO_REASON_MAX + 1;
+
+  if (strcmp(c->declared, "ready") != 0) {
+    snprintf(state, slen, "%s", c->declared);
+    snprintf(reason, rlen, "%s", c->declared_reason);
+    return POLICY_OWN_DECLARED;
+  }
+  if (c->check_state != NULL) {
+    snprintf(state, slen, "%s", c->check_state);
+    snprintf(reason, rlen, "check %s failing", c->check_name);
+    return POLICY_OWN_CHECK;
+  }
+  if (c->behaviour_state != NULL) {
+    snprintf(state, slen, "%s", c->behaviour_state);
+    snprintf(reason, rlen, "behaviour %s", c->behaviour_name);
+    return POLICY_OWN_BEHAVIOUR;
+  }
+  snprintf(state, slen, "ready");
+  snprintf(reason, rlen, "%s", c->declared_reason);
+  return POLICY_OWN_READY;
+}
+
+/* ---- admission ---- */
+
+enum policy_admit policy_admit(const struct policy_admit_in *in) {
+  uint64_t now_s = (uint64_t)(in->now_ms / 1000);
+  if (strcmp(in->msg_cluster, in->cluster) != 0)
+    return POLICY_DROP_CLUSTER;
+  if (strcmp(in->msg_from, in->name) == 0)
+    return POLICY_DROP_SELF_NAME;
+  /* Sealed messages carry their sending time under the MAC; one outside
+   * the window is an old capture (or a badly wrong clock, see
+   * docs/SECURITY.md). Plain text proves nothing, so it isn't checked. */
+  if (in->keyed && (in->msg_time == 0 ||
+                    (int64_t)in->msg_time < in->now_ms - POLICY_FRESH_MS ||
+                    (int64_t)in->msg_time > in->now_ms + POLICY_FRESH_MS))
+    return POLICY_DROP_STALE;
+  if (in->msg_inc > now_s + POLICY_FUTURE_SLACK_S)
+    return POLICY_DROP_FUTURE;
+  return POLICY_ADMIT;
+}
+
+enum policy_admit policy_admit_seq(bool fresh, bool via_relay, bool from_leaf,
+                                   bool we_relay) {
+  if (fresh)
+    return POLICY_ADMIT;
+  /* Through two relays, or at a relay directly from a leaf and through
+   * another relay, the same message arrives twice: expected, and counted
+   * apart from replays. */
+  if (via_relay || (from_leaf && we_relay))
+    return POLICY_DROP_RELAY_DUPLICATE;
+  return POLICY_DROP_REPLAY;
+}
+
+/* ---- checks ---- */
+
+enum policy_check_change policy_check_result(struct policy_check *s, bool ok,
+                                             unsigned rise, unsigned fall) {
+  s->passes = ok ? s->passes + 1 : 0;
+  s->fails = ok ? 0 : s->fails + 1;
+  if (!s->failing && s->fails >= fall) {
+    s->failing = true;
+    return POLICY_CHECK_FAILS;
+  }
+  if (s->failing && s->passes >= rise) {
+    s->failing = false;
+    return POLICY_CHECK_PASSES;
+  }
+  return POLICY_CHECK_SAME;
+}
+
+/* ---- relay credit ---- */
+
+uint64_t policy_relay_hold_ms(uint64_t heartbeat_ms) {
+  uint64_t ms = heartbeat_ms / 4;
+  if (ms < POLICY_RELAY_HOLD_MIN_MS)
+    return POLICY_RELAY_HOLD_MIN_MS;
+  return ms > POLICY_RELAY_HOLD_MAX_MS ? POLICY_RELAY_HOLD_MAX_MS : ms;
+}
+
+uint64_t policy_relay_interval_ms(size_t npeers) {
+  return (uint64_t)npeers / POLICY_RELAY_MEMBERS_PER_MS;
+}
+
+uint64_t policy_relay_change_time(uint64_t credit_at, uint64_t now,
+                                  size_t npeers) {
+  uint64_t iv = policy_relay_interval_ms(npeers);
+  uint64_t ahead = (POLICY_RELAY_BURST - 1) * iv;
+  uint64_t at = credit_at > now ? credit_at : now;
+  return at - now > ahead ? at - ahead : now;
+}
+
+uint64_t policy_relay_spend(uint64_t credit_at, uint64_t now, size_t npeers) {
+  return (credit_at > now ? credit_at : now) + policy_relay_interval_ms(npeers);
+}
+
+bool policy_relay_forwards(bool we_relay, bool via_relay, bool from_leaf,
+                           bool hello) {
+  /* What came in a batch has been forwarded by another relay already; a
+   * leaf's hello is answered here, its member lists merged here. */
+  return we_relay && !via_relay && from_leaf && !hello;
+}
+
+/* ---- member lists ---- */
+
+bool policy_lists_ours(size_t npeers, const char *name, uint32_t their_known,
+                       const char *their_name) {
+  /* Only one side of a pair sends, so that a cluster whose views all
+   * differ while it forms (N agents, each hearing N-1 digests) doesn't
+   * have every agent send its whole list to every other twice a
+   * heartbeat. The other side, once it knows more, sends in its turn, so
+   * views still meet. */
+  uint64_t ours = (uint64_t)npeers + 1;
+  if (their_known != ours)
+    return their_known < ours;
+  return strcmp(name, their_name) < 0;
+}
+
+bool policy_is_news(const struct peer *peer, const struct record *r) {
+  return peer == NULL || !peer->heard || peer->status != PEER_ALIVE ||
+         record_cmp(r, &peer->rec) > 0;
+}
+
+unsigned policy_after_record(const struct policy_record_in *in) {
+  if (in->hello) {
+    /* A leaf needs no list from its relay: it hears every member's own
+     * record through the relays within a heartbeat, which a list (names
+     * and addresses, no states) could not give it sooner. A list goes to
+     * every member: at 200 leaves starting together, answering each
+     * hello with one cost more than everything else the relay sent. */
+    if (in->we_relay && in->from_leaf)
+      return POLICY_PUBLISH_SOON;
+    return POLICY_ANSWER_LIST | POLICY_PUBLISH_SOON;
+  }
+  if (in->we_leaf && in->via_relay)
+    return POLICY_NOTHING;
+  /* Not our list: it has one from whoever answered its hello, and
+   * differences are settled by the digests. */
+  if (!in->we_leaf && in->new_peer)
+    return POLICY_PUBLISH_SOON;
+  if (!in->same_view && in->now - in->list_at >= in->heartbeat_ms / 2 &&
+      policy_lists_ours(in->npeers, in->name, in->their_known, in->their_name))
+    return POLICY_OFFER_LIST;
+  return POLICY_NOTHING;
+}

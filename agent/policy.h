@@ -1,0 +1,193 @@
+/*
+ * policy.h — the daemon's decisions as pure functions: no libuv, no
+ * nanomsg, no clock and no system call; time is a parameter. The shell
+ * (agent*.c) gathers plain values, asks here, and carries the answer out.
+ * Each rule is table-tested in tests/unit/test_policy.c.
+ *
+ *   own state     which claim this node shows (docs/CONFIGURATION.md
+ *                 "Own state")
+ *   admission     whether a decoded message is read at all
+ *                 (docs/PROTOCOL.md, docs/SECURITY.md)
+ *   checks        rise and fall of a health check
+ *   relay credit  when a relay's batch may go (docs/ARCHITECTURE.md
+ *                 "Relays")
+ *   member lists  who sends a member list, what is news to a relay, and
+ *                 what to do after a record was merged
+ */
+#ifndef CHOREO_POLICY_H
+#define CHOREO_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "choreo.h"
+#include "peers.h"
+#include "record.h"
+
+/* ---- own state ---- */
+
+/* The claims that compete for the state this node shows. A NULL state
+ * means no such claim. */
+struct policy_claims {
+  const char *declared; /* choreo set, run-in, node.state, state_dir */
+  const char *declared_reason;
+  const char *check_state; /* the first failing check's state */
+  const char *check_name;
+  const char *behaviour_state; /* the first claiming behaviour's state */
+  const char *behaviour_name;
+};
+
+enum policy_own {
+  POLICY_OWN_DECLARED,
+  POLICY_OWN_CHECK,
+  POLICY_OWN_BEHAVIOUR,
+  POLICY_OWN_READY,
+};
+
+/* The declared state wins unless it is "ready"; then a failing check's
+ * state ("check NAME failing"), then a behaviour's ("behaviour NAME"),
+ * else "ready" with the declared reason. Writes the state and reason
+ * shown and returns which claim won. */
+enum policy_own policy_own_state(const struct policy_claims *c,
+                                 char state[CHOREO_STATE_MAX + 1],
+                                 char reason[CHOREO_REASON_MAX + 1]);
+
+/* ---- admission ---- */
+
+/* With a key ring, a message whose "time" is further than this from the
+ * receiver's clock is dropped as stale: a captured message can be replayed
+ * to an agent that has just restarted (and so forgot the last sequence
+ * numbers it accepted) only within this window. */
+#define POLICY_FRESH_MS 60000
+/* An incarnation more than this ahead of our clock is "from the future". */
+#define POLICY_FUTURE_SLACK_S 86400
+
+enum policy_admit {
+  POLICY_ADMIT,
+  POLICY_DROP_CLUSTER,
+  POLICY_DROP_SELF_NAME,
+  POLICY_DROP_STALE,
+  POLICY_DROP_FUTURE,
+  POLICY_DROP_REPLAY,
+  POLICY_DROP_RELAY_DUPLICATE,
+};
+
+/* What admission needs to know, about the receiver and the message. */
+struct policy_admit_in {
+  const char *cluster, *name; /* ours */
+  bool keyed;                 /* we have a key ring */
+  int64_t now_ms;             /* our wall clock */
+  const char *msg_cluster, *msg_from;
+  uint64_t msg_time, msg_inc;
+};
+
+/* Cluster, own name, freshness (with a key ring only), incarnation from
+ * the future, in that order. POLICY_ADMIT means the sequence number
+ * decides next (policy_admit_seq). */
+enum policy_admit policy_admit(const struct policy_admit_in *in);
+
+/* After the peer table said whether (inc, seq) is newer than the last
+ * accepted from its sender (fresh): an old one is a replay, or, through
+ * a relay or at a relay from a leaf, the expected copy of a message that
+ * came two ways. */
+enum policy_admit policy_admit_seq(bool fresh, bool via_relay, bool from_leaf,
+                                   bool we_relay);
+
+/* ---- checks ---- */
+
+/* Consecutive results of a check, and whether it is failing. */
+struct policy_check {
+  unsigned fails, passes;
+  bool failing;
+};
+
+enum policy_check_change {
+  POLICY_CHECK_SAME,
+  POLICY_CHECK_FAILS,  /* fall failures in a row: now failing */
+  POLICY_CHECK_PASSES, /* rise passes in a row: passing again */
+};
+
+/* Count one result (ok: passed) into *s; says whether it flipped. */
+enum policy_check_change policy_check_result(struct policy_check *s, bool ok,
+                                             unsigned rise, unsigned fall);
+
+/* ---- relay credit ---- */
+
+/* Repeats wait at most a quarter of a heartbeat, within these bounds. */
+#define POLICY_RELAY_HOLD_MIN_MS 10
+#define POLICY_RELAY_HOLD_MAX_MS 250
+/* Batches sent at once for changes before the credit runs out, and
+ * members per millisecond of the interval at which it comes back (200
+ * members: one batch per 50 ms, 8 or fewer: no limit). */
+#define POLICY_RELAY_BURST 8
+#define POLICY_RELAY_MEMBERS_PER_MS 4
+
+/* How long a batch of repeated heartbeats waits. */
+uint64_t policy_relay_hold_ms(uint64_t heartbeat_ms);
+/* The credit comes back at one batch per this many ms, which grows with
+ * the members (npeers) since each batch is a delivery to every one. */
+uint64_t policy_relay_interval_ms(size_t npeers);
+/* When a batch sent for a change may go: now while there is credit. The
+ * credit is kept as the time at which it would be all spent (credit_at,
+ * a "theoretical arrival time"): each batch for a change pushes it one
+ * interval later, and it may run ahead of now by POLICY_RELAY_BURST - 1
+ * intervals. */
+uint64_t policy_relay_change_time(uint64_t credit_at, uint64_t now,
+                                  size_t npeers);
+/* credit_at after a batch for a change went at now. */
+uint64_t policy_relay_spend(uint64_t credit_at, uint64_t now, size_t npeers);
+/* Whether a relay forwards a record message: what a leaf sent it directly
+ * (not through another relay), except its hello. */
+bool policy_relay_forwards(bool we_relay, bool via_relay, bool from_leaf,
+                           bool hello);
+
+/* ---- member lists ---- */
+
+/* Views differ: whether we send our member list rather than the sender
+ * (who knows their_known members, counting itself): the side that knows
+ * more; on a tie, the one whose name sorts first. npeers: our table's
+ * entries, not counting us. */
+bool policy_lists_ours(size_t npeers, const char *name, uint32_t their_known,
+                       const char *their_name);
+
+/* Whether a record tells this agent something, given the entry it has
+ * for its node (NULL: none): a node it didn't know or hadn't heard, one
+ * it thought lost or gone, or a newer version. */
+bool policy_is_news(const struct peer *peer, const struct record *r);
+
+/* What happened when a state, hello or leave record was merged. */
+struct policy_record_in {
+  bool hello;       /* the message was a hello */
+  bool from_leaf;   /* its sender is a leaf */
+  bool via_relay;   /* it came in a relay's batch */
+  bool we_relay;    /* network.relay */
+  bool we_leaf;     /* network.relays */
+  bool new_peer;    /* its sender is new to the table, or heard first */
+  bool same_view;   /* its digest equals ours */
+  uint64_t now;     /* monotonic ms */
+  uint64_t list_at; /* when we last sent our member list */
+  uint64_t heartbeat_ms;
+  size_t npeers; /* for policy_lists_ours */
+  const char *name;
+  uint32_t their_known;
+  const char *their_name;
+};
+
+/* What the shell does next; flags, POLICY_NOTHING when none. */
+enum policy_after {
+  POLICY_NOTHING = 0,
+  POLICY_ANSWER_LIST = 1 << 0,  /* answer a hello with our member list */
+  POLICY_PUBLISH_SOON = 1 << 1, /* republish our state shortly */
+  POLICY_OFFER_LIST = 1 << 2,   /* offer our list after a random delay */
+};
+
+/* A hello gets our member list (unless a relay hears a leaf's) and our
+ * state soon. A leaf compares views with its relays only, not with every
+ * member whose heartbeat they pass on. A node we hear first gets our
+ * state again soon (what we sent before its inbox was connected was
+ * dropped). Otherwise, when views differ and our last list is older than
+ * half a heartbeat, the side policy_lists_ours picks offers its list. */
+unsigned policy_after_record(const struct policy_record_in *in);
+
+#endif

@@ -1,0 +1,758 @@
+#!/usr/bin/python3
+"""faults.py — the fault-injection suite (docs/RELIABILITY.md).
+
+Five or more real agents, each in a network namespace of its own, joined by
+a bridge in a hub namespace; a key ring seals every message. Every web
+runs a level behaviour ({any: maintenance} on the db group) and an event
+behaviour (on: change), both recording what they were called for. For each
+fault: db1 is driven through random states while the fault is active, the
+fault is healed, db1 takes a final state, and the invariants are checked:
+
+  I1  every agent's view of every live node equals that node's own record,
+      within a bound in heartbeats (TRUTH_BOUND_HB), and the time it took
+      is recorded (I4);
+  I2  on every web the level behaviour's calls alternate run/revert within
+      one agent lifetime (an action interrupted by a crash may be run
+      again, never skipped) and the last one matches the truth;
+      the event behaviour's last call saw db1's final state;
+  I3  every agent is still running, and no log has a sanitizer report;
+  FD  a web is then killed, and every other agent sees it lost within
+      lost_after + one heartbeat (+ the polling tolerance POLL_SLACK_MS).
+
+Needs root, ip (iproute2) and nft (nftables); without them it prints
+"SKIP:" lines and exits 77. Output: "ok - ..." / "FAIL: ..." lines, and
+with --json a summary per fault (reconvergence in heartbeats).
+
+Faults are injected for real: nftables drops and duplicates packets
+(numgen random, dup), partitions drop everything to or from db1, a
+transparent proxy (faultproxy.py) redirected to by nftables delays every
+TCP stream (this kernel may lack netem), SIGSTOP/SIGKILL hit the agents,
+faketime skews their wall clock, a tiny tmpfs fills up or goes read-only
+under db1's state_dir.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HEARTBEAT_MS = 200
+LOST_AFTER_MS = 1000
+TRUTH_BOUND_HB = 25          # I1: views equal the truth within 5 s of healing
+POLL_SLACK_MS = 400          # FD: CLI polling and scheduling on a loaded box
+STATES = ["ready", "maintenance", "draining", "ready", "maintenance"]
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+SAN_MARKERS = ("AddressSanitizer", "runtime error:", "LeakSanitizer",
+               "UndefinedBehaviorSanitizer")
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def sh(*args, check=True, **kw):
+    return subprocess.run(list(args), check=check, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, **kw)
+
+
+def now_ms():
+    return time.monotonic() * 1000.0
+
+
+class Node:
+    def __init__(self, cluster, name, idx, groups):
+        self.c = cluster
+        self.name = name
+        self.idx = idx
+        self.groups = groups
+        self.ns = f"{cluster.tag}-{name}"
+        self.ip = f"10.213.0.{10 + idx}"
+        self.dir = os.path.join(cluster.dir, name)
+        self.sock = os.path.join(self.dir, "choreo.sock")
+        self.state_dir = os.path.join(self.dir, "state")
+        self.cfg = os.path.join(self.dir, "choreo.yaml")
+        self.logf = os.path.join(self.dir, "agent.log")
+        self.proc = None
+        self.skew = None          # e.g. "+90s": libfaketime's FAKETIME
+        self.lifetimes = 0
+        os.makedirs(self.state_dir, exist_ok=True)
+
+    @property
+    def addr(self):
+        return f"tcp://{self.ip}:7410"
+
+    def nsexec(self, *args, check=True):
+        return sh("ip", "netns", "exec", self.ns, *args, check=check)
+
+    def write_config(self, join):
+        rec = os.path.join(HERE, "record.sh")
+        lines = [
+            "node:", f"  name: {self.name}", "  cluster: faults",
+            f"  groups: [{', '.join(self.groups)}]",
+            "network:", f"  listen: {self.addr}",
+            f"  join: [{', '.join(join)}]",
+            f"  key_file: {self.c.key}",
+            f"  heartbeat: {HEARTBEAT_MS}ms", f"  lost_after: {LOST_AFTER_MS}ms",
+            "control:", f"  socket: {self.sock}", '  mode: "0600"',
+            f"state_dir: {self.state_dir}",
+        ]
+        if "web" in self.groups:
+            lines += [
+                "behaviours:",
+                "  - name: holding",
+                "    peers: {group: db}",
+                "    when: {any: maintenance}",
+                f"    run: [{rec}, run]",
+                f"    revert: [{rec}, revert]",
+                "  - name: changes",
+                "    peers: {group: db}",
+                "    on: change",
+                f"    run: [{rec}, change]",
+            ]
+        with open(self.cfg, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def start(self):
+        self.lifetimes += 1
+        with open(os.path.join(self.c.rec_dir, f"{self.name}.holding"), "a") as f:
+            f.write(f"{time.time():.6f} start -\n")
+        out = open(self.logf, "a")
+        env = dict(os.environ)
+        env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
+        env["RECORD_DIR"] = self.c.rec_dir  # scripts inherit it
+        if self.skew:
+            # Preloaded into the agent itself (the faketime command would
+            # stand between us and the agent's pid), ahead of a sanitizer
+            # build's runtime; the monotonic clock stays real.
+            env["LD_PRELOAD"] = FAKETIME_LIB
+            env["FAKETIME"] = self.skew
+            env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") +
+                                   ":verify_asan_link_order=0").lstrip(":")
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns, self.c.bin, "agent", "-c", self.cfg],
+            stdout=out, stderr=subprocess.STDOUT, env=env)
+        out.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.status() is not None:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.name} did not start (see {self.logf})")
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc is None:
+            return
+        # ip netns exec execs the agent in place: the pid is the agent's.
+        try:
+            os.kill(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            self.proc = None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def cli(self, *args, timeout=3):
+        try:
+            return subprocess.run([self.c.bin, args[0], "--socket", self.sock,
+                                   *args[1:]], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def status(self):
+        r = self.cli("status", "--json", timeout=2)
+        if r is None or r.returncode != 0:
+            return None
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            return None
+
+
+class Cluster:
+    def __init__(self, binary, keep):
+        self.bin = os.path.abspath(binary)
+        self.keep = keep
+        self.tag = f"cf{os.getpid() % 100000}"
+        self.dir = tempfile.mkdtemp(prefix="choreo-faults.")
+        os.chmod(self.dir, 0o755)
+        self.rec_dir = os.path.join(self.dir, "records")
+        os.makedirs(self.rec_dir)
+        self.key = os.path.join(self.dir, "cluster.key")
+        with open(self.key, "w") as f:
+            f.write(sh(self.bin, "keygen").stdout)
+        os.chmod(self.key, 0o600)
+        self.hub = f"{self.tag}-hub"
+        self.nodes = {}
+        self.proxies = []
+        self.mounts = []
+
+    # ---- topology ----
+    def build(self, webs):
+        sh("ip", "netns", "add", self.hub)
+        sh("ip", "-n", self.hub, "link", "add", "br0", "type", "bridge")
+        sh("ip", "-n", self.hub, "link", "set", "br0", "up")
+        specs = [("db1", ["db"])] + [(f"web{i}", ["web"]) for i in range(1, webs + 1)]
+        for idx, (name, groups) in enumerate(specs):
+            n = Node(self, name, idx, groups)
+            self.nodes[name] = n
+            sh("ip", "netns", "add", n.ns)
+            sh("ip", "-n", self.hub, "link", "add", f"p{idx}", "type", "veth",
+               "peer", "name", "eth0", "netns", n.ns)
+            sh("ip", "-n", self.hub, "link", "set", f"p{idx}", "master", "br0", "up")
+            sh("ip", "-n", n.ns, "addr", "add", f"{n.ip}/24", "dev", "eth0")
+            sh("ip", "-n", n.ns, "link", "set", "eth0", "up")
+            sh("ip", "-n", n.ns, "link", "set", "lo", "up")
+        db = self.nodes["db1"]
+        # db1's state_dir is a tmpfs of its own, to be filled up or made
+        # read-only by the faults.
+        sh("mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs",
+           db.state_dir)
+        self.mounts.append(db.state_dir)
+        for n in self.nodes.values():
+            join = [db.addr] if n is not db else [self.nodes["web1"].addr]
+            n.write_config(join)
+
+    def teardown(self):
+        for n in self.nodes.values():
+            n.kill()
+        for p in self.proxies:
+            p.kill()
+        for m in self.mounts:
+            sh("umount", "-l", m, check=False)
+        for n in self.nodes.values():
+            sh("ip", "netns", "del", n.ns, check=False)
+        sh("ip", "netns", "del", self.hub, check=False)
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            log(f"# kept: {self.dir}")
+
+    # ---- nftables ----
+    def nft(self, node, ruleset):
+        p = subprocess.run(["ip", "netns", "exec", node.ns, "nft", "-f", "-"],
+                           input=ruleset, text=True, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+        if p.returncode != 0:
+            raise RuntimeError(f"nft in {node.ns}: {p.stderr.strip()}")
+
+    def nft_flush(self, node):
+        subprocess.run(["ip", "netns", "exec", node.ns, "nft", "flush",
+                        "ruleset"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+
+    def heal_network(self):
+        for p in self.proxies:
+            p.kill()
+            p.wait()
+        self.proxies = []
+        for n in self.nodes.values():
+            self.nft_flush(n)
+
+    # ---- observation ----
+    def live(self):
+        return [n for n in self.nodes.values() if n.alive()]
+
+    def views_agree(self):
+        """Whether every live agent shows every live node as that node
+        shows itself (state), and no live node as lost."""
+        own = {}
+        views = {}
+        for n in self.live():
+            s = n.status()
+            if s is None:
+                return False, f"{n.name} does not answer"
+            own[n.name] = s["node"]["state"]
+            views[n.name] = {p["name"]: p["state"] for p in s["peers"]}
+        for viewer, seen in views.items():
+            for name, state in own.items():
+                if name == viewer:
+                    continue
+                if seen.get(name) != state:
+                    return False, (f"{viewer} shows {name} "
+                                   f"{seen.get(name)!r}, it is {state!r}")
+        return True, ""
+
+    def wait_views(self, bound_ms):
+        t0 = now_ms()
+        why = ""
+        while now_ms() - t0 < bound_ms:
+            ok, why = self.views_agree()
+            if ok:
+                return now_ms() - t0, ""
+            time.sleep(0.05)
+        return None, why
+
+
+def read_calls(rec_dir, name, behaviour):
+    path = os.path.join(rec_dir, f"{name}.{behaviour}")
+    try:
+        with open(path) as f:
+            return [ln.split() for ln in f if ln.strip()]
+    except OSError:
+        return []
+
+
+def check_level(rec_dir, name, truth_maint):
+    """I2 for one web: (ok, why)."""
+    calls = read_calls(rec_dir, name, "holding")
+    last = None
+    prev = None
+    for c in calls:
+        what = c[1]
+        if what == "start":
+            prev = None       # a new lifetime may repeat the last action
+            continue
+        if prev is not None and what == prev:
+            return False, f"{name}: {what} twice in a row in one lifetime"
+        prev = what
+        last = what
+    want = "run" if truth_maint else "revert"
+    if last is None and not truth_maint:
+        return True, ""
+    if last != want:
+        return False, (f"{name}: last level action {last!r}, truth wants "
+                       f"{want!r}")
+    return True, ""
+
+
+def check_event(rec_dir, name, truth_state):
+    calls = read_calls(rec_dir, name, "changes")
+    calls = [c for c in calls if c[1] == "change"]
+    if not calls:
+        return False, f"{name}: no change event recorded"
+    if calls[-1][2] != truth_state:
+        return False, (f"{name}: last change event saw {calls[-1][2]!r}, "
+                       f"db1 is {truth_state!r}")
+    return True, ""
+
+
+def sanitizer_reports(cl):
+    bad = []
+    for n in cl.nodes.values():
+        try:
+            text = open(n.logf, errors="replace").read()
+        except OSError:
+            continue
+        if any(m in text for m in SAN_MARKERS):
+            bad.append(n.name)
+    return bad
+
+
+# ---- the faults ----
+
+def drive(cl, seconds, rng):
+    """db1 through random states for `seconds`; returns its last state."""
+    db = cl.nodes["db1"]
+    end = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < end:
+        st = rng.choice(STATES)
+        r = db.cli("set", st, "--reason", "faults", timeout=3) if db.alive() else None
+        if r is not None and r.returncode == 0:
+            last = st
+        time.sleep(rng.uniform(0.05, 0.4))
+    return last
+
+
+def nft_all(cl, ruleset_for):
+    for n in cl.nodes.values():
+        rs = ruleset_for(n)
+        if rs:
+            cl.nft(n, rs)
+
+
+def loss_rules(pct):
+    return lambda n: (
+        "table inet faults {\n chain in { type filter hook input priority 0;"
+        f" iifname \"eth0\" numgen random mod 100 < {pct} drop\n }}\n"
+        " chain out { type filter hook output priority 0;"
+        f" oifname \"eth0\" numgen random mod 100 < {pct} drop\n }}\n}}\n")
+
+
+def dup_rules(pct):
+    return lambda n: (
+        "table netdev faults {\n chain in { type filter hook ingress device "
+        f"\"eth0\" priority 0; numgen random mod 100 < {pct} dup to \"eth0\"\n"
+        " }\n}\n")
+
+
+def partition_rules(node, inbound=True, outbound=True):
+    rs = "table inet faults {\n"
+    if inbound:
+        rs += (" chain in { type filter hook input priority 0;"
+               " iifname \"eth0\" drop\n }\n")
+    if outbound:
+        rs += (" chain out { type filter hook output priority 0;"
+               " oifname \"eth0\" drop\n }\n")
+    return rs + "}\n"
+
+
+def fault_loss(pct):
+    def f(cl, rng):
+        nft_all(cl, loss_rules(pct))
+        last = drive(cl, 4, rng)
+        cl.heal_network()
+        return last
+    return f
+
+
+def fault_dup(cl, rng):
+    nft_all(cl, dup_rules(10))
+    last = drive(cl, 4, rng)
+    cl.heal_network()
+    return last
+
+
+def fault_delay(cl, rng):
+    """200 ± 100 ms on every TCP stream between agents, through a
+    transparent proxy in each namespace (nftables redirects the agents'
+    connections to it; the proxy's own are marked and pass)."""
+    for n in cl.nodes.values():
+        cl.nft(n, "table ip faults {\n chain out { type nat hook output "
+                  "priority -100; meta mark 0x2a return;"
+                  " ip daddr 10.213.0.0/24 tcp dport 7410 redirect to :7499\n"
+                  " }\n}\n")
+        p = subprocess.Popen(["ip", "netns", "exec", n.ns, sys.executable,
+                              os.path.join(HERE, "faultproxy.py"), "--port",
+                              "7499", "--delay-ms", "200", "--jitter-ms", "100",
+                              "--mark", "42", "--seed", str(rng.randrange(1 << 30))],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cl.proxies.append(p)
+    # Existing connections bypass the proxy: drop them so that the agents
+    # reconnect through it (nanomsg reconnects by itself).
+    for n in cl.nodes.values():
+        n.nsexec("ss", "-K", "dport", "=", "7410", check=False)
+    last = drive(cl, 5, rng)
+    cl.heal_network()
+    for n in cl.nodes.values():
+        n.nsexec("ss", "-K", "dport", "=", "7410", check=False)
+    return last
+
+
+def fault_partition(cl, rng):
+    db = cl.nodes["db1"]
+    cl.nft(db, partition_rules(db))
+    last = drive(cl, 2.5 * LOST_AFTER_MS / 1000, rng)
+    cl.heal_network()
+    return last
+
+
+def fault_asymmetric(cl, rng):
+    db = cl.nodes["db1"]
+    cl.nft(db, partition_rules(db, inbound=True, outbound=False))
+    last = drive(cl, 2.5 * LOST_AFTER_MS / 1000, rng)
+    cl.heal_network()
+    return last
+
+
+def fault_sigstop(cl, rng):
+    victim = cl.nodes["web2"]
+    last = drive(cl, 0.5, rng)
+    victim.kill(signal.SIGSTOP)
+    last = drive(cl, 3 * LOST_AFTER_MS / 1000, rng) or last
+    victim.kill(signal.SIGCONT)
+    return last
+
+
+def fault_kill_during_script(cl, rng):
+    """kill -9 a web while its level script runs (RECORD_SLEEP makes the
+    scripts last 300 ms), restart it."""
+    web = cl.nodes["web1"]
+    db = cl.nodes["db1"]
+    st = db.status()["node"]["state"]
+    target = "ready" if st == "maintenance" else "maintenance"
+    db.cli("set", target)
+    time.sleep(0.1)   # the fault: web1's script has started and runs
+    web.kill()
+    last = drive(cl, 1.5, rng) or target
+    web.start()
+    return last
+
+
+def fault_db_restarts(cl, rng):
+    db = cl.nodes["db1"]
+    last = db.status()["node"]["state"]
+    for _ in range(10):
+        db.kill()
+        db.start()
+        time.sleep(0.3)
+    st = rng.choice(STATES)
+    if db.cli("set", st).returncode == 0:
+        last = st
+    return last
+
+
+def fault_skew(offset):
+    def f(cl, rng):
+        web = cl.nodes["web3"]
+        web.kill()
+        web.skew = offset
+        web.start()
+        last = drive(cl, 3, rng)
+        return last
+    return f
+
+
+def unskew(cl):
+    web = cl.nodes["web3"]
+    if web.skew:
+        web.kill()
+        web.skew = None
+        web.start()
+
+
+def state_file(node):
+    return os.path.join(node.state_dir, "state.json")
+
+
+def fault_full(cl, rng):
+    """db1's state_dir fills up: sets during it, then a crash and a
+    restart while it is still full."""
+    db = cl.nodes["db1"]
+    filler = os.path.join(db.state_dir, "filler")
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=4k"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        last = drive(cl, 2, rng)
+        db.kill()
+        db.start()
+        last = drive(cl, 1, rng) or last
+    finally:
+        os.unlink(filler)
+    return last
+
+
+def fault_readonly(cl, rng):
+    """db1's state_dir goes read-only: sets during it, a crash and a
+    restart while it still is."""
+    db = cl.nodes["db1"]
+    sh("mount", "-o", "remount,ro", db.state_dir)
+    try:
+        last = drive(cl, 2, rng)
+        db.kill()
+        db.start()
+        last = drive(cl, 1, rng) or last
+    finally:
+        sh("mount", "-o", "remount,rw", db.state_dir)
+    return last
+
+
+def crash_loop(node, times=5):
+    for _ in range(times):
+        node.kill()
+        node.start()
+
+
+def fault_state_file(kind):
+    """After a crash loop, db1's state file is garbage, gone, or holds an
+    incarnation ten days ahead; db1 restarts from it."""
+    def f(cl, rng):
+        db = cl.nodes["db1"]
+        crash_loop(db)
+        db.kill()
+        path = state_file(db)
+        if kind == "garbage":
+            with open(path, "wb") as out:
+                out.write(os.urandom(300))
+        elif kind == "deleted":
+            os.unlink(path)
+        else:
+            with open(path) as fin:
+                doc = json.load(fin)
+            doc["inc"] = int(time.time()) + 10 * 86400
+            with open(path, "w") as out:
+                json.dump(doc, out)
+        db.start()
+        return drive(cl, 1, rng)
+    return f
+
+
+FAULTS = {
+    "loss-20": fault_loss(20),
+    "loss-50": fault_loss(50),
+    "duplicate-10": fault_dup,
+    "delay-200": fault_delay,
+    "partition": fault_partition,
+    "asymmetric": fault_asymmetric,
+    "sigstop": fault_sigstop,
+    "kill-during-script": fault_kill_during_script,
+    "db-restarts": fault_db_restarts,
+    "skew-plus-90s": fault_skew("+90s"),
+    "skew-minus-90s": fault_skew("-90s"),
+    "skew-plus-1h": fault_skew("+1h"),
+    "state-dir-full": fault_full,
+    "state-dir-readonly": fault_readonly,
+    "state-file-garbage": fault_state_file("garbage"),
+    "state-file-deleted": fault_state_file("deleted"),
+    "state-file-future": fault_state_file("future"),
+}
+
+
+def check_detector(cl, victim):
+    """FD: kill victim; every other live agent sees it lost in time."""
+    t0 = now_ms()
+    victim.kill()
+    bound = LOST_AFTER_MS + HEARTBEAT_MS + POLL_SLACK_MS
+    pending = {n.name for n in cl.live()}
+    while pending and now_ms() - t0 < bound + 2000:
+        for n in list(cl.live()):
+            if n.name not in pending:
+                continue
+            s = n.status()
+            if s is None:
+                continue
+            seen = {p["name"]: p["state"] for p in s["peers"]}
+            if seen.get(victim.name) == "lost":
+                pending.discard(n.name)
+        time.sleep(0.03)
+    took = now_ms() - t0
+    return (not pending and took <= bound), took, sorted(pending)
+
+
+def run_fault(cl, name, rng, results):
+    fn = FAULTS[name]
+    db = cl.nodes["db1"]
+    failures = []
+    try:
+        last = fn(cl, rng)
+    except RuntimeError as e:
+        # An agent that could not start during the fault is a failure of
+        # this fault; heal and bring everyone back for the next one.
+        failures.append(f"during the fault: {e}")
+        last = None
+        cl.heal_network()
+        for n in cl.nodes.values():
+            if not n.alive():
+                try:
+                    n.start()
+                except RuntimeError as e2:
+                    failures.append(f"after the fault: {e2}")
+    # The final state: different from the current one, so that the event
+    # behaviour has something to report after the fault.
+    cur = last or (db.status() or {"node": {"state": "ready"}})["node"]["state"]
+    final = "maintenance" if cur != "maintenance" else "ready"
+    healed = now_ms()
+    r = db.cli("set", final, "--reason", "final") if db.alive() else None
+    if r is None or r.returncode != 0:
+        failures.append(f"db1 set {final} failed: "
+                        f"{r.stderr.strip() if r else 'timeout'}")
+    took, why = cl.wait_views(TRUTH_BOUND_HB * HEARTBEAT_MS)
+    if took is None:
+        failures.append(f"I1: views differ {TRUTH_BOUND_HB} heartbeats after "
+                        f"healing: {why}")
+    # Let the scripts of the last change run before reading their records.
+    deadline = time.monotonic() + 5
+    truth_maint = final == "maintenance"
+    webs = [n for n in cl.nodes.values() if "web" in n.groups]
+    while time.monotonic() < deadline:
+        if all(check_level(cl.rec_dir, w.name, truth_maint)[0] and
+               check_event(cl.rec_dir, w.name, final)[0] for w in webs):
+            break
+        time.sleep(0.05)
+    for w in webs:
+        ok, why = check_level(cl.rec_dir, w.name, truth_maint)
+        if not ok:
+            failures.append("I2: " + why)
+        ok, why = check_event(cl.rec_dir, w.name, final)
+        if not ok:
+            failures.append("I2: " + why)
+    dead = [n.name for n in cl.nodes.values() if not n.alive()]
+    if dead:
+        failures.append(f"I3: agents not running: {', '.join(dead)}")
+    san = sanitizer_reports(cl)
+    if san:
+        failures.append(f"I3: sanitizer report in the log of {', '.join(san)}")
+    victim = cl.nodes["web4"] if "web4" in cl.nodes else cl.nodes["web2"]
+    fd_ok, fd_ms, pending = check_detector(cl, victim)
+    if not fd_ok:
+        failures.append(f"FD: {victim.name} killed; after {fd_ms:.0f} ms still "
+                        f"not lost on {', '.join(pending) or '-'}")
+    victim.start()
+    cl.wait_views(TRUTH_BOUND_HB * HEARTBEAT_MS)
+    if name.startswith("skew"):
+        unskew(cl)
+        cl.wait_views(TRUTH_BOUND_HB * HEARTBEAT_MS)
+    hb = None if took is None else took / HEARTBEAT_MS
+    results.append({"fault": name, "ok": not failures,
+                    "reconverge_ms": took, "reconverge_heartbeats": hb,
+                    "lost_detected_ms": fd_ms, "failures": failures})
+    if failures:
+        for f in failures:
+            log(f"FAIL: {name}: {f}")
+    else:
+        log(f"ok - {name}: views true {took:.0f} ms after healing "
+            f"({hb:.1f} heartbeats); level and event behaviours match; "
+            f"killed {victim.name} lost everywhere in {fd_ms:.0f} ms")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--choreo", default=os.environ.get("CHOREO_BIN"),
+                    help="the choreo binary (default: $CHOREO_BIN)")
+    ap.add_argument("--faults", default=",".join(FAULTS),
+                    help="comma-separated faults (default: all): " + ", ".join(FAULTS))
+    ap.add_argument("--webs", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--runs", type=int, default=1,
+                    help="run the list this many times (median in --json)")
+    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--keep", action="store_true")
+    a = ap.parse_args()
+    if not a.choreo:
+        ap.error("--choreo or $CHOREO_BIN is needed")
+    names = [f for f in a.faults.split(",") if f]
+    for f in names:
+        if f not in FAULTS:
+            ap.error(f"unknown fault {f!r}")
+    if os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("ip"):
+        log("SKIP: fault suite: needs root, ip and nft")
+        sys.exit(77)
+    if any(f.startswith("skew") for f in names) and not os.path.exists(FAKETIME_LIB):
+        log("SKIP: fault suite: the skew faults need libfaketime")
+        sys.exit(77)
+    seed = a.seed if a.seed is not None else random.randrange(1 << 30)
+    log(f"# seed {seed}")
+    rng = random.Random(seed)
+    results = []
+    cl = Cluster(a.choreo, a.keep)
+    try:
+        cl.build(a.webs)
+        for n in cl.nodes.values():
+            n.start()
+        took, why = cl.wait_views(20000)
+        if took is None:
+            log(f"FAIL: the cluster did not form: {why}")
+            sys.exit(1)
+        log(f"ok - {len(cl.nodes)} agents in network namespaces formed a "
+            f"cluster in {took:.0f} ms")
+        for _ in range(a.runs):
+            for name in names:
+                run_fault(cl, name, rng, results)
+    finally:
+        cl.teardown()
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"seed": seed, "results": results}, f, indent=1)
+    sys.exit(0 if all(r["ok"] for r in results) else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,437 @@
+/*
+ * test_policy.c — unit tests of the daemon's pure decisions
+ * (agent/policy.c). Every rule is a table: one row per case, with the
+ * inputs as plain values and the expected answer.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "policy.h"
+#include "util.h"
+
+/* ---- own state ---- */
+
+struct own_row {
+  const char *name;
+  struct policy_claims in;
+  enum policy_own won;
+  const char *state, *reason;
+};
+
+static const struct own_row own_rows[] = {
+    {"declared_beats_everything",
+     {"maintenance", "disk swap", "degraded", "disk", "draining", "drain"},
+     POLICY_OWN_DECLARED,
+     "maintenance",
+     "disk swap"},
+    {"declared_without_reason_shows_none",
+     {"standby", "", "degraded", "disk", NULL, NULL},
+     POLICY_OWN_DECLARED,
+     "standby",
+     ""},
+    {"failing_check_beats_behaviour_when_declared_ready",
+     {"ready", "booted", "degraded", "disk", "draining", "drain"},
+     POLICY_OWN_CHECK,
+     "degraded",
+     "check disk failing"},
+    {"behaviour_claim_when_ready_and_no_check_fails",
+     {"ready", "booted", NULL, NULL, "draining", "drain"},
+     POLICY_OWN_BEHAVIOUR,
+     "draining",
+     "behaviour drain"},
+    {"ready_keeps_declared_reason",
+     {"ready", "booted", NULL, NULL, NULL, NULL},
+     POLICY_OWN_READY,
+     "ready",
+     "booted"},
+    {"ready_with_no_reason",
+     {"ready", "", NULL, NULL, NULL, NULL},
+     POLICY_OWN_READY,
+     "ready",
+     ""},
+};
+
+static void own_state_precedence(void **state) {
+  for (size_t i = 0; i < ARRAY_SIZE(own_rows); i++) {
+    const struct own_row *r = &own_rows[i];
+    char st[CHOREO_STATE_MAX + 1], reason[CHOREO_REASON_MAX + 1];
+    enum policy_own won = policy_own_state(&r->in, st, reason);
+    print_message("row %s\n", r->name);
+    assert_int_equal(won, r->won);
+    assert_string_equal(st, r->state);
+    assert_string_equal(reason, r->reason);
+  }
+}
+
+static void own_state_reason_truncated_to_limit(void **state) {
+  char longname[CHOREO_REASON_MAX + 1];
+  char st[CHOREO_STATE_MAX + 1], reason[CHOREO_REASON_MAX + 1];
+  struct policy_claims c = {"ready", "", "degraded", longname, NULL, NULL};
+  memset(longname, 'c', sizeof(longname) - 1);
+  longname[sizeof(longname) - 1] = '\0';
+  assert_int_equal(policy_own_state(&c, st, reason), POLICY_OWN_CHECK);
+  assert_int_equal(strlen(reason), CHOREO_REASON_MAX);
+  assert_memory_equal(reason, "check ccc", 9);
+}
+
+/* ---- admission ---- */
+
+#define NOW_MS INT64_C(1700000000000)
+#define NOW_S UINT64_C(1700000000)
+
+struct admit_row {
+  const char *name;
+  bool keyed;
+  const char *cluster, *from;
+  uint64_t time, inc;
+  bool fresh, via_relay, from_leaf, we_relay;
+  enum policy_admit expect;
+};
+
+static const struct admit_row admit_rows[] = {
+    {"plain_message_admitted", false, "prod", "b", 0, NOW_S, true, false, false,
+     false, POLICY_ADMIT},
+    {"other_cluster_dropped", false, "test", "b", NOW_MS, NOW_S, true, false,
+     false, false, POLICY_DROP_CLUSTER},
+    {"own_name_dropped", false, "prod", "a", NOW_MS, NOW_S, true, false, false,
+     false, POLICY_DROP_SELF_NAME},
+    {"cluster_checked_before_name", false, "test", "a", NOW_MS, NOW_S, true,
+     false, false, false, POLICY_DROP_CLUSTER},
+    {"no_time_without_ring_admitted", false, "prod", "b", 0, NOW_S, true, false,
+     false, false, POLICY_ADMIT},
+    {"no_time_with_ring_stale", true, "prod", "b", 0, NOW_S, true, false, false,
+     false, POLICY_DROP_STALE},
+    {"old_time_with_ring_stale", true, "prod", "b", NOW_MS - 60001, NOW_S, true,
+     false, false, false, POLICY_DROP_STALE},
+    {"edge_of_window_past_admitted", true, "prod", "b", NOW_MS - 60000, NOW_S,
+     true, false, false, false, POLICY_ADMIT},
+    {"edge_of_window_future_admitted", true, "prod", "b", NOW_MS + 60000, NOW_S,
+     true, false, false, false, POLICY_ADMIT},
+    {"future_time_with_ring_stale", true, "prod", "b", NOW_MS + 60001, NOW_S,
+     true, false, false, false, POLICY_DROP_STALE},
+    {"old_time_without_ring_admitted", false, "prod", "b", 1, NOW_S, true,
+     false, false, false, POLICY_ADMIT},
+    {"incarnation_a_day_ahead_admitted", false, "prod", "b", 0, NOW_S + 86400,
+     true, false, false, false, POLICY_ADMIT},
+    {"incarnation_from_the_future_dropped", false, "prod", "b", 0,
+     NOW_S + 86401, true, false, false, false, POLICY_DROP_FUTURE},
+    {"old_sequence_is_replay", false, "prod", "b", 0, NOW_S, false, false,
+     false, false, POLICY_DROP_REPLAY},
+    {"old_sequence_via_relay_is_duplicate", false, "prod", "b", 0, NOW_S, false,
+     true, false, false, POLICY_DROP_RELAY_DUPLICATE},
+    {"old_leaf_sequence_at_relay_is_duplicate", false, "prod", "b", 0, NOW_S,
+     false, false, true, true, POLICY_DROP_RELAY_DUPLICATE},
+    {"old_leaf_sequence_at_member_is_replay", false, "prod", "b", 0, NOW_S,
+     false, false, true, false, POLICY_DROP_REPLAY},
+    {"old_mesh_sequence_at_relay_is_replay", false, "prod", "b", 0, NOW_S,
+     false, false, false, true, POLICY_DROP_REPLAY},
+    {"stale_checked_before_sequence", true, "prod", "b", 0, NOW_S, false, true,
+     false, false, POLICY_DROP_STALE},
+};
+
+static void admission(void **state) {
+  for (size_t i = 0; i < ARRAY_SIZE(admit_rows); i++) {
+    const struct admit_row *r = &admit_rows[i];
+    struct policy_admit_in in = {
+        .cluster = "prod",
+        .name = "a",
+        .keyed = r->keyed,
+        .now_ms = NOW_MS,
+        .msg_cluster = r->cluster,
+        .msg_from = r->from,
+        .msg_time = r->time,
+        .msg_inc = r->inc,
+    };
+    enum policy_admit got = policy_admit(&in);
+    if (got == POLICY_ADMIT)
+      got = policy_admit_seq(r->fresh, r->via_relay, r->from_leaf, r->we_relay);
+    print_message("row %s\n", r->name);
+    assert_int_equal(got, r->expect);
+  }
+}
+
+/* ---- checks ---- */
+
+struct check_row {
+  const char *name;
+  unsigned rise, fall;
+  const char *results; /* 'p' pass, 'f' fail */
+  const char *changes; /* per result: '.' same, 'F' fails, 'P' passes */
+};
+
+static const struct check_row check_rows[] = {
+    {"one_failure_with_fall_one_fails", 1, 1, "f", "F"},
+    {"fails_after_fall_in_a_row", 2, 3, "fffpp", "..F.P"},
+    {"a_pass_resets_the_failures", 1, 3, "ffpfff", ".....F"},
+    {"passes_after_rise_in_a_row", 3, 1, "fppfppp", "F.....P"},
+    {"passing_check_stays_passing", 2, 2, "pppp", "...."},
+    {"failing_check_stays_failing", 2, 1, "ffff", "F..."},
+    {"flapping_never_rises", 2, 1, "fpfpfp", "F....."},
+};
+
+static void check_rise_and_fall(void **state) {
+  for (size_t i = 0; i < ARRAY_SIZE(check_rows); i++) {
+    const struct check_row *r = &check_rows[i];
+    struct policy_check s = {0};
+    char got[16] = {0};
+    for (size_t k = 0; r->results[k] != '\0'; k++) {
+      enum policy_check_change c =
+          policy_check_result(&s, r->results[k] == 'p', r->rise, r->fall);
+      got[k] = c == POLICY_CHECK_FAILS    ? 'F'
+               : c == POLICY_CHECK_PASSES ? 'P'
+                                          : '.';
+      if (c == POLICY_CHECK_FAILS)
+        assert_true(s.failing);
+      else if (c == POLICY_CHECK_PASSES)
+        assert_false(s.failing);
+    }
+    print_message("row %s\n", r->name);
+    assert_string_equal(got, r->changes);
+  }
+}
+
+static void check_counts_consecutive_results(void **state) {
+  struct policy_check s = {0};
+  policy_check_result(&s, false, 2, 5);
+  policy_check_result(&s, false, 2, 5);
+  assert_int_equal(s.fails, 2);
+  assert_int_equal(s.passes, 0);
+  policy_check_result(&s, true, 2, 5);
+  assert_int_equal(s.fails, 0);
+  assert_int_equal(s.passes, 1);
+  assert_false(s.failing);
+}
+
+/* ---- relay credit ---- */
+
+struct hold_row {
+  uint64_t heartbeat_ms, hold_ms;
+};
+
+static const struct hold_row hold_rows[] = {
+    {0, 10},     {39, 10},    {40, 10},    {44, 11},
+    {1000, 250}, {1003, 250}, {5000, 250},
+};
+
+static void relay_hold_is_a_quarter_heartbeat_within_bounds(void **state) {
+  for (size_t i = 0; i < ARRAY_SIZE(hold_rows); i++)
+    assert_int_equal(policy_relay_hold_ms(hold_rows[i].heartbeat_ms),
+                     hold_rows[i].hold_ms);
+}
+
+struct credit_row {
+  const char *name;
+  size_t npeers;
+  uint64_t credit_at, now;
+  uint64_t go_at, credit_after; /* credit_after: spent at go_at */
+};
+
+static const struct credit_row credit_rows[] = {
+    {"no_members_no_limit", 0, 1000, 1000, 1000, 1000},
+    {"small_cluster_no_limit", 3, 0, 1000, 1000, 1000},
+    {"fresh_credit_goes_now", 200, 0, 1000, 1000, 1050},
+    {"credit_within_burst_goes_now", 200, 1350, 1000, 1000, 1400},
+    {"burst_spent_waits_one_interval", 200, 1400, 1000, 1050, 1450},
+    {"far_behind_waits_longer", 200, 1600, 1000, 1250, 1650},
+    {"credit_in_the_past_is_reset", 200, 500, 1000, 1000, 1050},
+    {"interval_grows_with_members", 400, 1800, 1000, 1100, 1900},
+};
+
+static void relay_credit(void **state) {
+  for (size_t i = 0; i < ARRAY_SIZE(credit_rows); i++) {
+    const struct credit_row *r = &credit_rows[i];
+    uint64_t at = policy_relay_change_time(r->credit_at, r->now, r->npeers);
+    print_message("row %s\n", r->name);
+    assert_int_equal(at, r->go_at);
+    assert_int_equal(policy_relay_spend(r->credit_at, at, r->npeers),
+                     r->credit_after);
+  }
+}
+
+static void relay_burst_then_one_per_interval(void **state) {
+  uint64_t credit = 0, now = 1000;
+  for (unsigned i = 0; i < POLICY_RELAY_BURST; i++) {
+    assert_int_equal(policy_relay_change_time(credit, now, 200), now);
+    credit = policy_relay_spend(credit, now, 200);
+  }
+  assert_int_equal(policy_relay_change_time(credit, now, 200), now + 50);
+}
+
+struct forward_row {
+  bool we_relay, via_relay, from_leaf, hello, expect;
+};
+
+static const struct forward_row forward_rows[] = {
+    {true, false, true, false, true},   {true, false, true, true, false},
+    {true, true, true, false, false},   {true, false, false, false, false},
+    {false, false, true, false, false},
+};
+
+static void relay_forwards_leaves_direct_records_only(void **state) {
+  for (size_t i = 0; i < ARRAY_SIZE(forward_rows); i++) {
+    const struct forward_row *r = &forward_rows[i];
+    assert_int_equal(policy_relay_forwards(r->we_relay, r->via_relay,
+                                           r->from_leaf, r->hello),
+                     r->expect);
+  }
+}
+
+/* ---- member lists ---- */
+
+struct lists_row {
+  size_t npeers;
+  const char *name;
+  uint32_t their_known;
+  const char *their_name;
+  bool expect;
+};
+
+static const struct lists_row lists_rows[] = {
+    {4, "b", 3, "a", true},  /* we know more */
+    {2, "a", 5, "b", false}, /* they know more */
+    {4, "a", 5, "b", true},  /* tie: our name first */
+    {4, "b", 5, "a", false}, /* tie: theirs first */
+    {0, "a", 0, "b", true},  /* they claim none: we know one, ourselves */
+    {0, "b", 1, "a", false},
+};
+
+static void lists_ours_picks_one_side(void **state) {
+  for (size_t i = 0; i < ARRAY_SIZE(lists_rows); i++) {
+    const struct lists_row *r = &lists_rows[i];
+    print_message("row %zu\n", i);
+    assert_int_equal(
+        policy_lists_ours(r->npeers, r->name, r->their_known, r->their_name),
+        r->expect);
+  }
+}
+
+static void lists_ours_is_one_sided(void **state) {
+  /* Of two agents, exactly one sends. */
+  assert_true(policy_lists_ours(3, "a", 4, "b") !=
+              policy_lists_ours(3, "b", 4, "a"));
+  assert_true(policy_lists_ours(5, "a", 4, "b") !=
+              policy_lists_ours(3, "b", 6, "a"));
+}
+
+struct news_row {
+  const char *name;
+  bool known, heard;
+  enum peer_status status;
+  uint64_t inc, ver; /* the entry's; the record is (10, 5) */
+  bool expect;
+};
+
+static const struct news_row news_rows[] = {
+    {"unknown_node", false, false, PEER_ALIVE, 0, 0, true},
+    {"known_not_heard", true, false, PEER_ALIVE, 10, 5, true},
+    {"lost_node", true, true, PEER_LOST, 10, 5, true},
+    {"left_node", true, true, PEER_LEFT, 10, 5, true},
+    {"newer_version", true, true, PEER_ALIVE, 10, 4, true},
+    {"newer_incarnation", true, true, PEER_ALIVE, 9, 8, true},
+    {"same_version", true, true, PEER_ALIVE, 10, 5, false},
+    {"older_version", true, true, PEER_ALIVE, 10, 6, false},
+};
+
+static void is_news_when_it_tells_something(void **state) {
+  for (size_t i = 0; i < ARRAY_SIZE(news_rows); i++) {
+    const struct news_row *r = &news_rows[i];
+    struct peer p;
+    struct record rec;
+    memset(&p, 0, sizeof(p));
+    memset(&rec, 0, sizeof(rec));
+    p.heard = r->heard;
+    p.status = r->status;
+    p.rec.inc = r->inc;
+    p.rec.ver = r->ver;
+    rec.inc = 10;
+    rec.ver = 5;
+    print_message("row %s\n", r->name);
+    assert_int_equal(policy_is_news(r->known ? &p : NULL, &rec), r->expect);
+  }
+}
+
+/* What after a record: flags A(nswer list), S(oon), O(ffer list). */
+struct after_row {
+  const char *name;
+  bool hello, from_leaf, via_relay, we_relay, we_leaf, new_peer, same_view;
+  uint64_t now, list_at;
+  size_t npeers;
+  uint32_t their_known;
+  unsigned expect;
+};
+
+#define HB 1000
+
+static const struct after_row after_rows[] = {
+    {"hello_gets_list_and_state", true, false, false, false, false, true, false,
+     5000, 4900, 3, 1, POLICY_ANSWER_LIST | POLICY_PUBLISH_SOON},
+    {"leaf_hello_at_relay_gets_state_only", true, true, false, true, false,
+     true, false, 5000, 0, 3, 1, POLICY_PUBLISH_SOON},
+    {"leaf_hello_at_member_gets_list", true, true, false, false, false, false,
+     true, 5000, 0, 3, 1, POLICY_ANSWER_LIST | POLICY_PUBLISH_SOON},
+    {"leaf_ignores_records_via_relay", false, false, true, false, true, true,
+     false, 5000, 0, 9, 1, POLICY_NOTHING},
+    {"new_peer_gets_state_soon", false, false, false, false, false, true, false,
+     5000, 0, 9, 1, POLICY_PUBLISH_SOON},
+    {"leaf_does_not_republish_for_new_peer", false, false, false, false, true,
+     true, true, 5000, 0, 9, 1, POLICY_NOTHING},
+    {"leaf_offers_list_to_its_relay", false, false, false, false, true, true,
+     false, 5000, 0, 9, 1, POLICY_OFFER_LIST},
+    {"same_view_nothing", false, false, false, false, false, false, true, 5000,
+     0, 9, 1, POLICY_NOTHING},
+    {"differing_view_offers_list", false, false, false, false, false, false,
+     false, 5000, 4500, 9, 1, POLICY_OFFER_LIST},
+    {"list_sent_recently_waits", false, false, false, false, false, false,
+     false, 5000, 4501, 9, 1, POLICY_NOTHING},
+    {"they_know_more_they_send", false, false, false, false, false, false,
+     false, 5000, 0, 2, 9, POLICY_NOTHING},
+};
+
+static void after_record(void **state) {
+  for (size_t i = 0; i < ARRAY_SIZE(after_rows); i++) {
+    const struct after_row *r = &after_rows[i];
+    struct policy_record_in in = {
+        .hello = r->hello,
+        .from_leaf = r->from_leaf,
+        .via_relay = r->via_relay,
+        .we_relay = r->we_relay,
+        .we_leaf = r->we_leaf,
+        .new_peer = r->new_peer,
+        .same_view = r->same_view,
+        .now = r->now,
+        .list_at = r->list_at,
+        .heartbeat_ms = HB,
+        .npeers = r->npeers,
+        .name = "a",
+        .their_known = r->their_known,
+        .their_name = "b",
+    };
+    print_message("row %s\n", r->name);
+    assert_int_equal(policy_after_record(&in), r->expect);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(own_state_precedence),
+      cmocka_unit_test(own_state_reason_truncated_to_limit),
+      cmocka_unit_test(admission),
+      cmocka_unit_test(check_rise_and_fall),
+      cmocka_unit_test(check_counts_consecutive_results),
+      cmocka_unit_test(relay_hold_is_a_quarter_heartbeat_within_bounds),
+      cmocka_unit_test(relay_credit),
+      cmocka_unit_test(relay_burst_then_one_per_interval),
+      cmocka_unit_test(relay_forwards_leaves_direct_records_only),
+      cmocka_unit_test(lists_ours_picks_one_side),
+      cmocka_unit_test(lists_ours_is_one_sided),
+      cmocka_unit_test(is_news_when_it_tells_something),
+      cmocka_unit_test(after_record),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,386 @@
+/*
+ * test_state.c — this node's state file in state_dir: a save loads back
+ * the same; a missing, corrupt, truncated or oversized file is an error,
+ * never a crash; a failed save closes its descriptor and leaves no
+ * temporary file; a planted symlink is never followed; and state_dir_check
+ * refuses directories others could write to.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "state.h"
+
+struct fixture {
+  char dir[64];
+  char sub[128]; /* dir/state: where the state is saved */
+};
+
+static int setup(void **state) {
+  struct fixture *f = calloc(1, sizeof(*f));
+  if (f == NULL)
+    return -1;
+  snprintf(f->dir, sizeof(f->dir), "/tmp/choreo-state-XXXXXX");
+  if (mkdtemp(f->dir) == NULL)
+    return -1;
+  snprintf(f->sub, sizeof(f->sub), "%s/state", f->dir);
+  *state = f;
+  return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag,
+                        struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  chmod(path, 0700);
+  return remove(path);
+}
+
+static int teardown(void **state) {
+  struct fixture *f = *state;
+  nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  free(f);
+  return 0;
+}
+
+static void put(const char *path, const char *text) {
+  FILE *fp = fopen(path, "w");
+  assert_non_null(fp);
+  assert_true(fputs(text, fp) >= 0);
+  assert_int_equal(fclose(fp), 0);
+}
+
+/* Open descriptors of this process. */
+static int open_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  int n = 0;
+  assert_non_null(d);
+  while (readdir(d) != NULL)
+    n++;
+  closedir(d);
+  return n;
+}
+
+/* Entries of dir other than "." and ".." whose name starts with prefix. */
+static int entries(const char *dir, const char *prefix) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  int n = 0;
+  assert_non_null(d);
+  while ((e = readdir(d)) != NULL)
+    n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+         strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+  closedir(d);
+  return n;
+}
+
+static void sample(struct saved_state *s) {
+  memset(s, 0, sizeof(*s));
+  snprintf(s->state, sizeof(s->state), "maintenance");
+  snprintf(s->reason, sizeof(s->reason), "schema 42 \xc3\xa9");
+  s->since_ms = 1700000000123;
+  s->inc = 7;
+  s->data = json_pack("{s:s, s:s}", "version", "1.2.3", "role", "primary");
+  assert_non_null(s->data);
+}
+
+/* ---- Round trip ---- */
+
+static void state_loads_back_what_was_saved(void **state) {
+  struct fixture *f = *state;
+  struct saved_state s, back;
+  struct stat st;
+  char path[256];
+
+  sample(&s);
+  assert_int_equal(state_save(f->sub, &s), 0);
+  assert_int_equal(state_load(f->sub, &back), 0);
+  assert_string_equal(back.state, s.state);
+  assert_string_equal(back.reason, s.reason);
+  assert_int_equal(back.since_ms, s.since_ms);
+  assert_int_equal(back.inc, s.inc);
+  assert_true(json_equal(back.data, s.data));
+  /* the directory is created 0700, the file 0600, no temporary is left */
+  assert_int_equal(stat(f->sub, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0700);
+  snprintf(path, sizeof(path), "%s/" STATE_FILE, f->sub);
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0600);
+  assert_int_equal(entries(f->sub, "."), 0);
+  json_decref(back.data);
+  /* a second save replaces the first */
+  s.inc = 8;
+  assert_int_equal(state_save(f->sub, &s), 0);
+  assert_int_equal(state_load(f->sub, &back), 0);
+  assert_int_equal(back.inc, 8);
+  json_decref(back.data);
+  json_decref(s.data);
+}
+
+static void state_load_without_file_or_dir_is_not_found(void **state) {
+  struct fixture *f = *state;
+  struct saved_state s;
+  assert_int_equal(state_load(f->sub, &s), CHOREO_ENOTFOUND);
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  assert_int_equal(state_load(f->sub, &s), CHOREO_ENOTFOUND);
+  assert_null(s.data);
+}
+
+/* ---- Corrupt files: an error, never a crash ---- */
+
+static void state_load_refuses_corrupt_files(void **state) {
+  struct fixture *f = *state;
+  static const char *const files[] = {
+      "",
+      "{",
+      "garbage\x01\xff",
+      "[]",
+      "null",
+      "{\"state\": \"ready\"}",                            /* no inc */
+      "{\"state\": \"ready\", \"inc\": \"1\"}",            /* mistyped */
+      "{\"state\": \"Not Valid\", \"inc\": 1}",            /* bad state */
+      "{\"state\": \"ready\", \"inc\": -1}",               /* negative */
+      "{\"state\": \"ready\", \"inc\": 9007199254740993}", /* too big */
+      "{\"state\": \"ready\", \"inc\": 1, \"since\": -5}", /* negative */
+      "{\"state\": \"ready\", \"inc\": 1, \"data\": [1]}", /* not object */
+      "{\"state\": \"ready\", \"inc\": 1, \"data\": {\"A\": \"x\"}}",
+      "{\"state\": \"ready\", \"inc\": 1, \"data\": {\"a\": 1}}",
+      "{\"state\": \"ready\", \"inc\": 1, \"reason\": 5}",
+      "{\"state\": \"ready\", \"inc\": 1, \"inc\": 2}", /* duplicate key */
+      "{\"state\": \"ready\", \"inc\": 1, \"data\": {\"a\": \"x\"", /* cut */
+  };
+  char path[256];
+
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  snprintf(path, sizeof(path), "%s/" STATE_FILE, f->sub);
+  for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+    struct saved_state s;
+    put(path, files[i]);
+    if (state_load(f->sub, &s) != CHOREO_EDECODE)
+      fail_msg("file %zu (%s) was not refused", i, files[i]);
+    assert_null(s.data);
+  }
+}
+
+static void state_load_refuses_a_truncated_save(void **state) {
+  struct fixture *f = *state;
+  struct saved_state s, back;
+  char path[256], whole[1024];
+  size_t n;
+  FILE *fp;
+
+  sample(&s);
+  assert_int_equal(state_save(f->sub, &s), 0);
+  json_decref(s.data);
+  snprintf(path, sizeof(path), "%s/" STATE_FILE, f->sub);
+  fp = fopen(path, "r");
+  assert_non_null(fp);
+  n = fread(whole, 1, sizeof(whole), fp);
+  fclose(fp);
+  assert_true(n > 10 && n < sizeof(whole));
+  /* every proper prefix but the one that drops only the final newline */
+  for (size_t len = 0; len + 1 < n; len++) {
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(whole, 1, len, fp), len);
+    assert_int_equal(fclose(fp), 0);
+    if (state_load(f->sub, &back) != CHOREO_EDECODE)
+      fail_msg("a file cut to %zu bytes was not refused", len);
+  }
+}
+
+static void state_load_refuses_an_oversized_file(void **state) {
+  struct fixture *f = *state;
+  struct saved_state s;
+  char path[256];
+  FILE *fp;
+
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  snprintf(path, sizeof(path), "%s/" STATE_FILE, f->sub);
+  fp = fopen(path, "w");
+  assert_non_null(fp);
+  /* valid but for its size: padded with whitespace beyond 64 KiB */
+  fputs("{\"state\": \"ready\", \"inc\": 1}", fp);
+  for (int i = 0; i < 70000; i++)
+    fputc(' ', fp);
+  assert_int_equal(fclose(fp), 0);
+  assert_int_equal(state_load(f->sub, &s), CHOREO_EDECODE);
+}
+
+static void state_load_refuses_a_directory_as_file(void **state) {
+  struct fixture *f = *state;
+  struct saved_state s;
+  char path[256];
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  snprintf(path, sizeof(path), "%s/" STATE_FILE, f->sub);
+  assert_int_equal(mkdir(path, 0700), 0);
+  assert_int_equal(state_load(f->sub, &s), CHOREO_EDECODE);
+}
+
+/* ---- Failed saves ---- */
+
+static void state_save_into_a_file_fails_cleanly(void **state) {
+  struct fixture *f = *state;
+  struct saved_state s;
+  int before = open_fds();
+
+  put(f->sub, "not a directory\n");
+  sample(&s);
+  assert_int_equal(state_save(f->sub, &s), -ENOTDIR);
+  assert_int_equal(open_fds(), before);
+  json_decref(s.data);
+}
+
+static void state_save_over_a_directory_closes_and_cleans_up(void **state) {
+  struct fixture *f = *state;
+  struct saved_state s;
+  char path[256];
+  int before;
+
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  snprintf(path, sizeof(path), "%s/" STATE_FILE, f->sub);
+  assert_int_equal(mkdir(path, 0700), 0);
+  sample(&s);
+  before = open_fds();
+  /* rename() over a directory fails after the file was written */
+  assert_int_equal(state_save(f->sub, &s), -EISDIR);
+  assert_int_equal(open_fds(), before);
+  assert_int_equal(entries(f->sub, "."), 0);
+  json_decref(s.data);
+}
+
+static void state_save_that_cannot_write_closes_and_cleans_up(void **state) {
+  struct fixture *f = *state;
+  struct saved_state s;
+  struct rlimit old, small = {.rlim_cur = 16, .rlim_max = RLIM_INFINITY};
+  void (*prev)(int);
+  int before, rv;
+
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  sample(&s);
+  assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+  small.rlim_max = old.rlim_max;
+  prev = signal(SIGXFSZ, SIG_IGN);
+  before = open_fds();
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+  rv = state_save(f->sub, &s);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+  signal(SIGXFSZ, prev);
+  assert_int_equal(rv, -EFBIG);
+  assert_int_equal(open_fds(), before);
+  assert_int_equal(entries(f->sub, "."), 0);
+  json_decref(s.data);
+}
+
+static void state_save_never_follows_a_planted_symlink(void **state) {
+  struct fixture *f = *state;
+  struct saved_state s, back;
+  char link[256], victim[256];
+  struct stat st;
+
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  snprintf(victim, sizeof(victim), "%s/victim", f->dir);
+  snprintf(link, sizeof(link), "%s/." STATE_FILE ".tmp", f->sub);
+  assert_int_equal(symlink(victim, link), 0);
+  sample(&s);
+  assert_int_equal(state_save(f->sub, &s), 0);
+  assert_int_equal(stat(victim, &st), -1);
+  assert_int_equal(errno, ENOENT);
+  assert_int_equal(lstat(link, &st), 0);
+  assert_true(S_ISLNK(st.st_mode));
+  assert_int_equal(state_load(f->sub, &back), 0);
+  assert_string_equal(back.state, "maintenance");
+  json_decref(back.data);
+  json_decref(s.data);
+}
+
+/* ---- state_dir_check ---- */
+
+static void state_dir_check_refuses_what_others_could_write(void **state) {
+  struct fixture *f = *state;
+  static const struct {
+    mode_t mode;
+    int rv;
+    const char *why; /* in the message, or NULL for none */
+  } cases[] = {
+      {0700, 0, NULL},
+      {0750, 0, NULL},
+      {0755, 0, NULL},
+      {0770, CHOREO_EINVAL, "group or others may write to it (mode 0770)"},
+      {0702, CHOREO_EINVAL, "group or others may write to it (mode 0702)"},
+      {01777, CHOREO_EINVAL, "group or others may write to it (mode 1777)"},
+  };
+  char why[512];
+
+  assert_int_equal(state_dir_check(f->sub, why, sizeof(why)), 0);
+  assert_string_equal(why, "");
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    assert_int_equal(chmod(f->sub, cases[i].mode), 0);
+    assert_int_equal(state_dir_check(f->sub, why, sizeof(why)), cases[i].rv);
+    if (cases[i].why == NULL) {
+      assert_string_equal(why, "");
+      continue;
+    }
+    assert_non_null(strstr(why, cases[i].why));
+    assert_non_null(strstr(why, f->sub));
+  }
+}
+
+static void state_dir_check_refuses_a_file(void **state) {
+  struct fixture *f = *state;
+  char why[512];
+  put(f->sub, "x");
+  assert_int_equal(state_dir_check(f->sub, why, sizeof(why)), -ENOTDIR);
+  assert_non_null(strstr(why, "not a directory"));
+}
+
+static void state_dir_check_refuses_another_users_dir(void **state) {
+  struct fixture *f = *state;
+  char why[512];
+  uid_t other = geteuid() == 65534 ? 65533 : 65534;
+
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  if (chown(f->sub, other, (gid_t)-1) != 0)
+    skip(); /* only root can give a directory away */
+  assert_int_equal(state_dir_check(f->sub, why, sizeof(why)), CHOREO_EINVAL);
+  assert_non_null(strstr(why, "neither root nor the agent's user"));
+  /* root's own is fine */
+  assert_int_equal(chown(f->sub, 0, (gid_t)-1), 0);
+  assert_int_equal(state_dir_check(f->sub, why, sizeof(why)), 0);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      T(state_loads_back_what_was_saved),
+      T(state_load_without_file_or_dir_is_not_found),
+      T(state_load_refuses_corrupt_files),
+      T(state_load_refuses_a_truncated_save),
+      T(state_load_refuses_an_oversized_file),
+      T(state_load_refuses_a_directory_as_file),
+      T(state_save_into_a_file_fails_cleanly),
+      T(state_save_over_a_directory_closes_and_cleans_up),
+      T(state_save_that_cannot_write_closes_and_cleans_up),
+      T(state_save_never_follows_a_planted_symlink),
+      T(state_dir_check_refuses_what_others_could_write),
+      T(state_dir_check_refuses_a_file),
+      T(state_dir_check_refuses_another_users_dir),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
