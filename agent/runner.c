@@ -169,14 +169,6 @@ static void slot_release(struct runner_job *j) {
 
 /* ---- copying a spec ---- */
 
-static void strv_free(char **v) {
-  if (v == NULL)
-    return;
-  for (size_t i = 0; v[i] != NULL; i++)
-    free(v[i]);
-  free(v);
-}
-
 /* *out stays NULL when v is NULL. */
 static int strv_dup(char *const *v, char ***out) {
   size_t n = 0;
@@ -192,7 +184,7 @@ static int strv_dup(char *const *v, char ***out) {
     return CHOREO_ENOMEM;
   for (size_t i = 0; i < n; i++) {
     if ((copy[i] = strdup(v[i])) == NULL) {
-      strv_free(copy);
+      util_strv_free(copy);
       return CHOREO_ENOMEM;
     }
   }
@@ -205,8 +197,8 @@ static void job_free(struct runner_job *j) {
   if (j == NULL)
     return;
   free(j->name);
-  strv_free(j->argv);
-  strv_free(j->env);
+  util_strv_free(j->argv);
+  util_strv_free(j->env);
   free(j->input);
   free(j);
 }
