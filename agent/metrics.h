@@ -13,6 +13,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wire.h"
+
+/* One counter per reason the decoder rejects a message (WIRE_REJECT_MAP):
+ * a new reason there is a new row here. It expands to the XX of the list
+ * being expanded, so the users of METRICS_COUNTERS call theirs XX. */
+#define METRICS_DECODE_ROW(id, s)                                              \
+  XX(drop_decode_##id, "choreo_messages_dropped_total", "reason=\"" s "\"",    \
+     "Messages dropped, by reason")
+
 #define METRICS_COUNTERS(XX)                                                   \
   XX(msg_received, "choreo_messages_received_total", "",                       \
      "Messages received on the inbox")                                         \
@@ -21,18 +30,7 @@
   XX(msg_sent, "choreo_messages_sent_total", "", "Messages published")         \
   XX(msg_send_failed, "choreo_messages_send_failed_total", "",                 \
      "Messages nanomsg refused to queue")                                      \
-  XX(drop_too_big, "choreo_messages_dropped_total", "reason=\"too_big\"",      \
-     "Messages dropped, by reason")                                            \
-  XX(drop_not_json, "choreo_messages_dropped_total", "reason=\"not_json\"",    \
-     "Messages dropped, by reason")                                            \
-  XX(drop_bad_field, "choreo_messages_dropped_total", "reason=\"bad_field\"",  \
-     "Messages dropped, by reason")                                            \
-  XX(drop_over_limit, "choreo_messages_dropped_total",                         \
-     "reason=\"over_limit\"", "Messages dropped, by reason")                   \
-  XX(drop_bad_version, "choreo_messages_dropped_total",                        \
-     "reason=\"bad_version\"", "Messages dropped, by reason")                  \
-  XX(drop_unknown_type, "choreo_messages_dropped_total",                       \
-     "reason=\"unknown_type\"", "Messages dropped, by reason")                 \
+  WIRE_REJECT_MAP(METRICS_DECODE_ROW)                                          \
   XX(drop_cluster, "choreo_messages_dropped_total",                            \
      "reason=\"other_cluster\"", "Messages dropped, by reason")                \
   XX(drop_self_name, "choreo_messages_dropped_total", "reason=\"own_name\"",   \
@@ -134,6 +132,8 @@ struct metrics {
   { 0.5, 1, 2, 5, 10, 50, 250, 1000 }
 
 void metrics_observe_reaction(struct metrics *m, double ms);
+/* Count a message the decoder rejected for reason r (WIRE_OK: nothing). */
+void metrics_count_reject(struct metrics *m, enum wire_reject r);
 /* Render m in the Prometheus text exposition format. On success the caller
  * owns *out (free()). Returns 0 or CHOREO_ENOMEM. */
 int metrics_render(const struct metrics *m, char **out);
