@@ -111,6 +111,9 @@ static void do_metrics(struct agent *a, struct control_client *cl,
   a->metrics.mesh_out_connecting = (int64_t)ms.out_connecting;
   a->metrics.mesh_in_up = (int64_t)ms.in_up;
   a->metrics.mesh_connect_errors = (int64_t)ms.connect_errors;
+  a->metrics.inbox_resets = ms.inbox_resets;
+  a->metrics.inbox_idle_closed = ms.inbox_idle_closed;
+  a->metrics.fds_open = (int64_t)ms.fds;
   a->metrics.peers_alive = (int64_t)alive;
   a->metrics.peers_lost = (int64_t)lost;
   a->metrics.peers_left = (int64_t)left;

@@ -241,6 +241,12 @@ void jobs_step(struct jobs *js, uint64_t rx_ns) {
     }
   } while (again);
   js->rx_ns = saved;
+  /* An action still waiting to start that the truth went past. */
+  for (struct job *j = js->list; j != NULL; j = j->next) {
+    int idx = j->is_check ? -1 : engine_index(&a->engine, j->name);
+    if (idx >= 0 && engine_superseded(&a->engine, (size_t)idx))
+      (void)runner_withdraw(&a->runner, j->tag);
+  }
   if (a->engine.dropped > 0) {
     log_warn("%llu per-peer events dropped: a behaviour's queue of %d "
              "events was full",
@@ -277,6 +283,8 @@ void jobs_done(void *arg, uint64_t tag, enum runner_result res, int status) {
   if (j->is_check) {
     js->check_done(js, j->name, res == RUNNER_OK);
   } else if (!js->stopped && (idx = engine_index(&a->engine, j->name)) >= 0) {
+    if (res == RUNNER_WITHDRAWN)
+      engine_withdrawn(&a->engine, (size_t)idx);
     engine_done(&a->engine, (size_t)idx, uv_now(&a->loop));
     jobs_step(js, 0);
   }

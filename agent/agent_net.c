@@ -552,32 +552,6 @@ static void fresh_after(struct net *n, const struct wire_msg *m) {
 
 /* ---- receiving ---- */
 
-static void count_reject(struct net *n, enum wire_reject r) {
-  struct agent *a = agent_of(n);
-  switch (r) {
-  case WIRE_REJECT_TOO_BIG:
-    a->metrics.drop_too_big++;
-    break;
-  case WIRE_REJECT_NOT_JSON:
-    a->metrics.drop_not_json++;
-    break;
-  case WIRE_REJECT_BAD_VERSION:
-    a->metrics.drop_bad_version++;
-    break;
-  case WIRE_REJECT_UNKNOWN_TYPE:
-    a->metrics.drop_unknown_type++;
-    break;
-  case WIRE_REJECT_BAD_FIELD:
-    a->metrics.drop_bad_field++;
-    break;
-  case WIRE_REJECT_OVER_LIMIT:
-    a->metrics.drop_over_limit++;
-    break;
-  case WIRE_OK:
-    break;
-  }
-}
-
 /* Checks that need the agent's context (policy_admit): cluster, own
  * name, freshness (with a key ring), incarnation from the future,
  * replay. Returns false (counted) to drop. */
@@ -771,7 +745,7 @@ static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
     return;
   }
   if (wire_decode(plain != NULL ? (void *)plain : buf, len, &m, &err) != 0) {
-    count_reject(n, err.reason);
+    metrics_count_reject(&a->metrics, err.reason);
     log_debug("dropped a message: %s: %s", wire_reject_name(err.reason),
               err.detail);
   } else if (via_relay && strcmp(m.from, a->cfg->name) == 0) {

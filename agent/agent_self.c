@@ -97,13 +97,6 @@ static void effective(struct self *s, char *state, char *reason) {
   (void)policy_own_state(&c, state, reason);
 }
 
-static bool same_groups(const struct self *s, const struct config *cfg) {
-  if (s->rec.ngroups != cfg->ngroups)
-    return false;
-  return memcmp(s->rec.groups, cfg->groups,
-                cfg->ngroups * sizeof(s->rec.groups[0])) == 0;
-}
-
 /* Publish a new version when the shown state, reason or groups changed, or
  * when the caller changed something else of the record (force). */
 static void refresh(struct self *s, bool force) {
@@ -113,7 +106,8 @@ static void refresh(struct self *s, bool force) {
 
   effective(s, state, reason);
   changed = force || strcmp(state, s->rec.state) != 0 ||
-            strcmp(reason, s->rec.reason) != 0 || !same_groups(s, cfg);
+            strcmp(reason, s->rec.reason) != 0 ||
+            !record_groups_are(&s->rec, cfg->ngroups, cfg->groups);
   if (!changed)
     return;
   if (strcmp(state, s->rec.state) != 0) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "util.h"
 
 static const char set_usage[] =
     "Usage: choreo set STATE [--reason TEXT] [--data KEY=VALUE]... "
@@ -223,49 +224,8 @@ static int declared_state(choreo_client *c, char *state, size_t slen,
   return 0;
 }
 
-/* NULL if file is a regular file we may execute, else why not. */
-static const char *exec_problem(const char *file) {
-  struct stat st;
-  if (stat(file, &st) != 0)
-    return errno == ENOENT || errno == ENOTDIR ? "no such file"
-                                               : strerror(errno);
-  if (S_ISDIR(st.st_mode))
-    return "is a directory";
-  if (!S_ISREG(st.st_mode))
-    return "is not a regular file";
-  if (access(file, X_OK) != 0)
-    return "is not executable";
-  return NULL;
-}
-
-/* NULL if execvp() would find and run command, else why not: the same
- * rule (a name with a slash is a path; else each directory of $PATH, an
- * empty one meaning the current directory) checked before anything is
- * announced, so that a typo changes no state anywhere. */
-static const char *command_problem(const char *command) {
-  const char *p = getenv("PATH"), *end;
-  char file[4096];
-  int n;
-
-  if (command[0] == '\0')
-    return "the command is empty";
-  if (strchr(command, '/') != NULL)
-    return exec_problem(command);
-  if (p == NULL)
-    p = "/bin:/usr/bin"; /* glibc's execvp() default */
-  for (;; p = end + 1) {
-    size_t len;
-    end = strchr(p, ':');
-    len = end != NULL ? (size_t)(end - p) : strlen(p);
-    n = len == 0
-            ? snprintf(file, sizeof(file), "%s", command)
-            : snprintf(file, sizeof(file), "%.*s/%s", (int)len, p, command);
-    if (n > 0 && (size_t)n < sizeof(file) && exec_problem(file) == NULL)
-      return NULL;
-    if (end == NULL)
-      return "not found in PATH";
-  }
-}
+/* glibc's execvp() searches this when $PATH is unset. */
+#define EXECVP_DEFAULT_PATH "/bin:/usr/bin"
 
 static volatile sig_atomic_t child_pid;
 
@@ -313,7 +273,7 @@ int cmd_run_in(int argc, char **argv) {
 
   if (rv >= 0)
     return rv;
-  if ((why = command_problem(s.command[0])) != NULL)
+  if ((why = util_command_problem(s.command[0], EXECVP_DEFAULT_PATH)) != NULL)
     return cli_error(127, "run-in", "%s: %s; the state was not changed",
                      s.command[0], why);
   if ((rv = cli_connect("run-in", &s.common, &c)) != 0)

@@ -445,12 +445,6 @@ static void argv_free(struct config_argv *a) {
   a->argc = 0;
 }
 
-static void strv_free(char **v, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    free(v[i]);
-  free(v);
-}
-
 /* Make *cmd (argv[0]) absolute if it is a relative path and check that it
  * can be run; a bare name must be found in $PATH. */
 static void resolve_command(struct loader *L, const struct ynode *at,
@@ -463,7 +457,9 @@ static void resolve_command(struct loader *L, const struct ynode *at,
     return;
   }
   if (strchr(*cmd, '/') == NULL) {
-    if (!cfg_in_path(*cmd))
+    /* The agent spawns through libuv, which searches this when $PATH is
+     * unset. */
+    if (util_command_problem(*cmd, "/usr/local/bin:/usr/bin:/bin") != NULL)
       cfg_problem(L, at, where, "%s: not found in PATH", *cmd);
     return;
   }
@@ -479,7 +475,7 @@ static void resolve_command(struct loader *L, const struct ynode *at,
     free(*cmd);
     *cmd = abs;
   }
-  if ((why = cfg_exec_problem(*cmd)) != NULL)
+  if ((why = util_exec_problem(*cmd)) != NULL)
     cfg_problem(L, at, where, "%s: %s", *cmd, why);
 }
 
@@ -528,7 +524,8 @@ static void copy_vars(struct loader *L, size_t *nvars, char ***vars) {
   const struct include_ctx *inc = L->inc;
   if (inc == NULL || inc->nvars == 0)
     return;
-  if ((*vars = calloc(inc->nvars, sizeof(char *))) == NULL) {
+  /* NULL-terminated, for util_strv_free(). */
+  if ((*vars = calloc(inc->nvars + 1, sizeof(char *))) == NULL) {
     L->nomem = true;
     return;
   }
@@ -1404,11 +1401,11 @@ void config_free(struct config *cfg) {
   for (size_t i = 0; i < cfg->nbehaviours; i++) {
     argv_free(&cfg->behaviours[i].run);
     argv_free(&cfg->behaviours[i].revert);
-    strv_free(cfg->behaviours[i].vars, cfg->behaviours[i].nvars);
+    util_strv_free(cfg->behaviours[i].vars);
   }
   for (size_t i = 0; i < cfg->nchecks; i++) {
     argv_free(&cfg->checks[i].run);
-    strv_free(cfg->checks[i].vars, cfg->checks[i].nvars);
+    util_strv_free(cfg->checks[i].vars);
   }
   free(cfg->behaviours);
   free(cfg->checks);

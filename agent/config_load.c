@@ -256,45 +256,6 @@ int cfg_join_path(const char *dir, const char *path, char *out, size_t size) {
   return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
-/* NULL if file can be executed, else why not. */
-const char *cfg_exec_problem(const char *file) {
-  struct stat st;
-  if (stat(file, &st) != 0)
-    return errno == ENOENT || errno == ENOTDIR ? "no such file"
-                                               : strerror(errno);
-  if (S_ISDIR(st.st_mode))
-    return "is a directory";
-  if (!S_ISREG(st.st_mode))
-    return "is not a regular file";
-  if (access(file, X_OK) != 0)
-    return "is not executable";
-  return NULL;
-}
-
-/* Whether an executable called name is in one of $PATH's directories, the
- * way execvp() would look for it. */
-bool cfg_in_path(const char *name) {
-  const char *p = getenv("PATH"), *end;
-  char file[CONFIG_PATH_MAX];
-  size_t len;
-  int n;
-
-  if (p == NULL)
-    p = "/usr/local/bin:/usr/bin:/bin";
-  for (;; p = end + 1) {
-    end = strchr(p, ':');
-    len = end != NULL ? (size_t)(end - p) : strlen(p);
-    if (len == 0)
-      n = snprintf(file, sizeof(file), "./%s", name);
-    else
-      n = snprintf(file, sizeof(file), "%.*s/%s", (int)len, p, name);
-    if (n > 0 && (size_t)n < sizeof(file) && cfg_exec_problem(file) == NULL)
-      return true;
-    if (end == NULL)
-      return false;
-  }
-}
-
 /* ---- YAML into a tree of nodes ---- */
 
 void cfg_ynode_free(struct ynode *n) {

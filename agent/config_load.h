@@ -112,13 +112,6 @@ int cfg_dir_of(const char *file, char *dir, size_t size);
  * 0, or -1 if the result does not fit in out[size]. */
 int cfg_join_path(const char *dir, const char *path, char *out, size_t size);
 
-/* NULL if file can be executed, else why not. */
-const char *cfg_exec_problem(const char *file);
-
-/* Whether an executable called name is in one of $PATH's directories, the
- * way execvp() would look for it. */
-bool cfg_in_path(const char *name);
-
 /* Free a tree from cfg_parse_yaml() (NULL is fine). */
 void cfg_ynode_free(struct ynode *n);
 

@@ -3,6 +3,7 @@
  * see control.h for the rules it enforces on clients.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,8 @@ struct control_client {
   size_t len, cap;
   bool watcher;
   bool partial; /* buf holds the start of a line */
+  bool paused;  /* replies back up: requests are not read (backpressure) */
+  bool eof;     /* the client's side is closed: nothing more to read */
   bool closing;
   int open_handles;
 };
@@ -35,8 +38,12 @@ struct control_client {
 
 struct write_req {
   uv_write_t req;
+  struct control_client *cl;
   char data[]; /* the line */
 };
+
+static void consume_lines(struct control_client *cl);
+static void spares_refill(struct control *c);
 
 /* ---- socket file ---- */
 
@@ -101,8 +108,10 @@ static void client_free_if_closed(struct control_client *cl) {
   c->nclients--;
   free(cl->buf);
   free(cl);
-  if (c->closing && c->nclients == 0 &&
-      uv_is_closing((uv_handle_t *)&c->server) && c->close_cb != NULL) {
+  if (!c->closing)
+    spares_refill(c); /* the client may have held a spare's place */
+  if (c->closing && c->nclients == 0 && c->handles == 0 &&
+      c->close_cb != NULL) {
     void (*cb)(struct control *) = c->close_cb;
     c->close_cb = NULL;
     cb(c);
@@ -129,9 +138,20 @@ static void client_fail(struct control_client *cl, const char *why) {
   client_close(cl);
 }
 
+static void drop_slow(struct control_client *cl, const char *why) {
+  cl->owner->metrics->control_errors++;
+  cl->owner->metrics->control_dropped_slow++;
+  log_warn("control: dropping a client that doesn't read its replies: %s", why);
+  client_close(cl);
+}
+
 static void on_idle(uv_timer_t *t) {
   struct control_client *cl = container_of(t, struct control_client, idle);
-  if (cl->partial) {
+  if (cl->paused) {
+    char why[64];
+    snprintf(why, sizeof(why), "they still wait after %d ms", CONTROL_STALL_MS);
+    drop_slow(cl, why);
+  } else if (cl->partial) {
     client_fail(cl, "request line left unfinished for too long");
   } else {
     cl->owner->metrics->control_errors++;
@@ -178,7 +198,7 @@ static void dispatch_line(struct control_client *cl, char *line, size_t len) {
 
 static void consume_lines(struct control_client *cl) {
   size_t start = 0;
-  for (size_t i = 0; i < cl->len && !cl->closing; i++) {
+  for (size_t i = 0; i < cl->len && !cl->closing && !cl->paused; i++) {
     if (cl->buf[i] != '\n')
       continue;
     if (i > start)
@@ -189,6 +209,8 @@ static void consume_lines(struct control_client *cl) {
     return;
   memmove(cl->buf, cl->buf + start, cl->len - start);
   cl->len -= start;
+  if (cl->paused)
+    return; /* the rest waits, unread, for the replies to drain */
   /* The buffer grows to CHOREO_REQUEST_MAX bytes and a newline: full at
    * that size and still no newline means a longer line. */
   if (cl->len > CHOREO_REQUEST_MAX)
@@ -229,6 +251,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
      * connection is closed. A watcher is closed too: it is gone or
      * half-closed, and a half-closed watcher would never be dropped. */
     uv_read_stop(s);
+    cl->eof = true;
     uv_timer_stop(&cl->idle);
     if (uv_shutdown(&cl->shutdown, s, on_shutdown) != 0)
       client_close(cl);
@@ -242,19 +265,17 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   consume_lines(cl);
 }
 
-static void on_connection(uv_stream_t *server, int status) {
-  struct control *c = container_of((uv_pipe_t *)server, struct control, server);
-  struct control_client *cl;
+/* A client on descriptor fd (ours from now on, closed on failure). */
+static void client_add(struct control *c, int fd) {
+  struct control_client *cl = calloc(1, sizeof(*cl));
 
-  if (status != 0)
-    return;
-  cl = calloc(1, sizeof(*cl));
   if (cl != NULL && (cl->buf = malloc(CONTROL_BUF_FIRST)) != NULL)
     cl->cap = CONTROL_BUF_FIRST;
   if (cl == NULL || cl->buf == NULL || uv_pipe_init(c->loop, &cl->pipe, 0)) {
     if (cl != NULL)
       free(cl->buf);
     free(cl);
+    close(fd);
     log_error("control: out of memory accepting a client");
     return;
   }
@@ -265,9 +286,15 @@ static void on_connection(uv_stream_t *server, int status) {
   cl->next = c->clients;
   c->clients = cl;
   c->nclients++;
-  if (uv_accept(server, (uv_stream_t *)&cl->pipe) != 0 ||
-      c->nclients > CONTROL_CLIENTS_MAX) {
+  if (uv_pipe_open(&cl->pipe, fd) != 0) {
+    close(fd);
     c->metrics->control_errors++;
+    client_close(cl);
+    return;
+  }
+  if (c->nclients > CONTROL_CLIENTS_MAX) {
+    c->metrics->control_errors++;
+    c->metrics->control_dropped_full++;
     client_close(cl);
     return;
   }
@@ -275,14 +302,128 @@ static void on_connection(uv_stream_t *server, int status) {
   arm_idle(cl, false);
 }
 
+/* ---- accepting, with descriptors in reserve ---- */
+
+static size_t spares_held(const struct control *c) {
+  size_t n = 0;
+  for (size_t i = 0; i < ARRAY_SIZE(c->spare); i++)
+    n += c->spare[i] >= 0;
+  return n;
+}
+
+/* Take back the places of spares given up. Another thread (nanomsg's)
+ * may have taken the descriptor meanwhile: then try again later. */
+static void spares_refill(struct control *c) {
+  for (size_t i = 0; i < ARRAY_SIZE(c->spare); i++) {
+    if (c->spare[i] < 0 &&
+        (c->spare[i] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+      break;
+  }
+}
+
+/* Out of descriptors: accept the next client on a spare's place. False
+ * when no spare is left. */
+static bool accept_on_spare(struct control *c) {
+  for (size_t i = 0; i < ARRAY_SIZE(c->spare); i++) {
+    int fd;
+    if (c->spare[i] < 0)
+      continue;
+    close(c->spare[i]);
+    c->spare[i] = -1;
+    fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      log_warn("control: out of descriptors; a client took a reserved one "
+               "(%zu left)",
+               spares_held(c));
+      client_add(c, fd);
+    } else {
+      spares_refill(c); /* nothing to accept after all */
+    }
+    return true;
+  }
+  return false;
+}
+
+static void on_listen_readable(uv_poll_t *h, int status, int events);
+
+static void on_retry(uv_timer_t *t) {
+  struct control *c = container_of(t, struct control, retry);
+  spares_refill(c);
+  if (!c->closing)
+    uv_poll_start(&c->poll, UV_READABLE, on_listen_readable);
+}
+
+/* No descriptor at all: leave the connection in the backlog for a while
+ * instead of waking up for it again and again. */
+static void accept_pause(struct control *c) {
+  c->metrics->control_accept_shed++;
+  log_warn("control: out of descriptors and no reserve left; accepting "
+           "again in %d ms",
+           CONTROL_RETRY_MS);
+  uv_poll_stop(&c->poll);
+  uv_timer_start(&c->retry, on_retry, CONTROL_RETRY_MS, 0);
+}
+
+static void on_listen_readable(uv_poll_t *h, int status, int events) {
+  struct control *c = container_of(h, struct control, poll);
+
+  for (int i = 0; i < CONTROL_ACCEPT_BATCH && !c->closing; i++) {
+    int fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      client_add(c, fd);
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED)
+      continue;
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+        errno == ENOMEM) {
+      if (!accept_on_spare(c)) {
+        accept_pause(c);
+        return;
+      }
+      continue;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      log_warn("control: accept: %s", strerror(errno));
+    return;
+  }
+}
+
 /* ---- replies ---- */
 
+static size_t queued(struct control_client *cl) {
+  return uv_stream_get_write_queue_size((uv_stream_t *)&cl->pipe);
+}
+
+/* Replies drained: read requests again, starting with those left in the
+ * buffer. */
+static void resume(struct control_client *cl) {
+  cl->paused = false;
+  consume_lines(cl);
+  if (cl->closing || cl->paused || cl->eof)
+    return;
+  if (uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read) != 0)
+    client_close(cl);
+}
+
 static void on_written(uv_write_t *req, int status) {
-  free(container_of(req, struct write_req, req));
+  struct write_req *w = container_of(req, struct write_req, req);
+  struct control_client *cl = w->cl;
+
+  free(w);
+  if (status == 0 && cl->paused && !cl->closing &&
+      queued(cl) <= CONTROL_OUT_PAUSE / 2)
+    resume(cl);
+}
+
+static void pause_reading(struct control_client *cl) {
+  cl->paused = true;
+  uv_read_stop((uv_stream_t *)&cl->pipe);
+  uv_timer_start(&cl->idle, on_idle, CONTROL_STALL_MS, 0);
 }
 
 static void send_line(struct control_client *cl, json_t *msg) {
-  char *text;
+  char *text, why[64];
   size_t len;
   struct write_req *w;
   uv_buf_t buf;
@@ -293,13 +434,24 @@ static void send_line(struct control_client *cl, json_t *msg) {
   if (text == NULL)
     return;
   len = strlen(text);
+  /* One reply is always taken, however large (a status of a big
+   * cluster); what piles up behind unread ones is what is bounded. */
+  if (queued(cl) > 0 && queued(cl) + len + 1 > CONTROL_OUT_MAX) {
+    free(text);
+    snprintf(why, sizeof(why), "over %d bytes would wait", CONTROL_OUT_MAX);
+    drop_slow(cl, why);
+    return;
+  }
   w = malloc(sizeof(*w) + len + 1);
   if (w != NULL) {
+    w->cl = cl;
     memcpy(w->data, text, len);
     w->data[len] = '\n';
     buf = uv_buf_init(w->data, (unsigned)len + 1);
     if (uv_write(&w->req, (uv_stream_t *)&cl->pipe, &buf, 1, on_written) != 0)
       free(w);
+    else if (!cl->paused && !cl->watcher && queued(cl) > CONTROL_OUT_PAUSE)
+      pause_reading(cl);
   }
   free(text);
 }
@@ -332,24 +484,44 @@ void control_broadcast(struct control *c, json_t *ev) {
     next = cl->next;
     if (!cl->watcher || cl->closing)
       continue;
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&cl->pipe) >
-        CONTROL_WRITE_BACKLOG_MAX) {
-      c->metrics->control_errors++;
-      log_warn("control: dropping a watcher that doesn't read its events");
-      client_close(cl);
-      continue;
-    }
-    send_line(cl, ev);
+    send_line(cl, ev); /* drops it beyond CONTROL_OUT_MAX */
   }
 }
 
 /* ---- server ---- */
+
+static int listen_at(const char *path, unsigned mode, bool *bound, int *out) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int rv = 0;
+
+  if (fd < 0)
+    return -errno;
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+  if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+    rv = -errno; /* the file, if any, is not ours: leave it */
+    goto fail;
+  }
+  *bound = true;
+  if (chmod(path, (mode_t)mode) != 0 || listen(fd, 64) != 0) {
+    rv = -errno;
+    goto fail;
+  }
+  *out = fd;
+  return 0;
+fail:
+  close(fd);
+  return rv;
+}
 
 int control_start(struct control *c, uv_loop_t *loop, const char *path,
                   unsigned mode, struct metrics *m, control_request_fn fn) {
   int rv;
 
   memset(c, 0, sizeof(*c));
+  c->fd = -1;
+  for (size_t i = 0; i < ARRAY_SIZE(c->spare); i++)
+    c->spare[i] = -1;
   c->loop = loop;
   c->metrics = m;
   c->on_request = fn;
@@ -357,19 +529,25 @@ int control_start(struct control *c, uv_loop_t *loop, const char *path,
     return -ENAMETOOLONG;
   if ((rv = claim_path(path)) != 0)
     return rv;
-  if ((rv = uv_pipe_init(loop, &c->server, 0)) != 0)
+  if ((rv = listen_at(path, mode, &c->bound, &c->fd)) != 0)
     return rv;
-  c->server_open = true;
-  if ((rv = uv_pipe_bind(&c->server, path)) != 0)
-    return rv; /* the file, if any, is not ours: leave it */
-  c->bound = true;
-  if (chmod(path, (mode_t)mode) != 0)
-    return -errno;
-  return uv_listen((uv_stream_t *)&c->server, 64, on_connection);
+  spares_refill(c);
+  if ((rv = uv_poll_init(loop, &c->poll, c->fd)) != 0)
+    return rv;
+  c->handles++;
+  if ((rv = uv_timer_init(loop, &c->retry)) != 0)
+    return rv;
+  c->handles++;
+  return uv_poll_start(&c->poll, UV_READABLE, on_listen_readable);
 }
 
 static void on_server_closed(uv_handle_t *h) {
-  struct control *c = container_of((uv_pipe_t *)h, struct control, server);
+  struct control *c = h->data;
+  if (--c->handles > 0)
+    return;
+  /* libuv no longer watches it: the descriptor can go. */
+  close(c->fd);
+  c->fd = -1;
   if (c->nclients == 0 && c->close_cb != NULL) {
     void (*cb)(struct control *) = c->close_cb;
     c->close_cb = NULL;
@@ -386,10 +564,24 @@ void control_close(struct control *c, void (*cb)(struct control *c)) {
     client_close(cl);
   if (c->bound)
     unlink(c->path);
-  if (c->server_open) {
-    uv_close((uv_handle_t *)&c->server, on_server_closed);
-  } else if (cb != NULL) {
-    c->close_cb = NULL;
-    cb(c);
+  for (size_t i = 0; i < ARRAY_SIZE(c->spare); i++) {
+    if (c->spare[i] >= 0)
+      close(c->spare[i]);
+    c->spare[i] = -1;
   }
+  if (c->handles == 0) {
+    if (c->fd >= 0)
+      close(c->fd);
+    c->fd = -1;
+    if (c->nclients == 0 && cb != NULL) {
+      c->close_cb = NULL;
+      cb(c);
+    }
+    return;
+  }
+  /* Both handles were initialised (poll first, then the timer). */
+  c->poll.data = c->retry.data = c;
+  uv_close((uv_handle_t *)&c->poll, on_server_closed);
+  if (c->handles == 2)
+    uv_close((uv_handle_t *)&c->retry, on_server_closed);
 }

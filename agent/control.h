@@ -8,10 +8,23 @@
  * gets an error reply. A line longer than CHOREO_REQUEST_MAX, or a partial
  * line left unfinished CONTROL_IDLE_MS after its first byte, gets an error
  * reply and ends that client's connection and no other; so does silence
- * for CONTROL_SILENT_MS from a client that is not watching. A watcher that
- * doesn't read its events fast enough is dropped once
- * CONTROL_WRITE_BACKLOG_MAX bytes wait for it. A client that closes its
- * side still gets the replies it is owed.
+ * for CONTROL_SILENT_MS from a client that is not watching. A client that
+ * doesn't read what it is sent can't make the agent hold its replies:
+ * once CONTROL_OUT_PAUSE bytes wait for it, its requests are no longer
+ * read (backpressure), and it is dropped (counted as "slow") if they still
+ * wait CONTROL_STALL_MS later or if more than CONTROL_OUT_MAX bytes would
+ * wait (a watcher's events; one reply alone is always sent, however
+ * large). A client that closes its side still
+ * gets the replies it is owed.
+ *
+ * Descriptors: the server accepts on its own listening socket (not
+ * libuv's, whose accept loop spins when the process is out of
+ * descriptors) and keeps CONTROL_SPARE_FDS descriptors in reserve: when
+ * accept fails with EMFILE or ENFILE, a spare is given up for the next
+ * client, so an operator can still ask a node under a descriptor flood
+ * what is going on. With no spare left, accepting pauses for
+ * CONTROL_RETRY_MS (the pending connection waits in the backlog) rather
+ * than spin.
  */
 #ifndef CHOREO_CONTROL_H
 #define CHOREO_CONTROL_H
@@ -25,7 +38,12 @@
 #define CONTROL_CLIENTS_MAX 256
 #define CONTROL_IDLE_MS 10000
 #define CONTROL_SILENT_MS 60000
-#define CONTROL_WRITE_BACKLOG_MAX (4 * 1024 * 1024)
+#define CONTROL_OUT_PAUSE (256 * 1024)
+#define CONTROL_OUT_MAX (1024 * 1024)
+#define CONTROL_STALL_MS 5000
+#define CONTROL_SPARE_FDS 4
+#define CONTROL_RETRY_MS 100
+#define CONTROL_ACCEPT_BATCH 16 /* connections accepted per wake-up */
 
 struct control;
 struct control_client; /* private */
@@ -37,15 +55,18 @@ typedef void (*control_request_fn)(struct control *c, struct control_client *cl,
                                    json_t *req);
 
 struct control {
-  uv_pipe_t server;
+  uv_poll_t poll;   /* the listening socket */
+  uv_timer_t retry; /* accepting again after a pause, refilling spares */
+  int fd;           /* the listening socket; -1 when closed */
+  int spare[CONTROL_SPARE_FDS]; /* reserved descriptors, -1 when given up */
+  int handles;                  /* of poll and retry, not closed yet */
   uv_loop_t *loop;
   char path[108];
   struct metrics *metrics; /* borrowed */
   control_request_fn on_request;
   struct control_client *clients; /* private list */
   size_t nclients;
-  bool server_open; /* the server handle needs closing */
-  bool bound;       /* the socket file is ours to unlink */
+  bool bound; /* the socket file is ours to unlink */
   bool closing;
   void (*close_cb)(struct control *c);
 };

@@ -92,10 +92,6 @@ const char *engine_action_name(enum engine_action_type t) {
   return "unknown";
 }
 
-static uint64_t add_sat(uint64_t a, uint64_t b) {
-  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
-
 static void set_min(uint64_t *deadline, uint64_t t) {
   if (t < *deadline)
     *deadline = t;
@@ -725,7 +721,7 @@ static void step_condition(struct engine *e, size_t i, uint64_t now,
     evaluate(e, i, now, o);
   if (s->busy || s->truth == s->applied)
     return; /* engine_done() brings the next step */
-  due = add_sat(s->truth_since, b->settle_ms);
+  due = util_add_sat(s->truth_since, b->settle_ms);
   if (now < due) {
     set_min(o->deadline, due);
     return;
@@ -745,7 +741,7 @@ static void step_events(struct engine *e, size_t i, uint64_t now,
   if (s->busy)
     return;
   if (s->dirty) {
-    uint64_t due = add_sat(s->dirty_since, b->settle_ms);
+    uint64_t due = util_add_sat(s->dirty_since, b->settle_ms);
     if (now < due) {
       set_min(o->deadline, due);
     } else if (issue(o, now, i, ENGINE_ACT_CHANGE, &s->cause)) {
@@ -786,6 +782,23 @@ void engine_done(struct engine *e, size_t b, uint64_t now) {
   if (e->cfg == NULL || b >= e->cfg->nbehaviours)
     return;
   e->b[b].busy = false;
+}
+
+bool engine_superseded(const struct engine *e, size_t b) {
+  const struct engine_bstate *s;
+  if (e->cfg == NULL || b >= e->cfg->nbehaviours ||
+      !e->cfg->behaviours[b].has_when)
+    return false;
+  s = &e->b[b];
+  return s->busy && s->truth != s->applied;
+}
+
+void engine_withdrawn(struct engine *e, size_t b) {
+  if (e->cfg == NULL || b >= e->cfg->nbehaviours ||
+      !e->cfg->behaviours[b].has_when || !e->b[b].busy)
+    return;
+  /* RUN and REVERT alternate: the one before the withdrawn one stands. */
+  e->b[b].applied = !e->b[b].applied;
 }
 
 int engine_claim(const struct engine *e) {

@@ -129,6 +129,19 @@ size_t engine_step(struct engine *e, const struct peers *p, uint64_t now,
  * An index that names no behaviour (any more) is ignored. */
 void engine_done(struct engine *e, size_t b, uint64_t now);
 
+/* Is behaviour b's action in flight superseded: a condition behaviour
+ * whose truth went back to what was applied before that action was
+ * issued? An action that has not started yet (its script could not be
+ * started, say for want of descriptors, and waits to try again) is then
+ * better withdrawn than run late and undone. False for event behaviours:
+ * each of their actions stands. */
+bool engine_superseded(const struct engine *e, size_t b);
+
+/* The action in flight of behaviour b was withdrawn before it ran: as far
+ * as the condition goes, it was never issued. engine_done() still follows
+ * as for any action. An index that names no behaviour is ignored. */
+void engine_withdrawn(struct engine *e, size_t b);
+
 /* The first behaviour in file order with a `state` whose RUN is applied
  * (its condition holds, as far as actions go); -1 if none. */
 int engine_claim(const struct engine *e);

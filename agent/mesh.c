@@ -2,14 +2,23 @@
  * mesh.c — nanomsg PUB/SUB sockets driven by the libuv loop; see mesh.h.
  */
 #include <arpa/inet.h>
+#include <limits.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/pubsub.h>
 #include <nanomsg/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "choreo.h"
+#include "log.h"
 #include "mesh.h"
 #include "util.h"
 
@@ -33,7 +42,7 @@ static int setopt_int(int s, int level, int opt, int value) {
                                                                   : -nn_errno();
 }
 
-static int open_sub(const char *listen, size_t max_msg, int *out) {
+static int open_sub(const char *listen, size_t max_msg, int *out, int *ep) {
   int s = nn_socket(AF_SP, NN_SUB);
   int rv;
   if (s < 0)
@@ -44,7 +53,7 @@ static int open_sub(const char *listen, size_t max_msg, int *out) {
     rv = -nn_errno();
     goto fail;
   }
-  if (nn_bind(s, listen) < 0) {
+  if ((*ep = nn_bind(s, listen)) < 0) {
     rv = -nn_errno();
     goto fail;
   }
@@ -117,6 +126,195 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   }
 }
 
+/* ---- the inbox guard ---- */
+
+/* The directory stays open from mesh_init on: when the guard is needed,
+ * there is no descriptor left to open it. */
+static uint64_t count_fds(struct mesh *m) {
+  struct dirent *de;
+  uint64_t n = 0;
+  if (m->fd_dir == NULL)
+    return 0;
+  rewinddir(m->fd_dir);
+  while ((de = readdir(m->fd_dir)) != NULL)
+    n += de->d_name[0] != '.';
+  return n > 0 ? n - 1 : 0; /* less the directory's own */
+}
+
+/* The port of a "tcp://HOST:PORT" inbox; 0 for another transport. */
+static int tcp_port(const char *addr) {
+  const char *colon = strrchr(addr, ':');
+  char *end;
+  long port;
+  if (strncmp(addr, "tcp://", 6) != 0 || colon == NULL)
+    return 0;
+  port = strtol(colon + 1, &end, 10);
+  return *end == '\0' && port > 0 && port < 65536 ? (int)port : 0;
+}
+
+static int sock_port(const struct sockaddr_storage *ss) {
+  if (ss->ss_family == AF_INET)
+    return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+  if (ss->ss_family == AF_INET6)
+    return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+  return 0;
+}
+
+/* Linux's struct tcp_info goes on past glibc's copy, which ends at
+ * tcpi_total_retrans (the kernel's own header clashes with glibc's); the
+ * kernel only ever appends fields, and reports how much it filled. */
+struct tcp_info_ext {
+  struct tcp_info base;
+  uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
+};
+
+/* Is fd a connection accepted on the inbox that never sent more than
+ * nanomsg's 8-byte header? *quiet_ms: time since it last sent a byte. */
+static bool header_only(const struct mesh *m, int fd, uint32_t *quiet_ms) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  struct tcp_info_ext ti;
+  int listening = 0;
+
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0 ||
+      sock_port(&ss) != m->listen_port)
+    return false;
+  len = sizeof(listening);
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 ||
+      listening)
+    return false;
+  memset(&ti, 0, sizeof(ti));
+  len = sizeof(ti);
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 || len < sizeof(ti))
+    return false;
+  *quiet_ms = ti.base.tcpi_last_data_recv;
+  return ti.bytes_received <= 8;
+}
+
+/* Shut down (not close: the descriptor stays nanomsg's, which sees the
+ * end of the connection and closes it itself) every inbox connection
+ * that has sent nothing but the header for MESH_IDLE_MS. A member's
+ * connection carries a heartbeat every period and is left alone.
+ * Returns how many; *young counts those too recent to judge. */
+static uint64_t sweep_idle(struct mesh *m, uint64_t *young) {
+  DIR *d = m->listen_port > 0 ? m->fd_dir : NULL;
+  struct dirent *de;
+  uint64_t n = 0;
+
+  *young = 0;
+  if (d == NULL)
+    return 0;
+  rewinddir(d);
+  while ((de = readdir(d)) != NULL) {
+    char *end;
+    long fd = strtol(de->d_name, &end, 10);
+    uint32_t quiet;
+    if (*end != '\0' || fd < 0 || fd == dirfd(d) || fd > INT_MAX ||
+        !header_only(m, (int)fd, &quiet))
+      continue;
+    if (quiet < MESH_IDLE_MS) {
+      (*young)++;
+      continue;
+    }
+    if (shutdown((int)fd, SHUT_RDWR) == 0)
+      n++;
+  }
+  return n;
+}
+
+static void guard_log(struct mesh *m, uint64_t now, const char *what) {
+  /* Once per 10 s at most: a flood would otherwise flood the log too. */
+  if (m->last_log_ms != 0 && now - m->last_log_ms < 10000)
+    return;
+  log_warn("inbox: %" PRIu64 " of %" PRIu64 " descriptors in use: %s "
+           "(so far %" PRIu64 " idle connections closed, %" PRIu64
+           " resets); see docs/SECURITY.md",
+           m->fds, m->fd_limit, what, m->idle_closed, m->resets);
+  m->last_log_ms = now;
+}
+
+static void rebind(struct mesh *m) {
+  int ep = nn_bind(m->sub, m->listen);
+  /* The old listening socket is closed by nanomsg's thread, maybe not
+   * yet: EADDRINUSE until then, and the next tick tries again. */
+  if (ep >= 0)
+    m->bind_ep = ep;
+  else if (nn_errno() != EADDRINUSE)
+    log_warn("inbox: cannot listen again on %s: %s", m->listen,
+             nn_strerror(nn_errno()));
+}
+
+/* Close every inbox connection and stop listening for MESH_COOLDOWN_MS:
+ * the attacker refills what a sweep frees, or its connections are not
+ * idle. Members reconnect once the inbox listens again. */
+static void reset_inbox(struct mesh *m, uint64_t now) {
+  nn_shutdown(m->sub, m->bind_ep);
+  m->bind_ep = -1;
+  m->rebind_at = now + MESH_COOLDOWN_MS;
+  m->resets++;
+  guard_log(m, now,
+            "closed every inbox connection and stopped listening "
+            "for a moment");
+}
+
+static void on_guard(uv_timer_t *t) {
+  struct mesh *m = container_of(t, struct mesh, guard);
+  uint64_t now = uv_now(t->loop), young = 0, n;
+  bool again;
+
+  /* nanomsg counts no incoming connection (its "current connections"
+   * stay 0 for accepted ones), so count descriptors: a directory of at
+   * most fd_limit entries, read ten times a second. */
+  m->fds = count_fds(m);
+  if (m->bind_ep < 0) {
+    if (now >= m->rebind_at)
+      rebind(m);
+    return;
+  }
+  if (m->fds < m->fd_limit / 4 * 3) {
+    m->over_since = 0;
+    return;
+  }
+  if (m->over_since == 0)
+    m->over_since = now;
+  if (now - m->window_start >= MESH_REFILL_MS) {
+    m->window_start = now;
+    m->swept_window = 0;
+  }
+  n = sweep_idle(m, &young);
+  m->idle_closed += n;
+  m->swept_window += n;
+  if (n + young == 0) {
+    /* Not one connection that only sent a header: members, scripts or
+     * clients hold the descriptors, and closing the inbox would only
+     * cut members off. */
+    guard_log(m, now,
+              "none of them an idle inbox connection; raise the "
+              "limit");
+    return;
+  }
+  /* The attacker reconnects and sweeping won't do: more connections
+   * swept within MESH_REFILL_MS than twice the table holds, or the count
+   * stays over the mark with nothing idle enough to sweep. */
+  again = m->swept_window >= 2 * m->fd_limit ||
+          (n == 0 && now - m->over_since >= MESH_STUCK_MS);
+  if (again) {
+    m->over_since = m->swept_window = 0;
+    reset_inbox(m, now);
+  } else if (n > 0) {
+    m->over_since = now;
+    guard_log(m, now, "closed inbox connections that only sent a header");
+  }
+  /* else: connections too recent to judge; the next tick will. */
+}
+
+static uint64_t fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    return 0;
+  return (uint64_t)rl.rlim_cur;
+}
+
 int mesh_init(struct mesh *m, uv_loop_t *loop, const char *listen,
               size_t max_msg, mesh_recv_fn on_recv) {
   int fd;
@@ -124,11 +322,20 @@ int mesh_init(struct mesh *m, uv_loop_t *loop, const char *listen,
   int rv;
 
   m->sub = m->pub = -1;
+  m->handles = 0;
   m->on_recv = on_recv;
   m->close_cb = NULL;
+  m->fd_limit = fd_limit();
+  m->fds = m->resets = m->idle_closed = m->last_log_ms = 0;
+  m->rebind_at = m->over_since = m->swept_window = m->window_start = 0;
+  m->listen_port = tcp_port(listen);
+  m->fd_dir = NULL;
+  if (snprintf(m->listen, sizeof(m->listen), "%s", listen) >=
+      (int)sizeof(m->listen))
+    return -EINVAL;
   if (!tcp_ipv4_host(listen, m->local, sizeof(m->local), &m->local_loopback))
     m->local[0] = '\0';
-  if ((rv = open_sub(listen, max_msg, &m->sub)) != 0)
+  if ((rv = open_sub(listen, max_msg, &m->sub, &m->bind_ep)) != 0)
     return rv;
   if ((rv = open_pub(&m->pub)) != 0)
     goto fail;
@@ -138,6 +345,12 @@ int mesh_init(struct mesh *m, uv_loop_t *loop, const char *listen,
   }
   if ((rv = uv_poll_init(loop, &m->poll, fd)) != 0)
     goto fail;
+  m->handles = 1;
+  uv_timer_init(loop, &m->guard); /* cannot fail */
+  m->handles = 2;
+  if (m->fd_limit > 0 && (m->fd_dir = opendir("/proc/self/fd")) == NULL)
+    log_warn("inbox: no guard against descriptor floods: /proc/self/fd: %s",
+             strerror(errno));
   return 0;
 fail:
   if (m->pub >= 0)
@@ -148,7 +361,10 @@ fail:
 }
 
 int mesh_start(struct mesh *m) {
-  return uv_poll_start(&m->poll, UV_READABLE, on_readable);
+  int rv = uv_poll_start(&m->poll, UV_READABLE, on_readable);
+  if (rv == 0 && m->fd_limit > 0)
+    uv_timer_start(&m->guard, on_guard, MESH_GUARD_MS, MESH_GUARD_MS);
+  return rv;
 }
 
 int mesh_connect(struct mesh *m, const char *addr) {
@@ -183,15 +399,23 @@ void mesh_stats(const struct mesh *m, struct mesh_stats *st) {
   st->out_connecting = nn_get_statistic(m->pub, NN_STAT_INPROGRESS_CONNECTIONS);
   st->connect_errors = nn_get_statistic(m->pub, NN_STAT_CONNECT_ERRORS);
   st->in_up = nn_get_statistic(m->sub, NN_STAT_CURRENT_CONNECTIONS);
+  st->inbox_resets = m->resets;
+  st->inbox_idle_closed = m->idle_closed;
+  st->fds = m->fds;
 }
 
 static void on_poll_closed(uv_handle_t *h) {
-  struct mesh *m = container_of((uv_poll_t *)h, struct mesh, poll);
+  struct mesh *m = h->data;
+  if (--m->handles > 0)
+    return;
   /* The descriptor belongs to nanomsg: close the sockets only once libuv
    * no longer watches it. */
   nn_close(m->sub);
   nn_close(m->pub);
   m->sub = m->pub = -1;
+  if (m->fd_dir != NULL)
+    closedir(m->fd_dir);
+  m->fd_dir = NULL;
   if (m->close_cb != NULL)
     m->close_cb(m);
 }
@@ -200,5 +424,8 @@ void mesh_close(struct mesh *m, void (*cb)(struct mesh *m)) {
   if (uv_is_closing((uv_handle_t *)&m->poll))
     return;
   m->close_cb = cb;
+  m->poll.data = m->guard.data = m;
   uv_close((uv_handle_t *)&m->poll, on_poll_closed);
+  if (m->handles == 2)
+    uv_close((uv_handle_t *)&m->guard, on_poll_closed);
 }

@@ -8,14 +8,44 @@
  * signals readiness, watched by a uv_poll_t, and then drains the socket
  * with NN_DONTWAIT until EAGAIN. PUB never blocks and silently drops
  * (slow joiners, full pipes): the protocol above is built for loss.
+ *
+ * The inbox guard: nanomsg accepts every connection to the inbox and keeps
+ * it as long as the peer likes once it has sent the 8-byte SP header; it
+ * has no cap on connections and no idle timeout, and when the process is
+ * out of descriptors its accept loop spins. So anyone who can reach the
+ * port, key or not, could take every descriptor of the agent. Every
+ * MESH_GUARD_MS the mesh counts the agent's descriptors; when it holds
+ * three quarters of its limit:
+ *  - first, inbox connections that never sent more than the header and
+ *    have been quiet for MESH_IDLE_MS are shut down (TCP_INFO tells); a
+ *    member's connection carries a heartbeat every period and stays;
+ *  - if the attacker reconnects (more connections swept within
+ *    MESH_REFILL_MS than twice the limit, or the count stays over the
+ *    mark for MESH_STUCK_MS with nothing idle enough to sweep), while
+ *    such connections are there, the inbox endpoint is shut
+ *    down, closing every connection to it, and bound again
+ *    MESH_COOLDOWN_MS later. Members reconnect by themselves.
+ * Without a single header-only connection the inbox is left alone: the
+ * descriptors are the members', the scripts' or the clients', and the
+ * limit is too low (logged). The agent's own outgoing connections, which
+ * carry its heartbeats, are never touched.
  */
 #ifndef CHOREO_MESH_H
 #define CHOREO_MESH_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+
+#include "choreo.h"
+
+#define MESH_GUARD_MS 100     /* how often the inbox guard looks */
+#define MESH_IDLE_MS 250      /* a header-only connection this quiet is idle */
+#define MESH_REFILL_MS 2000   /* the window in which sweeps are counted */
+#define MESH_STUCK_MS 1000    /* over the mark this long: a reset */
+#define MESH_COOLDOWN_MS 1000 /* the inbox doesn't listen after a reset */
 
 struct mesh;
 
@@ -24,8 +54,22 @@ typedef void (*mesh_recv_fn)(struct mesh *m, const void *buf, size_t len);
 
 struct mesh {
   uv_poll_t poll;
-  int sub; /* inbox; -1 when closed */
-  int pub; /* fan-out; -1 when closed */
+  uv_timer_t guard; /* the inbox guard (see above) */
+  int handles;      /* of poll and guard, not closed yet */
+  int bind_ep;      /* the inbox's endpoint; -1 while it is being reset */
+  char listen[CHOREO_ADDR_MAX + 1];
+  uint64_t fd_limit;    /* RLIMIT_NOFILE at mesh_init; 0: no guard */
+  uint64_t fds;         /* descriptors held at the last count (guard) */
+  uint64_t resets;      /* inbox resets so far */
+  uint64_t idle_closed; /* idle inbox connections closed so far */
+  uint64_t last_log_ms, rebind_at;
+  uint64_t over_since;   /* over the mark since (loop time); 0: under it */
+  uint64_t window_start; /* of the current MESH_REFILL_MS window */
+  uint64_t swept_window; /* connections swept in it */
+  int listen_port;       /* of a tcp:// inbox; 0 for another transport */
+  DIR *fd_dir; /* /proc/self/fd, open throughout; NULL without guard */
+  int sub;     /* inbox; -1 when closed */
+  int pub;     /* fan-out; -1 when closed */
   mesh_recv_fn on_recv;
   void (*close_cb)(struct mesh *m);
   /* The inbox's IPv4 address when it is bound to one (not the wildcard):
@@ -61,10 +105,11 @@ int mesh_send(struct mesh *m, const void *buf, size_t len);
 /* nanomsg's own connection counts, for metrics. */
 struct mesh_stats {
   uint64_t out_up, out_connecting, in_up, connect_errors;
+  uint64_t inbox_resets, inbox_idle_closed, fds; /* the inbox guard's */
 };
 void mesh_stats(const struct mesh *m, struct mesh_stats *st);
 
-/* Close both sockets; cb runs when the poll handle is closed. */
+/* Close both sockets; cb runs when the handles are closed. */
 void mesh_close(struct mesh *m, void (*cb)(struct mesh *m));
 
 #endif

@@ -61,6 +61,19 @@ void metrics_observe_reaction(struct metrics *m, double ms) {
   m->reaction_sum_ms += ms;
 }
 
+void metrics_count_reject(struct metrics *m, enum wire_reject r) {
+  switch (r) {
+#define XX(id, s)                                                              \
+  case WIRE_REJECT_##id:                                                       \
+    m->drop_decode_##id++;                                                     \
+    break;
+    WIRE_REJECT_MAP(XX)
+#undef XX
+  case WIRE_OK:
+    break;
+  }
+}
+
 /* ---- a growing text buffer; the first failure sticks ---- */
 
 struct text {

@@ -13,6 +13,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wire.h"
+
+/* One counter per reason the decoder rejects a message (WIRE_REJECT_MAP):
+ * a new reason there is a new row here. It expands to the XX of the list
+ * being expanded, so the users of METRICS_COUNTERS call theirs XX. */
+#define METRICS_DECODE_ROW(id, s)                                              \
+  XX(drop_decode_##id, "choreo_messages_dropped_total", "reason=\"" s "\"",    \
+     "Messages dropped, by reason")
+
 #define METRICS_COUNTERS(XX)                                                   \
   XX(msg_received, "choreo_messages_received_total", "",                       \
      "Messages received on the inbox")                                         \
@@ -21,18 +30,7 @@
   XX(msg_sent, "choreo_messages_sent_total", "", "Messages published")         \
   XX(msg_send_failed, "choreo_messages_send_failed_total", "",                 \
      "Messages nanomsg refused to queue")                                      \
-  XX(drop_too_big, "choreo_messages_dropped_total", "reason=\"too_big\"",      \
-     "Messages dropped, by reason")                                            \
-  XX(drop_not_json, "choreo_messages_dropped_total", "reason=\"not_json\"",    \
-     "Messages dropped, by reason")                                            \
-  XX(drop_bad_field, "choreo_messages_dropped_total", "reason=\"bad_field\"",  \
-     "Messages dropped, by reason")                                            \
-  XX(drop_over_limit, "choreo_messages_dropped_total",                         \
-     "reason=\"over_limit\"", "Messages dropped, by reason")                   \
-  XX(drop_bad_version, "choreo_messages_dropped_total",                        \
-     "reason=\"bad_version\"", "Messages dropped, by reason")                  \
-  XX(drop_unknown_type, "choreo_messages_dropped_total",                       \
-     "reason=\"unknown_type\"", "Messages dropped, by reason")                 \
+  WIRE_REJECT_MAP(METRICS_DECODE_ROW)                                          \
   XX(drop_cluster, "choreo_messages_dropped_total",                            \
      "reason=\"other_cluster\"", "Messages dropped, by reason")                \
   XX(drop_self_name, "choreo_messages_dropped_total", "reason=\"own_name\"",   \
@@ -70,12 +68,32 @@
      "Script runs retried after a failure")                                    \
   XX(runs_timed_out, "choreo_script_timeouts_total", "",                       \
      "Script runs killed at their timeout")                                    \
+  XX(runs_spawn_retried, "choreo_script_start_retries_total", "",              \
+     "Script starts retried because a resource (descriptors, processes, "      \
+     "memory) was exhausted")                                                  \
+  XX(escapees_killed, "choreo_script_escapees_killed_total", "",               \
+     "Processes a stopped script had moved out of its process group, "         \
+     "killed with it")                                                         \
+  XX(orphans_reaped, "choreo_script_orphans_reaped_total", "",                 \
+     "Exited processes left behind by scripts and reaped by the agent")        \
   XX(output_dropped_bytes, "choreo_script_output_dropped_bytes_total", "",     \
      "Script output bytes not logged because a run exceeded its budget")       \
   XX(control_requests, "choreo_control_requests_total", "",                    \
      "Requests on the control socket")                                         \
   XX(control_errors, "choreo_control_errors_total", "",                        \
      "Bad requests and dropped clients on the control socket")                 \
+  XX(control_dropped_slow, "choreo_control_clients_dropped_total",             \
+     "reason=\"slow\"", "Control clients dropped, by reason")                  \
+  XX(control_dropped_full, "choreo_control_clients_dropped_total",             \
+     "reason=\"too_many\"", "Control clients dropped, by reason")              \
+  XX(control_accept_shed, "choreo_control_clients_dropped_total",              \
+     "reason=\"no_descriptor\"", "Control clients dropped, by reason")         \
+  XX(inbox_idle_closed, "choreo_inbox_idle_closed_total", "",                  \
+     "Inbox connections closed because they sent only a header and then "      \
+     "nothing while descriptors ran short")                                    \
+  XX(inbox_resets, "choreo_inbox_resets_total", "",                            \
+     "Times every inbox connection was closed because they held too many "     \
+     "descriptors")                                                            \
   XX(reloads_applied, "choreo_reloads_total", "outcome=\"applied\"",           \
      "Configuration reloads (SIGHUP, choreo reload), by outcome")              \
   XX(reloads_refused, "choreo_reloads_total", "outcome=\"refused\"",           \
@@ -98,7 +116,8 @@
   XX(mesh_in_up, "choreo_connections", "direction=\"in\",state=\"up\"",        \
      "nanomsg connections by direction and state")                             \
   XX(mesh_connect_errors, "choreo_connect_errors", "",                         \
-     "Failed connection attempts to members' inboxes (nanomsg's count)")
+     "Failed connection attempts to members' inboxes (nanomsg's count)")       \
+  XX(fds_open, "choreo_open_descriptors", "", "Descriptors the agent holds")
 
 struct metrics {
 #define XX(id, name, labels, help) uint64_t id;
@@ -119,6 +138,8 @@ struct metrics {
   { 0.5, 1, 2, 5, 10, 50, 250, 1000 }
 
 void metrics_observe_reaction(struct metrics *m, double ms);
+/* Count a message the decoder rejected for reason r (WIRE_OK: nothing). */
+void metrics_count_reject(struct metrics *m, enum wire_reject r);
 /* Render m in the Prometheus text exposition format. On success the caller
  * owns *out (free()). Returns 0 or CHOREO_ENOMEM. */
 int metrics_render(const struct metrics *m, char **out);

@@ -177,16 +177,12 @@ static enum peers_result add(struct peers *p, size_t at, const struct record *r,
 
 /* ---- deadlines ---- */
 
-static uint64_t add_sat(uint64_t a, uint64_t b) {
-  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
-
 /* When a tick has something to do about the entry: lose it, or forget
  * it. */
 static uint64_t deadline(const struct peers *p, const struct peer *peer) {
   if (peer->status == PEER_ALIVE)
-    return add_sat(peer->quiet_since, p->lost_after);
-  return add_sat(peer->status_since, p->reap_after);
+    return util_add_sat(peer->quiet_since, p->lost_after);
+  return util_add_sat(peer->status_since, p->reap_after);
 }
 
 static void arm(struct peers *p, const struct peer *peer) {
@@ -291,15 +287,6 @@ static void take_alive(struct peers *p, struct peer *peer,
     emit(p, peer, PEER_EV_DATA, b->state, wall);
 }
 
-static bool same_groups(const struct record *a, const struct record *b) {
-  if (a->ngroups != b->ngroups)
-    return false;
-  for (size_t i = 0; i < a->ngroups; i++)
-    if (strcmp(a->groups[i], b->groups[i]) != 0)
-      return false;
-  return true;
-}
-
 static enum peers_result replace(struct peers *p, struct peer *peer,
                                  const struct record *r, uint64_t now,
                                  int64_t wall) {
@@ -308,7 +295,7 @@ static enum peers_result replace(struct peers *p, struct peer *peer,
    * have no name for their change: it is reported as "data", a change of
    * what the node publishes besides its state. */
   bool data_changed =
-      !record_same_data(r, &peer->rec) || !same_groups(r, &peer->rec);
+      !record_same_data(r, &peer->rec) || !record_same_groups(r, &peer->rec);
 
   remember(&b, peer);
   p->digest_valid = false;

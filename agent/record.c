@@ -42,6 +42,20 @@ int record_cmp(const struct record *a, const struct record *b) {
   return c != 0 ? c : cmp_u64(a->ver, b->ver);
 }
 
+bool record_groups_are(const struct record *r, size_t n,
+                       const char (*groups)[CHOREO_NAME_MAX + 1]) {
+  if (r->ngroups != n)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(r->groups[i], groups[i]) != 0)
+      return false;
+  return true;
+}
+
+bool record_same_groups(const struct record *a, const struct record *b) {
+  return record_groups_are(a, b->ngroups, b->groups);
+}
+
 bool record_in_group(const struct record *r, const char *group) {
   for (size_t i = 0; i < r->ngroups; i++) {
     if (strcmp(r->groups[i], group) == 0)

@@ -42,6 +42,10 @@ void record_free(struct record *r);
 int record_copy(struct record *dst, const struct record *src);
 /* >0 if a is newer than b by (inc, ver), 0 if equal, <0 if older. */
 int record_cmp(const struct record *a, const struct record *b);
+/* Whether r's groups are exactly groups[0..n), in that order. */
+bool record_groups_are(const struct record *r, size_t n,
+                       const char (*groups)[CHOREO_NAME_MAX + 1]);
+bool record_same_groups(const struct record *a, const struct record *b);
 bool record_in_group(const struct record *r, const char *group);
 /* True when the data objects are equal. */
 bool record_same_data(const struct record *a, const struct record *b);

@@ -15,6 +15,13 @@
  * Memory stays bounded whatever a script prints: each output stream has one
  * read buffer and one line buffer, and beyond the per-try log budget the
  * bytes are only counted.
+ *
+ * Escapees and orphans: the agent is a child subreaper (from the first
+ * job on), so processes a script moves out of its group stay below the
+ * agent. Stopping a try signals them with its group (signal_escaped: a
+ * scan of /proc); re-parented orphans that exit are reaped by their own
+ * pid on SIGCHLD (reap_orphans), skipping every pid that is a process
+ * handle of the loop: those are libuv's to wait for.
  */
 #include <assert.h>
 #include <errno.h>
@@ -23,8 +30,13 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "choreo.h"
 #include "log.h"
@@ -65,6 +77,7 @@ struct runner_try {
   int term_signal;
   size_t log_lines, log_bytes;
   uint64_t dropped;
+  uint64_t start_ticks; /* the script's start time (/proc), 0: unknown */
 };
 
 struct runner_job {
@@ -79,6 +92,8 @@ struct runner_job {
   size_t input_len;
   uint64_t timeout_ms;
   unsigned retries, attempt;
+  unsigned spawn_fails; /* transient start failures in a row */
+  bool ever_started;    /* a try of it has been spawned */
   bool quiet;
   uv_timer_t timer; /* the deferred start, then the retry backoff */
   struct runner_try *run;
@@ -87,6 +102,8 @@ struct runner_job {
 };
 
 static void pump(struct runner *r);
+static void reaper_start(struct runner *r);
+static void reap_orphans(struct runner *r);
 static void job_after_try(struct runner_job *j, enum runner_result res,
                           int status);
 
@@ -152,14 +169,6 @@ static void slot_release(struct runner_job *j) {
 
 /* ---- copying a spec ---- */
 
-static void strv_free(char **v) {
-  if (v == NULL)
-    return;
-  for (size_t i = 0; v[i] != NULL; i++)
-    free(v[i]);
-  free(v);
-}
-
 /* *out stays NULL when v is NULL. */
 static int strv_dup(char *const *v, char ***out) {
   size_t n = 0;
@@ -175,7 +184,7 @@ static int strv_dup(char *const *v, char ***out) {
     return CHOREO_ENOMEM;
   for (size_t i = 0; i < n; i++) {
     if ((copy[i] = strdup(v[i])) == NULL) {
-      strv_free(copy);
+      util_strv_free(copy);
       return CHOREO_ENOMEM;
     }
   }
@@ -188,8 +197,8 @@ static void job_free(struct runner_job *j) {
   if (j == NULL)
     return;
   free(j->name);
-  strv_free(j->argv);
-  strv_free(j->env);
+  util_strv_free(j->argv);
+  util_strv_free(j->env);
   free(j->input);
   free(j);
 }
@@ -261,6 +270,7 @@ int runner_submit(struct runner *r, const struct runner_spec *spec) {
     return CHOREO_ETOOBIG;
   if ((rv = job_new(r, spec, &j)) != 0)
     goto fail;
+  reaper_start(r);
   if ((rv = uv_timer_init(r->loop, &j->timer)) != 0)
     goto fail;
   /* Start from the loop, never from inside this call: the caller may not
@@ -289,10 +299,247 @@ static void signal_group(struct runner_try *t, int sig) {
              (int)t->proc.pid, strerror(errno));
 }
 
+/* ---- escapees: what a script moved out of its group ---- */
+
+struct proc_entry {
+  pid_t pid, ppid, pgrp;
+  char state;
+  uint64_t start_ticks;
+};
+
+struct proc_table {
+  struct proc_entry *v;
+  size_t n;
+};
+
+/* Fields of /proc/PID/stat after the command, which may itself hold
+ * spaces and parentheses: state ppid pgrp session ... starttime (22nd). */
+static bool proc_read(pid_t pid, struct proc_entry *e) {
+  char path[64], buf[1024];
+  const char *p;
+  unsigned long long start = 0;
+  int ppid, pgrp, fd, field;
+  ssize_t n;
+
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+    return false;
+  n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0)
+    return false;
+  buf[n] = '\0';
+  if ((p = strrchr(buf, ')')) == NULL ||
+      sscanf(p + 1, " %c %d %d", &e->state, &ppid, &pgrp) != 3)
+    return false;
+  /* starttime is the 20th field after the command. */
+  for (field = 0; *p != '\0' && field < 20; p++)
+    if (*p == ' ')
+      field++;
+  if (field < 20 || sscanf(p, "%llu", &start) != 1)
+    return false;
+  e->pid = pid;
+  e->ppid = (pid_t)ppid;
+  e->pgrp = (pid_t)pgrp;
+  e->start_ticks = start;
+  return true;
+}
+
+/* Every process of the system, up to RUNNER_PROC_MAX. 0 or CHOREO_ENOMEM,
+ * or a negated errno when /proc can't be read. */
+static int proc_scan(struct proc_table *pt) {
+  DIR *d = opendir("/proc");
+  size_t cap = 0;
+  struct dirent *de;
+  int rv = 0;
+
+  pt->v = NULL;
+  pt->n = 0;
+  if (d == NULL)
+    return -errno;
+  while ((de = readdir(d)) != NULL && pt->n < RUNNER_PROC_MAX) {
+    char *end;
+    long pid = strtol(de->d_name, &end, 10);
+    if (*end != '\0' || pid <= 0 || pid > INT_MAX)
+      continue;
+    if (pt->n == cap) {
+      size_t ncap = cap == 0 ? 256 : cap * 2;
+      struct proc_entry *v = realloc(pt->v, ncap * sizeof(*v));
+      if (v == NULL) {
+        rv = CHOREO_ENOMEM;
+        break;
+      }
+      pt->v = v;
+      cap = ncap;
+    }
+    if (proc_read((pid_t)pid, &pt->v[pt->n]))
+      pt->n++;
+  }
+  closedir(d);
+  return rv;
+}
+
+/* The pids of every process handle of the loop: libuv's own children,
+ * which only libuv may wait for. */
+struct uv_pids {
+  pid_t v[64];
+  size_t n;
+  bool overflow;
+};
+
+static void walk_pids(uv_handle_t *h, void *arg) {
+  struct uv_pids *p = arg;
+  if (h->type != UV_PROCESS)
+    return;
+  if (p->n < ARRAY_SIZE(p->v))
+    p->v[p->n++] = ((uv_process_t *)h)->pid;
+  else
+    p->overflow = true;
+}
+
+static bool is_libuv_child(const struct uv_pids *p, pid_t pid) {
+  for (size_t i = 0; i < p->n; i++)
+    if (p->v[i] == pid)
+      return true;
+  return p->overflow; /* unsure: leave it to libuv */
+}
+
+/* Is e in the tree below root (root excluded)? */
+static bool descends_from(const struct proc_table *pt,
+                          const struct proc_entry *e, pid_t root) {
+  pid_t ppid = e->ppid;
+  /* Bounded walk: a table read while processes come and go may hold a
+   * cycle of recycled pids. */
+  for (size_t hops = 0; hops < pt->n && ppid > 1; hops++) {
+    const struct proc_entry *up = NULL;
+    if (ppid == root)
+      return true;
+    for (size_t i = 0; i < pt->n && up == NULL; i++)
+      if (pt->v[i].pid == ppid)
+        up = &pt->v[i];
+    if (up == NULL)
+      return false;
+    ppid = up->ppid;
+  }
+  return false;
+}
+
+/* Does e belong to the run t: below its script, or an orphan re-parented
+ * to the agent since t started, that no other running script claims? */
+static bool escaped_from(const struct proc_table *pt,
+                         const struct proc_entry *e, struct runner_try *t,
+                         const struct uv_pids *uvp) {
+  pid_t self = getpid();
+
+  /* What stayed in the group gets the group's signal already. */
+  if (e->pid == t->proc.pid || e->pid == self || e->state == 'Z' ||
+      e->pgrp == t->proc.pid)
+    return false;
+  if (descends_from(pt, e, t->proc.pid))
+    return true;
+  if (e->ppid != self || is_libuv_child(uvp, e->pid) || t->start_ticks == 0 ||
+      e->start_ticks < t->start_ticks)
+    return false;
+  for (struct runner_job *o = t->j->r->jobs; o != NULL; o = o->next) {
+    if (o->run != NULL && o->run != t && o->run->proc.pid > 0 &&
+        o->run->start_ticks != 0 && o->run->start_ticks <= e->start_ticks &&
+        !o->run->exited)
+      return false; /* another live run may have left it: not ours */
+  }
+  return true;
+}
+
+/* Send sig to every process that left t's group but belongs to t. */
+static void signal_escaped(struct runner_try *t, int sig) {
+  struct runner *r = t->j->r;
+  struct proc_table pt;
+  struct uv_pids uvp = {.n = 0};
+  int rv;
+
+  if (t->proc.pid <= 0)
+    return;
+  if ((rv = proc_scan(&pt)) != 0) {
+    log_warn("%s: cannot look for processes that left its group: %s",
+             t->j->name, choreo_strerror(rv));
+    free(pt.v);
+    return;
+  }
+  uv_walk(r->loop, walk_pids, &uvp);
+  for (size_t i = 0; i < pt.n; i++) {
+    const struct proc_entry *e = &pt.v[i];
+    if (!escaped_from(&pt, e, t, &uvp))
+      continue;
+    if (kill(e->pid, sig) != 0)
+      continue; /* gone already */
+    if (sig == SIGTERM)
+      r->metrics->escapees_killed++;
+    log_warn("%s: process %d outside its group, sent %s", t->j->name,
+             (int)e->pid, sig == SIGKILL ? "SIGKILL" : "SIGTERM");
+  }
+  free(pt.v);
+}
+
+/* Zombies re-parented to us (we are a subreaper) that libuv doesn't own:
+ * wait for each by its own pid. */
+static void reap_orphans(struct runner *r) {
+  struct proc_table pt;
+  struct uv_pids uvp = {.n = 0};
+  pid_t self = getpid();
+
+  if (proc_scan(&pt) != 0) {
+    free(pt.v);
+    return;
+  }
+  uv_walk(r->loop, walk_pids, &uvp);
+  for (size_t i = 0; i < pt.n; i++) {
+    siginfo_t info;
+    const struct proc_entry *e = &pt.v[i];
+    if (e->ppid != self || e->state != 'Z' || is_libuv_child(&uvp, e->pid))
+      continue;
+    memset(&info, 0, sizeof(info));
+    if (waitid(P_PID, (id_t)e->pid, &info, WEXITED | WNOHANG) == 0 &&
+        info.si_pid == e->pid) {
+      r->metrics->orphans_reaped++;
+      log_debug("reaped process %d left behind by a script", (int)e->pid);
+    }
+  }
+  free(pt.v);
+}
+
+static void on_sigchld(uv_signal_t *h, int signum) {
+  /* libuv has its own watcher for SIGCHLD and waits for its children;
+   * this one only looks for the others. */
+  reap_orphans(container_of(h, struct runner, sigchld));
+}
+
+/* Become a subreaper and watch for orphans, once, at the first job. A
+ * failure costs only the reaping: scripts still run. */
+static void reaper_start(struct runner *r) {
+  if (r->reaping)
+    return;
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+    log_warn("cannot become a subreaper: processes scripts move out of "
+             "their group will escape timeouts: %s",
+             strerror(errno));
+  if (uv_signal_init(r->loop, &r->sigchld) != 0)
+    return;
+  r->reaping = true;
+  if (uv_signal_start(&r->sigchld, on_sigchld, SIGCHLD) != 0)
+    log_warn("cannot watch SIGCHLD: orphans of scripts won't be reaped");
+  /* The agent's lifetime is not the reaper's business. */
+  uv_unref((uv_handle_t *)&r->sigchld);
+}
+
+static uint64_t proc_start_ticks(pid_t pid) {
+  struct proc_entry e;
+  return proc_read(pid, &e) ? e.start_ticks : 0;
+}
+
 static void on_timer(uv_timer_t *timer);
 
 static void term_group(struct runner_try *t) {
   t->term_sent = true;
+  signal_escaped(t, SIGTERM);
   signal_group(t, SIGTERM);
   uv_timer_start(&t->timer, on_timer, RUNNER_KILL_GRACE_MS, 0);
 }
@@ -304,6 +551,7 @@ static void on_timer(uv_timer_t *timer) {
   if (t->term_sent) {
     log_warn("%s: still running %d ms after SIGTERM, sending SIGKILL", j->name,
              RUNNER_KILL_GRACE_MS);
+    signal_escaped(t, SIGKILL);
     signal_group(t, SIGKILL);
     return;
   }
@@ -435,8 +683,10 @@ static void try_finish(struct runner_try *t) {
              t->dropped);
   /* The leader is gone; whatever of its group survived SIGTERM and let go
    * of the output goes now rather than outlive the runner's interest. */
-  if (t->term_sent)
+  if (t->term_sent) {
+    signal_escaped(t, SIGKILL);
     signal_group(t, SIGKILL);
+  }
   close_once((uv_handle_t *)&t->in, on_in_closed);
   close_once((uv_handle_t *)&t->out.pipe, on_stream_closed);
   close_once((uv_handle_t *)&t->err.pipe, on_stream_closed);
@@ -574,6 +824,9 @@ static void try_begin(struct runner_try *t) {
   struct runner *r = j->r;
 
   r->metrics->runs_started++;
+  j->spawn_fails = 0;
+  j->ever_started = true;
+  t->start_ticks = proc_start_ticks(t->proc.pid);
   log_debug("%s: started %s (pid %d, try %u)", j->name, j->argv[0],
             (int)t->proc.pid, j->attempt + 1);
   write_input(t);
@@ -713,11 +966,23 @@ static void on_job_closed(uv_handle_t *h) {
    * touch r only when it must still be there. */
   if (others) {
     pump(r);
-  } else if (closing) {
+  } else if (closing && !r->reaping) {
     r->close_cb = NULL;
     if (close_cb != NULL)
       close_cb(r);
   }
+}
+
+static void on_sigchld_closed(uv_handle_t *h) {
+  struct runner *r = container_of((uv_signal_t *)h, struct runner, sigchld);
+  void (*cb)(struct runner *) = r->close_cb;
+
+  r->reaping = false;
+  if (r->jobs != NULL)
+    return; /* the last job's end calls back */
+  r->close_cb = NULL;
+  if (cb != NULL)
+    cb(r);
 }
 
 static void job_end(struct runner_job *j, enum runner_result res, int status) {
@@ -779,6 +1044,28 @@ static void job_retry(struct runner_job *j, const char *what) {
   pump(r);
 }
 
+/* Start failures that say nothing about the script: the agent, or the
+ * system, is out of descriptors, processes or memory for now. */
+static bool spawn_transient(int err) {
+  return err == UV_EMFILE || err == UV_ENFILE || err == UV_EAGAIN ||
+         err == UV_ENOMEM;
+}
+
+/* A try that could not start for want of a resource: wait and try again,
+ * for as long as it takes, without using up the job's retries. */
+static void job_retry_spawn(struct runner_job *j, const char *what) {
+  struct runner *r = j->r;
+  uint64_t delay = backoff_ms(j->spawn_fails);
+
+  r->metrics->runs_spawn_retried++;
+  log_warn("%s: %s; trying again in %" PRIu64 " ms", j->name, what, delay);
+  j->spawn_fails++;
+  j->state = JOB_BACKOFF;
+  slot_release(j);
+  uv_timer_start(&j->timer, on_backoff, delay, 0);
+  pump(r);
+}
+
 static void job_after_try(struct runner_job *j, enum runner_result res,
                           int status) {
   struct runner *r = j->r;
@@ -786,6 +1073,10 @@ static void job_after_try(struct runner_job *j, enum runner_result res,
   char what[160];
 
   describe(res, status, what, sizeof(what));
+  if (res == RUNNER_SPAWN && spawn_transient(status) && !r->closing) {
+    job_retry_spawn(j, what);
+    return;
+  }
   if (failed && res != RUNNER_SPAWN && !r->closing && j->attempt < j->retries) {
     job_retry(j, what);
     return;
@@ -832,17 +1123,39 @@ static void job_cancel(struct runner_job *j) {
   }
 }
 
+int runner_withdraw(struct runner *r, uint64_t tag) {
+  for (struct runner_job *j = r->jobs; j != NULL; j = j->next) {
+    if (j->tag != tag || j->state == JOB_ENDING)
+      continue;
+    if (j->ever_started || j->state == JOB_RUNNING)
+      return CHOREO_EEXISTS;
+    if (j->state == JOB_QUEUED) {
+      r->queued--;
+      set_gauges(r);
+    }
+    log_info("%s: withdrawn before it could start: superseded", j->name);
+    job_end(j, RUNNER_WITHDRAWN, 0);
+    return 0;
+  }
+  return CHOREO_ENOTFOUND;
+}
+
 void runner_close(struct runner *r, void (*cb)(struct runner *r)) {
   if (r->closing)
     return;
   r->closing = true;
-  if (r->jobs == NULL) {
+  r->close_cb = cb;
+  if (r->reaping) {
+    /* Reap what is there now: nobody will once the handle is gone. */
+    reap_orphans(r);
+    uv_close((uv_handle_t *)&r->sigchld, on_sigchld_closed);
+  } else if (r->jobs == NULL) {
     /* Nothing holds a handle: done at once. */
+    r->close_cb = NULL;
     if (cb != NULL)
       cb(r);
     return;
   }
-  r->close_cb = cb;
   for (struct runner_job *j = r->jobs; j != NULL; j = j->next)
     job_cancel(j);
 }

@@ -8,8 +8,22 @@
  * run at most RUNNER_LOG_LINES lines and RUNNER_LOG_BYTES bytes are logged;
  * the excess is read, dropped and counted. A run that outlives its timeout
  * gets SIGTERM on its whole group, then SIGKILL after RUNNER_KILL_GRACE_MS.
- * A failed run is retried `retries` times with exponential backoff. At most
+ * A failed run is retried `retries` times with exponential backoff. A run
+ * that could not even start for want of a resource (EMFILE, ENFILE, EAGAIN,
+ * ENOMEM: descriptors or processes exhausted, perhaps by an attacker) is
+ * retried with the same backoff until it starts, without using up its
+ * retries: an action is never lost to a transient shortage. At most
  * max_running scripts run at once; the others wait in FIFO order.
+ *
+ * Escapees: a script can leave its process group (setsid, a double fork
+ * into a new session) and so outlive a kill of the group. The runner makes
+ * the agent a child subreaper (PR_SET_CHILD_SUBREAPER), so that whatever a
+ * script leaves behind is re-parented to the agent instead of init. When a
+ * run is stopped (timeout or close), every process it started is signalled
+ * with its group: its descendants, found through /proc, and the orphans
+ * re-parented to the agent since the run started that belong to no other
+ * run. Orphans that exit are reaped on SIGCHLD with waitid(P_PID) on their
+ * own pid, never waitpid(-1), which would steal libuv's children.
  */
 #ifndef CHOREO_RUNNER_H
 #define CHOREO_RUNNER_H
@@ -28,6 +42,7 @@
 #define RUNNER_BACKOFF_MS 200 /* first retry delay; doubles each try */
 #define RUNNER_BACKOFF_MAX_MS 10000
 #define RUNNER_QUEUE_MAX 4096 /* jobs waiting; more are refused */
+#define RUNNER_PROC_MAX 65536 /* processes looked at in one /proc scan */
 #define RUNNER_LINGER_MS                                                       \
   200 /* after exit, wait this long for the                                    \
          rest of the output */
@@ -38,7 +53,8 @@
   XX(SIGNAL, "killed by a signal") /* status is the signal */                  \
   XX(TIMEOUT, "timed out")                                                     \
   XX(SPAWN, "could not start") /* status is the negated errno */               \
-  XX(CANCELLED, "cancelled")   /* the runner was closed first */
+  XX(CANCELLED, "cancelled")   /* the runner was closed first */               \
+  XX(WITHDRAWN, "withdrawn before it started") /* runner_withdraw() */
 
 enum runner_result {
 #define XX(id, s) RUNNER_##id,
@@ -79,6 +95,8 @@ struct runner {
   void *arg;
   struct runner_job *jobs; /* every job not yet done; private list */
   size_t running, queued;
+  uv_signal_t sigchld; /* reaps orphans (see above); from the first submit */
+  bool reaping;        /* sigchld is initialised and not closed yet */
   bool closing;
   void (*close_cb)(struct runner *r);
 };
@@ -98,6 +116,12 @@ int runner_submit(struct runner *r, const struct runner_spec *spec);
  * cb runs once every handle is closed; the runner's memory may be freed
  * then. Calling it again is a no-op. */
 void runner_close(struct runner *r, void (*cb)(struct runner *r));
+
+/* Withdraw job `tag` if none of its tries has started yet (it waits for a
+ * slot, or to try again after a start failure): it ends as WITHDRAWN,
+ * from the loop. Returns 0, CHOREO_ENOTFOUND (no such job, or it is ending
+ * already) or CHOREO_EEXISTS (a try has started: its result stands). */
+int runner_withdraw(struct runner *r, uint64_t tag);
 
 const char *runner_result_name(enum runner_result res);
 

@@ -27,9 +27,27 @@ static inline int strlcpy_checked(char *dst, const char *src, size_t size) {
   return 0;
 }
 
+/* a + b, or UINT64_MAX where it would overflow (deadlines far away). */
+static inline uint64_t util_add_sat(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
 /* Wall-clock time in unix milliseconds: only for "since" and "time"
  * fields; everything that measures intervals uses the loop's monotonic
  * clock. */
 int64_t util_wall_ms(void);
+
+/* Free a NULL-terminated vector of strings and the strings (NULL: none). */
+void util_strv_free(char **v);
+
+/* NULL if file is a regular file this process may execute, else why not
+ * (a static string or strerror's). */
+const char *util_exec_problem(const char *file);
+
+/* NULL if execvp() would find and run command, else why not: a name with
+ * a slash is a path; else each directory of $PATH is tried (an empty one
+ * meaning the current directory; default_path when $PATH is unset). Used
+ * wherever a command is checked before it is run (choreo check, run-in). */
+const char *util_command_problem(const char *command, const char *default_path);
 
 #endif

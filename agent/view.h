@@ -1,7 +1,7 @@
 /*
  * view.h — how the agent shows nodes and events to the outside: the PEER
- * and event JSON objects of docs/PROTOCOL.md "Control socket", shared by the control socket (status,
- * peers, watch) and the JSON given to scripts on stdin.
+ * and event JSON objects of docs/PROTOCOL.md "Control socket", shared by the
+ * control socket (status, peers, watch) and the JSON given to scripts on stdin.
  */
 #ifndef CHOREO_VIEW_H
 #define CHOREO_VIEW_H

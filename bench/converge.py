@@ -12,7 +12,6 @@ so the poll rate rises as the cluster converges. Repeated R times; prints
 the median and each run, in milliseconds and in heartbeats, and how long
 launching the processes took (it is part of the figure).
 """
-import argparse
 import datetime
 import json
 import os
@@ -22,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Cluster, free_port, loopback, raise_nofile,  # noqa
+from harness import (Cluster, arguments, free_port, loopback, parse,  # noqa
                      relay_roles, request, wait_until)
 import serf_cluster  # noqa: E402
 
@@ -152,31 +151,15 @@ def one_run_serf(args):
 
 
 def main():
-    ap = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tool", choices=["choreo", "serf"], default="choreo")
-    ap.add_argument("--choreo", default="build/choreo")
-    ap.add_argument("--serf", default="serf")
-    ap.add_argument("--profile", default="lan", help="Serf's profile")
-    ap.add_argument("--agents", type=int, default=50)
+    ap = arguments(__doc__, agents=50)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--heartbeat", default="1s")
-    ap.add_argument("--relays", type=int, default=0,
-                    help="choreo: the first R agents are relays (the seed "
-                         "among them) and the others their leaves; 0: a "
-                         "full mesh")
     ap.add_argument("--timeout", type=float, default=300,
                     help="seconds a run may take before it counts as not "
                          "converged")
-    ap.add_argument("--keep", action="store_true",
-                    help="keep the agents' directories (logs)")
-    ap.add_argument("--json", action="store_true")
     ap.add_argument("--metrics", action="store_true",
                     help="print the agents' summed message counters "
                          "(stderr) once converged")
-    args = ap.parse_args()
-    raise_nofile()
+    args = parse(ap)
     hb_ms = float(args.heartbeat[:-2]) if args.heartbeat.endswith("ms") \
         else float(args.heartbeat[:-1]) * 1000
     one = one_run_choreo if args.tool == "choreo" else one_run_serf

@@ -1,6 +1,8 @@
-"""Shared by the benchmarks: start choreo agents on loopback in a temporary
-directory, talk to them over their control sockets, and summarise figures.
+"""Shared by the benchmarks: the options they all take, start choreo agents
+on loopback in a temporary directory, talk to them over their control
+sockets, and summarise figures.
 """
+import argparse
 import json
 import os
 import random
@@ -14,6 +16,54 @@ import time
 
 
 _used_ports = set()
+
+
+def arguments(doc, agents, serf=True, keep=True):
+    """The command line every benchmark script starts from; the script adds
+    its own options to the parser returned, then calls parse().
+
+    --choreo (the binary), --agents (default: agents), --heartbeat,
+    --relays, --json (one JSON document on stdout instead of text), and
+    --keep (the agents' directories are kept) when keep; with serf, also
+    --tool (choreo or serf), --serf (its binary) and --profile (Serf's
+    timing profile), for the scripts that run the same measure on Serf.
+    doc is the script's __doc__, its --help description."""
+    ap = argparse.ArgumentParser(
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    if serf:
+        ap.add_argument("--tool", choices=["choreo", "serf"],
+                        default="choreo")
+    ap.add_argument("--choreo", default="build/choreo",
+                    help="the choreo binary (default: %(default)s)")
+    if serf:
+        ap.add_argument("--serf", default="serf",
+                        help="the serf binary, with --tool serf")
+        ap.add_argument("--profile", choices=["lan", "local", "wan"],
+                        default="lan", help="Serf's timing profile")
+    ap.add_argument("--agents", type=int, default=agents,
+                    help="agents in the cluster (default: %(default)s)")
+    ap.add_argument("--heartbeat", default="1s",
+                    help="choreo's network.heartbeat (default: "
+                         "%(default)s)")
+    ap.add_argument("--relays", type=int, default=0,
+                    help="choreo: the first R agents are relays (the seed "
+                         "among them) and the others their leaves; 0: a "
+                         "full mesh")
+    if keep:
+        ap.add_argument("--keep", action="store_true",
+                        help="keep the agents' directories (logs)")
+    ap.add_argument("--json", action="store_true",
+                    help="print the results as one JSON document")
+    return ap
+
+
+def parse(ap):
+    """Parse the command line of a parser from arguments(), and raise this
+    process's descriptor limit for the agents it will talk to."""
+    args = ap.parse_args()
+    raise_nofile()
+    return args
 
 
 def free_port():

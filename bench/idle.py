@@ -12,7 +12,6 @@ choreo: heartbeat 1 s (the default; --heartbeat), no behaviours. Serf: its defau
 resolution of the kernel's clock tick (1/CLK_TCK s, usually 10 ms, over
 the whole interval: 0.017 % of one core over 60 s).
 """
-import argparse
 import json
 import os
 import statistics
@@ -21,8 +20,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from converge import choreo_view, poll, serf_view  # noqa: E402
-from harness import (Cluster, cpu_seconds, free_port, loopback,  # noqa
-                     pss_kib, raise_nofile, relay_roles, rss_kib,
+from harness import (Cluster, arguments, cpu_seconds, free_port,  # noqa
+                     loopback, parse, pss_kib, relay_roles, rss_kib,
                      wait_until)
 import serf_cluster  # noqa: E402
 
@@ -76,24 +75,11 @@ def start_serf(args):
 
 
 def main():
-    ap = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tool", choices=["choreo", "serf"], default="choreo")
-    ap.add_argument("--choreo", default="build/choreo")
-    ap.add_argument("--serf", default="serf")
-    ap.add_argument("--profile", default="lan", help="Serf's profile")
-    ap.add_argument("--agents", type=int, default=50)
-    ap.add_argument("--heartbeat", default="1s", help="choreo's heartbeat")
-    ap.add_argument("--relays", type=int, default=0,
-                    help="choreo: the first R agents are relays and the "
-                         "others their leaves; 0: a full mesh")
+    ap = arguments(__doc__, agents=50, keep=False)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--settle", type=float, default=5,
                     help="seconds to wait after convergence")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    raise_nofile()
+    args = parse(ap)
     start = start_choreo if args.tool == "choreo" else start_serf
     c, pids = start(args)
     try:

@@ -31,7 +31,6 @@ dependent logged the change instead (millisecond timestamps): the
 message's way to every dependent, without the cost of starting
 every dependent's script on the same cores.
 """
-import argparse
 import datetime
 import json
 import os
@@ -42,8 +41,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Cluster, free_port, loopback, percentile,  # noqa
-                     raise_nofile, relay_roles, wait_until)
+from harness import (Cluster, arguments, free_port, loopback,  # noqa
+                     parse, percentile, relay_roles, wait_until)
 import serf_cluster  # noqa: E402
 
 SH_DATE = 'date +"- %s%N" >> '
@@ -236,23 +235,13 @@ def run_serf(args):
 
 
 def main():
-    ap = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tool", choices=["choreo", "serf"], default="choreo")
-    ap.add_argument("--choreo", default="build/choreo")
-    ap.add_argument("--serf", default="serf")
+    ap = arguments(__doc__, agents=3)
     ap.add_argument("--stamp", default="build/bench/stamp")
-    ap.add_argument("--agents", type=int, default=3)
     ap.add_argument("--changes", type=int, default=20)
     ap.add_argument("--handler", choices=["stamp", "sh", "none"],
                     default="stamp",
                     help="none (choreo): no script; the time each "
                          "dependent logged the change, ms resolution")
-    ap.add_argument("--heartbeat", default="1s")
-    ap.add_argument("--relays", type=int, default=0,
-                    help="choreo: this many of the agents are relays and "
-                         "the others their leaves; 0: a full mesh")
     ap.add_argument("--via", choices=["cli", "socket"], default="cli",
                     help="choreo: cli: time from starting `choreo set` (the "
                     "figure comparable with Serf's); socket: from the "
@@ -261,13 +250,8 @@ def main():
     ap.add_argument("--serf-mode", choices=["tags", "event"], default="tags")
     ap.add_argument("--no-coalesce", action="store_true",
                     help="serf event -coalesce=false")
-    ap.add_argument("--profile", choices=["lan", "local", "wan"],
-                    default="lan", help="Serf's timing profile")
-    ap.add_argument("--keep", action="store_true")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+    args = parse(ap)
     args.stamp = os.path.abspath(args.stamp)
-    raise_nofile()
     if args.tool == "choreo":
         slowest, each = run_choreo(args)
         what = f"choreo set, via {args.via}" + (

@@ -17,13 +17,12 @@ never restarted, the growth of RSS and descriptors between the first
 sample after --warmup seconds and the last one (none is expected: a
 table, a queue or a descriptor that grows with time is a leak).
 
-With --relays R the first R agents are relays and the others their
-leaves (the churn agents are leaves).
+With --relays R the first R agents are relays (never killed) and the
+others their leaves (the churn agents are leaves).
 
 Smoke run: the defaults (60 s). One hour:
     bench/soak.py --choreo BUILD/choreo --seconds 3600
 """
-import argparse
 import json
 import os
 import random
@@ -33,8 +32,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Cluster, fd_count, free_port, loopback,  # noqa
-                     raise_nofile, relay_roles, request, rss_kib,
+from harness import (Cluster, arguments, fd_count, free_port,  # noqa
+                     loopback, parse, relay_roles, request, rss_kib,
                      wait_until)
 
 STATES = ["ready", "maintenance", "draining", "degraded"]
@@ -51,11 +50,7 @@ def behaviour():
 
 
 def main():
-    ap = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--choreo", default="build/choreo")
-    ap.add_argument("--agents", type=int, default=50)
+    ap = arguments(__doc__, agents=50, serf=False)
     ap.add_argument("--db", type=int, default=3, help="agents in group db")
     ap.add_argument("--churn", type=int, default=10,
                     help="agents that may be killed and restarted")
@@ -64,16 +59,9 @@ def main():
     ap.add_argument("--set-every", type=float, default=0.2)
     ap.add_argument("--kill-every", type=float, default=3)
     ap.add_argument("--sample-every", type=float, default=5)
-    ap.add_argument("--heartbeat", default="1s")
-    ap.add_argument("--relays", type=int, default=0,
-                    help="the first R agents are relays (never killed) and "
-                         "the others their leaves; 0: a full mesh")
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--keep", action="store_true")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+    args = parse(ap)
     rng = random.Random(args.seed)
-    raise_nofile()
     c = Cluster(args.choreo, args.keep)
     names = [f"n{i}" for i in range(args.agents)]
     churn = names[len(names) - args.churn:] if args.churn > 0 else []

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Conditions of SPEC.md, with real agents driven through the CLI: a quorum
-# rule ({fewer_than: 2, state: ready} over three databases), {all: S},
-# {none: S}, a list of states, group and node selectors, and settle (a flap
-# shorter than settle runs nothing).
+# Conditions (docs/BEHAVIOURS.md "Conditions"), with real agents driven
+# through the CLI: a quorum rule ({fewer_than: 2, state: ready} over three
+# databases), {all: S}, {none: S}, a list of states, group and node
+# selectors, and settle (a flap shorter than settle runs nothing).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/behaviours_lib.sh"
 export HEARTBEAT=200ms LOST_AFTER=1s

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Events of SPEC.md with real agents: `on: change` coalesces a burst into
-# at most two runs whose last input is the final snapshot; `on: [joined,
-# lost, left, state, data]` runs once per event per peer, with the peer in
-# its environment; a pack included with vars gives them to its scripts as
-# CHOREO_VAR_<name> and resolves its paths against its own directory.
+# Events (docs/BEHAVIOURS.md "Events") with real agents: `on: change`
+# coalesces a burst into at most two runs whose last input is the final
+# snapshot; `on: [joined, lost, left, state, data]` runs once per event per
+# peer, with the peer in its environment; a pack included with vars gives
+# them to its scripts as CHOREO_VAR_<name> and resolves its paths against
+# its own directory.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/behaviours_lib.sh"
 export HEARTBEAT=200ms LOST_AFTER=1s

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Own state (SPEC.md "Own state"): a check that falls (fall: 2) and rises
-# (rise: 2) sets this node's state to its `state` and back, seen by peers;
-# a declared state other than ready beats a failing check, which beats a
-# behaviour's `state`; among behaviours the first in file order wins; and
-# status shows the winner's reason, here and on the peers.
+# Own state (docs/CONFIGURATION.md "Own state"): a check that falls (fall:
+# 2) and rises (rise: 2) sets this node's state to its `state` and back,
+# seen by peers; a declared state other than ready beats a failing check,
+# which beats a behaviour's `state`; among behaviours the first in file
+# order wins; and status shows the winner's reason, here and on the peers.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/behaviours_lib.sh"
 export HEARTBEAT=200ms LOST_AFTER=1s

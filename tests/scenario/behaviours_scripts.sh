@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Scripts that misbehave never block the agent (SPEC.md "Bad input"): one
-# that hangs is killed at its timeout with its whole process group while
-# other behaviours keep running; one that prints 100 MB costs no memory;
-# a failing one is retried then counted; one killed by a signal, one that
-# closes its output early and one that leaves a daemon behind are each
-# handled and logged.
+# Scripts that misbehave never block the agent (docs/BEHAVIOURS.md "When
+# scripts misbehave"): one that hangs is killed at its timeout with its
+# whole process group while other behaviours keep running; one that prints
+# 100 MB costs no memory; a failing one is retried then counted; one killed
+# by a signal, one that closes its output early and one that leaves a daemon
+# behind are each handled and logged.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/behaviours_lib.sh"
 export HEARTBEAT=200ms LOST_AFTER=1s

@@ -2,8 +2,18 @@
 # temporary directory, drive them only through the `choreo` CLI, and wait
 # for conditions by polling with a deadline. Sourced, not run.
 #
-# Every test gets: $T (its directory, removed at exit), $CHOREO_BIN, and
-# these functions. Agents started with start_agent are killed at exit.
+# Every test gets $T (its directory, removed at exit unless the test failed
+# or $KEEP_TEST_DIR is set), $CHOREO_BIN, $CHOREO_SRC and these functions,
+# each documented where it is defined:
+#   fail MESSAGE, ok MESSAGE     the check lines scripts/count-tests.py counts
+#   free_port                    a TCP port nothing listens on
+#   write_config, start_agent, kill_agent, c NAME COMMAND...
+#   wait_for DESCRIPTION SECONDS COMMAND...
+#   state_seen, sees, members, has_members, metric, settled, accepted_beyond
+#   count_lines, has_lines
+#   install_recorder ($T/record.sh) and its readers calls, has_calls,
+#   expect_calls, last_call, last_stdin
+# Agents started with start_agent are killed at exit.
 
 set -u
 : "${CHOREO_BIN:?CHOREO_BIN must point at the choreo binary}"
@@ -32,12 +42,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# fail MESSAGE: print "FAIL: MESSAGE" and end the test with status 1.
 fail() {
   echo "FAIL: $*" >&2
   FAILED=1
   exit 1
 }
 
+# ok MESSAGE: print "ok - MESSAGE", one passed check.
 ok() { echo "ok - $*"; }
 
 # A TCP port on 127.0.0.1 that nothing listens on now, below the kernel's
@@ -65,7 +77,9 @@ c() {
 # Write a configuration for node NAME: write_config NAME PORT GROUPS JOIN
 # [extra YAML appended]. GROUPS like "[web]", JOIN like "[tcp://...]" or "[]".
 # $NODE_EXTRA, if set, is added under node: (e.g. "  data: {k: v}"), and
-# $NET_EXTRA under network: (e.g. "  relay: true").
+# $NET_EXTRA under network: (e.g. "  relay: true"); $HEARTBEAT and
+# $LOST_AFTER set network.heartbeat and network.lost_after (default 200ms
+# and 1s).
 write_config() {
   local name=$1 port=$2 groups=$3 join=$4 extra=${5:-}
   cat > "$T/$name.yaml" <<YAML
@@ -88,6 +102,8 @@ $extra
 YAML
 }
 
+# start_agent NAME: run `choreo agent -c $T/NAME.yaml` in the background,
+# its output appended to $T/NAME.log, and wait until it answers.
 start_agent() {
   local name=$1
   "$CHOREO_BIN" agent -c "$T/$name.yaml" >>"$T/$name.log" 2>&1 &
@@ -95,6 +111,7 @@ start_agent() {
   wait_for "$name answers on its socket" 10 c "$name" status --json
 }
 
+# kill_agent NAME [SIGNAL]: send SIGNAL (default KILL) and reap it.
 kill_agent() {
   local name=$1 sig=${2:-KILL}
   kill -"$sig" "${AGENT_PID[$name]}" 2>/dev/null || true
@@ -136,6 +153,7 @@ members() {
   c "$1" status --json 2>/dev/null | jq '.peers | length + 1'
 }
 
+# has_members VIEWER N: VIEWER shows exactly N nodes, itself included.
 has_members() {
   [ "$(members "$1")" = "$2" ]
 }
@@ -146,19 +164,24 @@ count_lines() {
   grep -c -- "$2" "$1" || true
 }
 
+# has_lines FILE PATTERN N: exactly N lines of FILE match PATTERN.
 has_lines() {
   [ "$(count_lines "$1" "$2")" = "$3" ]
 }
 
-# metric NAME [LABELS]: the value of a metric on node NAME.
+# metric NODE METRIC: the value of METRIC on node NODE, as `choreo metrics`
+# prints it; METRIC includes its labels if it has any, e.g.
+# 'choreo_connections{direction="out",state="up"}'. Empty if NODE has none.
 metric() {
   local name=$1 metric=$2
   c "$name" metrics | awk -v m="$metric" '$1 == m { print $2 }'
 }
 
-# heartbeats_pass VIEWER PEER N: wait until VIEWER has heard PEER's
-# heartbeat N more times (its last_seen went back to near 0 N times), so
-# that anything PEER sent before has certainly been handled.
+# settled VIEWER [N]: wait (up to 20 s) until VIEWER has accepted N more
+# messages (default 3) than it had when called, counted by its
+# choreo_messages_accepted_total, so that whatever its peers sent before
+# has certainly been handled. Use it before checking that nothing (more)
+# happened.
 settled() {
   local viewer=$1 n=${2:-3}
   local before
@@ -166,8 +189,68 @@ settled() {
   wait_for "$n more messages on $viewer" 20 accepted_beyond "$viewer" "$((before + n))"
 }
 
+# accepted_beyond NODE N: NODE has accepted at least N messages.
 accepted_beyond() {
   local v
   v=$(metric "$1" choreo_messages_accepted_total)
   [ -n "$v" ] && [ "$v" -ge "$2" ]
+}
+
+# ---- The recorder: one behaviour script for every test that needs to know
+# what ran. install_recorder writes $T/record.sh and exports EVENTS_DIR=$T,
+# which the script finds in its environment (the agent passes its own
+# environment on). Each call of record.sh on node NODE for behaviour
+# BEHAVIOUR appends one line to $T/NODE.BEHAVIOUR:
+#   EVENT peer=P state=S previous=S0 reason=R matching=[NAMES] node=N/STATE
+# (from CHOREO_EVENT, CHOREO_PEER, CHOREO_PEER_STATE, CHOREO_PEER_PREVIOUS,
+# CHOREO_PEER_REASON, CHOREO_MATCHING, CHOREO_NODE and CHOREO_STATE),
+# followed by " args=[ARGS]" when the behaviour's run: or revert: list
+# gives it arguments. It keeps its standard input in
+# $T/NODE.BEHAVIOUR.stdin.K (K = 1, 2, ...) and the number of calls in
+# $T/NODE.BEHAVIOUR.count. When its first argument is a
+# number, it sleeps that many seconds before returning, so that a run
+# overlaps with what the test does next. Match lines with patterns such
+# as "^run peer=db1 ".
+install_recorder() {
+  export EVENTS_DIR=$T
+  cat > "$T/record.sh" <<'SH'
+#!/bin/sh
+f="$EVENTS_DIR/$CHOREO_NODE.$CHOREO_BEHAVIOUR"
+k=$(( $(cat "$f.count" 2>/dev/null || echo 0) + 1 ))
+echo "$k" > "$f.count"
+cat > "$f.stdin.$k"
+echo "$CHOREO_EVENT peer=$CHOREO_PEER state=$CHOREO_PEER_STATE previous=$CHOREO_PEER_PREVIOUS reason=$CHOREO_PEER_REASON matching=[$CHOREO_MATCHING] node=$CHOREO_NODE/$CHOREO_STATE${1+ args=[$*]}" >> "$f"
+case ${1:-} in '' | *[!0-9.]*) ;; *) sleep "$1" ;; esac
+SH
+  chmod +x "$T/record.sh"
+}
+
+# calls NODE BEHAVIOUR [PATTERN]: how many lines record.sh wrote for
+# BEHAVIOUR on NODE (those matching PATTERN; 0 if it never ran).
+calls() {
+  count_lines "$T/$1.$2" "${3:-}"
+}
+
+# has_calls NODE BEHAVIOUR PATTERN N: exactly N recorded lines match.
+has_calls() {
+  [ "$(calls "$1" "$2" "$3")" = "$4" ]
+}
+
+# expect_calls NODE BEHAVIOUR N: fail unless exactly N calls were recorded.
+expect_calls() {
+  local n
+  n=$(calls "$1" "$2")
+  [ "$n" = "$3" ] || fail "$1's $2 ran $n times, expected $3: $(cat "$T/$1.$2" 2>/dev/null)"
+}
+
+# last_call NODE BEHAVIOUR: the event of its latest call (run, revert,
+# change...; empty if it never ran).
+last_call() {
+  [ -f "$T/$1.$2" ] || return 0
+  tail -n 1 "$T/$1.$2" | cut -d ' ' -f 1
+}
+
+# last_stdin NODE BEHAVIOUR: the input of its latest call.
+last_stdin() {
+  cat "$T/$1.$2.stdin.$(cat "$T/$1.$2.count")"
 }

@@ -6,12 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 export HEARTBEAT=200ms LOST_AFTER=1s
 
-cat > "$T/record.sh" <<'SH'
-#!/bin/sh
-echo "$CHOREO_EVENT $CHOREO_PEER $CHOREO_PEER_STATE" >> "$EVENTS_DIR/$CHOREO_NODE.$CHOREO_BEHAVIOUR"
-SH
-chmod +x "$T/record.sh"
-export EVENTS_DIR=$T
+install_recorder
 watch_lost='behaviours:
   - name: on-lost
     on: [lost]
@@ -42,13 +37,13 @@ elapsed=$((($(date +%s%N) - t0) / 1000000))
 echo "# n5 lost everywhere after ${elapsed} ms (lost_after 1000 ms, heartbeat 200 ms)"
 [ "$elapsed" -lt 3000 ] || fail "lost took ${elapsed} ms"
 for i in 0 1 2 3 4 6 7 8 9; do
-  wait_for "n$i ran on-lost for n5" 5 has_lines "$T/n$i.on-lost" "^lost n5 lost$" 1
+  wait_for "n$i ran on-lost for n5" 5 has_calls "n$i" on-lost "^lost peer=n5 state=lost " 1
 done
 ok "kill -9: lost everywhere, on: [lost] ran once on each survivor"
 
 start_agent n5
 for i in 0 1 2 3 4 6 7 8 9; do wait_for "n$i sees n5 busy again" 5 sees "n$i" n5 busy; done
-for i in 0 1 9; do has_lines "$T/n$i.on-lost" "n5" 1 || fail "on-lost ran again on n$i"; done
+for i in 0 1 9; do has_calls "n$i" on-lost "peer=n5 " 1 || fail "on-lost ran again on n$i"; done
 ok "restart: back to its persisted state everywhere"
 
 # A late joiner learns states set before it started.
@@ -69,8 +64,8 @@ for i in 0 1 2 3 4 5 6 7 9 10; do wait_for "n$i sees n8 left" 5 sees "n$i" n8 le
 settled n0 10
 for i in 0 1 9; do
   sees "n$i" n8 left || fail "n$i sees n8 as $(state_seen "n$i" n8) after a leave"
-  has_lines "$T/n$i.on-lost" "n8" 0 || fail "n$i ran on-lost for a node that left"
-  wait_for "n$i ran on-left for n8" 5 has_lines "$T/n$i.on-left" "^left n8" 1
+  has_calls "n$i" on-lost "peer=n8 " 0 || fail "n$i ran on-lost for a node that left"
+  wait_for "n$i ran on-left for n8" 5 has_calls "n$i" on-left "^left peer=n8 " 1
 done
 ok "leave: left everywhere, not lost; on: [left] ran once"
 

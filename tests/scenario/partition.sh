@@ -34,12 +34,7 @@ for n in db1 web1 web2; do
   i=$((i + 1))
 done
 
-cat > "$T/record.sh" <<'SH'
-#!/bin/sh
-echo "$CHOREO_EVENT" >> "$EVENTS_DIR/$CHOREO_NODE.events"
-SH
-chmod +x "$T/record.sh"
-export EVENTS_DIR=$T
+install_recorder
 behaviour='behaviours:
   - name: holding-page
     peers: {group: db}
@@ -73,23 +68,23 @@ c db1 set maintenance --reason "during the cut" || fail "set during the cut"
 settled web1 5
 for w in web1 web2; do
   sees "$w" db1 lost || fail "$w learnt db1's state through a cut link"
-  has_lines "$T/$w.events" "^run" 0 || fail "$w ran during the cut"
+  has_calls "$w" holding-page "^run " 0 || fail "$w ran during the cut"
 done
 ok "during the cut: db1 is lost to the webservers, nothing runs"
 
 ip -n "${NS}br" link set "bdb1$$" up
 for w in web1 web2; do
   wait_for "$w sees db1 in maintenance after the heal" 20 sees "$w" db1 maintenance
-  wait_for "$w runs once" 10 has_lines "$T/$w.events" "^run" 1
+  wait_for "$w runs once" 10 has_calls "$w" holding-page "^run " 1
 done
 for w in web1 web2; do wait_for "db1 sees $w ready" 20 sees db1 "$w" ready; done
 ok "heal: both sides converge, the webservers run once"
 
 c db1 set ready || fail "set ready"
-for w in web1 web2; do wait_for "$w reverts" 10 has_lines "$T/$w.events" "^revert" 1; done
+for w in web1 web2; do wait_for "$w reverts" 10 has_calls "$w" holding-page "^revert " 1; done
 settled web1 5
 for w in web1 web2; do
-  [ "$(tail -n 1 "$T/$w.events")" = revert ] || fail "$w's last action isn't revert: $(cat "$T/$w.events")"
-  [ "$(wc -l < "$T/$w.events")" = 2 ] || fail "$w: $(cat "$T/$w.events")"
+  [ "$(last_call "$w" holding-page)" = revert ] || fail "$w's last action isn't revert: $(cat "$T/$w.holding-page")"
+  expect_calls "$w" holding-page 2
 done
 ok "every behaviour's last action matches the final truth"

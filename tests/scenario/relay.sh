@@ -8,18 +8,13 @@
 source "$(dirname "$0")/lib.sh"
 : "${CHOREO_TAP:?CHOREO_TAP must point at the tap test helper}"
 
-cat > "$T/holding.sh" <<'SH'
-#!/bin/sh
-echo "$1 peer=$CHOREO_PEER" >> "$EVENTS_DIR/$CHOREO_NODE.events"
-SH
-chmod +x "$T/holding.sh"
-export EVENTS_DIR=$T
+install_recorder
 behaviour='behaviours:
   - name: holding-page
     peers: {group: db}
     when: {any: maintenance}
-    run: ['"$T"'/holding.sh, "on"]
-    revert: ['"$T"'/holding.sh, "off"]'
+    run: ['"$T"'/record.sh, "on"]
+    revert: ['"$T"'/record.sh, "off"]'
 
 pr1=$(free_port); pr2=$(free_port); pdb=$(free_port)
 pw1=$(free_port); pw2=$(free_port); pw3=$(free_port)
@@ -45,15 +40,15 @@ ok "leaves connect to the two relays only; the mesh member to everyone"
 
 c db1 set maintenance --reason "schema upgrade" || fail "set maintenance"
 for w in web1 web2 web3; do
-  wait_for "$w runs holding-page" 10 has_lines "$T/$w.events" "^on peer=db1$" 1
+  wait_for "$w runs holding-page" 10 has_calls "$w" holding-page "^run peer=db1 .* args=\[on\]$" 1
 done
 c db1 set ready || fail "set ready"
 for w in web1 web2 web3; do
-  wait_for "$w reverts" 10 has_lines "$T/$w.events" "^off peer=db1$" 1
+  wait_for "$w reverts" 10 has_calls "$w" holding-page "^revert peer=db1 .* args=\[off\]$" 1
 done
 settled web1 10
 for w in web1 web2 web3; do
-  [ "$(wc -l < "$T/$w.events")" = 2 ] || fail "$w ran more than run+revert: $(cat "$T/$w.events")"
+  [ "$(calls "$w" holding-page)" = 2 ] || fail "$w ran more than run+revert: $(cat "$T/$w.holding-page")"
 done
 ok "the story through relays: every webserver ran the holding page once and reverted once"
 
@@ -85,7 +80,7 @@ for n in db1 web2 web3 r2; do
 done
 c db1 set maintenance || fail "set maintenance with r1 down"
 for w in web1 web2 web3; do
-  wait_for "$w runs holding-page through r2" 10 has_lines "$T/$w.events" "^on peer=db1$" 2
+  wait_for "$w runs holding-page through r2" 10 has_calls "$w" holding-page "^run peer=db1 .* args=\[on\]$" 2
 done
 ok "with one relay down the leaves still see each other and react"
 

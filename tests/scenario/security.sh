@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Security (SPEC.md "Security", docs/SECURITY.md): with network.key_file
-# every message is sealed; two clusters with different keys on one machine
-# never see each other; intruders without the key (another key, no key,
-# raw garbage) change nothing and are counted; a captured message sent
-# again, even after its sender restarted, changes nothing; keys rotate live
-# with no state change lost; bad key files are refused with FILE:LINE.
+# Security (docs/SECURITY.md): with network.key_file every message is
+# sealed; two clusters with different keys on one machine never see each
+# other; intruders without the key (another key, no key, raw garbage) change
+# nothing and are counted; a captured message sent again, even after its
+# sender restarted, changes nothing; keys rotate live with no state change
+# lost; bad key files are refused with FILE:LINE.
 source "$(dirname "$0")/lib.sh"
 : "${CHOREO_TAP:?CHOREO_TAP must point at the tap test helper}"
 export HEARTBEAT=200ms LOST_AFTER=1s

@@ -1148,12 +1148,77 @@ static void engine_empty_configuration_does_nothing(void **state) {
   harness_stop(&h);
 }
 
+/* ---- superseded actions ---- */
+
+/* A RUN in flight that has not started (its script can't be started yet)
+ * and whose condition went back: withdrawn, it leaves nothing to undo. */
+static void engine_withdrawn_run_leaves_nothing_to_revert(void **state) {
+  struct harness h;
+  struct engine_action a;
+  uint64_t deadline;
+
+  (void)state;
+  harness_start(&h, &any_maint, 1);
+  h.manual = true;
+  put(&h, 0, "db1", "ready", 1);
+  engine_set_synced(&h.e, 0);
+  put(&h, 10, "db1", "maintenance", 2);
+  assert_string_equal(h.log, "run(db1)");
+  assert_false(engine_superseded(&h.e, 0)); /* still what the truth asks */
+  put(&h, 20, "db1", "ready", 3);
+  assert_true(engine_superseded(&h.e, 0));
+  engine_withdrawn(&h.e, 0);
+  engine_done(&h.e, 0, 30);
+  assert_int_equal(engine_step(&h.e, &h.p, 30, &a, 1, &deadline), 0);
+  assert_int_equal(engine_claim(&h.e), -1);
+  /* The condition holds again: a RUN, as if the first was never issued. */
+  put(&h, 40, "db1", "maintenance", 4);
+  assert_string_equal(h.log, "run(db1) run(db1)");
+  harness_stop(&h);
+}
+
+static void engine_done_without_withdrawal_reverts_as_before(void **state) {
+  struct harness h;
+
+  (void)state;
+  harness_start(&h, &any_maint, 1);
+  h.manual = true;
+  put(&h, 0, "db1", "ready", 1);
+  engine_set_synced(&h.e, 0);
+  put(&h, 10, "db1", "maintenance", 2);
+  put(&h, 20, "db1", "ready", 3);
+  engine_done(&h.e, 0, 30);
+  put(&h, 30, "db1", "ready", 3); /* a duplicate: only steps */
+  assert_string_equal(h.log, "run(db1) revert(db1)");
+  harness_stop(&h);
+}
+
+static void engine_event_actions_are_never_superseded(void **state) {
+  struct harness h;
+
+  (void)state;
+  harness_start(&h, &on_state, 1);
+  h.manual = true;
+  put(&h, 0, "db1", "ready", 1);
+  engine_set_synced(&h.e, 0);
+  put(&h, 10, "db1", "maintenance", 2);
+  put(&h, 20, "db1", "ready", 3);
+  assert_string_equal(h.log, "state(db1)");
+  assert_false(engine_superseded(&h.e, 0));
+  assert_false(engine_superseded(&h.e, 7)); /* no such behaviour */
+  engine_withdrawn(&h.e, 7);                /* ignored */
+  harness_stop(&h);
+}
+
 int main(void) {
   const size_t nrows = ARRAY_SIZE(rows);
   struct CMUnitTest *row_tests = calloc(nrows, sizeof(*row_tests));
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(engine_run_carries_the_cause_of_the_truth_change),
       cmocka_unit_test(engine_event_action_carries_its_peer_event),
+      cmocka_unit_test(engine_withdrawn_run_leaves_nothing_to_revert),
+      cmocka_unit_test(engine_done_without_withdrawal_reverts_as_before),
+      cmocka_unit_test(engine_event_actions_are_never_superseded),
       cmocka_unit_test(engine_queue_overflow_is_counted_in_dropped),
       cmocka_unit_test(engine_full_output_leaves_actions_due),
       cmocka_unit_test(engine_shared_conditions_each_get_their_truth),

@@ -41,7 +41,7 @@ static void metrics_render_groups_families_and_the_histogram(void **state) {
 
   (void)state;
   memset(&m, 0, sizeof(m));
-  m.drop_too_big = 3;
+  m.drop_decode_TOO_BIG = 3;
   m.runs_started = 7;
   m.runs_running = 2;
   m.peers_lost = -1;
@@ -192,6 +192,33 @@ static void metrics_histogram_buckets_are_cumulative(void **state) {
   }
 }
 
+/* Every reason the decoder can reject a message for has its counter, and
+ * metrics_count_reject() moves exactly that one. */
+static void metrics_count_every_decoder_rejection(void **state) {
+  static const struct {
+    enum wire_reject r;
+    const char *row;
+  } reasons[] = {
+#define XX(id, s)                                                              \
+  {WIRE_REJECT_##id, "choreo_messages_dropped_total{reason=\"" s "\"} 1\n"},
+      WIRE_REJECT_MAP(XX)
+#undef XX
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+    struct metrics m;
+    char *text;
+    memset(&m, 0, sizeof(m));
+    metrics_count_reject(&m, reasons[i].r);
+    metrics_count_reject(&m, WIRE_OK);
+    assert_int_equal(metrics_render(&m, &text), 0);
+    assert_non_null(strstr(text, reasons[i].row));
+    /* and nothing else moved */
+    assert_int_equal(count(text, " 1\n"), 1);
+    free(text);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(metrics_render_groups_families_and_the_histogram),
@@ -199,6 +226,7 @@ int main(void) {
           metrics_type_every_counter_counter_and_every_gauge_gauge),
       cmocka_unit_test(metrics_render_each_value_on_its_own_row),
       cmocka_unit_test(metrics_histogram_buckets_are_cumulative),
+      cmocka_unit_test(metrics_count_every_decoder_rejection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -781,7 +781,146 @@ static void metrics_render_counts_what_the_runner_did(void **state) {
   free(text);
 }
 
+/* ---- escapees and start failures ---- */
+
+static pid_t read_pid_file(const struct fx *f, const char *name) {
+  char *s = slurp_in(f, name);
+  long v = strtol(s, NULL, 10);
+  free(s);
+  assert_true(v > 1);
+  return (pid_t)v;
+}
+
+static void on_tick(uv_timer_t *t) {
+  (void)t;
+}
+
+/* Gone and reaped, by the runner: a zombie still answers kill(pid, 0).
+ * The loop runs meanwhile, for the runner's SIGCHLD watcher, kept alive by
+ * a timer (the watcher alone doesn't keep a loop running). */
+static bool reaped_by_runner(struct fx *f, pid_t pid) {
+  uv_timer_t tick;
+  bool gone = false;
+
+  uv_timer_init(&f->loop, &tick);
+  uv_timer_start(&tick, on_tick, 10, 10);
+  for (int i = 0; i < 300 && !gone; i++) {
+    uv_run(&f->loop, UV_RUN_ONCE);
+    gone = kill(pid, 0) == -1 && errno == ESRCH;
+  }
+  uv_close((uv_handle_t *)&tick, NULL);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  return gone;
+}
+
+static void runner_kills_a_child_that_left_the_group_with_setsid(void **state) {
+  struct fx *f = *state;
+  pid_t pid;
+
+  submit_sh(f, 1,
+            "setsid sleep 300 </dev/null >/dev/null 2>&1 & "
+            "echo $! > \"$1/escapee\"; sleep 30",
+            300, 0);
+  run(f);
+  assert_int_equal(f->done, 1);
+  assert_int_equal(f->res[0], RUNNER_TIMEOUT);
+  pid = read_pid_file(f, "escapee");
+  assert_true(reaped_by_runner(f, pid));
+  /* Reaped by the script's shell or, once re-parented, by the runner. */
+  assert_true(f->m.escapees_killed >= 1);
+}
+
+static void
+runner_kills_an_orphan_a_double_fork_left_in_a_new_session(void **state) {
+  struct fx *f = *state;
+  pid_t pid;
+
+  /* The subshell exits at once: the sleep is re-parented to us before
+   * the timeout, and only its start time ties it to the run. */
+  submit_sh(f, 1,
+            "(setsid sleep 300 </dev/null >/dev/null 2>&1 & "
+            "echo $! > \"$1/escapee\"); sleep 30",
+            300, 0);
+  run(f);
+  assert_int_equal(f->res[0], RUNNER_TIMEOUT);
+  pid = read_pid_file(f, "escapee");
+  assert_true(reaped_by_runner(f, pid));
+  assert_true(f->m.escapees_killed >= 1);
+  assert_true(f->m.orphans_reaped >= 1); /* ours from the start */
+}
+
+static void on_restore_limit(uv_timer_t *t) {
+  struct rlimit *rl = t->data;
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, rl), 0);
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+static void
+runner_retries_a_start_that_failed_for_want_of_descriptors(void **state) {
+  struct fx *f = *state;
+  struct rlimit saved, low;
+  uv_timer_t restore;
+  int lowest;
+
+  submit_sh(f, 1, "exit 0", 0, 0); /* no retries: starting is not a try */
+  /* Room for not one more descriptor; given back after 700 ms. */
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  lowest = dup(STDIN_FILENO);
+  assert_true(lowest > 0);
+  close(lowest);
+  low = saved;
+  low.rlim_cur = (rlim_t)lowest;
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+  uv_timer_init(&f->loop, &restore);
+  restore.data = &saved;
+  uv_timer_start(&restore, on_restore_limit, 700, 0);
+  run(f);
+  assert_int_equal(f->done, 1);
+  assert_int_equal(f->res[0], RUNNER_OK);
+  assert_int_equal(f->started, 1);
+  assert_true(f->m.runs_spawn_retried >= 2);
+  assert_int_equal(f->m.runs_failed, 0);
+}
+
+static void runner_withdraws_a_job_still_waiting_to_start(void **state) {
+  struct fx *f = *state;
+  struct rlimit saved, low;
+  int lowest;
+
+  submit_sh(f, 7, "exit 0", 0, 3);
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  lowest = dup(STDIN_FILENO);
+  assert_true(lowest > 0);
+  close(lowest);
+  low = saved;
+  low.rlim_cur = (rlim_t)lowest;
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+  for (int i = 0; i < 100 && f->m.runs_spawn_retried == 0; i++)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  assert_true(f->m.runs_spawn_retried >= 1);
+  assert_int_equal(runner_withdraw(&f->r, 8), CHOREO_ENOTFOUND);
+  assert_int_equal(runner_withdraw(&f->r, 7), 0);
+  assert_int_equal(runner_withdraw(&f->r, 7), CHOREO_ENOTFOUND); /* ending */
+  run(f);
+  assert_int_equal(f->done, 1);
+  assert_int_equal(f->res[0], RUNNER_WITHDRAWN);
+  assert_int_equal(f->started, 0);
+}
+
+static void runner_does_not_withdraw_a_job_that_started(void **state) {
+  struct fx *f = *state;
+
+  submit_sh(f, 3, "sleep 0.3", 0, 0);
+  while (f->started == 0)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(runner_withdraw(&f->r, 3), CHOREO_EEXISTS);
+  run(f);
+  assert_int_equal(f->res[0], RUNNER_OK);
+}
+
 int main(void) {
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
       T(runner_reports_ok_once_for_exit_zero),
@@ -812,6 +951,11 @@ int main(void) {
       T(runner_submit_refuses_beyond_a_full_queue),
       cmocka_unit_test(runner_names_every_result),
       T(metrics_render_counts_what_the_runner_did),
+      T(runner_kills_a_child_that_left_the_group_with_setsid),
+      T(runner_kills_an_orphan_a_double_fork_left_in_a_new_session),
+      T(runner_retries_a_start_that_failed_for_want_of_descriptors),
+      T(runner_withdraws_a_job_still_waiting_to_start),
+      T(runner_does_not_withdraw_a_job_that_started),
   };
 #undef T
   /* As the agent does: a script that closes its stdin early must not kill
@@ -820,5 +964,8 @@ int main(void) {
   /* Orphans of the scripts' process groups come to us, so the tests can
    * reap them and see their groups empty (PID 1 may not reap). */
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  /* RUNNER_TEST_FILTER=GLOB runs only the tests it matches. */
+  if (getenv("RUNNER_TEST_FILTER") != NULL)
+    cmocka_set_test_filter(getenv("RUNNER_TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
