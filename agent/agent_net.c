@@ -367,6 +367,119 @@ static void count_reject(struct net *n, enum wire_reject r) {
   }
 }
 
+/* ---- claims about this node ---- */
+
+/* A sender is behind what we hold for it (policy_sender_behind): it
+ * restarted with a lower incarnation, or a forged record outranks its
+ * own. Our member list carries its entry as we hold it, which makes it
+ * refute. At most one list per half heartbeat goes for this. */
+static void tell_behind(struct net *n, const char *who) {
+  struct agent *a = agent_of(n);
+  uint64_t now = uv_now(&a->loop);
+  if (now - n->members_sent_at < a->cfg->heartbeat_ms / 2)
+    return;
+  log_debug("%s is behind the record held for it: offering the member list",
+            who);
+  offer_list(n);
+}
+
+static void log_rival(struct net *n, unsigned act) {
+  struct agent *a = agent_of(n);
+  const char *mine = self_record(&a->self)->addr;
+  char key[CHOREO_ADDR_MAX + 16];
+
+  if (act & POLICY_RIVAL_CONFLICT) {
+    a->metrics.name_conflicts++;
+    n->rival.confirmed_wall = util_wall_ms();
+    log_error("name conflict: another agent at %s claims this node's name "
+              "%s (this agent: %s)%s",
+              n->rival.addr, a->cfg->name, mine,
+              act & POLICY_RIVAL_STOP
+                  ? "; this agent started later and stops: give one of them "
+                    "another node.name"
+                  : "; the other started later and should stop");
+    return;
+  }
+  snprintf(key, sizeof(key), "claim:%s", n->rival.addr);
+  if ((act & POLICY_RIVAL_NEW) && log_allow(key, util_wall_ms()))
+    log_warn("a message claims this node's name %s at %s (this agent: %s): "
+             "refuting it",
+             a->cfg->name, n->rival.addr, mine);
+}
+
+/* A claim about this node (policy_claim): refute what it didn't make;
+ * from another address, see whether a live agent has our name
+ * (policy_rival_claim). */
+static void claim(struct net *n, const struct policy_claim_in *in) {
+  struct agent *a = agent_of(n);
+  const struct record *own = self_record(&a->self);
+  enum policy_claim c = policy_claim(in);
+  unsigned act = POLICY_RIVAL_REFUTE;
+
+  if (c == POLICY_CLAIM_BOUNDS) {
+    if (in->direct)
+      a->metrics.drop_future++;
+    else
+      a->metrics.members_future++;
+    return;
+  }
+  /* Leaving: the leave is this node's last word. */
+  if (c != POLICY_CLAIM_REFUTE || own->left || n->stopped)
+    return;
+  if (strcmp(in->addr, own->addr) != 0) {
+    uint64_t now = uv_now(&a->loop);
+    struct policy_rival_in rin = {
+        .addr = in->addr,
+        .inc = in->inc,
+        .now = now,
+        .uptime = now - n->started_at,
+        .heartbeat_ms = a->cfg->heartbeat_ms,
+        .lost_after_ms = a->cfg->lost_after_ms,
+    };
+    act = policy_rival_claim(&n->rival, &rin);
+    log_rival(n, act);
+    if (act & POLICY_RIVAL_STOP) {
+      n->name_taken(n);
+      return;
+    }
+  }
+  if (act & POLICY_RIVAL_REFUTE) {
+    log_debug("refuting a claim about this node: inc %" PRIu64 " ver %" PRIu64
+              " at %s%s",
+              in->inc, in->ver, in->addr, in->left ? ", left" : "");
+    self_refute(&a->self, in->inc);
+  }
+}
+
+/* A message under our own name that we didn't send: its record, or for
+ * a member list our entry in it, is a claim about this node. */
+static void own_name_claims(struct net *n, const struct wire_msg *m) {
+  struct agent *a = agent_of(n);
+  struct policy_claim_in in = {.own = self_record(&a->self),
+                               .now_ms = util_wall_ms()};
+  if (m->type != WIRE_MEMBERS) {
+    in.direct = true;
+    in.inc = m->inc;
+    in.ver = m->rec.ver;
+    in.addr = m->rec.addr;
+    in.left = m->rec.left || m->type == WIRE_LEAVE;
+    in.state = m->rec.state;
+    in.reason = m->rec.reason;
+    claim(n, &in);
+    return;
+  }
+  for (size_t i = 0; i < m->nmembers; i++) {
+    const struct wire_member *e = &m->members[i];
+    if (strcmp(e->name, a->cfg->name) != 0)
+      continue;
+    in.inc = e->inc;
+    in.ver = e->ver;
+    in.addr = e->addr;
+    in.left = e->left;
+    claim(n, &in);
+  }
+}
+
 /* Checks that need the agent's context (policy_admit): cluster, own
  * name, freshness (with a key ring), incarnation from the future,
  * replay. Returns false (counted) to drop. */
@@ -394,8 +507,10 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay) {
     a->metrics.drop_cluster++;
     break;
   case POLICY_DROP_SELF_NAME:
+    /* Not ours (a relay's copy of ours was set aside before): a claim
+     * about this node, by a forger or another agent with our name. */
     a->metrics.drop_self_name++;
-    log_debug("dropped a message claiming this node's name");
+    own_name_claims(n, m);
     break;
   case POLICY_DROP_STALE:
     /* Or a badly wrong clock: said at debug level and counted. */
@@ -412,6 +527,8 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay) {
     break;
   case POLICY_DROP_REPLAY:
     a->metrics.drop_replay++;
+    if (policy_sender_behind(peers_find(&a->peers, m->from), m->inc, NULL))
+      tell_behind(n, m->from);
     break;
   }
   return false;
@@ -477,6 +594,8 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
   merged(n, res, peer, now);
   if (peer != NULL)
     (void)peers_accept_seq(&a->peers, m->from, m->inc, m->seq);
+  if (res == PEERS_STALE && policy_sender_behind(peer, m->inc, &m->rec))
+    tell_behind(n, m->from);
   n->got_members = true;
   if (forward && peer != NULL)
     relay_forward(&a->relay, raw, rawlen, news || m->type == WIRE_LEAVE);
@@ -508,9 +627,28 @@ static void handle_members(struct net *n, struct wire_msg *m, uint64_t now) {
    * the next difference of digests. */
   uv_timer_stop(&n->list);
   for (size_t i = 0; i < m->nmembers; i++) {
+    const struct wire_member *e = &m->members[i];
     struct peer *peer = NULL;
-    enum peers_result res =
-        peers_merge_member(&a->peers, &m->members[i], now, wall, &peer);
+    enum peers_result res;
+    if (strcmp(e->name, a->cfg->name) == 0) {
+      struct policy_claim_in in = {.own = self_record(&a->self),
+                                   .inc = e->inc,
+                                   .ver = e->ver,
+                                   .addr = e->addr,
+                                   .left = e->left,
+                                   .now_ms = wall};
+      claim(n, &in);
+      if (n->stopped)
+        return;
+      continue;
+    }
+    /* The bound on envelopes holds for entries: one entry far ahead
+     * would otherwise outrank the node's own records for as long. */
+    if (!policy_inc_in_bounds(e->inc, wall)) {
+      a->metrics.members_future++;
+      continue;
+    }
+    res = peers_merge_member(&a->peers, e, now, wall, &peer);
     if (res == PEERS_FULL)
       a->metrics.members_capped++;
     else
