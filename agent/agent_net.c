@@ -339,6 +339,31 @@ static void sync_endpoint(struct net *n, struct peer *peer) {
   snprintf(peer->endpoint_addr, sizeof(peer->endpoint_addr), "%s", ep->addr);
 }
 
+/* A hello says its sender has just started: our connection to it may be
+ * waiting out nanomsg's reconnection back-off (up to 3 s after its inbox
+ * was gone, and longer the more often it was), so that it would hear
+ * nothing from us, not even the member list that tells it to refute.
+ * Make the connection anew, at most once a heartbeat per member. */
+static void redial(struct net *n, struct peer *peer) {
+  struct agent *a = agent_of(n);
+  uint64_t now = uv_now(&a->loop);
+  struct endpoint *ep;
+  int id;
+
+  if (peer == NULL || peer->endpoint < 0 || is_leaf(n) ||
+      (peer->redialled_at != 0 &&
+       now - peer->redialled_at < a->cfg->heartbeat_ms))
+    return;
+  peer->redialled_at = now;
+  ep = find_endpoint(n, peer->endpoint_addr);
+  if (ep == NULL || (id = mesh_connect(&n->mesh, ep->addr)) < 0)
+    return;
+  mesh_disconnect(&n->mesh, ep->id);
+  ep->id = id;
+  peer->endpoint = id;
+  net_publish_soon(n);
+}
+
 /* ---- receiving ---- */
 
 static void count_reject(struct net *n, enum wire_reject r) {
@@ -527,8 +552,11 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay) {
     break;
   case POLICY_DROP_REPLAY:
     a->metrics.drop_replay++;
-    if (policy_sender_behind(peers_find(&a->peers, m->from), m->inc, NULL))
+    if (policy_sender_behind(peers_find(&a->peers, m->from), m->inc, NULL)) {
+      if (m->type == WIRE_HELLO)
+        redial(n, peers_find(&a->peers, m->from));
       tell_behind(n, m->from);
+    }
     break;
   }
   return false;
@@ -591,6 +619,8 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
   bool news = forward && policy_is_news(peer, &m->rec);
   enum peers_result res =
       peers_merge_direct(&a->peers, &m->rec, now, util_wall_ms(), &peer);
+  if (m->type == WIRE_HELLO && res != PEERS_NEW)
+    redial(n, peer);
   merged(n, res, peer, now);
   if (peer != NULL)
     (void)peers_accept_seq(&a->peers, m->from, m->inc, m->seq);

@@ -80,6 +80,7 @@ struct peer {
   uint64_t msg_seq;      /* the replay guard */
   int endpoint;          /* the agent's connection to it; -1: none */
   char endpoint_addr[CHOREO_ADDR_MAX + 1]; /* address it was made to */
+  uint64_t redialled_at; /* monotonic ms its connection was last made anew */
 };
 
 struct peer_event {
