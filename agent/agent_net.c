@@ -408,28 +408,36 @@ static void tell_behind(struct net *n, const char *who) {
   offer_list(n);
 }
 
+/* Said at error level: a claim of our name from another address is a
+ * cloned machine or a forger, and either needs an operator. */
 static void log_rival(struct net *n, unsigned act) {
   struct agent *a = agent_of(n);
   const char *mine = self_record(&a->self)->addr;
   char key[CHOREO_ADDR_MAX + 16];
 
-  if (act & POLICY_RIVAL_CONFLICT) {
+  if (act & POLICY_RIVAL_NEW) {
     a->metrics.name_conflicts++;
-    n->rival.confirmed_wall = util_wall_ms();
-    log_error("name conflict: another agent at %s claims this node's name "
-              "%s (this agent: %s)%s",
+    n->rival.since_wall = util_wall_ms();
+    snprintf(key, sizeof(key), "claim:%s", n->rival.addr);
+    if (log_allow(key, n->rival.since_wall))
+      log_error("name conflict: %s claims this node's name %s (this agent: "
+                "%s); refuting it",
+                n->rival.addr, a->cfg->name, mine);
+  }
+  if (act & POLICY_RIVAL_CONFLICT)
+    log_error("name conflict: a live agent at %s has this node's name %s "
+              "(this agent: %s)%s",
               n->rival.addr, a->cfg->name, mine,
               act & POLICY_RIVAL_STOP
                   ? "; this agent started later and stops: give one of them "
                     "another node.name"
-                  : "; the other started later and should stop");
-    return;
-  }
-  snprintf(key, sizeof(key), "claim:%s", n->rival.addr);
-  if ((act & POLICY_RIVAL_NEW) && log_allow(key, util_wall_ms()))
-    log_warn("a message claims this node's name %s at %s (this agent: %s): "
-             "refuting it",
-             a->cfg->name, n->rival.addr, mine);
+                  : "; the one that started later should stop");
+}
+
+const struct policy_rival *net_rival(struct net *n) {
+  struct agent *a = agent_of(n);
+  (void)policy_rival_expire(&n->rival, uv_now(&a->loop), a->cfg->lost_after_ms);
+  return n->rival.addr[0] != '\0' ? &n->rival : NULL;
 }
 
 /* A claim about this node (policy_claim): refute what it didn't make;

@@ -263,7 +263,7 @@ struct policy_rival {
   uint64_t refuted_at;            /* when we last refuted it */
   unsigned raises;                /* times it outbid us */
   bool confirmed;                 /* a live agent, not a one-off claim */
-  int64_t confirmed_wall;         /* unix ms, for status */
+  int64_t since_wall;             /* unix ms of the first claim, for status */
 };
 
 enum policy_rival_act {
