@@ -271,8 +271,8 @@ void net_check_sync(struct net *n);
 void net_peer_reaped(struct net *n, struct peer *peer);
 void net_set_heartbeat(struct net *n, uint64_t ms);
 void net_stats(struct net *n, struct mesh_stats *ms);
-/* Another address claiming this node's name within the last lost_after
- * (policy_rival_claim); NULL: none. */
+/* Another address that claimed this node's name in the last ten minutes
+ * (policy_rival_claim, POLICY_RIVAL_SHOWN_MS); NULL: none. */
 const struct policy_rival *net_rival(struct net *n);
 void net_close(struct net *n);
 void net_free(struct net *n);

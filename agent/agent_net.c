@@ -436,7 +436,7 @@ static void log_rival(struct net *n, unsigned act) {
 
 const struct policy_rival *net_rival(struct net *n) {
   struct agent *a = agent_of(n);
-  (void)policy_rival_expire(&n->rival, uv_now(&a->loop), a->cfg->lost_after_ms);
+  (void)policy_rival_expire(&n->rival, uv_now(&a->loop), POLICY_RIVAL_SHOWN_MS);
   return n->rival.addr[0] != '\0' ? &n->rival : NULL;
 }
 

@@ -257,8 +257,8 @@ unsigned policy_rival_claim(struct policy_rival *r,
 }
 
 bool policy_rival_expire(struct policy_rival *r, uint64_t now,
-                         uint64_t lost_after_ms) {
-  if (r->addr[0] == '\0' || now - r->last < lost_after_ms)
+                         uint64_t keep_ms) {
+  if (r->addr[0] == '\0' || now - r->last < keep_ms)
     return false;
   memset(r, 0, sizeof(*r));
   return true;

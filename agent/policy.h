@@ -295,8 +295,11 @@ struct policy_rival_in {
 unsigned policy_rival_claim(struct policy_rival *r,
                             const struct policy_rival_in *in);
 
-/* Forget a rival not heard for lost_after_ms; true if one was. */
+/* Status shows a rival for this long after its last claim. */
+#define POLICY_RIVAL_SHOWN_MS (10 * 60 * 1000)
+
+/* Forget a rival not heard for keep_ms; true if one was. */
 bool policy_rival_expire(struct policy_rival *r, uint64_t now,
-                         uint64_t lost_after_ms);
+                         uint64_t keep_ms);
 
 #endif
