@@ -231,11 +231,14 @@ static void offer_list(struct net *n) {
                  window > 0 ? randombytes_uniform(window) : 0, 0);
 }
 
+static void expire_alts(struct net *n);
+
 static void on_heartbeat(uv_timer_t *t) {
   struct net *n = container_of(t, struct net, heartbeat);
   struct agent *a = agent_of(n);
   /* Once a heartbeat: how the table tells this agent's own stalls. */
   (void)peers_clock(&a->peers, uv_now(&a->loop));
+  expire_alts(n);
   if (n->members_wanted)
     publish_members(n);
   net_publish(n, !n->got_members && has_join(n) ? WIRE_HELLO : WIRE_STATE);
@@ -303,21 +306,65 @@ static struct endpoint *open_endpoint(struct net *n, const char *addr,
   return ep;
 }
 
-static void release_endpoint(struct net *n, struct peer *peer) {
-  struct endpoint *ep;
-  if (peer->endpoint < 0)
-    return;
-  ep = find_endpoint(n, peer->endpoint_addr);
-  peer->endpoint = -1;
-  peer->endpoint_addr[0] = '\0';
+/* Drop one member's use of the connection to addr. */
+static void release_addr(struct net *n, const char *addr) {
+  struct endpoint *ep = find_endpoint(n, addr);
   if (ep == NULL || --ep->refs > 0 || ep->join)
     return;
   mesh_disconnect(&n->mesh, ep->id);
   *ep = n->eps[--n->neps];
 }
 
+static void release_alt(struct net *n, struct peer *peer) {
+  if (peer->alt_addr[0] == '\0')
+    return;
+  release_addr(n, peer->alt_addr);
+  peer->alt_addr[0] = '\0';
+}
+
+static void release_endpoint(struct net *n, struct peer *peer) {
+  if (peer->endpoint < 0)
+    return;
+  release_addr(n, peer->endpoint_addr);
+  peer->endpoint = -1;
+  peer->endpoint_addr[0] = '\0';
+}
+
 void net_peer_reaped(struct net *n, struct peer *peer) {
+  release_alt(n, peer);
   release_endpoint(n, peer);
+}
+
+/* Messages under peer's name came from addr, which is not the address of
+ * the record we hold, and were behind it: connect to addr too for a
+ * lost_after, so that what we send (the member list that makes a node
+ * refute) reaches both. One such address per member. */
+static void reach_also(struct net *n, struct peer *peer, const char *addr) {
+  struct agent *a = agent_of(n);
+  struct endpoint *ep;
+
+  if (peer == NULL || is_leaf(n) || addr[0] == '\0' ||
+      strcmp(addr, peer->rec.addr) == 0)
+    return;
+  peer->alt_until = uv_now(&a->loop) + a->cfg->lost_after_ms;
+  if (strcmp(addr, peer->alt_addr) == 0)
+    return;
+  release_alt(n, peer);
+  if ((ep = open_endpoint(n, addr, false)) == NULL)
+    return;
+  ep->refs++;
+  snprintf(peer->alt_addr, sizeof(peer->alt_addr), "%s", ep->addr);
+}
+
+/* Close the connections of reach_also() that are due. */
+static void expire_alts(struct net *n) {
+  struct agent *a = agent_of(n);
+  uint64_t now = uv_now(&a->loop);
+  for (size_t i = 0; i < a->peers.n; i++) {
+    struct peer *p = a->peers.v[i];
+    if (p->alt_addr[0] != '\0' && now >= p->alt_until)
+      release_alt(n, p);
+  }
 }
 
 /* Keep one connection to each member that may still talk, at the address
@@ -395,17 +442,22 @@ static void count_reject(struct net *n, enum wire_reject r) {
 /* ---- claims about this node ---- */
 
 /* A sender is behind what we hold for it (policy_sender_behind): it
- * restarted with a lower incarnation, or a forged record outranks its
- * own. Our member list carries its entry as we hold it, which makes it
- * refute. At most one list per half heartbeat goes for this. */
+ * restarted with a lower incarnation, a forged record outranks its own,
+ * or another agent has its name. Our member list carries its entry as
+ * we hold it, which makes it refute. At most one list per half heartbeat
+ * goes for this. */
 static void tell_behind(struct net *n, const char *who) {
   struct agent *a = agent_of(n);
   uint64_t now = uv_now(&a->loop);
+  /* Again with the quick republications, for a connection just made
+   * (reach_also) that drops what is sent before it is up. */
+  n->members_wanted = true;
   if (now - n->members_sent_at < a->cfg->heartbeat_ms / 2)
     return;
-  log_debug("%s is behind the record held for it: offering the member list",
+  log_debug("%s is behind the record held for it: sending the member list",
             who);
-  offer_list(n);
+  publish_members(n);
+  n->members_wanted = true;
 }
 
 /* Said at error level: a claim of our name from another address is a
@@ -561,8 +613,11 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay) {
   case POLICY_DROP_REPLAY:
     a->metrics.drop_replay++;
     if (policy_sender_behind(peers_find(&a->peers, m->from), m->inc, NULL)) {
+      struct peer *peer = peers_find(&a->peers, m->from);
       if (m->type == WIRE_HELLO)
-        redial(n, peers_find(&a->peers, m->from));
+        redial(n, peer);
+      if (m->type != WIRE_MEMBERS)
+        reach_also(n, peer, m->rec.addr);
       tell_behind(n, m->from);
     }
     break;
@@ -632,8 +687,10 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
   merged(n, res, peer, now);
   if (peer != NULL)
     (void)peers_accept_seq(&a->peers, m->from, m->inc, m->seq);
-  if (res == PEERS_STALE && policy_sender_behind(peer, m->inc, &m->rec))
+  if (res == PEERS_STALE && policy_sender_behind(peer, m->inc, &m->rec)) {
+    reach_also(n, peer, m->rec.addr);
     tell_behind(n, m->from);
+  }
   n->got_members = true;
   if (forward && peer != NULL)
     relay_forward(&a->relay, raw, rawlen, news || m->type == WIRE_LEAVE);
