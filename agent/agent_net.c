@@ -288,7 +288,11 @@ static struct endpoint *open_endpoint(struct net *n, const char *addr,
   }
   id = mesh_connect(&n->mesh, addr);
   if (id < 0) {
-    log_warn("cannot connect to %s: %s", addr, choreo_strerror(id));
+    char key[CHOREO_ADDR_MAX + 16];
+    /* The address came from a peer: at most once a minute each. */
+    snprintf(key, sizeof(key), "connect:%s", addr);
+    if (log_allow(key, util_wall_ms()))
+      log_warn("cannot connect to %s: %s", addr, choreo_strerror(id));
     return NULL;
   }
   v = realloc(n->eps, (n->neps + 1) * sizeof(*v));
