@@ -390,11 +390,12 @@ static void sync_endpoint(struct net *n, struct peer *peer) {
   snprintf(peer->endpoint_addr, sizeof(peer->endpoint_addr), "%s", ep->addr);
 }
 
-/* A hello says its sender has just started: our connection to it may be
+/* A hello or a new incarnation says its sender has just started, a
+ * message from a lost member that it is back: our connection to it may be
  * waiting out nanomsg's reconnection back-off (up to 3 s after its inbox
- * was gone, and longer the more often it was), so that it would hear
- * nothing from us, not even the member list that tells it to refute.
- * Make the connection anew, at most once a heartbeat per member. */
+ * was gone), so that it would hear nothing from us for that long, not
+ * even the member list that tells it to refute, or our leave. Make the
+ * connection anew, at most once a heartbeat per member. */
 static void redial(struct net *n, struct peer *peer) {
   struct agent *a = agent_of(n);
   uint64_t now = uv_now(&a->loop);
@@ -681,12 +682,17 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
   struct agent *a = agent_of(n);
   struct peer *peer = peers_find(&a->peers, m->from);
   bool first_heard = peer == NULL || !peer->heard;
+  /* It has just started (a hello, a new incarnation) or is back. */
+  bool restarted =
+      peer != NULL &&
+      (m->type == WIRE_HELLO ||
+       (peer->heard && (m->inc > peer->rec.inc || peer->status != PEER_ALIVE)));
   bool forward = policy_relay_forwards(a->cfg->relay, via_relay, m->leaf,
                                        m->type == WIRE_HELLO);
   bool news = forward && policy_is_news(peer, &m->rec);
   enum peers_result res =
       peers_merge_direct(&a->peers, &m->rec, now, util_wall_ms(), &peer);
-  if (m->type == WIRE_HELLO && res != PEERS_NEW)
+  if (restarted)
     redial(n, peer);
   merged(n, res, peer, now);
   if (peer != NULL)
