@@ -348,7 +348,8 @@ static void reach_also(struct net *n, struct peer *peer, const char *addr) {
   struct endpoint *ep;
 
   if (peer == NULL || is_leaf(n) || addr[0] == '\0' ||
-      strcmp(addr, peer->rec.addr) == 0)
+      strcmp(addr, peer->rec.addr) == 0 ||
+      strcmp(addr, self_record(&a->self)->addr) == 0)
     return;
   peer->alt_until = uv_now(&a->loop) + a->cfg->lost_after_ms;
   if (strcmp(addr, peer->alt_addr) == 0)
@@ -506,10 +507,9 @@ static void claim(struct net *n, const struct policy_claim_in *in) {
   enum policy_claim c = policy_claim(in);
   unsigned act = POLICY_RIVAL_REFUTE;
 
+  /* A message under our name is counted as own_name already. */
   if (c == POLICY_CLAIM_BOUNDS) {
-    if (in->direct)
-      a->metrics.drop_future++;
-    else
+    if (!in->direct)
       a->metrics.members_future++;
     return;
   }
