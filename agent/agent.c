@@ -77,6 +77,12 @@ static void checks_changed(struct checks *c) {
   self_refresh(&AGENT_OF(c, checks)->self);
 }
 
+static void agent_stop(struct agent *a, int exit_code);
+
+static void net_name_taken(struct net *n) {
+  agent_stop(AGENT_OF(n, net), 1);
+}
+
 static void self_publish(struct self *s) {
   net_publish_change(&AGENT_OF(s, self)->net);
 }
@@ -119,6 +125,7 @@ static void wire_hooks(struct agent *a) {
   a->checks.run = checks_run;
   a->checks.changed = checks_changed;
   a->self.publish = self_publish;
+  a->net.name_taken = net_name_taken;
   a->relay.send = relay_send;
   a->ctl.leave = ctl_leave;
 }

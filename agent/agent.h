@@ -90,6 +90,10 @@ void self_refresh(struct self *s);
  * *why set when the new state is in effect but could not be saved. */
 int self_set(struct self *s, const char *state, const char *reason,
              json_t *data, const char **why);
+/* Outbid a claim about this node that it didn't make: take an
+ * incarnation above both ours and claimed (policy_refute_inc), save it,
+ * publish. */
+void self_refute(struct self *s, uint64_t claimed);
 /* Mark the record left (a new version); false if it was already. */
 bool self_leave(struct self *s);
 const struct record *self_record(const struct self *s);
@@ -236,15 +240,19 @@ struct net {
   bool members_wanted;
   unsigned hello_tries;
   uv_timer_t heartbeat, soon, answer, list, hello;
-  unsigned soon_left; /* quick republications still due */
-  bool soon_again;    /* asked for while the current ones were due */
-  uint64_t fd_limit;  /* RLIMIT_NOFILE once raised; 0: unknown */
-  bool fd_warned;     /* said that the members need more */
+  unsigned soon_left;        /* quick republications still due */
+  bool soon_again;           /* asked for while the current ones were due */
+  uint64_t fd_limit;         /* RLIMIT_NOFILE once raised; 0: unknown */
+  bool fd_warned;            /* said that the members need more */
+  struct policy_rival rival; /* another agent claiming our name */
   bool stopped;
   /* Hooks: a message was handled (rx_ns: when it was received); arm the
    * wake-up for monotonic time `when`. */
   void (*changed)(struct net *n, uint64_t rx_ns);
   void (*wake_at)(struct net *n, uint64_t when);
+  /* Hook: another live agent has our name and we are the newcomer: stop
+   * (exit 1), without a leave, which would be taken as the other's. */
+  void (*name_taken)(struct net *n);
 };
 
 /* Set up the timers (no I/O); now: the start, monotonic ms. */
@@ -263,6 +271,9 @@ void net_check_sync(struct net *n);
 void net_peer_reaped(struct net *n, struct peer *peer);
 void net_set_heartbeat(struct net *n, uint64_t ms);
 void net_stats(struct net *n, struct mesh_stats *ms);
+/* Another address that claimed this node's name in the last ten minutes
+ * (policy_rival_claim, POLICY_RIVAL_SHOWN_MS); NULL: none. */
+const struct policy_rival *net_rival(struct net *n);
 void net_close(struct net *n);
 void net_free(struct net *n);
 

@@ -231,11 +231,14 @@ static void offer_list(struct net *n) {
                  window > 0 ? randombytes_uniform(window) : 0, 0);
 }
 
+static void expire_alts(struct net *n);
+
 static void on_heartbeat(uv_timer_t *t) {
   struct net *n = container_of(t, struct net, heartbeat);
   struct agent *a = agent_of(n);
   /* Once a heartbeat: how the table tells this agent's own stalls. */
   (void)peers_clock(&a->peers, uv_now(&a->loop));
+  expire_alts(n);
   if (n->members_wanted)
     publish_members(n);
   net_publish(n, !n->got_members && has_join(n) ? WIRE_HELLO : WIRE_STATE);
@@ -285,7 +288,11 @@ static struct endpoint *open_endpoint(struct net *n, const char *addr,
   }
   id = mesh_connect(&n->mesh, addr);
   if (id < 0) {
-    log_warn("cannot connect to %s: %s", addr, choreo_strerror(id));
+    char key[CHOREO_ADDR_MAX + 16];
+    /* The address came from a peer: at most once a minute each. */
+    snprintf(key, sizeof(key), "connect:%s", addr);
+    if (log_allow(key, util_wall_ms()))
+      log_warn("cannot connect to %s: %s", addr, choreo_strerror(id));
     return NULL;
   }
   v = realloc(n->eps, (n->neps + 1) * sizeof(*v));
@@ -303,21 +310,66 @@ static struct endpoint *open_endpoint(struct net *n, const char *addr,
   return ep;
 }
 
-static void release_endpoint(struct net *n, struct peer *peer) {
-  struct endpoint *ep;
-  if (peer->endpoint < 0)
-    return;
-  ep = find_endpoint(n, peer->endpoint_addr);
-  peer->endpoint = -1;
-  peer->endpoint_addr[0] = '\0';
+/* Drop one member's use of the connection to addr. */
+static void release_addr(struct net *n, const char *addr) {
+  struct endpoint *ep = find_endpoint(n, addr);
   if (ep == NULL || --ep->refs > 0 || ep->join)
     return;
   mesh_disconnect(&n->mesh, ep->id);
   *ep = n->eps[--n->neps];
 }
 
+static void release_alt(struct net *n, struct peer *peer) {
+  if (peer->alt_addr[0] == '\0')
+    return;
+  release_addr(n, peer->alt_addr);
+  peer->alt_addr[0] = '\0';
+}
+
+static void release_endpoint(struct net *n, struct peer *peer) {
+  if (peer->endpoint < 0)
+    return;
+  release_addr(n, peer->endpoint_addr);
+  peer->endpoint = -1;
+  peer->endpoint_addr[0] = '\0';
+}
+
 void net_peer_reaped(struct net *n, struct peer *peer) {
+  release_alt(n, peer);
   release_endpoint(n, peer);
+}
+
+/* Messages under peer's name came from addr, which is not the address of
+ * the record we hold, and were behind it: connect to addr too for a
+ * lost_after, so that what we send (the member list that makes a node
+ * refute) reaches both. One such address per member. */
+static void reach_also(struct net *n, struct peer *peer, const char *addr) {
+  struct agent *a = agent_of(n);
+  struct endpoint *ep;
+
+  if (peer == NULL || is_leaf(n) || addr[0] == '\0' ||
+      strcmp(addr, peer->rec.addr) == 0 ||
+      strcmp(addr, self_record(&a->self)->addr) == 0)
+    return;
+  peer->alt_until = uv_now(&a->loop) + a->cfg->lost_after_ms;
+  if (strcmp(addr, peer->alt_addr) == 0)
+    return;
+  release_alt(n, peer);
+  if ((ep = open_endpoint(n, addr, false)) == NULL)
+    return;
+  ep->refs++;
+  snprintf(peer->alt_addr, sizeof(peer->alt_addr), "%s", ep->addr);
+}
+
+/* Close the connections of reach_also() that are due. */
+static void expire_alts(struct net *n) {
+  struct agent *a = agent_of(n);
+  uint64_t now = uv_now(&a->loop);
+  for (size_t i = 0; i < a->peers.n; i++) {
+    struct peer *p = a->peers.v[i];
+    if (p->alt_addr[0] != '\0' && now >= p->alt_until)
+      release_alt(n, p);
+  }
 }
 
 /* Keep one connection to each member that may still talk, at the address
@@ -339,7 +391,158 @@ static void sync_endpoint(struct net *n, struct peer *peer) {
   snprintf(peer->endpoint_addr, sizeof(peer->endpoint_addr), "%s", ep->addr);
 }
 
+/* A hello or a new incarnation says its sender has just started, a
+ * message from a lost member that it is back: our connection to it may be
+ * waiting out nanomsg's reconnection back-off (up to 3 s after its inbox
+ * was gone), so that it would hear nothing from us for that long, not
+ * even the member list that tells it to refute, or our leave. Make the
+ * connection anew, at most once a heartbeat per member. */
+static void redial(struct net *n, struct peer *peer) {
+  struct agent *a = agent_of(n);
+  uint64_t now = uv_now(&a->loop);
+  struct endpoint *ep;
+  int id;
+
+  if (peer == NULL || peer->endpoint < 0 || is_leaf(n) ||
+      (peer->redialled_at != 0 &&
+       now - peer->redialled_at < a->cfg->heartbeat_ms))
+    return;
+  peer->redialled_at = now;
+  ep = find_endpoint(n, peer->endpoint_addr);
+  if (ep == NULL || (id = mesh_connect(&n->mesh, ep->addr)) < 0)
+    return;
+  mesh_disconnect(&n->mesh, ep->id);
+  ep->id = id;
+  peer->endpoint = id;
+  net_publish_soon(n);
+}
+
 /* ---- receiving ---- */
+
+/* ---- claims about this node ---- */
+
+/* A sender is behind what we hold for it (policy_sender_behind): it
+ * restarted with a lower incarnation, a forged record outranks its own,
+ * or another agent has its name. Our member list carries its entry as
+ * we hold it, which makes it refute. At most one list per half heartbeat
+ * goes for this. */
+static void tell_behind(struct net *n, const char *who) {
+  struct agent *a = agent_of(n);
+  uint64_t now = uv_now(&a->loop);
+  /* Again with the quick republications, for a connection just made
+   * (reach_also) that drops what is sent before it is up. */
+  n->members_wanted = true;
+  if (now - n->members_sent_at < a->cfg->heartbeat_ms / 2)
+    return;
+  log_debug("%s is behind the record held for it: sending the member list",
+            who);
+  publish_members(n);
+  n->members_wanted = true;
+}
+
+/* Said at error level: a claim of our name from another address is a
+ * cloned machine or a forger, and either needs an operator. */
+static void log_rival(struct net *n, unsigned act) {
+  struct agent *a = agent_of(n);
+  const char *mine = self_record(&a->self)->addr;
+  char key[CHOREO_ADDR_MAX + 16];
+
+  if (act & POLICY_RIVAL_NEW) {
+    a->metrics.name_conflicts++;
+    n->rival.since_wall = util_wall_ms();
+    snprintf(key, sizeof(key), "claim:%s", n->rival.addr);
+    if (log_allow(key, n->rival.since_wall))
+      log_error("name conflict: %s claims this node's name %s (this agent: "
+                "%s); refuting it",
+                n->rival.addr, a->cfg->name, mine);
+  }
+  if (act & POLICY_RIVAL_CONFLICT)
+    log_error("name conflict: a live agent at %s has this node's name %s "
+              "(this agent: %s)%s",
+              n->rival.addr, a->cfg->name, mine,
+              act & POLICY_RIVAL_STOP
+                  ? "; this agent started later and stops: give one of them "
+                    "another node.name"
+                  : "; the one that started later should stop");
+}
+
+const struct policy_rival *net_rival(struct net *n) {
+  struct agent *a = agent_of(n);
+  (void)policy_rival_expire(&n->rival, uv_now(&a->loop), POLICY_RIVAL_SHOWN_MS);
+  return n->rival.addr[0] != '\0' ? &n->rival : NULL;
+}
+
+/* A claim about this node (policy_claim): refute what it didn't make;
+ * from another address, see whether a live agent has our name
+ * (policy_rival_claim). */
+static void claim(struct net *n, const struct policy_claim_in *in) {
+  struct agent *a = agent_of(n);
+  const struct record *own = self_record(&a->self);
+  enum policy_claim c = policy_claim(in);
+  unsigned act = POLICY_RIVAL_REFUTE;
+
+  /* A message under our name is counted as own_name already. */
+  if (c == POLICY_CLAIM_BOUNDS) {
+    if (!in->direct)
+      a->metrics.members_future++;
+    return;
+  }
+  /* Leaving: the leave is this node's last word. */
+  if (c != POLICY_CLAIM_REFUTE || own->left || n->stopped)
+    return;
+  if (strcmp(in->addr, own->addr) != 0) {
+    uint64_t now = uv_now(&a->loop);
+    struct policy_rival_in rin = {
+        .addr = in->addr,
+        .inc = in->inc,
+        .now = now,
+        .uptime = now - n->started_at,
+        .heartbeat_ms = a->cfg->heartbeat_ms,
+        .lost_after_ms = a->cfg->lost_after_ms,
+    };
+    act = policy_rival_claim(&n->rival, &rin);
+    log_rival(n, act);
+    if (act & POLICY_RIVAL_STOP) {
+      n->name_taken(n);
+      return;
+    }
+  }
+  if (act & POLICY_RIVAL_REFUTE) {
+    log_debug("refuting a claim about this node: inc %" PRIu64 " ver %" PRIu64
+              " at %s%s",
+              in->inc, in->ver, in->addr, in->left ? ", left" : "");
+    self_refute(&a->self, in->inc);
+  }
+}
+
+/* A message under our own name that we didn't send: its record, or for
+ * a member list our entry in it, is a claim about this node. */
+static void own_name_claims(struct net *n, const struct wire_msg *m) {
+  struct agent *a = agent_of(n);
+  struct policy_claim_in in = {.own = self_record(&a->self),
+                               .now_ms = util_wall_ms()};
+  if (m->type != WIRE_MEMBERS) {
+    in.direct = true;
+    in.inc = m->inc;
+    in.ver = m->rec.ver;
+    in.addr = m->rec.addr;
+    in.left = m->rec.left || m->type == WIRE_LEAVE;
+    in.state = m->rec.state;
+    in.reason = m->rec.reason;
+    claim(n, &in);
+    return;
+  }
+  for (size_t i = 0; i < m->nmembers; i++) {
+    const struct wire_member *e = &m->members[i];
+    if (strcmp(e->name, a->cfg->name) != 0)
+      continue;
+    in.inc = e->inc;
+    in.ver = e->ver;
+    in.addr = e->addr;
+    in.left = e->left;
+    claim(n, &in);
+  }
+}
 
 /* Checks that need the agent's context (policy_admit): cluster, own
  * name, freshness (with a key ring), incarnation from the future,
@@ -368,8 +571,10 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay) {
     a->metrics.drop_cluster++;
     break;
   case POLICY_DROP_SELF_NAME:
+    /* Not ours (a relay's copy of ours was set aside before): a claim
+     * about this node, by a forger or another agent with our name. */
     a->metrics.drop_self_name++;
-    log_debug("dropped a message claiming this node's name");
+    own_name_claims(n, m);
     break;
   case POLICY_DROP_STALE:
     /* Or a badly wrong clock: said at debug level and counted. */
@@ -386,6 +591,14 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay) {
     break;
   case POLICY_DROP_REPLAY:
     a->metrics.drop_replay++;
+    if (policy_sender_behind(peers_find(&a->peers, m->from), m->inc, NULL)) {
+      struct peer *peer = peers_find(&a->peers, m->from);
+      if (m->type == WIRE_HELLO)
+        redial(n, peer);
+      if (m->type != WIRE_MEMBERS)
+        reach_also(n, peer, m->rec.addr);
+      tell_behind(n, m->from);
+    }
     break;
   }
   return false;
@@ -443,14 +656,25 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
   struct agent *a = agent_of(n);
   struct peer *peer = peers_find(&a->peers, m->from);
   bool first_heard = peer == NULL || !peer->heard;
+  /* It has just started (a hello, a new incarnation) or is back. */
+  bool restarted =
+      peer != NULL &&
+      (m->type == WIRE_HELLO ||
+       (peer->heard && (m->inc > peer->rec.inc || peer->status != PEER_ALIVE)));
   bool forward = policy_relay_forwards(a->cfg->relay, via_relay, m->leaf,
                                        m->type == WIRE_HELLO);
   bool news = forward && policy_is_news(peer, &m->rec);
   enum peers_result res =
       peers_merge_direct(&a->peers, &m->rec, now, util_wall_ms(), &peer);
+  if (restarted)
+    redial(n, peer);
   merged(n, res, peer, now);
   if (peer != NULL)
     (void)peers_accept_seq(&a->peers, m->from, m->inc, m->seq);
+  if (res == PEERS_STALE && policy_sender_behind(peer, m->inc, &m->rec)) {
+    reach_also(n, peer, m->rec.addr);
+    tell_behind(n, m->from);
+  }
   n->got_members = true;
   if (forward && peer != NULL)
     relay_forward(&a->relay, raw, rawlen, news || m->type == WIRE_LEAVE);
@@ -482,9 +706,28 @@ static void handle_members(struct net *n, struct wire_msg *m, uint64_t now) {
    * the next difference of digests. */
   uv_timer_stop(&n->list);
   for (size_t i = 0; i < m->nmembers; i++) {
+    const struct wire_member *e = &m->members[i];
     struct peer *peer = NULL;
-    enum peers_result res =
-        peers_merge_member(&a->peers, &m->members[i], now, wall, &peer);
+    enum peers_result res;
+    if (strcmp(e->name, a->cfg->name) == 0) {
+      struct policy_claim_in in = {.own = self_record(&a->self),
+                                   .inc = e->inc,
+                                   .ver = e->ver,
+                                   .addr = e->addr,
+                                   .left = e->left,
+                                   .now_ms = wall};
+      claim(n, &in);
+      if (n->stopped)
+        return;
+      continue;
+    }
+    /* The bound on envelopes holds for entries: one entry far ahead
+     * would otherwise outrank the node's own records for as long. */
+    if (!policy_inc_in_bounds(e->inc, wall)) {
+      a->metrics.members_future++;
+      continue;
+    }
+    res = peers_merge_member(&a->peers, e, now, wall, &peer);
     if (res == PEERS_FULL)
       a->metrics.members_capped++;
     else

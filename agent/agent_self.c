@@ -6,7 +6,11 @@
  * first in file order; else "ready" (policy_own_state). The reason
  * published says which claim won. The part owns the record as published
  * and the declared state; each new version goes to the publish hook.
+ * Its incarnation is its own too: a claim about this node that it didn't
+ * make is outbid with a greater one (self_refute, docs/PROTOCOL.md "A
+ * node owns its record").
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -63,8 +67,15 @@ int self_init(struct self *s) {
   }
   /* Incarnations order this node's records across restarts: one more than
    * the last, and never behind the clock, so even a node whose state_dir
-   * was wiped outranks its former self. */
-  s->rec.inc = ss.inc + 1 > now_s ? ss.inc + 1 : now_s;
+   * was wiped usually outranks its former self; where it doesn't (quick
+   * restarts ran ahead of the clock, then the file was lost), peers hold
+   * a greater one and the node refutes it (self_refute). A saved one out
+   * of bounds, which every peer would drop, is not followed. */
+  s->rec.inc = policy_start_inc(ss.inc, loaded == 0, util_wall_ms());
+  if (loaded == 0 && s->rec.inc != ss.inc + 1 && ss.inc + 1 > now_s)
+    log_warn("state_dir: %s: the saved incarnation %" PRIu64
+             " is more than a day ahead of the clock; starting from %" PRIu64,
+             cfg->state_dir, ss.inc, s->rec.inc);
   s->rec.ver = 1;
   rv = persist(s, s->declared, s->declared_reason, s->declared_since,
                s->rec.data);
@@ -220,6 +231,24 @@ bool self_leave(struct self *s) {
   s->rec.left = true;
   s->rec.ver++;
   return true;
+}
+
+void self_refute(struct self *s, uint64_t claimed) {
+  struct agent *a = agent_of(s);
+  int rv;
+
+  s->rec.inc = policy_refute_inc(s->rec.inc, claimed);
+  s->rec.ver++;
+  a->metrics.refutations++;
+  /* Saved so that the next start begins above it; a failure only costs
+   * another refutation then. */
+  rv = persist(s, s->declared, s->declared_reason, s->declared_since,
+               s->rec.data);
+  if (rv != 0)
+    log_warn("state_dir: %s: cannot save the incarnation: %s",
+             a->cfg->state_dir, choreo_strerror(rv));
+  if (s->publish != NULL)
+    s->publish(s);
 }
 
 const struct record *self_record(const struct self *s) {
