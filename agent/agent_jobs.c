@@ -8,7 +8,14 @@
  * a reload in between can't misroute it. A check's run (started for
  * checks.c) is a runner job too, whose end goes to the check_done hook.
  * The part owns the list of jobs in flight and the tag counter.
+ *
+ * It also owns what level behaviours have applied (applied.json): when a
+ * RUN or REVERT ends, that is saved before the engine hears of the end,
+ * so a crash at any point leaves a file that says either the previous
+ * action or this one, and an action whose end was not saved is issued
+ * again after the restart (docs/BEHAVIOURS.md "Restarts").
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +145,108 @@ static int action_env(struct agent *a, const struct config_behaviour *b,
   return rv;
 }
 
+/* ---- applied.json ---- */
+
+static void report_unsaved(struct jobs *js, int err) {
+  struct agent *a = agent_of(js);
+
+  if (!state_report_due(&js->unsaved, uv_now(&a->loop)))
+    return;
+  log_error("state_dir: %s/%s: cannot save what behaviours applied: %s; a "
+            "restart would not know it (%" PRIu64 " more failures not "
+            "logged)",
+            a->cfg->state_dir, APPLIED_FILE, choreo_strerror(err),
+            js->unsaved.suppressed);
+  js->unsaved.suppressed = 0;
+}
+
+/* A level behaviour's RUN or REVERT ended: save it, before the engine is
+ * told (and so before anything else can be issued for it). */
+static void save_applied(struct jobs *js, const char *name,
+                         enum engine_action_type type) {
+  struct agent *a = agent_of(js);
+  int idx = engine_index(&a->engine, name);
+  char cond[APPLIED_COND_MAX + 1];
+  char *text;
+  int rv;
+
+  if (idx < 0 || !a->cfg->behaviours[idx].has_when ||
+      (type != ENGINE_ACT_RUN && type != ENGINE_ACT_REVERT))
+    return;
+  applied_condition(&a->cfg->behaviours[idx], cond, sizeof(cond));
+  rv = applied_put(&js->applied, name,
+                   type == ENGINE_ACT_RUN ? APPLIED_RUN : APPLIED_REVERT, cond);
+  if (rv == 0)
+    rv = (text = applied_encode(&js->applied)) == NULL ? CHOREO_ENOMEM : 0;
+  if (rv == 0) {
+    rv = state_write(a->cfg->state_dir, APPLIED_FILE, text);
+    free(text);
+  }
+  if (rv != 0)
+    report_unsaved(js, rv);
+}
+
+/* Everything a previous run applied is unknown: bring every level
+ * behaviour to its truth, both ways. */
+static void restore_unknown(struct jobs *js) {
+  struct agent *a = agent_of(js);
+  for (size_t i = 0; i < a->cfg->nbehaviours; i++)
+    (void)engine_restore(&a->engine, a->cfg->behaviours[i].name, true, false);
+}
+
+static void restore_entries(struct jobs *js) {
+  struct agent *a = agent_of(js);
+  char cond[APPLIED_COND_MAX + 1];
+
+  for (size_t i = 0; i < js->applied.n; i++) {
+    const struct applied_entry *e = &js->applied.v[i];
+    int idx = engine_index(&a->engine, e->name);
+    bool same;
+    if (idx < 0 || !a->cfg->behaviours[idx].has_when) {
+      log_info("%s: behaviour %s is not a level behaviour of this "
+               "configuration; ignored",
+               APPLIED_FILE, e->name);
+      continue;
+    }
+    applied_condition(&a->cfg->behaviours[idx], cond, sizeof(cond));
+    same = strcmp(cond, e->cond) == 0;
+    (void)engine_restore(&a->engine, e->name, e->action == APPLIED_RUN, same);
+    if (e->action == APPLIED_RUN)
+      log_info("behaviour %s: run was applied before the restart%s; "
+               "reconciled once synchronised",
+               e->name, same ? "" : " (for another condition)");
+  }
+}
+
+void jobs_restore(struct jobs *js) {
+  struct agent *a = agent_of(js);
+  char *buf = NULL, why[256];
+  size_t len = 0;
+  int rv =
+      state_read(a->cfg->state_dir, APPLIED_FILE, APPLIED_FILE_MAX, &buf, &len);
+
+  if (rv == CHOREO_ENOTFOUND)
+    return; /* a first start: nothing applied */
+  if (rv == 0) {
+    rv = applied_parse(buf, len, &js->applied, why, sizeof(why));
+    free(buf);
+  } else {
+    snprintf(why, sizeof(why), "%s", choreo_strerror(rv));
+  }
+  if (rv != 0) {
+    log_warn("state_dir: %s/%s: %s; what behaviours applied before is "
+             "unknown: once synchronised, each is run or reverted to match "
+             "its condition",
+             a->cfg->state_dir, APPLIED_FILE, why);
+    applied_free(&js->applied);
+    restore_unknown(js);
+    return;
+  }
+  restore_entries(js);
+}
+
+/* ---- jobs ---- */
+
 static struct job *job_new(struct jobs *js, const char *name, bool is_check) {
   struct job *j = calloc(1, sizeof(*j));
   if (j == NULL)
@@ -198,6 +307,8 @@ static bool start_action(struct jobs *js, const struct engine_action *act) {
   if (argv->argc == 0)
     return false;
   j = job_new(js, b->name, false);
+  if (j != NULL)
+    j->type = act->type;
   input = stdin_json(a, b, event);
   rv = j == NULL || input == NULL ? CHOREO_ENOMEM : action_env(a, b, act, &e);
   if (rv == 0)
@@ -235,6 +346,8 @@ void jobs_step(struct jobs *js, uint64_t rx_ns) {
     again = n == ARRAY_SIZE(acts);
     for (size_t i = 0; i < n; i++) {
       if (!start_action(js, &acts[i])) {
+        save_applied(js, a->cfg->behaviours[acts[i].behaviour].name,
+                     acts[i].type);
         engine_done(&a->engine, acts[i].behaviour, now);
         again = true;
       }
@@ -277,6 +390,7 @@ void jobs_done(void *arg, uint64_t tag, enum runner_result res, int status) {
   if (j->is_check) {
     js->check_done(js, j->name, res == RUNNER_OK);
   } else if (!js->stopped && (idx = engine_index(&a->engine, j->name)) >= 0) {
+    save_applied(js, j->name, j->type);
     engine_done(&a->engine, (size_t)idx, uv_now(&a->loop));
     jobs_step(js, 0);
   }
@@ -306,6 +420,7 @@ void jobs_stop(struct jobs *js) {
 }
 
 void jobs_free(struct jobs *js) {
+  applied_free(&js->applied);
   for (struct job *j = js->list, *next; j != NULL; j = next) {
     next = j->next;
     free(j);
