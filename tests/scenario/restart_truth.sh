@@ -8,15 +8,21 @@
 #    view a restart starts with;
 #  - corrupt applied.json and members.json: a warning naming each file, no
 #    crash, and every level behaviour brought to its truth once synced.
+#  - sync: {min_members, groups, max_wait}: a first start waits for what
+#    it asks, and says what was missing when max_wait passed.
 # It prints the time from a restarted agent's start to its first action.
+#
+# web1's lost_after (4s) is above nanomsg's longest reconnection gap (3s,
+# agent/mesh.c): after web1 was down for a while, the others' connections
+# to its inbox come back only after that gap, which the members it knew
+# (members.json) are waited for.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/behaviours_lib.sh"
 
 pdb1=$(free_port); pdb2=$(free_port); pw=$(free_port)
 write_config db1 "$pdb1" "[db]" "[]"
 write_config db2 "$pdb2" "[db]" "[tcp://127.0.0.1:$pdb1]"
-write_config web1 "$pw" "[web]" "[tcp://127.0.0.1:$pdb1]" "$(
-  echo "sync: {min_members: 2, groups: [db], max_wait: 10s}"
+LOST_AFTER=4s write_config web1 "$pw" "[web]" "[tcp://127.0.0.1:$pdb1]" "$(
   echo "behaviours:"
   behaviour holding "{group: db}" "when: {any: maintenance}"
   behaviour quiet "{group: db}" "when: {none: maintenance}"
@@ -29,7 +35,7 @@ wait_for "web1 sees db1 and db2" 10 has_members web1 3
 wait_for "web1 ran quiet once at start" 10 has_calls web1 quiet "^run" 1
 wait_for "web1 said what it waited for" 10 has_lines "$T/web1.log" \
   "synchronised: 2 of 2 known members heard" 1
-ok "a first start waits for sync.min_members and logs what it heard"
+ok "a first start logs what it waited for"
 
 # n_calls NODE BEHAVIOUR EVENT: how many EVENT calls were recorded.
 n_calls() { calls "$1" "$2" "^$3 "; }
@@ -45,6 +51,23 @@ maintenance_then_die() {
   wait_for "applied.json says run" 10 \
     jq -e '.behaviours.holding.applied == "run"' "$T/web1.state/applied.json"
   kill_agent web1 "$1"
+  [ "$1" = KILL ] && down_a_while
+  return 0
+}
+
+# down_a_while: web1 (killed) stays down until db1 sees it lost and 2 s
+# have passed: the others' reconnection gaps grow meanwhile, as they do
+# when a node stays down, and a restart then hears nobody for a while.
+down_a_while() {
+  local from
+  from=$(date +%s%N)
+  wait_for "db1 sees web1 lost" 10 sees db1 web1 lost
+  wait_for "web1 down for 2s" 10 elapsed_since "$from" 2000
+}
+
+# elapsed_since NS MS: at least MS ms have passed since NS (date +%s%N).
+elapsed_since() {
+  [ $((($(date +%s%N) - $1) / 1000000)) -ge "$2" ]
 }
 
 # restart_web1: start web1 again; prints the monotonic start in ns.
@@ -80,7 +103,7 @@ synced=$(count_lines "$T/web1.log" "synchronised: ")
 restart_web1
 wait_for "restarted web1 synchronised" 15 has_lines "$T/web1.log" \
   "synchronised: " $((synced + 1))
-grep -q "synchronised: 2 of 2 known members heard" <(tail -n 20 "$T/web1.log") ||
+grep "synchronised: " "$T/web1.log" | tail -1 | grep -q "synchronised: 2 of 2 known members heard" ||
   fail "web1 synchronised without both members: $(grep synchronised "$T/web1.log" | tail -1)"
 settled web1 10
 wait_for "web1 idle" 10 idle web1
@@ -94,6 +117,7 @@ ok "a {none: maintenance} behaviour does not run after a restart while db1 is in
 # Restarted with no applied.json but members.json: it still waits for db1
 # and db2 before acting on `quiet`.
 kill_agent web1 KILL
+down_a_while
 rm -f "$T/web1.state/applied.json"
 quiet_runs=$(n_calls web1 quiet run)
 runs=$(n_calls web1 holding run)
@@ -126,3 +150,18 @@ wait_for "applied.json rewritten" 10 \
   jq -e '.behaviours.holding.applied == "revert" and .behaviours.quiet.applied == "run"' \
   "$T/web1.state/applied.json"
 ok "corrupt applied.json and members.json: warned, no crash, behaviours brought to the truth"
+
+# sync: what a first start waits for, and what it says when max_wait ends.
+pw2=$(free_port)
+write_config web2 "$pw2" "[web]" "[tcp://127.0.0.1:$pdb1]" "$(
+  echo "sync: {min_members: 4, groups: [db, cache], max_wait: 1500ms}"
+  echo "behaviours:"
+  behaviour quiet "{group: db}" "when: {none: maintenance}"
+)"
+start_agent web2
+wait_for "web2 ran quiet" 10 has_calls web2 quiet "^run " 1
+grep -q "sync.max_wait (1500 ms) passed without a full view: 3 of 3 known members heard (sync.min_members 4).*no member heard of groups: cache" "$T/web2.log" ||
+  fail "web2 did not say what it missed: $(grep -i sync "$T/web2.log")"
+[ "$(grep -n -e "sync.max_wait" -e "behaviour quiet: run" "$T/web2.log" | head -1 | grep -c sync.max_wait)" = 1 ] ||
+  fail "web2 ran quiet before sync.max_wait: $(cat "$T/web2.log")"
+ok "sync.min_members and sync.groups hold conditions back until max_wait, which says what was missing"
