@@ -248,10 +248,12 @@ struct net {
   bool synced;
   uint64_t started_at; /* monotonic ms */
   /* members.json: the members known at start (waited for by the sync),
-   * and the text last saved (saved again only when it changed, at most
-   * every NET_MEMBERS_SAVE_EVERY heartbeats, and at stop). */
+   * and the members_digest() last saved (saved again only when it
+   * changed, at most every NET_MEMBERS_SAVE_EVERY heartbeats, and at
+   * stop). */
   struct members_set known;
-  char *members_saved;
+  bool members_saved;
+  uint64_t members_key;
   unsigned members_beats;
   struct state_report members_unsaved;
   uint64_t members_sent_at;

@@ -742,18 +742,15 @@ static void load_members(struct net *n) {
 
 void net_save_members(struct net *n) {
   struct agent *a = agent_of(n);
+  uint64_t key = members_digest(&a->peers);
   size_t left = 0;
   char *text;
   int rv;
 
-  if (!n->synced)
+  if (!n->synced || (n->members_saved && key == n->members_key))
     return;
   if ((text = members_encode(&a->peers, &left)) == NULL)
     return;
-  if (n->members_saved != NULL && strcmp(text, n->members_saved) == 0) {
-    free(text);
-    return;
-  }
   rv = state_write(a->cfg->state_dir, MEMBERS_FILE, text);
   if (rv != 0) {
     if (state_report_due(&n->members_unsaved, uv_now(&a->loop)))
@@ -769,8 +766,9 @@ void net_save_members(struct net *n) {
   if (left > 0)
     log_warn("%s: %zu members beyond the first %d not saved", MEMBERS_FILE,
              left, MEMBERS_FILE_ENTRIES);
-  free(n->members_saved);
-  n->members_saved = text;
+  free(text);
+  n->members_saved = true;
+  n->members_key = key;
 }
 
 /* Once every NET_MEMBERS_SAVE_EVERY heartbeats. */
@@ -849,8 +847,6 @@ void net_close(struct net *n) {
 
 void net_free(struct net *n) {
   members_free(&n->known);
-  free(n->members_saved);
-  n->members_saved = NULL;
   free(n->eps);
   n->eps = NULL;
   n->neps = 0;

@@ -383,6 +383,41 @@ static json_t *member_json(const struct peer *peer) {
                    (json_int_t)r->ver, "groups", groups, "state", r->state);
 }
 
+/* Members members_encode() writes. */
+static bool saved_member(const struct peer *peer) {
+  return peer->heard && peer->status == PEER_ALIVE && !peer->rec.left &&
+         peer->rec.addr[0] != '\0' && peer->rec.state[0] != '\0';
+}
+
+static uint64_t fnv(uint64_t h, const void *buf, size_t len) {
+  const unsigned char *b = buf;
+  for (size_t i = 0; i < len; i++) {
+    h ^= b[i];
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+uint64_t members_digest(const struct peers *p) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  size_t n = 0;
+
+  for (size_t i = 0; i < p->n && n < MEMBERS_FILE_ENTRIES; i++) {
+    const struct record *r = &p->v[i]->rec;
+    if (!saved_member(p->v[i]))
+      continue;
+    n++;
+    /* Strings with their NUL, so that different splits differ. */
+    h = fnv(h, r->name, strlen(r->name) + 1);
+    h = fnv(h, r->addr, strlen(r->addr) + 1);
+    h = fnv(h, &r->inc, sizeof(r->inc));
+    for (size_t g = 0; g < r->ngroups; g++)
+      h = fnv(h, r->groups[g], strlen(r->groups[g]) + 1);
+    h = fnv(h, "", 1);
+  }
+  return fnv(h, &n, sizeof(n));
+}
+
 char *members_encode(const struct peers *p, size_t *left_out) {
   json_t *items = json_array();
   json_t *root =
@@ -392,8 +427,7 @@ char *members_encode(const struct peers *p, size_t *left_out) {
 
   for (size_t i = 0; root != NULL && i < p->n; i++) {
     const struct peer *peer = p->v[i];
-    if (!peer->heard || peer->status != PEER_ALIVE || peer->rec.left ||
-        peer->rec.addr[0] == '\0' || peer->rec.state[0] == '\0')
+    if (!saved_member(peer))
       continue;
     if (json_array_size(items) >= MEMBERS_FILE_ENTRIES) {
       left++;

@@ -113,6 +113,12 @@ int members_parse(const char *buf, size_t len, const char *self,
  * left, at most MEMBERS_FILE_ENTRIES (the rest counted in *left_out when
  * not NULL). The caller frees it; NULL: no memory. */
 char *members_encode(const struct peers *p, size_t *left_out);
+/* A digest of what members.json must be saved again for: the members
+ * members_encode() writes, by name, address, groups and incarnation. A
+ * new state or version alone does not change it: the states in the file
+ * are only shown, never acted on, and a member's own record supersedes
+ * the stamp. */
+uint64_t members_digest(const struct peers *p);
 void members_free(struct members_set *s);
 
 #endif

@@ -249,6 +249,44 @@ static void members_encode_caps_the_entries(void **state) {
   peers_free(&p);
 }
 
+static void members_digest_follows_membership_not_states(void **state) {
+  struct peers p;
+  uint64_t d0, d1;
+
+  peers_init(&p, SELF, PEERS_MAX_DEFAULT, NULL, NULL);
+  merge(&p, "db1", "ready", "db");
+  d0 = members_digest(&p);
+  /* a newer record with another state: same members */
+  {
+    struct record r;
+    assert_int_equal(record_init(&r), 0);
+    snprintf(r.name, sizeof(r.name), "db1");
+    snprintf(r.addr, sizeof(r.addr), "tcp://127.0.0.1:7411");
+    snprintf(r.state, sizeof(r.state), "maintenance");
+    snprintf(r.groups[0], sizeof(r.groups[0]), "db");
+    r.ngroups = 1;
+    r.inc = 7;
+    r.ver = 4;
+    assert_true(peers_merge_direct(&p, &r, 0, 0, NULL) > 0);
+    assert_int_equal(members_digest(&p), d0);
+    /* another group, then another incarnation: saved again */
+    snprintf(r.groups[0], sizeof(r.groups[0]), "cache");
+    r.ver = 5;
+    assert_true(peers_merge_direct(&p, &r, 0, 0, NULL) > 0);
+    d1 = members_digest(&p);
+    assert_true(d1 != d0);
+    r.inc = 8;
+    r.ver = 1;
+    assert_true(peers_merge_direct(&p, &r, 0, 0, NULL) > 0);
+    assert_true(members_digest(&p) != d1);
+    record_free(&r);
+  }
+  d1 = members_digest(&p);
+  merge(&p, "db2", "ready", "db");
+  assert_true(members_digest(&p) != d1);
+  peers_free(&p);
+}
+
 #define ENTRY(name, addr, inc, groups, state)                                  \
   "{\"version\":1,\"members\":[{\"name\":" name ",\"addr\":" addr              \
   ",\"inc\":" inc ",\"ver\":1,\"groups\":" groups ",\"state\":" state "}]}"
@@ -357,6 +395,7 @@ int main(void) {
       cmocka_unit_test(applied_condition_tells_changed_conditions_apart),
       cmocka_unit_test(members_round_trip_keeps_heard_members),
       cmocka_unit_test(members_encode_caps_the_entries),
+      cmocka_unit_test(members_digest_follows_membership_not_states),
       cmocka_unit_test(members_parse_refuses_bad_files),
       cmocka_unit_test(members_parse_refuses_too_many_entries),
       cmocka_unit_test(members_parse_takes_a_good_entry),
