@@ -159,9 +159,18 @@ struct jobs {
   uint64_t rx_ns; /* receipt of the message being handled; 0: none */
   bool stopped;
   /* Level behaviours' last actions that ended, as saved in applied.json
-   * (docs/BEHAVIOURS.md "Restarts"), and "cannot save" rate-limited. */
+   * (docs/BEHAVIOURS.md "Restarts"), and "cannot save" rate-limited. The
+   * file is written in the thread pool, one write at a time: the ends it
+   * carries (ending_now) and those that wait for the next (ending_next)
+   * reach the engine once written. */
   struct applied_set applied;
   struct state_report unsaved;
+  struct job *ending_now, *ending_next;
+  bool saving;
+  uv_work_t save_req;
+  char save_dir[CONFIG_PATH_MAX]; /* copies for the worker thread */
+  char *save_text;
+  int save_rv;
   /* Hooks: a check's run ended (ok: it passed); arm the wake-up for the
    * engine's next deadline, monotonic ms (UINT64_MAX: none). */
   void (*check_done)(struct jobs *j, const char *name, bool ok);

@@ -695,6 +695,10 @@ void net_check_sync(struct net *n) {
   }
   n->synced = true;
   engine_set_synced(&a->engine, now);
+  /* The view is trusted from now on: save it at once, so that even a
+   * crash within the next heartbeats restarts knowing these members. */
+  n->members_beats = 0;
+  net_save_members(n);
 }
 
 /* ---- members.json ---- */

@@ -90,6 +90,8 @@ for sig in KILL TERM; do
   wait_for "restarted web1 reverted holding" 15 \
     has_calls web1 holding "^revert " $((reverts + 1))
   [ "$sig" = KILL ] && echo "# restart to first action (revert), 3 members: $(since_restart) ms"
+  grep "synchronised: " "$T/web1.log" | tail -1 | grep -q "synchronised: 2 of 2 known members heard" ||
+    fail "after $sig, web1 acted without both members: $(grep synchronised "$T/web1.log" | tail -1)"
   wait_for "restarted web1 ran quiet" 10 has_calls web1 quiet "^run " \
     $(($(n_calls web1 quiet revert) + 1))
   ok "after $sig while db1 went ready, the restarted web1 reverts holding"
