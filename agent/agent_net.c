@@ -3,7 +3,10 @@
  * (docs/PROTOCOL.md): publishing its record (heartbeats, changes, hello,
  * leave) and member lists, receiving and checking every message (alone
  * or in a relay's batch), keeping one PUB connection per member (a leaf:
- * per relay), and deciding when the startup sync is over. It owns the
+ * per relay), and carrying out the startup sync (policy_sync decides when
+ * the view can be trusted), with members.json in state_dir: the members
+ * known before a restart, loaded at start and waited for, saved when
+ * membership changes. It owns the
  * mesh, the endpoints, the sequence number and its timers; it reads this
  * node's record from the self part, hands leaves' messages to the relay
  * part, and tells the wiring through its hooks that a message was handled
