@@ -348,6 +348,26 @@ static void sync_endpoint(struct net *n, struct peer *peer) {
   snprintf(peer->endpoint_addr, sizeof(peer->endpoint_addr), "%s", ep->addr);
 }
 
+/* A member restarted (a record of a newer incarnation): our connection
+ * to its inbox may be waiting out nanomsg's reconnection gap (up to
+ * MESH_RECONNECT_IVL_MAX_MS after it was down a while), during which the
+ * restarted agent, waiting for the members it knew before acting, hears
+ * nothing from us. Dial again at once. */
+static void redial(struct net *n, struct peer *peer) {
+  struct endpoint *ep;
+  int id;
+
+  if (peer->endpoint < 0 || is_leaf(n) ||
+      (ep = find_endpoint(n, peer->endpoint_addr)) == NULL)
+    return;
+  if ((id = mesh_connect(&n->mesh, ep->addr)) < 0)
+    return; /* the old connection keeps trying */
+  mesh_disconnect(&n->mesh, ep->id);
+  ep->id = id;
+  peer->endpoint = id;
+  net_publish_soon(n);
+}
+
 /* ---- receiving ---- */
 
 static void count_reject(struct net *n, enum wire_reject r) {
@@ -478,12 +498,15 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
   struct agent *a = agent_of(n);
   struct peer *peer = peers_find(&a->peers, m->from);
   bool first_heard = peer == NULL || !peer->heard;
+  bool restarted = peer != NULL && peer->heard && m->rec.inc > peer->rec.inc;
   bool forward = policy_relay_forwards(a->cfg->relay, via_relay, m->leaf,
                                        m->type == WIRE_HELLO);
   bool news = forward && policy_is_news(peer, &m->rec);
   enum peers_result res =
       peers_merge_direct(&a->peers, &m->rec, now, util_wall_ms(), &peer);
   merged(n, res, peer, now);
+  if (restarted && res == PEERS_UPDATED && peer != NULL)
+    redial(n, peer);
   if (peer != NULL)
     (void)peers_accept_seq(&a->peers, m->from, m->inc, m->seq);
   n->got_members = true;
