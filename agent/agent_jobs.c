@@ -202,12 +202,21 @@ static void save_after(uv_work_t *req, int status) {
   jobs_step(js, 0);
 }
 
+/* An entry of applied.json worth keeping: a level behaviour of the
+ * configuration now (dropped ones are not reverted, as at a reload). */
+static bool is_level(const char *name, void *arg) {
+  struct agent *a = arg;
+  int idx = engine_index(&a->engine, name);
+  return idx >= 0 && a->cfg->behaviours[idx].has_when;
+}
+
 static void save_start(struct jobs *js) {
   struct agent *a = agent_of(js);
   int rv;
 
   if (js->saving || js->ending_next == NULL)
     return;
+  applied_retain(&js->applied, is_level, a);
   js->ending_now = js->ending_next;
   js->ending_next = NULL;
   snprintf(js->save_dir, sizeof(js->save_dir), "%s", a->cfg->state_dir);

@@ -181,6 +181,15 @@ int applied_put(struct applied_set *s, const char *name,
   return 0;
 }
 
+void applied_retain(struct applied_set *s,
+                    bool (*keep)(const char *name, void *arg), void *arg) {
+  size_t n = 0;
+  for (size_t i = 0; i < s->n; i++)
+    if (keep(s->v[i].name, arg))
+      s->v[n++] = s->v[i];
+  s->n = n;
+}
+
 void applied_free(struct applied_set *s) {
   free(s->v);
   memset(s, 0, sizeof(*s));

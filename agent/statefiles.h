@@ -70,6 +70,9 @@ int applied_put(struct applied_set *s, const char *name,
                 enum applied_action action, const char *cond);
 const struct applied_entry *applied_find(const struct applied_set *s,
                                          const char *name);
+/* Drop the entries for which keep() is false. */
+void applied_retain(struct applied_set *s,
+                    bool (*keep)(const char *name, void *arg), void *arg);
 void applied_free(struct applied_set *s);
 
 /* Parse the text of applied.json (len bytes, need not be NUL-terminated).

@@ -44,6 +44,23 @@ static void applied_round_trip_keeps_every_entry(void **state) {
   applied_free(&back);
 }
 
+static bool not_b(const char *name, void *arg) {
+  return strcmp(name, (const char *)arg) != 0;
+}
+
+static void applied_retain_drops_what_is_not_kept(void **state) {
+  struct applied_set s = {0};
+
+  assert_int_equal(applied_put(&s, "a", APPLIED_RUN, "x"), 0);
+  assert_int_equal(applied_put(&s, "b", APPLIED_RUN, "y"), 0);
+  assert_int_equal(applied_put(&s, "c", APPLIED_REVERT, "z"), 0);
+  applied_retain(&s, not_b, (void *)"b");
+  assert_int_equal(s.n, 2);
+  assert_null(applied_find(&s, "b"));
+  assert_string_equal(applied_find(&s, "c")->cond, "z");
+  applied_free(&s);
+}
+
 static const struct {
   const char *name, *text, *why;
 } bad_applied[] = {
@@ -392,6 +409,7 @@ int main(void) {
       cmocka_unit_test(applied_parse_refuses_a_too_long_condition),
       cmocka_unit_test(applied_parse_refuses_an_oversized_file),
       cmocka_unit_test(applied_put_is_bounded),
+      cmocka_unit_test(applied_retain_drops_what_is_not_kept),
       cmocka_unit_test(applied_condition_tells_changed_conditions_apart),
       cmocka_unit_test(members_round_trip_keeps_heard_members),
       cmocka_unit_test(members_encode_caps_the_entries),
