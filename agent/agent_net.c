@@ -3,7 +3,10 @@
  * (docs/PROTOCOL.md): publishing its record (heartbeats, changes, hello,
  * leave) and member lists, receiving and checking every message (alone
  * or in a relay's batch), keeping one PUB connection per member (a leaf:
- * per relay), and deciding when the startup sync is over. It owns the
+ * per relay), and carrying out the startup sync (policy_sync decides when
+ * the view can be trusted), with members.json in state_dir: the members
+ * known before a restart, loaded at start and waited for, saved when
+ * membership changes. It owns the
  * mesh, the endpoints, the sequence number and its timers; it reads this
  * node's record from the self part, hands leaves' messages to the relay
  * part, and tells the wiring through its hooks that a message was handled
@@ -34,6 +37,11 @@ static const uint64_t soon_delays_ms[] = {5, 25, 100, 400};
 /* The shortest gap between two member lists sent by the quick
  * republications (answers to hellos). */
 #define MEMBERS_GAP_MS 50
+/* members.json is saved again (when it changed) at most this often, in
+ * heartbeats, and at stop. */
+#define NET_MEMBERS_SAVE_EVERY 5
+
+static void save_members_due(struct net *n);
 
 static struct agent *agent_of(struct net *n) {
   return AGENT_OF(n, net);
@@ -242,6 +250,7 @@ static void on_heartbeat(uv_timer_t *t) {
   if (n->members_wanted)
     publish_members(n);
   net_publish(n, !n->got_members && has_join(n) ? WIRE_HELLO : WIRE_STATE);
+  save_members_due(n);
 }
 
 /* Until someone answers, say hello to the join addresses: every
@@ -815,31 +824,183 @@ static void on_message(struct mesh *mesh, const void *buf, size_t len) {
 
 /* ---- startup sync ---- */
 
+/* The counts policy_sync decides on: members other than this node, alive
+ * and not left. */
+static void sync_counts(struct net *n, struct policy_sync_in *in,
+                        bool *group_heard) {
+  struct agent *a = agent_of(n);
+  const struct config *cfg = a->cfg;
+
+  for (size_t i = 0; i < a->peers.n; i++) {
+    const struct peer *p = a->peers.v[i];
+    if (p->status != PEER_ALIVE || p->rec.left)
+      continue;
+    if (!p->heard) {
+      in->unheard++;
+      continue;
+    }
+    in->heard++;
+    for (size_t g = 0; g < cfg->sync_ngroups; g++)
+      group_heard[g] |= record_in_group(&p->rec, cfg->sync_groups[g]);
+  }
+  for (size_t g = 0; g < cfg->sync_ngroups; g++)
+    in->groups_missing += !group_heard[g];
+  in->known = n->known.n;
+  for (size_t k = 0; k < n->known.n; k++) {
+    const struct peer *p = peers_find(&a->peers, n->known.v[k].name);
+    in->known_waiting += p != NULL && !p->heard && p->status == PEER_ALIVE;
+  }
+}
+
+/* Say what the sync gave up waiting for. */
+static void sync_gave_up(struct net *n, const struct policy_sync_in *in,
+                         const bool *group_heard) {
+  const struct config *cfg = agent_of(n)->cfg;
+  char groups[CHOREO_GROUPS_MAX * (CHOREO_NAME_MAX + 2) + 1] = "";
+  size_t used = 0;
+
+  for (size_t g = 0; g < cfg->sync_ngroups; g++) {
+    int k;
+    if (group_heard[g])
+      continue;
+    k = snprintf(groups + used, sizeof(groups) - used, " %s",
+                 cfg->sync_groups[g]);
+    if (k > 0 && (size_t)k < sizeof(groups) - used)
+      used += (size_t)k;
+  }
+  log_warn("sync.max_wait (%" PRIu64 " ms) passed without a full view: %zu "
+           "of %zu known members heard (sync.min_members %u), %zu known "
+           "before the restart not heard yet, no member heard of groups:%s; "
+           "acting on this view",
+           cfg->sync_max_wait_ms, in->heard, in->heard + in->unheard,
+           cfg->sync_min_members, in->known_waiting,
+           groups[0] != '\0' ? groups : " (none missing)");
+}
+
 void net_check_sync(struct net *n) {
   struct agent *a = agent_of(n);
-  uint64_t now = uv_now(&a->loop);
-  uint64_t window = a->cfg->heartbeat_ms + a->cfg->heartbeat_ms / 2;
-  /* Heard from every member it knows, and knows what a member knows:
-   * when a whole cluster starts at once, the first list an agent gets
-   * may predate some joiners, and its members would all be heard long
-   * before it learns of the others. */
-  bool all_heard = n->got_members && n->view_agreed;
+  const struct config *cfg = a->cfg;
+  bool group_heard[CHOREO_GROUPS_MAX] = {false};
+  uint64_t now = uv_now(&a->loop), recheck;
+  struct policy_sync_in in = {
+      .now = now,
+      .started_at = n->started_at,
+      .window = cfg->heartbeat_ms + cfg->heartbeat_ms / 2,
+      .lost_after = cfg->lost_after_ms,
+      .max_wait = cfg->sync_max_wait_ms,
+      /* Heard from every member it knows, and knows what a member knows:
+       * when a whole cluster starts at once, the first list an agent gets
+       * may predate some joiners, and its members would all be heard long
+       * before it learns of the others. */
+      .got_members = n->got_members,
+      .view_agreed = n->view_agreed,
+      .min_members = cfg->sync_min_members,
+  };
 
   if (n->synced)
     return;
-  for (size_t i = 0; all_heard && i < a->peers.n; i++) {
-    const struct peer *p = a->peers.v[i];
-    if (p->status == PEER_ALIVE && !p->heard)
-      all_heard = false;
-  }
-  if (!all_heard && now - n->started_at < window) {
-    n->wake_at(n, n->started_at + window);
+  sync_counts(n, &in, group_heard);
+  switch (policy_sync(&in, &recheck)) {
+  case POLICY_SYNC_WAIT:
+    n->wake_at(n, recheck);
     return;
+  case POLICY_SYNC_GAVE_UP:
+    sync_gave_up(n, &in, group_heard);
+    break;
+  case POLICY_SYNC_DONE:
+    log_info("synchronised: %zu of %zu known members heard after %" PRIu64
+             " ms",
+             in.heard, in.heard + in.unheard, now - n->started_at);
+    break;
   }
   n->synced = true;
-  log_info("synchronised with %zu members after %llu ms", a->peers.n,
-           (unsigned long long)(now - n->started_at));
   engine_set_synced(&a->engine, now);
+  /* The view is trusted from now on: save it at once, so that even a
+   * crash within the next heartbeats restarts knowing these members. */
+  n->members_beats = 0;
+  net_save_members(n);
+}
+
+/* ---- members.json ---- */
+
+/* The members known before a restart: entries not heard yet, which the
+ * sync waits for (or for their lost_after, when peers.c forgets them),
+ * and connections to their inboxes. */
+static void load_members(struct net *n) {
+  struct agent *a = agent_of(n);
+  const char *dir = a->cfg->state_dir;
+  uint64_t now = uv_now(&a->loop);
+  char *buf = NULL, why[256];
+  size_t len = 0, added = 0;
+  int rv = state_read(dir, MEMBERS_FILE, MEMBERS_FILE_MAX, &buf, &len);
+
+  if (rv == CHOREO_ENOTFOUND)
+    return; /* a first start: the startup window */
+  if (rv == 0) {
+    rv = members_parse(buf, len, a->cfg->name, &n->known, why, sizeof(why));
+    free(buf);
+  } else {
+    snprintf(why, sizeof(why), "%s", choreo_strerror(rv));
+  }
+  if (rv != 0) {
+    log_warn("state_dir: %s/%s: %s; the members known before are not, so "
+             "conditions wait for a full view as at a first start",
+             dir, MEMBERS_FILE, why);
+    return;
+  }
+  for (size_t i = 0; i < n->known.n; i++) {
+    const struct members_entry *m = &n->known.v[i];
+    struct wire_member w = {.inc = m->inc, .ver = m->ver};
+    struct peer *peer = NULL;
+    enum peers_result res;
+    memcpy(w.name, m->name, sizeof(w.name));
+    memcpy(w.addr, m->addr, sizeof(w.addr));
+    res = peers_merge_member(&a->peers, &w, now, util_wall_ms(), &peer);
+    merged(n, res, peer, now);
+    added += peer != NULL;
+  }
+  log_info("%s: %zu members known before the restart; conditions wait until "
+           "each is heard or silent for lost_after",
+           MEMBERS_FILE, added);
+}
+
+void net_save_members(struct net *n) {
+  struct agent *a = agent_of(n);
+  uint64_t key = members_digest(&a->peers);
+  size_t left = 0;
+  char *text;
+  int rv;
+
+  if (!n->synced || (n->members_saved && key == n->members_key))
+    return;
+  if ((text = members_encode(&a->peers, &left)) == NULL)
+    return;
+  rv = state_write(a->cfg->state_dir, MEMBERS_FILE, text);
+  if (rv != 0) {
+    if (state_report_due(&n->members_unsaved, uv_now(&a->loop)))
+      log_error("state_dir: %s/%s: cannot save the members: %s; a restart "
+                "would wait for the members saved before (%" PRIu64
+                " more failures not logged)",
+                a->cfg->state_dir, MEMBERS_FILE, choreo_strerror(rv),
+                n->members_unsaved.suppressed);
+    n->members_unsaved.suppressed = 0;
+    free(text);
+    return;
+  }
+  if (left > 0)
+    log_warn("%s: %zu members beyond the first %d not saved", MEMBERS_FILE,
+             left, MEMBERS_FILE_ENTRIES);
+  free(text);
+  n->members_saved = true;
+  n->members_key = key;
+}
+
+/* Once every NET_MEMBERS_SAVE_EVERY heartbeats. */
+static void save_members_due(struct net *n) {
+  if (++n->members_beats < NET_MEMBERS_SAVE_EVERY)
+    return;
+  n->members_beats = 0;
+  net_save_members(n);
 }
 
 /* ---- start and stop ---- */
@@ -867,6 +1028,7 @@ int net_start(struct net *n) {
   n->mesh_open = true;
   if ((rv = mesh_start(&n->mesh)) != 0)
     return rv;
+  load_members(n);
   for (size_t i = 0; i < a->cfg->njoin; i++)
     if (strcmp(a->cfg->join[i], self_addr) != 0)
       open_endpoint(n, a->cfg->join[i], true);
@@ -908,6 +1070,7 @@ void net_close(struct net *n) {
 }
 
 void net_free(struct net *n) {
+  members_free(&n->known);
   free(n->eps);
   n->eps = NULL;
   n->neps = 0;

@@ -263,3 +263,44 @@ bool policy_rival_expire(struct policy_rival *r, uint64_t now,
   memset(r, 0, sizeof(*r));
   return true;
 }
+
+/* ---- startup sync ---- */
+
+static uint64_t sync_add(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* Bring *at down to t when t is still ahead. */
+static void sync_at(uint64_t *at, uint64_t now, uint64_t t) {
+  if (t > now && t < *at)
+    *at = t;
+}
+
+enum policy_sync policy_sync(const struct policy_sync_in *in,
+                             uint64_t *recheck) {
+  uint64_t window_end = sync_add(in->started_at, in->window);
+  uint64_t known_end = sync_add(window_end, in->lost_after);
+  uint64_t wait_end = sync_add(in->started_at, in->max_wait);
+  bool complete = in->got_members && in->view_agreed && in->unheard == 0;
+  bool asked = in->heard >= in->min_members && in->groups_missing == 0;
+  bool view;
+
+  *recheck = UINT64_MAX;
+  if (in->known > 0)
+    view = complete || (in->known_waiting == 0 && in->now >= window_end) ||
+           in->now >= known_end;
+  else
+    view = complete || in->now >= window_end;
+  if (view && asked)
+    return POLICY_SYNC_DONE;
+  if (in->max_wait > 0 && in->now >= wait_end)
+    return POLICY_SYNC_GAVE_UP;
+  if (!view) {
+    sync_at(recheck, in->now, window_end);
+    if (in->known > 0)
+      sync_at(recheck, in->now, known_end);
+  }
+  if (in->max_wait > 0)
+    sync_at(recheck, in->now, wait_end);
+  return POLICY_SYNC_WAIT;
+}

@@ -302,4 +302,42 @@ unsigned policy_rival_claim(struct policy_rival *r,
 bool policy_rival_expire(struct policy_rival *r, uint64_t now,
                          uint64_t keep_ms);
 
+/* ---- startup sync (policy_sync) ----
+ * When a starting agent may trust its view and evaluate conditions
+ * (docs/RELIABILITY.md "Restarts"). Counts are of members other than
+ * this node, alive and not left. */
+struct policy_sync_in {
+  uint64_t now, started_at; /* monotonic ms */
+  uint64_t window;          /* the startup window: 1.5 heartbeats */
+  uint64_t lost_after;
+  uint64_t max_wait;     /* sync.max_wait; 0: none */
+  bool got_members;      /* a member list or a member answered */
+  bool view_agreed;      /* a member's digest has equalled ours */
+  size_t known;          /* members loaded from members.json at start */
+  size_t known_waiting;  /* of those, in the table and not heard yet */
+  size_t unheard;        /* entries not heard yet (known_waiting included) */
+  size_t heard;          /* members heard */
+  size_t min_members;    /* sync.min_members; 0: none */
+  size_t groups_missing; /* groups of sync.groups with no member heard */
+};
+
+enum policy_sync {
+  POLICY_SYNC_WAIT,    /* not yet: check again by *recheck or on news */
+  POLICY_SYNC_DONE,    /* the view can be trusted */
+  POLICY_SYNC_GAVE_UP, /* sync.max_wait passed with something missing */
+};
+
+/* The view can be trusted when every member known at start (members.json)
+ * has been heard or is gone from the table (peers.c forgets an entry not
+ * heard for lost_after), the operator's sync.min_members and sync.groups
+ * are met, and either the views agree with every listed member heard or
+ * the startup window passed. Without a member known at start that is the
+ * window of a first start; with one, lost_after plus the window bounds
+ * the wait even if an entry lingers. sync.max_wait, when set, bounds the
+ * whole wait (GAVE_UP: the caller says what is missing). On WAIT,
+ * *recheck is the next time at which the answer can change without news
+ * (UINT64_MAX: none). */
+enum policy_sync policy_sync(const struct policy_sync_in *in,
+                             uint64_t *recheck);
+
 #endif

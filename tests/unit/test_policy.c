@@ -671,6 +671,115 @@ static void rival_expires(void **state) {
   assert_string_equal(r.addr, "");
 }
 
+/* ---- startup sync ---- */
+
+#define SYNC_BASE .started_at = 1000, .window = 1500, .lost_after = 5000
+#define NEVER UINT64_MAX
+
+static const struct {
+  const char *name;
+  struct policy_sync_in in;
+  enum policy_sync expect;
+  uint64_t recheck;
+} sync_rows[] = {
+    {"first_start_all_heard_and_agreed_is_done",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 1100,
+      .heard = 2},
+     POLICY_SYNC_DONE,
+     NEVER},
+    {"first_start_no_answer_waits_the_window",
+     {SYNC_BASE, .view_agreed = true, .now = 1100},
+     POLICY_SYNC_WAIT,
+     2500},
+    {"first_start_views_differ_waits_the_window",
+     {SYNC_BASE, .got_members = true, .now = 1100, .heard = 1},
+     POLICY_SYNC_WAIT,
+     2500},
+    {"first_start_unheard_member_waits_the_window",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 1100,
+      .unheard = 1, .heard = 1},
+     POLICY_SYNC_WAIT,
+     2500},
+    {"first_start_window_over_is_done",
+     {SYNC_BASE, .view_agreed = true, .now = 2500},
+     POLICY_SYNC_DONE,
+     NEVER},
+    {"restart_waits_for_known_members_past_the_window",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 2600,
+      .known = 3, .known_waiting = 1, .unheard = 1, .heard = 2},
+     POLICY_SYNC_WAIT,
+     7500},
+    {"restart_empty_view_waits",
+     {SYNC_BASE, .now = 1750, .known = 2, .known_waiting = 2, .unheard = 2},
+     POLICY_SYNC_WAIT,
+     2500},
+    {"restart_all_known_heard_and_agreed_is_done_at_once",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 1300,
+      .known = 2, .heard = 2},
+     POLICY_SYNC_DONE,
+     NEVER},
+    {"restart_known_heard_views_differ_waits_the_window",
+     {SYNC_BASE, .got_members = true, .now = 1300, .known = 2, .heard = 2},
+     POLICY_SYNC_WAIT,
+     2500},
+    {"restart_known_heard_or_forgotten_after_window_is_done",
+     {SYNC_BASE, .got_members = true, .now = 2500, .known = 2, .heard = 1},
+     POLICY_SYNC_DONE,
+     NEVER},
+    {"restart_known_member_silent_for_lost_after_is_done",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 7500,
+      .known = 1, .known_waiting = 1, .unheard = 1},
+     POLICY_SYNC_DONE,
+     NEVER},
+    {"min_members_not_met_waits_for_news",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 3000,
+      .heard = 1, .min_members = 2},
+     POLICY_SYNC_WAIT,
+     NEVER},
+    {"min_members_met_is_done",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 1100,
+      .heard = 2, .min_members = 2},
+     POLICY_SYNC_DONE,
+     NEVER},
+    {"missing_group_waits_until_max_wait",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 3000,
+      .heard = 2, .groups_missing = 1, .max_wait = 30000},
+     POLICY_SYNC_WAIT,
+     31000},
+    {"missing_group_at_max_wait_gives_up",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 31000,
+      .heard = 2, .groups_missing = 1, .max_wait = 30000},
+     POLICY_SYNC_GAVE_UP,
+     NEVER},
+    {"max_wait_cuts_the_wait_for_known_members",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 3000,
+      .known = 1, .known_waiting = 1, .unheard = 1, .max_wait = 2000},
+     POLICY_SYNC_GAVE_UP,
+     NEVER},
+    {"max_wait_is_the_earliest_recheck",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 1100,
+      .known = 1, .known_waiting = 1, .unheard = 1, .max_wait = 1000},
+     POLICY_SYNC_WAIT,
+     2000},
+    {"nothing_missing_at_max_wait_is_done",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 40000,
+      .heard = 1, .min_members = 1, .max_wait = 30000},
+     POLICY_SYNC_DONE,
+     NEVER},
+};
+
+static void sync_decides_when_the_view_can_be_trusted(void **state) {
+  for (size_t i = 0; i < sizeof(sync_rows) / sizeof(sync_rows[0]); i++) {
+    uint64_t recheck = 0;
+    enum policy_sync got = policy_sync(&sync_rows[i].in, &recheck);
+    if (got != sync_rows[i].expect || recheck != sync_rows[i].recheck)
+      fail_msg("%s: got %d recheck %llu, want %d recheck %llu",
+               sync_rows[i].name, (int)got, (unsigned long long)recheck,
+               (int)sync_rows[i].expect,
+               (unsigned long long)sync_rows[i].recheck);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(own_state_precedence),
@@ -695,6 +804,7 @@ int main(void) {
       cmocka_unit_test(rival_the_newcomer_stops),
       cmocka_unit_test(rival_a_one_off_claim_stops_nobody),
       cmocka_unit_test(rival_expires),
+      cmocka_unit_test(sync_decides_when_the_view_can_be_trusted),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
