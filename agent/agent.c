@@ -77,6 +77,12 @@ static void checks_changed(struct checks *c) {
   self_refresh(&AGENT_OF(c, checks)->self);
 }
 
+static void agent_stop(struct agent *a, int exit_code);
+
+static void net_name_taken(struct net *n) {
+  agent_stop(AGENT_OF(n, net), 1);
+}
+
 static void self_publish(struct self *s) {
   net_publish_change(&AGENT_OF(s, self)->net);
 }
@@ -120,6 +126,7 @@ static void wire_hooks(struct agent *a) {
   a->checks.run = checks_run;
   a->checks.changed = checks_changed;
   a->self.publish = self_publish;
+  a->net.name_taken = net_name_taken;
   a->relay.send = relay_send;
   a->ctl.leave = ctl_leave;
   a->ctl.reload = ctl_reload;
@@ -344,6 +351,7 @@ static void agent_stop(struct agent *a, int exit_code) {
     return;
   a->stopping = true;
   a->exit_code = exit_code;
+  net_save_members(&a->net);
   jobs_stop(&a->jobs);
   checks_stop(&a->checks);
   runner_close(&a->runner, on_runner_closed);
@@ -372,6 +380,17 @@ static int start_signals(struct agent *a) {
   return 0;
 }
 
+/* Refuse a state_dir that someone else could write to: what it holds
+ * decides which scripts run after a restart. */
+static int check_state_dir(struct agent *a) {
+  char why[CONFIG_PATH_MAX + 160];
+  int rv = state_dir_check(a->cfg->state_dir, why, sizeof(why));
+
+  if (rv != 0)
+    log_error("state_dir refused: %s", why);
+  return rv;
+}
+
 static int start(struct agent *a, uint64_t fd_limit) {
   uint64_t now = uv_now(&a->loop);
   struct seal_error serr;
@@ -395,8 +414,11 @@ static int start(struct agent *a, uint64_t fd_limit) {
   if (a->ring != NULL)
     log_info("network.key_file: %zu keys; every message is sealed",
              seal_ring_size(a->ring));
+  if ((rv = check_state_dir(a)) != 0)
+    return rv;
   if ((rv = engine_init(&a->engine, a->cfg, now)) != 0)
     return rv;
+  jobs_restore(&a->jobs);
   if ((rv = start_signals(a)) != 0 || (rv = self_init(&a->self)) != 0)
     return rv;
   if ((rv = relay_init(&a->relay)) != 0)

@@ -54,6 +54,8 @@
 #include "runner.h"
 #include "seal.h"
 #include "seen.h"
+#include "state.h"
+#include "statefiles.h"
 #include "util.h"
 
 /* Scripts running at once; more wait in the runner's queue. */
@@ -76,20 +78,28 @@ struct self {
   char declared[CHOREO_STATE_MAX + 1];
   char declared_reason[CHOREO_REASON_MAX + 1];
   int64_t declared_since;
+  struct state_report unsaved; /* "cannot save the state", rate-limited */
   /* Hook: the record got a new version (state, reason, groups or data). */
   void (*publish)(struct self *s);
 };
 
 /* Read state_dir, set up the record and persist it with the new
- * incarnation. Returns 0 or a CHOREO_E* code (logged). */
+ * incarnation; a state_dir that can't be written is said loudly and the
+ * agent goes on from what it read. Returns 0 or a CHOREO_E* code. */
 int self_init(struct self *s);
 /* Recompute the state this node shows; publish if it changed. */
 void self_refresh(struct self *s);
-/* Apply a `set`: validate, publish, then persist. Returns 0; or
+/* Apply a `set`: validate, write it to state_dir, publish, then make the
+ * save durable (state_prepare(), state_commit()). Returns 0; or
  * CHOREO_EINVAL with *why set and nothing changed; or a negated errno with
- * *why set when the new state is in effect but could not be saved. */
+ * *why set when it could not be saved: nothing changed then either (a
+ * failure after publishing publishes the previous state again). */
 int self_set(struct self *s, const char *state, const char *reason,
              json_t *data, const char **why);
+/* Outbid a claim about this node that it didn't make: take an
+ * incarnation above both ours and claimed (policy_refute_inc), save it,
+ * publish. */
+void self_refute(struct self *s, uint64_t claimed);
 /* Mark the record left (a new version); false if it was already. */
 bool self_leave(struct self *s);
 const struct record *self_record(const struct self *s);
@@ -141,6 +151,7 @@ void checks_result(struct checks *c, const char *name, bool ok);
 struct job {
   uint64_t tag;
   bool is_check;
+  enum engine_action_type type;   /* of a behaviour's action */
   char name[CHOREO_NAME_MAX + 1]; /* behaviour or check name */
   uint64_t rx_ns;                 /* receipt of the message that caused it */
   struct job *next;
@@ -151,12 +162,29 @@ struct jobs {
   uint64_t next_tag;
   uint64_t rx_ns; /* receipt of the message being handled; 0: none */
   bool stopped;
+  /* Level behaviours' last actions that ended, as saved in applied.json
+   * (docs/BEHAVIOURS.md "Restarts"), and "cannot save" rate-limited. The
+   * file is written in the thread pool, one write at a time: the ends it
+   * carries (ending_now) and those that wait for the next (ending_next)
+   * reach the engine once written. */
+  struct applied_set applied;
+  struct state_report unsaved;
+  struct job *ending_now, *ending_next;
+  bool saving;
+  uv_work_t save_req;
+  char save_dir[CONFIG_PATH_MAX]; /* copies for the worker thread */
+  char *save_text;
+  int save_rv;
   /* Hooks: a check's run ended (ok: it passed); arm the wake-up for the
    * engine's next deadline, monotonic ms (UINT64_MAX: none). */
   void (*check_done)(struct jobs *j, const char *name, bool ok);
   void (*wake_at)(struct jobs *j, uint64_t when);
 };
 
+/* Read applied.json and tell the engine what a previous run applied;
+ * before the startup sync. A missing file: nothing applied; a corrupt
+ * one: said, and every level behaviour brought to its truth once synced. */
+void jobs_restore(struct jobs *j);
 /* Ask the engine for due actions and start them, arm the wake-up, and
  * refresh the shown state. rx_ns: the receipt time of the message that
  * caused the step (0: none). */
@@ -234,14 +262,24 @@ struct net {
   bool view_agreed; /* a member's digest has equalled ours */
   bool synced;
   uint64_t started_at; /* monotonic ms */
+  /* members.json: the members known at start (waited for by the sync),
+   * and the members_digest() last saved (saved again only when it
+   * changed, at most every NET_MEMBERS_SAVE_EVERY heartbeats, and at
+   * stop). */
+  struct members_set known;
+  bool members_saved;
+  uint64_t members_key;
+  unsigned members_beats;
+  struct state_report members_unsaved;
   uint64_t members_sent_at;
   bool members_wanted;
   unsigned hello_tries;
   uv_timer_t heartbeat, soon, answer, list, hello;
-  unsigned soon_left; /* quick republications still due */
-  bool soon_again;    /* asked for while the current ones were due */
-  uint64_t fd_limit;  /* RLIMIT_NOFILE once raised; 0: unknown */
-  bool fd_warned;     /* said that the members need more */
+  unsigned soon_left;        /* quick republications still due */
+  bool soon_again;           /* asked for while the current ones were due */
+  uint64_t fd_limit;         /* RLIMIT_NOFILE once raised; 0: unknown */
+  bool fd_warned;            /* said that the members need more */
+  struct policy_rival rival; /* another agent claiming our name */
   /* Freshness, with a key ring: this start's nonce; until when our
    * messages ask peers to echo it (monotonic ms); the nonces we echo
    * (allocated when first needed). */
@@ -252,6 +290,9 @@ struct net {
    * wake-up for monotonic time `when`. */
   void (*changed)(struct net *n, uint64_t rx_ns);
   void (*wake_at)(struct net *n, uint64_t when);
+  /* Hook: another live agent has our name and we are the newcomer: stop
+   * (exit 1), without a leave, which would be taken as the other's. */
+  void (*name_taken)(struct net *n);
 };
 
 /* Set up the timers (no I/O); now: the start, monotonic ms. */
@@ -264,12 +305,18 @@ void net_publish_change(struct net *n);
 void net_publish_soon(struct net *n);
 /* Send bytes as they are to every member (a relay's batch). */
 int net_send_raw(struct net *n, const void *buf, size_t len);
-/* End the startup sync when it is due. */
+/* End the startup sync when it is due (policy_sync). */
 void net_check_sync(struct net *n);
+/* Save members.json if it changed; not before the sync (the view may be
+ * incomplete yet). */
+void net_save_members(struct net *n);
 /* A member was reaped: shut its endpoint down. */
 void net_peer_reaped(struct net *n, struct peer *peer);
 void net_set_heartbeat(struct net *n, uint64_t ms);
 void net_stats(struct net *n, struct mesh_stats *ms);
+/* Another address that claimed this node's name in the last ten minutes
+ * (policy_rival_claim, POLICY_RIVAL_SHOWN_MS); NULL: none. */
+const struct policy_rival *net_rival(struct net *n);
 void net_close(struct net *n);
 void net_free(struct net *n);
 

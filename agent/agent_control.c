@@ -46,14 +46,29 @@ static void reply_new(struct control_client *cl, json_t *reply) {
   json_decref(reply);
 }
 
+/* Another address that claimed this node's name (docs/PROTOCOL.md "Two
+ * agents with one name"): "name_conflict" in the status reply, absent
+ * when there is none. */
+static json_t *with_conflict(struct agent *a, json_t *reply) {
+  const struct policy_rival *r = net_rival(&a->net);
+  if (r != NULL && reply != NULL)
+    json_object_set_new(reply, "name_conflict",
+                        json_pack("{s:s, s:I, s:b}", "addr", r->addr, "since",
+                                  (json_int_t)r->since_wall, "live",
+                                  r->confirmed));
+  return reply;
+}
+
 static void do_status(struct agent *a, struct control_client *cl, json_t *req) {
   const char *declared, *declared_reason;
   self_declared(&a->self, &declared, &declared_reason);
   /* "declared" is the state set by hand (choreo set, run-in), which the
    * shown state may differ from while a check or behaviour claims one. */
-  reply_new(cl, json_pack("{s:b, s:o, s:o, s:{s:s, s:s}}", "ok", 1, "node",
-                          self_view(a), "peers", peer_list(a, NULL), "declared",
-                          "state", declared, "reason", declared_reason));
+  json_t *reply =
+      json_pack("{s:b, s:o, s:o, s:{s:s, s:s}}", "ok", 1, "node", self_view(a),
+                "peers", peer_list(a, NULL), "declared", "state", declared,
+                "reason", declared_reason);
+  reply_new(cl, with_conflict(a, reply));
 }
 
 static void do_peers(struct agent *a, struct control_client *cl, json_t *req) {

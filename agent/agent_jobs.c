@@ -8,7 +8,15 @@
  * a reload in between can't misroute it. A check's run (started for
  * checks.c) is a runner job too, whose end goes to the check_done hook.
  * The part owns the list of jobs in flight and the tag counter.
+ *
+ * It also owns what level behaviours have applied (applied.json): when a
+ * RUN or REVERT ends, that is saved (in libuv's thread pool, so that the
+ * fsyncs never block the loop) before the engine hears of the end, so a
+ * crash at any point leaves a file that says either the previous action
+ * or this one, and an action whose end was not saved is issued again
+ * after the restart (docs/BEHAVIOURS.md "Restarts").
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +146,201 @@ static int action_env(struct agent *a, const struct config_behaviour *b,
   return rv;
 }
 
+/* ---- applied.json ---- */
+
+static void report_unsaved(struct jobs *js, int err) {
+  struct agent *a = agent_of(js);
+
+  if (!state_report_due(&js->unsaved, uv_now(&a->loop)))
+    return;
+  log_error("state_dir: %s/%s: cannot save what behaviours applied: %s; a "
+            "restart would not know it (%" PRIu64 " more failures not "
+            "logged)",
+            a->cfg->state_dir, APPLIED_FILE, choreo_strerror(err),
+            js->unsaved.suppressed);
+  js->unsaved.suppressed = 0;
+}
+
+/* ---- saving applied.json off the loop ----
+ * The write (with its two fsyncs) runs in libuv's thread pool, one at a
+ * time: ends that come while one is in flight wait for the next, which
+ * writes them all. The engine hears of an end only once the file that
+ * says it is on disk. */
+
+static void save_start(struct jobs *js);
+
+static void save_work(uv_work_t *req) {
+  struct jobs *js = container_of(req, struct jobs, save_req);
+  /* Only what was copied for this write: the loop may reload meanwhile. */
+  js->save_rv = state_write(js->save_dir, APPLIED_FILE, js->save_text);
+}
+
+/* Tell the engine of the ends that were saved (or could not be). */
+static void ends_done(struct jobs *js, struct job *list) {
+  struct agent *a = agent_of(js);
+  for (struct job *j = list, *next; j != NULL; j = next) {
+    int idx = engine_index(&a->engine, j->name);
+    next = j->next;
+    if (!js->stopped && idx >= 0)
+      engine_done(&a->engine, (size_t)idx, uv_now(&a->loop));
+    free(j);
+  }
+}
+
+static void save_after(uv_work_t *req, int status) {
+  struct jobs *js = container_of(req, struct jobs, save_req);
+  struct job *ended = js->ending_now;
+
+  js->saving = false;
+  js->ending_now = NULL;
+  free(js->save_text);
+  js->save_text = NULL;
+  if (status != 0 || js->save_rv != 0)
+    report_unsaved(js, status != 0 ? status : js->save_rv);
+  ends_done(js, ended);
+  save_start(js);
+  jobs_step(js, 0);
+}
+
+/* An entry of applied.json worth keeping: a level behaviour of the
+ * configuration now (dropped ones are not reverted, as at a reload). */
+static bool is_level(const char *name, void *arg) {
+  struct agent *a = arg;
+  int idx = engine_index(&a->engine, name);
+  return idx >= 0 && a->cfg->behaviours[idx].has_when;
+}
+
+static void save_start(struct jobs *js) {
+  struct agent *a = agent_of(js);
+  int rv;
+
+  if (js->saving || js->ending_next == NULL)
+    return;
+  applied_retain(&js->applied, is_level, a);
+  js->ending_now = js->ending_next;
+  js->ending_next = NULL;
+  snprintf(js->save_dir, sizeof(js->save_dir), "%s", a->cfg->state_dir);
+  js->save_text = applied_encode(&js->applied);
+  rv = js->save_text == NULL ? CHOREO_ENOMEM : 0;
+  if (rv == 0)
+    rv = uv_queue_work(&a->loop, &js->save_req, save_work, save_after);
+  if (rv == 0) {
+    js->saving = true;
+    return;
+  }
+  /* Not saved: the actions still ended; never leave them busy. */
+  report_unsaved(js, rv);
+  free(js->save_text);
+  js->save_text = NULL;
+  ends_done(js, js->ending_now);
+  js->ending_now = NULL;
+}
+
+/* A behaviour's action ended. A level behaviour's RUN or REVERT is saved
+ * first: returns true when j is kept for that (the engine hears of the
+ * end once saved); false when the engine may be told now (j stays the
+ * caller's). */
+static bool save_applied(struct jobs *js, struct job *j) {
+  struct agent *a = agent_of(js);
+  int idx = engine_index(&a->engine, j->name);
+  char cond[APPLIED_COND_MAX + 1];
+  int rv;
+
+  if (idx < 0 || !a->cfg->behaviours[idx].has_when ||
+      (j->type != ENGINE_ACT_RUN && j->type != ENGINE_ACT_REVERT))
+    return false;
+  applied_condition(&a->cfg->behaviours[idx], cond, sizeof(cond));
+  rv = applied_put(&js->applied, j->name,
+                   j->type == ENGINE_ACT_RUN ? APPLIED_RUN : APPLIED_REVERT,
+                   cond);
+  if (rv != 0) {
+    report_unsaved(js, rv);
+    return false;
+  }
+  j->next = js->ending_next;
+  js->ending_next = j;
+  save_start(js);
+  return true;
+}
+
+/* An action that ended at once (nothing to run, or not started): a job
+ * of its own, to wait for its save like any other. */
+static bool save_applied_now(struct jobs *js, const struct engine_action *act) {
+  struct agent *a = agent_of(js);
+  struct job *j = calloc(1, sizeof(*j));
+
+  if (j == NULL)
+    return false;
+  snprintf(j->name, sizeof(j->name), "%s",
+           a->cfg->behaviours[act->behaviour].name);
+  j->type = act->type;
+  if (save_applied(js, j))
+    return true;
+  free(j);
+  return false;
+}
+
+/* Everything a previous run applied is unknown: bring every level
+ * behaviour to its truth, both ways. */
+static void restore_unknown(struct jobs *js) {
+  struct agent *a = agent_of(js);
+  for (size_t i = 0; i < a->cfg->nbehaviours; i++)
+    (void)engine_restore(&a->engine, a->cfg->behaviours[i].name, true, false);
+}
+
+static void restore_entries(struct jobs *js) {
+  struct agent *a = agent_of(js);
+  char cond[APPLIED_COND_MAX + 1];
+
+  for (size_t i = 0; i < js->applied.n; i++) {
+    const struct applied_entry *e = &js->applied.v[i];
+    int idx = engine_index(&a->engine, e->name);
+    bool same;
+    if (idx < 0 || !a->cfg->behaviours[idx].has_when) {
+      log_info("%s: behaviour %s is not a level behaviour of this "
+               "configuration; ignored",
+               APPLIED_FILE, e->name);
+      continue;
+    }
+    applied_condition(&a->cfg->behaviours[idx], cond, sizeof(cond));
+    same = strcmp(cond, e->cond) == 0;
+    (void)engine_restore(&a->engine, e->name, e->action == APPLIED_RUN, same);
+    if (e->action == APPLIED_RUN)
+      log_info("behaviour %s: run was applied before the restart%s; "
+               "reconciled once synchronised",
+               e->name, same ? "" : " (for another condition)");
+  }
+}
+
+void jobs_restore(struct jobs *js) {
+  struct agent *a = agent_of(js);
+  char *buf = NULL, why[256];
+  size_t len = 0;
+  int rv =
+      state_read(a->cfg->state_dir, APPLIED_FILE, APPLIED_FILE_MAX, &buf, &len);
+
+  if (rv == CHOREO_ENOTFOUND)
+    return; /* a first start: nothing applied */
+  if (rv == 0) {
+    rv = applied_parse(buf, len, &js->applied, why, sizeof(why));
+    free(buf);
+  } else {
+    snprintf(why, sizeof(why), "%s", choreo_strerror(rv));
+  }
+  if (rv != 0) {
+    log_warn("state_dir: %s/%s: %s; what behaviours applied before is "
+             "unknown: once synchronised, each is run or reverted to match "
+             "its condition",
+             a->cfg->state_dir, APPLIED_FILE, why);
+    applied_free(&js->applied);
+    restore_unknown(js);
+    return;
+  }
+  restore_entries(js);
+}
+
+/* ---- jobs ---- */
+
 static struct job *job_new(struct jobs *js, const char *name, bool is_check) {
   struct job *j = calloc(1, sizeof(*j));
   if (j == NULL)
@@ -198,6 +401,8 @@ static bool start_action(struct jobs *js, const struct engine_action *act) {
   if (argv->argc == 0)
     return false;
   j = job_new(js, b->name, false);
+  if (j != NULL)
+    j->type = act->type;
   input = stdin_json(a, b, event);
   rv = j == NULL || input == NULL ? CHOREO_ENOMEM : action_env(a, b, act, &e);
   if (rv == 0)
@@ -234,7 +439,7 @@ void jobs_step(struct jobs *js, uint64_t rx_ns) {
                     &deadline);
     again = n == ARRAY_SIZE(acts);
     for (size_t i = 0; i < n; i++) {
-      if (!start_action(js, &acts[i])) {
+      if (!start_action(js, &acts[i]) && !save_applied_now(js, &acts[i])) {
         engine_done(&a->engine, acts[i].behaviour, now);
         again = true;
       }
@@ -283,8 +488,11 @@ void jobs_done(void *arg, uint64_t tag, enum runner_result res, int status) {
   if (j->is_check) {
     js->check_done(js, j->name, res == RUNNER_OK);
   } else if (!js->stopped && (idx = engine_index(&a->engine, j->name)) >= 0) {
+    /* A withdrawn action never ran: nothing to save as applied. */
     if (res == RUNNER_WITHDRAWN)
       engine_withdrawn(&a->engine, (size_t)idx);
+    else if (save_applied(js, j))
+      return; /* the engine hears of it once saved */
     engine_done(&a->engine, (size_t)idx, uv_now(&a->loop));
     jobs_step(js, 0);
   }
@@ -314,6 +522,16 @@ void jobs_stop(struct jobs *js) {
 }
 
 void jobs_free(struct jobs *js) {
+  struct job *lists[] = {js->ending_now, js->ending_next};
+  for (size_t i = 0; i < ARRAY_SIZE(lists); i++)
+    for (struct job *j = lists[i], *next; j != NULL; j = next) {
+      next = j->next;
+      free(j);
+    }
+  js->ending_now = js->ending_next = NULL;
+  free(js->save_text);
+  js->save_text = NULL;
+  applied_free(&js->applied);
   for (struct job *j = js->list, *next; j != NULL; j = next) {
     next = j->next;
     free(j);

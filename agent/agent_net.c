@@ -3,7 +3,10 @@
  * (docs/PROTOCOL.md): publishing its record (heartbeats, changes, hello,
  * leave) and member lists, receiving and checking every message (alone
  * or in a relay's batch), keeping one PUB connection per member (a leaf:
- * per relay), and deciding when the startup sync is over. It owns the
+ * per relay), and carrying out the startup sync (policy_sync decides when
+ * the view can be trusted), with members.json in state_dir: the members
+ * known before a restart, loaded at start and waited for, saved when
+ * membership changes. It owns the
  * mesh, the endpoints, the sequence number and its timers; it reads this
  * node's record from the self part, hands leaves' messages to the relay
  * part, and tells the wiring through its hooks that a message was handled
@@ -34,6 +37,11 @@ static const uint64_t soon_delays_ms[] = {5, 25, 100, 400};
 /* The shortest gap between two member lists sent by the quick
  * republications (answers to hellos). */
 #define MEMBERS_GAP_MS 50
+/* members.json is saved again (when it changed) at most this often, in
+ * heartbeats, and at stop. */
+#define NET_MEMBERS_SAVE_EVERY 5
+
+static void save_members_due(struct net *n);
 
 static struct agent *agent_of(struct net *n) {
   return AGENT_OF(n, net);
@@ -236,15 +244,19 @@ static void offer_list(struct net *n) {
                  window > 0 ? randombytes_uniform(window) : 0, 0);
 }
 
+static void expire_alts(struct net *n);
+
 static void on_heartbeat(uv_timer_t *t) {
   struct net *n = container_of(t, struct net, heartbeat);
   struct agent *a = agent_of(n);
   /* Once a heartbeat: how the table tells this agent's own stalls. */
   (void)peers_clock(&a->peers, uv_now(&a->loop));
   echo_sweep(n, uv_now(&a->loop));
+  expire_alts(n);
   if (n->members_wanted)
     publish_members(n);
   net_publish(n, !n->got_members && has_join(n) ? WIRE_HELLO : WIRE_STATE);
+  save_members_due(n);
 }
 
 /* Until someone answers, say hello to the join addresses: every
@@ -291,7 +303,11 @@ static struct endpoint *open_endpoint(struct net *n, const char *addr,
   }
   id = mesh_connect(&n->mesh, addr);
   if (id < 0) {
-    log_warn("cannot connect to %s: %s", addr, choreo_strerror(id));
+    char key[CHOREO_ADDR_MAX + 16];
+    /* The address came from a peer: at most once a minute each. */
+    snprintf(key, sizeof(key), "connect:%s", addr);
+    if (log_allow(key, util_wall_ms()))
+      log_warn("cannot connect to %s: %s", addr, choreo_strerror(id));
     return NULL;
   }
   v = realloc(n->eps, (n->neps + 1) * sizeof(*v));
@@ -309,21 +325,66 @@ static struct endpoint *open_endpoint(struct net *n, const char *addr,
   return ep;
 }
 
-static void release_endpoint(struct net *n, struct peer *peer) {
-  struct endpoint *ep;
-  if (peer->endpoint < 0)
-    return;
-  ep = find_endpoint(n, peer->endpoint_addr);
-  peer->endpoint = -1;
-  peer->endpoint_addr[0] = '\0';
+/* Drop one member's use of the connection to addr. */
+static void release_addr(struct net *n, const char *addr) {
+  struct endpoint *ep = find_endpoint(n, addr);
   if (ep == NULL || --ep->refs > 0 || ep->join)
     return;
   mesh_disconnect(&n->mesh, ep->id);
   *ep = n->eps[--n->neps];
 }
 
+static void release_alt(struct net *n, struct peer *peer) {
+  if (peer->alt_addr[0] == '\0')
+    return;
+  release_addr(n, peer->alt_addr);
+  peer->alt_addr[0] = '\0';
+}
+
+static void release_endpoint(struct net *n, struct peer *peer) {
+  if (peer->endpoint < 0)
+    return;
+  release_addr(n, peer->endpoint_addr);
+  peer->endpoint = -1;
+  peer->endpoint_addr[0] = '\0';
+}
+
 void net_peer_reaped(struct net *n, struct peer *peer) {
+  release_alt(n, peer);
   release_endpoint(n, peer);
+}
+
+/* Messages under peer's name came from addr, which is not the address of
+ * the record we hold, and were behind it: connect to addr too for a
+ * lost_after, so that what we send (the member list that makes a node
+ * refute) reaches both. One such address per member. */
+static void reach_also(struct net *n, struct peer *peer, const char *addr) {
+  struct agent *a = agent_of(n);
+  struct endpoint *ep;
+
+  if (peer == NULL || is_leaf(n) || addr[0] == '\0' ||
+      strcmp(addr, peer->rec.addr) == 0 ||
+      strcmp(addr, self_record(&a->self)->addr) == 0)
+    return;
+  peer->alt_until = uv_now(&a->loop) + a->cfg->lost_after_ms;
+  if (strcmp(addr, peer->alt_addr) == 0)
+    return;
+  release_alt(n, peer);
+  if ((ep = open_endpoint(n, addr, false)) == NULL)
+    return;
+  ep->refs++;
+  snprintf(peer->alt_addr, sizeof(peer->alt_addr), "%s", ep->addr);
+}
+
+/* Close the connections of reach_also() that are due. */
+static void expire_alts(struct net *n) {
+  struct agent *a = agent_of(n);
+  uint64_t now = uv_now(&a->loop);
+  for (size_t i = 0; i < a->peers.n; i++) {
+    struct peer *p = a->peers.v[i];
+    if (p->alt_addr[0] != '\0' && now >= p->alt_until)
+      release_alt(n, p);
+  }
 }
 
 /* Keep one connection to each member that may still talk, at the address
@@ -361,28 +422,16 @@ struct net_echo {
   uint64_t nonce, inc, seq; /* and the (inc, seq) of the message it came in */
   uint64_t until;           /* monotonic ms; 0: a free slot */
   unsigned sent;            /* messages it was echoed in */
-  /* An endpoint opened to answer a sender not in the table (its mesh
-   * id), released when the entry goes. */
-  bool has_ep;
-  int ep_id;
+  /* The address of an endpoint opened to answer a sender not in the
+   * table (owned; NULL: none), released when the entry goes. Its id may
+   * change (redial), its address doesn't. */
+  char *ep_addr;
 };
 
-static void release_ep_id(struct net *n, int id) {
-  for (size_t i = 0; i < n->neps; i++) {
-    struct endpoint *ep = &n->eps[i];
-    if (ep->id != id)
-      continue;
-    if (ep->refs == 0 || --ep->refs > 0 || ep->join)
-      return;
-    mesh_disconnect(&n->mesh, ep->id);
-    *ep = n->eps[--n->neps];
-    return;
-  }
-}
-
 static void echo_clear(struct net *n, struct net_echo *e) {
-  if (e->has_ep)
-    release_ep_id(n, e->ep_id);
+  if (e->ep_addr != NULL)
+    release_addr(n, e->ep_addr);
+  free(e->ep_addr);
   memset(e, 0, sizeof(*e));
 }
 
@@ -492,14 +541,11 @@ static void note_nonce(struct net *n, const struct wire_msg *m) {
   /* A sender we have no connection to (a newcomer's hello we can't read
    * yet) needs one for our echo to reach it. */
   addr = sender_addr(m);
-  if (!e->has_ep && !is_leaf(n) && addr[0] != '\0' &&
+  if (e->ep_addr == NULL && !is_leaf(n) && addr[0] != '\0' &&
       peers_find(&a->peers, m->from) == NULL) {
     struct endpoint *ep = open_endpoint(n, addr, false);
-    if (ep != NULL) {
+    if (ep != NULL && (e->ep_addr = strdup(ep->addr)) != NULL)
       ep->refs++;
-      e->has_ep = true;
-      e->ep_id = ep->id;
-    }
   }
   net_publish_soon(n);
 }
@@ -550,7 +596,158 @@ static void fresh_after(struct net *n, const struct wire_msg *m) {
            m->from, (double)peer->clock_offset_ms / 1000.0);
 }
 
+/* A hello or a new incarnation says its sender has just started, a
+ * message from a lost member that it is back: our connection to it may be
+ * waiting out nanomsg's reconnection back-off (up to 3 s after its inbox
+ * was gone), so that it would hear nothing from us for that long, not
+ * even the member list that tells it to refute, or our leave. Make the
+ * connection anew, at most once a heartbeat per member. */
+static void redial(struct net *n, struct peer *peer) {
+  struct agent *a = agent_of(n);
+  uint64_t now = uv_now(&a->loop);
+  struct endpoint *ep;
+  int id;
+
+  if (peer == NULL || peer->endpoint < 0 || is_leaf(n) ||
+      (peer->redialled_at != 0 &&
+       now - peer->redialled_at < a->cfg->heartbeat_ms))
+    return;
+  peer->redialled_at = now;
+  ep = find_endpoint(n, peer->endpoint_addr);
+  if (ep == NULL || (id = mesh_connect(&n->mesh, ep->addr)) < 0)
+    return;
+  mesh_disconnect(&n->mesh, ep->id);
+  ep->id = id;
+  peer->endpoint = id;
+  net_publish_soon(n);
+}
+
 /* ---- receiving ---- */
+
+/* ---- claims about this node ---- */
+
+/* A sender is behind what we hold for it (policy_sender_behind): it
+ * restarted with a lower incarnation, a forged record outranks its own,
+ * or another agent has its name. Our member list carries its entry as
+ * we hold it, which makes it refute. At most one list per half heartbeat
+ * goes for this. */
+static void tell_behind(struct net *n, const char *who) {
+  struct agent *a = agent_of(n);
+  uint64_t now = uv_now(&a->loop);
+  /* Again with the quick republications, for a connection just made
+   * (reach_also) that drops what is sent before it is up. */
+  n->members_wanted = true;
+  if (now - n->members_sent_at < a->cfg->heartbeat_ms / 2)
+    return;
+  log_debug("%s is behind the record held for it: sending the member list",
+            who);
+  publish_members(n);
+  n->members_wanted = true;
+}
+
+/* Said at error level: a claim of our name from another address is a
+ * cloned machine or a forger, and either needs an operator. */
+static void log_rival(struct net *n, unsigned act) {
+  struct agent *a = agent_of(n);
+  const char *mine = self_record(&a->self)->addr;
+  char key[CHOREO_ADDR_MAX + 16];
+
+  if (act & POLICY_RIVAL_NEW) {
+    a->metrics.name_conflicts++;
+    n->rival.since_wall = util_wall_ms();
+    snprintf(key, sizeof(key), "claim:%s", n->rival.addr);
+    if (log_allow(key, n->rival.since_wall))
+      log_error("name conflict: %s claims this node's name %s (this agent: "
+                "%s); refuting it",
+                n->rival.addr, a->cfg->name, mine);
+  }
+  if (act & POLICY_RIVAL_CONFLICT)
+    log_error("name conflict: a live agent at %s has this node's name %s "
+              "(this agent: %s)%s",
+              n->rival.addr, a->cfg->name, mine,
+              act & POLICY_RIVAL_STOP
+                  ? "; this agent started later and stops: give one of them "
+                    "another node.name"
+                  : "; the one that started later should stop");
+}
+
+const struct policy_rival *net_rival(struct net *n) {
+  struct agent *a = agent_of(n);
+  (void)policy_rival_expire(&n->rival, uv_now(&a->loop), POLICY_RIVAL_SHOWN_MS);
+  return n->rival.addr[0] != '\0' ? &n->rival : NULL;
+}
+
+/* A claim about this node (policy_claim): refute what it didn't make;
+ * from another address, see whether a live agent has our name
+ * (policy_rival_claim). */
+static void claim(struct net *n, const struct policy_claim_in *in) {
+  struct agent *a = agent_of(n);
+  const struct record *own = self_record(&a->self);
+  enum policy_claim c = policy_claim(in);
+  unsigned act = POLICY_RIVAL_REFUTE;
+
+  /* A message under our name is counted as own_name already. */
+  if (c == POLICY_CLAIM_BOUNDS) {
+    if (!in->direct)
+      a->metrics.members_future++;
+    return;
+  }
+  /* Leaving: the leave is this node's last word. */
+  if (c != POLICY_CLAIM_REFUTE || own->left || n->stopped)
+    return;
+  if (strcmp(in->addr, own->addr) != 0) {
+    uint64_t now = uv_now(&a->loop);
+    struct policy_rival_in rin = {
+        .addr = in->addr,
+        .inc = in->inc,
+        .now = now,
+        .uptime = now - n->started_at,
+        .heartbeat_ms = a->cfg->heartbeat_ms,
+        .lost_after_ms = a->cfg->lost_after_ms,
+    };
+    act = policy_rival_claim(&n->rival, &rin);
+    log_rival(n, act);
+    if (act & POLICY_RIVAL_STOP) {
+      n->name_taken(n);
+      return;
+    }
+  }
+  if (act & POLICY_RIVAL_REFUTE) {
+    log_debug("refuting a claim about this node: inc %" PRIu64 " ver %" PRIu64
+              " at %s%s",
+              in->inc, in->ver, in->addr, in->left ? ", left" : "");
+    self_refute(&a->self, in->inc);
+  }
+}
+
+/* A message under our own name that we didn't send: its record, or for
+ * a member list our entry in it, is a claim about this node. */
+static void own_name_claims(struct net *n, const struct wire_msg *m) {
+  struct agent *a = agent_of(n);
+  struct policy_claim_in in = {.own = self_record(&a->self),
+                               .now_ms = util_wall_ms()};
+  if (m->type != WIRE_MEMBERS) {
+    in.direct = true;
+    in.inc = m->inc;
+    in.ver = m->rec.ver;
+    in.addr = m->rec.addr;
+    in.left = m->rec.left || m->type == WIRE_LEAVE;
+    in.state = m->rec.state;
+    in.reason = m->rec.reason;
+    claim(n, &in);
+    return;
+  }
+  for (size_t i = 0; i < m->nmembers; i++) {
+    const struct wire_member *e = &m->members[i];
+    if (strcmp(e->name, a->cfg->name) != 0)
+      continue;
+    in.inc = e->inc;
+    in.ver = e->ver;
+    in.addr = e->addr;
+    in.left = e->left;
+    claim(n, &in);
+  }
+}
 
 /* Checks that need the agent's context (policy_admit): cluster, own
  * name, freshness (with a key ring), incarnation from the future,
@@ -558,7 +755,7 @@ static void fresh_after(struct net *n, const struct wire_msg *m) {
 static bool admit(struct net *n, const struct wire_msg *m, bool via_relay) {
   struct agent *a = agent_of(n);
   int64_t now_ms = util_wall_ms();
-  const struct peer *peer = peers_find(&a->peers, m->from);
+  const struct peer *sender = peers_find(&a->peers, m->from);
   struct policy_admit_in in = {
       .cluster = a->cfg->cluster,
       .name = a->cfg->name,
@@ -568,7 +765,7 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay) {
       .msg_from = m->from,
       .msg_time = m->time,
       .msg_inc = m->inc,
-      .proved = peer != NULL && peer->proved,
+      .proved = sender != NULL && sender->proved,
       .echoes_us = a->ring != NULL && echoes_us(n, m),
       .msg_nonce = m->nonce != 0,
   };
@@ -585,8 +782,10 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay) {
     a->metrics.drop_cluster++;
     break;
   case POLICY_DROP_SELF_NAME:
+    /* Not ours (a relay's copy of ours was set aside before): a claim
+     * about this node, by a forger or another agent with our name. */
     a->metrics.drop_self_name++;
-    log_debug("dropped a message claiming this node's name");
+    own_name_claims(n, m);
     break;
   case POLICY_DROP_STALE:
     /* Not proved fresh yet: a replay, or a peer that hasn't heard our
@@ -605,6 +804,14 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay) {
     break;
   case POLICY_DROP_REPLAY:
     a->metrics.drop_replay++;
+    if (policy_sender_behind(peers_find(&a->peers, m->from), m->inc, NULL)) {
+      struct peer *peer = peers_find(&a->peers, m->from);
+      if (m->type == WIRE_HELLO)
+        redial(n, peer);
+      if (m->type != WIRE_MEMBERS)
+        reach_also(n, peer, m->rec.addr);
+      tell_behind(n, m->from);
+    }
     break;
   }
   return false;
@@ -662,14 +869,25 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
   struct agent *a = agent_of(n);
   struct peer *peer = peers_find(&a->peers, m->from);
   bool first_heard = peer == NULL || !peer->heard;
+  /* It has just started (a hello, a new incarnation) or is back. */
+  bool restarted =
+      peer != NULL &&
+      (m->type == WIRE_HELLO ||
+       (peer->heard && (m->inc > peer->rec.inc || peer->status != PEER_ALIVE)));
   bool forward = policy_relay_forwards(a->cfg->relay, via_relay, m->leaf,
                                        m->type == WIRE_HELLO);
   bool news = forward && policy_is_news(peer, &m->rec);
   enum peers_result res =
       peers_merge_direct(&a->peers, &m->rec, now, util_wall_ms(), &peer);
+  if (restarted)
+    redial(n, peer);
   merged(n, res, peer, now);
   if (peer != NULL)
     (void)peers_accept_seq(&a->peers, m->from, m->inc, m->seq);
+  if (res == PEERS_STALE && policy_sender_behind(peer, m->inc, &m->rec)) {
+    reach_also(n, peer, m->rec.addr);
+    tell_behind(n, m->from);
+  }
   n->got_members = true;
   if (forward && peer != NULL)
     relay_forward(&a->relay, raw, rawlen, news || m->type == WIRE_LEAVE);
@@ -701,9 +919,28 @@ static void handle_members(struct net *n, struct wire_msg *m, uint64_t now) {
    * the next difference of digests. */
   uv_timer_stop(&n->list);
   for (size_t i = 0; i < m->nmembers; i++) {
+    const struct wire_member *e = &m->members[i];
     struct peer *peer = NULL;
-    enum peers_result res =
-        peers_merge_member(&a->peers, &m->members[i], now, wall, &peer);
+    enum peers_result res;
+    if (strcmp(e->name, a->cfg->name) == 0) {
+      struct policy_claim_in in = {.own = self_record(&a->self),
+                                   .inc = e->inc,
+                                   .ver = e->ver,
+                                   .addr = e->addr,
+                                   .left = e->left,
+                                   .now_ms = wall};
+      claim(n, &in);
+      if (n->stopped)
+        return;
+      continue;
+    }
+    /* The bound on envelopes holds for entries: one entry far ahead
+     * would otherwise outrank the node's own records for as long. */
+    if (!policy_inc_in_bounds(e->inc, wall)) {
+      a->metrics.members_future++;
+      continue;
+    }
+    res = peers_merge_member(&a->peers, e, now, wall, &peer);
     if (res == PEERS_FULL)
       a->metrics.members_capped++;
     else
@@ -792,31 +1029,183 @@ static void on_message(struct mesh *mesh, const void *buf, size_t len) {
 
 /* ---- startup sync ---- */
 
+/* The counts policy_sync decides on: members other than this node, alive
+ * and not left. */
+static void sync_counts(struct net *n, struct policy_sync_in *in,
+                        bool *group_heard) {
+  struct agent *a = agent_of(n);
+  const struct config *cfg = a->cfg;
+
+  for (size_t i = 0; i < a->peers.n; i++) {
+    const struct peer *p = a->peers.v[i];
+    if (p->status != PEER_ALIVE || p->rec.left)
+      continue;
+    if (!p->heard) {
+      in->unheard++;
+      continue;
+    }
+    in->heard++;
+    for (size_t g = 0; g < cfg->sync_ngroups; g++)
+      group_heard[g] |= record_in_group(&p->rec, cfg->sync_groups[g]);
+  }
+  for (size_t g = 0; g < cfg->sync_ngroups; g++)
+    in->groups_missing += !group_heard[g];
+  in->known = n->known.n;
+  for (size_t k = 0; k < n->known.n; k++) {
+    const struct peer *p = peers_find(&a->peers, n->known.v[k].name);
+    in->known_waiting += p != NULL && !p->heard && p->status == PEER_ALIVE;
+  }
+}
+
+/* Say what the sync gave up waiting for. */
+static void sync_gave_up(struct net *n, const struct policy_sync_in *in,
+                         const bool *group_heard) {
+  const struct config *cfg = agent_of(n)->cfg;
+  char groups[CHOREO_GROUPS_MAX * (CHOREO_NAME_MAX + 2) + 1] = "";
+  size_t used = 0;
+
+  for (size_t g = 0; g < cfg->sync_ngroups; g++) {
+    int k;
+    if (group_heard[g])
+      continue;
+    k = snprintf(groups + used, sizeof(groups) - used, " %s",
+                 cfg->sync_groups[g]);
+    if (k > 0 && (size_t)k < sizeof(groups) - used)
+      used += (size_t)k;
+  }
+  log_warn("sync.max_wait (%" PRIu64 " ms) passed without a full view: %zu "
+           "of %zu known members heard (sync.min_members %u), %zu known "
+           "before the restart not heard yet, no member heard of groups:%s; "
+           "acting on this view",
+           cfg->sync_max_wait_ms, in->heard, in->heard + in->unheard,
+           cfg->sync_min_members, in->known_waiting,
+           groups[0] != '\0' ? groups : " (none missing)");
+}
+
 void net_check_sync(struct net *n) {
   struct agent *a = agent_of(n);
-  uint64_t now = uv_now(&a->loop);
-  uint64_t window = a->cfg->heartbeat_ms + a->cfg->heartbeat_ms / 2;
-  /* Heard from every member it knows, and knows what a member knows:
-   * when a whole cluster starts at once, the first list an agent gets
-   * may predate some joiners, and its members would all be heard long
-   * before it learns of the others. */
-  bool all_heard = n->got_members && n->view_agreed;
+  const struct config *cfg = a->cfg;
+  bool group_heard[CHOREO_GROUPS_MAX] = {false};
+  uint64_t now = uv_now(&a->loop), recheck;
+  struct policy_sync_in in = {
+      .now = now,
+      .started_at = n->started_at,
+      .window = cfg->heartbeat_ms + cfg->heartbeat_ms / 2,
+      .lost_after = cfg->lost_after_ms,
+      .max_wait = cfg->sync_max_wait_ms,
+      /* Heard from every member it knows, and knows what a member knows:
+       * when a whole cluster starts at once, the first list an agent gets
+       * may predate some joiners, and its members would all be heard long
+       * before it learns of the others. */
+      .got_members = n->got_members,
+      .view_agreed = n->view_agreed,
+      .min_members = cfg->sync_min_members,
+  };
 
   if (n->synced)
     return;
-  for (size_t i = 0; all_heard && i < a->peers.n; i++) {
-    const struct peer *p = a->peers.v[i];
-    if (p->status == PEER_ALIVE && !p->heard)
-      all_heard = false;
-  }
-  if (!all_heard && now - n->started_at < window) {
-    n->wake_at(n, n->started_at + window);
+  sync_counts(n, &in, group_heard);
+  switch (policy_sync(&in, &recheck)) {
+  case POLICY_SYNC_WAIT:
+    n->wake_at(n, recheck);
     return;
+  case POLICY_SYNC_GAVE_UP:
+    sync_gave_up(n, &in, group_heard);
+    break;
+  case POLICY_SYNC_DONE:
+    log_info("synchronised: %zu of %zu known members heard after %" PRIu64
+             " ms",
+             in.heard, in.heard + in.unheard, now - n->started_at);
+    break;
   }
   n->synced = true;
-  log_info("synchronised with %zu members after %llu ms", a->peers.n,
-           (unsigned long long)(now - n->started_at));
   engine_set_synced(&a->engine, now);
+  /* The view is trusted from now on: save it at once, so that even a
+   * crash within the next heartbeats restarts knowing these members. */
+  n->members_beats = 0;
+  net_save_members(n);
+}
+
+/* ---- members.json ---- */
+
+/* The members known before a restart: entries not heard yet, which the
+ * sync waits for (or for their lost_after, when peers.c forgets them),
+ * and connections to their inboxes. */
+static void load_members(struct net *n) {
+  struct agent *a = agent_of(n);
+  const char *dir = a->cfg->state_dir;
+  uint64_t now = uv_now(&a->loop);
+  char *buf = NULL, why[256];
+  size_t len = 0, added = 0;
+  int rv = state_read(dir, MEMBERS_FILE, MEMBERS_FILE_MAX, &buf, &len);
+
+  if (rv == CHOREO_ENOTFOUND)
+    return; /* a first start: the startup window */
+  if (rv == 0) {
+    rv = members_parse(buf, len, a->cfg->name, &n->known, why, sizeof(why));
+    free(buf);
+  } else {
+    snprintf(why, sizeof(why), "%s", choreo_strerror(rv));
+  }
+  if (rv != 0) {
+    log_warn("state_dir: %s/%s: %s; the members known before are not, so "
+             "conditions wait for a full view as at a first start",
+             dir, MEMBERS_FILE, why);
+    return;
+  }
+  for (size_t i = 0; i < n->known.n; i++) {
+    const struct members_entry *m = &n->known.v[i];
+    struct wire_member w = {.inc = m->inc, .ver = m->ver};
+    struct peer *peer = NULL;
+    enum peers_result res;
+    memcpy(w.name, m->name, sizeof(w.name));
+    memcpy(w.addr, m->addr, sizeof(w.addr));
+    res = peers_merge_member(&a->peers, &w, now, util_wall_ms(), &peer);
+    merged(n, res, peer, now);
+    added += peer != NULL;
+  }
+  log_info("%s: %zu members known before the restart; conditions wait until "
+           "each is heard or silent for lost_after",
+           MEMBERS_FILE, added);
+}
+
+void net_save_members(struct net *n) {
+  struct agent *a = agent_of(n);
+  uint64_t key = members_digest(&a->peers);
+  size_t left = 0;
+  char *text;
+  int rv;
+
+  if (!n->synced || (n->members_saved && key == n->members_key))
+    return;
+  if ((text = members_encode(&a->peers, &left)) == NULL)
+    return;
+  rv = state_write(a->cfg->state_dir, MEMBERS_FILE, text);
+  if (rv != 0) {
+    if (state_report_due(&n->members_unsaved, uv_now(&a->loop)))
+      log_error("state_dir: %s/%s: cannot save the members: %s; a restart "
+                "would wait for the members saved before (%" PRIu64
+                " more failures not logged)",
+                a->cfg->state_dir, MEMBERS_FILE, choreo_strerror(rv),
+                n->members_unsaved.suppressed);
+    n->members_unsaved.suppressed = 0;
+    free(text);
+    return;
+  }
+  if (left > 0)
+    log_warn("%s: %zu members beyond the first %d not saved", MEMBERS_FILE,
+             left, MEMBERS_FILE_ENTRIES);
+  free(text);
+  n->members_saved = true;
+  n->members_key = key;
+}
+
+/* Once every NET_MEMBERS_SAVE_EVERY heartbeats. */
+static void save_members_due(struct net *n) {
+  if (++n->members_beats < NET_MEMBERS_SAVE_EVERY)
+    return;
+  n->members_beats = 0;
+  net_save_members(n);
 }
 
 /* ---- start and stop ---- */
@@ -853,6 +1242,7 @@ int net_start(struct net *n) {
   draw_nonce(n);
   if ((rv = mesh_start(&n->mesh)) != 0)
     return rv;
+  load_members(n);
   for (size_t i = 0; i < a->cfg->njoin; i++)
     if (strcmp(a->cfg->join[i], self_addr) != 0)
       open_endpoint(n, a->cfg->join[i], true);
@@ -894,8 +1284,11 @@ void net_close(struct net *n) {
 }
 
 void net_free(struct net *n) {
+  for (size_t i = 0; n->echo != NULL && i < NET_ECHO_MAX; i++)
+    free(n->echo[i].ep_addr);
   free(n->echo);
   n->echo = NULL;
+  members_free(&n->known);
   free(n->eps);
   n->eps = NULL;
   n->neps = 0;

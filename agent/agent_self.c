@@ -6,7 +6,11 @@
  * first in file order; else "ready" (policy_own_state). The reason
  * published says which claim won. The part owns the record as published
  * and the declared state; each new version goes to the publish hook.
+ * Its incarnation is its own too: a claim about this node that it didn't
+ * make is outbid with a greater one (self_refute, docs/PROTOCOL.md "A
+ * node owns its record").
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -21,12 +25,34 @@ static struct agent *agent_of(struct self *s) {
   return AGENT_OF(s, self);
 }
 
-static int persist(struct self *s, const char *state, const char *reason,
-                   int64_t since, json_t *data) {
+/* Write the state to state_dir, not yet durable (state_commit()). */
+static int prepare(struct self *s, const char *state, const char *reason,
+                   int64_t since, json_t *data, struct state_pending *w) {
   struct saved_state ss = {.since_ms = since, .data = data, .inc = s->rec.inc};
   snprintf(ss.state, sizeof(ss.state), "%s", state);
   snprintf(ss.reason, sizeof(ss.reason), "%s", reason);
-  return state_save(agent_of(s)->cfg->state_dir, &ss);
+  return state_prepare_state(agent_of(s)->cfg->state_dir, &ss, w);
+}
+
+static int persist(struct self *s, const char *state, const char *reason,
+                   int64_t since, json_t *data) {
+  struct state_pending w;
+  int rv = prepare(s, state, reason, since, data, &w);
+  return rv != 0 ? rv : state_commit(&w);
+}
+
+/* Say that state_dir can't be written: at once the first time, then at
+ * most once per STATE_REPORT_GAP_MS. */
+static void report_unsaved(struct self *s, int err, const char *what) {
+  struct agent *a = agent_of(s);
+
+  if (!state_report_due(&s->unsaved, uv_now(&a->loop)))
+    return;
+  log_error("state_dir: %s: cannot save the state: %s; %s (%" PRIu64
+            " more failures not logged)",
+            a->cfg->state_dir, choreo_strerror(err), what,
+            s->unsaved.suppressed);
+  s->unsaved.suppressed = 0;
 }
 
 /* The configured data with the persisted data on top: keys set at run time
@@ -63,16 +89,24 @@ int self_init(struct self *s) {
   }
   /* Incarnations order this node's records across restarts: one more than
    * the last, and never behind the clock, so even a node whose state_dir
-   * was wiped outranks its former self. */
-  s->rec.inc = ss.inc + 1 > now_s ? ss.inc + 1 : now_s;
+   * was wiped usually outranks its former self; where it doesn't (quick
+   * restarts ran ahead of the clock, then the file was lost), peers hold
+   * a greater one and the node refutes it (self_refute). A saved one out
+   * of bounds, which every peer would drop, is not followed. */
+  s->rec.inc = policy_start_inc(ss.inc, loaded == 0, util_wall_ms());
+  if (loaded == 0 && s->rec.inc != ss.inc + 1 && ss.inc + 1 > now_s)
+    log_warn("state_dir: %s: the saved incarnation %" PRIu64
+             " is more than a day ahead of the clock; starting from %" PRIu64,
+             cfg->state_dir, ss.inc, s->rec.inc);
   s->rec.ver = 1;
   rv = persist(s, s->declared, s->declared_reason, s->declared_since,
                s->rec.data);
-  if (rv != 0) {
-    log_error("state_dir: %s: cannot save the state: %s", cfg->state_dir,
-              choreo_strerror(rv));
-    return rv;
-  }
+  /* A full or read-only state_dir must not keep the node down: it goes
+   * on from what it read, and `set` is refused until it can be saved. */
+  if (rv != 0)
+    report_unsaved(s, rv,
+                   "the agent runs on its last saved state, and `choreo set` "
+                   "fails until state_dir can be written");
   s->rec.since_ms = s->declared_since;
   self_refresh(s);
   return 0;
@@ -167,50 +201,79 @@ fail:
   return CHOREO_EINVAL;
 }
 
+/* The declared state and data as they were, to put back. */
+struct declared_copy {
+  char state[CHOREO_STATE_MAX + 1];
+  char reason[CHOREO_REASON_MAX + 1];
+  int64_t since;
+  json_t *data; /* owned reference */
+};
+
+static void declare(struct self *s, const char *state, const char *reason,
+                    int64_t since, json_t *data) {
+  snprintf(s->declared, sizeof(s->declared), "%s", state);
+  snprintf(s->declared_reason, sizeof(s->declared_reason), "%s", reason);
+  s->declared_since = since;
+  json_decref(s->rec.data);
+  s->rec.data = data;
+}
+
+static const char *check_set(const char *state, const char *reason) {
+  if (!choreo_valid_state(state))
+    return "state must be 1-32 characters of a-z 0-9 _ -";
+  if (!choreo_valid_settable_state(state))
+    return "lost and left are assigned by observers and can't be set";
+  if (!choreo_valid_text(reason, CHOREO_REASON_MAX))
+    return "reason must be UTF-8 text of at most 256 bytes";
+  return NULL;
+}
+
+#define UNSAVED_WHY                                                            \
+  "state_dir can't be written (see the agent's log); nothing changed"
+
 int self_set(struct self *s, const char *state, const char *reason,
              json_t *data, const char **why) {
+  struct declared_copy old;
+  struct state_pending w;
   json_t *merged = NULL;
   bool data_changed;
   int64_t since;
   int rv;
 
-  if (!choreo_valid_state(state)) {
-    *why = "state must be 1-32 characters of a-z 0-9 _ -";
-    return CHOREO_EINVAL;
-  }
-  if (!choreo_valid_settable_state(state)) {
-    *why = "lost and left are assigned by observers and can't be set";
-    return CHOREO_EINVAL;
-  }
   if (reason == NULL)
     reason = "";
-  if (!choreo_valid_text(reason, CHOREO_REASON_MAX)) {
-    *why = "reason must be UTF-8 text of at most 256 bytes";
+  if ((*why = check_set(state, reason)) != NULL)
     return CHOREO_EINVAL;
-  }
   if ((rv = check_data(data, s->rec.data, &merged, why)) != 0)
     return rv;
   since = strcmp(state, s->declared) == 0 ? s->declared_since : util_wall_ms();
-  snprintf(s->declared, sizeof(s->declared), "%s", state);
-  snprintf(s->declared_reason, sizeof(s->declared_reason), "%s", reason);
-  s->declared_since = since;
-  data_changed = !json_equal(merged, s->rec.data);
-  json_decref(s->rec.data);
-  s->rec.data = merged;
-  /* Publish first, persist second: the fsyncs cost more than the whole
-   * trip to the peers, and the caller hears "ok" only once both are done.
-   * A crash in between restarts with the previous state, which the new
-   * incarnation then publishes: peers follow either way. */
-  refresh(s, data_changed);
-  rv = persist(s, state, reason, since, s->rec.data);
-  if (rv != 0) {
-    log_error("state_dir: %s: cannot save the state: %s; it is in effect "
-              "but will not survive a restart",
-              agent_of(s)->cfg->state_dir, choreo_strerror(rv));
-    *why = "in effect, but could not be saved in state_dir (see the agent's "
-           "log); it will not survive a restart";
+  /* Written first, where a full or read-only state_dir fails, so that
+   * what peers see is never what a restart would not keep; the fsyncs,
+   * which cost more than the whole trip to the peers, come after the
+   * publication, and the caller hears "ok" only once both are done. */
+  if ((rv = prepare(s, state, reason, since, merged, &w)) != 0) {
+    report_unsaved(s, rv, "`choreo set` refused");
+    json_decref(merged);
+    *why = UNSAVED_WHY;
     return rv;
   }
+  snprintf(old.state, sizeof(old.state), "%s", s->declared);
+  snprintf(old.reason, sizeof(old.reason), "%s", s->declared_reason);
+  old.since = s->declared_since;
+  old.data = json_incref(s->rec.data);
+  data_changed = !json_equal(merged, s->rec.data);
+  declare(s, state, reason, since, merged);
+  refresh(s, data_changed);
+  if ((rv = state_commit(&w)) != 0) {
+    /* Rare (the text was written; fsync or rename failed): put the
+     * previous state back, and publish it. */
+    report_unsaved(s, rv, "`choreo set` undone");
+    declare(s, old.state, old.reason, old.since, old.data);
+    refresh(s, data_changed);
+    *why = UNSAVED_WHY;
+    return rv;
+  }
+  json_decref(old.data);
   return 0;
 }
 
@@ -220,6 +283,24 @@ bool self_leave(struct self *s) {
   s->rec.left = true;
   s->rec.ver++;
   return true;
+}
+
+void self_refute(struct self *s, uint64_t claimed) {
+  struct agent *a = agent_of(s);
+  int rv;
+
+  s->rec.inc = policy_refute_inc(s->rec.inc, claimed);
+  s->rec.ver++;
+  a->metrics.refutations++;
+  /* Saved so that the next start begins above it; a failure only costs
+   * another refutation then. */
+  rv = persist(s, s->declared, s->declared_reason, s->declared_since,
+               s->rec.data);
+  if (rv != 0)
+    log_warn("state_dir: %s: cannot save the incarnation: %s",
+             a->cfg->state_dir, choreo_strerror(rv));
+  if (s->publish != NULL)
+    s->publish(s);
 }
 
 const struct record *self_record(const struct self *s) {

@@ -59,13 +59,10 @@ void cli_age(int64_t ms, char *buf, size_t len);
 const char *cli_state_colour(const char *state, bool colour);
 bool cli_colour(FILE *f);
 
-/* Peer-supplied text made safe for a terminal: every C0 and C1 control
- * character, DEL, and the bidi embeddings, overrides and isolates
- * (U+202A-U+202E, U+2066-U+2069) are written as escapes ("\n", "\t",
- * "\r", "\x1b", "\u202e"), a byte that is not UTF-8 as "\xNN"; the rest
- * is copied. Writes out[len] (always NUL-terminated when len > 0); returns
- * false when it had to cut, at a character, ending with "...". At most 4
- * bytes of out per byte of s. */
+/* Peer-supplied text made safe for a terminal: util_escape() (util.h),
+ * which the agent's log uses too. Writes out[len] (always NUL-terminated
+ * when len > 0); returns false when it had to cut, ending with "...". At
+ * most 4 bytes of out per byte of s. */
 bool cli_escape(const char *s, char *out, size_t len);
 /* Columns that the UTF-8 text s takes: its characters. */
 size_t cli_width(const char *s);

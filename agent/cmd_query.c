@@ -322,6 +322,35 @@ static void print_table(const choreo_peer *self, const choreo_peer *peers,
 
 /* ---- status and peers ---- */
 
+/* A line under the table when another address claims this node's name
+ * (the status reply's "name_conflict"; docs/PROTOCOL.md). The address
+ * came from the network: escaped. */
+static void print_conflict(choreo_client *c) {
+  char *text = NULL, addr[4 * CHOREO_ADDR_MAX + 4], age[32];
+  json_t *root, *nc;
+  const char *a;
+
+  if (choreo_status_json(c, &text) != 0)
+    return;
+  root = json_loads(text, 0, NULL);
+  free(text);
+  nc = json_object_get(root, "name_conflict");
+  a = json_string_value(json_object_get(nc, "addr"));
+  if (a != NULL) {
+    cli_escape(a, addr, sizeof(addr));
+    cli_age(wall_ms() -
+                (int64_t)json_integer_value(json_object_get(nc, "since")),
+            age, sizeof(age));
+    printf("NAME CONFLICT: %s claims this node's name (%s, for %s); see "
+           "the agent's log\n",
+           addr,
+           json_is_true(json_object_get(nc, "live")) ? "a live agent"
+                                                     : "refuted",
+           age);
+  }
+  json_decref(root);
+}
+
 int cmd_status(int argc, char **argv) {
   struct query_args q;
   choreo_client *c = NULL;
@@ -342,8 +371,10 @@ int cmd_status(int argc, char **argv) {
   } else {
     choreo_status *st = NULL;
     rv = choreo_status_get(c, &st);
-    if (rv == 0)
+    if (rv == 0) {
       print_table(&st->node, st->peers, st->npeers);
+      print_conflict(c);
+    }
     choreo_status_free(st);
   }
   choreo_close(c);

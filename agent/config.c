@@ -435,6 +435,53 @@ static void parse_control(struct loader *L, const struct ynode *m) {
     parse_mode(L, v[CTL_MODE]);
 }
 
+/* ---- sync ---- */
+
+enum { SYNC_MIN_MEMBERS, SYNC_GROUPS, SYNC_MAX_WAIT, SYNC__N };
+static const char *const sync_keys[] = {"min_members", "groups", "max_wait"};
+_Static_assert(ARRAY_SIZE(sync_keys) == SYNC__N, "sync_keys");
+
+static void parse_sync_groups(struct loader *L, const struct ynode *v) {
+  struct config *cfg = L->cfg;
+  const char *where = "sync.groups";
+
+  if (cfg_is_null(v) ||
+      !cfg_get_str_list(L, v, where, CHOREO_GROUPS_MAX, "groups"))
+    return;
+  for (size_t i = 0; i < v->nkids; i++) {
+    const struct ynode *g = v->kids[i];
+    size_t j = 0;
+    while (j < cfg->sync_ngroups && strcmp(cfg->sync_groups[j], g->str) != 0)
+      j++;
+    if (j < cfg->sync_ngroups)
+      cfg_problem(L, g, where, "group \"%s\" is listed twice", g->str);
+    else if (cfg_get_name(L, g, where, cfg->sync_groups[j],
+                          CHOREO_NAME_MAX + 1))
+      cfg->sync_ngroups++;
+  }
+}
+
+static void parse_sync(struct loader *L, const struct ynode *m) {
+  const struct ynode *v[SYNC__N], *k[SYNC__N];
+  struct config *cfg = L->cfg;
+
+  if (!cfg_map_fields(L, m, "sync", sync_keys, SYNC__N, v, k))
+    return;
+  cfg->sync_max_wait_ms = CONFIG_SYNC_WAIT_DEFAULT_MS;
+  if (v[SYNC_MIN_MEMBERS] != NULL)
+    cfg_get_uint(L, v[SYNC_MIN_MEMBERS], "sync.min_members", 0,
+                 CONFIG_SYNC_MEMBERS_MAX, &cfg->sync_min_members);
+  if (v[SYNC_GROUPS] != NULL)
+    parse_sync_groups(L, v[SYNC_GROUPS]);
+  if (v[SYNC_MAX_WAIT] != NULL &&
+      cfg_get_duration(L, v[SYNC_MAX_WAIT], "sync.max_wait",
+                       &cfg->sync_max_wait_ms) &&
+      cfg->sync_max_wait_ms == 0)
+    cfg_problem(L, v[SYNC_MAX_WAIT], "sync.max_wait",
+                "must be longer than 0s: the agent would never act without "
+                "what it waits for");
+}
+
 /* ---- Commands ---- */
 
 static void argv_free(struct config_argv *a) {
@@ -1230,14 +1277,15 @@ enum {
   TOP_NETWORK,
   TOP_CONTROL,
   TOP_STATE_DIR,
+  TOP_SYNC,
   TOP_INCLUDE,
   TOP_CHECKS,
   TOP_BEHAVIOURS,
   TOP__N
 };
-static const char *const top_keys[] = {"node",      "network", "control",
-                                       "state_dir", "include", "checks",
-                                       "behaviours"};
+static const char *const top_keys[] = {"node",      "network",   "control",
+                                       "state_dir", "sync",      "include",
+                                       "checks",    "behaviours"};
 _Static_assert(ARRAY_SIZE(top_keys) == TOP__N, "top_keys");
 
 /* A section of the main file only, met in a pack: say so. */
@@ -1270,6 +1318,9 @@ static void section(struct loader *L, int i, const struct ynode *v) {
     break;
   case TOP_STATE_DIR:
     cfg_get_path(L, v, "state_dir", cfg->state_dir, sizeof(cfg->state_dir));
+    break;
+  case TOP_SYNC:
+    parse_sync(L, v);
     break;
   case TOP_INCLUDE:
     parse_includes(L, v);

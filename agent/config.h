@@ -24,6 +24,8 @@
 #define CONFIG_SOCKET_MAX 107         /* sun_path less its NUL */
 #define CONFIG_FILE_MAX (1024 * 1024) /* bytes of one YAML file */
 #define CONFIG_ERRORS_MAX 100         /* problems reported before giving up */
+#define CONFIG_SYNC_MEMBERS_MAX 4096  /* sync.min_members: PEERS_MAX_DEFAULT */
+#define CONFIG_SYNC_WAIT_DEFAULT_MS 30000
 
 /* Where something was written: for messages about it after loading. */
 struct config_mark {
@@ -141,6 +143,12 @@ struct config {
   unsigned socket_mode;               /* default 0660 */
 
   char state_dir[CONFIG_PATH_MAX]; /* default /var/lib/choreo */
+
+  /* sync: what conditions wait for after a start (policy_sync). */
+  unsigned sync_min_members; /* other members heard; default 0 */
+  size_t sync_ngroups;       /* a member of each heard */
+  char sync_groups[CHOREO_GROUPS_MAX][CHOREO_NAME_MAX + 1];
+  uint64_t sync_max_wait_ms; /* default 0 (none); 30s once sync is given */
 
   size_t nbehaviours;
   struct config_behaviour *behaviours; /* owned */

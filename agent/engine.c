@@ -47,6 +47,8 @@ struct engine_bstate {
   bool truth;           /* the condition's raw value at the last evaluation */
   uint64_t truth_since; /* monotonic ms when truth last changed value */
   bool applied;         /* RUN issued last (true) or REVERT / nothing */
+  bool rerun;           /* restored RUN of another condition: RUN again
+                           if the current one holds (engine_restore()) */
   bool stale;           /* an event may have changed the truth */
   struct engine_cause pending; /* last event since the last evaluation */
 
@@ -506,6 +508,21 @@ int engine_reload(struct engine *e, const struct config *cfg, uint64_t now) {
   return 0;
 }
 
+int engine_restore(struct engine *e, const char *name, bool run,
+                   bool same_condition) {
+  int i = engine_index(e, name);
+
+  if (e->synced)
+    return CHOREO_EINVAL;
+  if (i < 0 || !e->cfg->behaviours[i].has_when)
+    return CHOREO_ENOTFOUND;
+  /* A REVERT that ended leaves the behaviour as a first start does:
+   * RUN if the condition holds, nothing else. */
+  e->b[i].applied = run;
+  e->b[i].rerun = run && !same_condition;
+  return 0;
+}
+
 void engine_set_synced(struct engine *e, uint64_t now) {
   (void)now;
   e->synced = true;
@@ -719,7 +736,7 @@ static void step_condition(struct engine *e, size_t i, uint64_t now,
 
   if (s->stale)
     evaluate(e, i, now, o);
-  if (s->busy || s->truth == s->applied)
+  if (s->busy || (s->truth == s->applied && !s->rerun))
     return; /* engine_done() brings the next step */
   due = util_add_sat(s->truth_since, b->settle_ms);
   if (now < due) {
@@ -729,6 +746,7 @@ static void step_condition(struct engine *e, size_t i, uint64_t now,
   if (issue(o, now, i, s->truth ? ENGINE_ACT_RUN : ENGINE_ACT_REVERT,
             &s->cause)) {
     s->applied = s->truth;
+    s->rerun = false;
     s->busy = true;
   }
 }

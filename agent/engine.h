@@ -108,6 +108,20 @@ void engine_free(struct engine *e);
  * reload is mapped back to its behaviour by name. */
 int engine_index(const struct engine *e, const char *name);
 
+/* Before the startup sync: what the previous run of this agent applied
+ * for the level behaviour named name (applied.json, docs/BEHAVIOURS.md
+ * "Restarts"): run (its RUN was the last action that ended) or not (its
+ * REVERT was, or nothing), and whether that was for the same condition
+ * (selector and `when`) as now. Once synced the engine reconciles:
+ *   run, same condition:    REVERT if the condition is false, else nothing;
+ *   run, other condition:   REVERT if false, RUN again if true (the RUN
+ *                           was for another condition);
+ *   not run (either way):   RUN if true, else nothing (as a first start).
+ * Returns 0; CHOREO_ENOTFOUND when no level behaviour has that name (the
+ * entry is to be ignored); CHOREO_EINVAL once synced (nothing changed). */
+int engine_restore(struct engine *e, const char *name, bool run,
+                   bool same_condition);
+
 /* The startup sync is complete: actions may be issued from now on. */
 void engine_set_synced(struct engine *e, uint64_t now);
 

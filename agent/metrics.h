@@ -58,6 +58,12 @@
      "Batches this relay published")                                           \
   XX(members_capped, "choreo_members_capped_total", "",                        \
      "Member entries ignored because the table was full")                      \
+  XX(members_future, "choreo_member_entries_dropped_total",                    \
+     "reason=\"future\"", "Member entries dropped: incarnation out of bounds") \
+  XX(refutations, "choreo_refutations_total", "",                              \
+     "Claims about this node it didn't make, outbid with a new incarnation")   \
+  XX(name_conflicts, "choreo_name_conflicts_total", "",                        \
+     "Other live agents found claiming this node's name")                      \
   XX(peer_events, "choreo_peer_events_total", "",                              \
      "Peer events (joined, state, data, left, lost)")                          \
   XX(runs_started, "choreo_script_runs_total", "",                             \

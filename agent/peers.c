@@ -13,9 +13,11 @@
  *    "heard" and its state is known;
  *  - other nodes' member lists (peers_merge_member): an "unheard" entry
  *    with a name, an address and the (inc, ver) stamp the list carried,
- *    but no state. Unheard entries raise no event until the node's own
- *    record arrives; that record is taken even when its stamp only equals
- *    the listed one, since the list carried the stamp but not the content.
+ *    but no state. Lists may spread a node's leave, but never change the
+ *    address of a node heard from: that is the node's own to say. Unheard
+ * entries raise no event until the node's own record arrives; that record is
+ * taken even when its stamp only equals the listed one, since the list carried
+ * the stamp but not the content.
  *
  * Every entry has one deadline: lost_after after its silence began while
  * alive, reap_after after its status changed while lost or left. The
@@ -432,16 +434,16 @@ static enum peers_result merge_member(struct peers *p,
     return cmp >= 0 && peer->status != PEER_LEFT
                ? member_left(p, peer, m, now, wall)
                : PEERS_STALE;
-  if (cmp <= 0)
+  /* A node heard from owns its address: only its own record changes it
+   * (a restarted node's new address arrives with its first state). A
+   * list that could move it would let one message cut the node's inbox
+   * off from everyone who took it. A heard entry also keeps the stamp of
+   * the record it holds, or the node's own record of that stamp would be
+   * taken for a duplicate. */
+  if (cmp <= 0 || peer->heard)
     return PEERS_STALE;
-  /* A heard entry keeps the stamp of the record it holds, or the node's
-   * own record of that stamp would be taken for a duplicate. */
-  if (!peer->heard) {
-    peer->rec.inc = m->inc;
-    peer->rec.ver = m->ver;
-  } else if (strcmp(m->addr, peer->rec.addr) == 0) {
-    return PEERS_STALE;
-  }
+  peer->rec.inc = m->inc;
+  peer->rec.ver = m->ver;
   (void)strlcpy_checked(peer->rec.addr, m->addr, sizeof(peer->rec.addr));
   p->digest_valid = false;
   return PEERS_UPDATED;

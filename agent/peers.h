@@ -88,6 +88,13 @@ struct peer {
   uint64_t skew_warned_at;
   int endpoint; /* the agent's connection to it; -1: none */
   char endpoint_addr[CHOREO_ADDR_MAX + 1]; /* address it was made to */
+  uint64_t redialled_at; /* monotonic ms its connection was last made anew */
+  /* Another address that sent messages under its name which were behind
+   * the record held (two agents with one name, or a restart at a new
+   * address): kept connected until alt_until, monotonic ms, so that both
+   * hear the member list that makes them refute. "" when none. */
+  char alt_addr[CHOREO_ADDR_MAX + 1];
+  uint64_t alt_until;
 };
 
 struct peer_event {

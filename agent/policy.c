@@ -45,7 +45,6 @@ static bool legacy_fresh(uint64_t msg_time, int64_t now_ms) {
 }
 
 enum policy_admit policy_admit(const struct policy_admit_in *in) {
-  uint64_t now_s = in->now_ms > 0 ? (uint64_t)(in->now_ms / 1000) : 0;
   if (strcmp(in->msg_cluster, in->cluster) != 0)
     return POLICY_DROP_CLUSTER;
   if (strcmp(in->msg_from, in->name) == 0)
@@ -58,7 +57,7 @@ enum policy_admit policy_admit(const struct policy_admit_in *in) {
   if (in->keyed && !in->proved && !in->echoes_us &&
       (in->msg_nonce || !legacy_fresh(in->msg_time, in->now_ms)))
     return POLICY_DROP_STALE;
-  if (in->msg_inc > now_s + POLICY_FUTURE_SLACK_S)
+  if (!policy_inc_in_bounds(in->msg_inc, in->now_ms))
     return POLICY_DROP_FUTURE;
   return POLICY_ADMIT;
 }
@@ -191,4 +190,152 @@ unsigned policy_after_record(const struct policy_record_in *in) {
       policy_lists_ours(in->npeers, in->name, in->their_known, in->their_name))
     return POLICY_OFFER_LIST;
   return POLICY_NOTHING;
+}
+
+/* ---- own record ---- */
+
+static uint64_t now_seconds(int64_t now_ms) {
+  return now_ms > 0 ? (uint64_t)now_ms / 1000 : 0;
+}
+
+bool policy_inc_in_bounds(uint64_t inc, int64_t now_ms) {
+  /* The sum stays far below 2^64 for any clock; a counter over 2^53 is
+   * refused by the decoder already. */
+  return inc <= now_seconds(now_ms) + POLICY_FUTURE_SLACK_S &&
+         inc <= RECORD_COUNTER_MAX;
+}
+
+uint64_t policy_start_inc(uint64_t saved, bool loaded, int64_t now_ms) {
+  uint64_t now_s = now_seconds(now_ms);
+  uint64_t next = loaded && saved < RECORD_COUNTER_MAX ? saved + 1 : 0;
+  if (next < now_s || !policy_inc_in_bounds(next, now_ms))
+    return now_s;
+  return next;
+}
+
+static bool same_text(const char *a, const char *b) {
+  return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
+}
+
+enum policy_claim policy_claim(const struct policy_claim_in *in) {
+  const struct record *own = in->own;
+  bool differs;
+
+  if (!policy_inc_in_bounds(in->inc, in->now_ms))
+    return POLICY_CLAIM_BOUNDS;
+  if (in->inc != own->inc)
+    return in->inc > own->inc ? POLICY_CLAIM_REFUTE : POLICY_CLAIM_IGNORE;
+  if (in->ver != own->ver)
+    return in->ver > own->ver ? POLICY_CLAIM_REFUTE : POLICY_CLAIM_IGNORE;
+  /* The same stamp: ours (a join address that is this node under another
+   * spelling sends us our own hellos), or a forgery that a peer holding
+   * it would keep until our next version. */
+  differs = strcmp(in->addr, own->addr) != 0 || in->left != own->left;
+  if (in->direct)
+    differs = differs || !same_text(in->state, own->state) ||
+              !same_text(in->reason, own->reason);
+  return differs ? POLICY_CLAIM_REFUTE : POLICY_CLAIM_IGNORE;
+}
+
+uint64_t policy_refute_inc(uint64_t own, uint64_t claimed) {
+  uint64_t top = own > claimed ? own : claimed;
+  return top >= RECORD_COUNTER_MAX ? RECORD_COUNTER_MAX : top + 1;
+}
+
+bool policy_sender_behind(const struct peer *peer, uint64_t msg_inc,
+                          const struct record *r) {
+  if (peer == NULL)
+    return false;
+  if (msg_inc < peer->msg_inc)
+    return true;
+  /* A member list only introduces the node: unheard, we hold no record
+   * of it that it could be behind. */
+  return r != NULL && peer->heard && record_cmp(r, &peer->rec) < 0;
+}
+
+/* ---- two agents with one name ---- */
+
+unsigned policy_rival_claim(struct policy_rival *r,
+                            const struct policy_rival_in *in) {
+  bool newcomer = in->uptime < POLICY_NEWCOMER_HEARTBEATS * in->heartbeat_ms;
+  unsigned act = POLICY_RIVAL_NONE;
+
+  if (r->addr[0] == '\0' || strcmp(r->addr, in->addr) != 0 ||
+      in->now - r->last >= in->lost_after_ms) {
+    memset(r, 0, sizeof(*r));
+    snprintf(r->addr, sizeof(r->addr), "%s", in->addr);
+    r->first = in->now;
+    r->inc = in->inc;
+    r->last = in->now;
+    r->refuted_at = in->now;
+    return POLICY_RIVAL_REFUTE | POLICY_RIVAL_NEW;
+  }
+  r->last = in->now;
+  if (in->inc > r->inc) {
+    /* It answered our refutation with a greater incarnation of its own:
+     * something keeps claiming our name from there. */
+    r->inc = in->inc;
+    r->raises++;
+    if (!r->confirmed) {
+      r->confirmed = true;
+      if (newcomer)
+        return POLICY_RIVAL_CONFLICT | POLICY_RIVAL_STOP;
+      r->refuted_at = in->now;
+      return POLICY_RIVAL_CONFLICT | POLICY_RIVAL_REFUTE;
+    }
+  }
+  if (!r->confirmed || in->now - r->refuted_at >= in->heartbeat_ms) {
+    r->refuted_at = in->now;
+    act |= POLICY_RIVAL_REFUTE;
+  }
+  return act;
+}
+
+bool policy_rival_expire(struct policy_rival *r, uint64_t now,
+                         uint64_t keep_ms) {
+  if (r->addr[0] == '\0' || now - r->last < keep_ms)
+    return false;
+  memset(r, 0, sizeof(*r));
+  return true;
+}
+
+/* ---- startup sync ---- */
+
+static uint64_t sync_add(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* Bring *at down to t when t is still ahead. */
+static void sync_at(uint64_t *at, uint64_t now, uint64_t t) {
+  if (t > now && t < *at)
+    *at = t;
+}
+
+enum policy_sync policy_sync(const struct policy_sync_in *in,
+                             uint64_t *recheck) {
+  uint64_t window_end = sync_add(in->started_at, in->window);
+  uint64_t known_end = sync_add(window_end, in->lost_after);
+  uint64_t wait_end = sync_add(in->started_at, in->max_wait);
+  bool complete = in->got_members && in->view_agreed && in->unheard == 0;
+  bool asked = in->heard >= in->min_members && in->groups_missing == 0;
+  bool view;
+
+  *recheck = UINT64_MAX;
+  if (in->known > 0)
+    view = complete || (in->known_waiting == 0 && in->now >= window_end) ||
+           in->now >= known_end;
+  else
+    view = complete || in->now >= window_end;
+  if (view && asked)
+    return POLICY_SYNC_DONE;
+  if (in->max_wait > 0 && in->now >= wait_end)
+    return POLICY_SYNC_GAVE_UP;
+  if (!view) {
+    sync_at(recheck, in->now, window_end);
+    if (in->known > 0)
+      sync_at(recheck, in->now, known_end);
+  }
+  if (in->max_wait > 0)
+    sync_at(recheck, in->now, wait_end);
+  return POLICY_SYNC_WAIT;
 }

@@ -13,6 +13,9 @@
  *                 "Relays")
  *   member lists  who sends a member list, what is news to a relay, and
  *                 what to do after a record was merged
+ *   own record    the bound on incarnations, claims about this node and
+ *                 their refutation, two agents with one name
+ *                 (docs/PROTOCOL.md "A node owns its record")
  */
 #ifndef CHOREO_POLICY_H
 #define CHOREO_POLICY_H
@@ -248,5 +251,152 @@ enum policy_after {
  * dropped). Otherwise, when views differ and our last list is older than
  * half a heartbeat, the side policy_lists_ours picks offers its list. */
 unsigned policy_after_record(const struct policy_record_in *in);
+
+/* ---- own record ---- */
+
+/* Whether an incarnation is within bounds at our clock now_ms: at most
+ * POLICY_FUTURE_SLACK_S seconds ahead of it. The one rule for envelopes
+ * (policy_admit), member entries, claims about this node and this node's
+ * own incarnation at start. */
+bool policy_inc_in_bounds(uint64_t inc, int64_t now_ms);
+
+/* The incarnation to start with: one more than the saved one (loaded:
+ * state_dir had one), never behind the clock; but a saved one that is out
+ * of bounds (policy_inc_in_bounds: a corrupted or forged file, or a clock
+ * set back) is not followed, since every peer would drop it: then the
+ * clock's. Peers that hold a higher one make the node refute
+ * (policy_claim), so it need not be exact. */
+uint64_t policy_start_inc(uint64_t saved, bool loaded, int64_t now_ms);
+
+/* A claim about this node that it did not necessarily make: a record
+ * under its name (hello, state, leave from "us"), or the entry for it in
+ * someone's member list. */
+struct policy_claim_in {
+  const struct record *own; /* our record as published */
+  bool direct;              /* a record; false: a member entry */
+  uint64_t inc, ver;
+  const char *addr;
+  bool left;
+  const char *state, *reason; /* direct only */
+  int64_t now_ms;             /* our clock, for the bound */
+};
+
+enum policy_claim {
+  POLICY_CLAIM_IGNORE, /* older than our record, or what we published */
+  POLICY_CLAIM_BOUNDS, /* incarnation out of bounds: dropped, counted */
+  POLICY_CLAIM_REFUTE, /* as new as ours or newer, and not ours: refute */
+};
+
+/* A claim as new as our record or newer that isn't exactly ours (another
+ * address, left, another state or reason, or a greater stamp) is refuted
+ * with a greater incarnation (policy_refute_inc): whoever holds it takes
+ * ours over it. An older one is ignored: ours replaces it wherever it is
+ * held. */
+enum policy_claim policy_claim(const struct policy_claim_in *in);
+
+/* The incarnation that outbids a claim: one more than the greater of ours
+ * and the claimed one; saturates at RECORD_COUNTER_MAX. */
+uint64_t policy_refute_inc(uint64_t own, uint64_t claimed);
+
+/* Whether a message from a peer shows that it is behind what we hold for
+ * it: a lower incarnation than the last message we accepted from it
+ * (msg_inc), or a record older than the one we hold (r; NULL for a
+ * member list). Then we send our member list, whose entry for it makes
+ * it refute (a node restarted with a lost state file, or whose record a
+ * forged message holds). */
+bool policy_sender_behind(const struct peer *peer, uint64_t msg_inc,
+                          const struct record *r);
+
+/* ---- two agents with one name ---- */
+
+/* A node is a newcomer for this many heartbeats after its start: a
+ * conflict it detects meanwhile stops it, not the agent that was there. */
+#define POLICY_NEWCOMER_HEARTBEATS 10
+
+/* Another address that claims this node's name (policy_rival_claim). An
+ * episode ends when the address hasn't claimed it for a lost_after. */
+struct policy_rival {
+  char addr[CHOREO_ADDR_MAX + 1]; /* "" when none */
+  uint64_t first, last;           /* monotonic ms of its first and last claim */
+  uint64_t inc;                   /* the greatest incarnation it claimed */
+  uint64_t refuted_at;            /* when we last refuted it */
+  unsigned raises;                /* times it outbid us */
+  bool confirmed;                 /* a live agent, not a one-off claim */
+  int64_t since_wall;             /* unix ms of the first claim, for status */
+};
+
+enum policy_rival_act {
+  POLICY_RIVAL_NONE = 0,
+  POLICY_RIVAL_REFUTE = 1 << 0,   /* refute the claim */
+  POLICY_RIVAL_NEW = 1 << 1,      /* a first claim from this address: warn */
+  POLICY_RIVAL_CONFLICT = 1 << 2, /* now a confirmed conflict: error, count */
+  POLICY_RIVAL_STOP = 1 << 3,     /* we are the newcomer: stop */
+};
+
+/* What the rival-tracking knows about us. */
+struct policy_rival_in {
+  const char *addr; /* the claim's address (not ours) */
+  uint64_t inc;     /* the claim's incarnation */
+  uint64_t now;     /* monotonic ms */
+  uint64_t uptime;  /* ms since this agent started */
+  uint64_t heartbeat_ms, lost_after_ms;
+};
+
+/* A claim from another address, as new as ours (policy_claim said
+ * refute). The first from an address is refuted (it may be a one-off
+ * claim: a forged message, a stale list). An address that outbids our
+ * refutation again (a greater incarnation than it claimed before) is a
+ * live agent with our name: a conflict. Then the newcomer, an agent that
+ * started less than POLICY_NEWCOMER_HEARTBEATS ago, stops; the one that
+ * was there keeps running, reports the conflict and refutes at most once
+ * a heartbeat (two long-running agents with one name would otherwise
+ * raise their incarnations as fast as messages go). Updates *r. */
+unsigned policy_rival_claim(struct policy_rival *r,
+                            const struct policy_rival_in *in);
+
+/* Status shows a rival for this long after its last claim. */
+#define POLICY_RIVAL_SHOWN_MS (10 * 60 * 1000)
+
+/* Forget a rival not heard for keep_ms; true if one was. */
+bool policy_rival_expire(struct policy_rival *r, uint64_t now,
+                         uint64_t keep_ms);
+
+/* ---- startup sync (policy_sync) ----
+ * When a starting agent may trust its view and evaluate conditions
+ * (docs/RELIABILITY.md "Restarts"). Counts are of members other than
+ * this node, alive and not left. */
+struct policy_sync_in {
+  uint64_t now, started_at; /* monotonic ms */
+  uint64_t window;          /* the startup window: 1.5 heartbeats */
+  uint64_t lost_after;
+  uint64_t max_wait;     /* sync.max_wait; 0: none */
+  bool got_members;      /* a member list or a member answered */
+  bool view_agreed;      /* a member's digest has equalled ours */
+  size_t known;          /* members loaded from members.json at start */
+  size_t known_waiting;  /* of those, in the table and not heard yet */
+  size_t unheard;        /* entries not heard yet (known_waiting included) */
+  size_t heard;          /* members heard */
+  size_t min_members;    /* sync.min_members; 0: none */
+  size_t groups_missing; /* groups of sync.groups with no member heard */
+};
+
+enum policy_sync {
+  POLICY_SYNC_WAIT,    /* not yet: check again by *recheck or on news */
+  POLICY_SYNC_DONE,    /* the view can be trusted */
+  POLICY_SYNC_GAVE_UP, /* sync.max_wait passed with something missing */
+};
+
+/* The view can be trusted when every member known at start (members.json)
+ * has been heard or is gone from the table (peers.c forgets an entry not
+ * heard for lost_after), the operator's sync.min_members and sync.groups
+ * are met, and either the views agree with every listed member heard or
+ * the startup window passed. Without a member known at start that is the
+ * window of a first start; with one, lost_after plus the window bounds
+ * the wait even if an entry lingers. sync.max_wait, when set, bounds the
+ * whole wait (GAVE_UP: the caller says what is missing). On WAIT,
+ * *recheck is the next time at which the answer can change without news
+ * (UINT64_MAX: none). */
+enum policy_sync policy_sync(const struct policy_sync_in *in,
+                             uint64_t *recheck);
 
 #endif

@@ -147,47 +147,159 @@ static char *encode(const struct saved_state *s) {
   return text;
 }
 
-/* Write text and its newline to fd, then fsync it; fd is closed in every
- * case. */
-static int write_synced(int fd, const char *text) {
+/* Write text and its newline to fd; fd stays open. */
+static int write_text(int fd, const char *text) {
   int rv = write_all(fd, text, strlen(text));
-  if (rv == 0)
-    rv = write_all(fd, "\n", 1);
-  if (rv == 0 && fsync(fd) != 0)
+  return rv == 0 ? write_all(fd, "\n", 1) : rv;
+}
+
+void state_pending_init(struct state_pending *w) {
+  memset(w, 0, sizeof(*w));
+  w->fd = -1;
+}
+
+int state_prepare(const char *dir, const char *name, const char *text,
+                  struct state_pending *w) {
+  int rv;
+
+  state_pending_init(w);
+  if ((rv = mkdir_p(dir, 0700)) != 0)
+    return rv;
+  if (path_join(w->path, sizeof(w->path), dir, name) != 0 ||
+      snprintf(w->tmp, sizeof(w->tmp), "%s/.%s.tmp.XXXXXX", dir, name) >=
+          (int)sizeof(w->tmp) ||
+      snprintf(w->dir, sizeof(w->dir), "%s", dir) >= (int)sizeof(w->dir))
+    return -ENAMETOOLONG;
+  /* A fresh name created with O_EXCL (mode 0600): nothing planted in
+   * state_dir, a symlink least of all, is ever opened or followed. */
+  w->fd = mkostemp(w->tmp, O_CLOEXEC);
+  if (w->fd < 0) {
     rv = -errno;
-  if (close(fd) != 0 && rv == 0)
-    rv = -errno;
+    w->tmp[0] = '\0';
+    return rv;
+  }
+  /* Room is taken here, at write: a full or read-only state_dir fails now,
+   * before the caller acts on what it saves. */
+  if ((rv = write_text(w->fd, text)) != 0)
+    state_abort(w);
   return rv;
 }
 
-int state_save(const char *dir, const struct saved_state *s) {
-  char path[4200], tmp[4200];
-  char *text = NULL;
-  int fd, rv;
+int state_commit(struct state_pending *w) {
+  int rv = 0;
 
-  if ((rv = mkdir_p(dir, 0700)) != 0)
-    return rv;
-  if (path_join(path, sizeof(path), dir, STATE_FILE) != 0 ||
-      path_join(tmp, sizeof(tmp), dir, "." STATE_FILE ".tmp.XXXXXX") != 0)
-    return -ENAMETOOLONG;
-  if ((text = encode(s)) == NULL)
-    return -ENOMEM;
-  /* A fresh name created with O_EXCL (mode 0600): nothing planted in
-   * state_dir, a symlink least of all, is ever opened or followed. */
-  fd = mkostemp(tmp, O_CLOEXEC);
-  if (fd < 0) {
+  if (w->fd < 0)
+    return -EBADF;
+  if (fsync(w->fd) != 0)
     rv = -errno;
-    free(text);
+  if (close(w->fd) != 0 && rv == 0)
+    rv = -errno;
+  w->fd = -1;
+  if (rv == 0 && rename(w->tmp, w->path) != 0)
+    rv = -errno;
+  if (rv != 0) {
+    unlink(w->tmp);
+    w->tmp[0] = '\0';
     return rv;
   }
-  if ((rv = write_synced(fd, text)) != 0 || rename(tmp, path) != 0) {
-    rv = rv != 0 ? rv : -errno;
-    unlink(tmp);
-    free(text);
+  w->tmp[0] = '\0';
+  return fsync_dir(w->dir);
+}
+
+void state_abort(struct state_pending *w) {
+  if (w->fd >= 0)
+    close(w->fd);
+  w->fd = -1;
+  if (w->tmp[0] != '\0')
+    unlink(w->tmp);
+  w->tmp[0] = '\0';
+}
+
+int state_write(const char *dir, const char *name, const char *text) {
+  struct state_pending w;
+  int rv = state_prepare(dir, name, text, &w);
+  return rv != 0 ? rv : state_commit(&w);
+}
+
+int state_read(const char *dir, const char *name, size_t max, char **out,
+               size_t *len) {
+  char path[4200];
+  struct stat st;
+  char *buf;
+  ssize_t n;
+  size_t got = 0;
+  int fd, rv = 0;
+
+  *out = NULL;
+  *len = 0;
+  if (path_join(path, sizeof(path), dir, name) != 0)
+    return -ENAMETOOLONG;
+  fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0)
+    return errno == ENOENT ? CHOREO_ENOTFOUND : -errno;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return CHOREO_EDECODE;
+  }
+  if ((buf = malloc(max + 1)) == NULL) {
+    close(fd);
+    return CHOREO_ENOMEM;
+  }
+  /* Read one byte past max to tell "exactly max" from "larger". */
+  while (got <= max && (n = read(fd, buf + got, max + 1 - got)) != 0) {
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      rv = -errno;
+      break;
+    }
+    got += (size_t)n;
+  }
+  close(fd);
+  if (rv == 0 && got > max)
+    rv = CHOREO_ETOOBIG;
+  if (rv != 0) {
+    free(buf);
     return rv;
   }
+  buf[got] = '\0';
+  *out = buf;
+  *len = got;
+  return 0;
+}
+
+bool state_report_due(struct state_report *r, uint64_t now_ms) {
+  if (r->said && now_ms - r->at < STATE_REPORT_GAP_MS) {
+    r->suppressed++;
+    return false;
+  }
+  r->said = true;
+  r->at = now_ms;
+  return true;
+}
+
+int state_save(const char *dir, const struct saved_state *s) {
+  char *text = encode(s);
+  int rv;
+
+  if (text == NULL)
+    return -ENOMEM;
+  rv = state_write(dir, STATE_FILE, text);
   free(text);
-  return fsync_dir(dir);
+  return rv;
+}
+
+int state_prepare_state(const char *dir, const struct saved_state *s,
+                        struct state_pending *w) {
+  char *text = encode(s);
+  int rv;
+
+  state_pending_init(w);
+  if (text == NULL)
+    return -ENOMEM;
+  rv = state_prepare(dir, STATE_FILE, text, w);
+  free(text);
+  return rv;
 }
 
 int state_dir_check(const char *dir, char *why, size_t len) {

@@ -8,11 +8,21 @@
  * either the old file or the new one, never a torn one. The temporary file
  * gets a fresh random name (.state.json.tmp.XXXXXX) created with O_EXCL
  * and mode 0600, so that nothing planted in state_dir is followed.
+ *
+ * The other files of state_dir (applied.json, members.json: statefiles.h)
+ * are written and read with the same functions, state_write() and
+ * state_read(). A save can be split in two (state_prepare(), then
+ * state_commit() or state_abort()): the text is written first, which is
+ * where a full or read-only state_dir fails, and the fsyncs and the rename
+ * come second, so that a caller can refuse a change that can't be saved
+ * without paying for the fsyncs before acting on it.
  */
 #ifndef CHOREO_STATE_H
 #define CHOREO_STATE_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "choreo.h"
@@ -45,5 +55,49 @@ int state_save(const char *dir, const struct saved_state *s);
  * Returns 0, CHOREO_EINVAL, or a negated errno (stat failed, not a
  * directory). */
 int state_dir_check(const char *dir, char *why, size_t len);
+
+/* A save in two steps: the temporary file holds the text, not yet
+ * synced nor renamed. */
+struct state_pending {
+  int fd; /* -1: none */
+  char path[4200], tmp[4200], dir[4096];
+};
+
+void state_pending_init(struct state_pending *w);
+/* Create dir (0700) if missing and write text (and a newline) to a fresh
+ * temporary file beside dir/name. Returns 0 (then call state_commit() or
+ * state_abort()) or a negated errno (nothing left behind). */
+int state_prepare(const char *dir, const char *name, const char *text,
+                  struct state_pending *w);
+/* fsync the temporary file, rename it over dir/name, fsync dir. Returns 0
+ * or a negated errno (the temporary file removed). */
+int state_commit(struct state_pending *w);
+/* Drop a prepared save; idempotent. */
+void state_abort(struct state_pending *w);
+/* state_prepare() of *s as dir/state.json. */
+int state_prepare_state(const char *dir, const struct saved_state *s,
+                        struct state_pending *w);
+/* state_prepare() then state_commit(). */
+int state_write(const char *dir, const char *name, const char *text);
+
+/* Read dir/name, at most max bytes, without following a symlink. On
+ * success *out (NUL-terminated, *len bytes) is the caller's to free().
+ * Returns 0, CHOREO_ENOTFOUND (no file), CHOREO_ETOOBIG (larger than max),
+ * CHOREO_EDECODE (not a regular file), CHOREO_ENOMEM or a negated errno. */
+int state_read(const char *dir, const char *name, size_t max, char **out,
+               size_t *len);
+
+/* Saying "cannot save" at most once per STATE_REPORT_GAP_MS: the agent
+ * keeps working with a full or read-only state_dir, and its log must not
+ * fill up with one line per change. */
+#define STATE_REPORT_GAP_MS 60000
+struct state_report {
+  bool said;
+  uint64_t at;         /* monotonic ms of the last line */
+  uint64_t suppressed; /* lines not written since */
+};
+/* Whether a line is due at now_ms (then it is counted as said); the
+ * caller reports r->suppressed in it and zeroes it. */
+bool state_report_due(struct state_report *r, uint64_t now_ms);
 
 #endif

@@ -1,10 +1,12 @@
 /*
  * util.h — small helpers every module of the agent uses: container_of,
- * ARRAY_SIZE, bounded string copies and the clocks.
+ * ARRAY_SIZE, bounded string copies, the clocks and the escaping of
+ * text that came from outside.
  */
 #ifndef CHOREO_UTIL_H
 #define CHOREO_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -49,5 +51,14 @@ const char *util_exec_problem(const char *file);
  * meaning the current directory; default_path when $PATH is unset). Used
  * wherever a command is checked before it is run (choreo check, run-in). */
 const char *util_command_problem(const char *command, const char *default_path);
+
+/* Text from outside (a peer, a script, a client) made safe for a terminal
+ * or a log line: every C0 and C1 control character, DEL, and the bidi
+ * embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) are
+ * written as escapes ("\n", "\t", "\r", "\x1b", "\u202e"), a byte that
+ * is not UTF-8 as "\xNN"; the rest is copied. Writes out[len] (always
+ * NUL-terminated when len > 0); returns false when it had to cut, at a
+ * character, ending with "...". At most 4 bytes of out per byte of s. */
+bool util_escape(const char *s, char *out, size_t len);
 
 #endif

@@ -551,6 +551,12 @@ def fault_readonly(cl, rng):
         last = drive(cl, 1, rng) or last
     finally:
         sh("mount", "-o", "remount,rw", db.state_dir)
+        # db1 restarted in a mount namespace of its own (ip netns exec),
+        # copied while the mount was read-only: that copy stays so until
+        # remounted there too, as a host's single namespace would not.
+        if db.alive():
+            sh("nsenter", "-t", str(db.proc.pid), "-m", "mount", "-o",
+               "remount,rw", db.state_dir, check=False)
     return last
 
 

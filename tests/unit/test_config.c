@@ -435,7 +435,7 @@ static void config_rejects_unknown_key(void **state) {
       "@/main.yaml:2:3: node: unknown key \"nam\" (expected name, cluster, "
       "groups, state, data)",
       "@/main.yaml:3:1: unknown key \"behavior\" (expected node, network, "
-      "control, state_dir, include, checks, behaviours)",
+      "control, state_dir, sync, include, checks, behaviours)",
       "@/main.yaml:6:12: behaviours[0].when: unknown key \"anyy\" (expected "
       "any, all, none, fewer_than, state)");
 }
@@ -504,6 +504,68 @@ static void config_rejects_lost_after_not_above_heartbeat(void **state) {
   config_errors_free(&f->errs);
   EXPECT_ERRORS(f, load(f, "fast.yaml"),
                 "@/fast.yaml:2:14: network.heartbeat: must be at least 10ms");
+}
+
+/* ---- sync ---- */
+
+static void config_sync_defaults_to_waiting_for_nothing_more(void **state) {
+  struct fixture *f = *state;
+  struct config *cfg;
+  put(f, "main.yaml", "node: {name: web1}\n");
+  cfg = load_ok(f, "main.yaml");
+  assert_int_equal(cfg->sync_min_members, 0);
+  assert_int_equal(cfg->sync_ngroups, 0);
+  assert_int_equal(cfg->sync_max_wait_ms, 0);
+}
+
+static void config_reads_the_sync_section(void **state) {
+  struct fixture *f = *state;
+  struct config *cfg;
+  put(f, "main.yaml",
+      "sync:\n"
+      "  min_members: 3\n"
+      "  groups: [db, web]\n"
+      "  max_wait: 45s\n");
+  cfg = load_ok(f, "main.yaml");
+  assert_int_equal(cfg->sync_min_members, 3);
+  assert_int_equal(cfg->sync_ngroups, 2);
+  assert_string_equal(cfg->sync_groups[0], "db");
+  assert_string_equal(cfg->sync_groups[1], "web");
+  assert_int_equal(cfg->sync_max_wait_ms, 45000);
+  config_free(f->cfg);
+  f->cfg = NULL;
+  put(f, "short.yaml", "sync: {groups: [db]}\n");
+  cfg = load_ok(f, "short.yaml");
+  assert_int_equal(cfg->sync_max_wait_ms, CONFIG_SYNC_WAIT_DEFAULT_MS);
+}
+
+static void config_rejects_bad_sync_values(void **state) {
+  struct fixture *f = *state;
+  put(f, "main.yaml",
+      "sync:\n"
+      "  min_members: -1\n"
+      "  groups: [db, db, \"No Good\"]\n"
+      "  max_wait: 0s\n"
+      "  wait: 1s\n");
+  EXPECT_ERRORS(f, load(f, "main.yaml"),
+                "@/main.yaml:5:3: sync: unknown key \"wait\" (expected "
+                "min_members, groups, max_wait)",
+                "@/main.yaml:2:16: sync.min_members: \"-1\" is not a whole "
+                "number",
+                "@/main.yaml:3:16: sync.groups: group \"db\" is listed twice",
+                "@/main.yaml:3:20: sync.groups: \"No Good\" is not a valid "
+                "name (1-64 of A-Z a-z 0-9 . _ -)",
+                "@/main.yaml:4:13: sync.max_wait: must be longer than 0s: the "
+                "agent would never act without what it waits for");
+}
+
+static void config_rejects_sync_in_an_included_file(void **state) {
+  struct fixture *f = *state;
+  put(f, "main.yaml", "include: [pack.yaml]\n");
+  put(f, "pack.yaml", "sync: {min_members: 1}\n");
+  EXPECT_ERRORS(f, load(f, "main.yaml"),
+                "@/pack.yaml:1:1: sync: not allowed in an included file (only "
+                "behaviours and checks)");
 }
 
 /* ---- Problems: node ---- */
@@ -1393,6 +1455,10 @@ int main(void) {
       T(config_rejects_wrong_types),
       T(config_rejects_bad_duration),
       T(config_rejects_lost_after_not_above_heartbeat),
+      T(config_sync_defaults_to_waiting_for_nothing_more),
+      T(config_reads_the_sync_section),
+      T(config_rejects_bad_sync_values),
+      T(config_rejects_sync_in_an_included_file),
       T(config_rejects_bad_state_characters),
       T(config_rejects_bad_node_fields),
       T(config_rejects_too_many_groups),

@@ -55,6 +55,8 @@ enum op_kind {
   OP_STEP,     /* only step */
   OP_DEADLINE, /* step, then the deadline must be `at` */
   OP_CLAIM,    /* engine_claim() must be b (-1: none); no step */
+  OP_RESTORE,  /* engine_restore(peer: name, ver: run, b: same condition)
+                  must return at; then step */
 };
 
 struct op {
@@ -103,6 +105,11 @@ struct row {
   { .kind = OP_DEADLINE, .t = t_, .at = at_ }
 #define CLAIM(b_)                                                              \
   { .kind = OP_CLAIM, .b = b_ }
+#define RESTORE(name_, run_, same_, rv_)                                       \
+  {                                                                            \
+    .kind = OP_RESTORE, .peer = name_, .ver = run_, .b = same_,                \
+    .at = (uint64_t)(int64_t)(rv_)                                             \
+  }
 
 /* Two peers of group db in the given states, then the sync, at time 0. */
 #define START(s1, s2) M(0, "db1", s1, 1), M(0, "db2", s2, 1), SYNC(0)
@@ -481,6 +488,78 @@ static const struct row rows[] = {
              DEADLINE(30, 120), STEP(120)},
      .expect = "run()",
      .claim = -1},
+
+    /* Restarts (docs/BEHAVIOURS.md "Restarts"): what applied.json says
+     * was applied, reconciled with the truth once synced. */
+    {.name = "restored_run_and_condition_false_reverts",
+     .b = {{ANY("maintenance"), DB, .claim = "degraded"}},
+     .ops = {RESTORE("b0", 1, 1, 0), START("ready", "ready")},
+     .expect = "revert()",
+     .claim = -1},
+    {.name = "restored_run_and_condition_true_does_nothing",
+     .b = {{ANY("maintenance"), DB, .claim = "degraded"}},
+     .ops = {RESTORE("b0", 1, 1, 0), START("maintenance", "ready"), STEP(1000)},
+     .expect = "",
+     .claim = 0},
+    {.name = "restored_run_is_claimed_before_the_sync",
+     .b = {{ANY("maintenance"), DB, .claim = "degraded"}},
+     .ops = {RESTORE("b0", 1, 1, 0), CLAIM(0), M(0, "db1", "ready", 1),
+             CLAIM(0), SYNC(10)},
+     .expect = "revert()",
+     .claim = -1},
+    {.name = "restored_revert_and_condition_true_runs",
+     .b = {{ANY("maintenance"), DB, .claim = "degraded"}},
+     .ops = {RESTORE("b0", 0, 1, 0), START("maintenance", "ready")},
+     .expect = "run()",
+     .claim = 0},
+    {.name = "restored_revert_and_condition_false_does_nothing",
+     .b = {{ANY("maintenance"), DB}},
+     .ops = {RESTORE("b0", 0, 1, 0), START("ready", "ready"), STEP(1000)},
+     .expect = "",
+     .claim = -1},
+    {.name = "restored_run_of_another_condition_runs_again_when_true",
+     .b = {{ANY("maintenance"), DB}},
+     .ops = {RESTORE("b0", 1, 0, 0), START("maintenance", "ready"), STEP(1000)},
+     .expect = "run()",
+     .claim = -1},
+    {.name = "restored_run_of_another_condition_reverts_when_false",
+     .b = {{ANY("maintenance"), DB}},
+     .ops = {RESTORE("b0", 1, 0, 0), START("ready", "ready"), STEP(1000)},
+     .expect = "revert()",
+     .claim = -1},
+    {.name = "restored_revert_of_another_condition_is_a_first_start",
+     .b = {{NONE("maintenance"), DB}},
+     .ops = {RESTORE("b0", 0, 0, 0), START("ready", "ready")},
+     .expect = "run()",
+     .claim = -1},
+    {.name = "restored_run_then_truth_changes_alternate_as_usual",
+     .b = {{ANY("maintenance"), DB}},
+     .ops = {RESTORE("b0", 1, 1, 0), START("maintenance", "ready"),
+             M(100, "db1", "ready", 2), M(200, "db1", "maintenance", 3)},
+     .expect = "revert(db1) run(db1)",
+     .claim = -1},
+    {.name = "restored_run_false_waits_for_settle",
+     .b = {{ANY("maintenance"), DB, .settle = 100}},
+     .ops = {RESTORE("b0", 1, 1, 0), START("ready", "ready"), DEADLINE(50, 100),
+             STEP(100)},
+     .expect = "revert()",
+     .claim = -1},
+    {.name = "restored_unknown_behaviour_is_ignored",
+     .b = {{ANY("maintenance"), DB}},
+     .ops = {RESTORE("gone", 1, 1, CHOREO_ENOTFOUND), START("ready", "ready")},
+     .expect = "",
+     .claim = -1},
+    {.name = "restored_event_behaviour_is_ignored",
+     .b = {{.on = CONFIG_EV_BIT(CONFIG_EV_STATE), DB}},
+     .ops = {RESTORE("b0", 1, 1, CHOREO_ENOTFOUND), START("ready", "ready")},
+     .expect = "",
+     .claim = -1},
+    {.name = "restore_after_the_sync_changes_nothing",
+     .b = {{ANY("maintenance"), DB}},
+     .ops = {START("ready", "ready"), RESTORE("b0", 1, 1, CHOREO_EINVAL),
+             STEP(1000)},
+     .expect = "",
+     .claim = -1},
 };
 
 /* ---- harness ---- */
@@ -624,6 +703,10 @@ static void apply(struct harness *h, const struct op *op) {
   case OP_CLAIM:
     assert_int_equal(engine_claim(&h->e), op->b);
     return;
+  case OP_RESTORE:
+    assert_int_equal(engine_restore(&h->e, op->peer, op->ver != 0, op->b != 0),
+                     (int)(int64_t)op->at);
+    break;
   case OP_END:
   case OP_STEP:
   case OP_DEADLINE:

@@ -452,11 +452,27 @@ static void peers_update_a_listed_address_only_when_newer(void **state) {
   assert_int_equal(member(&f->p, "a", 1, 3, false, "tcp://a:2", 1),
                    PEERS_STALE);
   assert_string_equal(a->rec.addr, "tcp://a:7410");
+  /* A node heard from owns its address: a newer list entry can't move it
+   * (one forged entry would cut its inbox off). */
   assert_int_equal(member(&f->p, "a", 1, 4, false, "tcp://a:2", 2),
-                   PEERS_UPDATED);
-  assert_string_equal(a->rec.addr, "tcp://a:2");
+                   PEERS_STALE);
+  assert_int_equal(member(&f->p, "a", 9, 1, false, "tcp://a:2", 2),
+                   PEERS_STALE);
+  assert_string_equal(a->rec.addr, "tcp://a:7410");
   /* A heard entry keeps the stamp of the record it holds. */
   assert_int_equal(a->rec.ver, 3);
+  assert_int_equal(a->rec.inc, 1);
+  /* Its own record moves it. */
+  {
+    struct record r;
+    struct peer *out = NULL;
+    make_record(&r, "a", 1, 4, "ready", false, NULL);
+    snprintf(r.addr, sizeof(r.addr), "tcp://a:3");
+    assert_int_equal(peers_merge_direct(&f->p, &r, 3, WALL, &out),
+                     PEERS_UPDATED);
+    record_free(&r);
+  }
+  assert_string_equal(a->rec.addr, "tcp://a:3");
 
   assert_int_equal(member(&f->p, "b", 1, 1, false, NULL, 0), PEERS_NEW);
   b = peers_find(&f->p, "b");
@@ -678,7 +694,7 @@ static void peers_digest_cache_follows_every_change(void **state) {
                    PEERS_UPDATED); /* a restart: new incarnation */
   SAME();
   assert_int_equal(member(&p, "a", 2, 5, false, "tcp://a:9", 0),
-                   PEERS_UPDATED); /* a newer address */
+                   PEERS_STALE); /* heard: its address is its own */
   SAME();
   assert_int_equal(member(&p, "a", 2, 6, true, NULL, 0), PEERS_UPDATED);
   SAME();

@@ -579,6 +579,369 @@ static void after_record(void **state) {
   }
 }
 
+/* ---- own record ---- */
+
+#define OWN_NOW_MS INT64_C(1764061200000) /* 2025-11-25 09:00:00 UTC */
+#define OWN_NOW_S UINT64_C(1764061200)
+
+static void inc_bounds(void **state) {
+  static const struct {
+    const char *name;
+    uint64_t inc;
+    int64_t now_ms;
+    bool in;
+  } rows[] = {
+      {"zero", 0, OWN_NOW_MS, true},
+      {"now", OWN_NOW_S, OWN_NOW_MS, true},
+      {"a_day_ahead", OWN_NOW_S + POLICY_FUTURE_SLACK_S, OWN_NOW_MS, true},
+      {"a_day_and_a_second_ahead", OWN_NOW_S + POLICY_FUTURE_SLACK_S + 1,
+       OWN_NOW_MS, false},
+      {"two_to_the_53_minus_1", RECORD_COUNTER_MAX - 1, OWN_NOW_MS, false},
+      {"uint64_max", UINT64_MAX, OWN_NOW_MS, false},
+      {"clock_before_1970", POLICY_FUTURE_SLACK_S, -5000, true},
+      {"clock_before_1970_beyond", POLICY_FUTURE_SLACK_S + 1, -5000, false},
+      {"clock_at_the_end_of_time", RECORD_COUNTER_MAX + 1, INT64_MAX, false},
+  };
+  (void)state;
+  for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+    print_message("%s\n", rows[i].name);
+    assert_int_equal(policy_inc_in_bounds(rows[i].inc, rows[i].now_ms),
+                     rows[i].in);
+  }
+}
+
+static void start_inc(void **state) {
+  static const struct {
+    const char *name;
+    uint64_t saved;
+    bool loaded;
+    uint64_t want;
+  } rows[] = {
+      {"no_file_takes_the_clock", 0, false, OWN_NOW_S},
+      {"no_file_ignores_saved", OWN_NOW_S + 50, false, OWN_NOW_S},
+      {"older_file_takes_the_clock", OWN_NOW_S - 100, true, OWN_NOW_S},
+      {"quick_restarts_go_one_ahead", OWN_NOW_S + 9, true, OWN_NOW_S + 10},
+      {"just_in_bounds", OWN_NOW_S + POLICY_FUTURE_SLACK_S - 1, true,
+       OWN_NOW_S + POLICY_FUTURE_SLACK_S},
+      {"at_the_bound_the_next_is_out", OWN_NOW_S + POLICY_FUTURE_SLACK_S, true,
+       OWN_NOW_S},
+      {"ten_days_ahead_is_not_followed", OWN_NOW_S + 10 * 86400, true,
+       OWN_NOW_S},
+      {"counter_max_does_not_overflow", RECORD_COUNTER_MAX, true, OWN_NOW_S},
+      {"uint64_max_does_not_overflow", UINT64_MAX, true, OWN_NOW_S},
+  };
+  (void)state;
+  for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+    print_message("%s\n", rows[i].name);
+    assert_int_equal(
+        policy_start_inc(rows[i].saved, rows[i].loaded, OWN_NOW_MS),
+        rows[i].want);
+  }
+}
+
+static void claims_about_this_node(void **state) {
+  struct record own;
+  static const struct {
+    const char *name;
+    bool direct;
+    uint64_t inc, ver;
+    const char *addr;
+    bool left;
+    const char *st, *reason;
+    enum policy_claim want;
+  } rows[] = {
+      {"older_incarnation_is_ignored", false, OWN_NOW_S - 1, 99, "tcp://a:1",
+       true, NULL, NULL, POLICY_CLAIM_IGNORE},
+      {"older_version_is_ignored", true, OWN_NOW_S, 4, "tcp://b:1", false,
+       "maintenance", "", POLICY_CLAIM_IGNORE},
+      {"our_own_entry", false, OWN_NOW_S, 5, "tcp://a:1", false, NULL, NULL,
+       POLICY_CLAIM_IGNORE},
+      {"our_own_record_echoed", true, OWN_NOW_S, 5, "tcp://a:1", false, "ready",
+       "up", POLICY_CLAIM_IGNORE},
+      {"same_stamp_other_address", false, OWN_NOW_S, 5, "tcp://b:1", false,
+       NULL, NULL, POLICY_CLAIM_REFUTE},
+      {"same_stamp_left", false, OWN_NOW_S, 5, "tcp://a:1", true, NULL, NULL,
+       POLICY_CLAIM_REFUTE},
+      {"same_stamp_other_state", true, OWN_NOW_S, 5, "tcp://a:1", false,
+       "maintenance", "up", POLICY_CLAIM_REFUTE},
+      {"same_stamp_other_reason", true, OWN_NOW_S, 5, "tcp://a:1", false,
+       "ready", "forged", POLICY_CLAIM_REFUTE},
+      {"greater_version_same_address", false, OWN_NOW_S, 6, "tcp://a:1", false,
+       NULL, NULL, POLICY_CLAIM_REFUTE},
+      {"greater_incarnation_held_by_peers", false, OWN_NOW_S + 10, 1,
+       "tcp://a:1", false, NULL, NULL, POLICY_CLAIM_REFUTE},
+      {"left_just_under_a_day_ahead", false, OWN_NOW_S + 86399, 1, "tcp://a:1",
+       true, NULL, NULL, POLICY_CLAIM_REFUTE},
+      {"left_at_two_to_the_53_minus_1", false, RECORD_COUNTER_MAX - 1, 1,
+       "tcp://a:1", true, NULL, NULL, POLICY_CLAIM_BOUNDS},
+      {"record_beyond_a_day", true, OWN_NOW_S + 86401, 1, "tcp://a:1", false,
+       "ready", "up", POLICY_CLAIM_BOUNDS},
+  };
+  (void)state;
+  assert_int_equal(record_init(&own), 0);
+  snprintf(own.name, sizeof(own.name), "db1");
+  snprintf(own.addr, sizeof(own.addr), "tcp://a:1");
+  snprintf(own.state, sizeof(own.state), "ready");
+  snprintf(own.reason, sizeof(own.reason), "up");
+  own.inc = OWN_NOW_S;
+  own.ver = 5;
+  for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+    struct policy_claim_in in = {
+        .own = &own,
+        .direct = rows[i].direct,
+        .inc = rows[i].inc,
+        .ver = rows[i].ver,
+        .addr = rows[i].addr,
+        .left = rows[i].left,
+        .state = rows[i].st,
+        .reason = rows[i].reason,
+        .now_ms = OWN_NOW_MS,
+    };
+    print_message("%s\n", rows[i].name);
+    assert_int_equal(policy_claim(&in), rows[i].want);
+  }
+  record_free(&own);
+}
+
+static void refute_inc_outbids_and_saturates(void **state) {
+  static const struct {
+    uint64_t own, claimed, want;
+  } rows[] = {
+      {100, 50, 101},
+      {100, 100, 101},
+      {100, 200, 201},
+      {RECORD_COUNTER_MAX - 1, 5, RECORD_COUNTER_MAX},
+      {RECORD_COUNTER_MAX, 5, RECORD_COUNTER_MAX},
+      {5, UINT64_MAX, RECORD_COUNTER_MAX},
+  };
+  (void)state;
+  for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
+    assert_int_equal(policy_refute_inc(rows[i].own, rows[i].claimed),
+                     rows[i].want);
+}
+
+static void sender_behind_what_we_hold(void **state) {
+  struct peer peer;
+  struct record r;
+  (void)state;
+  memset(&peer, 0, sizeof(peer));
+  assert_int_equal(record_init(&peer.rec), 0);
+  assert_int_equal(record_init(&r), 0);
+  peer.rec.inc = 20;
+  peer.rec.ver = 3;
+  peer.msg_inc = 20;
+  peer.heard = true;
+
+  assert_false(policy_sender_behind(NULL, 1, NULL));
+  /* A restart with a lower incarnation than its last message. */
+  assert_true(policy_sender_behind(&peer, 19, NULL));
+  assert_false(policy_sender_behind(&peer, 20, NULL));
+  /* Its record older than the one held (a forged one outranks it). */
+  r.inc = 20;
+  r.ver = 2;
+  assert_true(policy_sender_behind(&peer, 20, &r));
+  r.ver = 3;
+  assert_false(policy_sender_behind(&peer, 20, &r));
+  r.ver = 4;
+  assert_false(policy_sender_behind(&peer, 20, &r));
+  /* Only listed: no record of it held that it could be behind. */
+  peer.heard = false;
+  r.ver = 1;
+  assert_false(policy_sender_behind(&peer, 20, &r));
+  record_free(&r);
+  record_free(&peer.rec);
+}
+
+struct rival_step {
+  const char *addr;
+  uint64_t inc, now, uptime;
+  unsigned want;
+};
+
+static void run_rival(const struct rival_step *steps, size_t n) {
+  struct policy_rival r;
+  memset(&r, 0, sizeof(r));
+  for (size_t i = 0; i < n; i++) {
+    struct policy_rival_in in = {
+        .addr = steps[i].addr,
+        .inc = steps[i].inc,
+        .now = steps[i].now,
+        .uptime = steps[i].uptime,
+        .heartbeat_ms = 1000,
+        .lost_after_ms = 5000,
+    };
+    print_message("step %zu\n", i);
+    assert_int_equal(policy_rival_claim(&r, &in), steps[i].want);
+  }
+}
+
+#define R POLICY_RIVAL_REFUTE
+#define N POLICY_RIVAL_NEW
+#define C POLICY_RIVAL_CONFLICT
+#define S POLICY_RIVAL_STOP
+
+static void rival_the_agent_that_was_there_stays(void **state) {
+  static const struct rival_step steps[] = {
+      {"tcp://b:1", 10, 100000, 100000, R | N}, /* first claim: refute */
+      {"tcp://b:1", 10, 100100, 100100, R},     /* the same list again */
+      {"tcp://b:1", 12, 100300, 100300, C | R}, /* it outbid us: live */
+      {"tcp://b:1", 14, 100500, 100500, 0},     /* at most once a heartbeat */
+      {"tcp://b:1", 16, 101300, 101300, R},
+      {"tcp://c:1", 17, 101400, 101400, R | N}, /* another address */
+      {"tcp://c:1", 17, 107000, 107000, R | N}, /* silent a lost_after */
+  };
+  (void)state;
+  run_rival(steps, ARRAY_SIZE(steps));
+}
+
+static void rival_the_newcomer_stops(void **state) {
+  static const struct rival_step steps[] = {
+      {"tcp://a:1", 10, 2000, 2000, R | N},
+      {"tcp://a:1", 10, 2100, 2100, R},
+      {"tcp://a:1", 12, 2300, 2300, C | S},
+  };
+  (void)state;
+  run_rival(steps, ARRAY_SIZE(steps));
+}
+
+static void rival_a_one_off_claim_stops_nobody(void **state) {
+  /* A forged entry repeated by every member's list, never raised. */
+  static const struct rival_step steps[] = {
+      {"tcp://x:1", 50, 1000, 1000, R | N},
+      {"tcp://x:1", 50, 1200, 1200, R},
+      {"tcp://x:1", 50, 1400, 1400, R},
+      {"tcp://x:1", 49, 1600, 1600, R},
+  };
+  (void)state;
+  run_rival(steps, ARRAY_SIZE(steps));
+}
+
+#undef R
+#undef N
+#undef C
+#undef S
+
+static void rival_expires(void **state) {
+  struct policy_rival r;
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  assert_false(policy_rival_expire(&r, 10, 5));
+  snprintf(r.addr, sizeof(r.addr), "tcp://b:1");
+  r.last = 100;
+  assert_false(policy_rival_expire(&r, 104, 5));
+  assert_true(policy_rival_expire(&r, 105, 5));
+  assert_string_equal(r.addr, "");
+}
+
+/* ---- startup sync ---- */
+
+#define SYNC_BASE .started_at = 1000, .window = 1500, .lost_after = 5000
+#define NEVER UINT64_MAX
+
+static const struct {
+  const char *name;
+  struct policy_sync_in in;
+  enum policy_sync expect;
+  uint64_t recheck;
+} sync_rows[] = {
+    {"first_start_all_heard_and_agreed_is_done",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 1100,
+      .heard = 2},
+     POLICY_SYNC_DONE,
+     NEVER},
+    {"first_start_no_answer_waits_the_window",
+     {SYNC_BASE, .view_agreed = true, .now = 1100},
+     POLICY_SYNC_WAIT,
+     2500},
+    {"first_start_views_differ_waits_the_window",
+     {SYNC_BASE, .got_members = true, .now = 1100, .heard = 1},
+     POLICY_SYNC_WAIT,
+     2500},
+    {"first_start_unheard_member_waits_the_window",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 1100,
+      .unheard = 1, .heard = 1},
+     POLICY_SYNC_WAIT,
+     2500},
+    {"first_start_window_over_is_done",
+     {SYNC_BASE, .view_agreed = true, .now = 2500},
+     POLICY_SYNC_DONE,
+     NEVER},
+    {"restart_waits_for_known_members_past_the_window",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 2600,
+      .known = 3, .known_waiting = 1, .unheard = 1, .heard = 2},
+     POLICY_SYNC_WAIT,
+     7500},
+    {"restart_empty_view_waits",
+     {SYNC_BASE, .now = 1750, .known = 2, .known_waiting = 2, .unheard = 2},
+     POLICY_SYNC_WAIT,
+     2500},
+    {"restart_all_known_heard_and_agreed_is_done_at_once",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 1300,
+      .known = 2, .heard = 2},
+     POLICY_SYNC_DONE,
+     NEVER},
+    {"restart_known_heard_views_differ_waits_the_window",
+     {SYNC_BASE, .got_members = true, .now = 1300, .known = 2, .heard = 2},
+     POLICY_SYNC_WAIT,
+     2500},
+    {"restart_known_heard_or_forgotten_after_window_is_done",
+     {SYNC_BASE, .got_members = true, .now = 2500, .known = 2, .heard = 1},
+     POLICY_SYNC_DONE,
+     NEVER},
+    {"restart_known_member_silent_for_lost_after_is_done",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 7500,
+      .known = 1, .known_waiting = 1, .unheard = 1},
+     POLICY_SYNC_DONE,
+     NEVER},
+    {"min_members_not_met_waits_for_news",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 3000,
+      .heard = 1, .min_members = 2},
+     POLICY_SYNC_WAIT,
+     NEVER},
+    {"min_members_met_is_done",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 1100,
+      .heard = 2, .min_members = 2},
+     POLICY_SYNC_DONE,
+     NEVER},
+    {"missing_group_waits_until_max_wait",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 3000,
+      .heard = 2, .groups_missing = 1, .max_wait = 30000},
+     POLICY_SYNC_WAIT,
+     31000},
+    {"missing_group_at_max_wait_gives_up",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 31000,
+      .heard = 2, .groups_missing = 1, .max_wait = 30000},
+     POLICY_SYNC_GAVE_UP,
+     NEVER},
+    {"max_wait_cuts_the_wait_for_known_members",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 3000,
+      .known = 1, .known_waiting = 1, .unheard = 1, .max_wait = 2000},
+     POLICY_SYNC_GAVE_UP,
+     NEVER},
+    {"max_wait_is_the_earliest_recheck",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 1100,
+      .known = 1, .known_waiting = 1, .unheard = 1, .max_wait = 1000},
+     POLICY_SYNC_WAIT,
+     2000},
+    {"nothing_missing_at_max_wait_is_done",
+     {SYNC_BASE, .got_members = true, .view_agreed = true, .now = 40000,
+      .heard = 1, .min_members = 1, .max_wait = 30000},
+     POLICY_SYNC_DONE,
+     NEVER},
+};
+
+static void sync_decides_when_the_view_can_be_trusted(void **state) {
+  for (size_t i = 0; i < sizeof(sync_rows) / sizeof(sync_rows[0]); i++) {
+    uint64_t recheck = 0;
+    enum policy_sync got = policy_sync(&sync_rows[i].in, &recheck);
+    if (got != sync_rows[i].expect || recheck != sync_rows[i].recheck)
+      fail_msg("%s: got %d recheck %llu, want %d recheck %llu",
+               sync_rows[i].name, (int)got, (unsigned long long)recheck,
+               (int)sync_rows[i].expect,
+               (unsigned long long)sync_rows[i].recheck);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(own_state_precedence),
@@ -598,6 +961,16 @@ int main(void) {
       cmocka_unit_test(lists_ours_is_one_sided),
       cmocka_unit_test(is_news_when_it_tells_something),
       cmocka_unit_test(after_record),
+      cmocka_unit_test(inc_bounds),
+      cmocka_unit_test(start_inc),
+      cmocka_unit_test(claims_about_this_node),
+      cmocka_unit_test(refute_inc_outbids_and_saturates),
+      cmocka_unit_test(sender_behind_what_we_hold),
+      cmocka_unit_test(rival_the_agent_that_was_there_stays),
+      cmocka_unit_test(rival_the_newcomer_stops),
+      cmocka_unit_test(rival_a_one_off_claim_stops_nobody),
+      cmocka_unit_test(rival_expires),
+      cmocka_unit_test(sync_decides_when_the_view_can_be_trusted),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

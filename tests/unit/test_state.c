@@ -2,8 +2,10 @@
  * test_state.c — this node's state file in state_dir: a save loads back
  * the same; a missing, corrupt, truncated or oversized file is an error,
  * never a crash; a failed save closes its descriptor and leaves no
- * temporary file; a planted symlink is never followed; and state_dir_check
- * refuses directories others could write to.
+ * temporary file; a planted symlink is never followed; a save in two steps
+ * fails at its first when there is no room and leaves nothing behind when
+ * dropped; reads of state_dir's files are bounded and follow no symlink;
+ * and state_dir_check refuses directories others could write to.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -308,6 +310,129 @@ static void state_save_never_follows_a_planted_symlink(void **state) {
   json_decref(s.data);
 }
 
+/* ---- Two-step saves and bounded reads (state_prepare, state_read) ---- */
+
+static void state_prepare_fails_where_the_write_would(void **state) {
+  struct fixture *f = *state;
+  struct rlimit old, small = {.rlim_cur = 16, .rlim_max = RLIM_INFINITY};
+  struct state_pending w;
+  void (*prev)(int);
+  int before, rv;
+
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+  small.rlim_max = old.rlim_max;
+  prev = signal(SIGXFSZ, SIG_IGN);
+  before = open_fds();
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+  rv = state_prepare(f->sub, "applied.json",
+                     "text longer than sixteen bytes, as a full disk", &w);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+  signal(SIGXFSZ, prev);
+  assert_int_equal(rv, -EFBIG);
+  assert_int_equal(w.fd, -1);
+  assert_int_equal(open_fds(), before);
+  assert_int_equal(entries(f->sub, ""), 0);
+}
+
+static void state_prepare_in_a_read_only_dir_leaves_nothing(void **state) {
+  struct fixture *f = *state;
+  struct state_pending w;
+
+  if (geteuid() == 0)
+    skip(); /* root writes through a mode of 0500 */
+  assert_int_equal(mkdir(f->sub, 0500), 0);
+  assert_int_equal(state_prepare(f->sub, "members.json", "{}", &w), -EACCES);
+  assert_int_equal(w.fd, -1);
+  assert_int_equal(entries(f->sub, ""), 0);
+}
+
+static void state_abort_drops_a_prepared_save(void **state) {
+  struct fixture *f = *state;
+  struct state_pending w;
+  char *text = NULL;
+  size_t len;
+  int before = open_fds();
+
+  assert_int_equal(state_write(f->sub, "applied.json", "old"), 0);
+  assert_int_equal(state_prepare(f->sub, "applied.json", "new", &w), 0);
+  assert_int_equal(entries(f->sub, ".applied.json.tmp."), 1);
+  state_abort(&w);
+  state_abort(&w); /* idempotent */
+  assert_int_equal(entries(f->sub, "."), 0);
+  assert_int_equal(open_fds(), before);
+  assert_int_equal(state_read(f->sub, "applied.json", 64, &text, &len), 0);
+  assert_string_equal(text, "old\n");
+  free(text);
+}
+
+static void state_commit_replaces_the_file(void **state) {
+  struct fixture *f = *state;
+  struct state_pending w;
+  char *text = NULL;
+  size_t len;
+
+  assert_int_equal(state_write(f->sub, "members.json", "old"), 0);
+  assert_int_equal(state_prepare(f->sub, "members.json", "new", &w), 0);
+  assert_int_equal(state_commit(&w), 0);
+  assert_int_equal(entries(f->sub, "."), 0);
+  assert_int_equal(state_read(f->sub, "members.json", 64, &text, &len), 0);
+  assert_string_equal(text, "new\n");
+  assert_int_equal(len, 4);
+  free(text);
+  assert_int_equal(state_commit(&w), -EBADF); /* once only */
+}
+
+static void state_read_is_bounded(void **state) {
+  struct fixture *f = *state;
+  char path[256], *text = (char *)"x";
+  size_t len = 1;
+
+  assert_int_equal(state_read(f->sub, "applied.json", 8, &text, &len),
+                   CHOREO_ENOTFOUND);
+  assert_null(text);
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  snprintf(path, sizeof(path), "%s/applied.json", f->sub);
+  put(path, "12345678");
+  assert_int_equal(state_read(f->sub, "applied.json", 8, &text, &len), 0);
+  assert_int_equal(len, 8);
+  free(text);
+  put(path, "123456789");
+  assert_int_equal(state_read(f->sub, "applied.json", 8, &text, &len),
+                   CHOREO_ETOOBIG);
+  assert_null(text);
+}
+
+static void state_read_refuses_symlinks_and_directories(void **state) {
+  struct fixture *f = *state;
+  char path[256], victim[256], *text = NULL;
+  size_t len;
+
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  snprintf(victim, sizeof(victim), "%s/victim", f->dir);
+  put(victim, "{}");
+  snprintf(path, sizeof(path), "%s/members.json", f->sub);
+  assert_int_equal(symlink(victim, path), 0);
+  assert_int_equal(state_read(f->sub, "members.json", 64, &text, &len), -ELOOP);
+  assert_null(text);
+  snprintf(path, sizeof(path), "%s/applied.json", f->sub);
+  assert_int_equal(mkdir(path, 0700), 0);
+  assert_int_equal(state_read(f->sub, "applied.json", 64, &text, &len),
+                   CHOREO_EDECODE);
+  assert_null(text);
+}
+
+static void state_report_says_once_a_gap(void **state) {
+  struct state_report r = {0};
+
+  assert_true(state_report_due(&r, 1000));
+  assert_false(state_report_due(&r, 1001));
+  assert_false(state_report_due(&r, 1000 + STATE_REPORT_GAP_MS - 1));
+  assert_int_equal(r.suppressed, 2);
+  r.suppressed = 0;
+  assert_true(state_report_due(&r, 1000 + STATE_REPORT_GAP_MS));
+}
+
 /* ---- state_dir_check ---- */
 
 static void state_dir_check_refuses_what_others_could_write(void **state) {
@@ -378,6 +503,13 @@ int main(void) {
       T(state_save_over_a_directory_closes_and_cleans_up),
       T(state_save_that_cannot_write_closes_and_cleans_up),
       T(state_save_never_follows_a_planted_symlink),
+      T(state_prepare_fails_where_the_write_would),
+      T(state_prepare_in_a_read_only_dir_leaves_nothing),
+      T(state_abort_drops_a_prepared_save),
+      T(state_commit_replaces_the_file),
+      T(state_read_is_bounded),
+      T(state_read_refuses_symlinks_and_directories),
+      T(state_report_says_once_a_gap),
       T(state_dir_check_refuses_what_others_could_write),
       T(state_dir_check_refuses_a_file),
       T(state_dir_check_refuses_another_users_dir),

@@ -1,0 +1,460 @@
+/*
+ * statefiles.c — applied.json and members.json as text (statefiles.h):
+ * encoding what the agent knows, and parsing it back with every field
+ * checked, as anything read from disk must be.
+ */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "record.h"
+#include "statefiles.h"
+#include "util.h"
+
+static void say(char *why, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void say(char *why, size_t len, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, len, fmt, ap);
+  va_end(ap);
+}
+
+/* The root object with the expected version, or NULL (why said). */
+static json_t *load_root(const char *buf, size_t len, size_t max,
+                         const char *list, json_t **items, char *why,
+                         size_t whylen) {
+  json_error_t jerr;
+  json_t *root, *version;
+
+  if (len > max) {
+    say(why, whylen, "larger than %zu bytes", max);
+    return NULL;
+  }
+  root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+  if (root == NULL) {
+    say(why, whylen, "not JSON (line %d: %s)", jerr.line, jerr.text);
+    return NULL;
+  }
+  version = json_object_get(root, "version");
+  if (!json_is_object(root) || !json_is_integer(version)) {
+    say(why, whylen, "not an object with an integer \"version\"");
+    goto fail;
+  }
+  if (json_integer_value(version) != STATEFILES_VERSION) {
+    say(why, whylen, "version %lld, this agent reads version %d",
+        (long long)json_integer_value(version), STATEFILES_VERSION);
+    goto fail;
+  }
+  *items = json_object_get(root, list);
+  if (*items == NULL) {
+    say(why, whylen, "no \"%s\"", list);
+    goto fail;
+  }
+  return root;
+fail:
+  json_decref(root);
+  return NULL;
+}
+
+/* A string field of o that fits dst[size] and passes valid; false (why
+ * said, naming the entry) otherwise. */
+static bool get_text(json_t *o, const char *key, const char *entry,
+                     bool (*valid)(const char *s), char *dst, size_t size,
+                     char *why, size_t whylen) {
+  const char *s = json_string_value(json_object_get(o, key));
+
+  if (s == NULL || strlen(s) >= size || (valid != NULL && !valid(s))) {
+    say(why, whylen, "%s: \"%s\" is missing or invalid", entry, key);
+    return false;
+  }
+  memcpy(dst, s, strlen(s) + 1);
+  return true;
+}
+
+static bool get_counter(json_t *o, const char *key, const char *entry,
+                        uint64_t *dst, char *why, size_t whylen) {
+  json_t *v = json_object_get(o, key);
+
+  if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+      (uint64_t)json_integer_value(v) > RECORD_COUNTER_MAX) {
+    say(why, whylen, "%s: \"%s\" is missing or out of range", entry, key);
+    return false;
+  }
+  *dst = (uint64_t)json_integer_value(v);
+  return true;
+}
+
+/* ---- applied.json ---- */
+
+const char *applied_action_name(enum applied_action a) {
+  switch (a) {
+  case APPLIED_NONE:
+    return "none";
+  case APPLIED_RUN:
+    return "run";
+  case APPLIED_REVERT:
+    return "revert";
+  }
+  return "none";
+}
+
+static bool action_from(const char *s, enum applied_action *a) {
+  if (s == NULL)
+    return false;
+  if (strcmp(s, "none") == 0)
+    *a = APPLIED_NONE;
+  else if (strcmp(s, "run") == 0)
+    *a = APPLIED_RUN;
+  else if (strcmp(s, "revert") == 0)
+    *a = APPLIED_REVERT;
+  else
+    return false;
+  return true;
+}
+
+static const char *kind_name(enum config_cond_kind k) {
+  switch (k) {
+  case COND_ANY:
+    return "any";
+  case COND_ALL:
+    return "all";
+  case COND_NONE:
+    return "none";
+  case COND_FEWER_THAN:
+    return "fewer_than";
+  }
+  return "?";
+}
+
+void applied_condition(const struct config_behaviour *b, char *out,
+                       size_t len) {
+  size_t used;
+  int n;
+
+  n = snprintf(out, len, "peers group=%s node=%s; when %s", b->peers.group,
+               b->peers.node, kind_name(b->when.kind));
+  used = n < 0 ? len : (size_t)n;
+  if (b->when.kind == COND_FEWER_THAN && used < len) {
+    n = snprintf(out + used, len - used, " %u", b->when.n);
+    used += n < 0 ? len : (size_t)n;
+  }
+  for (size_t i = 0; i < b->when.nstates && used < len; i++) {
+    n = snprintf(out + used, len - used, " %s", b->when.states[i]);
+    used += n < 0 ? len : (size_t)n;
+  }
+}
+
+const struct applied_entry *applied_find(const struct applied_set *s,
+                                         const char *name) {
+  for (size_t i = 0; i < s->n; i++)
+    if (strcmp(s->v[i].name, name) == 0)
+      return &s->v[i];
+  return NULL;
+}
+
+int applied_put(struct applied_set *s, const char *name,
+                enum applied_action action, const char *cond) {
+  struct applied_entry *e = (struct applied_entry *)applied_find(s, name);
+
+  if (strlen(name) > CHOREO_NAME_MAX || strlen(cond) > APPLIED_COND_MAX)
+    return CHOREO_EINVAL;
+  if (e == NULL) {
+    if (s->n >= CONFIG_BEHAVIOURS_MAX)
+      return CHOREO_ETOOBIG;
+    if (s->n == s->cap) {
+      size_t cap = s->cap != 0 ? s->cap * 2 : 8;
+      struct applied_entry *v = realloc(s->v, cap * sizeof(*v));
+      if (v == NULL)
+        return CHOREO_ENOMEM;
+      s->v = v;
+      s->cap = cap;
+    }
+    e = &s->v[s->n++];
+    memcpy(e->name, name, strlen(name) + 1);
+  }
+  e->action = action;
+  memcpy(e->cond, cond, strlen(cond) + 1);
+  return 0;
+}
+
+void applied_retain(struct applied_set *s,
+                    bool (*keep)(const char *name, void *arg), void *arg) {
+  size_t n = 0;
+  for (size_t i = 0; i < s->n; i++)
+    if (keep(s->v[i].name, arg))
+      s->v[n++] = s->v[i];
+  s->n = n;
+}
+
+void applied_free(struct applied_set *s) {
+  free(s->v);
+  memset(s, 0, sizeof(*s));
+}
+
+static bool valid_cond(const char *s) {
+  return choreo_valid_text(s, APPLIED_COND_MAX);
+}
+
+static int applied_entry(struct applied_set *out, const char *name, json_t *o,
+                         char *why, size_t whylen) {
+  char entry[CHOREO_NAME_MAX + 32], cond[APPLIED_COND_MAX + 1];
+  enum applied_action action;
+  int rv;
+
+  if (!choreo_valid_name(name)) {
+    say(why, whylen, "a behaviour name is invalid");
+    return CHOREO_EDECODE;
+  }
+  snprintf(entry, sizeof(entry), "behaviour %s", name);
+  if (!json_is_object(o) ||
+      !action_from(json_string_value(json_object_get(o, "applied")), &action)) {
+    say(why, whylen, "%s: \"applied\" is not none, run or revert", entry);
+    return CHOREO_EDECODE;
+  }
+  if (!get_text(o, "condition", entry, valid_cond, cond, sizeof(cond), why,
+                whylen))
+    return CHOREO_EDECODE;
+  rv = applied_put(out, name, action, cond);
+  if (rv == CHOREO_ETOOBIG) {
+    say(why, whylen, "more than %d behaviours", CONFIG_BEHAVIOURS_MAX);
+    return CHOREO_EDECODE;
+  }
+  return rv;
+}
+
+int applied_parse(const char *buf, size_t len, struct applied_set *out,
+                  char *why, size_t whylen) {
+  json_t *items = NULL, *root, *v;
+  const char *name;
+  int rv = 0;
+
+  memset(out, 0, sizeof(*out));
+  why[0] = '\0';
+  root =
+      load_root(buf, len, APPLIED_FILE_MAX, "behaviours", &items, why, whylen);
+  if (root == NULL)
+    return CHOREO_EDECODE;
+  if (!json_is_object(items)) {
+    say(why, whylen, "\"behaviours\" is not an object");
+    rv = CHOREO_EDECODE;
+  }
+  json_object_foreach(rv == 0 ? items : NULL, name, v) {
+    if ((rv = applied_entry(out, name, v, why, whylen)) != 0)
+      break;
+  }
+  json_decref(root);
+  if (rv != 0)
+    applied_free(out);
+  return rv;
+}
+
+char *applied_encode(const struct applied_set *s) {
+  json_t *items = json_object();
+  json_t *root = json_pack("{s:i, s:o}", "version", STATEFILES_VERSION,
+                           "behaviours", items);
+  char *text = NULL;
+
+  for (size_t i = 0; root != NULL && i < s->n; i++) {
+    json_t *e =
+        json_pack("{s:s, s:s}", "applied", applied_action_name(s->v[i].action),
+                  "condition", s->v[i].cond);
+    if (e == NULL || json_object_set_new(items, s->v[i].name, e) != 0)
+      goto out;
+  }
+  if (root != NULL)
+    text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+out:
+  json_decref(root);
+  return text;
+}
+
+/* ---- members.json ---- */
+
+static bool valid_addr(const char *s) {
+  static const char *const schemes[] = {"tcp://", "ipc://", "inproc://"};
+  size_t i;
+
+  for (i = 0; i < ARRAY_SIZE(schemes); i++) {
+    size_t n = strlen(schemes[i]);
+    if (strncmp(s, schemes[i], n) == 0 && s[n] != '\0')
+      break;
+  }
+  if (i == ARRAY_SIZE(schemes))
+    return false;
+  /* Addresses go to nn_connect() and to logs: printable ASCII only. */
+  for (; *s != '\0'; s++)
+    if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+      return false;
+  return true;
+}
+
+static bool get_groups(json_t *o, const char *entry, struct members_entry *m,
+                       char *why, size_t whylen) {
+  json_t *groups = json_object_get(o, "groups"), *g;
+  size_t i;
+
+  if (!json_is_array(groups) || json_array_size(groups) > CHOREO_GROUPS_MAX) {
+    say(why, whylen, "%s: \"groups\" is not an array of at most %d names",
+        entry, CHOREO_GROUPS_MAX);
+    return false;
+  }
+  json_array_foreach(groups, i, g) {
+    const char *s = json_string_value(g);
+    if (s == NULL || !choreo_valid_name(s)) {
+      say(why, whylen, "%s: group %zu is not a valid name", entry, i + 1);
+      return false;
+    }
+    memcpy(m->groups[i], s, strlen(s) + 1);
+  }
+  m->ngroups = json_array_size(groups);
+  return true;
+}
+
+static bool member_entry(json_t *o, size_t index, const char *self,
+                         const struct members_set *seen,
+                         struct members_entry *m, char *why, size_t whylen) {
+  char entry[48];
+
+  snprintf(entry, sizeof(entry), "member %zu", index + 1);
+  memset(m, 0, sizeof(*m));
+  if (!json_is_object(o)) {
+    say(why, whylen, "%s is not an object", entry);
+    return false;
+  }
+  if (!get_text(o, "name", entry, choreo_valid_name, m->name, sizeof(m->name),
+                why, whylen) ||
+      !get_text(o, "addr", entry, valid_addr, m->addr, sizeof(m->addr), why,
+                whylen) ||
+      !get_counter(o, "inc", entry, &m->inc, why, whylen) ||
+      !get_counter(o, "ver", entry, &m->ver, why, whylen) ||
+      !get_groups(o, entry, m, why, whylen) ||
+      !get_text(o, "state", entry, choreo_valid_state, m->state,
+                sizeof(m->state), why, whylen))
+    return false;
+  if (strcmp(m->name, self) == 0) {
+    say(why, whylen, "%s names this node", entry);
+    return false;
+  }
+  for (size_t k = 0; k < seen->n; k++) {
+    if (strcmp(seen->v[k].name, m->name) == 0) {
+      say(why, whylen, "%s: %s is listed twice", entry, m->name);
+      return false;
+    }
+  }
+  return true;
+}
+
+int members_parse(const char *buf, size_t len, const char *self,
+                  struct members_set *out, char *why, size_t whylen) {
+  json_t *items = NULL, *root, *v;
+  size_t i;
+  int rv = 0;
+
+  memset(out, 0, sizeof(*out));
+  why[0] = '\0';
+  root = load_root(buf, len, MEMBERS_FILE_MAX, "members", &items, why, whylen);
+  if (root == NULL)
+    return CHOREO_EDECODE;
+  if (!json_is_array(items) || json_array_size(items) > MEMBERS_FILE_ENTRIES) {
+    say(why, whylen, "\"members\" is not an array of at most %d entries",
+        MEMBERS_FILE_ENTRIES);
+    rv = CHOREO_EDECODE;
+  } else if (json_array_size(items) > 0 &&
+             (out->v = calloc(json_array_size(items), sizeof(*out->v))) ==
+                 NULL) {
+    rv = CHOREO_ENOMEM;
+  }
+  json_array_foreach(rv == 0 ? items : NULL, i, v) {
+    if (!member_entry(v, i, self, out, &out->v[out->n], why, whylen)) {
+      rv = CHOREO_EDECODE;
+      break;
+    }
+    out->n++;
+  }
+  json_decref(root);
+  if (rv != 0)
+    members_free(out);
+  return rv;
+}
+
+static json_t *member_json(const struct peer *peer) {
+  const struct record *r = &peer->rec;
+  json_t *groups = json_array();
+
+  for (size_t g = 0; groups != NULL && g < r->ngroups; g++)
+    json_array_append_new(groups, json_string(r->groups[g]));
+  return json_pack("{s:s, s:s, s:I, s:I, s:o, s:s}", "name", r->name, "addr",
+                   r->addr, "inc", (json_int_t)r->inc, "ver",
+                   (json_int_t)r->ver, "groups", groups, "state", r->state);
+}
+
+/* Members members_encode() writes. */
+static bool saved_member(const struct peer *peer) {
+  return peer->heard && peer->status == PEER_ALIVE && !peer->rec.left &&
+         peer->rec.addr[0] != '\0' && peer->rec.state[0] != '\0';
+}
+
+static uint64_t fnv(uint64_t h, const void *buf, size_t len) {
+  const unsigned char *b = buf;
+  for (size_t i = 0; i < len; i++) {
+    h ^= b[i];
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+uint64_t members_digest(const struct peers *p) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  size_t n = 0;
+
+  for (size_t i = 0; i < p->n && n < MEMBERS_FILE_ENTRIES; i++) {
+    const struct record *r = &p->v[i]->rec;
+    if (!saved_member(p->v[i]))
+      continue;
+    n++;
+    /* Strings with their NUL, so that different splits differ. */
+    h = fnv(h, r->name, strlen(r->name) + 1);
+    h = fnv(h, r->addr, strlen(r->addr) + 1);
+    h = fnv(h, &r->inc, sizeof(r->inc));
+    for (size_t g = 0; g < r->ngroups; g++)
+      h = fnv(h, r->groups[g], strlen(r->groups[g]) + 1);
+    h = fnv(h, "", 1);
+  }
+  return fnv(h, &n, sizeof(n));
+}
+
+char *members_encode(const struct peers *p, size_t *left_out) {
+  json_t *items = json_array();
+  json_t *root =
+      json_pack("{s:i, s:o}", "version", STATEFILES_VERSION, "members", items);
+  size_t left = 0;
+  char *text = NULL;
+
+  for (size_t i = 0; root != NULL && i < p->n; i++) {
+    const struct peer *peer = p->v[i];
+    if (!saved_member(peer))
+      continue;
+    if (json_array_size(items) >= MEMBERS_FILE_ENTRIES) {
+      left++;
+      continue;
+    }
+    if (json_array_append_new(items, member_json(peer)) != 0)
+      goto out;
+  }
+  if (root != NULL)
+    text = json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS);
+  if (left_out != NULL)
+    *left_out = left;
+out:
+  json_decref(root);
+  return text;
+}
+
+void members_free(struct members_set *s) {
+  free(s->v);
+  memset(s, 0, sizeof(*s));
+}

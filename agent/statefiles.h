@@ -1,0 +1,127 @@
+/*
+ * statefiles.h — what a restart needs besides the declared state
+ * (state.h): the two other files of state_dir, as text.
+ *
+ *   applied.json  per level behaviour (one with `when:`), the last action
+ *                 that ended (run or revert) and the condition it was
+ *                 applied for, so that a restarted agent reverts what is
+ *                 applied but no longer true instead of forgetting it
+ *                 (docs/BEHAVIOURS.md "Restarts");
+ *   members.json  the members this agent knew (name, address, groups,
+ *                 stamp and last state), so that a restarted agent knows
+ *                 whom to wait for before it trusts its view, and where
+ *                 to reach them (docs/RELIABILITY.md "Restarts").
+ *
+ * Pure: parsing and encoding only, over buffers; state.c reads and writes
+ * the files. Both carry "version": STATEFILES_VERSION. The files come from
+ * disk and so are untrusted: every field is checked and bounded, and a
+ * file that fails any check is refused whole (the caller then starts as
+ * if it had none, and says so), never half-used.
+ */
+#ifndef CHOREO_STATEFILES_H
+#define CHOREO_STATEFILES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "choreo.h"
+#include "config.h"
+#include "peers.h"
+
+#define STATEFILES_VERSION 1
+
+/* ---- applied.json ---- */
+
+#define APPLIED_FILE "applied.json"
+#define APPLIED_FILE_MAX (1024 * 1024)
+/* The text of a condition (applied_condition()): a selector and up to
+ * CONFIG_STATES_MAX states fit with room to spare. */
+#define APPLIED_COND_MAX 768
+
+enum applied_action {
+  APPLIED_NONE,   /* nothing ended yet */
+  APPLIED_RUN,    /* `run` was the last action that ended */
+  APPLIED_REVERT, /* `revert` was */
+};
+
+struct applied_entry {
+  char name[CHOREO_NAME_MAX + 1]; /* the behaviour */
+  enum applied_action action;
+  char cond[APPLIED_COND_MAX + 1]; /* applied_condition() when it ended */
+};
+
+/* At most CONFIG_BEHAVIOURS_MAX entries, one per name. */
+struct applied_set {
+  struct applied_entry *v; /* owned */
+  size_t n, cap;
+};
+
+/* The condition of a level behaviour as text: its selector and its
+ * `when`, e.g. "peers group=db node=; when any maintenance". Two
+ * behaviours have the same text exactly when they watch the same peers
+ * with the same condition. */
+void applied_condition(const struct config_behaviour *b, char *out, size_t len);
+
+/* Set name's entry (added if new). Returns 0, CHOREO_EINVAL (name or cond
+ * too long), CHOREO_ETOOBIG (CONFIG_BEHAVIOURS_MAX entries already) or
+ * CHOREO_ENOMEM. */
+int applied_put(struct applied_set *s, const char *name,
+                enum applied_action action, const char *cond);
+const struct applied_entry *applied_find(const struct applied_set *s,
+                                         const char *name);
+/* Drop the entries for which keep() is false. */
+void applied_retain(struct applied_set *s,
+                    bool (*keep)(const char *name, void *arg), void *arg);
+void applied_free(struct applied_set *s);
+
+/* Parse the text of applied.json (len bytes, need not be NUL-terminated).
+ * On success *out (empty before) holds every entry. Returns 0, or
+ * CHOREO_EDECODE with why[whylen] saying what is wrong (*out then empty),
+ * or CHOREO_ENOMEM. */
+int applied_parse(const char *buf, size_t len, struct applied_set *out,
+                  char *why, size_t whylen);
+/* The text of applied.json for s; the caller frees it. NULL: no memory. */
+char *applied_encode(const struct applied_set *s);
+
+const char *applied_action_name(enum applied_action a);
+
+/* ---- members.json ---- */
+
+#define MEMBERS_FILE "members.json"
+/* Entries kept: a restarted agent takes them as members not heard yet,
+ * of which the peer table holds PEERS_UNHEARD_MAX. */
+#define MEMBERS_FILE_ENTRIES PEERS_UNHEARD_MAX
+#define MEMBERS_FILE_MAX (1024 * 1024)
+
+struct members_entry {
+  char name[CHOREO_NAME_MAX + 1];
+  char addr[CHOREO_ADDR_MAX + 1];
+  uint64_t inc, ver; /* the stamp of its last record heard */
+  size_t ngroups;
+  char groups[CHOREO_GROUPS_MAX][CHOREO_NAME_MAX + 1];
+  char state[CHOREO_STATE_MAX + 1]; /* its last state heard */
+};
+
+struct members_set {
+  struct members_entry *v; /* owned */
+  size_t n;
+};
+
+/* Parse the text of members.json as applied_parse() does. Names are
+ * unique; the file's own node (self) is refused. */
+int members_parse(const char *buf, size_t len, const char *self,
+                  struct members_set *out, char *why, size_t whylen);
+/* The text of members.json for the table: members heard, alive, not
+ * left, at most MEMBERS_FILE_ENTRIES (the rest counted in *left_out when
+ * not NULL). The caller frees it; NULL: no memory. */
+char *members_encode(const struct peers *p, size_t *left_out);
+/* A digest of what members.json must be saved again for: the members
+ * members_encode() writes, by name, address, groups and incarnation. A
+ * new state or version alone does not change it: the states in the file
+ * are only shown, never acted on, and a member's own record supersedes
+ * the stamp. */
+uint64_t members_digest(const struct peers *p);
+void members_free(struct members_set *s);
+
+#endif

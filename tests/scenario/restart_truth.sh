@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# After a restart the last action still matches the truth
+# (docs/BEHAVIOURS.md "Restarts", docs/RELIABILITY.md "Restarts"):
+#  - web1 ran `holding` (db in maintenance); its agent dies (kill -9, then
+#    SIGTERM) while db1 goes back to ready: the restarted agent reverts it;
+#  - restarted while db1 is still in maintenance: `holding` does not run
+#    again, and a `{none: maintenance}` behaviour does not run on the empty
+#    view a restart starts with;
+#  - corrupt applied.json and members.json: a warning naming each file, no
+#    crash, and every level behaviour brought to its truth once synced.
+#  - sync: {min_members, groups, max_wait}: a first start waits for what
+#    it asks, and says what was missing when max_wait passed.
+# It prints the time from a restarted agent's start to its first action.
+#
+# web1's lost_after (4s) is above nanomsg's longest reconnection gap (3s,
+# agent/mesh.c): after web1 was down for a while, the others' connections
+# to its inbox come back only after that gap, which the members it knew
+# (members.json) are waited for.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/behaviours_lib.sh"
+
+pdb1=$(free_port); pdb2=$(free_port); pw=$(free_port)
+write_config db1 "$pdb1" "[db]" "[]"
+write_config db2 "$pdb2" "[db]" "[tcp://127.0.0.1:$pdb1]"
+LOST_AFTER=4s write_config web1 "$pw" "[web]" "[tcp://127.0.0.1:$pdb1]" "$(
+  echo "behaviours:"
+  behaviour holding "{group: db}" "when: {any: maintenance}"
+  behaviour quiet "{group: db}" "when: {none: maintenance}"
+)"
+
+start_agent db1
+start_agent db2
+start_agent web1
+wait_for "web1 sees db1 and db2" 10 has_members web1 3
+wait_for "web1 ran quiet once at start" 10 has_calls web1 quiet "^run" 1
+wait_for "web1 said what it waited for" 10 has_lines "$T/web1.log" \
+  "synchronised: 2 of 2 known members heard" 1
+ok "a first start logs what it waited for"
+
+# n_calls NODE BEHAVIOUR EVENT: how many EVENT calls were recorded.
+n_calls() { calls "$1" "$2" "^$3 "; }
+
+# maintenance_then_die SIGNAL: db1 into maintenance, web1's holding runs,
+# then web1's agent dies by SIGNAL.
+maintenance_then_die() {
+  local runs
+  runs=$(n_calls web1 holding run)
+  c db1 set maintenance || fail "set maintenance"
+  wait_for "web1 ran holding" 10 has_calls web1 holding "^run " $((runs + 1))
+  wait_for "web1 idle" 10 idle web1
+  wait_for "applied.json says run" 10 \
+    jq -e '.behaviours.holding.applied == "run"' "$T/web1.state/applied.json"
+  kill_agent web1 "$1"
+  [ "$1" = KILL ] && down_a_while
+  return 0
+}
+
+# down_a_while: web1 (killed) stays down until db1 sees it lost and 2 s
+# have passed: the others' reconnection gaps grow meanwhile, as they do
+# when a node stays down, and a restart then hears nobody for a while.
+down_a_while() {
+  local from
+  from=$(date +%s%N)
+  wait_for "db1 sees web1 lost" 10 sees db1 web1 lost
+  wait_for "web1 down for 2s" 10 elapsed_since "$from" 2000
+}
+
+# elapsed_since NS MS: at least MS ms have passed since NS (date +%s%N).
+elapsed_since() {
+  [ $((($(date +%s%N) - $1) / 1000000)) -ge "$2" ]
+}
+
+# restart_web1: start web1 again; prints the monotonic start in ns.
+restart_web1() {
+  date +%s%N > "$T/restart_at"
+  start_agent web1
+}
+
+# since_restart: ms from the last restart_web1 to now.
+since_restart() {
+  echo $((($(date +%s%N) - $(cat "$T/restart_at")) / 1000000))
+}
+
+for sig in KILL TERM; do
+  maintenance_then_die "$sig"
+  reverts=$(n_calls web1 holding revert)
+  c db1 set ready || fail "set ready"
+  wait_for "db2 sees db1 ready" 10 sees db2 db1 ready
+  restart_web1
+  wait_for "restarted web1 reverted holding" 15 \
+    has_calls web1 holding "^revert " $((reverts + 1))
+  [ "$sig" = KILL ] && echo "# restart to first action (revert), 3 members: $(since_restart) ms"
+  grep "synchronised: " "$T/web1.log" | tail -1 | grep -q "synchronised: 2 of 2 known members heard" ||
+    fail "after $sig, web1 acted without both members: $(grep synchronised "$T/web1.log" | tail -1)"
+  wait_for "restarted web1 ran quiet" 10 has_calls web1 quiet "^run " \
+    $(($(n_calls web1 quiet revert) + 1))
+  ok "after $sig while db1 went ready, the restarted web1 reverts holding"
+done
+
+# Restarted while db1 is still in maintenance: nothing to do.
+maintenance_then_die KILL
+runs=$(n_calls web1 holding run)
+quiet_runs=$(n_calls web1 quiet run)
+synced=$(count_lines "$T/web1.log" "synchronised: ")
+restart_web1
+wait_for "restarted web1 synchronised" 15 has_lines "$T/web1.log" \
+  "synchronised: " $((synced + 1))
+grep "synchronised: " "$T/web1.log" | tail -1 | grep -q "synchronised: 2 of 2 known members heard" ||
+  fail "web1 synchronised without both members: $(grep synchronised "$T/web1.log" | tail -1)"
+settled web1 10
+wait_for "web1 idle" 10 idle web1
+[ "$(n_calls web1 holding run)" = "$runs" ] ||
+  fail "holding ran again though db1 is still in maintenance: $(cat "$T/web1.holding")"
+ok "restarted with db1 still in maintenance, holding does not run again"
+[ "$(n_calls web1 quiet run)" = "$quiet_runs" ] ||
+  fail "{none: maintenance} ran on the empty view of a restart: $(cat "$T/web1.quiet")"
+ok "a {none: maintenance} behaviour does not run after a restart while db1 is in maintenance"
+
+# Restarted with no applied.json but members.json: it still waits for db1
+# and db2 before acting on `quiet`.
+kill_agent web1 KILL
+down_a_while
+rm -f "$T/web1.state/applied.json"
+quiet_runs=$(n_calls web1 quiet run)
+runs=$(n_calls web1 holding run)
+restart_web1
+wait_for "web1 ran holding (nothing applied as far as it knows)" 15 \
+  has_calls web1 holding "^run " $((runs + 1))
+settled web1 10
+wait_for "web1 idle" 10 idle web1
+[ "$(n_calls web1 quiet run)" = "$quiet_runs" ] ||
+  fail "quiet ran before db1 was heard: $(cat "$T/web1.quiet")"
+ok "members.json alone keeps a restarted web1 from acting on an empty view"
+
+# Corrupt files: a warning naming each, no crash, truth reconciled.
+kill_agent web1 KILL
+c db1 set ready || fail "set ready"
+wait_for "db2 sees db1 ready" 10 sees db2 db1 ready
+printf '{"version":1,"behaviours":{"holding":{"applied":"ru' > "$T/web1.state/applied.json"
+head -c 200 /dev/urandom > "$T/web1.state/members.json"
+reverts=$(n_calls web1 holding revert)
+quiet_runs=$(n_calls web1 quiet run)
+restart_web1
+wait_for "web1 warned about applied.json" 10 has_lines "$T/web1.log" \
+  "web1.state/applied.json: not JSON" 1
+wait_for "web1 warned about members.json" 10 has_lines "$T/web1.log" \
+  "web1.state/members.json: not JSON" 1
+wait_for "web1 reverted holding" 15 has_calls web1 holding "^revert " $((reverts + 1))
+wait_for "web1 ran quiet" 15 has_calls web1 quiet "^run " $((quiet_runs + 1))
+c web1 status --json >/dev/null || fail "web1 is not running"
+wait_for "applied.json rewritten" 10 \
+  jq -e '.behaviours.holding.applied == "revert" and .behaviours.quiet.applied == "run"' \
+  "$T/web1.state/applied.json"
+ok "corrupt applied.json and members.json: warned, no crash, behaviours brought to the truth"
+
+# sync: what a first start waits for, and what it says when max_wait ends.
+pw2=$(free_port)
+write_config web2 "$pw2" "[web]" "[tcp://127.0.0.1:$pdb1]" "$(
+  echo "sync: {min_members: 4, groups: [db, cache], max_wait: 1500ms}"
+  echo "behaviours:"
+  behaviour quiet "{group: db}" "when: {none: maintenance}"
+)"
+start_agent web2
+wait_for "web2 ran quiet" 10 has_calls web2 quiet "^run " 1
+grep -q "sync.max_wait (1500 ms) passed without a full view: 3 of 3 known members heard (sync.min_members 4).*no member heard of groups: cache" "$T/web2.log" ||
+  fail "web2 did not say what it missed: $(grep -i sync "$T/web2.log")"
+[ "$(grep -n -e "sync.max_wait" -e "behaviour quiet: run" "$T/web2.log" | head -1 | grep -c sync.max_wait)" = 1 ] ||
+  fail "web2 ran quiet before sync.max_wait: $(cat "$T/web2.log")"
+ok "sync.min_members and sync.groups hold conditions back until max_wait, which says what was missing"

@@ -1,0 +1,422 @@
+/*
+ * test_statefiles.c — applied.json and members.json (agent/statefiles.c):
+ * what is encoded parses back the same; garbage, truncated text, wrong
+ * types, unknown versions, out-of-range values and oversized files are
+ * refused whole with a reason, never half-used; the condition text tells
+ * changed conditions apart.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "statefiles.h"
+
+#define SELF "web1"
+
+/* ---- applied.json ---- */
+
+static void applied_round_trip_keeps_every_entry(void **state) {
+  struct applied_set s = {0}, back;
+  char why[256];
+  char *text;
+
+  assert_int_equal(applied_put(&s, "holding", APPLIED_RUN, "peers a"), 0);
+  assert_int_equal(applied_put(&s, "unit", APPLIED_REVERT, "peers b"), 0);
+  assert_int_equal(applied_put(&s, "holding", APPLIED_REVERT, "peers c"), 0);
+  assert_int_equal(s.n, 2);
+  text = applied_encode(&s);
+  assert_non_null(text);
+  assert_int_equal(applied_parse(text, strlen(text), &back, why, sizeof(why)),
+                   0);
+  assert_int_equal(back.n, 2);
+  assert_int_equal(applied_find(&back, "holding")->action, APPLIED_REVERT);
+  assert_string_equal(applied_find(&back, "holding")->cond, "peers c");
+  assert_int_equal(applied_find(&back, "unit")->action, APPLIED_REVERT);
+  assert_null(applied_find(&back, "other"));
+  free(text);
+  applied_free(&s);
+  applied_free(&back);
+}
+
+static bool not_b(const char *name, void *arg) {
+  return strcmp(name, (const char *)arg) != 0;
+}
+
+static void applied_retain_drops_what_is_not_kept(void **state) {
+  struct applied_set s = {0};
+
+  assert_int_equal(applied_put(&s, "a", APPLIED_RUN, "x"), 0);
+  assert_int_equal(applied_put(&s, "b", APPLIED_RUN, "y"), 0);
+  assert_int_equal(applied_put(&s, "c", APPLIED_REVERT, "z"), 0);
+  applied_retain(&s, not_b, (void *)"b");
+  assert_int_equal(s.n, 2);
+  assert_null(applied_find(&s, "b"));
+  assert_string_equal(applied_find(&s, "c")->cond, "z");
+  applied_free(&s);
+}
+
+static const struct {
+  const char *name, *text, *why;
+} bad_applied[] = {
+    {"empty", "", "not JSON"},
+    {"garbage", "\x01\x02garbage", "not JSON"},
+    {"truncated", "{\"version\":1,\"behaviours\":{\"a\":{\"applied\":\"r",
+     "not JSON"},
+    {"not_an_object", "[1,2]", "integer \"version\""},
+    {"no_version", "{\"behaviours\":{}}", "integer \"version\""},
+    {"version_as_text", "{\"version\":\"1\",\"behaviours\":{}}",
+     "integer \"version\""},
+    {"future_version", "{\"version\":2,\"behaviours\":{}}", "version 2"},
+    {"no_behaviours", "{\"version\":1}", "no \"behaviours\""},
+    {"behaviours_not_object", "{\"version\":1,\"behaviours\":[]}",
+     "not an object"},
+    {"entry_not_object", "{\"version\":1,\"behaviours\":{\"a\":1}}",
+     "\"applied\""},
+    {"unknown_action",
+     "{\"version\":1,\"behaviours\":{\"a\":{\"applied\":\"maybe\","
+     "\"condition\":\"x\"}}}",
+     "\"applied\""},
+    {"action_not_text",
+     "{\"version\":1,\"behaviours\":{\"a\":{\"applied\":1,\"condition\":\"x\"}}"
+     "}",
+     "\"applied\""},
+    {"no_condition",
+     "{\"version\":1,\"behaviours\":{\"a\":{\"applied\":\"run\"}}}",
+     "\"condition\""},
+    {"bad_name",
+     "{\"version\":1,\"behaviours\":{\"A B\":{\"applied\":\"run\","
+     "\"condition\":\"x\"}}}",
+     "name is invalid"},
+    {"duplicate_key", "{\"version\":1,\"behaviours\":{},\"behaviours\":{}}",
+     "not JSON"},
+};
+
+static void applied_parse_refuses_bad_files(void **state) {
+  for (size_t i = 0; i < sizeof(bad_applied) / sizeof(bad_applied[0]); i++) {
+    struct applied_set s;
+    char why[256];
+    int rv = applied_parse(bad_applied[i].text, strlen(bad_applied[i].text), &s,
+                           why, sizeof(why));
+    if (rv != CHOREO_EDECODE || strstr(why, bad_applied[i].why) == NULL)
+      fail_msg("%s: rv %d, why \"%s\"", bad_applied[i].name, rv, why);
+    assert_int_equal(s.n, 0);
+    assert_null(s.v);
+  }
+}
+
+static void applied_parse_refuses_a_too_long_condition(void **state) {
+  size_t len = APPLIED_COND_MAX + 200;
+  char *text = malloc(len), *cond = malloc(APPLIED_COND_MAX + 2);
+  struct applied_set s;
+  char why[256];
+
+  assert_non_null(text);
+  assert_non_null(cond);
+  memset(cond, 'x', APPLIED_COND_MAX + 1);
+  cond[APPLIED_COND_MAX + 1] = '\0';
+  snprintf(text, len,
+           "{\"version\":1,\"behaviours\":{\"a\":{\"applied\":\"run\","
+           "\"condition\":\"%s\"}}}",
+           cond);
+  assert_int_equal(applied_parse(text, strlen(text), &s, why, sizeof(why)),
+                   CHOREO_EDECODE);
+  assert_non_null(strstr(why, "\"condition\""));
+  free(text);
+  free(cond);
+}
+
+static void applied_parse_refuses_an_oversized_file(void **state) {
+  size_t len = APPLIED_FILE_MAX + 1;
+  char *text = malloc(len);
+  struct applied_set s;
+  char why[256];
+
+  assert_non_null(text);
+  memset(text, ' ', len);
+  assert_int_equal(applied_parse(text, len, &s, why, sizeof(why)),
+                   CHOREO_EDECODE);
+  assert_non_null(strstr(why, "larger than"));
+  free(text);
+}
+
+static void applied_put_is_bounded(void **state) {
+  struct applied_set s = {0};
+  char name[CHOREO_NAME_MAX + 2];
+
+  memset(name, 'a', sizeof(name) - 1);
+  name[sizeof(name) - 1] = '\0';
+  assert_int_equal(applied_put(&s, name, APPLIED_RUN, ""), CHOREO_EINVAL);
+  for (int i = 0; i < CONFIG_BEHAVIOURS_MAX; i++) {
+    snprintf(name, sizeof(name), "b%d", i);
+    assert_int_equal(applied_put(&s, name, APPLIED_RUN, ""), 0);
+  }
+  assert_int_equal(applied_put(&s, "one-more", APPLIED_RUN, ""),
+                   CHOREO_ETOOBIG);
+  applied_free(&s);
+}
+
+static void applied_condition_tells_changed_conditions_apart(void **state) {
+  struct config_behaviour a = {0}, b;
+  char ta[APPLIED_COND_MAX + 1], tb[APPLIED_COND_MAX + 1];
+
+  snprintf(a.peers.group, sizeof(a.peers.group), "db");
+  a.has_when = true;
+  a.when.kind = COND_ANY;
+  a.when.nstates = 1;
+  snprintf(a.when.states[0], sizeof(a.when.states[0]), "maintenance");
+  b = a;
+  applied_condition(&a, ta, sizeof(ta));
+  applied_condition(&b, tb, sizeof(tb));
+  assert_string_equal(ta, tb);
+  assert_string_equal(ta, "peers group=db node=; when any maintenance");
+  b.when.kind = COND_NONE;
+  applied_condition(&b, tb, sizeof(tb));
+  assert_string_not_equal(ta, tb);
+  b = a;
+  snprintf(b.peers.group, sizeof(b.peers.group), "web");
+  applied_condition(&b, tb, sizeof(tb));
+  assert_string_not_equal(ta, tb);
+  b = a;
+  b.when.nstates = 2;
+  snprintf(b.when.states[1], sizeof(b.when.states[1]), "draining");
+  applied_condition(&b, tb, sizeof(tb));
+  assert_string_not_equal(ta, tb);
+  b = a;
+  b.when.kind = COND_FEWER_THAN;
+  b.when.n = 2;
+  applied_condition(&b, tb, sizeof(tb));
+  assert_string_equal(tb,
+                      "peers group=db node=; when fewer_than 2 maintenance");
+}
+
+/* ---- members.json ---- */
+
+static void merge(struct peers *p, const char *name, const char *state,
+                  const char *group) {
+  struct record r;
+
+  assert_int_equal(record_init(&r), 0);
+  snprintf(r.name, sizeof(r.name), "%s", name);
+  snprintf(r.addr, sizeof(r.addr), "tcp://127.0.0.1:7411");
+  snprintf(r.state, sizeof(r.state), "%s", state);
+  snprintf(r.groups[0], sizeof(r.groups[0]), "%s", group);
+  r.ngroups = 1;
+  r.inc = 7;
+  r.ver = 3;
+  assert_true(peers_merge_direct(p, &r, 0, 0, NULL) >= 0);
+  record_free(&r);
+}
+
+static void members_round_trip_keeps_heard_members(void **state) {
+  struct peers p;
+  struct members_set s;
+  struct wire_member unheard = {.name = "ghost", .addr = "tcp://h:1"};
+  char why[256];
+  size_t left = 99;
+  char *text;
+
+  peers_init(&p, SELF, PEERS_MAX_DEFAULT, NULL, NULL);
+  merge(&p, "db1", "maintenance", "db");
+  merge(&p, "web2", "ready", "web");
+  (void)peers_merge_member(&p, &unheard, 0, 0, NULL);
+  text = members_encode(&p, &left);
+  assert_non_null(text);
+  assert_int_equal(left, 0);
+  assert_int_equal(
+      members_parse(text, strlen(text), SELF, &s, why, sizeof(why)), 0);
+  assert_int_equal(s.n, 2); /* the unheard one is not a member to wait for */
+  assert_string_equal(s.v[0].name, "db1");
+  assert_string_equal(s.v[0].state, "maintenance");
+  assert_string_equal(s.v[0].addr, "tcp://127.0.0.1:7411");
+  assert_int_equal(s.v[0].ngroups, 1);
+  assert_string_equal(s.v[0].groups[0], "db");
+  assert_int_equal(s.v[0].inc, 7);
+  assert_int_equal(s.v[0].ver, 3);
+  free(text);
+  members_free(&s);
+  peers_free(&p);
+}
+
+static void members_encode_caps_the_entries(void **state) {
+  struct peers p;
+  struct members_set s;
+  char why[256], name[32];
+  size_t left = 0;
+  char *text;
+
+  peers_init(&p, SELF, PEERS_MAX_DEFAULT, NULL, NULL);
+  for (int i = 0; i < MEMBERS_FILE_ENTRIES + 5; i++) {
+    snprintf(name, sizeof(name), "n%04d", i);
+    merge(&p, name, "ready", "db");
+  }
+  text = members_encode(&p, &left);
+  assert_non_null(text);
+  assert_int_equal(left, 5);
+  assert_int_equal(
+      members_parse(text, strlen(text), SELF, &s, why, sizeof(why)), 0);
+  assert_int_equal(s.n, MEMBERS_FILE_ENTRIES);
+  free(text);
+  members_free(&s);
+  peers_free(&p);
+}
+
+static void members_digest_follows_membership_not_states(void **state) {
+  struct peers p;
+  uint64_t d0, d1;
+
+  peers_init(&p, SELF, PEERS_MAX_DEFAULT, NULL, NULL);
+  merge(&p, "db1", "ready", "db");
+  d0 = members_digest(&p);
+  /* a newer record with another state: same members */
+  {
+    struct record r;
+    assert_int_equal(record_init(&r), 0);
+    snprintf(r.name, sizeof(r.name), "db1");
+    snprintf(r.addr, sizeof(r.addr), "tcp://127.0.0.1:7411");
+    snprintf(r.state, sizeof(r.state), "maintenance");
+    snprintf(r.groups[0], sizeof(r.groups[0]), "db");
+    r.ngroups = 1;
+    r.inc = 7;
+    r.ver = 4;
+    assert_true(peers_merge_direct(&p, &r, 0, 0, NULL) > 0);
+    assert_int_equal(members_digest(&p), d0);
+    /* another group, then another incarnation: saved again */
+    snprintf(r.groups[0], sizeof(r.groups[0]), "cache");
+    r.ver = 5;
+    assert_true(peers_merge_direct(&p, &r, 0, 0, NULL) > 0);
+    d1 = members_digest(&p);
+    assert_true(d1 != d0);
+    r.inc = 8;
+    r.ver = 1;
+    assert_true(peers_merge_direct(&p, &r, 0, 0, NULL) > 0);
+    assert_true(members_digest(&p) != d1);
+    record_free(&r);
+  }
+  d1 = members_digest(&p);
+  merge(&p, "db2", "ready", "db");
+  assert_true(members_digest(&p) != d1);
+  peers_free(&p);
+}
+
+#define ENTRY(name, addr, inc, groups, state)                                  \
+  "{\"version\":1,\"members\":[{\"name\":" name ",\"addr\":" addr              \
+  ",\"inc\":" inc ",\"ver\":1,\"groups\":" groups ",\"state\":" state "}]}"
+#define GOOD_ENTRY(n)                                                          \
+  ENTRY("\"" n "\"", "\"tcp://h:1\"", "1", "[]", "\"ready\"")
+
+static const struct {
+  const char *name, *text, *why;
+} bad_members[] = {
+    {"garbage", "\xff\xfe", "not JSON"},
+    {"truncated", "{\"version\":1,\"members\":[{\"name\":\"db1\"", "not JSON"},
+    {"future_version", "{\"version\":9,\"members\":[]}", "version 9"},
+    {"members_not_array", "{\"version\":1,\"members\":{}}", "not an array"},
+    {"entry_not_object", "{\"version\":1,\"members\":[\"db1\"]}",
+     "not an object"},
+    {"bad_name", ENTRY("\"DB 1\"", "\"tcp://h:1\"", "1", "[]", "\"ready\""),
+     "\"name\""},
+    {"name_not_text", ENTRY("7", "\"tcp://h:1\"", "1", "[]", "\"ready\""),
+     "\"name\""},
+    {"bad_scheme", ENTRY("\"db1\"", "\"http://h:1\"", "1", "[]", "\"ready\""),
+     "\"addr\""},
+    {"control_char_addr",
+     ENTRY("\"db1\"", "\"tcp://h\\n:1\"", "1", "[]", "\"ready\""), "\"addr\""},
+    {"negative_inc", ENTRY("\"db1\"", "\"tcp://h:1\"", "-1", "[]", "\"ready\""),
+     "\"inc\""},
+    {"huge_inc",
+     ENTRY("\"db1\"", "\"tcp://h:1\"", "9007199254740993", "[]", "\"ready\""),
+     "\"inc\""},
+    {"inc_as_text",
+     ENTRY("\"db1\"", "\"tcp://h:1\"", "\"1\"", "[]", "\"ready\""), "\"inc\""},
+    {"groups_not_array",
+     ENTRY("\"db1\"", "\"tcp://h:1\"", "1", "\"db\"", "\"ready\""),
+     "\"groups\""},
+    {"bad_group", ENTRY("\"db1\"", "\"tcp://h:1\"", "1", "[1]", "\"ready\""),
+     "group 1"},
+    {"too_many_groups",
+     ENTRY("\"db1\"", "\"tcp://h:1\"", "1",
+           "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\",\"j\","
+           "\"k\",\"l\",\"m\",\"n\",\"o\",\"p\",\"q\"]",
+           "\"ready\""),
+     "\"groups\""},
+    {"bad_state", ENTRY("\"db1\"", "\"tcp://h:1\"", "1", "[]", "\"Ready!\""),
+     "\"state\""},
+    {"self", GOOD_ENTRY(SELF), "names this node"},
+    {"listed_twice",
+     "{\"version\":1,\"members\":[{\"name\":\"db1\",\"addr\":\"tcp://h:1\","
+     "\"inc\":1,\"ver\":1,\"groups\":[],\"state\":\"ready\"},{\"name\":"
+     "\"db1\",\"addr\":\"tcp://h:1\",\"inc\":1,\"ver\":1,\"groups\":[],"
+     "\"state\":\"ready\"}]}",
+     "listed twice"},
+};
+
+static void members_parse_refuses_bad_files(void **state) {
+  for (size_t i = 0; i < sizeof(bad_members) / sizeof(bad_members[0]); i++) {
+    struct members_set s;
+    char why[256];
+    int rv = members_parse(bad_members[i].text, strlen(bad_members[i].text),
+                           SELF, &s, why, sizeof(why));
+    if (rv != CHOREO_EDECODE || strstr(why, bad_members[i].why) == NULL)
+      fail_msg("%s: rv %d, why \"%s\"", bad_members[i].name, rv, why);
+    assert_int_equal(s.n, 0);
+    assert_null(s.v);
+  }
+}
+
+static void members_parse_refuses_too_many_entries(void **state) {
+  size_t cap = (MEMBERS_FILE_ENTRIES + 2) * 128, used;
+  char *text = malloc(cap);
+  struct members_set s;
+  char why[256];
+
+  assert_non_null(text);
+  used = (size_t)snprintf(text, cap, "{\"version\":1,\"members\":[");
+  for (int i = 0; i <= MEMBERS_FILE_ENTRIES; i++)
+    used += (size_t)snprintf(text + used, cap - used,
+                             "%s{\"name\":\"n%d\",\"addr\":\"tcp://h:1\","
+                             "\"inc\":1,\"ver\":1,\"groups\":[],\"state\":"
+                             "\"ready\"}",
+                             i != 0 ? "," : "", i);
+  snprintf(text + used, cap - used, "]}");
+  assert_int_equal(
+      members_parse(text, strlen(text), SELF, &s, why, sizeof(why)),
+      CHOREO_EDECODE);
+  assert_non_null(strstr(why, "at most"));
+  free(text);
+}
+
+static void members_parse_takes_a_good_entry(void **state) {
+  const char *text = GOOD_ENTRY("db1");
+  struct members_set s;
+  char why[256];
+
+  assert_int_equal(
+      members_parse(text, strlen(text), SELF, &s, why, sizeof(why)), 0);
+  assert_int_equal(s.n, 1);
+  members_free(&s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(applied_round_trip_keeps_every_entry),
+      cmocka_unit_test(applied_parse_refuses_bad_files),
+      cmocka_unit_test(applied_parse_refuses_a_too_long_condition),
+      cmocka_unit_test(applied_parse_refuses_an_oversized_file),
+      cmocka_unit_test(applied_put_is_bounded),
+      cmocka_unit_test(applied_retain_drops_what_is_not_kept),
+      cmocka_unit_test(applied_condition_tells_changed_conditions_apart),
+      cmocka_unit_test(members_round_trip_keeps_heard_members),
+      cmocka_unit_test(members_encode_caps_the_entries),
+      cmocka_unit_test(members_digest_follows_membership_not_states),
+      cmocka_unit_test(members_parse_refuses_bad_files),
+      cmocka_unit_test(members_parse_refuses_too_many_entries),
+      cmocka_unit_test(members_parse_takes_a_good_entry),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
