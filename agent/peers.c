@@ -293,9 +293,9 @@ static enum peers_result replace(struct peers *p, struct peer *peer,
                                  const struct record *r, uint64_t now,
                                  int64_t wall) {
   struct before b;
-  /* Groups decide which behaviours watch the node, and SPEC.md's events
-   * have no name for their change: it is reported as "data", a change of
-   * what the node publishes besides its state. */
+  /* Groups decide which behaviours watch the node, and the events of
+   * docs/CONFIGURATION.md have no name for their change: it is reported as
+   * "data", a change of what the node publishes besides its state. */
   bool data_changed =
       !record_same_data(r, &peer->rec) || !record_same_groups(r, &peer->rec);
 

@@ -50,8 +50,8 @@ enum peer_status {
 };
 
 /* Events the table reports. REAPED is internal (the agent closes the
- * node's connection); the others are the events of SPEC.md. DATA also
- * reports a change of the node's groups, which changes who watches it. */
+ * node's connection); the others are the events of docs/CONFIGURATION.md. DATA
+ * also reports a change of the node's groups, which changes who watches it. */
 #define PEER_EVENT_MAP(XX)                                                     \
   XX(JOINED, "joined")                                                         \
   XX(STATE, "state")                                                           \

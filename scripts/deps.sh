@@ -9,6 +9,7 @@ PACKAGES=(
   libsodium-dev libcmocka-dev
   jq procps iproute2 python3 python3-prometheus-client shellcheck clang
   faketime # skewed clocks: tests/scenario/skew.sh, tests/faults
+  nftables # packet loss, duplication and partitions: tests/faults
   libclang-rt-14-dev # libFuzzer and the sanitizers' runtimes for clang
   nginx haproxy postgresql socat curl # the real story: examples/shop-real, tests/scenario/real_story.sh
 )

@@ -391,7 +391,8 @@ static enum peers_result direct_groups(struct peers *p, uint64_t ver,
 }
 
 /* Groups decide who watches a node: their change must be reported even
- * when nothing else changed (as "data", SPEC.md having no other name). */
+ * when nothing else changed (as "data": the documented events have no other
+ * name). */
 static void peers_report_a_groups_change_as_data(void **state) {
   struct fixture *f = *state;
   const char *const db[] = {"db"}, *const db_web[] = {"db", "web"},
