@@ -31,7 +31,7 @@ fi
 # real_missing: the commands this needs that are not installed (none: empty).
 real_missing() {
   local c absent=()
-  for c in nginx haproxy socat curl jq psql pg_isready "$REAL_PGBIN/initdb" "$REAL_PGBIN/pg_ctl"; do
+  for c in nginx haproxy socat curl jq openssl psql pg_isready "$REAL_PGBIN/initdb" "$REAL_PGBIN/pg_ctl"; do
     command -v "$c" >/dev/null 2>&1 || absent+=("$c")
   done
   if [ "$(id -u)" = 0 ] && ! command -v runuser >/dev/null 2>&1; then absent+=(runuser); fi
@@ -107,20 +107,42 @@ INSERT INTO products (name, price) VALUES ('teapot', 18.50), ('cup', 4.20), ('sa
 SQL
 }
 
-# real_start_nginx NAME DIR PORT: nginx from DIR serving "Shop" on PORT,
-# with the holding-page snippet DIR/holding-page.conf included in its
-# server block (in the http block, where nginx refuses the holding page's
-# directives, when REAL_SNIPPET_AT=http: a misconfigured webserver).
+# real_start_nginx NAME DIR PORT [TLS_PORT]: nginx from DIR serving "Shop"
+# on PORT (and on TLS_PORT with TLS and HTTP/2, a second server block, with
+# REAL_CERT and REAL_KEY), each server block including the holding-page
+# snippet DIR/holding-page.conf first (in the http block, where nginx
+# refuses it, when REAL_SNIPPET_AT=http; nowhere when REAL_SNIPPET_AT=none)
+# and setting HSTS and CSP headers. The holding page's flag lives in
+# DIR/flags. nginx also reads DIR/conf.d/*.conf at http level, where a test
+# can break something unrelated.
 real_start_nginx() {
-  local name=$1 dir=$2 port=$3 at=${REAL_SNIPPET_AT:-server}
-  local in_http='' in_server=''
-  mkdir -p "$dir/www" "$dir/tmp"
+  local name=$1 dir=$2 port=$3 tls_port=${4:-} at=${REAL_SNIPPET_AT:-server}
+  local in_http='' in_server='' tls=''
+  mkdir -p "$dir/www" "$dir/tmp" "$dir/flags" "$dir/conf.d"
   echo "<h1>Shop</h1><p>Welcome, served by $name.</p>" >"$dir/www/index.html"
   echo "<h1>Maintenance in progress</h1><p>The shop is back in a minute.</p>" >"$dir/holding.html"
-  echo "# choreo's holding page: off" >"$dir/holding-page.conf"
-  if [ "$at" = http ]; then in_http="include $dir/holding-page.conf;"; else in_server="include $dir/holding-page.conf;"; fi
+  # The pack writes the snippet when its agent starts; nginx needs the file
+  # to exist before.
+  echo "# choreo's holding page: not installed yet" >"$dir/holding-page.conf"
+  case $at in
+    http) in_http="include $dir/holding-page.conf;" ;;
+    server) in_server="include $dir/holding-page.conf;" ;;
+  esac
+  if [ -n "$tls_port" ]; then
+    tls="
+    server {
+        listen 127.0.0.1:$tls_port ssl http2;
+        server_name localhost;
+        ssl_certificate $REAL_CERT;
+        ssl_certificate_key $REAL_KEY;
+        $in_server
+        add_header Strict-Transport-Security \"max-age=63072000\" always;
+        root $dir/www;
+        index index.html;
+    }"
+  fi
   cat >"$dir/nginx.conf" <<CONF
-# $name: nginx from $dir, on 127.0.0.1:$port.
+# $name: nginx from $dir, on 127.0.0.1:$port${tls_port:+ and $tls_port (TLS, HTTP/2)}.
 daemon off;
 worker_processes 1;
 pid $dir/nginx.pid;
@@ -136,18 +158,34 @@ http {
     scgi_temp_path $dir/tmp/scgi;
     types { text/html html; }
     default_type application/octet-stream;
+    keepalive_requests 100000;
+    include $dir/conf.d/*.conf;
     $in_http
     server {
         listen 127.0.0.1:$port;
         $in_server
+        add_header Strict-Transport-Security "max-age=63072000" always;
+        add_header Content-Security-Policy "default-src 'self'" always;
         root $dir/www;
         index index.html;
-    }
+        location = /healthz { default_type text/plain; return 200 "ok\\n"; }
+    }$tls
 }
 CONF
   nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" 2>>"$dir/error.log" &
   REAL_PIDS+=($!)
   real_until 10 "$name (nginx) on port $port" curl -fsS -o /dev/null "http://127.0.0.1:$port/"
+}
+
+# real_make_cert DIR: a self-signed certificate for localhost in DIR;
+# sets REAL_CERT and REAL_KEY.
+real_make_cert() {
+  mkdir -p "$1"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$1/key.pem" -out "$1/cert.pem" >/dev/null 2>&1 || return 1
+  chmod 0644 "$1/key.pem" "$1/cert.pem"
+  REAL_CERT=$1/cert.pem REAL_KEY=$1/key.pem
 }
 
 # The options that point nginx at DIR's prefix, configuration and log: the
@@ -192,10 +230,29 @@ backend web
 CONF
     for s in "$@"; do echo "    server ${s%%:*} 127.0.0.1:${s#*:}"; done
   } >"$dir/haproxy.cfg"
-  haproxy -db -f "$dir/haproxy.cfg" >>"$dir/haproxy.log" 2>&1 &
+  # Master-worker mode, as Debian's unit runs it: SIGUSR2 to the master
+  # reloads (real_reload_haproxy).
+  haproxy -W -db -f "$dir/haproxy.cfg" >>"$dir/haproxy.log" 2>&1 &
+  REAL_HAPROXY_PID=$!
   REAL_PIDS+=($!)
   real_until 10 "haproxy's socket" test -S "$dir/admin.sock" &&
     real_until 10 "haproxy on port $port" curl -fsS -o /dev/null "http://127.0.0.1:$port/"
+}
+
+# real_reload_haproxy DIR: reload HAProxy as `systemctl reload haproxy`
+# does (SIGUSR2 to the master: a new worker reads the configuration again,
+# the old one finishes its connections); returns once the new worker
+# answers on the runtime API.
+real_reload_haproxy() {
+  local old
+  old=$(real_haproxy "$1" "show info" | sed -n 's/^Pid: *//p')
+  kill -USR2 "$REAL_HAPROXY_PID" || return 1
+  real_until 10 "a new HAProxy worker" real_haproxy_pid_is_not "$1" "$old"
+}
+real_haproxy_pid_is_not() {
+  local p
+  p=$(real_haproxy "$1" "show info" | sed -n 's/^Pid: *//p')
+  [ -n "$p" ] && [ "$p" != "$2" ]
 }
 
 # real_haproxy DIR COMMAND: one runtime API command, its answer.
@@ -232,8 +289,10 @@ real_members() {
 
 # real_start_shop WORK CHOREO: PostgreSQL, nginx web1 and web2, HAProxy,
 # and the agents db1, web1, web2 and lb1, all in WORK; returns once every
-# agent sees the other three. Sets REAL_HTTP_PORT (HAProxy), REAL_PG_PORT,
-# REAL_NGINX1_PORT, REAL_NGINX2_PORT and the agents' REAL_*_PORT.
+# agent sees the other three and both webservers' holding-page snippets are
+# installed. Sets REAL_HTTP_PORT (HAProxy), REAL_PG_PORT, REAL_NGINX1_PORT,
+# REAL_NGINX2_PORT, REAL_TLS1_PORT, REAL_TLS2_PORT (TLS and HTTP/2) and the
+# agents' REAL_*_PORT.
 real_start_shop() {
   REAL_WORK=$1 REAL_CHOREO=$2
   local n
@@ -241,10 +300,12 @@ real_start_shop() {
   REAL_PG_PORT=$(real_free_port) && REAL_NGINX1_PORT=$(real_free_port) &&
     REAL_NGINX2_PORT=$(real_free_port) && REAL_HTTP_PORT=$(real_free_port) &&
     REAL_DB1_PORT=$(real_free_port) && REAL_WEB1_PORT=$(real_free_port) &&
-    REAL_WEB2_PORT=$(real_free_port) && REAL_LB1_PORT=$(real_free_port) || return 1
+    REAL_WEB2_PORT=$(real_free_port) && REAL_LB1_PORT=$(real_free_port) &&
+    REAL_TLS1_PORT=$(real_free_port) && REAL_TLS2_PORT=$(real_free_port) || return 1
+  real_make_cert "$REAL_WORK/tls" || return 1
   real_start_postgres "$REAL_WORK/pg" "$REAL_PG_PORT" || return 1
-  real_start_nginx web1 "$REAL_WORK/web1" "$REAL_NGINX1_PORT" || return 1
-  real_start_nginx web2 "$REAL_WORK/web2" "$REAL_NGINX2_PORT" || return 1
+  real_start_nginx web1 "$REAL_WORK/web1" "$REAL_NGINX1_PORT" "$REAL_TLS1_PORT" || return 1
+  real_start_nginx web2 "$REAL_WORK/web2" "$REAL_NGINX2_PORT" "$REAL_TLS2_PORT" || return 1
   real_start_haproxy "$REAL_WORK/lb1" "$REAL_HTTP_PORT" \
     "web1:$REAL_NGINX1_PORT" "web2:$REAL_NGINX2_PORT" || return 1
   for n in db1 web1 web2 lb1; do
@@ -253,6 +314,10 @@ real_start_shop() {
   done
   for n in db1 web1 web2 lb1; do
     real_until 10 "$n sees the three others" real_members "$n" 3 || return 1
+  done
+  for n in web1 web2; do
+    real_until 10 "$n's holding-page snippet installed" grep -q "^# choreo nginx-holding-page snippet" \
+      "$REAL_WORK/$n/holding-page.conf" || return 1
   done
 }
 
