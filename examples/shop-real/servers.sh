@@ -335,3 +335,80 @@ real_stop() {
   fi
   REAL_PGDATA=
 }
+
+# real_start_apache NAME DIR PORT: Apache httpd from DIR serving "Shop" on
+# PORT, its virtual host including the holding-page snippet
+# DIR/holding-page.conf (not at all when REAL_SNIPPET_AT=none) and setting
+# HSTS; flag in DIR/flags. The pack's `apache` var is "apache2" followed by
+# real_apache_args DIR.
+real_start_apache() {
+  local name=$1 dir=$2 port=$3 m inc="Include $2/holding-page.conf"
+  [ "${REAL_SNIPPET_AT:-server}" != none ] || inc=''
+  mkdir -p "$dir/www" "$dir/flags" "$dir/run"
+  echo "<h1>Shop</h1><p>Welcome, served by $name.</p>" >"$dir/www/index.html"
+  echo "<h1>Maintenance in progress</h1><p>The shop is back in a minute.</p>" >"$dir/holding.html"
+  echo "# choreo's holding page: not installed yet" >"$dir/holding-page.conf"
+  {
+    echo "# $name: Apache httpd from $dir, on 127.0.0.1:$port."
+    for m in mpm_event authz_core rewrite alias headers dir mime; do
+      echo "LoadModule ${m}_module /usr/lib/apache2/modules/mod_$m.so"
+    done
+    cat <<CONF
+ServerRoot $dir
+ServerName localhost
+DefaultRuntimeDir $dir/run
+PidFile $dir/run/httpd.pid
+ErrorLog $dir/error.log
+LogLevel warn
+Listen 127.0.0.1:$port
+${REAL_WORKER_USER:+User $REAL_WORKER_USER
+Group $REAL_WORKER_GROUP}
+TypesConfig /etc/mime.types
+DocumentRoot $dir/www
+DirectoryIndex index.html
+<Directory />
+    Require all denied
+</Directory>
+<Directory $dir/www>
+    Require all granted
+</Directory>
+<VirtualHost 127.0.0.1:$port>
+    $inc
+    Header always set Strict-Transport-Security "max-age=63072000"
+</VirtualHost>
+CONF
+  } >"$dir/httpd.conf"
+  apache2 $(real_apache_args "$dir") -DFOREGROUND 2>>"$dir/error.log" &
+  REAL_PIDS+=($!)
+  real_until 10 "$name (Apache) on port $port" curl -fsS -o /dev/null "http://127.0.0.1:$port/"
+}
+real_apache_args() {
+  echo "-d $1 -f $1/httpd.conf"
+}
+
+# real_start_pgbouncer DIR PORT PG_PORT: PgBouncer on 127.0.0.1:PORT in
+# front of the shop database on PG_PORT, transaction pooling, trust
+# authentication for the users postgres (also its admin) and shop.
+real_start_pgbouncer() {
+  local dir=$1 port=$2 pg=$3
+  mkdir -p "$dir"
+  printf '"postgres" ""\n"shop" ""\n' >"$dir/users.txt"
+  cat >"$dir/pgbouncer.ini" <<CONF
+[databases]
+shop = host=127.0.0.1 port=$pg dbname=shop user=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/users.txt
+admin_users = postgres
+pool_mode = transaction
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+CONF
+  [ "$(id -u)" != 0 ] || chown -R "$REAL_PGUSER" "$dir"
+  real_as_pg pgbouncer -q "$dir/pgbouncer.ini" 2>>"$dir/pgbouncer.err" &
+  REAL_PIDS+=($!)
+  real_until 10 "PgBouncer on port $port" psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d pgbouncer -c "SHOW VERSION"
+}
