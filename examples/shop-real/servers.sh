@@ -16,6 +16,7 @@ REAL_BEHAVIOURS=${CHOREO_BEHAVIOURS:-$(cd "$REAL_HERE/../../behaviours" && pwd)}
 REAL_PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PATH=$PATH:/usr/sbin:/sbin
 REAL_PIDS=()
+REAL_PIDFILES=()
 REAL_PGDATA=
 REAL_PORTS=" "
 
@@ -330,6 +331,10 @@ real_stop() {
     { kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; } || true
   done
   REAL_PIDS=()
+  for p in "${REAL_PIDFILES[@]}"; do
+    [ ! -s "$p" ] || kill "$(cat "$p")" 2>/dev/null || true
+  done
+  REAL_PIDFILES=()
   if [ -n "$REAL_PGDATA" ] && [ -f "$REAL_PGDATA/postmaster.pid" ]; then
     real_as_pg "$REAL_PGBIN/pg_ctl" -D "$REAL_PGDATA" -m immediate stop >/dev/null 2>&1 || true
   fi
@@ -408,7 +413,10 @@ logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 CONF
   [ "$(id -u)" != 0 ] || chown -R "$REAL_PGUSER" "$dir"
-  real_as_pg pgbouncer -q "$dir/pgbouncer.ini" 2>>"$dir/pgbouncer.err" &
+  # runuser does not pass a SIGTERM on: real_stop kills PgBouncer by its
+  # pid file.
+  real_as_pg pgbouncer -q "$dir/pgbouncer.ini" >>"$dir/pgbouncer.err" 2>&1 &
   REAL_PIDS+=($!)
+  REAL_PIDFILES+=("$dir/pgbouncer.pid")
   real_until 10 "PgBouncer on port $port" psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d pgbouncer -c "SHOW VERSION"
 }
