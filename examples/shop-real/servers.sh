@@ -420,3 +420,20 @@ CONF
   REAL_PIDFILES+=("$dir/pgbouncer.pid")
   real_until 10 "PgBouncer on port $port" psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d pgbouncer -c "SHOW VERSION"
 }
+
+# real_quiet_debian_service NAME: Debian's packages of apache2 and
+# pgbouncer start and enable their own service on installation; the tests
+# run their own instances, so stop and disable the system's (as root; with
+# systemd, or its init script without).
+real_quiet_debian_service() {
+  [ "$(id -u)" = 0 ] || return 0
+  if [ -d /run/systemd/system ]; then
+    if systemctl is-active --quiet "$1" 2>/dev/null; then
+      systemctl stop "$1" && systemctl disable --quiet "$1"
+    fi
+  elif [ -x "/etc/init.d/$1" ] && "/etc/init.d/$1" status >/dev/null 2>&1; then
+    "/etc/init.d/$1" stop >/dev/null 2>&1
+    command -v update-rc.d >/dev/null && update-rc.d "$1" disable >/dev/null 2>&1
+  fi
+  return 0
+}

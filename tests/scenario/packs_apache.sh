@@ -14,9 +14,7 @@ for cmd in apache2 curl jq python3; do
   command -v "$cmd" >/dev/null || { echo "SKIP: $cmd is not installed (scripts/deps.sh installs it)"; exit 77; }
 done
 # Debian's package may start its own service: not ours, and not wanted.
-if command -v systemctl >/dev/null && systemctl is-active --quiet apache2 2>/dev/null; then
-  systemctl stop apache2 && systemctl disable --quiet apache2
-fi
+real_quiet_debian_service apache2
 clients=()
 trap 'for p in "${clients[@]}"; do kill "$p" 2>/dev/null; done; for n in "${!AGENT_PID[@]}"; do kill_agent "$n" TERM; done; real_stop; cleanup' EXIT
 

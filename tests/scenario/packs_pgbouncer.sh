@@ -15,9 +15,7 @@ if [ -n "${missing// /}" ]; then
   exit 77
 fi
 # Debian's package may start its own service: not ours, and not wanted.
-if command -v systemctl >/dev/null && systemctl is-active --quiet pgbouncer 2>/dev/null; then
-  systemctl stop pgbouncer && systemctl disable --quiet pgbouncer
-fi
+real_quiet_debian_service pgbouncer
 trap 'for n in "${!AGENT_PID[@]}"; do kill_agent "$n" TERM; done; real_stop; cleanup' EXIT
 
 chmod 0711 "$T"
