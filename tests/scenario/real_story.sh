@@ -46,9 +46,9 @@ ok "PostgreSQL, nginx web1 and web2, HAProxy and four agents run; their configur
 
 # A webserver whose agent runs the pack against an nginx that is set up
 # wrong: webx includes the snippet in the http block (nginx refuses it),
-# webn includes it nowhere.
-web_agent() { # web_agent NAME NGINX_PORT
-  local name=$1 port
+# webn includes it nowhere, and its flag's directory is missing.
+web_agent() { # web_agent NAME [FLAG_DIR]
+  local name=$1 flags=${2:-$T/$1/flags} port
   port=$(real_free_port)
   cat >"$T/$name.yaml" <<YAML
 node: {name: $name, cluster: shop-real, groups: [web-misconfigured]}
@@ -57,7 +57,7 @@ control: {socket: $T/$name.sock, mode: "0600"}
 state_dir: $T/$name.state
 include:
   - file: $REAL_BEHAVIOURS/nginx-holding-page.yaml
-    vars: {depends_on: db, flag: $T/$name/flags/holding-page, snippet: $T/$name/holding-page.conf,
+    vars: {depends_on: db, flag: $flags/holding-page, snippet: $T/$name/holding-page.conf,
            page: $T/$name/holding.html, retry_after: "30", exempt: "",
            nginx: "nginx $(real_nginx_args "$T/$name")"}
 YAML
@@ -67,7 +67,7 @@ pngx=$(real_free_port); pngn=$(real_free_port)
 REAL_SNIPPET_AT=http real_start_nginx webx "$T/webx" "$pngx" || fail "starting webx's nginx"
 REAL_SNIPPET_AT=none real_start_nginx webn "$T/webn" "$pngn" || fail "starting webn's nginx"
 web_agent webx
-web_agent webn
+web_agent webn "$T/webn/noflags"
 failures_are() { [ "$(metric "$1" choreo_script_failures_total)" = "$2" ]; }
 wait_for "webx counts the refused snippet" 10 failures_are webx 1
 grep -q "holding-page: nginx -t: .*directive is not allowed here" "$T/webx.log" ||
@@ -152,6 +152,11 @@ ok "the switch is a flag file, done with the unrelated broken file in nginx's co
 wait_for "webx counts the flag without a snippet" 10 failures_are webx 2
 grep -q "holding-page: the flag is on but $T/webx/holding-page.conf is not this pack's snippet" "$T/webx.log" || fail "webx's log"
 serves "http://127.0.0.1:$pngx/" 200 || fail "webx serves $(code_of "http://127.0.0.1:$pngx/")"
+# webn: no flag directory, nothing created: a failure, the site served.
+wait_for "webn counts the missing flag directory" 10 failures_are webn 2
+grep -q "holding-page: the flag's directory $T/webn/noflags does not exist" "$T/webn.log" || fail "webn's log: $(grep holding "$T/webn.log")"
+serves "http://127.0.0.1:$pngn/" 200 || fail "webn serves $(code_of "http://127.0.0.1:$pngn/")"
+ok "a missing flag directory: the switch fails, logged and counted, nginx keeps serving the site"
 
 wait "$migration" || fail "the migration failed: $(cat "$T/migration.log")"
 [ "$(state_seen db1 db1)" = ready ] || fail "db1 after the migration: $(state_seen db1 db1)"
