@@ -317,8 +317,9 @@ real_start_shop() {
     real_until 10 "$n sees the three others" real_members "$n" 3 || return 1
   done
   for n in web1 web2; do
-    real_until 10 "$n's holding-page snippet installed" grep -q "^# choreo nginx-holding-page snippet" \
-      "$REAL_WORK/$n/holding-page.conf" || return 1
+    # installed, nginx reloaded, the include checked: the last line of it
+    real_until 10 "$n's holding-page snippet installed" grep -q "holding-page: .* is included in" \
+      "$REAL_WORK/$n.log" || return 1
   done
 }
 

@@ -64,8 +64,8 @@ start_agent pool1
 wait_for "pool1 sees db1" 10 sees pool1 db1 ready
 c db1 set maintenance --reason "schema 43" || fail "set maintenance"
 wait_for "PgBouncer holds shop paused" 10 paused 1
-grep -q "pgbouncer-pause: PAUSE shop on 127.0.0.1:$pgb (run" "$T/pool1.log" ||
-  fail "pool1's log: $(grep pgbouncer "$T/pool1.log")"
+logged() { grep -q -- "$2" "$1"; }
+wait_for "pool1 logs the pause" 10 logged "$T/pool1.log" "pgbouncer-pause: PAUSE shop on 127.0.0.1:$pgb (run"
 # A client of the shop now waits in the pooler.
 through_pool "SELECT count(*) FROM products" >"$T/client.out" 2>&1 &
 client=$!
@@ -76,6 +76,6 @@ c db1 set ready || fail "set ready"
 wait_for "PgBouncer resumes shop" 10 paused 0
 wait "$client" || fail "the client failed: $(cat "$T/client.out")"
 [ "$(cat "$T/client.out")" = 3 ] || fail "the client's answer: $(cat "$T/client.out")"
-grep -q "pgbouncer-pause: RESUME shop on 127.0.0.1:$pgb (revert: db1 is ready)" "$T/pool1.log" || fail "pool1's log"
+wait_for "pool1 logs the resume" 10 logged "$T/pool1.log" "pgbouncer-pause: RESUME shop on 127.0.0.1:$pgb (revert: db1 is ready)"
 failures_are pool1 0 || fail "pool1 counted $(metric pool1 choreo_script_failures_total) failures"
 ok "db1 in maintenance: PgBouncer pauses shop, a client's query waits in the pooler and gets its answer after RESUME"

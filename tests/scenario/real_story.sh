@@ -38,9 +38,11 @@ real_start_shop "$T" "$CHOREO_BIN" || fail "starting the shop"
 for n in db1 web1 web2 lb1; do
   "$CHOREO_BIN" check -c "$T/$n.yaml" >"$T/check.out" 2>&1 || fail "choreo check $n: $(cat "$T/check.out")"
 done
+# (A script's line reaches the agent's log a moment after what it did: wait.)
+logged() { grep -q -- "$2" "$1"; }
 for n in web1 web2; do
-  grep -q "holding-page: $T/$n/holding-page.conf is included in 2 of nginx's 2 server blocks" "$T/$n.log" ||
-    fail "$n's log: $(grep holding-page "$T/$n.log")"
+  wait_for "$n's snippet included in both server blocks" 10 logged "$T/$n.log" \
+    "holding-page: $T/$n/holding-page.conf is included in 2 of nginx's 2 server blocks"
 done
 ok "PostgreSQL, nginx web1 and web2, HAProxy and four agents run; their configurations and packs check; the snippet is installed and included in both server blocks"
 
@@ -145,8 +147,8 @@ kill -0 "$migration" 2>/dev/null || fail "the migration ended before the holding
 for s in web1 web2; do server_is "$s" UP || fail "HAProxy's $s is $(real_server_stat "$T/lb1" "$s" status) during the migration"; done
 ok "while the migration runs: the holding page (503, Retry-After, HSTS and CSP kept) through HAProxy and on the TLS + HTTP/2 server block, /healthz and ACME exempt, both webservers up"
 
-grep -q "nginx-holding-page-db: holding-page: $T/web1/flags/holding-page on (run: db1 is maintenance, migration 42-price-cents.sql)" "$T/web1.log" ||
-  fail "web1's log: $(grep holding-page "$T/web1.log")"
+wait_for "web1's switch logged" 10 logged "$T/web1.log" \
+  "nginx-holding-page-db: holding-page: $T/web1/flags/holding-page on (run: db1 is maintenance, migration 42-price-cents.sql)"
 ok "the switch is a flag file, done with the unrelated broken file in nginx's configuration"
 # webx: the flag is on but its nginx doesn't test it: a second failure.
 wait_for "webx counts the flag without a snippet" 10 failures_are webx 2
@@ -202,23 +204,23 @@ wait_for "HAProxy puts web2 in maint" 10 server_is web2 MAINT
 wait_for "lb1 saw web1 ready" 10 sees lb1 web1 ready
 settled lb1 3
 server_is web1 MAINT || fail "the operator's maint of web1 was undone: $(real_server_stat "$T/lb1" web1 status)"
-grep -q "haproxy-drain: backend web: web2=maint (left as set by hand: web1=maint)" "$T/lb1.log" ||
-  fail "lb1's log: $(grep haproxy-drain "$T/lb1.log")"
+wait_for "lb1 logs the manual maint left alone" 10 logged "$T/lb1.log" \
+  "haproxy-drain: backend web: web2=maint (left as set by hand: web1=maint)"
 ok "an operator's maint survives every change in the web group, web1's own draining and ready included"
 
 api "set server web/web1 state ready" >/dev/null
 real_reload_haproxy "$T/lb1" || fail "reloading HAProxy"
 wait_for "the drain set again after the reload" 10 server_is web2 MAINT
-grep -q "haproxy-drain: HAProxy restarted (pid [0-9]* -> [0-9]*): set web/web2 maint again" "$T/lb1.log" ||
-  fail "lb1's log: $(grep haproxy-drain "$T/lb1.log")"
+wait_for "lb1 logs the drain set again" 10 logged "$T/lb1.log" \
+  "haproxy-drain: HAProxy restarted (pid [0-9]* -> [0-9]*): set web/web2 maint again"
 server_is web1 UP || fail "web1 is $(real_server_stat "$T/lb1" web1 status) after the reload"
 ok "a maint set by the pack survives an HAProxy reload (set again by the pack's check)"
 
 c web2 set ready || fail "set ready"
 wait_for "HAProxy has web2 ready" 10 server_is web2 UP
 serves "$url" 200 || fail "the shop"
+wait_for "lb1 logs web2 ready" 10 logged "$T/lb1.log" "haproxy-drain: backend web: web2=ready"
 failures_are lb1 0 || fail "lb1 counted $(metric lb1 choreo_script_failures_total) failures"
-grep -q "haproxy-drain: backend web: web2=ready" "$T/lb1.log" || fail "lb1's log: $(grep haproxy-drain "$T/lb1.log")"
 [ ! -s "$T/lb1/choreo-drained-web" ] || fail "the record still holds: $(cat "$T/lb1/choreo-drained-web")"
 ok "web2 ready: ready in HAProxy, and forgotten by the pack's record"
 
