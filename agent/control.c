@@ -514,6 +514,48 @@ fail:
   return rv;
 }
 
+int control_dir_check(const char *path, char *why, size_t len) {
+  char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  const char *slash = strrchr(path, '/');
+  struct stat st;
+
+  why[0] = '\0';
+  if (slash == NULL)
+    snprintf(dir, sizeof(dir), ".");
+  else if (slash == path)
+    snprintf(dir, sizeof(dir), "/");
+  else if (snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path) >=
+           (int)sizeof(dir)) {
+    snprintf(why, len, "%s: path too long", path);
+    return -ENAMETOOLONG;
+  }
+  if (stat(dir, &st) != 0) {
+    if (errno == ENOENT)
+      return 0;
+    snprintf(why, len, "%s: %s", dir, strerror(errno));
+    return -errno;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    snprintf(why, len, "%s: not a directory", dir);
+    return -ENOTDIR;
+  }
+  if (st.st_uid != 0 && st.st_uid != geteuid()) {
+    snprintf(why, len,
+             "%s: owned by uid %u, neither root nor the agent's user (uid %u)",
+             dir, (unsigned)st.st_uid, (unsigned)geteuid());
+    return CHOREO_EINVAL;
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 &&
+      !(st.st_uid == 0 && (st.st_mode & S_ISVTX) != 0)) {
+    snprintf(why, len,
+             "%s: group or others may write to it (mode %04o), so they could "
+             "replace the socket; restrict it with chmod 755",
+             dir, (unsigned)(st.st_mode & 07777));
+    return CHOREO_EINVAL;
+  }
+  return 0;
+}
+
 int control_start(struct control *c, uv_loop_t *loop, const char *path,
                   unsigned mode, struct metrics *m, control_request_fn fn) {
   int rv;
@@ -527,6 +569,8 @@ int control_start(struct control *c, uv_loop_t *loop, const char *path,
   c->on_request = fn;
   if (snprintf(c->path, sizeof(c->path), "%s", path) >= (int)sizeof(c->path))
     return -ENAMETOOLONG;
+  if ((rv = control_dir_check(path, c->why, sizeof(c->why))) != 0)
+    return rv;
   if ((rv = claim_path(path)) != 0)
     return rv;
   if ((rv = listen_at(path, mode, &c->bound, &c->fd)) != 0)
