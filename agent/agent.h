@@ -337,7 +337,7 @@ int ctl_start(struct ctl *c);
  * script's standard input stay bounded however much the table holds.
  * *truncated gets how many accepted peers were left out (0: none). The
  * caller owns the array; NULL when out of memory. */
-#define CTL_LIST_BYTES_MAX ((size_t)16 * 1024 * 1024)
+#define CTL_LIST_BYTES_MAX ((size_t)8 * 1024 * 1024)
 json_t *ctl_peer_list(struct ctl *c,
                       bool (*keep)(const struct peer *peer, const void *arg),
                       const void *arg, size_t *truncated);

@@ -423,37 +423,40 @@ static void pause_reading(struct control_client *cl) {
 }
 
 static void send_line(struct control_client *cl, json_t *msg) {
-  char *text, why[64];
+  char why[64];
   size_t len;
   struct write_req *w;
   uv_buf_t buf;
 
   if (cl->closing)
     return;
-  text = json_dumps(msg, JSON_COMPACT);
-  if (text == NULL)
+  /* Measured first and written in place: a reply of many megabytes (a
+   * status at the peer table's budget) is held once, not as jansson's
+   * doubling buffer and then a copy of it. */
+  len = json_dumpb(msg, NULL, 0, JSON_COMPACT);
+  if (len == 0)
     return;
-  len = strlen(text);
   /* One reply is always taken, however large (a status of a big
    * cluster); what piles up behind unread ones is what is bounded. */
   if (queued(cl) > 0 && queued(cl) + len + 1 > CONTROL_OUT_MAX) {
-    free(text);
     snprintf(why, sizeof(why), "over %d bytes would wait", CONTROL_OUT_MAX);
     drop_slow(cl, why);
     return;
   }
   w = malloc(sizeof(*w) + len + 1);
-  if (w != NULL) {
-    w->cl = cl;
-    memcpy(w->data, text, len);
-    w->data[len] = '\n';
-    buf = uv_buf_init(w->data, (unsigned)len + 1);
-    if (uv_write(&w->req, (uv_stream_t *)&cl->pipe, &buf, 1, on_written) != 0)
-      free(w);
-    else if (!cl->paused && !cl->watcher && queued(cl) > CONTROL_OUT_PAUSE)
-      pause_reading(cl);
+  if (w == NULL)
+    return;
+  w->cl = cl;
+  if (json_dumpb(msg, w->data, len, JSON_COMPACT) != len) {
+    free(w);
+    return;
   }
-  free(text);
+  w->data[len] = '\n';
+  buf = uv_buf_init(w->data, (unsigned)len + 1);
+  if (uv_write(&w->req, (uv_stream_t *)&cl->pipe, &buf, 1, on_written) != 0)
+    free(w);
+  else if (!cl->paused && !cl->watcher && queued(cl) > CONTROL_OUT_PAUSE)
+    pause_reading(cl);
 }
 
 void control_reply(struct control_client *cl, json_t *reply) {

@@ -48,9 +48,10 @@
  * it. A new entry or a larger record that would pass it is refused
  * (PEERS_OVER_BUDGET) and counted in budget_drops. */
 #define PEERS_BYTES_MAX_DEFAULT ((size_t)32 * 1024 * 1024)
-/* What one data key and value cost beyond their bytes (jansson's string
- * objects and hash table entry), for the estimate. */
-#define PEERS_DATA_ENTRY_OVERHEAD 96
+/* What one data key and value cost beyond their bytes, for the estimate:
+ * jansson's string object (32 bytes), its hash table pair (about 56 and
+ * the key) and malloc's header and rounding of the three allocations. */
+#define PEERS_DATA_ENTRY_OVERHEAD 160
 
 enum peer_status {
   PEER_ALIVE,
