@@ -82,6 +82,8 @@ cut=$(jq '.truncated // 0' "$T/status.json")
 size=$(stat -c %s "$T/status.json")
 [ "$size" -le "$STDIN_MAX" ] || fail "status is $size bytes"
 c victim status > "$T/status.txt" || fail "choreo status failed"
+grep -q "^\.\.\. [0-9]* more peers not shown" "$T/status.txt" ||
+  fail "choreo status doesn't say the list was truncated: $(tail -n 2 "$T/status.txt")"
 ok "choreo status answers: $shown peers shown, \"truncated\": $cut, $size bytes (slowest during the flood: ${slowest} ms)"
 
 [ -s "$T/stdin.sizes" ] || fail "the on: change script never ran"
