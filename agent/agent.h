@@ -331,6 +331,16 @@ struct ctl {
 };
 
 int ctl_start(struct ctl *c);
+/* The views of the peers heard from that keep(peer, arg) accepts (every
+ * one when keep is NULL), in name order, as a JSON array of at most
+ * CTL_LIST_BYTES_MAX bytes of compact JSON: the status reply and a
+ * script's standard input stay bounded however much the table holds.
+ * *truncated gets how many accepted peers were left out (0: none). The
+ * caller owns the array; NULL when out of memory. */
+#define CTL_LIST_BYTES_MAX ((size_t)8 * 1024 * 1024)
+json_t *ctl_peer_list(struct ctl *c,
+                      bool (*keep)(const struct peer *peer, const void *arg),
+                      const void *arg, size_t *truncated);
 /* Tell every watching client about a peer event. */
 void ctl_peer_event(struct ctl *c, const struct peer_event *ev);
 void ctl_close(struct ctl *c);

@@ -102,19 +102,41 @@ static void matching(struct agent *a, const struct config_behaviour *b,
   }
 }
 
+struct watched {
+  const struct config_behaviour *b;
+  const struct peers *peers;
+};
+
+static bool watched(const struct peer *peer, const void *arg) {
+  const struct watched *w = arg;
+  return engine_watches(w->b, w->peers, peer);
+}
+
+/* The input of a run: this node, the event and the peers the behaviour
+ * watches, bounded like the status reply (ctl_peer_list), with
+ * "truncated": N when peers were left out. */
 static char *stdin_json(struct agent *a, const struct config_behaviour *b,
                         const char *event) {
   const struct record *self = self_record(&a->self);
-  uint64_t now = uv_now(&a->loop);
-  json_t *peers = json_array(), *doc;
+  struct watched w = {b, &a->peers};
+  size_t truncated = 0;
+  json_t *peers = ctl_peer_list(&a->ctl, watched, &w, &truncated), *doc;
   char *text;
+  size_t len;
 
-  for (size_t i = 0; peers != NULL && i < a->peers.n; i++)
-    if (engine_watches(b, &a->peers, a->peers.v[i]))
-      json_array_append_new(peers, view_table_peer(a->peers.v[i], now));
   doc = json_pack("{s:o, s:s, s:o}", "node", view_peer(self, self->state, 0),
                   "event", event, "peers", peers);
-  text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+  if (doc != NULL && truncated > 0)
+    json_object_set_new(doc, "truncated", json_integer((json_int_t)truncated));
+  /* Measured, then written in place: megabytes of input are held once. */
+  len = doc != NULL ? json_dumpb(doc, NULL, 0, JSON_COMPACT) : 0;
+  text = len > 0 ? malloc(len + 1) : NULL;
+  if (text != NULL && json_dumpb(doc, text, len, JSON_COMPACT) == len) {
+    text[len] = '\0';
+  } else {
+    free(text);
+    text = NULL;
+  }
   json_decref(doc);
   return text;
 }

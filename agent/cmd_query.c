@@ -348,6 +348,10 @@ static void print_conflict(choreo_client *c) {
                                                      : "refuted",
            age);
   }
+  if (json_integer_value(json_object_get(root, "truncated")) > 0)
+    printf("... %" JSON_INTEGER_FORMAT " more peers not shown: the list "
+           "passed its size bound\n",
+           json_integer_value(json_object_get(root, "truncated")));
   json_decref(root);
 }
 

@@ -58,6 +58,10 @@
      "Batches this relay published")                                           \
   XX(members_capped, "choreo_members_capped_total", "",                        \
      "Member entries ignored because the table was full")                      \
+  XX(peers_budget_drops, "choreo_peer_table_refused_total",                    \
+     "reason=\"budget\"",                                                      \
+     "Records and member entries refused because the peer table would pass "   \
+     "its memory budget")                                                      \
   XX(members_future, "choreo_member_entries_dropped_total",                    \
      "reason=\"future\"", "Member entries dropped: incarnation out of bounds") \
   XX(refutations, "choreo_refutations_total", "",                              \
@@ -123,7 +127,11 @@
      "nanomsg connections by direction and state")                             \
   XX(mesh_connect_errors, "choreo_connect_errors", "",                         \
      "Failed connection attempts to members' inboxes (nanomsg's count)")       \
-  XX(fds_open, "choreo_open_descriptors", "", "Descriptors the agent holds")
+  XX(fds_open, "choreo_open_descriptors", "", "Descriptors the agent holds")   \
+  XX(peers_bytes, "choreo_peer_table_bytes", "",                               \
+     "Memory the peer table holds by its estimate")                            \
+  XX(peers_bytes_max, "choreo_peer_table_bytes_max", "",                       \
+     "The peer table's memory budget")
 
 struct metrics {
 #define XX(id, name, labels, help) uint64_t id;
