@@ -89,8 +89,8 @@ struct self {
 int self_init(struct self *s);
 /* Recompute the state this node shows; publish if it changed. */
 void self_refresh(struct self *s);
-/* Apply a `set`: validate, write it to state_dir, publish, then make the
- * save durable (state_prepare(), state_commit()). Returns 0; or
+/* Apply a `set`: validate, check that state_dir can take it (state_room()),
+ * publish, then save it durably. Returns 0; or
  * CHOREO_EINVAL with *why set and nothing changed; or a negated errno with
  * *why set when it could not be saved: nothing changed then either (a
  * failure after publishing publishes the previous state again). */

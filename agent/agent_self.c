@@ -11,6 +11,7 @@
  * node owns its record").
  */
 #include <inttypes.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -25,20 +26,13 @@ static struct agent *agent_of(struct self *s) {
   return AGENT_OF(s, self);
 }
 
-/* Write the state to state_dir, not yet durable (state_commit()). */
-static int prepare(struct self *s, const char *state, const char *reason,
-                   int64_t since, json_t *data, struct state_pending *w) {
+/* Save the state in state_dir, durably (state_save()). */
+static int persist(struct self *s, const char *state, const char *reason,
+                   int64_t since, json_t *data) {
   struct saved_state ss = {.since_ms = since, .data = data, .inc = s->rec.inc};
   snprintf(ss.state, sizeof(ss.state), "%s", state);
   snprintf(ss.reason, sizeof(ss.reason), "%s", reason);
-  return state_prepare_state(agent_of(s)->cfg->state_dir, &ss, w);
-}
-
-static int persist(struct self *s, const char *state, const char *reason,
-                   int64_t since, json_t *data) {
-  struct state_pending w;
-  int rv = prepare(s, state, reason, since, data, &w);
-  return rv != 0 ? rv : state_commit(&w);
+  return state_save(agent_of(s)->cfg->state_dir, &ss);
 }
 
 /* Say that state_dir can't be written: at once the first time, then at
@@ -231,10 +225,12 @@ static const char *check_set(const char *state, const char *reason) {
 #define UNSAVED_WHY                                                            \
   "state_dir can't be written (see the agent's log); nothing changed"
 
+/* What a state file may take: state.json is read back only up to 64 KiB. */
+#define SELF_STATE_BYTES_MAX (64 * 1024)
+
 int self_set(struct self *s, const char *state, const char *reason,
              json_t *data, const char **why) {
   struct declared_copy old;
-  struct state_pending w;
   json_t *merged = NULL;
   bool data_changed;
   int64_t since;
@@ -247,11 +243,15 @@ int self_set(struct self *s, const char *state, const char *reason,
   if ((rv = check_data(data, s->rec.data, &merged, why)) != 0)
     return rv;
   since = strcmp(state, s->declared) == 0 ? s->declared_since : util_wall_ms();
-  /* Written first, where a full or read-only state_dir fails, so that
-   * what peers see is never what a restart would not keep; the fsyncs,
-   * which cost more than the whole trip to the peers, come after the
-   * publication, and the caller hears "ok" only once both are done. */
-  if ((rv = prepare(s, state, reason, since, merged, &w)) != 0) {
+  /* A full or read-only state_dir is refused before anything is
+   * published, so that what peers see is never what a restart would not
+   * keep; the check writes nothing and waits for no disk. The file, with
+   * its fsyncs (which cost more than the whole trip to the peers), is
+   * written after the publication, and the caller hears "ok" only once
+   * it is durable. A state_dir that has gone (ENOENT) is made again by the
+   * save. */
+  rv = state_room(agent_of(s)->cfg->state_dir, SELF_STATE_BYTES_MAX);
+  if (rv != 0 && rv != -ENOENT) {
     report_unsaved(s, rv, "`choreo set` refused");
     json_decref(merged);
     *why = UNSAVED_WHY;
@@ -264,9 +264,9 @@ int self_set(struct self *s, const char *state, const char *reason,
   data_changed = !json_equal(merged, s->rec.data);
   declare(s, state, reason, since, merged);
   refresh(s, data_changed);
-  if ((rv = state_commit(&w)) != 0) {
-    /* Rare (the text was written; fsync or rename failed): put the
-     * previous state back, and publish it. */
+  if ((rv = persist(s, state, reason, since, s->rec.data)) != 0) {
+    /* Rare (the room was there a moment ago, or fsync or rename failed):
+     * put the previous state back, and publish it. */
     report_unsaved(s, rv, "`choreo set` undone");
     declare(s, old.state, old.reason, old.since, old.data);
     refresh(s, data_changed);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -289,17 +290,19 @@ int state_save(const char *dir, const struct saved_state *s) {
   return rv;
 }
 
-int state_prepare_state(const char *dir, const struct saved_state *s,
-                        struct state_pending *w) {
-  char *text = encode(s);
-  int rv;
+int state_room(const char *dir, size_t bytes) {
+  struct statvfs sv;
+  uint64_t room, need;
 
-  state_pending_init(w);
-  if (text == NULL)
-    return -ENOMEM;
-  rv = state_prepare(dir, STATE_FILE, text, w);
-  free(text);
-  return rv;
+  if (statvfs(dir, &sv) != 0)
+    return -errno;
+  if (sv.f_flag & ST_RDONLY)
+    return -EROFS;
+  if (access(dir, W_OK | X_OK) != 0)
+    return -errno;
+  room = (uint64_t)(geteuid() == 0 ? sv.f_bfree : sv.f_bavail) * sv.f_frsize;
+  need = (uint64_t)bytes + 2 * (uint64_t)sv.f_frsize;
+  return room < need ? -ENOSPC : 0;
 }
 
 int state_dir_check(const char *dir, char *why, size_t len) {

@@ -74,9 +74,16 @@ int state_prepare(const char *dir, const char *name, const char *text,
 int state_commit(struct state_pending *w);
 /* Drop a prepared save; idempotent. */
 void state_abort(struct state_pending *w);
-/* state_prepare() of *s as dir/state.json. */
-int state_prepare_state(const char *dir, const struct saved_state *s,
-                        struct state_pending *w);
+/* Whether dir can take a file of about `bytes` now, without writing
+ * anything (statvfs and access: a few microseconds, no metadata written,
+ * nothing waits for the disk): 0, -EROFS for a read-only file system,
+ * -ENOSPC when the free space (for root, the blocks reserved for root
+ * too) is less than bytes and two blocks, -EACCES when this process may
+ * not write there, or the negated errno of statvfs (e.g. -ENOENT: dir is
+ * gone). A caller that wants to refuse a change that can't be saved
+ * checks this before acting and saves after; a save that fails anyway (a
+ * race with something filling the disk) must be undone by the caller. */
+int state_room(const char *dir, size_t bytes);
 /* state_prepare() then state_commit(). */
 int state_write(const char *dir, const char *name, const char *text);
 

@@ -9,7 +9,9 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -347,6 +350,59 @@ static void state_prepare_in_a_read_only_dir_leaves_nothing(void **state) {
   assert_int_equal(entries(f->sub, ""), 0);
 }
 
+/* state_room: what `choreo set` checks before it publishes. */
+static void state_room_in_a_writable_dir(void **state) {
+  struct fixture *f = *state;
+
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  assert_int_equal(state_room(f->sub, 64 * 1024), 0);
+  assert_int_equal(entries(f->sub, ""), 0); /* nothing written */
+  assert_int_equal(state_room(f->sub, SIZE_MAX / 2), -ENOSPC);
+}
+
+static void state_room_of_a_missing_dir(void **state) {
+  struct fixture *f = *state;
+  assert_int_equal(state_room(f->sub, 1), -ENOENT);
+}
+
+static void state_room_in_a_dir_this_user_cant_write(void **state) {
+  struct fixture *f = *state;
+
+  if (geteuid() == 0)
+    skip(); /* root writes through a mode of 0500 */
+  assert_int_equal(mkdir(f->sub, 0500), 0);
+  assert_int_equal(state_room(f->sub, 1), -EACCES);
+}
+
+/* A full and a read-only file system, with a small tmpfs (root only). */
+static void state_room_on_a_full_and_a_read_only_tmpfs(void **state) {
+  struct fixture *f = *state;
+  char filler[PATH_MAX + 16];
+  int fd;
+
+  if (geteuid() != 0)
+    skip();
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  if (mount("tmpfs", f->sub, "tmpfs", 0, "size=256k") != 0)
+    skip(); /* no mount here (a container without CAP_SYS_ADMIN) */
+  assert_int_equal(state_room(f->sub, 64 * 1024), 0);
+  snprintf(filler, sizeof(filler), "%s/filler", f->sub);
+  fd = open(filler, O_WRONLY | O_CREAT, 0600);
+  assert_true(fd >= 0);
+  {
+    char block[4096] = {0};
+    while (write(fd, block, sizeof(block)) > 0)
+      ;
+  }
+  close(fd);
+  assert_int_equal(state_room(f->sub, 1), -ENOSPC);
+  unlink(filler);
+  assert_int_equal(state_room(f->sub, 64 * 1024), 0);
+  assert_int_equal(mount(NULL, f->sub, NULL, MS_REMOUNT | MS_RDONLY, NULL), 0);
+  assert_int_equal(state_room(f->sub, 1), -EROFS);
+  assert_int_equal(umount(f->sub), 0);
+}
+
 static void state_abort_drops_a_prepared_save(void **state) {
   struct fixture *f = *state;
   struct state_pending w;
@@ -507,6 +563,10 @@ int main(void) {
       T(state_prepare_in_a_read_only_dir_leaves_nothing),
       T(state_abort_drops_a_prepared_save),
       T(state_commit_replaces_the_file),
+      T(state_room_in_a_writable_dir),
+      T(state_room_of_a_missing_dir),
+      T(state_room_in_a_dir_this_user_cant_write),
+      T(state_room_on_a_full_and_a_read_only_tmpfs),
       T(state_read_is_bounded),
       T(state_read_refuses_symlinks_and_directories),
       T(state_report_says_once_a_gap),
