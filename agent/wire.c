@@ -743,7 +743,7 @@ bool wire_proto_agree(uint32_t our_min, uint32_t our_max, uint32_t their_min,
 static int check_minor(const json_t *v, size_t i, uint32_t *out,
                        struct wire_error *err) {
   char field[FIELD_MAX];
-  uint64_t u;
+  uint64_t u = 0;
   int rv;
 
   snprintf(field, sizeof(field), "proto[%zu]", i);
