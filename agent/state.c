@@ -365,11 +365,27 @@ static char *upgrade_state_text(const char *buf, size_t len) {
   return text;
 }
 
+/* 0.1.0 keeps no record of what it applied: an applied.json beside its
+ * state.json was left by a later version before a rollback, and is
+ * stale; none at all is no better, since a first start runs nothing for
+ * a condition that is false. What was applied is unknown: said so in
+ * applied.json (applied_encode_unknown()), so that each level behaviour
+ * is brought to its condition, both ways, once synchronised. Returns 0
+ * or a negated errno. */
+static int applied_unknown(const char *dir) {
+  char *text = applied_encode_unknown();
+  int rv = text != NULL ? state_write(dir, APPLIED_FILE, text) : -ENOMEM;
+
+  free(text);
+  return rv;
+}
+
 /* Migrate dir/state.json from format 0: the old text is kept first, as
- * state.json.v0 (written whole and synced), then the new one replaces
- * it; a crash in between leaves both, and the next start migrates again.
- * A state_dir that can't be written is not fatal: the old format is read
- * as it is, and migrated at a later start. */
+ * state.json.v0 (written whole and synced), applied.json says that what
+ * was applied is unknown, then the new text replaces the old; a crash in
+ * between leaves the old file, and the next start migrates again. A state_dir
+ * that can't be written is not fatal: the old format is read as it is,
+ * and migrated at a later start. */
 static void migrate_state(const char *dir, const char *buf, size_t len) {
   char backup[sizeof(STATE_FILE) + 8];
   char *text = upgrade_state_text(buf, len);
@@ -384,6 +400,8 @@ static void migrate_state(const char *dir, const char *buf, size_t len) {
     keep--;
   char *old = strndup(buf, keep);
   rv = old != NULL ? state_write(dir, backup, old) : -ENOMEM;
+  if (rv == 0)
+    rv = applied_unknown(dir);
   if (rv == 0)
     rv = state_write(dir, STATE_FILE, text);
   if (rv == 0)

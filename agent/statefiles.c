@@ -283,6 +283,9 @@ int applied_parse(const char *buf, size_t len, struct applied_set *out,
   if (!json_is_object(items)) {
     say(why, whylen, "\"behaviours\" is not an object");
     rv = CHOREO_EDECODE;
+  } else if (json_is_true(json_object_get(root, "unknown"))) {
+    say(why, whylen, "%s", APPLIED_UNKNOWN_WHY);
+    rv = CHOREO_EDECODE;
   }
   json_object_foreach(rv == 0 ? items : NULL, name, v) {
     if ((rv = applied_entry(out, name, v, why, whylen)) != 0)
@@ -292,6 +295,15 @@ int applied_parse(const char *buf, size_t len, struct applied_set *out,
   if (rv != 0)
     applied_free(out);
   return rv;
+}
+
+char *applied_encode_unknown(void) {
+  json_t *root = json_pack("{s:i, s:b, s:{}}", "format", STATEFILES_VERSION,
+                           "unknown", 1, "behaviours");
+  char *text =
+      root != NULL ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+  json_decref(root);
+  return text;
 }
 
 char *applied_encode(const struct applied_set *s) {

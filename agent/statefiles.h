@@ -97,6 +97,16 @@ int applied_parse(const char *buf, size_t len, struct applied_set *out,
                   char *why, size_t whylen);
 /* The text of applied.json for s; the caller frees it. NULL: no memory. */
 char *applied_encode(const struct applied_set *s);
+/* The text of an applied.json that says what was applied is unknown
+ * ("unknown": true), written when a state_dir of choreo 0.1.0 (which kept
+ * no applied.json) is migrated: applied_parse() refuses it with
+ * APPLIED_UNKNOWN_WHY, so the agent brings each level behaviour to its
+ * condition once synchronised, both ways, as for a corrupt file. The
+ * caller frees it; NULL: no memory. */
+#define APPLIED_UNKNOWN_WHY                                                    \
+  "written at an upgrade from choreo 0.1.0, which kept no record of what "     \
+  "it applied"
+char *applied_encode_unknown(void);
 
 const char *applied_action_name(enum applied_action a);
 

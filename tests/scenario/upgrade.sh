@@ -11,7 +11,10 @@
 #    file kept as state.json.v0); after each step a change of db1 reaches
 #    everyone and every `holding`'s last action matches db1's state;
 #  - web1 is rolled back to 0.1.0 on its migrated state_dir (the backup
-#    still there), and the story goes on;
+#    still there), and the story goes on; upgraded again while db1
+#    changes, the applied.json of before the rollback, stale since 0.1.0
+#    ran, is set aside (what was applied is unknown) and web1 brings
+#    `holding` to the truth;
 #  - agents of a test build that speaks one protocol minor more
 #    (-Dproto_next=true) join: each pair speaks the highest minor both
 #    know (2 between them, 1 with this version, 0 with 0.1.0), the field
@@ -134,19 +137,22 @@ has_lines "$T/web2.log" "peer web1 runs an unversioned agent" 1 || fail "web2 di
 [ "$(metric web2 choreo_messages_unversioned_total)" -gt 10 ] || fail "unversioned messages not counted"
 ok "web2 shows, counts and says once per peer that db1 and web1 are unversioned"
 
-# upgrade NAME: stop NAME's 0.1.0 agent, start this version on the same
-# state_dir; its 0.1.0 state.json is migrated, the old one kept.
+# upgrade NAME: stop NAME's 0.1.0 agent (if running), start this version
+# on the same state_dir; its 0.1.0 state.json is migrated, the old one
+# kept.
 upgrade() {
   local n=$1
-  kill_agent "$n" TERM
+  [ -z "${AGENT_PID[$n]:-}" ] || kill_agent "$n" TERM
   [ -f "$T/$n.state/state.json" ] || fail "$n (0.1.0) wrote no state.json"
   jq -e 'has("format") | not' "$T/$n.state/state.json" >/dev/null || fail "0.1.0's state.json has a format"
   cp "$T/$n.state/state.json" "$T/$n.state-0.1.0"
+  local said
+  said=$(count_lines "$T/$n.log" "state.json migrated from format 0 (choreo 0.1.0) to format 1; the old file is kept as state.json.v0")
   run_as "$NEW_BIN" "$n"
   jq -e '.format == 1' "$T/$n.state/state.json" >/dev/null ||
     fail "$n's state.json was not migrated: $(cat "$T/$n.state/state.json")"
   cmp -s "$T/$n.state-0.1.0" "$T/$n.state/state.json.v0" || fail "$n's backup differs from its 0.1.0 state.json"
-  has_lines "$T/$n.log" "state.json migrated from format 0 (choreo 0.1.0) to format 1; the old file is kept as state.json.v0" 1 ||
+  has_lines "$T/$n.log" "state.json migrated from format 0 (choreo 0.1.0) to format 1; the old file is kept as state.json.v0" $((said + 1)) ||
     fail "$n did not say it migrated its state_dir"
 }
 
@@ -166,26 +172,47 @@ ok "db1 upgraded; every change of db1 reaches everyone and every last action mat
 # ---- rollback: web1 back to 0.1.0 on its migrated state_dir ----
 kill_agent web1 TERM
 [ -f "$T/web1.state/state.json.v0" ] || fail "the migration's backup is gone"
+jq -e '.behaviours.holding.applied == "revert"' "$T/web1.state/applied.json" >/dev/null ||
+  fail "web1's applied.json before the rollback: $(cat "$T/web1.state/applied.json")"
 run_as "$OLD_BIN" web1
 wait_for "web1 (0.1.0 again) sees 3 members" 10 has_members web1 3
 wait_for "web2 shows web1 unversioned again" 10 shows web2 web1 version '"unversioned"'
 truth maintenance
 truth ready
+truth maintenance
 ok "web1 rolled back to 0.1.0 on the migrated state_dir; the backup is kept; the story goes on"
 
+# Upgraded again while db1 goes back to ready: the applied.json of before
+# the rollback (revert) is stale, since 0.1.0 ran holding since; the
+# migration marks what was applied unknown, and the restarted web1
+# reverts.
+kill_agent web1 TERM
+WEBS=web2 truth ready
+upgrade web1
+grep -q "applied.json: written at an upgrade from choreo 0.1.0, which kept no record of what it applied; what behaviours applied before is unknown" "$T/web1.log" ||
+  fail "web1 did not set its stale applied.json aside"
+wait_for "web1 reverts holding after the upgrade" 15 last_is web1 holding revert
+truth maintenance
+truth ready
+ok "upgraded again after the rollback: the stale applied.json is set aside and the last action matches the truth"
+
 # ---- negotiation: two agents of the next minor join ----
-pn1=$(free_port); pn2=$(free_port)
+# old1 runs 0.1.0 among them.
+pn1=$(free_port); pn2=$(free_port); po1=$(free_port)
 write_config nx1 "$pn1" "[web]" "[tcp://127.0.0.1:$pdb]" "$HOLDING"
 write_config nx2 "$pn2" "[web]" "[tcp://127.0.0.1:$pdb]" "$HOLDING"
+write_config old1 "$po1" "[web]" "[tcp://127.0.0.1:$pdb]" "$HOLDING"
 run_as "$NEXT_BIN" nx1
 run_as "$NEXT_BIN" nx2
-WEBS="web1 web2 nx1 nx2"
-for n in db1 web1 web2 nx1 nx2; do wait_for "$n sees 5 members" 15 has_members "$n" 5; done
+run_as "$OLD_BIN" old1
+WEBS="web1 web2 nx1 nx2 old1"
+for n in db1 web1 web2 nx1 nx2 old1; do wait_for "$n sees 6 members" 15 has_members "$n" 6; done
 wait_for "nx1 and nx2 speak minor 2" 10 shows nx1 nx2 proto 2
 shows nx1 nx2 heartbeat_ms 200 || fail "nx1 did not read nx2's minor-2 field: $(peer_field nx1 nx2 heartbeat_ms)"
 shows nx1 db1 proto 1 || fail "nx1 and db1 do not speak minor 1"
 shows nx1 db1 heartbeat_ms null || fail "nx1 shows a minor-2 field for db1"
-shows nx1 web1 proto 0 || fail "nx1 and web1 (0.1.0) do not speak minor 0"
+shows nx1 old1 proto 0 || fail "nx1 and old1 (0.1.0) do not speak minor 0"
+shows nx1 old1 version '"unversioned"' || fail "nx1 does not show old1 unversioned"
 wait_for "db1 shows nx1's range" 10 shows db1 nx1 proto_range '[0,2]'
 shows db1 nx1 proto 1 || fail "db1 and nx1 do not speak minor 1"
 shows db1 nx1 heartbeat_ms null || fail "db1 read a field of a minor it does not speak"

@@ -519,7 +519,14 @@ static void state_migrate_upgrades_a_0_1_0_state_json_keeping_it(void **state) {
 
   assert_int_equal(mkdir(f->sub, 0700), 0);
   put_in(f->sub, STATE_FILE, state_0_1_0);
+  /* left by a newer version before a rollback to 0.1.0: stale */
+  put_in(f->sub, "applied.json", "{\"format\":1,\"behaviours\":{}}");
+  put_in(f->sub, "members.json", "{\"format\":1,\"members\":[]}");
   assert_int_equal(state_migrate(f->sub, why, sizeof(why)), 0);
+  text = slurp(f->sub, "applied.json");
+  assert_non_null(strstr(text, "\"unknown\": true"));
+  free(text);
+  assert_int_equal(entries(f->sub, "members.json"), 1);
   text = slurp(f->sub, STATE_FILE);
   assert_non_null(strstr(text, "\"format\": 1"));
   free(text);

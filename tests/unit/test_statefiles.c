@@ -442,6 +442,21 @@ static void statefiles_format_reads_each_kind_of_file(void **state) {
   }
 }
 
+/* Written when a 0.1.0 state_dir is migrated: refused, so that every
+ * level behaviour is brought to its condition. */
+static void applied_parse_refuses_what_is_unknown(void **state) {
+  struct applied_set s;
+  char why[256], *text = applied_encode_unknown();
+  (void)state;
+
+  assert_non_null(text);
+  assert_int_equal(applied_parse(text, strlen(text), &s, why, sizeof(why)),
+                   CHOREO_EDECODE);
+  assert_string_equal(why, APPLIED_UNKNOWN_WHY);
+  assert_int_equal(s.n, 0);
+  free(text);
+}
+
 static void statefiles_are_written_with_a_format(void **state) {
   struct applied_set s = {0};
   char *text;
@@ -475,6 +490,7 @@ int main(void) {
       cmocka_unit_test(members_parse_takes_a_good_entry),
       cmocka_unit_test(statefiles_format_reads_each_kind_of_file),
       cmocka_unit_test(statefiles_are_written_with_a_format),
+      cmocka_unit_test(applied_parse_refuses_what_is_unknown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
