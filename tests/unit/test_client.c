@@ -505,22 +505,13 @@ static void status_get_parses_node_and_peers(void **state) {
 
 /* Each peer's version as the agent shows it; absent (not heard yet, or
  * an agent before 0.2.0): NULL and -1. */
+#define V_A ",\"version\":\"0.2.0\",\"proto\":1"
+#define V_B ",\"version\":\"unversioned\",\"proto\":0"
+#define V_D ",\"version\":\"9\",\"proto\":\"1\""
+#define PEERS_V                                                                \
+  VPEER("a", V_A) "," VPEER("b", V_B) "," VPEER("c", "") "," VPEER("d", V_D)
 static const char status_versions[] =
-    "{\"ok\":true,\"node\":" VPEER("web1", "") ",\"peers\":[" VPEER("a", ",\"ve"
-                                                                         "rsion"
-                                                                         "\":"
-                                                                         "\"0."
-                                                                         "2."
-                                                                         "0\","
-                                                                         "\"pro"
-                                                                         "to\":"
-                                                                         "1") "," VPEER(
-        "b",
-        ",\"version\":"
-        "\"unversioned\","
-        "\"proto\":0") "," VPEER("c", "") "," VPEER("d",
-                                                    ",\"version\":\"9\","
-                                                    "\"proto\":\"1\"") "]}\n";
+    "{\"ok\":true,\"node\":" VPEER("web1", "") ",\"peers\":[" PEERS_V "]}\n";
 
 static void status_get_parses_peer_versions(void **state) {
   struct fake *f = *state;
