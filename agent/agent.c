@@ -386,6 +386,8 @@ static int check_state_dir(struct agent *a) {
   char why[CONFIG_PATH_MAX + 160];
   int rv = state_dir_check(a->cfg->state_dir, why, sizeof(why));
 
+  if (rv == 0)
+    rv = state_migrate(a->cfg->state_dir, why, sizeof(why));
   if (rv != 0)
     log_error("state_dir refused: %s", why);
   return rv;

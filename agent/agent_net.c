@@ -97,6 +97,7 @@ static void envelope(struct net *n, struct wire_msg *m, enum wire_type t) {
   m->seq = ++n->seq;
   m->time = (uint64_t)util_wall_ms();
   m->leaf = is_leaf(n);
+  m->heartbeat_ms = a->cfg->heartbeat_ms;
   if (a->ring != NULL)
     add_echoes(n, m);
 }
@@ -985,6 +986,65 @@ static void handle_members(struct net *n, struct wire_msg *m, uint64_t now) {
   n->got_members = true;
 }
 
+/* A message of another version than we read: said once per sender (a
+ * member's entry keeps that it was said; an unknown sender is
+ * rate-limited). */
+static void version_refused(struct net *n, const struct wire_error *err) {
+  struct peer *peer = peers_find(&agent_of(n)->peers, err->from);
+  char key[CHOREO_NAME_MAX + 16];
+
+  if (err->from[0] == '\0')
+    return;
+  snprintf(key, sizeof(key), "version:%s", err->from);
+  if (peer != NULL ? peer->version_refused : !log_allow(key, util_wall_ms()))
+    return;
+  if (peer != NULL)
+    peer->version_refused = true;
+  log_warn("peer %s: dropping its messages: %s (%s); this agent is %s",
+           err->from, err->detail, wire_reject_name(err->reason),
+           CHOREO_VERSION);
+}
+
+/* Keep what the sender's message said of its versions; say when they
+ * change, an unversioned (0.1.0) agent's once. */
+static void note_versions(struct net *n, const struct wire_msg *m) {
+  struct agent *a = agent_of(n);
+  struct peer *peer = peers_find(&a->peers, m->from);
+  uint32_t agreed = 0;
+  bool same;
+
+  if (!m->versioned)
+    a->metrics.msg_unversioned++;
+  if (peer == NULL)
+    return;
+  (void)wire_proto_agree(WIRE_PROTO_MIN, WIRE_PROTO_MAX, m->proto_min,
+                         m->proto_max, &agreed);
+  same = peer->version_heard && peer->versioned == m->versioned &&
+         peer->proto_min == m->proto_min && peer->proto_max == m->proto_max &&
+         strcmp(peer->release, m->release) == 0;
+  peer->version_heard = true;
+  peer->version_refused = false;
+  peer->versioned = m->versioned;
+  peer->proto_min = m->proto_min;
+  peer->proto_max = m->proto_max;
+  peer->proto = agreed;
+  memcpy(peer->release, m->release, sizeof(peer->release));
+  peer->heartbeat_ms = agreed >= WIRE_PROTO_HEARTBEAT ? m->heartbeat_ms : 0;
+  if (same)
+    return;
+  if (!m->versioned)
+    log_warn("peer %s runs an unversioned agent (0.1.0, protocol %d.0): "
+             "understood, but it can't tell versions apart; upgrade it "
+             "(docs/OPERATIONS.md \"Upgrades\")",
+             m->from, WIRE_VERSION);
+  else
+    log_info("peer %s: version %s, protocol %d.%" PRIu32 "-%d.%" PRIu32
+             ", speaking %d.%" PRIu32,
+             m->from, m->release[0] != '\0' ? m->release : "unknown",
+             WIRE_VERSION, m->proto_min, WIRE_VERSION, m->proto_max,
+             WIRE_VERSION, agreed);
+}
+
 /* One message, received directly or as a frame of a relay's batch. */
 static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
   struct agent *a = agent_of(n);
@@ -1019,7 +1079,12 @@ static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
   }
   if (wire_decode(plain != NULL ? (void *)plain : buf, len, &m, &err) != 0) {
     metrics_count_reject(&a->metrics, err.reason);
-    refused(wire_reject_name(err.reason), NULL, err.detail);
+    /* Another version says so once per member, naming both versions. */
+    if (err.reason == WIRE_REJECT_BAD_VERSION ||
+        err.reason == WIRE_REJECT_PROTO)
+      version_refused(n, &err);
+    else
+      refused(wire_reject_name(err.reason), NULL, err.detail);
   } else if (via_relay && strcmp(m.from, a->cfg->name) == 0) {
     /* Our own message, passed on by a relay to every member. */
   } else if (admit(n, &m, via_relay)) {
@@ -1029,6 +1094,7 @@ static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
       handle_members(n, &m, now);
     else
       handle_record(n, &m, now, via_relay, raw, rawlen);
+    note_versions(n, &m);
     fresh_after(n, &m);
     net_check_sync(n);
     n->changed(n, rx_ns);

@@ -32,7 +32,10 @@ static const char status_usage[] =
     "                     where PEER is {name, groups, state, reason, since\n"
     "                     (unix ms), last_seen_ms (ms ago; 0 for this node),\n"
     "                     data, and for peers clock_offset_ms (its clock\n"
-    "                     minus ours)}\n" COMMON_OPTIONS "\n"
+    "                     minus ours) and, once heard, version (its\n"
+    "                     release, \"unversioned\" for 0.1.0), proto (the\n"
+    "                     protocol minor both speak) and "
+    "proto_range}\n" COMMON_OPTIONS "\n"
     "Exit status: 0 success; 1 failure; 2 usage error; 3 no agent.\n";
 
 static const char peers_usage[] =
@@ -41,6 +44,8 @@ static const char peers_usage[] =
     "Show the peer table only (this node excluded), optionally only the\n"
     "members of group G. CLOCK is how far a peer's clock is from this\n"
     "node's (\"-\": within a second), estimated from its latest message.\n"
+    "VERSION is its release and the protocol both agents speak\n"
+    "(\"0.2.0/1.1\"), \"unversioned\" for a 0.1.0 agent, \"-\" until heard.\n"
     "\n"
     "Options:\n"
     "  -g, --group G      only peers in group G\n"
@@ -214,15 +219,35 @@ enum {
   COL_SEEN,
   COL_REASON,
   COL_CLOCK,
+  COL_VERSION,
   COLS
 };
 
 struct row {
   char name[ESC_MAX(CHOREO_NAME_MAX) + 1], groups[512],
       state[ESC_MAX(CHOREO_STATE_MAX)], since[24], seen[24],
-      reason[ESC_MAX(CHOREO_REASON_MAX)], clock[24], data[4096];
+      reason[ESC_MAX(CHOREO_REASON_MAX)], clock[24],
+      version[ESC_MAX(CHOREO_RELEASE_MAX) + 24], data[4096];
   const char *raw_state;
 };
+
+/* A peer's release and the protocol both speak, "0.2.0/1.1";
+ * "unversioned" for a 0.1.0 agent; "-" when not known (this node too:
+ * `choreo version` says its own). */
+static void version_text(const choreo_peer *p, bool self, char *buf,
+                         size_t len) {
+  char rel[ESC_MAX(CHOREO_RELEASE_MAX) + 1];
+
+  if (self || p->version == NULL) {
+    snprintf(buf, len, "-");
+    return;
+  }
+  cli_escape(p->version, rel, sizeof(rel));
+  if (strcmp(p->version, "unversioned") == 0 || p->proto < 0)
+    snprintf(buf, len, "%s", rel);
+  else
+    snprintf(buf, len, "%s/1.%d", rel, p->proto);
+}
 
 static void make_row(const choreo_peer *p, bool self, int64_t now,
                      struct row *r) {
@@ -248,6 +273,7 @@ static void make_row(const choreo_peer *p, bool self, int64_t now,
   else
     snprintf(r->clock, sizeof(r->clock), "%+.0fs",
              (double)p->clock_offset_ms / 1000.0);
+  version_text(p, self, r->version, sizeof(r->version));
   data_text(p, r->data, sizeof(r->data));
   r->raw_state = p->state;
 }
@@ -266,6 +292,7 @@ static void row_cols(const struct row *r, const char *cols[COLS]) {
   cols[COL_SEEN] = r->seen;
   cols[COL_REASON] = r->reason;
   cols[COL_CLOCK] = r->clock;
+  cols[COL_VERSION] = r->version;
 }
 
 /* One line: the columns padded to w (by characters, not bytes), the state
@@ -290,7 +317,7 @@ static void print_line(const char *cols[COLS], const size_t w[COLS],
 static void print_table(const choreo_peer *self, const choreo_peer *peers,
                         size_t n) {
   static const char *heads[COLS] = {"NAME",      "GROUPS", "STATE", "SINCE",
-                                    "LAST SEEN", "REASON", "CLOCK"};
+                                    "LAST SEEN", "REASON", "CLOCK", "VERSION"};
   struct row *rows = calloc(n + 2, sizeof(*rows));
   const char *cols[COLS];
   size_t count = 0, w[COLS];

@@ -30,6 +30,8 @@
   XX(msg_sent, "choreo_messages_sent_total", "", "Messages published")         \
   XX(msg_send_failed, "choreo_messages_send_failed_total", "",                 \
      "Messages nanomsg refused to queue")                                      \
+  XX(msg_unversioned, "choreo_messages_unversioned_total", "",                 \
+     "Messages accepted from agents that say no version (0.1.0)")              \
   WIRE_REJECT_MAP(METRICS_DECODE_ROW)                                          \
   XX(drop_cluster, "choreo_messages_dropped_total",                            \
      "reason=\"other_cluster\"", "Messages dropped, by reason")                \

@@ -105,6 +105,17 @@ struct peer {
    * hear the member list that makes them refute. "" when none. */
   char alt_addr[CHOREO_ADDR_MAX + 1];
   uint64_t alt_until;
+  /* Its versions (docs/PROTOCOL.md "Versions"), from its latest message
+   * of its own (agent_net.c): version_heard, whether one came yet;
+   * versioned, whether it said which protocol minors it speaks (false: a
+   * 0.1.0 agent); that range, the minor both speak, and its release ("":
+   * not said). heartbeat_ms: its period, from minor 2 on (0: unknown).
+   * version_refused: a message of a version we can't read was said (once,
+   * until one we read comes). */
+  bool version_heard, versioned, version_refused;
+  uint32_t proto_min, proto_max, proto;
+  char release[CHOREO_RELEASE_MAX + 1];
+  uint64_t heartbeat_ms;
 };
 
 struct peer_event {

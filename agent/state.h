@@ -94,6 +94,20 @@ int state_write(const char *dir, const char *name, const char *text);
 int state_read(const char *dir, const char *name, size_t max, char **out,
                size_t *len);
 
+/* The formats of state_dir's files ("format", statefiles.h), checked
+ * once at start before any of them is read (docs/OPERATIONS.md
+ * "Upgrades"). An older file is migrated in place: 0.1.0's state.json
+ * (format 0) is kept as state.json.v0, written whole, before the new one
+ * replaces it (the backup stays, for a rollback), and applied.json is
+ * written to say that what was applied is unknown (0.1.0 kept no record;
+ * one found there is stale, left before a rollback to 0.1.0). A file of a newer
+ * format, or whose "format" is not a whole number, is refused:
+ * CHOREO_EINVAL, with why[len] naming the file and what to do; nothing is
+ * written. A file missing or unreadable is left to its loader. A
+ * migration that can't be written is logged and not fatal. Returns 0 or
+ * CHOREO_EINVAL. */
+int state_migrate(const char *dir, char *why, size_t len);
+
 /* Saying "cannot save" at most once per STATE_REPORT_GAP_MS: the agent
  * keeps working with a full or read-only state_dir, and its log must not
  * fill up with one line per change. */
