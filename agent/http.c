@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -65,6 +66,9 @@ static char *msgf(const char *fmt, ...) {
 
 /* ---- connections ---- */
 
+static void conn_reset(struct http_conn *c);
+static void on_linger(uv_timer_t *t);
+
 static void conn_closed(uv_handle_t *hd) {
   struct http_conn *c = hd->data;
   if (--c->open == 0)
@@ -90,13 +94,55 @@ static void conn_close(struct http_conn *c) {
   uv_close((uv_handle_t *)&c->timer, conn_closed);
 }
 
+static void on_linger(uv_timer_t *t);
+
+/* Close with a reset: a client that doesn't read would never see a FIN
+ * queued behind the bytes it doesn't take, and they'd hold kernel memory. */
+static void conn_reset(struct http_conn *c) {
+  struct linger lg = {1, 0};
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  conn_close(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  struct http_conn *c = req->data;
+  free(req);
+  if (status != 0)
+    conn_close(c);
+}
+
+/* The response is out: end our side, and close once the client has
+ * closed its own (or at HTTP_LINGER_MS). Closing at once with request
+ * bytes unread would send a reset, which can destroy the response before
+ * the client reads it (an error answered before the request was read). */
+static void conn_finish(struct http_conn *c) {
+  uv_shutdown_t *req = malloc(sizeof(*req));
+
+  if (req == NULL) {
+    conn_close(c);
+    return;
+  }
+  req->data = c;
+  uv_timer_start(&c->timer, on_linger, HTTP_LINGER_MS, 0);
+  if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    free(req);
+    conn_close(c);
+  }
+}
+
 static void on_written(uv_write_t *req, int status) {
   struct http_write *w = container_of(req, struct http_write, req);
-  if (status == 0 && w->last)
-    conn_close(w->conn);
+  if (status == 0 && w->last && !w->conn->closing)
+    conn_finish(w->conn);
   else if (status != 0 && status != UV_ECANCELED)
     conn_close(w->conn);
   free(w);
+}
+
+static void on_linger(uv_timer_t *t) {
+  conn_close(t->data);
 }
 
 /* Queue bytes on c; last: close it once they are sent. */
@@ -127,7 +173,7 @@ static void conn_write(struct http_conn *c, const char *head, size_t hlen,
 static void on_conn_timer(uv_timer_t *t) {
   struct http_conn *c = t->data;
   c->owner->metrics->http_dropped_timeout++;
-  conn_close(c);
+  conn_reset(c);
 }
 
 /* A complete response with a body (none for HEAD), then close. */
@@ -341,7 +387,7 @@ static void events_send(struct http *h, const char *text, size_t len) {
         HTTP_EVENTS_QUEUED_MAX) {
       h->metrics->http_dropped_slow++;
       log_warn("http: an event client stopped reading; dropped");
-      conn_close(c);
+      conn_reset(c);
       continue;
     }
     conn_write(c, text, len, NULL, 0, false);

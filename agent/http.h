@@ -21,10 +21,11 @@
 #include "http_req.h"
 #include "metrics.h"
 
-#define HTTP_CONNS_MAX 512           /* connections open at once */
-#define HTTP_EVENT_CLIENTS_MAX 64    /* of them, reading /v1/events */
-#define HTTP_HEAD_TIMEOUT_MS 10000   /* to send the whole request head */
-#define HTTP_SEND_TIMEOUT_MS 30000   /* to take a whole response */
+#define HTTP_CONNS_MAX 512         /* connections open at once */
+#define HTTP_EVENT_CLIENTS_MAX 64  /* of them, reading /v1/events */
+#define HTTP_HEAD_TIMEOUT_MS 10000 /* to send the whole request head */
+#define HTTP_SEND_TIMEOUT_MS 30000 /* to take a whole response */
+#define HTTP_LINGER_MS 2000 /* for the client to close after a response */
 #define HTTP_EVENTS_QUEUED_MAX 65536 /* bytes an event client may lag */
 #define HTTP_EVENTS_PING_MS 15000    /* a comment line on idle streams */
 #define HTTP_EVENTS_SNDBUF 32768     /* kernel send buffer of a stream */

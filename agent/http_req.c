@@ -114,6 +114,12 @@ enum http_feed http_req_feed(struct http_req *r, const char *buf, size_t len) {
     return HTTP_REQ_BAD;
   if (r->done)
     return HTTP_REQ_DONE;
+  if (len == 0) /* would tell http-parser the stream ended */
+    return HTTP_REQ_MORE;
+  if (!r->headers_done && r->head_bytes >= HTTP_HEAD_MAX) {
+    fail(r, 431);
+    return HTTP_REQ_BAD;
+  }
   if (!r->headers_done && n > HTTP_HEAD_MAX - r->head_bytes) {
     n = HTTP_HEAD_MAX - r->head_bytes;
     capped = true;
