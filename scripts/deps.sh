@@ -11,6 +11,9 @@ PACKAGES=(
   faketime # skewed clocks: tests/scenario/skew.sh, tests/faults
   libclang-rt-14-dev # libFuzzer and the sanitizers' runtimes for clang
   nginx haproxy postgresql socat curl # the real story: examples/shop-real, tests/scenario/real_story.sh
+  libhttp-parser-dev # the HTTP endpoint's request parser (agent/http_req.c)
+  chromium python3-websocket # the fleet page in a browser: tests/scenario/http_browser.sh
+  prometheus # scraping the endpoint: tests/scenario/prometheus.sh
 )
 
 missing=()
@@ -27,3 +30,7 @@ echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian's prometheus starts a service on :9090; the tests run their own.
+if command -v systemctl >/dev/null && systemctl is-enabled prometheus >/dev/null 2>&1; then
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
