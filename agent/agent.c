@@ -548,6 +548,7 @@ static void free_all(struct agent *a) {
   seal_ring_free(a->ring);
   relay_free(&a->relay);
   metrics_free(&a->metrics);
+  http_free(&a->http);
   config_free(a->cfg);
 }
 

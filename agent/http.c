@@ -266,6 +266,14 @@ static void start_events(struct http_conn *c) {
    * tens of kilobytes, not megabytes. */
   (void)uv_send_buffer_size((uv_handle_t *)&c->tcp, &size);
   conn_write(c, head, sizeof(head) - 1, NULL, 0, false);
+  /* Recent events first, marked "event: history": the page's timeline
+   * shows them, and the states come from /v1/status. */
+  for (size_t i = 0; i < HTTP_EVENTS_BACKLOG; i++) {
+    static const char mark[] = "event: history\n";
+    const char *f = h->backlog[(h->backlog_at + i) % HTTP_EVENTS_BACKLOG];
+    if (f != NULL)
+      conn_write(c, mark, sizeof(mark) - 1, f, strlen(f), false);
+  }
 }
 
 static void dispatch(struct http_conn *c) {
@@ -398,7 +406,7 @@ void http_event(struct http *h, json_t *event) {
   char *text, *frame;
   size_t len;
 
-  if (h->stopped || h->metrics->http_event_clients == 0 || event == NULL)
+  if (h->stopped || h->lst == NULL || event == NULL)
     return;
   /* JSON_COMPACT output has no newline: one "data:" line per event. */
   if ((text = json_dumps(event, JSON_COMPACT)) == NULL)
@@ -407,8 +415,10 @@ void http_event(struct http *h, json_t *event) {
   if ((frame = malloc(len + 1)) != NULL) {
     snprintf(frame, len + 1, "data: %s\n\n", text);
     events_send(h, frame, len);
+    free(h->backlog[h->backlog_at]);
+    h->backlog[h->backlog_at] = frame;
+    h->backlog_at = (h->backlog_at + 1) % HTTP_EVENTS_BACKLOG;
   }
-  free(frame);
   free(text);
 }
 
@@ -561,4 +571,11 @@ void http_close(struct http *h) {
     conn_close(h->conns);
   if (h->ping.loop != NULL && !uv_is_closing((uv_handle_t *)&h->ping))
     uv_close((uv_handle_t *)&h->ping, NULL);
+}
+
+void http_free(struct http *h) {
+  for (size_t i = 0; i < HTTP_EVENTS_BACKLOG; i++) {
+    free(h->backlog[i]);
+    h->backlog[i] = NULL;
+  }
 }

@@ -29,6 +29,7 @@
 #define HTTP_EVENTS_QUEUED_MAX 65536 /* bytes an event client may lag */
 #define HTTP_EVENTS_PING_MS 15000    /* a comment line on idle streams */
 #define HTTP_EVENTS_SNDBUF 32768     /* kernel send buffer of a stream */
+#define HTTP_EVENTS_BACKLOG 64 /* recent events a new stream starts with */
 
 struct http_conn;     /* http.c */
 struct http_listener; /* http.c */
@@ -39,6 +40,10 @@ struct http {
   struct http_listener *lst, *pending; /* pending: a reload's, not yet in use */
   char token[HTTP_TOKEN_MAX + 1], pending_token[HTTP_TOKEN_MAX + 1];
   struct http_conn *conns; /* a list */
+  /* The latest events as sent ("data: …\n\n"), oldest first from
+   * backlog_at: a new stream starts with them (the page's timeline). */
+  char *backlog[HTTP_EVENTS_BACKLOG];
+  size_t backlog_at;
   uv_timer_t ping;
   char rbuf[4096]; /* reads: each is fed to its request at once */
   bool stopped;
@@ -68,5 +73,7 @@ void http_abort(struct http *h);
 void http_event(struct http *h, json_t *event);
 /* Close the listener and every connection; idempotent. */
 void http_close(struct http *h);
+/* Free the backlog, after http_close() and the loop's last run. */
+void http_free(struct http *h);
 
 #endif
