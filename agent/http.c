@@ -352,8 +352,11 @@ static void on_connection(uv_stream_t *server, int status) {
   struct http_conn *c;
 
   if (status != 0 || h->stopped) {
-    if (status != 0)
-      log_warn("http: accept on %s: %s", l->addr, uv_strerror(status));
+    /* Said once every 1000 (out of descriptors, a flood can't flood the
+     * log too). */
+    if (status != 0 && h->accept_errors++ % 1000 == 0)
+      log_warn("http: accept on %s: %s (%llu times)", l->addr,
+               uv_strerror(status), (unsigned long long)h->accept_errors);
     return;
   }
   if ((c = calloc(1, sizeof(*c))) == NULL)

@@ -47,6 +47,7 @@ struct http {
   uv_timer_t ping;
   char rbuf[4096]; /* reads: each is fed to its request at once */
   bool stopped;
+  uint64_t accept_errors;
   bool pending_off; /* a reload turns the endpoint off */
   /* Hooks: the metrics text (0, or a CHOREO_E* code; the caller frees
    * *out); the /v1/status and /v1/peers objects (new references, NULL:
