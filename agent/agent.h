@@ -14,6 +14,8 @@
  *   checks.c         struct checks: health checks and their rise and fall
  *   agent_relay.c    struct relay: forwarding leaves' messages in batches
  *   agent_control.c  struct ctl: the control socket and its requests
+ *   http.c           struct http: the HTTP endpoint (metrics, status,
+ *                    events, the fleet page), fed by agent.c's hooks
  *
  * Calls go one way (agent.c wires everything; a part never reaches into
  * another's fields, only calls its functions):
@@ -46,6 +48,7 @@
 #include "config.h"
 #include "control.h"
 #include "engine.h"
+#include "http.h"
 #include "mesh.h"
 #include "metrics.h"
 #include "peers.h"
@@ -154,6 +157,7 @@ struct job {
   enum engine_action_type type;   /* of a behaviour's action */
   char name[CHOREO_NAME_MAX + 1]; /* behaviour or check name */
   uint64_t rx_ns;                 /* receipt of the message that caused it */
+  uint64_t started_ns;            /* its first attempt started; 0: not yet */
   struct job *next;
 };
 
@@ -179,6 +183,10 @@ struct jobs {
    * engine's next deadline, monotonic ms (UINT64_MAX: none). */
   void (*check_done)(struct jobs *j, const char *name, bool ok);
   void (*wake_at)(struct jobs *j, uint64_t when);
+  /* Hook: a behaviour's action ended (counted in the metrics already);
+   * secs: from its start, retries included. */
+  void (*behaviour_done)(struct jobs *j, const struct job *job,
+                         enum runner_result res, double secs);
 };
 
 /* Read applied.json and tell the engine what a previous run applied;
@@ -328,6 +336,9 @@ struct ctl {
    * configuration (the report, owned by the caller; NULL: out of memory). */
   void (*leave)(struct ctl *c);
   json_t *(*reload)(struct ctl *c);
+  /* Hook: the metrics text, as the HTTP endpoint serves it (the caller
+   * frees *out); NULL: the counters alone. */
+  int (*metrics_text)(struct ctl *c, char **out);
 };
 
 int ctl_start(struct ctl *c);
@@ -343,6 +354,11 @@ json_t *ctl_peer_list(struct ctl *c,
                       const void *arg, size_t *truncated);
 /* Tell every watching client about a peer event. */
 void ctl_peer_event(struct ctl *c, const struct peer_event *ev);
+/* The status reply ({"ok","node","peers","declared"[,"name_conflict"]})
+ * and the peers shown (an array of PEER); new references, NULL: out of
+ * memory. */
+json_t *ctl_status(struct ctl *c);
+json_t *ctl_peers(struct ctl *c);
 void ctl_close(struct ctl *c);
 
 /* ---- the agent ---- */
@@ -362,6 +378,7 @@ struct agent {
   struct checks checks;
   struct relay relay;
   struct ctl ctl;
+  struct http http; /* http.h */
 
   uv_timer_t wake, leave;
   uint64_t wake_at;

@@ -109,7 +109,8 @@ static json_t *with_conflict(struct agent *a, json_t *reply) {
   return reply;
 }
 
-static void do_status(struct agent *a, struct control_client *cl, json_t *req) {
+json_t *ctl_status(struct ctl *c) {
+  struct agent *a = agent_of(c);
   const char *declared, *declared_reason;
   self_declared(&a->self, &declared, &declared_reason);
   /* "declared" is the state set by hand (choreo set, run-in), which the
@@ -117,7 +118,16 @@ static void do_status(struct agent *a, struct control_client *cl, json_t *req) {
   json_t *reply =
       json_pack("{s:b, s:o, s:{s:s, s:s}}", "ok", 1, "node", self_view(a),
                 "declared", "state", declared, "reason", declared_reason);
-  reply_new(cl, with_conflict(a, with_peers(a, reply, NULL)));
+  return with_conflict(a, with_peers(a, reply, NULL));
+}
+
+json_t *ctl_peers(struct ctl *c) {
+  size_t truncated = 0;
+  return ctl_peer_list(c, NULL, NULL, &truncated);
+}
+
+static void do_status(struct agent *a, struct control_client *cl, json_t *req) {
+  reply_new(cl, ctl_status(&a->ctl));
 }
 
 static void do_peers(struct agent *a, struct control_client *cl, json_t *req) {
@@ -165,26 +175,11 @@ static void do_watch(struct agent *a, struct control_client *cl, json_t *req) {
 static void do_metrics(struct agent *a, struct control_client *cl,
                        json_t *req) {
   char *text = NULL;
-  size_t alive, lost, left;
-
-  struct mesh_stats ms;
-
-  peers_count(&a->peers, &alive, &lost, &left);
-  net_stats(&a->net, &ms);
-  a->metrics.mesh_out_up = (int64_t)ms.out_up;
-  a->metrics.mesh_out_connecting = (int64_t)ms.out_connecting;
-  a->metrics.mesh_in_up = (int64_t)ms.in_up;
-  a->metrics.mesh_connect_errors = (int64_t)ms.connect_errors;
-  a->metrics.inbox_resets = ms.inbox_resets;
-  a->metrics.inbox_idle_closed = ms.inbox_idle_closed;
-  a->metrics.fds_open = (int64_t)ms.fds;
-  a->metrics.peers_alive = (int64_t)alive;
-  a->metrics.peers_lost = (int64_t)lost;
-  a->metrics.peers_left = (int64_t)left;
-  a->metrics.peers_bytes = (int64_t)a->peers.bytes;
-  a->metrics.peers_bytes_max = (int64_t)a->peers.bytes_max;
-  a->metrics.peers_budget_drops = a->peers.budget_drops;
-  if (metrics_render(&a->metrics, &text) != 0) {
+  /* The same text as the HTTP endpoint's /metrics (agent.c); a control
+   * part run alone (the fuzz target) has the counters only. */
+  int rv = a->ctl.metrics_text != NULL ? a->ctl.metrics_text(&a->ctl, &text)
+                                       : metrics_render(&a->metrics, &text);
+  if (rv != 0) {
     control_reply_error(cl, "out of memory");
     return;
   }

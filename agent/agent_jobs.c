@@ -492,11 +492,30 @@ void jobs_started(void *arg, uint64_t tag, unsigned attempt) {
   for (struct job *j = js->list; j != NULL; j = j->next) {
     if (j->tag != tag)
       continue;
+    if (attempt == 0)
+      j->started_ns = uv_hrtime();
     if (attempt == 0 && j->rx_ns != 0)
       metrics_observe_reaction(&agent_of(js)->metrics,
                                (double)(uv_hrtime() - j->rx_ns) / 1e6);
     return;
   }
+}
+
+/* Per-behaviour runs, failures and duration; an action that never
+ * started (withdrawn, cancelled before it ran) is not a run. */
+static void behaviour_ended(struct jobs *js, const struct job *j,
+                            enum runner_result res) {
+  struct agent *a = agent_of(js);
+  double secs;
+
+  if (j->started_ns == 0 || res == RUNNER_WITHDRAWN)
+    return;
+  secs = (double)(uv_hrtime() - j->started_ns) / 1e9;
+  (void)metrics_behaviour_done(&a->metrics, j->name,
+                               j->type == ENGINE_ACT_REVERT, res == RUNNER_OK,
+                               secs);
+  if (js->behaviour_done != NULL)
+    js->behaviour_done(js, j, res, secs);
 }
 
 void jobs_done(void *arg, uint64_t tag, enum runner_result res, int status) {
@@ -507,6 +526,8 @@ void jobs_done(void *arg, uint64_t tag, enum runner_result res, int status) {
 
   if (j == NULL)
     return;
+  if (!j->is_check)
+    behaviour_ended(js, j, res);
   if (j->is_check) {
     js->check_done(js, j->name, res == RUNNER_OK);
   } else if (!js->stopped && (idx = engine_index(&a->engine, j->name)) >= 0) {

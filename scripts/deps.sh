@@ -14,6 +14,9 @@ PACKAGES=(
   nginx haproxy postgresql socat curl # the real story: examples/shop-real, tests/scenario/real_story.sh
   openssl # real_story.sh's self-signed certificate for the TLS + HTTP/2 server block
   pgbouncer apache2 # tests/scenario/packs_pgbouncer.sh, packs_apache.sh (they stop Debian's own services)
+  libhttp-parser-dev # the HTTP endpoint's request parser (agent/http_req.c)
+  chromium python3-websocket # the fleet page in a browser: tests/scenario/http_browser.sh
+  prometheus # scraping the endpoint: tests/scenario/prometheus.sh
 )
 
 missing=()
@@ -30,3 +33,7 @@ echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian's prometheus starts a service on :9090; the tests run their own.
+if command -v systemctl >/dev/null && systemctl is-enabled prometheus >/dev/null 2>&1; then
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
