@@ -196,6 +196,8 @@ static void on_peer_event(void *arg, const struct peer_event *ev) {
     return;
   }
   a->metrics.peer_events++;
+  if (ev->type == PEER_EV_LOST)
+    net_peer_lost(&a->net, (struct peer *)ev->peer);
   /* A data event (data or groups changed) leaves the state as it was. */
   bool arrow = ev->type != PEER_EV_DATA && ev->previous[0] != '\0';
   log_info("peer %s %s: %s%s%s", ev->peer->rec.name, peer_event_name(ev->type),

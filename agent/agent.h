@@ -320,6 +320,8 @@ void net_check_sync(struct net *n);
 void net_save_members(struct net *n);
 /* A member was reaped: shut its endpoint down. */
 void net_peer_reaped(struct net *n, struct peer *peer);
+/* A member went lost: make the connection to it anew. */
+void net_peer_lost(struct net *n, struct peer *peer);
 void net_set_heartbeat(struct net *n, uint64_t ms);
 void net_stats(struct net *n, struct mesh_stats *ms);
 /* Another address that claimed this node's name in the last ten minutes

@@ -102,6 +102,33 @@ static void envelope(struct net *n, struct wire_msg *m, enum wire_type t) {
     add_echoes(n, m);
 }
 
+/* "unheard": the members we hold as lost, the most recently lost first
+ * (at most WIRE_UNHEARD_MAX). One that is alive and hears us makes its
+ * connection to us anew (handle_record): after heavy loss or a partition,
+ * its messages to us may wait out TCP's retransmission back-off, seconds
+ * after the network healed, while ours reach it. */
+static void add_unheard(struct net *n, struct wire_msg *m) {
+  struct agent *a = agent_of(n);
+  const struct peer *pick[WIRE_UNHEARD_MAX];
+  size_t k = 0;
+
+  for (size_t i = 0; i < a->peers.n; i++) {
+    const struct peer *p = a->peers.v[i];
+    size_t j;
+    if (p->status != PEER_LOST)
+      continue;
+    if (k == WIRE_UNHEARD_MAX && p->status_since <= pick[k - 1]->status_since)
+      continue;
+    j = k < WIRE_UNHEARD_MAX ? k++ : k - 1;
+    for (; j > 0 && pick[j - 1]->status_since < p->status_since; j--)
+      pick[j] = pick[j - 1];
+    pick[j] = p;
+  }
+  for (size_t i = 0; i < k; i++)
+    snprintf(m->unheard[i], sizeof(m->unheard[i]), "%s", pick[i]->rec.name);
+  m->nunheard = k;
+}
+
 void net_publish(struct net *n, enum wire_type type) {
   struct agent *a = agent_of(n);
   const struct record *self = self_record(&a->self);
@@ -111,6 +138,8 @@ void net_publish(struct net *n, enum wire_type type) {
   m.rec = *self;
   m.digest = peers_digest(&a->peers, self);
   m.nknown = (uint32_t)(a->peers.n + 1);
+  if (type != WIRE_LEAVE)
+    add_unheard(n, &m);
   send_msg(n, &m);
 }
 
@@ -625,6 +654,21 @@ static void redial(struct net *n, struct peer *peer) {
 
 /* ---- receiving ---- */
 
+/* Whether the sender says it can't hear us (its "unheard"). */
+static bool names_us(const struct wire_msg *m, const char *name) {
+  for (size_t i = 0; i < m->nunheard; i++)
+    if (strcmp(m->unheard[i], name) == 0)
+      return true;
+  return false;
+}
+
+void net_peer_lost(struct net *n, struct peer *peer) {
+  /* Our connection to it may be what broke: make it anew, so that what
+   * we send reaches it as soon as it can hear (redial: once a heartbeat
+   * per member at most). */
+  redial(n, peer);
+}
+
 /* ---- claims about this node ---- */
 
 /* A sender is behind what we hold for it (policy_sender_behind): it
@@ -914,7 +958,7 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
   bool news = forward && policy_is_news(peer, &m->rec);
   enum peers_result res =
       peers_merge_direct(&a->peers, &m->rec, now, util_wall_ms(), &peer);
-  if (restarted)
+  if (restarted || names_us(m, a->cfg->name))
     redial(n, peer);
   merged(n, res, peer, now);
   if (peer != NULL)

@@ -193,6 +193,19 @@ static void enc_fresh(struct enc *e, json_t *o, const struct wire_msg *m) {
   put(e, o, "echo", a);
 }
 
+/* The optional "unheard": names of members the sender holds as lost. */
+static void enc_unheard(struct enc *e, json_t *o, const struct wire_msg *m) {
+  json_t *a;
+  if (m->nunheard == 0)
+    return;
+  if (m->nunheard > WIRE_UNHEARD_MAX && e->rv == 0)
+    e->rv = CHOREO_EINVAL;
+  a = json_array();
+  for (size_t i = 0; i < m->nunheard && i < WIRE_UNHEARD_MAX; i++)
+    append(e, a, json_string(m->unheard[i]));
+  put(e, o, "unheard", a);
+}
+
 /* "proto", "release" and the optional fields of our higher minors. */
 static void enc_versions(struct enc *e, json_t *o, const struct wire_msg *m) {
   put(e, o, "proto", json_pack("[i,i]", WIRE_PROTO_MIN, WIRE_PROTO_MAX));
@@ -220,6 +233,7 @@ static json_t *enc_msg(struct enc *e, const struct wire_msg *m) {
   if (m->leaf)
     put(e, o, "leaf", json_true());
   enc_fresh(e, o, m);
+  enc_unheard(e, o, m);
   put(e, o, "type", json_string(wire_type_name(m->type)));
   if (m->type == WIRE_MEMBERS) {
     put(e, o, "members", enc_members(e, m));
@@ -709,6 +723,32 @@ static int dec_fresh(json_t *o, struct wire_msg *m, struct wire_error *err) {
   return 0;
 }
 
+/* "unheard", optional: at most WIRE_UNHEARD_MAX valid names. */
+static int dec_unheard(json_t *o, struct wire_msg *m, struct wire_error *err) {
+  char field[FIELD_MAX];
+  json_t *v, *e;
+  size_t i;
+  int rv;
+
+  if ((v = json_object_get(o, "unheard")) == NULL)
+    return 0;
+  if (!json_is_array(v))
+    return reject(err, WIRE_REJECT_BAD_FIELD,
+                  "field \"unheard\": not an array");
+  if (json_array_size(v) > WIRE_UNHEARD_MAX)
+    return reject(err, WIRE_REJECT_OVER_LIMIT,
+                  "field \"unheard\": %zu entries, at most %d",
+                  json_array_size(v), WIRE_UNHEARD_MAX);
+  json_array_foreach(v, i, e) {
+    snprintf(field, sizeof(field), "unheard[%zu]", i);
+    if ((rv = check_word(e, field, CHOREO_NAME_MAX, choreo_valid_name, "name",
+                         m->unheard[i], err)) != 0)
+      return rv;
+  }
+  m->nunheard = json_array_size(v);
+  return 0;
+}
+
 /* ---- decoding: the envelope ---- */
 
 static int dec_version(json_t *o, struct wire_error *err) {
@@ -864,7 +904,7 @@ static int dec_msg(json_t *o, struct wire_msg *m, struct wire_error *err) {
                     "field \"leaf\": not a boolean");
     m->leaf = json_is_true(v);
   }
-  if ((rv = dec_fresh(o, m, err)) != 0 ||
+  if ((rv = dec_fresh(o, m, err)) != 0 || (rv = dec_unheard(o, m, err)) != 0 ||
       (rv = dec_minor_fields(o, m, err)) != 0)
     return rv;
   if (m->type == WIRE_MEMBERS)

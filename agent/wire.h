@@ -40,6 +40,9 @@
 /* Member entries in one members message; a larger view is sent as several
  * messages. Bounded so that a message stays well under CHOREO_MSG_MAX. */
 #define WIRE_MEMBERS_MAX 256
+/* Members a sender says it can't hear, in one message (docs/PROTOCOL.md
+ * "Unheard"). */
+#define WIRE_UNHEARD_MAX 8
 /* Nonces echoed in one message (docs/PROTOCOL.md "Freshness"). */
 #define WIRE_ECHO_MAX 32
 
@@ -113,6 +116,11 @@ struct wire_msg {
   bool proving;
   size_t necho;
   struct wire_echo echo[WIRE_ECHO_MAX];
+  /* Members the sender holds as lost while it hears others: each, on
+   * reading its name here, makes its connection to the sender anew (its
+   * messages may be stuck behind a TCP retransmission back-off). */
+  size_t nunheard;
+  char unheard[WIRE_UNHEARD_MAX][CHOREO_NAME_MAX + 1];
   /* Versions: whether the message said which protocol minors its sender
    * speaks ("proto"; false: a 0.1.0 agent, [0, 0]), that range, and the
    * sender's release ("release", e.g. "0.2.0"; "" when absent). The

@@ -57,6 +57,10 @@ static void sample_msg(struct wire_msg *m, enum wire_type type) {
     m->echo[0].nonce = 1;
     snprintf(m->echo[1].name, sizeof(m->echo[1].name), "web2");
     m->echo[1].nonce = UINT64_MAX;
+    /* two members it holds as lost */
+    m->nunheard = 2;
+    snprintf(m->unheard[0], sizeof(m->unheard[0]), "web3");
+    snprintf(m->unheard[1], sizeof(m->unheard[1]), "app-1");
   }
   if (type == WIRE_MEMBERS) {
     static const char *const names[] = {"db1", "web1", "web2"};
@@ -112,6 +116,9 @@ static void assert_msgs_equal(const struct wire_msg *a,
     assert_string_equal(a->echo[i].name, b->echo[i].name);
     assert_true(a->echo[i].nonce == b->echo[i].nonce);
   }
+  assert_int_equal(a->nunheard, b->nunheard);
+  for (size_t i = 0; i < a->nunheard; i++)
+    assert_string_equal(a->unheard[i], b->unheard[i]);
   assert_int_equal(a->nmembers, b->nmembers);
   for (size_t i = 0; i < a->nmembers; i++) {
     assert_string_equal(a->members[i].name, b->members[i].name);
@@ -203,6 +210,7 @@ static void wire_encodes_compact_json_in_envelope_order(void **state) {
                              "\"nonce\":\"0123456789abcdef\","
                              "\"echo\":[[\"web1\",\"0000000000000001\"],"
                              "[\"web2\",\"ffffffffffffffff\"]],"
+                             "\"unheard\":[\"web3\",\"app-1\"],"
                              "\"type\":\"state\",\"rec\":{\"addr\":";
   struct wire_msg m;
   char *buf;
@@ -674,6 +682,20 @@ static const struct reject_case reject_cases[] = {
     {"wire_rejects_an_echo_of_an_invalid_nonce", WIRE_STATE, "echo[0]", SET,
      "[\"web1\",\"X000000000000001\"]", 0, WIRE_REJECT_BAD_FIELD,
      "field \"echo[0]\": not 16 lowercase hex digits"},
+    /* unheard (optional) */
+    {"wire_accepts_a_message_without_unheard", WIRE_STATE, "unheard", DEL, NULL,
+     0, WIRE_OK, NULL},
+    {"wire_rejects_unheard_that_is_not_an_array", WIRE_STATE, "unheard", SET,
+     "\"web3\"", 0, WIRE_REJECT_BAD_FIELD, "field \"unheard\": not an array"},
+    {"wire_rejects_too_many_unheard", WIRE_STATE, "unheard", ARRAY, "\"web3\"",
+     9, WIRE_REJECT_OVER_LIMIT, "field \"unheard\": 9 entries, at most 8"},
+    {"wire_accepts_the_maximum_of_unheard", WIRE_STATE, "unheard", ARRAY,
+     "\"web3\"", 8, WIRE_OK, NULL},
+    {"wire_rejects_an_invalid_unheard_name", WIRE_STATE, "unheard[1]", SET,
+     "\"a/b\"", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"unheard[1]\": invalid name \"a/b\""},
+    {"wire_rejects_an_unheard_name_that_is_a_number", WIRE_STATE, "unheard[0]",
+     SET, "7", 0, WIRE_REJECT_BAD_FIELD, NULL},
     /* members */
     {"wire_rejects_too_many_members", WIRE_MEMBERS, "members", ARRAY,
      MEMBER_JSON, 257, WIRE_REJECT_OVER_LIMIT,
