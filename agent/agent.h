@@ -14,6 +14,8 @@
  *   checks.c         struct checks: health checks and their rise and fall
  *   agent_relay.c    struct relay: forwarding leaves' messages in batches
  *   agent_control.c  struct ctl: the control socket and its requests
+ *   notify.c         struct notify: READY, STATUS and the watchdog for
+ *                    systemd (notify.h)
  *
  * Calls go one way (agent.c wires everything; a part never reaches into
  * another's fields, only calls its functions):
@@ -47,6 +49,7 @@
 #include "control.h"
 #include "engine.h"
 #include "mesh.h"
+#include "notify.h"
 #include "metrics.h"
 #include "peers.h"
 #include "policy.h"
@@ -352,6 +355,7 @@ struct agent {
   struct checks checks;
   struct relay relay;
   struct ctl ctl;
+  struct notify notify;
 
   uv_timer_t wake, leave;
   uint64_t wake_at;

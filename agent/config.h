@@ -144,6 +144,8 @@ struct config {
 
   char state_dir[CONFIG_PATH_MAX]; /* default /var/lib/choreo */
 
+  int log_level; /* log.level: an enum log_level (log.h); default info */
+
   /* sync: what conditions wait for after a start (policy_sync). */
   unsigned sync_min_members; /* other members heard; default 0 */
   size_t sync_ngroups;       /* a member of each heard */
