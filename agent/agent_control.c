@@ -19,9 +19,16 @@ static struct agent *agent_of(struct ctl *c) {
   return AGENT_OF(c, ctl);
 }
 
+/* A PEER with its advertised address ("addr"; docs/PROTOCOL.md). */
+static json_t *with_addr(json_t *o, const struct record *r) {
+  if (o != NULL)
+    json_object_set_new(o, "addr", json_string(r->addr));
+  return o;
+}
+
 static json_t *self_view(struct agent *a) {
   const struct record *self = self_record(&a->self);
-  return view_peer(self, self->state, 0);
+  return with_addr(view_peer(self, self->state, 0), self);
 }
 
 /* Peers shown to users: those heard from, sorted by name. */
@@ -32,7 +39,7 @@ static json_t *peer_list(struct agent *a, const char *group) {
     const struct peer *p = a->peers.v[i];
     if (!p->heard || (group != NULL && !record_in_group(&p->rec, group)))
       continue;
-    json_array_append_new(list, view_table_peer(p, now));
+    json_array_append_new(list, with_addr(view_table_peer(p, now), &p->rec));
   }
   return list;
 }
@@ -108,6 +115,39 @@ static void do_set(struct agent *a, struct control_client *cl, json_t *req) {
   reply_new(cl, json_pack("{s:b, s:o}", "ok", 1, "node", self_view(a)));
 }
 
+/* {"cmd": "force-leave", "node": NAME, "force": bool}: mark a member
+ * left in this agent's table (peers_force_leave; docs/CLI.md). */
+static void do_force_leave(struct agent *a, struct control_client *cl,
+                           json_t *req) {
+  json_t *node = json_object_get(req, "node"), *force;
+  const char *name;
+  int rv;
+
+  force = json_object_get(req, "force");
+  if (!json_is_string(node) || !choreo_valid_name(json_string_value(node)) ||
+      (force != NULL && !json_is_boolean(force))) {
+    control_reply_error(cl, "force-leave: needs \"node\" (a valid name) and "
+                            "optional \"force\" (boolean)");
+    return;
+  }
+  name = json_string_value(node);
+  rv = peers_force_leave(&a->peers, name, json_is_true(force), uv_now(&a->loop),
+                         util_wall_ms());
+  if (rv == CHOREO_ENOTFOUND)
+    control_reply_error(cl, "force-leave: %s is not a member", name);
+  else if (rv == CHOREO_EINVAL)
+    control_reply_error(cl, "force-leave: %s has left already", name);
+  else if (rv == CHOREO_EREFUSED)
+    control_reply_error(cl,
+                        "force-leave: %s is alive (heard within "
+                        "lost_after); add --force to mark it left anyway",
+                        name);
+  else {
+    log_info("force-leave: %s marked left on request", name);
+    reply_new(cl, json_pack("{s:b, s:s}", "ok", 1, "node", name));
+  }
+}
+
 static void do_watch(struct agent *a, struct control_client *cl, json_t *req) {
   reply_new(cl, json_pack("{s:b}", "ok", 1));
   control_watch(cl);
@@ -174,9 +214,15 @@ static const struct {
   const char *cmd;
   void (*fn)(struct agent *a, struct control_client *cl, json_t *req);
 } commands[] = {
-    {"status", do_status},   {"peers", do_peers},     {"set", do_set},
-    {"watch", do_watch},     {"metrics", do_metrics}, {"leave", do_leave},
-    {"version", do_version}, {"reload", do_reload},
+    {"status", do_status},
+    {"peers", do_peers},
+    {"set", do_set},
+    {"watch", do_watch},
+    {"metrics", do_metrics},
+    {"leave", do_leave},
+    {"version", do_version},
+    {"reload", do_reload},
+    {"force-leave", do_force_leave},
 };
 
 static void on_request(struct control *server, struct control_client *cl,
@@ -212,7 +258,13 @@ int ctl_start(struct ctl *c) {
 }
 
 void ctl_peer_event(struct ctl *c, const struct peer_event *ev) {
-  json_t *o = view_event(ev);
+  json_t *o = view_event(ev), *groups = json_array();
+  /* The peer's groups, so that watchers can filter by group. */
+  for (size_t i = 0; groups != NULL && i < ev->peer->rec.ngroups; i++)
+    json_array_append_new(groups, json_string(ev->peer->rec.groups[i]));
+  if (o != NULL && groups != NULL)
+    json_object_set(o, "groups", groups);
+  json_decref(groups);
   if (o != NULL)
     control_broadcast(&c->server, o);
   json_decref(o);

@@ -1,6 +1,7 @@
 /*
- * cmd_set.c — the commands that change this node's declared state:
- * `choreo set` and `choreo run-in`.
+ * cmd_set.c — the commands that change what the agent holds: this
+ * node's declared state (`choreo set`, `choreo run-in`) and, for a dead
+ * member, its place in the view (`choreo force-leave`).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -299,4 +300,71 @@ int cmd_run_in(int argc, char **argv) {
     return cli_error(EXIT_FAILED, "run-in", "could not restore state '%s'",
                      prev);
   return status;
+}
+
+/* ---- force-leave ---- */
+
+static const char force_leave_usage[] =
+    "Usage: choreo force-leave NODE [--force] [OPTION]...\n"
+    "\n"
+    "Mark member NODE left in this agent's view now, for a node that is\n"
+    "gone for good, instead of keeping it 'lost' until network.reap_after.\n"
+    "Behaviours here see it leave (on: [left]; conditions stop counting\n"
+    "it). Only this agent's view changes: a node's departure is its own to\n"
+    "announce, so no other agent is told; run it on each agent that should\n"
+    "forget the node. If the node comes back (a restart, a new state), it\n"
+    "joins again.\n"
+    "\n"
+    "Options:\n"
+    "  -f, --force          also for a member that is alive (heard within\n"
+    "                       network.lost_after); it stays left here until\n"
+    "                       its record changes\n"
+    "  -s, --socket PATH    the agent's control socket\n"
+    "  -c, --config FILE    take the socket from FILE's control.socket\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "Exit status: 0 success; 1 refused (not a member, left already, or\n"
+    "alive without --force); 2 usage error; 3 no agent.\n";
+
+static const struct option force_leave_options[] = {
+    {"force", no_argument, NULL, 'f'},
+    {"socket", required_argument, NULL, 's'},
+    {"config", required_argument, NULL, 'c'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+int cmd_force_leave(int argc, char **argv) {
+  struct cli_common common = {0};
+  choreo_client *c = NULL;
+  char *error = NULL;
+  bool force = false;
+  int ch, rv, status = -1;
+
+  while ((ch = cli_next_opt("force-leave", force_leave_usage, argc, argv,
+                            ":fs:c:h", force_leave_options, &status)) >= 0) {
+    if (ch == 'f')
+      force = true;
+    else if (ch == 's')
+      common.socket = optarg;
+    else if (ch == 'c')
+      common.config = optarg;
+  }
+  if (ch == CLI_OPT_STOP)
+    return status;
+  if (optind + 1 != argc)
+    return cli_usage_error("force-leave", "give exactly one NODE");
+  if (!choreo_valid_name(argv[optind]))
+    return cli_usage_error("force-leave", "'%s' is not a valid name",
+                           argv[optind]);
+  if ((rv = cli_connect("force-leave", &common, &c)) != 0)
+    return rv;
+  rv = choreo_force_leave(c, argv[optind], force, &error);
+  if (rv == CHOREO_EREFUSED)
+    rv = cli_error(EXIT_FAILED, "force-leave", "%s", error ? error : "refused");
+  else if (rv != 0)
+    rv = cli_fail("force-leave", rv, NULL);
+  free(error);
+  choreo_close(c);
+  return rv;
 }
