@@ -372,6 +372,7 @@ static void agent_stop(struct agent *a, int exit_code) {
   a->stopping = true;
   a->exit_code = exit_code;
   notify_stop(&a->notify);
+  self_stop(&a->self);
   net_save_members(&a->net);
   jobs_stop(&a->jobs);
   checks_stop(&a->checks);

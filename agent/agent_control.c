@@ -15,6 +15,9 @@
 #include "util.h"
 #include "view.h"
 
+/* The longest `set --for`: a year. */
+#define SET_FOR_MAX_MS 31536000000LL
+
 static struct agent *agent_of(struct ctl *c) {
   return AGENT_OF(c, ctl);
 }
@@ -66,6 +69,20 @@ static json_t *with_conflict(struct agent *a, json_t *reply) {
   return reply;
 }
 
+/* A `set --for` running: "until" (unix ms) and "then" (the state it
+ * returns to) in reply's object `key` (NULL: reply itself). */
+static json_t *with_expiry(struct agent *a, json_t *reply, const char *key) {
+  const char *then;
+  int64_t until = self_expiry(&a->self, &then);
+  json_t *o = key != NULL ? json_object_get(reply, key) : reply;
+
+  if (until > 0 && o != NULL) {
+    json_object_set_new(o, "until", json_integer((json_int_t)until));
+    json_object_set_new(o, "then", json_string(then));
+  }
+  return reply;
+}
+
 static void do_status(struct agent *a, struct control_client *cl, json_t *req) {
   const char *declared, *declared_reason;
   self_declared(&a->self, &declared, &declared_reason);
@@ -75,7 +92,7 @@ static void do_status(struct agent *a, struct control_client *cl, json_t *req) {
       json_pack("{s:b, s:o, s:o, s:{s:s, s:s}}", "ok", 1, "node", self_view(a),
                 "peers", peer_list(a, NULL), "declared", "state", declared,
                 "reason", declared_reason);
-  reply_new(cl, with_conflict(a, reply));
+  reply_new(cl, with_conflict(a, with_expiry(a, reply, "declared")));
 }
 
 static void do_peers(struct agent *a, struct control_client *cl, json_t *req) {
@@ -93,6 +110,7 @@ static void do_set(struct agent *a, struct control_client *cl, json_t *req) {
   json_t *state = json_object_get(req, "state");
   json_t *reason = json_object_get(req, "reason");
   json_t *data = json_object_get(req, "data");
+  json_t *for_ms = json_object_get(req, "for_ms");
   json_t *empty = NULL;
   const char *why = "invalid request";
   int rv;
@@ -103,16 +121,26 @@ static void do_set(struct agent *a, struct control_client *cl, json_t *req) {
                             "\"reason\" (string) and \"data\" (object)");
     return;
   }
+  if (for_ms != NULL &&
+      (!json_is_integer(for_ms) || json_integer_value(for_ms) <= 0 ||
+       json_integer_value(for_ms) > SET_FOR_MAX_MS)) {
+    control_reply_error(cl, "set: \"for_ms\" must be a whole number of ms "
+                            "from 1 to 31536000000 (a year)");
+    return;
+  }
   if (data == NULL)
     data = empty = json_object();
-  rv = self_set(&a->self, json_string_value(state),
-                reason != NULL ? json_string_value(reason) : NULL, data, &why);
+  rv = self_set_for(&a->self, json_string_value(state),
+                    reason != NULL ? json_string_value(reason) : NULL, data,
+                    for_ms ? (uint64_t)json_integer_value(for_ms) : 0, &why);
   json_decref(empty);
   if (rv != 0) {
     control_reply_error(cl, "set: %s", why);
     return;
   }
-  reply_new(cl, json_pack("{s:b, s:o}", "ok", 1, "node", self_view(a)));
+  reply_new(
+      cl, with_expiry(a, json_pack("{s:b, s:o}", "ok", 1, "node", self_view(a)),
+                      NULL));
 }
 
 /* {"cmd": "force-leave", "node": NAME, "force": bool}: mark a member

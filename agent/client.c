@@ -228,6 +228,12 @@ static void take_error(json_t *reply, char **error) {
 CHOREO_EXPORT int choreo_set(choreo_client *c, const char *state,
                              const char *reason, const choreo_kv *data,
                              size_t ndata, char **error) {
+  return choreo_set_for(c, state, reason, data, ndata, 0, error);
+}
+
+CHOREO_EXPORT int choreo_set_for(choreo_client *c, const char *state,
+                                 const char *reason, const choreo_kv *data,
+                                 size_t ndata, uint64_t for_ms, char **error) {
   json_t *req, *d = json_object(), *reply = NULL;
   int rv;
 
@@ -242,6 +248,8 @@ CHOREO_EXPORT int choreo_set(choreo_client *c, const char *state,
     return CHOREO_ENOMEM;
   if (reason != NULL)
     json_object_set_new(req, "reason", json_string(reason));
+  if (for_ms > 0)
+    json_object_set_new(req, "for_ms", json_integer((json_int_t)for_ms));
   rv = exchange(c, req, &reply);
   if (rv == CHOREO_EREFUSED)
     take_error(reply, error);

@@ -34,6 +34,11 @@ static const char set_usage[] =
     "  -d, --data KEY=VALUE merge KEY into this node's data (keys: 1-64 of\n"
     "                       a-z 0-9 _ . -; values up to 1024 bytes);\n"
     "                       KEY= removes KEY. Repeatable, at most 32.\n"
+    "      --for DURATION   for a while (250ms, 30s, 2h; up to a year):\n"
+    "                       then the state declared before returns, unless\n"
+    "                       set again (another --for renews it; a set\n"
+    "                       without --for keeps the new state for good).\n"
+    "                       Kept across agent restarts.\n"
     "  -s, --socket PATH    the agent's control socket\n"
     "  -c, --config FILE    take the socket from FILE's control.socket\n"
     "  -h, --help           show this help\n"
@@ -67,9 +72,13 @@ static const char run_in_usage[] =
     "state could not be set or restored; 2 usage error; 3 no agent; 127 if\n"
     "COMMAND could not be found or run.\n";
 
+/* --for, long only. */
+enum { SET_OPT_FOR = 1000 };
+
 static const struct option set_options[] = {
     {"reason", required_argument, NULL, 'r'},
     {"data", required_argument, NULL, 'd'},
+    {"for", required_argument, NULL, SET_OPT_FOR},
     {"socket", required_argument, NULL, 's'},
     {"config", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
@@ -82,7 +91,8 @@ struct set_args {
   const char *reason;
   choreo_kv data[CHOREO_DATA_KEYS_MAX];
   size_t ndata;
-  char **command; /* run-in: after "--" */
+  uint64_t for_ms; /* set --for; 0: none */
+  char **command;  /* run-in: after "--" */
 };
 
 static int add_data(const char *cmd, struct set_args *s, char *arg) {
@@ -152,6 +162,16 @@ static int parse(const char *cmd, const char *usage, bool run_in, int argc,
       if ((rv = add_data(cmd, s, optarg)) >= 0)
         return rv;
       break;
+    case SET_OPT_FOR:
+      if (run_in)
+        return cli_usage_error(cmd, "unknown option '--for'");
+      if (choreo_parse_duration(optarg, &s->for_ms) != 0 || s->for_ms == 0 ||
+          s->for_ms > 31536000000ULL)
+        return cli_usage_error(cmd,
+                               "--for: '%s' is not a duration from 1ms to "
+                               "a year (250ms, 30s, 2h)",
+                               optarg);
+      break;
     }
   }
   if (ch == CLI_OPT_STOP)
@@ -174,9 +194,10 @@ static int parse(const char *cmd, const char *usage, bool run_in, int argc,
 }
 
 static int do_set(const char *cmd, choreo_client *c, const char *state,
-                  const char *reason, const choreo_kv *data, size_t ndata) {
+                  const char *reason, const choreo_kv *data, size_t ndata,
+                  uint64_t for_ms) {
   char *error = NULL;
-  int rv = choreo_set(c, state, reason, data, ndata, &error);
+  int rv = choreo_set_for(c, state, reason, data, ndata, for_ms, &error);
   if (rv == CHOREO_EREFUSED)
     rv = cli_error(EXIT_FAILED, cmd, "%s", error ? error : "refused");
   else if (rv != 0)
@@ -193,7 +214,7 @@ int cmd_set(int argc, char **argv) {
     return rv;
   if ((rv = cli_connect("set", &s.common, &c)) != 0)
     return rv;
-  rv = do_set("set", c, s.state, s.reason, s.data, s.ndata);
+  rv = do_set("set", c, s.state, s.reason, s.data, s.ndata, s.for_ms);
   choreo_close(c);
   return rv;
 }
@@ -284,7 +305,7 @@ int cmd_run_in(int argc, char **argv) {
     choreo_close(c);
     return cli_fail("run-in", rv, "reading the current state");
   }
-  if ((rv = do_set("run-in", c, s.state, s.reason, NULL, 0)) != 0) {
+  if ((rv = do_set("run-in", c, s.state, s.reason, NULL, 0, 0)) != 0) {
     choreo_close(c);
     return rv;
   }
@@ -294,7 +315,7 @@ int cmd_run_in(int argc, char **argv) {
   status = run_command(s.command);
   if ((rv = cli_connect("run-in", &s.common, &c)) != 0)
     return rv;
-  rv = do_set("run-in", c, prev, prev_reason, NULL, 0);
+  rv = do_set("run-in", c, prev, prev_reason, NULL, 0, 0);
   choreo_close(c);
   if (rv != 0)
     return cli_error(EXIT_FAILED, "run-in", "could not restore state '%s'",

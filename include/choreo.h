@@ -244,6 +244,14 @@ CHOREO_EXPORT int choreo_watch_snapshot(choreo_client *c, choreo_watch_cb cb,
 CHOREO_EXPORT int choreo_force_leave(choreo_client *c, const char *node,
                                      bool force, char **error);
 
+/* choreo_set() for a while: the declared state returns to the one
+ * declared before (before the first of several in a row) after for_ms
+ * (1 ms to a year), unless set again; the agent keeps the expiry across
+ * restarts. for_ms 0 is choreo_set(). Returns as choreo_set(). */
+CHOREO_EXPORT int choreo_set_for(choreo_client *c, const char *state,
+                                 const char *reason, const choreo_kv *data,
+                                 size_t ndata, uint64_t for_ms, char **error);
+
 /* The most states choreo_wait() takes in one comma-separated list. */
 #define CHOREO_WAIT_STATES_MAX 16
 

@@ -108,3 +108,39 @@ sees web1 db1 left || fail "db1 not left on web1 after --force"
 c db1 set tick
 wait_for "db1 joins web1's view again with a new state" 5 sees web1 db1 tick
 ok "force-leave: refused for live or unknown nodes, marks a lost node left here only; --force; a newer record revives"
+
+# ---- set --for: expires, renews, survives a restart ----
+c web1 set ready --reason back || fail "set web1 ready"
+c web1 set drain --reason upgrade --for 1500ms || fail "set --for"
+c web1 status --json | jq -e '.declared.state == "drain" and .declared.then == "ready" and .declared.until > 0' >/dev/null ||
+  fail "status lacks the expiry: $(c web1 status --json)"
+jq -e '.until > 0 and .then == "ready" and .then_reason == "back"' "$T/web1.state/state.json" >/dev/null ||
+  fail "state.json lacks the expiry: $(cat "$T/web1.state/state.json")"
+c web1 set maint --for 1500ms || fail "renew with another state"
+wait_for "web1 returns to ready after --for" 6 sees db1 web1 ready
+c web1 status --json | jq -e '.declared.reason == "back" and (.declared | has("until") | not)' >/dev/null ||
+  fail "not back to the state before the first --for: $(c web1 status --json)"
+c web1 set drain --for 60s || fail "set --for 60s"
+c web1 set drain || fail "set without --for"
+c web1 status --json | jq -e '.declared | has("until") | not' >/dev/null ||
+  fail "a plain set kept the expiry"
+out=$(c web1 set drain --for 0s 2>&1); rc=$?
+[ "$rc" = 2 ] || fail "--for 0s accepted: $rc $out"
+ok "set --for: returns to the earlier state, renewed by another --for, cancelled by a plain set"
+
+c web1 set ready
+c web1 set maintenance --for 2s || fail "set --for 2s"
+kill_agent web1 TERM
+start_agent web1
+sees web1 web1 maintenance || fail "web1 lost its --for state over a restart"
+c web1 status --json | jq -e '.declared.then == "ready"' >/dev/null || fail "restart dropped the expiry"
+wait_for "web1 back to ready after the restart" 6 sees web1 web1 ready
+kill_agent web1 TERM
+jq -e '.state == "ready"' "$T/web1.state/state.json" >/dev/null || fail "state.json after expiry"
+sed -i 's/"state": "ready"/"state": "maintenance"/' "$T/web1.state/state.json"
+jq '. + {until: 1000, then: "ready", then_reason: ""}' "$T/web1.state/state.json" > "$T/s.json" && mv "$T/s.json" "$T/web1.state/state.json"
+chmod 600 "$T/web1.state/state.json"
+start_agent web1
+sees web1 web1 ready || fail "an expiry that passed while down was not applied: $(state_seen web1 web1)"
+grep -q "expired while the agent was down" "$T/web1.log" || fail "no log line for the expiry while down"
+ok "set --for: the expiry is kept across a restart, and applied at start when it passed"
