@@ -11,6 +11,8 @@ PACKAGES=(
   faketime # skewed clocks: tests/scenario/skew.sh, tests/faults
   libclang-rt-14-dev # libFuzzer and the sanitizers' runtimes for clang
   nginx haproxy postgresql socat curl # the real story: examples/shop-real, tests/scenario/real_story.sh
+  python3-jsonschema # docs/schema against real output: tests/scenario/schemas.sh
+  debhelper dpkg-dev fakeroot lintian adduser # the Debian package: scripts/deb.sh
 )
 
 missing=()
