@@ -88,6 +88,11 @@ out=$(c db1 wait --node web1 --any --state 'ready,,x' 2>&1); rc=$?
 ok "wait --state a,b (any of several) and --all --group"
 
 # ---- force-leave ----
+"$CHOREO_BIN" force-leave --help | grep -q "^Usage: choreo force-leave NODE" ||
+  fail "force-leave --help"
+"$CHOREO_BIN" --help | grep -q "force-leave" || fail "choreo --help lacks force-leave"
+out=$("$CHOREO_BIN" force-leave 2>&1); rc=$?
+[ "$rc" = 2 ] || fail "force-leave without NODE: $rc $out"
 out=$(c db1 force-leave web2 2>&1); rc=$?
 [ "$rc" = 1 ] && echo "$out" | grep -q "web2 is alive" || fail "force-leave of a live node: $rc $out"
 out=$(c db1 force-leave nobody 2>&1); rc=$?
