@@ -17,6 +17,7 @@
 #include "agent.h"
 #include "log.h"
 #include "util.h"
+#include "view.h"
 
 static void print_errors(const struct config_errors *errs) {
   for (size_t i = 0; i < errs->n; i++)
@@ -111,6 +112,91 @@ static void notify_status_text(struct notify *n, char *buf, size_t len) {
            a->net.synced ? "" : "synchronising: ", alive + 1, applied);
 }
 
+/* ---- metrics: one text for the control socket and the HTTP endpoint ---- */
+
+static void refresh_gauges(struct agent *a) {
+  size_t alive, lost, left;
+  struct mesh_stats ms;
+
+  peers_count(&a->peers, &alive, &lost, &left);
+  net_stats(&a->net, &ms);
+  a->metrics.mesh_out_up = (int64_t)ms.out_up;
+  a->metrics.mesh_out_connecting = (int64_t)ms.out_connecting;
+  a->metrics.mesh_in_up = (int64_t)ms.in_up;
+  a->metrics.mesh_connect_errors = (int64_t)ms.connect_errors;
+  a->metrics.inbox_resets = ms.inbox_resets;
+  a->metrics.inbox_idle_closed = ms.inbox_idle_closed;
+  a->metrics.fds_open = (int64_t)ms.fds;
+  a->metrics.peers_alive = (int64_t)alive;
+  a->metrics.peers_lost = (int64_t)lost;
+  a->metrics.peers_left = (int64_t)left;
+  a->metrics.peers_bytes = (int64_t)a->peers.bytes;
+  a->metrics.peers_bytes_max = (int64_t)a->peers.bytes_max;
+  a->metrics.peers_budget_drops = a->peers.budget_drops;
+}
+
+static double age_s(int64_t now_ms, int64_t since_ms) {
+  return now_ms > since_ms ? (double)(now_ms - since_ms) / 1000 : 0;
+}
+
+/* The counters, then the state of this node and of every peer heard
+ * from (as `choreo peers` lists them). */
+static int metrics_text(struct agent *a, char **out) {
+  const struct record *self = self_record(&a->self);
+  int64_t now = util_wall_ms();
+  struct metrics_node me = {self->name, self->state, self->groups,
+                            self->ngroups, age_s(now, self->since_ms)};
+  struct metrics_node *v = calloc(a->peers.n + 1, sizeof(*v));
+  size_t n = 0;
+  int rv;
+
+  if (v == NULL)
+    return CHOREO_ENOMEM;
+  refresh_gauges(a);
+  for (size_t i = 0; i < a->peers.n; i++) {
+    const struct peer *p = a->peers.v[i];
+    if (!p->heard)
+      continue;
+    v[n++] = (struct metrics_node){p->rec.name, peer_state(p), p->rec.groups,
+                                   p->rec.ngroups, age_s(now, peer_since(p))};
+  }
+  rv = metrics_render_nodes(&a->metrics, &me, v, n, out);
+  free(v);
+  return rv;
+}
+
+static int ctl_metrics_text(struct ctl *c, char **out) {
+  return metrics_text(AGENT_OF(c, ctl), out);
+}
+
+static int http_metrics_text(struct http *h, char **out) {
+  return metrics_text(AGENT_OF(h, http), out);
+}
+
+/* /v1/status: what `choreo status --json` prints. */
+static json_t *http_status(struct http *h) {
+  json_t *o = ctl_status(&AGENT_OF(h, http)->ctl);
+  json_object_del(o, "ok");
+  json_object_del(o, "declared");
+  return o;
+}
+
+static json_t *http_peers(struct http *h) {
+  return ctl_peers(&AGENT_OF(h, http)->ctl);
+}
+
+/* A behaviour's action ended: an event of the HTTP event stream. */
+static void jobs_behaviour_done(struct jobs *j, const struct job *job,
+                                enum runner_result res, double secs) {
+  json_t *o =
+      json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "event", "behaviour",
+                "behaviour", job->name, "action", engine_action_name(job->type),
+                "result", runner_result_name(res), "duration_ms",
+                (json_int_t)(secs * 1000), "time", (json_int_t)util_wall_ms());
+  http_event(&AGENT_OF(j, jobs)->http, o);
+  json_decref(o);
+}
+
 static void ctl_leave(struct ctl *c) {
   agent_leave(AGENT_OF(c, ctl));
 }
@@ -132,6 +218,9 @@ static void on_peer_event(void *arg, const struct peer_event *ev) {
   log_info("peer %s %s: %s%s%s", ev->peer->rec.name, peer_event_name(ev->type),
            arrow ? ev->previous : "", arrow ? " -> " : "", ev->state);
   ctl_peer_event(&a->ctl, ev);
+  json_t *o = view_event(ev);
+  http_event(&a->http, o);
+  json_decref(o);
   engine_peer_event(&a->engine, ev, now);
   notify_status_changed(&a->notify);
 }
@@ -149,6 +238,11 @@ static void wire_hooks(struct agent *a) {
   a->ctl.leave = ctl_leave;
   a->ctl.reload = ctl_reload;
   a->notify.status = notify_status_text;
+  a->ctl.metrics_text = ctl_metrics_text;
+  a->http.metrics_text = http_metrics_text;
+  a->http.status = http_status;
+  a->http.peers = http_peers;
+  a->jobs.behaviour_done = jobs_behaviour_done;
 }
 
 /* ---- reload ---- */
@@ -244,6 +338,7 @@ static json_t *reload_prepare(struct agent *a, struct config **cfgp,
   struct config_errors errs = {0};
   json_t *errors = json_object_get(report, "errors");
   struct seal_error serr;
+  char *why = NULL;
 
   if (config_load(a->config_path, cfgp, &errs) != 0) {
     for (size_t i = 0; i < errs.n; i++)
@@ -261,6 +356,14 @@ static json_t *reload_prepare(struct agent *a, struct config **cfgp,
                           json_sprintf("network.key_file: %s", serr.text));
     return NULL;
   }
+  /* A new http.listen is bound now: if it can't be, the old one stays. */
+  if (http_prepare(&a->http, *cfgp, &why) != 0) {
+    json_array_append_new(errors, json_string(why ? why : "out of memory"));
+    free(why);
+    seal_ring_free(*ringp);
+    *ringp = NULL;
+    return NULL;
+  }
   return report;
 }
 
@@ -268,6 +371,7 @@ static void reload_swap(struct agent *a, struct config *cfg,
                         struct seal_ring *ring) {
   struct config *old = a->cfg;
   checks_stop(&a->checks);
+  http_commit(&a->http);
   a->cfg = cfg;
   config_free(old);
   log_set_level((enum log_level)cfg->log_level);
@@ -309,6 +413,7 @@ static json_t *reload(struct agent *a) {
   if (engine_reload(&a->engine, cfg, uv_now(&a->loop)) != 0) {
     json_array_append_new(json_object_get(report, "errors"),
                           json_string("out of memory"));
+    http_abort(&a->http);
     seal_ring_free(ring);
     config_free(cfg);
     return reload_refused(a, report);
@@ -378,6 +483,7 @@ static void agent_stop(struct agent *a, int exit_code) {
   checks_stop(&a->checks);
   runner_close(&a->runner, on_runner_closed);
   ctl_close(&a->ctl);
+  http_close(&a->http);
   net_close(&a->net);
   relay_close(&a->relay);
   agent_close_handle((uv_handle_t *)&a->wake);
@@ -409,6 +515,8 @@ static int check_state_dir(struct agent *a) {
   char why[CONFIG_PATH_MAX + 160];
   int rv = state_dir_check(a->cfg->state_dir, why, sizeof(why));
 
+  if (rv == 0)
+    rv = state_migrate(a->cfg->state_dir, why, sizeof(why));
   if (rv != 0)
     log_error("state_dir refused: %s", why);
   return rv;
@@ -422,6 +530,7 @@ static int start(struct agent *a, uint64_t fd_limit) {
   wire_hooks(a);
   uv_timer_init(&a->loop, &a->wake);
   uv_timer_init(&a->loop, &a->leave);
+  http_init(&a->http, &a->loop, &a->metrics);
   net_init(&a->net, now, fd_limit);
   a->wake_at = UINT64_MAX;
   runner_init(&a->runner, &a->loop, AGENT_MAX_RUNNING, &a->metrics,
@@ -446,7 +555,9 @@ static int start(struct agent *a, uint64_t fd_limit) {
     return rv;
   if ((rv = relay_init(&a->relay)) != 0)
     return rv;
-  if ((rv = ctl_start(&a->ctl)) != 0 || (rv = net_start(&a->net)) != 0)
+  if ((rv = ctl_start(&a->ctl)) != 0 ||
+      (rv = http_start(&a->http, a->cfg)) != 0 ||
+      (rv = net_start(&a->net)) != 0)
     return rv;
   if ((rv = checks_start(&a->checks)) != 0)
     return rv;
@@ -465,6 +576,8 @@ static void free_all(struct agent *a) {
   self_free(&a->self);
   seal_ring_free(a->ring);
   relay_free(&a->relay);
+  metrics_free(&a->metrics);
+  http_free(&a->http);
   config_free(a->cfg);
 }
 

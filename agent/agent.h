@@ -16,6 +16,8 @@
  *   agent_control.c  struct ctl: the control socket and its requests
  *   notify.c         struct notify: READY, STATUS and the watchdog for
  *                    systemd (notify.h)
+ *   http.c           struct http: the HTTP endpoint (metrics, status,
+ *                    events, the fleet page), fed by agent.c's hooks
  *
  * Calls go one way (agent.c wires everything; a part never reaches into
  * another's fields, only calls its functions):
@@ -48,6 +50,7 @@
 #include "config.h"
 #include "control.h"
 #include "engine.h"
+#include "http.h"
 #include "mesh.h"
 #include "notify.h"
 #include "metrics.h"
@@ -98,8 +101,8 @@ struct self {
 int self_init(struct self *s);
 /* Recompute the state this node shows; publish if it changed. */
 void self_refresh(struct self *s);
-/* Apply a `set`: validate, write it to state_dir, publish, then make the
- * save durable (state_prepare(), state_commit()). Returns 0; or
+/* Apply a `set`: validate, check that state_dir can take it (state_room()),
+ * publish, then save it durably. Returns 0; or
  * CHOREO_EINVAL with *why set and nothing changed; or a negated errno with
  * *why set when it could not be saved: nothing changed then either (a
  * failure after publishing publishes the previous state again). */
@@ -174,6 +177,7 @@ struct job {
   enum engine_action_type type;   /* of a behaviour's action */
   char name[CHOREO_NAME_MAX + 1]; /* behaviour or check name */
   uint64_t rx_ns;                 /* receipt of the message that caused it */
+  uint64_t started_ns;            /* its first attempt started; 0: not yet */
   struct job *next;
 };
 
@@ -199,6 +203,10 @@ struct jobs {
    * engine's next deadline, monotonic ms (UINT64_MAX: none). */
   void (*check_done)(struct jobs *j, const char *name, bool ok);
   void (*wake_at)(struct jobs *j, uint64_t when);
+  /* Hook: a behaviour's action ended (counted in the metrics already);
+   * secs: from its start, retries included. */
+  void (*behaviour_done)(struct jobs *j, const struct job *job,
+                         enum runner_result res, double secs);
 };
 
 /* Read applied.json and tell the engine what a previous run applied;
@@ -348,11 +356,29 @@ struct ctl {
    * configuration (the report, owned by the caller; NULL: out of memory). */
   void (*leave)(struct ctl *c);
   json_t *(*reload)(struct ctl *c);
+  /* Hook: the metrics text, as the HTTP endpoint serves it (the caller
+   * frees *out); NULL: the counters alone. */
+  int (*metrics_text)(struct ctl *c, char **out);
 };
 
 int ctl_start(struct ctl *c);
+/* The views of the peers heard from that keep(peer, arg) accepts (every
+ * one when keep is NULL), in name order, as a JSON array of at most
+ * CTL_LIST_BYTES_MAX bytes of compact JSON: the status reply and a
+ * script's standard input stay bounded however much the table holds.
+ * *truncated gets how many accepted peers were left out (0: none). The
+ * caller owns the array; NULL when out of memory. */
+#define CTL_LIST_BYTES_MAX ((size_t)8 * 1024 * 1024)
+json_t *ctl_peer_list(struct ctl *c,
+                      bool (*keep)(const struct peer *peer, const void *arg),
+                      const void *arg, size_t *truncated);
 /* Tell every watching client about a peer event. */
 void ctl_peer_event(struct ctl *c, const struct peer_event *ev);
+/* The status reply ({"ok","node","peers","declared"[,"name_conflict"]})
+ * and the peers shown (an array of PEER); new references, NULL: out of
+ * memory. */
+json_t *ctl_status(struct ctl *c);
+json_t *ctl_peers(struct ctl *c);
 void ctl_close(struct ctl *c);
 
 /* ---- the agent ---- */
@@ -373,6 +399,7 @@ struct agent {
   struct relay relay;
   struct ctl ctl;
   struct notify notify;
+  struct http http; /* http.h */
 
   uv_timer_t wake, leave;
   uint64_t wake_at;

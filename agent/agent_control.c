@@ -34,17 +34,67 @@ static json_t *self_view(struct agent *a) {
   return with_addr(view_peer(self, self->state, 0), self);
 }
 
-/* Peers shown to users: those heard from, sorted by name. */
-static json_t *peer_list(struct agent *a, const char *group) {
+json_t *ctl_peer_list(struct ctl *c,
+                      bool (*keep)(const struct peer *peer, const void *arg),
+                      const void *arg, size_t *truncated) {
+  struct agent *a = agent_of(c);
   uint64_t now = uv_now(&a->loop);
   json_t *list = json_array();
+  size_t used = 2; /* [] */
+
+  *truncated = 0;
   for (size_t i = 0; list != NULL && i < a->peers.n; i++) {
     const struct peer *p = a->peers.v[i];
-    if (!p->heard || (group != NULL && !record_in_group(&p->rec, group)))
+    json_t *view;
+    size_t len;
+    if (!p->heard || (keep != NULL && !keep(p, arg)))
       continue;
-    json_array_append_new(list, with_addr(view_table_peer(p, now), &p->rec));
+    /* Past the bound, the rest is only counted: a forged table of
+     * thousands of nodes with the largest data must not make a reply or
+     * a script's input of hundreds of megabytes. */
+    if (*truncated > 0) {
+      (*truncated)++;
+      continue;
+    }
+    view = with_addr(view_table_peer(p, now), &p->rec);
+    len = view != NULL ? json_dumpb(view, NULL, 0, JSON_COMPACT) + 1 : 0;
+    if (view != NULL && used + len > CTL_LIST_BYTES_MAX) {
+      json_decref(view);
+      (*truncated)++;
+      continue;
+    }
+    used += len;
+    json_array_append_new(list, view);
   }
   return list;
+}
+
+static bool in_group(const struct peer *peer, const void *group) {
+  return record_in_group(&peer->rec, group);
+}
+
+/* Peers shown to users: those heard from, sorted by name, and with
+ * "truncated": N beside them when N were left out for the bound
+ * (docs/PROTOCOL.md "Control socket"). */
+static json_t *with_peers(struct agent *a, json_t *reply, const char *group) {
+  size_t truncated = 0;
+  json_t *list = ctl_peer_list(&a->ctl, group != NULL ? in_group : NULL, group,
+                               &truncated);
+  if (reply == NULL || list == NULL) {
+    json_decref(list);
+    json_decref(reply);
+    return NULL;
+  }
+  json_object_set_new(reply, "peers", list);
+  if (truncated > 0) {
+    json_object_set_new(reply, "truncated",
+                        json_integer((json_int_t)truncated));
+    if (log_allow("control:truncated", util_wall_ms()))
+      log_warn("control: a peer list passed %zu bytes: %zu peers left out "
+               "(\"truncated\")",
+               CTL_LIST_BYTES_MAX, truncated);
+  }
+  return reply;
 }
 
 static void reply_new(struct control_client *cl, json_t *reply) {
@@ -83,16 +133,26 @@ static json_t *with_expiry(struct agent *a, json_t *reply, const char *key) {
   return reply;
 }
 
-static void do_status(struct agent *a, struct control_client *cl, json_t *req) {
+json_t *ctl_status(struct ctl *c) {
+  struct agent *a = agent_of(c);
   const char *declared, *declared_reason;
   self_declared(&a->self, &declared, &declared_reason);
   /* "declared" is the state set by hand (choreo set, run-in), which the
    * shown state may differ from while a check or behaviour claims one. */
   json_t *reply =
-      json_pack("{s:b, s:o, s:o, s:{s:s, s:s}}", "ok", 1, "node", self_view(a),
-                "peers", peer_list(a, NULL), "declared", "state", declared,
-                "reason", declared_reason);
-  reply_new(cl, with_conflict(a, with_expiry(a, reply, "declared")));
+      json_pack("{s:b, s:o, s:{s:s, s:s}}", "ok", 1, "node", self_view(a),
+                "declared", "state", declared, "reason", declared_reason);
+  return with_conflict(a,
+                       with_expiry(a, with_peers(a, reply, NULL), "declared"));
+}
+
+json_t *ctl_peers(struct ctl *c) {
+  size_t truncated = 0;
+  return ctl_peer_list(c, NULL, NULL, &truncated);
+}
+
+static void do_status(struct agent *a, struct control_client *cl, json_t *req) {
+  reply_new(cl, ctl_status(&a->ctl));
 }
 
 static void do_peers(struct agent *a, struct control_client *cl, json_t *req) {
@@ -102,8 +162,8 @@ static void do_peers(struct agent *a, struct control_client *cl, json_t *req) {
     control_reply_error(cl, "peers: \"group\" must be a valid group name");
     return;
   }
-  reply_new(cl, json_pack("{s:b, s:o}", "ok", 1, "peers",
-                          peer_list(a, g ? json_string_value(g) : NULL)));
+  reply_new(cl, with_peers(a, json_pack("{s:b}", "ok", 1),
+                           g ? json_string_value(g) : NULL));
 }
 
 static void do_set(struct agent *a, struct control_client *cl, json_t *req) {
@@ -184,23 +244,11 @@ static void do_watch(struct agent *a, struct control_client *cl, json_t *req) {
 static void do_metrics(struct agent *a, struct control_client *cl,
                        json_t *req) {
   char *text = NULL;
-  size_t alive, lost, left;
-
-  struct mesh_stats ms;
-
-  peers_count(&a->peers, &alive, &lost, &left);
-  net_stats(&a->net, &ms);
-  a->metrics.mesh_out_up = (int64_t)ms.out_up;
-  a->metrics.mesh_out_connecting = (int64_t)ms.out_connecting;
-  a->metrics.mesh_in_up = (int64_t)ms.in_up;
-  a->metrics.mesh_connect_errors = (int64_t)ms.connect_errors;
-  a->metrics.inbox_resets = ms.inbox_resets;
-  a->metrics.inbox_idle_closed = ms.inbox_idle_closed;
-  a->metrics.fds_open = (int64_t)ms.fds;
-  a->metrics.peers_alive = (int64_t)alive;
-  a->metrics.peers_lost = (int64_t)lost;
-  a->metrics.peers_left = (int64_t)left;
-  if (metrics_render(&a->metrics, &text) != 0) {
+  /* The same text as the HTTP endpoint's /metrics (agent.c); a control
+   * part run alone (the fuzz target) has the counters only. */
+  int rv = a->ctl.metrics_text != NULL ? a->ctl.metrics_text(&a->ctl, &text)
+                                       : metrics_render(&a->metrics, &text);
+  if (rv != 0) {
     control_reply_error(cl, "out of memory");
     return;
   }
@@ -277,7 +325,9 @@ int ctl_start(struct ctl *c) {
   struct agent *a = agent_of(c);
   int rv = control_start(&c->server, &a->loop, a->cfg->socket,
                          a->cfg->socket_mode, &a->metrics, on_request);
-  if (rv == CHOREO_EEXISTS)
+  if (rv != 0 && c->server.why[0] != '\0')
+    log_error("control.socket: %s", c->server.why);
+  else if (rv == CHOREO_EEXISTS)
     log_error("control.socket: %s: another agent is running there",
               a->cfg->socket);
   else if (rv != 0)

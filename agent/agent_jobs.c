@@ -102,19 +102,41 @@ static void matching(struct agent *a, const struct config_behaviour *b,
   }
 }
 
+struct watched {
+  const struct config_behaviour *b;
+  const struct peers *peers;
+};
+
+static bool watched(const struct peer *peer, const void *arg) {
+  const struct watched *w = arg;
+  return engine_watches(w->b, w->peers, peer);
+}
+
+/* The input of a run: this node, the event and the peers the behaviour
+ * watches, bounded like the status reply (ctl_peer_list), with
+ * "truncated": N when peers were left out. */
 static char *stdin_json(struct agent *a, const struct config_behaviour *b,
                         const char *event) {
   const struct record *self = self_record(&a->self);
-  uint64_t now = uv_now(&a->loop);
-  json_t *peers = json_array(), *doc;
+  struct watched w = {b, &a->peers};
+  size_t truncated = 0;
+  json_t *peers = ctl_peer_list(&a->ctl, watched, &w, &truncated), *doc;
   char *text;
+  size_t len;
 
-  for (size_t i = 0; peers != NULL && i < a->peers.n; i++)
-    if (engine_watches(b, &a->peers, a->peers.v[i]))
-      json_array_append_new(peers, view_table_peer(a->peers.v[i], now));
   doc = json_pack("{s:o, s:s, s:o}", "node", view_peer(self, self->state, 0),
                   "event", event, "peers", peers);
-  text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+  if (doc != NULL && truncated > 0)
+    json_object_set_new(doc, "truncated", json_integer((json_int_t)truncated));
+  /* Measured, then written in place: megabytes of input are held once. */
+  len = doc != NULL ? json_dumpb(doc, NULL, 0, JSON_COMPACT) : 0;
+  text = len > 0 ? malloc(len + 1) : NULL;
+  if (text != NULL && json_dumpb(doc, text, len, JSON_COMPACT) == len) {
+    text[len] = '\0';
+  } else {
+    free(text);
+    text = NULL;
+  }
   json_decref(doc);
   return text;
 }
@@ -470,11 +492,30 @@ void jobs_started(void *arg, uint64_t tag, unsigned attempt) {
   for (struct job *j = js->list; j != NULL; j = j->next) {
     if (j->tag != tag)
       continue;
+    if (attempt == 0)
+      j->started_ns = uv_hrtime();
     if (attempt == 0 && j->rx_ns != 0)
       metrics_observe_reaction(&agent_of(js)->metrics,
                                (double)(uv_hrtime() - j->rx_ns) / 1e6);
     return;
   }
+}
+
+/* Per-behaviour runs, failures and duration; an action that never
+ * started (withdrawn, cancelled before it ran) is not a run. */
+static void behaviour_ended(struct jobs *js, const struct job *j,
+                            enum runner_result res) {
+  struct agent *a = agent_of(js);
+  double secs;
+
+  if (j->started_ns == 0 || res == RUNNER_WITHDRAWN)
+    return;
+  secs = (double)(uv_hrtime() - j->started_ns) / 1e9;
+  (void)metrics_behaviour_done(&a->metrics, j->name,
+                               j->type == ENGINE_ACT_REVERT, res == RUNNER_OK,
+                               secs);
+  if (js->behaviour_done != NULL)
+    js->behaviour_done(js, j, res, secs);
 }
 
 void jobs_done(void *arg, uint64_t tag, enum runner_result res, int status) {
@@ -485,6 +526,8 @@ void jobs_done(void *arg, uint64_t tag, enum runner_result res, int status) {
 
   if (j == NULL)
     return;
+  if (!j->is_check)
+    behaviour_ended(js, j, res);
   if (j->is_check) {
     js->check_done(js, j->name, res == RUNNER_OK);
   } else if (!js->stopped && (idx = engine_index(&a->engine, j->name)) >= 0) {

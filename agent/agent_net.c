@@ -97,6 +97,7 @@ static void envelope(struct net *n, struct wire_msg *m, enum wire_type t) {
   m->seq = ++n->seq;
   m->time = (uint64_t)util_wall_ms();
   m->leaf = is_leaf(n);
+  m->heartbeat_ms = a->cfg->heartbeat_ms;
   if (a->ring != NULL)
     add_echoes(n, m);
 }
@@ -749,6 +750,24 @@ static void own_name_claims(struct net *n, const struct wire_msg *m) {
   }
 }
 
+/* A message refused for `reason` (the label of its
+ * choreo_messages_dropped_total row), from `from` when its sender's name
+ * is known (NULL: not decoded yet; nanomsg doesn't say the sender's
+ * address). Counted by the caller; said at warning level at most once a
+ * minute per sender and reason, and, through log_allow(), at most 60
+ * lines a minute in all: no flood can grow the log faster. */
+static void refused(const char *reason, const char *from, const char *detail) {
+  char key[CHOREO_NAME_MAX + 64];
+
+  snprintf(key, sizeof(key), "refused:%s:%s", reason, from ? from : "");
+  if (!log_allow(key, util_wall_ms()))
+    return;
+  log_warn("refused a message%s%s: %s%s%s (said once a minute per sender and "
+           "reason; choreo_messages_dropped_total counts each)",
+           from ? " from " : "", from ? from : "", reason, detail ? ": " : "",
+           detail ? detail : "");
+}
+
 /* Checks that need the agent's context (policy_admit): cluster, own
  * name, freshness (with a key ring), incarnation from the future,
  * replay. Returns false (counted) to drop. */
@@ -780,6 +799,7 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay) {
     return true;
   case POLICY_DROP_CLUSTER:
     a->metrics.drop_cluster++;
+    refused("other_cluster", m->from, m->cluster);
     break;
   case POLICY_DROP_SELF_NAME:
     /* Not ours (a relay's copy of ours was set aside before): a claim
@@ -791,19 +811,19 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay) {
     /* Not proved fresh yet: a replay, or a peer that hasn't heard our
      * nonce yet; ask for it. */
     a->metrics.drop_stale++;
-    log_debug("dropped a message from %s until it proves freshness "
-              "(inc %" PRIu64 ", seq %" PRIu64 ")",
-              m->from, m->inc, m->seq);
+    refused("stale", m->from, "not proved fresh yet");
     want_proof(n);
     break;
   case POLICY_DROP_FUTURE:
     a->metrics.drop_future++;
+    refused("future", m->from, "incarnation more than a day ahead");
     break;
   case POLICY_DROP_RELAY_DUPLICATE:
     a->metrics.relay_duplicates++;
     break;
   case POLICY_DROP_REPLAY:
     a->metrics.drop_replay++;
+    refused("replay", m->from, NULL);
     if (policy_sender_behind(peers_find(&a->peers, m->from), m->inc, NULL)) {
       struct peer *peer = peers_find(&a->peers, m->from);
       if (m->type == WIRE_HELLO)
@@ -831,11 +851,26 @@ static void check_fd_room(struct net *n) {
            npeers + 1, need, n->fd_limit);
 }
 
+/* The peer table is at its memory budget (peers.h): say so, at most once
+ * a minute, with what it holds. */
+static void over_budget(struct agent *a) {
+  if (log_allow("peers:budget", util_wall_ms()))
+    log_warn("the peer table holds %zu bytes, its budget is %zu: records "
+             "and member entries that would grow it are refused (%" PRIu64
+             " so far, choreo_peer_table_refused_total)",
+             a->peers.bytes, a->peers.bytes_max, a->peers.budget_drops);
+}
+
 static void merged(struct net *n, enum peers_result res, struct peer *peer,
                    uint64_t now) {
   struct agent *a = agent_of(n);
   if (res == PEERS_FULL) {
     a->metrics.drop_table_full++;
+    refused("table_full", NULL, NULL);
+    return;
+  }
+  if (res == PEERS_OVER_BUDGET) {
+    over_budget(a);
     return;
   }
   if (peer == NULL)
@@ -943,10 +978,71 @@ static void handle_members(struct net *n, struct wire_msg *m, uint64_t now) {
     res = peers_merge_member(&a->peers, e, now, wall, &peer);
     if (res == PEERS_FULL)
       a->metrics.members_capped++;
+    else if (res == PEERS_OVER_BUDGET)
+      over_budget(a);
     else
       merged(n, res, peer, now);
   }
   n->got_members = true;
+}
+
+/* A message of another version than we read: said once per sender (a
+ * member's entry keeps that it was said; an unknown sender is
+ * rate-limited). */
+static void version_refused(struct net *n, const struct wire_error *err) {
+  struct peer *peer = peers_find(&agent_of(n)->peers, err->from);
+  char key[CHOREO_NAME_MAX + 16];
+
+  if (err->from[0] == '\0')
+    return;
+  snprintf(key, sizeof(key), "version:%s", err->from);
+  if (peer != NULL ? peer->version_refused : !log_allow(key, util_wall_ms()))
+    return;
+  if (peer != NULL)
+    peer->version_refused = true;
+  log_warn("peer %s: dropping its messages: %s (%s); this agent is %s",
+           err->from, err->detail, wire_reject_name(err->reason),
+           CHOREO_VERSION);
+}
+
+/* Keep what the sender's message said of its versions; say when they
+ * change, an unversioned (0.1.0) agent's once. */
+static void note_versions(struct net *n, const struct wire_msg *m) {
+  struct agent *a = agent_of(n);
+  struct peer *peer = peers_find(&a->peers, m->from);
+  uint32_t agreed = 0;
+  bool same;
+
+  if (!m->versioned)
+    a->metrics.msg_unversioned++;
+  if (peer == NULL)
+    return;
+  (void)wire_proto_agree(WIRE_PROTO_MIN, WIRE_PROTO_MAX, m->proto_min,
+                         m->proto_max, &agreed);
+  same = peer->version_heard && peer->versioned == m->versioned &&
+         peer->proto_min == m->proto_min && peer->proto_max == m->proto_max &&
+         strcmp(peer->release, m->release) == 0;
+  peer->version_heard = true;
+  peer->version_refused = false;
+  peer->versioned = m->versioned;
+  peer->proto_min = m->proto_min;
+  peer->proto_max = m->proto_max;
+  peer->proto = agreed;
+  memcpy(peer->release, m->release, sizeof(peer->release));
+  peer->heartbeat_ms = agreed >= WIRE_PROTO_HEARTBEAT ? m->heartbeat_ms : 0;
+  if (same)
+    return;
+  if (!m->versioned)
+    log_warn("peer %s runs an unversioned agent (0.1.0, protocol %d.0): "
+             "understood, but it can't tell versions apart; upgrade it "
+             "(docs/OPERATIONS.md \"Upgrades\")",
+             m->from, WIRE_VERSION);
+  else
+    log_info("peer %s: version %s, protocol %d.%" PRIu32 "-%d.%" PRIu32
+             ", speaking %d.%" PRIu32,
+             m->from, m->release[0] != '\0' ? m->release : "unknown",
+             WIRE_VERSION, m->proto_min, WIRE_VERSION, m->proto_max,
+             WIRE_VERSION, agreed);
 }
 
 /* One message, received directly or as a frame of a relay's batch. */
@@ -974,7 +1070,7 @@ static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
   if (a->ring != NULL &&
       seal_open_alloc(a->ring, buf, len, &plain, &len) != 0) {
     a->metrics.drop_unauthenticated++;
-    log_debug("dropped a message: unauthenticated");
+    refused("unauthenticated", NULL, NULL);
     return;
   }
   if (wire_msg_init(&m) != 0) {
@@ -983,8 +1079,12 @@ static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
   }
   if (wire_decode(plain != NULL ? (void *)plain : buf, len, &m, &err) != 0) {
     metrics_count_reject(&a->metrics, err.reason);
-    log_debug("dropped a message: %s: %s", wire_reject_name(err.reason),
-              err.detail);
+    /* Another version says so once per member, naming both versions. */
+    if (err.reason == WIRE_REJECT_BAD_VERSION ||
+        err.reason == WIRE_REJECT_PROTO)
+      version_refused(n, &err);
+    else
+      refused(wire_reject_name(err.reason), NULL, err.detail);
   } else if (via_relay && strcmp(m.from, a->cfg->name) == 0) {
     /* Our own message, passed on by a relay to every member. */
   } else if (admit(n, &m, via_relay)) {
@@ -994,6 +1094,7 @@ static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
       handle_members(n, &m, now);
     else
       handle_record(n, &m, now, via_relay, raw, rawlen);
+    note_versions(n, &m);
     fresh_after(n, &m);
     net_check_sync(n);
     n->changed(n, rx_ns);
@@ -1019,7 +1120,7 @@ static void on_message(struct mesh *mesh, const void *buf, size_t len) {
   if (batch_check(buf, len) == 0) {
     a->metrics.msg_received++;
     a->metrics.drop_bad_batch++;
-    log_debug("dropped a relay batch of %zu bytes: malformed framing", len);
+    refused("bad_batch", NULL, "malformed framing");
     return;
   }
   a->metrics.relay_batches_received++;

@@ -11,6 +11,7 @@
  * node owns its record").
  */
 #include <inttypes.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -25,9 +26,10 @@ static struct agent *agent_of(struct self *s) {
   return AGENT_OF(s, self);
 }
 
-/* Write the state to state_dir, not yet durable (state_commit()). */
-static int prepare(struct self *s, const char *state, const char *reason,
-                   int64_t since, json_t *data, struct state_pending *w) {
+/* Save the state in state_dir, durably (state_save()), with the expiry
+ * of a `set --for` running. */
+static int persist(struct self *s, const char *state, const char *reason,
+                   int64_t since, json_t *data) {
   struct saved_state ss = {.since_ms = since,
                            .data = data,
                            .inc = s->rec.inc,
@@ -36,14 +38,7 @@ static int prepare(struct self *s, const char *state, const char *reason,
   snprintf(ss.reason, sizeof(ss.reason), "%s", reason);
   snprintf(ss.then, sizeof(ss.then), "%s", s->then);
   snprintf(ss.then_reason, sizeof(ss.then_reason), "%s", s->then_reason);
-  return state_prepare_state(agent_of(s)->cfg->state_dir, &ss, w);
-}
-
-static int persist(struct self *s, const char *state, const char *reason,
-                   int64_t since, json_t *data) {
-  struct state_pending w;
-  int rv = prepare(s, state, reason, since, data, &w);
-  return rv != 0 ? rv : state_commit(&w);
+  return state_save(agent_of(s)->cfg->state_dir, &ss);
 }
 
 /* Say that state_dir can't be written: at once the first time, then at
@@ -261,6 +256,9 @@ static const char *check_set(const char *state, const char *reason) {
 #define UNSAVED_WHY                                                            \
   "state_dir can't be written (see the agent's log); nothing changed"
 
+/* What a state file may take: state.json is read back only up to 64 KiB. */
+#define SELF_STATE_BYTES_MAX (64 * 1024)
+
 /* The expiry a set for for_ms leaves: none (0), or now + for_ms back to
  * the state declared before the first --for of a row. */
 static void next_expiry(const struct self *s, uint64_t for_ms,
@@ -291,7 +289,6 @@ int self_set_for(struct self *s, const char *state, const char *reason,
                  json_t *data, uint64_t for_ms, const char **why) {
   struct declared_copy old, then, was = {0};
   int64_t until, was_until = s->until_ms;
-  struct state_pending w;
   json_t *merged = NULL;
   bool data_changed;
   int64_t since;
@@ -308,11 +305,15 @@ int self_set_for(struct self *s, const char *state, const char *reason,
   snprintf(was.state, sizeof(was.state), "%s", s->then);
   snprintf(was.reason, sizeof(was.reason), "%s", s->then_reason);
   set_expiry(s, until, then.state, then.reason);
-  /* Written first, where a full or read-only state_dir fails, so that
-   * what peers see is never what a restart would not keep; the fsyncs,
-   * which cost more than the whole trip to the peers, come after the
-   * publication, and the caller hears "ok" only once both are done. */
-  if ((rv = prepare(s, state, reason, since, merged, &w)) != 0) {
+  /* A full or read-only state_dir is refused before anything is
+   * published, so that what peers see is never what a restart would not
+   * keep; the check writes nothing and waits for no disk. The file, with
+   * its fsyncs (which cost more than the whole trip to the peers), is
+   * written after the publication, and the caller hears "ok" only once
+   * it is durable. A state_dir that has gone (ENOENT) is made again by the
+   * save. */
+  rv = state_room(agent_of(s)->cfg->state_dir, SELF_STATE_BYTES_MAX);
+  if (rv != 0 && rv != -ENOENT) {
     report_unsaved(s, rv, "`choreo set` refused");
     json_decref(merged);
     set_expiry(s, was_until, was.state, was.reason);
@@ -326,9 +327,9 @@ int self_set_for(struct self *s, const char *state, const char *reason,
   data_changed = !json_equal(merged, s->rec.data);
   declare(s, state, reason, since, merged);
   refresh(s, data_changed);
-  if ((rv = state_commit(&w)) != 0) {
-    /* Rare (the text was written; fsync or rename failed): put the
-     * previous state back, and publish it. */
+  if ((rv = persist(s, state, reason, since, s->rec.data)) != 0) {
+    /* Rare (the room was there a moment ago, or fsync or rename failed):
+     * put the previous state back, and publish it. */
     report_unsaved(s, rv, "`choreo set` undone");
     declare(s, old.state, old.reason, old.since, old.data);
     set_expiry(s, was_until, was.state, was.reason);

@@ -356,6 +356,7 @@ static void peer_clear(choreo_peer *p) {
   free(p->name);
   free(p->state);
   free(p->reason);
+  free(p->version);
   for (size_t i = 0; i < p->ngroups; i++)
     free(p->groups[i]);
   free(p->groups);
@@ -385,6 +386,15 @@ static int peer_parse(json_t *o, choreo_peer *p) {
   p->last_seen_ms = json_integer_value(json_object_get(o, "last_seen_ms"));
   p->clock_offset_ms =
       json_integer_value(json_object_get(o, "clock_offset_ms"));
+  p->proto = -1;
+  if (json_is_string(json_object_get(o, "version"))) {
+    json_t *proto = json_object_get(o, "proto");
+    if ((p->version = dup_str(o, "version")) == NULL)
+      return CHOREO_ENOMEM;
+    if (json_is_integer(proto) && json_integer_value(proto) >= 0 &&
+        json_integer_value(proto) <= INT32_MAX)
+      p->proto = (int)json_integer_value(proto);
+  }
   p->groups = calloc(json_array_size(groups) + 1, sizeof(char *));
   p->data = calloc(json_object_size(data) + 1, sizeof(choreo_kv));
   if (p->name == NULL || p->state == NULL || p->reason == NULL ||

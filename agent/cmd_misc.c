@@ -11,6 +11,8 @@
 #include <yaml.h>
 
 #include "cli.h"
+#include "statefiles.h"
+#include "wire.h"
 
 static const char keygen_usage[] =
     "Usage: choreo keygen\n"
@@ -55,9 +57,15 @@ static const char reload_usage[] =
     "agent.\n";
 
 static const char version_usage[] =
-    "Usage: choreo version\n"
+    "Usage: choreo version [--json]\n"
     "\n"
-    "Print choreo's version and the versions of the libraries it runs on.\n";
+    "Print choreo's version, the protocol versions it speaks (major.minor,\n"
+    "lowest to highest), the format of its state_dir files, and the\n"
+    "versions of the libraries it runs on.\n"
+    "\n"
+    "  --json   one JSON object: {\"version\", \"proto\": {\"major\", "
+    "\"min\",\n"
+    "           \"max\"}, \"state_format\", \"libraries\": {...}}\n";
 
 /* Commands that take no arguments but --help (and, for leave, the socket
  * options). Returns -1 to go on, else an exit status. */
@@ -162,12 +170,46 @@ int cmd_reload(int argc, char **argv) {
   return rv == 0 ? EXIT_OK : cli_fail("reload", rv, NULL);
 }
 
+static int version_json(void) {
+  json_t *o = json_pack(
+      "{s:s, s:{s:i, s:i, s:i}, s:i, s:{s:s, s:s, s:s, s:s, s:s}}", "version",
+      choreo_version(), "proto", "major", WIRE_VERSION, "min", WIRE_PROTO_MIN,
+      "max", WIRE_PROTO_MAX, "state_format", STATEFILES_VERSION, "libraries",
+      "libuv", uv_version_string(), "nanomsg", CHOREO_NANOMSG_VERSION,
+      "libyaml", yaml_get_version_string(), "jansson", jansson_version_str(),
+      "libsodium", sodium_version_string());
+  char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+
+  json_decref(o);
+  if (text == NULL)
+    return cli_fail("version", CHOREO_ENOMEM, NULL);
+  printf("%s\n", text);
+  free(text);
+  return EXIT_OK;
+}
+
 int cmd_version(int argc, char **argv) {
-  struct cli_common o;
-  int rv = parse_simple("version", version_usage, false, argc, argv, &o);
-  if (rv >= 0)
-    return rv;
+  static const struct option opts[] = {
+      {"json", no_argument, NULL, 'j'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  bool json = false;
+  int ch, status = -1;
+
+  while ((ch = cli_next_opt("version", version_usage, argc, argv, ":jh", opts,
+                            &status)) >= 0)
+    json = true;
+  if (ch == CLI_OPT_STOP)
+    return status;
+  if (optind < argc)
+    return cli_usage_error("version", "unexpected argument '%s'", argv[optind]);
+  if (json)
+    return version_json();
   printf("choreo %s\n", choreo_version());
+  printf("protocol %d.%d-%d.%d\n", WIRE_VERSION, WIRE_PROTO_MIN, WIRE_VERSION,
+         WIRE_PROTO_MAX);
+  printf("state_dir format %d\n", STATEFILES_VERSION);
   printf("libuv %s\n", uv_version_string());
   /* nanomsg has no run-time version call; this is the one built with. */
   printf("nanomsg %s\n", CHOREO_NANOMSG_VERSION);

@@ -36,8 +36,11 @@ static const char status_usage[] =
     "                     groups, state, reason, since (unix ms), "
     "last_seen_ms\n"
     "                     (ms ago; 0 for this node), data, addr, and for\n"
-    "                     peers clock_offset_ms (its clock minus ours)}\n"
-    "                     (docs/schema/status.json)\n" COMMON_OPTIONS "\n"
+    "                     peers clock_offset_ms (its clock minus ours) and,\n"
+    "                     once heard, version (its release, \"unversioned\"\n"
+    "                     for 0.1.0), proto (the protocol minor both speak)\n"
+    "                     and proto_range} "
+    "(docs/schema/status.json)\n" COMMON_OPTIONS "\n"
     "Exit status: 0 success; 1 failure; 2 usage error; 3 no agent.\n";
 
 static const char peers_usage[] =
@@ -46,6 +49,8 @@ static const char peers_usage[] =
     "Show the peer table only (this node excluded), optionally only the\n"
     "members of group G. CLOCK is how far a peer's clock is from this\n"
     "node's (\"-\": within a second), estimated from its latest message.\n"
+    "VERSION is its release and the protocol both agents speak\n"
+    "(\"0.2.0/1.1\"), \"unversioned\" for a 0.1.0 agent, \"-\" until heard.\n"
     "\n"
     "Options:\n"
     "  -g, --group G      only peers in group G\n"
@@ -241,6 +246,7 @@ enum {
   COL_SEEN,
   COL_REASON,
   COL_CLOCK,
+  COL_VERSION,
   COL_ADDR,
   COLS
 };
@@ -248,10 +254,29 @@ enum {
 struct row {
   char name[ESC_MAX(CHOREO_NAME_MAX) + 1], groups[512],
       state[ESC_MAX(CHOREO_STATE_MAX)], since[24], seen[24],
-      reason[ESC_MAX(CHOREO_REASON_MAX)], clock[24], data[4096],
+      reason[ESC_MAX(CHOREO_REASON_MAX)], clock[24],
+      version[ESC_MAX(CHOREO_RELEASE_MAX) + 24], data[4096],
       addr[ESC_MAX(CHOREO_ADDR_MAX)];
   const char *raw_state;
 };
+
+/* A peer's release and the protocol both speak, "0.2.0/1.1";
+ * "unversioned" for a 0.1.0 agent; "-" when not known (this node too:
+ * `choreo version` says its own). */
+static void version_text(const choreo_peer *p, bool self, char *buf,
+                         size_t len) {
+  char rel[ESC_MAX(CHOREO_RELEASE_MAX) + 1];
+
+  if (self || p->version == NULL) {
+    snprintf(buf, len, "-");
+    return;
+  }
+  cli_escape(p->version, rel, sizeof(rel));
+  if (strcmp(p->version, "unversioned") == 0 || p->proto < 0)
+    snprintf(buf, len, "%s", rel);
+  else
+    snprintf(buf, len, "%s/1.%d", rel, p->proto);
+}
 
 static void make_row(const choreo_peer *p, bool self, int64_t now,
                      struct row *r) {
@@ -277,6 +302,7 @@ static void make_row(const choreo_peer *p, bool self, int64_t now,
   else
     snprintf(r->clock, sizeof(r->clock), "%+.0fs",
              (double)p->clock_offset_ms / 1000.0);
+  version_text(p, self, r->version, sizeof(r->version));
   data_text(p, r->data, sizeof(r->data));
   cli_escape(p->addr != NULL && p->addr[0] ? p->addr : "-", r->addr,
              sizeof(r->addr));
@@ -297,6 +323,7 @@ static void row_cols(const struct row *r, const char *cols[COLS]) {
   cols[COL_SEEN] = r->seen;
   cols[COL_REASON] = r->reason;
   cols[COL_CLOCK] = r->clock;
+  cols[COL_VERSION] = r->version;
   cols[COL_ADDR] = r->addr;
 }
 
@@ -321,8 +348,9 @@ static void print_line(const char *cols[COLS], const size_t w[COLS],
 
 static void print_table(const choreo_peer *self, const choreo_peer *peers,
                         size_t n) {
-  static const char *heads[COLS] = {"NAME",      "GROUPS", "STATE", "SINCE",
-                                    "LAST SEEN", "REASON", "CLOCK", "ADDR"};
+  static const char *heads[COLS] = {"NAME",  "GROUPS",    "STATE",
+                                    "SINCE", "LAST SEEN", "REASON",
+                                    "CLOCK", "VERSION",   "ADDR"};
   struct row *rows = calloc(n + 2, sizeof(*rows));
   const char *cols[COLS];
   size_t count = 0, w[COLS];
@@ -380,6 +408,10 @@ static void print_conflict(choreo_client *c) {
                                                      : "refuted",
            age);
   }
+  if (json_integer_value(json_object_get(root, "truncated")) > 0)
+    printf("... %" JSON_INTEGER_FORMAT " more peers not shown: the list "
+           "passed its size bound\n",
+           json_integer_value(json_object_get(root, "truncated")));
   json_decref(root);
 }
 

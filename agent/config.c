@@ -20,6 +20,7 @@
 #include "config.h"
 #include "config_load.h"
 #include "log.h"
+#include "http_req.h"
 #include "seal.h"
 #include "util.h"
 
@@ -457,6 +458,47 @@ static void parse_log(struct loader *L, const struct ynode *m) {
                 "\"%s\" is not a level (error, warning, info or debug)", s);
   else
     L->cfg->log_level = (int)level;
+}
+
+/* ---- http ---- */
+
+enum { HTTP_LISTEN, HTTP_TOKEN_FILE, HTTP__N };
+static const char *const http_keys[] = {"listen", "token_file"};
+_Static_assert(ARRAY_SIZE(http_keys) == HTTP__N, "http_keys");
+
+/* http: {listen: HOST:PORT, token_file: PATH}. A listener other than
+ * loopback serves anyone who can reach it: it must have a token. */
+static void parse_http(struct loader *L, const struct ynode *m) {
+  const struct ynode *v[HTTP__N], *k[HTTP__N];
+  struct config *cfg = L->cfg;
+  struct sockaddr_storage ss;
+  bool loopback = false;
+  const char *s, *why;
+
+  if (!cfg_map_fields(L, m, "http", http_keys, HTTP__N, v, k))
+    return;
+  if (v[HTTP_TOKEN_FILE] != NULL)
+    cfg_get_path(L, v[HTTP_TOKEN_FILE], "http.token_file", cfg->http_token_file,
+                 sizeof(cfg->http_token_file));
+  if (v[HTTP_LISTEN] == NULL) {
+    cfg_problem(L, m, "http",
+                "needs \"listen\" (HOST:PORT, e.g. "
+                "127.0.0.1:9100)");
+    return;
+  }
+  if (!cfg_get_str(L, v[HTTP_LISTEN], "http.listen", &s))
+    return;
+  if (http_parse_listen(s, &ss, &loopback, &why) != 0 ||
+      strlcpy_checked(cfg->http_listen, s, sizeof(cfg->http_listen)) != 0) {
+    cfg_problem(L, v[HTTP_LISTEN], "http.listen", "\"%s\": %s", s, why);
+    cfg->http_listen[0] = '\0';
+    return;
+  }
+  if (!loopback && v[HTTP_TOKEN_FILE] == NULL)
+    cfg_problem(L, v[HTTP_LISTEN], "http.listen",
+                "%s is not a loopback address: set http.token_file (a bearer "
+                "token every client must send)",
+                s);
 }
 
 /* ---- sync ---- */
@@ -1302,15 +1344,16 @@ enum {
   TOP_CONTROL,
   TOP_STATE_DIR,
   TOP_SYNC,
+  TOP_HTTP,
   TOP_INCLUDE,
   TOP_LOG,
   TOP_CHECKS,
   TOP_BEHAVIOURS,
   TOP__N
 };
-static const char *const top_keys[] = {"node",      "network", "control",
-                                       "state_dir", "sync",    "include",
-                                       "log",       "checks",  "behaviours"};
+static const char *const top_keys[] = {
+    "node", "network", "control", "state_dir", "sync",
+    "http", "include", "log",     "checks",    "behaviours"};
 _Static_assert(ARRAY_SIZE(top_keys) == TOP__N, "top_keys");
 
 /* A section of the main file only, met in a pack: say so. */
@@ -1346,6 +1389,9 @@ static void section(struct loader *L, int i, const struct ynode *v) {
     break;
   case TOP_SYNC:
     parse_sync(L, v);
+    break;
+  case TOP_HTTP:
+    parse_http(L, v);
     break;
   case TOP_INCLUDE:
     parse_includes(L, v);

@@ -26,6 +26,7 @@
 #define CONFIG_ERRORS_MAX 100         /* problems reported before giving up */
 #define CONFIG_SYNC_MEMBERS_MAX 4096  /* sync.min_members: PEERS_MAX_DEFAULT */
 #define CONFIG_SYNC_WAIT_DEFAULT_MS 30000
+#define CONFIG_HTTP_LISTEN_MAX 64 /* http.listen: [IPv6]:PORT fits */
 
 /* Where something was written: for messages about it after loading. */
 struct config_mark {
@@ -145,6 +146,9 @@ struct config {
   char state_dir[CONFIG_PATH_MAX]; /* default /var/lib/choreo */
 
   int log_level; /* log.level: an enum log_level (log.h); default info */
+  /* http (docs/CONFIGURATION.md "http"): "" : the endpoint is off. */
+  char http_listen[CONFIG_HTTP_LISTEN_MAX + 1]; /* HOST:PORT */
+  char http_token_file[CONFIG_PATH_MAX];        /* "" : no token */
 
   /* sync: what conditions wait for after a start (policy_sync). */
   unsigned sync_min_members; /* other members heard; default 0 */

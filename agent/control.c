@@ -423,37 +423,40 @@ static void pause_reading(struct control_client *cl) {
 }
 
 static void send_line(struct control_client *cl, json_t *msg) {
-  char *text, why[64];
+  char why[64];
   size_t len;
   struct write_req *w;
   uv_buf_t buf;
 
   if (cl->closing)
     return;
-  text = json_dumps(msg, JSON_COMPACT);
-  if (text == NULL)
+  /* Measured first and written in place: a reply of many megabytes (a
+   * status at the peer table's budget) is held once, not as jansson's
+   * doubling buffer and then a copy of it. */
+  len = json_dumpb(msg, NULL, 0, JSON_COMPACT);
+  if (len == 0)
     return;
-  len = strlen(text);
   /* One reply is always taken, however large (a status of a big
    * cluster); what piles up behind unread ones is what is bounded. */
   if (queued(cl) > 0 && queued(cl) + len + 1 > CONTROL_OUT_MAX) {
-    free(text);
     snprintf(why, sizeof(why), "over %d bytes would wait", CONTROL_OUT_MAX);
     drop_slow(cl, why);
     return;
   }
   w = malloc(sizeof(*w) + len + 1);
-  if (w != NULL) {
-    w->cl = cl;
-    memcpy(w->data, text, len);
-    w->data[len] = '\n';
-    buf = uv_buf_init(w->data, (unsigned)len + 1);
-    if (uv_write(&w->req, (uv_stream_t *)&cl->pipe, &buf, 1, on_written) != 0)
-      free(w);
-    else if (!cl->paused && !cl->watcher && queued(cl) > CONTROL_OUT_PAUSE)
-      pause_reading(cl);
+  if (w == NULL)
+    return;
+  w->cl = cl;
+  if (json_dumpb(msg, w->data, len, JSON_COMPACT) != len) {
+    free(w);
+    return;
   }
-  free(text);
+  w->data[len] = '\n';
+  buf = uv_buf_init(w->data, (unsigned)len + 1);
+  if (uv_write(&w->req, (uv_stream_t *)&cl->pipe, &buf, 1, on_written) != 0)
+    free(w);
+  else if (!cl->paused && !cl->watcher && queued(cl) > CONTROL_OUT_PAUSE)
+    pause_reading(cl);
 }
 
 void control_reply(struct control_client *cl, json_t *reply) {
@@ -514,6 +517,48 @@ fail:
   return rv;
 }
 
+int control_dir_check(const char *path, char *why, size_t len) {
+  char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  const char *slash = strrchr(path, '/');
+  struct stat st;
+
+  why[0] = '\0';
+  if (slash == NULL)
+    snprintf(dir, sizeof(dir), ".");
+  else if (slash == path)
+    snprintf(dir, sizeof(dir), "/");
+  else if (snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path) >=
+           (int)sizeof(dir)) {
+    snprintf(why, len, "%s: path too long", path);
+    return -ENAMETOOLONG;
+  }
+  if (stat(dir, &st) != 0) {
+    if (errno == ENOENT)
+      return 0;
+    snprintf(why, len, "%s: %s", dir, strerror(errno));
+    return -errno;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    snprintf(why, len, "%s: not a directory", dir);
+    return -ENOTDIR;
+  }
+  if (st.st_uid != 0 && st.st_uid != geteuid()) {
+    snprintf(why, len,
+             "%s: owned by uid %u, neither root nor the agent's user (uid %u)",
+             dir, (unsigned)st.st_uid, (unsigned)geteuid());
+    return CHOREO_EINVAL;
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 &&
+      !(st.st_uid == 0 && (st.st_mode & S_ISVTX) != 0)) {
+    snprintf(why, len,
+             "%s: group or others may write to it (mode %04o), so they could "
+             "replace the socket; restrict it with chmod 755",
+             dir, (unsigned)(st.st_mode & 07777));
+    return CHOREO_EINVAL;
+  }
+  return 0;
+}
+
 int control_start(struct control *c, uv_loop_t *loop, const char *path,
                   unsigned mode, struct metrics *m, control_request_fn fn) {
   int rv;
@@ -527,6 +572,8 @@ int control_start(struct control *c, uv_loop_t *loop, const char *path,
   c->on_request = fn;
   if (snprintf(c->path, sizeof(c->path), "%s", path) >= (int)sizeof(c->path))
     return -ENAMETOOLONG;
+  if ((rv = control_dir_check(path, c->why, sizeof(c->why))) != 0)
+    return rv;
   if ((rv = claim_path(path)) != 0)
     return rv;
   if ((rv = listen_at(path, mode, &c->bound, &c->fd)) != 0)

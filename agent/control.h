@@ -69,14 +69,24 @@ struct control {
   bool bound; /* the socket file is ours to unlink */
   bool closing;
   void (*close_cb)(struct control *c);
+  char why[512]; /* why control_start() refused the path; "" otherwise */
 };
 
 /* Listen at path with the given mode, creating its directory (0755) if
- * missing. A socket file left by a dead agent is replaced; a live agent's
+ * missing; a directory control_dir_check() refuses is refused (c->why
+ * says why). A socket file left by a dead agent is replaced; a live agent's
  * is not: CHOREO_EEXISTS then. Other failures: a negated errno. Whatever
  * the result, the caller ends with control_close(). */
 int control_start(struct control *c, uv_loop_t *loop, const char *path,
                   unsigned mode, struct metrics *m, control_request_fn fn);
+
+/* Whether the directory of the socket at path can be trusted: owned by
+ * root or the agent's user, and not writable by group or others (unless
+ * root-owned and sticky, like /tmp, where no one else can remove or
+ * rename our socket). Whoever can write there can replace the socket and
+ * take the operators' requests. Missing: fine (control_start creates it,
+ * 0755). Returns 0, or CHOREO_EINVAL / a negated errno with why set. */
+int control_dir_check(const char *path, char *why, size_t len);
 
 /* Send one reply line (reply is borrowed). A client closed meanwhile is
  * silently skipped. */

@@ -7,7 +7,7 @@
  * (runner), and reports each action's end with engine_done(). It also tells
  * the agent when to call again (the next settle or coalescing deadline).
  *
- * Rules (SPEC.md "Conditions", "Events", "Own state"):
+ * Rules (docs/CONFIGURATION.md "Conditions", "Events", "Own state"):
  *  - A condition behaviour is level-based: RUN when its condition becomes
  *    true, REVERT when it becomes false; they strictly alternate, and the
  *    last one issued matches the latest truth. A change must hold for

@@ -257,14 +257,25 @@ static void reset_inbox(struct mesh *m, uint64_t now) {
             "for a moment");
 }
 
+static void guard(struct mesh *m);
+
+/* The guard looks again soon only when descriptors are running high: an
+ * idle agent should not wake ten times a second for it. */
 static void on_guard(uv_timer_t *t) {
   struct mesh *m = container_of(t, struct mesh, guard);
-  uint64_t now = uv_now(t->loop), young = 0, n;
+  guard(m);
+  uv_timer_start(t, on_guard,
+                 m->fds < m->fd_limit / 2 ? MESH_GUARD_IDLE_MS : MESH_GUARD_MS,
+                 0);
+}
+
+static void guard(struct mesh *m) {
+  uint64_t now = uv_now(m->guard.loop), young = 0, n;
   bool again;
 
   /* nanomsg counts no incoming connection (its "current connections"
    * stay 0 for accepted ones), so count descriptors: a directory of at
-   * most fd_limit entries, read ten times a second. */
+   * most fd_limit entries. */
   m->fds = count_fds(m);
   if (m->bind_ep < 0) {
     if (now >= m->rebind_at)
@@ -363,7 +374,7 @@ fail:
 int mesh_start(struct mesh *m) {
   int rv = uv_poll_start(&m->poll, UV_READABLE, on_readable);
   if (rv == 0 && m->fd_limit > 0)
-    uv_timer_start(&m->guard, on_guard, MESH_GUARD_MS, MESH_GUARD_MS);
+    uv_timer_start(&m->guard, on_guard, MESH_GUARD_MS, 0);
   return rv;
 }
 
@@ -394,14 +405,15 @@ int mesh_send(struct mesh *m, const void *buf, size_t len) {
   return nn_send(m->pub, buf, len, NN_DONTWAIT) >= 0 ? 0 : -nn_errno();
 }
 
-void mesh_stats(const struct mesh *m, struct mesh_stats *st) {
+void mesh_stats(struct mesh *m, struct mesh_stats *st) {
   st->out_up = nn_get_statistic(m->pub, NN_STAT_CURRENT_CONNECTIONS);
   st->out_connecting = nn_get_statistic(m->pub, NN_STAT_INPROGRESS_CONNECTIONS);
   st->connect_errors = nn_get_statistic(m->pub, NN_STAT_CONNECT_ERRORS);
   st->in_up = nn_get_statistic(m->sub, NN_STAT_CURRENT_CONNECTIONS);
   st->inbox_resets = m->resets;
   st->inbox_idle_closed = m->idle_closed;
-  st->fds = m->fds;
+  st->fds =
+      m->fd_dir != NULL ? count_fds(m) : m->fds; /* fresh: asked for rarely */
 }
 
 static void on_poll_closed(uv_handle_t *h) {

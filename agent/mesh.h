@@ -14,8 +14,10 @@
  * has no cap on connections and no idle timeout, and when the process is
  * out of descriptors its accept loop spins. So anyone who can reach the
  * port, key or not, could take every descriptor of the agent. Every
- * MESH_GUARD_MS the mesh counts the agent's descriptors; when it holds
- * three quarters of its limit:
+ * MESH_GUARD_MS the mesh counts the agent's descriptors (every
+ * MESH_GUARD_IDLE_MS while it holds less than half its limit: reading
+ * /proc/self/fd ten times a second doubled an idle agent's CPU); when it
+ * holds three quarters of its limit:
  *  - first, inbox connections that never sent more than the header and
  *    have been quiet for MESH_IDLE_MS are shut down (TCP_INFO tells); a
  *    member's connection carries a heartbeat every period and stays;
@@ -41,7 +43,8 @@
 
 #include "choreo.h"
 
-#define MESH_GUARD_MS 100     /* how often the inbox guard looks */
+#define MESH_GUARD_MS 100       /* how often the guard looks near the mark */
+#define MESH_GUARD_IDLE_MS 1000 /* and below half the limit (idle cost) */
 #define MESH_IDLE_MS 250      /* a header-only connection this quiet is idle */
 #define MESH_REFILL_MS 2000   /* the window in which sweeps are counted */
 #define MESH_STUCK_MS 1000    /* over the mark this long: a reset */
@@ -107,7 +110,7 @@ struct mesh_stats {
   uint64_t out_up, out_connecting, in_up, connect_errors;
   uint64_t inbox_resets, inbox_idle_closed, fds; /* the inbox guard's */
 };
-void mesh_stats(const struct mesh *m, struct mesh_stats *st);
+void mesh_stats(struct mesh *m, struct mesh_stats *st);
 
 /* Close both sockets; cb runs when the handles are closed. */
 void mesh_close(struct mesh *m, void (*cb)(struct mesh *m));

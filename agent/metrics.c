@@ -165,7 +165,176 @@ static void render_reaction(struct text *t, const struct metrics *m) {
               (unsigned long long)m->reaction_count);
 }
 
-int metrics_render(const struct metrics *m, char **out) {
+/* ---- behaviours ---- */
+
+static const double duration_bounds[] = METRICS_DURATION_BOUNDS;
+
+_Static_assert(ARRAY_SIZE(duration_bounds) ==
+                   ARRAY_SIZE(((struct metrics_behaviour *)0)->buckets),
+               "one bucket per bound");
+
+static struct metrics_behaviour *behaviour_slot(struct metrics *m,
+                                                const char *name) {
+  struct metrics_behaviour *b;
+
+  for (size_t i = 0; i < m->nbehaviours; i++) {
+    if (strcmp(m->behaviours[i].name, name) == 0)
+      return &m->behaviours[i];
+  }
+  if (m->nbehaviours >= METRICS_BEHAVIOURS_MAX)
+    return NULL;
+  if (m->nbehaviours == m->behaviours_cap) {
+    size_t cap = m->behaviours_cap ? m->behaviours_cap * 2 : 8;
+    b = realloc(m->behaviours, cap * sizeof(*b));
+    if (b == NULL)
+      return NULL;
+    m->behaviours = b;
+    m->behaviours_cap = cap;
+  }
+  b = &m->behaviours[m->nbehaviours++];
+  memset(b, 0, sizeof(*b));
+  snprintf(b->name, sizeof(b->name), "%s", name);
+  return b;
+}
+
+int metrics_behaviour_done(struct metrics *m, const char *name, bool revert,
+                           bool ok, double secs) {
+  struct metrics_behaviour *b = behaviour_slot(m, name);
+
+  if (b == NULL)
+    return CHOREO_ENOMEM;
+  if (!(secs >= 0))
+    secs = 0;
+  b->runs[revert ? 1 : 0]++;
+  if (!ok)
+    b->failures++;
+  for (size_t i = 0; i < ARRAY_SIZE(duration_bounds); i++) {
+    if (secs <= duration_bounds[i]) {
+      b->buckets[i]++;
+      break;
+    }
+  }
+  b->count++;
+  b->sum_s += secs;
+  return 0;
+}
+
+void metrics_free(struct metrics *m) {
+  free(m->behaviours);
+  m->behaviours = NULL;
+  m->nbehaviours = m->behaviours_cap = 0;
+}
+
+/* A label value as the exposition format wants it: \\, \" and \n escaped;
+ * bytes past 255 of it are cut (names and states are shorter). */
+static const char *label(const char *s, char *buf, size_t size) {
+  size_t o = 0;
+  for (; *s != '\0' && o + 3 < size; s++) {
+    if (*s == '\\' || *s == '"' || *s == '\n') {
+      buf[o++] = '\\';
+      buf[o++] = *s == '\n' ? 'n' : *s;
+    } else {
+      buf[o++] = *s;
+    }
+  }
+  buf[o] = '\0';
+  return buf;
+}
+
+static void render_behaviours(struct text *t, const struct metrics *m) {
+  static const char *const actions[] = {"run", "revert"};
+  char nb[600];
+
+  text_printf(t, "# HELP choreo_behaviour_runs_total Behaviour actions that "
+                 "ended, by behaviour and action\n"
+                 "# TYPE choreo_behaviour_runs_total counter\n");
+  for (size_t i = 0; i < m->nbehaviours; i++)
+    for (size_t k = 0; k < ARRAY_SIZE(actions); k++)
+      text_printf(t,
+                  "choreo_behaviour_runs_total{behaviour=\"%s\","
+                  "action=\"%s\"} %llu\n",
+                  label(m->behaviours[i].name, nb, sizeof(nb)), actions[k],
+                  (unsigned long long)m->behaviours[i].runs[k]);
+  text_printf(t, "# HELP choreo_behaviour_failures_total Behaviour actions "
+                 "that failed after their retries\n"
+                 "# TYPE choreo_behaviour_failures_total counter\n");
+  for (size_t i = 0; i < m->nbehaviours; i++)
+    text_printf(t, "choreo_behaviour_failures_total{behaviour=\"%s\"} %llu\n",
+                label(m->behaviours[i].name, nb, sizeof(nb)),
+                (unsigned long long)m->behaviours[i].failures);
+  text_printf(t, "# HELP choreo_behaviour_duration_seconds Time a behaviour "
+                 "action took, retries included\n"
+                 "# TYPE choreo_behaviour_duration_seconds histogram\n");
+  for (size_t i = 0; i < m->nbehaviours; i++) {
+    const struct metrics_behaviour *b = &m->behaviours[i];
+    uint64_t cumulative = 0;
+    label(b->name, nb, sizeof(nb));
+    for (size_t k = 0; k < ARRAY_SIZE(duration_bounds); k++) {
+      cumulative += b->buckets[k];
+      text_printf(t,
+                  "choreo_behaviour_duration_seconds_bucket{behaviour=\"%s\","
+                  "le=\"%g\"} %llu\n",
+                  nb, duration_bounds[k], (unsigned long long)cumulative);
+    }
+    text_printf(t,
+                "choreo_behaviour_duration_seconds_bucket{behaviour=\"%s\","
+                "le=\"+Inf\"} %llu\n"
+                "choreo_behaviour_duration_seconds_sum{behaviour=\"%s\"} %.6f\n"
+                "choreo_behaviour_duration_seconds_count{behaviour=\"%s\"} "
+                "%llu\n",
+                nb, (unsigned long long)b->count, nb, b->sum_s, nb,
+                (unsigned long long)b->count);
+  }
+}
+
+/* ---- node states ---- */
+
+static void render_nodes(struct text *t, const struct metrics_node *self,
+                         const struct metrics_node *peers, size_t n) {
+  char a[600], b[600], c[600];
+
+  text_printf(t,
+              "# HELP choreo_own_state This node's state (1: the current "
+              "one)\n# TYPE choreo_own_state gauge\n"
+              "choreo_own_state{state=\"%s\"} 1\n",
+              label(self->state, a, sizeof(a)));
+  text_printf(t,
+              "# HELP choreo_own_state_age_seconds Time this node has "
+              "been in its state\n"
+              "# TYPE choreo_own_state_age_seconds gauge\n"
+              "choreo_own_state_age_seconds %.3f\n",
+              self->age_s);
+  text_printf(t, "# HELP choreo_peer_state Each peer's state as this node "
+                 "sees it, one row per group (1: the current one)\n"
+                 "# TYPE choreo_peer_state gauge\n");
+  for (size_t i = 0; i < n; i++) {
+    const struct metrics_node *p = &peers[i];
+    label(p->name, a, sizeof(a));
+    label(p->state, c, sizeof(c));
+    if (p->ngroups == 0)
+      text_printf(t,
+                  "choreo_peer_state{peer=\"%s\",group=\"\",state=\"%s\"} 1\n",
+                  a, c);
+    for (size_t g = 0; g < p->ngroups; g++)
+      text_printf(
+          t, "choreo_peer_state{peer=\"%s\",group=\"%s\",state=\"%s\"} 1\n", a,
+          label(p->groups[g], b, sizeof(b)), c);
+  }
+  text_printf(t, "# HELP choreo_peer_state_age_seconds Time each peer has "
+                 "been in its state\n"
+                 "# TYPE choreo_peer_state_age_seconds gauge\n");
+  for (size_t i = 0; i < n; i++)
+    text_printf(t, "choreo_peer_state_age_seconds{peer=\"%s\"} %.3f\n",
+                label(peers[i].name, a, sizeof(a)), peers[i].age_s);
+  text_printf(t,
+              "# HELP choreo_build_info The agent's version\n"
+              "# TYPE choreo_build_info gauge\n"
+              "choreo_build_info{version=\"%s\"} 1\n",
+              CHOREO_VERSION);
+}
+
+static int render(const struct metrics *m, const struct metrics_node *self,
+                  const struct metrics_node *peers, size_t n, char **out) {
   struct text t = {NULL, 0, 0, 0};
 
   *out = NULL;
@@ -175,10 +344,24 @@ int metrics_render(const struct metrics *m, char **out) {
   t.p[0] = '\0';
   render_families(&t, m);
   render_reaction(&t, m);
+  render_behaviours(&t, m);
+  if (self != NULL)
+    render_nodes(&t, self, peers, n);
   if (t.err != 0) {
     free(t.p);
     return t.err;
   }
   *out = t.p;
   return 0;
+}
+
+int metrics_render(const struct metrics *m, char **out) {
+  return render(m, NULL, NULL, 0, out);
+}
+
+int metrics_render_nodes(const struct metrics *m,
+                         const struct metrics_node *self,
+                         const struct metrics_node *peers, size_t n,
+                         char **out) {
+  return render(m, self, peers, n, out);
 }

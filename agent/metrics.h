@@ -10,6 +10,7 @@
 #ifndef CHOREO_METRICS_H
 #define CHOREO_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,8 @@
   XX(msg_sent, "choreo_messages_sent_total", "", "Messages published")         \
   XX(msg_send_failed, "choreo_messages_send_failed_total", "",                 \
      "Messages nanomsg refused to queue")                                      \
+  XX(msg_unversioned, "choreo_messages_unversioned_total", "",                 \
+     "Messages accepted from agents that say no version (0.1.0)")              \
   WIRE_REJECT_MAP(METRICS_DECODE_ROW)                                          \
   XX(drop_cluster, "choreo_messages_dropped_total",                            \
      "reason=\"other_cluster\"", "Messages dropped, by reason")                \
@@ -58,6 +61,10 @@
      "Batches this relay published")                                           \
   XX(members_capped, "choreo_members_capped_total", "",                        \
      "Member entries ignored because the table was full")                      \
+  XX(peers_budget_drops, "choreo_peer_table_refused_total",                    \
+     "reason=\"budget\"",                                                      \
+     "Records and member entries refused because the peer table would pass "   \
+     "its memory budget")                                                      \
   XX(members_future, "choreo_member_entries_dropped_total",                    \
      "reason=\"future\"", "Member entries dropped: incarnation out of bounds") \
   XX(refutations, "choreo_refutations_total", "",                              \
@@ -105,7 +112,20 @@
   XX(reloads_refused, "choreo_reloads_total", "outcome=\"refused\"",           \
      "Configuration reloads (SIGHUP, choreo reload), by outcome")              \
   XX(clock_skew_warnings, "choreo_clock_skew_warnings_total", "",              \
-     "Warnings that a peer's clock is far from this node's")
+     "Warnings that a peer's clock is far from this node's")                   \
+  XX(http_requests, "choreo_http_requests_total", "",                          \
+     "Requests read on the HTTP endpoint")                                     \
+  XX(http_errors, "choreo_http_errors_total", "",                              \
+     "HTTP requests answered with an error status (4xx, 5xx)")                 \
+  XX(http_dropped_slow, "choreo_http_clients_dropped_total",                   \
+     "reason=\"slow\"",                                                        \
+     "HTTP clients dropped, by reason (slow: an event stream not read)")       \
+  XX(http_dropped_timeout, "choreo_http_clients_dropped_total",                \
+     "reason=\"timeout\"",                                                     \
+     "HTTP clients dropped, by reason (slow: an event stream not read)")       \
+  XX(http_dropped_full, "choreo_http_clients_dropped_total",                   \
+     "reason=\"too_many\"",                                                    \
+     "HTTP clients dropped, by reason (slow: an event stream not read)")
 
 #define METRICS_GAUGES(XX)                                                     \
   XX(peers_alive, "choreo_peers", "status=\"alive\"", "Peers by status")       \
@@ -123,7 +143,15 @@
      "nanomsg connections by direction and state")                             \
   XX(mesh_connect_errors, "choreo_connect_errors", "",                         \
      "Failed connection attempts to members' inboxes (nanomsg's count)")       \
-  XX(fds_open, "choreo_open_descriptors", "", "Descriptors the agent holds")
+  XX(fds_open, "choreo_open_descriptors", "", "Descriptors the agent holds")   \
+  XX(peers_bytes, "choreo_peer_table_bytes", "",                               \
+     "Memory the peer table holds by its estimate")                            \
+  XX(peers_bytes_max, "choreo_peer_table_bytes_max", "",                       \
+     "The peer table's memory budget")                                         \
+  XX(http_clients, "choreo_http_clients", "",                                  \
+     "Connections open on the HTTP endpoint")                                  \
+  XX(http_event_clients, "choreo_http_event_clients", "",                      \
+     "HTTP clients reading the event stream")
 
 struct metrics {
 #define XX(id, name, labels, help) uint64_t id;
@@ -137,6 +165,32 @@ struct metrics {
   uint64_t reaction_buckets[8];
   uint64_t reaction_count;
   double reaction_sum_ms;
+  /* Runs of each behaviour by name (kept across reloads), in the order
+   * first seen; owned, freed by metrics_free(). */
+  struct metrics_behaviour *behaviours;
+  size_t nbehaviours, behaviours_cap;
+};
+
+#define METRICS_BEHAVIOURS_MAX 1024 /* names counted: CONFIG_BEHAVIOURS_MAX */
+/* Bucket upper bounds of the behaviour duration histogram, in seconds. */
+#define METRICS_DURATION_BOUNDS                                                \
+  { 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120 }
+
+struct metrics_behaviour {
+  char name[CHOREO_NAME_MAX + 1];
+  uint64_t runs[2]; /* action run, revert */
+  uint64_t failures;
+  uint64_t buckets[8];
+  uint64_t count;
+  double sum_s;
+};
+
+/* The nodes, for the state gauges of metrics_render_nodes(). */
+struct metrics_node {
+  const char *name, *state;
+  const char (*groups)[CHOREO_NAME_MAX + 1];
+  size_t ngroups;
+  double age_s; /* in the current state */
 };
 
 /* Bucket upper bounds of the reaction histogram, in milliseconds. */
@@ -149,5 +203,19 @@ void metrics_count_reject(struct metrics *m, enum wire_reject r);
 /* Render m in the Prometheus text exposition format. On success the caller
  * owns *out (free()). Returns 0 or CHOREO_ENOMEM. */
 int metrics_render(const struct metrics *m, char **out);
+/* metrics_render() followed by the node state gauges (choreo_own_state,
+ * choreo_peer_state and their ages; self first, then n peers) and
+ * choreo_build_info. Label values are escaped. Ownership as for
+ * metrics_render(). */
+int metrics_render_nodes(const struct metrics *m,
+                         const struct metrics_node *self,
+                         const struct metrics_node *peers, size_t n,
+                         char **out);
+/* A behaviour's action ended: revert or not, ok or failed, after secs.
+ * Names beyond METRICS_BEHAVIOURS_MAX distinct ones are not counted.
+ * Returns 0 or CHOREO_ENOMEM (nothing counted). */
+int metrics_behaviour_done(struct metrics *m, const char *name, bool revert,
+                           bool ok, double secs);
+void metrics_free(struct metrics *m);
 
 #endif

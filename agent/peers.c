@@ -65,6 +65,34 @@ void peers_init(struct peers *p, const char *self, size_t max,
   p->on_event = on_event;
   p->arg = arg;
   p->next = UINT64_MAX;
+  p->bytes_max = PEERS_BYTES_MAX_DEFAULT;
+}
+
+void peers_set_budget(struct peers *p, size_t bytes_max) {
+  p->bytes_max = bytes_max;
+}
+
+size_t peers_entry_bytes(const struct record *r) {
+  size_t bytes = sizeof(struct peer) + sizeof(struct peer *);
+  const char *key;
+  json_t *value;
+
+  json_object_foreach(r->data, key, value) {
+    bytes += PEERS_DATA_ENTRY_OVERHEAD + strlen(key);
+    if (json_is_string(value))
+      bytes += json_string_length(value);
+  }
+  return bytes;
+}
+
+/* Whether the table may grow from `from` to `to` bytes for one entry:
+ * shrinking always may; growing must stay within the budget. Counts a
+ * refusal. */
+static bool within_budget(struct peers *p, size_t from, size_t to) {
+  if (to <= from || p->bytes - from + to <= p->bytes_max)
+    return true;
+  p->budget_drops++;
+  return false;
 }
 
 static void peer_destroy(struct peer *peer) {
@@ -78,6 +106,7 @@ void peers_free(struct peers *p) {
   free(p->v);
   p->v = NULL;
   p->n = p->cap = 0;
+  p->bytes = 0;
 }
 
 struct peer *peers_find(const struct peers *p, const char *name) {
@@ -145,6 +174,7 @@ static int insert_at(struct peers *p, size_t at, struct peer *peer) {
 static void remove_at(struct peers *p, size_t at) {
   if (!p->v[at]->heard)
     p->unheard--;
+  p->bytes -= peers_entry_bytes(&p->v[at]->rec);
   peer_destroy(p->v[at]);
   memmove(p->v + at, p->v + at + 1, (p->n - at - 1) * sizeof(*p->v));
   p->n--;
@@ -160,8 +190,12 @@ static enum peers_result add(struct peers *p, size_t at, const struct record *r,
   /* Entries only heard of (from member lists) are capped apart: a hostile
    * list of bogus members must not fill the table or open thousands of
    * connections. */
+  size_t cost = peers_entry_bytes(r);
+
   if (p->n >= p->max || (!heard && p->unheard >= PEERS_UNHEARD_MAX))
     return PEERS_FULL;
+  if (!within_budget(p, 0, cost))
+    return PEERS_OVER_BUDGET;
   peer = peer_new(r, now, wall);
   if (peer == NULL)
     return PEERS_NOMEM;
@@ -172,6 +206,7 @@ static enum peers_result add(struct peers *p, size_t at, const struct record *r,
   peer->heard = heard;
   if (!heard)
     p->unheard++;
+  p->bytes += cost;
   if (out != NULL)
     *out = peer;
   return PEERS_NEW;
@@ -293,16 +328,20 @@ static enum peers_result replace(struct peers *p, struct peer *peer,
                                  const struct record *r, uint64_t now,
                                  int64_t wall) {
   struct before b;
-  /* Groups decide which behaviours watch the node, and SPEC.md's events
-   * have no name for their change: it is reported as "data", a change of
-   * what the node publishes besides its state. */
+  /* Groups decide which behaviours watch the node, and the events of
+   * docs/CONFIGURATION.md have no name for their change: it is reported as
+   * "data", a change of what the node publishes besides its state. */
   bool data_changed =
       !record_same_data(r, &peer->rec) || !record_same_groups(r, &peer->rec);
+  size_t was = peers_entry_bytes(&peer->rec), cost = peers_entry_bytes(r);
 
+  if (!within_budget(p, was, cost))
+    return PEERS_OVER_BUDGET;
   remember(&b, peer);
   p->digest_valid = false;
   if (record_copy(&peer->rec, r) != 0)
     return PEERS_NOMEM;
+  p->bytes = p->bytes - was + cost;
   if (r->left)
     take_left(p, peer, &b, now, wall);
   else
@@ -351,7 +390,7 @@ static enum peers_result merge_direct(struct peers *p, const struct record *r,
   cmp = record_cmp(r, &peer->rec);
   if (cmp > 0 || (cmp == 0 && !peer->heard)) {
     res = replace(p, peer, r, now, wall);
-    if (res == PEERS_NOMEM)
+    if (res == PEERS_NOMEM || res == PEERS_OVER_BUDGET)
       *out = NULL;
     return res;
   }

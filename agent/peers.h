@@ -42,6 +42,16 @@
 #define PEERS_MAX_DEFAULT 4096
 /* Entries learnt from member lists but not heard from yet, at most. */
 #define PEERS_UNHEARD_MAX 256
+/* Memory the table may hold, in bytes (entries, records, data and the
+ * index), estimated by peers_entry_bytes(): a key holder who forges
+ * thousands of nodes with the largest data can't grow the agent beyond
+ * it. A new entry or a larger record that would pass it is refused
+ * (PEERS_OVER_BUDGET) and counted in budget_drops. */
+#define PEERS_BYTES_MAX_DEFAULT ((size_t)32 * 1024 * 1024)
+/* What one data key and value cost beyond their bytes, for the estimate:
+ * jansson's string object (32 bytes), its hash table pair (about 56 and
+ * the key) and malloc's header and rounding of the three allocations. */
+#define PEERS_DATA_ENTRY_OVERHEAD 160
 
 enum peer_status {
   PEER_ALIVE,
@@ -50,8 +60,8 @@ enum peer_status {
 };
 
 /* Events the table reports. REAPED is internal (the agent closes the
- * node's connection); the others are the events of SPEC.md. DATA also
- * reports a change of the node's groups, which changes who watches it. */
+ * node's connection); the others are the events of docs/CONFIGURATION.md. DATA
+ * also reports a change of the node's groups, which changes who watches it. */
 #define PEER_EVENT_MAP(XX)                                                     \
   XX(JOINED, "joined")                                                         \
   XX(STATE, "state")                                                           \
@@ -95,6 +105,17 @@ struct peer {
    * hear the member list that makes them refute. "" when none. */
   char alt_addr[CHOREO_ADDR_MAX + 1];
   uint64_t alt_until;
+  /* Its versions (docs/PROTOCOL.md "Versions"), from its latest message
+   * of its own (agent_net.c): version_heard, whether one came yet;
+   * versioned, whether it said which protocol minors it speaks (false: a
+   * 0.1.0 agent); that range, the minor both speak, and its release ("":
+   * not said). heartbeat_ms: its period, from minor 2 on (0: unknown).
+   * version_refused: a message of a version we can't read was said (once,
+   * until one we read comes). */
+  bool version_heard, versioned, version_refused;
+  uint32_t proto_min, proto_max, proto;
+  char release[CHOREO_RELEASE_MAX + 1];
+  uint64_t heartbeat_ms;
 };
 
 struct peer_event {
@@ -132,6 +153,11 @@ struct peers {
   uint64_t clock;    /* the latest one, monotonic ms */
   uint64_t stalls;   /* stalls of this agent noticed (peers_stalled()) */
   uint64_t stall_ms; /* the longest of them */
+  /* Memory budget (PEERS_BYTES_MAX_DEFAULT, peers_set_budget()): bytes
+   * the entries hold now by peers_entry_bytes(), the most they may hold,
+   * and records refused because they would have passed it. */
+  size_t bytes, bytes_max;
+  uint64_t budget_drops;
 };
 
 /* Results of the merge functions. */
@@ -142,12 +168,24 @@ enum peers_result {
   PEERS_SELF = -1,   /* names this agent: refused */
   PEERS_FULL = -2,   /* the table holds max entries: refused */
   PEERS_NOMEM = -3,
+  PEERS_OVER_BUDGET = -4, /* would pass the memory budget: refused */
 };
 
-/* Prepare an empty table for node `self` holding at most max peers. */
+/* Prepare an empty table for node `self` holding at most max peers and
+ * PEERS_BYTES_MAX_DEFAULT bytes. */
 void peers_init(struct peers *p, const char *self, size_t max,
                 peers_event_fn on_event, void *arg);
 void peers_free(struct peers *p);
+
+/* Set the memory budget (bytes, at least one entry's worth). Entries held
+ * beyond a lowered budget stay until they are reaped; only what would
+ * grow the table is refused. */
+void peers_set_budget(struct peers *p, size_t bytes_max);
+
+/* What an entry holding record r costs, in bytes, by the table's
+ * estimate: the entry itself, its place in the index, and every data key
+ * and value with PEERS_DATA_ENTRY_OVERHEAD each. */
+size_t peers_entry_bytes(const struct record *r);
 
 struct peer *peers_find(const struct peers *p, const char *name);
 

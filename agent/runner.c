@@ -479,30 +479,70 @@ static void signal_escaped(struct runner_try *t, int sig) {
   free(pt.v);
 }
 
+/* Wait for pid unless libuv owns it; counts what was reaped. */
+static void reap_one(struct runner *r, const struct uv_pids *uvp, pid_t pid) {
+  siginfo_t info;
+
+  if (is_libuv_child(uvp, pid))
+    return;
+  memset(&info, 0, sizeof(info));
+  if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG) == 0 &&
+      info.si_pid == pid) {
+    r->metrics->orphans_reaped++;
+    log_debug("reaped process %d left behind by a script", (int)pid);
+  }
+}
+
+/* Our children as the kernel lists them (/proc/self/task/PID/children:
+ * orphans are re-parented to the main thread, which also spawns the
+ * scripts), into pids; returns how many, or -1 where the kernel has no
+ * such file. O(children), not O(processes): this runs at every SIGCHLD. */
+static int own_children(pid_t *pids, size_t max) {
+  char path[64], buf[4096];
+  ssize_t len;
+  size_t n = 0;
+  int fd;
+
+  snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+    return -1;
+  len = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (len < 0)
+    return -1;
+  buf[len] = '\0';
+  for (char *p = buf, *end; n < max; p = end) {
+    long pid = strtol(p, &end, 10);
+    if (end == p)
+      break;
+    if (pid > 0 && pid <= INT_MAX)
+      pids[n++] = (pid_t)pid;
+  }
+  return (int)n;
+}
+
 /* Zombies re-parented to us (we are a subreaper) that libuv doesn't own:
  * wait for each by its own pid. */
 static void reap_orphans(struct runner *r) {
   struct proc_table pt;
   struct uv_pids uvp = {.n = 0};
-  pid_t self = getpid();
+  pid_t self = getpid(), kids[512];
+  int nkids = own_children(kids, ARRAY_SIZE(kids));
 
+  uv_walk(r->loop, walk_pids, &uvp);
+  if (nkids >= 0 && (size_t)nkids < ARRAY_SIZE(kids)) {
+    for (int i = 0; i < nkids; i++)
+      reap_one(r, &uvp, kids[i]);
+    return;
+  }
+  /* No children file (or more children than it read): the whole table. */
   if (proc_scan(&pt) != 0) {
     free(pt.v);
     return;
   }
-  uv_walk(r->loop, walk_pids, &uvp);
-  for (size_t i = 0; i < pt.n; i++) {
-    siginfo_t info;
-    const struct proc_entry *e = &pt.v[i];
-    if (e->ppid != self || e->state != 'Z' || is_libuv_child(&uvp, e->pid))
-      continue;
-    memset(&info, 0, sizeof(info));
-    if (waitid(P_PID, (id_t)e->pid, &info, WEXITED | WNOHANG) == 0 &&
-        info.si_pid == e->pid) {
-      r->metrics->orphans_reaped++;
-      log_debug("reaped process %d left behind by a script", (int)e->pid);
-    }
-  }
+  for (size_t i = 0; i < pt.n; i++)
+    if (pt.v[i].ppid == self && pt.v[i].state == 'Z')
+      reap_one(r, &uvp, pt.v[i].pid);
   free(pt.v);
 }
 

@@ -1,6 +1,8 @@
 /*
  * state.c — persistence of this node's declared state and incarnation in
- * state_dir; see state.h for the guarantees.
+ * state_dir, and the formats of its files (state_migrate(): an older file
+ * is migrated in place, a newer one refused); see state.h for the
+ * guarantees.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -8,11 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "record.h"
 #include "state.h"
+#include "statefiles.h"
 #include "util.h"
 
 #define STATE_FILE_MAX (64 * 1024)
@@ -53,9 +57,18 @@ static int decode(json_t *root, struct saved_state *s, const char **why) {
   const char *key;
   json_t *v;
 
-  if (json_unpack(root, "{s:s, s?s, s?I, s?o, s:I}", "state", &state, "reason",
-                  &reason, "since", &since, "data", &data, "inc", &inc) != 0) {
+  json_int_t format = 0;
+
+  /* Formats 0 (0.1.0's, without the key) and 1 have the same fields;
+   * state_migrate() refused any other before this runs. */
+  if (json_unpack(root, "{s:s, s?s, s?I, s?o, s:I, s?I}", "state", &state,
+                  "reason", &reason, "since", &since, "data", &data, "inc",
+                  &inc, "format", &format) != 0) {
     *why = "missing or mistyped fields";
+    return CHOREO_EDECODE;
+  }
+  if (format < 0 || format > STATEFILES_VERSION) {
+    *why = "a \"format\" this agent does not read";
     return CHOREO_EDECODE;
   }
   if (!choreo_valid_state(state) ||
@@ -163,10 +176,10 @@ static int fsync_dir(const char *dir) {
 
 /* The state as the text of the file; the caller frees it. */
 static char *encode(const struct saved_state *s) {
-  json_t *root =
-      json_pack("{s:s, s:s, s:I, s:O, s:I}", "state", s->state, "reason",
-                s->reason, "since", (json_int_t)s->since_ms, "data", s->data,
-                "inc", (json_int_t)s->inc);
+  json_t *root = json_pack("{s:i, s:s, s:s, s:I, s:O, s:I}", "format",
+                           STATEFILES_VERSION, "state", s->state, "reason",
+                           s->reason, "since", (json_int_t)s->since_ms, "data",
+                           s->data, "inc", (json_int_t)s->inc);
   if (root != NULL && s->until_ms > 0) {
     json_object_set_new(root, "until", json_integer((json_int_t)s->until_ms));
     json_object_set_new(root, "then", json_string(s->then));
@@ -320,17 +333,19 @@ int state_save(const char *dir, const struct saved_state *s) {
   return rv;
 }
 
-int state_prepare_state(const char *dir, const struct saved_state *s,
-                        struct state_pending *w) {
-  char *text = encode(s);
-  int rv;
+int state_room(const char *dir, size_t bytes) {
+  struct statvfs sv;
+  uint64_t room, need;
 
-  state_pending_init(w);
-  if (text == NULL)
-    return -ENOMEM;
-  rv = state_prepare(dir, STATE_FILE, text, w);
-  free(text);
-  return rv;
+  if (statvfs(dir, &sv) != 0)
+    return -errno;
+  if (sv.f_flag & ST_RDONLY)
+    return -EROFS;
+  if (access(dir, W_OK | X_OK) != 0)
+    return -errno;
+  room = (uint64_t)(geteuid() == 0 ? sv.f_bfree : sv.f_bavail) * sv.f_frsize;
+  need = (uint64_t)bytes + 2 * (uint64_t)sv.f_frsize;
+  return room < need ? -ENOSPC : 0;
 }
 
 int state_dir_check(const char *dir, char *why, size_t len) {
@@ -359,6 +374,126 @@ int state_dir_check(const char *dir, char *why, size_t len) {
              "with chmod 700",
              dir, (unsigned)(st.st_mode & 07777));
     return CHOREO_EINVAL;
+  }
+  return 0;
+}
+
+/* ---- formats ---- */
+
+/* The files of state_dir, each with a "format" (statefiles.h). */
+static const char *const state_files[] = {STATE_FILE, APPLIED_FILE,
+                                          MEMBERS_FILE};
+
+/* 0.1.0's state.json (format 0) as format 1: the same fields and
+ * "format". The caller frees the text; NULL: no memory or not an object
+ * (not migrated: state_load() refuses it, as corrupt). */
+static char *upgrade_state_text(const char *buf, size_t len) {
+  json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
+  char *text = NULL;
+
+  if (json_is_object(root) &&
+      json_object_set_new(root, "format", json_integer(STATEFILES_VERSION)) ==
+          0)
+    text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+  json_decref(root);
+  return text;
+}
+
+/* 0.1.0 keeps no record of what it applied: an applied.json beside its
+ * state.json was left by a later version before a rollback, and is
+ * stale; none at all is no better, since a first start runs nothing for
+ * a condition that is false. What was applied is unknown: said so in
+ * applied.json (applied_encode_unknown()), so that each level behaviour
+ * is brought to its condition, both ways, once synchronised. Returns 0
+ * or a negated errno. */
+static int applied_unknown(const char *dir) {
+  char *text = applied_encode_unknown();
+  int rv = text != NULL ? state_write(dir, APPLIED_FILE, text) : -ENOMEM;
+
+  free(text);
+  return rv;
+}
+
+/* Migrate dir/state.json from format 0: the old text is kept first, as
+ * state.json.v0 (written whole and synced), applied.json says that what
+ * was applied is unknown, then the new text replaces the old; a crash in
+ * between leaves the old file, and the next start migrates again. A state_dir
+ * that can't be written is not fatal: the old format is read as it is,
+ * and migrated at a later start. */
+static void migrate_state(const char *dir, const char *buf, size_t len) {
+  char backup[sizeof(STATE_FILE) + 8];
+  char *text = upgrade_state_text(buf, len);
+  size_t keep = len;
+  int rv;
+
+  if (text == NULL)
+    return;
+  snprintf(backup, sizeof(backup), "%s.v0", STATE_FILE);
+  /* state_write() adds the newline the old text ends with. */
+  while (keep > 0 && buf[keep - 1] == '\n')
+    keep--;
+  char *old = strndup(buf, keep);
+  rv = old != NULL ? state_write(dir, backup, old) : -ENOMEM;
+  if (rv == 0)
+    rv = applied_unknown(dir);
+  if (rv == 0)
+    rv = state_write(dir, STATE_FILE, text);
+  if (rv == 0)
+    log_info("state_dir: %s/%s migrated from format 0 (choreo 0.1.0) to "
+             "format %d; the old file is kept as %s",
+             dir, STATE_FILE, STATEFILES_VERSION, backup);
+  else
+    log_warn("state_dir: %s/%s: cannot migrate it from format 0 (%s); read "
+             "as it is, migrated at a later start",
+             dir, STATE_FILE, choreo_strerror(rv));
+  free(old);
+  free(text);
+}
+
+/* One file's format: 0 when fine (migrated if older), or CHOREO_EINVAL
+ * with why said when it must not be read. */
+static int check_format(const char *dir, const char *name, char *why,
+                        size_t len) {
+  char what[160];
+  char *buf = NULL;
+  size_t n = 0;
+  int64_t format = 0;
+  int rv = state_read(dir, name, APPLIED_FILE_MAX, &buf, &n);
+
+  /* No file, or one that can't be read: its loader says what it does
+   * without it. */
+  if (rv != 0)
+    return 0;
+  rv = statefiles_format(buf, n, &format, what, sizeof(what));
+  if (rv == CHOREO_EINVAL) {
+    snprintf(why, len,
+             "%s/%s: %s, which no version of choreo writes; refusing to "
+             "start rather than misread it (move the file away to start "
+             "without it)",
+             dir, name, what);
+  } else if (rv == 0 && format > STATEFILES_VERSION) {
+    snprintf(why, len,
+             "%s/%s: format %lld, newer than this agent's (%d): it was "
+             "written by a newer choreo; run that version again, or restore "
+             "the files kept by its migration (docs/OPERATIONS.md "
+             "\"Upgrades\")",
+             dir, name, (long long)format, STATEFILES_VERSION);
+    rv = CHOREO_EINVAL;
+  } else {
+    if (rv == 0 && format < STATEFILES_VERSION && strcmp(name, STATE_FILE) == 0)
+      migrate_state(dir, buf, n);
+    rv = 0;
+  }
+  free(buf);
+  return rv;
+}
+
+int state_migrate(const char *dir, char *why, size_t len) {
+  why[0] = '\0';
+  for (size_t i = 0; i < ARRAY_SIZE(state_files); i++) {
+    int rv = check_format(dir, state_files[i], why, len);
+    if (rv != 0)
+      return rv;
   }
   return 0;
 }

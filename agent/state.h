@@ -80,9 +80,16 @@ int state_prepare(const char *dir, const char *name, const char *text,
 int state_commit(struct state_pending *w);
 /* Drop a prepared save; idempotent. */
 void state_abort(struct state_pending *w);
-/* state_prepare() of *s as dir/state.json. */
-int state_prepare_state(const char *dir, const struct saved_state *s,
-                        struct state_pending *w);
+/* Whether dir can take a file of about `bytes` now, without writing
+ * anything (statvfs and access: a few microseconds, no metadata written,
+ * nothing waits for the disk): 0, -EROFS for a read-only file system,
+ * -ENOSPC when the free space (for root, the blocks reserved for root
+ * too) is less than bytes and two blocks, -EACCES when this process may
+ * not write there, or the negated errno of statvfs (e.g. -ENOENT: dir is
+ * gone). A caller that wants to refuse a change that can't be saved
+ * checks this before acting and saves after; a save that fails anyway (a
+ * race with something filling the disk) must be undone by the caller. */
+int state_room(const char *dir, size_t bytes);
 /* state_prepare() then state_commit(). */
 int state_write(const char *dir, const char *name, const char *text);
 
@@ -92,6 +99,20 @@ int state_write(const char *dir, const char *name, const char *text);
  * CHOREO_EDECODE (not a regular file), CHOREO_ENOMEM or a negated errno. */
 int state_read(const char *dir, const char *name, size_t max, char **out,
                size_t *len);
+
+/* The formats of state_dir's files ("format", statefiles.h), checked
+ * once at start before any of them is read (docs/OPERATIONS.md
+ * "Upgrades"). An older file is migrated in place: 0.1.0's state.json
+ * (format 0) is kept as state.json.v0, written whole, before the new one
+ * replaces it (the backup stays, for a rollback), and applied.json is
+ * written to say that what was applied is unknown (0.1.0 kept no record;
+ * one found there is stale, left before a rollback to 0.1.0). A file of a newer
+ * format, or whose "format" is not a whole number, is refused:
+ * CHOREO_EINVAL, with why[len] naming the file and what to do; nothing is
+ * written. A file missing or unreadable is left to its loader. A
+ * migration that can't be written is logged and not fatal. Returns 0 or
+ * CHOREO_EINVAL. */
+int state_migrate(const char *dir, char *why, size_t len);
 
 /* Saying "cannot save" at most once per STATE_REPORT_GAP_MS: the agent
  * keeps working with a full or read-only state_dir, and its log must not

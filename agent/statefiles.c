@@ -23,12 +23,53 @@ static void say(char *why, size_t len, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* The root object with the expected version, or NULL (why said). */
+/* The format of root, an object: "format", else "version" (files of
+ * development builds before 0.2.0), else 0. false (why said) when the
+ * key is there but not a whole number. */
+static bool format_of(json_t *root, int64_t *format, char *why, size_t whylen) {
+  const char *key = "format";
+  json_t *v = json_object_get(root, key);
+
+  if (v == NULL) {
+    key = "version";
+    v = json_object_get(root, key);
+  }
+  *format = 0;
+  if (v == NULL)
+    return true;
+  if (!json_is_integer(v) || json_integer_value(v) < 0) {
+    say(why, whylen, "\"%s\" is not a whole number", key);
+    return false;
+  }
+  *format = (int64_t)json_integer_value(v);
+  return true;
+}
+
+int statefiles_format(const char *buf, size_t len, int64_t *format, char *why,
+                      size_t whylen) {
+  json_error_t jerr;
+  json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+  int rv = 0;
+
+  *format = 0;
+  why[0] = '\0';
+  if (root == NULL || !json_is_object(root)) {
+    say(why, whylen, "not a JSON object");
+    rv = CHOREO_EDECODE;
+  } else if (!format_of(root, format, why, whylen)) {
+    rv = CHOREO_EINVAL;
+  }
+  json_decref(root);
+  return rv;
+}
+
+/* The root object of the expected format, or NULL (why said). */
 static json_t *load_root(const char *buf, size_t len, size_t max,
                          const char *list, json_t **items, char *why,
                          size_t whylen) {
   json_error_t jerr;
-  json_t *root, *version;
+  json_t *root;
+  int64_t format;
 
   if (len > max) {
     say(why, whylen, "larger than %zu bytes", max);
@@ -39,14 +80,15 @@ static json_t *load_root(const char *buf, size_t len, size_t max,
     say(why, whylen, "not JSON (line %d: %s)", jerr.line, jerr.text);
     return NULL;
   }
-  version = json_object_get(root, "version");
-  if (!json_is_object(root) || !json_is_integer(version)) {
-    say(why, whylen, "not an object with an integer \"version\"");
+  if (!json_is_object(root)) {
+    say(why, whylen, "not a JSON object");
     goto fail;
   }
-  if (json_integer_value(version) != STATEFILES_VERSION) {
-    say(why, whylen, "version %lld, this agent reads version %d",
-        (long long)json_integer_value(version), STATEFILES_VERSION);
+  if (!format_of(root, &format, why, whylen))
+    goto fail;
+  if (format != STATEFILES_VERSION) {
+    say(why, whylen, "format %lld, this agent reads format %d",
+        (long long)format, STATEFILES_VERSION);
     goto fail;
   }
   *items = json_object_get(root, list);
@@ -241,6 +283,9 @@ int applied_parse(const char *buf, size_t len, struct applied_set *out,
   if (!json_is_object(items)) {
     say(why, whylen, "\"behaviours\" is not an object");
     rv = CHOREO_EDECODE;
+  } else if (json_is_true(json_object_get(root, "unknown"))) {
+    say(why, whylen, "%s", APPLIED_UNKNOWN_WHY);
+    rv = CHOREO_EDECODE;
   }
   json_object_foreach(rv == 0 ? items : NULL, name, v) {
     if ((rv = applied_entry(out, name, v, why, whylen)) != 0)
@@ -252,9 +297,18 @@ int applied_parse(const char *buf, size_t len, struct applied_set *out,
   return rv;
 }
 
+char *applied_encode_unknown(void) {
+  json_t *root = json_pack("{s:i, s:b, s:{}}", "format", STATEFILES_VERSION,
+                           "unknown", 1, "behaviours");
+  char *text =
+      root != NULL ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+  json_decref(root);
+  return text;
+}
+
 char *applied_encode(const struct applied_set *s) {
   json_t *items = json_object();
-  json_t *root = json_pack("{s:i, s:o}", "version", STATEFILES_VERSION,
+  json_t *root = json_pack("{s:i, s:o}", "format", STATEFILES_VERSION,
                            "behaviours", items);
   char *text = NULL;
 
@@ -430,7 +484,7 @@ uint64_t members_digest(const struct peers *p) {
 char *members_encode(const struct peers *p, size_t *left_out) {
   json_t *items = json_array();
   json_t *root =
-      json_pack("{s:i, s:o}", "version", STATEFILES_VERSION, "members", items);
+      json_pack("{s:i, s:o}", "format", STATEFILES_VERSION, "members", items);
   size_t left = 0;
   char *text = NULL;
 

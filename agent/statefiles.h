@@ -13,7 +13,10 @@
  *                 to reach them (docs/RELIABILITY.md "Restarts").
  *
  * Pure: parsing and encoding only, over buffers; state.c reads and writes
- * the files. Both carry "version": STATEFILES_VERSION. The files come from
+ * the files. Every file of state_dir carries "format": STATEFILES_VERSION
+ * (state.json too; statefiles_format() reads it, state_migrate() acts on
+ * it). applied.json and members.json of development builds before 0.2.0
+ * said "version": 1 instead, which is read as format 1. The files come from
  * disk and so are untrusted: every field is checked and bounded, and a
  * file that fails any check is refused whole (the caller then starts as
  * if it had none, and says so), never half-used.
@@ -29,7 +32,18 @@
 #include "config.h"
 #include "peers.h"
 
+/* The format of the files of state_dir this agent writes and reads;
+ * 0.1.0's state.json had none (format 0). */
 #define STATEFILES_VERSION 1
+
+/* The format of a state_dir file's text: its "format" (or the "version"
+ * of applied.json and members.json before 0.2.0); 0 when it has neither,
+ * as 0.1.0's state.json. Returns 0 and *format; CHOREO_EDECODE when the
+ * text is not a JSON object (its loader refuses it later, as corrupt); or
+ * CHOREO_EINVAL when "format" is there but not a whole number, which no
+ * version wrote (why[whylen] says so). */
+int statefiles_format(const char *buf, size_t len, int64_t *format, char *why,
+                      size_t whylen);
 
 /* ---- applied.json ---- */
 
@@ -83,6 +97,16 @@ int applied_parse(const char *buf, size_t len, struct applied_set *out,
                   char *why, size_t whylen);
 /* The text of applied.json for s; the caller frees it. NULL: no memory. */
 char *applied_encode(const struct applied_set *s);
+/* The text of an applied.json that says what was applied is unknown
+ * ("unknown": true), written when a state_dir of choreo 0.1.0 (which kept
+ * no applied.json) is migrated: applied_parse() refuses it with
+ * APPLIED_UNKNOWN_WHY, so the agent brings each level behaviour to its
+ * condition once synchronised, both ways, as for a corrupt file. The
+ * caller frees it; NULL: no memory. */
+#define APPLIED_UNKNOWN_WHY                                                    \
+  "written at an upgrade from choreo 0.1.0, which kept no record of what "     \
+  "it applied"
+char *applied_encode_unknown(void);
 
 const char *applied_action_name(enum applied_action a);
 

@@ -20,6 +20,26 @@ json_t *view_peer(const struct record *r, const char *state,
   return o;
 }
 
+/* Its versions, once a message of its own said them (docs/PROTOCOL.md
+ * "Versions"): "version" (its release, "unversioned" for a 0.1.0 agent),
+ * "proto" (the minor both speak), "proto_range" ([min, max] it speaks)
+ * and, from minor 2, "heartbeat_ms". */
+static void add_versions(json_t *o, const struct peer *peer) {
+  const char *release = peer->release[0] != '\0' ? peer->release : "unknown";
+
+  if (!peer->version_heard)
+    return;
+  json_object_set_new(o, "version",
+                      json_string(peer->versioned ? release : "unversioned"));
+  json_object_set_new(o, "proto", json_integer(peer->proto));
+  json_object_set_new(
+      o, "proto_range",
+      json_pack("[i,i]", (int)peer->proto_min, (int)peer->proto_max));
+  if (peer->heartbeat_ms != 0)
+    json_object_set_new(o, "heartbeat_ms",
+                        json_integer((json_int_t)peer->heartbeat_ms));
+}
+
 json_t *view_table_peer(const struct peer *peer, uint64_t now) {
   int64_t age = now > peer->last_seen ? (int64_t)(now - peer->last_seen) : 0;
   json_t *o = view_peer(&peer->rec, peer_state(peer), age);
@@ -29,6 +49,7 @@ json_t *view_table_peer(const struct peer *peer, uint64_t now) {
     /* Its clock minus ours, as its latest message showed (ms). */
     json_object_set_new(o, "clock_offset_ms",
                         json_integer((json_int_t)peer->clock_offset_ms));
+    add_versions(o, peer);
   }
   return o;
 }

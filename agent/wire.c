@@ -16,6 +16,14 @@
  * record or in a member entry, are ignored on purpose: a newer agent may
  * add fields without older ones dropping its messages. A known field of
  * the wrong type is still an error.
+ *
+ * Versions (docs/PROTOCOL.md "Versions"): "v" is the major format, and
+ * "proto": [min, max] the protocol minors the sender speaks, checked
+ * right after "v" so that a message of a minor we can't read is refused
+ * as proto_unsupported, not as whatever field it lacks; "release" is the
+ * sender's software version. Both are optional (0.1.0 sent neither). The
+ * fields of a minor above ours are not decoded at all: to this agent
+ * they are unknown fields.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -185,11 +193,24 @@ static void enc_fresh(struct enc *e, json_t *o, const struct wire_msg *m) {
   put(e, o, "echo", a);
 }
 
+/* "proto", "release" and the optional fields of our higher minors. */
+static void enc_versions(struct enc *e, json_t *o, const struct wire_msg *m) {
+  put(e, o, "proto", json_pack("[i,i]", WIRE_PROTO_MIN, WIRE_PROTO_MAX));
+  put(e, o, "release", json_string(CHOREO_VERSION));
+#if WIRE_PROTO_MAX >= WIRE_PROTO_HEARTBEAT
+  if (m->heartbeat_ms != 0)
+    put(e, o, "heartbeat_ms", counter(e, m->heartbeat_ms));
+#else
+  (void)m;
+#endif
+}
+
 static json_t *enc_msg(struct enc *e, const struct wire_msg *m) {
   json_t *o = json_object();
   char digest[DIGEST_DIGITS + 1];
 
   put(e, o, "v", json_integer(WIRE_VERSION));
+  enc_versions(e, o, m);
   put(e, o, "cluster", str(e, m->cluster));
   put(e, o, "from", str(e, m->from));
   put(e, o, "inc", counter(e, m->inc));
@@ -695,9 +716,103 @@ static int dec_version(json_t *o, struct wire_error *err) {
 
   if (v == NULL)
     return reject(err, WIRE_REJECT_BAD_VERSION, "field \"v\": missing");
-  if (!json_is_integer(v) || json_integer_value(v) != WIRE_VERSION)
-    return reject(err, WIRE_REJECT_BAD_VERSION, "field \"v\": not version %d",
+  if (!json_is_integer(v))
+    return reject(err, WIRE_REJECT_BAD_VERSION,
+                  "field \"v\": not an integer; this agent speaks version %d",
                   WIRE_VERSION);
+  if (json_integer_value(v) != WIRE_VERSION)
+    return reject(err, WIRE_REJECT_BAD_VERSION,
+                  "version %" JSON_INTEGER_FORMAT
+                  "; this agent speaks version %d",
+                  json_integer_value(v), WIRE_VERSION);
+  return 0;
+}
+
+bool wire_proto_agree(uint32_t our_min, uint32_t our_max, uint32_t their_min,
+                      uint32_t their_max, uint32_t *out) {
+  uint32_t hi = our_max < their_max ? our_max : their_max;
+  uint32_t lo = our_min > their_min ? our_min : their_min;
+
+  if (their_min > their_max || hi < lo)
+    return false;
+  *out = hi;
+  return true;
+}
+
+/* One minor of "proto". */
+static int check_minor(const json_t *v, size_t i, uint32_t *out,
+                       struct wire_error *err) {
+  char field[FIELD_MAX];
+  uint64_t u = 0;
+  int rv;
+
+  snprintf(field, sizeof(field), "proto[%zu]", i);
+  if ((rv = check_uint(v, field, WIRE_PROTO_LIMIT, &u, err)) == 0)
+    *out = (uint32_t)u;
+  return rv;
+}
+
+/* A release: 1-CHOREO_RELEASE_MAX of 0-9 A-Z a-z . + - ~ (it is shown
+ * and logged). */
+static bool valid_release(const char *s) {
+  if (*s == '\0')
+    return false;
+  for (; *s != '\0'; s++) {
+    char c = *s;
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+          (c >= 'A' && c <= 'Z') || c == '.' || c == '+' || c == '-' ||
+          c == '~'))
+      return false;
+  }
+  return true;
+}
+
+/* "proto" and "release", both optional: without "proto" the sender is a
+ * 0.1.0 agent, which speaks minor 0 only. */
+static int dec_proto(json_t *o, struct wire_msg *m, struct wire_error *err) {
+  uint32_t agreed;
+  json_t *v = json_object_get(o, "proto");
+  int rv;
+
+  m->proto_min = m->proto_max = 0;
+  if (v != NULL) {
+    if (!json_is_array(v) || json_array_size(v) != 2)
+      return reject(err, WIRE_REJECT_BAD_FIELD,
+                    "field \"proto\": not a [min, max] pair");
+    if ((rv = check_minor(json_array_get(v, 0), 0, &m->proto_min, err)) != 0 ||
+        (rv = check_minor(json_array_get(v, 1), 1, &m->proto_max, err)) != 0)
+      return rv;
+    if (m->proto_min > m->proto_max)
+      return reject(err, WIRE_REJECT_BAD_FIELD,
+                    "field \"proto\": [%" PRIu32 ", %" PRIu32
+                    "], min above max",
+                    m->proto_min, m->proto_max);
+    m->versioned = true;
+  }
+  if (!wire_proto_agree(WIRE_PROTO_MIN, WIRE_PROTO_MAX, m->proto_min,
+                        m->proto_max, &agreed))
+    return reject(err, WIRE_REJECT_PROTO,
+                  "it speaks protocol %d.%" PRIu32 "-%d.%" PRIu32
+                  ", this agent %d.%d-%d.%d",
+                  WIRE_VERSION, m->proto_min, WIRE_VERSION, m->proto_max,
+                  WIRE_VERSION, WIRE_PROTO_MIN, WIRE_VERSION, WIRE_PROTO_MAX);
+  if ((v = json_object_get(o, "release")) != NULL)
+    return check_word(v, "release", CHOREO_RELEASE_MAX, valid_release,
+                      "release", m->release, err);
+  return 0;
+}
+
+/* The fields of our minors above 1 (WIRE_PROTO_MAX of a test build). */
+static int dec_minor_fields(json_t *o, struct wire_msg *m,
+                            struct wire_error *err) {
+#if WIRE_PROTO_MAX >= WIRE_PROTO_HEARTBEAT
+  json_t *v = json_object_get(o, "heartbeat_ms");
+  if (v != NULL)
+    return check_uint(v, "heartbeat_ms", RECORD_COUNTER_MAX, &m->heartbeat_ms,
+                      err);
+#else
+  (void)o, (void)m, (void)err;
+#endif
   return 0;
 }
 
@@ -730,7 +845,7 @@ static int dec_msg(json_t *o, struct wire_msg *m, struct wire_error *err) {
   json_t *v;
   int rv;
 
-  if ((rv = dec_version(o, err)) != 0 ||
+  if ((rv = dec_version(o, err)) != 0 || (rv = dec_proto(o, m, err)) != 0 ||
       (rv = dec_type(o, &m->type, err)) != 0 ||
       (rv = get_word(o, "", "cluster", CHOREO_CLUSTER_MAX, choreo_valid_name,
                      "cluster name", m->cluster, err)) != 0 ||
@@ -749,7 +864,8 @@ static int dec_msg(json_t *o, struct wire_msg *m, struct wire_error *err) {
                     "field \"leaf\": not a boolean");
     m->leaf = json_is_true(v);
   }
-  if ((rv = dec_fresh(o, m, err)) != 0)
+  if ((rv = dec_fresh(o, m, err)) != 0 ||
+      (rv = dec_minor_fields(o, m, err)) != 0)
     return rv;
   if (m->type == WIRE_MEMBERS)
     return dec_members(o, m, err);
@@ -776,6 +892,7 @@ int wire_decode(const void *buf, size_t len, struct wire_msg *m,
 
   err->reason = WIRE_OK;
   err->detail[0] = '\0';
+  err->from[0] = '\0';
   reset(m);
   if (len > CHOREO_MSG_MAX)
     return reject(err, WIRE_REJECT_TOO_BIG, "%zu bytes, at most %d", len,
@@ -787,10 +904,17 @@ int wire_decode(const void *buf, size_t len, struct wire_msg *m,
     return reject(err, WIRE_REJECT_NOT_JSON, "at byte %d: %s", jerr.position,
                   text);
   }
-  if (json_is_object(root))
+  if (json_is_object(root)) {
+    /* Named in errors where known: whoever sends another version is
+     * logged once, by name. */
+    const char *from = json_string_value(json_object_get(root, "from"));
+    if (from != NULL && strlen(from) <= CHOREO_NAME_MAX &&
+        choreo_valid_name(from))
+      memcpy(err->from, from, strlen(from) + 1);
     rv = dec_msg(root, m, err);
-  else
+  } else {
     rv = reject(err, WIRE_REJECT_NOT_JSON, "not a JSON object");
+  }
   json_decref(root);
   if (rv != 0)
     reset(m);

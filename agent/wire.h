@@ -15,7 +15,28 @@
 
 #include "record.h"
 
+/* Versions (docs/PROTOCOL.md "Versions"). "v" is the major format: a
+ * message of another major is dropped. Within it, a protocol minor only
+ * adds optional fields. Every message says which minors its sender
+ * speaks ("proto": [min, max]); a message without it is 0.1.0's (minor
+ * 0). Each receiver reads a sender's fields up to the highest minor both
+ * speak (wire_proto_agree()); one published message goes to every
+ * member, so it carries the fields of the sender's highest minor, which
+ * older receivers ignore. */
 #define WIRE_VERSION 1
+#define WIRE_PROTO_MIN 0
+#ifdef CHOREO_PROTO_NEXT
+/* A test build (meson -Dproto_next=true): one minor more, whose only
+ * addition is the optional "heartbeat_ms", so that negotiation is tested
+ * before a second release exists. */
+#define WIRE_PROTO_MAX 2
+#else
+#define WIRE_PROTO_MAX 1
+#endif
+/* The minor that added "heartbeat_ms" (a proto_next build only). */
+#define WIRE_PROTO_HEARTBEAT 2
+/* The largest minor a message may claim; a larger one is over_limit. */
+#define WIRE_PROTO_LIMIT 65535
 /* Member entries in one members message; a larger view is sent as several
  * messages. Bounded so that a message stays well under CHOREO_MSG_MAX. */
 #define WIRE_MEMBERS_MAX 256
@@ -39,6 +60,7 @@ enum wire_type {
   XX(TOO_BIG, "too_big")           /* larger than CHOREO_MSG_MAX */            \
   XX(NOT_JSON, "not_json")         /* not a JSON object */                     \
   XX(BAD_VERSION, "bad_version")   /* "v" missing or not WIRE_VERSION */       \
+  XX(PROTO, "proto_unsupported")   /* "proto" shares no minor with ours */     \
   XX(UNKNOWN_TYPE, "unknown_type") /* "type" not one of WIRE_TYPE_MAP */       \
   XX(BAD_FIELD, "bad_field")       /* a field missing, of a wrong type or      \
                                       with invalid characters */               \
@@ -54,6 +76,9 @@ enum wire_reject {
 struct wire_error {
   enum wire_reject reason;
   char detail[160]; /* e.g. "field \"state\": not a valid state" */
+  /* The sender's name when "from" was a valid name (a message of another
+   * version is logged once per sender), else "". */
+  char from[CHOREO_NAME_MAX + 1];
 };
 
 /* One entry of a members message. */
@@ -88,6 +113,17 @@ struct wire_msg {
   bool proving;
   size_t necho;
   struct wire_echo echo[WIRE_ECHO_MAX];
+  /* Versions: whether the message said which protocol minors its sender
+   * speaks ("proto"; false: a 0.1.0 agent, [0, 0]), that range, and the
+   * sender's release ("release", e.g. "0.2.0"; "" when absent). The
+   * encoder always writes this agent's own (WIRE_PROTO_MIN..MAX,
+   * CHOREO_VERSION). */
+  bool versioned;
+  uint32_t proto_min, proto_max;
+  char release[CHOREO_RELEASE_MAX + 1];
+  /* Minor WIRE_PROTO_HEARTBEAT: the sender's heartbeat period (ms; 0:
+   * absent). Decoded only by a build that speaks that minor. */
+  uint64_t heartbeat_ms;
 
   /* hello, state, leave: the sender's record (rec.name == from,
    * rec.inc == inc) and a digest of its member view. */
@@ -117,6 +153,13 @@ int wire_encode(const struct wire_msg *m, char **out, size_t *len);
  * CHOREO_ENOMEM. Nothing in buf is trusted. */
 int wire_decode(const void *buf, size_t len, struct wire_msg *m,
                 struct wire_error *err);
+
+/* The minor a receiver speaking [our_min, our_max] reads a sender's
+ * messages in, the sender speaking [their_min, their_max]: the highest
+ * in both. Returns true and *out, or false when the ranges don't meet
+ * (the message is dropped: proto_unsupported). */
+bool wire_proto_agree(uint32_t our_min, uint32_t our_max, uint32_t their_min,
+                      uint32_t their_max, uint32_t *out);
 
 const char *wire_type_name(enum wire_type t);
 const char *wire_reject_name(enum wire_reject r);

@@ -29,7 +29,7 @@ extern "C" {
 #define CHOREO_EXPORT
 #endif
 
-#define CHOREO_VERSION "0.1.0"
+#define CHOREO_VERSION "0.2.0"
 
 /* ---- Limits (docs/PROTOCOL.md); every one is enforced everywhere ---- */
 #define CHOREO_NAME_MAX 64         /* node, group, behaviour, check names */
@@ -43,6 +43,7 @@ extern "C" {
 #define CHOREO_ADDR_MAX 256        /* a nanomsg address such as tcp://h:p */
 #define CHOREO_MSG_MAX 65536       /* one message on the wire, sealed or not */
 #define CHOREO_REQUEST_MAX 65536   /* one control-socket request line */
+#define CHOREO_RELEASE_MAX 32      /* a release as peers report it, "0.2.0" */
 
 /* ---- Errors ---- */
 #define CHOREO_ERRNO_MAP(XX)                                                   \
@@ -125,6 +126,13 @@ typedef struct choreo_peer {
   /* Its clock minus this node's (ms), estimated from its latest message;
    * 0 for this node and for agents that don't report it. */
   int64_t clock_offset_ms;
+  /* Its versions, once the agent heard a message of its own (PROTOCOL.md
+   * "Versions"): its release ("0.2.0"; "unversioned" for a 0.1.0 agent,
+   * which says none; "unknown" for a versioned agent that gave none), or
+   * NULL when not heard yet (this node too: see choreo_version()); and
+   * the protocol minor both agents speak, -1 when not known. */
+  char *version;
+  int proto;
   /* The address it advertises (its inbox), e.g. "tcp://10.0.0.5:7410";
    * "" from agents that don't report it. */
   char *addr;

@@ -6,9 +6,11 @@
 # db1 runs a real schema migration under `choreo run-in maintenance`:
 # while it runs, every request through HAProxy gets the holding page with
 # status 503 and Retry-After, and HAProxy keeps both webservers up; after
-# it, the shop is back. Then web1 drains: HAProxy stops sending it new
-# requests, through its runtime API. Nobody touches a webserver or the
-# load balancer.
+# it, the shop is back. The switch is a flag file nginx tests on each
+# request: no reload. Then web1 drains: HAProxy stops sending it new
+# requests, through its runtime API; the drain survives an HAProxy reload,
+# and a server an operator put in maint by hand stays there. Nobody
+# touches a webserver.
 #
 # Usage: run.sh [path/to/choreo]. Needs nginx, haproxy, postgresql, socat,
 # curl and jq (scripts/deps.sh installs them). Runs as root (the servers
@@ -20,7 +22,7 @@ choreo=${1:-${CHOREO:-choreo}}
 choreo=$(command -v "$choreo" || echo "$choreo")
 missing=$(real_missing)
 if [ -n "$missing" ]; then
-  echo "run.sh: missing: $missing (on Debian: apt-get install nginx-light haproxy postgresql socat curl jq)" >&2
+  echo "run.sh: missing: $missing (on Debian: apt-get install nginx-light haproxy postgresql socat curl jq openssl)" >&2
   exit 1
 fi
 work=$(mktemp -d /tmp/choreo-shop-real.XXXXXX)
@@ -32,9 +34,8 @@ fetch() { # one request through HAProxy; succeeds if its status is $1
   curl -s -D "$work/headers" -o "$work/body" "$(url)" &&
     head -1 "$work/headers" | grep -q " $1 "
 }
-show() { # a request through HAProxy with status $1 (HAProxy may reuse a
-  # keep-alive connection to an old nginx worker for a moment after a
-  # reload: retry), then its status line, Retry-After and body
+show() { # a request through HAProxy with status $1 (wait for it), then
+  # its status line, Retry-After and body
   real_until 10 "a $1 through HAProxy" fetch "$1"
   printf '  %s\n' "$(head -1 "$work/headers" | tr -d '\r')"
   grep -i '^retry-after' "$work/headers" | tr -d '\r' | sed 's/^/  /' || true
@@ -77,6 +78,9 @@ real_until 10 "both webservers on the holding page" both_serve 503
 echo "  through HAProxy, while the migration runs:"
 show 503
 servers
+echo "  web1's TLS + HTTP/2 server block, and its /healthz (exempt):"
+curl -sk --http2 -o /dev/null -w '  https: HTTP/%{http_version} %{http_code}\n' "https://127.0.0.1:$REAL_TLS1_PORT/"
+printf '  /healthz: %s\n' "$(curl -s -w ' %{http_code}' "http://127.0.0.1:$REAL_NGINX1_PORT/healthz" | tr -d '\n')"
 for w in web1 web2; do grep "holding-page:" "$work/$w.log" | sed "s/^/  $w log: /"; done
 
 wait "$migration"
@@ -94,9 +98,18 @@ servers
 grep "haproxy-drain:" "$work/lb1.log" | tail -1 | sed 's/^/  lb1 log: /'
 echo "  4 requests through HAProxy: $(for _ in 1 2 3 4; do curl -s "$(url)" | sed 's/.*served by \([a-z0-9]*\).*/\1/'; done | tr '\n' ' ')"
 
-say "web1: choreo set ready"
+say "lb1: HAProxy reloads (a new worker, which forgets runtime states)"
+real_reload_haproxy "$work/lb1"
+real_until 10 "web1 drained again" server_is web1 DRAIN
+servers
+grep "haproxy-drain:" "$work/lb1.log" | tail -1 | sed 's/^/  lb1 log: /'
+
+say "operator: web2 in maint by hand; web1: choreo set ready"
+real_haproxy "$work/lb1" "set server web/web2 state maint" >/dev/null
 c web1 set ready
 real_until 10 "web1 ready in HAProxy" server_is web1 UP
 servers
+grep "haproxy-drain:" "$work/lb1.log" | tail -1 | sed 's/^/  lb1 log: /'
+real_haproxy "$work/lb1" "set server web/web2 state ready" >/dev/null
 
-say "done: nobody logged into a webserver or the load balancer"
+say "done: nobody logged into a webserver, nginx was never reloaded for a switch"

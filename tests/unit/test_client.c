@@ -502,6 +502,42 @@ static void status_get_parses_node_and_peers(void **state) {
   choreo_close(c);
 }
 
+#define VPEER(name, extra)                                                     \
+  "{\"name\":\"" name "\",\"groups\":[],\"state\":\"ready\",\"reason\":\"\","  \
+  "\"since\":1,\"last_seen_ms\":5,\"data\":{}" extra "}"
+
+/* Each peer's version as the agent shows it; absent (not heard yet, or
+ * an agent before 0.2.0): NULL and -1. */
+#define V_A ",\"version\":\"0.2.0\",\"proto\":1"
+#define V_B ",\"version\":\"unversioned\",\"proto\":0"
+#define V_D ",\"version\":\"9\",\"proto\":\"1\""
+#define PEERS_V                                                                \
+  VPEER("a", V_A) "," VPEER("b", V_B) "," VPEER("c", "") "," VPEER("d", V_D)
+static const char status_versions[] =
+    "{\"ok\":true,\"node\":" VPEER("web1", "") ",\"peers\":[" PEERS_V "]}\n";
+
+static void status_get_parses_peer_versions(void **state) {
+  struct fake *f = *state;
+  choreo_client *c;
+  choreo_status *st = NULL;
+  start(f, SCRIPT, status_versions, NULL);
+  c = connect_ok(f, TIMEOUT_MS);
+  assert_int_equal(choreo_status_get(c, &st), 0);
+  assert_null(st->node.version);
+  assert_int_equal(st->node.proto, -1);
+  assert_int_equal(st->npeers, 4);
+  assert_string_equal(st->peers[0].version, "0.2.0");
+  assert_int_equal(st->peers[0].proto, 1);
+  assert_string_equal(st->peers[1].version, "unversioned");
+  assert_int_equal(st->peers[1].proto, 0);
+  assert_null(st->peers[2].version);
+  assert_int_equal(st->peers[2].proto, -1);
+  assert_string_equal(st->peers[3].version, "9");
+  assert_int_equal(st->peers[3].proto, -1);
+  choreo_status_free(st);
+  choreo_close(c);
+}
+
 static void status_get_refuses_malformed_documents(void **state) {
   struct fake *f = *state;
   static const char *const bad[] = {
@@ -700,6 +736,7 @@ int main(void) {
       T(set_returns_the_agents_refusal),
       T(set_reports_malformed_and_missing_replies),
       T(status_get_parses_node_and_peers),
+      T(status_get_parses_peer_versions),
       T(status_get_refuses_malformed_documents),
       T(status_json_is_the_document_without_protocol_fields),
       T(watch_delivers_events_until_the_agent_closes),

@@ -65,7 +65,7 @@ static void metrics_render_groups_families_and_the_histogram(void **state) {
     assert_int_equal(count(text, name), 1);
   }
   assert_int_equal(count(text, "# TYPE choreo_messages_dropped_total "), 1);
-  assert_int_equal(count(text, "choreo_messages_dropped_total{"), 14);
+  assert_int_equal(count(text, "choreo_messages_dropped_total{"), 15);
   assert_non_null(strstr(text, "# HELP choreo_script_runs_total Behaviour "
                                "and check scripts started\n"
                                "# TYPE choreo_script_runs_total counter\n"

@@ -375,6 +375,75 @@ static void peers_refuse_a_new_node_when_full(void **state) {
                       "joined a ready<;joined b ready<;state a busy<ready;");
 }
 
+/* The memory budget: a key holder who forges many nodes with large data
+ * can't grow the table past it; what it would take is refused and
+ * counted, what shrinks or keeps an entry's size is always taken, and
+ * reaping gives the bytes back. */
+static void peers_refuse_what_would_pass_the_memory_budget(void **state) {
+  struct fixture *f = *state;
+  char big[CHOREO_DATA_VALUE_MAX + 1];
+  struct record r;
+  size_t small, large;
+
+  memset(big, 'x', CHOREO_DATA_VALUE_MAX);
+  big[CHOREO_DATA_VALUE_MAX] = '\0';
+  make_record(&r, "a", 1, 1, "ready", false, "v");
+  small = peers_entry_bytes(&r);
+  record_free(&r);
+  make_record(&r, "a", 1, 1, "ready", false, big);
+  large = peers_entry_bytes(&r);
+  record_free(&r);
+  assert_true(large >= small + CHOREO_DATA_VALUE_MAX - 1);
+  assert_int_equal(f->p.bytes_max, PEERS_BYTES_MAX_DEFAULT);
+
+  /* Room for two small entries and not one more byte. */
+  peers_set_budget(&f->p, 2 * small);
+  assert_int_equal(direct(&f->p, "a", 1, 1, "ready", false, "v", 0), PEERS_NEW);
+  assert_int_equal(direct(&f->p, "b", 1, 1, "ready", false, "v", 0), PEERS_NEW);
+  assert_int_equal(f->p.bytes, 2 * small);
+  assert_int_equal(direct(&f->p, "c", 1, 1, "ready", false, "v", 0),
+                   PEERS_OVER_BUDGET);
+  assert_null(peers_find(&f->p, "c"));
+  assert_int_equal(member(&f->p, "d", 1, 1, false, NULL, 0), PEERS_OVER_BUDGET);
+  /* A larger record of a known node is refused: its entry stays. */
+  assert_int_equal(direct(&f->p, "a", 1, 2, "busy", false, big, 1),
+                   PEERS_OVER_BUDGET);
+  assert_string_equal(peers_find(&f->p, "a")->rec.state, "ready");
+  assert_int_equal(f->p.budget_drops, 3);
+  /* One of the same size is taken. */
+  assert_int_equal(direct(&f->p, "a", 1, 3, "busy", false, "w", 2),
+                   PEERS_UPDATED);
+  assert_int_equal(f->p.bytes, 2 * small);
+  assert_string_equal(f->events,
+                      "joined a ready<;joined b ready<;state a busy<ready;"
+                      "data a busy<ready;");
+  f->events[0] = '\0';
+
+  /* Forgetting a node gives its bytes back. */
+  peers_set_timing(&f->p, 0, LOST_AFTER, REAP_AFTER);
+  (void)peers_tick(&f->p, 10 + LOST_AFTER, WALL, LOST_AFTER, REAP_AFTER);
+  assert_int_equal(f->p.bytes, 2 * small);
+  (void)peers_tick(&f->p, 20 + LOST_AFTER + REAP_AFTER, WALL, LOST_AFTER,
+                   REAP_AFTER);
+  assert_int_equal(f->p.n, 0);
+  assert_int_equal(f->p.bytes, 0);
+}
+
+/* A shrinking record is taken even when the table is over a budget that
+ * was lowered under it. */
+static void peers_take_a_smaller_record_over_the_budget(void **state) {
+  struct fixture *f = *state;
+
+  assert_int_equal(direct(&f->p, "a", 1, 1, "ready", false, "long value", 0),
+                   PEERS_NEW);
+  peers_set_budget(&f->p, 1);
+  assert_int_equal(direct(&f->p, "a", 1, 2, "busy", false, "v", 1),
+                   PEERS_UPDATED);
+  assert_int_equal(direct(&f->p, "a", 1, 3, "busy", false, "longer value", 2),
+                   PEERS_OVER_BUDGET);
+  assert_int_equal(f->p.budget_drops, 1);
+}
+
 static enum peers_result direct_groups(struct peers *p, uint64_t ver,
                                        const char *state, size_t ngroups,
                                        const char *const *groups) {
@@ -391,7 +460,8 @@ static enum peers_result direct_groups(struct peers *p, uint64_t ver,
 }
 
 /* Groups decide who watches a node: their change must be reported even
- * when nothing else changed (as "data", SPEC.md having no other name). */
+ * when nothing else changed (as "data": the documented events have no other
+ * name). */
 static void peers_report_a_groups_change_as_data(void **state) {
   struct fixture *f = *state;
   const char *const db[] = {"db"}, *const db_web[] = {"db", "web"},
@@ -1293,6 +1363,8 @@ int main(void) {
   struct CMUnitTest rules[ARRAY_SIZE(cases)];
   const struct CMUnitTest others[] = {
       TEST(peers_refuse_a_new_node_when_full),
+      TEST(peers_refuse_what_would_pass_the_memory_budget),
+      TEST(peers_take_a_smaller_record_over_the_budget),
       TEST(peers_report_a_groups_change_as_data),
       TEST(peers_cap_nodes_only_heard_of),
       TEST(peers_forget_silent_nodes_never_heard_from),

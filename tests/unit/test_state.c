@@ -9,7 +9,9 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -377,6 +380,59 @@ static void state_prepare_in_a_read_only_dir_leaves_nothing(void **state) {
   assert_int_equal(entries(f->sub, ""), 0);
 }
 
+/* state_room: what `choreo set` checks before it publishes. */
+static void state_room_in_a_writable_dir(void **state) {
+  struct fixture *f = *state;
+
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  assert_int_equal(state_room(f->sub, 64 * 1024), 0);
+  assert_int_equal(entries(f->sub, ""), 0); /* nothing written */
+  assert_int_equal(state_room(f->sub, SIZE_MAX / 2), -ENOSPC);
+}
+
+static void state_room_of_a_missing_dir(void **state) {
+  struct fixture *f = *state;
+  assert_int_equal(state_room(f->sub, 1), -ENOENT);
+}
+
+static void state_room_in_a_dir_this_user_cant_write(void **state) {
+  struct fixture *f = *state;
+
+  if (geteuid() == 0)
+    skip(); /* root writes through a mode of 0500 */
+  assert_int_equal(mkdir(f->sub, 0500), 0);
+  assert_int_equal(state_room(f->sub, 1), -EACCES);
+}
+
+/* A full and a read-only file system, with a small tmpfs (root only). */
+static void state_room_on_a_full_and_a_read_only_tmpfs(void **state) {
+  struct fixture *f = *state;
+  char filler[PATH_MAX + 16];
+  int fd;
+
+  if (geteuid() != 0)
+    skip();
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  if (mount("tmpfs", f->sub, "tmpfs", 0, "size=256k") != 0)
+    skip(); /* no mount here (a container without CAP_SYS_ADMIN) */
+  assert_int_equal(state_room(f->sub, 64 * 1024), 0);
+  snprintf(filler, sizeof(filler), "%s/filler", f->sub);
+  fd = open(filler, O_WRONLY | O_CREAT, 0600);
+  assert_true(fd >= 0);
+  {
+    char block[4096] = {0};
+    while (write(fd, block, sizeof(block)) > 0)
+      ;
+  }
+  close(fd);
+  assert_int_equal(state_room(f->sub, 1), -ENOSPC);
+  unlink(filler);
+  assert_int_equal(state_room(f->sub, 64 * 1024), 0);
+  assert_int_equal(mount(NULL, f->sub, NULL, MS_REMOUNT | MS_RDONLY, NULL), 0);
+  assert_int_equal(state_room(f->sub, 1), -EROFS);
+  assert_int_equal(umount(f->sub), 0);
+}
+
 static void state_abort_drops_a_prepared_save(void **state) {
   struct fixture *f = *state;
   struct state_pending w;
@@ -519,6 +575,165 @@ static void state_dir_check_refuses_another_users_dir(void **state) {
   assert_int_equal(state_dir_check(f->sub, why, sizeof(why)), 0);
 }
 
+/* ---- Formats (state_migrate) ---- */
+
+/* What choreo 0.1.0 wrote: no "format". */
+static const char state_0_1_0[] = "{\n  \"data\": {\"role\": \"primary\"},\n"
+                                  "  \"inc\": 1700000005,\n"
+                                  "  \"reason\": \"schema 42\",\n"
+                                  "  \"since\": 1700000000123,\n"
+                                  "  \"state\": \"maintenance\"\n}\n";
+
+/* dir/name's text; the caller frees it. */
+static char *slurp(const char *dir, const char *name) {
+  char *buf = NULL;
+  size_t len = 0;
+  assert_int_equal(state_read(dir, name, 1 << 20, &buf, &len), 0);
+  return buf;
+}
+
+static void put_in(const char *dir, const char *name, const char *text) {
+  char path[256];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  put(path, text);
+}
+
+static void state_migrate_upgrades_a_0_1_0_state_json_keeping_it(void **state) {
+  struct fixture *f = *state;
+  struct saved_state back;
+  char why[512], *text;
+
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  put_in(f->sub, STATE_FILE, state_0_1_0);
+  /* left by a newer version before a rollback to 0.1.0: stale */
+  put_in(f->sub, "applied.json", "{\"format\":1,\"behaviours\":{}}");
+  put_in(f->sub, "members.json", "{\"format\":1,\"members\":[]}");
+  assert_int_equal(state_migrate(f->sub, why, sizeof(why)), 0);
+  text = slurp(f->sub, "applied.json");
+  assert_non_null(strstr(text, "\"unknown\": true"));
+  free(text);
+  assert_int_equal(entries(f->sub, "members.json"), 1);
+  text = slurp(f->sub, STATE_FILE);
+  assert_non_null(strstr(text, "\"format\": 1"));
+  free(text);
+  /* the old text is kept as it was, for a rollback */
+  text = slurp(f->sub, STATE_FILE ".v0");
+  assert_string_equal(text, state_0_1_0);
+  free(text);
+  assert_int_equal(entries(f->sub, "."), 0);
+  assert_int_equal(state_load(f->sub, &back), 0);
+  assert_string_equal(back.state, "maintenance");
+  assert_string_equal(back.reason, "schema 42");
+  assert_int_equal(back.inc, 1700000005);
+  assert_string_equal(json_string_value(json_object_get(back.data, "role")),
+                      "primary");
+  json_decref(back.data);
+  /* a second start finds format 1: nothing more to do */
+  put_in(f->sub, STATE_FILE ".v0", "kept");
+  assert_int_equal(state_migrate(f->sub, why, sizeof(why)), 0);
+  text = slurp(f->sub, STATE_FILE ".v0");
+  assert_string_equal(text, "kept");
+  free(text);
+}
+
+static void state_save_writes_the_format(void **state) {
+  struct fixture *f = *state;
+  struct saved_state s;
+  char why[512], *text;
+
+  sample(&s);
+  assert_int_equal(state_save(f->sub, &s), 0);
+  json_decref(s.data);
+  text = slurp(f->sub, STATE_FILE);
+  assert_non_null(strstr(text, "\"format\": 1"));
+  free(text);
+  assert_int_equal(state_migrate(f->sub, why, sizeof(why)), 0);
+  assert_int_equal(entries(f->sub, STATE_FILE ".v0"), 0);
+}
+
+/* A file no version of this agent can read is refused, named, and left
+ * as it was: nothing is written. */
+static void state_migrate_refuses_what_it_cannot_read(void **state) {
+  static const struct {
+    const char *file, *text, *why;
+  } cases[] = {
+      {STATE_FILE, "{\"format\":2,\"state\":\"ready\",\"inc\":1}",
+       "state.json: format 2, newer than this agent's (1)"},
+      {STATE_FILE, "{\"format\":\"1\",\"state\":\"ready\",\"inc\":1}",
+       "state.json: \"format\" is not a whole number"},
+      {STATE_FILE, "{\"format\":null,\"state\":\"ready\",\"inc\":1}",
+       "not a whole number"},
+      {"applied.json", "{\"format\":3,\"behaviours\":{}}",
+       "applied.json: format 3, newer"},
+      {"applied.json", "{\"version\":[1],\"behaviours\":{}}",
+       "applied.json: \"version\" is not a whole number"},
+      {"members.json", "{\"format\":2,\"members\":[]}",
+       "members.json: format 2, newer"},
+  };
+  struct fixture *f = *state;
+
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char why[512], path[256], *text;
+    put_in(f->sub, cases[i].file, cases[i].text);
+    assert_int_equal(state_migrate(f->sub, why, sizeof(why)), CHOREO_EINVAL);
+    if (strstr(why, cases[i].why) == NULL || strstr(why, f->sub) == NULL)
+      fail_msg("case %zu: why \"%s\"", i, why);
+    text = slurp(f->sub, cases[i].file);
+    assert_string_equal(text, cases[i].text);
+    free(text);
+    assert_int_equal(entries(f->sub, ""), 1);
+    snprintf(path, sizeof(path), "%s/%s", f->sub, cases[i].file);
+    assert_int_equal(unlink(path), 0);
+  }
+}
+
+/* No dir, no files, corrupt files (their loaders say so), files of
+ * development builds ("version": 1): nothing to refuse or migrate. */
+static void state_migrate_leaves_the_rest_to_the_loaders(void **state) {
+  struct fixture *f = *state;
+  char why[512];
+
+  assert_int_equal(state_migrate(f->sub, why, sizeof(why)), 0);
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  assert_int_equal(state_migrate(f->sub, why, sizeof(why)), 0);
+  put_in(f->sub, STATE_FILE, "{\"state\":");
+  put_in(f->sub, "applied.json", "{\"version\":1,\"behaviours\":{}}");
+  put_in(f->sub, "members.json", "[]");
+  assert_int_equal(state_migrate(f->sub, why, sizeof(why)), 0);
+  assert_int_equal(entries(f->sub, ""), 3);
+}
+
+static void state_migrate_in_a_read_only_dir_is_not_fatal(void **state) {
+  struct fixture *f = *state;
+  struct saved_state back;
+  char why[512], *text;
+
+  if (geteuid() == 0)
+    skip(); /* root writes through a mode of 0500 */
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  put_in(f->sub, STATE_FILE, state_0_1_0);
+  assert_int_equal(chmod(f->sub, 0500), 0);
+  assert_int_equal(state_migrate(f->sub, why, sizeof(why)), 0);
+  text = slurp(f->sub, STATE_FILE);
+  assert_string_equal(text, state_0_1_0);
+  free(text);
+  assert_int_equal(state_load(f->sub, &back), 0);
+  json_decref(back.data);
+}
+
+static void state_load_refuses_a_format_it_does_not_read(void **state) {
+  struct fixture *f = *state;
+  struct saved_state back;
+
+  assert_int_equal(mkdir(f->sub, 0700), 0);
+  put_in(f->sub, STATE_FILE, "{\"format\":2,\"state\":\"ready\",\"inc\":1}");
+  assert_int_equal(state_load(f->sub, &back), CHOREO_EDECODE);
+  put_in(f->sub, STATE_FILE, "{\"format\":1,\"state\":\"ready\",\"inc\":1}");
+  assert_int_equal(state_load(f->sub, &back), 0);
+  json_decref(back.data);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void) {
@@ -538,12 +753,22 @@ int main(void) {
       T(state_prepare_in_a_read_only_dir_leaves_nothing),
       T(state_abort_drops_a_prepared_save),
       T(state_commit_replaces_the_file),
+      T(state_room_in_a_writable_dir),
+      T(state_room_of_a_missing_dir),
+      T(state_room_in_a_dir_this_user_cant_write),
+      T(state_room_on_a_full_and_a_read_only_tmpfs),
       T(state_read_is_bounded),
       T(state_read_refuses_symlinks_and_directories),
       T(state_report_says_once_a_gap),
       T(state_dir_check_refuses_what_others_could_write),
       T(state_dir_check_refuses_a_file),
       T(state_dir_check_refuses_another_users_dir),
+      T(state_migrate_upgrades_a_0_1_0_state_json_keeping_it),
+      T(state_save_writes_the_format),
+      T(state_migrate_refuses_what_it_cannot_read),
+      T(state_migrate_leaves_the_rest_to_the_loaders),
+      T(state_migrate_in_a_read_only_dir_is_not_fatal),
+      T(state_load_refuses_a_format_it_does_not_read),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

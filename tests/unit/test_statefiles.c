@@ -68,11 +68,16 @@ static const struct {
     {"garbage", "\x01\x02garbage", "not JSON"},
     {"truncated", "{\"version\":1,\"behaviours\":{\"a\":{\"applied\":\"r",
      "not JSON"},
-    {"not_an_object", "[1,2]", "integer \"version\""},
-    {"no_version", "{\"behaviours\":{}}", "integer \"version\""},
+    {"not_an_object", "[1,2]", "not a JSON object"},
+    {"no_format", "{\"behaviours\":{}}", "format 0, this agent reads format 1"},
     {"version_as_text", "{\"version\":\"1\",\"behaviours\":{}}",
-     "integer \"version\""},
-    {"future_version", "{\"version\":2,\"behaviours\":{}}", "version 2"},
+     "\"version\" is not a whole number"},
+    {"format_as_text", "{\"format\":\"1\",\"behaviours\":{}}",
+     "\"format\" is not a whole number"},
+    {"format_negative", "{\"format\":-1,\"behaviours\":{}}",
+     "\"format\" is not a whole number"},
+    {"future_version", "{\"version\":2,\"behaviours\":{}}", "format 2"},
+    {"future_format", "{\"format\":2,\"behaviours\":{}}", "format 2"},
     {"no_behaviours", "{\"version\":1}", "no \"behaviours\""},
     {"behaviours_not_object", "{\"version\":1,\"behaviours\":[]}",
      "not an object"},
@@ -315,7 +320,8 @@ static const struct {
 } bad_members[] = {
     {"garbage", "\xff\xfe", "not JSON"},
     {"truncated", "{\"version\":1,\"members\":[{\"name\":\"db1\"", "not JSON"},
-    {"future_version", "{\"version\":9,\"members\":[]}", "version 9"},
+    {"future_version", "{\"version\":9,\"members\":[]}", "format 9"},
+    {"future_format", "{\"format\":9,\"members\":[]}", "format 9"},
     {"members_not_array", "{\"version\":1,\"members\":{}}", "not an array"},
     {"entry_not_object", "{\"version\":1,\"members\":[\"db1\"]}",
      "not an object"},
@@ -402,6 +408,71 @@ static void members_parse_takes_a_good_entry(void **state) {
   members_free(&s);
 }
 
+/* statefiles_format(): the format of each kind of file, the key's
+ * wrong types refused, text that is no object left to the loaders. */
+static const struct {
+  const char *name, *text;
+  int rv;
+  int64_t format;
+} formats[] = {
+    {"format_1", "{\"format\":1,\"behaviours\":{}}", 0, 1},
+    {"future", "{\"format\":7,\"whatever\":[]}", 0, 7},
+    {"dev_version", "{\"version\":1,\"members\":[]}", 0, 1},
+    {"format_first", "{\"format\":2,\"version\":1}", 0, 2},
+    {"state_0_1_0", "{\"state\":\"ready\",\"inc\":5}", 0, 0},
+    {"text", "{\"format\":\"2\"}", CHOREO_EINVAL, 0},
+    {"fraction", "{\"format\":1.5}", CHOREO_EINVAL, 0},
+    {"negative", "{\"format\":-3}", CHOREO_EINVAL, 0},
+    {"null", "{\"format\":null}", CHOREO_EINVAL, 0},
+    {"array", "[1]", CHOREO_EDECODE, 0},
+    {"not_json", "{\"format\":", CHOREO_EDECODE, 0},
+};
+
+static void statefiles_format_reads_each_kind_of_file(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+    char why[128];
+    int64_t f = -1;
+    int rv = statefiles_format(formats[i].text, strlen(formats[i].text), &f,
+                               why, sizeof(why));
+    if (rv != formats[i].rv || (rv == 0 && f != formats[i].format) ||
+        (rv != 0 && why[0] == '\0'))
+      fail_msg("%s: rv %d, format %lld, why \"%s\"", formats[i].name, rv,
+               (long long)f, why);
+  }
+}
+
+/* Written when a 0.1.0 state_dir is migrated: refused, so that every
+ * level behaviour is brought to its condition. */
+static void applied_parse_refuses_what_is_unknown(void **state) {
+  struct applied_set s;
+  char why[256], *text = applied_encode_unknown();
+  (void)state;
+
+  assert_non_null(text);
+  assert_int_equal(applied_parse(text, strlen(text), &s, why, sizeof(why)),
+                   CHOREO_EDECODE);
+  assert_string_equal(why, APPLIED_UNKNOWN_WHY);
+  assert_int_equal(s.n, 0);
+  free(text);
+}
+
+static void statefiles_are_written_with_a_format(void **state) {
+  struct applied_set s = {0};
+  char *text;
+  int64_t f = 0;
+  char why[64];
+  (void)state;
+
+  text = applied_encode(&s);
+  assert_non_null(text);
+  assert_non_null(strstr(text, "\"format\": 1"));
+  assert_int_equal(statefiles_format(text, strlen(text), &f, why, sizeof(why)),
+                   0);
+  assert_int_equal(f, STATEFILES_VERSION);
+  free(text);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(applied_round_trip_keeps_every_entry),
@@ -417,6 +488,9 @@ int main(void) {
       cmocka_unit_test(members_parse_refuses_bad_files),
       cmocka_unit_test(members_parse_refuses_too_many_entries),
       cmocka_unit_test(members_parse_takes_a_good_entry),
+      cmocka_unit_test(statefiles_format_reads_each_kind_of_file),
+      cmocka_unit_test(statefiles_are_written_with_a_format),
+      cmocka_unit_test(applied_parse_refuses_what_is_unknown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -195,7 +195,9 @@ static void wire_round_trips_an_empty_member_list(void **state) {
 }
 
 static void wire_encodes_compact_json_in_envelope_order(void **state) {
-  static const char head[] = "{\"v\":1,\"cluster\":\"shop\",\"from\":\"db1\","
+  static const char head[] = "{\"v\":1,\"proto\":[0,1],"
+                             "\"release\":\"" CHOREO_VERSION "\","
+                             "\"cluster\":\"shop\",\"from\":\"db1\","
                              "\"inc\":1700000000,\"seq\":77,"
                              "\"time\":1700000000123,"
                              "\"nonce\":\"0123456789abcdef\","
@@ -471,7 +473,44 @@ struct reject_case {
 static const struct reject_case reject_cases[] = {
     /* envelope */
     {"wire_rejects_version_2", WIRE_STATE, "v", SET, "2", 0,
-     WIRE_REJECT_BAD_VERSION, "field \"v\": not version 1"},
+     WIRE_REJECT_BAD_VERSION, "version 2; this agent speaks version 1"},
+    {"wire_rejects_a_version_given_as_a_fraction", WIRE_STATE, "v", SET, "1.0",
+     0, WIRE_REJECT_BAD_VERSION, "field \"v\": not an integer"},
+    /* versions: "proto" and "release" */
+    {"wire_accepts_a_message_without_proto_as_0_1_0s", WIRE_STATE, "proto", DEL,
+     NULL, 0, WIRE_OK, NULL},
+    {"wire_accepts_a_sender_speaking_higher_minors_too", WIRE_STATE, "proto",
+     SET, "[0,99]", 0, WIRE_OK, NULL},
+    {"wire_rejects_a_sender_speaking_only_future_minors", WIRE_STATE, "proto",
+     SET, "[7,9]", 0, WIRE_REJECT_PROTO, "it speaks protocol 1.7-1.9"},
+    {"wire_rejects_proto_as_a_string", WIRE_STATE, "proto", SET, "\"1\"", 0,
+     WIRE_REJECT_BAD_FIELD, "field \"proto\": not a [min, max] pair"},
+    {"wire_rejects_proto_as_a_number", WIRE_STATE, "proto", SET, "1", 0,
+     WIRE_REJECT_BAD_FIELD, "field \"proto\": not a [min, max] pair"},
+    {"wire_rejects_proto_of_one_item", WIRE_STATE, "proto", SET, "[1]", 0,
+     WIRE_REJECT_BAD_FIELD, "field \"proto\": not a [min, max] pair"},
+    {"wire_rejects_a_minor_given_as_a_string", WIRE_STATE, "proto", SET,
+     "[0,\"1\"]", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"proto[1]\": not an integer"},
+    {"wire_rejects_a_negative_minor", WIRE_STATE, "proto", SET, "[-1,1]", 0,
+     WIRE_REJECT_OVER_LIMIT, "field \"proto[0]\": -1 out of range"},
+    {"wire_rejects_a_minor_beyond_the_limit", WIRE_STATE, "proto", SET,
+     "[0,65536]", 0, WIRE_REJECT_OVER_LIMIT, "field \"proto[1]\""},
+    {"wire_rejects_a_proto_range_upside_down", WIRE_STATE, "proto", SET,
+     "[1,0]", 0, WIRE_REJECT_BAD_FIELD, "min above max"},
+    {"wire_accepts_a_message_without_release", WIRE_STATE, "release", DEL, NULL,
+     0, WIRE_OK, NULL},
+    {"wire_rejects_a_release_that_is_not_a_string", WIRE_STATE, "release", SET,
+     "[0,2]", 0, WIRE_REJECT_BAD_FIELD, "field \"release\": not a string"},
+    {"wire_rejects_an_invalid_release", WIRE_STATE, "release", SET,
+     "\"0.2 \\n\"", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"release\": invalid release"},
+    {"wire_rejects_an_empty_release", WIRE_STATE, "release", SET, "\"\"", 0,
+     WIRE_REJECT_BAD_FIELD, "invalid release"},
+    {"wire_rejects_a_release_too_long", WIRE_STATE, "release", REPEAT, "1", 33,
+     WIRE_REJECT_OVER_LIMIT, "field \"release\": 33 bytes, at most 32"},
+    {"wire_ignores_a_field_of_a_minor_it_does_not_speak", WIRE_STATE,
+     "heartbeat_ms", SET, "\"not a number\"", 0, WIRE_OK, NULL},
     {"wire_rejects_a_missing_version", WIRE_STATE, "v", DEL, NULL, 0,
      WIRE_REJECT_BAD_VERSION, "field \"v\": missing"},
     {"wire_rejects_a_version_given_as_a_string", WIRE_STATE, "v", SET, "\"1\"",
@@ -834,6 +873,98 @@ static void wire_rejects_each_missing_field(void **state) {
   }
 }
 
+/* ---- versions ---- */
+
+/* wire_proto_agree(): (our range, their range) -> the minor, or none. */
+static void wire_agrees_on_the_highest_minor_both_speak(void **state) {
+  static const struct {
+    uint32_t omin, omax, tmin, tmax;
+    bool ok;
+    uint32_t agreed;
+  } cases[] = {
+      {0, 1, 0, 0, true, 0},  /* 0.1.0: minor 0 */
+      {0, 1, 0, 1, true, 1},  /* two 0.2.0 agents */
+      {0, 1, 0, 2, true, 1},  /* a newer sender that still speaks ours */
+      {0, 2, 0, 1, true, 1},  /* a newer receiver */
+      {0, 2, 1, 2, true, 2},  /* two newer agents */
+      {0, 1, 2, 3, false, 0}, /* a sender that dropped our minors */
+      {2, 3, 0, 1, false, 0}, /* a receiver that dropped the sender's */
+      {0, 1, 1, 0, false, 0}, /* an upside-down range */
+      {1, 1, 1, 1, true, 1},
+  };
+  (void)state;
+  for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+    uint32_t out = 99;
+    bool ok = wire_proto_agree(cases[i].omin, cases[i].omax, cases[i].tmin,
+                               cases[i].tmax, &out);
+    assert_int_equal(ok, cases[i].ok);
+    if (ok)
+      assert_int_equal(out, cases[i].agreed);
+  }
+}
+
+static void wire_decodes_the_senders_versions(void **state) {
+  struct wire_error err;
+  struct wire_msg m;
+  size_t len;
+  char *buf = encoded(WIRE_HELLO, &len);
+  (void)state;
+
+  assert_int_equal(wire_msg_init(&m), 0);
+  assert_int_equal(wire_decode(buf, len, &m, &err), 0);
+  assert_true(m.versioned);
+  assert_int_equal(m.proto_min, WIRE_PROTO_MIN);
+  assert_int_equal(m.proto_max, WIRE_PROTO_MAX);
+  assert_string_equal(m.release, CHOREO_VERSION);
+  wire_msg_free(&m);
+  free(buf);
+}
+
+/* 0.1.0's messages say no version: read as minor 0, unversioned. */
+static void wire_reads_a_0_1_0_message_as_unversioned(void **state) {
+  static const char old[] =
+      "{\"v\":1,\"cluster\":\"test\",\"from\":\"db1\",\"inc\":5,"
+      "\"seq\":3,\"type\":\"state\",\"rec\":{\"addr\":\"tcp://127.0.0.1:"
+      "1\",\"ver\":2,\"left\":false,\"state\":\"ready\",\"reason\":\"\","
+      "\"since\":1,\"groups\":[\"db\"],\"data\":{}},\"digest\":"
+      "\"0000000000000001\",\"known\":1}";
+  struct wire_error err;
+  struct wire_msg m;
+  (void)state;
+
+  assert_int_equal(wire_msg_init(&m), 0);
+  assert_int_equal(wire_decode(old, sizeof(old) - 1, &m, &err), 0);
+  assert_false(m.versioned);
+  assert_int_equal(m.proto_min, 0);
+  assert_int_equal(m.proto_max, 0);
+  assert_string_equal(m.release, "");
+  assert_string_equal(m.rec.state, "ready");
+  wire_msg_free(&m);
+}
+
+/* A message of another version names its sender, for the log line. */
+static void wire_names_the_sender_of_another_version(void **state) {
+  struct wire_error err;
+  size_t len;
+  char *buf = changed(WIRE_STATE, "proto", new_value(SET, "[5,6]", 0), &len);
+  (void)state;
+
+  assert_int_equal(decode_raw(buf, len, &err), CHOREO_EDECODE);
+  assert_int_equal(err.reason, WIRE_REJECT_PROTO);
+  assert_string_equal(err.from, "db1");
+  assert_non_null(strstr(err.detail, "this agent 1.0-1.1"));
+  free(buf);
+  buf = changed(WIRE_STATE, "v", new_value(SET, "3", 0), &len);
+  assert_int_equal(decode_raw(buf, len, &err), CHOREO_EDECODE);
+  assert_int_equal(err.reason, WIRE_REJECT_BAD_VERSION);
+  assert_string_equal(err.from, "db1");
+  free(buf);
+  buf = changed(WIRE_STATE, "from", new_value(SET, "\"a b\"", 0), &len);
+  assert_int_equal(decode_raw(buf, len, &err), CHOREO_EDECODE);
+  assert_string_equal(err.from, "");
+  free(buf);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(wire_round_trips_every_type),
@@ -851,6 +982,10 @@ int main(void) {
       cmocka_unit_test(wire_names_types_and_reasons),
       cmocka_unit_test(wire_rejects_each_field_of_a_wrong_type),
       cmocka_unit_test(wire_rejects_each_missing_field),
+      cmocka_unit_test(wire_agrees_on_the_highest_minor_both_speak),
+      cmocka_unit_test(wire_decodes_the_senders_versions),
+      cmocka_unit_test(wire_reads_a_0_1_0_message_as_unversioned),
+      cmocka_unit_test(wire_names_the_sender_of_another_version),
   };
   struct CMUnitTest rows[ARRAY_SIZE(reject_cases)];
   int failed;
