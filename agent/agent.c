@@ -173,11 +173,10 @@ static int http_metrics_text(struct http *h, char **out) {
   return metrics_text(AGENT_OF(h, http), out);
 }
 
-/* /v1/status: what `choreo status --json` prints. */
+/* /v1/status: what `choreo status --json` prints (declared included). */
 static json_t *http_status(struct http *h) {
   json_t *o = ctl_status(&AGENT_OF(h, http)->ctl);
   json_object_del(o, "ok");
-  json_object_del(o, "declared");
   return o;
 }
 

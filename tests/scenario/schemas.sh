@@ -13,11 +13,24 @@ validate() {
 import json, pathlib, sys
 import jsonschema
 d, name, path = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+# Strict: an object with "properties" and no "additionalProperties" of its
+# own takes no other field, so a field the agent adds without its schema
+# fails here (clients, by the stability promise, ignore unknown fields).
+def strict(s):
+    if isinstance(s, dict):
+        if "properties" in s and "additionalProperties" not in s:
+            s["additionalProperties"] = False
+        for v in s.values():
+            strict(v)
+    elif isinstance(s, list):
+        for v in s:
+            strict(v)
+    return s
 store = {}
 for f in d.glob("*.json"):
-    s = json.loads(f.read_text())
+    s = strict(json.loads(f.read_text()))
     store[s["$id"]] = s
-schema = json.loads((d / name).read_text())
+schema = store[json.loads((d / name).read_text())["$id"]]
 resolver = jsonschema.RefResolver(schema["$id"], schema, store=store)
 cls = jsonschema.validators.validator_for(schema)
 cls.check_schema(schema)
@@ -85,6 +98,8 @@ jq -e '.declared.until > 0' "$T/status2" >/dev/null || fail "no declared.until"
 validate status.json "$T/status2" || fail "status with an expiry: $(cat "$T/status2")"
 request web1 '{"cmd":"version"}' > "$T/version"
 validate version-reply.json "$T/version" || fail "version: $(cat "$T/version")"
+"$CHOREO_BIN" version --json > "$T/version_cli" || fail "version --json"
+validate version.json "$T/version_cli" || fail "version --json: $(cat "$T/version_cli")"
 request web1 '{"cmd":"reload"}' > "$T/reload"
 printf 'node:\n  name: web1\n  bogus: 1\n' > "$T/web1.yaml"
 request web1 '{"cmd":"reload"}' >> "$T/reload"
@@ -96,7 +111,7 @@ validate reload-reply.json "$T/reload" || fail "reload: $(cat "$T/reload")"
   request web1 '{"cmd":"force-leave","node":7}'
 } > "$T/fl"
 validate force-leave-reply.json "$T/fl" || fail "force-leave: $(cat "$T/fl")"
-ok "control replies (set, set with for_ms, version, reload, force-leave, errors) match their schemas"
+ok "control replies (set, set with for_ms, version, version --json, reload, force-leave, errors) match their schemas"
 
 # The schemas can fail: a status without "declared", an event of an
 # unknown kind, a PEER with a bad state.
