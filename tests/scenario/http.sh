@@ -52,11 +52,11 @@ series() { grep -v '^#' | awk '{print $1}' | grep -v '^choreo_http_\|_age_second
 diff <(series <<<"$m") <(c web1 metrics | series) >"$T/diff" || fail "choreo metrics and /metrics differ: $(cat "$T/diff")"
 ok "choreo metrics and GET /metrics give the same series"
 
-diff <(curl -s "$U/v1/status" | jq -S 'del(.node.since, .node.last_seen_ms, .peers[].last_seen_ms)') \
-  <(c web1 status --json | jq -S 'del(.node.since, .node.last_seen_ms, .peers[].last_seen_ms)') >"$T/diff" ||
+diff <(curl -s "$U/v1/status" | jq -S 'del(.node.since, .node.last_seen_ms, .peers[].last_seen_ms, .peers[].clock_offset_ms)') \
+  <(c web1 status --json | jq -S 'del(.node.since, .node.last_seen_ms, .peers[].last_seen_ms, .peers[].clock_offset_ms)') >"$T/diff" ||
   fail "/v1/status differs from status --json: $(cat "$T/diff")"
-diff <(curl -s "$U/v1/peers" | jq -S 'map(del(.last_seen_ms))') \
-  <(c web1 peers --json | jq -S 'map(del(.last_seen_ms))') >"$T/diff" ||
+diff <(curl -s "$U/v1/peers" | jq -S 'map(del(.last_seen_ms, .clock_offset_ms))') \
+  <(c web1 peers --json | jq -S 'map(del(.last_seen_ms, .clock_offset_ms))') >"$T/diff" ||
   fail "/v1/peers differs from peers --json: $(cat "$T/diff")"
 [ "$(curl -s -o /dev/null -w '%{content_type}' "$U/v1/peers")" = application/json ] || fail "peers content type"
 ok "GET /v1/status and /v1/peers give what status --json and peers --json print"
