@@ -40,6 +40,8 @@ static void on_wake(uv_timer_t *t) {
   wake_at(a, next);
   net_check_sync(&a->net);
   jobs_step(&a->jobs, 0);
+  if (a->net.synced)
+    notify_ready(&a->notify);
 }
 
 /* Arm the wake-up timer for monotonic time `when` if that is earlier than
@@ -56,6 +58,8 @@ static void wake_at(struct agent *a, uint64_t when) {
 
 static void net_changed(struct net *n, uint64_t rx_ns) {
   jobs_step(&AGENT_OF(n, net)->jobs, rx_ns);
+  if (n->synced)
+    notify_ready(&AGENT_OF(n, net)->notify);
 }
 
 static void net_wake_at(struct net *n, uint64_t when) {
@@ -94,6 +98,19 @@ static int relay_send(struct relay *r, const void *buf, size_t len) {
 
 static void agent_leave(struct agent *a);
 static json_t *ctl_reload(struct ctl *c);
+
+/* systemd's STATUS= line: members alive (this node included) and the
+ * level behaviours whose `run` is applied. */
+static void notify_status_text(struct notify *n, char *buf, size_t len) {
+  struct agent *a = AGENT_OF(n, notify);
+  size_t alive, lost, left, applied = 0;
+
+  peers_count(&a->peers, &alive, &lost, &left);
+  for (size_t i = 0; i < a->jobs.applied.n; i++)
+    applied += a->jobs.applied.v[i].action == APPLIED_RUN;
+  snprintf(buf, len, "%s%zu members, %zu behaviours applied",
+           a->net.synced ? "" : "synchronising: ", alive + 1, applied);
+}
 
 /* ---- metrics: one text for the control socket and the HTTP endpoint ---- */
 
@@ -156,11 +173,10 @@ static int http_metrics_text(struct http *h, char **out) {
   return metrics_text(AGENT_OF(h, http), out);
 }
 
-/* /v1/status: what `choreo status --json` prints. */
+/* /v1/status: what `choreo status --json` prints (declared included). */
 static json_t *http_status(struct http *h) {
   json_t *o = ctl_status(&AGENT_OF(h, http)->ctl);
   json_object_del(o, "ok");
-  json_object_del(o, "declared");
   return o;
 }
 
@@ -207,6 +223,7 @@ static void on_peer_event(void *arg, const struct peer_event *ev) {
   http_event(&a->http, o);
   json_decref(o);
   engine_peer_event(&a->engine, ev, now);
+  notify_status_changed(&a->notify);
 }
 
 static void wire_hooks(struct agent *a) {
@@ -221,6 +238,7 @@ static void wire_hooks(struct agent *a) {
   a->relay.send = relay_send;
   a->ctl.leave = ctl_leave;
   a->ctl.reload = ctl_reload;
+  a->notify.status = notify_status_text;
   a->ctl.metrics_text = ctl_metrics_text;
   a->http.metrics_text = http_metrics_text;
   a->http.status = http_status;
@@ -357,6 +375,7 @@ static void reload_swap(struct agent *a, struct config *cfg,
   http_commit(&a->http);
   a->cfg = cfg;
   config_free(old);
+  log_set_level((enum log_level)cfg->log_level);
   if (ring != NULL) {
     seal_ring_free(a->ring);
     a->ring = ring;
@@ -458,6 +477,8 @@ static void agent_stop(struct agent *a, int exit_code) {
     return;
   a->stopping = true;
   a->exit_code = exit_code;
+  notify_stop(&a->notify);
+  self_stop(&a->self);
   net_save_members(&a->net);
   jobs_stop(&a->jobs);
   checks_stop(&a->checks);
@@ -471,6 +492,7 @@ static void agent_stop(struct agent *a, int exit_code) {
   agent_close_handle((uv_handle_t *)&a->sighup);
   agent_close_handle((uv_handle_t *)&a->sigterm);
   agent_close_handle((uv_handle_t *)&a->sigint);
+  notify_close(&a->notify);
 }
 
 /* ---- start ---- */
@@ -540,6 +562,7 @@ static int start(struct agent *a, uint64_t fd_limit) {
     return rv;
   if ((rv = checks_start(&a->checks)) != 0)
     return rv;
+  notify_start(&a->notify);
   log_info("agent %s (cluster %s) listening on %s, state %s, %zu behaviours",
            a->cfg->name, a->cfg->cluster, a->cfg->listen,
            self_record(&a->self)->state, a->cfg->nbehaviours);
@@ -594,6 +617,8 @@ int agent_run(const char *path) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
+  log_detect_journal();
+  log_set_level((enum log_level)a->cfg->log_level);
   fd_limit = raise_fd_limit();
   /* libsodium seals messages and draws the random delays of agent_net.c. */
   if (sodium_init() < 0) {
@@ -603,6 +628,9 @@ int agent_run(const char *path) {
     return 1;
   }
   uv_loop_init(&a->loop);
+  /* Before anything starts a thread: it takes systemd's variables out of
+   * the environment. A failure only means systemd isn't told. */
+  (void)notify_init(&a->notify, &a->loop);
   rv = start(a, fd_limit);
   if (rv != 0) {
     log_error("agent could not start: %s", choreo_strerror(rv));

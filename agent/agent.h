@@ -14,6 +14,8 @@
  *   checks.c         struct checks: health checks and their rise and fall
  *   agent_relay.c    struct relay: forwarding leaves' messages in batches
  *   agent_control.c  struct ctl: the control socket and its requests
+ *   notify.c         struct notify: READY, STATUS and the watchdog for
+ *                    systemd (notify.h)
  *   http.c           struct http: the HTTP endpoint (metrics, status,
  *                    events, the fleet page), fed by agent.c's hooks
  *
@@ -50,6 +52,7 @@
 #include "engine.h"
 #include "http.h"
 #include "mesh.h"
+#include "notify.h"
 #include "metrics.h"
 #include "peers.h"
 #include "policy.h"
@@ -82,6 +85,12 @@ struct self {
   char declared_reason[CHOREO_REASON_MAX + 1];
   int64_t declared_since;
   struct state_report unsaved; /* "cannot save the state", rate-limited */
+  /* `set --for`: when the declared state expires (unix ms; 0: never), the
+   * state and reason it returns to, and the timer that does it. */
+  int64_t until_ms;
+  char then[CHOREO_STATE_MAX + 1];
+  char then_reason[CHOREO_REASON_MAX + 1];
+  uv_timer_t expiry;
   /* Hook: the record got a new version (state, reason, groups or data). */
   void (*publish)(struct self *s);
 };
@@ -99,6 +108,17 @@ void self_refresh(struct self *s);
  * failure after publishing publishes the previous state again). */
 int self_set(struct self *s, const char *state, const char *reason,
              json_t *data, const char **why);
+/* self_set() for for_ms (0: for good). With for_ms, the declared state
+ * returns to the one declared before (the one before the first of
+ * several --for in a row) at now + for_ms, unless set again; the expiry
+ * is saved in state_dir and kept across restarts. */
+int self_set_for(struct self *s, const char *state, const char *reason,
+                 json_t *data, uint64_t for_ms, const char **why);
+/* The expiry of the declared state: 0 when none, else unix ms and the
+ * state it returns to. */
+int64_t self_expiry(const struct self *s, const char **then);
+/* Close the expiry timer; idempotent. */
+void self_stop(struct self *s);
 /* Outbid a claim about this node that it didn't make: take an
  * incarnation above both ours and claimed (policy_refute_inc), save it,
  * publish. */
@@ -380,6 +400,7 @@ struct agent {
   struct checks checks;
   struct relay relay;
   struct ctl ctl;
+  struct notify notify;
   struct http http; /* http.h */
 
   uv_timer_t wake, leave;

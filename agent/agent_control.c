@@ -15,13 +15,23 @@
 #include "util.h"
 #include "view.h"
 
+/* The longest `set --for`: a year. */
+#define SET_FOR_MAX_MS 31536000000LL
+
 static struct agent *agent_of(struct ctl *c) {
   return AGENT_OF(c, ctl);
 }
 
+/* A PEER with its advertised address ("addr"; docs/PROTOCOL.md). */
+static json_t *with_addr(json_t *o, const struct record *r) {
+  if (o != NULL)
+    json_object_set_new(o, "addr", json_string(r->addr));
+  return o;
+}
+
 static json_t *self_view(struct agent *a) {
   const struct record *self = self_record(&a->self);
-  return view_peer(self, self->state, 0);
+  return with_addr(view_peer(self, self->state, 0), self);
 }
 
 json_t *ctl_peer_list(struct ctl *c,
@@ -46,7 +56,7 @@ json_t *ctl_peer_list(struct ctl *c,
       (*truncated)++;
       continue;
     }
-    view = view_table_peer(p, now);
+    view = with_addr(view_table_peer(p, now), &p->rec);
     len = view != NULL ? json_dumpb(view, NULL, 0, JSON_COMPACT) + 1 : 0;
     if (view != NULL && used + len > CTL_LIST_BYTES_MAX) {
       json_decref(view);
@@ -109,6 +119,20 @@ static json_t *with_conflict(struct agent *a, json_t *reply) {
   return reply;
 }
 
+/* A `set --for` running: "until" (unix ms) and "then" (the state it
+ * returns to) in reply's object `key` (NULL: reply itself). */
+static json_t *with_expiry(struct agent *a, json_t *reply, const char *key) {
+  const char *then;
+  int64_t until = self_expiry(&a->self, &then);
+  json_t *o = key != NULL ? json_object_get(reply, key) : reply;
+
+  if (until > 0 && o != NULL) {
+    json_object_set_new(o, "until", json_integer((json_int_t)until));
+    json_object_set_new(o, "then", json_string(then));
+  }
+  return reply;
+}
+
 json_t *ctl_status(struct ctl *c) {
   struct agent *a = agent_of(c);
   const char *declared, *declared_reason;
@@ -118,7 +142,8 @@ json_t *ctl_status(struct ctl *c) {
   json_t *reply =
       json_pack("{s:b, s:o, s:{s:s, s:s}}", "ok", 1, "node", self_view(a),
                 "declared", "state", declared, "reason", declared_reason);
-  return with_conflict(a, with_peers(a, reply, NULL));
+  return with_conflict(a,
+                       with_expiry(a, with_peers(a, reply, NULL), "declared"));
 }
 
 json_t *ctl_peers(struct ctl *c) {
@@ -145,6 +170,7 @@ static void do_set(struct agent *a, struct control_client *cl, json_t *req) {
   json_t *state = json_object_get(req, "state");
   json_t *reason = json_object_get(req, "reason");
   json_t *data = json_object_get(req, "data");
+  json_t *for_ms = json_object_get(req, "for_ms");
   json_t *empty = NULL;
   const char *why = "invalid request";
   int rv;
@@ -155,16 +181,59 @@ static void do_set(struct agent *a, struct control_client *cl, json_t *req) {
                             "\"reason\" (string) and \"data\" (object)");
     return;
   }
+  if (for_ms != NULL &&
+      (!json_is_integer(for_ms) || json_integer_value(for_ms) <= 0 ||
+       json_integer_value(for_ms) > SET_FOR_MAX_MS)) {
+    control_reply_error(cl, "set: \"for_ms\" must be a whole number of ms "
+                            "from 1 to 31536000000 (a year)");
+    return;
+  }
   if (data == NULL)
     data = empty = json_object();
-  rv = self_set(&a->self, json_string_value(state),
-                reason != NULL ? json_string_value(reason) : NULL, data, &why);
+  rv = self_set_for(&a->self, json_string_value(state),
+                    reason != NULL ? json_string_value(reason) : NULL, data,
+                    for_ms ? (uint64_t)json_integer_value(for_ms) : 0, &why);
   json_decref(empty);
   if (rv != 0) {
     control_reply_error(cl, "set: %s", why);
     return;
   }
-  reply_new(cl, json_pack("{s:b, s:o}", "ok", 1, "node", self_view(a)));
+  reply_new(
+      cl, with_expiry(a, json_pack("{s:b, s:o}", "ok", 1, "node", self_view(a)),
+                      NULL));
+}
+
+/* {"cmd": "force-leave", "node": NAME, "force": bool}: mark a member
+ * left in this agent's table (peers_force_leave; docs/CLI.md). */
+static void do_force_leave(struct agent *a, struct control_client *cl,
+                           json_t *req) {
+  json_t *node = json_object_get(req, "node"), *force;
+  const char *name;
+  int rv;
+
+  force = json_object_get(req, "force");
+  if (!json_is_string(node) || !choreo_valid_name(json_string_value(node)) ||
+      (force != NULL && !json_is_boolean(force))) {
+    control_reply_error(cl, "force-leave: needs \"node\" (a valid name) and "
+                            "optional \"force\" (boolean)");
+    return;
+  }
+  name = json_string_value(node);
+  rv = peers_force_leave(&a->peers, name, json_is_true(force), uv_now(&a->loop),
+                         util_wall_ms());
+  if (rv == CHOREO_ENOTFOUND)
+    control_reply_error(cl, "force-leave: %s is not a member", name);
+  else if (rv == CHOREO_EINVAL)
+    control_reply_error(cl, "force-leave: %s has left already", name);
+  else if (rv == CHOREO_EREFUSED)
+    control_reply_error(cl,
+                        "force-leave: %s is alive (heard within "
+                        "lost_after); add --force to mark it left anyway",
+                        name);
+  else {
+    log_info("force-leave: %s marked left on request", name);
+    reply_new(cl, json_pack("{s:b, s:s}", "ok", 1, "node", name));
+  }
 }
 
 static void do_watch(struct agent *a, struct control_client *cl, json_t *req) {
@@ -221,9 +290,15 @@ static const struct {
   const char *cmd;
   void (*fn)(struct agent *a, struct control_client *cl, json_t *req);
 } commands[] = {
-    {"status", do_status},   {"peers", do_peers},     {"set", do_set},
-    {"watch", do_watch},     {"metrics", do_metrics}, {"leave", do_leave},
-    {"version", do_version}, {"reload", do_reload},
+    {"status", do_status},
+    {"peers", do_peers},
+    {"set", do_set},
+    {"watch", do_watch},
+    {"metrics", do_metrics},
+    {"leave", do_leave},
+    {"version", do_version},
+    {"reload", do_reload},
+    {"force-leave", do_force_leave},
 };
 
 static void on_request(struct control *server, struct control_client *cl,
@@ -261,7 +336,13 @@ int ctl_start(struct ctl *c) {
 }
 
 void ctl_peer_event(struct ctl *c, const struct peer_event *ev) {
-  json_t *o = view_event(ev);
+  json_t *o = view_event(ev), *groups = json_array();
+  /* The peer's groups, so that watchers can filter by group. */
+  for (size_t i = 0; groups != NULL && i < ev->peer->rec.ngroups; i++)
+    json_array_append_new(groups, json_string(ev->peer->rec.groups[i]));
+  if (o != NULL && groups != NULL)
+    json_object_set(o, "groups", groups);
+  json_decref(groups);
   if (o != NULL)
     control_broadcast(&c->server, o);
   json_decref(o);

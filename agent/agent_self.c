@@ -26,12 +26,18 @@ static struct agent *agent_of(struct self *s) {
   return AGENT_OF(s, self);
 }
 
-/* Save the state in state_dir, durably (state_save()). */
+/* Save the state in state_dir, durably (state_save()), with the expiry
+ * of a `set --for` running. */
 static int persist(struct self *s, const char *state, const char *reason,
                    int64_t since, json_t *data) {
-  struct saved_state ss = {.since_ms = since, .data = data, .inc = s->rec.inc};
+  struct saved_state ss = {.since_ms = since,
+                           .data = data,
+                           .inc = s->rec.inc,
+                           .until_ms = s->until_ms};
   snprintf(ss.state, sizeof(ss.state), "%s", state);
   snprintf(ss.reason, sizeof(ss.reason), "%s", reason);
+  snprintf(ss.then, sizeof(ss.then), "%s", s->then);
+  snprintf(ss.then_reason, sizeof(ss.then_reason), "%s", s->then_reason);
   return state_save(agent_of(s)->cfg->state_dir, &ss);
 }
 
@@ -56,6 +62,28 @@ static void merge_data(json_t *into, json_t *saved) {
     json_object_update(into, saved);
 }
 
+static void arm_expiry(struct self *s);
+
+/* A `set --for` saved by the previous run: still running, it is armed
+ * again; over while the agent was down, the state it returns to is
+ * declared now. */
+static void restore_expiry(struct self *s, const struct saved_state *ss) {
+  if (ss->until_ms <= 0)
+    return;
+  if (ss->until_ms <= util_wall_ms()) {
+    log_info("set --for: %s expired while the agent was down; back to %s",
+             s->declared, ss->then);
+    snprintf(s->declared, sizeof(s->declared), "%s", ss->then);
+    snprintf(s->declared_reason, sizeof(s->declared_reason), "%s",
+             ss->then_reason);
+    s->declared_since = util_wall_ms();
+    return;
+  }
+  s->until_ms = ss->until_ms;
+  snprintf(s->then, sizeof(s->then), "%s", ss->then);
+  snprintf(s->then_reason, sizeof(s->then_reason), "%s", ss->then_reason);
+}
+
 int self_init(struct self *s) {
   const struct config *cfg = agent_of(s)->cfg;
   struct saved_state ss;
@@ -64,6 +92,7 @@ int self_init(struct self *s) {
 
   if (rv != 0)
     return rv;
+  uv_timer_init(&agent_of(s)->loop, &s->expiry);
   loaded = state_load(cfg->state_dir, &ss);
   snprintf(s->rec.name, sizeof(s->rec.name), "%s", cfg->name);
   snprintf(s->rec.addr, sizeof(s->rec.addr), "%s", cfg->advertise);
@@ -76,6 +105,7 @@ int self_init(struct self *s) {
     s->declared_since = ss.since_ms;
     merge_data(s->rec.data, ss.data);
     json_decref(ss.data);
+    restore_expiry(s, &ss);
   } else {
     snprintf(s->declared, sizeof(s->declared), "%s", cfg->state);
     s->declared_since = util_wall_ms();
@@ -103,6 +133,7 @@ int self_init(struct self *s) {
                    "fails until state_dir can be written");
   s->rec.since_ms = s->declared_since;
   self_refresh(s);
+  arm_expiry(s);
   return 0;
 }
 
@@ -228,9 +259,36 @@ static const char *check_set(const char *state, const char *reason) {
 /* What a state file may take: state.json is read back only up to 64 KiB. */
 #define SELF_STATE_BYTES_MAX (64 * 1024)
 
+/* The expiry a set for for_ms leaves: none (0), or now + for_ms back to
+ * the state declared before the first --for of a row. */
+static void next_expiry(const struct self *s, uint64_t for_ms,
+                        struct declared_copy *x, int64_t *until) {
+  *until = for_ms > 0 ? util_wall_ms() + (int64_t)for_ms : 0;
+  x->state[0] = x->reason[0] = '\0';
+  if (for_ms == 0)
+    return;
+  snprintf(x->state, sizeof(x->state), "%s",
+           s->until_ms > 0 ? s->then : s->declared);
+  snprintf(x->reason, sizeof(x->reason), "%s",
+           s->until_ms > 0 ? s->then_reason : s->declared_reason);
+}
+
+static void set_expiry(struct self *s, int64_t until, const char *then,
+                       const char *then_reason) {
+  s->until_ms = until;
+  snprintf(s->then, sizeof(s->then), "%s", then);
+  snprintf(s->then_reason, sizeof(s->then_reason), "%s", then_reason);
+}
+
 int self_set(struct self *s, const char *state, const char *reason,
              json_t *data, const char **why) {
-  struct declared_copy old;
+  return self_set_for(s, state, reason, data, 0, why);
+}
+
+int self_set_for(struct self *s, const char *state, const char *reason,
+                 json_t *data, uint64_t for_ms, const char **why) {
+  struct declared_copy old, then, was = {0};
+  int64_t until, was_until = s->until_ms;
   json_t *merged = NULL;
   bool data_changed;
   int64_t since;
@@ -243,6 +301,10 @@ int self_set(struct self *s, const char *state, const char *reason,
   if ((rv = check_data(data, s->rec.data, &merged, why)) != 0)
     return rv;
   since = strcmp(state, s->declared) == 0 ? s->declared_since : util_wall_ms();
+  next_expiry(s, for_ms, &then, &until);
+  snprintf(was.state, sizeof(was.state), "%s", s->then);
+  snprintf(was.reason, sizeof(was.reason), "%s", s->then_reason);
+  set_expiry(s, until, then.state, then.reason);
   /* A full or read-only state_dir is refused before anything is
    * published, so that what peers see is never what a restart would not
    * keep; the check writes nothing and waits for no disk. The file, with
@@ -254,6 +316,7 @@ int self_set(struct self *s, const char *state, const char *reason,
   if (rv != 0 && rv != -ENOENT) {
     report_unsaved(s, rv, "`choreo set` refused");
     json_decref(merged);
+    set_expiry(s, was_until, was.state, was.reason);
     *why = UNSAVED_WHY;
     return rv;
   }
@@ -269,12 +332,60 @@ int self_set(struct self *s, const char *state, const char *reason,
      * put the previous state back, and publish it. */
     report_unsaved(s, rv, "`choreo set` undone");
     declare(s, old.state, old.reason, old.since, old.data);
+    set_expiry(s, was_until, was.state, was.reason);
     refresh(s, data_changed);
     *why = UNSAVED_WHY;
     return rv;
   }
   json_decref(old.data);
+  arm_expiry(s);
   return 0;
+}
+
+/* ---- set --for: the expiry ---- */
+
+/* Retry a return that could not be saved this much later. */
+#define SELF_EXPIRY_RETRY_MS 5000
+
+static void on_expiry(uv_timer_t *t) {
+  struct self *s = container_of(t, struct self, expiry);
+  char then[CHOREO_STATE_MAX + 1], then_reason[CHOREO_REASON_MAX + 1];
+  json_t *none = json_object();
+  const char *why = NULL;
+  int rv;
+
+  snprintf(then, sizeof(then), "%s", s->then);
+  snprintf(then_reason, sizeof(then_reason), "%s", s->then_reason);
+  log_info("set --for: %s expired; back to %s", s->declared, then);
+  rv = none != NULL ? self_set_for(s, then, then_reason, none, 0, &why)
+                    : CHOREO_ENOMEM;
+  json_decref(none);
+  if (rv != 0) {
+    log_error("set --for: cannot return to %s: %s; trying again", then,
+              why != NULL ? why : choreo_strerror(rv));
+    uv_timer_start(&s->expiry, on_expiry, SELF_EXPIRY_RETRY_MS, 0);
+  }
+}
+
+static void arm_expiry(struct self *s) {
+  int64_t left;
+
+  if (s->expiry.loop == NULL || uv_is_closing((uv_handle_t *)&s->expiry))
+    return;
+  uv_timer_stop(&s->expiry);
+  if (s->until_ms <= 0)
+    return;
+  left = s->until_ms - util_wall_ms();
+  uv_timer_start(&s->expiry, on_expiry, left > 0 ? (uint64_t)left : 0, 0);
+}
+
+int64_t self_expiry(const struct self *s, const char **then) {
+  *then = s->then;
+  return s->until_ms;
+}
+
+void self_stop(struct self *s) {
+  agent_close_handle((uv_handle_t *)&s->expiry);
 }
 
 bool self_leave(struct self *s) {

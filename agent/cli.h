@@ -90,6 +90,7 @@ int cmd_wait(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
 int cmd_set(int argc, char **argv); /* cmd_set.c */
 int cmd_run_in(int argc, char **argv);
+int cmd_force_leave(int argc, char **argv);
 int cmd_keygen(int argc, char **argv); /* cmd_misc.c */
 int cmd_leave(int argc, char **argv);
 int cmd_reload(int argc, char **argv);

@@ -228,6 +228,12 @@ static void take_error(json_t *reply, char **error) {
 CHOREO_EXPORT int choreo_set(choreo_client *c, const char *state,
                              const char *reason, const choreo_kv *data,
                              size_t ndata, char **error) {
+  return choreo_set_for(c, state, reason, data, ndata, 0, error);
+}
+
+CHOREO_EXPORT int choreo_set_for(choreo_client *c, const char *state,
+                                 const char *reason, const choreo_kv *data,
+                                 size_t ndata, uint64_t for_ms, char **error) {
   json_t *req, *d = json_object(), *reply = NULL;
   int rv;
 
@@ -242,6 +248,8 @@ CHOREO_EXPORT int choreo_set(choreo_client *c, const char *state,
     return CHOREO_ENOMEM;
   if (reason != NULL)
     json_object_set_new(req, "reason", json_string(reason));
+  if (for_ms > 0)
+    json_object_set_new(req, "for_ms", json_integer((json_int_t)for_ms));
   rv = exchange(c, req, &reply);
   if (rv == CHOREO_EREFUSED)
     take_error(reply, error);
@@ -357,6 +365,7 @@ static void peer_clear(choreo_peer *p) {
     free(p->data[i].value);
   }
   free(p->data);
+  free(p->addr);
   memset(p, 0, sizeof(*p));
 }
 
@@ -372,6 +381,7 @@ static int peer_parse(json_t *o, choreo_peer *p) {
   p->name = dup_str(o, "name");
   p->state = dup_str(o, "state");
   p->reason = dup_str(o, "reason");
+  p->addr = dup_str(o, "addr");
   p->since_ms = json_integer_value(json_object_get(o, "since"));
   p->last_seen_ms = json_integer_value(json_object_get(o, "last_seen_ms"));
   p->clock_offset_ms =
@@ -388,7 +398,7 @@ static int peer_parse(json_t *o, choreo_peer *p) {
   p->groups = calloc(json_array_size(groups) + 1, sizeof(char *));
   p->data = calloc(json_object_size(data) + 1, sizeof(choreo_kv));
   if (p->name == NULL || p->state == NULL || p->reason == NULL ||
-      p->groups == NULL || p->data == NULL)
+      p->addr == NULL || p->groups == NULL || p->data == NULL)
     return CHOREO_ENOMEM;
   json_array_foreach(groups, i, v) {
     if ((p->groups[p->ngroups] =
@@ -414,6 +424,8 @@ CHOREO_EXPORT void choreo_status_free(choreo_status *st) {
   for (size_t i = 0; i < st->npeers; i++)
     peer_clear(&st->peers[i]);
   free(st->peers);
+  free(st->declared_state);
+  free(st->declared_reason);
   free(st);
 }
 
@@ -452,6 +464,13 @@ CHOREO_EXPORT int choreo_status_get(choreo_client *c, choreo_status **out) {
       break;
     rv = peer_parse(v, &st->peers[st->npeers++]);
   }
+  if (rv == 0) {
+    json_t *d = json_object_get(reply, "declared");
+    st->declared_state = dup_str(d, "state");
+    st->declared_reason = dup_str(d, "reason");
+    if (st->declared_state == NULL || st->declared_reason == NULL)
+      rv = CHOREO_ENOMEM;
+  }
   if (rv != 0)
     choreo_status_free(st);
   else
@@ -466,9 +485,9 @@ CHOREO_EXPORT int choreo_status_json(choreo_client *c, char **out) {
   int rv = status_request(c, &reply);
   *out = NULL;
   if (rv == 0) {
-    /* Exactly the shape of choreo(1): {"node": PEER, "peers": [PEER...]}. */
+    /* Exactly the shape of choreo(1): {"node": PEER, "peers": [PEER...],
+     * "declared": {state, reason}} (docs/schema/status.json). */
     json_object_del(reply, "ok");
-    json_object_del(reply, "declared");
     *out = json_dumps(reply, JSON_COMPACT);
     if (*out == NULL)
       rv = CHOREO_ENOMEM;
@@ -500,33 +519,130 @@ static int next_event(choreo_client *c, int64_t deadline, json_t **ev) {
   return *ev != NULL && json_is_object(*ev) ? 0 : CHOREO_EPROTO;
 }
 
-CHOREO_EXPORT int choreo_watch(choreo_client *c, choreo_watch_cb cb,
-                               void *arg) {
-  int rv = start_watch(c);
+/* The groups of an event: borrowed from the JSON object, at most
+ * CHOREO_GROUPS_MAX (the agent sends no more). */
+static void event_groups(json_t *o, const char **out, choreo_event *ev) {
+  json_t *g = json_object_get(o, "groups"), *v;
+  size_t i;
+  ev->ngroups = 0;
+  json_array_foreach(g, i, v) {
+    if (ev->ngroups < CHOREO_GROUPS_MAX && json_is_string(v))
+      out[ev->ngroups++] = json_string_value(v);
+  }
+  ev->groups = out;
+}
+
+/* Call cb for one event object; CHOREO_EPROTO when it is not one. */
+static int deliver(json_t *o, choreo_watch_cb cb, void *arg) {
+  const char *groups[CHOREO_GROUPS_MAX];
+  choreo_event ev;
+
+  ev.event = json_string_value(json_object_get(o, "event"));
+  ev.peer = json_string_value(json_object_get(o, "peer"));
+  ev.state = json_string_value(json_object_get(o, "state"));
+  ev.previous = json_string_value(json_object_get(o, "previous"));
+  ev.reason = json_string_value(json_object_get(o, "reason"));
+  ev.time_ms = json_integer_value(json_object_get(o, "time"));
+  if (ev.event == NULL || ev.peer == NULL || ev.state == NULL)
+    return CHOREO_EPROTO;
+  if (ev.previous == NULL)
+    ev.previous = "";
+  if (ev.reason == NULL)
+    ev.reason = "";
+  event_groups(o, groups, &ev);
+  return cb(&ev, arg);
+}
+
+static int watch_loop(choreo_client *c, choreo_watch_cb cb, void *arg) {
+  int rv = 0;
   while (rv == 0) {
     json_t *o = NULL;
-    choreo_event ev;
     if ((rv = next_event(c, -1, &o)) != 0) {
       json_decref(o);
       break; /* -EINTR included: the caller decides whether to go on */
     }
-    ev.event = json_string_value(json_object_get(o, "event"));
-    ev.peer = json_string_value(json_object_get(o, "peer"));
-    ev.state = json_string_value(json_object_get(o, "state"));
-    ev.previous = json_string_value(json_object_get(o, "previous"));
-    ev.reason = json_string_value(json_object_get(o, "reason"));
-    ev.time_ms = json_integer_value(json_object_get(o, "time"));
-    if (ev.event == NULL || ev.peer == NULL || ev.state == NULL) {
-      json_decref(o);
-      return CHOREO_EPROTO;
-    }
-    if (ev.previous == NULL)
-      ev.previous = "";
-    if (ev.reason == NULL)
-      ev.reason = "";
-    rv = cb(&ev, arg);
+    rv = deliver(o, cb, arg);
     json_decref(o);
   }
+  return rv;
+}
+
+CHOREO_EXPORT int choreo_watch(choreo_client *c, choreo_watch_cb cb,
+                               void *arg) {
+  int rv = start_watch(c);
+  return rv != 0 ? rv : watch_loop(c, cb, arg);
+}
+
+/* A second connection to the agent c talks to. */
+static int connect_again(choreo_client *c, choreo_client **out) {
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  struct sockaddr_un sa;
+  socklen_t salen = sizeof(sa);
+
+  if (getpeername(c->fd, (struct sockaddr *)&sa, &salen) != 0)
+    return -errno;
+  memcpy(path, sa.sun_path, sizeof(path));
+  path[sizeof(path) - 1] = '\0';
+  return choreo_connect(path, c->timeout_ms, out);
+}
+
+/* One "snapshot" event per node of a status reply. */
+static int snapshot_events(json_t *reply, choreo_watch_cb cb, void *arg) {
+  json_t *nodes = json_array(), *v;
+  size_t i;
+  int rv = 0;
+
+  if (nodes == NULL)
+    return CHOREO_ENOMEM;
+  json_array_append(nodes, json_object_get(reply, "node"));
+  json_array_extend(nodes, json_object_get(reply, "peers"));
+  json_array_foreach(nodes, i, v) {
+    json_t *ev = json_pack(
+        "{s:s, s:O?, s:O?, s:s, s:O?, s:O?, s:O?}", "event", "snapshot", "peer",
+        json_object_get(v, "name"), "state", json_object_get(v, "state"),
+        "previous", "", "reason", json_object_get(v, "reason"), "time",
+        json_object_get(v, "since"), "groups", json_object_get(v, "groups"));
+    rv = ev != NULL ? deliver(ev, cb, arg) : CHOREO_ENOMEM;
+    json_decref(ev);
+    if (rv != 0)
+      break;
+  }
+  json_decref(nodes);
+  return rv;
+}
+
+CHOREO_EXPORT int choreo_watch_snapshot(choreo_client *c, choreo_watch_cb cb,
+                                        void *arg) {
+  choreo_client *s = NULL;
+  json_t *reply = NULL;
+  int rv = start_watch(c);
+
+  if (rv == 0 && (rv = connect_again(c, &s)) == 0 &&
+      (rv = status_request(s, &reply)) == 0)
+    rv = snapshot_events(reply, cb, arg);
+  json_decref(reply);
+  choreo_close(s);
+  return rv != 0 ? rv : watch_loop(c, cb, arg);
+}
+
+/* ---- force-leave ---- */
+
+CHOREO_EXPORT int choreo_force_leave(choreo_client *c, const char *node,
+                                     bool force, char **error) {
+  json_t *req = json_pack("{s:s, s:s, s:b}", "cmd", "force-leave", "node", node,
+                          "force", force),
+         *reply = NULL;
+  int rv;
+
+  if (error != NULL)
+    *error = NULL;
+  if (req == NULL)
+    return CHOREO_ENOMEM;
+  rv = exchange(c, req, &reply);
+  if (rv == CHOREO_EREFUSED)
+    take_error(reply, error);
+  json_decref(reply);
+  json_decref(req);
   return rv;
 }
 
@@ -543,21 +659,52 @@ static bool peer_selected(const choreo_peer *p, const char *node,
   return true;
 }
 
-/* any: one selected peer in state; all: at least one, and every one. */
+/* The states of a comma-separated list, each valid; false otherwise. */
+struct state_list {
+  char buf[CHOREO_WAIT_STATES_MAX * (CHOREO_STATE_MAX + 1)];
+  const char *v[CHOREO_WAIT_STATES_MAX];
+  size_t n;
+};
+
+static bool split_states(const char *list, struct state_list *out) {
+  char *p, *save = NULL;
+
+  out->n = 0;
+  if (strlen(list) >= sizeof(out->buf) || list[0] == ',' ||
+      list[strlen(list) - 1] == ',' || strstr(list, ",,") != NULL)
+    return false;
+  memcpy(out->buf, list, strlen(list) + 1);
+  for (p = strtok_r(out->buf, ",", &save); p != NULL;
+       p = strtok_r(NULL, ",", &save)) {
+    if (out->n == CHOREO_WAIT_STATES_MAX || !choreo_valid_state(p))
+      return false;
+    out->v[out->n++] = p;
+  }
+  return out->n > 0;
+}
+
+static bool in_states(const char *state, const struct state_list *l) {
+  for (size_t i = 0; i < l->n; i++)
+    if (strcmp(state, l->v[i]) == 0)
+      return true;
+  return false;
+}
+
+/* any: one selected peer in a state; all: at least one, and every one. */
 static bool holds(const choreo_status *st, const char *node, const char *group,
-                  bool all, const char *state) {
+                  bool all, const struct state_list *states) {
   size_t selected = 0, in_state = 0;
   const choreo_peer *self = &st->node;
   if (peer_selected(self, node, group)) {
     selected++;
-    in_state += strcmp(self->state, state) == 0;
+    in_state += in_states(self->state, states);
   }
   for (size_t i = 0; i < st->npeers; i++) {
     if (!peer_selected(&st->peers[i], node, group) ||
         strcmp(st->peers[i].state, "left") == 0)
       continue;
     selected++;
-    in_state += strcmp(st->peers[i].state, state) == 0;
+    in_state += in_states(st->peers[i].state, states);
   }
   return all ? selected > 0 && in_state == selected : in_state > 0;
 }
@@ -567,19 +714,14 @@ CHOREO_EXPORT int choreo_wait(choreo_client *c, const char *node,
                               int64_t timeout_ms) {
   int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
   choreo_client *w = NULL;
-  char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-  struct sockaddr_un sa;
-  socklen_t salen = sizeof(sa);
+  struct state_list states;
   int rv;
 
+  if (state == NULL || !split_states(state, &states))
+    return CHOREO_EINVAL;
   /* Events come on a second connection; each one triggers a fresh status
    * on this one, so nothing between the two can be missed. */
-  if (getpeername(c->fd, (struct sockaddr *)&sa, &salen) != 0)
-    return -errno;
-  memcpy(path, sa.sun_path, sizeof(path));
-  path[sizeof(path) - 1] = '\0';
-  if ((rv = choreo_connect(path, c->timeout_ms, &w)) != 0 ||
-      (rv = start_watch(w)) != 0)
+  if ((rv = connect_again(c, &w)) != 0 || (rv = start_watch(w)) != 0)
     goto done;
   for (;;) {
     choreo_status *st = NULL;
@@ -587,7 +729,7 @@ CHOREO_EXPORT int choreo_wait(choreo_client *c, const char *node,
     bool ok;
     if ((rv = choreo_status_get(c, &st)) != 0)
       break;
-    ok = holds(st, node, group, all, state);
+    ok = holds(st, node, group, all, &states);
     choreo_status_free(st);
     if (ok)
       break;

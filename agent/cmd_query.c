@@ -22,20 +22,25 @@ static const char status_usage[] =
     "Usage: choreo status [--json] [OPTION]...\n"
     "\n"
     "Show this node and every known peer: name, groups, state, reason, how\n"
-    "long it has been in that state, when it was last heard from, and its\n"
-    "data. This node is marked with '*'. Peers that are silent for\n"
-    "network.lost_after show as 'lost'; those that left, as 'left'.\n"
+    "long it has been in that state, when it was last heard from, its\n"
+    "advertised address (ADDR) and its data. This node is marked with '*'.\n"
+    "Peers that are silent for network.lost_after show as 'lost'; those\n"
+    "that left, as 'left'. When this node shows another state than the one\n"
+    "declared (choreo set), because a check or a behaviour claims one, a\n"
+    "line under the table says so.\n"
     "\n"
     "Options:\n"
     "      --json         one JSON document: {\"node\": PEER, \"peers\": "
-    "[PEER...]}\n"
-    "                     where PEER is {name, groups, state, reason, since\n"
-    "                     (unix ms), last_seen_ms (ms ago; 0 for this node),\n"
-    "                     data, and for peers clock_offset_ms (its clock\n"
-    "                     minus ours) and, once heard, version (its\n"
-    "                     release, \"unversioned\" for 0.1.0), proto (the\n"
-    "                     protocol minor both speak) and "
-    "proto_range}\n" COMMON_OPTIONS "\n"
+    "[PEER...],\n"
+    "                     \"declared\": {state, reason}} where PEER is {name,\n"
+    "                     groups, state, reason, since (unix ms), "
+    "last_seen_ms\n"
+    "                     (ms ago; 0 for this node), data, addr, and for\n"
+    "                     peers clock_offset_ms (its clock minus ours) and,\n"
+    "                     once heard, version (its release, \"unversioned\"\n"
+    "                     for 0.1.0), proto (the protocol minor both speak)\n"
+    "                     and proto_range} "
+    "(docs/schema/status.json)\n" COMMON_OPTIONS "\n"
     "Exit status: 0 success; 1 failure; 2 usage error; 3 no agent.\n";
 
 static const char peers_usage[] =
@@ -54,24 +59,32 @@ static const char peers_usage[] =
     "Exit status: 0 success; 1 failure; 2 usage error; 3 no agent.\n";
 
 static const char watch_usage[] =
-    "Usage: choreo watch [--json] [OPTION]...\n"
+    "Usage: choreo watch [--node N] [--group G] [--event E[,E...]]\n"
+    "                    [--snapshot] [--json] [OPTION]...\n"
     "\n"
     "Stream every peer event as it happens, one line each, until\n"
     "interrupted. Events: joined, state, data, left, lost.\n"
     "\n"
     "Options:\n"
+    "  -n, --node N       only events of node N\n"
+    "  -g, --group G      only events of members of group G\n"
+    "  -e, --event LIST   only these events (comma-separated)\n"
+    "      --snapshot     first print every node's current state as a\n"
+    "                     \"snapshot\" event (filters apply), then stream\n"
     "      --json         one JSON object per line: {event, peer, state,\n"
-    "                     previous, reason, time (unix ms)}\n" COMMON_OPTIONS
-    "\n"
+    "                     previous, reason, time (unix ms), groups}\n"
+    "                     (docs/schema/event.json)\n" COMMON_OPTIONS "\n"
     "Exit status: 0 when interrupted; 1 when the agent closed the stream;\n"
     "2 usage error; 3 no agent.\n";
 
 static const char wait_usage[] =
-    "Usage: choreo wait (--node N | --group G) (--any | --all) STATE\n"
-    "                   [--timeout DURATION] [OPTION]...\n"
+    "Usage: choreo wait (--node N | --group G) (--any | --all)\n"
+    "                   (STATE | --state S1,S2...) [--timeout DURATION]\n"
+    "                   [OPTION]...\n"
     "\n"
     "Block until the condition holds: node N (or any/all members of group\n"
-    "G, this node included when it is one) in STATE. --all needs at least\n"
+    "G, this node included when it is one) in STATE, or in any of the\n"
+    "states of a comma-separated list (at most 16). --all needs at least\n"
     "one member; members that left don't count.\n"
     "\n"
     "Options:\n"
@@ -79,6 +92,7 @@ static const char wait_usage[] =
     "  -g, --group G        watch the members of group G\n"
     "      --any            one watched node in STATE is enough\n"
     "      --all            every watched node must be in STATE\n"
+    "      --state LIST     any of these states (comma-separated)\n"
     "  -t, --timeout DUR    give up after DUR (250ms, 5s, 2m, 1h); default: "
     "never\n" COMMON_OPTIONS "\n"
     "Exit status: 0 the condition holds; 1 timed out or failed; 2 usage\n"
@@ -97,8 +111,9 @@ static const char metrics_usage[] =
     "Exit status: 0 success; 1 failure; 2 usage error; 3 no agent.\n";
 
 /* Long-only options; in the `allowed` strings of parse() they are written
- * 'A', 'B', 'C' (OPT_JSON, OPT_ANY, OPT_ALL). */
-enum { OPT_JSON = 1000, OPT_ANY, OPT_ALL };
+ * 'A', 'B', 'C', 'D', 'E' (OPT_JSON, OPT_ANY, OPT_ALL, OPT_SNAPSHOT,
+ * OPT_STATE). */
+enum { OPT_JSON = 1000, OPT_ANY, OPT_ALL, OPT_SNAPSHOT, OPT_STATE };
 
 static const struct option query_options[] = {
     {"socket", required_argument, NULL, 's'},
@@ -109,14 +124,17 @@ static const struct option query_options[] = {
     {"any", no_argument, NULL, OPT_ANY},
     {"all", no_argument, NULL, OPT_ALL},
     {"timeout", required_argument, NULL, 't'},
+    {"event", required_argument, NULL, 'e'},
+    {"snapshot", no_argument, NULL, OPT_SNAPSHOT},
+    {"state", required_argument, NULL, OPT_STATE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
 struct query_args {
   struct cli_common common;
-  const char *group, *node, *timeout;
-  bool any, all;
+  const char *group, *node, *timeout, *events, *states;
+  bool any, all, snapshot;
   int npositional;
   char **positional;
 };
@@ -127,7 +145,7 @@ static int parse(const char *cmd, const char *usage, const char *allowed,
                  int argc, char **argv, struct query_args *q) {
   int ch, status = -1;
   memset(q, 0, sizeof(*q));
-  while ((ch = cli_next_opt(cmd, usage, argc, argv, ":s:c:g:n:t:h",
+  while ((ch = cli_next_opt(cmd, usage, argc, argv, ":s:c:g:n:t:e:h",
                             query_options, &status)) >= 0) {
     if (strchr(allowed, ch < 256 ? ch : 'A' + (ch - OPT_JSON)) == NULL)
       return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
@@ -155,6 +173,15 @@ static int parse(const char *cmd, const char *usage, const char *allowed,
       break;
     case OPT_ALL:
       q->all = true;
+      break;
+    case 'e':
+      q->events = optarg;
+      break;
+    case OPT_SNAPSHOT:
+      q->snapshot = true;
+      break;
+    case OPT_STATE:
+      q->states = optarg;
       break;
     }
   }
@@ -220,6 +247,7 @@ enum {
   COL_REASON,
   COL_CLOCK,
   COL_VERSION,
+  COL_ADDR,
   COLS
 };
 
@@ -227,7 +255,8 @@ struct row {
   char name[ESC_MAX(CHOREO_NAME_MAX) + 1], groups[512],
       state[ESC_MAX(CHOREO_STATE_MAX)], since[24], seen[24],
       reason[ESC_MAX(CHOREO_REASON_MAX)], clock[24],
-      version[ESC_MAX(CHOREO_RELEASE_MAX) + 24], data[4096];
+      version[ESC_MAX(CHOREO_RELEASE_MAX) + 24], data[4096],
+      addr[ESC_MAX(CHOREO_ADDR_MAX)];
   const char *raw_state;
 };
 
@@ -275,6 +304,8 @@ static void make_row(const choreo_peer *p, bool self, int64_t now,
              (double)p->clock_offset_ms / 1000.0);
   version_text(p, self, r->version, sizeof(r->version));
   data_text(p, r->data, sizeof(r->data));
+  cli_escape(p->addr != NULL && p->addr[0] ? p->addr : "-", r->addr,
+             sizeof(r->addr));
   r->raw_state = p->state;
 }
 
@@ -293,6 +324,7 @@ static void row_cols(const struct row *r, const char *cols[COLS]) {
   cols[COL_REASON] = r->reason;
   cols[COL_CLOCK] = r->clock;
   cols[COL_VERSION] = r->version;
+  cols[COL_ADDR] = r->addr;
 }
 
 /* One line: the columns padded to w (by characters, not bytes), the state
@@ -316,8 +348,9 @@ static void print_line(const char *cols[COLS], const size_t w[COLS],
 
 static void print_table(const choreo_peer *self, const choreo_peer *peers,
                         size_t n) {
-  static const char *heads[COLS] = {"NAME",      "GROUPS", "STATE", "SINCE",
-                                    "LAST SEEN", "REASON", "CLOCK", "VERSION"};
+  static const char *heads[COLS] = {"NAME",  "GROUPS",    "STATE",
+                                    "SINCE", "LAST SEEN", "REASON",
+                                    "CLOCK", "VERSION",   "ADDR"};
   struct row *rows = calloc(n + 2, sizeof(*rows));
   const char *cols[COLS];
   size_t count = 0, w[COLS];
@@ -382,6 +415,20 @@ static void print_conflict(choreo_client *c) {
   json_decref(root);
 }
 
+/* A line under the table when the state shown is not the one declared
+ * (a check or a behaviour claims another). */
+static void print_declared(const choreo_status *st) {
+  char declared[ESC_MAX(CHOREO_STATE_MAX)], shown[ESC_MAX(CHOREO_STATE_MAX)];
+
+  if (st->declared_state == NULL || st->declared_state[0] == '\0' ||
+      strcmp(st->declared_state, st->node.state) == 0)
+    return;
+  cli_escape(st->declared_state, declared, sizeof(declared));
+  cli_escape(st->node.state, shown, sizeof(shown));
+  printf("DECLARED: %s; shown: %s (claimed by a check or a behaviour)\n",
+         declared, shown);
+}
+
 int cmd_status(int argc, char **argv) {
   struct query_args q;
   choreo_client *c = NULL;
@@ -404,6 +451,7 @@ int cmd_status(int argc, char **argv) {
     rv = choreo_status_get(c, &st);
     if (rv == 0) {
       print_table(&st->node, st->peers, st->npeers);
+      print_declared(st);
       print_conflict(c);
     }
     choreo_status_free(st);
@@ -492,13 +540,39 @@ static void print_event_text(const choreo_event *ev) {
          reason, reason[0] ? ")" : "");
 }
 
+/* What `watch` prints: the filters, and the format. */
+struct watch_filter {
+  const char *node, *group;
+  char events[128]; /* ",joined,lost," or "" for all */
+  bool json;
+};
+
+static bool wanted(const struct watch_filter *f, const choreo_event *ev) {
+  char key[32];
+  bool in = f->group == NULL;
+
+  if (f->node != NULL && strcmp(ev->peer, f->node) != 0)
+    return false;
+  for (size_t i = 0; !in && i < ev->ngroups; i++)
+    in = strcmp(ev->groups[i], f->group) == 0;
+  if (!in)
+    return false;
+  snprintf(key, sizeof(key), ",%.24s,", ev->event);
+  return f->events[0] == '\0' || strstr(f->events, key) != NULL;
+}
+
 static int print_event(const choreo_event *ev, void *arg) {
-  bool json = *(bool *)arg;
-  if (json) {
-    json_t *o =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "event", ev->event, "peer",
-                  ev->peer, "state", ev->state, "previous", ev->previous,
-                  "reason", ev->reason, "time", (json_int_t)ev->time_ms);
+  const struct watch_filter *f = arg;
+  if (!wanted(f, ev))
+    return 0;
+  if (f->json) {
+    json_t *groups = json_array();
+    for (size_t i = 0; groups != NULL && i < ev->ngroups; i++)
+      json_array_append_new(groups, json_string(ev->groups[i]));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o?}", "event",
+                          ev->event, "peer", ev->peer, "state", ev->state,
+                          "previous", ev->previous, "reason", ev->reason,
+                          "time", (json_int_t)ev->time_ms, "groups", groups);
     char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     if (text != NULL)
       printf("%s\n", text);
@@ -513,20 +587,62 @@ static int print_event(const choreo_event *ev, void *arg) {
 
 static void on_interrupt(int sig) {}
 
+/* --event LIST into f->events as ",a,b,"; every name one of the events. */
+static int parse_events(const char *list, struct watch_filter *f) {
+  static const char *const known[] = {"joined", "state", "data",
+                                      "left",   "lost",  "snapshot"};
+  char buf[128], *p, *save = NULL;
+  size_t used = 1;
+
+  if (list == NULL)
+    return -1;
+  if (strlen(list) >= sizeof(buf) - 2)
+    return cli_usage_error("watch", "--event: list too long");
+  snprintf(buf, sizeof(buf), "%s", list);
+  snprintf(f->events, sizeof(f->events), ",");
+  for (p = strtok_r(buf, ",", &save); p != NULL;
+       p = strtok_r(NULL, ",", &save)) {
+    bool ok = false;
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+      ok |= strcmp(p, known[i]) == 0;
+    if (!ok)
+      return cli_usage_error("watch",
+                             "--event: '%s' is not an event (joined, state, "
+                             "data, left, lost, snapshot)",
+                             p);
+    used +=
+        (size_t)snprintf(f->events + used, sizeof(f->events) - used, "%s,", p);
+  }
+  if (used == 1)
+    return cli_usage_error("watch", "--event: no event given");
+  return -1;
+}
+
 int cmd_watch(int argc, char **argv) {
   struct query_args q;
+  struct watch_filter f = {0};
   choreo_client *c = NULL;
   struct sigaction sa = {.sa_handler = on_interrupt};
-  int rv = parse("watch", watch_usage, "scA", argc, argv, &q);
+  int rv = parse("watch", watch_usage, "scngeAD", argc, argv, &q);
   if (rv >= 0 || (rv = no_positional("watch", &q)) >= 0)
     return rv;
+  if ((q.node && !choreo_valid_name(q.node)) ||
+      (q.group && !choreo_valid_name(q.group)))
+    return cli_usage_error("watch", "'%s' is not a valid name",
+                           q.node ? q.node : q.group);
+  if ((rv = parse_events(q.events, &f)) >= 0)
+    return rv;
+  f.node = q.node;
+  f.group = q.group;
+  f.json = q.common.json;
   if ((rv = cli_connect("watch", &q.common, &c)) != 0)
     return rv;
   /* SIGINT/SIGTERM interrupt the blocking read (no SA_RESTART); the
    * library reports that as -EINTR, which ends the watch cleanly. */
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
-  rv = choreo_watch(c, print_event, &q.common.json);
+  rv = q.snapshot ? choreo_watch_snapshot(c, print_event, &f)
+                  : choreo_watch(c, print_event, &f);
   choreo_close(c);
   if (rv == -EINTR)
     return EXIT_OK;
@@ -535,24 +651,41 @@ int cmd_watch(int argc, char **argv) {
 
 /* ---- wait ---- */
 
+/* A state, or a comma-separated list of them (as choreo_wait takes). */
+static bool valid_states(const char *list) {
+  char buf[CHOREO_WAIT_STATES_MAX * (CHOREO_STATE_MAX + 1)], *p, *save = NULL;
+  size_t n = 0, len = strlen(list);
+
+  if (len == 0 || len >= sizeof(buf) || list[0] == ',' ||
+      list[len - 1] == ',' || strstr(list, ",,") != NULL)
+    return false;
+  memcpy(buf, list, len + 1);
+  for (p = strtok_r(buf, ",", &save); p != NULL; p = strtok_r(NULL, ",", &save))
+    if (++n > CHOREO_WAIT_STATES_MAX || !choreo_valid_state(p))
+      return false;
+  return true;
+}
+
 int cmd_wait(int argc, char **argv) {
   struct query_args q;
   choreo_client *c = NULL;
   uint64_t timeout = 0;
-  int rv = parse("wait", wait_usage, "scgntBC", argc, argv, &q);
+  const char *state;
+  int rv = parse("wait", wait_usage, "scgntBCE", argc, argv, &q);
   if (rv >= 0)
     return rv;
   if ((q.node == NULL) == (q.group == NULL))
     return cli_usage_error("wait", "give exactly one of --node and --group");
   if (q.any == q.all)
     return cli_usage_error("wait", "give exactly one of --any and --all");
-  if (q.npositional != 1)
-    return cli_usage_error("wait", "give exactly one STATE");
-  if (!choreo_valid_state(q.positional[0]))
+  if (q.npositional != (q.states == NULL))
+    return cli_usage_error("wait", "give exactly one STATE or --state LIST");
+  state = q.states != NULL ? q.states : q.positional[0];
+  if (!valid_states(state))
     return cli_usage_error("wait",
-                           "'%s' is not a valid state (1-32 of a-z "
-                           "0-9 _ -)",
-                           q.positional[0]);
+                           "'%s' is not a valid state or list of up to %d "
+                           "(1-32 of a-z 0-9 _ -, comma-separated)",
+                           state, CHOREO_WAIT_STATES_MAX);
   if ((q.node && !choreo_valid_name(q.node)) ||
       (q.group && !choreo_valid_name(q.group)))
     return cli_usage_error("wait", "'%s' is not a valid name",
@@ -564,7 +697,7 @@ int cmd_wait(int argc, char **argv) {
                            q.timeout);
   if ((rv = cli_connect("wait", &q.common, &c)) != 0)
     return rv;
-  rv = choreo_wait(c, q.node, q.group, q.all, q.positional[0],
+  rv = choreo_wait(c, q.node, q.group, q.all, state,
                    q.timeout ? (int64_t)timeout : -1);
   choreo_close(c);
   if (rv == CHOREO_ETIMEDOUT)

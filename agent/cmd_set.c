@@ -1,6 +1,7 @@
 /*
- * cmd_set.c — the commands that change this node's declared state:
- * `choreo set` and `choreo run-in`.
+ * cmd_set.c — the commands that change what the agent holds: this
+ * node's declared state (`choreo set`, `choreo run-in`) and, for a dead
+ * member, its place in the view (`choreo force-leave`).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -33,6 +34,11 @@ static const char set_usage[] =
     "  -d, --data KEY=VALUE merge KEY into this node's data (keys: 1-64 of\n"
     "                       a-z 0-9 _ . -; values up to 1024 bytes);\n"
     "                       KEY= removes KEY. Repeatable, at most 32.\n"
+    "      --for DURATION   for a while (250ms, 30s, 2h; up to a year):\n"
+    "                       then the state declared before returns, unless\n"
+    "                       set again (another --for renews it; a set\n"
+    "                       without --for keeps the new state for good).\n"
+    "                       Kept across agent restarts.\n"
     "  -s, --socket PATH    the agent's control socket\n"
     "  -c, --config FILE    take the socket from FILE's control.socket\n"
     "  -h, --help           show this help\n"
@@ -66,9 +72,13 @@ static const char run_in_usage[] =
     "state could not be set or restored; 2 usage error; 3 no agent; 127 if\n"
     "COMMAND could not be found or run.\n";
 
+/* --for, long only. */
+enum { SET_OPT_FOR = 1000 };
+
 static const struct option set_options[] = {
     {"reason", required_argument, NULL, 'r'},
     {"data", required_argument, NULL, 'd'},
+    {"for", required_argument, NULL, SET_OPT_FOR},
     {"socket", required_argument, NULL, 's'},
     {"config", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
@@ -81,7 +91,8 @@ struct set_args {
   const char *reason;
   choreo_kv data[CHOREO_DATA_KEYS_MAX];
   size_t ndata;
-  char **command; /* run-in: after "--" */
+  uint64_t for_ms; /* set --for; 0: none */
+  char **command;  /* run-in: after "--" */
 };
 
 static int add_data(const char *cmd, struct set_args *s, char *arg) {
@@ -151,6 +162,16 @@ static int parse(const char *cmd, const char *usage, bool run_in, int argc,
       if ((rv = add_data(cmd, s, optarg)) >= 0)
         return rv;
       break;
+    case SET_OPT_FOR:
+      if (run_in)
+        return cli_usage_error(cmd, "unknown option '--for'");
+      if (choreo_parse_duration(optarg, &s->for_ms) != 0 || s->for_ms == 0 ||
+          s->for_ms > 31536000000ULL)
+        return cli_usage_error(cmd,
+                               "--for: '%s' is not a duration from 1ms to "
+                               "a year (250ms, 30s, 2h)",
+                               optarg);
+      break;
     }
   }
   if (ch == CLI_OPT_STOP)
@@ -173,9 +194,10 @@ static int parse(const char *cmd, const char *usage, bool run_in, int argc,
 }
 
 static int do_set(const char *cmd, choreo_client *c, const char *state,
-                  const char *reason, const choreo_kv *data, size_t ndata) {
+                  const char *reason, const choreo_kv *data, size_t ndata,
+                  uint64_t for_ms) {
   char *error = NULL;
-  int rv = choreo_set(c, state, reason, data, ndata, &error);
+  int rv = choreo_set_for(c, state, reason, data, ndata, for_ms, &error);
   if (rv == CHOREO_EREFUSED)
     rv = cli_error(EXIT_FAILED, cmd, "%s", error ? error : "refused");
   else if (rv != 0)
@@ -192,7 +214,7 @@ int cmd_set(int argc, char **argv) {
     return rv;
   if ((rv = cli_connect("set", &s.common, &c)) != 0)
     return rv;
-  rv = do_set("set", c, s.state, s.reason, s.data, s.ndata);
+  rv = do_set("set", c, s.state, s.reason, s.data, s.ndata, s.for_ms);
   choreo_close(c);
   return rv;
 }
@@ -283,7 +305,7 @@ int cmd_run_in(int argc, char **argv) {
     choreo_close(c);
     return cli_fail("run-in", rv, "reading the current state");
   }
-  if ((rv = do_set("run-in", c, s.state, s.reason, NULL, 0)) != 0) {
+  if ((rv = do_set("run-in", c, s.state, s.reason, NULL, 0, 0)) != 0) {
     choreo_close(c);
     return rv;
   }
@@ -293,10 +315,77 @@ int cmd_run_in(int argc, char **argv) {
   status = run_command(s.command);
   if ((rv = cli_connect("run-in", &s.common, &c)) != 0)
     return rv;
-  rv = do_set("run-in", c, prev, prev_reason, NULL, 0);
+  rv = do_set("run-in", c, prev, prev_reason, NULL, 0, 0);
   choreo_close(c);
   if (rv != 0)
     return cli_error(EXIT_FAILED, "run-in", "could not restore state '%s'",
                      prev);
   return status;
+}
+
+/* ---- force-leave ---- */
+
+static const char force_leave_usage[] =
+    "Usage: choreo force-leave NODE [--force] [OPTION]...\n"
+    "\n"
+    "Mark member NODE left in this agent's view now, for a node that is\n"
+    "gone for good, instead of keeping it 'lost' until network.reap_after.\n"
+    "Behaviours here see it leave (on: [left]; conditions stop counting\n"
+    "it). Only this agent's view changes: a node's departure is its own to\n"
+    "announce, so no other agent is told; run it on each agent that should\n"
+    "forget the node. If the node comes back (a restart, a new state), it\n"
+    "joins again.\n"
+    "\n"
+    "Options:\n"
+    "  -f, --force          also for a member that is alive (heard within\n"
+    "                       network.lost_after); it stays left here until\n"
+    "                       its record changes\n"
+    "  -s, --socket PATH    the agent's control socket\n"
+    "  -c, --config FILE    take the socket from FILE's control.socket\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "Exit status: 0 success; 1 refused (not a member, left already, or\n"
+    "alive without --force); 2 usage error; 3 no agent.\n";
+
+static const struct option force_leave_options[] = {
+    {"force", no_argument, NULL, 'f'},
+    {"socket", required_argument, NULL, 's'},
+    {"config", required_argument, NULL, 'c'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+int cmd_force_leave(int argc, char **argv) {
+  struct cli_common common = {0};
+  choreo_client *c = NULL;
+  char *error = NULL;
+  bool force = false;
+  int ch, rv, status = -1;
+
+  while ((ch = cli_next_opt("force-leave", force_leave_usage, argc, argv,
+                            ":fs:c:h", force_leave_options, &status)) >= 0) {
+    if (ch == 'f')
+      force = true;
+    else if (ch == 's')
+      common.socket = optarg;
+    else if (ch == 'c')
+      common.config = optarg;
+  }
+  if (ch == CLI_OPT_STOP)
+    return status;
+  if (optind + 1 != argc)
+    return cli_usage_error("force-leave", "give exactly one NODE");
+  if (!choreo_valid_name(argv[optind]))
+    return cli_usage_error("force-leave", "'%s' is not a valid name",
+                           argv[optind]);
+  if ((rv = cli_connect("force-leave", &common, &c)) != 0)
+    return rv;
+  rv = choreo_force_leave(c, argv[optind], force, &error);
+  if (rv == CHOREO_EREFUSED)
+    rv = cli_error(EXIT_FAILED, "force-leave", "%s", error ? error : "refused");
+  else if (rv != 0)
+    rv = cli_fail("force-leave", rv, NULL);
+  free(error);
+  choreo_close(c);
+  return rv;
 }

@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "config_load.h"
+#include "log.h"
 #include "http_req.h"
 #include "seal.h"
 #include "util.h"
@@ -434,6 +435,29 @@ static void parse_control(struct loader *L, const struct ynode *m) {
                 CONFIG_SOCKET_MAX);
   if (v[CTL_MODE] != NULL)
     parse_mode(L, v[CTL_MODE]);
+}
+
+/* ---- log ---- */
+
+enum { LOG_KEY_LEVEL, LOG_KEY__N };
+static const char *const log_keys[] = {"level"};
+_Static_assert(ARRAY_SIZE(log_keys) == LOG_KEY__N, "log_keys");
+
+static void parse_log(struct loader *L, const struct ynode *m) {
+  const struct ynode *v[LOG_KEY__N], *k[LOG_KEY__N];
+  enum log_level level;
+  const char *s;
+
+  if (!cfg_map_fields(L, m, "log", log_keys, LOG_KEY__N, v, k))
+    return;
+  if (v[LOG_KEY_LEVEL] == NULL ||
+      !cfg_get_str(L, v[LOG_KEY_LEVEL], "log.level", &s))
+    return;
+  if (log_level_parse(s, &level) != 0)
+    cfg_problem(L, v[LOG_KEY_LEVEL], "log.level",
+                "\"%s\" is not a level (error, warning, info or debug)", s);
+  else
+    L->cfg->log_level = (int)level;
 }
 
 /* ---- http ---- */
@@ -1322,13 +1346,14 @@ enum {
   TOP_SYNC,
   TOP_HTTP,
   TOP_INCLUDE,
+  TOP_LOG,
   TOP_CHECKS,
   TOP_BEHAVIOURS,
   TOP__N
 };
-static const char *const top_keys[] = {"node",      "network", "control",
-                                       "state_dir", "sync",    "http",
-                                       "include",   "checks",  "behaviours"};
+static const char *const top_keys[] = {
+    "node", "network", "control", "state_dir", "sync",
+    "http", "include", "log",     "checks",    "behaviours"};
 _Static_assert(ARRAY_SIZE(top_keys) == TOP__N, "top_keys");
 
 /* A section of the main file only, met in a pack: say so. */
@@ -1370,6 +1395,9 @@ static void section(struct loader *L, int i, const struct ynode *v) {
     break;
   case TOP_INCLUDE:
     parse_includes(L, v);
+    break;
+  case TOP_LOG:
+    parse_log(L, v);
     break;
   case TOP_CHECKS:
     parse_checks(L, v);
@@ -1430,6 +1458,7 @@ static struct config *config_new(void) {
   cfg->lost_after_ms = 5000;
   cfg->reap_after_ms = 24 * 3600 * 1000;
   cfg->socket_mode = 0660;
+  cfg->log_level = LOG_LEVEL_INFO;
   return cfg;
 }
 

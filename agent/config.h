@@ -145,6 +145,7 @@ struct config {
 
   char state_dir[CONFIG_PATH_MAX]; /* default /var/lib/choreo */
 
+  int log_level; /* log.level: an enum log_level (log.h); default info */
   /* http (docs/CONFIGURATION.md "http"): "" : the endpoint is off. */
   char http_listen[CONFIG_HTTP_LISTEN_MAX + 1]; /* HOST:PORT */
   char http_token_file[CONFIG_PATH_MAX];        /* "" : no token */

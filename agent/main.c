@@ -17,6 +17,7 @@ static const struct cli_command commands[] = {
     {"run-in", cmd_run_in, "run a command in a state, then restore"},
     {"keygen", cmd_keygen, "print a new random cluster key"},
     {"leave", cmd_leave, "leave the cluster and stop the agent"},
+    {"force-leave", cmd_force_leave, "mark a dead member left in this view"},
     {"reload", cmd_reload, "reload the configuration: all or nothing"},
     {"metrics", cmd_metrics, "counters and gauges (Prometheus text)"},
     {"version", cmd_version, "versions of choreo and its libraries"},

@@ -677,3 +677,24 @@ void peers_count(const struct peers *p, size_t *alive, size_t *lost,
   if (left != NULL)
     *left = c[PEER_LEFT];
 }
+
+/* ---- force-leave ---- */
+
+int peers_force_leave(struct peers *p, const char *name, bool force,
+                      uint64_t now, int64_t wall) {
+  struct peer *peer = peers_find(p, name);
+  char shown[CHOREO_STATE_MAX + 1];
+
+  if (peer == NULL)
+    return CHOREO_ENOTFOUND;
+  if (peer->status == PEER_LEFT)
+    return CHOREO_EINVAL;
+  if (peer->status == PEER_ALIVE && !force)
+    return CHOREO_EREFUSED;
+  (void)strlcpy_checked(shown, peer_state(peer), sizeof(shown));
+  set_status(peer, PEER_LEFT, now, wall);
+  arm(p, peer);
+  if (peer->heard)
+    emit(p, peer, PEER_EV_LEFT, shown, wall);
+  return 0;
+}

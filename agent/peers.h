@@ -272,4 +272,16 @@ void peers_count(const struct peers *p, size_t *alive, size_t *lost,
 
 const char *peer_event_name(enum peer_event_type t);
 
+/* An operator's `choreo force-leave NAME` (docs/CLI.md): mark the member
+ * left in this table now, as if it had left, rather than wait for it to
+ * be reaped; the LEFT event follows. Only this table changes: the node's
+ * record (and so the member lists and digest sent) stays its own, since
+ * only a node may announce its own departure. A record of the node newer
+ * than the one held (it restarted, or changed its state) makes it join
+ * again. A member that is alive (not lost) is refused unless force.
+ * Returns 0; CHOREO_ENOTFOUND (no such member); CHOREO_EINVAL (it has
+ * left already); CHOREO_EREFUSED (alive, and not force). */
+int peers_force_leave(struct peers *p, const char *name, bool force,
+                      uint64_t now, int64_t wall);
+
 #endif

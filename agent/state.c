@@ -26,8 +26,32 @@ static int path_join(char *out, size_t len, const char *dir, const char *name) {
   return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+/* The optional expiry of a `set --for`: all three fields or none. */
+static int decode_expiry(json_t *root, struct saved_state *s,
+                         const char **why) {
+  const char *then = NULL, *then_reason = "";
+  json_int_t until = 0;
+
+  s->until_ms = 0;
+  s->then[0] = s->then_reason[0] = '\0';
+  if (json_object_get(root, "until") == NULL)
+    return 0;
+  if (json_unpack(root, "{s:I, s:s, s?s}", "until", &until, "then", &then,
+                  "then_reason", &then_reason) != 0 ||
+      until <= 0 || !choreo_valid_settable_state(then) ||
+      !choreo_valid_text(then_reason, CHOREO_REASON_MAX)) {
+    *why = "until, then or then_reason is missing or invalid";
+    return CHOREO_EDECODE;
+  }
+  s->until_ms = until;
+  snprintf(s->then, sizeof(s->then), "%s", then);
+  snprintf(s->then_reason, sizeof(s->then_reason), "%s", then_reason);
+  return 0;
+}
+
 static int decode(json_t *root, struct saved_state *s, const char **why) {
   const char *state = NULL, *reason = "";
+  int rv;
   json_t *data = NULL;
   json_int_t since = 0, inc = 0;
   const char *key;
@@ -71,6 +95,8 @@ static int decode(json_t *root, struct saved_state *s, const char **why) {
   snprintf(s->reason, sizeof(s->reason), "%s", reason);
   s->since_ms = since;
   s->inc = (uint64_t)inc;
+  if ((rv = decode_expiry(root, s, why)) != 0)
+    return rv;
   s->data = data != NULL ? json_deep_copy(data) : json_object();
   return s->data != NULL ? 0 : CHOREO_ENOMEM;
 }
@@ -154,6 +180,11 @@ static char *encode(const struct saved_state *s) {
                            STATEFILES_VERSION, "state", s->state, "reason",
                            s->reason, "since", (json_int_t)s->since_ms, "data",
                            s->data, "inc", (json_int_t)s->inc);
+  if (root != NULL && s->until_ms > 0) {
+    json_object_set_new(root, "until", json_integer((json_int_t)s->until_ms));
+    json_object_set_new(root, "then", json_string(s->then));
+    json_object_set_new(root, "then_reason", json_string(s->then_reason));
+  }
   char *text =
       root != NULL ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
   json_decref(root);

@@ -35,6 +35,12 @@ struct saved_state {
   int64_t since_ms;
   json_t *data; /* object; owned reference */
   uint64_t inc; /* incarnation of the last start */
+  /* `choreo set STATE --for DURATION`: when the state expires (unix ms;
+   * 0: never) and the state and reason it returns to then. Optional in
+   * the file ("until", "then", "then_reason"). */
+  int64_t until_ms;
+  char then[CHOREO_STATE_MAX + 1];
+  char then_reason[CHOREO_REASON_MAX + 1];
 };
 
 /* Read dir/state.json into *s (s->data is a new reference the caller

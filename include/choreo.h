@@ -133,12 +133,21 @@ typedef struct choreo_peer {
    * the protocol minor both agents speak, -1 when not known. */
   char *version;
   int proto;
+  /* The address it advertises (its inbox), e.g. "tcp://10.0.0.5:7410";
+   * "" from agents that don't report it. */
+  char *addr;
 } choreo_peer;
 
 typedef struct choreo_status {
   choreo_peer node;
   choreo_peer *peers;
   size_t npeers;
+  /* The state declared on this node (choreo set, run-in, node.state) and
+   * its reason; node.state is the effective one, which differs while a
+   * check or a behaviour claims a state. "" from agents that don't
+   * report it. */
+  char *declared_state;
+  char *declared_reason;
 } choreo_status;
 
 /* One event as streamed by watch (choreo(1), "watch --json"). */
@@ -149,6 +158,9 @@ typedef struct choreo_event {
   const char *previous;
   const char *reason;
   int64_t time_ms;
+  /* The peer's groups (none from agents that don't report them). */
+  const char *const *groups;
+  size_t ngroups;
 } choreo_event;
 
 /* Connect to the agent at socket_path (NULL: CHOREO_DEFAULT_SOCKET). Each
@@ -215,11 +227,41 @@ CHOREO_EXPORT int choreo_watch(choreo_client *c, choreo_watch_cb cb, void *arg);
 
 /* Wait until the watched peers satisfy a condition: the node `node` (if
  * not NULL) or the members of `group`, any (all=false) or all (all=true) in
- * `state`. Returns 0 when it holds, CHOREO_ETIMEDOUT after timeout_ms
- * (negative: forever). */
+ * `state`. state may be a comma-separated list ("ready,degraded", at most
+ * CHOREO_WAIT_STATES_MAX): a node in any of them counts. Returns 0 when it
+ * holds, CHOREO_ETIMEDOUT after timeout_ms (negative: forever),
+ * CHOREO_EINVAL for a list with an invalid or empty state or too many. */
 CHOREO_EXPORT int choreo_wait(choreo_client *c, const char *node,
                               const char *group, bool all, const char *state,
                               int64_t timeout_ms);
+
+/* As choreo_watch(), but first cb is called once per node known now,
+ * this node first, with event "snapshot", previous "" and time the unix
+ * ms since when the node is in its state. The stream is started before
+ * the snapshot is taken (on a second connection to the same socket), so
+ * no change in between is missed: an event may repeat what the snapshot
+ * showed, never the other way round. Returns as choreo_watch(). */
+CHOREO_EXPORT int choreo_watch_snapshot(choreo_client *c, choreo_watch_cb cb,
+                                        void *arg);
+
+/* Mark the member named node left in this agent's view now (choreo(1),
+ * "force-leave"), for a node that is gone for good, instead of waiting
+ * for network.reap_after. A member that is alive is refused unless
+ * force. Returns 0, or CHOREO_EREFUSED with *error (if not NULL, owned by
+ * the caller) saying why: not a member, left already, or alive. */
+CHOREO_EXPORT int choreo_force_leave(choreo_client *c, const char *node,
+                                     bool force, char **error);
+
+/* choreo_set() for a while: the declared state returns to the one
+ * declared before (before the first of several in a row) after for_ms
+ * (1 ms to a year), unless set again; the agent keeps the expiry across
+ * restarts. for_ms 0 is choreo_set(). Returns as choreo_set(). */
+CHOREO_EXPORT int choreo_set_for(choreo_client *c, const char *state,
+                                 const char *reason, const choreo_kv *data,
+                                 size_t ndata, uint64_t for_ms, char **error);
+
+/* The most states choreo_wait() takes in one comma-separated list. */
+#define CHOREO_WAIT_STATES_MAX 16
 
 #ifdef __cplusplus
 }

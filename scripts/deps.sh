@@ -12,6 +12,8 @@ PACKAGES=(
   nftables # packet loss, duplication and partitions: tests/faults
   libclang-rt-14-dev # libFuzzer and the sanitizers' runtimes for clang
   nginx haproxy postgresql socat curl # the real story: examples/shop-real, tests/scenario/real_story.sh
+  python3-jsonschema # docs/schema against real output: tests/scenario/schemas.sh
+  debhelper dpkg-dev fakeroot lintian adduser # the Debian package: scripts/deb.sh
   openssl # real_story.sh's self-signed certificate for the TLS + HTTP/2 server block
   pgbouncer apache2 # tests/scenario/packs_pgbouncer.sh, packs_apache.sh (they stop Debian's own services)
   libhttp-parser-dev # the HTTP endpoint's request parser (agent/http_req.c)

@@ -55,7 +55,7 @@ wait_for "web1 sees db1" 10 sees web1 db1 ready
 c web1 status > "$T/status.txt" || fail "status"
 grep -qE "^NAME +GROUPS +STATE +SINCE +LAST SEEN +REASON" "$T/status.txt" || fail "status header: $(cat "$T/status.txt")"
 grep -qE "^web1\* +web,edge +ready" "$T/status.txt" || fail "status self row: $(cat "$T/status.txt")"
-c web1 status --json | jq -e '(keys == ["node","peers"]) and (.node | keys) == ["data","groups","last_seen_ms","name","reason","since","state"] and .node.last_seen_ms == 0 and (.peers[0] | .name == "db1" and .groups == ["db"])' >/dev/null ||
+c web1 status --json | jq -e '(keys == ["declared","node","peers"]) and (.node | keys) == ["addr","data","groups","last_seen_ms","name","reason","since","state"] and .node.last_seen_ms == 0 and (.peers[0] | .name == "db1" and .groups == ["db"])' >/dev/null ||
   fail "status --json shape: $(c web1 status --json)"
 c web1 peers --json | jq -e 'length == 1 and .[0].name == "db1"' >/dev/null || fail "peers --json"
 c db1 peers --group edge --json | jq -e 'length == 1 and .[0].name == "web1"' >/dev/null || fail "peers --group"

@@ -484,6 +484,9 @@ static void status_get_parses_node_and_peers(void **state) {
   assert_string_equal(st->node.name, "web1");
   assert_string_equal(st->node.state, "ready");
   assert_string_equal(st->node.reason, "why");
+  assert_string_equal(st->declared_state, "ready");
+  assert_string_equal(st->declared_reason, "");
+  assert_string_equal(st->node.addr, ""); /* not reported: empty */
   assert_int_equal(st->node.since_ms, 1000);
   assert_int_equal(st->node.ngroups, 1);
   assert_int_equal(st->node.ndata, 1);
@@ -559,6 +562,8 @@ static void status_get_refuses_malformed_documents(void **state) {
   }
 }
 
+/* The document of status --json: node, peers and the declared state;
+ * "ok" is the protocol's, not the document's. */
 static void status_json_is_the_document_without_protocol_fields(void **state) {
   struct fake *f = *state;
   choreo_client *c;
@@ -569,7 +574,11 @@ static void status_json_is_the_document_without_protocol_fields(void **state) {
   assert_int_equal(choreo_status_json(c, &text), 0);
   j = json_loads(text, 0, NULL);
   assert_non_null(j);
-  assert_int_equal(json_object_size(j), 2);
+  assert_int_equal(json_object_size(j), 3);
+  assert_null(json_object_get(j, "ok"));
+  assert_string_equal(json_string_value(json_object_get(
+                          json_object_get(j, "declared"), "state")),
+                      "ready");
   assert_non_null(json_object_get(j, "node"));
   assert_non_null(json_object_get(j, "peers"));
   json_decref(j);

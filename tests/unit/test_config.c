@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "log.h"
 
 #ifndef TEST_SRCDIR
 #error "TEST_SRCDIR must name the tests/ directory"
@@ -435,7 +436,7 @@ static void config_rejects_unknown_key(void **state) {
       "@/main.yaml:2:3: node: unknown key \"nam\" (expected name, cluster, "
       "groups, state, data)",
       "@/main.yaml:3:1: unknown key \"behavior\" (expected node, network, "
-      "control, state_dir, sync, http, include, checks, behaviours)",
+      "control, state_dir, sync, http, include, log, checks, behaviours)",
       "@/main.yaml:6:12: behaviours[0].when: unknown key \"anyy\" (expected "
       "any, all, none, fewer_than, state)");
 }
@@ -566,6 +567,21 @@ static void config_rejects_sync_in_an_included_file(void **state) {
   EXPECT_ERRORS(f, load(f, "main.yaml"),
                 "@/pack.yaml:1:1: sync: not allowed in an included file (only "
                 "behaviours and checks)");
+}
+
+static void config_reads_log_level_and_rejects_unknown_levels(void **state) {
+  struct fixture *f = *state;
+  put(f, "ok.yaml", "log:\n  level: debug\n");
+  assert_int_equal(load(f, "ok.yaml"), 0);
+  assert_int_equal(f->cfg->log_level, LOG_LEVEL_DEBUG);
+  config_free(f->cfg);
+  f->cfg = NULL;
+  put(f, "main.yaml", "log:\n  level: loud\n  format: json\n");
+  EXPECT_ERRORS(f, load(f, "main.yaml"),
+                "@/main.yaml:3:3: log: unknown key \"format\" (expected "
+                "level)",
+                "@/main.yaml:2:10: log.level: \"loud\" is not a level (error, "
+                "warning, info or debug)");
 }
 
 /* ---- Problems: node ---- */
@@ -1459,6 +1475,7 @@ int main(void) {
       T(config_reads_the_sync_section),
       T(config_rejects_bad_sync_values),
       T(config_rejects_sync_in_an_included_file),
+      T(config_reads_log_level_and_rejects_unknown_levels),
       T(config_rejects_bad_state_characters),
       T(config_rejects_bad_node_fields),
       T(config_rejects_too_many_groups),

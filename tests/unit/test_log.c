@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "choreo.h"
 #include "log.h"
 #include "util.h"
 
@@ -89,12 +91,72 @@ static void log_allow_bounds_all_keys_together(void **state) {
   assert_true(log_suppressed() >= 1000 - 60);
 }
 
+/* log.level: lines below the level are not written, and a level is
+ * known by its name only. */
+static void log_level_hides_lines_below_it(void **state) {
+  char out[4096];
+  enum log_level l = LOG_LEVEL_DEBUG;
+  (void)state;
+  unsetenv("CHOREO_DEBUG");
+  assert_int_equal(log_level_parse("error", &l), 0);
+  assert_int_equal(l, LOG_LEVEL_ERROR);
+  assert_int_equal(log_level_parse("loud", &l), CHOREO_EINVAL);
+  assert_int_equal(log_level_parse("", &l), CHOREO_EINVAL);
+  assert_int_equal(l, LOG_LEVEL_ERROR);
+  assert_string_equal(log_level_name(LOG_LEVEL_WARNING), "warning");
+  log_set_level(LOG_LEVEL_ERROR);
+  logged("hidden", out, sizeof(out));
+  assert_string_equal(out, "");
+  log_set_level(LOG_LEVEL_WARNING);
+  logged("shown", out, sizeof(out));
+  assert_non_null(strstr(out, "warning: peer says shown\n"));
+  log_set_level(LOG_LEVEL_INFO);
+}
+
+/* JOURNAL_STREAM names stderr's device and inode: "<4>warning: ..."
+ * without a timestamp; any other value (or none) keeps the plain line. */
+static void log_prefixes_priorities_for_the_journal(void **state) {
+  char path[] = "/tmp/choreo-test-journal.XXXXXX", env[64], out[4096];
+  int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+  struct stat st;
+  FILE *f;
+  size_t n;
+  (void)state;
+
+  assert_true(fd >= 0 && saved >= 0 && fstat(fd, &st) == 0);
+  assert_true(dup2(fd, STDERR_FILENO) >= 0);
+  snprintf(env, sizeof(env), "%ju:%ju", (uintmax_t)st.st_dev,
+           (uintmax_t)st.st_ino);
+  setenv("JOURNAL_STREAM", env, 1);
+  assert_true(log_detect_journal());
+  log_warn("to the journal");
+  log_error("bad");
+  setenv("JOURNAL_STREAM", "1:2", 1);
+  assert_false(log_detect_journal());
+  setenv("JOURNAL_STREAM", "12:34x", 1);
+  assert_false(log_detect_journal());
+  unsetenv("JOURNAL_STREAM");
+  assert_false(log_detect_journal());
+  assert_true(dup2(saved, STDERR_FILENO) >= 0);
+  close(saved);
+  close(fd);
+  f = fopen(path, "rb");
+  assert_non_null(f);
+  n = fread(out, 1, sizeof(out) - 1, f);
+  out[n] = '\0';
+  fclose(f);
+  unlink(path);
+  assert_string_equal(out, "<4>warning: to the journal\n<3>error: bad\n");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(log_escapes_what_peers_sent),
       cmocka_unit_test(log_keeps_a_truncated_line_one_line),
       cmocka_unit_test(log_allow_once_per_key_a_minute),
       cmocka_unit_test(log_allow_bounds_all_keys_together),
+      cmocka_unit_test(log_level_hides_lines_below_it),
+      cmocka_unit_test(log_prefixes_priorities_for_the_journal),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -586,6 +586,37 @@ static void peers_count_by_status(void **state) {
   peers_count(&f->p, NULL, NULL, NULL);
 }
 
+/* force-leave: a lost member is marked left here at once (one LEFT
+ * event); a live one only with force; unknown and left ones are refused;
+ * a newer record of the node makes it join again. */
+static void peers_force_leave_marks_a_lost_member_left(void **state) {
+  struct fixture *f = *state;
+  uint64_t digest = peers_digest(&f->p, NULL);
+
+  direct(&f->p, "a", 1, 1, "ready", false, NULL, 0);
+  direct(&f->p, "b", 1, 1, "ready", false, NULL, 500);
+  (void)peers_tick(&f->p, 1000, WALL, LOST_AFTER, REAP_AFTER);
+  f->events[0] = '\0';
+  digest = peers_digest(&f->p, NULL);
+  assert_int_equal(peers_force_leave(&f->p, "nobody", false, 1000, WALL),
+                   CHOREO_ENOTFOUND);
+  assert_int_equal(peers_force_leave(&f->p, "b", false, 1000, WALL),
+                   CHOREO_EREFUSED);
+  assert_string_equal(f->events, "");
+  assert_int_equal(peers_force_leave(&f->p, "a", false, 1000, WALL), 0);
+  assert_string_equal(f->events, "left a left<lost;");
+  assert_int_equal(peers_force_leave(&f->p, "a", true, 1000, WALL),
+                   CHOREO_EINVAL);
+  /* The node's record is its own: the view sent to others is unchanged. */
+  assert_int_equal(peers_digest(&f->p, NULL), digest);
+  assert_int_equal(peers_force_leave(&f->p, "b", true, 1000, WALL), 0);
+  f->events[0] = '\0';
+  direct(&f->p, "b", 1, 1, "ready", false, NULL, 1100); /* a heartbeat */
+  assert_string_equal(f->events, "");
+  direct(&f->p, "b", 1, 2, "busy", false, NULL, 1200);
+  assert_string_equal(peer_state(peers_find(&f->p, "b")), "busy");
+}
+
 static void peers_find_nodes_in_a_large_table(void **state) {
   struct fixture *f = *state;
   char name[16];
@@ -1340,6 +1371,7 @@ int main(void) {
       TEST(peers_update_a_listed_address_only_when_newer),
       TEST(peers_tick_returns_the_next_deadline),
       TEST(peers_count_by_status),
+      TEST(peers_force_leave_marks_a_lost_member_left),
       TEST(peers_find_nodes_in_a_large_table),
       TEST(peers_work_without_a_callback),
       TEST(peers_name_every_event),

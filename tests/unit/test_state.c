@@ -136,6 +136,29 @@ static void state_loads_back_what_was_saved(void **state) {
   json_decref(s.data);
 }
 
+/* set --for: the expiry is saved only when there is one, and loads back. */
+static void state_keeps_the_expiry_of_set_for(void **state) {
+  struct fixture *f = *state;
+  struct saved_state s, back;
+
+  sample(&s);
+  assert_int_equal(state_save(f->sub, &s), 0);
+  assert_int_equal(state_load(f->sub, &back), 0);
+  assert_int_equal(back.until_ms, 0);
+  assert_string_equal(back.then, "");
+  json_decref(back.data);
+  s.until_ms = 1796000000000;
+  snprintf(s.then, sizeof(s.then), "ready");
+  snprintf(s.then_reason, sizeof(s.then_reason), "back");
+  assert_int_equal(state_save(f->sub, &s), 0);
+  assert_int_equal(state_load(f->sub, &back), 0);
+  assert_int_equal(back.until_ms, 1796000000000);
+  assert_string_equal(back.then, "ready");
+  assert_string_equal(back.then_reason, "back");
+  json_decref(back.data);
+  json_decref(s.data);
+}
+
 static void state_load_without_file_or_dir_is_not_found(void **state) {
   struct fixture *f = *state;
   struct saved_state s;
@@ -167,6 +190,13 @@ static void state_load_refuses_corrupt_files(void **state) {
       "{\"state\": \"ready\", \"inc\": 1, \"reason\": 5}",
       "{\"state\": \"ready\", \"inc\": 1, \"inc\": 2}", /* duplicate key */
       "{\"state\": \"ready\", \"inc\": 1, \"data\": {\"a\": \"x\"", /* cut */
+      /* set --for: until without then, a then that can't be set, a
+       * until that is not after 1970 */
+      "{\"state\": \"drain\", \"inc\": 1, \"until\": 5}",
+      "{\"state\": \"drain\", \"inc\": 1, \"until\": 5, \"then\": \"lost\"}",
+      "{\"state\": \"drain\", \"inc\": 1, \"until\": 0, \"then\": \"ready\"}",
+      "{\"state\": \"drain\", \"inc\": 1, \"until\": 5, \"then\": \"ready\", "
+      "\"then_reason\": 7}",
   };
   char path[256];
 
@@ -709,6 +739,7 @@ static void state_load_refuses_a_format_it_does_not_read(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(state_loads_back_what_was_saved),
+      T(state_keeps_the_expiry_of_set_for),
       T(state_load_without_file_or_dir_is_not_found),
       T(state_load_refuses_corrupt_files),
       T(state_load_refuses_a_truncated_save),
