@@ -194,8 +194,14 @@ bool log_allow(const char *key, int64_t now_ms) {
     return false;
   }
   limit.in_window++;
-  limit.hash[slot] = h;
-  limit.at[slot] = now_ms;
+  /* A slot held by another key said within the minute keeps it: the keys
+   * said first (a budget, a conflict) stay limited however many others
+   * (forged names) pass through; those go by the total alone. */
+  if (known || limit.hash[slot] == 0 ||
+      now_ms - limit.at[slot] >= LOG_LIMIT_MS || now_ms < limit.at[slot]) {
+    limit.hash[slot] = h;
+    limit.at[slot] = now_ms;
+  }
   return true;
 }
 

@@ -44,7 +44,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 HEARTBEAT_MS = 200
 LOST_AFTER_MS = 1000
-TRUTH_BOUND_HB = 25          # I1: views equal the truth within 5 s of healing
+TRUTH_BOUND_HB = 15          # I1: views equal the truth within 3 s of healing
 POLL_SLACK_MS = 400          # FD: CLI polling and scheduling on a loaded box
 STATES = ["ready", "maintenance", "draining", "ready", "maintenance"]
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"

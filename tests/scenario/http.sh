@@ -108,12 +108,12 @@ pid=${AGENT_PID[web1]}
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 r0=$(rss)
 ulimit -n 8192
-$PY idle "$ph" 2000 30 "$T/idle.ready" >"$T/idle.out" &
+$PY idle "$ph" 2000 90 "$T/idle.ready" >"$T/idle.out" &
 IDLE=$!
 wait_for "2000 connections opened" 30 test -f "$T/idle.ready"
 # The agent accepts (or refuses) from its backlog at its own pace: poll
 # while the client still holds every connection.
-wait_for "1488 connections refused" 20 at_least web1 'choreo_http_clients_dropped_total{reason="too_many"}' 1488
+wait_for "1488 connections refused" 60 at_least web1 'choreo_http_clients_dropped_total{reason="too_many"}' 1488
 r1=$(rss)
 refused=$(metric web1 'choreo_http_clients_dropped_total{reason="too_many"}')
 open_now=$(metric web1 choreo_http_clients)

@@ -91,6 +91,21 @@ static void log_allow_bounds_all_keys_together(void **state) {
   assert_true(log_suppressed() >= 1000 - 60);
 }
 
+/* A key said once stays limited however many other keys pass through
+ * (an attacker's forged names must not free the budget's warning). */
+static void log_allow_keeps_a_key_limited_among_many_others(void **state) {
+  const int64_t t = INT64_C(9000000000);
+  char key[32];
+  (void)state;
+  assert_true(log_allow("peers:budget", t));
+  for (int i = 0; i < 5000; i++) {
+    snprintf(key, sizeof(key), "refused:replay:n%d", i);
+    (void)log_allow(key, t + 1 + i / 100);
+    assert_false(log_allow("peers:budget", t + 2 + i / 100));
+  }
+  assert_true(log_allow("peers:budget", t + LOG_LIMIT_MS));
+}
+
 /* log.level: lines below the level are not written, and a level is
  * known by its name only. */
 static void log_level_hides_lines_below_it(void **state) {
@@ -155,6 +170,7 @@ int main(void) {
       cmocka_unit_test(log_keeps_a_truncated_line_one_line),
       cmocka_unit_test(log_allow_once_per_key_a_minute),
       cmocka_unit_test(log_allow_bounds_all_keys_together),
+      cmocka_unit_test(log_allow_keeps_a_key_limited_among_many_others),
       cmocka_unit_test(log_level_hides_lines_below_it),
       cmocka_unit_test(log_prefixes_priorities_for_the_journal),
   };
