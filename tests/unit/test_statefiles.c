@@ -26,9 +26,9 @@ static void applied_round_trip_keeps_every_entry(void **state) {
   char why[256];
   char *text;
 
-  assert_int_equal(applied_put(&s, "holding", APPLIED_RUN, "peers a"), 0);
-  assert_int_equal(applied_put(&s, "unit", APPLIED_REVERT, "peers b"), 0);
-  assert_int_equal(applied_put(&s, "holding", APPLIED_REVERT, "peers c"), 0);
+  assert_int_equal(applied_put(&s, "holding", APPLIED_RUN, "peers a", 0), 0);
+  assert_int_equal(applied_put(&s, "unit", APPLIED_REVERT, "peers b", 0), 0);
+  assert_int_equal(applied_put(&s, "holding", APPLIED_REVERT, "peers c", 0), 0);
   assert_int_equal(s.n, 2);
   text = applied_encode(&s);
   assert_non_null(text);
@@ -51,9 +51,9 @@ static bool not_b(const char *name, void *arg) {
 static void applied_retain_drops_what_is_not_kept(void **state) {
   struct applied_set s = {0};
 
-  assert_int_equal(applied_put(&s, "a", APPLIED_RUN, "x"), 0);
-  assert_int_equal(applied_put(&s, "b", APPLIED_RUN, "y"), 0);
-  assert_int_equal(applied_put(&s, "c", APPLIED_REVERT, "z"), 0);
+  assert_int_equal(applied_put(&s, "a", APPLIED_RUN, "x", 0), 0);
+  assert_int_equal(applied_put(&s, "b", APPLIED_RUN, "y", 0), 0);
+  assert_int_equal(applied_put(&s, "c", APPLIED_REVERT, "z", 0), 0);
   applied_retain(&s, not_b, (void *)"b");
   assert_int_equal(s.n, 2);
   assert_null(applied_find(&s, "b"));
@@ -156,12 +156,12 @@ static void applied_put_is_bounded(void **state) {
 
   memset(name, 'a', sizeof(name) - 1);
   name[sizeof(name) - 1] = '\0';
-  assert_int_equal(applied_put(&s, name, APPLIED_RUN, ""), CHOREO_EINVAL);
+  assert_int_equal(applied_put(&s, name, APPLIED_RUN, "", 0), CHOREO_EINVAL);
   for (int i = 0; i < CONFIG_BEHAVIOURS_MAX; i++) {
     snprintf(name, sizeof(name), "b%d", i);
-    assert_int_equal(applied_put(&s, name, APPLIED_RUN, ""), 0);
+    assert_int_equal(applied_put(&s, name, APPLIED_RUN, "", 0), 0);
   }
-  assert_int_equal(applied_put(&s, "one-more", APPLIED_RUN, ""),
+  assert_int_equal(applied_put(&s, "one-more", APPLIED_RUN, "", 0),
                    CHOREO_ETOOBIG);
   applied_free(&s);
 }
