@@ -185,6 +185,7 @@ struct jobs {
    * not be (actions run anyway, "cannot log" rate-limited). */
   bool log_open, log_dirty; /* log_dirty: found unreadable, to empty */
   int log_fd;
+  int log_err;         /* why it is not open */
   uint64_t log_bytes;  /* its size as far as we know */
   uint64_t intent_seq; /* the SEQ of the last line written or read */
   struct state_report unlogged;

@@ -248,7 +248,7 @@ static void log_intent(struct jobs *js, const struct config_behaviour *b,
   if (!b->has_when || (type != ENGINE_ACT_RUN && type != ENGINE_ACT_REVERT))
     return;
   if (!js->log_open) {
-    report_unlogged(js, CHOREO_ENOTFOUND);
+    report_unlogged(js, js->log_err != 0 ? js->log_err : CHOREO_ENOTFOUND);
     return;
   }
   applied_condition(b, cond, sizeof(cond));
@@ -544,7 +544,6 @@ static bool restore_log(struct jobs *js) {
 }
 
 void jobs_restore(struct jobs *js) {
-  struct agent *a = agent_of(js);
   bool known = restore_applied(js);
   int rv;
 
@@ -554,10 +553,10 @@ void jobs_restore(struct jobs *js) {
     known = false;
   if (!known)
     restore_unknown(js);
-  if ((rv = log_open(js)) != 0)
-    log_error("state_dir: %s/%s: cannot open: %s; actions run anyway, but "
-              "one cut off by a crash would be unknown to the restart",
-              a->cfg->state_dir, APPLIED_LOG_FILE, choreo_strerror(rv));
+  /* A first start has no state_dir yet (the first save creates it):
+   * the log is opened by the first step that finds it there. */
+  if ((rv = log_open(js)) != 0 && rv != -ENOENT)
+    report_unlogged(js, rv);
 }
 
 /* ---- jobs ---- */
@@ -655,6 +654,10 @@ void jobs_step(struct jobs *js, uint64_t rx_ns) {
    * once) keeps that message's receipt time. */
   if (rx_ns != 0)
     js->rx_ns = rx_ns;
+  /* Before the startup sync no action is issued: the moment to open the
+   * log of a first start, once state_dir exists, off the reaction path. */
+  if (!js->log_open && !a->engine.synced)
+    (void)log_open(js);
   do {
     now = uv_now(&a->loop);
     n = engine_step(&a->engine, &a->peers, now, acts, ARRAY_SIZE(acts),

@@ -399,17 +399,17 @@ static bool log_number(const char *s, int base, uint64_t max, uint64_t *out) {
 /* Split line (NUL-terminated, without its newline) into its four fields:
  * false when it has another number of fields. */
 static bool log_fields(char *line, char *f[4]) {
-  size_t n = 0;
-  for (char *p = line; n < 4; n++) {
+  char *p = line;
+
+  for (size_t n = 0; n < 3; n++) {
     f[n] = p;
     p = strchr(p, ' ');
-    if (p == NULL) {
-      n++;
-      break;
-    }
+    if (p == NULL)
+      return false;
     *p++ = '\0';
   }
-  return n == 4 && strchr(f[3], ' ') == NULL;
+  f[3] = p;
+  return strchr(f[3], ' ') == NULL;
 }
 
 /* Parse one line into it; why says what is wrong. */
