@@ -210,13 +210,23 @@ static void report_unlogged(struct jobs *js, int err) {
   js->unlogged.suppressed = 0;
 }
 
+/* The first line of an empty log: its format. */
+static int log_header(int fd) {
+  size_t len = strlen(APPLIED_LOG_HEADER);
+  ssize_t n = write(fd, APPLIED_LOG_HEADER, len);
+
+  if (n < 0)
+    return -errno;
+  return (size_t)n == len ? 0 : -EIO;
+}
+
 /* Open applied.log for appending (created if missing, never through a
  * link); off the reaction path: at the start, then after saves. */
 static int log_open(struct jobs *js) {
   struct agent *a = agent_of(js);
   char path[CONFIG_PATH_MAX + sizeof(APPLIED_LOG_FILE) + 1];
   struct stat st;
-  int fd, n;
+  int fd, n, rv;
 
   if (js->log_open)
     return 0;
@@ -231,9 +241,14 @@ static int log_open(struct jobs *js) {
     close(fd);
     return CHOREO_EDECODE;
   }
+  if (st.st_size == 0 && (rv = log_header(fd)) != 0) {
+    close(fd);
+    return js->log_err = rv;
+  }
   js->log_fd = fd;
   js->log_open = true;
-  js->log_bytes = (uint64_t)st.st_size;
+  js->log_bytes =
+      st.st_size == 0 ? strlen(APPLIED_LOG_HEADER) : (uint64_t)st.st_size;
   return 0;
 }
 
@@ -285,7 +300,7 @@ static bool behaviour_in_flight(const struct jobs *js) {
  * its bound or was found unreadable. */
 static void log_compact(struct jobs *js) {
   struct agent *a = agent_of(js);
-  int rv;
+  int rv = 0;
 
   if (!js->log_open) {
     if ((rv = log_open(js)) != 0)
@@ -295,11 +310,11 @@ static void log_compact(struct jobs *js) {
   if ((js->log_bytes <= APPLIED_LOG_COMPACT && !js->log_dirty) ||
       js->ending_next != NULL || behaviour_in_flight(js) || !a->engine.synced)
     return;
-  if (ftruncate(js->log_fd, 0) != 0) {
-    report_unlogged(js, -errno);
+  if (ftruncate(js->log_fd, 0) != 0 || (rv = log_header(js->log_fd)) != 0) {
+    report_unlogged(js, rv != 0 ? rv : -errno);
     return;
   }
-  js->log_bytes = 0;
+  js->log_bytes = strlen(APPLIED_LOG_HEADER);
   js->log_dirty = false;
 }
 

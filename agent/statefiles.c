@@ -476,6 +476,16 @@ int applied_log_parse(const char *buf, size_t len, struct applied_intents *out,
     say(why, whylen, "larger than %d bytes", APPLIED_LOG_MAX);
     return CHOREO_EDECODE;
   }
+  if (len > 0) {
+    size_t h = strlen(APPLIED_LOG_HEADER);
+    if (len < h || memcmp(buf, APPLIED_LOG_HEADER, h) != 0) {
+      say(why, whylen, "line 1: not \"%.*s\" (the format this agent reads)",
+          (int)h - 1, APPLIED_LOG_HEADER);
+      return CHOREO_EDECODE;
+    }
+    at = h;
+    lineno = 1;
+  }
   while (rv == 0 && at < len) {
     const char *nl = memchr(buf + at, '\n', len - at);
     size_t n = nl != NULL ? (size_t)(nl - (buf + at)) : len - at;

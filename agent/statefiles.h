@@ -126,6 +126,7 @@ const char *applied_action_name(enum applied_action a);
  * behaviour applied is unknown (the action may have done its work) and a
  * restarted agent reconciles it both ways. */
 #define APPLIED_LOG_FILE "applied.log"
+#define APPLIED_LOG_HEADER "format 1\n" /* STATEFILES_VERSION */
 #define APPLIED_LOG_MAX (1024 * 1024)
 /* Past this size, the log is emptied once every intent in it is settled
  * in applied.json on disk. */
@@ -156,8 +157,9 @@ uint64_t applied_fingerprint(const char *cond);
  * not a valid name. */
 size_t applied_log_line(char *out, size_t len, uint64_t seq, const char *name,
                         enum applied_action action, uint64_t fingerprint);
-/* Parse the text of applied.log (len bytes). On success *out (empty
- * before) holds each behaviour's last intent. SEQs must grow line after
+/* Parse the text of applied.log (len bytes): empty, or
+ * APPLIED_LOG_HEADER then intents. On success *out (empty before) holds
+ * each behaviour's last intent. SEQs must grow line after
  * line; every line must end with a newline (a torn last line is refused:
  * which intent it held is unknown). Returns 0, or CHOREO_EDECODE with
  * why[whylen] naming the line and what is wrong (*out then empty), or

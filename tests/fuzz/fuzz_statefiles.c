@@ -48,7 +48,7 @@ static void applied(const char *buf, size_t len) {
 static void intents(const char *buf, size_t len) {
   struct applied_intents s, back;
   char why[256], *text;
-  size_t used = 0;
+  size_t used = strlen(APPLIED_LOG_HEADER);
 
   if (applied_log_parse(buf, len, &s, why, sizeof(why)) != 0) {
     if (s.n != 0 || s.v != NULL || why[0] == '\0')
@@ -57,9 +57,10 @@ static void intents(const char *buf, size_t len) {
   }
   if (s.n > APPLIED_LOG_NAMES || (s.n > 0) != (s.last_seq > 0))
     abort();
-  text = malloc(s.n * (APPLIED_LOG_LINE_MAX + 1) + 1);
+  text = malloc(used + s.n * (APPLIED_LOG_LINE_MAX + 1) + 1);
   if (text == NULL)
     abort();
+  memcpy(text, APPLIED_LOG_HEADER, used);
   /* Entries keep the order of their first line; write them by SEQ. */
   for (uint64_t prev = 0;;) {
     const struct applied_intent *next = NULL;

@@ -6,7 +6,8 @@
 #  - restarted while db1 is still in maintenance: `holding` does not run
 #    again, and a `{none: maintenance}` behaviour does not run on the empty
 #    view a restart starts with;
-#  - corrupt applied.json and members.json: a warning naming each file, no
+#  - corrupt applied.json, members.json and applied.log: a warning naming
+#    each file (the log emptied once settled), no
 #    crash, and every level behaviour brought to its truth once synced.
 #  - an action cut off by kill -9 (its end never saved) while the truth
 #    changed: the restart brings it to the truth, both ways (applied.log);
@@ -140,6 +141,7 @@ c db1 set ready || fail "set ready"
 wait_for "db2 sees db1 ready" 10 sees db2 db1 ready
 printf '{"version":1,"behaviours":{"holding":{"applied":"ru' > "$T/web1.state/applied.json"
 head -c 200 /dev/urandom > "$T/web1.state/members.json"
+printf 'format 1\n1 holding run 00\n' > "$T/web1.state/applied.log"
 reverts=$(n_calls web1 holding revert)
 quiet_runs=$(n_calls web1 quiet run)
 restart_web1
@@ -147,13 +149,17 @@ wait_for "web1 warned about applied.json" 10 has_lines "$T/web1.log" \
   "web1.state/applied.json: not JSON" 1
 wait_for "web1 warned about members.json" 10 has_lines "$T/web1.log" \
   "web1.state/members.json: not JSON" 1
+wait_for "web1 warned about applied.log" 10 has_lines "$T/web1.log" \
+  "web1.state/applied.log: line 2: FINGERPRINT is not 16 hex digits" 1
 wait_for "web1 reverted holding" 15 has_calls web1 holding "^revert " $((reverts + 1))
 wait_for "web1 ran quiet" 15 has_calls web1 quiet "^run " $((quiet_runs + 1))
 c web1 status --json >/dev/null || fail "web1 is not running"
 wait_for "applied.json rewritten" 10 \
   jq -e '.behaviours.holding.applied == "revert" and .behaviours.quiet.applied == "run"' \
   "$T/web1.state/applied.json"
-ok "corrupt applied.json and members.json: warned, no crash, behaviours brought to the truth"
+wait_for "applied.log emptied once settled" 10 \
+  bash -c "[ \"\$(cat '$T/web1.state/applied.log')\" = 'format 1' ]"
+ok "corrupt applied.json, members.json and applied.log: warned, no crash, behaviours brought to the truth"
 
 # sync: what a first start waits for, and what it says when max_wait ends.
 pw2=$(free_port)

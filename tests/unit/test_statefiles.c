@@ -506,9 +506,10 @@ static void applied_seq_round_trips_and_is_optional(void **state) {
 static void applied_log_keeps_each_behaviours_last_intent(void **state) {
   char text[4 * (APPLIED_LOG_LINE_MAX + 1)], why[256];
   struct applied_intents s;
-  size_t used = 0;
+  size_t used = strlen(APPLIED_LOG_HEADER);
   (void)state;
 
+  memcpy(text, APPLIED_LOG_HEADER, used);
   used += applied_log_line(text + used, sizeof(text) - used, 1, "holding",
                            APPLIED_RUN, applied_fingerprint("peers a"));
   used += applied_log_line(text + used, sizeof(text) - used, 2, "unit",
@@ -525,6 +526,11 @@ static void applied_log_keeps_each_behaviours_last_intent(void **state) {
   assert_null(applied_intent_find(&s, "other"));
   applied_intents_free(&s);
   assert_int_equal(applied_log_parse("", 0, &s, why, sizeof(why)), 0);
+  assert_int_equal(s.n, 0);
+  assert_int_equal(applied_log_parse(APPLIED_LOG_HEADER,
+                                     strlen(APPLIED_LOG_HEADER), &s, why,
+                                     sizeof(why)),
+                   0);
   assert_int_equal(s.n, 0);
   assert_int_equal(s.last_seq, 0);
 }
@@ -548,22 +554,54 @@ static void applied_log_parse_refuses_bad_logs(void **state) {
   static const struct {
     const char *text, *why;
   } cases[] = {
-      {"1 a run 0000000000000000", "line 1: torn"},
-      {"1 a run 0000000000000000\n2 b rev", "line 2: torn"},
-      {"1 a run\n", "line 1: not SEQ NAME ACTION FINGERPRINT"},
-      {"1 a run 0000000000000000 x\n", "line 1: not SEQ"},
-      {"1  a run 0000000000000000\n", "line 1: not SEQ"},
-      {"1 a/b run 0000000000000000\n", "line 1: the behaviour name"},
-      {"0 a run 0000000000000000\n", "line 1: SEQ is not"},
-      {"-1 a run 0000000000000000\n", "line 1: SEQ is not"},
-      {"99999999999999999999 a run 0000000000000000\n", "line 1: SEQ is not"},
-      {"1 a none 0000000000000000\n", "line 1: ACTION"},
-      {"1 a run 000000000000000\n", "line 1: FINGERPRINT"},
-      {"1 a run 000000000000000G\n", "line 1: FINGERPRINT"},
-      {"1 a run 000000000000000A\n", "line 1: FINGERPRINT"},
-      {"2 a run 0000000000000000\n2 b run 0000000000000000\n",
-       "line 2: SEQ 2 does not grow"},
-      {"\n", "line 1: not SEQ"},
+      {"1 a run 0000000000000000\n", "line 1: not \"format 1\""},
+      {"format 2\n", "line 1: not \"format 1\""},
+      {"format 1", "line 1: not \"format 1\""},
+      {"format 1\n"
+       "1 a run 0000000000000000",
+       "line 2: torn"},
+      {"format 1\n"
+       "1 a run 0000000000000000\n2 b rev",
+       "line 3: torn"},
+      {"format 1\n"
+       "1 a run\n",
+       "line 2: not SEQ NAME ACTION FINGERPRINT"},
+      {"format 1\n"
+       "1 a run 0000000000000000 x\n",
+       "line 2: not SEQ"},
+      {"format 1\n"
+       "1  a run 0000000000000000\n",
+       "line 2: not SEQ"},
+      {"format 1\n"
+       "1 a/b run 0000000000000000\n",
+       "line 2: the behaviour name"},
+      {"format 1\n"
+       "0 a run 0000000000000000\n",
+       "line 2: SEQ is not"},
+      {"format 1\n"
+       "-1 a run 0000000000000000\n",
+       "line 2: SEQ is not"},
+      {"format 1\n"
+       "99999999999999999999 a run 0000000000000000\n",
+       "line 2: SEQ is not"},
+      {"format 1\n"
+       "1 a none 0000000000000000\n",
+       "line 2: ACTION"},
+      {"format 1\n"
+       "1 a run 000000000000000\n",
+       "line 2: FINGERPRINT"},
+      {"format 1\n"
+       "1 a run 000000000000000G\n",
+       "line 2: FINGERPRINT"},
+      {"format 1\n"
+       "1 a run 000000000000000A\n",
+       "line 2: FINGERPRINT"},
+      {"format 1\n"
+       "2 a run 0000000000000000\n2 b run 0000000000000000\n",
+       "line 3: SEQ 2 does not grow"},
+      {"format 1\n"
+       "\n",
+       "line 2: not SEQ"},
   };
   struct applied_intents s;
   char why[256];
@@ -583,22 +621,24 @@ static void applied_log_parse_refuses_bad_logs(void **state) {
 
 static void
 applied_log_parse_refuses_nul_long_lines_and_big_logs(void **state) {
-  char line[APPLIED_LOG_LINE_MAX + 8], why[256];
+  char line[APPLIED_LOG_LINE_MAX + 32], why[256];
   char *big = malloc(APPLIED_LOG_MAX + 1);
   struct applied_intents s;
   (void)state;
 
-  assert_int_equal(applied_log_parse("1 a\0run 0000000000000000\n", 25, &s, why,
-                                     sizeof(why)),
+  assert_int_equal(applied_log_parse("format 1\n1 a\0run 0000000000000000\n",
+                                     34, &s, why, sizeof(why)),
                    CHOREO_EDECODE);
   assert_non_null(strstr(why, "not text"));
   memset(line, '1', sizeof(line));
+  memcpy(line, APPLIED_LOG_HEADER, strlen(APPLIED_LOG_HEADER));
   line[sizeof(line) - 1] = '\n';
   assert_int_equal(applied_log_parse(line, sizeof(line), &s, why, sizeof(why)),
                    CHOREO_EDECODE);
   assert_non_null(strstr(why, "too long"));
   assert_non_null(big);
   memset(big, '\n', APPLIED_LOG_MAX + 1);
+  memcpy(big, APPLIED_LOG_HEADER, strlen(APPLIED_LOG_HEADER));
   assert_int_equal(
       applied_log_parse(big, APPLIED_LOG_MAX + 1, &s, why, sizeof(why)),
       CHOREO_EDECODE);
@@ -607,12 +647,14 @@ applied_log_parse_refuses_nul_long_lines_and_big_logs(void **state) {
 }
 
 static void applied_log_parse_bounds_the_behaviours(void **state) {
-  size_t cap = (APPLIED_LOG_NAMES + 1) * 40, used = 0, all = 0;
+  size_t cap = (APPLIED_LOG_NAMES + 1) * 40, used, all = 0;
   char *text = malloc(cap), name[32], why[256];
   struct applied_intents s;
   (void)state;
 
   assert_non_null(text);
+  used = strlen(APPLIED_LOG_HEADER);
+  memcpy(text, APPLIED_LOG_HEADER, used);
   for (size_t i = 0; i <= APPLIED_LOG_NAMES; i++) {
     snprintf(name, sizeof(name), "b%zu", i);
     all = used;
