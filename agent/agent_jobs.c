@@ -262,7 +262,9 @@ static void log_intent(struct jobs *js, const struct config_behaviour *b,
 
   if (!b->has_when || (type != ENGINE_ACT_RUN && type != ENGINE_ACT_REVERT))
     return;
-  if (!js->log_open) {
+  /* A first start whose state_dir the first save has not created yet:
+   * tried again until it exists (only then, so never a steady cost). */
+  if (!js->log_open && (js->log_err != -ENOENT || log_open(js) != 0)) {
     report_unlogged(js, js->log_err != 0 ? js->log_err : CHOREO_ENOTFOUND);
     return;
   }
