@@ -210,6 +210,15 @@ static void report_unlogged(struct jobs *js, int err) {
   js->unlogged.suppressed = 0;
 }
 
+/* The log is kept open only by an agent with a level behaviour: an open
+ * file keeps its file system from being remounted read-only. */
+static bool has_level(const struct agent *a) {
+  for (size_t i = 0; i < a->cfg->nbehaviours; i++)
+    if (a->cfg->behaviours[i].has_when)
+      return true;
+  return false;
+}
+
 /* The first line of an empty log: its format. */
 static int log_header(int fd) {
   size_t len = strlen(APPLIED_LOG_HEADER);
@@ -262,9 +271,11 @@ static void log_intent(struct jobs *js, const struct config_behaviour *b,
 
   if (!b->has_when || (type != ENGINE_ACT_RUN && type != ENGINE_ACT_REVERT))
     return;
-  /* A first start whose state_dir the first save has not created yet:
-   * tried again until it exists (only then, so never a steady cost). */
-  if (!js->log_open && (js->log_err != -ENOENT || log_open(js) != 0)) {
+  /* Not tried yet (no level behaviour before a reload), or a first start
+   * whose state_dir the first save has not created yet: tried again
+   * until it exists (only then, so never a steady cost). */
+  if (!js->log_open &&
+      ((js->log_err != 0 && js->log_err != -ENOENT) || log_open(js) != 0)) {
     report_unlogged(js, js->log_err != 0 ? js->log_err : CHOREO_ENOTFOUND);
     return;
   }
@@ -305,7 +316,7 @@ static void log_compact(struct jobs *js) {
   int rv = 0;
 
   if (!js->log_open) {
-    if ((rv = log_open(js)) != 0)
+    if (has_level(a) && (rv = log_open(js)) != 0)
       report_unlogged(js, rv);
     return;
   }
@@ -572,7 +583,7 @@ void jobs_restore(struct jobs *js) {
     restore_unknown(js);
   /* A first start has no state_dir yet (the first save creates it):
    * the log is opened by the first step that finds it there. */
-  if ((rv = log_open(js)) != 0 && rv != -ENOENT)
+  if (has_level(agent_of(js)) && (rv = log_open(js)) != 0 && rv != -ENOENT)
     report_unlogged(js, rv);
 }
 
@@ -673,7 +684,7 @@ void jobs_step(struct jobs *js, uint64_t rx_ns) {
     js->rx_ns = rx_ns;
   /* Before the startup sync no action is issued: the moment to open the
    * log of a first start, once state_dir exists, off the reaction path. */
-  if (!js->log_open && !a->engine.synced)
+  if (!js->log_open && !a->engine.synced && has_level(a))
     (void)log_open(js);
   do {
     now = uv_now(&a->loop);
