@@ -199,6 +199,16 @@ struct jobs {
   char save_dir[CONFIG_PATH_MAX]; /* copies for the worker thread */
   char *save_text;
   int save_rv;
+  /* applied.log: one line appended before each level action starts (the
+   * intent), so that an action whose end was never saved is known to be
+   * unsettled after a crash. Opened once; log_open false when it could
+   * not be (actions run anyway, "cannot log" rate-limited). */
+  bool log_open, log_dirty; /* log_dirty: found unreadable, to empty */
+  int log_fd;
+  int log_err;         /* why it is not open */
+  uint64_t log_bytes;  /* its size as far as we know */
+  uint64_t intent_seq; /* the SEQ of the last line written or read */
+  struct state_report unlogged;
   /* Hooks: a check's run ended (ok: it passed); arm the wake-up for the
    * engine's next deadline, monotonic ms (UINT64_MAX: none). */
   void (*check_done)(struct jobs *j, const char *name, bool ok);

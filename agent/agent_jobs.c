@@ -15,11 +15,23 @@
  * crash at any point leaves a file that says either the previous action
  * or this one, and an action whose end was not saved is issued again
  * after the restart (docs/BEHAVIOURS.md "Restarts").
+ *
+ * Because the save comes only at the end, an action cut off by a crash
+ * (its script did its work, its end never saved) would be forgotten. So
+ * before a level action starts, one line saying so (an intent) is
+ * appended to applied.log: a single write() to a file opened once, no
+ * fsync, as this is the reaction path. Each saved end records the SEQ of
+ * the intents it settles; at a restart, a behaviour with a later intent
+ * is unknown and brought to its truth both ways.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "log.h"
@@ -183,6 +195,142 @@ static void report_unsaved(struct jobs *js, int err) {
   js->unsaved.suppressed = 0;
 }
 
+/* ---- applied.log: intents ---- */
+
+static void report_unlogged(struct jobs *js, int err) {
+  struct agent *a = agent_of(js);
+
+  if (!state_report_due(&js->unlogged, uv_now(&a->loop)))
+    return;
+  log_error("state_dir: %s/%s: cannot log an action before it starts: %s; "
+            "the action runs anyway, but a crash during it would leave a "
+            "restart unaware of it (%" PRIu64 " more failures not logged)",
+            a->cfg->state_dir, APPLIED_LOG_FILE, choreo_strerror(err),
+            js->unlogged.suppressed);
+  js->unlogged.suppressed = 0;
+}
+
+/* The log is kept open only by an agent with a level behaviour: an open
+ * file keeps its file system from being remounted read-only. */
+static bool has_level(const struct agent *a) {
+  for (size_t i = 0; i < a->cfg->nbehaviours; i++)
+    if (a->cfg->behaviours[i].has_when)
+      return true;
+  return false;
+}
+
+/* The first line of an empty log: its format. */
+static int log_header(int fd) {
+  size_t len = strlen(APPLIED_LOG_HEADER);
+  ssize_t n = write(fd, APPLIED_LOG_HEADER, len);
+
+  if (n < 0)
+    return -errno;
+  return (size_t)n == len ? 0 : -EIO;
+}
+
+/* Open applied.log for appending (created if missing, never through a
+ * link); off the reaction path: at the start, then after saves. */
+static int log_open(struct jobs *js) {
+  struct agent *a = agent_of(js);
+  char path[CONFIG_PATH_MAX + sizeof(APPLIED_LOG_FILE) + 1];
+  struct stat st;
+  int fd, n, rv;
+
+  if (js->log_open)
+    return 0;
+  n = snprintf(path, sizeof(path), "%s/%s", a->cfg->state_dir,
+               APPLIED_LOG_FILE);
+  if (n < 0 || (size_t)n >= sizeof(path))
+    return CHOREO_EINVAL;
+  fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return -errno;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return CHOREO_EDECODE;
+  }
+  if (st.st_size == 0 && (rv = log_header(fd)) != 0) {
+    close(fd);
+    return js->log_err = rv;
+  }
+  js->log_fd = fd;
+  js->log_open = true;
+  js->log_bytes =
+      st.st_size == 0 ? strlen(APPLIED_LOG_HEADER) : (uint64_t)st.st_size;
+  return 0;
+}
+
+/* Append the intent of a level behaviour's RUN or REVERT, before it
+ * starts. A failure is said (rate-limited); the action runs anyway. */
+static void log_intent(struct jobs *js, const struct config_behaviour *b,
+                       enum engine_action_type type) {
+  char cond[APPLIED_COND_MAX + 1], line[APPLIED_LOG_LINE_MAX + 1];
+  size_t len;
+  ssize_t n;
+
+  if (!b->has_when || (type != ENGINE_ACT_RUN && type != ENGINE_ACT_REVERT))
+    return;
+  /* Not tried yet (no level behaviour before a reload), or a first start
+   * whose state_dir the first save has not created yet: tried again
+   * until it exists (only then, so never a steady cost). */
+  if (!js->log_open &&
+      ((js->log_err != 0 && js->log_err != -ENOENT) || log_open(js) != 0)) {
+    report_unlogged(js, js->log_err != 0 ? js->log_err : CHOREO_ENOTFOUND);
+    return;
+  }
+  applied_condition(b, cond, sizeof(cond));
+  len = applied_log_line(line, sizeof(line), js->intent_seq + 1, b->name,
+                         type == ENGINE_ACT_RUN ? APPLIED_RUN : APPLIED_REVERT,
+                         applied_fingerprint(cond));
+  if (len == 0) {
+    report_unlogged(js, CHOREO_EINVAL);
+    return;
+  }
+  /* O_APPEND: one write() of a short line lands whole at the end, and
+   * survives a crash of the process once it returned. */
+  n = write(js->log_fd, line, len);
+  if (n < 0) {
+    report_unlogged(js, -errno);
+    return;
+  }
+  js->intent_seq++;
+  js->log_bytes += (uint64_t)n;
+  if ((size_t)n != len)
+    report_unlogged(js, -EIO);
+}
+
+static bool behaviour_in_flight(const struct jobs *js) {
+  for (const struct job *j = js->list; j != NULL; j = j->next)
+    if (!j->is_check)
+      return true;
+  return false;
+}
+
+/* After applied.json was saved: once every intent in the log is settled
+ * in the file on disk (nothing in flight or waiting to be saved, the
+ * startup reconciliation issued), the log is emptied when it grew past
+ * its bound or was found unreadable. */
+static void log_compact(struct jobs *js) {
+  struct agent *a = agent_of(js);
+  int rv = 0;
+
+  if (!js->log_open) {
+    if (has_level(a) && (rv = log_open(js)) != 0)
+      report_unlogged(js, rv);
+    return;
+  }
+  if ((js->log_bytes <= APPLIED_LOG_COMPACT && !js->log_dirty) ||
+      js->ending_next != NULL || behaviour_in_flight(js) || !a->engine.synced)
+    return;
+  if (ftruncate(js->log_fd, 0) != 0 || (rv = log_header(js->log_fd)) != 0) {
+    report_unlogged(js, rv != 0 ? rv : -errno);
+    return;
+  }
+  js->log_bytes = strlen(APPLIED_LOG_HEADER);
+  js->log_dirty = false;
+}
+
 /* ---- saving applied.json off the loop ----
  * The write (with its two fsyncs) runs in libuv's thread pool, one at a
  * time: ends that come while one is in flight wait for the next, which
@@ -219,6 +367,8 @@ static void save_after(uv_work_t *req, int status) {
   js->save_text = NULL;
   if (status != 0 || js->save_rv != 0)
     report_unsaved(js, status != 0 ? status : js->save_rv);
+  else if (!js->stopped)
+    log_compact(js);
   ends_done(js, ended);
   save_start(js);
   jobs_step(js, 0);
@@ -272,9 +422,11 @@ static bool save_applied(struct jobs *js, struct job *j) {
       (j->type != ENGINE_ACT_RUN && j->type != ENGINE_ACT_REVERT))
     return false;
   applied_condition(&a->cfg->behaviours[idx], cond, sizeof(cond));
+  /* The engine has one action of a behaviour out at a time: this end
+   * settles every intent of the behaviour logged so far. */
   rv = applied_put(&js->applied, j->name,
                    j->type == ENGINE_ACT_RUN ? APPLIED_RUN : APPLIED_REVERT,
-                   cond);
+                   cond, js->intent_seq);
   if (rv != 0) {
     report_unsaved(js, rv);
     return false;
@@ -334,7 +486,9 @@ static void restore_entries(struct jobs *js) {
   }
 }
 
-void jobs_restore(struct jobs *js) {
+/* Read applied.json into js->applied; false when it is unreadable (said:
+ * every level behaviour is then unknown). */
+static bool restore_applied(struct jobs *js) {
   struct agent *a = agent_of(js);
   char *buf = NULL, why[256];
   size_t len = 0;
@@ -342,7 +496,7 @@ void jobs_restore(struct jobs *js) {
       state_read(a->cfg->state_dir, APPLIED_FILE, APPLIED_FILE_MAX, &buf, &len);
 
   if (rv == CHOREO_ENOTFOUND)
-    return; /* a first start: nothing applied */
+    return true; /* a first start: nothing applied */
   if (rv == 0) {
     rv = applied_parse(buf, len, &js->applied, why, sizeof(why));
     free(buf);
@@ -355,10 +509,82 @@ void jobs_restore(struct jobs *js) {
              "its condition",
              a->cfg->state_dir, APPLIED_FILE, why);
     applied_free(&js->applied);
-    restore_unknown(js);
-    return;
+    return false;
   }
-  restore_entries(js);
+  for (size_t i = 0; i < js->applied.n; i++)
+    if (js->applied.v[i].seq > js->intent_seq)
+      js->intent_seq = js->applied.v[i].seq;
+  return true;
+}
+
+/* Intents of applied.log that no end saved in applied.json settles: the
+ * action started (and may have done its work) but its end is unknown. */
+static void restore_pending(struct jobs *js,
+                            const struct applied_intents *log) {
+  struct agent *a = agent_of(js);
+
+  for (size_t i = 0; i < log->n; i++) {
+    const struct applied_intent *it = &log->v[i];
+    const struct applied_entry *e = applied_find(&js->applied, it->name);
+    if (e != NULL && e->seq >= it->seq)
+      continue;
+    if (engine_restore(&a->engine, it->name, true, false) != 0)
+      continue; /* not a level behaviour of this configuration */
+    log_info("behaviour %s: its %s started before the restart and its end "
+             "was never saved (%s); brought to its condition both ways once "
+             "synchronised",
+             it->name, applied_action_name(it->action), APPLIED_LOG_FILE);
+  }
+}
+
+/* Read applied.log; false when it is unreadable or malformed (said:
+ * every level behaviour is then unknown, and the log is emptied once
+ * that is settled). */
+static bool restore_log(struct jobs *js) {
+  struct agent *a = agent_of(js);
+  struct applied_intents log;
+  char *buf = NULL, why[256];
+  size_t len = 0;
+  int rv = state_read(a->cfg->state_dir, APPLIED_LOG_FILE, APPLIED_LOG_MAX,
+                      &buf, &len);
+
+  if (rv == CHOREO_ENOTFOUND)
+    return true;
+  if (rv == 0) {
+    rv = applied_log_parse(buf, len, &log, why, sizeof(why));
+    free(buf);
+  } else {
+    snprintf(why, sizeof(why), "%s", choreo_strerror(rv));
+  }
+  if (rv != 0) {
+    log_warn("state_dir: %s/%s: %s; which actions a crash cut off is "
+             "unknown: once synchronised, each level behaviour is run or "
+             "reverted to match its condition",
+             a->cfg->state_dir, APPLIED_LOG_FILE, why);
+    js->log_dirty = true;
+    return false;
+  }
+  if (log.last_seq > js->intent_seq)
+    js->intent_seq = log.last_seq;
+  restore_pending(js, &log);
+  applied_intents_free(&log);
+  return true;
+}
+
+void jobs_restore(struct jobs *js) {
+  bool known = restore_applied(js);
+  int rv;
+
+  if (known)
+    restore_entries(js);
+  if (!restore_log(js))
+    known = false;
+  if (!known)
+    restore_unknown(js);
+  /* A first start has no state_dir yet (the first save creates it):
+   * the log is opened by the first step that finds it there. */
+  if (has_level(agent_of(js)) && (rv = log_open(js)) != 0 && rv != -ENOENT)
+    report_unlogged(js, rv);
 }
 
 /* ---- jobs ---- */
@@ -422,6 +648,7 @@ static bool start_action(struct jobs *js, const struct engine_action *act) {
            act->cause.peer[0] ? ")" : "");
   if (argv->argc == 0)
     return false;
+  log_intent(js, b, act->type);
   j = job_new(js, b->name, false);
   if (j != NULL)
     j->type = act->type;
@@ -455,6 +682,10 @@ void jobs_step(struct jobs *js, uint64_t rx_ns) {
    * once) keeps that message's receipt time. */
   if (rx_ns != 0)
     js->rx_ns = rx_ns;
+  /* Before the startup sync no action is issued: the moment to open the
+   * log of a first start, once state_dir exists, off the reaction path. */
+  if (!js->log_open && !a->engine.synced && has_level(a))
+    (void)log_open(js);
   do {
     now = uv_now(&a->loop);
     n = engine_step(&a->engine, &a->peers, now, acts, ARRAY_SIZE(acts),
@@ -575,6 +806,9 @@ void jobs_free(struct jobs *js) {
   free(js->save_text);
   js->save_text = NULL;
   applied_free(&js->applied);
+  if (js->log_open)
+    close(js->log_fd);
+  js->log_open = false;
   for (struct job *j = js->list, *next; j != NULL; j = next) {
     next = j->next;
     free(j);

@@ -1,8 +1,10 @@
 /*
- * statefiles.c — applied.json and members.json as text (statefiles.h):
+ * statefiles.c — applied.json, applied.log and members.json as text
+ * (statefiles.h):
  * encoding what the agent knows, and parsing it back with every field
  * checked, as anything read from disk must be.
  */
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -130,6 +132,15 @@ static bool get_counter(json_t *o, const char *key, const char *entry,
   return true;
 }
 
+static uint64_t fnv(uint64_t h, const void *buf, size_t len) {
+  const unsigned char *b = buf;
+  for (size_t i = 0; i < len; i++) {
+    h ^= b[i];
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
 /* ---- applied.json ---- */
 
 const char *applied_action_name(enum applied_action a) {
@@ -199,7 +210,7 @@ const struct applied_entry *applied_find(const struct applied_set *s,
 }
 
 int applied_put(struct applied_set *s, const char *name,
-                enum applied_action action, const char *cond) {
+                enum applied_action action, const char *cond, uint64_t seq) {
   struct applied_entry *e = (struct applied_entry *)applied_find(s, name);
 
   if (strlen(name) > CHOREO_NAME_MAX || strlen(cond) > APPLIED_COND_MAX)
@@ -219,6 +230,7 @@ int applied_put(struct applied_set *s, const char *name,
     memcpy(e->name, name, strlen(name) + 1);
   }
   e->action = action;
+  e->seq = seq;
   memcpy(e->cond, cond, strlen(cond) + 1);
   return 0;
 }
@@ -245,6 +257,7 @@ static int applied_entry(struct applied_set *out, const char *name, json_t *o,
                          char *why, size_t whylen) {
   char entry[CHOREO_NAME_MAX + 32], cond[APPLIED_COND_MAX + 1];
   enum applied_action action;
+  uint64_t seq = 0;
   int rv;
 
   if (!choreo_valid_name(name)) {
@@ -260,7 +273,11 @@ static int applied_entry(struct applied_set *out, const char *name, json_t *o,
   if (!get_text(o, "condition", entry, valid_cond, cond, sizeof(cond), why,
                 whylen))
     return CHOREO_EDECODE;
-  rv = applied_put(out, name, action, cond);
+  /* "seq" is absent from files written before applied.log existed. */
+  if (json_object_get(o, "seq") != NULL &&
+      !get_counter(o, "seq", entry, &seq, why, whylen))
+    return CHOREO_EDECODE;
+  rv = applied_put(out, name, action, cond, seq);
   if (rv == CHOREO_ETOOBIG) {
     say(why, whylen, "more than %d behaviours", CONFIG_BEHAVIOURS_MAX);
     return CHOREO_EDECODE;
@@ -313,9 +330,9 @@ char *applied_encode(const struct applied_set *s) {
   char *text = NULL;
 
   for (size_t i = 0; root != NULL && i < s->n; i++) {
-    json_t *e =
-        json_pack("{s:s, s:s}", "applied", applied_action_name(s->v[i].action),
-                  "condition", s->v[i].cond);
+    json_t *e = json_pack("{s:s, s:s, s:I}", "applied",
+                          applied_action_name(s->v[i].action), "condition",
+                          s->v[i].cond, "seq", (json_int_t)s->v[i].seq);
     if (e == NULL || json_object_set_new(items, s->v[i].name, e) != 0)
       goto out;
   }
@@ -324,6 +341,184 @@ char *applied_encode(const struct applied_set *s) {
 out:
   json_decref(root);
   return text;
+}
+
+/* ---- applied.log ---- */
+
+uint64_t applied_fingerprint(const char *cond) {
+  return fnv(0xcbf29ce484222325ULL, cond, strlen(cond));
+}
+
+size_t applied_log_line(char *out, size_t len, uint64_t seq, const char *name,
+                        enum applied_action action, uint64_t fingerprint) {
+  int n;
+
+  if (!choreo_valid_name(name) ||
+      (action != APPLIED_RUN && action != APPLIED_REVERT))
+    return 0;
+  n = snprintf(out, len, "%" PRIu64 " %s %s %016" PRIx64 "\n", seq, name,
+               applied_action_name(action), fingerprint);
+  return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
+}
+
+const struct applied_intent *
+applied_intent_find(const struct applied_intents *s, const char *name) {
+  for (size_t i = 0; i < s->n; i++)
+    if (strcmp(s->v[i].name, name) == 0)
+      return &s->v[i];
+  return NULL;
+}
+
+void applied_intents_free(struct applied_intents *s) {
+  free(s->v);
+  memset(s, 0, sizeof(*s));
+}
+
+/* A whole decimal number of digits only, at most RECORD_COUNTER_MAX. */
+static bool log_number(const char *s, int base, uint64_t max, uint64_t *out) {
+  uint64_t v = 0;
+  unsigned d;
+
+  if (*s == '\0')
+    return false;
+  for (; *s != '\0'; s++) {
+    if (*s >= '0' && *s <= '9')
+      d = (unsigned)(*s - '0');
+    else if (base == 16 && *s >= 'a' && *s <= 'f')
+      d = (unsigned)(*s - 'a' + 10);
+    else
+      return false;
+    if (v > (max - d) / (uint64_t)base)
+      return false;
+    v = v * (uint64_t)base + d;
+  }
+  *out = v;
+  return true;
+}
+
+/* Split line (NUL-terminated, without its newline) into its four fields:
+ * false when it has another number of fields. */
+static bool log_fields(char *line, char *f[4]) {
+  char *p = line;
+
+  for (size_t n = 0; n < 3; n++) {
+    f[n] = p;
+    p = strchr(p, ' ');
+    if (p == NULL)
+      return false;
+    *p++ = '\0';
+  }
+  f[3] = p;
+  return strchr(f[3], ' ') == NULL;
+}
+
+/* Parse one line into it; why says what is wrong. */
+static bool log_intent(char *line, struct applied_intent *it, char *why,
+                       size_t whylen) {
+  char *f[4];
+
+  if (!log_fields(line, f)) {
+    say(why, whylen, "not SEQ NAME ACTION FINGERPRINT");
+    return false;
+  }
+  if (!log_number(f[0], 10, RECORD_COUNTER_MAX, &it->seq) || it->seq == 0) {
+    say(why, whylen, "SEQ is not a number from 1 to %" PRIu64,
+        (uint64_t)RECORD_COUNTER_MAX);
+    return false;
+  }
+  if (!choreo_valid_name(f[1]) || strlen(f[1]) > CHOREO_NAME_MAX) {
+    say(why, whylen, "the behaviour name is invalid");
+    return false;
+  }
+  memcpy(it->name, f[1], strlen(f[1]) + 1);
+  if (!action_from(f[2], &it->action) || it->action == APPLIED_NONE) {
+    say(why, whylen, "ACTION is not run or revert");
+    return false;
+  }
+  if (strlen(f[3]) != 16 ||
+      !log_number(f[3], 16, UINT64_MAX, &it->fingerprint)) {
+    say(why, whylen, "FINGERPRINT is not 16 hex digits");
+    return false;
+  }
+  return true;
+}
+
+static int log_put(struct applied_intents *s, const struct applied_intent *it) {
+  struct applied_intent *e =
+      (struct applied_intent *)applied_intent_find(s, it->name);
+
+  if (e == NULL) {
+    if (s->n >= APPLIED_LOG_NAMES)
+      return CHOREO_ETOOBIG;
+    if (s->n == s->cap) {
+      size_t cap = s->cap != 0 ? s->cap * 2 : 8;
+      struct applied_intent *v = realloc(s->v, cap * sizeof(*v));
+      if (v == NULL)
+        return CHOREO_ENOMEM;
+      s->v = v;
+      s->cap = cap;
+    }
+    e = &s->v[s->n++];
+  }
+  *e = *it;
+  return 0;
+}
+
+int applied_log_parse(const char *buf, size_t len, struct applied_intents *out,
+                      char *why, size_t whylen) {
+  char line[APPLIED_LOG_LINE_MAX + 1], what[160];
+  size_t at = 0, lineno = 0;
+  int rv = 0;
+
+  memset(out, 0, sizeof(*out));
+  why[0] = '\0';
+  if (len > APPLIED_LOG_MAX) {
+    say(why, whylen, "larger than %d bytes", APPLIED_LOG_MAX);
+    return CHOREO_EDECODE;
+  }
+  if (len > 0) {
+    size_t h = strlen(APPLIED_LOG_HEADER);
+    if (len < h || memcmp(buf, APPLIED_LOG_HEADER, h) != 0) {
+      say(why, whylen, "line 1: not \"%.*s\" (the format this agent reads)",
+          (int)h - 1, APPLIED_LOG_HEADER);
+      return CHOREO_EDECODE;
+    }
+    at = h;
+    lineno = 1;
+  }
+  while (rv == 0 && at < len) {
+    const char *nl = memchr(buf + at, '\n', len - at);
+    size_t n = nl != NULL ? (size_t)(nl - (buf + at)) : len - at;
+    struct applied_intent it;
+
+    lineno++;
+    what[0] = '\0';
+    if (nl == NULL)
+      snprintf(what, sizeof(what), "torn (no newline at its end)");
+    else if (n > APPLIED_LOG_LINE_MAX || memchr(buf + at, '\0', n) != NULL)
+      snprintf(what, sizeof(what), "too long or not text");
+    if (what[0] == '\0') {
+      memcpy(line, buf + at, n);
+      line[n] = '\0';
+      if (!log_intent(line, &it, what, sizeof(what)))
+        ;
+      else if (it.seq <= out->last_seq)
+        snprintf(what, sizeof(what), "SEQ %" PRIu64 " does not grow", it.seq);
+      else if ((rv = log_put(out, &it)) == CHOREO_ETOOBIG)
+        snprintf(what, sizeof(what), "more than %d behaviours",
+                 APPLIED_LOG_NAMES);
+      if (what[0] == '\0' && rv == 0)
+        out->last_seq = it.seq;
+    }
+    if (what[0] != '\0') {
+      say(why, whylen, "line %zu: %s", lineno, what);
+      rv = CHOREO_EDECODE;
+    }
+    at += n + 1;
+  }
+  if (rv != 0)
+    applied_intents_free(out);
+  return rv;
 }
 
 /* ---- members.json ---- */
@@ -450,15 +645,6 @@ static json_t *member_json(const struct peer *peer) {
 static bool saved_member(const struct peer *peer) {
   return peer->heard && peer->status == PEER_ALIVE && !peer->rec.left &&
          peer->rec.addr[0] != '\0' && peer->rec.state[0] != '\0';
-}
-
-static uint64_t fnv(uint64_t h, const void *buf, size_t len) {
-  const unsigned char *b = buf;
-  for (size_t i = 0; i < len; i++) {
-    h ^= b[i];
-    h *= 0x100000001b3ULL;
-  }
-  return h;
 }
 
 uint64_t members_digest(const struct peers *p) {

@@ -63,6 +63,7 @@ struct applied_entry {
   char name[CHOREO_NAME_MAX + 1]; /* the behaviour */
   enum applied_action action;
   char cond[APPLIED_COND_MAX + 1]; /* applied_condition() when it ended */
+  uint64_t seq; /* the intent (applied.log) this end settles; 0: none */
 };
 
 /* At most CONFIG_BEHAVIOURS_MAX entries, one per name. */
@@ -77,11 +78,11 @@ struct applied_set {
  * with the same condition. */
 void applied_condition(const struct config_behaviour *b, char *out, size_t len);
 
-/* Set name's entry (added if new). Returns 0, CHOREO_EINVAL (name or cond
- * too long), CHOREO_ETOOBIG (CONFIG_BEHAVIOURS_MAX entries already) or
- * CHOREO_ENOMEM. */
+/* Set name's entry (added if new); seq: the intent its end settles (0:
+ * none). Returns 0, CHOREO_EINVAL (name or cond too long), CHOREO_ETOOBIG
+ * (CONFIG_BEHAVIOURS_MAX entries already) or CHOREO_ENOMEM. */
 int applied_put(struct applied_set *s, const char *name,
-                enum applied_action action, const char *cond);
+                enum applied_action action, const char *cond, uint64_t seq);
 const struct applied_entry *applied_find(const struct applied_set *s,
                                          const char *name);
 /* Drop the entries for which keep() is false. */
@@ -109,6 +110,65 @@ char *applied_encode(const struct applied_set *s);
 char *applied_encode_unknown(void);
 
 const char *applied_action_name(enum applied_action a);
+
+/* ---- applied.log: intents ----
+ * Before a level behaviour's RUN or REVERT starts, the agent appends one
+ * line to applied.log (one write() to a file opened once, no fsync: it is
+ * on the reaction path):
+ *
+ *   SEQ NAME ACTION FINGERPRINT\n
+ *
+ * SEQ a decimal counter that grows with each line, NAME the behaviour,
+ * ACTION run or revert, FINGERPRINT 16 hex digits of
+ * applied_fingerprint() of its condition. applied.json's entry for NAME
+ * carries the SEQ of the intent whose end it records ("seq"): an intent
+ * with a higher SEQ was started but its end was never saved, so what the
+ * behaviour applied is unknown (the action may have done its work) and a
+ * restarted agent reconciles it both ways. */
+#define APPLIED_LOG_FILE "applied.log"
+#define APPLIED_LOG_HEADER "format 1\n" /* STATEFILES_VERSION */
+#define APPLIED_LOG_MAX (1024 * 1024)
+/* Past this size, the log is emptied once every intent in it is settled
+ * in applied.json on disk. */
+#define APPLIED_LOG_COMPACT (64 * 1024)
+/* A line: SEQ (20 digits), NAME, ACTION, FINGERPRINT, separators. */
+#define APPLIED_LOG_LINE_MAX (20 + 1 + CHOREO_NAME_MAX + 1 + 6 + 1 + 16 + 1)
+
+/* The last intent of one behaviour in the log. */
+struct applied_intent {
+  char name[CHOREO_NAME_MAX + 1];
+  enum applied_action action; /* APPLIED_RUN or APPLIED_REVERT */
+  uint64_t seq;
+  uint64_t fingerprint;
+};
+
+/* At most APPLIED_LOG_NAMES behaviours, one entry each (its last line). */
+#define APPLIED_LOG_NAMES (2 * CONFIG_BEHAVIOURS_MAX)
+struct applied_intents {
+  struct applied_intent *v; /* owned */
+  size_t n, cap;
+  uint64_t last_seq; /* the highest SEQ read; 0: none */
+};
+
+/* A 64-bit FNV-1a digest of a condition's text (applied_condition()). */
+uint64_t applied_fingerprint(const char *cond);
+/* Write the line of one intent into out[len] (APPLIED_LOG_LINE_MAX + 1
+ * is enough). Returns its length, or 0 when it does not fit or name is
+ * not a valid name. */
+size_t applied_log_line(char *out, size_t len, uint64_t seq, const char *name,
+                        enum applied_action action, uint64_t fingerprint);
+/* Parse the text of applied.log (len bytes): empty, or
+ * APPLIED_LOG_HEADER then intents. On success *out (empty before) holds
+ * each behaviour's last intent. SEQs must grow line after
+ * line; every line must end with a newline (a torn last line is refused:
+ * which intent it held is unknown). Returns 0, or CHOREO_EDECODE with
+ * why[whylen] naming the line and what is wrong (*out then empty), or
+ * CHOREO_ENOMEM. */
+int applied_log_parse(const char *buf, size_t len, struct applied_intents *out,
+                      char *why, size_t whylen);
+const struct applied_intent *
+applied_intent_find(const struct applied_intents *s, const char *name);
+void applied_intents_free(struct applied_intents *s);
 
 /* ---- members.json ---- */
 

@@ -471,19 +471,49 @@ def fault_sigstop(cl, rng):
     return last
 
 
+def seen_by(nodes, peer, state):
+    """Every node of nodes shows peer in state."""
+    for n in nodes:
+        s = n.status()
+        if s is None or {p["name"]: p["state"] for p in s["peers"]}.get(peer) != state:
+            return False
+    return True
+
+
 def fault_kill_during_script(cl, rng):
-    """kill -9 a web while its level script runs (RECORD_SLEEP makes the
-    scripts last 300 ms), restart it."""
+    """kill -9 a web while its level script runs (record.sh lasts 300 ms),
+    so that the end of that action is never saved; while it is down, db1
+    goes back to the opposite level state and every other web sees it;
+    then restart it: it must bring `holding` to that changed truth by
+    itself (applied.log: the action it was killed in is unsettled), before
+    the final change of run_fault."""
     web = cl.nodes["web1"]
     db = cl.nodes["db1"]
     st = db.status()["node"]["state"]
     target = "ready" if st == "maintenance" else "maintenance"
+    opposite = "ready" if target == "maintenance" else "maintenance"
     db.cli("set", target)
     time.sleep(0.1)   # the fault: web1's script has started and runs
     web.kill()
-    last = drive(cl, 1.5, rng) or target
+    r = db.cli("set", opposite, "--reason", "faults")
+    if r is None or r.returncode != 0:
+        raise RuntimeError(f"db1 set {opposite} failed while web1 was down")
+    others = [n for n in cl.nodes.values()
+              if "web" in n.groups and n is not web]
+    deadline = time.monotonic() + TRUTH_BOUND_HB * HEARTBEAT_MS / 1000
+    while not seen_by(others, "db1", opposite):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the other webs did not see db1 {opposite}")
+        time.sleep(0.05)
     web.start()
-    return last
+    deadline = time.monotonic() + 5
+    while True:
+        ok, why = check_level(cl.rec_dir, web.name, opposite == "maintenance")
+        if ok:
+            return opposite
+        if time.monotonic() > deadline:
+            raise RuntimeError("I2: restarted into a changed truth, " + why)
+        time.sleep(0.05)
 
 
 def fault_db_restarts(cl, rng):

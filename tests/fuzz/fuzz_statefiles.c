@@ -1,7 +1,7 @@
 /*
  * fuzz_statefiles.c — libFuzzer target for the files a restarted agent
- * reads from state_dir (agent/statefiles.c): applied.json and
- * members.json, parsed from the same bytes.
+ * reads from state_dir (agent/statefiles.c): applied.json, applied.log
+ * and members.json, parsed from the same bytes.
  *
  * Checks beyond "no crash, no leak, no undefined behaviour": what a parser
  * accepts is within its bounds and encodes to text that parses back to
@@ -43,6 +43,56 @@ static void applied(const char *buf, size_t len) {
   applied_free(&back);
 }
 
+/* applied.log: what is accepted is bounded, and written back line by
+ * line (each behaviour's last intent, in SEQ order) parses to the same. */
+static void intents(const char *buf, size_t len) {
+  struct applied_intents s, back;
+  char why[256], *text;
+  size_t used = strlen(APPLIED_LOG_HEADER);
+
+  if (applied_log_parse(buf, len, &s, why, sizeof(why)) != 0) {
+    if (s.n != 0 || s.v != NULL || why[0] == '\0')
+      abort();
+    return;
+  }
+  if (s.n > APPLIED_LOG_NAMES || (s.n > 0) != (s.last_seq > 0))
+    abort();
+  text = malloc(used + s.n * (APPLIED_LOG_LINE_MAX + 1) + 1);
+  if (text == NULL)
+    abort();
+  memcpy(text, APPLIED_LOG_HEADER, used);
+  /* Entries keep the order of their first line; write them by SEQ. */
+  for (uint64_t prev = 0;;) {
+    const struct applied_intent *next = NULL;
+    size_t n;
+    for (size_t i = 0; i < s.n; i++)
+      if (s.v[i].seq > prev && (next == NULL || s.v[i].seq < next->seq))
+        next = &s.v[i];
+    if (next == NULL)
+      break;
+    if (next->seq > s.last_seq)
+      abort();
+    n = applied_log_line(text + used, APPLIED_LOG_LINE_MAX + 1, next->seq,
+                         next->name, next->action, next->fingerprint);
+    if (n == 0)
+      abort(); /* accepted, but cannot be written */
+    used += n;
+    prev = next->seq;
+  }
+  if (applied_log_parse(text, used, &back, why, sizeof(why)) != 0 ||
+      back.n != s.n)
+    abort();
+  for (size_t i = 0; i < s.n; i++) {
+    const struct applied_intent *e = applied_intent_find(&back, s.v[i].name);
+    if (e == NULL || e->seq != s.v[i].seq || e->action != s.v[i].action ||
+        e->fingerprint != s.v[i].fingerprint)
+      abort();
+  }
+  free(text);
+  applied_intents_free(&s);
+  applied_intents_free(&back);
+}
+
 static void members(const char *buf, size_t len) {
   struct members_set s;
   char why[256];
@@ -63,6 +113,7 @@ static void members(const char *buf, size_t len) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   applied((const char *)data, size);
+  intents((const char *)data, size);
   members((const char *)data, size);
   return 0;
 }

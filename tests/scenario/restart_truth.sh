@@ -6,8 +6,11 @@
 #  - restarted while db1 is still in maintenance: `holding` does not run
 #    again, and a `{none: maintenance}` behaviour does not run on the empty
 #    view a restart starts with;
-#  - corrupt applied.json and members.json: a warning naming each file, no
+#  - corrupt applied.json, members.json and applied.log: a warning naming
+#    each file (the log emptied once settled), no
 #    crash, and every level behaviour brought to its truth once synced.
+#  - an action cut off by kill -9 (its end never saved) while the truth
+#    changed: the restart brings it to the truth, both ways (applied.log);
 #  - sync: {min_members, groups, max_wait}: a first start waits for what
 #    it asks, and says what was missing when max_wait passed.
 # It prints the time from a restarted agent's start to its first action.
@@ -138,6 +141,7 @@ c db1 set ready || fail "set ready"
 wait_for "db2 sees db1 ready" 10 sees db2 db1 ready
 printf '{"version":1,"behaviours":{"holding":{"applied":"ru' > "$T/web1.state/applied.json"
 head -c 200 /dev/urandom > "$T/web1.state/members.json"
+printf 'format 1\n1 holding run 00\n' > "$T/web1.state/applied.log"
 reverts=$(n_calls web1 holding revert)
 quiet_runs=$(n_calls web1 quiet run)
 restart_web1
@@ -145,13 +149,17 @@ wait_for "web1 warned about applied.json" 10 has_lines "$T/web1.log" \
   "web1.state/applied.json: not JSON" 1
 wait_for "web1 warned about members.json" 10 has_lines "$T/web1.log" \
   "web1.state/members.json: not JSON" 1
+wait_for "web1 warned about applied.log" 10 has_lines "$T/web1.log" \
+  "web1.state/applied.log: line 2: FINGERPRINT is not 16 hex digits" 1
 wait_for "web1 reverted holding" 15 has_calls web1 holding "^revert " $((reverts + 1))
 wait_for "web1 ran quiet" 15 has_calls web1 quiet "^run " $((quiet_runs + 1))
 c web1 status --json >/dev/null || fail "web1 is not running"
 wait_for "applied.json rewritten" 10 \
   jq -e '.behaviours.holding.applied == "revert" and .behaviours.quiet.applied == "run"' \
   "$T/web1.state/applied.json"
-ok "corrupt applied.json and members.json: warned, no crash, behaviours brought to the truth"
+wait_for "applied.log emptied once settled" 10 \
+  bash -c "[ \"\$(cat '$T/web1.state/applied.log')\" = 'format 1' ]"
+ok "corrupt applied.json, members.json and applied.log: warned, no crash, behaviours brought to the truth"
 
 # sync: what a first start waits for, and what it says when max_wait ends.
 pw2=$(free_port)
@@ -167,3 +175,72 @@ grep -q "sync.max_wait (1500 ms) passed without a full view: 3 of 3 known member
 [ "$(grep -n -e "sync.max_wait" -e "behaviour quiet: run" "$T/web2.log" | head -1 | grep -c sync.max_wait)" = 1 ] ||
   fail "web2 ran quiet before sync.max_wait: $(cat "$T/web2.log")"
 ok "sync.min_members and sync.groups hold conditions back until max_wait, which says what was missing"
+
+# An action cut off by a crash: its script did its work (it recorded its
+# call) but its end was never saved in applied.json. web3's `slow` runs
+# record.sh then sleeps 2 s, and web3's agent is killed during that sleep.
+# The intent logged before the start (applied.log) makes the restart
+# bring `slow` to the truth both ways.
+pw3=$(free_port)
+LOST_AFTER=4s write_config web3 "$pw3" "[web]" "[tcp://127.0.0.1:$pdb1]" "$(
+  echo "behaviours:"
+  echo "  - name: slow"
+  echo "    peers: {group: db}"
+  echo "    when: {any: maintenance}"
+  echo "    run: [$T/record.sh, '2']"
+  echo "    revert: [$T/record.sh, '2']"
+)"
+# applied_slow_is VALUE: applied.json's entry for slow says VALUE (or
+# there is none and VALUE is "none").
+applied_slow_is() {
+  [ "$(jq -r '.behaviours.slow.applied // "none"' "$T/web3.state/applied.json" 2>/dev/null || echo none)" = "$1" ]
+}
+# slow_truth: the last action slow's script did ("run" or "revert").
+slow_truth() {
+  tail -1 "$T/web3.slow" | cut -d' ' -f1
+}
+c db1 set ready || fail "set ready"
+start_agent web3
+wait_for "web3 synchronised" 15 has_lines "$T/web3.log" "synchronised: " 1
+wait_for "web3 sees db1 ready" 10 sees web3 db1 ready
+
+# A RUN cut off, then the truth changed while web3 was down.
+c db1 set maintenance || fail "set maintenance"
+wait_for "web3's slow run started" 10 has_calls web3 slow "^run " 1
+kill_agent web3 KILL
+applied_slow_is none || fail "the end of the run was saved before the kill: the case is not tested"
+c db1 set ready || fail "set ready"
+wait_for "db2 sees db1 ready" 10 sees db2 db1 ready
+restart_web3() {
+  date +%s%N > "$T/restart_at"
+  start_agent web3
+}
+restart_web3
+wait_for "restarted web3 reverted slow" 15 has_calls web3 slow "^revert " 1
+wait_for "web3 idle" 10 idle web3
+wait_for "applied.json says revert" 10 applied_slow_is revert
+[ "$(calls web3 slow '^run ')" = 1 ] && [ "$(calls web3 slow '^revert ')" = 1 ] ||
+  fail "slow's calls after the restart: $(cat "$T/web3.slow")"
+[ "$(slow_truth)" = revert ] || fail "slow's last action is not revert: $(cat "$T/web3.slow")"
+grep -q "behaviour slow: its run started before the restart and its end was never saved" "$T/web3.log" ||
+  fail "web3 did not say why it reconciled slow: $(grep slow "$T/web3.log")"
+ok "a run cut off by kill -9 while db1 went ready is reverted once after the restart"
+
+# A REVERT cut off, then the truth changed back while web3 was down.
+c db1 set maintenance || fail "set maintenance"
+wait_for "web3's slow ran" 10 has_calls web3 slow "^run " 2
+wait_for "web3 idle" 10 idle web3
+wait_for "applied.json says run" 10 applied_slow_is run
+c db1 set ready || fail "set ready"
+wait_for "web3's slow revert started" 10 has_calls web3 slow "^revert " 2
+kill_agent web3 KILL
+applied_slow_is run || fail "the end of the revert was saved before the kill: the case is not tested"
+c db1 set maintenance || fail "set maintenance"
+wait_for "db2 sees db1 in maintenance" 10 sees db2 db1 maintenance
+restart_web3
+wait_for "restarted web3 ran slow again" 15 has_calls web3 slow "^run " 3
+wait_for "web3 idle" 10 idle web3
+wait_for "applied.json says run" 10 applied_slow_is run
+[ "$(calls web3 slow '^revert ')" = 2 ] || fail "slow reverted again: $(cat "$T/web3.slow")"
+[ "$(slow_truth)" = run ] || fail "slow's last action is not run: $(cat "$T/web3.slow")"
+ok "a revert cut off by kill -9 while db1 went back to maintenance is run again after the restart"

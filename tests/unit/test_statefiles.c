@@ -3,7 +3,8 @@
  * what is encoded parses back the same; garbage, truncated text, wrong
  * types, unknown versions, out-of-range values and oversized files are
  * refused whole with a reason, never half-used; the condition text tells
- * changed conditions apart.
+ * changed conditions apart; applied.log's intents parse back, and a
+ * malformed log is refused whole with the line and the reason.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,9 +27,9 @@ static void applied_round_trip_keeps_every_entry(void **state) {
   char why[256];
   char *text;
 
-  assert_int_equal(applied_put(&s, "holding", APPLIED_RUN, "peers a"), 0);
-  assert_int_equal(applied_put(&s, "unit", APPLIED_REVERT, "peers b"), 0);
-  assert_int_equal(applied_put(&s, "holding", APPLIED_REVERT, "peers c"), 0);
+  assert_int_equal(applied_put(&s, "holding", APPLIED_RUN, "peers a", 0), 0);
+  assert_int_equal(applied_put(&s, "unit", APPLIED_REVERT, "peers b", 0), 0);
+  assert_int_equal(applied_put(&s, "holding", APPLIED_REVERT, "peers c", 0), 0);
   assert_int_equal(s.n, 2);
   text = applied_encode(&s);
   assert_non_null(text);
@@ -51,9 +52,9 @@ static bool not_b(const char *name, void *arg) {
 static void applied_retain_drops_what_is_not_kept(void **state) {
   struct applied_set s = {0};
 
-  assert_int_equal(applied_put(&s, "a", APPLIED_RUN, "x"), 0);
-  assert_int_equal(applied_put(&s, "b", APPLIED_RUN, "y"), 0);
-  assert_int_equal(applied_put(&s, "c", APPLIED_REVERT, "z"), 0);
+  assert_int_equal(applied_put(&s, "a", APPLIED_RUN, "x", 0), 0);
+  assert_int_equal(applied_put(&s, "b", APPLIED_RUN, "y", 0), 0);
+  assert_int_equal(applied_put(&s, "c", APPLIED_REVERT, "z", 0), 0);
   applied_retain(&s, not_b, (void *)"b");
   assert_int_equal(s.n, 2);
   assert_null(applied_find(&s, "b"));
@@ -156,12 +157,12 @@ static void applied_put_is_bounded(void **state) {
 
   memset(name, 'a', sizeof(name) - 1);
   name[sizeof(name) - 1] = '\0';
-  assert_int_equal(applied_put(&s, name, APPLIED_RUN, ""), CHOREO_EINVAL);
+  assert_int_equal(applied_put(&s, name, APPLIED_RUN, "", 0), CHOREO_EINVAL);
   for (int i = 0; i < CONFIG_BEHAVIOURS_MAX; i++) {
     snprintf(name, sizeof(name), "b%d", i);
-    assert_int_equal(applied_put(&s, name, APPLIED_RUN, ""), 0);
+    assert_int_equal(applied_put(&s, name, APPLIED_RUN, "", 0), 0);
   }
-  assert_int_equal(applied_put(&s, "one-more", APPLIED_RUN, ""),
+  assert_int_equal(applied_put(&s, "one-more", APPLIED_RUN, "", 0),
                    CHOREO_ETOOBIG);
   applied_free(&s);
 }
@@ -473,6 +474,202 @@ static void statefiles_are_written_with_a_format(void **state) {
   free(text);
 }
 
+/* ---- applied.log ---- */
+
+static void applied_seq_round_trips_and_is_optional(void **state) {
+  struct applied_set s = {0}, back;
+  const char *old = "{\"format\":1,\"behaviours\":{\"h\":{\"applied\":\"run\","
+                    "\"condition\":\"c\"}}}";
+  const char *bad = "{\"format\":1,\"behaviours\":{\"h\":{\"applied\":\"run\","
+                    "\"condition\":\"c\",\"seq\":-1}}}";
+  char why[256];
+  char *text;
+  (void)state;
+
+  assert_int_equal(applied_put(&s, "h", APPLIED_RUN, "c", 42), 0);
+  text = applied_encode(&s);
+  assert_non_null(text);
+  assert_int_equal(applied_parse(text, strlen(text), &back, why, sizeof(why)),
+                   0);
+  assert_int_equal(applied_find(&back, "h")->seq, 42);
+  applied_free(&back);
+  assert_int_equal(applied_parse(old, strlen(old), &back, why, sizeof(why)), 0);
+  assert_int_equal(applied_find(&back, "h")->seq, 0);
+  applied_free(&back);
+  assert_int_equal(applied_parse(bad, strlen(bad), &back, why, sizeof(why)),
+                   CHOREO_EDECODE);
+  assert_non_null(strstr(why, "\"seq\""));
+  free(text);
+  applied_free(&s);
+}
+
+static void applied_log_keeps_each_behaviours_last_intent(void **state) {
+  char text[4 * (APPLIED_LOG_LINE_MAX + 1)], why[256];
+  struct applied_intents s;
+  size_t used = strlen(APPLIED_LOG_HEADER);
+  (void)state;
+
+  memcpy(text, APPLIED_LOG_HEADER, used);
+  used += applied_log_line(text + used, sizeof(text) - used, 1, "holding",
+                           APPLIED_RUN, applied_fingerprint("peers a"));
+  used += applied_log_line(text + used, sizeof(text) - used, 2, "unit",
+                           APPLIED_RUN, 0);
+  used += applied_log_line(text + used, sizeof(text) - used, 7, "holding",
+                           APPLIED_REVERT, UINT64_MAX);
+  assert_int_equal(applied_log_parse(text, used, &s, why, sizeof(why)), 0);
+  assert_int_equal(s.n, 2);
+  assert_int_equal(s.last_seq, 7);
+  assert_int_equal(applied_intent_find(&s, "holding")->seq, 7);
+  assert_int_equal(applied_intent_find(&s, "holding")->action, APPLIED_REVERT);
+  assert_true(applied_intent_find(&s, "holding")->fingerprint == UINT64_MAX);
+  assert_int_equal(applied_intent_find(&s, "unit")->action, APPLIED_RUN);
+  assert_null(applied_intent_find(&s, "other"));
+  applied_intents_free(&s);
+  assert_int_equal(applied_log_parse("", 0, &s, why, sizeof(why)), 0);
+  assert_int_equal(s.n, 0);
+  assert_int_equal(applied_log_parse(APPLIED_LOG_HEADER,
+                                     strlen(APPLIED_LOG_HEADER), &s, why,
+                                     sizeof(why)),
+                   0);
+  assert_int_equal(s.n, 0);
+  assert_int_equal(s.last_seq, 0);
+}
+
+static void applied_log_line_refuses_what_it_cannot_write(void **state) {
+  char line[APPLIED_LOG_LINE_MAX + 1];
+  (void)state;
+
+  assert_int_equal(
+      applied_log_line(line, sizeof(line), 1, "bad name", APPLIED_RUN, 0), 0);
+  assert_int_equal(
+      applied_log_line(line, sizeof(line), 1, "a", APPLIED_NONE, 0), 0);
+  assert_int_equal(applied_log_line(line, 8, 1, "holding", APPLIED_RUN, 0), 0);
+  assert_int_equal(
+      applied_log_line(line, sizeof(line), 3, "a", APPLIED_RUN, 0xab),
+      strlen("3 a run 00000000000000ab\n"));
+  assert_string_equal(line, "3 a run 00000000000000ab\n");
+}
+
+static void applied_log_parse_refuses_bad_logs(void **state) {
+  static const struct {
+    const char *text, *why;
+  } cases[] = {
+      {"1 a run 0000000000000000\n", "line 1: not \"format 1\""},
+      {"format 2\n", "line 1: not \"format 1\""},
+      {"format 1", "line 1: not \"format 1\""},
+      {"format 1\n"
+       "1 a run 0000000000000000",
+       "line 2: torn"},
+      {"format 1\n"
+       "1 a run 0000000000000000\n2 b rev",
+       "line 3: torn"},
+      {"format 1\n"
+       "1 a run\n",
+       "line 2: not SEQ NAME ACTION FINGERPRINT"},
+      {"format 1\n"
+       "1 a run 0000000000000000 x\n",
+       "line 2: not SEQ"},
+      {"format 1\n"
+       "1  a run 0000000000000000\n",
+       "line 2: not SEQ"},
+      {"format 1\n"
+       "1 a/b run 0000000000000000\n",
+       "line 2: the behaviour name"},
+      {"format 1\n"
+       "0 a run 0000000000000000\n",
+       "line 2: SEQ is not"},
+      {"format 1\n"
+       "-1 a run 0000000000000000\n",
+       "line 2: SEQ is not"},
+      {"format 1\n"
+       "99999999999999999999 a run 0000000000000000\n",
+       "line 2: SEQ is not"},
+      {"format 1\n"
+       "1 a none 0000000000000000\n",
+       "line 2: ACTION"},
+      {"format 1\n"
+       "1 a run 000000000000000\n",
+       "line 2: FINGERPRINT"},
+      {"format 1\n"
+       "1 a run 000000000000000G\n",
+       "line 2: FINGERPRINT"},
+      {"format 1\n"
+       "1 a run 000000000000000A\n",
+       "line 2: FINGERPRINT"},
+      {"format 1\n"
+       "2 a run 0000000000000000\n2 b run 0000000000000000\n",
+       "line 3: SEQ 2 does not grow"},
+      {"format 1\n"
+       "\n",
+       "line 2: not SEQ"},
+  };
+  struct applied_intents s;
+  char why[256];
+  (void)state;
+
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    assert_int_equal(applied_log_parse(cases[i].text, strlen(cases[i].text), &s,
+                                       why, sizeof(why)),
+                     CHOREO_EDECODE);
+    if (strstr(why, cases[i].why) != why)
+      fail_msg("case %zu: \"%s\" does not start with \"%s\"", i, why,
+               cases[i].why);
+    assert_int_equal(s.n, 0);
+    assert_null(s.v);
+  }
+}
+
+static void
+applied_log_parse_refuses_nul_long_lines_and_big_logs(void **state) {
+  char line[APPLIED_LOG_LINE_MAX + 32], why[256];
+  char *big = malloc(APPLIED_LOG_MAX + 1);
+  struct applied_intents s;
+  (void)state;
+
+  assert_int_equal(applied_log_parse("format 1\n1 a\0run 0000000000000000\n",
+                                     34, &s, why, sizeof(why)),
+                   CHOREO_EDECODE);
+  assert_non_null(strstr(why, "not text"));
+  memset(line, '1', sizeof(line));
+  memcpy(line, APPLIED_LOG_HEADER, strlen(APPLIED_LOG_HEADER));
+  line[sizeof(line) - 1] = '\n';
+  assert_int_equal(applied_log_parse(line, sizeof(line), &s, why, sizeof(why)),
+                   CHOREO_EDECODE);
+  assert_non_null(strstr(why, "too long"));
+  assert_non_null(big);
+  memset(big, '\n', APPLIED_LOG_MAX + 1);
+  memcpy(big, APPLIED_LOG_HEADER, strlen(APPLIED_LOG_HEADER));
+  assert_int_equal(
+      applied_log_parse(big, APPLIED_LOG_MAX + 1, &s, why, sizeof(why)),
+      CHOREO_EDECODE);
+  assert_non_null(strstr(why, "larger than"));
+  free(big);
+}
+
+static void applied_log_parse_bounds_the_behaviours(void **state) {
+  size_t cap = (APPLIED_LOG_NAMES + 1) * 40, used, all = 0;
+  char *text = malloc(cap), name[32], why[256];
+  struct applied_intents s;
+  (void)state;
+
+  assert_non_null(text);
+  used = strlen(APPLIED_LOG_HEADER);
+  memcpy(text, APPLIED_LOG_HEADER, used);
+  for (size_t i = 0; i <= APPLIED_LOG_NAMES; i++) {
+    snprintf(name, sizeof(name), "b%zu", i);
+    all = used;
+    used +=
+        applied_log_line(text + used, cap - used, i + 1, name, APPLIED_RUN, 0);
+  }
+  assert_int_equal(applied_log_parse(text, used, &s, why, sizeof(why)),
+                   CHOREO_EDECODE);
+  assert_non_null(strstr(why, "more than"));
+  assert_int_equal(applied_log_parse(text, all, &s, why, sizeof(why)), 0);
+  assert_int_equal(s.n, APPLIED_LOG_NAMES);
+  applied_intents_free(&s);
+  free(text);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(applied_round_trip_keeps_every_entry),
@@ -491,6 +688,12 @@ int main(void) {
       cmocka_unit_test(statefiles_format_reads_each_kind_of_file),
       cmocka_unit_test(statefiles_are_written_with_a_format),
       cmocka_unit_test(applied_parse_refuses_what_is_unknown),
+      cmocka_unit_test(applied_seq_round_trips_and_is_optional),
+      cmocka_unit_test(applied_log_keeps_each_behaviours_last_intent),
+      cmocka_unit_test(applied_log_line_refuses_what_it_cannot_write),
+      cmocka_unit_test(applied_log_parse_refuses_bad_logs),
+      cmocka_unit_test(applied_log_parse_refuses_nul_long_lines_and_big_logs),
+      cmocka_unit_test(applied_log_parse_bounds_the_behaviours),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
