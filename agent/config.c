@@ -72,23 +72,28 @@ static const char *const node_keys[] = {"name", "cluster", "groups", "state",
                                         "data"};
 _Static_assert(ARRAY_SIZE(node_keys) == NODE__N, "node_keys");
 
-static void parse_groups(struct loader *L, const struct ynode *v) {
-  struct config *cfg = L->cfg;
-  const char *where = "node.groups";
-
+/* A list of group names at where (node.groups, sync.groups): each a valid
+ * name, none twice, at most CHOREO_GROUPS_MAX, into groups[*n]. */
+static void parse_group_list(struct loader *L, const struct ynode *v,
+                             const char *where,
+                             char (*groups)[CHOREO_NAME_MAX + 1], size_t *n) {
   if (cfg_is_null(v) ||
       !cfg_get_str_list(L, v, where, CHOREO_GROUPS_MAX, "groups"))
     return;
   for (size_t i = 0; i < v->nkids; i++) {
     const struct ynode *g = v->kids[i];
     size_t j = 0;
-    while (j < cfg->ngroups && strcmp(cfg->groups[j], g->str) != 0)
+    while (j < *n && strcmp(groups[j], g->str) != 0)
       j++;
-    if (j < cfg->ngroups)
-      cfg_problem(L, g, where, "duplicate group \"%s\"", g->str);
-    else if (cfg_get_name(L, g, where, cfg->groups[j], CHOREO_NAME_MAX + 1))
-      cfg->ngroups++;
+    if (j < *n)
+      cfg_problem(L, g, where, "group \"%s\" is listed twice", g->str);
+    else if (cfg_get_name(L, g, where, groups[j], CHOREO_NAME_MAX + 1))
+      (*n)++;
   }
+}
+
+static void parse_groups(struct loader *L, const struct ynode *v) {
+  parse_group_list(L, v, "node.groups", L->cfg->groups, &L->cfg->ngroups);
 }
 
 /* One data pair: the key at kids[i] of m and its value. */
@@ -508,23 +513,8 @@ static const char *const sync_keys[] = {"min_members", "groups", "max_wait"};
 _Static_assert(ARRAY_SIZE(sync_keys) == SYNC__N, "sync_keys");
 
 static void parse_sync_groups(struct loader *L, const struct ynode *v) {
-  struct config *cfg = L->cfg;
-  const char *where = "sync.groups";
-
-  if (cfg_is_null(v) ||
-      !cfg_get_str_list(L, v, where, CHOREO_GROUPS_MAX, "groups"))
-    return;
-  for (size_t i = 0; i < v->nkids; i++) {
-    const struct ynode *g = v->kids[i];
-    size_t j = 0;
-    while (j < cfg->sync_ngroups && strcmp(cfg->sync_groups[j], g->str) != 0)
-      j++;
-    if (j < cfg->sync_ngroups)
-      cfg_problem(L, g, where, "group \"%s\" is listed twice", g->str);
-    else if (cfg_get_name(L, g, where, cfg->sync_groups[j],
-                          CHOREO_NAME_MAX + 1))
-      cfg->sync_ngroups++;
-  }
+  parse_group_list(L, v, "sync.groups", L->cfg->sync_groups,
+                   &L->cfg->sync_ngroups);
 }
 
 static void parse_sync(struct loader *L, const struct ynode *m) {

@@ -520,7 +520,6 @@ fail:
 int control_dir_check(const char *path, char *why, size_t len) {
   char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
   const char *slash = strrchr(path, '/');
-  struct stat st;
 
   why[0] = '\0';
   if (slash == NULL)
@@ -532,31 +531,10 @@ int control_dir_check(const char *path, char *why, size_t len) {
     snprintf(why, len, "%s: path too long", path);
     return -ENAMETOOLONG;
   }
-  if (stat(dir, &st) != 0) {
-    if (errno == ENOENT)
-      return 0;
-    snprintf(why, len, "%s: %s", dir, strerror(errno));
-    return -errno;
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    snprintf(why, len, "%s: not a directory", dir);
-    return -ENOTDIR;
-  }
-  if (st.st_uid != 0 && st.st_uid != geteuid()) {
-    snprintf(why, len,
-             "%s: owned by uid %u, neither root nor the agent's user (uid %u)",
-             dir, (unsigned)st.st_uid, (unsigned)geteuid());
-    return CHOREO_EINVAL;
-  }
-  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 &&
-      !(st.st_uid == 0 && (st.st_mode & S_ISVTX) != 0)) {
-    snprintf(why, len,
-             "%s: group or others may write to it (mode %04o), so they could "
-             "replace the socket; restrict it with chmod 755",
-             dir, (unsigned)(st.st_mode & 07777));
-    return CHOREO_EINVAL;
-  }
-  return 0;
+  return util_dir_trusted(dir, true,
+                          ", so they could replace the socket; restrict it "
+                          "with chmod 755",
+                          why, len);
 }
 
 int control_start(struct control *c, uv_loop_t *loop, const char *path,

@@ -349,33 +349,7 @@ int state_room(const char *dir, size_t bytes) {
 }
 
 int state_dir_check(const char *dir, char *why, size_t len) {
-  struct stat st;
-
-  why[0] = '\0';
-  if (stat(dir, &st) != 0) {
-    if (errno == ENOENT)
-      return 0; /* state_save() creates it, 0700 */
-    snprintf(why, len, "%s: %s", dir, strerror(errno));
-    return -errno;
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    snprintf(why, len, "%s: not a directory", dir);
-    return -ENOTDIR;
-  }
-  if (st.st_uid != 0 && st.st_uid != geteuid()) {
-    snprintf(why, len,
-             "%s: owned by uid %u, neither root nor the agent's user (uid %u)",
-             dir, (unsigned)st.st_uid, (unsigned)geteuid());
-    return CHOREO_EINVAL;
-  }
-  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    snprintf(why, len,
-             "%s: group or others may write to it (mode %04o); restrict it "
-             "with chmod 700",
-             dir, (unsigned)(st.st_mode & 07777));
-    return CHOREO_EINVAL;
-  }
-  return 0;
+  return util_dir_trusted(dir, false, "; restrict it with chmod 700", why, len);
 }
 
 /* ---- formats ---- */

@@ -14,6 +14,7 @@
 #include "record.h"
 #include "statefiles.h"
 #include "util.h"
+#include "wire.h"
 
 static void say(char *why, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -523,24 +524,6 @@ int applied_log_parse(const char *buf, size_t len, struct applied_intents *out,
 
 /* ---- members.json ---- */
 
-static bool valid_addr(const char *s) {
-  static const char *const schemes[] = {"tcp://", "ipc://", "inproc://"};
-  size_t i;
-
-  for (i = 0; i < ARRAY_SIZE(schemes); i++) {
-    size_t n = strlen(schemes[i]);
-    if (strncmp(s, schemes[i], n) == 0 && s[n] != '\0')
-      break;
-  }
-  if (i == ARRAY_SIZE(schemes))
-    return false;
-  /* Addresses go to nn_connect() and to logs: printable ASCII only. */
-  for (; *s != '\0'; s++)
-    if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
-      return false;
-  return true;
-}
-
 static bool get_groups(json_t *o, const char *entry, struct members_entry *m,
                        char *why, size_t whylen) {
   json_t *groups = json_object_get(o, "groups"), *g;
@@ -576,8 +559,8 @@ static bool member_entry(json_t *o, size_t index, const char *self,
   }
   if (!get_text(o, "name", entry, choreo_valid_name, m->name, sizeof(m->name),
                 why, whylen) ||
-      !get_text(o, "addr", entry, valid_addr, m->addr, sizeof(m->addr), why,
-                whylen) ||
+      !get_text(o, "addr", entry, wire_valid_addr, m->addr, sizeof(m->addr),
+                why, whylen) ||
       !get_counter(o, "inc", entry, &m->inc, why, whylen) ||
       !get_counter(o, "ver", entry, &m->ver, why, whylen) ||
       !get_groups(o, entry, m, why, whylen) ||

@@ -10,12 +10,43 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "choreo.h"
 #include "util.h"
 
 int64_t util_wall_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int util_dir_trusted(const char *dir, bool sticky_ok, const char *advice,
+                     char *why, size_t len) {
+  struct stat st;
+
+  why[0] = '\0';
+  if (stat(dir, &st) != 0) {
+    if (errno == ENOENT)
+      return 0; /* the agent makes it, 0700 */
+    snprintf(why, len, "%s: %s", dir, strerror(errno));
+    return -errno;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    snprintf(why, len, "%s: not a directory", dir);
+    return -ENOTDIR;
+  }
+  if (st.st_uid != 0 && st.st_uid != geteuid()) {
+    snprintf(why, len,
+             "%s: owned by uid %u, neither root nor the agent's user (uid %u)",
+             dir, (unsigned)st.st_uid, (unsigned)geteuid());
+    return CHOREO_EINVAL;
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 &&
+      !(sticky_ok && st.st_uid == 0 && (st.st_mode & S_ISVTX) != 0)) {
+    snprintf(why, len, "%s: group or others may write to it (mode %04o)%s", dir,
+             (unsigned)(st.st_mode & 07777), advice);
+    return CHOREO_EINVAL;
+  }
+  return 0;
 }
 
 void util_strv_free(char **v) {

@@ -39,6 +39,16 @@ static inline uint64_t util_add_sat(uint64_t a, uint64_t b) {
  * clock. */
 int64_t util_wall_ms(void);
 
+/* Whether a directory the agent keeps files in (state_dir, the control
+ * socket's) can be trusted: 0 when it is missing (the agent makes it) or
+ * is a directory owned by root or this process's user that neither group
+ * nor others may write (a root-owned sticky one such as /tmp too, when
+ * sticky_ok); else -ENOTDIR, CHOREO_EINVAL or a negated errno, with why
+ * set ("DIR: ..."), ending with advice (e.g. "restrict it with chmod
+ * 700"). */
+int util_dir_trusted(const char *dir, bool sticky_ok, const char *advice,
+                     char *why, size_t len);
+
 /* Free a NULL-terminated vector of strings and the strings (NULL: none). */
 void util_strv_free(char **v);
 

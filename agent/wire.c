@@ -388,7 +388,7 @@ static int check_word(const json_t *v, const char *field, size_t max,
   return 0;
 }
 
-static bool valid_addr(const char *s) {
+bool wire_valid_addr(const char *s) {
   static const char *const schemes[] = {"tcp://", "ipc://", "inproc://"};
   size_t i;
 
@@ -451,8 +451,8 @@ static int get_text(json_t *o, const char *pre, const char *key, size_t max,
 
 static int get_addr(json_t *o, const char *pre, char *dst,
                     struct wire_error *err) {
-  return get_word(o, pre, "addr", CHOREO_ADDR_MAX, valid_addr, "address", dst,
-                  err);
+  return get_word(o, pre, "addr", CHOREO_ADDR_MAX, wire_valid_addr, "address",
+                  dst, err);
 }
 
 static int get_uint(json_t *o, const char *pre, const char *key, uint64_t max,

@@ -32,6 +32,11 @@
 #define WIRE_PROTO_MAX 2
 #else
 #define WIRE_PROTO_MAX 1
+/* An address a member may advertise: tcp://, ipc:// or inproc:// and
+ * something after it, printable ASCII only (it goes to nn_connect() and
+ * to logs). */
+bool wire_valid_addr(const char *s);
+
 #endif
 /* The minor that added "heartbeat_ms" (a proto_next build only). */
 #define WIRE_PROTO_HEARTBEAT 2
@@ -171,5 +176,10 @@ bool wire_proto_agree(uint32_t our_min, uint32_t our_max, uint32_t their_min,
 
 const char *wire_type_name(enum wire_type t);
 const char *wire_reject_name(enum wire_reject r);
+
+/* An address a member may advertise: tcp://, ipc:// or inproc:// and
+ * something after it, printable ASCII only (it goes to nn_connect() and
+ * to logs). */
+bool wire_valid_addr(const char *s);
 
 #endif

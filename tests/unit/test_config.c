@@ -620,7 +620,7 @@ static void config_rejects_bad_node_fields(void **state) {
       "A-Z a-z 0-9 . _ -)",
       "@/main.yaml:3:12: node.cluster: \"\" is not a valid name (1-64 of "
       "A-Z a-z 0-9 . _ -)",
-      "@/main.yaml:4:17: node.groups: duplicate group \"web\"",
+      "@/main.yaml:4:17: node.groups: group \"web\" is listed twice",
       "@/main.yaml:4:22: node.groups: \"a/b\" is not a valid name (1-64 of "
       "A-Z a-z 0-9 . _ -)",
       "@/main.yaml:5:10: node.data: \"URL\" is not a valid data key (1-64 of "
