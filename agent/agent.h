@@ -188,17 +188,11 @@ struct jobs {
   bool stopped;
   /* Level behaviours' last actions that ended, as saved in applied.json
    * (docs/BEHAVIOURS.md "Restarts"), and "cannot save" rate-limited. The
-   * file is written in the thread pool, one write at a time: the ends it
-   * carries (ending_now) and those that wait for the next (ending_next)
-   * reach the engine once written. */
+   * file is replaced at each end, on the loop, without fsyncs; the
+   * engine hears of the end at once (applied.log covers a crash). */
   struct applied_set applied;
   struct state_report unsaved;
-  struct job *ending_now, *ending_next;
-  bool saving;
-  uv_work_t save_req;
-  char save_dir[CONFIG_PATH_MAX]; /* copies for the worker thread */
-  char *save_text;
-  int save_rv;
+  struct job *ending_next; /* ends written by the next save */
   /* applied.log: one line appended before each level action starts (the
    * intent), so that an action whose end was never saved is known to be
    * unsettled after a crash. Opened once; log_open false when it could

@@ -331,47 +331,22 @@ static void log_compact(struct jobs *js) {
   js->log_dirty = false;
 }
 
-/* ---- saving applied.json off the loop ----
- * The write (with its two fsyncs) runs in libuv's thread pool, one at a
- * time: ends that come while one is in flight wait for the next, which
- * writes them all. The engine hears of an end only once the file that
- * says it is on disk. */
+/* ---- saving applied.json ----
+ * Written at each end of a level action, on the loop, replaced whole
+ * without fsyncs (state_replace). The engine hears of an end at once, so
+ * that the next action of the behaviour never waits for the disk: should
+ * the agent die before the file says it, the line logged in applied.log
+ * before the action started is not settled, and the restart reconciles
+ * the behaviour both ways (run again if its condition holds, revert if
+ * not). */
 
-static void save_start(struct jobs *js);
-
-static void save_work(uv_work_t *req) {
-  struct jobs *js = container_of(req, struct jobs, save_req);
-  /* Only what was copied for this write: the loop may reload meanwhile. */
-  js->save_rv = state_write(js->save_dir, APPLIED_FILE, js->save_text);
-}
-
-/* Tell the engine of the ends that were saved (or could not be). */
+/* Free the ends a write carried (the engine was told of each at once). */
 static void ends_done(struct jobs *js, struct job *list) {
-  struct agent *a = agent_of(js);
+  (void)js;
   for (struct job *j = list, *next; j != NULL; j = next) {
-    int idx = engine_index(&a->engine, j->name);
     next = j->next;
-    if (!js->stopped && idx >= 0)
-      engine_done(&a->engine, (size_t)idx, uv_now(&a->loop));
     free(j);
   }
-}
-
-static void save_after(uv_work_t *req, int status) {
-  struct jobs *js = container_of(req, struct jobs, save_req);
-  struct job *ended = js->ending_now;
-
-  js->saving = false;
-  js->ending_now = NULL;
-  free(js->save_text);
-  js->save_text = NULL;
-  if (status != 0 || js->save_rv != 0)
-    report_unsaved(js, status != 0 ? status : js->save_rv);
-  else if (!js->stopped)
-    log_compact(js);
-  ends_done(js, ended);
-  save_start(js);
-  jobs_step(js, 0);
 }
 
 /* An entry of applied.json worth keeping: a level behaviour of the
@@ -384,34 +359,33 @@ static bool is_level(const char *name, void *arg) {
 
 static void save_start(struct jobs *js) {
   struct agent *a = agent_of(js);
+  struct job *ended = js->ending_next;
+  char *text;
   int rv;
 
-  if (js->saving || js->ending_next == NULL)
+  if (ended == NULL)
     return;
-  applied_retain(&js->applied, is_level, a);
-  js->ending_now = js->ending_next;
   js->ending_next = NULL;
-  snprintf(js->save_dir, sizeof(js->save_dir), "%s", a->cfg->state_dir);
-  js->save_text = applied_encode(&js->applied);
-  rv = js->save_text == NULL ? CHOREO_ENOMEM : 0;
-  if (rv == 0)
-    rv = uv_queue_work(&a->loop, &js->save_req, save_work, save_after);
-  if (rv == 0) {
-    js->saving = true;
-    return;
-  }
-  /* Not saved: the actions still ended; never leave them busy. */
-  report_unsaved(js, rv);
-  free(js->save_text);
-  js->save_text = NULL;
-  ends_done(js, js->ending_now);
-  js->ending_now = NULL;
+  applied_retain(&js->applied, is_level, a);
+  /* On the loop, after the script ended, never on the way to one: a
+   * rename without fsyncs costs tens of microseconds. A thread pool for
+   * it would cost more: its threads' stacks make every fork of a script
+   * slower. */
+  text = applied_encode(&js->applied);
+  rv = text == NULL ? CHOREO_ENOMEM
+                    : state_replace(a->cfg->state_dir, APPLIED_FILE, text);
+  free(text);
+  if (rv != 0)
+    report_unsaved(js, rv);
+  else if (!js->stopped)
+    log_compact(js);
+  ends_done(js, ended);
 }
 
-/* A behaviour's action ended. A level behaviour's RUN or REVERT is saved
- * first: returns true when j is kept for that (the engine hears of the
- * end once saved); false when the engine may be told now (j stays the
- * caller's). */
+/* A behaviour's action ended. A level behaviour's RUN or REVERT is put in
+ * applied.json's next write and the engine is told at once: returns true
+ * when j is kept for that write (the engine told); false when the caller
+ * must tell the engine (j stays the caller's). */
 static bool save_applied(struct jobs *js, struct job *j) {
   struct agent *a = agent_of(js);
   int idx = engine_index(&a->engine, j->name);
@@ -434,11 +408,12 @@ static bool save_applied(struct jobs *js, struct job *j) {
   j->next = js->ending_next;
   js->ending_next = j;
   save_start(js);
+  engine_done(&a->engine, (size_t)idx, uv_now(&a->loop));
   return true;
 }
 
 /* An action that ended at once (nothing to run, or not started): a job
- * of its own, to wait for its save like any other. */
+ * of its own, saved like any other. */
 static bool save_applied_now(struct jobs *js, const struct engine_action *act) {
   struct agent *a = agent_of(js);
   struct job *j = calloc(1, sizeof(*j));
@@ -692,8 +667,9 @@ void jobs_step(struct jobs *js, uint64_t rx_ns) {
                     &deadline);
     again = n == ARRAY_SIZE(acts);
     for (size_t i = 0; i < n; i++) {
-      if (!start_action(js, &acts[i]) && !save_applied_now(js, &acts[i])) {
-        engine_done(&a->engine, acts[i].behaviour, now);
+      if (!start_action(js, &acts[i])) {
+        if (!save_applied_now(js, &acts[i]))
+          engine_done(&a->engine, acts[i].behaviour, now);
         again = true;
       }
     }
@@ -765,8 +741,10 @@ void jobs_done(void *arg, uint64_t tag, enum runner_result res, int status) {
     /* A withdrawn action never ran: nothing to save as applied. */
     if (res == RUNNER_WITHDRAWN)
       engine_withdrawn(&a->engine, (size_t)idx);
-    else if (save_applied(js, j))
-      return; /* the engine hears of it once saved */
+    else if (save_applied(js, j)) {
+      jobs_step(js, 0); /* told by save_applied; j goes with the write */
+      return;
+    }
     engine_done(&a->engine, (size_t)idx, uv_now(&a->loop));
     jobs_step(js, 0);
   }
@@ -796,15 +774,8 @@ void jobs_stop(struct jobs *js) {
 }
 
 void jobs_free(struct jobs *js) {
-  struct job *lists[] = {js->ending_now, js->ending_next};
-  for (size_t i = 0; i < ARRAY_SIZE(lists); i++)
-    for (struct job *j = lists[i], *next; j != NULL; j = next) {
-      next = j->next;
-      free(j);
-    }
-  js->ending_now = js->ending_next = NULL;
-  free(js->save_text);
-  js->save_text = NULL;
+  ends_done(js, js->ending_next);
+  js->ending_next = NULL;
   applied_free(&js->applied);
   if (js->log_open)
     close(js->log_fd);

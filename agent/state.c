@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,12 +230,12 @@ int state_prepare(const char *dir, const char *name, const char *text,
   return rv;
 }
 
-int state_commit(struct state_pending *w) {
+static int commit(struct state_pending *w, bool durable) {
   int rv = 0;
 
   if (w->fd < 0)
     return -EBADF;
-  if (fsync(w->fd) != 0)
+  if (durable && fsync(w->fd) != 0)
     rv = -errno;
   if (close(w->fd) != 0 && rv == 0)
     rv = -errno;
@@ -247,7 +248,11 @@ int state_commit(struct state_pending *w) {
     return rv;
   }
   w->tmp[0] = '\0';
-  return fsync_dir(w->dir);
+  return durable ? fsync_dir(w->dir) : 0;
+}
+
+int state_commit(struct state_pending *w) {
+  return commit(w, true);
 }
 
 void state_abort(struct state_pending *w) {
@@ -257,6 +262,30 @@ void state_abort(struct state_pending *w) {
   if (w->tmp[0] != '\0')
     unlink(w->tmp);
   w->tmp[0] = '\0';
+}
+
+int state_replace(const char *dir, const char *name, const char *text) {
+  char path[4200];
+  size_t len = strlen(text);
+  int fd, rv;
+
+  if ((rv = mkdir_p(dir, 0700)) != 0)
+    return rv;
+  if (path_join(path, sizeof(path), dir, name) != 0)
+    return -ENAMETOOLONG;
+  /* In place, and cut to its new length after the write rather than
+   * emptied first: ext4 starts the writeback of a file renamed over
+   * another or truncated to zero at once, which cost more than the
+   * reaction it follows. O_NOFOLLOW: a link planted there is refused. */
+  fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return -errno;
+  rv = write_text(fd, text);
+  if (rv == 0 && ftruncate(fd, (off_t)len + 1) != 0)
+    rv = -errno;
+  if (close(fd) != 0 && rv == 0)
+    rv = -errno;
+  return rv;
 }
 
 int state_write(const char *dir, const char *name, const char *text) {

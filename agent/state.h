@@ -90,6 +90,13 @@ void state_abort(struct state_pending *w);
  * checks this before acting and saves after; a save that fails anyway (a
  * race with something filling the disk) must be undone by the caller. */
 int state_room(const char *dir, size_t bytes);
+/* dir/name overwritten in place, no fsync, no rename (a link there is
+ * refused): a crash of the agent mid-write can leave it empty or cut,
+ * which the reader refuses; a power loss can leave it older. Only for a
+ * file whose loss costs work, never truth (applied.json: applied.log marks
+ * what it doesn't settle, and an unreadable one makes every level
+ * behaviour reconciled both ways). */
+int state_replace(const char *dir, const char *name, const char *text);
 /* state_prepare() then state_commit(). */
 int state_write(const char *dir, const char *name, const char *text);
 

@@ -452,6 +452,26 @@ static void state_abort_drops_a_prepared_save(void **state) {
   free(text);
 }
 
+/* state_replace: in place, cut to the new length, no link followed. */
+static void state_replace_overwrites_in_place(void **state) {
+  struct fixture *f = *state;
+  char path[PATH_MAX + 32], link[PATH_MAX + 32], *buf = NULL;
+  size_t len = 0;
+
+  assert_int_equal(state_replace(f->sub, "applied.json", "a longer text"), 0);
+  assert_int_equal(state_replace(f->sub, "applied.json", "short"), 0);
+  assert_int_equal(state_read(f->sub, "applied.json", 1024, &buf, &len), 0);
+  assert_int_equal(len, strlen("short\n"));
+  assert_memory_equal(buf, "short\n", len);
+  free(buf);
+  assert_int_equal(entries(f->sub, ""), 1); /* no temporary left */
+  snprintf(path, sizeof(path), "%s/victim", f->dir);
+  snprintf(link, sizeof(link), "%s/members.json", f->sub);
+  assert_int_equal(symlink(path, link), 0);
+  assert_int_equal(state_replace(f->sub, "members.json", "x"), -ELOOP);
+  assert_int_equal(access(path, F_OK), -1); /* nothing made through it */
+}
+
 static void state_commit_replaces_the_file(void **state) {
   struct fixture *f = *state;
   struct state_pending w;
@@ -753,6 +773,7 @@ int main(void) {
       T(state_prepare_in_a_read_only_dir_leaves_nothing),
       T(state_abort_drops_a_prepared_save),
       T(state_commit_replaces_the_file),
+      T(state_replace_overwrites_in_place),
       T(state_room_in_a_writable_dir),
       T(state_room_of_a_missing_dir),
       T(state_room_in_a_dir_this_user_cant_write),
