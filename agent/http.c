@@ -467,7 +467,7 @@ static int listener_open(struct http *h, const char *addr,
   uv_tcp_init(h->loop, &l->tcp);
   rv = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&ss, 0);
   if (rv == 0)
-    rv = uv_listen((uv_stream_t *)&l->tcp, 128, on_connection);
+    rv = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection); /* nginx's */
   if (rv != 0) {
     *why = msgf("http.listen: %s: %s", addr, uv_strerror(rv));
     uv_close((uv_handle_t *)&l->tcp, listener_closed);

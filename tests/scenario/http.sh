@@ -110,12 +110,11 @@ r0=$(rss)
 ulimit -n 8192
 $PY idle "$ph" 2000 90 "$T/idle.ready" >"$T/idle.out" &
 IDLE=$!
-wait_for "2000 connections opened" 30 test -f "$T/idle.ready"
-# The agent accepts (or refuses) from its backlog at its own pace: poll
-# while the client still holds every connection.
-# At least 1,000 of the 1,488 beyond the bound are refused within the
-# minute: on a loaded machine some wait in the listen backlog, or are
-# still being refused (503 written, then closed), when the client stops.
+wait_for "2000 connections opened" 70 test -f "$T/idle.ready"
+# The client opens them as fast as the agent answers (never more than 640
+# unanswered), so none is lost in the kernel's listen backlog on a slow
+# machine. At least 1,000 of the 1,488 beyond the bound are refused: the
+# held ones time out after 10 s and free their slots for later ones.
 wait_for "1000 connections refused" 60 at_least web1 'choreo_http_clients_dropped_total{reason="too_many"}' 1000
 r1=$(rss)
 refused=$(metric web1 'choreo_http_clients_dropped_total{reason="too_many"}')

@@ -4,8 +4,9 @@ what curl can't do (hold many idle connections, never read a stream,
 send malformed bytes, flood the control socket with sets).
 
   raw PORT HEX                  send the bytes, print the status line
-  idle PORT N SECONDS PIDFILE   hold N connections open (sending nothing);
-                                print how many were answered at once
+  idle PORT N SECONDS PIDFILE   hold N connections open (sending nothing),
+                                paced so at most 640 wait unanswered;
+                                print how many were answered (503/closed)
   sink PORT READY               GET /v1/events with a tiny receive buffer,
                                 touch READY, then never read; exit when
                                 the agent closes the connection
@@ -39,16 +40,30 @@ def raw(port, data):
 
 
 def idle(port, n, secs, pidfile):
-    socks = []
+    # Paced by what the agent answers: never more than WINDOW connections
+    # unanswered beyond the agent's bound, so none waits in (or falls out
+    # of) the kernel's listen backlog, however slow the machine.
+    window = 512 + 128
+    socks = {}
+    answered = set()
+    p = select.poll()
+    deadline = time.time() + 60
+
+    def collect(timeout_ms):
+        for fd, _ in p.poll(timeout_ms):
+            answered.add(fd)
+            p.unregister(fd)
+
     for _ in range(n):
+        while len(socks) - len(answered) >= window and time.time() < deadline:
+            collect(100)
         s = socket.socket()
         s.connect(("127.0.0.1", port))
-        socks.append(s)
-    time.sleep(0.5)  # let the agent accept (or refuse) them all
-    p = select.poll()
-    for s in socks:
+        socks[s.fileno()] = s
         p.register(s, select.POLLIN | select.POLLHUP)
-    print(len(p.poll(0)), flush=True)  # answered (503) or closed at once
+        collect(0)
+    collect(500)
+    print(len(answered), flush=True)  # answered (503) or closed
     with open(pidfile, "w") as f:
         f.write("ready\n")
     time.sleep(secs)
