@@ -31,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "util.h"
 #include "wire.h"
 
@@ -75,6 +77,9 @@ int wire_msg_init(struct wire_msg *m) {
 }
 
 void wire_msg_free(struct wire_msg *m) {
+  json_decref(m->cert);
+  json_decref(m->revoked);
+  m->cert = m->revoked = NULL;
   record_free(&m->rec);
   free(m->members);
   m->members = NULL;
@@ -126,6 +131,16 @@ static json_t *counter(struct enc *e, uint64_t u) {
   return json_integer((json_int_t)u);
 }
 
+/* n bytes as base64 (identity's signatures and hashes). */
+static json_t *b64(const uint8_t *bin, size_t n) {
+  char buf[sodium_base64_ENCODED_LEN(ID_SIG_BYTES,
+                                     sodium_base64_VARIANT_ORIGINAL)];
+  if (n > ID_SIG_BYTES)
+    return NULL;
+  sodium_bin2base64(buf, sizeof(buf), bin, n, sodium_base64_VARIANT_ORIGINAL);
+  return json_string(buf);
+}
+
 static json_t *enc_groups(struct enc *e, const struct record *r) {
   json_t *a = json_array();
 
@@ -157,6 +172,10 @@ static json_t *enc_member(struct enc *e, const struct wire_member *w) {
   put(e, o, "inc", counter(e, w->inc));
   put(e, o, "ver", counter(e, w->ver));
   put(e, o, "left", json_boolean(w->left));
+  if (w->has_sig) {
+    put(e, o, "bh", b64(w->body_hash, ID_HASH_BYTES));
+    put(e, o, "sig", b64(w->sig, ID_SIG_BYTES));
+  }
   return o;
 }
 
@@ -218,8 +237,21 @@ static void enc_versions(struct enc *e, json_t *o, const struct wire_msg *m) {
 #endif
 }
 
+/* The optional identity fields: "cert" and "revoked" (borrowed). */
+static void enc_identity(struct enc *e, json_t *o, const struct wire_msg *m) {
+  if (m->cert != NULL)
+    put(e, o, "cert", json_incref(m->cert));
+  if (m->revoked == NULL)
+    return;
+  if ((!json_is_array(m->revoked) ||
+       json_array_size(m->revoked) > WIRE_REVOKED_MAX) &&
+      e->rv == 0)
+    e->rv = CHOREO_EINVAL;
+  put(e, o, "revoked", json_incref(m->revoked));
+}
+
 static json_t *enc_msg(struct enc *e, const struct wire_msg *m) {
-  json_t *o = json_object();
+  json_t *o = json_object(), *rec;
   char digest[DIGEST_DIGITS + 1];
 
   put(e, o, "v", json_integer(WIRE_VERSION));
@@ -234,13 +266,17 @@ static json_t *enc_msg(struct enc *e, const struct wire_msg *m) {
     put(e, o, "leaf", json_true());
   enc_fresh(e, o, m);
   enc_unheard(e, o, m);
+  enc_identity(e, o, m);
   put(e, o, "type", json_string(wire_type_name(m->type)));
   if (m->type == WIRE_MEMBERS) {
     put(e, o, "members", enc_members(e, m));
     return o;
   }
   snprintf(digest, sizeof(digest), "%016" PRIx64, m->digest);
-  put(e, o, "rec", enc_record(e, &m->rec));
+  rec = enc_record(e, &m->rec);
+  if (m->has_sig && rec != NULL)
+    put(e, rec, "sig", b64(m->sig, ID_SIG_BYTES));
+  put(e, o, "rec", rec);
   put(e, o, "digest", json_string(digest));
   put(e, o, "known", json_integer((json_int_t)m->nknown));
   return o;
@@ -558,6 +594,32 @@ static int dec_data(json_t *rec, struct record *r, struct wire_error *err) {
   return 0;
 }
 
+/* Optional base64 of exactly n bytes at pre+key: *has says whether it
+ * was there. */
+static int get_b64(json_t *o, const char *pre, const char *key, uint8_t *out,
+                   size_t n, bool *has, struct wire_error *err) {
+  json_t *v = json_object_get(o, key);
+  const char *s, *end = NULL;
+  size_t got = 0;
+
+  *has = false;
+  if (v == NULL)
+    return 0;
+  s = json_string_value(v);
+  if (s == NULL ||
+      json_string_length(v) !=
+          sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL) - 1)
+    return reject(err, WIRE_REJECT_BAD_FIELD,
+                  "field \"%s%s\": not base64 of %zu bytes", pre, key, n);
+  if (sodium_base642bin(out, n, s, json_string_length(v), NULL, &got, &end,
+                        sodium_base64_VARIANT_ORIGINAL) != 0 ||
+      got != n || end != s + json_string_length(v))
+    return reject(err, WIRE_REJECT_BAD_FIELD,
+                  "field \"%s%s\": not base64 of %zu bytes", pre, key, n);
+  *has = true;
+  return 0;
+}
+
 static int dec_record(json_t *o, struct record *r, struct wire_error *err) {
   static const char pre[] = "rec.";
   uint64_t since;
@@ -619,6 +681,8 @@ static int dec_announce(json_t *o, struct wire_msg *m, struct wire_error *err) {
   int rv;
 
   if ((rv = dec_record(o, &m->rec, err)) != 0 ||
+      (rv = get_b64(json_object_get(o, "rec"), "rec.", "sig", m->sig,
+                    ID_SIG_BYTES, &m->has_sig, err)) != 0 ||
       (rv = dec_digest(o, &m->digest, err)) != 0 ||
       (rv = get_uint(o, "", "known", UINT32_MAX, &known, err)) != 0)
     return rv;
@@ -634,6 +698,7 @@ static int dec_member(json_t *e, size_t i, struct wire_member *w,
                       struct wire_error *err) {
   char pre[FIELD_MAX];
   uint64_t max = RECORD_COUNTER_MAX;
+  bool has_bh;
   int rv;
 
   snprintf(pre, sizeof(pre), "members[%zu].", i);
@@ -645,8 +710,16 @@ static int dec_member(json_t *e, size_t i, struct wire_member *w,
       (rv = get_addr(e, pre, w->addr, err)) != 0 ||
       (rv = get_uint(e, pre, "inc", max, &w->inc, err)) != 0 ||
       (rv = get_uint(e, pre, "ver", max, &w->ver, err)) != 0 ||
-      (rv = get_bool(e, pre, "left", &w->left, err)) != 0)
+      (rv = get_bool(e, pre, "left", &w->left, err)) != 0 ||
+      (rv = get_b64(e, pre, "bh", w->body_hash, ID_HASH_BYTES, &has_bh, err)) !=
+          0 ||
+      (rv = get_b64(e, pre, "sig", w->sig, ID_SIG_BYTES, &w->has_sig, err)) !=
+          0)
     return rv;
+  if (has_bh != w->has_sig)
+    return reject(err, WIRE_REJECT_BAD_FIELD,
+                  "field \"%s%s\": \"bh\" and \"sig\" go together", pre,
+                  has_bh ? "sig" : "bh");
   return 0;
 }
 
@@ -746,6 +819,39 @@ static int dec_unheard(json_t *o, struct wire_msg *m, struct wire_error *err) {
       return rv;
   }
   m->nunheard = json_array_size(v);
+  return 0;
+}
+
+/* ---- decoding: identity ---- */
+
+/* "cert" (an object) and "revoked" (at most WIRE_REVOKED_MAX objects),
+ * both optional: kept as they are for the identity layer, which checks
+ * their fields. */
+static int dec_identity(json_t *o, struct wire_msg *m, struct wire_error *err) {
+  json_t *v, *e;
+  size_t i;
+
+  if ((v = json_object_get(o, "cert")) != NULL) {
+    if (!json_is_object(v))
+      return reject(err, WIRE_REJECT_BAD_FIELD,
+                    "field \"cert\": not an object");
+    m->cert = json_incref(v);
+  }
+  if ((v = json_object_get(o, "revoked")) == NULL)
+    return 0;
+  if (!json_is_array(v))
+    return reject(err, WIRE_REJECT_BAD_FIELD,
+                  "field \"revoked\": not an array");
+  if (json_array_size(v) > WIRE_REVOKED_MAX)
+    return reject(err, WIRE_REJECT_OVER_LIMIT,
+                  "field \"revoked\": %zu entries, at most %d",
+                  json_array_size(v), WIRE_REVOKED_MAX);
+  json_array_foreach(v, i, e) {
+    if (!json_is_object(e))
+      return reject(err, WIRE_REJECT_BAD_FIELD,
+                    "field \"revoked[%zu]\": not an object", i);
+  }
+  m->revoked = json_incref(v);
   return 0;
 }
 
@@ -905,6 +1011,7 @@ static int dec_msg(json_t *o, struct wire_msg *m, struct wire_error *err) {
     m->leaf = json_is_true(v);
   }
   if ((rv = dec_fresh(o, m, err)) != 0 || (rv = dec_unheard(o, m, err)) != 0 ||
+      (rv = dec_identity(o, m, err)) != 0 ||
       (rv = dec_minor_fields(o, m, err)) != 0)
     return rv;
   if (m->type == WIRE_MEMBERS)
@@ -916,6 +1023,8 @@ static int dec_msg(json_t *o, struct wire_msg *m, struct wire_error *err) {
 static void reset(struct wire_msg *m) {
   json_t *data = m->rec.data;
 
+  json_decref(m->cert);
+  json_decref(m->revoked);
   free(m->members);
   memset(m, 0, sizeof(*m));
   m->rec.data = data;

@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
+#include "identity.h"
 #include "record.h"
 
 /* Versions (docs/PROTOCOL.md "Versions"). "v" is the major format: a
@@ -50,6 +53,8 @@ bool wire_valid_addr(const char *s);
 #define WIRE_UNHEARD_MAX 8
 /* Nonces echoed in one message (docs/PROTOCOL.md "Freshness"). */
 #define WIRE_ECHO_MAX 32
+/* Revocations carried in one message (docs/PROTOCOL.md "Revocations"). */
+#define WIRE_REVOKED_MAX 32
 
 #define WIRE_TYPE_MAP(XX)                                                      \
   XX(HELLO, "hello")     /* a newcomer's record: answer with members */        \
@@ -95,6 +100,11 @@ struct wire_member {
   char addr[CHOREO_ADDR_MAX + 1];
   uint64_t inc, ver;
   bool left;
+  /* With identity: the node's own signature of this head (name, addr,
+   * inc, ver, left and the hash of its record's body), as it signed it. */
+  bool has_sig;
+  uint8_t body_hash[ID_HASH_BYTES];
+  uint8_t sig[ID_SIG_BYTES];
 };
 
 /* A nonce echoed back to the node that sent it: proof for that node that
@@ -137,6 +147,16 @@ struct wire_msg {
   /* Minor WIRE_PROTO_HEARTBEAT: the sender's heartbeat period (ms; 0:
    * absent). Decoded only by a build that speaks that minor. */
   uint64_t heartbeat_ms;
+
+  /* Identity (docs/PROTOCOL.md "Identity"), all optional: the sender's
+   * signature of rec's head ("rec.sig"), its certificate ("cert": an
+   * object, parsed by the identity layer) and operators' revocations
+   * ("revoked": an array of at most WIRE_REVOKED_MAX objects). The
+   * message owns one reference to each object (NULL: absent). */
+  bool has_sig;
+  uint8_t sig[ID_SIG_BYTES];
+  json_t *cert;
+  json_t *revoked;
 
   /* hello, state, leave: the sender's record (rec.name == from,
    * rec.inc == inc) and a digest of its member view. */

@@ -126,9 +126,24 @@ static void assert_msgs_equal(const struct wire_msg *a,
     assert_int_equal(a->members[i].inc, b->members[i].inc);
     assert_int_equal(a->members[i].ver, b->members[i].ver);
     assert_int_equal(a->members[i].left, b->members[i].left);
+    assert_int_equal(a->members[i].has_sig, b->members[i].has_sig);
+    if (a->members[i].has_sig) {
+      assert_memory_equal(a->members[i].body_hash, b->members[i].body_hash,
+                          ID_HASH_BYTES);
+      assert_memory_equal(a->members[i].sig, b->members[i].sig, ID_SIG_BYTES);
+    }
   }
+  assert_int_equal(a->cert == NULL, b->cert == NULL);
+  if (a->cert != NULL)
+    assert_true(json_equal(a->cert, b->cert));
+  assert_int_equal(a->revoked == NULL, b->revoked == NULL);
+  if (a->revoked != NULL)
+    assert_true(json_equal(a->revoked, b->revoked));
   if (a->type == WIRE_MEMBERS)
     return;
+  assert_int_equal(a->has_sig, b->has_sig);
+  if (a->has_sig)
+    assert_memory_equal(a->sig, b->sig, ID_SIG_BYTES);
   assert_true(a->digest == b->digest);
   assert_int_equal(a->nknown, b->nknown);
   assert_records_equal(&a->rec, &b->rec);
@@ -164,6 +179,32 @@ static void wire_round_trips_every_type(void **state) {
   for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
     struct wire_msg m;
     sample_msg(&m, types[i]);
+    round_trip(&m);
+    wire_msg_free(&m);
+  }
+}
+
+/* Identity's fields: the record's signature, a member entry's signed
+ * head, the certificate and revocations (objects carried as they are). */
+static void wire_round_trips_identity_fields(void **state) {
+  static const enum wire_type types[] = {WIRE_HELLO, WIRE_STATE, WIRE_MEMBERS,
+                                         WIRE_LEAVE};
+  (void)state;
+
+  for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
+    struct wire_msg m;
+    sample_msg(&m, types[i]);
+    m.has_sig = true;
+    for (size_t b = 0; b < ID_SIG_BYTES; b++)
+      m.sig[b] = (uint8_t)(b * 7 + 1);
+    for (size_t k = 0; k < m.nmembers; k++) {
+      m.members[k].has_sig = true;
+      memset(m.members[k].body_hash, 0xa5, ID_HASH_BYTES);
+      memset(m.members[k].sig, (int)k, ID_SIG_BYTES);
+    }
+    m.cert = json_pack("{s:i,s:s}", "cert", 1, "node", "db1");
+    m.revoked =
+        json_pack("[{s:i,s:s}]", "revoke", 1, "serial", "00112233445566ff");
     round_trip(&m);
     wire_msg_free(&m);
   }
@@ -230,7 +271,7 @@ static void wire_encodes_compact_json_in_envelope_order(void **state) {
 
 /* The agent publishes from a zeroed message that borrows its record. */
 static void wire_encodes_a_message_never_initialised(void **state) {
-  struct wire_member w = {"a", "tcp://a:1", 1, 2, false};
+  struct wire_member w = {.name = "a", .addr = "tcp://a:1", .inc = 1, .ver = 2};
   struct wire_msg m;
   char *buf;
   size_t len;
@@ -478,7 +519,28 @@ struct reject_case {
 #define MEMBER_JSON                                                            \
   "{\"name\":\"m\",\"addr\":\"tcp://m:1\",\"inc\":1,\"ver\":1,\"left\":false}"
 
+#define SIG88                                                                  \
+  "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" \
+  "AAAAAAAAAAAAAA==\""
+
 static const struct reject_case reject_cases[] = {
+    /* identity */
+    {"wire_accepts_a_signature_of_64_bytes", WIRE_STATE, "rec.sig", SET, SIG88,
+     0, WIRE_OK, NULL},
+    {"wire_rejects_a_signature_of_another_length", WIRE_STATE, "rec.sig", SET,
+     "\"AAAA\"", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"rec.sig\": not base64 of 64 bytes"},
+    {"wire_rejects_a_signature_not_base64", WIRE_STATE, "rec.sig", REPEAT, "!",
+     88, WIRE_REJECT_BAD_FIELD, "field \"rec.sig\": not base64 of 64 bytes"},
+    {"wire_rejects_a_member_signature_without_its_body_hash", WIRE_MEMBERS,
+     "members[0].sig", SET, SIG88, 0, WIRE_REJECT_BAD_FIELD,
+     "\"bh\" and \"sig\" go together"},
+    {"wire_rejects_more_than_32_revocations", WIRE_STATE, "revoked", ARRAY,
+     "{}", 33, WIRE_REJECT_OVER_LIMIT, "field \"revoked\": 33 entries"},
+    {"wire_accepts_32_revocations", WIRE_STATE, "revoked", ARRAY, "{}", 32,
+     WIRE_OK, NULL},
+    {"wire_rejects_a_revocation_not_an_object", WIRE_STATE, "revoked", ARRAY,
+     "5", 1, WIRE_REJECT_BAD_FIELD, "field \"revoked[0]\": not an object"},
     /* envelope */
     {"wire_rejects_version_2", WIRE_STATE, "v", SET, "2", 0,
      WIRE_REJECT_BAD_VERSION, "version 2; this agent speaks version 1"},
@@ -868,6 +930,10 @@ static const struct field fields[] = {
     {WIRE_MEMBERS, "members[0].inc", "\"1\"", true},
     {WIRE_MEMBERS, "members[0].ver", "1.5", true},
     {WIRE_MEMBERS, "members[0].left", "\"true\"", true},
+    {WIRE_STATE, "rec.sig", "5", false},
+    {WIRE_STATE, "cert", "[]", false},
+    {WIRE_STATE, "revoked", "{}", false},
+    {WIRE_MEMBERS, "cert", "\"x\"", false},
 };
 
 static void wire_rejects_each_field_of_a_wrong_type(void **state) {
@@ -991,6 +1057,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(wire_round_trips_every_type),
       cmocka_unit_test(wire_round_trips_extreme_values),
+      cmocka_unit_test(wire_round_trips_identity_fields),
       cmocka_unit_test(wire_round_trips_an_empty_member_list),
       cmocka_unit_test(wire_encodes_compact_json_in_envelope_order),
       cmocka_unit_test(wire_encodes_a_message_never_initialised),
