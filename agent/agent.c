@@ -133,6 +133,15 @@ static void refresh_gauges(struct agent *a) {
   a->metrics.peers_bytes = (int64_t)a->peers.bytes;
   a->metrics.peers_bytes_max = (int64_t)a->peers.bytes_max;
   a->metrics.peers_budget_drops = a->peers.budget_drops;
+#define XX(id, s) a->metrics.id_drop_##id = a->trust.dropped[TRUST_DROP_##id];
+  TRUST_DROP_MAP(XX)
+#undef XX
+  a->metrics.id_verified = a->trust.verified;
+  a->metrics.id_cache_hits = a->trust.cache_hits;
+  a->metrics.id_unsigned = a->trust.unsigned_accepted;
+  a->metrics.id_entries_refused = a->trust.entries_refused;
+  a->metrics.id_revocations_refused = a->trust.revocations_refused;
+  a->metrics.id_revoked = (int64_t)a->trust.nrevoked;
 }
 
 static double age_s(int64_t now_ms, int64_t since_ms) {
@@ -376,6 +385,8 @@ static void reload_swap(struct agent *a, struct config *cfg,
   a->cfg = cfg;
   config_free(old);
   log_set_level((enum log_level)cfg->log_level);
+  if (agent_trust_configure(a, cfg) != 0)
+    log_error("reload: identity could not be configured (out of memory)");
   if (ring != NULL) {
     seal_ring_free(a->ring);
     a->ring = ring;
@@ -549,6 +560,10 @@ static int start(struct agent *a, uint64_t fd_limit) {
              seal_ring_size(a->ring));
   if ((rv = check_state_dir(a)) != 0)
     return rv;
+  if ((rv = trust_init(&a->trust)) != 0 ||
+      (rv = agent_trust_configure(a, a->cfg)) != 0)
+    return rv;
+  agent_trust_restore(a);
   if ((rv = engine_init(&a->engine, a->cfg, now)) != 0)
     return rv;
   jobs_restore(&a->jobs);
@@ -576,6 +591,7 @@ static void free_all(struct agent *a) {
   peers_free(&a->peers);
   self_free(&a->self);
   seal_ring_free(a->ring);
+  trust_free(&a->trust);
   relay_free(&a->relay);
   metrics_free(&a->metrics);
   http_free(&a->http);

@@ -59,6 +59,7 @@
 #include "record.h"
 #include "runner.h"
 #include "seal.h"
+#include "trust.h"
 #include "seen.h"
 #include "state.h"
 #include "statefiles.h"
@@ -387,6 +388,20 @@ json_t *ctl_status(struct ctl *c);
 json_t *ctl_peers(struct ctl *c);
 void ctl_close(struct ctl *c);
 
+/* ---- identity: agent_trust.c ---- */
+/* Configure a->trust from cfg (at start and after a reload). */
+int agent_trust_configure(struct agent *a, const struct config *cfg);
+/* Revocations kept in state_dir from earlier runs. */
+void agent_trust_restore(struct agent *a);
+/* Revocations a peer's message carries (an array). */
+void agent_trust_learn(struct agent *a, const json_t *revocations,
+                       const char *from);
+/* One revocation handed in locally (via: who, for the log). Returns 0
+ * with node and *is_new, or an error with err (trust_revoke()). */
+int agent_trust_revoke(struct agent *a, const json_t *revocation,
+                       const char *via, char node[CHOREO_NAME_MAX + 1],
+                       bool *is_new, char err[ID_ERR_MAX]);
+
 /* ---- the agent ---- */
 struct agent {
   uv_loop_t loop;
@@ -397,6 +412,7 @@ struct agent {
   struct engine engine;
   struct runner runner;
   struct seal_ring *ring; /* network.key_file; NULL: none, plain text */
+  struct trust trust;     /* identity (trust.h); agent_trust.c */
 
   struct net net;
   struct self self;

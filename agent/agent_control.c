@@ -286,6 +286,30 @@ static void do_reload(struct agent *a, struct control_client *cl, json_t *req) {
   reply_new(cl, report);
 }
 
+/* `choreo revoke FILE`: {"cmd":"revoke","revocation":{…}}. The reply
+ * names the node and says whether the revocation was new here. */
+static void do_revoke(struct agent *a, struct control_client *cl,
+                      json_t *req) {
+  const json_t *r = json_object_get(req, "revocation");
+  char node[CHOREO_NAME_MAX + 1], err[ID_ERR_MAX];
+  bool is_new = false;
+  int rv;
+
+  if (!json_is_object(r)) {
+    control_reply_error(cl, "revoke: needs \"revocation\" (the object choreo "
+                            "cert revoke prints)");
+    return;
+  }
+  rv = agent_trust_revoke(a, r, "the control socket", node, &is_new, err);
+  if (rv == CHOREO_ENOMEM)
+    control_reply_error(cl, "out of memory");
+  else if (rv != 0)
+    control_reply_error(cl, "revoke: %s", err);
+  else
+    reply_new(cl, json_pack("{s:b, s:s, s:b}", "ok", 1, "node", node, "new",
+                            is_new));
+}
+
 static const struct {
   const char *cmd;
   void (*fn)(struct agent *a, struct control_client *cl, json_t *req);
@@ -299,6 +323,7 @@ static const struct {
     {"version", do_version},
     {"reload", do_reload},
     {"force-leave", do_force_leave},
+    {"revoke", do_revoke},
 };
 
 static void on_request(struct control *server, struct control_client *cl,

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "trust.h"
 #include "batch.h"
 #include "log.h"
 #include "policy.h"
@@ -34,6 +35,9 @@ static const uint64_t soon_delays_ms[] = {5, 25, 100, 400};
 /* Entries per members message: 128 of the largest possible (64-byte name,
  * 256-byte address) stay under CHOREO_MSG_MAX once encoded. */
 #define MEMBERS_PER_MSG 128
+/* With identity each entry carries a signature and a body hash (about
+ * 150 bytes more): fewer per message keep it well under CHOREO_MSG_MAX. */
+#define MEMBERS_PER_MSG_SIGNED 64
 /* The shortest gap between two member lists sent by the quick
  * republications (answers to hellos). */
 #define MEMBERS_GAP_MS 50
@@ -140,7 +144,13 @@ void net_publish(struct net *n, enum wire_type type) {
   m.nknown = (uint32_t)(a->peers.n + 1);
   if (type != WIRE_LEAVE)
     add_unheard(n, &m);
+  /* Identity: our signature of the record, our certificate, and the
+   * revocations learnt lately (trust.h). */
+  trust_sign(&a->trust, &m, self);
+  m.revoked = trust_revoked_for(&a->trust, false);
   send_msg(n, &m);
+  json_decref(m.cert);
+  json_decref(m.revoked);
 }
 
 void net_publish_change(struct net *n) {
@@ -152,12 +162,16 @@ int net_send_raw(struct net *n, const void *buf, size_t len) {
   return mesh_send(&n->mesh, buf, len);
 }
 
-static void add_member(struct wire_member *w, const struct record *r) {
+static void add_member(struct net *n, struct wire_member *w,
+                       const struct record *r) {
+  struct agent *a = agent_of(n);
   snprintf(w->name, sizeof(w->name), "%s", r->name);
   snprintf(w->addr, sizeof(w->addr), "%s", r->addr);
   w->inc = r->inc;
   w->ver = r->ver;
   w->left = r->left;
+  /* The node's own signature of this head, when we verified it. */
+  trust_sign_member(&a->trust, w, self_record(&a->self));
 }
 
 static void publish_members(struct net *n) {
@@ -165,22 +179,31 @@ static void publish_members(struct net *n) {
   struct wire_member *list = calloc(MEMBERS_PER_MSG, sizeof(*list));
   struct wire_msg m;
   size_t i = 0, k = 0;
+  size_t per = a->trust.enabled ? MEMBERS_PER_MSG_SIGNED : MEMBERS_PER_MSG;
+  /* Revocations travel with lists too: a newcomer learns them here. */
+  json_t *revoked = trust_revoked_for(&a->trust, true);
 
-  if (list == NULL)
+  if (list == NULL) {
+    json_decref(revoked);
     return;
-  add_member(&list[k++], self_record(&a->self));
+  }
+  add_member(n, &list[k++], self_record(&a->self));
   for (; i <= a->peers.n; i++) {
-    bool flush = i == a->peers.n || k == MEMBERS_PER_MSG;
+    bool flush = i == a->peers.n || k == per;
     if (flush && k > 0) {
       envelope(n, &m, WIRE_MEMBERS);
       m.members = list;
       m.nmembers = k;
+      m.revoked = revoked;
+      revoked = NULL; /* in the first message only */
       send_msg(n, &m);
+      json_decref(m.revoked);
       k = 0;
     }
     if (i < a->peers.n && a->peers.v[i]->rec.addr[0] != '\0')
-      add_member(&list[k++], &a->peers.v[i]->rec);
+      add_member(n, &list[k++], &a->peers.v[i]->rec);
   }
+  json_decref(revoked);
   free(list);
   n->members_sent_at = uv_now(&a->loop);
   n->members_wanted = false;
@@ -382,6 +405,7 @@ static void release_endpoint(struct net *n, struct peer *peer) {
 void net_peer_reaped(struct net *n, struct peer *peer) {
   release_alt(n, peer);
   release_endpoint(n, peer);
+  trust_forget(&agent_of(n)->trust, peer->rec.name);
 }
 
 /* Messages under peer's name came from addr, which is not the address of
@@ -784,7 +808,7 @@ static void own_name_claims(struct net *n, const struct wire_msg *m) {
   }
   for (size_t i = 0; i < m->nmembers; i++) {
     const struct wire_member *e = &m->members[i];
-    if (strcmp(e->name, a->cfg->name) != 0)
+    if (strcmp(e->name, a->cfg->name) != 0 || !trust_own_entry(&a->trust, e))
       continue;
     in.inc = e->inc;
     in.ver = e->ver;
@@ -815,7 +839,8 @@ static void refused(const char *reason, const char *from, const char *detail) {
 /* Checks that need the agent's context (policy_admit): cluster, own
  * name, freshness (with a key ring), incarnation from the future,
  * replay. Returns false (counted) to drop. */
-static bool admit(struct net *n, const struct wire_msg *m, bool via_relay) {
+static bool admit(struct net *n, const struct wire_msg *m, bool via_relay,
+                  bool signed_newer) {
   struct agent *a = agent_of(n);
   int64_t now_ms = util_wall_ms();
   const struct peer *sender = peers_find(&a->peers, m->from);
@@ -835,9 +860,19 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay) {
   enum policy_admit r = policy_admit(&in);
   if (a->ring != NULL && r != POLICY_DROP_CLUSTER && r != POLICY_DROP_SELF_NAME)
     note_nonce(n, m);
-  if (r == POLICY_ADMIT)
-    r = policy_admit_seq(peers_accept_seq(&a->peers, m->from, m->inc, m->seq),
-                         via_relay, m->leaf, a->cfg->relay);
+  if (r == POLICY_ADMIT) {
+    bool fresh = peers_accept_seq(&a->peers, m->from, m->inc, m->seq);
+    /* A newer record its node signed is never a replay: a forger who
+     * sent one of its old records with a far sequence number can't make
+     * the node's next versions look replayed (docs/SECURITY.md). */
+    if (!fresh && signed_newer) {
+      struct peer *p = peers_find(&a->peers, m->from);
+      p->msg_inc = m->inc;
+      p->msg_seq = m->seq;
+      fresh = true;
+    }
+    r = policy_admit_seq(fresh, via_relay, m->leaf, a->cfg->relay);
+  }
   switch (r) {
   case POLICY_ADMIT:
     return true;
@@ -999,9 +1034,13 @@ static void handle_members(struct net *n, struct wire_msg *m, uint64_t now) {
   uv_timer_stop(&n->list);
   for (size_t i = 0; i < m->nmembers; i++) {
     const struct wire_member *e = &m->members[i];
+    struct wire_member hint;
     struct peer *peer = NULL;
     enum peers_result res;
     if (strcmp(e->name, a->cfg->name) == 0) {
+      /* With identity, only what we signed ourselves is about us. */
+      if (!trust_own_entry(&a->trust, e))
+        continue;
       struct policy_claim_in in = {.own = self_record(&a->self),
                                    .inc = e->inc,
                                    .ver = e->ver,
@@ -1019,7 +1058,23 @@ static void handle_members(struct net *n, struct wire_msg *m, uint64_t now) {
       a->metrics.members_future++;
       continue;
     }
-    res = peers_merge_member(&a->peers, e, now, wall, &peer);
+    switch (trust_check_member(&a->trust, e, wall)) {
+    case TRUST_MEMBER_OK:
+      res = peers_merge_member(&a->peers, e, now, wall, &peer);
+      break;
+    case TRUST_MEMBER_HINT:
+      /* Unsigned, or signed by a key we can't check yet: only that the
+       * name exists at that address, for a name we don't know. */
+      if (peers_find(&a->peers, e->name) != NULL)
+        continue;
+      hint = (struct wire_member){.inc = 0, .ver = 0, .left = false};
+      memcpy(hint.name, e->name, sizeof(hint.name));
+      memcpy(hint.addr, e->addr, sizeof(hint.addr));
+      res = peers_merge_member(&a->peers, &hint, now, wall, &peer);
+      break;
+    default:
+      continue;
+    }
     if (res == PEERS_FULL)
       a->metrics.members_capped++;
     else if (res == PEERS_OVER_BUDGET)
@@ -1089,6 +1144,41 @@ static void note_versions(struct net *n, const struct wire_msg *m) {
              WIRE_VERSION, agreed);
 }
 
+/* Identity (trust.h): learn the revocations the message carries, then
+ * check its record's signature and certificate (a member list's entries
+ * are checked one by one when merged). Returns false (counted) to drop;
+ * *signed_newer: a signed record newer than the one held. */
+static bool trusted(struct net *n, const struct wire_msg *m,
+                    bool *signed_newer) {
+  struct agent *a = agent_of(n);
+  const struct peer *peer;
+  enum trust_verdict v;
+  bool warn;
+
+  *signed_newer = false;
+  if (m->revoked != NULL)
+    agent_trust_learn(a, m->revoked, m->from);
+  if (m->type == WIRE_MEMBERS)
+    return true;
+  v = trust_check_record(&a->trust, m, util_wall_ms(), &warn);
+  if (v == TRUST_OK_UNSIGNED) {
+    if (warn)
+      log_warn("peer %s sends unsigned records: accepted while "
+               "identity.required is false (said once per peer; "
+               "choreo_identity_unsigned_total counts them)",
+               m->from);
+    return true;
+  }
+  if (v != TRUST_OK) {
+    refused(trust_verdict_name(v), m->from, "identity check failed");
+    return false;
+  }
+  peer = peers_find(&a->peers, m->from);
+  *signed_newer = a->trust.enabled && m->has_sig && peer != NULL &&
+                  record_cmp(&m->rec, &peer->rec) > 0;
+  return true;
+}
+
 /* One message, received directly or as a frame of a relay's batch. */
 static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
   struct agent *a = agent_of(n);
@@ -1098,6 +1188,7 @@ static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
   const void *raw = buf;
   size_t rawlen = len;
   uint64_t now = uv_now(&a->loop);
+  bool signed_newer = false;
 
   a->metrics.msg_received++;
   /* A copy through a second relay, or our own message passed back: known
@@ -1131,7 +1222,8 @@ static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
       refused(wire_reject_name(err.reason), NULL, err.detail);
   } else if (via_relay && strcmp(m.from, a->cfg->name) == 0) {
     /* Our own message, passed on by a relay to every member. */
-  } else if (admit(n, &m, via_relay)) {
+  } else if (trusted(n, &m, &signed_newer) &&
+             admit(n, &m, via_relay, signed_newer)) {
     uint64_t rx_ns = uv_hrtime();
     a->metrics.msg_accepted++;
     if (m.type == WIRE_MEMBERS)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -22,6 +23,7 @@
 #include "log.h"
 #include "http_req.h"
 #include "seal.h"
+#include "trust.h"
 #include "util.h"
 
 #define VAR_NAME_MAX 64     /* an include var's name */
@@ -504,6 +506,94 @@ static void parse_http(struct loader *L, const struct ynode *m) {
                 "%s is not a loopback address: set http.token_file (a bearer "
                 "token every client must send)",
                 s);
+}
+
+/* ---- identity ---- */
+
+enum { ID_KEY_FILE, ID_CERT_FILE, ID_OPERATORS, ID_REQUIRED, ID__N };
+static const char *const identity_keys[] = {"key_file", "cert_file",
+                                            "operators", "required"};
+_Static_assert(ARRAY_SIZE(identity_keys) == ID__N, "identity_keys");
+
+static void parse_operators(struct loader *L, const struct ynode *v) {
+  struct config *cfg = L->cfg;
+  char w[WHERE_MAX], err[ID_ERR_MAX];
+
+  if (!cfg_get_seq(L, v, "identity.operators"))
+    return;
+  if (v->nkids == 0 || v->nkids > ID_OPERATORS_MAX) {
+    cfg_problem(L, v, "identity.operators",
+                "expected 1 to %d operator public keys (choreo pubkey)",
+                ID_OPERATORS_MAX);
+    return;
+  }
+  for (size_t i = 0; i < v->nkids; i++) {
+    const char *s;
+    cfg_nth(w, "identity.operators", i);
+    if (!cfg_get_str(L, v->kids[i], w, &s))
+      continue;
+    if (id_public_parse(s, cfg->identity_ops[cfg->identity_nops], err) != 0)
+      cfg_problem(L, v->kids[i], w, "%s", err);
+    else
+      cfg->identity_nops++;
+  }
+}
+
+static void parse_identity(struct loader *L, const struct ynode *m) {
+  const struct ynode *v[ID__N], *k[ID__N];
+  struct config *cfg = L->cfg;
+  char err[ID_ERR_MAX];
+
+  if (!cfg_map_fields(L, m, "identity", identity_keys, ID__N, v, k))
+    return;
+  L->identity = m;
+  cfg->identity = true;
+  cfg->identity_required = true;
+  if (v[ID_REQUIRED] != NULL)
+    cfg_get_bool(L, v[ID_REQUIRED], "identity.required",
+                 &cfg->identity_required);
+  for (int i = ID_KEY_FILE; i <= ID_OPERATORS; i++) {
+    if (v[i] == NULL)
+      cfg_problem(L, m, "identity",
+                  "needs \"%s\" (docs/OPERATIONS.md \"Identity\")",
+                  identity_keys[i]);
+  }
+  if (v[ID_OPERATORS] != NULL)
+    parse_operators(L, v[ID_OPERATORS]);
+  if (v[ID_KEY_FILE] != NULL &&
+      cfg_get_path(L, v[ID_KEY_FILE], "identity.key_file",
+                   cfg->identity_key_file, sizeof(cfg->identity_key_file)) &&
+      id_key_load(cfg->identity_key_file, &cfg->identity_key, err) != 0) {
+    cfg_problem(L, v[ID_KEY_FILE], "identity.key_file", "%s", err);
+    cfg->identity_key_file[0] = '\0';
+  }
+  if (v[ID_CERT_FILE] != NULL &&
+      cfg_get_path(L, v[ID_CERT_FILE], "identity.cert_file",
+                   cfg->identity_cert_file, sizeof(cfg->identity_cert_file)) &&
+      id_cert_load(cfg->identity_cert_file, &cfg->identity_cert, err) != 0) {
+    cfg_problem(L, v[ID_CERT_FILE], "identity.cert_file", "%s", err);
+    cfg->identity_cert_file[0] = '\0';
+  }
+}
+
+/* Once node.name and node.groups are known: the certificate must fit the
+ * key, this node, its groups and the operators, now. */
+static void check_identity(struct loader *L) {
+  struct config *cfg = L->cfg;
+  const char *why;
+  char err[ID_ERR_MAX];
+
+  if (L->identity == NULL || cfg->identity_key_file[0] == '\0' ||
+      cfg->identity_cert_file[0] == '\0' || cfg->identity_nops == 0)
+    return;
+  why = trust_check_own(&cfg->identity_key, &cfg->identity_cert,
+                        (const uint8_t(*)[ID_PUBLIC_BYTES])cfg->identity_ops,
+                        cfg->identity_nops, cfg->name, cfg->ngroups,
+                        (const char(*)[CHOREO_NAME_MAX + 1]) cfg->groups,
+                        (int64_t)time(NULL), err);
+  if (why != NULL)
+    cfg_problem(L, L->identity, "identity.cert_file", "%s: %s",
+                cfg->identity_cert_file, why);
 }
 
 /* ---- sync ---- */
@@ -1335,6 +1425,7 @@ enum {
   TOP_STATE_DIR,
   TOP_SYNC,
   TOP_HTTP,
+  TOP_IDENTITY,
   TOP_INCLUDE,
   TOP_LOG,
   TOP_CHECKS,
@@ -1342,8 +1433,8 @@ enum {
   TOP__N
 };
 static const char *const top_keys[] = {
-    "node", "network", "control", "state_dir", "sync",
-    "http", "include", "log",     "checks",    "behaviours"};
+    "node",     "network", "control", "state_dir", "sync",      "http",
+    "identity", "include", "log",     "checks",    "behaviours"};
 _Static_assert(ARRAY_SIZE(top_keys) == TOP__N, "top_keys");
 
 /* A section of the main file only, met in a pack: say so. */
@@ -1382,6 +1473,9 @@ static void section(struct loader *L, int i, const struct ynode *v) {
     break;
   case TOP_HTTP:
     parse_http(L, v);
+    break;
+  case TOP_IDENTITY:
+    parse_identity(L, v);
     break;
   case TOP_INCLUDE:
     parse_includes(L, v);
@@ -1472,6 +1566,7 @@ static void load_main(struct loader *L) {
   if (rv == 0) {
     walk_top(L, root, false);
     default_name(L);
+    check_identity(L);
   }
   cfg_ynode_free(root);
 }
@@ -1526,6 +1621,7 @@ void config_free(struct config *cfg) {
   free(cfg->behaviours);
   free(cfg->checks);
   json_decref(cfg->data);
+  id_key_wipe(&cfg->identity_key);
   free(cfg);
 }
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "choreo.h"
+#include "identity.h"
 
 #define CONFIG_JOIN_MAX 16  /* network.join entries */
 #define CONFIG_STATES_MAX 8 /* states in one condition list */
@@ -149,6 +150,20 @@ struct config {
   /* http (docs/CONFIGURATION.md "http"): "" : the endpoint is off. */
   char http_listen[CONFIG_HTTP_LISTEN_MAX + 1]; /* HOST:PORT */
   char http_token_file[CONFIG_PATH_MAX];        /* "" : no token */
+
+  /* identity (docs/CONFIGURATION.md "identity"): on when the section is
+   * written. The key and certificate are read and checked at load (the
+   * certificate is for the key, names this node, lists its groups and is
+   * signed by one of the operators and valid now). config_free() wipes
+   * the key. */
+  bool identity;
+  bool identity_required; /* default true */
+  char identity_key_file[CONFIG_PATH_MAX];
+  char identity_cert_file[CONFIG_PATH_MAX];
+  size_t identity_nops;
+  uint8_t identity_ops[ID_OPERATORS_MAX][ID_PUBLIC_BYTES];
+  struct id_key identity_key;
+  struct id_cert identity_cert;
 
   /* sync: what conditions wait for after a start (policy_sync). */
   unsigned sync_min_members; /* other members heard; default 0 */

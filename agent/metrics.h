@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "trust.h"
 #include "wire.h"
 
 /* One counter per reason the decoder rejects a message (WIRE_REJECT_MAP):
@@ -22,6 +23,11 @@
 #define METRICS_DECODE_ROW(id, s)                                              \
   XX(drop_decode_##id, "choreo_messages_dropped_total", "reason=\"" s "\"",    \
      "Messages dropped, by reason")
+
+/* One counter per reason identity drops a record (TRUST_DROP_MAP). */
+#define METRICS_TRUST_ROW(id, s)                                               \
+  XX(id_drop_##id, "choreo_identity_dropped_total", "reason=\"" s "\"",        \
+     "Records dropped by the identity checks, by reason")
 
 #define METRICS_COUNTERS(XX)                                                   \
   XX(msg_received, "choreo_messages_received_total", "",                       \
@@ -50,6 +56,20 @@
      "Messages dropped, by reason")                                            \
   XX(drop_bad_batch, "choreo_messages_dropped_total", "reason=\"bad_batch\"",  \
      "Messages dropped, by reason")                                            \
+  TRUST_DROP_MAP(METRICS_TRUST_ROW)                                            \
+  XX(id_verified, "choreo_identity_verifications_total", "",                   \
+     "Signatures checked: records, member entries, certificates, "             \
+     "revocations")                                                            \
+  XX(id_cache_hits, "choreo_identity_cache_hits_total", "",                    \
+     "Signed records and entries verified already (no signature checked)")     \
+  XX(id_unsigned, "choreo_identity_unsigned_total", "",                        \
+     "Unsigned records accepted (identity.required: false)")                   \
+  XX(id_entries_refused, "choreo_identity_member_entries_refused_total", "",   \
+     "Member list entries ignored, or taken only as a name and address, for "  \
+     "want of a signature that can be checked")                                \
+  XX(id_revocations_refused, "choreo_identity_revocations_refused_total", "",  \
+     "Revocations from peers refused (malformed, or not signed by a trusted "  \
+     "operator)")                                                              \
   XX(relay_batches_received, "choreo_relay_batches_received_total", "",        \
      "Relay batches received (each frame is then counted as a message)")       \
   XX(relay_duplicates, "choreo_relay_duplicates_total", "",                    \
@@ -151,7 +171,9 @@
   XX(http_clients, "choreo_http_clients", "",                                  \
      "Connections open on the HTTP endpoint")                                  \
   XX(http_event_clients, "choreo_http_event_clients", "",                      \
-     "HTTP clients reading the event stream")
+     "HTTP clients reading the event stream")                                  \
+  XX(id_revoked, "choreo_identity_revocations", "",                            \
+     "Certificate revocations this agent holds")
 
 struct metrics {
 #define XX(id, name, labels, help) uint64_t id;

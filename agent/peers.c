@@ -680,6 +680,19 @@ void peers_count(const struct peers *p, size_t *alive, size_t *lost,
 
 /* ---- force-leave ---- */
 
+int peers_force_lost(struct peers *p, const char *name, uint64_t now,
+                     int64_t wall) {
+  struct peer *peer = peers_find(p, name);
+
+  if (peer == NULL)
+    return CHOREO_ENOTFOUND;
+  if (peer->status != PEER_ALIVE)
+    return CHOREO_EINVAL;
+  lose(p, peer, now, wall);
+  arm(p, peer);
+  return 0;
+}
+
 int peers_force_leave(struct peers *p, const char *name, bool force,
                       uint64_t now, int64_t wall) {
   struct peer *peer = peers_find(p, name);

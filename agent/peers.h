@@ -284,4 +284,11 @@ const char *peer_event_name(enum peer_event_type t);
 int peers_force_leave(struct peers *p, const char *name, bool force,
                       uint64_t now, int64_t wall);
 
+/* A node this agent no longer believes (its certificate was revoked,
+ * trust.h): mark it lost now, as if it had gone silent; the LOST event
+ * follows, and it is reaped like any lost node. Returns 0,
+ * CHOREO_ENOTFOUND (no such member) or CHOREO_EINVAL (not alive). */
+int peers_force_lost(struct peers *p, const char *name, uint64_t now,
+                     int64_t wall);
+
 #endif

@@ -617,6 +617,21 @@ static void peers_force_leave_marks_a_lost_member_left(void **state) {
   assert_string_equal(peer_state(peers_find(&f->p, "b")), "busy");
 }
 
+/* A revoked node is marked lost at once (one LOST event); unknown and
+ * already lost ones are refused. */
+static void peers_force_lost_marks_a_live_member_lost(void **state) {
+  struct fixture *f = *state;
+
+  direct(&f->p, "a", 1, 1, "ready", false, NULL, 0);
+  f->events[0] = '\0';
+  assert_int_equal(peers_force_lost(&f->p, "nobody", 100, WALL),
+                   CHOREO_ENOTFOUND);
+  assert_int_equal(peers_force_lost(&f->p, "a", 100, WALL), 0);
+  assert_string_equal(f->events, "lost a lost<ready;");
+  assert_int_equal(peers_find(&f->p, "a")->status, PEER_LOST);
+  assert_int_equal(peers_force_lost(&f->p, "a", 200, WALL), CHOREO_EINVAL);
+}
+
 static void peers_find_nodes_in_a_large_table(void **state) {
   struct fixture *f = *state;
   char name[16];
@@ -1372,6 +1387,7 @@ int main(void) {
       TEST(peers_tick_returns_the_next_deadline),
       TEST(peers_count_by_status),
       TEST(peers_force_leave_marks_a_lost_member_left),
+      TEST(peers_force_lost_marks_a_live_member_lost),
       TEST(peers_find_nodes_in_a_large_table),
       TEST(peers_work_without_a_callback),
       TEST(peers_name_every_event),
