@@ -646,6 +646,57 @@ CHOREO_EXPORT int choreo_force_leave(choreo_client *c, const char *node,
   return rv;
 }
 
+/* ---- revoke ---- */
+
+static int revoke_result(json_t *reply, char **node_out, bool *new_out) {
+  const char *node = json_string_value(json_object_get(reply, "node"));
+  json_t *fresh = json_object_get(reply, "new");
+
+  if (node == NULL || !json_is_boolean(fresh))
+    return CHOREO_EPROTO;
+  if (node_out != NULL && (*node_out = strdup(node)) == NULL)
+    return CHOREO_ENOMEM;
+  if (new_out != NULL)
+    *new_out = json_is_true(fresh);
+  return 0;
+}
+
+CHOREO_EXPORT int choreo_revoke(choreo_client *c, const char *revocation_json,
+                                char **node_out, bool *new_out, char **error) {
+  json_t *rev, *req, *reply = NULL;
+  int rv;
+
+  if (node_out != NULL)
+    *node_out = NULL;
+  if (new_out != NULL)
+    *new_out = false;
+  if (error != NULL)
+    *error = NULL;
+  rev = revocation_json != NULL
+            ? json_loads(revocation_json, JSON_REJECT_DUPLICATES, NULL)
+            : NULL;
+  if (!json_is_object(rev)) {
+    json_decref(rev);
+    return CHOREO_EINVAL;
+  }
+  req = json_pack("{s:s}", "cmd", "revoke");
+  /* json_object_set_new() takes rev even when it fails. */
+  if (req == NULL || json_object_set_new(req, "revocation", rev) != 0) {
+    if (req == NULL)
+      json_decref(rev);
+    json_decref(req);
+    return CHOREO_ENOMEM;
+  }
+  rv = exchange(c, req, &reply);
+  if (rv == 0)
+    rv = revoke_result(reply, node_out, new_out);
+  else if (rv == CHOREO_EREFUSED)
+    take_error(reply, error);
+  json_decref(reply);
+  json_decref(req);
+  return rv;
+}
+
 static bool peer_selected(const choreo_peer *p, const char *node,
                           const char *group) {
   if (node != NULL && strcmp(p->name, node) != 0)

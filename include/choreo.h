@@ -260,6 +260,21 @@ CHOREO_EXPORT int choreo_set_for(choreo_client *c, const char *state,
                                  const char *reason, const choreo_kv *data,
                                  size_t ndata, uint64_t for_ms, char **error);
 
+/* Hand a revocation to the agent (choreo(1), "revoke"): revocation_json
+ * is the JSON object an operator signed (`choreo cert revoke`), sent as
+ * it is; the agent checks its signature against its trusted operator keys,
+ * keeps it in state_dir and passes it on to its peers. On 0, *node_out (if
+ * not NULL; owned by the caller, free()) is the node whose certificate is
+ * revoked ("" when the revocation names only a serial) and *new_out (if
+ * not NULL) says whether the agent did not know it yet. Returns 0,
+ * CHOREO_EINVAL when revocation_json is not a JSON object, CHOREO_EREFUSED
+ * with *error (if not NULL, owned by the caller) saying why the agent
+ * refused it (a bad signature, an operator it does not trust, identity
+ * off), CHOREO_EPROTO for a reply without node or new, or a connection
+ * error. */
+CHOREO_EXPORT int choreo_revoke(choreo_client *c, const char *revocation_json,
+                                char **node_out, bool *new_out, char **error);
+
 /* The most states choreo_wait() takes in one comma-separated list. */
 #define CHOREO_WAIT_STATES_MAX 16
 

@@ -462,6 +462,81 @@ static void set_reports_malformed_and_missing_replies(void **state) {
   choreo_close(c);
 }
 
+/* ---- revoke ---- */
+
+static const char revocation[] =
+    "{\"revoke\":1,\"serial\":\"0123456789abcdef\",\"node\":\"web1\","
+    "\"time\":5,\"operator\":\"o\",\"sig\":\"s\"}";
+
+static void revoke_sends_the_revocation_and_reads_the_answer(void **state) {
+  struct fake *f = *state;
+  choreo_client *c;
+  char *node = NULL, *error = (char *)1;
+  bool fresh = false;
+  json_t *req, *want;
+
+  start(f, SCRIPT,
+        "{\"ok\":true,\"node\":\"web1\",\"serial\":\"0123456789abcdef\","
+        "\"new\":true}\n",
+        "{\"ok\":true,\"node\":\"\",\"new\":false}\n", NULL);
+  c = connect_ok(f, TIMEOUT_MS);
+  assert_int_equal(choreo_revoke(c, revocation, &node, &fresh, &error), 0);
+  assert_string_equal(node, "web1");
+  assert_true(fresh);
+  assert_null(error);
+  free(node);
+  assert_int_equal(choreo_revoke(c, revocation, &node, &fresh, NULL), 0);
+  assert_string_equal(node, "");
+  assert_false(fresh);
+  free(node);
+  choreo_close(c);
+  req = request(f, 0);
+  want = json_loads(revocation, 0, NULL);
+  assert_string_equal(json_string_value(json_object_get(req, "cmd")), "revoke");
+  assert_true(json_equal(json_object_get(req, "revocation"), want));
+  json_decref(want);
+  json_decref(req);
+}
+
+static void revoke_returns_the_agents_refusal(void **state) {
+  struct fake *f = *state;
+  choreo_client *c;
+  char *node = (char *)1, *error = NULL;
+  bool fresh = true;
+
+  start(f, SCRIPT, "{\"ok\":false,\"error\":\"revocation: bad signature\"}\n",
+        "{\"ok\":true,\"node\":\"web1\"}\n", NULL);
+  c = connect_ok(f, TIMEOUT_MS);
+  assert_int_equal(choreo_revoke(c, revocation, &node, &fresh, &error),
+                   CHOREO_EREFUSED);
+  assert_string_equal(error, "revocation: bad signature");
+  assert_null(node);
+  assert_false(fresh);
+  free(error);
+  /* ok, but without "new": not an answer to a revocation */
+  assert_int_equal(choreo_revoke(c, revocation, &node, &fresh, &error),
+                   CHOREO_EPROTO);
+  assert_null(node);
+  assert_null(error);
+  choreo_close(c);
+}
+
+static void revoke_refuses_what_is_not_a_json_object(void **state) {
+  struct fake *f = *state;
+  choreo_client *c;
+  char *node = NULL;
+
+  start(f, SCRIPT, NULL);
+  c = connect_ok(f, TIMEOUT_MS);
+  assert_int_equal(choreo_revoke(c, "[1]", &node, NULL, NULL), CHOREO_EINVAL);
+  assert_int_equal(choreo_revoke(c, "{\"revoke\":1", &node, NULL, NULL),
+                   CHOREO_EINVAL);
+  assert_int_equal(choreo_revoke(c, NULL, &node, NULL, NULL), CHOREO_EINVAL);
+  assert_null(node);
+  choreo_close(c);
+  assert_int_equal(f->nreq, 0);
+}
+
 /* ---- status ---- */
 
 #define PEER(name, state, groups, data)                                        \
@@ -735,6 +810,9 @@ int main(void) {
       T(set_sends_state_reason_and_data),
       T(set_returns_the_agents_refusal),
       T(set_reports_malformed_and_missing_replies),
+      T(revoke_sends_the_revocation_and_reads_the_answer),
+      T(revoke_returns_the_agents_refusal),
+      T(revoke_refuses_what_is_not_a_json_object),
       T(status_get_parses_node_and_peers),
       T(status_get_parses_peer_versions),
       T(status_get_refuses_malformed_documents),
