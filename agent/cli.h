@@ -95,5 +95,8 @@ int cmd_keygen(int argc, char **argv); /* cmd_misc.c */
 int cmd_leave(int argc, char **argv);
 int cmd_reload(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_pubkey(int argc, char **argv); /* cmd_cert.c */
+int cmd_cert(int argc, char **argv);
+int cmd_revoke(int argc, char **argv);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * cmd_misc.c — `choreo keygen`, `choreo leave`, `choreo reload` and
- * `choreo version`: the commands that take no arguments.
+ * cmd_misc.c — `choreo keygen` (cluster keys and, with --signing, signing
+ * keys), `choreo leave`, `choreo reload` and `choreo version`: the
+ * commands that take no arguments.
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -11,17 +12,24 @@
 #include <yaml.h>
 
 #include "cli.h"
+#include "identity.h"
 #include "statefiles.h"
 #include "wire.h"
 
 static const char keygen_usage[] =
-    "Usage: choreo keygen\n"
+    "Usage: choreo keygen [--signing]\n"
     "\n"
     "Print a new random cluster key: 32 bytes from the system's secure\n"
     "random source, base64-encoded, on one line. Put it in the file named\n"
     "by network.key_file on every node (mode 0600). A key file may hold\n"
     "several keys, one per line: the first encrypts, all decrypt, which\n"
     "allows rotating keys without downtime (see docs/OPERATIONS.md).\n"
+    "\n"
+    "  --signing  print a new Ed25519 signing key instead (88 characters of\n"
+    "             base64): a node's identity key or an operator's key.\n"
+    "             Keep it in a file of mode 0600, e.g.\n"
+    "             (umask 077; choreo keygen --signing > node.key);\n"
+    "             choreo pubkey prints its public half.\n"
     "\n"
     "Exit status: 0 success; 1 failure; 2 usage error.\n";
 
@@ -95,13 +103,39 @@ static int parse_simple(const char *cmd, const char *usage, bool socket_opts,
   return -1;
 }
 
+static int keygen_signing(void) {
+  char b64[ID_SECRET_B64 + 1];
+  struct id_key k;
+
+  if (id_key_generate(&k) != 0)
+    return cli_error(EXIT_FAILED, "keygen", "libsodium failed to start");
+  id_key_format(&k, b64);
+  id_key_wipe(&k);
+  printf("%s\n", b64);
+  sodium_memzero(b64, sizeof(b64));
+  return EXIT_OK;
+}
+
 int cmd_keygen(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"signing", no_argument, NULL, 'S'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
   unsigned char key[32];
   char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
-  struct cli_common o;
-  int rv = parse_simple("keygen", keygen_usage, false, argc, argv, &o);
-  if (rv >= 0)
-    return rv;
+  bool signing = false;
+  int ch, status = -1;
+
+  while ((ch = cli_next_opt("keygen", keygen_usage, argc, argv, ":h", opts,
+                            &status)) >= 0)
+    signing = true;
+  if (ch == CLI_OPT_STOP)
+    return status;
+  if (optind < argc)
+    return cli_usage_error("keygen", "unexpected argument '%s'", argv[optind]);
+  if (signing)
+    return keygen_signing();
   if (sodium_init() < 0)
     return cli_error(EXIT_FAILED, "keygen", "libsodium failed to start");
   randombytes_buf(key, sizeof(key));

@@ -601,9 +601,15 @@ static int load_text(const char *text, size_t len, json_t **out, char *err) {
   if (len > ID_TEXT_MAX)
     return fail(err, "larger than %d bytes", ID_TEXT_MAX);
   *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-  if (*out == NULL)
+  if (*out == NULL) {
+    /* jansson quotes the text "near" the error: the file given could be a
+     * secret key, so that part is left out. */
+    char *near = strstr(jerr.text, " near '");
+    if (near != NULL)
+      *near = '\0';
     return fail(err, "not JSON: %s (line %d, column %d)", jerr.text, jerr.line,
                 jerr.column);
+  }
   if (!json_is_object(*out)) {
     json_decref(*out);
     *out = NULL;

@@ -585,6 +585,9 @@ static void cert_parse_refuses_text_that_is_not_one_object(void **state) {
     if (strncmp(err, rows[i].want, strlen(rows[i].want)) != 0)
       fail_msg("row %zu: \"%s\" does not start \"%s\"", i, err, rows[i].want);
   }
+  /* A key file given by mistake: no part of it is quoted. */
+  assert_int_equal(id_cert_parse("secretKEY==", 11, &c, err), CHOREO_EINVAL);
+  assert_null(strstr(err, "secret"));
   big = malloc(ID_TEXT_MAX + 2);
   assert_non_null(big);
   memset(big, ' ', ID_TEXT_MAX + 1);
