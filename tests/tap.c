@@ -15,6 +15,11 @@
  *   tap seal KEYFILE IN OUT
  *       Seal the bytes of IN with the first key of KEYFILE into OUT: an
  *       authenticated message with any content, as a key holder could send.
+ *   tap sign KEYFILE CLUSTER IN OUT [CERTFILE]
+ *       Sign the record of the message in IN (hello, state or leave) with
+ *       the signing key in KEYFILE, as a node of CLUSTER signs its own,
+ *       add the certificate of CERTFILE, and write the message to OUT:
+ *       what a node holding that key (a compromised one) could send.
  *
  * Exit status: 0 success, 1 failure, 2 usage.
  */
@@ -28,7 +33,9 @@
 #include <time.h>
 
 #include "choreo.h"
+#include "identity.h"
 #include "seal.h"
+#include "wire.h"
 
 #define TAP_FILE_MAX (1024 * 1024)
 
@@ -159,6 +166,47 @@ static int seal_file(const char *keyfile, const char *in, const char *out) {
   return rv;
 }
 
+static int sign_file(const char *keyfile, const char *cluster, const char *in,
+                     const char *out, const char *certfile) {
+  struct id_key key;
+  struct id_cert cert;
+  struct id_head h;
+  struct wire_error werr;
+  struct wire_msg m;
+  char err[ID_ERR_MAX], *text = NULL;
+  unsigned char *buf;
+  size_t len = 0, tlen = 0;
+  FILE *f;
+  int rv = 1;
+
+  if (id_key_load(keyfile, &key, err) != 0 ||
+      (certfile != NULL && id_cert_load(certfile, &cert, err) != 0)) {
+    fprintf(stderr, "tap: %s\n", err);
+    return 1;
+  }
+  if ((buf = slurp(in, &len)) == NULL || wire_msg_init(&m) != 0)
+    return 1;
+  if (wire_decode(buf, len, &m, &werr) != 0 || m.type == WIRE_MEMBERS) {
+    fprintf(stderr, "tap: %s: %s\n", in,
+            werr.detail[0] ? werr.detail : "not a record");
+  } else {
+    id_head_of(cluster, &m.rec, &h);
+    id_head_sign(&key, &h, m.sig);
+    m.has_sig = true;
+    if (certfile != NULL)
+      m.cert = id_cert_to_json(&cert);
+    if (wire_encode(&m, &text, &tlen) == 0 && (f = fopen(out, "wb")) != NULL) {
+      rv = fwrite(text, 1, tlen, f) == tlen ? 0 : 1;
+      rv |= fclose(f) != 0;
+    }
+  }
+  free(text);
+  wire_msg_free(&m);
+  free(buf);
+  id_key_wipe(&key);
+  return rv;
+}
+
 int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "record") == 0)
     return record(argv[2], argv[3]);
@@ -167,8 +215,12 @@ int main(int argc, char **argv) {
                       strtol(argv[4], NULL, 10), argv + 5, argc - 5);
   if (argc == 5 && strcmp(argv[1], "seal") == 0)
     return seal_file(argv[2], argv[3], argv[4]);
+  if ((argc == 6 || argc == 7) && strcmp(argv[1], "sign") == 0)
+    return sign_file(argv[2], argv[3], argv[4], argv[5],
+                     argc == 7 ? argv[6] : NULL);
   fprintf(stderr, "usage: tap record ADDR DIR\n"
                   "       tap send ADDR REPEAT GAP_MS FILE...\n"
-                  "       tap seal KEYFILE IN OUT\n");
+                  "       tap seal KEYFILE IN OUT\n"
+                  "       tap sign KEYFILE CLUSTER IN OUT [CERTFILE]\n");
   return 2;
 }
