@@ -840,7 +840,7 @@ static void refused(const char *reason, const char *from, const char *detail) {
  * name, freshness (with a key ring), incarnation from the future,
  * replay. Returns false (counted) to drop. */
 static bool admit(struct net *n, const struct wire_msg *m, bool via_relay,
-                  bool signed_newer) {
+                  bool signed_current) {
   struct agent *a = agent_of(n);
   int64_t now_ms = util_wall_ms();
   const struct peer *sender = peers_find(&a->peers, m->from);
@@ -862,10 +862,12 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay,
     note_nonce(n, m);
   if (r == POLICY_ADMIT) {
     bool fresh = peers_accept_seq(&a->peers, m->from, m->inc, m->seq);
-    /* A newer record its node signed is never a replay: a forger who
-     * sent one of its old records with a far sequence number can't make
-     * the node's next versions look replayed (docs/SECURITY.md). */
-    if (!fresh && signed_newer) {
+    /* With identity the sequence number, which no signature covers, can't
+     * drop a record its node signed that is at least as new as the one
+     * held: a forger who replays the node's message with a far sequence
+     * number can't make its next heartbeats and versions look replayed
+     * (docs/SECURITY.md "Identity"). */
+    if (!fresh && signed_current) {
       struct peer *p = peers_find(&a->peers, m->from);
       p->msg_inc = m->inc;
       p->msg_seq = m->seq;
@@ -1147,15 +1149,16 @@ static void note_versions(struct net *n, const struct wire_msg *m) {
 /* Identity (trust.h): learn the revocations the message carries, then
  * check its record's signature and certificate (a member list's entries
  * are checked one by one when merged). Returns false (counted) to drop;
- * *signed_newer: a signed record newer than the one held. */
+ * *signed_current: a verified signed record at least as new as the one
+ * held. */
 static bool trusted(struct net *n, const struct wire_msg *m,
-                    bool *signed_newer) {
+                    bool *signed_current) {
   struct agent *a = agent_of(n);
   const struct peer *peer;
   enum trust_verdict v;
   bool warn;
 
-  *signed_newer = false;
+  *signed_current = false;
   if (m->revoked != NULL)
     agent_trust_learn(a, m->revoked, m->from);
   if (m->type == WIRE_MEMBERS)
@@ -1174,8 +1177,8 @@ static bool trusted(struct net *n, const struct wire_msg *m,
     return false;
   }
   peer = peers_find(&a->peers, m->from);
-  *signed_newer = a->trust.enabled && m->has_sig && peer != NULL &&
-                  record_cmp(&m->rec, &peer->rec) > 0;
+  *signed_current = a->trust.enabled && m->has_sig && peer != NULL &&
+                    record_cmp(&m->rec, &peer->rec) >= 0;
   return true;
 }
 
@@ -1188,7 +1191,7 @@ static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
   const void *raw = buf;
   size_t rawlen = len;
   uint64_t now = uv_now(&a->loop);
-  bool signed_newer = false;
+  bool signed_current = false;
 
   a->metrics.msg_received++;
   /* A copy through a second relay, or our own message passed back: known
@@ -1222,8 +1225,8 @@ static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
       refused(wire_reject_name(err.reason), NULL, err.detail);
   } else if (via_relay && strcmp(m.from, a->cfg->name) == 0) {
     /* Our own message, passed on by a relay to every member. */
-  } else if (trusted(n, &m, &signed_newer) &&
-             admit(n, &m, via_relay, signed_newer)) {
+  } else if (trusted(n, &m, &signed_current) &&
+             admit(n, &m, via_relay, signed_current)) {
     uint64_t rx_ns = uv_hrtime();
     a->metrics.msg_accepted++;
     if (m.type == WIRE_MEMBERS)

@@ -15,6 +15,8 @@
  *   tap seal KEYFILE IN OUT
  *       Seal the bytes of IN with the first key of KEYFILE into OUT: an
  *       authenticated message with any content, as a key holder could send.
+ *   tap open KEYFILE IN OUT
+ *       Open the sealed message IN with the key ring of KEYFILE into OUT.
  *   tap sign KEYFILE CLUSTER IN OUT [CERTFILE]
  *       Sign the record of the message in IN (hello, state or leave) with
  *       the signing key in KEYFILE, as a node of CLUSTER signs its own,
@@ -166,6 +168,30 @@ static int seal_file(const char *keyfile, const char *in, const char *out) {
   return rv;
 }
 
+static int open_file(const char *keyfile, const char *in, const char *out) {
+  struct seal_ring *ring = NULL;
+  struct seal_error err;
+  unsigned char *box, *msg = NULL;
+  size_t len = 0, msglen = 0;
+  FILE *f;
+  int rv = 1;
+
+  if (seal_ring_load(keyfile, &ring, &err) != 0) {
+    fprintf(stderr, "tap: %s\n", err.text);
+    return 1;
+  }
+  box = slurp(in, &len);
+  if (box != NULL && seal_open_alloc(ring, box, len, &msg, &msglen) == 0 &&
+      (f = fopen(out, "wb")) != NULL) {
+    rv = fwrite(msg, 1, msglen, f) == msglen ? 0 : 1;
+    rv |= fclose(f) != 0;
+  }
+  free(msg);
+  free(box);
+  seal_ring_free(ring);
+  return rv;
+}
+
 static int sign_file(const char *keyfile, const char *cluster, const char *in,
                      const char *out, const char *certfile) {
   struct id_key key;
@@ -215,12 +241,15 @@ int main(int argc, char **argv) {
                       strtol(argv[4], NULL, 10), argv + 5, argc - 5);
   if (argc == 5 && strcmp(argv[1], "seal") == 0)
     return seal_file(argv[2], argv[3], argv[4]);
+  if (argc == 5 && strcmp(argv[1], "open") == 0)
+    return open_file(argv[2], argv[3], argv[4]);
   if ((argc == 6 || argc == 7) && strcmp(argv[1], "sign") == 0)
     return sign_file(argv[2], argv[3], argv[4], argv[5],
                      argc == 7 ? argv[6] : NULL);
   fprintf(stderr, "usage: tap record ADDR DIR\n"
                   "       tap send ADDR REPEAT GAP_MS FILE...\n"
                   "       tap seal KEYFILE IN OUT\n"
+                  "       tap open KEYFILE IN OUT\n"
                   "       tap sign KEYFILE CLUSTER IN OUT [CERTFILE]\n");
   return 2;
 }

@@ -47,8 +47,12 @@ YAML
 }
 
 install_recorder
-pdb=$(free_port); pw1=$(free_port); pw2=$(free_port)
-id_config db1 "$pdb" "[db]" "[tcp://127.0.0.1:$pw1]"
+pdb=$(free_port); pw1=$(free_port); pw2=$(free_port); ptap=$(free_port)
+# db1 also publishes to a wiretap: what an attacker on the network records.
+id_config db1 "$pdb" "[db]" "[tcp://127.0.0.1:$pw1, tcp://127.0.0.1:$ptap]"
+mkdir "$T/tap"
+"$CHOREO_TAP" record "tcp://127.0.0.1:$ptap" "$T/tap" 2>>"$T/tap.log" &
+tap_pid=$!
 id_config w1 "$pw1" "[web]" "[tcp://127.0.0.1:$pdb]"
 id_config w2 "$pw2" "[web]" "[tcp://127.0.0.1:$pdb, tcp://127.0.0.1:$pw1]" "$(
   echo "behaviours:"
@@ -185,6 +189,31 @@ envelope db1 "$db1_inc" state "$(record_body maintenance '["db"]')" > "$T/f8.jso
 "$CHOREO_TAP" sign "$T/old.sk" test "$T/f8.json" "$T/f8.signed" "$T/old.cert" || fail "tap sign"
 cp "$T/f8.signed" "$T/f8.json"; sealed f8
 attack f8 expired "db1's state under an expired certificate"
+
+# (9) db1's own signed message, recorded, replayed with the largest
+# sequence number: db1's later heartbeats and changes still count.
+kill -TERM "$tap_pid"; wait "$tap_pid" 2>/dev/null || true
+last=""
+for f in $(ls -r "$T"/tap/*.msg); do
+  "$CHOREO_TAP" open "$T/cluster.key" "$f" "$T/f9.open" 2>/dev/null || continue
+  if jq -e '.type == "state" and .rec.state == "primary"' "$T/f9.open" >/dev/null 2>&1; then
+    last=$f; break
+  fi
+done
+[ -n "$last" ] || fail "the tap recorded no state of db1"
+jq -c '.seq = 9007199254740991' "$T/f9.open" > "$T/f9.json"
+sealed f9
+send_all f9
+settled w2 4
+sleep_hb() { local t0; t0=$(now_ms); wait_for "$1" 10 bash -c "[ \$((\$(date +%s%3N) - $t0)) -ge $2 ]"; }
+sleep_hb "lost_after passes" 2500
+sees w2 db1 primary || fail "db1's heartbeats were taken for replays after the forged sequence number: w2 shows $(state_seen w2 db1)"
+c db1 set maintenance --reason "after the replay" || fail "set"
+wait_for "w2 sees db1's change after the replay" 5 sees w2 db1 maintenance
+wait_for "w2's behaviour runs" 5 has_calls w2 holding "^run peer=db1 " 1
+c db1 set primary || fail "set"
+wait_for "w2's behaviour reverts" 5 has_calls w2 holding "^revert " 1
+ok "db1's own message replayed with sequence number 2^53-1: db1 stays alive, its next change reaches w2"
 
 # ---- revocation: w1 revoked on db1 alone; lost everywhere within two
 # heartbeats, with no file edited anywhere else.
