@@ -359,12 +359,15 @@ static void audit_value(struct audit_buf *b, const char *key, json_t *v) {
     audit_add(b, " --for %" PRId64 "ms", (int64_t)json_integer_value(v));
     return;
   }
+  if (strcmp(key, "data") == 0 && json_is_object(v) && json_object_size(v) == 0)
+    return; /* a set sends {} when it changes no data */
+  audit_add(b, " ");
   audit_text(b, key, false);
   audit_add(b, " ");
   if (json_is_string(v)) {
     audit_text(b, json_string_value(v), true);
   } else if (json_is_object(v)) {
-    audit_add(b, "keys [");
+    audit_add(b, "[");
     json_object_foreach(v, k, x) {
       audit_add(b, "%s", first ? "" : ", ");
       audit_text(b, k, false);
@@ -380,12 +383,16 @@ static void audit_value(struct audit_buf *b, const char *key, json_t *v) {
   }
 }
 
-/* "uid 0 (root) pid 4242: set maintenance reason \"x\" …": who asked and
- * what, every argument of the request (the state of a set first). */
+/* "uid 0 (root) pid 4242: set maintenance reason \"x\" data [k] --for
+ * 60000ms": who asked and what. The arguments every command may have
+ * come first in this order, then any other in the request's order, so
+ * that an argument of a command added later is written too. */
 static void audit_describe(const struct control_peer *p, const char *cmd,
                            json_t *req, struct audit_buf *b) {
+  static const char *const first[] = {"state", "node",   "reason",
+                                      "data",  "for_ms", "force"};
   const char *key;
-  json_t *v, *state = json_object_get(req, "state");
+  json_t *v;
 
   audit_add(b, "uid %u", (unsigned)p->uid);
   if (p->user[0] != '\0') {
@@ -395,15 +402,23 @@ static void audit_describe(const struct control_peer *p, const char *cmd,
   }
   audit_add(b, " pid %d: ", (int)p->pid);
   audit_text(b, cmd, false);
-  if (json_is_string(state)) {
-    audit_add(b, " ");
-    audit_text(b, json_string_value(state), false);
+  for (size_t i = 0; i < ARRAY_SIZE(first); i++) {
+    v = json_object_get(req, first[i]);
+    if (v == NULL)
+      continue;
+    if (i < 2 && json_is_string(v)) { /* the object of the command */
+      audit_add(b, " ");
+      audit_text(b, json_string_value(v), false);
+    } else {
+      audit_value(b, first[i], v);
+    }
   }
   json_object_foreach(req, key, v) {
-    if (strcmp(key, "cmd") == 0 || (v == state && json_is_string(state)))
-      continue;
-    audit_add(b, " ");
-    audit_value(b, key, v);
+    bool seen = strcmp(key, "cmd") == 0;
+    for (size_t i = 0; !seen && i < ARRAY_SIZE(first); i++)
+      seen = strcmp(key, first[i]) == 0;
+    if (!seen)
+      audit_value(b, key, v);
   }
 }
 

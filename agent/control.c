@@ -33,6 +33,7 @@ struct control_client {
   bool paused;  /* replies back up: requests are not read (backpressure) */
   bool eof;     /* the client's side is closed: nothing more to read */
   bool closing;
+  bool refused; /* answered "permission denied": the rest is discarded */
   int open_handles;
   struct control_peer peer;
 };
@@ -150,7 +151,9 @@ static void drop_slow(struct control_client *cl, const char *why) {
 
 static void on_idle(uv_timer_t *t) {
   struct control_client *cl = container_of(t, struct control_client, idle);
-  if (cl->paused) {
+  if (cl->refused) {
+    client_close(cl);
+  } else if (cl->paused) {
     char why[64];
     snprintf(why, sizeof(why), "they still wait after %d ms", CONTROL_STALL_MS);
     drop_slow(cl, why);
@@ -248,6 +251,11 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   struct control_client *cl =
       container_of((uv_pipe_t *)s, struct control_client, pipe);
+  if (cl->refused) {
+    if (n < 0)
+      client_close(cl);
+    return; /* what it says is not read: buf is reused */
+  }
   if (n == UV_EOF) {
     /* The client has said all it will say; what we owe it is still
      * written (a reply queued behind a full socket buffer), then the
@@ -351,20 +359,31 @@ static void peer_learn(struct control *c, int fd, struct control_peer *p) {
 static void refuse_peer(struct control_client *cl) {
   struct control *c = cl->owner;
   const struct control_peer *p = &cl->peer;
+  char user[4 * CONFIG_USER_MAX + 4];
 
   c->metrics->control_access_denied++;
+  util_escape(p->user, user, sizeof(user));
   if (log_allow("control:refused", util_wall_ms()))
     log_warn("control: refused a connection from uid %u pid %d%s%s%s: not "
              "root, the agent's user or a member of control.read_group",
-             (unsigned)p->uid, (int)p->pid, p->user[0] ? " (" : "", p->user,
-             p->user[0] ? ")" : "");
+             (unsigned)p->uid, (int)p->pid, user[0] ? " (" : "", user,
+             user[0] ? ")" : "");
   control_reply_error(
       cl,
       "permission denied: uid %u may not use this socket "
       "(only root, uid %u%s)",
       (unsigned)p->uid, (unsigned)c->opts.agent_euid,
       c->opts.read_group ? " and members of control.read_group to read" : "");
-  client_close(cl);
+  /* Half-close after the line, and read (and drop) until the client
+   * hangs up: a client that sends its request only now still reads the
+   * line instead of failing to send. Bounded by CONTROL_IDLE_MS. */
+  cl->refused = true;
+  if (uv_shutdown(&cl->shutdown, (uv_stream_t *)&cl->pipe, NULL) != 0 ||
+      uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read) != 0) {
+    client_close(cl);
+    return;
+  }
+  uv_timer_start(&cl->idle, on_idle, CONTROL_IDLE_MS, 0);
 }
 
 const struct control_peer *
