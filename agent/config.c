@@ -740,17 +740,6 @@ static void parse_defaults(struct loader *L, const struct ynode *m) {
     parse_run_as(L, v[DEF_RUN_AS], "defaults.run_as", &L->cfg->default_run_as);
 }
 
-static const char *dir_of(const char *path, char *dir, size_t len) {
-  const char *slash = strrchr(path, '/');
-  if (slash == NULL)
-    snprintf(dir, len, ".");
-  else if (slash == path)
-    snprintf(dir, len, "/");
-  else
-    snprintf(dir, len, "%.*s", (int)(slash - path), path);
-  return dir;
-}
-
 /* One stat() and the decision over it; 1: trusted, else why is set. */
 static int trust_one(const char *path, const char *shown, bool is_dir,
                      uint32_t run_uid, char *why, size_t len) {
@@ -823,10 +812,19 @@ int config_script_trust(const char *path, uint32_t run_uid, char *why,
   util_escape(file, shown, sizeof(shown));
   if ((rv = trust_one(file, shown, false, run_uid, why, len)) != 1)
     return rv;
-  dir_of(file, dir, sizeof(dir));
-  util_escape(dir, shown, sizeof(shown));
-  if ((rv = trust_one(dir, shown, true, run_uid, why, len)) != 1)
-    return rv;
+  /* Every directory up to /: whoever can write one of them can rename
+   * the file's directory away and put another in its place. */
+  snprintf(dir, sizeof(dir), "%s", file);
+  while (strcmp(dir, "/") != 0 && strchr(dir, '/') != NULL) {
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+      slash[1] = '\0';
+    else
+      *slash = '\0';
+    util_escape(dir, shown, sizeof(shown));
+    if ((rv = trust_one(dir, shown, true, run_uid, why, len)) != 1)
+      return rv;
+  }
   return 0;
 }
 

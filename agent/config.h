@@ -210,8 +210,10 @@ int config_socket_path(const char *path, char *buf, size_t len,
 void config_errors_free(struct config_errors *errs);
 
 /* Whether the script file at path, run as run_uid, can be trusted: it
- * and its directory are owned by root or run_uid and neither is writable
- * by group or others (policy_script_trust()). Returns 0, or a negated
+ * and every directory above it are owned by root or run_uid and none is
+ * writable by group or others (policy_script_trust(); a root-owned
+ * sticky directory such as /tmp excepted). A bare name is looked up in
+ * PATH. Returns 0, or a negated
  * errno (stat failed) / CHOREO_EREFUSED with why[len] saying why, e.g.
  * "/srv/x.sh is writable by uid 1001 (not root or run_as user)". The
  * agent asks again before each start (runner.c): the file may have

@@ -443,8 +443,8 @@ enum policy_script {
   POLICY_SCRIPT_OTHER_WRITE, /* writable by anyone */
 };
 
-/* The decision over a stat() of the file (is_dir false) or of the
- * directory that holds it (is_dir true): its owner must be root or
+/* The decision over a stat() of the file (is_dir false) or of a
+ * directory above it (is_dir true): its owner must be root or
  * run_uid, and neither group nor others may write it. A directory owned
  * by root with the sticky bit (like /tmp) may be writable by all: no one
  * else can then remove or rename a file in it they don't own. */

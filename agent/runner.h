@@ -28,7 +28,7 @@
  * Another user (run_as): a job with a user runs with its uid and primary
  * gid (UV_PROCESS_SETUID | UV_PROCESS_SETGID; libuv drops the
  * supplementary groups) and HOME, USER and LOGNAME set for it. Before
- * each try its script file and directory are checked again
+ * each try its script file and the directories above it are checked again
  * (config_script_trust()): a file someone else could have changed since
  * the configuration was loaded is not run; the try fails as REFUSED,
  * with the reason in the log, and is retried as failures are.

@@ -88,6 +88,14 @@ chmod 777 "$T/bin"
 check_refuses "a script in a directory anyone can write" \
   "^$T/web1.yaml:$run_line:11: behaviour mine: run: the directory $T/bin is writable by anyone (mode 0777)"
 chmod 755 "$T/bin"
+# A directory further up that another user owns: they could rename bin.
+mkdir -p "$T/o/bin"
+cp -p "$T/bin/who.sh" "$T/o/bin/who.sh"
+chown "$O" "$T/o"
+sed -i "s|run: \[$T/bin/who.sh, $T/out.$U\]|run: [$T/o/bin/who.sh, $T/out.$U]|" "$T/web1.yaml"
+check_refuses "a script below a directory another user owns" \
+  "^$T/web1.yaml:$run_line:11: behaviour mine: run: the directory $T/o is writable by uid $(id -u "$O") (its owner; not root or the run_as user)"
+sed -i "s|run: \[$T/o/bin/who.sh, $T/out.$U\]|run: [$T/bin/who.sh, $T/out.$U]|" "$T/web1.yaml"
 
 sed -i "s/    run_as: $U/    run_as: nosuch$$/" "$T/web1.yaml"
 check_refuses "an unknown user" \
