@@ -376,14 +376,14 @@ static void refuse_peer(struct control_client *cl) {
       c->opts.read_group ? " and members of control.read_group to read" : "");
   /* Half-close after the line, and read (and drop) until the client
    * hangs up: a client that sends its request only now still reads the
-   * line instead of failing to send. Bounded by CONTROL_IDLE_MS. */
+   * line instead of failing to send. Bounded by CONTROL_REFUSED_MS. */
   cl->refused = true;
   if (uv_shutdown(&cl->shutdown, (uv_stream_t *)&cl->pipe, NULL) != 0 ||
       uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read) != 0) {
     client_close(cl);
     return;
   }
-  uv_timer_start(&cl->idle, on_idle, CONTROL_IDLE_MS, 0);
+  uv_timer_start(&cl->idle, on_idle, CONTROL_REFUSED_MS, 0);
 }
 
 const struct control_peer *

@@ -54,6 +54,10 @@
 #define CONTROL_SPARE_FDS 4
 #define CONTROL_RETRY_MS 100
 #define CONTROL_ACCEPT_BATCH 16 /* connections accepted per wake-up */
+/* A refused client (no access) is closed when it hangs up or after this:
+ * long enough to send its request and read the refusal, short enough
+ * that refused connections can't keep the clients' places taken. */
+#define CONTROL_REFUSED_MS 1000
 
 struct control;
 struct control_client; /* private */

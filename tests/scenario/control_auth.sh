@@ -148,6 +148,13 @@ c a set ready --reason "$(printf 'evil\033[2J\nline')" >/dev/null ||
 grep -q 'audit: uid 0 (root) pid [0-9]*: set ready reason "evil\\x1b\[2J\\nline"' "$T/a.log" ||
   fail "the reason was not escaped in the audit line: $(grep 'set ready' "$T/a.log" | cat -v)"
 ok "the audit line escapes the client's text"
+c a set draining --for 1m >/dev/null || fail "root's set --for failed"
+c a force-leave nosuch >/dev/null 2>&1
+grep -q 'audit: uid 0 (root) pid [0-9]*: set draining --for 60000ms$' "$T/a.log" ||
+  fail "no audit line for set --for: $(grep 'audit:' "$T/a.log")"
+grep -q 'audit: uid 0 (root) pid [0-9]*: force-leave nosuch force false$' "$T/a.log" ||
+  fail "no audit line for force-leave: $(grep 'audit:' "$T/a.log")"
+ok "set --for and force-leave are audited with their arguments"
 
 # ---- outside the group, with a socket anyone may open: the agent refuses ----
 write_config b "$(free_port)" "[web]" "[]"
