@@ -280,6 +280,7 @@ static const struct {
     F(listen, "network.listen", RESTART_TEXT),
     F(advertise, "network.advertise", RESTART_TEXT),
     F(socket, "control.socket", RESTART_TEXT),
+    F(read_group, "control.read_group", RESTART_TEXT),
     F(state_dir, "state_dir", RESTART_TEXT),
     F(key_file, "network.key_file", RESTART_TEXT),
     F(relay, "network.relay", RESTART_VALUE),

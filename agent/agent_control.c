@@ -6,9 +6,18 @@
  * control socket server (control.c); it reads this node's record and
  * declared state from the self part, applies `set` through it, and asks
  * the wiring to leave through the leave hook.
+ *
+ * Authority: each request is checked against what its client may do
+ * (control.h, policy_control_allow()); a change carried out is written to
+ * the log as one "audit:" line with who asked and what, a refusal too
+ * (rate-limited), and both are counted (choreo_control_access_total).
  */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "log.h"
@@ -326,6 +335,145 @@ static const struct {
     {"revoke", do_revoke},
 };
 
+/* ---- audit ---- */
+
+#define AUDIT_LINE_MAX 1024 /* bytes of one audit line; longer ends "..." */
+
+struct audit_buf {
+  char s[AUDIT_LINE_MAX];
+  size_t len;
+  bool cut;
+};
+
+static void audit_add(struct audit_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void audit_add(struct audit_buf *b, const char *fmt, ...) {
+  va_list ap;
+  int n;
+
+  if (b->cut)
+    return;
+  va_start(ap, fmt);
+  n = vsnprintf(b->s + b->len, sizeof(b->s) - b->len, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= sizeof(b->s) - b->len) {
+    b->cut = true; /* visible truncation */
+    memcpy(b->s + sizeof(b->s) - 4, "...", 4);
+    b->len = sizeof(b->s) - 1;
+    return;
+  }
+  b->len += (size_t)n;
+}
+
+/* Text from the client or the system, escaped (quoted when a value). */
+static void audit_text(struct audit_buf *b, const char *s, bool quote) {
+  char esc[4 * 256 + 4];
+  util_escape(s, esc, sizeof(esc));
+  audit_add(b, quote ? "\"%s\"" : "%s", esc);
+}
+
+/* One argument of a request: strings escaped and quoted, an object by
+ * its keys (data values may be secrets), numbers and booleans as is. */
+static void audit_value(struct audit_buf *b, const char *key, json_t *v) {
+  const char *k;
+  json_t *x;
+  bool first = true;
+
+  if (strcmp(key, "for_ms") == 0 && json_is_integer(v)) {
+    audit_add(b, " --for %" PRId64 "ms", (int64_t)json_integer_value(v));
+    return;
+  }
+  if (strcmp(key, "data") == 0 && json_is_object(v) && json_object_size(v) == 0)
+    return; /* a set sends {} when it changes no data */
+  audit_add(b, " ");
+  audit_text(b, key, false);
+  audit_add(b, " ");
+  if (json_is_string(v)) {
+    audit_text(b, json_string_value(v), true);
+  } else if (json_is_object(v)) {
+    audit_add(b, "[");
+    json_object_foreach(v, k, x) {
+      audit_add(b, "%s", first ? "" : ", ");
+      audit_text(b, k, false);
+      first = false;
+    }
+    audit_add(b, "]");
+  } else if (json_is_integer(v)) {
+    audit_add(b, "%" PRId64, (int64_t)json_integer_value(v));
+  } else if (json_is_boolean(v)) {
+    audit_add(b, "%s", json_is_true(v) ? "true" : "false");
+  } else {
+    audit_add(b, "(%s)", json_is_array(v) ? "array" : "other");
+  }
+}
+
+/* "uid 0 (root) pid 4242: set maintenance reason \"x\" data [k] --for
+ * 60000ms": who asked and what. The arguments every command may have
+ * come first in this order, then any other in the request's order, so
+ * that an argument of a command added later is written too. */
+static void audit_describe(const struct control_peer *p, const char *cmd,
+                           json_t *req, struct audit_buf *b) {
+  static const char *const first[] = {"state", "node",   "reason",
+                                      "data",  "for_ms", "force"};
+  const char *key;
+  json_t *v;
+
+  audit_add(b, "uid %u", (unsigned)p->uid);
+  if (p->user[0] != '\0') {
+    audit_add(b, " (");
+    audit_text(b, p->user, false);
+    audit_add(b, ")");
+  }
+  audit_add(b, " pid %d: ", (int)p->pid);
+  audit_text(b, cmd, false);
+  for (size_t i = 0; i < ARRAY_SIZE(first); i++) {
+    v = json_object_get(req, first[i]);
+    if (v == NULL)
+      continue;
+    if (i < 2 && json_is_string(v)) { /* the object of the command */
+      audit_add(b, " ");
+      audit_text(b, json_string_value(v), false);
+    } else {
+      audit_value(b, first[i], v);
+    }
+  }
+  json_object_foreach(req, key, v) {
+    bool seen = strcmp(key, "cmd") == 0;
+    for (size_t i = 0; !seen && i < ARRAY_SIZE(first); i++)
+      seen = strcmp(key, first[i]) == 0;
+    if (!seen)
+      audit_value(b, key, v);
+  }
+}
+
+/* Whether the client may send cmd; a refusal is answered, logged
+ * (rate-limited) and counted here, a change carried out is audited. */
+static bool authorise(struct agent *a, struct control_client *cl,
+                      const char *cmd, json_t *req) {
+  const struct control_peer *p = control_client_peer(cl);
+  enum policy_verdict v = policy_control_allow(p->access, cmd);
+  struct audit_buf b = {.len = 0};
+
+  if (v == POLICY_ALLOW && policy_control_reads(cmd)) {
+    a->metrics.control_access_read++;
+    return true;
+  }
+  audit_describe(p, cmd, req, &b);
+  if (v != POLICY_ALLOW) {
+    a->metrics.control_access_denied++;
+    if (log_allow("control:denied", util_wall_ms()))
+      log_warn("audit: refused: %s (may only read: control.read_group)", b.s);
+    control_reply_error(cl, "permission denied: uid %u may only read%s",
+                        (unsigned)p->uid,
+                        v == POLICY_READ_ONLY ? " (control.read_group)" : "");
+    return false;
+  }
+  a->metrics.control_access_change++;
+  log_info("audit: %s", b.s);
+  return true;
+}
+
 static void on_request(struct control *server, struct control_client *cl,
                        json_t *req) {
   struct agent *a = agent_of(container_of(server, struct ctl, server));
@@ -338,7 +486,8 @@ static void on_request(struct control *server, struct control_client *cl,
   }
   for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
     if (strcmp(commands[i].cmd, cmd) == 0) {
-      commands[i].fn(a, cl, req);
+      if (authorise(a, cl, cmd, req))
+        commands[i].fn(a, cl, req);
       return;
     }
   }
@@ -348,8 +497,14 @@ static void on_request(struct control *server, struct control_client *cl,
 
 int ctl_start(struct ctl *c) {
   struct agent *a = agent_of(c);
-  int rv = control_start(&c->server, &a->loop, a->cfg->socket,
-                         a->cfg->socket_mode, &a->metrics, on_request);
+  const struct control_opts opts = {
+      .mode = a->cfg->socket_mode,
+      .read_group = a->cfg->read_group[0] != '\0',
+      .read_gid = a->cfg->read_gid,
+      .agent_euid = (uint32_t)geteuid(),
+  };
+  int rv = control_start(&c->server, &a->loop, a->cfg->socket, &opts,
+                         &a->metrics, on_request);
   if (rv != 0 && c->server.why[0] != '\0')
     log_error("control.socket: %s", c->server.why);
   else if (rv == CHOREO_EEXISTS)

@@ -590,7 +590,8 @@ static struct job *job_take(struct jobs *js, uint64_t tag) {
 
 static int submit(struct agent *a, struct job *j,
                   const struct config_argv *argv, char **env, const char *input,
-                  uint64_t timeout_ms, unsigned retries) {
+                  uint64_t timeout_ms, unsigned retries,
+                  const struct config_user *user) {
   struct runner_spec spec = {
       .tag = j->tag,
       .name = j->name,
@@ -601,6 +602,7 @@ static int submit(struct agent *a, struct job *j,
       .timeout_ms = timeout_ms,
       .retries = retries,
       .quiet = j->is_check,
+      .user = user,
   };
   return runner_submit(&a->runner, &spec);
 }
@@ -630,7 +632,7 @@ static bool start_action(struct jobs *js, const struct engine_action *act) {
   input = stdin_json(a, b, event);
   rv = j == NULL || input == NULL ? CHOREO_ENOMEM : action_env(a, b, act, &e);
   if (rv == 0)
-    rv = submit(a, j, argv, e.v, input, b->timeout_ms, b->retries);
+    rv = submit(a, j, argv, e.v, input, b->timeout_ms, b->retries, &b->run_as);
   env_free(&e);
   free(input);
   if (rv != 0) {
@@ -762,7 +764,7 @@ int jobs_run_check(struct jobs *js, const struct config_check *c) {
   for (size_t k = 0; rv == 0 && k < c->nvars; k++)
     rv = env_add(&e, c->vars[k], NULL);
   if (rv == 0 && (rv = env_add(&e, "CHOREO_NODE", a->cfg->name)) == 0)
-    rv = submit(a, j, &c->run, e.v, NULL, c->timeout_ms, 0);
+    rv = submit(a, j, &c->run, e.v, NULL, c->timeout_ms, 0, NULL);
   env_free(&e);
   if (rv != 0 && j != NULL)
     free(job_take(js, j->tag));

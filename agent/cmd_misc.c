@@ -146,6 +146,12 @@ int cmd_keygen(int argc, char **argv) {
   return EXIT_OK;
 }
 
+static void print_escaped(FILE *f, const char *prefix, const char *s) {
+  char buf[4 * 1024 + 4];
+  (void)cli_escape(s, buf, sizeof(buf));
+  fprintf(f, "%s%s\n", prefix, buf);
+}
+
 int cmd_leave(int argc, char **argv) {
   struct cli_common o;
   choreo_client *c = NULL;
@@ -156,15 +162,19 @@ int cmd_leave(int argc, char **argv) {
   if ((rv = cli_connect("leave", &o, &c)) != 0)
     return rv;
   rv = choreo_request(c, "{\"cmd\":\"leave\"}", &reply);
-  free(reply);
   choreo_close(c);
-  return rv == 0 ? EXIT_OK : cli_fail("leave", rv, NULL);
-}
-
-static void print_escaped(FILE *f, const char *prefix, const char *s) {
-  char buf[4 * 1024 + 4];
-  (void)cli_escape(s, buf, sizeof(buf));
-  fprintf(f, "%s%s\n", prefix, buf);
+  if (rv == CHOREO_EREFUSED && reply != NULL) {
+    /* The agent's reason (e.g. permission denied), escaped. */
+    json_t *r = json_loads(reply, 0, NULL);
+    const char *why = json_string_value(json_object_get(r, "error"));
+    if (why != NULL)
+      print_escaped(stderr, "choreo leave: ", why);
+    json_decref(r);
+  }
+  free(reply);
+  return rv == 0                 ? EXIT_OK
+         : rv == CHOREO_EREFUSED ? EXIT_FAILED
+                                 : cli_fail("leave", rv, NULL);
 }
 
 static void print_applied(const choreo_reload_result *r) {

@@ -11,10 +11,13 @@
  * here touches the network.
  */
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +25,7 @@
 #include "config_load.h"
 #include "log.h"
 #include "http_req.h"
+#include "policy.h"
 #include "seal.h"
 #include "trust.h"
 #include "util.h"
@@ -403,8 +407,8 @@ static void parse_network(struct loader *L, const struct ynode *m) {
 
 /* ---- control and state_dir ---- */
 
-enum { CTL_SOCKET, CTL_MODE, CTL__N };
-static const char *const control_keys[] = {"socket", "mode"};
+enum { CTL_SOCKET, CTL_MODE, CTL_READ_GROUP, CTL__N };
+static const char *const control_keys[] = {"socket", "mode", "read_group"};
 _Static_assert(ARRAY_SIZE(control_keys) == CTL__N, "control_keys");
 
 /* A file mode in octal, as chmod takes it: "0660" or 0660. */
@@ -427,6 +431,44 @@ static void parse_mode(struct loader *L, const struct ynode *v) {
   L->cfg->socket_mode = mode;
 }
 
+/* A user or group name as written, into dst[CONFIG_USER_MAX + 1];
+ * escaped into shown[] for messages (the text is the operator's, but it
+ * may come from an include's vars). */
+static bool get_account_name(struct loader *L, const struct ynode *v,
+                             const char *where, char *dst, char *shown,
+                             size_t shown_len) {
+  const char *s;
+
+  if (!cfg_get_str(L, v, where, &s))
+    return false;
+  util_escape(s, shown, shown_len);
+  if (s[0] == '\0' || strlcpy_checked(dst, s, CONFIG_USER_MAX + 1) != 0) {
+    cfg_problem(L, v, where, "\"%s\" is not a name of 1 to %d bytes", shown,
+                CONFIG_USER_MAX);
+    return false;
+  }
+  return true;
+}
+
+/* control.read_group: a group that exists here (getgrnam). */
+static void parse_read_group(struct loader *L, const struct ynode *v) {
+  struct config *cfg = L->cfg;
+  char shown[4 * CONFIG_USER_MAX + 8];
+  struct group *gr;
+
+  if (!get_account_name(L, v, "control.read_group", cfg->read_group, shown,
+                        sizeof(shown)))
+    return;
+  errno = 0;
+  if ((gr = getgrnam(cfg->read_group)) == NULL) {
+    cfg_problem(L, v, "control.read_group", "no group \"%s\"%s%s", shown,
+                errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "");
+    cfg->read_group[0] = '\0';
+    return;
+  }
+  cfg->read_gid = (uint32_t)gr->gr_gid;
+}
+
 static void parse_control(struct loader *L, const struct ynode *m) {
   const struct ynode *v[CTL__N], *k[CTL__N];
   struct config *cfg = L->cfg;
@@ -442,6 +484,8 @@ static void parse_control(struct loader *L, const struct ynode *m) {
                 CONFIG_SOCKET_MAX);
   if (v[CTL_MODE] != NULL)
     parse_mode(L, v[CTL_MODE]);
+  if (v[CTL_READ_GROUP] != NULL)
+    parse_read_group(L, v[CTL_READ_GROUP]);
 }
 
 /* ---- log ---- */
@@ -738,6 +782,168 @@ static void set_mark(struct loader *L, const struct ynode *n,
   m->col = n->col;
 }
 
+/* ---- run_as ---- */
+
+/* A user that exists here (getpwnam) and that this agent can become: a
+ * non-root agent can only run scripts as itself. */
+static void parse_run_as(struct loader *L, const struct ynode *v,
+                         const char *where, struct config_user *u) {
+  char shown[4 * CONFIG_USER_MAX + 8];
+  struct passwd *pw;
+
+  if (!get_account_name(L, v, where, u->name, shown, sizeof(shown)))
+    return;
+  errno = 0;
+  if ((pw = getpwnam(u->name)) == NULL) {
+    cfg_problem(L, v, where, "no user \"%s\"%s%s", shown,
+                errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "");
+    return;
+  }
+  if (geteuid() != 0 && pw->pw_uid != geteuid()) {
+    cfg_problem(L, v, where,
+                "the agent runs as uid %u, not root: it can't run scripts as "
+                "\"%s\" (uid %u)",
+                (unsigned)geteuid(), shown, (unsigned)pw->pw_uid);
+    return;
+  }
+  if (strlcpy_checked(u->home, pw->pw_dir != NULL ? pw->pw_dir : "/",
+                      sizeof(u->home)) != 0) {
+    cfg_problem(L, v, where, "the home directory of \"%s\" is too long", shown);
+    return;
+  }
+  u->uid = (uint32_t)pw->pw_uid;
+  u->gid = (uint32_t)pw->pw_gid;
+  u->set = true;
+}
+
+/* defaults: settings every behaviour takes unless it says otherwise. */
+enum { DEF_RUN_AS, DEF__N };
+static const char *const defaults_keys[] = {"run_as"};
+_Static_assert(ARRAY_SIZE(defaults_keys) == DEF__N, "defaults_keys");
+
+static void parse_defaults(struct loader *L, const struct ynode *m) {
+  const struct ynode *v[DEF__N], *k[DEF__N];
+
+  if (!cfg_map_fields(L, m, "defaults", defaults_keys, DEF__N, v, k))
+    return;
+  if (v[DEF_RUN_AS] != NULL)
+    parse_run_as(L, v[DEF_RUN_AS], "defaults.run_as", &L->cfg->default_run_as);
+}
+
+/* One stat() and the decision over it; 1: trusted, else why is set. */
+static int trust_one(const char *path, const char *shown, bool is_dir,
+                     uint32_t run_uid, char *why, size_t len) {
+  struct stat st;
+  const char *what = is_dir ? "the directory " : "";
+
+  if (stat(path, &st) != 0) {
+    int err = errno;
+    snprintf(why, len, "%s%s: %s", what, shown, strerror(err));
+    return -err;
+  }
+  switch (policy_script_trust((uint32_t)st.st_uid, (uint32_t)st.st_mode,
+                              run_uid, is_dir)) {
+  case POLICY_SCRIPT_OK:
+    return 1;
+  case POLICY_SCRIPT_OWNER:
+    snprintf(why, len,
+             "%s%s is writable by uid %u (its owner; not root or the run_as "
+             "user)",
+             what, shown, (unsigned)st.st_uid);
+    break;
+  case POLICY_SCRIPT_GROUP_WRITE:
+    snprintf(why, len,
+             "%s%s is writable by group gid %u (mode %04o; not root or the "
+             "run_as user)",
+             what, shown, (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777));
+    break;
+  default:
+    snprintf(why, len, "%s%s is writable by anyone (mode %04o)", what, shown,
+             (unsigned)(st.st_mode & 07777));
+    break;
+  }
+  return CHOREO_EREFUSED;
+}
+
+/* A bare command name: the file PATH finds (libuv's default PATH when
+ * unset), or the name itself when none is found (stat then says so). */
+static void find_in_path(const char *name, char *out, size_t len) {
+  const char *path = getenv("PATH");
+  const char *p;
+
+  snprintf(out, len, "%s", name);
+  if (path == NULL)
+    path = "/usr/local/bin:/usr/bin:/bin";
+  for (p = path; *p != '\0';) {
+    size_t n = strcspn(p, ":");
+    char full[CONFIG_PATH_MAX];
+    if (n > 0 &&
+        snprintf(full, sizeof(full), "%.*s/%s", (int)n, p, name) <
+            (int)sizeof(full) &&
+        access(full, X_OK) == 0) {
+      snprintf(out, len, "%s", full);
+      return;
+    }
+    p += n + (p[n] == ':');
+  }
+}
+
+int config_script_trust(const char *path, uint32_t run_uid, char *why,
+                        size_t len) {
+  char file[CONFIG_PATH_MAX], dir[CONFIG_PATH_MAX];
+  char shown[4 * 256 + 8];
+  int rv;
+
+  why[0] = '\0';
+  if (strchr(path, '/') == NULL)
+    find_in_path(path, file, sizeof(file));
+  else
+    snprintf(file, sizeof(file), "%s", path);
+  util_escape(file, shown, sizeof(shown));
+  if ((rv = trust_one(file, shown, false, run_uid, why, len)) != 1)
+    return rv;
+  /* Every directory up to /: whoever can write one of them can rename
+   * the file's directory away and put another in its place. */
+  snprintf(dir, sizeof(dir), "%s", file);
+  while (strcmp(dir, "/") != 0 && strchr(dir, '/') != NULL) {
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+      slash[1] = '\0';
+    else
+      *slash = '\0';
+    util_escape(dir, shown, sizeof(shown));
+    if ((rv = trust_one(dir, shown, true, run_uid, why, len)) != 1)
+      return rv;
+  }
+  return 0;
+}
+
+/* After every file is read: behaviours without run_as take
+ * defaults.run_as, and the scripts of those that run as a user must be
+ * ones no one else can change. */
+static void settle_run_as(struct loader *L) {
+  struct config *cfg = L->cfg;
+  char why[2048];
+
+  for (size_t i = 0; i < cfg->nbehaviours; i++) {
+    struct config_behaviour *b = &cfg->behaviours[i];
+    if (!b->run_as.set)
+      b->run_as = cfg->default_run_as;
+    if (!b->run_as.set)
+      continue;
+    if (b->run.argc > 0 && config_script_trust(b->run.argv[0], b->run_as.uid,
+                                               why, sizeof(why)) != 0)
+      cfg_problem_at(L, b->run_mark.file, b->run_mark.line, b->run_mark.col, "",
+                     "behaviour %s: run: %s", b->name, why);
+    if (b->revert.argc > 0 &&
+        config_script_trust(b->revert.argv[0], b->run_as.uid, why,
+                            sizeof(why)) != 0)
+      cfg_problem_at(L, b->revert_mark.file, b->revert_mark.line,
+                     b->revert_mark.col, "", "behaviour %s: revert: %s",
+                     b->name, why);
+  }
+}
+
 /* ---- Conditions and events ---- */
 
 enum { W_ANY, W_ALL, W_NONE, W_FEWER_THAN, W_STATE, W__N };
@@ -896,11 +1102,12 @@ enum {
   B_SETTLE,
   B_TIMEOUT,
   B_RETRIES,
+  B_RUN_AS,
   B__N
 };
 static const char *const behaviour_keys[] = {
-    "name",   "peers", "when",   "on",      "run",
-    "revert", "state", "settle", "timeout", "retries"};
+    "name",  "peers",  "when",    "on",      "run",   "revert",
+    "state", "settle", "timeout", "retries", "run_as"};
 _Static_assert(ARRAY_SIZE(behaviour_keys) == B__N, "behaviour_keys");
 
 enum { SEL_GROUP, SEL_NODE, SEL__N };
@@ -972,15 +1179,19 @@ static void behaviour_actions(struct loader *L, const struct ynode *m,
                               const char *where, struct config_behaviour *b) {
   char w[WHERE_MAX];
 
-  if (v[B_RUN] == NULL)
+  if (v[B_RUN] == NULL) {
     cfg_problem(L, m, where, "\"run\" is required");
-  else
+  } else {
+    set_mark(L, argv_item(v[B_RUN], 0), &b->run_mark);
     parse_argv(L, v[B_RUN], cfg_sub(w, where, "run"), &b->run);
+  }
   if (v[B_REVERT] != NULL && v[B_ON] != NULL)
     cfg_problem(L, k[B_REVERT], cfg_sub(w, where, "revert"),
                 "only a behaviour with when can revert; this one has on");
-  else if (v[B_REVERT] != NULL)
+  else if (v[B_REVERT] != NULL) {
+    set_mark(L, argv_item(v[B_REVERT], 0), &b->revert_mark);
     parse_argv(L, v[B_REVERT], cfg_sub(w, where, "revert"), &b->revert);
+  }
   if (v[B_STATE] != NULL && v[B_ON] != NULL)
     cfg_problem(
         L, k[B_STATE], cfg_sub(w, where, "state"),
@@ -1021,6 +1232,10 @@ static void parse_behaviour(struct loader *L, const struct ynode *m,
   behaviour_trigger(L, m, v, k, where, b);
   behaviour_actions(L, m, v, k, where, b);
   behaviour_timing(L, v, where, b);
+  if (v[B_RUN_AS] != NULL) {
+    char w[WHERE_MAX];
+    parse_run_as(L, v[B_RUN_AS], cfg_sub(w, where, "run_as"), &b->run_as);
+  }
   copy_vars(L, &b->nvars, &b->vars);
 }
 
@@ -1428,13 +1643,14 @@ enum {
   TOP_IDENTITY,
   TOP_INCLUDE,
   TOP_LOG,
+  TOP_DEFAULTS,
   TOP_CHECKS,
   TOP_BEHAVIOURS,
   TOP__N
 };
 static const char *const top_keys[] = {
-    "node",     "network", "control", "state_dir", "sync",      "http",
-    "identity", "include", "log",     "checks",    "behaviours"};
+    "node",     "network", "control", "state_dir", "sync",   "http",
+    "identity", "include", "log",     "defaults",  "checks", "behaviours"};
 _Static_assert(ARRAY_SIZE(top_keys) == TOP__N, "top_keys");
 
 /* A section of the main file only, met in a pack: say so. */
@@ -1482,6 +1698,9 @@ static void section(struct loader *L, int i, const struct ynode *v) {
     break;
   case TOP_LOG:
     parse_log(L, v);
+    break;
+  case TOP_DEFAULTS:
+    parse_defaults(L, v);
     break;
   case TOP_CHECKS:
     parse_checks(L, v);
@@ -1567,6 +1786,7 @@ static void load_main(struct loader *L) {
     walk_top(L, root, false);
     default_name(L);
     check_identity(L);
+    settle_run_as(L);
   }
   cfg_ynode_free(root);
 }

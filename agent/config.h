@@ -28,6 +28,7 @@
 #define CONFIG_SYNC_MEMBERS_MAX 4096  /* sync.min_members: PEERS_MAX_DEFAULT */
 #define CONFIG_SYNC_WAIT_DEFAULT_MS 30000
 #define CONFIG_HTTP_LISTEN_MAX 64 /* http.listen: [IPv6]:PORT fits */
+#define CONFIG_USER_MAX 32 /* a user or group name (run_as, read_group) */
 
 /* Where something was written: for messages about it after loading. */
 struct config_mark {
@@ -81,6 +82,16 @@ struct config_argv {
   char **argv; /* argc + 1 entries, argv[argc] == NULL; owned */
 };
 
+/* The user a script runs as (run_as), resolved with getpwnam() at load:
+ * its uid and primary gid, and the HOME it gets. set false: the agent's
+ * own user, environment unchanged. */
+struct config_user {
+  bool set;
+  char name[CONFIG_USER_MAX + 1];
+  uint32_t uid, gid;
+  char home[CONFIG_PATH_MAX];
+};
+
 struct config_behaviour {
   char name[CHOREO_NAME_MAX + 1];
   struct config_mark mark; /* where `- name:` was written */
@@ -94,6 +105,10 @@ struct config_behaviour {
   uint64_t settle_ms;               /* default 0 */
   uint64_t timeout_ms;              /* default 30s */
   unsigned retries;                 /* default 0 */
+  /* run_as, or defaults.run_as; where run and revert were written, for
+   * the messages of the script trust check (config_script_trust()). */
+  struct config_user run_as;
+  struct config_mark run_mark, revert_mark;
   /* Vars of the include that brought it in, as "CHOREO_VAR_NAME=value"
    * environment entries; nvars 0 for behaviours of the main file. */
   size_t nvars;
@@ -143,6 +158,12 @@ struct config {
   /* control */
   char socket[CONFIG_SOCKET_MAX + 1]; /* default CHOREO_DEFAULT_SOCKET */
   unsigned socket_mode;               /* default 0660 */
+  /* control.read_group: members may only read (docs/OPERATIONS.md "Who
+   * may change what"); "" : none. Its gid, resolved with getgrnam(). */
+  char read_group[CONFIG_USER_MAX + 1];
+  uint32_t read_gid;
+  /* defaults.run_as: the user of behaviours that don't say run_as. */
+  struct config_user default_run_as;
 
   char state_dir[CONFIG_PATH_MAX]; /* default /var/lib/choreo */
 
@@ -202,6 +223,18 @@ void config_free(struct config *cfg);
 int config_socket_path(const char *path, char *buf, size_t len,
                        struct config_errors *errs);
 void config_errors_free(struct config_errors *errs);
+
+/* Whether the script file at path, run as run_uid, can be trusted: it
+ * and every directory above it are owned by root or run_uid and none is
+ * writable by group or others (policy_script_trust(); a root-owned
+ * sticky directory such as /tmp excepted). A bare name is looked up in
+ * PATH. Returns 0, or a negated
+ * errno (stat failed) / CHOREO_EREFUSED with why[len] saying why, e.g.
+ * "/srv/x.sh is writable by uid 1001 (not root or run_as user)". The
+ * agent asks again before each start (runner.c): the file may have
+ * changed since it was loaded. */
+int config_script_trust(const char *path, uint32_t run_uid, char *why,
+                        size_t len);
 
 /* Name of an event, e.g. "joined". */
 const char *config_event_name(enum config_event e);

@@ -4,6 +4,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +33,9 @@ struct control_client {
   bool paused;  /* replies back up: requests are not read (backpressure) */
   bool eof;     /* the client's side is closed: nothing more to read */
   bool closing;
+  bool refused; /* answered "permission denied": the rest is discarded */
   int open_handles;
+  struct control_peer peer;
 };
 
 #define CONTROL_BUF_FIRST 1024 /* a client's first read buffer */
@@ -147,7 +151,9 @@ static void drop_slow(struct control_client *cl, const char *why) {
 
 static void on_idle(uv_timer_t *t) {
   struct control_client *cl = container_of(t, struct control_client, idle);
-  if (cl->paused) {
+  if (cl->refused) {
+    client_close(cl);
+  } else if (cl->paused) {
     char why[64];
     snprintf(why, sizeof(why), "they still wait after %d ms", CONTROL_STALL_MS);
     drop_slow(cl, why);
@@ -245,6 +251,11 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   struct control_client *cl =
       container_of((uv_pipe_t *)s, struct control_client, pipe);
+  if (cl->refused) {
+    if (n < 0)
+      client_close(cl);
+    return; /* what it says is not read: buf is reused */
+  }
   if (n == UV_EOF) {
     /* The client has said all it will say; what we owe it is still
      * written (a reply queued behind a full socket buffer), then the
@@ -263,6 +274,121 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   }
   cl->len += (size_t)n;
   consume_lines(cl);
+}
+
+/* ---- authority ---- */
+
+#define CONTROL_GROUPS_FIRST 64      /* supplementary groups looked at first */
+#define CONTROL_GROUPS_MAX (1 << 16) /* NGROUPS_MAX on Linux */
+#define CONTROL_PW_BUF 16384         /* getpwuid_r's buffer */
+
+/* The name of uid into out[len] ("" when it has none); false if unknown. */
+static bool user_name(uint32_t uid, char *out, size_t len, gid_t *gid) {
+  struct passwd pw, *res = NULL;
+  char *buf = malloc(CONTROL_PW_BUF);
+
+  out[0] = '\0';
+  if (buf != NULL &&
+      getpwuid_r((uid_t)uid, &pw, buf, CONTROL_PW_BUF, &res) == 0 &&
+      res != NULL) {
+    if (strlcpy_checked(out, pw.pw_name, len) != 0)
+      out[0] = '\0'; /* longer than a name we keep: shown by uid only */
+    if (gid != NULL)
+      *gid = pw.pw_gid;
+  }
+  free(buf);
+  return res != NULL && out[0] != '\0';
+}
+
+bool control_in_group(uint32_t uid, uint32_t gid, uint32_t group) {
+  char name[CONFIG_USER_MAX + 1];
+  gid_t pw_gid = (gid_t)gid, *groups = NULL;
+  int n = CONTROL_GROUPS_FIRST;
+  bool in = false;
+
+  if (gid == group)
+    return true;
+  if (!user_name(uid, name, sizeof(name), &pw_gid))
+    return false;
+  for (int tries = 0; tries < 2 && !in; tries++) {
+    gid_t *g = realloc(groups, (size_t)n * sizeof(*g));
+    int got = n;
+    if (g == NULL)
+      break;
+    groups = g;
+    if (getgrouplist(name, pw_gid, groups, &got) < 0) {
+      /* got is now the number needed: one more try with that much. */
+      if (got <= n || got > CONTROL_GROUPS_MAX)
+        break;
+      n = got;
+      continue;
+    }
+    for (int i = 0; i < got; i++)
+      in = in || groups[i] == (gid_t)group;
+    break;
+  }
+  free(groups);
+  return in;
+}
+
+/* Who is at the other end of fd, and what it may do. */
+static void peer_learn(struct control *c, int fd, struct control_peer *p) {
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  bool reader;
+
+  memset(p, 0, sizeof(*p));
+  p->access = POLICY_ACCESS_NONE;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+      len != sizeof(cred)) {
+    p->uid = p->gid = UINT32_MAX;
+    p->pid = -1;
+    return;
+  }
+  p->uid = (uint32_t)cred.uid;
+  p->gid = (uint32_t)cred.gid;
+  p->pid = (int32_t)cred.pid;
+  user_name(p->uid, p->user, sizeof(p->user), NULL);
+  /* Group membership costs a lookup: only asked when it decides. */
+  reader = c->opts.read_group && p->uid != 0 && p->uid != c->opts.agent_euid &&
+           control_in_group(p->uid, p->gid, c->opts.read_gid);
+  p->access = policy_control_access(p->uid, c->opts.agent_euid, reader);
+}
+
+/* One error line for a client with no access at all, then the end. */
+static void refuse_peer(struct control_client *cl) {
+  struct control *c = cl->owner;
+  const struct control_peer *p = &cl->peer;
+  char user[4 * CONFIG_USER_MAX + 4];
+
+  c->metrics->control_access_denied++;
+  util_escape(p->user, user, sizeof(user));
+  if (log_allow("control:refused", util_wall_ms()))
+    log_warn("control: refused a connection from uid %u pid %d%s%s%s: not "
+             "root, the agent's user or a member of control.read_group",
+             (unsigned)p->uid, (int)p->pid, user[0] ? " (" : "", user,
+             user[0] ? ")" : "");
+  control_reply_error(
+      cl,
+      "permission denied: uid %u may not use this socket "
+      "(only root, uid %u%s)",
+      (unsigned)p->uid, (unsigned)c->opts.agent_euid,
+      c->opts.read_group ? " and members of control.read_group to read" : "");
+  /* Half-close after the line, and read (and drop) until the client
+   * hangs up: a client that sends its request only now still reads the
+   * line instead of failing to send. Bounded by CONTROL_REFUSED_MS. */
+  cl->refused = true;
+  if (uv_shutdown(&cl->shutdown, (uv_stream_t *)&cl->pipe, NULL) != 0 ||
+      uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read) != 0) {
+    client_close(cl);
+    return;
+  }
+  uv_timer_start(&cl->idle, on_idle, CONTROL_REFUSED_MS, 0);
+}
+
+const struct control_peer *
+control_client_peer(const struct control_client *cl) {
+  return &cl->peer;
 }
 
 /* A client on descriptor fd (ours from now on, closed on failure). */
@@ -296,6 +422,11 @@ static void client_add(struct control *c, int fd) {
     c->metrics->control_errors++;
     c->metrics->control_dropped_full++;
     client_close(cl);
+    return;
+  }
+  peer_learn(c, fd, &cl->peer);
+  if (cl->peer.access == POLICY_ACCESS_NONE) {
+    refuse_peer(cl);
     return;
   }
   uv_read_start((uv_stream_t *)&cl->pipe, on_alloc, on_read);
@@ -493,7 +624,8 @@ void control_broadcast(struct control *c, json_t *ev) {
 
 /* ---- server ---- */
 
-static int listen_at(const char *path, unsigned mode, bool *bound, int *out) {
+static int listen_at(const char *path, const struct control_opts *opts,
+                     bool *bound, int *out) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int rv = 0;
@@ -506,7 +638,11 @@ static int listen_at(const char *path, unsigned mode, bool *bound, int *out) {
     goto fail;
   }
   *bound = true;
-  if (chmod(path, (mode_t)mode) != 0 || listen(fd, 64) != 0) {
+  /* The group first: until chmod, the file has bind's mode (umask),
+   * never more than it will have. */
+  if ((opts->read_group &&
+       chown(path, (uid_t)-1, (gid_t)opts->read_gid) != 0) ||
+      chmod(path, (mode_t)opts->mode) != 0 || listen(fd, 64) != 0) {
     rv = -errno;
     goto fail;
   }
@@ -538,7 +674,8 @@ int control_dir_check(const char *path, char *why, size_t len) {
 }
 
 int control_start(struct control *c, uv_loop_t *loop, const char *path,
-                  unsigned mode, struct metrics *m, control_request_fn fn) {
+                  const struct control_opts *opts, struct metrics *m,
+                  control_request_fn fn) {
   int rv;
 
   memset(c, 0, sizeof(*c));
@@ -548,13 +685,14 @@ int control_start(struct control *c, uv_loop_t *loop, const char *path,
   c->loop = loop;
   c->metrics = m;
   c->on_request = fn;
+  c->opts = *opts;
   if (snprintf(c->path, sizeof(c->path), "%s", path) >= (int)sizeof(c->path))
     return -ENAMETOOLONG;
   if ((rv = control_dir_check(path, c->why, sizeof(c->why))) != 0)
     return rv;
   if ((rv = claim_path(path)) != 0)
     return rv;
-  if ((rv = listen_at(path, mode, &c->bound, &c->fd)) != 0)
+  if ((rv = listen_at(path, opts, &c->bound, &c->fd)) != 0)
     return rv;
   spares_refill(c);
   if ((rv = uv_poll_init(loop, &c->poll, c->fd)) != 0)

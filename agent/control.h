@@ -25,6 +25,14 @@
  * what is going on. With no spare left, accepting pauses for
  * CONTROL_RETRY_MS (the pending connection waits in the backlog) rather
  * than spin.
+ *
+ * Authority (docs/OPERATIONS.md "Who may change what"): every accepted
+ * connection learns its peer's uid, gid and pid (SO_PEERCRED). Root and
+ * the agent's own effective user may send every command; members of the
+ * read group (control.read_group) only reading ones (the agent checks
+ * each request against control_client_peer()); anyone else gets one
+ * error line and the connection is closed. With a read group, the socket
+ * file belongs to that group (chown) before it is given its mode.
  */
 #ifndef CHOREO_CONTROL_H
 #define CHOREO_CONTROL_H
@@ -33,7 +41,9 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "config.h"
 #include "metrics.h"
+#include "policy.h"
 
 #define CONTROL_CLIENTS_MAX 256
 #define CONTROL_IDLE_MS 10000
@@ -44,9 +54,29 @@
 #define CONTROL_SPARE_FDS 4
 #define CONTROL_RETRY_MS 100
 #define CONTROL_ACCEPT_BATCH 16 /* connections accepted per wake-up */
+/* A refused client (no access) is closed when it hangs up or after this:
+ * long enough to send its request and read the refusal, short enough
+ * that refused connections can't keep the clients' places taken. */
+#define CONTROL_REFUSED_MS 1000
 
 struct control;
 struct control_client; /* private */
+
+/* Who may use the socket and how its file is made. */
+struct control_opts {
+  unsigned mode;       /* chmod of the socket file (control.mode) */
+  bool read_group;     /* control.read_group is set */
+  uint32_t read_gid;   /* its gid: members read, and own the file */
+  uint32_t agent_euid; /* the agent's effective uid: may change state */
+};
+
+/* A client's credentials, learnt when it was accepted. */
+struct control_peer {
+  uint32_t uid, gid;
+  int32_t pid;
+  char user[CONFIG_USER_MAX + 1]; /* the uid's name; "" : unknown */
+  enum policy_access access;
+};
 
 /* A request from a client: req is a JSON object, borrowed for the call.
  * The callee answers with control_reply() (now or later, while the client
@@ -66,19 +96,30 @@ struct control {
   control_request_fn on_request;
   struct control_client *clients; /* private list */
   size_t nclients;
+  struct control_opts opts;
   bool bound; /* the socket file is ours to unlink */
   bool closing;
   void (*close_cb)(struct control *c);
   char why[512]; /* why control_start() refused the path; "" otherwise */
 };
 
-/* Listen at path with the given mode, creating its directory (0755) if
+/* Listen at path with opts (the mode and group of the socket file, who
+ * may do what), creating its directory (0755) if
  * missing; a directory control_dir_check() refuses is refused (c->why
  * says why). A socket file left by a dead agent is replaced; a live agent's
  * is not: CHOREO_EEXISTS then. Other failures: a negated errno. Whatever
  * the result, the caller ends with control_close(). */
 int control_start(struct control *c, uv_loop_t *loop, const char *path,
-                  unsigned mode, struct metrics *m, control_request_fn fn);
+                  const struct control_opts *opts, struct metrics *m,
+                  control_request_fn fn);
+
+/* The credentials of a client (borrowed; valid while it is). */
+const struct control_peer *control_client_peer(const struct control_client *cl);
+
+/* Whether the user uid (primary group gid) is a member of group `group`:
+ * its primary group, or a supplementary one of its name (getpwuid_r,
+ * getgrouplist). A uid with no name is a member by its gid only. */
+bool control_in_group(uint32_t uid, uint32_t gid, uint32_t group);
 
 /* Whether the directory of the socket at path can be trusted: owned by
  * root or the agent's user, and not writable by group or others (unless

@@ -121,6 +121,17 @@
      "reason=\"too_many\"", "Control clients dropped, by reason")              \
   XX(control_accept_shed, "choreo_control_clients_dropped_total",              \
      "reason=\"no_descriptor\"", "Control clients dropped, by reason")         \
+  XX(control_access_change, "choreo_control_access_total",                     \
+     "access=\"change\"",                                                      \
+     "Control requests by authority: changes and reads carried out, "          \
+     "requests and connections denied")                                        \
+  XX(control_access_read, "choreo_control_access_total", "access=\"read\"",    \
+     "Control requests by authority: changes and reads carried out, "          \
+     "requests and connections denied")                                        \
+  XX(control_access_denied, "choreo_control_access_total",                     \
+     "access=\"denied\"",                                                      \
+     "Control requests by authority: changes and reads carried out, "          \
+     "requests and connections denied")                                        \
   XX(inbox_idle_closed, "choreo_inbox_idle_closed_total", "",                  \
      "Inbox connections closed because they sent only a header and then "      \
      "nothing while descriptors ran short")                                    \

@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "policy.h"
 
@@ -338,4 +339,54 @@ enum policy_sync policy_sync(const struct policy_sync_in *in,
   if (in->max_wait > 0)
     sync_at(recheck, in->now, wait_end);
   return POLICY_SYNC_WAIT;
+}
+
+/* ---- control socket authority ---- */
+
+enum policy_access policy_control_access(uint32_t peer_uid, uint32_t agent_euid,
+                                         bool reader) {
+  if (peer_uid == 0 || peer_uid == agent_euid)
+    return POLICY_ACCESS_CHANGE;
+  return reader ? POLICY_ACCESS_READ : POLICY_ACCESS_NONE;
+}
+
+bool policy_control_reads(const char *cmd) {
+  /* An allow list: a command added later changes state until it is
+   * listed here, so a reader never gains it by omission. */
+  static const char *const reads[] = {"status", "peers", "watch", "metrics",
+                                      "version"};
+  if (cmd == NULL)
+    return false;
+  for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+    if (strcmp(cmd, reads[i]) == 0)
+      return true;
+  }
+  return false;
+}
+
+enum policy_verdict policy_control_allow(enum policy_access access,
+                                         const char *cmd) {
+  switch (access) {
+  case POLICY_ACCESS_CHANGE:
+    return POLICY_ALLOW;
+  case POLICY_ACCESS_READ:
+    return policy_control_reads(cmd) ? POLICY_ALLOW : POLICY_READ_ONLY;
+  default:
+    return POLICY_REFUSE;
+  }
+}
+
+/* ---- script trust ---- */
+
+enum policy_script policy_script_trust(uint32_t st_uid, uint32_t st_mode,
+                                       uint32_t run_uid, bool is_dir) {
+  if (st_uid != 0 && st_uid != run_uid)
+    return POLICY_SCRIPT_OWNER;
+  if (is_dir && st_uid == 0 && (st_mode & S_ISVTX) != 0)
+    return POLICY_SCRIPT_OK;
+  if ((st_mode & S_IWOTH) != 0)
+    return POLICY_SCRIPT_OTHER_WRITE;
+  if ((st_mode & S_IWGRP) != 0)
+    return POLICY_SCRIPT_GROUP_WRITE;
+  return POLICY_SCRIPT_OK;
 }

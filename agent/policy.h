@@ -16,6 +16,10 @@
  *   own record    the bound on incarnations, claims about this node and
  *                 their refutation, two agents with one name
  *                 (docs/PROTOCOL.md "A node owns its record")
+ *   control       who may read or change what on the control socket
+ *                 (docs/OPERATIONS.md "Who may change what")
+ *   script trust  whether a script file run as a user can be trusted
+ *                 (docs/CONFIGURATION.md "run_as")
  */
 #ifndef CHOREO_POLICY_H
 #define CHOREO_POLICY_H
@@ -398,5 +402,53 @@ enum policy_sync {
  * (UINT64_MAX: none). */
 enum policy_sync policy_sync(const struct policy_sync_in *in,
                              uint64_t *recheck);
+
+/* ---- control socket authority ---- */
+
+/* What a client of the control socket may do, from its credentials
+ * (SO_PEERCRED): root and the agent's own effective user change state,
+ * members of control.read_group only read, anyone else is refused. */
+enum policy_access {
+  POLICY_ACCESS_CHANGE, /* may send every command */
+  POLICY_ACCESS_READ,   /* may send reading commands only */
+  POLICY_ACCESS_NONE,   /* refused at connection */
+};
+
+enum policy_access policy_control_access(uint32_t peer_uid, uint32_t agent_euid,
+                                         bool reader);
+
+/* Whether a control command only reads: status, peers, watch, metrics,
+ * version. Every other name, known or not (set, leave, reload,
+ * force-leave, revoke, …), is taken to change something. */
+bool policy_control_reads(const char *cmd);
+
+enum policy_verdict {
+  POLICY_ALLOW,     /* carry the command out */
+  POLICY_READ_ONLY, /* a reader asked for a change: refused */
+  POLICY_REFUSE,    /* not allowed at all */
+};
+
+/* The verdict on command cmd from a client with the given access. */
+enum policy_verdict policy_control_allow(enum policy_access access,
+                                         const char *cmd);
+
+/* ---- script trust ---- */
+
+/* Why a script file (or its directory) run as run_uid can't be trusted:
+ * someone other than root and that user could change it. */
+enum policy_script {
+  POLICY_SCRIPT_OK,
+  POLICY_SCRIPT_OWNER,       /* owned by another user */
+  POLICY_SCRIPT_GROUP_WRITE, /* group-writable */
+  POLICY_SCRIPT_OTHER_WRITE, /* writable by anyone */
+};
+
+/* The decision over a stat() of the file (is_dir false) or of a
+ * directory above it (is_dir true): its owner must be root or
+ * run_uid, and neither group nor others may write it. A directory owned
+ * by root with the sticky bit (like /tmp) may be writable by all: no one
+ * else can then remove or rename a file in it they don't own. */
+enum policy_script policy_script_trust(uint32_t st_uid, uint32_t st_mode,
+                                       uint32_t run_uid, bool is_dir);
 
 #endif

@@ -95,6 +95,8 @@ struct runner_job {
   unsigned spawn_fails; /* transient start failures in a row */
   bool ever_started;    /* a try of it has been spawned */
   bool quiet;
+  bool as_user; /* run_as: uid and gid below */
+  uint32_t uid, gid;
   uv_timer_t timer; /* the deferred start, then the retry backoff */
   struct runner_try *run;
   enum runner_result res;
@@ -192,6 +194,47 @@ static int strv_dup(char *const *v, char ***out) {
   return 0;
 }
 
+/* "KEY=value", owned by the caller; NULL when out of memory. */
+static char *env_entry(const char *key, const char *value) {
+  size_t len = strlen(key) + 1 + strlen(value) + 1;
+  char *e = malloc(len);
+  if (e != NULL)
+    snprintf(e, len, "%s=%s", key, value);
+  return e;
+}
+
+/* The environment of a job run as user u: env (this process's when NULL)
+ * less its HOME, USER and LOGNAME, then those of u. */
+static int env_for_user(char *const *env, const struct config_user *u,
+                        char ***out) {
+  extern char **environ;
+  char *const *from = env != NULL ? env : environ;
+  size_t n = 0, k = 0;
+  char **v;
+
+  while (from[n] != NULL)
+    n++;
+  if ((v = calloc(n + 4, sizeof(*v))) == NULL)
+    return CHOREO_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    if (strncmp(from[i], "HOME=", 5) == 0 ||
+        strncmp(from[i], "USER=", 5) == 0 ||
+        strncmp(from[i], "LOGNAME=", 8) == 0)
+      continue;
+    if ((v[k++] = strdup(from[i])) == NULL)
+      goto fail;
+  }
+  if ((v[k++] = env_entry("HOME", u->home)) == NULL ||
+      (v[k++] = env_entry("USER", u->name)) == NULL ||
+      (v[k++] = env_entry("LOGNAME", u->name)) == NULL)
+    goto fail;
+  *out = v;
+  return 0;
+fail:
+  util_strv_free(v);
+  return CHOREO_ENOMEM;
+}
+
 /* Accepts a half-built job. */
 static void job_free(struct runner_job *j) {
   if (j == NULL)
@@ -218,8 +261,14 @@ static int job_new(struct runner *r, const struct runner_spec *spec,
   j->quiet = spec->quiet;
   if ((j->name = strdup(name)) == NULL)
     goto fail;
+  j->as_user = spec->user != NULL && spec->user->set;
+  if (j->as_user) {
+    j->uid = spec->user->uid;
+    j->gid = spec->user->gid;
+  }
   if ((rv = strv_dup(spec->argv, &j->argv)) != 0 ||
-      (rv = strv_dup(spec->env, &j->env)) != 0)
+      (rv = j->as_user ? env_for_user(spec->env, spec->user, &j->env)
+                       : strv_dup(spec->env, &j->env)) != 0)
     goto fail;
   if (spec->input_len > 0) {
     rv = CHOREO_ENOMEM;
@@ -941,12 +990,29 @@ static int try_spawn(struct runner_try *t) {
   opts.args = j->argv;
   opts.env = j->env; /* NULL: this process's environment */
   opts.flags = UV_PROCESS_DETACHED;
+  if (j->as_user) {
+    opts.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+    opts.uid = (uv_uid_t)j->uid;
+    opts.gid = (uv_gid_t)j->gid;
+  }
   opts.stdio_count = (int)ARRAY_SIZE(stdio);
   opts.stdio = stdio;
   rv = uv_spawn(j->r->loop, &t->proc, &opts);
   /* uv_spawn initialises the handle even when it fails. */
   t->pending++;
   return rv;
+}
+
+/* A script run as another user is checked before each try: whoever
+ * could change it since the configuration was loaded would run code as
+ * that user. */
+static bool script_trusted(struct runner_job *j) {
+  char why[1024];
+  if (config_script_trust(j->argv[0], j->uid, why, sizeof(why)) == 0)
+    return true;
+  log_error("%s: refusing to run %s as uid %u: %s", j->name, j->argv[0],
+            (unsigned)j->uid, why);
+  return false;
 }
 
 static void try_start(struct runner_job *j) {
@@ -957,6 +1023,11 @@ static void try_start(struct runner_job *j) {
     log_error("%s: cannot run %s: %s", j->name, j->argv[0],
               choreo_strerror(UV_ENOMEM));
     job_after_try(j, RUNNER_SPAWN, UV_ENOMEM);
+    return;
+  }
+  if (j->as_user && !script_trusted(j)) {
+    free(t);
+    job_after_try(j, RUNNER_REFUSED, CHOREO_EREFUSED);
     return;
   }
   t->j = j;

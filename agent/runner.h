@@ -24,6 +24,14 @@
  * re-parented to the agent since the run started that belong to no other
  * run. Orphans that exit are reaped on SIGCHLD with waitid(P_PID) on their
  * own pid, never waitpid(-1), which would steal libuv's children.
+ *
+ * Another user (run_as): a job with a user runs with its uid and primary
+ * gid (UV_PROCESS_SETUID | UV_PROCESS_SETGID; libuv drops the
+ * supplementary groups) and HOME, USER and LOGNAME set for it. Before
+ * each try its script file and the directories above it are checked again
+ * (config_script_trust()): a file someone else could have changed since
+ * the configuration was loaded is not run; the try fails as REFUSED,
+ * with the reason in the log, and is retried as failures are.
  */
 #ifndef CHOREO_RUNNER_H
 #define CHOREO_RUNNER_H
@@ -33,6 +41,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "config.h"
 #include "metrics.h"
 
 #define RUNNER_LOG_LINES 200
@@ -54,7 +63,8 @@
   XX(TIMEOUT, "timed out")                                                     \
   XX(SPAWN, "could not start") /* status is the negated errno */               \
   XX(CANCELLED, "cancelled")   /* the runner was closed first */               \
-  XX(WITHDRAWN, "withdrawn before it started") /* runner_withdraw() */
+  XX(WITHDRAWN, "withdrawn before it started") /* runner_withdraw() */         \
+  XX(REFUSED, "refused: the script file is not trusted") /* run_as */
 
 enum runner_result {
 #define XX(id, s) RUNNER_##id,
@@ -73,8 +83,10 @@ struct runner_spec {
   size_t input_len;
   uint64_t timeout_ms; /* 0: none */
   unsigned retries;
-  bool quiet; /* stdout only at debug level (checks, which
-                 run every few seconds); stderr as always */
+  bool quiet;                     /* stdout only at debug level (checks, which
+                                     run every few seconds); stderr as always */
+  const struct config_user *user; /* run as this user; NULL or !set:
+                                     the agent's own (copied) */
 };
 
 /* started: a try of job `tag` has just been spawned (attempt 0 first).

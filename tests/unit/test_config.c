@@ -436,7 +436,8 @@ static void config_rejects_unknown_key(void **state) {
       "@/main.yaml:2:3: node: unknown key \"nam\" (expected name, cluster, "
       "groups, state, data)",
       "@/main.yaml:3:1: unknown key \"behavior\" (expected node, network, "
-      "control, state_dir, sync, http, identity, include, log, checks, "
+      "control, state_dir, sync, http, identity, include, log, defaults, "
+      "checks, "
       "behaviours)",
       "@/main.yaml:6:12: behaviours[0].when: unknown key \"anyy\" (expected "
       "any, all, none, fewer_than, state)");

@@ -942,6 +942,133 @@ static void sync_decides_when_the_view_can_be_trusted(void **state) {
   }
 }
 
+/* ---- control socket authority ---- */
+
+#define AGENT_EUID 998u
+
+struct access_row {
+  const char *name;
+  uint32_t peer_uid;
+  uint32_t agent_euid;
+  bool reader;
+  enum policy_access expect;
+};
+
+static const struct access_row access_rows[] = {
+    {"root_changes", 0, AGENT_EUID, false, POLICY_ACCESS_CHANGE},
+    {"root_in_the_read_group_still_changes", 0, AGENT_EUID, true,
+     POLICY_ACCESS_CHANGE},
+    {"the_agents_own_user_changes", AGENT_EUID, AGENT_EUID, false,
+     POLICY_ACCESS_CHANGE},
+    {"a_root_agent_and_a_user_in_the_group_reads", 1001, 0, true,
+     POLICY_ACCESS_READ},
+    {"a_reader_of_a_non_root_agent_reads", 1001, AGENT_EUID, true,
+     POLICY_ACCESS_READ},
+    {"anyone_else_is_refused", 1001, AGENT_EUID, false, POLICY_ACCESS_NONE},
+    {"anyone_else_of_a_root_agent_is_refused", 1001, 0, false,
+     POLICY_ACCESS_NONE},
+    {"nobody_is_refused", 65534, 0, false, POLICY_ACCESS_NONE},
+};
+
+static void control_access_from_credentials(void **state) {
+  for (size_t i = 0; i < ARRAY_SIZE(access_rows); i++) {
+    const struct access_row *r = &access_rows[i];
+    enum policy_access got =
+        policy_control_access(r->peer_uid, r->agent_euid, r->reader);
+    if (got != r->expect)
+      fail_msg("%s: got %d, want %d", r->name, (int)got, (int)r->expect);
+  }
+}
+
+struct verdict_row {
+  enum policy_access access;
+  const char *cmd;
+  enum policy_verdict expect;
+};
+
+static const struct verdict_row verdict_rows[] = {
+    {POLICY_ACCESS_CHANGE, "set", POLICY_ALLOW},
+    {POLICY_ACCESS_CHANGE, "leave", POLICY_ALLOW},
+    {POLICY_ACCESS_CHANGE, "reload", POLICY_ALLOW},
+    {POLICY_ACCESS_CHANGE, "force-leave", POLICY_ALLOW},
+    {POLICY_ACCESS_CHANGE, "revoke", POLICY_ALLOW},
+    {POLICY_ACCESS_CHANGE, "status", POLICY_ALLOW},
+    {POLICY_ACCESS_CHANGE, "no-such-command", POLICY_ALLOW},
+    {POLICY_ACCESS_READ, "status", POLICY_ALLOW},
+    {POLICY_ACCESS_READ, "peers", POLICY_ALLOW},
+    {POLICY_ACCESS_READ, "watch", POLICY_ALLOW},
+    {POLICY_ACCESS_READ, "metrics", POLICY_ALLOW},
+    {POLICY_ACCESS_READ, "version", POLICY_ALLOW},
+    {POLICY_ACCESS_READ, "set", POLICY_READ_ONLY},
+    {POLICY_ACCESS_READ, "leave", POLICY_READ_ONLY},
+    {POLICY_ACCESS_READ, "reload", POLICY_READ_ONLY},
+    {POLICY_ACCESS_READ, "force-leave", POLICY_READ_ONLY},
+    {POLICY_ACCESS_READ, "revoke", POLICY_READ_ONLY},
+    {POLICY_ACCESS_READ, "no-such-command", POLICY_READ_ONLY},
+    {POLICY_ACCESS_READ, "STATUS", POLICY_READ_ONLY},
+    {POLICY_ACCESS_READ, "status ", POLICY_READ_ONLY},
+    {POLICY_ACCESS_READ, "", POLICY_READ_ONLY},
+    {POLICY_ACCESS_READ, NULL, POLICY_READ_ONLY},
+    {POLICY_ACCESS_NONE, "status", POLICY_REFUSE},
+    {POLICY_ACCESS_NONE, "set", POLICY_REFUSE},
+    {POLICY_ACCESS_NONE, NULL, POLICY_REFUSE},
+};
+
+static void control_verdict_by_access_and_command(void **state) {
+  for (size_t i = 0; i < ARRAY_SIZE(verdict_rows); i++) {
+    const struct verdict_row *r = &verdict_rows[i];
+    enum policy_verdict got = policy_control_allow(r->access, r->cmd);
+    if (got != r->expect)
+      fail_msg("row %zu (access %d, %s): got %d, want %d", i, (int)r->access,
+               r->cmd != NULL ? r->cmd : "NULL", (int)got, (int)r->expect);
+  }
+}
+
+/* ---- script trust ---- */
+
+#define RUN_UID 1001u
+
+struct trust_row {
+  const char *name;
+  uint32_t st_uid, st_mode, run_uid;
+  bool is_dir;
+  enum policy_script expect;
+};
+
+static const struct trust_row trust_rows[] = {
+    {"root_owned_0755", 0, 0100755, RUN_UID, false, POLICY_SCRIPT_OK},
+    {"run_as_user_owned_0700", RUN_UID, 0100700, RUN_UID, false,
+     POLICY_SCRIPT_OK},
+    {"another_users_file", 1002, 0100755, RUN_UID, false, POLICY_SCRIPT_OWNER},
+    {"another_users_read_only_file", 1002, 0100500, RUN_UID, false,
+     POLICY_SCRIPT_OWNER},
+    {"group_writable", 0, 0100775, RUN_UID, false, POLICY_SCRIPT_GROUP_WRITE},
+    {"world_writable", 0, 0100757, RUN_UID, false, POLICY_SCRIPT_OTHER_WRITE},
+    {"world_and_group_writable_says_world", RUN_UID, 0100777, RUN_UID, false,
+     POLICY_SCRIPT_OTHER_WRITE},
+    {"sticky_file_is_no_exception", 0, 0101777, RUN_UID, false,
+     POLICY_SCRIPT_OTHER_WRITE},
+    {"root_dir_0755", 0, 040755, RUN_UID, true, POLICY_SCRIPT_OK},
+    {"user_dir_0700", RUN_UID, 040700, RUN_UID, true, POLICY_SCRIPT_OK},
+    {"root_sticky_dir_like_tmp", 0, 041777, RUN_UID, true, POLICY_SCRIPT_OK},
+    {"user_sticky_dir_world_writable", RUN_UID, 041777, RUN_UID, true,
+     POLICY_SCRIPT_OTHER_WRITE},
+    {"group_writable_dir", 0, 040775, RUN_UID, true, POLICY_SCRIPT_GROUP_WRITE},
+    {"another_users_dir", 1002, 040755, RUN_UID, true, POLICY_SCRIPT_OWNER},
+    {"run_as_root_own_file", 0, 0100755, 0, false, POLICY_SCRIPT_OK},
+    {"run_as_root_users_file", RUN_UID, 0100755, 0, false, POLICY_SCRIPT_OWNER},
+};
+
+static void script_trust_owner_and_write_bits(void **state) {
+  for (size_t i = 0; i < ARRAY_SIZE(trust_rows); i++) {
+    const struct trust_row *r = &trust_rows[i];
+    enum policy_script got =
+        policy_script_trust(r->st_uid, r->st_mode, r->run_uid, r->is_dir);
+    if (got != r->expect)
+      fail_msg("%s: got %d, want %d", r->name, (int)got, (int)r->expect);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(own_state_precedence),
@@ -971,6 +1098,9 @@ int main(void) {
       cmocka_unit_test(rival_a_one_off_claim_stops_nobody),
       cmocka_unit_test(rival_expires),
       cmocka_unit_test(sync_decides_when_the_view_can_be_trusted),
+      cmocka_unit_test(control_access_from_credentials),
+      cmocka_unit_test(control_verdict_by_access_and_command),
+      cmocka_unit_test(script_trust_owner_and_write_bits),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -763,6 +763,8 @@ static void runner_names_every_result(void **state) {
   assert_string_equal(runner_result_name(RUNNER_OK), "ok");
   assert_string_equal(runner_result_name(RUNNER_TIMEOUT), "timed out");
   assert_string_equal(runner_result_name(RUNNER_CANCELLED), "cancelled");
+  assert_string_equal(runner_result_name(RUNNER_REFUSED),
+                      "refused: the script file is not trusted");
 }
 
 /* ---- metrics ---- */
@@ -919,6 +921,101 @@ static void runner_does_not_withdraw_a_job_that_started(void **state) {
   assert_int_equal(f->res[0], RUNNER_OK);
 }
 
+/* ---- run_as ---- */
+
+static void submit_user(struct fx *f, uint64_t tag, char *const *argv,
+                        const struct config_user *u, unsigned retries) {
+  struct runner_spec spec = {
+      .tag = tag,
+      .name = "job",
+      .argv = argv,
+      .env = environ,
+      .retries = retries,
+      .user = u,
+  };
+  assert_int_equal(runner_submit(&f->r, &spec), 0);
+}
+
+static void
+runner_runs_a_job_as_its_user_with_home_user_and_logname(void **state) {
+  struct fx *f = *state;
+  /* As root, a user that is not root (nobody); else ourselves. */
+  struct config_user u = {.set = true,
+                          .uid = geteuid() == 0 ? 65534 : geteuid(),
+                          .gid = geteuid() == 0 ? 65534 : getegid()};
+  char *argv[] = {"/bin/sh",
+                  "-c",
+                  "{ id -u; id -g; echo \"$HOME $USER $LOGNAME\"; "
+                  "env | grep -c '^HOME='; } > \"$1/who\"",
+                  "sh",
+                  f->dir,
+                  NULL};
+  char *got, want[256];
+
+  snprintf(u.name, sizeof(u.name), "runas-test");
+  snprintf(u.home, sizeof(u.home), "/nonexistent/runas-home");
+  assert_int_equal(chown(f->dir, (uid_t)u.uid, (gid_t)u.gid), 0);
+  submit_user(f, 1, argv, &u, 0);
+  run(f);
+  assert_int_equal(f->done, 1);
+  assert_int_equal(f->res[0], RUNNER_OK);
+  got = slurp_in(f, "who");
+  snprintf(want, sizeof(want),
+           "%u\n%u\n/nonexistent/runas-home runas-test runas-test\n1\n",
+           (unsigned)u.uid, (unsigned)u.gid);
+  assert_string_equal(got, want);
+  free(got);
+}
+
+static void runner_refuses_a_script_others_can_write_and_retries(void **state) {
+  struct fx *f = *state;
+  struct config_user u = {.set = true, .uid = geteuid(), .gid = getegid()};
+  char path[128], ran[160];
+  char *argv[] = {path, NULL};
+  FILE *fp;
+
+  path_of(f, "script.sh", path, sizeof(path));
+  fp = fopen(path, "w");
+  assert_non_null(fp);
+  fputs("#!/bin/sh\ntouch \"$0.ran\"\n", fp);
+  fclose(fp);
+  assert_int_equal(chmod(path, 0757), 0);
+  snprintf(u.name, sizeof(u.name), "runas-test");
+  snprintf(u.home, sizeof(u.home), "/");
+  submit_user(f, 2, argv, &u, 1);
+  run(f);
+  assert_int_equal(f->done, 1);
+  assert_int_equal(f->res[0], RUNNER_REFUSED);
+  assert_int_equal(f->status[0], CHOREO_EREFUSED);
+  assert_int_equal(f->started, 0);
+  assert_int_equal(f->m.runs_failed, 1);
+  assert_int_equal(f->m.runs_retried, 1);
+  snprintf(ran, sizeof(ran), "%s.ran", path);
+  assert_int_equal(access(ran, F_OK), -1);
+}
+
+static void runner_runs_a_trusted_script_as_its_user(void **state) {
+  struct fx *f = *state;
+  struct config_user u = {.set = true, .uid = geteuid(), .gid = getegid()};
+  char path[128], ran[160];
+  char *argv[] = {path, NULL};
+  FILE *fp;
+
+  path_of(f, "script.sh", path, sizeof(path));
+  fp = fopen(path, "w");
+  assert_non_null(fp);
+  fputs("#!/bin/sh\ntouch \"$0.ran\"\n", fp);
+  fclose(fp);
+  assert_int_equal(chmod(path, 0755), 0);
+  snprintf(u.name, sizeof(u.name), "runas-test");
+  snprintf(u.home, sizeof(u.home), "/");
+  submit_user(f, 3, argv, &u, 0);
+  run(f);
+  assert_int_equal(f->res[0], RUNNER_OK);
+  snprintf(ran, sizeof(ran), "%s.ran", path);
+  assert_int_equal(access(ran, F_OK), 0);
+}
+
 int main(void) {
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -956,6 +1053,9 @@ int main(void) {
       T(runner_retries_a_start_that_failed_for_want_of_descriptors),
       T(runner_withdraws_a_job_still_waiting_to_start),
       T(runner_does_not_withdraw_a_job_that_started),
+      T(runner_runs_a_job_as_its_user_with_home_user_and_logname),
+      T(runner_refuses_a_script_others_can_write_and_retries),
+      T(runner_runs_a_trusted_script_as_its_user),
   };
 #undef T
   /* As the agent does: a script that closes its stdin early must not kill
