@@ -50,6 +50,7 @@
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -201,16 +202,36 @@ static void head_bytes(struct enc *e, const struct id_head *h) {
   put(e, h->body_hash, ID_HASH_BYTES);
 }
 
-/* The data object's pairs, keys in strcmp order: each round picks the
- * smallest key above the previous one (keys of an object are distinct),
- * which needs no memory; 32 keys cost about 1,000 comparisons. */
+static void put_pair(struct enc *e, const char *key, const json_t *v) {
+  put_str(e, key);
+  /* A record's data holds strings only (record.h). */
+  put_str(e, json_is_string(v) ? json_string_value(v) : "");
+}
+
+static int key_cmp(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The data object's pairs, keys in strcmp order. A record holds at most
+ * CHOREO_DATA_KEYS_MAX keys: those are picked in rounds, each the smallest
+ * key above the previous one (keys of an object are distinct), which
+ * needs no memory. More (a caller that skipped the bounds) are sorted in
+ * an array; without memory for one, the rounds do it, slowly. */
 static void put_data(struct enc *e, const json_t *data) {
   json_t *d = (json_t *)data; /* jansson's iterators take no const */
-  const char *prev = NULL, *key;
-  size_t n = json_is_object(d) ? json_object_size(d) : 0;
+  const char *prev = NULL, *key, **keys = NULL;
+  size_t n = json_is_object(d) ? json_object_size(d) : 0, k = 0;
   json_t *v;
 
   put_u32(e, (uint32_t)n);
+  if (n > CHOREO_DATA_KEYS_MAX && (keys = malloc(n * sizeof(*keys))) != NULL) {
+    json_object_foreach(d, key, v) keys[k++] = key;
+    qsort(keys, k, sizeof(*keys), key_cmp);
+    for (size_t i = 0; i < k; i++)
+      put_pair(e, keys[i], json_object_get(d, keys[i]));
+    free(keys);
+    return;
+  }
   for (size_t i = 0; i < n; i++) {
     const char *best = NULL;
     json_t *bestv = NULL;
@@ -221,9 +242,7 @@ static void put_data(struct enc *e, const json_t *data) {
         bestv = v;
       }
     }
-    put_str(e, best);
-    /* A record's data holds strings only (record.h). */
-    put_str(e, json_is_string(bestv) ? json_string_value(bestv) : "");
+    put_pair(e, best, bestv);
     prev = best;
   }
 }

@@ -13,7 +13,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 secs=${1:-60}
 dir=${FUZZ_BUILD_DIR:-build-fuzz}
-targets=${FUZZ_TARGETS:-wire sealed batch config control statefiles}
+targets=${FUZZ_TARGETS:-wire sealed batch config control statefiles identity}
 
 case $secs in
 '' | *[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS]" >&2; exit 2 ;;
@@ -42,6 +42,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 dict_for() {
   case $1 in
   config) echo tests/fuzz/yaml.dict ;;
+  identity) echo tests/fuzz/identity.dict ;;
   *) echo tests/fuzz/wire.dict ;;
   esac
 }

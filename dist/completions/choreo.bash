@@ -19,13 +19,20 @@ _choreo() {
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD-1]}
   local commands="agent check set status peers watch wait run-in keygen
-    leave force-leave reload metrics version"
+    pubkey cert revoke leave force-leave reload metrics version"
   if [ "$COMP_CWORD" -eq 1 ]; then
     COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
     return
   fi
   cmd=${COMP_WORDS[1]}
+  if [ "$cmd" = cert ] && [ "$COMP_CWORD" -eq 2 ]; then
+    COMPREPLY=($(compgen -W "issue show revoke --help" -- "$cur"))
+    return
+  fi
   case $prev in
+    -k | --operator-key | -p | --public | -o | --operator)
+      COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --groups | --days | --not-before | --not-after) return ;;
     -c | --config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     -s | --socket) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     -n | --node) COMPREPLY=($(compgen -W "$(_choreo_nodes)" -- "$cur")); return ;;
@@ -52,7 +59,23 @@ _choreo() {
         COMPREPLY=($(compgen -W "$(_choreo_nodes)" -- "$cur"))
         return
       fi ;;
+    keygen) opts="--signing --help" ;;
+    pubkey) opts="--help" ;;
+    revoke) opts=$common ;;
+    cert)
+      case ${COMP_WORDS[2]} in
+        issue) opts="--operator-key --node --groups --public --days --not-before --not-after --help" ;;
+        show) opts="--json --operator --help" ;;
+        revoke) opts="--operator-key --help" ;;
+      esac ;;
     *) opts=$common ;;
+  esac
+  case $cmd in
+    pubkey | revoke | cert)
+      if [[ $cur != -* ]] && [ "$COMP_CWORD" -gt 2 -o "$cmd" != cert ]; then
+        COMPREPLY=($(compgen -f -- "$cur"))
+        return
+      fi ;;
   esac
   COMPREPLY=($(compgen -W "$opts" -- "$cur"))
 }

@@ -152,6 +152,16 @@ run 3 "revoke without an agent" "$B" revoke "$T/web1.revoke" --socket "$T/none.s
 echo "$ERR" | grep -q "no agent answers" || fail "revoke without an agent: $ERR"
 ok "revoke with no agent on the socket: exit 3"
 
+# An agent without identity (or one that does not know the request)
+# refuses the revocation: exit 1, with the agent's reason.
+write_config n1 "$(free_port)" "[web]" "[]"
+start_agent n1
+run 1 "revoke to an agent without identity" "$B" revoke "$T/web1.revoke" --socket "$T/n1.sock"
+echo "$ERR" | grep -q "^choreo revoke: refused by the agent: ." || fail "revoke refused: $ERR"
+run 1 "revoke -c to an agent without identity" "$B" revoke "$T/serial.revoke" -c "$T/n1.yaml"
+kill_agent n1
+ok "revoke to an agent that refuses it: exit 1 with the agent's reason ($ERR)"
+
 sed 's/"time":/"time":1/' "$T/web1.revoke" >"$T/edited.revoke"
 sed 's/"serial":"[0-9a-f]*"/"serial":"12"/' "$T/web1.revoke" >"$T/badserial.revoke"
 refused "revoke of a file with a bad serial" "badserial.revoke: field \"serial\": not 16 hex digits" \

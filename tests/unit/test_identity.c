@@ -876,6 +876,136 @@ static void head_never_signs_fields_beyond_their_limits(void **state) {
   record_free(&r);
 }
 
+/* ---- the signed bytes, as identity.c's header comment lays them out ---- */
+
+struct ref {
+  uint8_t b[65536];
+  size_t n;
+};
+
+static void ref_put(struct ref *r, const void *p, size_t n) {
+  assert_true(r->n + n <= sizeof(r->b));
+  memcpy(r->b + r->n, p, n);
+  r->n += n;
+}
+
+static void ref_u32(struct ref *r, uint32_t v) {
+  uint8_t b[4] = {v >> 24, v >> 16, v >> 8, v};
+  ref_put(r, b, 4);
+}
+
+static void ref_u64(struct ref *r, uint64_t v) {
+  uint8_t b[8];
+  for (int i = 0; i < 8; i++)
+    b[i] = (uint8_t)(v >> (56 - 8 * i));
+  ref_put(r, b, 8);
+}
+
+static void ref_str(struct ref *r, const char *s) {
+  ref_u32(r, (uint32_t)strlen(s));
+  ref_put(r, s, strlen(s));
+}
+
+static void ref_domain(struct ref *r, const char *name) {
+  ref_put(r, name, strlen(name) + 1);
+  ref_put(r, "\x01", 1);
+}
+
+static int str_cmp(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void ref_body_hash(const struct record *rec, uint8_t out[32]) {
+  static struct ref r;
+  const char *keys[64], *key;
+  size_t n = 0;
+  json_t *v;
+
+  r.n = 0;
+  ref_domain(&r, "choreo-body");
+  ref_str(&r, rec->state);
+  ref_str(&r, rec->reason);
+  ref_u64(&r, (uint64_t)rec->since_ms);
+  ref_u32(&r, (uint32_t)rec->ngroups);
+  for (size_t i = 0; i < rec->ngroups; i++)
+    ref_str(&r, rec->groups[i]);
+  json_object_foreach(rec->data, key, v) keys[n++] = key;
+  qsort(keys, n, sizeof(keys[0]), str_cmp);
+  ref_u32(&r, (uint32_t)n);
+  for (size_t i = 0; i < n; i++) {
+    ref_str(&r, keys[i]);
+    ref_str(&r, json_string_value(json_object_get(rec->data, keys[i])));
+  }
+  crypto_generichash(out, 32, r.b, r.n, NULL, 0);
+}
+
+static void signed_bytes_follow_the_documented_layout(void **state) {
+  static struct ref r;
+  struct id_key op;
+  struct id_cert c;
+  struct id_revocation rv;
+  struct record rec;
+  struct id_head h;
+  uint8_t want[32], got[32], sig[64];
+  char err[ID_ERR_MAX];
+
+  new_key(&op);
+  /* A certificate's signature is over these bytes. */
+  issue(&op, &op, &c);
+  r.n = 0;
+  ref_domain(&r, "choreo-cert");
+  ref_str(&r, "web1");
+  ref_u32(&r, 2);
+  ref_str(&r, "web");
+  ref_str(&r, "eu-west");
+  ref_put(&r, op.pk, 32);
+  ref_u64(&r, c.serial);
+  ref_u64(&r, (uint64_t)(NOW - DAY));
+  ref_u64(&r, (uint64_t)(NOW + DAY));
+  ref_put(&r, op.pk, 32);
+  assert_int_equal(crypto_sign_verify_detached(c.sig, r.b, r.n, op.pk), 0);
+
+  /* A revocation's. */
+  assert_int_equal(id_revocation_issue(&op, 77, "web1", NOW, &rv, err), 0);
+  r.n = 0;
+  ref_domain(&r, "choreo-revoke");
+  ref_u64(&r, 77);
+  ref_str(&r, "web1");
+  ref_u64(&r, NOW);
+  ref_put(&r, op.pk, 32);
+  assert_int_equal(crypto_sign_verify_detached(rv.sig, r.b, r.n, op.pk), 0);
+
+  /* The body hash, with few keys and with more than a record may hold
+   * (the two ways identity.c sorts them), and the head. */
+  for (int many = 0; many < 2; many++) {
+    make_record(&rec, "{\"b\":\"2\",\"a\":\"1\",\"B\":\"x\",\"ab\":\"\"}");
+    for (int i = 0; many && i < 40; i++) {
+      char k[8];
+      snprintf(k, sizeof(k), "k%02d", 39 - i);
+      json_object_set_new(rec.data, k, json_string(k));
+    }
+    ref_body_hash(&rec, want);
+    id_body_hash(&rec, got);
+    assert_memory_equal(got, want, 32);
+    id_head_of("shop", &rec, &h);
+    r.n = 0;
+    ref_domain(&r, "choreo-head");
+    ref_str(&r, "shop");
+    ref_str(&r, "web1");
+    ref_u64(&r, 3);
+    ref_u64(&r, 17);
+    ref_put(&r, "\x00", 1);
+    ref_str(&r, "tcp://10.0.0.1:7946");
+    ref_put(&r, want, 32);
+    crypto_generichash(want, 32, r.b, r.n, NULL, 0);
+    id_head_digest(&h, got);
+    assert_memory_equal(got, want, 32);
+    id_head_sign(&op, &h, sig);
+    assert_int_equal(crypto_sign_verify_detached(sig, r.b, r.n, op.pk), 0);
+    record_free(&rec);
+  }
+}
+
 /* ---- serials ---- */
 
 static void serial_is_sixteen_hex_digits(void **state) {
@@ -930,6 +1060,7 @@ int main(void) {
       T(head_signature_covers_every_record_field),
       T(head_ignores_the_order_of_data_keys_in_json),
       T(head_never_signs_fields_beyond_their_limits),
+      T(signed_bytes_follow_the_documented_layout),
       T(serial_is_sixteen_hex_digits),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
