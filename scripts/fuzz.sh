@@ -13,7 +13,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 secs=${1:-60}
 dir=${FUZZ_BUILD_DIR:-build-fuzz}
-targets=${FUZZ_TARGETS:-wire sealed batch config control statefiles identity}
+targets=${FUZZ_TARGETS:-wire sealed batch config control statefiles identity trust}
 
 case $secs in
 '' | *[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS]" >&2; exit 2 ;;
