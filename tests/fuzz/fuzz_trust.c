@@ -30,6 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static struct id_key op, db1, self;
 static struct id_cert db1_cert, self_cert;
 static struct wire_msg first; /* db1's valid signed state */
+/* One table for every input, brought back after each to what it was:
+ * db1's entry as verified, nothing else, no revocation. */
+static struct trust t;
+static struct trust_entry db1_saved;
 
 static void key_from(uint8_t fill, struct id_key *k) {
   uint8_t seed[32];
@@ -50,10 +54,10 @@ static void setup(void) {
   key_from(1, &op);
   key_from(2, &db1);
   key_from(3, &self);
-  if (id_cert_issue(&op, "db1", 1, (const char(*)[CHOREO_NAME_MAX + 1])groups,
+  if (id_cert_issue(&op, "db1", 1, (const char(*)[CHOREO_NAME_MAX + 1]) groups,
                     db1.pk, 42, 0, NOW_MS / 1000 + 86400, &db1_cert,
                     err) != 0 ||
-      id_cert_issue(&op, "me", 1, (const char(*)[CHOREO_NAME_MAX + 1])groups,
+      id_cert_issue(&op, "me", 1, (const char(*)[CHOREO_NAME_MAX + 1]) groups,
                     self.pk, 43, 0, NOW_MS / 1000 + 86400, &self_cert,
                     err) != 0 ||
       wire_msg_init(&first) != 0)
@@ -72,24 +76,51 @@ static void setup(void) {
   id_head_sign(&db1, &h, first.sig);
   first.has_sig = true;
   first.cert = id_cert_to_json(&db1_cert);
+  if (trust_init(&t) != 0 ||
+      trust_configure(&t, "test", &self, &self_cert,
+                      (const uint8_t(*)[ID_PUBLIC_BYTES])op.pk, 1, true) != 0)
+    abort();
+  bool warn;
+  if (trust_check_record(&t, &first, NOW_MS, &warn) != TRUST_OK ||
+      trust_find(&t, "db1") == NULL)
+    abort();
+  db1_saved = *trust_find(&t, "db1");
   ready = true;
 }
 
+/* Back to the table setup() left. */
+static void restore(void) {
+  char names[64][CHOREO_NAME_MAX + 1];
+  size_t n;
+  struct trust_entry *e, *next;
+
+  do {
+    n = 0;
+    for (size_t i = 0; i < t.nbuckets && n < 64; i++)
+      for (e = t.buckets[i]; e != NULL && n < 64; e = e->next)
+        if (strcmp(e->name, "db1") != 0)
+          memcpy(names[n++], e->name, sizeof(names[0]));
+    for (size_t i = 0; i < n; i++)
+      trust_forget(&t, names[i]);
+  } while (n > 0);
+  e = trust_find(&t, "db1");
+  if (e == NULL)
+    abort();
+  next = e->next;
+  *e = db1_saved;
+  e->next = next;
+  t.nrevoked = 0;
+  t.required = true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  struct trust t;
   struct wire_msg m;
   struct wire_error err;
   char node[CHOREO_NAME_MAX + 1], why[ID_ERR_MAX];
   bool warn, is_new;
 
   setup();
-  if (trust_init(&t) != 0 ||
-      trust_configure(&t, "test", &self, &self_cert,
-                      (const uint8_t(*)[ID_PUBLIC_BYTES])op.pk, 1,
-                      size > 0 && data[0] & 1) != 0)
-    abort();
-  if (trust_check_record(&t, &first, NOW_MS, &warn) != TRUST_OK)
-    abort();
+  t.required = size > 0 && data[0] & 1;
   if (wire_msg_init(&m) != 0)
     abort();
   if (wire_decode(data, size, &m, &err) == 0) {
@@ -132,6 +163,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (t.n > TRUST_ENTRIES_MAX || t.nrevoked > TRUST_REVOKED_MAX)
     abort();
   wire_msg_free(&m);
-  trust_free(&t);
+  restore();
   return 0;
 }
