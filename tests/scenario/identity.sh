@@ -9,26 +9,19 @@
 # name conflict.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/behaviours_lib.sh"
+source "$(dirname "$0")/identity_lib.sh"
 : "${CHOREO_TAP:?CHOREO_TAP must point at the tap test helper}"
 export HEARTBEAT=500ms LOST_AFTER=2s
 HB_MS=500
 
-ch() { "$CHOREO_BIN" "$@"; }
-secret() { # secret FILE: a new signing key, mode 0600
-  (umask 077 && ch keygen --signing > "$1") || fail "keygen --signing"
-}
 ch keygen > "$T/cluster.key" || fail "keygen"
 chmod 600 "$T/cluster.key"
 secret "$T/op.key"
 secret "$T/rogue-op.key"
 OP=$(ch pubkey "$T/op.key") || fail "pubkey"
-issue() { # issue NODE GROUPS [OPKEY] [EXTRA...]: key and certificate
-  local node=$1 groups=$2 op=${3:-$T/op.key}
-  shift 3 2>/dev/null || shift $#
-  [ -f "$T/$node.sk" ] || secret "$T/$node.sk"
-  ch cert issue --operator-key "$op" --node "$node" --groups "$groups" \
-    --public "$(ch pubkey "$T/$node.sk")" "$@" > "$T/$node.cert" ||
-    fail "cert issue $node"
+issue() { # issue NODE GROUPS: its key and certificate
+  [ -f "$T/$1.sk" ] || secret "$T/$1.sk"
+  issue_cert "$T/$1.cert" "$T/op.key" "$1" "$2" "$T/$1.sk"
 }
 issue db1 db
 issue w1 web
@@ -173,8 +166,7 @@ attack f6 groups "w1 claiming group db outside its certificate"
 
 # (7) a certificate from an operator nobody trusts
 secret "$T/evil.sk"
-ch cert issue --operator-key "$T/rogue-op.key" --node db1 --groups db \
-  --public "$(ch pubkey "$T/evil.sk")" > "$T/evil.cert" || fail "rogue cert"
+issue_cert "$T/evil.cert" "$T/rogue-op.key" db1 db "$T/evil.sk"
 envelope db1 "$db1_inc" state "$(record_body maintenance '["db"]')" > "$T/f7.json"
 "$CHOREO_TAP" sign "$T/evil.sk" test "$T/f7.json" "$T/f7.signed" "$T/evil.cert" || fail "tap sign"
 cp "$T/f7.signed" "$T/f7.json"; sealed f7
@@ -182,9 +174,8 @@ attack f7 untrusted "db1's state under a certificate from an untrusted operator"
 
 # (8) an expired certificate (the operator's, for another key of db1's)
 secret "$T/old.sk"
-ch cert issue --operator-key "$T/op.key" --node db1 --groups db \
-  --public "$(ch pubkey "$T/old.sk")" --not-before $(($(date +%s) - 7200)) \
-  --not-after $(($(date +%s) - 3600)) > "$T/old.cert" || fail "expired cert"
+issue_cert "$T/old.cert" "$T/op.key" db1 db "$T/old.sk" \
+  --not-before $(($(date +%s) - 7200)) --not-after $(($(date +%s) - 3600))
 envelope db1 "$db1_inc" state "$(record_body maintenance '["db"]')" > "$T/f8.json"
 "$CHOREO_TAP" sign "$T/old.sk" test "$T/f8.json" "$T/f8.signed" "$T/old.cert" || fail "tap sign"
 cp "$T/f8.signed" "$T/f8.json"; sealed f8

@@ -6,21 +6,18 @@
 # the agent refuses to start (exit 2); a reload with such a file is
 # refused whole and the running identity stays.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/identity_lib.sh"
 
-ch() { "$CHOREO_BIN" "$@"; }
-secret() { (umask 077 && ch keygen --signing > "$1") || fail "keygen --signing"; }
 secret "$T/op.key"
 secret "$T/rogue.key"
 secret "$T/db1.sk"
 secret "$T/other.sk"
 OP=$(ch pubkey "$T/op.key") || fail "pubkey"
-pub() { ch pubkey "$1"; }
 now=$(date +%s)
-cert() { # OUT OPKEY NODE GROUPS PUBFILE [EXTRA...]
-  local out=$1 op=$2 node=$3 groups=$4 pubf=$5
-  shift 5
-  ch cert issue --operator-key "$op" --node "$node" --groups "$groups" \
-    --public "$(pub "$pubf")" "$@" > "$T/$out" || fail "cert issue $out"
+cert() { # OUT OPKEY NODE GROUPS NODEKEY [OPTION...]
+  local out=$1
+  shift
+  issue_cert "$T/$out" "$@"
 }
 cert good.cert "$T/op.key" db1 db "$T/db1.sk"
 cert otherkey.cert "$T/op.key" db1 db "$T/other.sk"

@@ -7,18 +7,16 @@
 # every other, and the behaviour watching db1 follows it.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/behaviours_lib.sh"
+source "$(dirname "$0")/identity_lib.sh"
 export HEARTBEAT=300ms LOST_AFTER=1500ms
 
-ch() { "$CHOREO_BIN" "$@"; }
-secret() { (umask 077 && ch keygen --signing > "$1") || fail "keygen --signing"; }
 ch keygen > "$T/cluster.key" || fail "keygen"
 chmod 600 "$T/cluster.key"
 secret "$T/op.key"
 OP=$(ch pubkey "$T/op.key") || fail "pubkey"
 issue() { # NODE GROUPS
   secret "$T/$1.sk"
-  ch cert issue --operator-key "$T/op.key" --node "$1" --groups "$2" \
-    --public "$(ch pubkey "$T/$1.sk")" > "$T/$1.cert" || fail "cert issue $1"
+  issue_cert "$T/$1.cert" "$T/op.key" "$1" "$2" "$T/$1.sk"
 }
 issue db1 db
 issue w1 web
