@@ -291,6 +291,7 @@ def main():
         "slowest_p90_ms": percentile(slowest, 90),
         "each_p50_ms": statistics.median(each),
         "each_p90_ms": percentile(each, 90),
+        "slowest_ms": slowest,
     }
     if args.tool == "choreo" and getattr(run_choreo, "heard", None):
         result["heard_p50_ms"] = statistics.median(run_choreo.heard)
