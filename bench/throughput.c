@@ -23,6 +23,9 @@
  *   signed-decode    that signed message decoded only (wire_decode,
  *             without the check): what the larger message costs by itself.
  *
+ * and, on the sender's side, encode and encode-signed: wire_encode of the
+ * message without identity and with its signature and certificate.
+ *
  * Each run lasts about RUN_MS of CPU time (of this thread: the figures
  * hold on a busy machine too); prints the median of RUNS runs of each, in
  * messages per CPU second and µs per message, and the rates of what a
@@ -76,6 +79,7 @@ enum kind {
   SEAL,     /* seal_box: what a publication pays with a key */
   ID_CHECK, /* decode, then trust_check_record, as trusted() */
   ID_SIGN,  /* trust_sign of a new version: what a change pays */
+  ENCODE,   /* wire_encode: what every publication pays */
 };
 
 struct input {
@@ -85,9 +89,11 @@ struct input {
    * encoding, for its size only). */
   char **msgs;
   size_t *lens, nmsgs, next;
-  struct trust *trust;  /* ID_CHECK: the receiver's; ID_SIGN: the sender's */
-  struct wire_msg *own; /* ID_SIGN: the record signed, ver bumped each time */
-  uint64_t done;        /* messages handled, over every run */
+  struct trust *trust; /* ID_CHECK: the receiver's; ID_SIGN: the sender's */
+  /* ID_SIGN: the record signed, ver bumped each time; ENCODE: the
+   * message encoded. */
+  struct wire_msg *own;
+  uint64_t done; /* messages handled, over every run */
 };
 
 static int runs = RUNS;
@@ -223,6 +229,12 @@ static void one(struct input *in, unsigned char *scratch) {
     in->own->rec.ver++;
     trust_sign(in->trust, in->own, &in->own->rec);
     break;
+  case ENCODE: {
+    char *text = NULL;
+    rv = wire_encode(in->own, &text, &out);
+    free(text);
+    break;
+  }
   }
   if (rv != 0)
     die("message", choreo_strerror(rv));
@@ -370,14 +382,16 @@ static void signed_versions(struct world *w, char **msgs, size_t *lens) {
       die("signed state", "cannot encode");
 }
 
-static void identity(struct world *w, double plain, unsigned char *scratch) {
+static void identity(struct world *w, double plain, char **plain_msg,
+                     size_t *plain_len, unsigned char *scratch) {
   char **msgs = calloc(id_versions + 1, sizeof(*msgs));
   size_t *lens = calloc(id_versions + 1, sizeof(*lens));
-  struct wire_msg own;
-  double fresh, repeat, sign;
+  struct wire_msg own, bare;
+  double fresh, repeat, sign, plain_enc, signed_enc;
 
   if (msgs == NULL || lens == NULL ||
-      typical_msg(&own, WIRE_STATE, id_versions + 2) != 0)
+      typical_msg(&own, WIRE_STATE, id_versions + 2) != 0 ||
+      typical_msg(&bare, WIRE_STATE, 17) != 0)
     die("identity", choreo_strerror(CHOREO_ENOMEM));
   signed_versions(w, msgs, lens);
   fresh = measure_check("identity-new",
@@ -410,13 +424,32 @@ static void identity(struct world *w, double plain, unsigned char *scratch) {
                                  .trust = &w->sender,
                                  .own = &own},
                  scratch);
+  /* What publishing costs besides the signature: the larger message's
+   * encoding (own is signed now: its signature and certificate). */
+  plain_enc = measure("encode",
+                      &(struct input){.kind = ENCODE,
+                                      .msgs = plain_msg,
+                                      .lens = plain_len,
+                                      .nmsgs = 1,
+                                      .own = &bare},
+                      scratch);
+  signed_enc = measure("encode-signed",
+                       &(struct input){.kind = ENCODE,
+                                       .msgs = msgs + id_versions,
+                                       .lens = lens + id_versions,
+                                       .nmsgs = 1,
+                                       .own = &own},
+                       scratch);
   printf("identity, per message on one core: a new version %.2f µs "
          "(decode, verify), a repeat (heartbeat) %.2f µs, plain decode "
          "%.2f µs: a heartbeat costs %.2f µs more with identity, a new "
-         "version %.2f µs more; signing a new version %.2f µs\n",
+         "version %.2f µs more; signing a new version %.2f µs, encoding "
+         "it %.2f µs more than without identity\n",
          1e6 / fresh, 1e6 / repeat, 1e6 / plain, 1e6 / repeat - 1e6 / plain,
-         1e6 / fresh - 1e6 / plain, 1e6 / sign);
+         1e6 / fresh - 1e6 / plain, 1e6 / sign,
+         1e6 / signed_enc - 1e6 / plain_enc);
   wire_msg_free(&own);
+  wire_msg_free(&bare);
   for (size_t i = 0; i <= id_versions; i++)
     free(msgs[i]);
   free(msgs);
@@ -471,7 +504,7 @@ int main(int argc, char **argv) {
                           .lens = &len,
                           .nmsgs = 1},
           scratch);
-  identity(w, plain, scratch);
+  identity(w, plain, &msg, &len, scratch);
   hello_sizes(w, one_key);
   trust_free(&w->sender);
   trust_free(&w->receiver);
