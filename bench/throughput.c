@@ -1,7 +1,7 @@
 /*
  * throughput.c (bench) — how many messages one core can take in: a
  * typical `state` message (a record with two groups, three data keys and a
- * reason; about 330 bytes of JSON) is decoded (wire_decode, then
+ * reason; about 390 bytes of JSON) is decoded (wire_decode, then
  * wire_msg_free) over and over, as agent_on_message does it, in these
  * settings:
  *
