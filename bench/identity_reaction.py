@@ -8,7 +8,7 @@ making --changes changes.
 Prints, for A and B: the median over all their changes of the slowest
 dependent's latency, and the median of the runs' p50s; then the median
 of the pairs' differences (B - A, per pair of neighbouring runs) with
-its quartiles, the load average before and after, and the webservers' verification counts
+its quartiles and a 95 % bootstrap interval, the load average before and after, and the webservers' verification counts
 (each change of B verified by every dependent). With --json, one JSON
 document instead.
 
@@ -19,6 +19,7 @@ Example (docs/BENCHMARKS.md "Identity"):
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -46,6 +47,15 @@ def quartiles(values):
         return [values[0], values[0]]
     q = statistics.quantiles(values, n=4)
     return [q[0], q[2]]
+
+
+def median_interval(values, resamples=2000, seed=1):
+    """A 95 % bootstrap interval of the median of values (seeded: the
+    same values give the same interval)."""
+    rng = random.Random(seed)
+    meds = sorted(statistics.median(rng.choices(values, k=len(values)))
+                  for _ in range(resamples))
+    return [meds[int(0.025 * resamples)], meds[int(0.975 * resamples) - 1]]
 
 
 def main():
@@ -84,6 +94,7 @@ def main():
                 r["slowest_p50_ms"] for r in rs),
             "each_median_of_runs_p50_ms": statistics.median(
                 r["each_p50_ms"] for r in rs),
+            "runs_p50_ms": [r["slowest_p50_ms"] for r in rs],
             "verifications": [r["identity_counters"]["verifications"]
                               for r in rs],
         }
@@ -96,6 +107,7 @@ def main():
               "without": a, "with": b,
               "pair_diff_median_ms": statistics.median(diffs),
               "pair_diff_quartiles_ms": quartiles(diffs),
+              "pair_diff_median_95_ms": median_interval(diffs),
               "pair_diffs_ms": diffs,
               "load_before": load_before, "load_after": load_after,
               "nproc": os.cpu_count()}
@@ -115,7 +127,9 @@ def main():
           f" ms over all changes, {statistics.median(diffs):+.2f} ms median "
           f"of the pairs' differences (middle half "
           f"{result['pair_diff_quartiles_ms'][0]:+.2f} to "
-          f"{result['pair_diff_quartiles_ms'][1]:+.2f} ms)")
+          f"{result['pair_diff_quartiles_ms'][1]:+.2f} ms; 95 % interval of "
+          f"that median {result['pair_diff_median_95_ms'][0]:+.2f} to "
+          f"{result['pair_diff_median_95_ms'][1]:+.2f} ms)")
     return 0
 
 
