@@ -8,9 +8,9 @@ making --changes changes.
 Prints, for A and B: the median over all their changes of the slowest
 dependent's latency, and the median of the runs' p50s; then the median
 of the pairs' differences (B - A, per pair of neighbouring runs) with
-its quartiles and a 95 % bootstrap interval, the load average before and after, and the webservers' verification counts
-(each change of B verified by every dependent). With --json, one JSON
-document instead.
+its quartiles and a 95 % bootstrap interval, the load average before
+and after, and the webservers' verification counts (each change of B
+verified by every dependent). With --json, one JSON document instead.
 
 Example (docs/BENCHMARKS.md "Identity"):
   bench/identity_reaction.py --choreo /tmp/rel/choreo \\
@@ -119,13 +119,15 @@ def main():
           f"interleaved; load {load_before[0]:.2f} before, "
           f"{load_after[0]:.2f} after ({os.cpu_count()} cores)")
     for name, s in (("without identity", a), ("with identity", b)):
-        print(f"  {name:17} slowest dependent p50 {s['slowest_p50_ms']:.2f} ms"
-              f" over all changes, {s['median_of_runs_p50_ms']:.2f} ms median"
-              f" of the runs' p50; each dependent {s['each_median_of_runs_p50_ms']:.2f}"
+        print(f"  {name:17} slowest dependent p50 "
+              f"{s['slowest_p50_ms']:.2f} ms over all changes, "
+              f"{s['median_of_runs_p50_ms']:.2f} ms median of the runs' "
+              f"p50; each dependent {s['each_median_of_runs_p50_ms']:.2f}"
               f" ms; verifications per run {s['verifications']}")
-    print(f"  difference (with - without): {b['slowest_p50_ms'] - a['slowest_p50_ms']:+.2f}"
-          f" ms over all changes, {statistics.median(diffs):+.2f} ms median "
-          f"of the pairs' differences (middle half "
+    pooled = b["slowest_p50_ms"] - a["slowest_p50_ms"]
+    print(f"  difference (with - without): {pooled:+.2f} ms over all "
+          f"changes, {statistics.median(diffs):+.2f} ms median of the "
+          f"pairs' differences (middle half "
           f"{result['pair_diff_quartiles_ms'][0]:+.2f} to "
           f"{result['pair_diff_quartiles_ms'][1]:+.2f} ms; 95 % interval of "
           f"that median {result['pair_diff_median_95_ms'][0]:+.2f} to "

@@ -317,8 +317,9 @@ def main():
                  f"resolution) p50 {result['heard_p50_ms']:.1f} ms, p90 "
                  f"{result['heard_p90_ms']:.1f} ms"
                  if "heard_p50_ms" in result else "")
-              + (f"; identity: the webservers verified {v['verifications']:.0f}"
-                 f" signatures, {v['cache_hits']:.0f} cache hits"
+              + (f"; identity: the webservers verified "
+                 f"{v['verifications']:.0f} signatures, "
+                 f"{v['cache_hits']:.0f} cache hits"
                  if args.identity else ""))
 
 
