@@ -219,6 +219,67 @@ def request(sock_path, req, timeout=5.0):
         return None
 
 
+def metric(sock_path, name):
+    """The value of an unlabelled metric of the agent at sock_path (the
+    control socket's "metrics" request), or None."""
+    reply = request(sock_path, {"cmd": "metrics"}) or {}
+    for line in reply.get("text", "").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == name:
+            return float(parts[1])
+    return None
+
+
+class Identity:
+    """Node identity for a benchmark cluster (docs/SECURITY.md): an
+    operator's signing key, and for each agent its own signing key and a
+    certificate the operator issued, all made with the choreo CLI as an
+    operator would (choreo keygen --signing, pubkey, cert issue), in
+    directory d. section() is the `identity:` part of an agent's
+    configuration."""
+
+    def __init__(self, choreo, d):
+        self.choreo = os.path.abspath(choreo)
+        self.d = d
+        self.op_key = self._key("operator")
+        self.op_public = self._cli("pubkey", self.op_key)
+
+    def _cli(self, *argv):
+        r = subprocess.run([self.choreo, *argv], capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"choreo {' '.join(argv)}: exit "
+                             f"{r.returncode}: {r.stderr.strip()}")
+        return r.stdout.strip()
+
+    def _key(self, name):
+        """A new signing key in d/NAME.sk, mode 0600 (the agent refuses a
+        key others can read)."""
+        path = f"{self.d}/{name}.sk"
+        text = self._cli("keygen", "--signing")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text + "\n")
+        return path
+
+    def section(self, name, groups, required=True):
+        """A key and a certificate for node name in groups (a
+        comma-separated list), and the configuration that uses them."""
+        key = self._key(name)
+        cert = f"{self.d}/{name}.cert"
+        text = self._cli("cert", "issue", "--operator-key", self.op_key,
+                         "--node", name, "--groups", groups,
+                         "--public", self._cli("pubkey", key))
+        with open(cert, "w") as f:
+            f.write(text + "\n")
+        return f"""identity:
+  key_file: {key}
+  cert_file: {cert}
+  operators: [{self.op_public}]
+  required: {"true" if required else "false"}
+"""
+
+
 class Cluster:
     """Agents named NAME in directory d; config text is up to the caller."""
 

@@ -30,6 +30,12 @@ with. `none` (choreo only) runs no script and times the moment each
 dependent logged the change instead (millisecond timestamps): the
 message's way to every dependent, without the cost of starting
 every dependent's script on the same cores.
+
+--identity (choreo): node identity on every agent (an operator key, a
+signing key and a certificate per agent, `identity:` with required: true
+in every configuration): each change is signed by db1 and verified by
+every receiver. The result then says how many signatures the webservers
+verified and how many records they took from the cache.
 """
 import datetime
 import json
@@ -41,8 +47,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Cluster, arguments, free_port, loopback,  # noqa
-                     parse, percentile, relay_roles, wait_until)
+from harness import (Cluster, Identity, arguments, free_port,  # noqa
+                     loopback, metric, parse, percentile, relay_roles,
+                     wait_until)
 import serf_cluster  # noqa: E402
 
 SH_DATE = 'date +"- %s%N" >> '
@@ -163,10 +170,13 @@ def run_choreo(args):
         roles = relay_roles(
             names, args.relays,
             lambda n: f"tcp://{loopback(index[n])}:{ports[n]}")
+        ident = Identity(c.choreo, c.d) if args.identity else None
         for i, n in enumerate(names):
             extra = behaviour(handler, f"{c.d}/{n}.stamps") \
                 if n in webs and handler else ""
             group = "web" if n in webs else "db" if n == "db1" else "relay"
+            if ident:
+                extra += ident.section(n, group)
             c.config(n, ports[n], group, heartbeat=args.heartbeat,
                      extra=extra, host=loopback(i), **roles[n])
             c.start(n)
@@ -188,10 +198,15 @@ def run_choreo(args):
             return set_via_socket(c.sock("db1"), state)
 
         if handler is None:
-            return measure_logged(args, c, webs, change)
-        slowest, each = measure(args, c.d, webs, change)
-        run_choreo.heard = heard(c, webs, measure.t0s)
-        return slowest, each
+            result = measure_logged(args, c, webs, change)
+        else:
+            result = measure(args, c.d, webs, change)
+            run_choreo.heard = heard(c, webs, measure.t0s)
+        run_choreo.identity = {
+            k: sum(metric(c.sock(w), f"choreo_identity_{k}_total") or 0
+                   for w in webs)
+            for k in ("verifications", "cache_hits", "unsigned")}
+        return result
     finally:
         c.stop()
 
@@ -250,12 +265,18 @@ def main():
     ap.add_argument("--serf-mode", choices=["tags", "event"], default="tags")
     ap.add_argument("--no-coalesce", action="store_true",
                     help="serf event -coalesce=false")
+    ap.add_argument("--identity", action="store_true",
+                    help="choreo: node identity on every agent (required: "
+                         "true): records signed and verified")
     args = parse(ap)
+    if args.identity and args.tool != "choreo":
+        ap.error("--identity is choreo's")
     args.stamp = os.path.abspath(args.stamp)
     if args.tool == "choreo":
         slowest, each = run_choreo(args)
         what = f"choreo set, via {args.via}" + (
-            f", {args.relays} relays" if args.relays else ", full mesh")
+            f", {args.relays} relays" if args.relays else ", full mesh") + (
+            ", identity" if args.identity else "")
     else:
         slowest, each = run_serf(args)
         what = (f"serf {args.serf_mode}" +
@@ -270,10 +291,19 @@ def main():
         "slowest_p90_ms": percentile(slowest, 90),
         "each_p50_ms": statistics.median(each),
         "each_p90_ms": percentile(each, 90),
+        "slowest_ms": slowest,
     }
     if args.tool == "choreo" and getattr(run_choreo, "heard", None):
         result["heard_p50_ms"] = statistics.median(run_choreo.heard)
         result["heard_p90_ms"] = percentile(run_choreo.heard, 90)
+    if args.tool == "choreo":
+        result["identity"] = args.identity
+        # The webservers' identity counters at the end (all 0 without).
+        result["identity_counters"] = run_choreo.identity
+        if args.identity and run_choreo.identity["verifications"] == 0:
+            raise SystemExit("--identity: the webservers verified no "
+                             "signature")
+    v = result.get("identity_counters", {})
     if args.json:
         print(json.dumps(result))
     else:
@@ -286,7 +316,11 @@ def main():
               + (f"; every dependent had the change (logged, ms "
                  f"resolution) p50 {result['heard_p50_ms']:.1f} ms, p90 "
                  f"{result['heard_p90_ms']:.1f} ms"
-                 if "heard_p50_ms" in result else ""))
+                 if "heard_p50_ms" in result else "")
+              + (f"; identity: the webservers verified "
+                 f"{v['verifications']:.0f} signatures, "
+                 f"{v['cache_hits']:.0f} cache hits"
+                 if args.identity else ""))
 
 
 if __name__ == "__main__":
