@@ -308,6 +308,16 @@ struct net {
   bool members_wanted;
   unsigned hello_tries;
   uv_timer_t heartbeat, soon, answer, list, hello;
+  /* Certificates on demand (docs/PROTOCOL.md): state messages that still
+   * carry our certificate, the count of state messages (every
+   * NET_CERT_EVERY-th carries it), and the members whose certificate we
+   * ask for, each in a few more messages. */
+  unsigned cert_due, cert_tick;
+  size_t nwant;
+  struct {
+    char name[CHOREO_NAME_MAX + 1];
+    unsigned left;
+  } want[WIRE_WANT_MAX];
   unsigned soon_left;        /* quick republications still due */
   bool soon_again;           /* asked for while the current ones were due */
   uint64_t fd_limit;         /* RLIMIT_NOFILE once raised; 0: unknown */
@@ -336,6 +346,9 @@ void net_publish(struct net *n, enum wire_type type);
 /* The record changed: publish it, once the mesh is open. */
 void net_publish_change(struct net *n);
 void net_publish_soon(struct net *n);
+/* Our certificate is new to peers (identity configured or changed): the
+ * next few state messages carry it. */
+void net_offer_cert(struct net *n);
 /* Send bytes as they are to every member (a relay's batch). */
 int net_send_raw(struct net *n, const void *buf, size_t len);
 /* End the startup sync when it is due (policy_sync). */

@@ -38,6 +38,12 @@ static const uint64_t soon_delays_ms[] = {5, 25, 100, 400};
 /* With identity each entry carries a signature and a body hash (about
  * 150 bytes more): fewer per message keep it well under CHOREO_MSG_MAX. */
 #define MEMBERS_PER_MSG_SIGNED 64
+/* Certificates on demand: after a start, a new member, or a member
+ * asking, the next NET_CERT_REPEATS state messages carry our certificate;
+ * besides, every NET_CERT_EVERY-th does. Each name we ask a certificate
+ * of goes in our next NET_CERT_REPEATS messages. */
+#define NET_CERT_REPEATS 3
+#define NET_CERT_EVERY 30
 /* The shortest gap between two member lists sent by the quick
  * republications (answers to hellos). */
 #define MEMBERS_GAP_MS 50
@@ -133,6 +139,51 @@ static void add_unheard(struct net *n, struct wire_msg *m) {
   m->nunheard = k;
 }
 
+/* Whether this message carries our certificate: always a hello or a
+ * leave; a state message while some are due, and every
+ * NET_CERT_EVERY-th. */
+static bool with_cert(struct net *n, enum wire_type type) {
+  if (type != WIRE_STATE)
+    return true;
+  if (n->cert_due > 0) {
+    n->cert_due--;
+    return true;
+  }
+  return ++n->cert_tick % NET_CERT_EVERY == 0;
+}
+
+/* Peers may lack our certificate: send it in the next messages. */
+static void offer_cert(struct net *n) {
+  n->cert_due = NET_CERT_REPEATS;
+}
+
+void net_offer_cert(struct net *n) {
+  offer_cert(n);
+}
+
+/* "want_cert": the members whose signed records came without a
+ * certificate we hold, each named in a few messages. */
+static void add_wants(struct net *n, struct wire_msg *m) {
+  size_t k = 0;
+  for (size_t i = 0; i < n->nwant; i++) {
+    memcpy(m->want_cert[m->nwant++], n->want[i].name, sizeof(n->want[i].name));
+    if (--n->want[i].left > 0)
+      n->want[k++] = n->want[i];
+  }
+  n->nwant = k;
+}
+
+static void want_cert(struct net *n, const char *name) {
+  for (size_t i = 0; i < n->nwant; i++)
+    if (strcmp(n->want[i].name, name) == 0)
+      return;
+  if (n->nwant == WIRE_WANT_MAX)
+    return; /* the others first; this one asks again after */
+  snprintf(n->want[n->nwant].name, sizeof(n->want[0].name), "%s", name);
+  n->want[n->nwant++].left = NET_CERT_REPEATS;
+  net_publish_soon(n);
+}
+
 void net_publish(struct net *n, enum wire_type type) {
   struct agent *a = agent_of(n);
   const struct record *self = self_record(&a->self);
@@ -144,9 +195,11 @@ void net_publish(struct net *n, enum wire_type type) {
   m.nknown = (uint32_t)(a->peers.n + 1);
   if (type != WIRE_LEAVE)
     add_unheard(n, &m);
-  /* Identity: our signature of the record, our certificate, and the
-   * revocations learnt lately (trust.h). */
-  trust_sign(&a->trust, &m, self);
+  /* Identity: our signature of the record, our certificate when a peer
+   * may lack it, the certificates we lack, and the revocations learnt
+   * lately (trust.h). */
+  trust_sign(&a->trust, &m, self, with_cert(n, type));
+  add_wants(n, &m);
   m.revoked = trust_revoked_for(&a->trust, false);
   send_msg(n, &m);
   json_decref(m.cert);
@@ -1025,6 +1078,10 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
   };
   if (in.same_view)
     n->view_agreed = true;
+  /* A member new to us, or back from a restart, may lack our
+   * certificate: the republications that follow carry it. */
+  if (in.new_peer || restarted)
+    offer_cert(n);
   after_record(n, policy_after_record(&in));
 }
 
@@ -1146,6 +1203,13 @@ static void note_versions(struct net *n, const struct wire_msg *m) {
              WIRE_VERSION, agreed);
 }
 
+static bool names_wanted(const struct wire_msg *m, const char *name) {
+  for (size_t i = 0; i < m->nwant; i++)
+    if (strcmp(m->want_cert[i], name) == 0)
+      return true;
+  return false;
+}
+
 /* Identity (trust.h): learn the revocations the message carries, then
  * check its record's signature and certificate (a member list's entries
  * are checked one by one when merged). Returns false (counted) to drop;
@@ -1161,6 +1225,10 @@ static bool trusted(struct net *n, const struct wire_msg *m,
   *signed_current = false;
   if (m->revoked != NULL)
     agent_trust_learn(a, m->revoked, m->from);
+  if (a->trust.enabled && names_wanted(m, a->cfg->name)) {
+    offer_cert(n);
+    net_publish_soon(n);
+  }
   if (m->type == WIRE_MEMBERS)
     return true;
   v = trust_check_record(&a->trust, m, util_wall_ms(), &warn);
@@ -1171,6 +1239,11 @@ static bool trusted(struct net *n, const struct wire_msg *m,
                "choreo_identity_unsigned_total counts them)",
                m->from);
     return true;
+  }
+  if (v == TRUST_DROP_NO_CERT) {
+    /* We lack its certificate (we started, or forgot it): ask. */
+    want_cert(n, m->from);
+    return false;
   }
   if (v != TRUST_OK) {
     refused(trust_verdict_name(v), m->from, "identity check failed");
@@ -1480,6 +1553,7 @@ int net_start(struct net *n) {
   }
   n->mesh_open = true;
   draw_nonce(n);
+  offer_cert(n);
   if ((rv = mesh_start(&n->mesh)) != 0)
     return rv;
   load_members(n);

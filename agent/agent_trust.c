@@ -29,6 +29,7 @@ int agent_trust_configure(struct agent *a, const struct config *cfg) {
 
   if (rv != 0 || !cfg->identity)
     return rv;
+  net_offer_cert(&a->net);
   id_serial_format(cfg->identity_cert.serial, serial);
   log_info("identity: certificate %s of node %s, %zu operator keys trusted, "
            "signatures %s",

@@ -502,14 +502,15 @@ static void own_signature(struct trust *t, const struct record *own) {
   t->signed_ok = true;
 }
 
-void trust_sign(struct trust *t, struct wire_msg *m, const struct record *own) {
+void trust_sign(struct trust *t, struct wire_msg *m, const struct record *own,
+                bool with_cert) {
   if (!t->enabled)
     return;
   own_signature(t, own);
   m->has_sig = true;
   memcpy(m->sig, t->signed_sig, ID_SIG_BYTES);
   json_decref(m->cert);
-  m->cert = json_incref(t->cert_json);
+  m->cert = with_cert ? json_incref(t->cert_json) : NULL;
 }
 
 void trust_sign_member(struct trust *t, struct wire_member *w,

@@ -157,9 +157,11 @@ enum trust_member trust_check_member(struct trust *t,
  * carries our own signature. */
 bool trust_own_entry(const struct trust *t, const struct wire_member *w);
 
-/* Sign our record for publishing: m->has_sig, m->sig and m->cert set.
- * Identity off: nothing. */
-void trust_sign(struct trust *t, struct wire_msg *m, const struct record *own);
+/* Sign our record for publishing: m->has_sig and m->sig set, and m->cert
+ * when with_cert (peers that hold it need it once; docs/PROTOCOL.md
+ * "Certificates on demand"). Identity off: nothing. */
+void trust_sign(struct trust *t, struct wire_msg *m, const struct record *own,
+                bool with_cert);
 /* Fill w's signature for a member list: our own entry (own) or a peer's,
  * when the head verified last is the record w describes. */
 void trust_sign_member(struct trust *t, struct wire_member *w,

@@ -237,8 +237,17 @@ static void enc_versions(struct enc *e, json_t *o, const struct wire_msg *m) {
 #endif
 }
 
-/* The optional identity fields: "cert" and "revoked" (borrowed). */
+/* The optional identity fields: "cert" and "revoked" (borrowed),
+ * "want_cert". */
 static void enc_identity(struct enc *e, json_t *o, const struct wire_msg *m) {
+  if (m->nwant > 0) {
+    json_t *a = json_array();
+    if (m->nwant > WIRE_WANT_MAX && e->rv == 0)
+      e->rv = CHOREO_EINVAL;
+    for (size_t i = 0; i < m->nwant && i < WIRE_WANT_MAX; i++)
+      append(e, a, json_string(m->want_cert[i]));
+    put(e, o, "want_cert", a);
+  }
   if (m->cert != NULL)
     put(e, o, "cert", json_incref(m->cert));
   if (m->revoked == NULL)
@@ -828,9 +837,27 @@ static int dec_unheard(json_t *o, struct wire_msg *m, struct wire_error *err) {
  * both optional: kept as they are for the identity layer, which checks
  * their fields. */
 static int dec_identity(json_t *o, struct wire_msg *m, struct wire_error *err) {
+  char field[FIELD_MAX];
   json_t *v, *e;
   size_t i;
+  int rv;
 
+  if ((v = json_object_get(o, "want_cert")) != NULL) {
+    if (!json_is_array(v))
+      return reject(err, WIRE_REJECT_BAD_FIELD,
+                    "field \"want_cert\": not an array");
+    if (json_array_size(v) > WIRE_WANT_MAX)
+      return reject(err, WIRE_REJECT_OVER_LIMIT,
+                    "field \"want_cert\": %zu entries, at most %d",
+                    json_array_size(v), WIRE_WANT_MAX);
+    json_array_foreach(v, i, e) {
+      snprintf(field, sizeof(field), "want_cert[%zu]", i);
+      if ((rv = check_word(e, field, CHOREO_NAME_MAX, choreo_valid_name, "name",
+                           m->want_cert[i], err)) != 0)
+        return rv;
+    }
+    m->nwant = json_array_size(v);
+  }
   if ((v = json_object_get(o, "cert")) != NULL) {
     if (!json_is_object(v))
       return reject(err, WIRE_REJECT_BAD_FIELD,

@@ -53,6 +53,9 @@ bool wire_valid_addr(const char *s);
 #define WIRE_UNHEARD_MAX 8
 /* Nonces echoed in one message (docs/PROTOCOL.md "Freshness"). */
 #define WIRE_ECHO_MAX 32
+/* Names whose certificates a sender asks for, in one message
+ * (docs/PROTOCOL.md "Certificates on demand"). */
+#define WIRE_WANT_MAX 8
 /* Revocations carried in one message (docs/PROTOCOL.md "Revocations"). */
 #define WIRE_REVOKED_MAX 32
 
@@ -157,6 +160,10 @@ struct wire_msg {
   uint8_t sig[ID_SIG_BYTES];
   json_t *cert;
   json_t *revoked;
+  /* "want_cert": members whose signed records arrived without a
+   * certificate the sender holds; each sends its certificate again. */
+  size_t nwant;
+  char want_cert[WIRE_WANT_MAX][CHOREO_NAME_MAX + 1];
 
   /* hello, state, leave: the sender's record (rec.name == from,
    * rec.inc == inc) and a digest of its member view. */

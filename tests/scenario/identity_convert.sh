@@ -97,8 +97,11 @@ for node in db1 w1 w2; do
   ok "$node requires signatures: every change reaches everyone"
   change w1 draining; change w2 draining
 done
+# (no_cert is not in the list: an agent that turns identity on holds no
+# certificate yet, drops signed records until it has asked for one and
+# got it, within a heartbeat; the changes above show nothing was lost.)
 for v in db1 w1 w2; do
-  for r in unsigned signature no_cert name groups; do
+  for r in unsigned signature name groups; do
     [ "$(metric "$v" "choreo_identity_dropped_total{reason=\"$r\"}")" = 0 ] ||
       fail "$v dropped legitimate records ($r)"
   done

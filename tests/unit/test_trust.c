@@ -279,7 +279,7 @@ static void trust_off_checks_nothing(void **state) {
   assert_int_equal(trust_init(&t), 0);
   msg(&m, "db1", "db", 1, 1, "ready", NULL, NULL);
   assert_int_equal(trust_check_record(&t, &m, NOW_MS, &warn), TRUST_OK);
-  trust_sign(&t, &m, &m.rec);
+  trust_sign(&t, &m, &m.rec, true);
   assert_false(m.has_sig);
   assert_null(m.cert);
   assert_int_equal(trust_check_member(&t, &e, NOW_MS), TRUST_MEMBER_OK);
@@ -377,8 +377,10 @@ static void trust_signs_what_others_verify(void **state) {
   bool warn;
 
   msg(&m, "me", "web", 2, 1, "ready", NULL, NULL);
-  trust_sign(&w->t, &m, &m.rec);
+  trust_sign(&w->t, &m, &m.rec, false);
   assert_true(m.has_sig);
+  assert_null(m.cert);
+  trust_sign(&w->t, &m, &m.rec, true);
   assert_non_null(m.cert);
   assert_int_equal(trust_init(&other), 0);
   assert_int_equal(trust_configure(&other, "shop", &w->db, &w->db_cert,

@@ -136,6 +136,9 @@ static void assert_msgs_equal(const struct wire_msg *a,
   assert_int_equal(a->cert == NULL, b->cert == NULL);
   if (a->cert != NULL)
     assert_true(json_equal(a->cert, b->cert));
+  assert_int_equal(a->nwant, b->nwant);
+  for (size_t i = 0; i < a->nwant; i++)
+    assert_string_equal(a->want_cert[i], b->want_cert[i]);
   assert_int_equal(a->revoked == NULL, b->revoked == NULL);
   if (a->revoked != NULL)
     assert_true(json_equal(a->revoked, b->revoked));
@@ -539,6 +542,11 @@ static const struct reject_case reject_cases[] = {
      "{}", 33, WIRE_REJECT_OVER_LIMIT, "field \"revoked\": 33 entries"},
     {"wire_accepts_32_revocations", WIRE_STATE, "revoked", ARRAY, "{}", 32,
      WIRE_OK, NULL},
+    {"wire_rejects_more_than_8_wanted_certificates", WIRE_STATE, "want_cert",
+     ARRAY, "\"db1\"", 9, WIRE_REJECT_OVER_LIMIT,
+     "field \"want_cert\": 9 entries"},
+    {"wire_rejects_a_wanted_certificate_not_a_name", WIRE_STATE, "want_cert",
+     ARRAY, "\"db 1\"", 1, WIRE_REJECT_BAD_FIELD, "field \"want_cert[0]\""},
     {"wire_rejects_a_revocation_not_an_object", WIRE_STATE, "revoked", ARRAY,
      "5", 1, WIRE_REJECT_BAD_FIELD, "field \"revoked[0]\": not an object"},
     /* envelope */
@@ -933,6 +941,7 @@ static const struct field fields[] = {
     {WIRE_STATE, "rec.sig", "5", false},
     {WIRE_STATE, "cert", "[]", false},
     {WIRE_STATE, "revoked", "{}", false},
+    {WIRE_STATE, "want_cert", "\"db1\"", false},
     {WIRE_MEMBERS, "cert", "\"x\"", false},
 };
 
