@@ -17,6 +17,7 @@
 #include "identity.h"
 
 #define DAY_S 86400
+#define CERT_BACKDATE_S DAY_S /* default not_before: now less this */
 /* --days: at most a century. */
 #define DAYS_MAX 36500
 
@@ -60,7 +61,8 @@ static const char issue_usage[] =
     "  -p, --public KEY         the node's public key as choreo pubkey\n"
     "                           prints it, or a file holding that line\n"
     "  -d, --days N             valid for N days from now (default 365)\n"
-    "      --not-before T       valid from T (unix seconds; default now)\n"
+    "      --not-before T       valid from T (unix seconds; default a day\n"
+    "                           ago, for receivers whose clocks lag)\n"
     "      --not-after T        valid until T (unix seconds), instead of\n"
     "                           --days\n"
     "  -h, --help               show this help\n"
@@ -275,18 +277,25 @@ static int issue_validity(const char *cmd, const struct issue_opts *o,
     return cli_usage_error(cmd,
                            "--days: '%s' is not a number of days (0 to %d)",
                            o->days, DAYS_MAX);
-  *nb = (int64_t)time(NULL);
-  if (o->not_before != NULL && !parse_count(o->not_before, INT64_MAX, nb))
-    return cli_usage_error(cmd, "--not-before: '%s' is not unix seconds",
-                           o->not_before);
+  int64_t now = (int64_t)time(NULL), from = now;
+
+  /* Valid from a day ago by default: a receiver whose clock lags (up to
+   * the day of skew the protocol tolerates elsewhere) still takes it. */
+  *nb = now - CERT_BACKDATE_S;
+  if (o->not_before != NULL) {
+    if (!parse_count(o->not_before, INT64_MAX, nb))
+      return cli_usage_error(cmd, "--not-before: '%s' is not unix seconds",
+                             o->not_before);
+    from = *nb;
+  }
   if (o->not_after != NULL) {
     if (!parse_count(o->not_after, INT64_MAX, na))
       return cli_usage_error(cmd, "--not-after: '%s' is not unix seconds",
                              o->not_after);
-  } else if (*nb > INT64_MAX - days * DAY_S) {
+  } else if (from > INT64_MAX - days * DAY_S) {
     return cli_usage_error(cmd, "--not-before: too far in the future");
   } else {
-    *na = *nb + days * DAY_S;
+    *na = from + days * DAY_S;
   }
   if (*nb > *na)
     return cli_usage_error(cmd, "the certificate would end before it starts");

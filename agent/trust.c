@@ -363,7 +363,9 @@ static void remember(struct trust_entry *e, const struct id_cert *cert,
                      const struct id_head *h, const uint8_t sig[ID_SIG_BYTES],
                      const uint8_t digest[ID_HASH_BYTES]) {
   if (&e->cert != cert) {
-    if (!e->has_cert || memcmp(&e->cert, cert, sizeof(*cert)) != 0)
+    /* A head verified with another key is not vouched for by this one;
+     * one verified with the same key (a renewed certificate) stays. */
+    if (!e->has_cert || memcmp(e->cert.key, cert->key, ID_PUBLIC_BYTES) != 0)
       e->has_head = false;
     e->cert = *cert;
   }

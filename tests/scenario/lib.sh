@@ -100,6 +100,30 @@ control:
 state_dir: $T/$name.state
 $extra
 YAML
+  [ -z "${CHOREO_TEST_IDENTITY:-}" ] || identity_section "$name" "$groups"
+}
+
+# With CHOREO_TEST_IDENTITY=1 every configuration write_config makes gets
+# an identity section (required: true): a key for the node, a
+# certificate for its groups from one operator key of the test. The
+# scenario_identity_* tests run other scenarios this way.
+identity_section() {
+  local name=$1 groups
+  groups=$(tr -d '[] ' <<<"$2")
+  if [ ! -f "$T/.op.key" ]; then
+    (umask 077 && "$CHOREO_BIN" keygen --signing > "$T/.op.key") || fail "keygen --signing"
+  fi
+  [ -f "$T/.$name.sk" ] || (umask 077 && "$CHOREO_BIN" keygen --signing > "$T/.$name.sk") ||
+    fail "keygen --signing"
+  "$CHOREO_BIN" cert issue --operator-key "$T/.op.key" --node "$name" --groups "$groups" \
+    --public "$("$CHOREO_BIN" pubkey "$T/.$name.sk")" > "$T/.$name.cert" || fail "cert issue $name"
+  cat >> "$T/$name.yaml" <<YAML
+identity:
+  key_file: $T/.$name.sk
+  cert_file: $T/.$name.cert
+  operators: [$("$CHOREO_BIN" pubkey "$T/.op.key")]
+  required: true
+YAML
 }
 
 # start_agent NAME: run `choreo agent -c $T/NAME.yaml` in the background,

@@ -491,6 +491,34 @@ static void trust_checks_own_identity(void **state) {
   assert_non_null(strstr(why, "expired"));
 }
 
+/* A renewed certificate (same key, new serial) keeps the newest head
+ * verified: a restart that lost its state (a lower incarnation) under the
+ * new certificate doesn't stop others from vouching for the node's
+ * newest signed head in member lists, which is what makes it refute. */
+static void trust_keeps_the_newest_head_across_a_renewal(void **state) {
+  struct world *w = *state;
+  struct wire_msg m, own;
+  struct wire_member e = {
+      .name = "db1", .addr = "tcp://127.0.0.1:7411", .inc = 5, .ver = 7};
+  struct id_cert renewed;
+
+  cert(&w->op, "db1", "db", &w->db, NOW_S - DAY, NOW_S + 2 * DAY, &renewed);
+  msg(&m, "db1", "db", 5, 7, "ready", &w->db, &w->db_cert);
+  assert_int_equal(check(w, &m), TRUST_OK);
+  msg(&m, "db1", "db", 4, 1, "garbage", &w->db, &renewed);
+  assert_int_equal(check(w, &m), TRUST_OK);
+  msg(&own, "me", "web", 1, 1, "ready", NULL, NULL);
+  trust_sign_member(&w->t, &e, &own.rec);
+  assert_true(e.has_sig);
+  /* A new key is another matter: what the old one signed is dropped. */
+  cert(&w->op, "db1", "db", &w->web, NOW_S - DAY, NOW_S + DAY, &renewed);
+  msg(&m, "db1", "db", 4, 2, "garbage", &w->web, &renewed);
+  assert_int_equal(check(w, &m), TRUST_OK);
+  trust_sign_member(&w->t, &e, &own.rec);
+  assert_false(e.has_sig);
+  wire_msg_free(&own);
+}
+
 /* A new operator list forgets what was verified against the old one. */
 static void trust_rechecks_after_operators_change(void **state) {
   struct world *w = *state;
@@ -519,6 +547,7 @@ int main(void) {
       TEST(trust_revokes_and_spreads),
       TEST(trust_checks_own_identity),
       TEST(trust_rechecks_after_operators_change),
+      TEST(trust_keeps_the_newest_head_across_a_renewal),
   };
 #undef TEST
   return cmocka_run_group_tests(tests, NULL, NULL);
