@@ -102,6 +102,8 @@ class Node:
             "control:", f"  socket: {self.sock}", '  mode: "0600"',
             f"state_dir: {self.state_dir}",
         ]
+        if self.c.identity:
+            lines += self.identity_lines()
         if "web" in self.groups:
             lines += [
                 "behaviours:",
@@ -117,6 +119,19 @@ class Node:
             ]
         with open(self.cfg, "w") as f:
             f.write("\n".join(lines) + "\n")
+
+    def identity_lines(self):
+        key = os.path.join(self.dir, "node.key")
+        cert = os.path.join(self.dir, "node.cert")
+        if not os.path.exists(key):
+            secret_key(self.c.bin, key)
+            pub = sh(self.c.bin, "pubkey", key).stdout.strip()
+            with open(cert, "w") as f:
+                f.write(sh(self.c.bin, "cert", "issue", "--operator-key",
+                           self.c.op_key, "--node", self.name, "--groups",
+                           ",".join(self.groups), "--public", pub).stdout)
+        return ["identity:", f"  key_file: {key}", f"  cert_file: {cert}",
+                f"  operators: [{self.c.op_pub}]", "  required: true"]
 
     def start(self):
         self.lifetimes += 1
@@ -185,10 +200,20 @@ class Node:
             return None
 
 
+def secret_key(binary, path):
+    """A signing key (choreo keygen --signing) written with mode 0600."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(sh(binary, "keygen", "--signing").stdout)
+
+
 class Cluster:
-    def __init__(self, binary, keep):
+    def __init__(self, binary, keep, identity=False):
         self.bin = os.path.abspath(binary)
         self.keep = keep
+        # With identity every node signs its record with a key of its own,
+        # certified by one operator key (docs/OPERATIONS.md "Identity").
+        self.identity = identity
         self.tag = f"cf{os.getpid() % 100000}"
         self.dir = tempfile.mkdtemp(prefix="choreo-faults.")
         os.chmod(self.dir, 0o755)
@@ -198,6 +223,10 @@ class Cluster:
         with open(self.key, "w") as f:
             f.write(sh(self.bin, "keygen").stdout)
         os.chmod(self.key, 0o600)
+        if identity:
+            self.op_key = os.path.join(self.dir, "operator.key")
+            secret_key(self.bin, self.op_key)
+            self.op_pub = sh(self.bin, "pubkey", self.op_key).stdout.strip()
         self.hub = f"{self.tag}-hub"
         self.nodes = {}
         self.proxies = []
@@ -751,6 +780,8 @@ def main():
                     help="run the list this many times (median in --json)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--identity", action="store_true",
+                    help="every agent signs its record (identity required)")
     a = ap.parse_args()
     if not a.choreo:
         ap.error("--choreo or $CHOREO_BIN is needed")
@@ -768,7 +799,7 @@ def main():
     log(f"# seed {seed}")
     rng = random.Random(seed)
     results = []
-    cl = Cluster(a.choreo, a.keep)
+    cl = Cluster(a.choreo, a.keep, a.identity)
     try:
         cl.build(a.webs)
         for n in cl.nodes.values():
@@ -778,7 +809,8 @@ def main():
             log(f"FAIL: the cluster did not form: {why}")
             sys.exit(1)
         log(f"ok - {len(cl.nodes)} agents in network namespaces formed a "
-            f"cluster in {took:.0f} ms")
+            f"cluster in {took:.0f} ms"
+            + (" (identity required)" if a.identity else ""))
         for _ in range(a.runs):
             for name in names:
                 run_fault(cl, name, rng, results)
