@@ -184,6 +184,9 @@ struct sim_opts {
   uint64_t launch_ms; /* nodes other than the seed start within this */
   uint64_t skew_ms;   /* wall clocks spread over +-skew */
   uint64_t wake_us, decode_us, encode_us; /* CPU model */
+  uint64_t send_us; /* per copy sent (per pipe) */
+  uint64_t cores;   /* 0: every node has a CPU of its own; else all nodes
+                       share this many (one machine, as the benchmarks) */
   uint64_t changes;
   bool verbose;
 };
@@ -208,6 +211,7 @@ struct sim {
   uint64_t calm_since;
   bool failed;
   char event[256]; /* the event being handled, for reports */
+  uint64_t *core_free; /* with --cores: µs each core is busy until */
   uint64_t events;
   uint64_t dropped_loss, dropped_cut, dropped_down, dropped_joiner;
 };

@@ -80,7 +80,8 @@ static void usage(FILE *f) {
           "                  [--lost-after MS] [--dup P] [--latency-us US]\n"
           "                  [--jitter-us US] [--launch-ms MS] [--skew-ms MS]\n"
           "                  [--changes K] [--dbs D] [--wake-us US]\n"
-          "                  [--decode-us US] [--encode-us US]\n"
+          "                  [--decode-us US] [--encode-us US] [--send-us US]\n"
+          "                  [--cores C] [--verbose]\n"
           "scenarios: steady (default), partition, flap, relay-dies,\n"
           "           forged-members, crash-restart\n"
           "Runs the real protocol code of N agents in virtual time and prints\n"
@@ -127,6 +128,7 @@ static int parse(int argc, char **argv, struct sim_opts *o) {
       {"--launch-ms", &o->launch_ms},    {"--skew-ms", &o->skew_ms},
       {"--changes", &o->changes},        {"--wake-us", &o->wake_us},
       {"--decode-us", &o->decode_us},    {"--encode-us", &o->encode_us},
+      {"--send-us", &o->send_us},        {"--cores", &o->cores},
   };
   uint64_t v;
   for (int i = 1; i < argc; i++) {
@@ -709,6 +711,7 @@ static void run(uint64_t end) {
   struct sim_event e;
   while (sim_queue_pop(&S.q, &e)) {
     struct sim_node *nd;
+    size_t core;
     if (e.at > end) {
       sim_blob_unref(e.blob);
       break;
@@ -734,9 +737,21 @@ static void run(uint64_t end) {
       sim_queue_push(&S.q, &e);
       continue;
     }
+    core = 0;
+    for (size_t c = 1; c < S.o.cores; c++)
+      if (S.core_free[c] < S.core_free[core])
+        core = c;
+    if (S.o.cores > 0 && S.core_free[core] > S.now) {
+      /* one machine: it waits for a core */
+      e.at = S.core_free[core];
+      sim_queue_push(&S.q, &e);
+      continue;
+    }
     nd->cpu = S.now;
     sim_node_event(nd, &e);
     nd->busy_until = nd->cpu;
+    if (S.o.cores > 0)
+      S.core_free[core] = nd->cpu;
     sim_blob_unref(e.blob);
   }
 }
@@ -868,9 +883,11 @@ int main(int argc, char **argv) {
   S.nodes = calloc(S.n, sizeof(*S.nodes));
   S.side = calloc(S.n, 1);
   S.change_seen = calloc(S.n, sizeof(*S.change_seen));
+  S.core_free = calloc(o->cores + 1, sizeof(*S.core_free));
   reach_all = calloc(o->changes + 1, sizeof(double));
   reach_99 = calloc(o->changes + 1, sizeof(double));
-  if (!S.nodes || !S.side || !S.change_seen || !reach_all || !reach_99)
+  if (!S.nodes || !S.side || !S.change_seen || !reach_all || !reach_99 ||
+      !S.core_free)
     abort();
   S.change_node = -1;
   for (size_t i = 0; i < S.n; i++)
@@ -887,6 +904,7 @@ int main(int argc, char **argv) {
   free(S.nodes);
   free(S.side);
   free(S.change_seen);
+  free(S.core_free);
   free(reach_all);
   free(reach_99);
   return 0;

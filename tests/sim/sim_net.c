@@ -119,6 +119,7 @@ void sim_net_send(struct sim_node *nd, const void *buf, size_t len) {
       b = sim_blob_new(buf, len);
     nd->tx_msgs++;
     nd->tx_bytes += len;
+    sim_cpu(nd, s->o.send_us);
     cross(s, nd->id, ep->target, nd->cpu, b);
   }
   sim_blob_unref(b);
