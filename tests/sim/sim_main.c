@@ -501,6 +501,7 @@ static void close_change(void) {
     reach_99[nsamples] = (double)t[i99 - 1] / 1000.0;
     nsamples++;
   }
+  change_counts = false;
   free(t);
 }
 
@@ -842,6 +843,17 @@ static void summary(void) {
   if (secs > 0) {
     print_rates(o->relays > 0 ? "leaf" : "member", false, secs);
     print_rates("relay", true, secs);
+  }
+  {
+    uint64_t refuted = 0, refused = 0;
+    for (size_t i = 0; i < S.n; i++) {
+      refuted += S.nodes[i].refutations;
+      refused += S.nodes[i].forged_refused;
+    }
+    if (refuted > 0 || refused > 0)
+      printf("; refutations %" PRIu64 ", out-of-bounds incarnations refused "
+             "%" PRIu64,
+             refuted, refused);
   }
   printf("; invariants: %s\n",
          checked_calm ? "ok" : "ok (never calm long enough to check views)");

@@ -3,8 +3,8 @@
 # for 30 simulated seconds, with 1 % loss and a partition of a third of
 # the nodes, on three seeds; a full mesh through crashes and restarts;
 # then the same seed twice, which must print the same line byte for byte,
-# and a run made to break an invariant, which must say so. Each check prints "ok - "
-# or "FAIL: " (scripts/count-tests.py counts them).
+# and a run made to break an invariant, which must say so. Each check
+# prints "ok - " or "FAIL: " (scripts/count-tests.py counts them).
 set -u
 sim=${1:?usage: sim_test.sh CHOREO_SIM}
 failed=0
@@ -23,11 +23,12 @@ check() { # NAME FILE RC: the run exited 0 and said the invariants held
 
 # Three seeds at once (about 35 s each under ASan on this machine): each
 # forms a cold cluster, times changes, and cuts a third of the nodes off
-# for 10 heartbeats, with 1 % loss throughout.
+# for 10 heartbeats, with 1 % loss throughout and wall clocks up to 30 s
+# apart.
 pids=()
 for seed in 1 2 3; do
   "$sim" --nodes 200 --relays 2 --seed "$seed" --loss 0.01 --seconds 30 \
-    --scenario partition >"$tmp/p$seed" 2>&1 &
+    --skew-ms 30000 --scenario partition >"$tmp/p$seed" 2>&1 &
   pids+=($!)
 done
 "$sim" --nodes 40 --seed 5 --loss 0.01 --seconds 30 --scenario crash-restart \
