@@ -112,18 +112,18 @@ struct sim_disk {
   bool has_state;
   uint64_t inc;
   char declared[CHOREO_STATE_MAX + 1];
-  char *members; /* members.json's text; owned; NULL: none */
+  char *members;                 /* members.json's text; owned; NULL: none */
   bool has_applied, applied_run; /* applied.json: the last action ended */
 };
 
 struct sim_node {
   int id;
   struct sim *sim;
-  struct config cfg; /* this node's configuration (engine borrows it) */
-  bool up;           /* running */
-  unsigned life;     /* starts so far: a delivery to an earlier life drops */
+  struct config cfg;   /* this node's configuration (engine borrows it) */
+  bool up;             /* running */
+  unsigned life;       /* starts so far: a delivery to an earlier life drops */
   uint64_t started_us; /* virtual µs of its latest start */
-  int64_t skew_ms;   /* its wall clock minus the true time */
+  int64_t skew_ms;     /* its wall clock minus the true time */
   struct sim_disk disk;
 
   /* agent.c / agent_self.c */
@@ -184,9 +184,9 @@ struct sim_opts {
   uint64_t launch_ms; /* nodes other than the seed start within this */
   uint64_t skew_ms;   /* wall clocks spread over +-skew */
   uint64_t wake_us, decode_us, encode_us; /* CPU model */
-  uint64_t send_us; /* per copy sent (per pipe) */
-  uint64_t cores;   /* 0: every node has a CPU of its own; else all nodes
-                       share this many (one machine, as the benchmarks) */
+  uint64_t send_us;                       /* per copy sent (per pipe) */
+  uint64_t cores; /* 0: every node has a CPU of its own; else all nodes
+                     share this many (one machine, as the benchmarks) */
   uint64_t changes;
   bool verbose;
 };
@@ -210,14 +210,14 @@ struct sim {
   /* invariant state: the last disturbance (µs) */
   uint64_t calm_since;
   bool failed;
-  char event[256]; /* the event being handled, for reports */
+  char event[256];     /* the event being handled, for reports */
   uint64_t *core_free; /* with --cores: µs each core is busy until */
   uint64_t events;
   uint64_t dropped_loss, dropped_cut, dropped_down, dropped_joiner;
 };
 
 /* sim_net.c */
-uint64_t sim_ms(const struct sim_node *nd); /* the node's monotonic ms */
+uint64_t sim_ms(const struct sim_node *nd);  /* the node's monotonic ms */
 int64_t sim_wall(const struct sim_node *nd); /* its wall clock, unix ms */
 void sim_at(struct sim *s, uint64_t at, enum sim_ev type, int node, int arg,
             uint64_t gen, struct sim_blob *blob);

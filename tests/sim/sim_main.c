@@ -113,22 +113,29 @@ static bool prob(const char *s, double *out) {
   return true;
 }
 
-static const char *scenarios[] = {"steady", "partition", "flap",
-                                  "relay-dies", "forged-members",
-                                  "crash-restart"};
+static const char *scenarios[] = {"steady",         "partition",
+                                  "flap",           "relay-dies",
+                                  "forged-members", "crash-restart"};
 
 static int parse(int argc, char **argv, struct sim_opts *o) {
   struct {
     const char *name;
     uint64_t *v;
   } nums[] = {
-      {"--seed", &o->seed},          {"--seconds", &o->seconds},
-      {"--heartbeat", &o->heartbeat_ms}, {"--lost-after", &o->lost_after_ms},
-      {"--latency-us", &o->latency_us},  {"--jitter-us", &o->jitter_us},
-      {"--launch-ms", &o->launch_ms},    {"--skew-ms", &o->skew_ms},
-      {"--changes", &o->changes},        {"--wake-us", &o->wake_us},
-      {"--decode-us", &o->decode_us},    {"--encode-us", &o->encode_us},
-      {"--send-us", &o->send_us},        {"--cores", &o->cores},
+      {"--seed", &o->seed},
+      {"--seconds", &o->seconds},
+      {"--heartbeat", &o->heartbeat_ms},
+      {"--lost-after", &o->lost_after_ms},
+      {"--latency-us", &o->latency_us},
+      {"--jitter-us", &o->jitter_us},
+      {"--launch-ms", &o->launch_ms},
+      {"--skew-ms", &o->skew_ms},
+      {"--changes", &o->changes},
+      {"--wake-us", &o->wake_us},
+      {"--decode-us", &o->decode_us},
+      {"--encode-us", &o->encode_us},
+      {"--send-us", &o->send_us},
+      {"--cores", &o->cores},
   };
   uint64_t v;
   for (int i = 1; i < argc; i++) {
@@ -146,8 +153,8 @@ static int parse(int argc, char **argv, struct sim_opts *o) {
       if (strcmp(a, nums[k].name) != 0)
         continue;
       if (!num(val, nums[k].v)) {
-        fprintf(stderr, "choreo-sim: %s: expected a whole number, got %s\n",
-                a, val ? val : "nothing");
+        fprintf(stderr, "choreo-sim: %s: expected a whole number, got %s\n", a,
+                val ? val : "nothing");
         return -1;
       }
       done = true;
@@ -163,8 +170,9 @@ static int parse(int argc, char **argv, struct sim_opts *o) {
                 val ? val : "nothing");
         return -1;
       }
-      *(a[2] == 'n' ? &o->nodes : a[2] == 'r' ? &o->relays : &o->dbs) =
-          (size_t)v;
+      *(a[2] == 'n'   ? &o->nodes
+        : a[2] == 'r' ? &o->relays
+                      : &o->dbs) = (size_t)v;
     } else if (strcmp(a, "--loss") == 0 || strcmp(a, "--dup") == 0) {
       if (!prob(val, a[2] == 'l' ? &o->loss : &o->dup)) {
         fprintf(stderr, "choreo-sim: %s: expected a probability 0..1, got %s\n",
@@ -202,8 +210,9 @@ static int parse(int argc, char **argv, struct sim_opts *o) {
   }
   if (strcmp(o->scenario, "steady") != 0 &&
       o->seconds * 1000 < 30 * o->heartbeat_ms) {
-    fprintf(stderr, "choreo-sim: scenario %s needs --seconds of at least 30 "
-                    "heartbeats\n",
+    fprintf(stderr,
+            "choreo-sim: scenario %s needs --seconds of at least 30 "
+            "heartbeats\n",
             o->scenario);
     return -1;
   }
@@ -226,7 +235,9 @@ static void configure(struct sim_node *nd, size_t i) {
   c->data = json_object();
   c->ngroups = 1;
   snprintf(c->groups[0], sizeof(c->groups[0]), "%s",
-           i < o->relays ? "relay" : is_db(i) ? "db" : "web");
+           i < o->relays ? "relay"
+           : is_db(i)    ? "db"
+                         : "web");
   sim_addr_of((int)i, c->listen, sizeof(c->listen));
   snprintf(c->advertise, sizeof(c->advertise), "%s", c->listen);
   c->heartbeat_ms = o->heartbeat_ms;
@@ -281,9 +292,8 @@ void sim_node_free(struct sim_node *nd) {
 /* ---- reports ---- */
 
 static void describe(char *buf, size_t len) {
-  static const char *w[] = {"start", "crash", "set",   "cut",
-                            "heal",  "probe", "check", "steady",
-                            "forge", "flap",  "calm"};
+  static const char *w[] = {"start", "crash",  "set",   "cut",  "heal", "probe",
+                            "check", "steady", "forge", "flap", "calm"};
   static const char *t[] = {"heartbeat", "soon", "answer", "list",
                             "hello",     "wake", "hold",   "news"};
   switch (cur.type) {
@@ -343,8 +353,8 @@ static void probe(void) {
   size_t total = S.n * S.n, done = 0;
   while (done < total) {
     const char *why;
-    if (probe_o != probe_s && !view_ok(&S.nodes[probe_o], &S.nodes[probe_s],
-                                       &why))
+    if (probe_o != probe_s &&
+        !view_ok(&S.nodes[probe_o], &S.nodes[probe_s], &why))
       return;
     done++;
     if (++probe_s == S.n) {
@@ -372,9 +382,9 @@ static void check_memory_bounds(void) {
              o->peers.bytes, o->peers.bytes_max);
     for (size_t k = 0; k < o->peers.n; k++)
       if (!policy_inc_in_bounds(o->peers.v[k]->rec.inc, sim_wall(o)))
-        broken("pinned", "n%zu holds %s at incarnation %" PRIu64
-                         ", out of bounds",
-               i, o->peers.v[k]->rec.name, o->peers.v[k]->rec.inc);
+        broken("pinned",
+               "n%zu holds %s at incarnation %" PRIu64 ", out of bounds", i,
+               o->peers.v[k]->rec.name, o->peers.v[k]->rec.inc);
   }
 }
 
@@ -435,7 +445,8 @@ static void check(void) {
   bool db_stable = true;
   for (size_t i = 0; i < S.n; i++) {
     struct sim_node *nd = &S.nodes[i];
-    if (nd->up && (nd->rec.inc != nd->seen_inc || nd->rec.ver != nd->seen_ver)) {
+    if (nd->up &&
+        (nd->rec.inc != nd->seen_inc || nd->rec.ver != nd->seen_ver)) {
       nd->seen_inc = nd->rec.inc;
       nd->seen_ver = nd->rec.ver;
       nd->stable_since = S.now;
@@ -551,8 +562,8 @@ static void forge(void) {
   for (int k = 0; k < 5; k++) {
     int to = (int)sim_rand_below(&S.rand, S.n);
     struct sim_blob *b = sim_blob_new(buf, len);
-    sim_at(&S, S.now + S.o.latency_us, SIM_EV_DELIVER, to, 0,
-           S.nodes[to].life, b);
+    sim_at(&S, S.now + S.o.latency_us, SIM_EV_DELIVER, to, 0, S.nodes[to].life,
+           b);
   }
   free(buf);
 }
@@ -626,8 +637,8 @@ static void set_change(struct sim_node *nd) {
   S.change_at = S.now;
   S.change_reached = 0;
   /* a sample only from a calm world */
-  change_counts = !S.cut && S.now - S.calm_since >= S.o.lost_after_ms * MS &&
-                  conv_us != 0;
+  change_counts =
+      !S.cut && S.now - S.calm_since >= S.o.lost_after_ms * MS && conv_us != 0;
   changes_made++;
 }
 
@@ -678,8 +689,8 @@ static void on_world(const struct sim_event *e) {
   case W_FLAP:
     if (nd->up) {
       nd->cpu = S.now;
-      sim_node_set(nd, strcmp(nd->rec.state, "ready") == 0 ? "draining"
-                                                          : "ready");
+      sim_node_set(nd,
+                   strcmp(nd->rec.state, "ready") == 0 ? "draining" : "ready");
       nd->busy_until = nd->cpu;
     }
     disturb();

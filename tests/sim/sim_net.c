@@ -46,9 +46,12 @@ void sim_cpu(struct sim_node *nd, uint64_t us) {
 
 void sim_at(struct sim *s, uint64_t at, enum sim_ev type, int node, int arg,
             uint64_t gen, struct sim_blob *blob) {
-  struct sim_event e = {
-      .at = at, .type = type, .node = node, .arg = arg, .gen = gen,
-      .blob = blob};
+  struct sim_event e = {.at = at,
+                        .type = type,
+                        .node = node,
+                        .arg = arg,
+                        .gen = gen,
+                        .blob = blob};
   sim_queue_push(&s->q, &e);
 }
 

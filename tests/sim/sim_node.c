@@ -195,10 +195,9 @@ static uint64_t members_gap(const struct sim_node *nd) {
 }
 
 static void on_soon(struct sim_node *nd) {
-  size_t step = sizeof(soon_delays_ms) / sizeof(soon_delays_ms[0]) -
-                nd->soon_left;
-  if (nd->members_wanted &&
-      sim_ms(nd) - nd->members_sent_at >= members_gap(nd))
+  size_t step =
+      sizeof(soon_delays_ms) / sizeof(soon_delays_ms[0]) - nd->soon_left;
+  if (nd->members_wanted && sim_ms(nd) - nd->members_sent_at >= members_gap(nd))
     publish_members(nd);
   net_publish(nd, WIRE_STATE);
   if (--nd->soon_left > 0) {
@@ -816,8 +815,7 @@ static void flush(struct sim_node *nd, bool news) {
     return;
   sim_net_send(nd, b->buf, b->len);
   if (news)
-    nd->credit_at =
-        policy_relay_spend(nd->credit_at, sim_ms(nd), nd->peers.n);
+    nd->credit_at = policy_relay_spend(nd->credit_at, sim_ms(nd), nd->peers.n);
   batch_reset(b);
 }
 
@@ -847,7 +845,8 @@ static void relay_forward(struct sim_node *nd, const void *msg, size_t len,
     return;
   }
   if (change)
-    flush_at(nd, true, policy_relay_change_time(nd->credit_at, now, nd->peers.n));
+    flush_at(nd, true,
+             policy_relay_change_time(nd->credit_at, now, nd->peers.n));
   else if (b->frames == 1)
     flush_at(nd, false, now + policy_relay_hold_ms(nd->cfg.heartbeat_ms));
 }
@@ -880,8 +879,8 @@ static void wake_at(struct sim_node *nd, uint64_t when) {
 static void on_wake(struct sim_node *nd) {
   uint64_t next;
   nd->wake_at = UINT64_MAX;
-  next = peers_tick(&nd->peers, sim_ms(nd), sim_wall(nd),
-                    nd->cfg.lost_after_ms, nd->cfg.reap_after_ms);
+  next = peers_tick(&nd->peers, sim_ms(nd), sim_wall(nd), nd->cfg.lost_after_ms,
+                    nd->cfg.reap_after_ms);
   wake_at(nd, next);
   check_sync(nd);
   jobs_step(nd);
@@ -1005,15 +1004,32 @@ void sim_node_event(struct sim_node *nd, const struct sim_event *e) {
   case SIM_EV_TIMER:
     nd->t_active[e->arg] = false;
     switch ((enum sim_timer)e->arg) {
-    case SIM_T_HEARTBEAT: on_heartbeat(nd); break;
-    case SIM_T_SOON: on_soon(nd); break;
-    case SIM_T_ANSWER: on_answer(nd); break;
-    case SIM_T_LIST: publish_members(nd); break;
-    case SIM_T_HELLO: on_hello(nd); break;
-    case SIM_T_WAKE: on_wake(nd); break;
-    case SIM_T_HOLD: flush(nd, false); break;
-    case SIM_T_NEWS: flush(nd, true); break;
-    case SIM_T_COUNT: break;
+    case SIM_T_HEARTBEAT:
+      on_heartbeat(nd);
+      break;
+    case SIM_T_SOON:
+      on_soon(nd);
+      break;
+    case SIM_T_ANSWER:
+      on_answer(nd);
+      break;
+    case SIM_T_LIST:
+      publish_members(nd);
+      break;
+    case SIM_T_HELLO:
+      on_hello(nd);
+      break;
+    case SIM_T_WAKE:
+      on_wake(nd);
+      break;
+    case SIM_T_HOLD:
+      flush(nd, false);
+      break;
+    case SIM_T_NEWS:
+      flush(nd, true);
+      break;
+    case SIM_T_COUNT:
+      break;
     }
     break;
   case SIM_EV_WORLD:
