@@ -61,6 +61,7 @@ enum world {
 
 static struct sim S;
 static struct sim_event cur; /* the event being handled */
+static FILE *summary_out;    /* the summary, until the final check */
 static uint64_t conv_us;     /* cold convergence; 0: not yet */
 static size_t probe_o, probe_s;
 static uint64_t steady_from;
@@ -69,7 +70,7 @@ static double *reach_all, *reach_99;
 static size_t nsamples;
 static bool change_counts;
 static uint64_t forge_seq;
-static bool checked_calm;
+static uint64_t view_checks, behaviour_checks;
 
 /* ---- options ---- */
 
@@ -372,6 +373,14 @@ static bool db_truth(void) {
   return false;
 }
 
+static bool db_views_current(const struct sim_node *o) {
+  const char *why;
+  for (size_t i = S.n - S.o.dbs; i < S.n; i++)
+    if (S.nodes[i].up && !view_ok(o, &S.nodes[i], &why))
+      return false;
+  return true;
+}
+
 static void check_memory_bounds(void) {
   for (size_t i = 0; i < S.n; i++) {
     const struct sim_node *o = &S.nodes[i];
@@ -419,30 +428,58 @@ static void check_views(uint64_t stable) {
   }
 }
 
-static void check_behaviours(void) {
+/* Every synced web node with no action in flight has as last action what
+ * its condition says on the truth. Not strict: only nodes whose view of
+ * the db nodes is the truth already (the engine's part); a view still
+ * behind is the views invariant's, whose bound is lost_after. */
+static void check_behaviours(bool strict) {
   bool truth = db_truth();
+  behaviour_checks++;
   for (size_t i = 0; i < S.n; i++) {
     const struct sim_node *o = &S.nodes[i];
     bool ran;
     if (!o->up || o->cfg.nbehaviours == 0 || !o->synced || o->action_busy)
       continue;
+    if (!strict && !db_views_current(o))
+      continue;
     ran = o->last_action == ENGINE_ACT_RUN;
-    if (ran != truth)
+    if (ran != truth) {
+      const struct sim_node *db = &S.nodes[S.n - S.o.dbs];
+      const struct peer *p = peers_find(&o->peers, db->cfg.name);
       broken("behaviour",
-             "n%zu's last action is %s, but a db node in maintenance is %s", i,
+             "n%zu's last action is %s, but a db node in maintenance is %s "
+             "(it holds n%d in %s at ver %" PRIu64 ", which is in %s at ver "
+             "%" PRIu64 ")",
+             i,
              o->last_action < 0
                  ? "none"
                  : engine_action_name((enum engine_action_type)o->last_action),
-             truth ? "true" : "false");
+             truth ? "true" : "false", db->id, p ? peer_state(p) : "nothing",
+             p ? p->rec.ver : 0, db->rec.state, db->rec.ver);
+    }
   }
+}
+
+static bool calm_enough(void) {
+  const struct sim_opts *o = &S.o;
+  return !S.cut &&
+         S.now - S.calm_since >= (o->lost_after_ms + 3 * o->heartbeat_ms) * MS;
+}
+
+/* The db nodes' records have not changed for for_us. */
+static bool db_settled(uint64_t for_us) {
+  for (size_t i = S.n - S.o.dbs; i < S.n; i++) {
+    const struct sim_node *nd = &S.nodes[i];
+    if (nd->up && (nd->rec.inc != nd->seen_inc || nd->rec.ver != nd->seen_ver ||
+                   S.now - nd->stable_since < for_us))
+      return false;
+  }
+  return true;
 }
 
 /* Every heartbeat: note records that changed, then check. */
 static void check(void) {
-  const struct sim_opts *o = &S.o;
-  uint64_t stable = o->lost_after_ms * MS;
-  uint64_t calm = (o->lost_after_ms + 3 * o->heartbeat_ms) * MS;
-  bool db_stable = true;
+  uint64_t stable = S.o.lost_after_ms * MS;
   for (size_t i = 0; i < S.n; i++) {
     struct sim_node *nd = &S.nodes[i];
     if (nd->up &&
@@ -451,16 +488,14 @@ static void check(void) {
       nd->seen_ver = nd->rec.ver;
       nd->stable_since = S.now;
     }
-    if (is_db(i) && S.now - nd->stable_since < stable)
-      db_stable = false;
   }
   check_memory_bounds();
-  if (S.cut || S.now - S.calm_since < calm)
+  if (!calm_enough())
     return;
-  checked_calm = true;
+  view_checks++;
   check_views(stable);
-  if (db_stable)
-    check_behaviours();
+  if (db_settled(2 * S.o.heartbeat_ms * MS))
+    check_behaviours(db_settled(stable));
 }
 
 void sim_observe(struct sim_node *nd, const struct peer_event *ev) {
@@ -625,6 +660,9 @@ static void set_change(struct sim_node *nd) {
   const char *to =
       strcmp(nd->rec.state, "maintenance") == 0 ? "ready" : "maintenance";
   close_change();
+  /* the last moment the previous change is settled: check behaviours */
+  if (calm_enough() && db_settled(2 * S.o.heartbeat_ms * MS))
+    check_behaviours(false);
   if (!nd->up)
     return;
   nd->cpu = S.now;
@@ -725,7 +763,7 @@ static void run(uint64_t end) {
     struct sim_node *nd;
     size_t core;
     if (e.at > end) {
-      sim_blob_unref(e.blob);
+      sim_queue_push(&S.q, &e);
       break;
     }
     S.now = e.at;
@@ -815,13 +853,15 @@ static void print_rates(const char *who, bool relays, double secs) {
     abort();
   rates_of(relays, &r, secs);
   if (r.n > 0)
-    printf("; %s rx %.1f msg/s (p99 %.1f) %.1f kB/s (p99 %.1f), decodes %.0f/s "
-           "(p99 %.0f), tx %.1f msg/s (p99 %.1f) %.1f kB/s (p99 %.1f)",
-           who, quantile(r.rx, r.n, 0.5), quantile(r.rx, r.n, 0.99),
-           quantile(r.rxb, r.n, 0.5) / 1000, quantile(r.rxb, r.n, 0.99) / 1000,
-           quantile(r.dec, r.n, 0.5), quantile(r.dec, r.n, 0.99),
-           quantile(r.tx, r.n, 0.5), quantile(r.tx, r.n, 0.99),
-           quantile(r.txb, r.n, 0.5) / 1000, quantile(r.txb, r.n, 0.99) / 1000);
+    fprintf(
+        summary_out,
+        "; %s rx %.1f msg/s (p99 %.1f) %.1f kB/s (p99 %.1f), decodes %.0f/s "
+        "(p99 %.0f), tx %.1f msg/s (p99 %.1f) %.1f kB/s (p99 %.1f)",
+        who, quantile(r.rx, r.n, 0.5), quantile(r.rx, r.n, 0.99),
+        quantile(r.rxb, r.n, 0.5) / 1000, quantile(r.rxb, r.n, 0.99) / 1000,
+        quantile(r.dec, r.n, 0.5), quantile(r.dec, r.n, 0.99),
+        quantile(r.tx, r.n, 0.5), quantile(r.tx, r.n, 0.99),
+        quantile(r.txb, r.n, 0.5) / 1000, quantile(r.txb, r.n, 0.99) / 1000);
   free(r.rx);
   free(r.rxb);
   free(r.tx);
@@ -832,24 +872,26 @@ static void print_rates(const char *who, bool relays, double secs) {
 static void summary(void) {
   const struct sim_opts *o = &S.o;
   double secs = (double)(S.now - steady_from) / 1e6;
-  printf("choreo-sim nodes=%zu relays=%zu seed=%" PRIu64
-         " loss=%.3f scenario=%s seconds=%" PRIu64 " heartbeat=%" PRIu64
-         "ms: cold ",
-         S.n, o->relays, o->seed, o->loss, o->scenario, o->seconds,
-         o->heartbeat_ms);
+  fprintf(summary_out,
+          "choreo-sim nodes=%zu relays=%zu seed=%" PRIu64
+          " loss=%.3f scenario=%s seconds=%" PRIu64 " heartbeat=%" PRIu64
+          "ms: cold ",
+          S.n, o->relays, o->seed, o->loss, o->scenario, o->seconds,
+          o->heartbeat_ms);
   if (conv_us != 0)
-    printf("%.1f ms (%.2f heartbeats)", (double)conv_us / 1000.0,
-           (double)conv_us / 1000.0 / (double)o->heartbeat_ms);
+    fprintf(summary_out, "%.1f ms (%.2f heartbeats)", (double)conv_us / 1000.0,
+            (double)conv_us / 1000.0 / (double)o->heartbeat_ms);
   else
-    printf("not converged");
+    fprintf(summary_out, "not converged");
   if (nsamples > 0) {
     size_t n = nsamples;
-    printf("; change to all p50 %.2f ms p99 %.2f ms, to 99%% p50 %.2f ms "
-           "p99 %.2f ms (%zu changes)",
-           quantile(reach_all, n, 0.5), quantile(reach_all, n, 0.99),
-           quantile(reach_99, n, 0.5), quantile(reach_99, n, 0.99), n);
+    fprintf(summary_out,
+            "; change to all p50 %.2f ms p99 %.2f ms, to 99%% p50 %.2f ms "
+            "p99 %.2f ms (%zu changes)",
+            quantile(reach_all, n, 0.5), quantile(reach_all, n, 0.99),
+            quantile(reach_99, n, 0.5), quantile(reach_99, n, 0.99), n);
   } else {
-    printf("; change to all: no sample");
+    fprintf(summary_out, "; change to all: no sample");
   }
   if (secs > 0) {
     print_rates(o->relays > 0 ? "leaf" : "member", false, secs);
@@ -862,16 +904,42 @@ static void summary(void) {
       refused += S.nodes[i].forged_refused;
     }
     if (refuted > 0 || refused > 0)
-      printf("; refutations %" PRIu64 ", out-of-bounds incarnations refused "
-             "%" PRIu64,
-             refuted, refused);
+      fprintf(summary_out,
+              "; refutations %" PRIu64 ", out-of-bounds incarnations refused "
+              "%" PRIu64,
+              refuted, refused);
   }
-  printf("; invariants: %s\n",
-         checked_calm ? "ok" : "ok (never calm long enough to check views)");
+  printf("; invariants: ok (views checked %" PRIu64
+         " times, behaviours %" PRIu64 ")\n",
+         view_checks, behaviour_checks);
+}
+
+/* After the run (its figures taken): go on without changes until the
+ * last disturbance and the last change are lost_after and three
+ * heartbeats old, then check views and behaviours against the truth. */
+static void final_check(uint64_t end) {
+  uint64_t H = S.o.heartbeat_ms * MS, L = S.o.lost_after_ms * MS;
+  uint64_t at = end;
+  if (S.calm_since + L + 3 * H > at)
+    at = S.calm_since + L + 3 * H;
+  if (S.change_node >= 0 && S.change_at + L + 2 * H > at)
+    at = S.change_at + L + 2 * H;
+  run(at);
+  S.now = at;
+  cur = (struct sim_event){.type = SIM_EV_WORLD, .node = -1, .arg = W_CHECK};
+  check();
+  if (S.cut || !calm_enough() || !db_settled(L))
+    broken("views", "the world is not calm at the end of the run");
+  view_checks++;
+  check_views(L);
+  check_behaviours(true);
 }
 
 int main(int argc, char **argv) {
   struct sim_opts *o = &S.o;
+  char *line = NULL;
+  size_t line_len = 0;
+  uint64_t end;
   *o = (struct sim_opts){
       .nodes = 0,
       .relays = 0,
@@ -897,6 +965,7 @@ int main(int argc, char **argv) {
     o->lost_after_ms = 5 * o->heartbeat_ms;
   if (o->lost_after_ms <= o->heartbeat_ms)
     o->lost_after_ms = 5 * o->heartbeat_ms;
+  end = o->seconds * 1000 * MS;
   if (sodium_init() < 0)
     return 2;
   json_object_seed(1);
@@ -917,10 +986,18 @@ int main(int argc, char **argv) {
     if (sim_node_init(&S, &S.nodes[i], (int)i) != 0)
       abort();
   schedule();
-  run(o->seconds * 1000 * MS);
-  S.now = o->seconds * 1000 * MS;
+  run(end);
+  S.now = end;
   close_change();
+  if ((summary_out = open_memstream(&line, &line_len)) == NULL)
+    abort();
   summary();
+  fclose(summary_out);
+  final_check(end);
+  printf("%s; invariants: ok (views checked %" PRIu64 " times, behaviours "
+         "%" PRIu64 ")\n",
+         line, view_checks, behaviour_checks);
+  free(line);
   for (size_t i = 0; i < S.n; i++)
     sim_node_free(&S.nodes[i]);
   sim_queue_free(&S.q);
