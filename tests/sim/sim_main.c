@@ -909,9 +909,6 @@ static void summary(void) {
               "%" PRIu64,
               refuted, refused);
   }
-  printf("; invariants: ok (views checked %" PRIu64
-         " times, behaviours %" PRIu64 ")\n",
-         view_checks, behaviour_checks);
 }
 
 /* After the run (its figures taken): go on without changes until the
