@@ -13,20 +13,25 @@
  * change is timed until every running node's table has it (and until
  * 99 % have it).
  *
- * Invariants, checked every heartbeat while the run goes (docs/
+ * Invariants, checked every heartbeat while the run goes, and once more
+ * after it, when the simulation has gone on without changes until the
+ * last disturbance is lost_after plus three heartbeats old (docs/
  * ARCHITECTURE.md "Simulation"):
  *   views      once the network has been calm (no partition, crash,
  *              restart, forging or flapping) for lost_after plus three
  *              heartbeats, every running node's entry for every other
  *              running node whose record has not changed for lost_after
  *              holds exactly that record (incarnation, version), heard
- *              and alive; a node down for longer is not alive in it
- *   behaviour  then too, every synced web node with no action in flight
- *              has as its last action RUN exactly when a running db node
- *              is in maintenance (the truth), REVERT or none otherwise
- *   pinned     never does a table hold an incarnation out of bounds
- *              (policy_inc_in_bounds: a forged far-future one), nor a
- *              record newer than its node's own once calm
+ *              and alive; a node down for longer is not alive in it.
+ *              A record newer than its node's own (pinned) fails it too.
+ *   behaviour  then too, two heartbeats after the db's last change,
+ *              every synced web node with no action in flight that
+ *              holds the db's current record has as its last action RUN
+ *              exactly when a running db node is in maintenance (the
+ *              truth), REVERT or none otherwise; at the final check
+ *              every such node, whatever it holds
+ *   bounds     never does a table hold an incarnation out of bounds
+ *              (policy_inc_in_bounds: a forged far-future one)
  *   memory     every table within its byte budget (peers.bytes_max)
  * A broken invariant prints the seed, the virtual time and the event
  * last handled, and the process exits 1.
