@@ -188,7 +188,6 @@ struct sim_opts {
   uint64_t cores; /* 0: every node has a CPU of its own; else all nodes
                      share this many (one machine, as the benchmarks) */
   uint64_t changes;
-  bool verbose;
 };
 
 struct sim {

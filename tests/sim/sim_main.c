@@ -87,7 +87,7 @@ static void usage(FILE *f) {
           "                  [--jitter-us US] [--launch-ms MS] [--skew-ms MS]\n"
           "                  [--changes K] [--dbs D] [--wake-us US]\n"
           "                  [--decode-us US] [--encode-us US] [--send-us US]\n"
-          "                  [--cores C] [--verbose]\n"
+          "                  [--cores C]\n"
           "scenarios: steady (default), partition, flap, relay-dies,\n"
           "           forged-members, crash-restart\n"
           "Runs the real protocol code of N agents in virtual time and prints\n"
@@ -151,10 +151,6 @@ static int parse(int argc, char **argv, struct sim_opts *o) {
       usage(stdout);
       exit(0);
     }
-    if (strcmp(a, "--verbose") == 0) {
-      o->verbose = true;
-      continue;
-    }
     for (size_t k = 0; k < sizeof(nums) / sizeof(nums[0]) && !done; k++) {
       if (strcmp(a, nums[k].name) != 0)
         continue;
@@ -206,6 +202,11 @@ static int parse(int argc, char **argv, struct sim_opts *o) {
       o->dbs + o->relays >= o->nodes) {
     fprintf(stderr, "choreo-sim: need --nodes >= 2, fewer relays and dbs "
                     "than nodes, at least one db and one other node\n");
+    return -1;
+  }
+  if (o->cores > 1024 || o->changes > 100000 || o->seconds > 1000000) {
+    fprintf(stderr, "choreo-sim: at most 1024 --cores, 100000 --changes and "
+                    "1000000 --seconds\n");
     return -1;
   }
   if (o->heartbeat_ms < 10 ||
