@@ -1,0 +1,245 @@
+/*
+ * sim.h — choreo-sim, the deterministic simulator (docs/ARCHITECTURE.md
+ * "Simulation"): N agents in one process, running the real pure code
+ * (peers, wire, record, batch, seen, engine, policy, statefiles) under a
+ * virtual clock and a virtual network. The libuv shell of the agent
+ * (agent_net.c, agent_relay.c, agent_self.c, agent.c, agent_jobs.c) is
+ * mirrored in sim_node.c, function by function (its header comment lists
+ * which mirrors which).
+ *
+ *   sim_queue.c   the PRNG, the event queue (virtual time in µs)
+ *   sim_net.c     the virtual network: links, latency, loss, duplication,
+ *                 partitions, connections coming up, crashed receivers,
+ *                 and the per-node CPU that messages queue for
+ *   sim_node.c    one agent: the mirrored shell around the real core
+ *   sim_main.c    the command line, the scenarios, the invariants and
+ *                 the summary line
+ *
+ * Everything random comes from one seed (sim_rand); nothing reads the
+ * real clock, so one seed gives one output, byte for byte.
+ */
+#ifndef CHOREO_SIM_H
+#define CHOREO_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batch.h"
+#include "config.h"
+#include "engine.h"
+#include "peers.h"
+#include "policy.h"
+#include "seen.h"
+#include "statefiles.h"
+#include "wire.h"
+
+/* ---- PRNG and queue (sim_queue.c) ---- */
+
+/* xoshiro256** seeded by splitmix64. */
+struct sim_rand {
+  uint64_t s[4];
+};
+void sim_rand_seed(struct sim_rand *r, uint64_t seed);
+uint64_t sim_rand_next(struct sim_rand *r);
+/* Uniform in [0, n); 0 when n is 0. */
+uint64_t sim_rand_below(struct sim_rand *r, uint64_t n);
+/* True with probability p. */
+bool sim_rand_chance(struct sim_rand *r, double p);
+
+/* Bytes sent once and delivered to many: shared, counted. */
+struct sim_blob {
+  unsigned refs;
+  size_t len;
+  unsigned char data[];
+};
+struct sim_blob *sim_blob_new(const void *buf, size_t len);
+void sim_blob_unref(struct sim_blob *b);
+
+enum sim_ev {
+  SIM_EV_DELIVER, /* a message reaches node's inbox */
+  SIM_EV_TIMER,   /* one of node's timers (arg: which, gen: its arming) */
+  SIM_EV_DONE,    /* a behaviour's action ends (arg: behaviour) */
+  SIM_EV_WORLD,   /* a scenario step (arg: step), node -1 */
+};
+
+struct sim_event {
+  uint64_t at;  /* virtual µs */
+  uint64_t ord; /* tie-break: order of scheduling */
+  enum sim_ev type;
+  int node;
+  int arg;
+  uint64_t gen;          /* TIMER: the arming; DELIVER: receiver's life */
+  struct sim_blob *blob; /* DELIVER: owned reference */
+};
+
+struct sim_queue {
+  struct sim_event *v; /* a binary min-heap by (at, ord) */
+  size_t n, cap;
+  uint64_t ord;
+};
+void sim_queue_push(struct sim_queue *q, const struct sim_event *e);
+bool sim_queue_pop(struct sim_queue *q, struct sim_event *out);
+void sim_queue_free(struct sim_queue *q);
+
+/* ---- one agent (sim_node.c) ---- */
+
+/* The timers of the shell, each a uv_timer_t there. */
+enum sim_timer {
+  SIM_T_HEARTBEAT, /* agent_net.c heartbeat */
+  SIM_T_SOON,      /* agent_net.c soon */
+  SIM_T_ANSWER,    /* agent_net.c answer */
+  SIM_T_LIST,      /* agent_net.c list */
+  SIM_T_HELLO,     /* agent_net.c hello */
+  SIM_T_WAKE,      /* agent.c wake */
+  SIM_T_HOLD,      /* agent_relay.c hold.timer */
+  SIM_T_NEWS,      /* agent_relay.c news.timer */
+  SIM_T_COUNT
+};
+
+/* One PUB connection (agent_net.c struct endpoint). */
+struct sim_ep {
+  char addr[CHOREO_ADDR_MAX + 1];
+  int target;     /* the node at addr; -1: nobody there */
+  uint64_t up_at; /* µs: what is sent before is dropped (slow joiner) */
+  int refs;
+  bool join;
+  unsigned life; /* the target's life the connection was made to */
+};
+
+/* What state_dir keeps across a crash. */
+struct sim_disk {
+  bool has_state;
+  uint64_t inc;
+  char declared[CHOREO_STATE_MAX + 1];
+  char *members;                 /* members.json's text; owned; NULL: none */
+  bool has_applied, applied_run; /* applied.json: the last action ended */
+};
+
+struct sim_node {
+  int id;
+  struct sim *sim;
+  struct config cfg;   /* this node's configuration (engine borrows it) */
+  bool up;             /* running */
+  unsigned life;       /* starts so far: a delivery to an earlier life drops */
+  uint64_t started_us; /* virtual µs of its latest start */
+  int64_t skew_ms;     /* its wall clock minus the true time */
+  struct sim_disk disk;
+
+  /* agent.c / agent_self.c */
+  struct peers peers;
+  struct engine engine;
+  struct record rec; /* own record as published */
+  char declared[CHOREO_STATE_MAX + 1];
+  uint64_t wake_at; /* ms; UINT64_MAX: none */
+
+  /* agent_net.c struct net */
+  uint64_t seq, started_at, members_sent_at;
+  bool got_members, synced, view_agreed, members_wanted;
+  bool members_saved;
+  uint64_t members_key;
+  unsigned members_beats, hello_tries;
+  size_t soon_left;
+  bool soon_again;
+  struct members_set known;
+  struct sim_ep *eps;
+  size_t neps;
+  struct policy_rival rival;
+
+  /* agent_relay.c struct relay */
+  struct batch hold, news;
+  uint64_t hold_due, news_due, credit_at;
+  struct seen *seen;
+
+  /* timers: armed, due (µs) and arming counter */
+  bool t_active[SIM_T_COUNT];
+  uint64_t t_gen[SIM_T_COUNT];
+
+  /* CPU: µs the node is busy until; cpu is the node's time while it
+   * handles an event (effects happen then) */
+  uint64_t busy_until, cpu;
+
+  /* the level behaviour: last action issued, and if one is in flight */
+  int last_action; /* -1: none; ENGINE_ACT_RUN or ENGINE_ACT_REVERT */
+  bool action_busy;
+  uint64_t actions;
+
+  /* counters since the last reset (sim_main.c: steady state) */
+  uint64_t rx_msgs, rx_bytes, tx_msgs, tx_bytes, decodes;
+  uint64_t refutations, forged_refused;
+  /* the truth checks: its record's stamp when last looked at, since when */
+  uint64_t seen_inc, seen_ver, stable_since;
+};
+
+/* ---- the world (sim_main.c, sim_net.c) ---- */
+
+struct sim_opts {
+  size_t nodes, relays, dbs;
+  uint64_t seed;
+  double loss, dup;
+  const char *scenario;
+  uint64_t seconds;
+  uint64_t heartbeat_ms, lost_after_ms;
+  uint64_t latency_us, jitter_us;
+  uint64_t launch_ms; /* nodes other than the seed start within this */
+  uint64_t skew_ms;   /* wall clocks spread over +-skew */
+  uint64_t wake_us, decode_us, encode_us; /* CPU model */
+  uint64_t send_us;                       /* per copy sent (per pipe) */
+  uint64_t cores; /* 0: every node has a CPU of its own; else all nodes
+                     share this many (one machine, as the benchmarks) */
+  uint64_t changes;
+};
+
+struct sim {
+  struct sim_opts o;
+  struct sim_rand rand;
+  struct sim_queue q;
+  uint64_t now; /* µs */
+  struct sim_node *nodes;
+  size_t n;
+  /* partition: side[i] 0 or 1 while cut; nodes on different sides
+   * don't hear each other */
+  bool cut;
+  unsigned char *side;
+  /* the change being timed (sim_main.c) */
+  int change_node;
+  uint64_t change_ver, change_inc, change_at;
+  uint64_t *change_seen; /* per node: µs it learnt it; 0: not yet */
+  size_t change_reached;
+  /* invariant state: the last disturbance (µs) */
+  uint64_t calm_since;
+  bool failed;
+  char event[256];     /* the event being handled, for reports */
+  uint64_t *core_free; /* with --cores: µs each core is busy until */
+  uint64_t events;
+  uint64_t dropped_loss, dropped_cut, dropped_down, dropped_joiner;
+};
+
+/* sim_net.c */
+uint64_t sim_ms(const struct sim_node *nd);  /* the node's monotonic ms */
+int64_t sim_wall(const struct sim_node *nd); /* its wall clock, unix ms */
+void sim_at(struct sim *s, uint64_t at, enum sim_ev type, int node, int arg,
+            uint64_t gen, struct sim_blob *blob);
+/* Send buf to every connection of nd (nanomsg PUB: one copy per pipe). */
+void sim_net_send(struct sim_node *nd, const void *buf, size_t len);
+/* The node an address names, or -1. */
+int sim_addr_node(const struct sim *s, const char *addr);
+void sim_addr_of(int id, char *buf, size_t len);
+/* Charge the node CPU time. */
+void sim_cpu(struct sim_node *nd, uint64_t us);
+
+/* sim_node.c */
+int sim_node_init(struct sim *s, struct sim_node *nd, int id);
+void sim_node_free(struct sim_node *nd);
+void sim_node_start(struct sim_node *nd);
+void sim_node_crash(struct sim_node *nd);
+void sim_node_set(struct sim_node *nd, const char *state);
+void sim_node_event(struct sim_node *nd, const struct sim_event *e);
+void sim_timer_start(struct sim_node *nd, enum sim_timer t, uint64_t ms);
+void sim_timer_stop(struct sim_node *nd, enum sim_timer t);
+
+/* sim_main.c: a peer table event of node nd (the truth checks). */
+void sim_observe(struct sim_node *nd, const struct peer_event *ev);
+void sim_action(struct sim_node *nd, const struct engine_action *a);
+
+#endif

@@ -1,0 +1,1038 @@
+/*
+ * sim_node.c — one simulated agent: the real pure core (peers, wire,
+ * record, batch, seen, engine, policy, statefiles) driven by a copy of
+ * the agent's libuv shell, with uv timers replaced by the simulator's
+ * (sim_timer_*), nanomsg by sim_net_send and state_dir by struct
+ * sim_disk. The shell's decisions are all policy.c calls, made here with
+ * the same arguments in the same order. When the shell changes, change
+ * the function that mirrors it:
+ *
+ *   sim function        mirrors (file: function)
+ *   ------------        --------------------------------------------
+ *   send_msg            agent_net.c: send_msg
+ *   envelope            agent_net.c: envelope (no key ring: no echoes)
+ *   add_unheard         agent_net.c: add_unheard
+ *   net_publish         agent_net.c: net_publish, net_publish_change
+ *   publish_members     agent_net.c: publish_members, members_gap
+ *   on_soon, publish_soon  agent_net.c: on_soon, net_publish_soon
+ *   on_answer, answer_hello agent_net.c: on_answer, answer_hello
+ *   on_list, offer_list agent_net.c: on_list, offer_list
+ *   on_heartbeat        agent_net.c: on_heartbeat, save_members_due
+ *   on_hello            agent_net.c: on_hello
+ *   open_endpoint ...   agent_net.c: find_endpoint, open_endpoint,
+ *                       release_addr, release_alt, release_endpoint,
+ *                       reach_also, expire_alts, sync_endpoint, redial
+ *   tell_behind, claim, own_name_claims
+ *                       agent_net.c: the same names (rivals included)
+ *   admit               agent_net.c: admit
+ *   merged, after_record, handle_record, handle_members
+ *                       agent_net.c: the same names
+ *   fresh_after         agent_net.c: fresh_after (clock offset only)
+ *   on_one, on_message  agent_net.c: on_one, on_message
+ *   check_sync          agent_net.c: sync_counts, net_check_sync
+ *   load_members, save_members
+ *                       agent_net.c: load_members, net_save_members
+ *   net_start           agent_net.c: net_start
+ *   relay_forward, flush, flush_at
+ *                       agent_relay.c: the same names
+ *   self_init, refresh, self_refute, sim_node_set
+ *                       agent_self.c: self_init, refresh, self_refute,
+ *                       self_set (no data, no --for)
+ *   on_peer_event       agent.c: on_peer_event
+ *   wake_at, on_wake    agent.c: wake_at, on_wake
+ *   jobs_step, action_done
+ *                       agent_jobs.c: jobs_step, the runner's exit
+ *                       (scripts are not run: an action takes
+ *                       SIM_SCRIPT_US and its end is engine_done())
+ *
+ * Left out, because the simulated cluster has no key ring: sealing,
+ * nonces and echoes (note_nonce, want_proof, add_echoes); and what only
+ * logs or counts for operators (note_versions, check_fd_room, metrics).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy.h"
+#include "record.h"
+#include "sim.h"
+
+static const uint64_t soon_delays_ms[] = {5, 25, 100, 400};
+#define HELLO_FIRST_MS 20
+#define HELLO_FAST_TRIES 25
+#define MEMBERS_PER_MSG 128
+#define MEMBERS_GAP_MS 50
+#define NET_MEMBERS_SAVE_EVERY 5
+#define SOON_TAIL_MS 400
+/* What a behaviour's script takes, from issue to end. */
+#define SIM_SCRIPT_US 5000
+#define SIM_BEHAVIOUR "follow"
+
+static void wake_at(struct sim_node *nd, uint64_t when);
+static void jobs_step(struct sim_node *nd);
+static void check_sync(struct sim_node *nd);
+static void refresh(struct sim_node *nd, bool force);
+static void relay_forward(struct sim_node *nd, const void *msg, size_t len,
+                          bool change);
+
+static bool is_leaf(const struct sim_node *nd) {
+  return nd->cfg.nrelays > 0;
+}
+
+static bool has_join(const struct sim_node *nd) {
+  return nd->cfg.njoin > 0 || nd->cfg.nrelays > 0;
+}
+
+/* ---- timers ---- */
+
+void sim_timer_start(struct sim_node *nd, enum sim_timer t, uint64_t ms) {
+  nd->t_gen[t]++;
+  nd->t_active[t] = true;
+  sim_at(nd->sim, nd->cpu + ms * 1000, SIM_EV_TIMER, nd->id, (int)t,
+         nd->t_gen[t], NULL);
+}
+
+void sim_timer_stop(struct sim_node *nd, enum sim_timer t) {
+  nd->t_gen[t]++;
+  nd->t_active[t] = false;
+}
+
+/* ---- sending ---- */
+
+static void send_msg(struct sim_node *nd, const struct wire_msg *m) {
+  char *buf = NULL;
+  size_t len = 0;
+  if (wire_encode(m, &buf, &len) != 0)
+    return;
+  sim_cpu(nd, nd->sim->o.encode_us);
+  sim_net_send(nd, buf, len);
+  if (is_leaf(nd))
+    (void)seen_note(nd->seen, buf, len);
+  free(buf);
+}
+
+static void envelope(struct sim_node *nd, struct wire_msg *m,
+                     enum wire_type t) {
+  memset(m, 0, sizeof(*m));
+  m->type = t;
+  snprintf(m->cluster, sizeof(m->cluster), "%s", nd->cfg.cluster);
+  snprintf(m->from, sizeof(m->from), "%s", nd->cfg.name);
+  m->inc = nd->rec.inc;
+  m->seq = ++nd->seq;
+  m->time = (uint64_t)sim_wall(nd);
+  m->leaf = is_leaf(nd);
+  m->heartbeat_ms = nd->cfg.heartbeat_ms;
+}
+
+static void add_unheard(struct sim_node *nd, struct wire_msg *m) {
+  const struct peer *pick[WIRE_UNHEARD_MAX];
+  size_t k = 0;
+
+  for (size_t i = 0; i < nd->peers.n; i++) {
+    const struct peer *p = nd->peers.v[i];
+    size_t j;
+    if (p->status != PEER_LOST)
+      continue;
+    if (k == WIRE_UNHEARD_MAX && p->status_since <= pick[k - 1]->status_since)
+      continue;
+    j = k < WIRE_UNHEARD_MAX ? k++ : k - 1;
+    for (; j > 0 && pick[j - 1]->status_since < p->status_since; j--)
+      pick[j] = pick[j - 1];
+    pick[j] = p;
+  }
+  for (size_t i = 0; i < k; i++)
+    snprintf(m->unheard[i], sizeof(m->unheard[i]), "%s", pick[i]->rec.name);
+  m->nunheard = k;
+}
+
+static void net_publish(struct sim_node *nd, enum wire_type type) {
+  struct wire_msg m;
+  envelope(nd, &m, type);
+  m.rec = nd->rec;
+  m.digest = peers_digest(&nd->peers, &nd->rec);
+  m.nknown = (uint32_t)(nd->peers.n + 1);
+  if (type != WIRE_LEAVE)
+    add_unheard(nd, &m);
+  send_msg(nd, &m);
+}
+
+static void add_member(struct wire_member *w, const struct record *r) {
+  snprintf(w->name, sizeof(w->name), "%s", r->name);
+  snprintf(w->addr, sizeof(w->addr), "%s", r->addr);
+  w->inc = r->inc;
+  w->ver = r->ver;
+  w->left = r->left;
+}
+
+static void publish_members(struct sim_node *nd) {
+  struct wire_member *list = calloc(MEMBERS_PER_MSG, sizeof(*list));
+  struct wire_msg m;
+  size_t i = 0, k = 0;
+
+  if (list == NULL)
+    return;
+  add_member(&list[k++], &nd->rec);
+  for (; i <= nd->peers.n; i++) {
+    bool flush = i == nd->peers.n || k == MEMBERS_PER_MSG;
+    if (flush && k > 0) {
+      envelope(nd, &m, WIRE_MEMBERS);
+      m.members = list;
+      m.nmembers = k;
+      send_msg(nd, &m);
+      k = 0;
+    }
+    if (i < nd->peers.n && nd->peers.v[i]->rec.addr[0] != '\0')
+      add_member(&list[k++], &nd->peers.v[i]->rec);
+  }
+  free(list);
+  nd->members_sent_at = sim_ms(nd);
+  nd->members_wanted = false;
+}
+
+static uint64_t members_gap(const struct sim_node *nd) {
+  uint64_t gap = (uint64_t)nd->peers.n;
+  return gap > MEMBERS_GAP_MS ? gap : MEMBERS_GAP_MS;
+}
+
+static void on_soon(struct sim_node *nd) {
+  size_t step =
+      sizeof(soon_delays_ms) / sizeof(soon_delays_ms[0]) - nd->soon_left;
+  if (nd->members_wanted && sim_ms(nd) - nd->members_sent_at >= members_gap(nd))
+    publish_members(nd);
+  net_publish(nd, WIRE_STATE);
+  if (--nd->soon_left > 0) {
+    sim_timer_start(nd, SIM_T_SOON,
+                    soon_delays_ms[step + 1] - soon_delays_ms[step]);
+  } else if (nd->soon_again) {
+    nd->soon_again = false;
+    nd->soon_left = 1;
+    sim_timer_start(nd, SIM_T_SOON, SOON_TAIL_MS);
+  }
+}
+
+static void publish_soon(struct sim_node *nd) {
+  if (!nd->up)
+    return;
+  if (nd->t_active[SIM_T_SOON]) {
+    nd->soon_again = true;
+    return;
+  }
+  nd->soon_left = sizeof(soon_delays_ms) / sizeof(soon_delays_ms[0]);
+  nd->soon_again = false;
+  sim_timer_start(nd, SIM_T_SOON, soon_delays_ms[0]);
+}
+
+static void on_answer(struct sim_node *nd) {
+  publish_members(nd);
+  net_publish(nd, WIRE_STATE);
+}
+
+static void answer_hello(struct sim_node *nd) {
+  uint64_t since = sim_ms(nd) - nd->members_sent_at;
+  uint64_t gap = members_gap(nd);
+  if (!nd->up || nd->t_active[SIM_T_ANSWER])
+    return;
+  sim_timer_start(nd, SIM_T_ANSWER,
+                  since >= gap ? soon_delays_ms[0] : gap - since);
+}
+
+static void offer_list(struct sim_node *nd) {
+  uint64_t window = nd->cfg.heartbeat_ms / 2;
+  if (!nd->up || nd->t_active[SIM_T_LIST])
+    return;
+  sim_timer_start(nd, SIM_T_LIST,
+                  window > 0 ? sim_rand_below(&nd->sim->rand, window) : 0);
+}
+
+/* ---- members.json ---- */
+
+static void save_members(struct sim_node *nd) {
+  uint64_t key = members_digest(&nd->peers);
+  char *text;
+  if (!nd->synced || (nd->members_saved && key == nd->members_key))
+    return;
+  if ((text = members_encode(&nd->peers, NULL)) == NULL)
+    return;
+  free(nd->disk.members);
+  nd->disk.members = text;
+  nd->members_saved = true;
+  nd->members_key = key;
+}
+
+static void merged(struct sim_node *nd, enum peers_result res,
+                   struct peer *peer);
+
+static void load_members(struct sim_node *nd) {
+  char why[256];
+  if (nd->disk.members == NULL)
+    return;
+  if (members_parse(nd->disk.members, strlen(nd->disk.members), nd->cfg.name,
+                    &nd->known, why, sizeof(why)) != 0)
+    return;
+  for (size_t i = 0; i < nd->known.n; i++) {
+    const struct members_entry *m = &nd->known.v[i];
+    struct wire_member w = {.inc = m->inc, .ver = m->ver};
+    struct peer *peer = NULL;
+    enum peers_result res;
+    memcpy(w.name, m->name, sizeof(w.name));
+    memcpy(w.addr, m->addr, sizeof(w.addr));
+    res = peers_merge_member(&nd->peers, &w, sim_ms(nd), sim_wall(nd), &peer);
+    merged(nd, res, peer);
+  }
+}
+
+static void expire_alts(struct sim_node *nd);
+
+static void on_heartbeat(struct sim_node *nd) {
+  (void)peers_clock(&nd->peers, sim_ms(nd));
+  expire_alts(nd);
+  if (nd->members_wanted)
+    publish_members(nd);
+  net_publish(nd, !nd->got_members && has_join(nd) ? WIRE_HELLO : WIRE_STATE);
+  if (++nd->members_beats >= NET_MEMBERS_SAVE_EVERY) {
+    nd->members_beats = 0;
+    save_members(nd);
+  }
+  sim_timer_start(nd, SIM_T_HEARTBEAT, nd->cfg.heartbeat_ms);
+}
+
+static void on_hello(struct sim_node *nd) {
+  uint64_t gap;
+  if (nd->got_members)
+    return;
+  net_publish(nd, WIRE_HELLO);
+  nd->hello_tries++;
+  gap = nd->hello_tries < HELLO_FAST_TRIES
+            ? HELLO_FIRST_MS
+            : (uint64_t)HELLO_FIRST_MS
+                  << (nd->hello_tries - HELLO_FAST_TRIES < 10
+                          ? nd->hello_tries - HELLO_FAST_TRIES + 1
+                          : 10);
+  if (gap > nd->cfg.heartbeat_ms)
+    gap = nd->cfg.heartbeat_ms;
+  sim_timer_start(nd, SIM_T_HELLO, gap);
+}
+
+/* ---- endpoints ---- */
+
+static uint64_t connect_us(const struct sim *s) {
+  return 3 * s->o.latency_us + 200;
+}
+
+static struct sim_ep *find_endpoint(struct sim_node *nd, const char *addr) {
+  for (size_t i = 0; i < nd->neps; i++)
+    if (strcmp(nd->eps[i].addr, addr) == 0)
+      return &nd->eps[i];
+  return NULL;
+}
+
+static struct sim_ep *open_endpoint(struct sim_node *nd, const char *addr,
+                                    bool join) {
+  struct sim_ep *ep = find_endpoint(nd, addr), *v;
+  int target;
+  if (ep != NULL) {
+    ep->join |= join;
+    return ep;
+  }
+  if (!wire_valid_addr(addr))
+    return NULL; /* mesh_connect refuses it */
+  v = realloc(nd->eps, (nd->neps + 1) * sizeof(*v));
+  if (v == NULL)
+    return NULL;
+  nd->eps = v;
+  ep = &nd->eps[nd->neps++];
+  memset(ep, 0, sizeof(*ep));
+  snprintf(ep->addr, sizeof(ep->addr), "%s", addr);
+  target = sim_addr_node(nd->sim, addr);
+  ep->target = target;
+  ep->life = target >= 0 ? nd->sim->nodes[target].life : 0;
+  ep->up_at = nd->cpu + connect_us(nd->sim);
+  ep->join = join;
+  publish_soon(nd);
+  return ep;
+}
+
+static void release_addr(struct sim_node *nd, const char *addr) {
+  struct sim_ep *ep = find_endpoint(nd, addr);
+  if (ep == NULL || --ep->refs > 0 || ep->join)
+    return;
+  *ep = nd->eps[--nd->neps];
+}
+
+static void release_alt(struct sim_node *nd, struct peer *peer) {
+  if (peer->alt_addr[0] == '\0')
+    return;
+  release_addr(nd, peer->alt_addr);
+  peer->alt_addr[0] = '\0';
+}
+
+static void release_endpoint(struct sim_node *nd, struct peer *peer) {
+  if (peer->endpoint < 0)
+    return;
+  release_addr(nd, peer->endpoint_addr);
+  peer->endpoint = -1;
+  peer->endpoint_addr[0] = '\0';
+}
+
+static void reach_also(struct sim_node *nd, struct peer *peer,
+                       const char *addr) {
+  struct sim_ep *ep;
+  if (peer == NULL || is_leaf(nd) || addr[0] == '\0' ||
+      strcmp(addr, peer->rec.addr) == 0 || strcmp(addr, nd->rec.addr) == 0)
+    return;
+  peer->alt_until = sim_ms(nd) + nd->cfg.lost_after_ms;
+  if (strcmp(addr, peer->alt_addr) == 0)
+    return;
+  release_alt(nd, peer);
+  if ((ep = open_endpoint(nd, addr, false)) == NULL)
+    return;
+  ep->refs++;
+  snprintf(peer->alt_addr, sizeof(peer->alt_addr), "%s", ep->addr);
+}
+
+static void expire_alts(struct sim_node *nd) {
+  uint64_t now = sim_ms(nd);
+  for (size_t i = 0; i < nd->peers.n; i++) {
+    struct peer *p = nd->peers.v[i];
+    if (p->alt_addr[0] != '\0' && now >= p->alt_until)
+      release_alt(nd, p);
+  }
+}
+
+static void sync_endpoint(struct sim_node *nd, struct peer *peer) {
+  struct sim_ep *ep;
+  if (peer->status == PEER_LEFT || peer->rec.addr[0] == '\0') {
+    release_endpoint(nd, peer);
+    return;
+  }
+  if (peer->endpoint >= 0 && strcmp(peer->endpoint_addr, peer->rec.addr) == 0)
+    return;
+  release_endpoint(nd, peer);
+  ep = open_endpoint(nd, peer->rec.addr, false);
+  if (ep == NULL)
+    return;
+  ep->refs++;
+  peer->endpoint = 0;
+  snprintf(peer->endpoint_addr, sizeof(peer->endpoint_addr), "%s", ep->addr);
+}
+
+static void redial(struct sim_node *nd, struct peer *peer) {
+  uint64_t now = sim_ms(nd);
+  struct sim_ep *ep;
+  if (peer == NULL || peer->endpoint < 0 || is_leaf(nd) ||
+      (peer->redialled_at != 0 &&
+       now - peer->redialled_at < nd->cfg.heartbeat_ms))
+    return;
+  peer->redialled_at = now;
+  ep = find_endpoint(nd, peer->endpoint_addr);
+  if (ep == NULL)
+    return;
+  ep->up_at = nd->cpu + connect_us(nd->sim);
+  publish_soon(nd);
+}
+
+/* ---- self (agent_self.c) ---- */
+
+static void self_publish(struct sim_node *nd) {
+  if (nd->up)
+    net_publish(nd, WIRE_STATE);
+}
+
+static void persist(struct sim_node *nd) {
+  nd->disk.has_state = true;
+  nd->disk.inc = nd->rec.inc;
+  snprintf(nd->disk.declared, sizeof(nd->disk.declared), "%s", nd->declared);
+}
+
+static void refresh(struct sim_node *nd, bool force) {
+  char state[CHOREO_STATE_MAX + 1], reason[CHOREO_REASON_MAX + 1];
+  struct policy_claims c = {.declared = nd->declared, .declared_reason = ""};
+  int b = engine_claim(&nd->engine);
+  if (b >= 0) {
+    c.behaviour_state = nd->cfg.behaviours[b].state;
+    c.behaviour_name = nd->cfg.behaviours[b].name;
+  }
+  (void)policy_own_state(&c, state, reason);
+  if (!force && strcmp(state, nd->rec.state) == 0 &&
+      strcmp(reason, nd->rec.reason) == 0)
+    return;
+  if (strcmp(state, nd->rec.state) != 0)
+    nd->rec.since_ms = sim_wall(nd);
+  snprintf(nd->rec.state, sizeof(nd->rec.state), "%s", state);
+  snprintf(nd->rec.reason, sizeof(nd->rec.reason), "%s", reason);
+  nd->rec.ver++;
+  self_publish(nd);
+}
+
+void sim_node_set(struct sim_node *nd, const char *state) {
+  snprintf(nd->declared, sizeof(nd->declared), "%s", state);
+  refresh(nd, false);
+  persist(nd);
+}
+
+static void self_refute(struct sim_node *nd, uint64_t claimed) {
+  nd->rec.inc = policy_refute_inc(nd->rec.inc, claimed);
+  nd->rec.ver++;
+  nd->refutations++;
+  persist(nd);
+  self_publish(nd);
+}
+
+static void self_init(struct sim_node *nd) {
+  record_free(&nd->rec);
+  (void)record_init(&nd->rec);
+  snprintf(nd->rec.name, sizeof(nd->rec.name), "%s", nd->cfg.name);
+  sim_addr_of(nd->id, nd->rec.addr, sizeof(nd->rec.addr));
+  nd->rec.ngroups = nd->cfg.ngroups;
+  memcpy(nd->rec.groups, nd->cfg.groups, sizeof(nd->rec.groups));
+  snprintf(nd->declared, sizeof(nd->declared), "%s",
+           nd->disk.has_state ? nd->disk.declared : nd->cfg.state);
+  nd->rec.inc =
+      policy_start_inc(nd->disk.inc, nd->disk.has_state, sim_wall(nd));
+  nd->rec.ver = 1;
+  persist(nd);
+  nd->rec.since_ms = sim_wall(nd);
+  refresh(nd, false);
+}
+
+/* ---- claims about this node ---- */
+
+static void tell_behind(struct sim_node *nd) {
+  nd->members_wanted = true;
+  if (sim_ms(nd) - nd->members_sent_at < nd->cfg.heartbeat_ms / 2)
+    return;
+  publish_members(nd);
+  nd->members_wanted = true;
+}
+
+static void claim(struct sim_node *nd, const struct policy_claim_in *in) {
+  enum policy_claim c = policy_claim(in);
+  unsigned act = POLICY_RIVAL_REFUTE;
+
+  if (c == POLICY_CLAIM_BOUNDS) {
+    nd->forged_refused++;
+    return;
+  }
+  if (c != POLICY_CLAIM_REFUTE || nd->rec.left || !nd->up)
+    return;
+  if (strcmp(in->addr, nd->rec.addr) != 0) {
+    uint64_t now = sim_ms(nd);
+    struct policy_rival_in rin = {
+        .addr = in->addr,
+        .inc = in->inc,
+        .now = now,
+        .uptime = now - nd->started_at,
+        .heartbeat_ms = nd->cfg.heartbeat_ms,
+        .lost_after_ms = nd->cfg.lost_after_ms,
+    };
+    act = policy_rival_claim(&nd->rival, &rin);
+    if (act & POLICY_RIVAL_STOP) {
+      /* net_name_taken: the agent stops. */
+      sim_node_crash(nd);
+      return;
+    }
+  }
+  if (act & POLICY_RIVAL_REFUTE)
+    self_refute(nd, in->inc);
+}
+
+static void own_name_claims(struct sim_node *nd, const struct wire_msg *m) {
+  struct policy_claim_in in = {.own = &nd->rec, .now_ms = sim_wall(nd)};
+  if (m->type != WIRE_MEMBERS) {
+    in.direct = true;
+    in.inc = m->inc;
+    in.ver = m->rec.ver;
+    in.addr = m->rec.addr;
+    in.left = m->rec.left || m->type == WIRE_LEAVE;
+    in.state = m->rec.state;
+    in.reason = m->rec.reason;
+    claim(nd, &in);
+    return;
+  }
+  for (size_t i = 0; i < m->nmembers && nd->up; i++) {
+    const struct wire_member *e = &m->members[i];
+    if (strcmp(e->name, nd->cfg.name) != 0)
+      continue;
+    in.inc = e->inc;
+    in.ver = e->ver;
+    in.addr = e->addr;
+    in.left = e->left;
+    claim(nd, &in);
+  }
+}
+
+/* ---- receiving ---- */
+
+static bool names_us(const struct wire_msg *m, const char *name) {
+  for (size_t i = 0; i < m->nunheard; i++)
+    if (strcmp(m->unheard[i], name) == 0)
+      return true;
+  return false;
+}
+
+static bool admit(struct sim_node *nd, const struct wire_msg *m,
+                  bool via_relay) {
+  const struct peer *sender = peers_find(&nd->peers, m->from);
+  struct policy_admit_in in = {
+      .cluster = nd->cfg.cluster,
+      .name = nd->cfg.name,
+      .keyed = false,
+      .now_ms = sim_wall(nd),
+      .msg_cluster = m->cluster,
+      .msg_from = m->from,
+      .msg_time = m->time,
+      .msg_inc = m->inc,
+      .proved = sender != NULL && sender->proved,
+      .echoes_us = false,
+      .msg_nonce = m->nonce != 0,
+  };
+  enum policy_admit r = policy_admit(&in);
+  if (r == POLICY_ADMIT)
+    r = policy_admit_seq(peers_accept_seq(&nd->peers, m->from, m->inc, m->seq),
+                         via_relay, m->leaf, nd->cfg.relay);
+  switch (r) {
+  case POLICY_ADMIT:
+    return true;
+  case POLICY_DROP_SELF_NAME:
+    own_name_claims(nd, m);
+    break;
+  case POLICY_DROP_REPLAY:
+    if (policy_sender_behind(peers_find(&nd->peers, m->from), m->inc, NULL)) {
+      struct peer *peer = peers_find(&nd->peers, m->from);
+      if (m->type == WIRE_HELLO)
+        redial(nd, peer);
+      if (m->type != WIRE_MEMBERS)
+        reach_also(nd, peer, m->rec.addr);
+      tell_behind(nd);
+    }
+    break;
+  case POLICY_DROP_FUTURE:
+    nd->forged_refused++;
+    break;
+  default:
+    break;
+  }
+  return false;
+}
+
+static void merged(struct sim_node *nd, enum peers_result res,
+                   struct peer *peer) {
+  if (res == PEERS_FULL || res == PEERS_OVER_BUDGET || peer == NULL)
+    return;
+  wake_at(nd, peers_next_deadline(&nd->peers));
+  if (is_leaf(nd))
+    return;
+  sync_endpoint(nd, peer);
+}
+
+static void after_record(struct sim_node *nd, unsigned todo) {
+  if (todo & POLICY_ANSWER_LIST) {
+    nd->members_wanted = true;
+    answer_hello(nd);
+  }
+  if (todo & POLICY_PUBLISH_SOON)
+    publish_soon(nd);
+  if (todo & POLICY_OFFER_LIST)
+    offer_list(nd);
+}
+
+static void handle_record(struct sim_node *nd, struct wire_msg *m,
+                          bool via_relay, const void *raw, size_t rawlen) {
+  uint64_t now = sim_ms(nd);
+  struct peer *peer = peers_find(&nd->peers, m->from);
+  bool first_heard = peer == NULL || !peer->heard;
+  bool restarted =
+      peer != NULL &&
+      (m->type == WIRE_HELLO ||
+       (peer->heard && (m->inc > peer->rec.inc || peer->status != PEER_ALIVE)));
+  bool forward = policy_relay_forwards(nd->cfg.relay, via_relay, m->leaf,
+                                       m->type == WIRE_HELLO);
+  bool news = forward && policy_is_news(peer, &m->rec);
+  enum peers_result res =
+      peers_merge_direct(&nd->peers, &m->rec, now, sim_wall(nd), &peer);
+  if (restarted || names_us(m, nd->cfg.name))
+    redial(nd, peer);
+  merged(nd, res, peer);
+  if (peer != NULL)
+    (void)peers_accept_seq(&nd->peers, m->from, m->inc, m->seq);
+  if (res == PEERS_STALE && policy_sender_behind(peer, m->inc, &m->rec)) {
+    reach_also(nd, peer, m->rec.addr);
+    tell_behind(nd);
+  }
+  nd->got_members = true;
+  if (forward && peer != NULL)
+    relay_forward(nd, raw, rawlen, news || m->type == WIRE_LEAVE);
+  struct policy_record_in in = {
+      .hello = m->type == WIRE_HELLO,
+      .from_leaf = m->leaf,
+      .via_relay = via_relay,
+      .we_relay = nd->cfg.relay,
+      .we_leaf = is_leaf(nd),
+      .new_peer = res == PEERS_NEW || (first_heard && peer != NULL),
+      .same_view = m->digest == peers_digest(&nd->peers, &nd->rec),
+      .now = now,
+      .list_at = nd->members_sent_at,
+      .heartbeat_ms = nd->cfg.heartbeat_ms,
+      .npeers = nd->peers.n,
+      .name = nd->cfg.name,
+      .their_known = m->nknown,
+      .their_name = m->from,
+  };
+  if (in.same_view)
+    nd->view_agreed = true;
+  after_record(nd, policy_after_record(&in));
+}
+
+static void handle_members(struct sim_node *nd, struct wire_msg *m) {
+  uint64_t now = sim_ms(nd);
+  int64_t wall = sim_wall(nd);
+  sim_timer_stop(nd, SIM_T_LIST);
+  for (size_t i = 0; i < m->nmembers && nd->up; i++) {
+    const struct wire_member *e = &m->members[i];
+    struct peer *peer = NULL;
+    enum peers_result res;
+    if (strcmp(e->name, nd->cfg.name) == 0) {
+      struct policy_claim_in in = {.own = &nd->rec,
+                                   .inc = e->inc,
+                                   .ver = e->ver,
+                                   .addr = e->addr,
+                                   .left = e->left,
+                                   .now_ms = wall};
+      claim(nd, &in);
+      continue;
+    }
+    if (!policy_inc_in_bounds(e->inc, wall)) {
+      nd->forged_refused++;
+      continue;
+    }
+    res = peers_merge_member(&nd->peers, e, now, wall, &peer);
+    merged(nd, res, peer);
+  }
+  nd->got_members = true;
+}
+
+static void fresh_after(struct sim_node *nd, const struct wire_msg *m) {
+  struct peer *peer = peers_find(&nd->peers, m->from);
+  if (peer == NULL || m->time == 0)
+    return;
+  peer->clock_offset_ms = policy_clock_offset(m->time, sim_wall(nd));
+  if (policy_skew_warn(peer->clock_offset_ms, sim_ms(nd), peer->skew_warned,
+                       peer->skew_warned_at)) {
+    peer->skew_warned = true;
+    peer->skew_warned_at = sim_ms(nd);
+  }
+}
+
+static void on_one(struct sim_node *nd, const void *buf, size_t len,
+                   bool via_relay) {
+  struct wire_error err;
+  struct wire_msg m;
+
+  if ((via_relay || nd->cfg.relay) && seen_note(nd->seen, buf, len) &&
+      via_relay)
+    return;
+  if (wire_msg_init(&m) != 0)
+    return;
+  nd->decodes++;
+  sim_cpu(nd, nd->sim->o.decode_us);
+  if (wire_decode(buf, len, &m, &err) != 0) {
+    /* refused: counted by the agent, nothing more */
+  } else if (via_relay && strcmp(m.from, nd->cfg.name) == 0) {
+    /* our own message, passed on by a relay */
+  } else if (admit(nd, &m, via_relay) && nd->up) {
+    if (m.type == WIRE_MEMBERS)
+      handle_members(nd, &m);
+    else
+      handle_record(nd, &m, via_relay, buf, len);
+    if (nd->up) {
+      fresh_after(nd, &m);
+      check_sync(nd);
+      jobs_step(nd);
+    }
+  }
+  wire_msg_free(&m);
+}
+
+static void on_message(struct sim_node *nd, const void *buf, size_t len) {
+  const void *frame;
+  size_t flen, pos = 0;
+  if (!batch_is(buf, len)) {
+    on_one(nd, buf, len, false);
+    return;
+  }
+  if (batch_check(buf, len) == 0)
+    return;
+  while (nd->up && batch_next(buf, len, &pos, &frame, &flen))
+    on_one(nd, frame, flen, true);
+}
+
+/* ---- startup sync ---- */
+
+static void check_sync(struct sim_node *nd) {
+  uint64_t now = sim_ms(nd), recheck;
+  struct policy_sync_in in = {
+      .now = now,
+      .started_at = nd->started_at,
+      .window = nd->cfg.heartbeat_ms + nd->cfg.heartbeat_ms / 2,
+      .lost_after = nd->cfg.lost_after_ms,
+      .max_wait = nd->cfg.sync_max_wait_ms,
+      .got_members = nd->got_members,
+      .view_agreed = nd->view_agreed,
+      .min_members = nd->cfg.sync_min_members,
+  };
+  if (nd->synced)
+    return;
+  for (size_t i = 0; i < nd->peers.n; i++) {
+    const struct peer *p = nd->peers.v[i];
+    if (p->status != PEER_ALIVE || p->rec.left)
+      continue;
+    if (!p->heard)
+      in.unheard++;
+    else
+      in.heard++;
+  }
+  in.known = nd->known.n;
+  for (size_t k = 0; k < nd->known.n; k++) {
+    const struct peer *p = peers_find(&nd->peers, nd->known.v[k].name);
+    in.known_waiting += p != NULL && !p->heard && p->status == PEER_ALIVE;
+  }
+  if (policy_sync(&in, &recheck) == POLICY_SYNC_WAIT) {
+    wake_at(nd, recheck);
+    return;
+  }
+  nd->synced = true;
+  engine_set_synced(&nd->engine, now);
+  nd->members_beats = 0;
+  save_members(nd);
+}
+
+/* ---- relay (agent_relay.c) ---- */
+
+static void flush(struct sim_node *nd, bool news) {
+  struct batch *b = news ? &nd->news : &nd->hold;
+  sim_timer_stop(nd, news ? SIM_T_NEWS : SIM_T_HOLD);
+  if (b->frames == 0)
+    return;
+  sim_net_send(nd, b->buf, b->len);
+  if (news)
+    nd->credit_at = policy_relay_spend(nd->credit_at, sim_ms(nd), nd->peers.n);
+  batch_reset(b);
+}
+
+static void flush_at(struct sim_node *nd, bool news, uint64_t when) {
+  uint64_t now = sim_ms(nd), *due = news ? &nd->news_due : &nd->hold_due;
+  enum sim_timer t = news ? SIM_T_NEWS : SIM_T_HOLD;
+  if (when <= now) {
+    flush(nd, news);
+    return;
+  }
+  if (nd->t_active[t] && *due <= when)
+    return;
+  *due = when;
+  sim_timer_start(nd, t, when - now);
+}
+
+static void relay_forward(struct sim_node *nd, const void *msg, size_t len,
+                          bool change) {
+  struct batch *b = change ? &nd->news : &nd->hold;
+  uint64_t now = sim_ms(nd);
+  if (b->buf == NULL)
+    return;
+  if (!batch_fits(b, len))
+    flush(nd, change);
+  if (batch_add(b, msg, len) != 0) {
+    sim_net_send(nd, msg, len);
+    return;
+  }
+  if (change)
+    flush_at(nd, true,
+             policy_relay_change_time(nd->credit_at, now, nd->peers.n));
+  else if (b->frames == 1)
+    flush_at(nd, false, now + policy_relay_hold_ms(nd->cfg.heartbeat_ms));
+}
+
+/* ---- agent.c and agent_jobs.c ---- */
+
+static void on_peer_event(void *arg, const struct peer_event *ev) {
+  struct sim_node *nd = arg;
+  uint64_t now = sim_ms(nd);
+  if (ev->type == PEER_EV_REAPED) {
+    release_alt(nd, (struct peer *)ev->peer);
+    release_endpoint(nd, (struct peer *)ev->peer);
+    engine_peer_event(&nd->engine, ev, now);
+    return;
+  }
+  if (ev->type == PEER_EV_LOST)
+    redial(nd, (struct peer *)ev->peer);
+  engine_peer_event(&nd->engine, ev, now);
+  sim_observe(nd, ev);
+}
+
+static void wake_at(struct sim_node *nd, uint64_t when) {
+  uint64_t now = sim_ms(nd);
+  if (!nd->up || when == UINT64_MAX || when >= nd->wake_at)
+    return;
+  nd->wake_at = when;
+  sim_timer_start(nd, SIM_T_WAKE, when > now ? when - now : 0);
+}
+
+static void on_wake(struct sim_node *nd) {
+  uint64_t next;
+  nd->wake_at = UINT64_MAX;
+  next = peers_tick(&nd->peers, sim_ms(nd), sim_wall(nd), nd->cfg.lost_after_ms,
+                    nd->cfg.reap_after_ms);
+  wake_at(nd, next);
+  check_sync(nd);
+  jobs_step(nd);
+}
+
+static void jobs_step(struct sim_node *nd) {
+  struct engine_action acts[32];
+  uint64_t deadline = UINT64_MAX;
+  size_t n;
+  do {
+    n = engine_step(&nd->engine, &nd->peers, sim_ms(nd), acts, 32, &deadline);
+    for (size_t i = 0; i < n; i++) {
+      sim_action(nd, &acts[i]);
+      sim_at(nd->sim, nd->cpu + SIM_SCRIPT_US, SIM_EV_DONE, nd->id,
+             (int)acts[i].behaviour, nd->life, NULL);
+    }
+  } while (n == 32);
+  wake_at(nd, deadline);
+  refresh(nd, false);
+}
+
+static void action_done(struct sim_node *nd, size_t b) {
+  nd->action_busy = false;
+  nd->disk.has_applied = true;
+  nd->disk.applied_run = nd->last_action == ENGINE_ACT_RUN;
+  engine_done(&nd->engine, b, sim_ms(nd));
+  jobs_step(nd);
+}
+
+/* ---- lifecycle ---- */
+
+static void net_start(struct sim_node *nd) {
+  load_members(nd);
+  for (size_t i = 0; i < nd->cfg.njoin; i++)
+    if (strcmp(nd->cfg.join[i], nd->rec.addr) != 0)
+      open_endpoint(nd, nd->cfg.join[i], true);
+  for (size_t i = 0; i < nd->cfg.nrelays; i++)
+    if (strcmp(nd->cfg.relays[i], nd->rec.addr) != 0)
+      open_endpoint(nd, nd->cfg.relays[i], true);
+  sim_timer_start(nd, SIM_T_HEARTBEAT, nd->cfg.heartbeat_ms);
+  if (nd->neps > 0)
+    sim_timer_start(nd, SIM_T_HELLO, 0);
+  else
+    nd->got_members = false;
+  wake_at(nd, nd->started_at + nd->cfg.heartbeat_ms + nd->cfg.heartbeat_ms / 2);
+}
+
+void sim_node_start(struct sim_node *nd) {
+  struct sim *s = nd->sim;
+  unsigned char key[16];
+  nd->life++;
+  nd->up = true;
+  nd->started_us = s->now;
+  nd->cpu = s->now;
+  nd->busy_until = s->now;
+  nd->started_at = sim_ms(nd);
+  nd->wake_at = UINT64_MAX;
+  nd->seq = 0;
+  nd->members_sent_at = 0;
+  nd->got_members = nd->synced = nd->view_agreed = nd->members_wanted = false;
+  nd->members_saved = false;
+  nd->members_beats = nd->hello_tries = 0;
+  nd->soon_left = 0;
+  nd->soon_again = false;
+  nd->credit_at = 0;
+  nd->last_action = -1;
+  nd->action_busy = false;
+  memset(&nd->rival, 0, sizeof(nd->rival));
+  peers_init(&nd->peers, nd->cfg.name, PEERS_MAX_DEFAULT, on_peer_event, nd);
+  peers_set_timing(&nd->peers, nd->cfg.heartbeat_ms, nd->cfg.lost_after_ms,
+                   nd->cfg.reap_after_ms);
+  (void)engine_init(&nd->engine, &nd->cfg, sim_ms(nd));
+  /* applied.json: what the previous run's last finished action was */
+  if (nd->disk.has_applied && nd->cfg.nbehaviours > 0) {
+    (void)engine_restore(&nd->engine, SIM_BEHAVIOUR, nd->disk.applied_run,
+                         true);
+    nd->last_action = nd->disk.applied_run ? ENGINE_ACT_RUN : ENGINE_ACT_REVERT;
+  }
+  nd->seen = seen_new();
+  /* seen_init drew its key from libsodium: one of the seed's instead */
+  for (size_t i = 0; i < sizeof(key); i++)
+    key[i] = (unsigned char)sim_rand_next(&s->rand);
+  memcpy(nd->seen->key, key, sizeof(key));
+  if (nd->cfg.relay) {
+    (void)batch_init(&nd->hold);
+    (void)batch_init(&nd->news);
+  }
+  self_init(nd);
+  net_start(nd);
+}
+
+void sim_node_crash(struct sim_node *nd) {
+  if (!nd->up)
+    return;
+  nd->up = false;
+  for (size_t t = 0; t < SIM_T_COUNT; t++)
+    sim_timer_stop(nd, (enum sim_timer)t);
+  peers_free(&nd->peers);
+  engine_free(&nd->engine);
+  members_free(&nd->known);
+  free(nd->eps);
+  nd->eps = NULL;
+  nd->neps = 0;
+  free(nd->seen);
+  nd->seen = NULL;
+  batch_free(&nd->hold);
+  batch_free(&nd->news);
+}
+
+void sim_node_event(struct sim_node *nd, const struct sim_event *e) {
+  switch (e->type) {
+  case SIM_EV_DELIVER:
+    sim_cpu(nd, nd->sim->o.wake_us);
+    nd->rx_msgs++;
+    nd->rx_bytes += e->blob->len;
+    on_message(nd, e->blob->data, e->blob->len);
+    break;
+  case SIM_EV_DONE:
+    action_done(nd, (size_t)e->arg);
+    break;
+  case SIM_EV_TIMER:
+    nd->t_active[e->arg] = false;
+    switch ((enum sim_timer)e->arg) {
+    case SIM_T_HEARTBEAT:
+      on_heartbeat(nd);
+      break;
+    case SIM_T_SOON:
+      on_soon(nd);
+      break;
+    case SIM_T_ANSWER:
+      on_answer(nd);
+      break;
+    case SIM_T_LIST:
+      publish_members(nd);
+      break;
+    case SIM_T_HELLO:
+      on_hello(nd);
+      break;
+    case SIM_T_WAKE:
+      on_wake(nd);
+      break;
+    case SIM_T_HOLD:
+      flush(nd, false);
+      break;
+    case SIM_T_NEWS:
+      flush(nd, true);
+      break;
+    case SIM_T_COUNT:
+      break;
+    }
+    break;
+  case SIM_EV_WORLD:
+    break;
+  }
+}

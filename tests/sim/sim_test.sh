@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The simulator in CI (suite sim): 200 simulated agents through 2 relays
+# for 30 simulated seconds, with 1 % loss and a partition of a third of
+# the nodes, on three seeds; a full mesh through crashes and restarts;
+# then the same seed twice, which must print the same line byte for byte,
+# and a run made to break an invariant, which must say so. Each check
+# prints "ok - " or "FAIL: " (scripts/count-tests.py counts them).
+set -u
+sim=${1:?usage: sim_test.sh CHOREO_SIM}
+failed=0
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+check() { # NAME FILE RC: the run exited 0 and said the invariants held
+  if [ "$3" -eq 0 ] && grep -q 'invariants: ok' "$2"; then
+    echo "ok - $1: $(cat "$2")"
+  else
+    echo "FAIL: $1 (exit $3): $(cat "$2")"
+    failed=1
+  fi
+}
+
+# Three seeds at once (about 35 s each under ASan on this machine): each
+# forms a cold cluster, times changes, and cuts a third of the nodes off
+# for 10 heartbeats, with 1 % loss throughout and wall clocks up to 30 s
+# apart.
+pids=()
+for seed in 1 2 3; do
+  "$sim" --nodes 200 --relays 2 --seed "$seed" --loss 0.01 --seconds 30 \
+    --skew-ms 30000 --scenario partition >"$tmp/p$seed" 2>&1 &
+  pids+=($!)
+done
+"$sim" --nodes 40 --seed 5 --loss 0.01 --seconds 30 --scenario crash-restart \
+  >"$tmp/crash" 2>&1
+check "40 nodes, full mesh, 1% loss, crashes and restarts" "$tmp/crash" $?
+for i in 0 1 2; do
+  wait "${pids[$i]}"
+  check "200 nodes, 2 relays, 1% loss, seed $((i + 1)), partition of a third" \
+    "$tmp/p$((i + 1))" $?
+done
+
+a=$("$sim" --nodes 60 --relays 2 --seed 7 --loss 0.02 --dup 0.01 --seconds 15 2>&1)
+b=$("$sim" --nodes 60 --relays 2 --seed 7 --loss 0.02 --dup 0.01 --seconds 15 2>&1)
+if [ -n "$a" ] && [ "$a" = "$b" ]; then
+  echo "ok - the same seed gives the same output"
+else
+  printf 'FAIL: the same seed gave two outputs:\n%s\n%s\n' "$a" "$b"
+  failed=1
+fi
+c=$("$sim" --nodes 60 --relays 2 --seed 8 --loss 0.02 --dup 0.01 --seconds 15 2>&1)
+if [ "$a" != "$c" ]; then
+  echo "ok - another seed gives another run"
+else
+  echo "FAIL: seeds 7 and 8 gave the same output: the seed is not used"
+  failed=1
+fi
+
+# A broken invariant is reported with its seed and time, and exit 1: a
+# lost_after shorter than the time the cluster needs to form can't hold.
+out=$("$sim" --nodes 60 --relays 2 --seed 9 --seconds 12 --heartbeat 1000 \
+  --lost-after 1100 --loss 0.3 2>&1)
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q 'invariant broken: .*seed 9, t=' <<<"$out"; then
+  echo "ok - a broken invariant names the seed and the time: $out"
+else
+  echo "FAIL: 30% loss with lost_after 1.1 heartbeats did not break an invariant (exit $rc): $out"
+  failed=1
+fi
+exit $failed
