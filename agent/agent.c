@@ -133,6 +133,7 @@ static void refresh_gauges(struct agent *a) {
   a->metrics.peers_bytes = (int64_t)a->peers.bytes;
   a->metrics.peers_bytes_max = (int64_t)a->peers.bytes_max;
   a->metrics.peers_budget_drops = a->peers.budget_drops;
+  a->metrics.peer_stalls = a->peers.stalls;
 #define XX(id, s) a->metrics.id_drop_##id = a->trust.dropped[TRUST_DROP_##id];
   TRUST_DROP_MAP(XX)
 #undef XX

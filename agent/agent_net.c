@@ -356,7 +356,13 @@ static void on_heartbeat(uv_timer_t *t) {
   struct net *n = container_of(t, struct net, heartbeat);
   struct agent *a = agent_of(n);
   /* Once a heartbeat: how the table tells this agent's own stalls. */
-  (void)peers_clock(&a->peers, uv_now(&a->loop));
+  if (peers_clock(&a->peers, uv_now(&a->loop)) &&
+      log_allow("stall", util_wall_ms()))
+    log_warn("this agent's loop stalled (the longest so far %" PRIu64
+             " ms; paused, or starved of CPU): its peers get a fresh "
+             "lost_after instead of being taken for lost "
+             "(choreo_stalls_total counts stalls)",
+             a->peers.stall_ms);
   echo_sweep(n, uv_now(&a->loop));
   expire_alts(n);
   if (n->members_wanted)

@@ -142,6 +142,9 @@
      "Configuration reloads (SIGHUP, choreo reload), by outcome")              \
   XX(reloads_refused, "choreo_reloads_total", "outcome=\"refused\"",           \
      "Configuration reloads (SIGHUP, choreo reload), by outcome")              \
+  XX(peer_stalls, "choreo_stalls_total", "",                                   \
+     "Times this agent's own loop stalled too long to tell peers' silence "    \
+     "from its own: peers were given a fresh lost_after")                      \
   XX(clock_skew_warnings, "choreo_clock_skew_warnings_total", "",              \
      "Warnings that a peer's clock is far from this node's")                   \
   XX(http_requests, "choreo_http_requests_total", "",                          \

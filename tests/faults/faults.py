@@ -190,6 +190,16 @@ class Node:
         except subprocess.TimeoutExpired:
             return None
 
+    def stalls(self):
+        """choreo_stalls_total: this agent's own stalls noticed so far."""
+        r = self.cli("metrics", timeout=2)
+        if r is None or r.returncode != 0:
+            return None
+        for line in r.stdout.splitlines():
+            if line.startswith("choreo_stalls_total "):
+                return int(line.split()[1])
+        return None
+
     def status(self):
         r = self.cli("status", "--json", timeout=2)
         if r is None or r.returncode != 0:
@@ -670,12 +680,31 @@ FAULTS = {
 }
 
 
+def send_queues_empty(node):
+    """Whether none of node's TCP connections holds unacknowledged data."""
+    out = node.nsexec("ss", "-tnH", "state", "established", check=False).stdout
+    return all(line.split()[1] == "0" for line in out.splitlines()
+               if len(line.split()) > 1)
+
+
 def check_detector(cl, victim):
-    """FD: kill victim; every other live agent sees it lost in time."""
+    """FD: kill victim; every other live agent sees it lost in time.
+
+    The victim is killed once its connections hold no unacknowledged data
+    (up to 3 s after the fault healed): the kernel keeps retransmitting
+    what a killed process had sent, and after heavy loss its backed-off
+    timer can deliver the last heartbeats up to a second late, which
+    keeps the node alive that much longer (docs/RELIABILITY.md). The
+    bound is the detector's, from the last message delivered."""
+    deadline = now_ms() + 3000
+    while not send_queues_empty(victim) and now_ms() < deadline:
+        time.sleep(0.02)
+    stalls = {n.name: n.stalls() for n in cl.live() if n is not victim}
     t0 = now_ms()
     victim.kill()
     bound = LOST_AFTER_MS + HEARTBEAT_MS + POLL_SLACK_MS
     pending = {n.name for n in cl.live()}
+    when = {}
     while pending and now_ms() - t0 < bound + 2000:
         for n in list(cl.live()):
             if n.name not in pending:
@@ -686,9 +715,20 @@ def check_detector(cl, victim):
             seen = {p["name"]: p["state"] for p in s["peers"]}
             if seen.get(victim.name) == "lost":
                 pending.discard(n.name)
+                when[n.name] = now_ms() - t0
         time.sleep(0.03)
     took = now_ms() - t0
-    return (not pending and took <= bound), took, sorted(pending)
+    # An agent whose own loop stalled meanwhile (a starved CPU) gives its
+    # peers a fresh lost_after when it resumes, by design
+    # (docs/RELIABILITY.md "Stalls", tests/scenario/stall.sh): it is held
+    # to seeing the victim lost, not to the bound.
+    stalled = {k for k in when if stalls.get(k) is not None and
+               (cl.nodes[k].stalls() or 0) > stalls[k]}
+    in_time = all(v <= bound or k in stalled for k, v in when.items())
+    late = sorted(pending) or [
+        f"{k} {v:.0f} ms" + (" (stalled)" if k in stalled else "")
+        for k, v in sorted(when.items(), key=lambda kv: -kv[1])]
+    return (not pending and in_time), max(when.values(), default=took), late
 
 
 def run_fault(cl, name, rng, results):
@@ -745,10 +785,12 @@ def run_fault(cl, name, rng, results):
     if san:
         failures.append(f"I3: sanitizer report in the log of {', '.join(san)}")
     victim = cl.nodes["web4"] if "web4" in cl.nodes else cl.nodes["web2"]
-    fd_ok, fd_ms, pending = check_detector(cl, victim)
+    fd_ok, fd_ms, late = check_detector(cl, victim)
     if not fd_ok:
-        failures.append(f"FD: {victim.name} killed; after {fd_ms:.0f} ms still "
-                        f"not lost on {', '.join(pending) or '-'}")
+        failures.append(f"FD: {victim.name} killed; lost everywhere only "
+                        f"after {fd_ms:.0f} ms (bound "
+                        f"{LOST_AFTER_MS + HEARTBEAT_MS + POLL_SLACK_MS} ms); "
+                        f"by agent: {', '.join(late)}")
     victim.start()
     cl.wait_views(TRUTH_BOUND_HB * HEARTBEAT_MS)
     if name.startswith("skew"):
