@@ -55,11 +55,18 @@ ok() { echo "ok - $*"; }
 # A TCP port on 127.0.0.1 that nothing listens on now, below the kernel's
 # ephemeral range (32768 up) so that no agent's outgoing connection can
 # take it before the agent that wants it binds it.
+# Ports handed out in this test are remembered (in $T, since callers
+# run free_port in a subshell) and never handed out twice: two agents of
+# one test started later would otherwise collide.
 free_port() {
   local p
   for _ in $(seq 1 200); do
     p=$((10000 + RANDOM % 22000))
+    if grep -qx "$p" "$T/.ports" 2>/dev/null; then
+      continue
+    fi
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p" >> "$T/.ports"
       echo "$p"
       return 0
     fi
