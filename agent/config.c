@@ -716,9 +716,12 @@ static void resolve_command(struct loader *L, const struct ynode *at,
     cfg_problem(L, at, where, "%s: %s", *cmd, why);
 }
 
-/* Item i of a command written as a list, or the command as one string. */
+/* Item i of a command written as a list, or the command as one string;
+ * the node itself for an empty list (whose problem parse_argv says). */
 static const struct ynode *argv_item(const struct ynode *v, size_t i) {
-  return v->kind == Y_SEQ ? v->kids[i] : v;
+  if (v->kind != Y_SEQ)
+    return v;
+  return i < v->nkids ? v->kids[i] : v;
 }
 
 /* A command: a list of 1 to CONFIG_ARGV_MAX strings, or one string. Any

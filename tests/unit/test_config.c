@@ -478,6 +478,24 @@ static void config_rejects_wrong_types(void **state) {
                 "list of 1 to 64 strings");
 }
 
+/* An empty command list is a problem, not a crash (fuzz_config found
+ * the run_as marks reading its first item). */
+static void config_rejects_an_empty_command(void **state) {
+  struct fixture *f = *state;
+  put(f, "main.yaml",
+      "behaviours:\n"
+      "  - name: x\n"
+      "    peers: {group: db}\n"
+      "    when: {any: maintenance}\n"
+      "    run: []\n"
+      "    revert: []\n");
+  EXPECT_ERRORS(f, load(f, "main.yaml"),
+                "@/main.yaml:5:10: behaviours[0].run: expected a command: a "
+                "list of 1 to 64 strings",
+                "@/main.yaml:6:13: behaviours[0].revert: expected a command: "
+                "a list of 1 to 64 strings");
+}
+
 static void config_rejects_bad_duration(void **state) {
   struct fixture *f = *state;
   put(f, "main.yaml",
@@ -1471,6 +1489,7 @@ int main(void) {
       T(config_rejects_unknown_key),
       T(config_rejects_duplicate_key),
       T(config_rejects_wrong_types),
+      T(config_rejects_an_empty_command),
       T(config_rejects_bad_duration),
       T(config_rejects_lost_after_not_above_heartbeat),
       T(config_sync_defaults_to_waiting_for_nothing_more),
