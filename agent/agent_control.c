@@ -297,8 +297,7 @@ static void do_reload(struct agent *a, struct control_client *cl, json_t *req) {
 
 /* `choreo revoke FILE`: {"cmd":"revoke","revocation":{…}}. The reply
  * names the node and says whether the revocation was new here. */
-static void do_revoke(struct agent *a, struct control_client *cl,
-                      json_t *req) {
+static void do_revoke(struct agent *a, struct control_client *cl, json_t *req) {
   const json_t *r = json_object_get(req, "revocation");
   char node[CHOREO_NAME_MAX + 1], err[ID_ERR_MAX];
   bool is_new = false;
@@ -315,8 +314,8 @@ static void do_revoke(struct agent *a, struct control_client *cl,
   else if (rv != 0)
     control_reply_error(cl, "revoke: %s", err);
   else
-    reply_new(cl, json_pack("{s:b, s:s, s:b}", "ok", 1, "node", node, "new",
-                            is_new));
+    reply_new(
+        cl, json_pack("{s:b, s:s, s:b}", "ok", 1, "node", node, "new", is_new));
 }
 
 static const struct {

@@ -56,13 +56,13 @@ struct loader {
   struct config *cfg;
   struct config_errors *errs;
   bool nomem;
-  const char *file;          /* the file being read, as messages name it */
-  char dir[CONFIG_PATH_MAX]; /* its directory, absolute */
-  struct include_ctx *inc;   /* NULL in the main file */
-  bool name_set;             /* node.name was written */
+  const char *file;             /* the file being read, as messages name it */
+  char dir[CONFIG_PATH_MAX];    /* its directory, absolute */
+  struct include_ctx *inc;      /* NULL in the main file */
+  bool name_set;                /* node.name was written */
   const struct ynode *identity; /* the identity section, checked last */
-  size_t bcap, ccap;         /* room in cfg->behaviours and cfg->checks */
-  size_t expanded;           /* bytes of the pack's scalars, vars replaced */
+  size_t bcap, ccap;            /* room in cfg->behaviours and cfg->checks */
+  size_t expanded;              /* bytes of the pack's scalars, vars replaced */
   size_t nseen;
   struct seen_include seen[CONFIG_INCLUDES_MAX];
 };

@@ -162,8 +162,7 @@ struct id_head {
 /* The body hash of r (its state, reason, since, groups and data). */
 void id_body_hash(const struct record *r, uint8_t out[ID_HASH_BYTES]);
 /* Fill h from r (pointers into r and cluster; the body hash computed). */
-void id_head_of(const char *cluster, const struct record *r,
-                struct id_head *h);
+void id_head_of(const char *cluster, const struct record *r, struct id_head *h);
 /* A 32-byte digest of the head's signed bytes: the cache key for "this
  * exact head was verified already". */
 void id_head_digest(const struct id_head *h, uint8_t out[ID_HASH_BYTES]);

@@ -209,9 +209,9 @@ bool trust_is_revoked(const struct trust *t, uint64_t serial) {
 }
 
 /* A certificate we may use for name now: verified, still valid, not
- * revoked. */
-static const struct id_cert *
-usable_cert(struct trust *t, const struct trust_entry *e, int64_t now_ms) {
+ * revoked (a revocation clears has_cert). */
+static const struct id_cert *usable_cert(const struct trust_entry *e,
+                                         int64_t now_ms) {
   int64_t now_s = now_ms / 1000;
   if (e == NULL || !e->has_cert)
     return NULL;
@@ -237,14 +237,13 @@ int trust_revoke(struct trust *t, const json_t *obj, bool spread, bool *is_new,
   snprintf(node, CHOREO_NAME_MAX + 1, "%s", r.node);
   if (trust_is_revoked(t, r.serial))
     return 0;
+  t->verified++;
   if (!id_revocation_verify(&r, (const uint8_t(*)[ID_PUBLIC_BYTES])t->ops,
                             t->nops)) {
-    t->verified++;
     snprintf(err, ID_ERR_MAX,
              "not signed by an operator key in identity.operators");
     return CHOREO_EINVAL;
   }
-  t->verified++;
   if (t->nrevoked >= TRUST_REVOKED_MAX) {
     snprintf(err, ID_ERR_MAX, "%d revocations held already, the most kept",
              TRUST_REVOKED_MAX);
@@ -336,7 +335,7 @@ static enum trust_verdict sender_cert(struct trust *t, const struct wire_msg *m,
   char err[ID_ERR_MAX];
   enum trust_verdict v;
 
-  *out = usable_cert(t, e, now_ms);
+  *out = usable_cert(e, now_ms);
   if (m->cert == NULL)
     return TRUST_OK;
   memset(buf, 0, sizeof(*buf));
@@ -440,7 +439,7 @@ enum trust_member trust_check_member(struct trust *t,
   if (!t->enabled)
     return TRUST_MEMBER_OK;
   e = trust_find(t, w->name);
-  cert = usable_cert(t, e, now_ms);
+  cert = usable_cert(e, now_ms);
   if (cert == NULL || !w->has_sig) {
     /* Nothing to check it with: unsigned claims pass only where no
      * signature is asked of that node. */

@@ -200,11 +200,11 @@ static void trust_checks_each_forged_record(void **state) {
                   trust_verdict_name(record_cases[i].expect),
                   trust_verdict_name(v));
     assert_int_equal(v, record_cases[i].expect);
-    /* Nothing forged is remembered as verified. */
+    /* Nothing forged is remembered as verified (db1 was forgotten after
+     * the case before). */
     if (record_cases[i].expect != TRUST_OK)
       assert_true(trust_find(&w->t, "db1") == NULL ||
-                  !trust_find(&w->t, "db1")->has_head ||
-                  trust_find(&w->t, "db1")->ver == 7);
+                  !trust_find(&w->t, "db1")->has_head);
     trust_forget(&w->t, "db1");
   }
 }
