@@ -23,7 +23,10 @@
  * as proto_unsupported, not as whatever field it lacks; "release" is the
  * sender's software version. Both are optional (0.1.0 sent neither). The
  * fields of a minor above ours are not decoded at all: to this agent
- * they are unknown fields.
+ * they are unknown fields. The optional fields of quiet relays (minor 2:
+ * "relay", "lost", "nlost", "lost_sig", "rdigest", "resync") are decoded
+ * from every sender, as the identity fields are; what a receiver does
+ * with them is its own policy.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -259,6 +262,39 @@ static void enc_identity(struct enc *e, json_t *o, const struct wire_msg *m) {
   put(e, o, "revoked", json_incref(m->revoked));
 }
 
+static json_t *enc_lost(struct enc *e, const struct wire_lost *l) {
+  json_t *o = json_object();
+
+  put(e, o, "name", str(e, l->name));
+  put(e, o, "inc", counter(e, l->inc));
+  put(e, o, "ver", counter(e, l->ver));
+  return o;
+}
+
+/* The optional fields of quiet relays: "relay", "lost" and "nlost",
+ * "lost_sig", "rdigest", "resync". */
+static void enc_quiet(struct enc *e, json_t *o, const struct wire_msg *m) {
+  if (m->relay)
+    put(e, o, "relay", json_true());
+  if ((m->nlost > WIRE_LOST_MAX || m->lost_total < m->nlost ||
+       m->lost_total > WIRE_LOST_TOTAL_MAX) &&
+      e->rv == 0)
+    e->rv = CHOREO_EINVAL;
+  if (m->lost_total > 0) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < m->nlost && i < WIRE_LOST_MAX; i++)
+      append(e, a, enc_lost(e, &m->lost[i]));
+    put(e, o, "lost", a);
+    put(e, o, "nlost", json_integer((json_int_t)m->lost_total));
+  }
+  if (m->has_lost_sig)
+    put(e, o, "lost_sig", b64(m->lost_sig, ID_SIG_BYTES));
+  if (m->has_rdigest)
+    put(e, o, "rdigest", hex64(m->rdigest));
+  if (m->resync)
+    put(e, o, "resync", json_true());
+}
+
 static json_t *enc_msg(struct enc *e, const struct wire_msg *m) {
   json_t *o = json_object(), *rec;
   char digest[DIGEST_DIGITS + 1];
@@ -276,6 +312,7 @@ static json_t *enc_msg(struct enc *e, const struct wire_msg *m) {
   enc_fresh(e, o, m);
   enc_unheard(e, o, m);
   enc_identity(e, o, m);
+  enc_quiet(e, o, m);
   put(e, o, "type", json_string(wire_type_name(m->type)));
   if (m->type == WIRE_MEMBERS) {
     put(e, o, "members", enc_members(e, m));
@@ -882,6 +919,97 @@ static int dec_identity(json_t *o, struct wire_msg *m, struct wire_error *err) {
   return 0;
 }
 
+/* ---- decoding: quiet relays ---- */
+
+/* One verdict of "lost": {"name", "inc", "ver"}. */
+static int dec_lost(json_t *e, size_t i, struct wire_lost *l,
+                    struct wire_error *err) {
+  char pre[FIELD_MAX];
+  uint64_t max = RECORD_COUNTER_MAX;
+  int rv;
+
+  snprintf(pre, sizeof(pre), "lost[%zu].", i);
+  if (!json_is_object(e))
+    return reject(err, WIRE_REJECT_BAD_FIELD,
+                  "field \"lost[%zu]\": not an object", i);
+  if ((rv = get_word(e, pre, "name", CHOREO_NAME_MAX, choreo_valid_name, "name",
+                     l->name, err)) != 0 ||
+      (rv = get_uint(e, pre, "inc", max, &l->inc, err)) != 0 ||
+      (rv = get_uint(e, pre, "ver", max, &l->ver, err)) != 0)
+    return rv;
+  return 0;
+}
+
+/* "lost" (at most WIRE_LOST_MAX verdicts) and "nlost" (how many in all,
+ * not fewer than the list: without it, the list is complete). */
+static int dec_lost_list(json_t *o, struct wire_msg *m,
+                         struct wire_error *err) {
+  json_t *a = json_object_get(o, "lost"), *n = json_object_get(o, "nlost");
+  uint64_t total = 0;
+  json_t *e;
+  size_t i;
+  int rv;
+
+  if (a != NULL) {
+    if (!json_is_array(a))
+      return reject(err, WIRE_REJECT_BAD_FIELD, "field \"lost\": not an array");
+    if (json_array_size(a) > WIRE_LOST_MAX)
+      return reject(err, WIRE_REJECT_OVER_LIMIT,
+                    "field \"lost\": %zu entries, at most %d",
+                    json_array_size(a), WIRE_LOST_MAX);
+    json_array_foreach(a, i, e) {
+      if ((rv = dec_lost(e, i, &m->lost[i], err)) != 0)
+        return rv;
+    }
+    m->nlost = json_array_size(a);
+  }
+  total = m->nlost;
+  if (n != NULL &&
+      (rv = check_uint(n, "nlost", WIRE_LOST_TOTAL_MAX, &total, err)) != 0)
+    return rv;
+  if (total < m->nlost)
+    return reject(err, WIRE_REJECT_BAD_FIELD,
+                  "field \"nlost\": %" PRIu64
+                  ", fewer than the %zu in \"lost\"",
+                  total, m->nlost);
+  m->lost_total = (uint32_t)total;
+  return 0;
+}
+
+/* An optional boolean at the envelope's key. */
+static int opt_bool(json_t *o, const char *key, bool *out,
+                    struct wire_error *err) {
+  json_t *v = json_object_get(o, key);
+
+  if (v == NULL)
+    return 0;
+  if (!json_is_boolean(v))
+    return reject(err, WIRE_REJECT_BAD_FIELD, "field \"%s\": not a boolean",
+                  key);
+  *out = json_is_true(v);
+  return 0;
+}
+
+/* "relay", "lost", "nlost", "lost_sig", "rdigest", "resync", all
+ * optional. */
+static int dec_quiet(json_t *o, struct wire_msg *m, struct wire_error *err) {
+  json_t *v;
+  int rv;
+
+  if ((rv = opt_bool(o, "relay", &m->relay, err)) != 0 ||
+      (rv = opt_bool(o, "resync", &m->resync, err)) != 0 ||
+      (rv = dec_lost_list(o, m, err)) != 0 ||
+      (rv = get_b64(o, "", "lost_sig", m->lost_sig, ID_SIG_BYTES,
+                    &m->has_lost_sig, err)) != 0)
+    return rv;
+  if ((v = json_object_get(o, "rdigest")) == NULL)
+    return 0;
+  if ((rv = check_hex64(v, "rdigest", &m->rdigest, err)) != 0)
+    return rv;
+  m->has_rdigest = true;
+  return 0;
+}
+
 /* ---- decoding: the envelope ---- */
 
 static int dec_version(json_t *o, struct wire_error *err) {
@@ -975,7 +1103,9 @@ static int dec_proto(json_t *o, struct wire_msg *m, struct wire_error *err) {
   return 0;
 }
 
-/* The fields of our minors above 1 (WIRE_PROTO_MAX of a test build). */
+/* The fields of minors that only a build speaking them decodes:
+ * "heartbeat_ms" (WIRE_PROTO_HEARTBEAT, a test build's). The fields of
+ * WIRE_PROTO_QUIET are decoded from any sender (dec_quiet()). */
 static int dec_minor_fields(json_t *o, struct wire_msg *m,
                             struct wire_error *err) {
 #if WIRE_PROTO_MAX >= WIRE_PROTO_HEARTBEAT
@@ -1038,7 +1168,7 @@ static int dec_msg(json_t *o, struct wire_msg *m, struct wire_error *err) {
     m->leaf = json_is_true(v);
   }
   if ((rv = dec_fresh(o, m, err)) != 0 || (rv = dec_unheard(o, m, err)) != 0 ||
-      (rv = dec_identity(o, m, err)) != 0 ||
+      (rv = dec_identity(o, m, err)) != 0 || (rv = dec_quiet(o, m, err)) != 0 ||
       (rv = dec_minor_fields(o, m, err)) != 0)
     return rv;
   if (m->type == WIRE_MEMBERS)

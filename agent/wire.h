@@ -28,21 +28,20 @@
  * older receivers ignore. */
 #define WIRE_VERSION 1
 #define WIRE_PROTO_MIN 0
+/* The minor that added the optional fields of quiet relays: "relay",
+ * "lost", "nlost", "lost_sig", "rdigest" and "resync" (docs/PROTOCOL.md
+ * "Relays"). */
+#define WIRE_PROTO_QUIET 2
 #ifdef CHOREO_PROTO_NEXT
 /* A test build (meson -Dproto_next=true): one minor more, whose only
  * addition is the optional "heartbeat_ms", so that negotiation is tested
- * before a second release exists. */
-#define WIRE_PROTO_MAX 2
+ * before the next release exists. */
+#define WIRE_PROTO_MAX 3
 #else
-#define WIRE_PROTO_MAX 1
-/* An address a member may advertise: tcp://, ipc:// or inproc:// and
- * something after it, printable ASCII only (it goes to nn_connect() and
- * to logs). */
-bool wire_valid_addr(const char *s);
-
+#define WIRE_PROTO_MAX 2
 #endif
 /* The minor that added "heartbeat_ms" (a proto_next build only). */
-#define WIRE_PROTO_HEARTBEAT 2
+#define WIRE_PROTO_HEARTBEAT 3
 /* The largest minor a message may claim; a larger one is over_limit. */
 #define WIRE_PROTO_LIMIT 65535
 /* Member entries in one members message; a larger view is sent as several
@@ -58,6 +57,11 @@ bool wire_valid_addr(const char *s);
 #define WIRE_WANT_MAX 8
 /* Revocations carried in one message (docs/PROTOCOL.md "Revocations"). */
 #define WIRE_REVOKED_MAX 32
+/* Verdicts of a relay listed in one message; a relay holding more says
+ * how many in "nlost" (docs/PROTOCOL.md "Relays"). */
+#define WIRE_LOST_MAX 32
+/* The largest "nlost" a message may claim. */
+#define WIRE_LOST_TOTAL_MAX 1000000
 
 #define WIRE_TYPE_MAP(XX)                                                      \
   XX(HELLO, "hello")     /* a newcomer's record: answer with members */        \
@@ -117,6 +121,13 @@ struct wire_echo {
   uint64_t nonce;
 };
 
+/* One verdict of a relay: a member it holds lost by its own detection,
+ * at the record (inc, ver) it holds of it. */
+struct wire_lost {
+  char name[CHOREO_NAME_MAX + 1];
+  uint64_t inc, ver;
+};
+
 struct wire_msg {
   enum wire_type type;
   char cluster[CHOREO_CLUSTER_MAX + 1];
@@ -165,6 +176,24 @@ struct wire_msg {
   size_t nwant;
   char want_cert[WIRE_WANT_MAX][CHOREO_NAME_MAX + 1];
 
+  /* Quiet relays (minor WIRE_PROTO_QUIET; docs/PROTOCOL.md "Relays"), all
+   * optional and decoded from any sender, like the identity fields. */
+  bool relay;   /* "relay": true — the sender is a relay */
+  size_t nlost; /* "lost": at most WIRE_LOST_MAX verdicts, newest first */
+  struct wire_lost lost[WIRE_LOST_MAX];
+  /* "nlost": how many the sender holds lost in all (>= nlost; the list is
+   * complete when equal; at most WIRE_LOST_TOTAL_MAX). */
+  uint32_t lost_total;
+  /* "lost_sig": base64 of ID_SIG_BYTES, the relay's signature of its
+   * verdicts (identity). */
+  bool has_lost_sig;
+  uint8_t lost_sig[ID_SIG_BYTES];
+  /* "rdigest": 16 lowercase hex digits, the sender's records digest. */
+  bool has_rdigest;
+  uint64_t rdigest;
+  bool resync; /* "resync": true — the sender asks relays to pass on every
+                  record again */
+
   /* hello, state, leave: the sender's record (rec.name == from,
    * rec.inc == inc) and a digest of its member view. */
   struct record rec;
@@ -185,7 +214,9 @@ void wire_msg_free(struct wire_msg *m);
  * NUL-terminated on the wire. Returns 0, CHOREO_ENOMEM, or CHOREO_ETOOBIG
  * when the result would exceed CHOREO_MSG_MAX. CHOREO_EINVAL: m holds what
  * no receiver would accept (a string not UTF-8, a counter above
- * RECORD_COUNTER_MAX, more than WIRE_MEMBERS_MAX members). */
+ * RECORD_COUNTER_MAX, more than WIRE_MEMBERS_MAX members, more than
+ * WIRE_LOST_MAX verdicts or a lost_total below nlost or above
+ * WIRE_LOST_TOTAL_MAX). */
 int wire_encode(const struct wire_msg *m, char **out, size_t *len);
 
 /* Decode len bytes into m (initialised; previous content replaced). Returns

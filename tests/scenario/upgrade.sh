@@ -17,8 +17,9 @@
 #    `holding` to the truth;
 #  - agents of a test build that speaks one protocol minor more
 #    (-Dproto_next=true) join: each pair speaks the highest minor both
-#    know (2 between them, 1 with this version, 0 with 0.1.0), the field
-#    of minor 2 is read only between them, and the story goes on;
+#    know (3 between them, 2 with this version, 0 with 0.1.0), the field
+#    of minor 3 is read only between them, and the story goes on; agents
+#    of this version speak minor 2 with each other;
 #  - messages claiming another major or only future minors, or a version
 #    field of the wrong type, are dropped and counted, said once per
 #    sender; a state_dir file of a newer format refuses the start (exit 1,
@@ -73,13 +74,13 @@ printf '#!/bin/sh\nexec env -u LD_LIBRARY_PATH "%s" "$@"\n' "$OLD/build/choreo" 
 printf '#!/bin/sh\nexec env -u LD_LIBRARY_PATH "%s" "$@"\n' "$NEXT/choreo" >"$NEXT_BIN"
 chmod +x "$OLD_BIN" "$NEXT_BIN"
 "$OLD_BIN" version | grep -qx "choreo 0.1.0" || fail "the old build is not 0.1.0: $("$OLD_BIN" version)"
-"$NEXT_BIN" version --json | jq -e '.proto.max == 2' >/dev/null ||
-  fail "the proto_next build does not speak minor 2: $("$NEXT_BIN" version --json)"
+"$NEXT_BIN" version --json | jq -e '.proto.max == 3' >/dev/null ||
+  fail "the proto_next build does not speak minor 3: $("$NEXT_BIN" version --json)"
 "$NEW_BIN" version --json |
   jq -e --arg v "$("$NEW_BIN" version | head -n 1 | cut -d ' ' -f 2)" \
-    '.version == $v and .proto == {"major": 1, "min": 0, "max": 1} and .state_format == 1' >/dev/null ||
+    '.version == $v and .proto == {"major": 1, "min": 0, "max": 2} and .state_format == 1' >/dev/null ||
   fail "version --json: $("$NEW_BIN" version --json)"
-ok "0.1.0 built from $OLD_COMMIT; version --json gives the release and protocol 1.0-1.1"
+ok "0.1.0 built from $OLD_COMMIT; version --json gives the release and protocol 1.0-1.2"
 
 # run_as BIN NAME: start_agent with another binary.
 run_as() {
@@ -158,14 +159,14 @@ upgrade() {
 
 upgrade web1
 wait_for "web2 shows web1 as this version" 10 shows web2 web1 version "\"$("$NEW_BIN" version | head -n 1 | cut -d ' ' -f 2)\""
-shows web2 web1 proto 1 || fail "web2 and web1 do not speak minor 1"
+shows web2 web1 proto 2 || fail "web2 and web1 do not speak minor 2: $(peer_field web2 web1 proto)"
 truth maintenance
 truth ready
 ok "web1 upgraded on its state_dir (migrated, backup kept); the story goes on"
 
 upgrade db1
 truth maintenance
-shows web1 db1 proto 1 || fail "web1 and db1 do not speak minor 1"
+shows web1 db1 proto 2 || fail "web1 and db1 do not speak minor 2: $(peer_field web1 db1 proto)"
 truth ready
 ok "db1 upgraded; every change of db1 reaches everyone and every last action matches"
 
@@ -207,14 +208,14 @@ run_as "$NEXT_BIN" nx2
 run_as "$OLD_BIN" old1
 WEBS="web1 web2 nx1 nx2 old1"
 for n in db1 web1 web2 nx1 nx2 old1; do wait_for "$n sees 6 members" 15 has_members "$n" 6; done
-wait_for "nx1 and nx2 speak minor 2" 10 shows nx1 nx2 proto 2
-shows nx1 nx2 heartbeat_ms 200 || fail "nx1 did not read nx2's minor-2 field: $(peer_field nx1 nx2 heartbeat_ms)"
-shows nx1 db1 proto 1 || fail "nx1 and db1 do not speak minor 1"
-shows nx1 db1 heartbeat_ms null || fail "nx1 shows a minor-2 field for db1"
+wait_for "nx1 and nx2 speak minor 3" 10 shows nx1 nx2 proto 3
+shows nx1 nx2 heartbeat_ms 200 || fail "nx1 did not read nx2's minor-3 field: $(peer_field nx1 nx2 heartbeat_ms)"
+shows nx1 db1 proto 2 || fail "nx1 and db1 do not speak minor 2: $(peer_field nx1 db1 proto)"
+shows nx1 db1 heartbeat_ms null || fail "nx1 shows a minor-3 field for db1"
 shows nx1 old1 proto 0 || fail "nx1 and old1 (0.1.0) do not speak minor 0"
 shows nx1 old1 version '"unversioned"' || fail "nx1 does not show old1 unversioned"
-wait_for "db1 shows nx1's range" 10 shows db1 nx1 proto_range '[0,2]'
-shows db1 nx1 proto 1 || fail "db1 and nx1 do not speak minor 1"
+wait_for "db1 shows nx1's range" 10 shows db1 nx1 proto_range '[0,3]'
+shows db1 nx1 proto 2 || fail "db1 and nx1 do not speak minor 2: $(peer_field db1 nx1 proto)"
 shows db1 nx1 heartbeat_ms null || fail "db1 read a field of a minor it does not speak"
 truth maintenance
 truth ready
@@ -247,7 +248,7 @@ above() { [ "$(metric web2 "$1")" -gt "$2" ]; }
 wait_for "future minors dropped" 10 above 'choreo_messages_dropped_total{reason="proto_unsupported"}' "$before_proto"
 wait_for "another major dropped" 10 above 'choreo_messages_dropped_total{reason="bad_version"}' "$before_version"
 wait_for "mistyped versions dropped" 10 above 'choreo_messages_dropped_total{reason="bad_field"}' "$((before_field + 1))"
-has_lines "$T/web2.log" "peer ghost1: dropping its messages: it speaks protocol 1.5-1.6, this agent 1.0-1.1 (proto_unsupported)" 1 ||
+has_lines "$T/web2.log" "peer ghost1: dropping its messages: it speaks protocol 1.5-1.6, this agent 1.0-1.2 (proto_unsupported)" 1 ||
   fail "web2 did not say once why ghost1 is dropped: $(grep ghost1 "$T/web2.log")"
 has_lines "$T/web2.log" "peer ghost2: dropping its messages: version 2; this agent speaks version 1 (bad_version)" 1 ||
   fail "web2 did not say once why ghost2 is dropped: $(grep ghost2 "$T/web2.log")"

@@ -20,6 +20,9 @@
 #include "util.h"
 #include "wire.h"
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 /* ---- sample messages ---- */
 
 static void sample_record(struct record *r, const char *name, uint64_t inc) {
@@ -61,6 +64,21 @@ static void sample_msg(struct wire_msg *m, enum wire_type type) {
     m->nunheard = 2;
     snprintf(m->unheard[0], sizeof(m->unheard[0]), "web3");
     snprintf(m->unheard[1], sizeof(m->unheard[1]), "app-1");
+    /* quiet relays: a relay's two newest verdicts of five, asking for a
+     * resync */
+    m->relay = true;
+    m->nlost = 2;
+    snprintf(m->lost[0].name, sizeof(m->lost[0].name), "web4");
+    m->lost[0].inc = 1764061200;
+    m->lost[0].ver = 7;
+    snprintf(m->lost[1].name, sizeof(m->lost[1].name), "web5");
+    m->lost[1].inc = 1764061300;
+    m->lost[1].ver = 0;
+    m->lost_total = 5;
+    m->has_lost_sig = true;
+    m->has_rdigest = true;
+    m->rdigest = 0x9f1c2a0b44e1d3c7ULL;
+    m->resync = true;
   }
   if (type == WIRE_MEMBERS) {
     static const char *const names[] = {"db1", "web1", "web2"};
@@ -119,6 +137,20 @@ static void assert_msgs_equal(const struct wire_msg *a,
   assert_int_equal(a->nunheard, b->nunheard);
   for (size_t i = 0; i < a->nunheard; i++)
     assert_string_equal(a->unheard[i], b->unheard[i]);
+  assert_int_equal(a->relay, b->relay);
+  assert_int_equal(a->nlost, b->nlost);
+  for (size_t i = 0; i < a->nlost; i++) {
+    assert_string_equal(a->lost[i].name, b->lost[i].name);
+    assert_true(a->lost[i].inc == b->lost[i].inc);
+    assert_true(a->lost[i].ver == b->lost[i].ver);
+  }
+  assert_int_equal(a->lost_total, b->lost_total);
+  assert_int_equal(a->has_lost_sig, b->has_lost_sig);
+  if (a->has_lost_sig)
+    assert_memory_equal(a->lost_sig, b->lost_sig, ID_SIG_BYTES);
+  assert_int_equal(a->has_rdigest, b->has_rdigest);
+  assert_true(a->rdigest == b->rdigest);
+  assert_int_equal(a->resync, b->resync);
   assert_int_equal(a->nmembers, b->nmembers);
   for (size_t i = 0; i < a->nmembers; i++) {
     assert_string_equal(a->members[i].name, b->members[i].name);
@@ -213,6 +245,108 @@ static void wire_round_trips_identity_fields(void **state) {
   }
 }
 
+/* Quiet relays' fields on every type: a full list of WIRE_LOST_MAX
+ * verdicts at extreme counters, the signature of the verdicts, the
+ * records digest and both flags. */
+static void wire_round_trips_quiet_relay_fields(void **state) {
+  static const enum wire_type types[] = {WIRE_HELLO, WIRE_STATE, WIRE_MEMBERS,
+                                         WIRE_LEAVE};
+  (void)state;
+
+  for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
+    struct wire_msg m;
+    sample_msg(&m, types[i]);
+    m.relay = m.resync = true;
+    m.nlost = WIRE_LOST_MAX;
+    for (size_t k = 0; k < WIRE_LOST_MAX; k++) {
+      snprintf(m.lost[k].name, sizeof(m.lost[k].name), "web%zu", k);
+      m.lost[k].inc = k == 0 ? RECORD_COUNTER_MAX : 1764061200 + k;
+      m.lost[k].ver = k == 1 ? RECORD_COUNTER_MAX : k;
+    }
+    m.lost_total = WIRE_LOST_TOTAL_MAX;
+    m.has_lost_sig = true;
+    for (size_t b = 0; b < ID_SIG_BYTES; b++)
+      m.lost_sig[b] = (uint8_t)(255 - b * 3);
+    m.has_rdigest = true;
+    m.rdigest = i == 0 ? UINT64_MAX : 0;
+    round_trip(&m);
+    /* a complete list: "nlost" equals its length */
+    m.lost_total = WIRE_LOST_MAX;
+    round_trip(&m);
+    /* more held than listed, none listed */
+    m.nlost = 0;
+    m.lost_total = 1;
+    round_trip(&m);
+    wire_msg_free(&m);
+  }
+}
+
+static char *encoded(enum wire_type type, size_t *len);
+
+/* The JSON forms of the quiet fields, and what each absence means. */
+static void wire_decodes_absent_quiet_relay_fields(void **state) {
+  struct wire_error err;
+  struct wire_msg m;
+  json_t *root;
+  size_t len;
+  char *buf = encoded(WIRE_STATE, &len), *out;
+  (void)state;
+
+  assert_non_null(strstr(
+      buf, "\"relay\":true,\"lost\":[{\"name\":\"web4\","
+           "\"inc\":1764061200,\"ver\":7},{\"name\":\"web5\","
+           "\"inc\":1764061300,\"ver\":0}],\"nlost\":5,\"lost_sig\":\""));
+  assert_non_null(
+      strstr(buf, "\",\"rdigest\":\"9f1c2a0b44e1d3c7\",\"resync\":true,"));
+  root = json_loadb(buf, len, 0, NULL);
+  assert_non_null(root);
+  assert_int_equal(wire_msg_init(&m), 0);
+
+  /* Without "nlost", the list is complete. */
+  json_object_del(root, "nlost");
+  out = json_dumps(root, JSON_COMPACT);
+  assert_int_equal(wire_decode(out, strlen(out), &m, &err), 0);
+  assert_int_equal(m.nlost, 2);
+  assert_int_equal(m.lost_total, 2);
+  free(out);
+
+  /* "nlost" without "lost": verdicts held, none listed. */
+  json_object_set_new(root, "nlost", json_integer(5));
+  json_object_del(root, "lost");
+  out = json_dumps(root, JSON_COMPACT);
+  assert_int_equal(wire_decode(out, strlen(out), &m, &err), 0);
+  assert_int_equal(m.nlost, 0);
+  assert_int_equal(m.lost_total, 5);
+  free(out);
+
+  /* None of them: all false or zero. */
+  json_object_del(root, "nlost");
+  json_object_del(root, "relay");
+  json_object_del(root, "lost_sig");
+  json_object_del(root, "rdigest");
+  json_object_del(root, "resync");
+  out = json_dumps(root, JSON_COMPACT);
+  assert_int_equal(wire_decode(out, strlen(out), &m, &err), 0);
+  assert_false(m.relay);
+  assert_int_equal(m.nlost, 0);
+  assert_int_equal(m.lost_total, 0);
+  assert_false(m.has_lost_sig);
+  assert_false(m.has_rdigest);
+  assert_false(m.resync);
+  free(out);
+  json_decref(root);
+  wire_msg_free(&m);
+  free(buf);
+
+  /* The encoder leaves them all out when they are unset. */
+  buf = encoded(WIRE_HELLO, &len);
+  assert_null(strstr(buf, "\"relay\""));
+  assert_null(strstr(buf, "lost"));
+  assert_null(strstr(buf, "\"rdigest\""));
+  assert_null(strstr(buf, "\"resync\""));
+  free(buf);
+}
+
 static void wire_round_trips_extreme_values(void **state) {
   struct wire_msg m;
   (void)state;
@@ -245,17 +379,28 @@ static void wire_round_trips_an_empty_member_list(void **state) {
   wire_msg_free(&m);
 }
 
+/* base64 of ID_SIG_BYTES zero bytes */
+#define B64_ZERO64                                                             \
+  "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"   \
+  "AAAAAAAAAAAAAA=="
+
 static void wire_encodes_compact_json_in_envelope_order(void **state) {
-  static const char head[] = "{\"v\":1,\"proto\":[0,1],"
-                             "\"release\":\"" CHOREO_VERSION "\","
-                             "\"cluster\":\"shop\",\"from\":\"db1\","
-                             "\"inc\":1700000000,\"seq\":77,"
-                             "\"time\":1700000000123,"
-                             "\"nonce\":\"0123456789abcdef\","
-                             "\"echo\":[[\"web1\",\"0000000000000001\"],"
-                             "[\"web2\",\"ffffffffffffffff\"]],"
-                             "\"unheard\":[\"web3\",\"app-1\"],"
-                             "\"type\":\"state\",\"rec\":{\"addr\":";
+  static const char head[] = "{\"v\":1,\"proto\":[0," STR(
+      WIRE_PROTO_MAX) "],"
+                      "\"release\":\"" CHOREO_VERSION "\","
+                      "\"cluster\":\"shop\",\"from\":\"db1\","
+                      "\"inc\":1700000000,\"seq\":77,"
+                      "\"time\":1700000000123,"
+                      "\"nonce\":\"0123456789abcdef\","
+                      "\"echo\":[[\"web1\",\"0000000000000001\"],"
+                      "[\"web2\",\"ffffffffffffffff\"]],"
+                      "\"unheard\":[\"web3\",\"app-1\"],"
+                      "\"relay\":true,\"lost\":[{\"name\":\"web4\","
+                      "\"inc\":1764061200,\"ver\":7},"
+                      "{\"name\":\"web5\",\"inc\":1764061300,"
+                      "\"ver\":0}],\"nlost\":5,\"lost_sig\":\"" B64_ZERO64 "\","
+                      "\"rdigest\":\"9f1c2a0b44e1d3c7\",\"resync\":true,"
+                      "\"type\":\"state\",\"rec\":{\"addr\":";
   struct wire_msg m;
   char *buf;
   size_t len;
@@ -338,6 +483,34 @@ static void wire_refuses_to_encode_what_receivers_refuse(void **state) {
   m.nmembers = 3;
   wire_msg_free(&m);
   assert_null(buf);
+}
+
+static void wire_refuses_to_encode_verdicts_receivers_refuse(void **state) {
+  struct wire_msg m;
+  char *buf = NULL;
+  size_t len;
+  (void)state;
+
+  sample_msg(&m, WIRE_STATE);
+  m.nlost = WIRE_LOST_MAX + 1;
+  m.lost_total = WIRE_LOST_MAX + 1;
+  assert_int_equal(wire_encode(&m, &buf, &len), CHOREO_EINVAL);
+  m.nlost = 2;
+  m.lost_total = 1; /* fewer in all than listed */
+  assert_int_equal(wire_encode(&m, &buf, &len), CHOREO_EINVAL);
+  m.lost_total = WIRE_LOST_TOTAL_MAX + 1;
+  assert_int_equal(wire_encode(&m, &buf, &len), CHOREO_EINVAL);
+  m.lost_total = 2;
+  m.lost[1].ver = RECORD_COUNTER_MAX + 1;
+  assert_int_equal(wire_encode(&m, &buf, &len), CHOREO_EINVAL);
+  m.lost[1].ver = 0;
+  snprintf(m.lost[0].name, sizeof(m.lost[0].name), "bad \xff");
+  assert_int_equal(wire_encode(&m, &buf, &len), CHOREO_EINVAL);
+  assert_null(buf);
+  snprintf(m.lost[0].name, sizeof(m.lost[0].name), "web4");
+  assert_int_equal(wire_encode(&m, &buf, &len), 0);
+  free(buf);
+  wire_msg_free(&m);
 }
 
 /* ---- decoding raw bytes ---- */
@@ -470,6 +643,9 @@ static void wire_reuses_a_message_for_the_next_decode(void **state) {
   assert_int_equal(wire_decode(mem, mlen, &m, &err), 0);
   assert_int_equal(m.nmembers, 3);
   assert_string_equal(m.rec.state, "");
+  assert_int_equal(m.nlost, 0);
+  assert_int_equal(m.lost_total, 0);
+  assert_false(m.relay || m.resync || m.has_rdigest || m.has_lost_sig);
   assert_int_equal(json_object_size(m.rec.data), 0);
   assert_int_equal(wire_decode(st, slen, &m, &err), 0);
   assert_int_equal(m.nmembers, 0);
@@ -522,6 +698,8 @@ struct reject_case {
 #define MEMBER_JSON                                                            \
   "{\"name\":\"m\",\"addr\":\"tcp://m:1\",\"inc\":1,\"ver\":1,\"left\":false}"
 
+#define LOST_JSON "{\"name\":\"web9\",\"inc\":1,\"ver\":1}"
+
 #define SIG88                                                                  \
   "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" \
   "AAAAAAAAAAAAAA==\""
@@ -549,6 +727,88 @@ static const struct reject_case reject_cases[] = {
      ARRAY, "\"db 1\"", 1, WIRE_REJECT_BAD_FIELD, "field \"want_cert[0]\""},
     {"wire_rejects_a_revocation_not_an_object", WIRE_STATE, "revoked", ARRAY,
      "5", 1, WIRE_REJECT_BAD_FIELD, "field \"revoked[0]\": not an object"},
+    /* quiet relays: relay, lost, nlost, lost_sig, rdigest, resync
+     * (optional) */
+    {"wire_accepts_a_message_without_relay", WIRE_STATE, "relay", DEL, NULL, 0,
+     WIRE_OK, NULL},
+    {"wire_accepts_a_false_relay_flag", WIRE_STATE, "relay", SET, "false", 0,
+     WIRE_OK, NULL},
+    {"wire_rejects_a_relay_flag_that_is_not_a_boolean", WIRE_STATE, "relay",
+     SET, "1", 0, WIRE_REJECT_BAD_FIELD, "field \"relay\": not a boolean"},
+    {"wire_accepts_a_message_without_resync", WIRE_STATE, "resync", DEL, NULL,
+     0, WIRE_OK, NULL},
+    {"wire_rejects_a_resync_flag_that_is_not_a_boolean", WIRE_STATE, "resync",
+     SET, "\"true\"", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"resync\": not a boolean"},
+    {"wire_accepts_nlost_without_lost", WIRE_STATE, "lost", DEL, NULL, 0,
+     WIRE_OK, NULL},
+    {"wire_accepts_lost_without_nlost", WIRE_STATE, "nlost", DEL, NULL, 0,
+     WIRE_OK, NULL},
+    {"wire_rejects_lost_that_is_not_an_array", WIRE_STATE, "lost", SET, "{}", 0,
+     WIRE_REJECT_BAD_FIELD, "field \"lost\": not an array"},
+    {"wire_rejects_more_than_32_verdicts", WIRE_HELLO, "lost", ARRAY, LOST_JSON,
+     33, WIRE_REJECT_OVER_LIMIT, "field \"lost\": 33 entries, at most 32"},
+    {"wire_accepts_32_verdicts", WIRE_HELLO, "lost", ARRAY, LOST_JSON, 32,
+     WIRE_OK, NULL},
+    {"wire_accepts_an_empty_list_of_verdicts", WIRE_STATE, "lost", SET, "[]", 0,
+     WIRE_OK, NULL},
+    {"wire_rejects_a_verdict_that_is_not_an_object", WIRE_STATE, "lost[1]", SET,
+     "\"web5\"", 0, WIRE_REJECT_BAD_FIELD, "field \"lost[1]\": not an object"},
+    {"wire_rejects_a_verdict_of_an_invalid_name", WIRE_STATE, "lost[0].name",
+     SET, "\"a/b\"", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"lost[0].name\": invalid name \"a/b\""},
+    {"wire_rejects_a_verdict_name_too_long", WIRE_STATE, "lost[1].name", REPEAT,
+     "n", 65, WIRE_REJECT_OVER_LIMIT, "field \"lost[1].name\": 65 bytes"},
+    {"wire_rejects_a_verdict_incarnation_beyond_2_53", WIRE_STATE,
+     "lost[0].inc", SET, "9007199254740993", 0, WIRE_REJECT_OVER_LIMIT,
+     "field \"lost[0].inc\""},
+    {"wire_accepts_a_verdict_incarnation_of_2_53", WIRE_STATE, "lost[0].inc",
+     SET, "9007199254740992", 0, WIRE_OK, NULL},
+    {"wire_rejects_a_negative_verdict_version", WIRE_STATE, "lost[1].ver", SET,
+     "-1", 0, WIRE_REJECT_OVER_LIMIT, "field \"lost[1].ver\": -1 out of range"},
+    {"wire_rejects_a_verdict_version_in_a_string", WIRE_STATE, "lost[1].ver",
+     SET, "\"7\"", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"lost[1].ver\": not an integer"},
+    {"wire_rejects_a_fractional_verdict_incarnation", WIRE_STATE, "lost[0].inc",
+     SET, "1.5", 0, WIRE_REJECT_BAD_FIELD, "field \"lost[0].inc\""},
+    {"wire_ignores_unknown_fields_in_a_verdict", WIRE_STATE, "lost[0].future",
+     SET, "true", 0, WIRE_OK, NULL},
+    {"wire_rejects_nlost_that_is_not_an_integer", WIRE_STATE, "nlost", SET,
+     "\"5\"", 0, WIRE_REJECT_BAD_FIELD, "field \"nlost\": not an integer"},
+    {"wire_rejects_nlost_above_a_million", WIRE_STATE, "nlost", SET, "1000001",
+     0, WIRE_REJECT_OVER_LIMIT,
+     "field \"nlost\": 1000001 out of range 0..1000000"},
+    {"wire_accepts_nlost_of_a_million", WIRE_STATE, "nlost", SET, "1000000", 0,
+     WIRE_OK, NULL},
+    {"wire_rejects_a_negative_nlost", WIRE_STATE, "nlost", SET, "-1", 0,
+     WIRE_REJECT_OVER_LIMIT, "field \"nlost\""},
+    {"wire_rejects_nlost_below_the_length_of_lost", WIRE_STATE, "nlost", SET,
+     "1", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"nlost\": 1, fewer than the 2 in \"lost\""},
+    {"wire_accepts_nlost_equal_to_the_length_of_lost", WIRE_STATE, "nlost", SET,
+     "2", 0, WIRE_OK, NULL},
+    {"wire_rejects_more_verdicts_than_nlost", WIRE_STATE, "lost", ARRAY,
+     LOST_JSON, 6, WIRE_REJECT_BAD_FIELD, "fewer than the 6 in \"lost\""},
+    {"wire_accepts_a_message_without_lost_sig", WIRE_STATE, "lost_sig", DEL,
+     NULL, 0, WIRE_OK, NULL},
+    {"wire_rejects_a_lost_sig_of_another_length", WIRE_STATE, "lost_sig", SET,
+     "\"AAAA\"", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"lost_sig\": not base64 of 64 bytes"},
+    {"wire_rejects_a_lost_sig_not_base64", WIRE_STATE, "lost_sig", REPEAT, "!",
+     88, WIRE_REJECT_BAD_FIELD, "field \"lost_sig\": not base64 of 64 bytes"},
+    {"wire_rejects_a_lost_sig_that_is_a_number", WIRE_STATE, "lost_sig", SET,
+     "64", 0, WIRE_REJECT_BAD_FIELD, "field \"lost_sig\""},
+    {"wire_accepts_a_message_without_rdigest", WIRE_STATE, "rdigest", DEL, NULL,
+     0, WIRE_OK, NULL},
+    {"wire_rejects_an_uppercase_rdigest", WIRE_STATE, "rdigest", SET,
+     "\"9F1C2A0B44E1D3C7\"", 0, WIRE_REJECT_BAD_FIELD,
+     "field \"rdigest\": not 16 lowercase hex digits"},
+    {"wire_rejects_a_short_rdigest", WIRE_STATE, "rdigest", SET, "\"9f1c\"", 0,
+     WIRE_REJECT_BAD_FIELD, "field \"rdigest\""},
+    {"wire_rejects_an_rdigest_that_is_a_number", WIRE_STATE, "rdigest", SET,
+     "12", 0, WIRE_REJECT_BAD_FIELD, "field \"rdigest\": not a string"},
+    {"wire_rejects_a_long_rdigest", WIRE_STATE, "rdigest", SET,
+     "\"9f1c2a0b44e1d3c70\"", 0, WIRE_REJECT_OVER_LIMIT, "field \"rdigest\""},
     /* envelope */
     {"wire_rejects_version_2", WIRE_STATE, "v", SET, "2", 0,
      WIRE_REJECT_BAD_VERSION, "version 2; this agent speaks version 1"},
@@ -943,6 +1203,16 @@ static const struct field fields[] = {
     {WIRE_STATE, "revoked", "{}", false},
     {WIRE_STATE, "want_cert", "\"db1\"", false},
     {WIRE_MEMBERS, "cert", "\"x\"", false},
+    {WIRE_STATE, "relay", "\"yes\"", false},
+    {WIRE_STATE, "resync", "0", false},
+    {WIRE_STATE, "lost", "\"web4\"", false},
+    {WIRE_STATE, "lost[0]", "[]", false},
+    {WIRE_STATE, "lost[0].name", "5", true},
+    {WIRE_STATE, "lost[0].inc", "\"1\"", true},
+    {WIRE_STATE, "lost[1].ver", "null", true},
+    {WIRE_STATE, "nlost", "[5]", false},
+    {WIRE_STATE, "lost_sig", "{}", false},
+    {WIRE_STATE, "rdigest", "true", false},
 };
 
 static void wire_rejects_each_field_of_a_wrong_type(void **state) {
@@ -984,6 +1254,8 @@ static void wire_agrees_on_the_highest_minor_both_speak(void **state) {
       {0, 1, 0, 2, true, 1},  /* a newer sender that still speaks ours */
       {0, 2, 0, 1, true, 1},  /* a newer receiver */
       {0, 2, 1, 2, true, 2},  /* two newer agents */
+      {0, 2, 0, 3, true, 2},  /* this version and a proto_next build */
+      {0, 3, 0, 2, true, 2},  /* a proto_next build and this version */
       {0, 1, 2, 3, false, 0}, /* a sender that dropped our minors */
       {2, 3, 0, 1, false, 0}, /* a receiver that dropped the sender's */
       {0, 1, 1, 0, false, 0}, /* an upside-down range */
@@ -1049,7 +1321,7 @@ static void wire_names_the_sender_of_another_version(void **state) {
   assert_int_equal(decode_raw(buf, len, &err), CHOREO_EDECODE);
   assert_int_equal(err.reason, WIRE_REJECT_PROTO);
   assert_string_equal(err.from, "db1");
-  assert_non_null(strstr(err.detail, "this agent 1.0-1.1"));
+  assert_non_null(strstr(err.detail, "this agent 1.0-1." STR(WIRE_PROTO_MAX)));
   free(buf);
   buf = changed(WIRE_STATE, "v", new_value(SET, "3", 0), &len);
   assert_int_equal(decode_raw(buf, len, &err), CHOREO_EDECODE);
@@ -1067,11 +1339,14 @@ int main(void) {
       cmocka_unit_test(wire_round_trips_every_type),
       cmocka_unit_test(wire_round_trips_extreme_values),
       cmocka_unit_test(wire_round_trips_identity_fields),
+      cmocka_unit_test(wire_round_trips_quiet_relay_fields),
+      cmocka_unit_test(wire_decodes_absent_quiet_relay_fields),
       cmocka_unit_test(wire_round_trips_an_empty_member_list),
       cmocka_unit_test(wire_encodes_compact_json_in_envelope_order),
       cmocka_unit_test(wire_encodes_a_message_never_initialised),
       cmocka_unit_test(wire_refuses_to_encode_more_than_msg_max),
       cmocka_unit_test(wire_refuses_to_encode_what_receivers_refuse),
+      cmocka_unit_test(wire_refuses_to_encode_verdicts_receivers_refuse),
       cmocka_unit_test(wire_rejects_input_that_is_not_a_json_object),
       cmocka_unit_test(wire_rejects_invalid_utf8_in_a_reason),
       cmocka_unit_test(wire_rejects_more_than_msg_max_before_parsing),
