@@ -245,6 +245,9 @@ struct relay_queue {
   struct relay *relay;
 };
 
+/* Certificates asked for that a relay remembers passing on. */
+#define RELAY_WANTED_MAX 32
+
 struct relay {
   /* Leaves' repeated heartbeats and their changes waiting to be forwarded
    * (no buffers unless a relay), and the credit (policy_relay_spend). */
@@ -254,12 +257,31 @@ struct relay {
    * pass back), to skip copies before decoding them; allocated when
    * first needed (32 KiB an agent of a plain mesh doesn't pay). */
   struct seen *seen;
+  /* Quiet relaying (docs/PROTOCOL.md "Relays"): until when a catch-up
+   * window passes every heartbeat on (monotonic ms); whether every member
+   * speaks minor 2 (else every heartbeat is passed on, for the members
+   * that time leaves by their silence; from each heartbeat); the members
+   * whose certificate was asked for lately, and until when. */
+  uint64_t window_until;
+  bool all_quiet;
+  struct {
+    char name[CHOREO_NAME_MAX + 1];
+    uint64_t until;
+  } wanted[RELAY_WANTED_MAX];
   bool stopped;
   /* Hook: send these bytes to every member; 0 or a CHOREO_E* code. */
   int (*send)(struct relay *r, const void *buf, size_t len);
 };
 
 int relay_init(struct relay *r);
+/* Open (or extend) a catch-up window from now: every leaf's heartbeat is
+ * passed on for policy_relay_window_ms(). */
+void relay_open_window(struct relay *r, uint64_t now);
+bool relay_window_open(const struct relay *r, uint64_t now);
+/* Note the certificates a message asks for (want_cert), so that the
+ * answers carrying them are passed on; and ask whether one was. */
+void relay_note_wants(struct relay *r, const struct wire_msg *m, uint64_t now);
+bool relay_cert_wanted(const struct relay *r, const char *name, uint64_t now);
 /* A relay forwards a leaf's message (the bytes as received) to every
  * member: at once when it changes something, else with the next batch. */
 void relay_forward(struct relay *r, const void *msg, size_t len, bool change);
@@ -328,6 +350,10 @@ struct net {
    * (allocated when first needed). */
   uint64_t nonce, proving_until;
   struct net_echo *echo;
+  /* Records digests compared with each relay (slots of the peer table),
+   * and the messages that still ask relays for a resync. */
+  struct policy_resync resync[PEERS_RELAYS_MAX];
+  unsigned resync_left;
   bool stopped;
   /* Hooks: a message was handled (rx_ns: when it was received); arm the
    * wake-up for monotonic time `when`. */

@@ -43,6 +43,8 @@ static const uint64_t soon_delays_ms[] = {5, 25, 100, 400};
  * besides, every NET_CERT_EVERY-th does. Each name we ask a certificate
  * of goes in our next NET_CERT_REPEATS messages. */
 #define NET_CERT_REPEATS 3
+/* Messages that carry a resync request once one is decided. */
+#define NET_RESYNC_REPEATS 3
 #define NET_CERT_EVERY 30
 /* The shortest gap between two member lists sent by the quick
  * republications (answers to hellos). */
@@ -201,6 +203,17 @@ void net_publish(struct net *n, enum wire_type type) {
   trust_sign(&a->trust, &m, self, with_cert(n, type));
   add_wants(n, &m);
   m.revoked = trust_revoked_for(&a->trust, false);
+  if (a->cfg->relay) {
+    /* A relay speaks for the leaves: those it holds lost, and the digest
+     * of the records it holds, which members compare with theirs. */
+    m.relay = true;
+    m.nlost = peers_verdicts(&a->peers, m.lost, WIRE_LOST_MAX, &m.lost_total);
+    m.has_rdigest = true;
+    m.rdigest = peers_records_digest(&a->peers, self, -1);
+  } else if (n->resync_left > 0) {
+    n->resync_left--;
+    m.resync = true;
+  }
   send_msg(n, &m);
   json_decref(m.cert);
   json_decref(m.revoked);
@@ -352,6 +365,18 @@ static void offer_list(struct net *n) {
 
 static void expire_alts(struct net *n);
 
+/* Whether every member heard speaks minor 2: a member of an earlier
+ * minor times leaves by their silence, and needs every heartbeat. */
+static bool all_quiet(struct agent *a) {
+  for (size_t i = 0; i < a->peers.n; i++) {
+    const struct peer *p = a->peers.v[i];
+    if (p->status == PEER_ALIVE && p->version_heard &&
+        p->proto < WIRE_PROTO_QUIET)
+      return false;
+  }
+  return true;
+}
+
 static void on_heartbeat(uv_timer_t *t) {
   struct net *n = container_of(t, struct net, heartbeat);
   struct agent *a = agent_of(n);
@@ -365,6 +390,8 @@ static void on_heartbeat(uv_timer_t *t) {
              a->peers.stall_ms);
   echo_sweep(n, uv_now(&a->loop));
   expire_alts(n);
+  if (a->cfg->relay)
+    a->relay.all_quiet = all_quiet(a);
   if (n->members_wanted)
     publish_members(n);
   net_publish(n, !n->got_members && has_join(n) ? WIRE_HELLO : WIRE_STATE);
@@ -750,6 +777,9 @@ void net_peer_lost(struct net *n, struct peer *peer) {
    * we send reaches it as soon as it can hear (redial: once a heartbeat
    * per member at most). */
   redial(n, peer);
+  /* A relay's verdict on a leaf goes out at once, not at the heartbeat. */
+  if (agent_of(n)->cfg->relay && peer->relayed)
+    net_publish_soon(n);
 }
 
 /* ---- claims about this node ---- */
@@ -1036,6 +1066,64 @@ static void after_record(struct net *n, unsigned todo) {
     offer_list(n);
 }
 
+/* A relay's own message: take its verdicts on the leaves, and compare
+ * its records digest with ours; when they keep differing, ask the relays
+ * for a resync (policy_resync_note). */
+static void relay_said(struct net *n, const struct wire_msg *m, uint64_t now) {
+  struct agent *a = agent_of(n);
+  int slot;
+
+  if (peers_relay_verdicts(&a->peers, m->from, m->lost, m->nlost,
+                           m->nlost == m->lost_total, now, util_wall_ms()) > 0)
+    a->metrics.verdict_losses++;
+  n->wake_at(n, peers_next_deadline(&a->peers));
+  slot = peers_relay_slot(&a->peers, m->from);
+  if (!m->has_rdigest || slot < 0)
+    return;
+  if (policy_resync_note(
+          &n->resync[slot],
+          m->rdigest ==
+              peers_records_digest(&a->peers, self_record(&a->self), slot),
+          now, a->cfg->heartbeat_ms)) {
+    a->metrics.resyncs_asked++;
+    log_info("records differ from relay %s's: asking for a resync", m->from);
+    n->resync_left = NET_RESYNC_REPEATS;
+    net_publish_soon(n);
+  }
+}
+
+/* A relay passes a leaf's message on (policy_relay_pass): at once, with
+ * the repeats, or not at all. */
+static void pass_on(struct net *n, const struct wire_msg *m,
+                    const struct peer *peer, bool news, uint64_t now,
+                    const void *raw, size_t rawlen) {
+  struct agent *a = agent_of(n);
+  uint64_t lately = POLICY_RELAY_REPEAT_HB * a->cfg->heartbeat_ms;
+  struct policy_pass_in in = {
+      .forwards = true,
+      .news = news,
+      .leave = m->type == WIRE_LEAVE,
+      .control = m->necho > 0 || m->proving || m->nwant > 0 ||
+                 m->revoked != NULL || m->resync,
+      .cert_wanted =
+          m->cert != NULL && relay_cert_wanted(&a->relay, m->from, now),
+      .changed_lately = peer->changed_at + lately > now,
+      .catch_up = relay_window_open(&a->relay, now),
+      .all_quiet = a->relay.all_quiet,
+  };
+  switch (policy_relay_pass(&in)) {
+  case POLICY_PASS_NEWS:
+    relay_forward(&a->relay, raw, rawlen, true);
+    break;
+  case POLICY_PASS_HOLD:
+    relay_forward(&a->relay, raw, rawlen, false);
+    break;
+  case POLICY_PASS_NONE:
+    a->metrics.relay_quiet++;
+    break;
+  }
+}
+
 /* Merge a state, hello or leave record; a relay forwards a leaf's (the
  * bytes as received: raw/rawlen); then answer, republish or offer the
  * member list as policy_after_record says. */
@@ -1057,15 +1145,25 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
   if (restarted || names_us(m, a->cfg->name))
     redial(n, peer);
   merged(n, res, peer, now);
-  if (peer != NULL)
+  if (peer != NULL) {
     (void)peers_accept_seq(&a->peers, m->from, m->inc, m->seq);
+    peers_note_roles(&a->peers, peer, m->leaf, m->relay, now);
+  }
   if (res == PEERS_STALE && policy_sender_behind(peer, m->inc, &m->rec)) {
     reach_also(n, peer, m->rec.addr);
     tell_behind(n, m->from);
   }
   n->got_members = true;
+  if (m->relay && !via_relay && !a->cfg->relay && peer != NULL)
+    relay_said(n, m, now);
+  /* Who may lack records gets every heartbeat for a while: a joiner, a
+   * leaf new, restarted or back, a member that asked. */
+  if (a->cfg->relay && !via_relay &&
+      (m->type == WIRE_HELLO || m->resync ||
+       (m->leaf && (first_heard || restarted))))
+    relay_open_window(&a->relay, now);
   if (forward && peer != NULL)
-    relay_forward(&a->relay, raw, rawlen, news || m->type == WIRE_LEAVE);
+    pass_on(n, m, peer, news, now, raw, rawlen);
   struct policy_record_in in = {
       .hello = m->type == WIRE_HELLO,
       .from_leaf = m->leaf,
@@ -1231,6 +1329,8 @@ static bool trusted(struct net *n, const struct wire_msg *m,
   *signed_current = false;
   if (m->revoked != NULL)
     agent_trust_learn(a, m->revoked, m->from);
+  if (a->cfg->relay && m->nwant > 0)
+    relay_note_wants(&a->relay, m, uv_now(&a->loop));
   if (a->trust.enabled && names_wanted(m, a->cfg->name)) {
     offer_cert(n);
     net_publish_soon(n);
@@ -1558,6 +1658,9 @@ int net_start(struct net *n) {
     return rv;
   }
   n->mesh_open = true;
+  /* A relay times every member's silence itself; anyone else takes the
+   * relays' word on leaves (peers_relay_verdicts). */
+  peers_set_covered(&a->peers, !a->cfg->relay);
   draw_nonce(n);
   offer_cert(n);
   if ((rv = mesh_start(&n->mesh)) != 0)

@@ -25,6 +25,7 @@
  * the send hook.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "agent.h"
 #include "batch.h"
@@ -91,6 +92,45 @@ int relay_init(struct relay *r) {
       rv = batch_init(&qs[i]->batch);
   }
   return rv;
+}
+
+void relay_open_window(struct relay *r, uint64_t now) {
+  struct agent *a = agent_of(r);
+  uint64_t until = now + policy_relay_window_ms(a->cfg->heartbeat_ms);
+  if (r->window_until <= now)
+    a->metrics.relay_windows++;
+  if (until > r->window_until)
+    r->window_until = until;
+}
+
+bool relay_window_open(const struct relay *r, uint64_t now) {
+  return now < r->window_until;
+}
+
+void relay_note_wants(struct relay *r, const struct wire_msg *m, uint64_t now) {
+  uint64_t until =
+      now + POLICY_RELAY_REPEAT_HB * agent_of(r)->cfg->heartbeat_ms;
+  for (size_t i = 0; i < m->nwant; i++) {
+    size_t slot = 0;
+    /* Its slot, else a free or the oldest one. */
+    for (size_t k = 0; k < RELAY_WANTED_MAX; k++) {
+      if (strcmp(r->wanted[k].name, m->want_cert[i]) == 0) {
+        slot = k;
+        break;
+      }
+      if (r->wanted[k].until < r->wanted[slot].until)
+        slot = k;
+    }
+    memcpy(r->wanted[slot].name, m->want_cert[i], sizeof(r->wanted[0].name));
+    r->wanted[slot].until = until;
+  }
+}
+
+bool relay_cert_wanted(const struct relay *r, const char *name, uint64_t now) {
+  for (size_t k = 0; k < RELAY_WANTED_MAX; k++)
+    if (r->wanted[k].until > now && strcmp(r->wanted[k].name, name) == 0)
+      return true;
+  return false;
 }
 
 void relay_forward(struct relay *r, const void *msg, size_t len, bool change) {

@@ -79,6 +79,16 @@
      "Leaves' messages this relay forwarded to every member")                  \
   XX(relay_batches_sent, "choreo_relay_batches_sent_total", "",                \
      "Batches this relay published")                                           \
+  XX(relay_quiet, "choreo_relay_repeats_kept_total", "",                       \
+     "Leaves' unchanged heartbeats this relay did not pass on (members hold "  \
+     "them)")                                                                  \
+  XX(relay_windows, "choreo_relay_catch_up_windows_total", "",                 \
+     "Catch-up windows this relay opened (a hello, a leaf new or back, a "     \
+     "resync asked)")                                                          \
+  XX(resyncs_asked, "choreo_relay_resyncs_asked_total", "",                    \
+     "Resyncs this member asked of its relays (records digests differed)")     \
+  XX(verdict_losses, "choreo_relay_verdict_losses_total", "",                  \
+     "Leaves taken for lost because every relay alive here holds them lost")   \
   XX(members_capped, "choreo_members_capped_total", "",                        \
      "Member entries ignored because the table was full")                      \
   XX(peers_budget_drops, "choreo_peer_table_refused_total",                    \

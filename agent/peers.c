@@ -168,6 +168,7 @@ static int insert_at(struct peers *p, size_t at, struct peer *peer) {
   p->v[at] = peer;
   p->n++;
   p->digest_valid = false;
+  p->gen++;
   return 0;
 }
 
@@ -179,6 +180,7 @@ static void remove_at(struct peers *p, size_t at) {
   memmove(p->v + at, p->v + at + 1, (p->n - at - 1) * sizeof(*p->v));
   p->n--;
   p->digest_valid = false;
+  p->gen++;
 }
 
 /* Add a copy of r at `at` (from locate()). */
@@ -216,10 +218,38 @@ static enum peers_result add(struct peers *p, size_t at, const struct record *r,
 
 /* When a tick has something to do about the entry: lose it, or forget
  * it. */
+/* The relays' slots whose relay is alive here, as bits. */
+static unsigned live_relays(const struct peers *p) {
+  unsigned mask = 0;
+  for (size_t s = 0; s < PEERS_RELAYS_MAX; s++)
+    if (p->relays[s] != NULL && p->relays[s]->status == PEER_ALIVE)
+      mask |= 1u << s;
+  return mask;
+}
+
+/* A leaf whose liveness the relays' verdicts decide here. */
+static bool covered(const struct peers *p, const struct peer *peer) {
+  return p->covered && peer->relayed && !peer->is_relay;
+}
+
+/* Whether the relays alive here (live, as bits; 0: none) all hold a
+ * covered leaf lost. */
+static bool judged_lost(const struct peer *peer, unsigned live) {
+  return live != 0 && (peer->lost_by & live) == live;
+}
+
 static uint64_t deadline(const struct peers *p, const struct peer *peer) {
-  if (peer->status == PEER_ALIVE)
+  if (peer->status != PEER_ALIVE)
+    return util_add_sat(peer->status_since, p->reap_after);
+  if (!covered(p, peer))
     return util_add_sat(peer->quiet_since, p->lost_after);
-  return util_add_sat(peer->status_since, p->reap_after);
+  /* While a relay is heard, it speaks for the leaves: no silence counts.
+   * Without one, their silence counts from the last relay heard. */
+  if (live_relays(p) != 0)
+    return UINT64_MAX;
+  return util_add_sat(peer->quiet_since > p->relay_heard_at ? peer->quiet_since
+                                                            : p->relay_heard_at,
+                      p->lost_after);
 }
 
 static void arm(struct peers *p, const struct peer *peer) {
@@ -274,9 +304,10 @@ static void remember(struct before *b, const struct peer *peer) {
   (void)strlcpy_checked(b->state, peer->rec.state, sizeof(b->state));
 }
 
-static void set_status(struct peer *peer, enum peer_status s, uint64_t now,
-                       int64_t wall) {
+static void set_status(struct peers *p, struct peer *peer, enum peer_status s,
+                       uint64_t now, int64_t wall) {
   if (peer->status != s) {
+    p->gen++;
     peer->status = s;
     peer->status_since = now;
     peer->status_wall = wall;
@@ -296,7 +327,7 @@ static void take_left(struct peers *p, struct peer *peer,
                       const struct before *b, uint64_t now, int64_t wall) {
   if (b->status == PEER_LEFT)
     return;
-  set_status(peer, PEER_LEFT, now, wall);
+  set_status(p, peer, PEER_LEFT, now, wall);
   if (b->heard)
     emit(p, peer, PEER_EV_LEFT, b->shown, wall);
 }
@@ -311,7 +342,7 @@ static void take_alive(struct peers *p, struct peer *peer,
     p->unheard--;
   peer->heard = true;
   seen(peer, now);
-  set_status(peer, PEER_ALIVE, now, wall);
+  set_status(p, peer, PEER_ALIVE, now, wall);
   if (!b->heard) {
     emit(p, peer, PEER_EV_JOINED, "", wall);
     return;
@@ -338,7 +369,9 @@ static enum peers_result replace(struct peers *p, struct peer *peer,
   if (!within_budget(p, was, cost))
     return PEERS_OVER_BUDGET;
   remember(&b, peer);
+  peer->changed_at = now;
   p->digest_valid = false;
+  p->gen++;
   if (record_copy(&peer->rec, r) != 0)
     return PEERS_NOMEM;
   p->bytes = p->bytes - was + cost;
@@ -356,7 +389,7 @@ static enum peers_result refresh(struct peers *p, struct peer *peer,
     return PEERS_STALE;
   seen(peer, now);
   if (peer->status == PEER_LOST) {
-    set_status(peer, PEER_ALIVE, now, wall);
+    set_status(p, peer, PEER_ALIVE, now, wall);
     emit(p, peer, PEER_EV_JOINED, "lost", wall);
   }
   return PEERS_UPDATED;
@@ -388,6 +421,11 @@ static enum peers_result merge_direct(struct peers *p, const struct record *r,
   peer = p->v[at];
   *out = peer;
   cmp = record_cmp(r, &peer->rec);
+  if (cmp >= 0 && peer->lost_by != 0) {
+    /* The node itself speaks: what the relays held no longer stands. */
+    peer->lost_by = 0;
+    p->gen++;
+  }
   if (cmp > 0 || (cmp == 0 && !peer->heard)) {
     res = replace(p, peer, r, now, wall);
     if (res == PEERS_NOMEM || res == PEERS_OVER_BUDGET)
@@ -447,7 +485,8 @@ static enum peers_result member_left(struct peers *p, struct peer *peer,
   peer->rec.inc = m->inc;
   peer->rec.ver = m->ver;
   p->digest_valid = false;
-  set_status(peer, PEER_LEFT, now, wall);
+  p->gen++;
+  set_status(p, peer, PEER_LEFT, now, wall);
   if (peer->heard)
     emit(p, peer, PEER_EV_LEFT, shown, wall);
   return PEERS_UPDATED;
@@ -485,6 +524,7 @@ static enum peers_result merge_member(struct peers *p,
   peer->rec.ver = m->ver;
   (void)strlcpy_checked(peer->rec.addr, m->addr, sizeof(peer->rec.addr));
   p->digest_valid = false;
+  p->gen++;
   return PEERS_UPDATED;
 }
 
@@ -574,21 +614,24 @@ bool peers_clock(struct peers *p, uint64_t now) {
 
 static void lose(struct peers *p, struct peer *peer, uint64_t now,
                  int64_t wall) {
-  set_status(peer, PEER_LOST, now, wall);
+  set_status(p, peer, PEER_LOST, now, wall);
   if (peer->heard)
     emit(p, peer, PEER_EV_LOST, peer->rec.state, wall);
 }
 
-uint64_t peers_tick(struct peers *p, uint64_t now, int64_t wall,
-                    uint64_t lost_after, uint64_t reap_after) {
+static void free_slot(struct peers *p, const struct peer *relay);
+
+/* One pass of peers_tick(), with the relays alive here as bits. */
+static void tick_pass(struct peers *p, uint64_t now, int64_t wall,
+                      unsigned live) {
   size_t i = 0;
 
-  p->lost_after = lost_after;
-  p->reap_after = reap_after;
-  (void)peers_clock(p, now);
   p->next = UINT64_MAX;
   while (i < p->n) {
     struct peer *peer = p->v[i];
+    if (peer->status == PEER_ALIVE && covered(p, peer) &&
+        judged_lost(peer, live))
+      lose(p, peer, now, wall);
     if (peer->status == PEER_ALIVE && now >= deadline(p, peer)) {
       lose(p, peer, now, wall);
       if (!peer->heard) {
@@ -601,13 +644,153 @@ uint64_t peers_tick(struct peers *p, uint64_t now, int64_t wall,
     }
     if (peer->status != PEER_ALIVE && now >= deadline(p, peer)) {
       emit(p, peer, PEER_EV_REAPED, "", wall);
+      if (peer->is_relay)
+        free_slot(p, peer);
       remove_at(p, i);
       continue;
     }
     arm(p, peer);
     i++;
   }
+}
+
+uint64_t peers_tick(struct peers *p, uint64_t now, int64_t wall,
+                    uint64_t lost_after, uint64_t reap_after) {
+  unsigned live;
+
+  p->lost_after = lost_after;
+  p->reap_after = reap_after;
+  (void)peers_clock(p, now);
+  live = live_relays(p);
+  tick_pass(p, now, wall, live);
+  /* A relay lost in this pass no longer speaks for the leaves: judge
+   * them again by the relays left. */
+  if (live_relays(p) != live)
+    tick_pass(p, now, wall, live_relays(p));
   return p->next;
+}
+
+/* ---- relays ---- */
+
+void peers_set_covered(struct peers *p, bool on) {
+  if (p->covered != on) {
+    p->covered = on;
+    p->gen++;
+  }
+}
+
+int peers_relay_slot(const struct peers *p, const char *name) {
+  for (int s = 0; s < PEERS_RELAYS_MAX; s++)
+    if (p->relays[s] != NULL && strcmp(p->relays[s]->rec.name, name) == 0)
+      return s;
+  return -1;
+}
+
+/* The relay's slot is free again, and what it held lost with it. */
+static void free_slot(struct peers *p, const struct peer *relay) {
+  for (int s = 0; s < PEERS_RELAYS_MAX; s++) {
+    if (p->relays[s] != relay)
+      continue;
+    p->relays[s] = NULL;
+    for (size_t i = 0; i < p->n; i++)
+      p->v[i]->lost_by &= (uint8_t) ~(1u << s);
+    p->gen++;
+  }
+}
+
+void peers_note_roles(struct peers *p, struct peer *peer, bool leaf, bool relay,
+                      uint64_t now) {
+  if (peer->relayed != (leaf && !relay) || peer->is_relay != relay) {
+    if (peer->is_relay && !relay)
+      free_slot(p, peer);
+    peer->relayed = leaf && !relay;
+    peer->is_relay = relay;
+    p->gen++;
+  }
+  if (!relay)
+    return;
+  p->relay_heard_at = now;
+  if (peers_relay_slot(p, peer->rec.name) >= 0)
+    return;
+  for (size_t s = 0; s < PEERS_RELAYS_MAX; s++)
+    if (p->relays[s] == NULL) {
+      p->relays[s] = peer;
+      p->gen++;
+      return;
+    }
+}
+
+size_t peers_relay_verdicts(struct peers *p, const char *relay,
+                            const struct wire_lost *v, size_t n, bool complete,
+                            uint64_t now, int64_t wall) {
+  int slot = peers_relay_slot(p, relay);
+  uint8_t bit;
+  size_t lost = 0;
+  unsigned live;
+
+  if (!p->covered || slot < 0)
+    return 0;
+  bit = (uint8_t)(1u << slot);
+  (void)peers_clock(p, now);
+  if (complete) {
+    /* What the relay no longer lists, it no longer holds lost. */
+    for (size_t i = 0; i < p->n; i++)
+      if (p->v[i]->lost_by & bit) {
+        p->v[i]->lost_by &= (uint8_t)~bit;
+        p->gen++;
+      }
+  }
+  for (size_t i = 0; i < n; i++) {
+    struct peer *peer = peers_find(p, v[i].name);
+    /* An older record than ours: the node spoke since the relay lost it. */
+    if (peer == NULL || !covered(p, peer) ||
+        cmp_stamp(v[i].inc, v[i].ver, &peer->rec) < 0 || (peer->lost_by & bit))
+      continue;
+    peer->lost_by |= bit;
+    p->gen++;
+  }
+  live = live_relays(p);
+  for (size_t i = 0; i < p->n; i++) {
+    struct peer *peer = p->v[i];
+    if (peer->status == PEER_ALIVE && covered(p, peer) &&
+        judged_lost(peer, live)) {
+      lose(p, peer, now, wall);
+      arm(p, peer);
+      lost++;
+    }
+  }
+  return lost;
+}
+
+size_t peers_verdicts(const struct peers *p, struct wire_lost *out, size_t max,
+                      uint32_t *total) {
+  size_t k = 0;
+  uint32_t all = 0;
+
+  for (size_t i = 0; i < p->n; i++) {
+    const struct peer *peer = p->v[i];
+    size_t at;
+    if (peer->status != PEER_LOST || !peer->heard || !peer->relayed)
+      continue;
+    all++;
+    /* Keep the max most recently lost, newest first (insertion). */
+    for (at = k; at > 0; at--) {
+      const struct peer *q = peers_find(p, out[at - 1].name);
+      if (q->status_since >= peer->status_since)
+        break;
+    }
+    if (at >= max)
+      continue;
+    if (k < max)
+      k++;
+    memmove(out + at + 1, out + at, (k - 1 - at) * sizeof(*out));
+    (void)strlcpy_checked(out[at].name, peer->rec.name, sizeof(out[at].name));
+    out[at].inc = peer->rec.inc;
+    out[at].ver = peer->rec.ver;
+  }
+  if (total != NULL)
+    *total = all;
+  return k;
 }
 
 /* ---- digest and counts ---- */
@@ -664,6 +847,43 @@ uint64_t peers_digest(struct peers *p, const struct record *self) {
   return h;
 }
 
+/* One node's part of a records digest. */
+static uint64_t hash_stamp(const struct record *r) {
+  unsigned char num[16];
+
+  for (size_t i = 0; i < 8; i++) {
+    num[i] = (unsigned char)(r->inc >> (8 * i));
+    num[8 + i] = (unsigned char)(r->ver >> (8 * i));
+  }
+  return fnv(fnv(FNV_OFFSET, r->name, strlen(r->name) + 1), num, sizeof(num));
+}
+
+uint64_t peers_records_digest(struct peers *p, const struct record *self,
+                              int slot) {
+  size_t c = slot < 0 || slot >= PEERS_RELAYS_MAX ? 0 : (size_t)slot + 1;
+  uint8_t bit = c == 0 ? 0 : (uint8_t)(1u << slot);
+  uint64_t h = 0;
+
+  /* Stored as gen + 1, so that a new table (gen 0) has nothing cached. */
+  if (p->rdig_gen[c] == p->gen + 1 && self != NULL &&
+      p->rdig_inc[c] == self->inc && p->rdig_ver[c] == self->ver)
+    return p->rdig[c];
+  for (size_t i = 0; i < p->n; i++) {
+    const struct peer *peer = p->v[i];
+    if (peer->heard && !peer->rec.left && peer->status == PEER_ALIVE &&
+        !(peer->lost_by & bit))
+      h ^= hash_stamp(&peer->rec);
+  }
+  if (self != NULL) {
+    h ^= hash_stamp(self);
+    p->rdig_inc[c] = self->inc;
+    p->rdig_ver[c] = self->ver;
+  }
+  p->rdig[c] = h;
+  p->rdig_gen[c] = p->gen + 1;
+  return h;
+}
+
 void peers_count(const struct peers *p, size_t *alive, size_t *lost,
                  size_t *left) {
   size_t c[3] = {0, 0, 0};
@@ -705,7 +925,7 @@ int peers_force_leave(struct peers *p, const char *name, bool force,
   if (peer->status == PEER_ALIVE && !force)
     return CHOREO_EREFUSED;
   (void)strlcpy_checked(shown, peer_state(peer), sizeof(shown));
-  set_status(peer, PEER_LEFT, now, wall);
+  set_status(p, peer, PEER_LEFT, now, wall);
   arm(p, peer);
   if (peer->heard)
     emit(p, peer, PEER_EV_LEFT, shown, wall);

@@ -40,6 +40,9 @@
 
 /* Members a table holds at most; entries beyond are refused and counted. */
 #define PEERS_MAX_DEFAULT 4096
+/* Relays whose verdicts a table keeps (slots of peer.lost_by); verdicts
+ * of relays beyond are not read. */
+#define PEERS_RELAYS_MAX 8
 /* Entries learnt from member lists but not heard from yet, at most. */
 #define PEERS_UNHEARD_MAX 256
 /* Memory the table may hold, in bytes (entries, records, data and the
@@ -116,6 +119,14 @@ struct peer {
   uint32_t proto_min, proto_max, proto;
   char release[CHOREO_RELEASE_MAX + 1];
   uint64_t heartbeat_ms;
+  /* Relays (docs/PROTOCOL.md "Relays"), from its own latest message:
+   * relayed, it is a leaf, whose records reach this agent through relays;
+   * is_relay, it is a relay. lost_by: the relays (bits of their slots,
+   * peers_relay_verdicts()) that hold it lost by their own detection.
+   * changed_at: monotonic ms its record last became newer. */
+  bool relayed, is_relay;
+  uint8_t lost_by;
+  uint64_t changed_at;
 };
 
 struct peer_event {
@@ -158,6 +169,19 @@ struct peers {
    * and records refused because they would have passed it. */
   size_t bytes, bytes_max;
   uint64_t budget_drops;
+  /* Relays (peers_set_covered()): covered, this agent takes the relays'
+   * verdicts on leaves rather than timing their silence itself (it is
+   * not a relay); the relays heard, one entry per slot; the
+   * last time a relay was heard (monotonic ms). gen grows with every
+   * change a records digest depends on; rdig caches the digests
+   * (peers_records_digest()) of generation rdig_gen, the last per slot,
+   * and rdig_self the self record they were given. */
+  bool covered;
+  struct peer *relays[PEERS_RELAYS_MAX]; /* NULL when free */
+  uint64_t relay_heard_at;
+  uint64_t gen;
+  uint64_t rdig[PEERS_RELAYS_MAX + 1], rdig_gen[PEERS_RELAYS_MAX + 1];
+  uint64_t rdig_inc[PEERS_RELAYS_MAX + 1], rdig_ver[PEERS_RELAYS_MAX + 1];
 };
 
 /* Results of the merge functions. */
@@ -265,6 +289,49 @@ void peers_grace(struct peers *p, uint64_t now);
  * have the same digest. Computed again only when the table or self's
  * incarnation or left flag changed since the last call. */
 uint64_t peers_digest(struct peers *p, const struct record *self);
+
+/* ---- relays (docs/PROTOCOL.md "Relays") ---- */
+
+/* Whether this agent takes relays' verdicts on leaves (it is not a relay
+ * itself): a leaf's liveness is then what the relays say, not its
+ * silence, which is all a member hears of a quiet leaf. */
+void peers_set_covered(struct peers *p, bool covered);
+
+/* What the node's own latest message said of its role: a leaf (its
+ * messages come through relays) or a relay. A relay takes a slot (up to
+ * PEERS_RELAYS_MAX), and now is the last time a relay was heard. */
+void peers_note_roles(struct peers *p, struct peer *peer, bool leaf, bool relay,
+                      uint64_t now);
+
+/* The slot of relay `name`, or -1 when it has none. */
+int peers_relay_slot(const struct peers *p, const char *name);
+
+/* A covered table takes the verdicts of relay `relay` (which must hold a
+ * slot): each entry names a leaf the relay holds lost at a record not
+ * older than the one held here; complete says the list is all the relay
+ * holds lost, so leaves not in it are no longer lost by it. A leaf is
+ * lost here once every relay alive here holds it lost (a relay cut off
+ * from one leaf alone does not make it lost to others); its own next
+ * message, which a relay forwards as news, revives it. Returns the
+ * number of leaves taken for lost. */
+size_t peers_relay_verdicts(struct peers *p, const char *relay,
+                            const struct wire_lost *v, size_t n, bool complete,
+                            uint64_t now, int64_t wall);
+
+/* The verdicts this agent (a relay) gives: leaves it holds lost, the most
+ * recently lost first, at most max into out; *total, all it holds lost.
+ * Returns how many were written. */
+size_t peers_verdicts(const struct peers *p, struct wire_lost *out, size_t max,
+                      uint32_t *total);
+
+/* The records digest (docs/PROTOCOL.md "Records digest"): the XOR of a
+ * hash of (name, inc, ver) over self and every node heard from, alive
+ * and not left. slot -1: as this agent holds them (what a relay sends);
+ * a relay's slot: leaving out the leaves that relay holds lost, which is
+ * what that relay's own digest is compared with. Cached until the table
+ * changes. */
+uint64_t peers_records_digest(struct peers *p, const struct record *self,
+                              int slot);
 
 /* Count peers by status. */
 void peers_count(const struct peers *p, size_t *alive, size_t *lost,

@@ -150,6 +150,40 @@ bool policy_relay_forwards(bool we_relay, bool via_relay, bool from_leaf,
   return we_relay && !via_relay && from_leaf && !hello;
 }
 
+/* ---- quiet relays ---- */
+
+enum policy_relay_pass policy_relay_pass(const struct policy_pass_in *in) {
+  if (!in->forwards)
+    return POLICY_PASS_NONE;
+  if (in->news || in->leave || in->control || in->cert_wanted)
+    return POLICY_PASS_NEWS;
+  if (in->changed_lately || in->catch_up || !in->all_quiet)
+    return POLICY_PASS_HOLD;
+  return POLICY_PASS_NONE;
+}
+
+uint64_t policy_relay_window_ms(uint64_t heartbeat_ms) {
+  return heartbeat_ms + heartbeat_ms / 2;
+}
+
+bool policy_resync_note(struct policy_resync *s, bool match, uint64_t now,
+                        uint64_t heartbeat_ms) {
+  uint64_t max = POLICY_RESYNC_BACKOFF_MAX_HB * heartbeat_ms;
+
+  if (match) {
+    *s = (struct policy_resync){0};
+    return false;
+  }
+  if (++s->misses < POLICY_RESYNC_MISSES || now < s->next_at)
+    return false;
+  s->backoff_ms = s->backoff_ms == 0 ? 2 * heartbeat_ms : 2 * s->backoff_ms;
+  if (s->backoff_ms > max)
+    s->backoff_ms = max;
+  s->next_at = now + s->backoff_ms;
+  s->misses = 0;
+  return true;
+}
+
 /* ---- member lists ---- */
 
 bool policy_lists_ours(size_t npeers, const char *name, uint32_t their_known,

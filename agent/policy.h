@@ -208,6 +208,64 @@ uint64_t policy_relay_spend(uint64_t credit_at, uint64_t now, size_t npeers);
 bool policy_relay_forwards(bool we_relay, bool via_relay, bool from_leaf,
                            bool hello);
 
+/* ---- quiet relays (docs/PROTOCOL.md "Relays") ---- */
+
+/* After a leaf's record changed, its next heartbeats are passed on for
+ * this many heartbeats: a change whose own message was lost on the way
+ * to a member still reaches it. */
+#define POLICY_RELAY_REPEAT_HB 2
+
+/* How a relay passes on a leaf's state or leave message. */
+enum policy_relay_pass {
+  POLICY_PASS_NONE, /* not at all: members hold it already */
+  POLICY_PASS_HOLD, /* in the batch of repeats (policy_relay_hold_ms()) */
+  POLICY_PASS_NEWS, /* in the batch of changes, at once with credit */
+};
+
+struct policy_pass_in {
+  bool forwards;       /* policy_relay_forwards() */
+  bool news;           /* policy_is_news() */
+  bool leave;          /* a leave message */
+  bool control;        /* it carries what members act on: echoes, a
+                          proving flag, want_cert, revocations */
+  bool cert_wanted;    /* it carries a certificate a member asked for */
+  bool changed_lately; /* the sender's record changed within
+                          POLICY_RELAY_REPEAT_HB heartbeats */
+  bool catch_up;       /* a catch-up window is open */
+  bool all_quiet;      /* every member speaks minor 2 (WIRE_PROTO_QUIET) */
+};
+
+/* News goes at once; a repeat only while a member may lack it (after a
+ * change, in a catch-up window, or while an agent of an earlier minor,
+ * which times leaves by their silence, needs every heartbeat); else not
+ * at all, which keeps what a member receives at steady state independent
+ * of the cluster's size. */
+enum policy_relay_pass policy_relay_pass(const struct policy_pass_in *in);
+
+/* How long a catch-up window stays open: long enough for every leaf's
+ * next heartbeat to pass (one and a half heartbeats). */
+uint64_t policy_relay_window_ms(uint64_t heartbeat_ms);
+
+/* Records digests (docs/PROTOCOL.md "Records digest"): a member compares
+ * its own with each relay's, and asks for a resync when they differ. */
+#define POLICY_RESYNC_MISSES 2
+#define POLICY_RESYNC_BACKOFF_MAX_HB 64
+struct policy_resync {
+  unsigned misses;     /* mismatches in a row */
+  uint64_t next_at;    /* no request before (monotonic ms) */
+  uint64_t backoff_ms; /* the gap after the next request; 0: none yet */
+};
+
+/* One relay's digest was compared with ours (match) at now: whether to
+ * ask for a resync. After POLICY_RESYNC_MISSES mismatches in a row (a
+ * change in flight differs for a moment), then not again before a
+ * back-off that doubles from two heartbeats to
+ * POLICY_RESYNC_BACKOFF_MAX_HB while they keep differing; a match resets
+ * it. A difference that a resync can't mend (a node only one side can
+ * hear) so costs one catch-up window per 64 heartbeats at most. */
+bool policy_resync_note(struct policy_resync *s, bool match, uint64_t now,
+                        uint64_t heartbeat_ms);
+
 /* ---- member lists ---- */
 
 /* Views differ: whether we send our member list rather than the sender

@@ -150,6 +150,12 @@ struct sim_node {
   struct batch hold, news;
   uint64_t hold_due, news_due, credit_at;
   struct seen *seen;
+  uint64_t window_until;
+  bool all_quiet;
+  /* agent_net.c: records digests compared with each relay */
+  struct policy_resync resync[PEERS_RELAYS_MAX];
+  unsigned resync_left;
+  uint64_t resyncs, windows; /* counted, for the summary */
 
   /* timers: armed, due (µs) and arming counter */
   bool t_active[SIM_T_COUNT];

@@ -33,8 +33,10 @@
  *   load_members, save_members
  *                       agent_net.c: load_members, net_save_members
  *   net_start           agent_net.c: net_start
- *   relay_forward, flush, flush_at
+ *   relay_forward, flush, flush_at, relay_open_window
  *                       agent_relay.c: the same names
+ *   relay_said, pass_on, all_quiet
+ *                       agent_net.c: the same names
  *   self_init, refresh, self_refute, sim_node_set
  *                       agent_self.c: self_init, refresh, self_refute,
  *                       self_set (no data, no --for)
@@ -64,6 +66,7 @@ static const uint64_t soon_delays_ms[] = {5, 25, 100, 400};
 #define MEMBERS_GAP_MS 50
 #define NET_MEMBERS_SAVE_EVERY 5
 #define SOON_TAIL_MS 400
+#define NET_RESYNC_REPEATS 3
 /* What a behaviour's script takes, from issue to end. */
 #define SIM_SCRIPT_US 5000
 #define SIM_BEHAVIOUR "follow"
@@ -153,6 +156,15 @@ static void net_publish(struct sim_node *nd, enum wire_type type) {
   m.nknown = (uint32_t)(nd->peers.n + 1);
   if (type != WIRE_LEAVE)
     add_unheard(nd, &m);
+  if (nd->cfg.relay) {
+    m.relay = true;
+    m.nlost = peers_verdicts(&nd->peers, m.lost, WIRE_LOST_MAX, &m.lost_total);
+    m.has_rdigest = true;
+    m.rdigest = peers_records_digest(&nd->peers, &nd->rec, -1);
+  } else if (nd->resync_left > 0) {
+    nd->resync_left--;
+    m.resync = true;
+  }
   send_msg(nd, &m);
 }
 
@@ -283,9 +295,21 @@ static void load_members(struct sim_node *nd) {
 
 static void expire_alts(struct sim_node *nd);
 
+static bool all_quiet(const struct sim_node *nd) {
+  for (size_t i = 0; i < nd->peers.n; i++) {
+    const struct peer *p = nd->peers.v[i];
+    if (p->status == PEER_ALIVE && p->version_heard &&
+        p->proto < WIRE_PROTO_QUIET)
+      return false;
+  }
+  return true;
+}
+
 static void on_heartbeat(struct sim_node *nd) {
   (void)peers_clock(&nd->peers, sim_ms(nd));
   expire_alts(nd);
+  if (nd->cfg.relay)
+    nd->all_quiet = all_quiet(nd);
   if (nd->members_wanted)
     publish_members(nd);
   net_publish(nd, !nd->got_members && has_join(nd) ? WIRE_HELLO : WIRE_STATE);
@@ -636,6 +660,60 @@ static void after_record(struct sim_node *nd, unsigned todo) {
     offer_list(nd);
 }
 
+static void relay_open_window(struct sim_node *nd, uint64_t now) {
+  uint64_t until = now + policy_relay_window_ms(nd->cfg.heartbeat_ms);
+  if (nd->window_until <= now)
+    nd->windows++;
+  if (until > nd->window_until)
+    nd->window_until = until;
+}
+
+static void relay_said(struct sim_node *nd, const struct wire_msg *m,
+                       uint64_t now) {
+  int slot;
+  (void)peers_relay_verdicts(&nd->peers, m->from, m->lost, m->nlost,
+                             m->nlost == m->lost_total, now, sim_wall(nd));
+  wake_at(nd, peers_next_deadline(&nd->peers));
+  slot = peers_relay_slot(&nd->peers, m->from);
+  if (!m->has_rdigest || slot < 0)
+    return;
+  if (policy_resync_note(&nd->resync[slot],
+                         m->rdigest ==
+                             peers_records_digest(&nd->peers, &nd->rec, slot),
+                         now, nd->cfg.heartbeat_ms)) {
+    nd->resyncs++;
+    nd->resync_left = NET_RESYNC_REPEATS;
+    publish_soon(nd);
+  }
+}
+
+static void pass_on(struct sim_node *nd, const struct wire_msg *m,
+                    const struct peer *peer, bool news, uint64_t now,
+                    const void *raw, size_t rawlen) {
+  uint64_t lately = POLICY_RELAY_REPEAT_HB * nd->cfg.heartbeat_ms;
+  struct policy_pass_in in = {
+      .forwards = true,
+      .news = news,
+      .leave = m->type == WIRE_LEAVE,
+      .control = m->necho > 0 || m->proving || m->nwant > 0 ||
+                 m->revoked != NULL || m->resync,
+      .cert_wanted = false, /* no identity in the simulation */
+      .changed_lately = peer->changed_at + lately > now,
+      .catch_up = now < nd->window_until,
+      .all_quiet = nd->all_quiet,
+  };
+  switch (policy_relay_pass(&in)) {
+  case POLICY_PASS_NEWS:
+    relay_forward(nd, raw, rawlen, true);
+    break;
+  case POLICY_PASS_HOLD:
+    relay_forward(nd, raw, rawlen, false);
+    break;
+  case POLICY_PASS_NONE:
+    break;
+  }
+}
+
 static void handle_record(struct sim_node *nd, struct wire_msg *m,
                           bool via_relay, const void *raw, size_t rawlen) {
   uint64_t now = sim_ms(nd);
@@ -653,15 +731,23 @@ static void handle_record(struct sim_node *nd, struct wire_msg *m,
   if (restarted || names_us(m, nd->cfg.name))
     redial(nd, peer);
   merged(nd, res, peer);
-  if (peer != NULL)
+  if (peer != NULL) {
     (void)peers_accept_seq(&nd->peers, m->from, m->inc, m->seq);
+    peers_note_roles(&nd->peers, peer, m->leaf, m->relay, now);
+  }
   if (res == PEERS_STALE && policy_sender_behind(peer, m->inc, &m->rec)) {
     reach_also(nd, peer, m->rec.addr);
     tell_behind(nd);
   }
   nd->got_members = true;
+  if (m->relay && !via_relay && !nd->cfg.relay && peer != NULL)
+    relay_said(nd, m, now);
+  if (nd->cfg.relay && !via_relay &&
+      (m->type == WIRE_HELLO || m->resync ||
+       (m->leaf && (first_heard || restarted))))
+    relay_open_window(nd, now);
   if (forward && peer != NULL)
-    relay_forward(nd, raw, rawlen, news || m->type == WIRE_LEAVE);
+    pass_on(nd, m, peer, news, now, raw, rawlen);
   struct policy_record_in in = {
       .hello = m->type == WIRE_HELLO,
       .from_leaf = m->leaf,
@@ -862,8 +948,11 @@ static void on_peer_event(void *arg, const struct peer_event *ev) {
     engine_peer_event(&nd->engine, ev, now);
     return;
   }
-  if (ev->type == PEER_EV_LOST)
+  if (ev->type == PEER_EV_LOST) {
     redial(nd, (struct peer *)ev->peer);
+    if (nd->cfg.relay && ev->peer->relayed)
+      publish_soon(nd);
+  }
   engine_peer_event(&nd->engine, ev, now);
   sim_observe(nd, ev);
 }
@@ -913,6 +1002,7 @@ static void action_done(struct sim_node *nd, size_t b) {
 /* ---- lifecycle ---- */
 
 static void net_start(struct sim_node *nd) {
+  peers_set_covered(&nd->peers, !nd->cfg.relay);
   load_members(nd);
   for (size_t i = 0; i < nd->cfg.njoin; i++)
     if (strcmp(nd->cfg.join[i], nd->rec.addr) != 0)
@@ -946,6 +1036,10 @@ void sim_node_start(struct sim_node *nd) {
   nd->soon_left = 0;
   nd->soon_again = false;
   nd->credit_at = 0;
+  nd->window_until = 0;
+  nd->all_quiet = false;
+  memset(nd->resync, 0, sizeof(nd->resync));
+  nd->resync_left = 0;
   nd->last_action = -1;
   nd->action_busy = false;
   memset(&nd->rival, 0, sizeof(nd->rival));

@@ -352,6 +352,279 @@ static void run_case(void **state) {
   assert_string_equal(table, c->table);
 }
 
+/* ---- relays' verdicts, as a table ---- */
+
+/* A covered table (this agent is not a relay) with relays r1, r2 and
+ * leaves a, b, all heard at t=0: each row is what happens next, and the
+ * events and table it must leave. Verdict lists are "name:inc:ver,..". */
+enum vop { V_END, V_LEAF, V_RELAY, V_SAY, V_SAYALL, V_TICK, V_REC };
+
+struct vstep {
+  enum vop op;
+  const char *name; /* the leaf or relay; V_SAY: the relay */
+  const char *list; /* V_SAY: the verdicts */
+  uint64_t ver;     /* V_REC: the leaf's version */
+  uint64_t t;
+};
+
+struct verdict_case {
+  const char *name;
+  bool relay_table; /* the table is a relay's: not covered */
+  struct vstep steps[10];
+  const char *events; /* after the set-up's joins */
+  const char *table;
+};
+
+static const struct verdict_case verdict_cases[] = {
+    {"verdicts_of_one_relay_of_two_leave_a_leaf_alive",
+     false,
+     {{V_SAY, "r1", "a:1:1", 0, 10}},
+     "",
+     "a:alive:ready:1 b:alive:ready:1 r1:alive:ready:1 r2:alive:ready:1"},
+    {"verdicts_of_every_live_relay_make_a_leaf_lost",
+     false,
+     {{V_SAY, "r1", "a:1:1", 0, 10}, {V_SAY, "r2", "a:1:1", 0, 20}},
+     "lost a lost<ready;",
+     "a:lost:lost:1 b:alive:ready:1 r1:alive:ready:1 r2:alive:ready:1"},
+    {"a_relay_lost_leaves_the_verdicts_of_the_others",
+     false,
+     {{V_SAY, "r1", "a:1:1", 0, 10},
+      {V_RELAY, "r1", NULL, 0, 900},
+      {V_LEAF, "b", NULL, 0, 900},
+      {V_TICK, NULL, NULL, 0, 1100}},
+     "lost r2 lost<ready;lost a lost<ready;",
+     "a:lost:lost:1 b:alive:ready:1 r1:alive:ready:1 r2:lost:lost:1"},
+    {"a_quiet_leaf_stays_alive_while_a_relay_is_heard",
+     false,
+     {{V_RELAY, "r1", NULL, 0, 900},
+      {V_RELAY, "r2", NULL, 0, 900},
+      {V_RELAY, "r1", NULL, 0, 1800},
+      {V_RELAY, "r2", NULL, 0, 1800},
+      {V_TICK, NULL, NULL, 0, 2500}},
+     "",
+     "a:alive:ready:1 b:alive:ready:1 r1:alive:ready:1 r2:alive:ready:1"},
+    {"leaves_go_silent_with_the_last_relay",
+     false,
+     {{V_RELAY, "r1", NULL, 0, 500},
+      {V_TICK, NULL, NULL, 0, 1100},
+      {V_TICK, NULL, NULL, 0, 1500}},
+     "lost r2 lost<ready;lost r1 lost<ready;lost a lost<ready;lost b "
+     "lost<ready;",
+     "a:lost:lost:1 b:lost:lost:1 r1:lost:lost:1 r2:lost:lost:1"},
+    {"the_leaf_itself_revives_it_and_clears_the_verdicts",
+     false,
+     {{V_SAY, "r1", "a:1:1", 0, 10},
+      {V_SAY, "r2", "a:1:1", 0, 20},
+      {V_LEAF, "a", NULL, 0, 30},
+      {V_SAY, "r1", "a:1:1", 0, 40}},
+     "lost a lost<ready;joined a ready<lost;",
+     "a:alive:ready:1 b:alive:ready:1 r1:alive:ready:1 r2:alive:ready:1"},
+    {"a_verdict_on_an_older_record_is_ignored",
+     false,
+     {{V_REC, "a", NULL, 2, 5},
+      {V_SAY, "r1", "a:1:1", 0, 10},
+      {V_SAY, "r2", "a:1:1", 0, 20}},
+     "",
+     "a:alive:ready:1 b:alive:ready:1 r1:alive:ready:1 r2:alive:ready:1"},
+    {"a_complete_list_withdraws_what_it_no_longer_names",
+     false,
+     {{V_SAYALL, "r1", "a:1:1", 0, 10},
+      {V_SAYALL, "r1", "b:1:1", 0, 20},
+      {V_SAY, "r2", "a:1:1", 0, 30}},
+     "",
+     "a:alive:ready:1 b:alive:ready:1 r1:alive:ready:1 r2:alive:ready:1"},
+    {"an_incomplete_list_withdraws_nothing",
+     false,
+     {{V_SAY, "r1", "a:1:1", 0, 10},
+      {V_SAY, "r1", "b:1:1", 0, 20},
+      {V_SAY, "r2", "a:1:1", 0, 30}},
+     "lost a lost<ready;",
+     "a:lost:lost:1 b:alive:ready:1 r1:alive:ready:1 r2:alive:ready:1"},
+    {"verdicts_on_a_relay_or_an_unknown_name_change_nothing",
+     false,
+     {{V_SAY, "r1", "r2:1:1,zz:1:1", 0, 10},
+      {V_SAY, "r2", "r2:1:1,zz:1:1", 0, 20}},
+     "",
+     "a:alive:ready:1 b:alive:ready:1 r1:alive:ready:1 r2:alive:ready:1"},
+    {"a_relay_table_ignores_verdicts_and_times_silence",
+     true,
+     {{V_SAY, "r1", "a:1:1", 0, 10},
+      {V_SAY, "r2", "a:1:1", 0, 20},
+      {V_RELAY, "r1", NULL, 0, 900},
+      {V_RELAY, "r2", NULL, 0, 900},
+      {V_LEAF, "b", NULL, 0, 900},
+      {V_TICK, NULL, NULL, 0, 1100}},
+     "lost a lost<ready;",
+     "a:lost:lost:1 b:alive:ready:1 r1:alive:ready:1 r2:alive:ready:1"},
+};
+
+static void heard_as(struct fixture *f, const char *name, uint64_t ver,
+                     bool relay, uint64_t t) {
+  struct record r;
+  struct peer *peer = NULL;
+
+  make_record(&r, name, 1, ver, "ready", false, NULL);
+  assert_true(peers_merge_direct(&f->p, &r, t, WALL, &peer) >= 0);
+  record_free(&r);
+  assert_non_null(peer);
+  peers_note_roles(&f->p, peer, !relay, relay, t);
+}
+
+/* "name:inc:ver,..." into v; returns the count. */
+static size_t parse_verdicts(const char *list, struct wire_lost *v) {
+  char buf[256], *save = NULL;
+  size_t n = 0;
+
+  snprintf(buf, sizeof(buf), "%s", list);
+  for (char *tok = strtok_r(buf, ",", &save); tok != NULL && n < WIRE_LOST_MAX;
+       tok = strtok_r(NULL, ",", &save)) {
+    unsigned long long inc = 0, ver = 0;
+    char name[65];
+    assert_int_equal(sscanf(tok, "%64[^:]:%llu:%llu", name, &inc, &ver), 3);
+    snprintf(v[n].name, sizeof(v[n].name), "%s", name);
+    v[n].inc = inc;
+    v[n].ver = ver;
+    n++;
+  }
+  return n;
+}
+
+static void run_verdict_case(void **state) {
+  struct fixture *f = *state;
+  const struct verdict_case *c = (const void *)f->c;
+  char table[512];
+
+  peers_set_timing(&f->p, 0, LOST_AFTER, REAP_AFTER);
+  peers_set_covered(&f->p, !c->relay_table);
+  heard_as(f, "r1", 1, true, 0);
+  heard_as(f, "r2", 1, true, 0);
+  heard_as(f, "a", 1, false, 0);
+  heard_as(f, "b", 1, false, 0);
+  f->events[0] = '\0';
+  for (size_t i = 0; i < ARRAY_SIZE(c->steps) && c->steps[i].op != V_END; i++) {
+    const struct vstep *s = &c->steps[i];
+    struct wire_lost v[WIRE_LOST_MAX];
+    size_t n;
+    switch (s->op) {
+    case V_LEAF:
+      heard_as(f, s->name, 1, false, s->t);
+      break;
+    case V_REC:
+      heard_as(f, s->name, s->ver, false, s->t);
+      break;
+    case V_RELAY:
+      heard_as(f, s->name, 1, true, s->t);
+      break;
+    case V_SAY:
+    case V_SAYALL:
+      n = parse_verdicts(s->list, v);
+      (void)peers_relay_verdicts(&f->p, s->name, v, n, s->op == V_SAYALL, s->t,
+                                 WALL);
+      break;
+    case V_TICK:
+      (void)peers_tick(&f->p, s->t, WALL, LOST_AFTER, REAP_AFTER);
+      break;
+    case V_END:
+      break;
+    }
+  }
+  assert_string_equal(f->events, c->events);
+  dump(&f->p, table, sizeof(table));
+  assert_string_equal(table, c->table);
+}
+
+/* What a relay says: the leaves it holds lost, newest first, at most
+ * max, and how many in all; relays and mesh members are not listed. */
+static void peers_verdicts_list_lost_leaves_newest_first(void **state) {
+  struct fixture *f = *state;
+  struct wire_lost v[WIRE_LOST_MAX];
+  uint32_t total = 0;
+  const char *names[] = {"a", "b", "c", "d"};
+
+  peers_set_timing(&f->p, 0, LOST_AFTER, REAP_AFTER);
+  heard_as(f, "r9", 1, true, 0);
+  assert_int_equal(direct(&f->p, "m", 1, 1, "ready", false, NULL, 0),
+                   PEERS_NEW);
+  for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+    heard_as(f, names[i], 1, false, 0);
+  /* c, a, d, b go lost at 1000, 1100, 1200, 1300 (the others heard). */
+  const char *order[] = {"c", "a", "d", "b"};
+  for (size_t k = 0; k < 4; k++) {
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+      bool gone = false;
+      for (size_t j = 0; j <= k; j++)
+        gone |= strcmp(names[i], order[j]) == 0;
+      if (!gone)
+        heard_as(f, names[i], 1, false, 100 * k + 1);
+    }
+    heard_as(f, "r9", 1, true, 100 * k + 1);
+    assert_int_equal(
+        direct(&f->p, "m", 1, 1, "ready", false, NULL, 100 * k + 1),
+        PEERS_UPDATED);
+    (void)peers_tick(&f->p, 1000 + 100 * k, WALL, LOST_AFTER, REAP_AFTER);
+  }
+  assert_int_equal(peers_verdicts(&f->p, v, WIRE_LOST_MAX, &total), 4);
+  assert_int_equal(total, 4);
+  assert_string_equal(v[0].name, "b");
+  assert_string_equal(v[1].name, "d");
+  assert_string_equal(v[2].name, "a");
+  assert_string_equal(v[3].name, "c");
+  assert_int_equal(peers_verdicts(&f->p, v, 2, &total), 2);
+  assert_int_equal(total, 4);
+  assert_string_equal(v[0].name, "b");
+  assert_string_equal(v[1].name, "d");
+}
+
+/* The records digest: a relay's own equals a member's for that relay
+ * when they hold the same records, leaving out what the relay holds
+ * lost; any version apart makes them differ; the cache follows. */
+static void peers_records_digest_matches_the_relays_view(void **state) {
+  struct fixture *f = *state;
+  struct peers relay;
+  struct record self_m, self_r;
+  struct wire_lost v[1];
+  int slot;
+  uint64_t d;
+
+  peers_init(&relay, "r1", PEERS_MAX_DEFAULT, NULL, NULL);
+  peers_set_timing(&relay, 0, LOST_AFTER, REAP_AFTER);
+  peers_set_timing(&f->p, 0, LOST_AFTER, REAP_AFTER);
+  peers_set_covered(&f->p, true);
+  make_record(&self_m, SELF, 1, 1, "ready", false, NULL);
+  make_record(&self_r, "r1", 1, 1, "ready", false, NULL);
+  /* The member knows r1, a, b; the relay knows me, a, b, and holds b
+   * lost. */
+  heard_as(f, "r1", 1, true, 0);
+  heard_as(f, "a", 1, false, 0);
+  heard_as(f, "b", 1, false, 0);
+  assert_int_equal(direct(&relay, SELF, 1, 1, "ready", false, NULL, 0),
+                   PEERS_NEW);
+  assert_int_equal(direct(&relay, "a", 1, 1, "ready", false, NULL, 0),
+                   PEERS_NEW);
+  assert_int_equal(direct(&relay, "b", 1, 1, "ready", false, NULL, 0),
+                   PEERS_NEW);
+  slot = peers_relay_slot(&f->p, "r1");
+  assert_true(slot >= 0);
+  assert_int_equal(peers_force_lost(&relay, "b", 10, WALL), 0);
+  d = peers_records_digest(&relay, &self_r, -1);
+  assert_true(peers_records_digest(&f->p, &self_m, slot) != d);
+  parse_verdicts("b:1:1", v);
+  (void)peers_relay_verdicts(&f->p, "r1", v, 1, true, 20, WALL);
+  assert_true(peers_records_digest(&f->p, &self_m, slot) == d);
+  /* b is still alive here (one relay of one: lost, in fact) */
+  /* A newer version of a on one side only. */
+  assert_int_equal(direct(&relay, "a", 1, 2, "busy", false, NULL, 30),
+                   PEERS_UPDATED);
+  assert_true(peers_records_digest(&relay, &self_r, -1) != d);
+  assert_true(peers_records_digest(&f->p, &self_m, slot) == d);
+  heard_as(f, "a", 2, false, 40);
+  assert_true(peers_records_digest(&f->p, &self_m, slot) ==
+              peers_records_digest(&relay, &self_r, -1));
+  record_free(&self_m);
+  record_free(&self_r);
+  peers_free(&relay);
+}
+
 /* ---- rules outside the table ---- */
 
 static void peers_refuse_a_new_node_when_full(void **state) {
@@ -1405,7 +1678,10 @@ int main(void) {
       TEST(peers_grace_leaves_lost_and_left_nodes_alone),
       TEST(peers_show_since_when_a_node_is_lost_or_left),
       TEST(peers_detect_every_silence_driven_as_the_agent_does),
+      TEST(peers_verdicts_list_lost_leaves_newest_first),
+      TEST(peers_records_digest_matches_the_relays_view),
   };
+  struct CMUnitTest verdicts[ARRAY_SIZE(verdict_cases)];
   int failed;
 
   for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -1413,7 +1689,15 @@ int main(void) {
                            fixture_teardown, (void *)&cases[i]};
     rules[i] = t;
   }
+  for (size_t i = 0; i < ARRAY_SIZE(verdict_cases); i++) {
+    struct CMUnitTest t = {verdict_cases[i].name, run_verdict_case,
+                           fixture_setup, fixture_teardown,
+                           (void *)&verdict_cases[i]};
+    verdicts[i] = t;
+  }
   failed = cmocka_run_group_tests_name("peers merge rules", rules, NULL, NULL);
+  failed +=
+      cmocka_run_group_tests_name("relays' verdicts", verdicts, NULL, NULL);
   failed += cmocka_run_group_tests_name("peers", others, NULL, NULL);
   return failed != 0;
 }

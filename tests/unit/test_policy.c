@@ -444,6 +444,79 @@ static void relay_forwards_leaves_direct_records_only(void **state) {
   }
 }
 
+/* ---- quiet relays ---- */
+
+struct pass_row {
+  const char *name;
+  struct policy_pass_in in;
+  enum policy_relay_pass expect;
+};
+
+#define QUIET .forwards = true, .all_quiet = true
+static const struct pass_row pass_rows[] = {
+    {"not_a_forward", {.news = true, .all_quiet = true}, POLICY_PASS_NONE},
+    {"an_unchanged_heartbeat_stays", {QUIET}, POLICY_PASS_NONE},
+    {"news_goes_at_once", {QUIET, .news = true}, POLICY_PASS_NEWS},
+    {"a_leave_goes_at_once", {QUIET, .leave = true}, POLICY_PASS_NEWS},
+    {"echoes_and_wants_go_at_once", {QUIET, .control = true}, POLICY_PASS_NEWS},
+    {"a_certificate_asked_for_goes_at_once",
+     {QUIET, .cert_wanted = true},
+     POLICY_PASS_NEWS},
+    {"repeats_after_a_change",
+     {QUIET, .changed_lately = true},
+     POLICY_PASS_HOLD},
+    {"repeats_in_a_catch_up_window",
+     {QUIET, .catch_up = true},
+     POLICY_PASS_HOLD},
+    {"every_repeat_for_an_earlier_minor", {.forwards = true}, POLICY_PASS_HOLD},
+    {"news_beats_the_window",
+     {QUIET, .news = true, .catch_up = true},
+     POLICY_PASS_NEWS},
+};
+
+static void relay_passes_on_news_and_repeats_only_when_needed(void **state) {
+  (void)state;
+  for (size_t i = 0; i < ARRAY_SIZE(pass_rows); i++) {
+    const struct pass_row *r = &pass_rows[i];
+    if (policy_relay_pass(&r->in) != r->expect)
+      fail_msg("%s: %d, not %d", r->name, policy_relay_pass(&r->in), r->expect);
+  }
+  assert_int_equal(policy_relay_window_ms(1000), 1500);
+}
+
+/* A resync is asked after two mismatches in a row, then not again within
+ * a back-off that doubles (2, 4, ... 64 heartbeats) while digests keep
+ * differing; a match resets everything. */
+static void resync_backs_off_while_digests_differ(void **state) {
+  struct policy_resync s = {0};
+  uint64_t hb = 1000, t = 0, asked[8];
+  size_t k = 0;
+
+  (void)state;
+  assert_false(policy_resync_note(&s, false, t, hb));
+  assert_true(policy_resync_note(&s, false, t += hb, hb));
+  asked[k++] = t;
+  while (k < ARRAY_SIZE(asked) && t < 400 * hb)
+    if (policy_resync_note(&s, false, t += hb, hb))
+      asked[k++] = t;
+  assert_int_equal(k, ARRAY_SIZE(asked));
+  assert_int_equal(asked[1] - asked[0], 2 * hb);
+  assert_int_equal(asked[2] - asked[1], 4 * hb);
+  assert_int_equal(asked[3] - asked[2], 8 * hb);
+  assert_int_equal(asked[6] - asked[5], 64 * hb);
+  assert_int_equal(asked[7] - asked[6], 64 * hb);
+  assert_false(policy_resync_note(&s, true, t += hb, hb));
+  assert_int_equal(s.backoff_ms, 0);
+  assert_false(policy_resync_note(&s, false, t += hb, hb));
+  assert_true(policy_resync_note(&s, false, t += hb, hb));
+  /* Mismatches that don't come in a row ask nothing. */
+  s = (struct policy_resync){0};
+  for (int i = 0; i < 10; i++) {
+    assert_false(policy_resync_note(&s, false, t += hb, hb));
+    assert_false(policy_resync_note(&s, true, t += hb, hb));
+  }
+}
+
 /* ---- member lists ---- */
 
 struct lists_row {
@@ -1084,6 +1157,8 @@ int main(void) {
       cmocka_unit_test(relay_credit),
       cmocka_unit_test(relay_burst_then_one_per_interval),
       cmocka_unit_test(relay_forwards_leaves_direct_records_only),
+      cmocka_unit_test(relay_passes_on_news_and_repeats_only_when_needed),
+      cmocka_unit_test(resync_backs_off_while_digests_differ),
       cmocka_unit_test(lists_ours_picks_one_side),
       cmocka_unit_test(lists_ours_is_one_sided),
       cmocka_unit_test(is_news_when_it_tells_something),
