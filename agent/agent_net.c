@@ -210,6 +210,7 @@ void net_publish(struct net *n, enum wire_type type) {
     m.nlost = peers_verdicts(&a->peers, m.lost, WIRE_LOST_MAX, &m.lost_total);
     m.has_rdigest = true;
     m.rdigest = peers_records_digest(&a->peers, self, -1);
+    trust_sign_verdicts(&a->trust, &m);
   } else if (n->resync_left > 0) {
     n->resync_left--;
     m.resync = true;
@@ -1073,8 +1074,13 @@ static void relay_said(struct net *n, const struct wire_msg *m, uint64_t now) {
   struct agent *a = agent_of(n);
   int slot;
 
-  if (peers_relay_verdicts(&a->peers, m->from, m->lost, m->nlost,
-                           m->nlost == m->lost_total, now, util_wall_ms()) > 0)
+  /* With identity, only verdicts the relay signed with this message's
+   * stamp count (trust.h). */
+  if (!trust_check_verdicts(&a->trust, m, util_wall_ms()))
+    refused("verdicts", m->from, "a relay's verdicts not signed by it");
+  else if (peers_relay_verdicts(&a->peers, m->from, m->inc, m->seq, m->lost,
+                                m->nlost, m->nlost == m->lost_total, now,
+                                util_wall_ms()) > 0)
     a->metrics.verdict_losses++;
   n->wake_at(n, peers_next_deadline(&a->peers));
   slot = peers_relay_slot(&a->peers, m->from);

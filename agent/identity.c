@@ -307,6 +307,55 @@ bool id_head_verify(const uint8_t pk[ID_PUBLIC_BYTES], const struct id_head *h,
   return !e.overflow && crypto_sign_verify_detached(sig, buf, e.len, pk) == 0;
 }
 
+/* ---- a relay's verdicts ---- */
+
+#define VERDICTS_BYTES_MAX                                                     \
+  (12 + 4 + CHOREO_CLUSTER_MAX + 4 + CHOREO_NAME_MAX + 8 + 8 + 4 + 4 +         \
+   ID_VERDICTS_MAX * (4 + CHOREO_NAME_MAX + 8 + 8))
+
+static void verdicts_bytes(struct enc *e, const struct id_verdicts *vs) {
+  put_domain(e, "choreo-lost");
+  put_bounded(e, vs->cluster, CHOREO_CLUSTER_MAX);
+  put_bounded(e, vs->relay, CHOREO_NAME_MAX);
+  put_u64(e, vs->inc);
+  put_u64(e, vs->seq);
+  put_u32(e, vs->total);
+  put_u32(e, (uint32_t)vs->n);
+  if (vs->n > ID_VERDICTS_MAX) {
+    e->overflow = true;
+    return;
+  }
+  for (size_t i = 0; i < vs->n; i++) {
+    put_bounded(e, vs->v[i].name, CHOREO_NAME_MAX);
+    put_u64(e, vs->v[i].inc);
+    put_u64(e, vs->v[i].ver);
+  }
+}
+
+/* Out of bounds (never built by callers): all zeros, which never
+ * verifies. */
+void id_verdicts_sign(const struct id_key *k, const struct id_verdicts *vs,
+                      uint8_t sig[ID_SIG_BYTES]) {
+  uint8_t buf[VERDICTS_BYTES_MAX];
+  struct enc e = {.buf = buf, .cap = sizeof(buf)};
+
+  verdicts_bytes(&e, vs);
+  if (e.overflow)
+    memset(sig, 0, ID_SIG_BYTES);
+  else
+    crypto_sign_detached(sig, NULL, buf, e.len, k->sk);
+}
+
+bool id_verdicts_verify(const uint8_t pk[ID_PUBLIC_BYTES],
+                        const struct id_verdicts *vs,
+                        const uint8_t sig[ID_SIG_BYTES]) {
+  uint8_t buf[VERDICTS_BYTES_MAX];
+  struct enc e = {.buf = buf, .cap = sizeof(buf)};
+
+  verdicts_bytes(&e, vs);
+  return !e.overflow && crypto_sign_verify_detached(sig, buf, e.len, pk) == 0;
+}
+
 /* ---- base64, serials ---- */
 
 void id_b64_format(const uint8_t *bin, size_t n, char *out, size_t outlen) {

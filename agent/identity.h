@@ -171,6 +171,27 @@ void id_head_sign(const struct id_key *k, const struct id_head *h,
 bool id_head_verify(const uint8_t pk[ID_PUBLIC_BYTES], const struct id_head *h,
                     const uint8_t sig[ID_SIG_BYTES]);
 
+/* A relay's verdicts (docs/PROTOCOL.md "Identity"): the leaves it holds
+ * lost, signed with the relay's key together with the message's stamp,
+ * so that they can't be forged or replayed apart from its messages. */
+struct id_verdict {
+  const char *name;
+  uint64_t inc, ver;
+};
+struct id_verdicts {
+  const char *cluster, *relay;
+  uint64_t inc, seq; /* the message's */
+  uint32_t total;    /* all the relay holds lost */
+  size_t n;          /* at most ID_VERDICTS_MAX */
+  const struct id_verdict *v;
+};
+#define ID_VERDICTS_MAX 32
+void id_verdicts_sign(const struct id_key *k, const struct id_verdicts *vs,
+                      uint8_t sig[ID_SIG_BYTES]);
+bool id_verdicts_verify(const uint8_t pk[ID_PUBLIC_BYTES],
+                        const struct id_verdicts *vs,
+                        const uint8_t sig[ID_SIG_BYTES]);
+
 /* Serials as 16 lowercase hex digits (17 bytes with the NUL). */
 void id_serial_format(uint64_t serial, char out[17]);
 /* Exactly 16 hex digits (either case). Returns 0 or CHOREO_EINVAL. */

@@ -720,16 +720,22 @@ void peers_note_roles(struct peers *p, struct peer *peer, bool leaf, bool relay,
     }
 }
 
-size_t peers_relay_verdicts(struct peers *p, const char *relay,
-                            const struct wire_lost *v, size_t n, bool complete,
-                            uint64_t now, int64_t wall) {
+size_t peers_relay_verdicts(struct peers *p, const char *relay, uint64_t inc,
+                            uint64_t seq, const struct wire_lost *v, size_t n,
+                            bool complete, uint64_t now, int64_t wall) {
   int slot = peers_relay_slot(p, relay);
+  struct peer *r;
   uint8_t bit;
   size_t lost = 0;
   unsigned live;
 
   if (!p->covered || slot < 0)
     return 0;
+  r = p->relays[slot];
+  if (inc < r->verdict_inc || (inc == r->verdict_inc && seq <= r->verdict_seq))
+    return 0;
+  r->verdict_inc = inc;
+  r->verdict_seq = seq;
   bit = (uint8_t)(1u << slot);
   (void)peers_clock(p, now);
   if (complete) {

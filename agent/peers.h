@@ -127,6 +127,9 @@ struct peer {
   bool relayed, is_relay;
   uint8_t lost_by;
   uint64_t changed_at;
+  /* A relay's: the (inc, seq) of the message whose verdicts were taken
+   * last; older ones are not taken again (a replay). */
+  uint64_t verdict_inc, verdict_seq;
 };
 
 struct peer_event {
@@ -312,11 +315,13 @@ int peers_relay_slot(const struct peers *p, const char *name);
  * holds lost, so leaves not in it are no longer lost by it. A leaf is
  * lost here once every relay alive here holds it lost (a relay cut off
  * from one leaf alone does not make it lost to others); its own next
- * message, which a relay forwards as news, revives it. Returns the
- * number of leaves taken for lost. */
-size_t peers_relay_verdicts(struct peers *p, const char *relay,
-                            const struct wire_lost *v, size_t n, bool complete,
-                            uint64_t now, int64_t wall);
+ * message, which a relay forwards as news, revives it. (inc, seq): the
+ * stamp of the relay's message; verdicts of a message not newer than the
+ * last taken from that relay are ignored. Returns the number of leaves
+ * taken for lost. */
+size_t peers_relay_verdicts(struct peers *p, const char *relay, uint64_t inc,
+                            uint64_t seq, const struct wire_lost *v, size_t n,
+                            bool complete, uint64_t now, int64_t wall);
 
 /* The verdicts this agent (a relay) gives: leaves it holds lost, the most
  * recently lost first, at most max into out; *total, all it holds lost.

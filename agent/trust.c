@@ -514,6 +514,65 @@ void trust_sign(struct trust *t, struct wire_msg *m, const struct record *own,
   m->cert = with_cert ? json_incref(t->cert_json) : NULL;
 }
 
+/* m's verdicts as identity.c signs them; items holds them. */
+static void verdicts_of(const struct trust *t, const struct wire_msg *m,
+                        struct id_verdict items[ID_VERDICTS_MAX],
+                        struct id_verdicts *vs) {
+  size_t n = m->nlost <= ID_VERDICTS_MAX ? m->nlost : ID_VERDICTS_MAX;
+
+  for (size_t i = 0; i < n; i++)
+    items[i] = (struct id_verdict){
+        .name = m->lost[i].name, .inc = m->lost[i].inc, .ver = m->lost[i].ver};
+  *vs = (struct id_verdicts){.cluster = t->cluster,
+                             .relay = m->from,
+                             .inc = m->inc,
+                             .seq = m->seq,
+                             .total = m->lost_total,
+                             .n = n,
+                             .v = items};
+}
+
+void trust_sign_verdicts(struct trust *t, struct wire_msg *m) {
+  struct id_verdict items[ID_VERDICTS_MAX];
+  struct id_verdicts vs;
+
+  if (!t->enabled)
+    return;
+  verdicts_of(t, m, items, &vs);
+  id_verdicts_sign(&t->key, &vs, m->lost_sig);
+  m->has_lost_sig = true;
+}
+
+bool trust_check_verdicts(struct trust *t, const struct wire_msg *m,
+                          int64_t now_ms) {
+  struct id_verdict items[ID_VERDICTS_MAX];
+  struct id_verdicts vs;
+  const struct trust_entry *e;
+  const struct id_cert *cert;
+
+  if (!t->enabled || !m->relay)
+    return true;
+  e = trust_find(t, m->from);
+  if (!m->has_lost_sig) {
+    if (t->required || (e != NULL && e->signs)) {
+      (void)drop(t, TRUST_DROP_UNSIGNED);
+      return false;
+    }
+    return true;
+  }
+  if ((cert = usable_cert(e, now_ms)) == NULL) {
+    (void)drop(t, TRUST_DROP_NO_CERT);
+    return false;
+  }
+  verdicts_of(t, m, items, &vs);
+  t->verified++;
+  if (!id_verdicts_verify(cert->key, &vs, m->lost_sig)) {
+    (void)drop(t, TRUST_DROP_BAD_SIG);
+    return false;
+  }
+  return true;
+}
+
 void trust_sign_member(struct trust *t, struct wire_member *w,
                        const struct record *own) {
   const struct trust_entry *e;

@@ -162,6 +162,17 @@ bool trust_own_entry(const struct trust *t, const struct wire_member *w);
  * "Certificates on demand"). Identity off: nothing. */
 void trust_sign(struct trust *t, struct wire_msg *m, const struct record *own,
                 bool with_cert);
+/* A relay signs its verdicts (m->lost, m->lost_total) with the message's
+ * stamp (m->inc, m->seq, set before): m->lost_sig. Identity off:
+ * nothing. */
+void trust_sign_verdicts(struct trust *t, struct wire_msg *m);
+/* Whether the verdicts of a relay's message (m->relay), accepted already
+ * by trust_check_record, may be taken: identity off, or signed by the
+ * key of the relay's certificate held here (unsigned ones only where its
+ * records may be unsigned). An empty list is checked too: it withdraws
+ * the relay's verdicts. False: counted as a drop. */
+bool trust_check_verdicts(struct trust *t, const struct wire_msg *m,
+                          int64_t now_ms);
 /* Fill w's signature for a member list: our own entry (own) or a peer's,
  * when the head verified last is the record w describes. */
 void trust_sign_member(struct trust *t, struct wire_member *w,

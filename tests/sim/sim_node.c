@@ -671,8 +671,9 @@ static void relay_open_window(struct sim_node *nd, uint64_t now) {
 static void relay_said(struct sim_node *nd, const struct wire_msg *m,
                        uint64_t now) {
   int slot;
-  (void)peers_relay_verdicts(&nd->peers, m->from, m->lost, m->nlost,
-                             m->nlost == m->lost_total, now, sim_wall(nd));
+  (void)peers_relay_verdicts(&nd->peers, m->from, m->inc, m->seq, m->lost,
+                             m->nlost, m->nlost == m->lost_total, now,
+                             sim_wall(nd));
   wake_at(nd, peers_next_deadline(&nd->peers));
   slot = peers_relay_slot(&nd->peers, m->from);
   if (!m->has_rdigest || slot < 0)

@@ -32,6 +32,7 @@ struct fixture {
   struct peers p;
   const struct merge_case *c; /* the row a table test runs; else NULL */
   char events[1024];          /* "type name state<previous;" per event */
+  uint64_t seq;               /* of the verdicts' messages */
 };
 
 /* The table must be sorted and hold the event's peer whenever an event is
@@ -518,8 +519,8 @@ static void run_verdict_case(void **state) {
     case V_SAY:
     case V_SAYALL:
       n = parse_verdicts(s->list, v);
-      (void)peers_relay_verdicts(&f->p, s->name, v, n, s->op == V_SAYALL, s->t,
-                                 WALL);
+      (void)peers_relay_verdicts(&f->p, s->name, 1, ++f->seq, v, n,
+                                 s->op == V_SAYALL, s->t, WALL);
       break;
     case V_TICK:
       (void)peers_tick(&f->p, s->t, WALL, LOST_AFTER, REAP_AFTER);
@@ -609,7 +610,7 @@ static void peers_records_digest_matches_the_relays_view(void **state) {
   d = peers_records_digest(&relay, &self_r, -1);
   assert_true(peers_records_digest(&f->p, &self_m, slot) != d);
   parse_verdicts("b:1:1", v);
-  (void)peers_relay_verdicts(&f->p, "r1", v, 1, true, 20, WALL);
+  (void)peers_relay_verdicts(&f->p, "r1", 1, 1, v, 1, true, 20, WALL);
   assert_true(peers_records_digest(&f->p, &self_m, slot) == d);
   /* b is still alive here (one relay of one: lost, in fact) */
   /* A newer version of a on one side only. */

@@ -397,6 +397,109 @@ static void trust_signs_what_others_verify(void **state) {
   trust_free(&other);
 }
 
+/* ---- a relay's verdicts ---- */
+
+/* "me" as a relay signs its verdicts; db1's table, which holds me's
+ * certificate, takes them as signed and refuses each forgery: a verdict
+ * changed, added or dropped, another stamp (a replay under a new seq),
+ * the count, another relay's name, no signature while required. */
+enum vforge {
+  V_NONE,
+  V_ENTRY,
+  V_ADDED,
+  V_DROPPED,
+  V_SEQ,
+  V_TOTAL,
+  V_FROM,
+  V_UNSIGNED
+};
+
+static void relay_msg(struct wire_msg *m) {
+  msg(m, "me", "web", 2, 1, "ready", NULL, NULL);
+  m->relay = true;
+  m->seq = 40;
+  m->nlost = 2;
+  m->lost_total = 3;
+  snprintf(m->lost[0].name, sizeof(m->lost[0].name), "web7");
+  m->lost[0].inc = 5;
+  m->lost[0].ver = 6;
+  snprintf(m->lost[1].name, sizeof(m->lost[1].name), "web8");
+  m->lost[1].inc = 7;
+  m->lost[1].ver = 8;
+}
+
+static void trust_checks_a_relays_verdicts(void **state) {
+  static const struct {
+    enum vforge f;
+    bool ok;
+  } rows[] = {{V_NONE, true},     {V_ENTRY, false},   {V_ADDED, false},
+              {V_DROPPED, false}, {V_SEQ, false},     {V_TOTAL, false},
+              {V_FROM, false},    {V_UNSIGNED, false}};
+  struct world *w = *state;
+  struct trust other;
+  bool warn;
+
+  assert_int_equal(trust_init(&other), 0);
+  assert_int_equal(trust_configure(&other, "shop", &w->db, &w->db_cert,
+                                   (const uint8_t(*)[ID_PUBLIC_BYTES])w->op.pk,
+                                   1, true),
+                   0);
+  for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+    struct wire_msg m;
+    relay_msg(&m);
+    trust_sign(&w->t, &m, &m.rec, true);
+    trust_sign_verdicts(&w->t, &m);
+    assert_true(m.has_lost_sig);
+    /* The relay's record, and so its certificate, is taken first. */
+    assert_int_equal(trust_check_record(&other, &m, NOW_MS, &warn), TRUST_OK);
+    switch (rows[i].f) {
+    case V_ENTRY:
+      m.lost[1].ver = 9;
+      break;
+    case V_ADDED:
+      m.nlost = 3;
+      snprintf(m.lost[2].name, sizeof(m.lost[2].name), "db1");
+      break;
+    case V_DROPPED:
+      m.nlost = 1;
+      break;
+    case V_SEQ:
+      m.seq = 41;
+      break;
+    case V_TOTAL:
+      m.lost_total = 2;
+      break;
+    case V_FROM:
+      snprintf(m.from, sizeof(m.from), "web1");
+      break;
+    case V_UNSIGNED:
+      m.has_lost_sig = false;
+      break;
+    case V_NONE:
+      break;
+    }
+    if (trust_check_verdicts(&other, &m, NOW_MS) != rows[i].ok)
+      fail_msg("row %zu: verdicts %s", i, rows[i].ok ? "refused" : "taken");
+    wire_msg_free(&m);
+  }
+  /* An empty list (withdrawing every verdict) is signed and checked too. */
+  {
+    struct wire_msg m;
+    relay_msg(&m);
+    m.nlost = 0;
+    m.lost_total = 0;
+    trust_sign_verdicts(&w->t, &m);
+    assert_true(trust_check_verdicts(&other, &m, NOW_MS));
+    m.has_lost_sig = false;
+    assert_false(trust_check_verdicts(&other, &m, NOW_MS));
+    /* Not a relay's message: nothing to check. */
+    m.relay = false;
+    assert_true(trust_check_verdicts(&other, &m, NOW_MS));
+    wire_msg_free(&m);
+  }
+  trust_free(&other);
+}
+
 /* ---- revocations ---- */
 
 static json_t *revocation(const struct id_key *op, uint64_t serial,
@@ -541,6 +644,7 @@ int main(void) {
       TEST(trust_verifies_once_per_version),
       TEST(trust_accepts_unsigned_until_required_or_signed),
       cmocka_unit_test(trust_off_checks_nothing),
+      TEST(trust_checks_a_relays_verdicts),
       TEST(trust_checks_member_entries),
       TEST(trust_takes_only_signed_entries_as_our_own),
       TEST(trust_signs_what_others_verify),
