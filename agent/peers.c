@@ -151,6 +151,7 @@ static struct peer *peer_new(const struct record *r, uint64_t now,
   peer->quiet_since = now;
   peer->status_since = now;
   peer->status_wall = wall;
+  peer->changed_at = now;
   peer->endpoint = -1;
   return peer;
 }
