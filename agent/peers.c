@@ -695,6 +695,7 @@ static void free_slot(struct peers *p, const struct peer *relay) {
     p->relays[s] = NULL;
     for (size_t i = 0; i < p->n; i++)
       p->v[i]->lost_by &= (uint8_t) ~(1u << s);
+    p->self_lost_by &= (uint8_t) ~(1u << s);
     p->gen++;
   }
 }
@@ -746,9 +747,17 @@ size_t peers_relay_verdicts(struct peers *p, const char *relay, uint64_t inc,
         p->v[i]->lost_by &= (uint8_t)~bit;
         p->gen++;
       }
+    if (p->self_lost_by & bit) {
+      p->self_lost_by &= (uint8_t)~bit;
+      p->gen++;
+    }
   }
   for (size_t i = 0; i < n; i++) {
     struct peer *peer = peers_find(p, v[i].name);
+    if (strcmp(v[i].name, p->self) == 0 && !(p->self_lost_by & bit)) {
+      p->self_lost_by |= bit;
+      p->gen++;
+    }
     /* An older record than ours: the node spoke since the relay lost it. */
     if (peer == NULL || !covered(p, peer) ||
         cmp_stamp(v[i].inc, v[i].ver, &peer->rec) < 0 || (peer->lost_by & bit))
@@ -882,7 +891,8 @@ uint64_t peers_records_digest(struct peers *p, const struct record *self,
       h ^= hash_stamp(&peer->rec);
   }
   if (self != NULL) {
-    h ^= hash_stamp(self);
+    if (!(p->self_lost_by & bit))
+      h ^= hash_stamp(self);
     p->rdig_inc[c] = self->inc;
     p->rdig_ver[c] = self->ver;
   }

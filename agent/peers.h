@@ -181,6 +181,7 @@ struct peers {
    * and rdig_self the self record they were given. */
   bool covered;
   struct peer *relays[PEERS_RELAYS_MAX]; /* NULL when free */
+  uint8_t self_lost_by; /* the relays whose verdicts name this agent */
   uint64_t relay_heard_at;
   uint64_t gen;
   uint64_t rdig[PEERS_RELAYS_MAX + 1], rdig_gen[PEERS_RELAYS_MAX + 1];
@@ -333,8 +334,9 @@ size_t peers_verdicts(const struct peers *p, struct wire_lost *out, size_t max,
  * hash of (name, inc, ver) over self and every node heard from, alive
  * and not left. slot -1: as this agent holds them (what a relay sends);
  * a relay's slot: leaving out the leaves that relay holds lost, which is
- * what that relay's own digest is compared with. Cached until the table
- * changes. */
+ * what that relay's own digest is compared with; self too, when that
+ * relay's verdicts name this agent (it can't hear us: no resync would
+ * mend that). Cached until the table changes. */
 uint64_t peers_records_digest(struct peers *p, const struct record *self,
                               int slot);
 

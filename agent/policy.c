@@ -171,14 +171,16 @@ bool policy_resync_note(struct policy_resync *s, bool match, uint64_t now,
   uint64_t max = POLICY_RESYNC_BACKOFF_MAX_HB * heartbeat_ms;
 
   if (match) {
-    *s = (struct policy_resync){0};
+    s->misses = 0;
     return false;
   }
   if (++s->misses < POLICY_RESYNC_MISSES || now < s->next_at)
     return false;
-  s->backoff_ms = s->backoff_ms == 0 ? 2 * heartbeat_ms : 2 * s->backoff_ms;
-  if (s->backoff_ms > max)
+  if (s->backoff_ms == 0 || now - s->last_at > 4 * s->backoff_ms)
+    s->backoff_ms = 2 * heartbeat_ms;
+  else if ((s->backoff_ms *= 2) > max)
     s->backoff_ms = max;
+  s->last_at = now;
   s->next_at = now + s->backoff_ms;
   s->misses = 0;
   return true;

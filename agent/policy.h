@@ -252,17 +252,22 @@ uint64_t policy_relay_window_ms(uint64_t heartbeat_ms);
 #define POLICY_RESYNC_BACKOFF_MAX_HB 64
 struct policy_resync {
   unsigned misses;     /* mismatches in a row */
+  uint64_t last_at;    /* the last request (monotonic ms) */
   uint64_t next_at;    /* no request before (monotonic ms) */
-  uint64_t backoff_ms; /* the gap after the next request; 0: none yet */
+  uint64_t backoff_ms; /* the gap after the last request; 0: none yet */
 };
 
 /* One relay's digest was compared with ours (match) at now: whether to
  * ask for a resync. After POLICY_RESYNC_MISSES mismatches in a row (a
  * change in flight differs for a moment), then not again before a
- * back-off that doubles from two heartbeats to
- * POLICY_RESYNC_BACKOFF_MAX_HB while they keep differing; a match resets
- * it. A difference that a resync can't mend (a node only one side can
- * hear) so costs one catch-up window per 64 heartbeats at most. */
+ * back-off of two heartbeats, which doubles, up to
+ * POLICY_RESYNC_BACKOFF_MAX_HB, whenever they differ again within four
+ * back-offs of the last request, matches in between or not: a
+ * difference that comes back after each resync (a node one side hears
+ * only through the other's window) is not mended by resyncs. Only after
+ * four back-offs without a request does it start over from two
+ * heartbeats. Such a difference so costs one catch-up window per 64
+ * heartbeats at most. */
 bool policy_resync_note(struct policy_resync *s, bool match, uint64_t now,
                         uint64_t heartbeat_ms);
 

@@ -89,7 +89,7 @@ static void usage(FILE *f) {
           "                  [--decode-us US] [--encode-us US] [--send-us US]\n"
           "                  [--cores C]\n"
           "scenarios: steady (default), partition, flap, relay-dies,\n"
-          "           forged-members, crash-restart\n"
+          "           forged-members, crash-restart, relay-cut\n"
           "Runs the real protocol code of N agents in virtual time and prints\n"
           "one summary line; exits 1 when an invariant breaks\n"
           "(docs/ARCHITECTURE.md \"Simulation\").\n");
@@ -119,9 +119,9 @@ static bool prob(const char *s, double *out) {
   return true;
 }
 
-static const char *scenarios[] = {"steady",         "partition",
-                                  "flap",           "relay-dies",
-                                  "forged-members", "crash-restart"};
+static const char *scenarios[] = {
+    "steady",         "partition",     "flap",     "relay-dies",
+    "forged-members", "crash-restart", "relay-cut"};
 
 static int parse(int argc, char **argv, struct sim_opts *o) {
   struct {
@@ -627,7 +627,7 @@ static void schedule(void) {
     gap = (end - first - 2 * H) / o->changes;
   for (uint64_t k = 0; k < o->changes && first + k * gap + H <= end; k++)
     world(first + k * gap, W_SET, (int)(S.n - o->dbs));
-  if (strcmp(sc, "partition") == 0) {
+  if (strcmp(sc, "partition") == 0 || strcmp(sc, "relay-cut") == 0) {
     world(8 * H, W_CUT, -1);
     world(18 * H, W_HEAL, -1);
   } else if (strcmp(sc, "relay-dies") == 0) {
@@ -655,10 +655,12 @@ static void schedule(void) {
 }
 
 static void cut(void) {
-  /* a third of the nodes, relay 1 among them when there are relays */
+  /* a third of the nodes, relay 1 among them when there are relays;
+   * relay-cut: relay 1 alone, still running, cut off from everyone */
+  bool relay_only = strcmp(S.o.scenario, "relay-cut") == 0;
   memset(S.side, 0, S.n);
   for (size_t i = 0; i < S.n; i++)
-    S.side[i] = i % 3 == 1;
+    S.side[i] = relay_only ? i == 1 : i % 3 == 1;
   S.cut = true;
 }
 

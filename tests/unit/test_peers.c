@@ -583,7 +583,7 @@ static void peers_records_digest_matches_the_relays_view(void **state) {
   struct fixture *f = *state;
   struct peers relay;
   struct record self_m, self_r;
-  struct wire_lost v[1];
+  struct wire_lost v[1], v2[2];
   int slot;
   uint64_t d;
 
@@ -621,6 +621,17 @@ static void peers_records_digest_matches_the_relays_view(void **state) {
   heard_as(f, "a", 2, false, 40);
   assert_true(peers_records_digest(&f->p, &self_m, slot) ==
               peers_records_digest(&relay, &self_r, -1));
+  /* The relay can't hear me and says so: my digest for it leaves me out
+   * (no resync would mend that), until a complete list no longer names
+   * me. */
+  assert_int_equal(peers_force_lost(&relay, SELF, 50, WALL), 0);
+  d = peers_records_digest(&relay, &self_r, -1);
+  assert_true(peers_records_digest(&f->p, &self_m, slot) != d);
+  parse_verdicts("b:1:1,me:1:1", v2);
+  (void)peers_relay_verdicts(&f->p, "r1", 1, 2, v2, 2, true, 60, WALL);
+  assert_true(peers_records_digest(&f->p, &self_m, slot) == d);
+  (void)peers_relay_verdicts(&f->p, "r1", 1, 3, v2, 1, true, 70, WALL);
+  assert_true(peers_records_digest(&f->p, &self_m, slot) != d);
   record_free(&self_m);
   record_free(&self_r);
   peers_free(&relay);

@@ -486,10 +486,12 @@ static void relay_passes_on_news_and_repeats_only_when_needed(void **state) {
 
 /* A resync is asked after two mismatches in a row, then not again within
  * a back-off that doubles (2, 4, ... 64 heartbeats) while digests keep
- * differing; a match resets everything. */
+ * differing, also when they match for a while in between (a difference
+ * that comes back after each resync); only a calm of four back-offs
+ * since the last request starts it over. */
 static void resync_backs_off_while_digests_differ(void **state) {
   struct policy_resync s = {0};
-  uint64_t hb = 1000, t = 0, asked[8];
+  uint64_t hb = 1000, t = 0, asked[8], last;
   size_t k = 0;
 
   (void)state;
@@ -505,16 +507,28 @@ static void resync_backs_off_while_digests_differ(void **state) {
   assert_int_equal(asked[3] - asked[2], 8 * hb);
   assert_int_equal(asked[6] - asked[5], 64 * hb);
   assert_int_equal(asked[7] - asked[6], 64 * hb);
-  assert_false(policy_resync_note(&s, true, t += hb, hb));
-  assert_int_equal(s.backoff_ms, 0);
-  assert_false(policy_resync_note(&s, false, t += hb, hb));
-  assert_true(policy_resync_note(&s, false, t += hb, hb));
+  /* Flapping: a match, then the difference again, every 5 heartbeats.
+   * The back-off stays at 64 heartbeats. */
+  last = asked[7];
+  for (int i = 0; i < 60; i++) {
+    assert_false(policy_resync_note(&s, true, t += hb, hb));
+    for (int j = 0; j < 4; j++)
+      if (policy_resync_note(&s, false, t += hb, hb)) {
+        assert_true(t - last >= 64 * hb);
+        last = t;
+      }
+  }
+  assert_int_equal(s.backoff_ms, 64 * hb);
   /* Mismatches that don't come in a row ask nothing. */
-  s = (struct policy_resync){0};
   for (int i = 0; i < 10; i++) {
     assert_false(policy_resync_note(&s, false, t += hb, hb));
     assert_false(policy_resync_note(&s, true, t += hb, hb));
   }
+  /* A calm of four back-offs: it starts over from two heartbeats. */
+  t = last + 4 * 64 * hb + 1;
+  assert_false(policy_resync_note(&s, false, t, hb));
+  assert_true(policy_resync_note(&s, false, t += hb, hb));
+  assert_int_equal(s.backoff_ms, 2 * hb);
 }
 
 /* ---- member lists ---- */
