@@ -201,20 +201,28 @@ NFT
 st4=$(own web4)
 wait_for "r1 takes web4 lost" 15 sees r1 web4 lost
 # For two lost_after, no one but r1 may take web4 lost: r2 still hears it.
+# And it is steady: r1 keeps it lost (it never hears web4 itself), web4
+# asks for no resync (r1's verdicts name it: it leaves itself out of its
+# digest for r1), so r2 opens no catch-up window for it.
+windows0=$(metric r2 choreo_relay_catch_up_windows_total)
+resyncs0=$(metric web4 choreo_relay_resyncs_asked_total)
 end=$(($(now_ms) + 2 * lost_ms))
 while [ "$(now_ms)" -lt "$end" ]; do
   for n in $(others web4 r1); do
     s=$(state_seen "$n" web4)
     [ "$s" = "$st4" ] || fail "$n sees web4 '$s', not '$st4', while only r1 is cut off from it"
   done
+  sees r1 web4 lost || fail "r1 sees web4 '$(state_seen r1 web4)' while cut off from it: it flaps"
 done
-ok "web4 cut off from r1 only: r1 takes it lost, everyone else still sees it $st4"
+windows1=$(metric r2 choreo_relay_catch_up_windows_total)
+resyncs1=$(metric web4 choreo_relay_resyncs_asked_total)
+[ "$resyncs1" = "$resyncs0" ] || fail "web4 asked $((resyncs1 - resyncs0)) resyncs while cut off from r1"
+[ "$((windows1 - windows0))" -le 1 ] || fail "r2 opened $((windows1 - windows0)) catch-up windows while web4 was cut off from r1"
+ok "web4 cut off from r1 only: r1 takes it lost and keeps it so, everyone else still sees it $st4, no resync"
 nft delete table inet "$table" || fail "nft: could not remove the rule"
-# Cut off, r1 also sees web4 back now and then (through r2's catch-up
-# windows), each time for about lost_after; healed, it takes web4 lost no
-# more (its log says each time it does) and keeps seeing it for two
-# lost_after in a row. TCP retransmits on the connection held up may take
-# a few seconds.
+# Healed, r1 takes web4 lost no more (its log says each time it does)
+# and keeps seeing it for two lost_after in a row. TCP retransmits on the
+# connection held up may take a few seconds.
 lost_lines() { count_lines "$T/r1.log" "peer web4 lost:"; }
 held_since=0
 seen=$(lost_lines)
