@@ -5,7 +5,8 @@
 # 100 through relays in the hostile scenarios; a leaf's traffic at 100
 # and 300 nodes;
 # then the same seed twice, which must print the same line byte for byte,
-# and a run made to break an invariant, which must say so. Each check
+# and a run made to break an invariant, which must say so, and which
+# tests/sim/shrink.py shrinks to a smaller run that still breaks. Each check
 # prints "ok - " or "FAIL: " (scripts/count-tests.py counts them).
 set -u
 sim=${1:?usage: sim_test.sh CHOREO_SIM}
@@ -46,7 +47,7 @@ done
 # forged member lists, a relay dying mid-batch, a relay cut off from
 # everyone while it runs.
 for sc in flap forged-members relay-dies relay-cut; do
-  "$sim" --nodes 100 --relays 2 --seed 6 --loss 0.01 --seconds 25 \
+  "$sim" --nodes 100 --relays 2 --seed 6 --loss 0.01 --seconds 30 \
     --scenario "$sc" >"$tmp/$sc" 2>&1
   check "100 nodes, 2 relays, 1% loss, $sc" "$tmp/$sc" $?
 done
@@ -97,6 +98,21 @@ if [ "$rc" -eq 1 ] && grep -q 'invariant broken: .*seed 9, t=' <<<"$out"; then
   echo "ok - a broken invariant names the seed and the time: $out"
 else
   echo "FAIL: 30% loss with lost_after 1.1 heartbeats did not break an invariant (exit $rc): $out"
+  failed=1
+fi
+# The same broken run shrunk (tests/sim/shrink.py): a smaller run that
+# still breaks an invariant, whose line reproduces it.
+small=$(python3 "$(dirname "$0")/shrink.py" --sim "$sim" --budget 40 -- \
+  --nodes 60 --relays 2 --seed 9 --seconds 12 --heartbeat 1000 \
+  --lost-after 1100 --loss 0.3 2>/dev/null)
+rc=$?
+nodes=$(sed -n 's/.*--nodes \([0-9]*\).*/\1/p' <<<"$small")
+again=$(eval "$small" 2>&1)
+if [ "$rc" -eq 0 ] && [ -n "$nodes" ] && [ "$nodes" -lt 60 ] &&
+  grep -q 'invariant broken' <<<"$again"; then
+  echo "ok - the broken run shrinks to $nodes nodes and still breaks: ${small#* }"
+else
+  echo "FAIL: shrinking the broken run (exit $rc) gave: $small / $again"
   failed=1
 fi
 exit $failed
