@@ -366,18 +366,6 @@ static void offer_list(struct net *n) {
 
 static void expire_alts(struct net *n);
 
-/* Whether every member heard speaks minor 2: a member of an earlier
- * minor times leaves by their silence, and needs every heartbeat. */
-static bool all_quiet(struct agent *a) {
-  for (size_t i = 0; i < a->peers.n; i++) {
-    const struct peer *p = a->peers.v[i];
-    if (p->status == PEER_ALIVE && p->version_heard &&
-        p->proto < WIRE_PROTO_QUIET)
-      return false;
-  }
-  return true;
-}
-
 static void on_heartbeat(uv_timer_t *t) {
   struct net *n = container_of(t, struct net, heartbeat);
   struct agent *a = agent_of(n);
@@ -392,7 +380,7 @@ static void on_heartbeat(uv_timer_t *t) {
   echo_sweep(n, uv_now(&a->loop));
   expire_alts(n);
   if (a->cfg->relay)
-    a->relay.all_quiet = all_quiet(a);
+    a->relay.all_quiet = peers_all_speak(&a->peers, WIRE_PROTO_QUIET);
   if (n->members_wanted)
     publish_members(n);
   net_publish(n, !n->got_members && has_join(n) ? WIRE_HELLO : WIRE_STATE);

@@ -680,6 +680,16 @@ void peers_set_covered(struct peers *p, bool on) {
   }
 }
 
+bool peers_all_speak(const struct peers *p, uint32_t minor) {
+  for (size_t i = 0; i < p->n; i++) {
+    const struct peer *peer = p->v[i];
+    if (peer->status == PEER_ALIVE && peer->version_heard &&
+        peer->proto < minor)
+      return false;
+  }
+  return true;
+}
+
 int peers_relay_slot(const struct peers *p, const char *name) {
   for (int s = 0; s < PEERS_RELAYS_MAX; s++)
     if (p->relays[s] != NULL && strcmp(p->relays[s]->rec.name, name) == 0)

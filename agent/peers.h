@@ -307,6 +307,10 @@ void peers_set_covered(struct peers *p, bool covered);
 void peers_note_roles(struct peers *p, struct peer *peer, bool leaf, bool relay,
                       uint64_t now);
 
+/* Whether every member alive whose versions were heard speaks `minor` or
+ * later (a relay passes every heartbeat on while one does not). */
+bool peers_all_speak(const struct peers *p, uint32_t minor);
+
 /* The slot of relay `name`, or -1 when it has none. */
 int peers_relay_slot(const struct peers *p, const char *name);
 

@@ -35,7 +35,7 @@
  *   net_start           agent_net.c: net_start
  *   relay_forward, flush, flush_at, relay_open_window
  *                       agent_relay.c: the same names
- *   relay_said, pass_on, all_quiet
+ *   relay_said, pass_on
  *                       agent_net.c: the same names
  *   self_init, refresh, self_refute, sim_node_set
  *                       agent_self.c: self_init, refresh, self_refute,
@@ -295,21 +295,11 @@ static void load_members(struct sim_node *nd) {
 
 static void expire_alts(struct sim_node *nd);
 
-static bool all_quiet(const struct sim_node *nd) {
-  for (size_t i = 0; i < nd->peers.n; i++) {
-    const struct peer *p = nd->peers.v[i];
-    if (p->status == PEER_ALIVE && p->version_heard &&
-        p->proto < WIRE_PROTO_QUIET)
-      return false;
-  }
-  return true;
-}
-
 static void on_heartbeat(struct sim_node *nd) {
   (void)peers_clock(&nd->peers, sim_ms(nd));
   expire_alts(nd);
   if (nd->cfg.relay)
-    nd->all_quiet = all_quiet(nd);
+    nd->all_quiet = peers_all_speak(&nd->peers, WIRE_PROTO_QUIET);
   if (nd->members_wanted)
     publish_members(nd);
   net_publish(nd, !nd->got_members && has_join(nd) ? WIRE_HELLO : WIRE_STATE);

@@ -637,6 +637,28 @@ static void peers_records_digest_matches_the_relays_view(void **state) {
   peers_free(&relay);
 }
 
+/* A relay passes every heartbeat on while a member alive speaks an
+ * earlier minor; members whose versions were not heard yet, and members
+ * lost or left, don't count. */
+static void peers_all_speak_ignores_the_unheard_and_the_gone(void **state) {
+  struct fixture *f = *state;
+  struct peer *a, *b;
+
+  assert_true(peers_all_speak(&f->p, 2));
+  heard_as(f, "a", 1, false, 0);
+  heard_as(f, "b", 1, false, 0);
+  a = peers_find(&f->p, "a");
+  b = peers_find(&f->p, "b");
+  assert_true(peers_all_speak(&f->p, 2)); /* versions not heard yet */
+  a->version_heard = b->version_heard = true;
+  a->proto = 2;
+  b->proto = 1;
+  assert_false(peers_all_speak(&f->p, 2));
+  assert_true(peers_all_speak(&f->p, 1));
+  assert_int_equal(peers_force_lost(&f->p, "b", 10, WALL), 0);
+  assert_true(peers_all_speak(&f->p, 2));
+}
+
 /* ---- rules outside the table ---- */
 
 static void peers_refuse_a_new_node_when_full(void **state) {
@@ -1692,6 +1714,7 @@ int main(void) {
       TEST(peers_detect_every_silence_driven_as_the_agent_does),
       TEST(peers_verdicts_list_lost_leaves_newest_first),
       TEST(peers_records_digest_matches_the_relays_view),
+      TEST(peers_all_speak_ignores_the_unheard_and_the_gone),
   };
   struct CMUnitTest verdicts[ARRAY_SIZE(verdict_cases)];
   int failed;
