@@ -6,7 +6,8 @@
 # failure and the other members take it lost on their verdicts; a leaf
 # restarted, a leaf that changed while a relay was down, a leaf stopped
 # and continued all end up seen as they are by everyone; a leaf cut off
-# from one relay only stays alive to everyone but that relay.
+# from one relay only stays alive to everyone but that relay; while an
+# agent of protocol minor 1 is alive, the relays pass every heartbeat on.
 source "$(dirname "$0")/lib.sh"
 
 install_recorder
@@ -243,3 +244,41 @@ done
 TRUTH=$(truth)
 for n in $all; do wait_for "$n's view is everyone's own" 15 agrees "$n"; done
 ok "the rule removed, r1 sees web4 back and every view is right"
+
+# An agent of minor 1 (0.2.0, which times leaves by their silence) joins:
+# while it is alive, the relays pass every leaf heartbeat on again; once
+# it is gone, they keep them back again. The old agent is played by
+# messages of its own (proto [0, 1]) sent straight to r1's inbox.
+mkdir -p "$T/old"
+for i in $(seq 1 40); do
+  jq -nc --argjson seq "$i" --arg addr "tcp://127.0.0.1:$(free_port)" \
+    '{v: 1, proto: [0, 1], release: "0.2.0", cluster: "test", from: "old1",
+      inc: 1700000000, seq: $seq, type: "state",
+      rec: {addr: $addr, ver: 1, left: false, state: "ready", reason: "",
+            since: 1, groups: ["old"], data: {}},
+      digest: "0000000000000001", known: 1}' >"$T/old/$i.msg"
+done
+fwd0=$(metric r1 choreo_relay_forwarded_total)
+t0=$(now_ms)
+for i in $(seq 1 40); do
+  "$CHOREO_TAP" send "tcp://127.0.0.1:$pr1" 1 $((hb_ms / 2)) "$T/old/$i.msg" 2>>"$T/tap.log" ||
+    fail "tap send"
+  [ "$i" != 5 ] || wait_for "r1 hears old1" 10 sees r1 old1 ready
+done
+beats=$((($(now_ms) - t0) / hb_ms))
+fwd1=$(metric r1 choreo_relay_forwarded_total)
+# 8 leaves, a heartbeat each per heartbeat, while old1 was alive: at least
+# half of that, counting only the heartbeats after it was first heard.
+want=$((8 * (beats - 3) / 2))
+[ "$((fwd1 - fwd0))" -ge "$want" ] ||
+  fail "r1 forwarded $((fwd1 - fwd0)) messages in $beats heartbeats with an agent of minor 1 alive (want $want or more)"
+wait_for "r1 sees old1 lost" 15 sees r1 old1 lost
+settled r1 10
+fwd2=$(metric r1 choreo_relay_forwarded_total)
+kept2=$(metric r1 choreo_relay_repeats_kept_total)
+settled r1 20
+fwd3=$(metric r1 choreo_relay_forwarded_total)
+kept3=$(metric r1 choreo_relay_repeats_kept_total)
+[ "$((fwd3 - fwd2))" -le 2 ] || fail "r1 still forwarded $((fwd3 - fwd2)) heartbeats after old1 was gone"
+[ "$kept3" -gt "$kept2" ] || fail "r1 kept no repeats back after old1 was gone"
+ok "with an agent of minor 1 alive the relays pass every heartbeat on ($((fwd1 - fwd0)) in $beats heartbeats), and stop once it is gone"
