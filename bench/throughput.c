@@ -357,7 +357,7 @@ static double measure_check(const char *name, struct input *in, bool new,
 static void hello_sizes(struct world *w, const struct seal_ring *key) {
   char *plain = NULL, *signed_ = NULL;
   unsigned char *box = NULL;
-  size_t plen, slen, pbox, sbox;
+  size_t plen = 0, slen = 0, pbox = 0, sbox = 0;
 
   if (typical(WIRE_HELLO, 17, NULL, false, &plain, &plen) != 0 ||
       typical(WIRE_HELLO, 17, &w->sender, true, &signed_, &slen) != 0 ||

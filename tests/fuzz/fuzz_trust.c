@@ -3,7 +3,8 @@
  * (agent/trust.c): any bytes decoded as a message (wire_decode), then,
  * as the agent's receive path does with identity required, its
  * revocations taken (trust_revoke), its record checked
- * (trust_check_record) or its member entries (trust_check_member). The
+ * (trust_check_record) or its member entries (trust_check_member), and
+ * a relay's verdicts (trust_check_verdicts). The
  * table trusts a fixed operator key and holds a verified certificate and
  * head for node "db1", so that the cache, revocation and member paths
  * are reached as well as the refusals.
@@ -154,6 +155,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         id_head_digest(&h, digest);
         if (!id_head_verify(e->cert.key, &h, m.sig) &&
             memcmp(digest, e->digest, ID_HASH_BYTES) != 0)
+          abort();
+      }
+      /* A relay's verdicts taken are what db1 signed, with this stamp
+       * (db1 signs them itself when the input asks). */
+      if (v == TRUST_OK && m.relay) {
+        if (data[0] & 4 && strcmp(m.from, "db1") == 0) {
+          struct trust signer = t;
+          signer.key = db1;
+          trust_sign_verdicts(&signer, &m);
+        }
+        if (trust_check_verdicts(&t, &m, NOW_MS) && m.has_lost_sig &&
+            (e == NULL || !e->has_cert))
           abort();
       }
     }
