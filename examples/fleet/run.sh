@@ -3,8 +3,9 @@
 # WEBS webservers (default 40), every webserver a leaf of both relays
 # (docs/OPERATIONS.md "Relays"). db1 goes into maintenance; every
 # webserver swaps to the holding page; db1 is ready; they swap back. The
-# relays' counters show what they forwarded, and a leaf's that it holds
-# two connections, not one per member.
+# relays' counters show what they forwarded and what they kept back (the
+# unchanged heartbeats), and a leaf's that it holds two connections, not
+# one per member.
 # Usage: run.sh [path/to/choreo] [WEBS]; BASE_PORT (default 7600) is the
 # first of the WEBS + 3 loopback ports it uses.
 set -eu
@@ -90,8 +91,8 @@ echo "  all $webs webservers serve the site again $(ms_since "$t") ms after the 
 
 say "what the relays did"
 for r in relay1 relay2; do
-  echo "  $r: forwarded $(metric "$r" choreo_relay_forwarded_total) leaf messages in $(metric "$r" choreo_relay_batches_sent_total) batches"
+  echo "  $r: forwarded $(metric "$r" choreo_relay_forwarded_total) leaf messages in $(metric "$r" choreo_relay_batches_sent_total) batches; kept $(metric "$r" choreo_relay_repeats_kept_total) unchanged heartbeats back"
 done
-echo "  web1: received $(metric web1 choreo_relay_batches_received_total) batches; $(metric web1 choreo_relay_duplicates_total) copies (the second relay's, and its own) dropped unread"
+echo "  web1: received $(metric web1 choreo_messages_received_total) messages in all, $(metric web1 choreo_relay_batches_received_total) of them batches; $(metric web1 choreo_relay_duplicates_total) copies (the second relay's) dropped unread"
 
 say "done: nobody logged into a webserver"
