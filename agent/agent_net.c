@@ -608,6 +608,14 @@ static const char *sender_addr(const struct wire_msg *m) {
   return "";
 }
 
+/* The entry echoing name's nonce now, or NULL. */
+static struct net_echo *echo_find(struct net *n, const char *name) {
+  for (size_t i = 0; i < NET_ECHO_MAX; i++)
+    if (n->echo[i].until != 0 && strcmp(n->echo[i].name, name) == 0)
+      return &n->echo[i];
+  return NULL;
+}
+
 static struct net_echo *echo_slot(struct net *n, const char *name) {
   struct net_echo *free_slot = NULL, *oldest = &n->echo[0];
   for (size_t i = 0; i < NET_ECHO_MAX; i++) {
@@ -631,6 +639,7 @@ static struct net_echo *echo_slot(struct net *n, const char *name) {
 static void note_nonce(struct net *n, const struct wire_msg *m) {
   struct agent *a = agent_of(n);
   uint64_t now = uv_now(&a->loop);
+  struct peer *peer;
   struct net_echo *e;
   const char *addr;
 
@@ -639,13 +648,24 @@ static void note_nonce(struct net *n, const struct wire_msg *m) {
   if (n->echo == NULL &&
       (n->echo = calloc(NET_ECHO_MAX, sizeof(*n->echo))) == NULL)
     return;
-  e = echo_slot(n, m->from);
+  /* What we echo of it: the entry echoing now, or what its entry in the
+   * table kept once the echo was over (a nonce echoed once, and not
+   * asked for again, is not echoed again: that would go on forever, and
+   * through relays every message carrying it goes to every member). */
+  e = echo_find(n, m->from);
+  peer = peers_find(&a->peers, m->from);
   struct policy_echo_in in = {
-      .known = e->until != 0 && strcmp(e->name, m->from) == 0,
-      .active = e->until > now,
-      .nonce = e->nonce,
-      .inc = e->inc,
-      .seq = e->seq,
+      .known = e != NULL || (peer != NULL && peer->echoed_nonce != 0),
+      .active = e != NULL && e->until > now,
+      .nonce = e != NULL      ? e->nonce
+               : peer != NULL ? peer->echoed_nonce
+                              : 0,
+      .inc = e != NULL      ? e->inc
+             : peer != NULL ? peer->echoed_inc
+                            : 0,
+      .seq = e != NULL      ? e->seq
+             : peer != NULL ? peer->echoed_seq
+                            : 0,
       .msg_nonce = m->nonce,
       .msg_inc = m->inc,
       .msg_seq = m->seq,
@@ -655,11 +675,27 @@ static void note_nonce(struct net *n, const struct wire_msg *m) {
   case POLICY_ECHO_KEEP:
     return;
   case POLICY_ECHO_ADVANCE:
-    e->inc = m->inc;
-    e->seq = m->seq;
+    if (e != NULL) {
+      e->inc = m->inc;
+      e->seq = m->seq;
+    }
+    if (peer != NULL) {
+      /* The same nonce as noted (a newcomer's, noted before it had an
+       * entry in the table). */
+      peer->echoed_nonce = m->nonce;
+      peer->echoed_inc = m->inc;
+      peer->echoed_seq = m->seq;
+    }
     return;
   case POLICY_ECHO_ARM:
     break;
+  }
+  if (e == NULL)
+    e = echo_slot(n, m->from);
+  if (peer != NULL) {
+    peer->echoed_nonce = m->nonce;
+    peer->echoed_inc = m->inc;
+    peer->echoed_seq = m->seq;
   }
   e->sent = 0;
   snprintf(e->name, sizeof(e->name), "%s", m->from);

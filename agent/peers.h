@@ -130,6 +130,10 @@ struct peer {
   /* A relay's: the (inc, seq) of the message whose verdicts were taken
    * last; older ones are not taken again (a replay). */
   uint64_t verdict_inc, verdict_seq;
+  /* Freshness (agent_net.c): the nonce of it this agent last echoed, and
+   * the (inc, seq) of the message that brought it, kept once the echo is
+   * over, so that the same nonce is not echoed again (0: none). */
+  uint64_t echoed_nonce, echoed_inc, echoed_seq;
 };
 
 struct peer_event {

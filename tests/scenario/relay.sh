@@ -144,6 +144,22 @@ unauth=$(metric kb 'choreo_messages_dropped_total{reason="unauthenticated"}')
 [ "$unauth" = 0 ] || fail "kb could not open $unauth frames"
 ok "with a key, sealed frames pass through the relay and open at the leaves"
 
+# With a key, too, the relay is quiet at steady state: a nonce echoed
+# once is not echoed again (each echo is a message other members act on,
+# which a relay passes on at once), so the leaves' heartbeats stay at the
+# relay. Over about 15 heartbeats after settling: nothing forwarded, one
+# repeat kept per leaf and heartbeat or so.
+settled kr 10
+fwd0=$(metric kr choreo_relay_forwarded_total)
+kept0=$(metric kr choreo_relay_repeats_kept_total)
+settled kr 30
+fwd1=$(metric kr choreo_relay_forwarded_total)
+kept1=$(metric kr choreo_relay_repeats_kept_total)
+[ "$((fwd1 - fwd0))" -le 2 ] ||
+  fail "with a key the relay passed on $((fwd1 - fwd0)) leaf messages at steady state (kept $((kept1 - kept0)) back)"
+[ "$((kept1 - kept0))" -ge 10 ] || fail "with a key the relay kept only $((kept1 - kept0)) repeats back"
+ok "with a key the relay is quiet at steady state: $((fwd1 - fwd0)) passed on, $((kept1 - kept0)) kept back"
+
 # The fleet example (examples/fleet/run.sh) with six webservers.
 BASE_PORT=$(free_port) "$CHOREO_SRC/examples/fleet/run.sh" "$CHOREO_BIN" 6 >"$T/fleet.out" 2>&1 ||
   fail "examples/fleet/run.sh: $(tail -n 5 "$T/fleet.out")"
