@@ -773,17 +773,23 @@ static void redial(struct net *n, struct peer *peer) {
   struct endpoint *ep;
   int id;
 
-  if (peer == NULL || peer->endpoint < 0 || is_leaf(n) ||
-      (peer->redialled_at != 0 &&
-       now - peer->redialled_at < a->cfg->heartbeat_ms))
+  if (peer == NULL || (peer->redialled_at != 0 &&
+                       now - peer->redialled_at < a->cfg->heartbeat_ms))
+    return;
+  /* A leaf's only connections are to its relays: their join endpoints. */
+  if (is_leaf(n))
+    ep = find_endpoint(n, peer->rec.addr);
+  else
+    ep = peer->endpoint >= 0 ? find_endpoint(n, peer->endpoint_addr) : NULL;
+  if (ep == NULL || (is_leaf(n) && !ep->join))
     return;
   peer->redialled_at = now;
-  ep = find_endpoint(n, peer->endpoint_addr);
-  if (ep == NULL || (id = mesh_connect(&n->mesh, ep->addr)) < 0)
+  if ((id = mesh_connect(&n->mesh, ep->addr)) < 0)
     return;
   mesh_disconnect(&n->mesh, ep->id);
   ep->id = id;
-  peer->endpoint = id;
+  if (!is_leaf(n))
+    peer->endpoint = id;
   net_publish_soon(n);
 }
 
@@ -953,6 +959,20 @@ static void refused(const char *reason, const char *from, const char *detail) {
 /* Checks that need the agent's context (policy_admit): cluster, own
  * name, freshness (with a key ring), incarnation from the future,
  * replay. Returns false (counted) to drop. */
+/* A sender whose message was not newer than the last taken from it may
+ * be behind (policy_sender_behind): it restarted below the incarnation
+ * held. Tell it, at the address it sent from too. */
+static void maybe_behind(struct net *n, const struct wire_msg *m) {
+  struct peer *peer = peers_find(&agent_of(n)->peers, m->from);
+  if (!policy_sender_behind(peer, m->inc, NULL))
+    return;
+  if (m->type == WIRE_HELLO)
+    redial(n, peer);
+  if (m->type != WIRE_MEMBERS)
+    reach_also(n, peer, m->rec.addr);
+  tell_behind(n, m->from);
+}
+
 static bool admit(struct net *n, const struct wire_msg *m, bool via_relay,
                   bool signed_current) {
   struct agent *a = agent_of(n);
@@ -1015,18 +1035,15 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay,
     break;
   case POLICY_DROP_RELAY_DUPLICATE:
     a->metrics.relay_duplicates++;
+    /* At a relay, straight from a leaf: the leaf may be behind (it
+     * restarted below the incarnation held), and only we can tell it. */
+    if (!via_relay)
+      maybe_behind(n, m);
     break;
   case POLICY_DROP_REPLAY:
     a->metrics.drop_replay++;
     refused("replay", m->from, NULL);
-    if (policy_sender_behind(peers_find(&a->peers, m->from), m->inc, NULL)) {
-      struct peer *peer = peers_find(&a->peers, m->from);
-      if (m->type == WIRE_HELLO)
-        redial(n, peer);
-      if (m->type != WIRE_MEMBERS)
-        reach_also(n, peer, m->rec.addr);
-      tell_behind(n, m->from);
-    }
+    maybe_behind(n, m);
     break;
   }
   return false;
@@ -1098,6 +1115,12 @@ static void relay_said(struct net *n, const struct wire_msg *m, uint64_t now) {
   struct agent *a = agent_of(n);
   int slot;
 
+  /* A relay that holds us lost can't hear us, though we hear it: our
+   * connection to it may wait out a reconnection back-off. Make it anew
+   * (at most once a heartbeat). */
+  for (size_t i = 0; i < m->nlost; i++)
+    if (strcmp(m->lost[i].name, a->cfg->name) == 0)
+      redial(n, peers_find(&a->peers, m->from));
   /* With identity, only verdicts the relay signed with this message's
    * stamp count (trust.h). */
   if (!trust_check_verdicts(&a->trust, m, util_wall_ms()))
@@ -1108,7 +1131,9 @@ static void relay_said(struct net *n, const struct wire_msg *m, uint64_t now) {
     a->metrics.verdict_losses++;
   n->wake_at(n, peers_next_deadline(&a->peers));
   slot = peers_relay_slot(&a->peers, m->from);
-  if (!m->has_rdigest || slot < 0)
+  /* Before our startup sync, views still form: a difference is no news,
+   * and counting it would only grow the back-off. */
+  if (!m->has_rdigest || slot < 0 || !n->synced)
     return;
   if (policy_resync_note(
           &n->resync[slot],
@@ -1124,14 +1149,15 @@ static void relay_said(struct net *n, const struct wire_msg *m, uint64_t now) {
 
 /* A relay passes a leaf's message on (policy_relay_pass): at once, with
  * the repeats, or not at all. */
-static void pass_on(struct net *n, const struct wire_msg *m,
-                    const struct peer *peer, bool news, uint64_t now,
-                    const void *raw, size_t rawlen) {
+static void pass_on(struct net *n, const struct wire_msg *m, struct peer *peer,
+                    bool news, uint64_t now, const void *raw, size_t rawlen) {
   struct agent *a = agent_of(n);
   uint64_t lately = POLICY_RELAY_REPEAT_HB * a->cfg->heartbeat_ms;
   struct policy_pass_in in = {
       .forwards = true,
       .news = news,
+      .unpassed = !peer->passed || peer->passed_inc != m->rec.inc ||
+                  peer->passed_ver != m->rec.ver,
       .leave = m->type == WIRE_LEAVE,
       .control = m->necho > 0 || m->proving || m->nwant > 0 ||
                  m->revoked != NULL || m->resync,
@@ -1141,12 +1167,14 @@ static void pass_on(struct net *n, const struct wire_msg *m,
       .catch_up = relay_window_open(&a->relay, now),
       .all_quiet = a->relay.all_quiet,
   };
-  switch (policy_relay_pass(&in)) {
+  enum policy_relay_pass pass = policy_relay_pass(&in);
+  switch (pass) {
   case POLICY_PASS_NEWS:
-    relay_forward(&a->relay, raw, rawlen, true);
-    break;
   case POLICY_PASS_HOLD:
-    relay_forward(&a->relay, raw, rawlen, false);
+    relay_forward(&a->relay, raw, rawlen, pass == POLICY_PASS_NEWS);
+    peer->passed = true;
+    peer->passed_inc = m->rec.inc;
+    peer->passed_ver = m->rec.ver;
     break;
   case POLICY_PASS_NONE:
     a->metrics.relay_quiet++;

@@ -130,6 +130,10 @@ struct peer {
   /* A relay's: the (inc, seq) of the message whose verdicts were taken
    * last; older ones are not taken again (a replay). */
   uint64_t verdict_inc, verdict_seq;
+  /* A relay's (agent_net.c): the record of it (inc, ver) this relay
+   * last passed on to every member; passed: one was. */
+  bool passed;
+  uint64_t passed_inc, passed_ver;
   /* Freshness (agent_net.c): the nonce of it this agent last echoed, and
    * the (inc, seq) of the message that brought it, kept once the echo is
    * over, so that the same nonce is not echoed again (0: none). */

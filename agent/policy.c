@@ -155,7 +155,7 @@ bool policy_relay_forwards(bool we_relay, bool via_relay, bool from_leaf,
 enum policy_relay_pass policy_relay_pass(const struct policy_pass_in *in) {
   if (!in->forwards)
     return POLICY_PASS_NONE;
-  if (in->news || in->leave || in->control || in->cert_wanted)
+  if (in->news || in->unpassed || in->leave || in->control || in->cert_wanted)
     return POLICY_PASS_NEWS;
   if (in->changed_lately || in->catch_up || !in->all_quiet)
     return POLICY_PASS_HOLD;

@@ -225,6 +225,8 @@ enum policy_relay_pass {
 struct policy_pass_in {
   bool forwards;       /* policy_relay_forwards() */
   bool news;           /* policy_is_news() */
+  bool unpassed;       /* this relay has not passed this version on yet
+                          (a leaf's first record came in its hello) */
   bool leave;          /* a leave message */
   bool control;        /* it carries what members act on: echoes, a
                           proving flag, want_cert, revocations */
@@ -235,7 +237,8 @@ struct policy_pass_in {
   bool all_quiet;      /* every member speaks minor 2 (WIRE_PROTO_QUIET) */
 };
 
-/* News goes at once; a repeat only while a member may lack it (after a
+/* News goes at once, and so does a version this relay has not passed
+ * on yet; a repeat only while a member may lack it (after a
  * change, in a catch-up window, or while an agent of an earlier minor,
  * which times leaves by their silence, needs every heartbeat); else not
  * at all, which keeps what a member receives at steady state independent

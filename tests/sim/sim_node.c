@@ -24,7 +24,7 @@
  *                       reach_also, expire_alts, sync_endpoint, redial
  *   tell_behind, claim, own_name_claims
  *                       agent_net.c: the same names (rivals included)
- *   admit               agent_net.c: admit
+ *   maybe_behind, admit agent_net.c: maybe_behind, admit
  *   merged, after_record, handle_record, handle_members
  *                       agent_net.c: the same names
  *   fresh_after         agent_net.c: fresh_after (clock offset only)
@@ -433,14 +433,16 @@ static void sync_endpoint(struct sim_node *nd, struct peer *peer) {
 static void redial(struct sim_node *nd, struct peer *peer) {
   uint64_t now = sim_ms(nd);
   struct sim_ep *ep;
-  if (peer == NULL || peer->endpoint < 0 || is_leaf(nd) ||
-      (peer->redialled_at != 0 &&
-       now - peer->redialled_at < nd->cfg.heartbeat_ms))
+  if (peer == NULL || (peer->redialled_at != 0 &&
+                       now - peer->redialled_at < nd->cfg.heartbeat_ms))
+    return;
+  if (is_leaf(nd))
+    ep = find_endpoint(nd, peer->rec.addr);
+  else
+    ep = peer->endpoint >= 0 ? find_endpoint(nd, peer->endpoint_addr) : NULL;
+  if (ep == NULL || (is_leaf(nd) && !ep->join))
     return;
   peer->redialled_at = now;
-  ep = find_endpoint(nd, peer->endpoint_addr);
-  if (ep == NULL)
-    return;
   ep->up_at = nd->cpu + connect_us(nd->sim);
   publish_soon(nd);
 }
@@ -584,6 +586,17 @@ static bool names_us(const struct wire_msg *m, const char *name) {
   return false;
 }
 
+static void maybe_behind(struct sim_node *nd, const struct wire_msg *m) {
+  struct peer *peer = peers_find(&nd->peers, m->from);
+  if (!policy_sender_behind(peer, m->inc, NULL))
+    return;
+  if (m->type == WIRE_HELLO)
+    redial(nd, peer);
+  if (m->type != WIRE_MEMBERS)
+    reach_also(nd, peer, m->rec.addr);
+  tell_behind(nd);
+}
+
 static bool admit(struct sim_node *nd, const struct wire_msg *m,
                   bool via_relay) {
   const struct peer *sender = peers_find(&nd->peers, m->from);
@@ -610,15 +623,12 @@ static bool admit(struct sim_node *nd, const struct wire_msg *m,
   case POLICY_DROP_SELF_NAME:
     own_name_claims(nd, m);
     break;
+  case POLICY_DROP_RELAY_DUPLICATE:
+    if (!via_relay)
+      maybe_behind(nd, m);
+    break;
   case POLICY_DROP_REPLAY:
-    if (policy_sender_behind(peers_find(&nd->peers, m->from), m->inc, NULL)) {
-      struct peer *peer = peers_find(&nd->peers, m->from);
-      if (m->type == WIRE_HELLO)
-        redial(nd, peer);
-      if (m->type != WIRE_MEMBERS)
-        reach_also(nd, peer, m->rec.addr);
-      tell_behind(nd);
-    }
+    maybe_behind(nd, m);
     break;
   case POLICY_DROP_FUTURE:
     nd->forged_refused++;
@@ -661,12 +671,17 @@ static void relay_open_window(struct sim_node *nd, uint64_t now) {
 static void relay_said(struct sim_node *nd, const struct wire_msg *m,
                        uint64_t now) {
   int slot;
+  for (size_t i = 0; i < m->nlost; i++)
+    if (strcmp(m->lost[i].name, nd->cfg.name) == 0)
+      redial(nd, peers_find(&nd->peers, m->from));
   (void)peers_relay_verdicts(&nd->peers, m->from, m->inc, m->seq, m->lost,
                              m->nlost, m->nlost == m->lost_total, now,
                              sim_wall(nd));
   wake_at(nd, peers_next_deadline(&nd->peers));
   slot = peers_relay_slot(&nd->peers, m->from);
-  if (!m->has_rdigest || slot < 0)
+  /* Before our startup sync, views still form: a difference is no news,
+   * and counting it would only grow the back-off. */
+  if (!m->has_rdigest || slot < 0 || !nd->synced)
     return;
   if (policy_resync_note(&nd->resync[slot],
                          m->rdigest ==
@@ -679,12 +694,14 @@ static void relay_said(struct sim_node *nd, const struct wire_msg *m,
 }
 
 static void pass_on(struct sim_node *nd, const struct wire_msg *m,
-                    const struct peer *peer, bool news, uint64_t now,
-                    const void *raw, size_t rawlen) {
+                    struct peer *peer, bool news, uint64_t now, const void *raw,
+                    size_t rawlen) {
   uint64_t lately = POLICY_RELAY_REPEAT_HB * nd->cfg.heartbeat_ms;
   struct policy_pass_in in = {
       .forwards = true,
       .news = news,
+      .unpassed = !peer->passed || peer->passed_inc != m->rec.inc ||
+                  peer->passed_ver != m->rec.ver,
       .leave = m->type == WIRE_LEAVE,
       .control = m->necho > 0 || m->proving || m->nwant > 0 ||
                  m->revoked != NULL || m->resync,
@@ -693,12 +710,14 @@ static void pass_on(struct sim_node *nd, const struct wire_msg *m,
       .catch_up = now < nd->window_until,
       .all_quiet = nd->all_quiet,
   };
-  switch (policy_relay_pass(&in)) {
+  enum policy_relay_pass pass = policy_relay_pass(&in);
+  switch (pass) {
   case POLICY_PASS_NEWS:
-    relay_forward(nd, raw, rawlen, true);
-    break;
   case POLICY_PASS_HOLD:
-    relay_forward(nd, raw, rawlen, false);
+    relay_forward(nd, raw, rawlen, pass == POLICY_PASS_NEWS);
+    peer->passed = true;
+    peer->passed_inc = m->rec.inc;
+    peer->passed_ver = m->rec.ver;
     break;
   case POLICY_PASS_NONE:
     break;
