@@ -902,12 +902,21 @@ def check_detector(cl, victim):
     what a killed process had sent, and after heavy loss its backed-off
     timer can deliver the last heartbeats up to a second late, which
     keeps the node alive that much longer (docs/RELIABILITY.md). The
-    bound is the detector's, from the last message delivered."""
+    bound is the detector's, from the last message delivered.
+
+    Each agent's time is that of its own `lost` event (`choreo watch`,
+    stamped by the agent when its view changed) after the kill: polling
+    one CLI per agent takes from 10 ms to most of a second on a loaded
+    machine, so a round of polls would add seconds that are not the
+    detector's. The poll's time stands where no event was read, and for
+    an agent whose wall clock is skewed on purpose."""
     deadline = now_ms() + 3000
     while not send_queues_empty(victim) and now_ms() < deadline:
         time.sleep(0.02)
+    watch = LostWatch(cl, [n for n in cl.live() if n is not victim])
     stalls = {n.name: n.stalls() for n in cl.live() if n is not victim}
     t0 = now_ms()
+    t0_wall = time.time() * 1000
     victim.kill()
     bound = LOST_AFTER_MS + HEARTBEAT_MS + POLL_SLACK_MS
     pending = {n.name for n in cl.live()}
@@ -925,6 +934,15 @@ def check_detector(cl, victim):
                 when[n.name] = now_ms() - t0
         time.sleep(0.03)
     took = now_ms() - t0
+    polled = set()
+    for k in when:
+        evs = [e["time"] - t0_wall for e in watch.events(k, "lost")
+               if e["peer"] == victim.name and e["time"] >= t0_wall]
+        if evs and not cl.nodes[k].skew:
+            when[k] = min(when[k], evs[0])
+        else:
+            polled.add(k)
+    watch.stop()
     # An agent whose own loop stalled meanwhile (a starved CPU) gives its
     # peers a fresh lost_after when it resumes, by design
     # (docs/RELIABILITY.md "Stalls", tests/scenario/stall.sh): it is held
@@ -933,7 +951,8 @@ def check_detector(cl, victim):
                (cl.nodes[k].stalls() or 0) > stalls[k]}
     in_time = all(v <= bound or k in stalled for k, v in when.items())
     late = sorted(pending) or [
-        f"{k} {v:.0f} ms" + (" (stalled)" if k in stalled else "")
+        f"{k} {v:.0f} ms" + (" (stalled)" if k in stalled else "") +
+        (" (polled)" if k in polled else "")
         for k, v in sorted(when.items(), key=lambda kv: -kv[1])]
     return (not pending and in_time), max(when.values(), default=took), late
 
@@ -1009,7 +1028,8 @@ def run_fault(cl, name, rng, results):
     hb = None if took is None else took / HEARTBEAT_MS
     res = {"fault": name, "ok": not failures,
            "reconverge_ms": took, "reconverge_heartbeats": hb,
-           "lost_detected_ms": fd_ms, "failures": failures}
+           "lost_detected_ms": fd_ms, "lost_by_agent": late,
+           "failures": failures}
     if cl.relays:
         res["relay_metrics_grew"] = relay_grew
     results.append(res)
