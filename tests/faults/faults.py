@@ -894,6 +894,18 @@ def send_queues_empty(node):
                if len(line.split()) > 1)
 
 
+def skew_ms(skew):
+    """The offset of a FAKETIME like "+90s" or "-1h" in milliseconds (0
+    for no skew); None if it is not of that form."""
+    if not skew:
+        return 0
+    units = {"s": 1000, "m": 60000, "h": 3600000, "d": 86400000}
+    try:
+        return int(float(skew[:-1]) * units[skew[-1]])
+    except (KeyError, ValueError):
+        return None
+
+
 def check_detector(cl, victim):
     """FD: kill victim; every other live agent sees it lost in time.
 
@@ -908,8 +920,9 @@ def check_detector(cl, victim):
     stamped by the agent when its view changed) after the kill: polling
     one CLI per agent takes from 10 ms to most of a second on a loaded
     machine, so a round of polls would add seconds that are not the
-    detector's. The poll's time stands where no event was read, and for
-    an agent whose wall clock is skewed on purpose."""
+    detector's. An agent whose wall clock is skewed on purpose (faketime,
+    a fixed offset) has its events' times taken back by that offset. The
+    poll's time stands where no event was read."""
     deadline = now_ms() + 3000
     while not send_queues_empty(victim) and now_ms() < deadline:
         time.sleep(0.02)
@@ -921,10 +934,26 @@ def check_detector(cl, victim):
     bound = LOST_AFTER_MS + HEARTBEAT_MS + POLL_SLACK_MS
     pending = {n.name for n in cl.live()}
     when = {}
+
+    def event_ms(k):
+        skew = skew_ms(cl.nodes[k].skew)
+        if skew is None:
+            return None
+        evs = [e["time"] - skew - t0_wall for e in watch.events(k, "lost")
+               if e["peer"] == victim.name and e["time"] - skew >= t0_wall]
+        return evs[0] if evs else None
+
     while pending and now_ms() - t0 < bound + 2000:
         for n in list(cl.live()):
             if n.name not in pending:
                 continue
+            ev = event_ms(n.name)
+            if ev is not None:
+                pending.discard(n.name)
+                when[n.name] = ev
+                continue
+            # No event (yet): the status says whether the victim is lost,
+            # also when it was before the kill (no event comes then).
             s = n.status()
             if s is None:
                 continue
@@ -936,10 +965,9 @@ def check_detector(cl, victim):
     took = now_ms() - t0
     polled = set()
     for k in when:
-        evs = [e["time"] - t0_wall for e in watch.events(k, "lost")
-               if e["peer"] == victim.name and e["time"] >= t0_wall]
-        if evs and not cl.nodes[k].skew:
-            when[k] = min(when[k], evs[0])
+        ev = event_ms(k)
+        if ev is not None:
+            when[k] = min(when[k], ev)
         else:
             polled.add(k)
     watch.stop()
