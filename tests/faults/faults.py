@@ -17,7 +17,21 @@ fault is healed, db1 takes a final state, and the invariants are checked:
       the event behaviour's last call saw db1's final state;
   I3  every agent is still running, and no log has a sanitizer report;
   FD  a web is then killed, and every other agent sees it lost within
-      lost_after + one heartbeat (+ the polling tolerance POLL_SLACK_MS).
+      lost_after + one heartbeat (+ POLL_SLACK_MS of slack for a loaded
+      machine), timed by each agent's own lost event (choreo watch).
+
+With --relays R (R > 0), R more agents, relay1..relayR (group relay,
+network.relay: true, joining each other), each in a namespace of its
+own, carry the others: db1 and every web are their leaves (network.relays
+lists every relay, no join). The network faults hit every namespace,
+relays included; the agent killed, stopped, skewed or given a bad
+state_dir is still a db or a web, and FD still kills a web (a leaf: the
+relays take it for lost and their verdicts reach the others). With two
+relays or more the fault relay-kill kill -9s relay1: no leaf may be lost
+anywhere meanwhile (a `choreo watch` on every agent says so), a change of
+db1 must reach every web and its level behaviour, and a web killed then
+must be lost everywhere within the same bound on the verdicts of the
+relays left; then relay1 restarts and the checks above follow.
 
 Needs root, ip (iproute2) and nft (nftables); without them it prints
 "SKIP:" lines and exits 77. Output: "ok - ..." / "FAIL: ..." lines, and
@@ -45,7 +59,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 HEARTBEAT_MS = 200
 LOST_AFTER_MS = 1000
 TRUTH_BOUND_HB = 15          # I1: views equal the truth within 3 s of healing
-POLL_SLACK_MS = 400          # FD: CLI polling and scheduling on a loaded box
+POLL_SLACK_MS = 400          # FD: timers and scheduling on a loaded box
 STATES = ["ready", "maintenance", "draining", "ready", "maintenance"]
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 SAN_MARKERS = ("AddressSanitizer", "runtime error:", "LeakSanitizer",
@@ -90,13 +104,22 @@ class Node:
     def nsexec(self, *args, check=True):
         return sh("ip", "netns", "exec", self.ns, *args, check=check)
 
-    def write_config(self, join):
+    def write_config(self, join, relays=None, relay=False):
+        """join: addresses to join through; relays (a leaf): the inboxes
+        of every relay, in place of join; relay: this agent is one."""
         rec = os.path.join(HERE, "record.sh")
         lines = [
             "node:", f"  name: {self.name}", "  cluster: faults",
             f"  groups: [{', '.join(self.groups)}]",
             "network:", f"  listen: {self.addr}",
-            f"  join: [{', '.join(join)}]",
+        ]
+        if relays:
+            lines.append(f"  relays: [{', '.join(relays)}]")
+        else:
+            lines.append(f"  join: [{', '.join(join)}]")
+        if relay:
+            lines.append("  relay: true")
+        lines += [
             f"  key_file: {self.c.key}",
             f"  heartbeat: {HEARTBEAT_MS}ms", f"  lost_after: {LOST_AFTER_MS}ms",
             "control:", f"  socket: {self.sock}", '  mode: "0600"',
@@ -200,6 +223,19 @@ class Node:
                 return int(line.split()[1])
         return None
 
+    def counters(self, names):
+        """The values of the metrics named (without labels), from
+        `choreo metrics`; None when the agent does not answer."""
+        r = self.cli("metrics", timeout=2)
+        if r is None or r.returncode != 0:
+            return None
+        got = dict.fromkeys(names, 0)
+        for line in r.stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] in got:
+                got[parts[0]] = int(float(parts[1]))
+        return got
+
     def status(self):
         r = self.cli("status", "--json", timeout=2)
         if r is None or r.returncode != 0:
@@ -218,9 +254,12 @@ def secret_key(binary, path):
 
 
 class Cluster:
-    def __init__(self, binary, keep, identity=False):
+    def __init__(self, binary, keep, identity=False, relays=0):
         self.bin = os.path.abspath(binary)
         self.keep = keep
+        # With relays > 0, relay1..relayN carry the db and webs, which are
+        # their leaves (docs/PROTOCOL.md "Relays"); else a full mesh.
+        self.relays = relays
         # With identity every node signs its record with a key of its own,
         # certified by one operator key (docs/OPERATIONS.md "Identity").
         self.identity = identity
@@ -247,7 +286,9 @@ class Cluster:
         sh("ip", "netns", "add", self.hub)
         sh("ip", "-n", self.hub, "link", "add", "br0", "type", "bridge")
         sh("ip", "-n", self.hub, "link", "set", "br0", "up")
-        specs = [("db1", ["db"])] + [(f"web{i}", ["web"]) for i in range(1, webs + 1)]
+        specs = ([("db1", ["db"])] +
+                 [(f"web{i}", ["web"]) for i in range(1, webs + 1)] +
+                 [(f"relay{i}", ["relay"]) for i in range(1, self.relays + 1)])
         for idx, (name, groups) in enumerate(specs):
             n = Node(self, name, idx, groups)
             self.nodes[name] = n
@@ -264,9 +305,28 @@ class Cluster:
         sh("mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs",
            db.state_dir)
         self.mounts.append(db.state_dir)
-        for n in self.nodes.values():
-            join = [db.addr] if n is not db else [self.nodes["web1"].addr]
-            n.write_config(join)
+        if not self.relays:
+            for n in self.nodes.values():
+                join = [db.addr] if n is not db else [self.nodes["web1"].addr]
+                n.write_config(join)
+            return
+        # Relays join each other (the first joins the second, the others
+        # the first); the db and every web list every relay, no join.
+        relays = self.relay_nodes()
+        addrs = [r.addr for r in relays]
+        for r in relays:
+            join = [relays[1].addr] if r is relays[0] and len(relays) > 1 \
+                else [relays[0].addr] if r is not relays[0] else []
+            r.write_config(join, relay=True)
+        for n in self.leaves():
+            n.write_config([], relays=addrs)
+
+    def relay_nodes(self):
+        return [n for n in self.nodes.values() if "relay" in n.groups]
+
+    def leaves(self):
+        """The db and the webs: leaves of the relays when there are any."""
+        return [n for n in self.nodes.values() if "relay" not in n.groups]
 
     def teardown(self):
         for n in self.nodes.values():
@@ -392,6 +452,90 @@ def sanitizer_reports(cl):
         if any(m in text for m in SAN_MARKERS):
             bad.append(n.name)
     return bad
+
+
+RELAY_METRICS = ("choreo_relay_verdict_losses_total",
+                 "choreo_relay_resyncs_asked_total",
+                 "choreo_relay_catch_up_windows_total")
+
+
+def relay_counters(cl):
+    """RELAY_METRICS of every live agent: {agent: {metric: value}}."""
+    out = {}
+    for n in cl.live():
+        c = n.counters(RELAY_METRICS)
+        if c is not None:
+            out[n.name] = c
+    return out
+
+
+def relay_deltas(before, after):
+    """What each relay metric grew by, summed over the agents (an agent
+    restarted meanwhile counts from zero)."""
+    tot = dict.fromkeys(RELAY_METRICS, 0)
+    for name, now in after.items():
+        was = before.get(name, {})
+        for m in RELAY_METRICS:
+            d = now[m] - was.get(m, 0)
+            tot[m] += d if d >= 0 else now[m]
+    return {m.replace("choreo_relay_", "").replace("_total", ""): v
+            for m, v in tot.items()}
+
+
+class LostWatch:
+    """`choreo watch --json --snapshot` on each agent given, for the peers
+    each sees lost or left meanwhile: a transient loss that polling the
+    status would miss is in the stream."""
+
+    def __init__(self, cl, nodes):
+        self.files = {}
+        self.procs = []
+        for n in nodes:
+            path = os.path.join(n.dir, f"watch.{int(time.time() * 1000)}")
+            out = open(path, "w")
+            self.procs.append(subprocess.Popen(
+                [cl.bin, "watch", "--socket", n.sock, "--json", "--snapshot"],
+                stdout=out, stderr=subprocess.DEVNULL))
+            out.close()
+            self.files[n.name] = path
+        # The snapshot comes once the stream is on: nothing is missed
+        # after every agent printed one.
+        deadline = time.monotonic() + 5
+        while not all(self.events(n, "snapshot") for n in self.files):
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("choreo watch printed no snapshot")
+            time.sleep(0.02)
+
+    def events(self, name, kind):
+        try:
+            with open(self.files[name]) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return []
+        evs = []
+        for ln in lines:
+            try:
+                ev = json.loads(ln)
+            except ValueError:
+                continue  # a line being written
+            if ev.get("event") == kind:
+                evs.append(ev)
+        return evs
+
+    def losses(self, besides):
+        """'viewer lost peer' for each lost or left event of a peer not
+        in besides."""
+        return [f"{name} saw {ev['peer']} {ev['event']}"
+                for name in self.files for kind in ("lost", "left")
+                for ev in self.events(name, kind) if ev["peer"] not in besides]
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+            p.wait()
+        self.procs = []
 
 
 # ---- the faults ----
@@ -555,6 +699,68 @@ def fault_kill_during_script(cl, rng):
         time.sleep(0.05)
 
 
+def fault_relay_kill(cl, rng):
+    """kill -9 relay1 (of two or more): every other agent sees it lost,
+    and no leaf is lost or left anywhere while it is down (a `watch` on
+    each agent says so); db1 goes through states for 2.5 × lost_after,
+    then a change of db1 reaches everyone and every web's level behaviour
+    follows it; a web killed then is lost everywhere within the detector's
+    bound on the other relays' verdicts alone; the web, then relay1,
+    restart."""
+    relay = cl.nodes["relay1"]
+    db = cl.nodes["db1"]
+    others = [n for n in cl.live() if n is not relay]
+    bound = LOST_AFTER_MS + HEARTBEAT_MS + POLL_SLACK_MS
+    watch = LostWatch(cl, others)
+    try:
+        relay.kill()
+        t0 = now_ms()
+        while not seen_by(others, relay.name, "lost"):
+            if now_ms() - t0 > bound + 2000:
+                raise RuntimeError(f"relay1 killed, not lost everywhere "
+                                   f"{bound + 2000} ms later")
+            time.sleep(0.03)
+        last = drive(cl, 2.5 * LOST_AFTER_MS / 1000, rng)
+        cur = last or db.status()["node"]["state"]
+        target = "ready" if cur == "maintenance" else "maintenance"
+        r = db.cli("set", target, "--reason", "relay1 down")
+        if r is None or r.returncode != 0:
+            raise RuntimeError(f"db1 set {target} failed with relay1 down")
+        took, why = cl.wait_views(TRUTH_BOUND_HB * HEARTBEAT_MS)
+        if took is None:
+            raise RuntimeError(f"I1 with relay1 down: views differ "
+                               f"{TRUTH_BOUND_HB} heartbeats after db1's "
+                               f"change: {why}")
+        webs = [n for n in cl.nodes.values() if "web" in n.groups]
+        deadline = time.monotonic() + 5
+        while True:
+            bad = [why for ok, why in (check_level(cl.rec_dir, w.name,
+                                                   target == "maintenance")
+                                       for w in webs) if not ok]
+            if not bad:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("I2 with relay1 down: " + "; ".join(bad))
+            time.sleep(0.05)
+        lost = watch.losses({relay.name})
+        if lost:
+            raise RuntimeError("with relay1 down a leaf was lost: " +
+                               ", ".join(lost))
+    finally:
+        watch.stop()
+    victim = cl.nodes["web2"]
+    fd_ok, fd_ms, late = check_detector(cl, victim)
+    victim.start()
+    if not fd_ok:
+        raise RuntimeError(f"FD with relay1 down: {victim.name} killed; lost "
+                           f"everywhere only after {fd_ms:.0f} ms (bound "
+                           f"{bound} ms); by agent: {', '.join(late)}")
+    log(f"# relay-kill: relay1 down: no leaf lost, db1's change followed; "
+        f"killed {victim.name} lost everywhere in {fd_ms:.0f} ms")
+    relay.start()
+    return target
+
+
 def fault_db_restarts(cl, rng):
     db = cl.nodes["db1"]
     last = db.status()["node"]["state"]
@@ -677,7 +883,9 @@ FAULTS = {
     "state-file-garbage": fault_state_file("garbage"),
     "state-file-deleted": fault_state_file("deleted"),
     "state-file-future": fault_state_file("future"),
+    "relay-kill": fault_relay_kill,    # with --relays 2 or more only
 }
+RELAY_FAULTS = ("relay-kill",)
 
 
 def send_queues_empty(node):
@@ -685,6 +893,18 @@ def send_queues_empty(node):
     out = node.nsexec("ss", "-tnH", "state", "established", check=False).stdout
     return all(line.split()[1] == "0" for line in out.splitlines()
                if len(line.split()) > 1)
+
+
+def skew_ms(skew):
+    """The offset of a FAKETIME like "+90s" or "-1h" in milliseconds (0
+    for no skew); None if it is not of that form."""
+    if not skew:
+        return 0
+    units = {"s": 1000, "m": 60000, "h": 3600000, "d": 86400000}
+    try:
+        return int(float(skew[:-1]) * units[skew[-1]])
+    except (KeyError, ValueError):
+        return None
 
 
 def check_detector(cl, victim):
@@ -695,20 +915,50 @@ def check_detector(cl, victim):
     what a killed process had sent, and after heavy loss its backed-off
     timer can deliver the last heartbeats up to a second late, which
     keeps the node alive that much longer (docs/RELIABILITY.md). The
-    bound is the detector's, from the last message delivered."""
+    bound is the detector's, from the last message delivered.
+
+    Each agent's time is that of its own `lost` event (`choreo watch`,
+    stamped by the agent when its view changed) after the kill: polling
+    one CLI per agent takes from 10 ms to most of a second on a loaded
+    machine, so a round of polls would add seconds that are not the
+    detector's. An agent whose wall clock is skewed on purpose (faketime,
+    a fixed offset) has its events' times taken back by that offset. The
+    poll's time stands where no event was read."""
     deadline = now_ms() + 3000
     while not send_queues_empty(victim) and now_ms() < deadline:
         time.sleep(0.02)
+    try:
+        watch = LostWatch(cl, [n for n in cl.live() if n is not victim])
+    except RuntimeError as e:
+        log(f"# FD: {e}; the status polls alone time the agents")
+        watch = None
     stalls = {n.name: n.stalls() for n in cl.live() if n is not victim}
     t0 = now_ms()
+    t0_wall = time.time() * 1000
     victim.kill()
     bound = LOST_AFTER_MS + HEARTBEAT_MS + POLL_SLACK_MS
     pending = {n.name for n in cl.live()}
     when = {}
+
+    def event_ms(k):
+        skew = skew_ms(cl.nodes[k].skew)
+        if watch is None or skew is None:
+            return None
+        evs = [e["time"] - skew - t0_wall for e in watch.events(k, "lost")
+               if e["peer"] == victim.name and e["time"] - skew >= t0_wall]
+        return evs[0] if evs else None
+
     while pending and now_ms() - t0 < bound + 2000:
         for n in list(cl.live()):
             if n.name not in pending:
                 continue
+            ev = event_ms(n.name)
+            if ev is not None:
+                pending.discard(n.name)
+                when[n.name] = ev
+                continue
+            # No event (yet): the status says whether the victim is lost,
+            # also when it was before the kill (no event comes then).
             s = n.status()
             if s is None:
                 continue
@@ -718,6 +968,15 @@ def check_detector(cl, victim):
                 when[n.name] = now_ms() - t0
         time.sleep(0.03)
     took = now_ms() - t0
+    polled = set()
+    for k in when:
+        ev = event_ms(k)
+        if ev is not None:
+            when[k] = min(when[k], ev)
+        else:
+            polled.add(k)
+    if watch is not None:
+        watch.stop()
     # An agent whose own loop stalled meanwhile (a starved CPU) gives its
     # peers a fresh lost_after when it resumes, by design
     # (docs/RELIABILITY.md "Stalls", tests/scenario/stall.sh): it is held
@@ -726,7 +985,8 @@ def check_detector(cl, victim):
                (cl.nodes[k].stalls() or 0) > stalls[k]}
     in_time = all(v <= bound or k in stalled for k, v in when.items())
     late = sorted(pending) or [
-        f"{k} {v:.0f} ms" + (" (stalled)" if k in stalled else "")
+        f"{k} {v:.0f} ms" + (" (stalled)" if k in stalled else "") +
+        (" (polled)" if k in polled else "")
         for k, v in sorted(when.items(), key=lambda kv: -kv[1])]
     return (not pending and in_time), max(when.values(), default=took), late
 
@@ -735,6 +995,7 @@ def run_fault(cl, name, rng, results):
     fn = FAULTS[name]
     db = cl.nodes["db1"]
     failures = []
+    counters0 = relay_counters(cl) if cl.relays else None
     try:
         last = fn(cl, rng)
     except RuntimeError as e:
@@ -784,6 +1045,8 @@ def run_fault(cl, name, rng, results):
     san = sanitizer_reports(cl)
     if san:
         failures.append(f"I3: sanitizer report in the log of {', '.join(san)}")
+    relay_grew = (relay_deltas(counters0, relay_counters(cl))
+                  if cl.relays else None)
     victim = cl.nodes["web4"] if "web4" in cl.nodes else cl.nodes["web2"]
     fd_ok, fd_ms, late = check_detector(cl, victim)
     if not fd_ok:
@@ -797,12 +1060,19 @@ def run_fault(cl, name, rng, results):
         unskew(cl)
         cl.wait_views(TRUTH_BOUND_HB * HEARTBEAT_MS)
     hb = None if took is None else took / HEARTBEAT_MS
-    results.append({"fault": name, "ok": not failures,
-                    "reconverge_ms": took, "reconverge_heartbeats": hb,
-                    "lost_detected_ms": fd_ms, "failures": failures})
+    res = {"fault": name, "ok": not failures,
+           "reconverge_ms": took, "reconverge_heartbeats": hb,
+           "lost_detected_ms": fd_ms, "lost_by_agent": late,
+           "failures": failures}
+    if cl.relays:
+        res["relay_metrics_grew"] = relay_grew
+    results.append(res)
     if failures:
         for f in failures:
             log(f"FAIL: {name}: {f}")
+        if relay_grew:
+            log(f"# {name}: during the fault, summed over the agents: " +
+                ", ".join(f"{k} +{v}" for k, v in relay_grew.items()))
     else:
         log(f"ok - {name}: views true {took:.0f} ms after healing "
             f"({hb:.1f} heartbeats); level and event behaviours match; "
@@ -814,8 +1084,10 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--choreo", default=os.environ.get("CHOREO_BIN"),
                     help="the choreo binary (default: $CHOREO_BIN)")
-    ap.add_argument("--faults", default=",".join(FAULTS),
-                    help="comma-separated faults (default: all): " + ", ".join(FAULTS))
+    ap.add_argument("--faults", default=None,
+                    help="comma-separated faults (default: all; "
+                    f"{', '.join(RELAY_FAULTS)} with --relays 2 or more "
+                    "only): " + ", ".join(FAULTS))
     ap.add_argument("--webs", type=int, default=4)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--runs", type=int, default=1,
@@ -824,13 +1096,23 @@ def main():
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--identity", action="store_true",
                     help="every agent signs its record (identity required)")
+    ap.add_argument("--relays", type=int, default=0,
+                    help="this many relays (relay1...), the db and webs "
+                    "their leaves; 0: a full mesh (default)")
     a = ap.parse_args()
     if not a.choreo:
         ap.error("--choreo or $CHOREO_BIN is needed")
+    if not 0 <= a.relays <= 16:
+        ap.error("--relays: 0 to 16 (a leaf lists at most 16 relays)")
+    if a.faults is None:
+        a.faults = ",".join(f for f in FAULTS
+                            if a.relays >= 2 or f not in RELAY_FAULTS)
     names = [f for f in a.faults.split(",") if f]
     for f in names:
         if f not in FAULTS:
             ap.error(f"unknown fault {f!r}")
+        if f in RELAY_FAULTS and a.relays < 2:
+            ap.error(f"fault {f!r} needs --relays 2 or more")
     if os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("ip"):
         log("SKIP: fault suite: needs root, ip and nft")
         sys.exit(77)
@@ -841,7 +1123,7 @@ def main():
     log(f"# seed {seed}")
     rng = random.Random(seed)
     results = []
-    cl = Cluster(a.choreo, a.keep, a.identity)
+    cl = Cluster(a.choreo, a.keep, a.identity, a.relays)
     try:
         cl.build(a.webs)
         for n in cl.nodes.values():
@@ -852,6 +1134,8 @@ def main():
             sys.exit(1)
         log(f"ok - {len(cl.nodes)} agents in network namespaces formed a "
             f"cluster in {took:.0f} ms"
+            + (f" ({a.relays} relays, the others their leaves)"
+               if a.relays else "")
             + (" (identity required)" if a.identity else ""))
         for _ in range(a.runs):
             for name in names:
