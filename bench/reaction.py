@@ -150,7 +150,7 @@ def heard(c, webs, t0s):
 
 
 def run_choreo(args):
-    c = Cluster(args.choreo, args.keep)
+    c = Cluster(args.choreo, args.keep, args.relay_nice)
     try:
         if args.handler == "stamp":
             handler = [args.stamp]
