@@ -6,7 +6,7 @@ did not converge are named, and the rest measured all the same) and
 --settle seconds have passed, every
 agent's counters (`choreo metrics` over its control socket) and CPU
 (utime + stime of /proc/PID/stat) are read, then read again --seconds
-later. Prints, per role (relay, leaf), the median and maximum across the
+later. Prints, per role (relay, leaf; member in a full mesh), the median and maximum across the
 agents of:
 
 * messages received a second (choreo_messages_received_total: every
@@ -157,8 +157,10 @@ def main():
               "settle": args.settle, "converged_ms": converged_ms,
               "not_converged": missing,
               "answered": len(per), "dir": c.d if args.keep else None}
+    # Without relays every agent is a mesh member.
+    others = "leaf" if args.relays else "member"
     for role, members in (("relay", [n for n in per if n in relays]),
-                          ("leaf", [n for n in per if n not in relays])):
+                          (others, [n for n in per if n not in relays])):
         if not members:
             continue
         result[role] = {
@@ -197,7 +199,7 @@ def main():
              f"{len(missing)} agents not converged after "
              f"{args.timeout:.0f} s ({', '.join(missing[:10])})")
           + f", read {args.settle:.0f} s later over {args.seconds:.0f} s:")
-    for role in ("relay", "leaf"):
+    for role in ("relay", "leaf", "member"):
         if role not in result:
             continue
         r = result[role]
