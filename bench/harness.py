@@ -58,6 +58,13 @@ def arguments(doc, agents, serf=True, keep=True):
                          "by hundreds of leaves sharing its cores (in a "
                          "real cluster each relay has a machine of its "
                          "own); 0: every agent alike")
+    ap.add_argument("--leaf-nice", type=int, default=0,
+                    help="choreo, with --relays: run the leaves at this "
+                         "niceness (1-19) once started; beware: 500 niced "
+                         "leaves can stall in the kernel behind one that "
+                         "holds the lock of the directory they share "
+                         "(docs/BENCHMARKS.md, \"Quiet relays: 500 "
+                         "agents\"); 0: every agent alike")
     if keep:
         ap.add_argument("--keep", action="store_true",
                         help="keep the agents' directories (logs)")
@@ -291,14 +298,15 @@ class Identity:
 class Cluster:
     """Agents named NAME in directory d; config text is up to the caller."""
 
-    def __init__(self, choreo, keep=False, relay_nice=0):
-        """relay_nice: the niceness the agents configured as relays run
-        at; 0: the same as this process."""
+    def __init__(self, choreo, keep=False, relay_nice=0, leaf_nice=0):
+        """relay_nice, leaf_nice: the niceness the agents configured as
+        relays, and as leaves, run at; 0: the same as this process."""
         self.choreo = os.path.abspath(choreo)
         self.d = tempfile.mkdtemp(prefix="choreo-bench-")
         self.procs = {}
         self.keep = keep
         self.relay_nice = relay_nice
+        self.leaf_nice = leaf_nice
         self.nice = {}
 
     def sock(self, name):
@@ -316,6 +324,7 @@ class Cluster:
         if relays:
             net += f"  relays: [{', '.join(relays)}]\n"
             join = []
+            self.nice[name] = self.leaf_nice
         text = f"""node:
   name: {name}
   cluster: bench

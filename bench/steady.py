@@ -115,7 +115,8 @@ def main():
             print(f"warning: descriptor limit {have} is below the about "
                   f"{need} a relay of {args.agents} members needs",
                   file=sys.stderr)
-    c = Cluster(args.choreo, args.keep, args.relay_nice)
+    c = Cluster(args.choreo, args.keep, args.relay_nice,
+                args.leaf_nice)
     try:
         names = [f"n{i}" for i in range(args.agents)]
         ports = {n: free_port() for n in names}
