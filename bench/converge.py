@@ -72,7 +72,8 @@ def poll(names, view, want, t0, timeout, threads=16):
 
 
 def one_run_choreo(args):
-    c = Cluster(args.choreo, args.keep)
+    c = Cluster(args.choreo, args.keep, args.relay_nice,
+                args.leaf_nice)
     try:
         names = [f"n{i}" for i in range(args.agents)]
         ports = {n: free_port() for n in names}

@@ -50,6 +50,21 @@ def arguments(doc, agents, serf=True, keep=True):
                     help="choreo: the first R agents are relays (the seed "
                          "among them) and the others their leaves; 0: a "
                          "full mesh")
+    ap.add_argument("--relay-nice", type=int, default=0,
+                    help="choreo, with --relays: run the relays at this "
+                         "niceness (negative: a higher priority, which "
+                         "needs CAP_SYS_NICE), so that on one machine the "
+                         "relays, which hear every member, are not starved "
+                         "by hundreds of leaves sharing its cores (in a "
+                         "real cluster each relay has a machine of its "
+                         "own); 0: every agent alike")
+    ap.add_argument("--leaf-nice", type=int, default=0,
+                    help="choreo, with --relays: run the leaves at this "
+                         "niceness (1-19) once started; beware: 500 niced "
+                         "leaves can stall in the kernel behind one that "
+                         "holds the lock of the directory they share "
+                         "(docs/BENCHMARKS.md, \"Quiet relays: 500 "
+                         "agents\"); 0: every agent alike")
     if keep:
         ap.add_argument("--keep", action="store_true",
                         help="keep the agents' directories (logs)")
@@ -283,11 +298,16 @@ class Identity:
 class Cluster:
     """Agents named NAME in directory d; config text is up to the caller."""
 
-    def __init__(self, choreo, keep=False):
+    def __init__(self, choreo, keep=False, relay_nice=0, leaf_nice=0):
+        """relay_nice, leaf_nice: the niceness the agents configured as
+        relays, and as leaves, run at; 0: the same as this process."""
         self.choreo = os.path.abspath(choreo)
         self.d = tempfile.mkdtemp(prefix="choreo-bench-")
         self.procs = {}
         self.keep = keep
+        self.relay_nice = relay_nice
+        self.leaf_nice = leaf_nice
+        self.nice = {}
 
     def sock(self, name):
         return f"{self.d}/{name}.sock"
@@ -300,9 +320,11 @@ class Cluster:
         net = ""
         if relay:
             net += "  relay: true\n"
+            self.nice[name] = self.relay_nice
         if relays:
             net += f"  relays: [{', '.join(relays)}]\n"
             join = []
+            self.nice[name] = self.leaf_nice
         text = f"""node:
   name: {name}
   cluster: bench
@@ -326,6 +348,15 @@ state_dir: {self.d}/{name}.state
             self.procs[name] = subprocess.Popen(
                 [self.choreo, "agent", "-c", f"{self.d}/{name}.yaml"],
                 stderr=log)
+        # Reniced from here once it runs (a preexec_fn would make every
+        # launch fork the whole interpreter).
+        if self.nice.get(name, 0):
+            try:
+                os.setpriority(os.PRIO_PROCESS, self.procs[name].pid,
+                               self.nice[name])
+            except OSError as e:
+                raise SystemExit(f"renicing {name} to {self.nice[name]}: "
+                                 f"{e.strerror}")
 
     def status(self, name):
         return request(self.sock(name), {"cmd": "status"})

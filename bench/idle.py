@@ -39,7 +39,8 @@ def sample(pids, seconds):
 
 
 def start_choreo(args):
-    c = Cluster(args.choreo)
+    c = Cluster(args.choreo, relay_nice=args.relay_nice,
+                leaf_nice=args.leaf_nice)
     names = [f"n{i}" for i in range(args.agents)]
     ports = {n: free_port() for n in names}
     index = {n: i for i, n in enumerate(names)}

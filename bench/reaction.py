@@ -150,7 +150,8 @@ def heard(c, webs, t0s):
 
 
 def run_choreo(args):
-    c = Cluster(args.choreo, args.keep)
+    c = Cluster(args.choreo, args.keep, args.relay_nice,
+                args.leaf_nice)
     try:
         if args.handler == "stamp":
             handler = [args.stamp]
