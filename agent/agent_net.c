@@ -640,6 +640,7 @@ static void note_nonce(struct net *n, const struct wire_msg *m) {
   struct agent *a = agent_of(n);
   uint64_t now = uv_now(&a->loop);
   struct peer *peer;
+  const struct peer *mem;
   struct net_echo *e;
   const char *addr;
 
@@ -654,18 +655,26 @@ static void note_nonce(struct net *n, const struct wire_msg *m) {
    * through relays every message carrying it goes to every member). */
   e = echo_find(n, m->from);
   peer = peers_find(&a->peers, m->from);
+  /* Once the echo is over, only the same nonce is known: another one is
+   * echoed whatever its (inc, seq), as when the entry was forgotten (a
+   * node restarted below the incarnation held must be able to prove
+   * itself, to be told it is behind). */
+  mem = e == NULL && peer != NULL && peer->echoed_nonce != 0 &&
+                peer->echoed_nonce == m->nonce
+            ? peer
+            : NULL;
   struct policy_echo_in in = {
-      .known = e != NULL || (peer != NULL && peer->echoed_nonce != 0),
+      .known = e != NULL || mem != NULL,
       .active = e != NULL && e->until > now,
-      .nonce = e != NULL      ? e->nonce
-               : peer != NULL ? peer->echoed_nonce
-                              : 0,
-      .inc = e != NULL      ? e->inc
-             : peer != NULL ? peer->echoed_inc
-                            : 0,
-      .seq = e != NULL      ? e->seq
-             : peer != NULL ? peer->echoed_seq
-                            : 0,
+      .nonce = e != NULL     ? e->nonce
+               : mem != NULL ? mem->echoed_nonce
+                             : 0,
+      .inc = e != NULL     ? e->inc
+             : mem != NULL ? mem->echoed_inc
+                           : 0,
+      .seq = e != NULL     ? e->seq
+             : mem != NULL ? mem->echoed_seq
+                           : 0,
       .msg_nonce = m->nonce,
       .msg_inc = m->inc,
       .msg_seq = m->seq,
