@@ -1678,9 +1678,11 @@ void net_save_members(struct net *n) {
     free(text);
     return;
   }
-  if (left > 0)
-    log_warn("%s: %zu members beyond the first %d not saved", MEMBERS_FILE,
-             left, MEMBERS_FILE_ENTRIES);
+  /* Said at most once a minute: a large cluster changing saves often. */
+  if (left > 0 && log_allow("members_file_full", util_wall_ms()))
+    log_warn("%s: %zu members beyond the first %d not saved (said at most "
+             "once a minute)",
+             MEMBERS_FILE, left, MEMBERS_FILE_ENTRIES);
   free(text);
   n->members_saved = true;
   n->members_key = key;
