@@ -1146,9 +1146,8 @@ static void relay_said(struct net *n, const struct wire_msg *m, uint64_t now) {
     return;
   if (policy_resync_note(
           &n->resync[slot],
-          m->rdigest ==
-              peers_records_digest(&a->peers, self_record(&a->self), slot),
-          now, a->cfg->heartbeat_ms)) {
+          peers_records_digest(&a->peers, self_record(&a->self), slot),
+          m->rdigest, now, a->cfg->heartbeat_ms)) {
     a->metrics.resyncs_asked++;
     log_info("records differ from relay %s's: asking for a resync", m->from);
     n->resync_left = NET_RESYNC_REPEATS;
@@ -1223,12 +1222,18 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
   n->got_members = true;
   if (m->relay && !via_relay && !a->cfg->relay && peer != NULL)
     relay_said(n, m, now);
-  /* Who may lack records gets every heartbeat for a while: a joiner, a
-   * leaf new, restarted or back, a member that asked. */
-  if (a->cfg->relay && !via_relay &&
-      (m->type == WIRE_HELLO || m->resync ||
-       (m->leaf && (first_heard || restarted))))
-    relay_open_window(&a->relay, now);
+  /* Who may lack records gets every heartbeat for a while: a joiner
+   * (at its hello, and again at its first state after hellos, which says
+   * it has our answer: what we passed on before our connection to it was
+   * up never reached it), a leaf new, restarted or back, a member that
+   * asked. */
+  if (a->cfg->relay && !via_relay && peer != NULL) {
+    bool answered = peer->hello_last && m->type != WIRE_HELLO;
+    peer->hello_last = m->type == WIRE_HELLO;
+    if (m->type == WIRE_HELLO || answered || m->resync ||
+        (m->leaf && (first_heard || restarted)))
+      relay_open_window(&a->relay, now);
+  }
   if (forward && peer != NULL)
     pass_on(n, m, peer, news, now, raw, rawlen);
   struct policy_record_in in = {

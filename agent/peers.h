@@ -131,8 +131,10 @@ struct peer {
    * last; older ones are not taken again (a replay). */
   uint64_t verdict_inc, verdict_seq;
   /* A relay's (agent_net.c): the record of it (inc, ver) this relay
-   * last passed on to every member; passed: one was. */
-  bool passed;
+   * last passed on to every member; passed: one was. hello_last: its
+   * last message to us was a hello (its next state says it has our
+   * answer, so our connection to it is up). */
+  bool passed, hello_last;
   uint64_t passed_inc, passed_ver;
   /* Freshness (agent_net.c): the nonce of it this agent last echoed, and
    * the (inc, seq) of the message that brought it, kept once the echo is

@@ -166,22 +166,28 @@ uint64_t policy_relay_window_ms(uint64_t heartbeat_ms) {
   return heartbeat_ms + heartbeat_ms / 2;
 }
 
-bool policy_resync_note(struct policy_resync *s, bool match, uint64_t now,
-                        uint64_t heartbeat_ms) {
+bool policy_resync_note(struct policy_resync *s, uint64_t ours, uint64_t theirs,
+                        uint64_t now, uint64_t heartbeat_ms) {
   uint64_t max = POLICY_RESYNC_BACKOFF_MAX_HB * heartbeat_ms;
+  uint64_t pair = ours ^ (theirs * 0x9e3779b97f4a7c15ULL);
+  bool same;
 
-  if (match) {
+  if (ours == theirs) {
     s->misses = 0;
     return false;
   }
-  if (++s->misses < POLICY_RESYNC_MISSES || now < s->next_at)
+  if (++s->misses < POLICY_RESYNC_MISSES)
     return false;
-  if (s->backoff_ms == 0 || now - s->last_at > 4 * s->backoff_ms)
+  same = s->last_at != 0 && pair == s->pair;
+  if (s->last_at != 0 &&
+      now < s->last_at + (same ? s->backoff_ms : 2 * heartbeat_ms))
+    return false;
+  if (!same || now - s->last_at > 4 * s->backoff_ms)
     s->backoff_ms = 2 * heartbeat_ms;
   else if ((s->backoff_ms *= 2) > max)
     s->backoff_ms = max;
+  s->pair = pair;
   s->last_at = now;
-  s->next_at = now + s->backoff_ms;
   s->misses = 0;
   return true;
 }

@@ -255,24 +255,26 @@ uint64_t policy_relay_window_ms(uint64_t heartbeat_ms);
 #define POLICY_RESYNC_BACKOFF_MAX_HB 64
 struct policy_resync {
   unsigned misses;     /* mismatches in a row */
-  uint64_t last_at;    /* the last request (monotonic ms) */
-  uint64_t next_at;    /* no request before (monotonic ms) */
+  uint64_t pair;       /* the two digests at the last request, hashed */
+  uint64_t last_at;    /* the last request (monotonic ms); 0: none */
   uint64_t backoff_ms; /* the gap after the last request; 0: none yet */
 };
 
-/* One relay's digest was compared with ours (match) at now: whether to
- * ask for a resync. After POLICY_RESYNC_MISSES mismatches in a row (a
- * change in flight differs for a moment), then not again before a
- * back-off of two heartbeats, which doubles, up to
- * POLICY_RESYNC_BACKOFF_MAX_HB, whenever they differ again within four
- * back-offs of the last request, matches in between or not: a
- * difference that comes back after each resync (a node one side hears
- * only through the other's window) is not mended by resyncs. Only after
- * four back-offs without a request does it start over from two
- * heartbeats. Such a difference so costs one catch-up window per 64
- * heartbeats at most. */
-bool policy_resync_note(struct policy_resync *s, bool match, uint64_t now,
-                        uint64_t heartbeat_ms);
+/* One relay's records digest (theirs) was compared with ours at now:
+ * whether to ask for a resync. After POLICY_RESYNC_MISSES mismatches in
+ * a row (a change in flight differs for a moment); then, for the same
+ * two digests as at the last request (a difference the resync did not
+ * mend: a node one side hears only through the other's window), not
+ * before a back-off that doubles from two heartbeats up to
+ * POLICY_RESYNC_BACKOFF_MAX_HB, whether they matched in between or not,
+ * and starts over only after four back-offs without a request; for two
+ * other digests (something else changed: a cluster forming, a message
+ * lost since) two heartbeats after the last request. A difference that
+ * keeps coming back costs one catch-up window per 64 heartbeats; one
+ * that keeps changing, one per two heartbeats, which is what every
+ * heartbeat cost before minor 2. */
+bool policy_resync_note(struct policy_resync *s, uint64_t ours, uint64_t theirs,
+                        uint64_t now, uint64_t heartbeat_ms);
 
 /* ---- member lists ---- */
 

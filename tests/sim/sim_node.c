@@ -684,9 +684,8 @@ static void relay_said(struct sim_node *nd, const struct wire_msg *m,
   if (!m->has_rdigest || slot < 0 || !nd->synced)
     return;
   if (policy_resync_note(&nd->resync[slot],
-                         m->rdigest ==
-                             peers_records_digest(&nd->peers, &nd->rec, slot),
-                         now, nd->cfg.heartbeat_ms)) {
+                         peers_records_digest(&nd->peers, &nd->rec, slot),
+                         m->rdigest, now, nd->cfg.heartbeat_ms)) {
     nd->resyncs++;
     nd->resync_left = NET_RESYNC_REPEATS;
     publish_soon(nd);
@@ -752,10 +751,13 @@ static void handle_record(struct sim_node *nd, struct wire_msg *m,
   nd->got_members = true;
   if (m->relay && !via_relay && !nd->cfg.relay && peer != NULL)
     relay_said(nd, m, now);
-  if (nd->cfg.relay && !via_relay &&
-      (m->type == WIRE_HELLO || m->resync ||
-       (m->leaf && (first_heard || restarted))))
-    relay_open_window(nd, now);
+  if (nd->cfg.relay && !via_relay && peer != NULL) {
+    bool answered = peer->hello_last && m->type != WIRE_HELLO;
+    peer->hello_last = m->type == WIRE_HELLO;
+    if (m->type == WIRE_HELLO || answered || m->resync ||
+        (m->leaf && (first_heard || restarted)))
+      relay_open_window(nd, now);
+  }
   if (forward && peer != NULL)
     pass_on(nd, m, peer, news, now, raw, rawlen);
   struct policy_record_in in = {

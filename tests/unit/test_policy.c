@@ -484,22 +484,22 @@ static void relay_passes_on_news_and_repeats_only_when_needed(void **state) {
   assert_int_equal(policy_relay_window_ms(1000), 1500);
 }
 
-/* A resync is asked after two mismatches in a row, then not again within
- * a back-off that doubles (2, 4, ... 64 heartbeats) while digests keep
- * differing, also when they match for a while in between (a difference
- * that comes back after each resync); only a calm of four back-offs
- * since the last request starts it over. */
+/* A resync is asked after two mismatches in a row. The same difference
+ * (the same two digests) again: not before a back-off that doubles (2,
+ * 4, ... 64 heartbeats), also when they matched for a while in between;
+ * a calm of four back-offs starts it over. Another difference (something
+ * changed): two heartbeats after the last request. */
 static void resync_backs_off_while_digests_differ(void **state) {
   struct policy_resync s = {0};
-  uint64_t hb = 1000, t = 0, asked[8], last;
+  uint64_t hb = 1000, t = 1000, asked[8], last;
   size_t k = 0;
 
   (void)state;
-  assert_false(policy_resync_note(&s, false, t, hb));
-  assert_true(policy_resync_note(&s, false, t += hb, hb));
+  assert_false(policy_resync_note(&s, 1, 2, t, hb));
+  assert_true(policy_resync_note(&s, 1, 2, t += hb, hb));
   asked[k++] = t;
   while (k < ARRAY_SIZE(asked) && t < 400 * hb)
-    if (policy_resync_note(&s, false, t += hb, hb))
+    if (policy_resync_note(&s, 1, 2, t += hb, hb))
       asked[k++] = t;
   assert_int_equal(k, ARRAY_SIZE(asked));
   assert_int_equal(asked[1] - asked[0], 2 * hb);
@@ -507,13 +507,13 @@ static void resync_backs_off_while_digests_differ(void **state) {
   assert_int_equal(asked[3] - asked[2], 8 * hb);
   assert_int_equal(asked[6] - asked[5], 64 * hb);
   assert_int_equal(asked[7] - asked[6], 64 * hb);
-  /* Flapping: a match, then the difference again, every 5 heartbeats.
-   * The back-off stays at 64 heartbeats. */
+  /* Flapping: a match, then the same difference again, every 5
+   * heartbeats. The back-off stays at 64 heartbeats. */
   last = asked[7];
   for (int i = 0; i < 60; i++) {
-    assert_false(policy_resync_note(&s, true, t += hb, hb));
+    assert_false(policy_resync_note(&s, 1, 1, t += hb, hb));
     for (int j = 0; j < 4; j++)
-      if (policy_resync_note(&s, false, t += hb, hb)) {
+      if (policy_resync_note(&s, 1, 2, t += hb, hb)) {
         assert_true(t - last >= 64 * hb);
         last = t;
       }
@@ -521,13 +521,32 @@ static void resync_backs_off_while_digests_differ(void **state) {
   assert_int_equal(s.backoff_ms, 64 * hb);
   /* Mismatches that don't come in a row ask nothing. */
   for (int i = 0; i < 10; i++) {
-    assert_false(policy_resync_note(&s, false, t += hb, hb));
-    assert_false(policy_resync_note(&s, true, t += hb, hb));
+    assert_false(policy_resync_note(&s, 1, 2, t += hb, hb));
+    assert_false(policy_resync_note(&s, 2, 2, t += hb, hb));
   }
-  /* A calm of four back-offs: it starts over from two heartbeats. */
-  t = last + 4 * 64 * hb + 1;
-  assert_false(policy_resync_note(&s, false, t, hb));
-  assert_true(policy_resync_note(&s, false, t += hb, hb));
+  /* Another difference: asked two heartbeats after the last request,
+   * and the back-off starts over. */
+  t = last + 2 * hb;
+  assert_false(policy_resync_note(&s, 3, 2, t, hb));
+  assert_true(policy_resync_note(&s, 3, 2, t += hb, hb));
+  assert_int_equal(s.backoff_ms, 2 * hb);
+  last = t;
+  /* A cluster forming: the digests change at every message; one request
+   * per two heartbeats at most. */
+  for (uint64_t d = 10; d < 40; d++)
+    if (policy_resync_note(&s, d, d + 100, t += hb / 2, hb)) {
+      assert_true(t - last >= 2 * hb);
+      last = t;
+    }
+  /* The same difference after a calm of four back-offs: it starts over
+   * from two heartbeats. */
+  assert_true(policy_resync_note(&s, 7, 8, t += 3 * hb, hb));
+  assert_true(policy_resync_note(&s, 7, 8, t += 2 * hb, hb) ||
+              policy_resync_note(&s, 7, 8, t += hb, hb));
+  assert_int_equal(s.backoff_ms, 4 * hb);
+  t += 4 * 4 * hb + 1;
+  assert_false(policy_resync_note(&s, 7, 8, t, hb));
+  assert_true(policy_resync_note(&s, 7, 8, t += hb, hb));
   assert_int_equal(s.backoff_ms, 2 * hb);
 }
 
