@@ -180,105 +180,112 @@ ok "a leaf stopped past lost_after is lost to everyone; continued, it is back to
 # ---- 7. a leaf cut off from one relay only
 if [ "$(id -u)" != 0 ] || ! command -v nft >/dev/null || ! command -v ss >/dev/null; then
   echo "SKIP: a leaf cut off from one relay: needs root, nft and ss"
-  exit 0
-fi
-table="choreo_relay_quiet_$$"
-trap 'nft delete table inet '"$table"' 2>/dev/null; cleanup' EXIT
-# Every connection to r1's inbox but web4's passes: web4's is held up,
-# and so is any it would open instead.
-conns=$(ss -tnpH state established "( dst 127.0.0.1:$pr1 )")
-grep -q "pid=${AGENT_PID[web4]}," <<<"$conns" || fail "no connection from web4 to r1 in: $conns"
-pass=$(grep -v "pid=${AGENT_PID[web4]}," <<<"$conns" | awk '{ n = split($3, a, ":"); print a[n] }' |
-  paste -sd, -)
-[ -n "$pass" ] || fail "no connection to r1 but web4's in: $conns"
-nft -f - <<NFT || fail "nft: could not add the rule"
-table inet $table {
-  chain out {
-    type filter hook output priority 0; policy accept;
-    ip daddr 127.0.0.1 tcp dport $pr1 tcp sport != { $pass } drop
+else
+  table="choreo_relay_quiet_$$"
+  trap 'nft delete table inet '"$table"' 2>/dev/null; cleanup' EXIT
+  # Every connection to r1's inbox but web4's passes: web4's is held up,
+  # and so is any it would open instead.
+  conns=$(ss -tnpH state established "( dst 127.0.0.1:$pr1 )")
+  grep -q "pid=${AGENT_PID[web4]}," <<<"$conns" || fail "no connection from web4 to r1 in: $conns"
+  pass=$(grep -v "pid=${AGENT_PID[web4]}," <<<"$conns" | awk '{ n = split($3, a, ":"); print a[n] }' |
+    paste -sd, -)
+  [ -n "$pass" ] || fail "no connection to r1 but web4's in: $conns"
+  nft -f - <<NFT || fail "nft: could not add the rule"
+  table inet $table {
+    chain out {
+      type filter hook output priority 0; policy accept;
+      ip daddr 127.0.0.1 tcp dport $pr1 tcp sport != { $pass } drop
+    }
   }
-}
 NFT
-st4=$(own web4)
-wait_for "r1 takes web4 lost" 15 sees r1 web4 lost
-# For two lost_after, no one but r1 may take web4 lost: r2 still hears it.
-# And it is steady: r1 keeps it lost (it never hears web4 itself), web4
-# asks for no resync (r1's verdicts name it: it leaves itself out of its
-# digest for r1), so r2 opens no catch-up window for it.
-windows0=$(metric r2 choreo_relay_catch_up_windows_total)
-resyncs0=$(metric web4 choreo_relay_resyncs_asked_total)
-end=$(($(now_ms) + 2 * lost_ms))
-while [ "$(now_ms)" -lt "$end" ]; do
-  for n in $(others web4 r1); do
-    s=$(state_seen "$n" web4)
-    [ "$s" = "$st4" ] || fail "$n sees web4 '$s', not '$st4', while only r1 is cut off from it"
+  st4=$(own web4)
+  wait_for "r1 takes web4 lost" 15 sees r1 web4 lost
+  # For two lost_after, no one but r1 may take web4 lost: r2 still hears it.
+  # And it is steady: r1 keeps it lost (it never hears web4 itself), web4
+  # asks for no resync (r1's verdicts name it: it leaves itself out of its
+  # digest for r1), so r2 opens no catch-up window for it.
+  windows0=$(metric r2 choreo_relay_catch_up_windows_total)
+  resyncs0=$(metric web4 choreo_relay_resyncs_asked_total)
+  end=$(($(now_ms) + 2 * lost_ms))
+  while [ "$(now_ms)" -lt "$end" ]; do
+    for n in $(others web4 r1); do
+      s=$(state_seen "$n" web4)
+      [ "$s" = "$st4" ] || fail "$n sees web4 '$s', not '$st4', while only r1 is cut off from it"
+    done
+    sees r1 web4 lost || fail "r1 sees web4 '$(state_seen r1 web4)' while cut off from it: it flaps"
   done
-  sees r1 web4 lost || fail "r1 sees web4 '$(state_seen r1 web4)' while cut off from it: it flaps"
-done
-windows1=$(metric r2 choreo_relay_catch_up_windows_total)
-resyncs1=$(metric web4 choreo_relay_resyncs_asked_total)
-[ "$resyncs1" = "$resyncs0" ] || fail "web4 asked $((resyncs1 - resyncs0)) resyncs while cut off from r1"
-[ "$((windows1 - windows0))" -le 1 ] || fail "r2 opened $((windows1 - windows0)) catch-up windows while web4 was cut off from r1"
-ok "web4 cut off from r1 only: r1 takes it lost and keeps it so, everyone else still sees it $st4, no resync"
-nft delete table inet "$table" || fail "nft: could not remove the rule"
-# Healed, r1 takes web4 lost no more (its log says each time it does)
-# and keeps seeing it for two lost_after in a row. TCP retransmits on the
-# connection held up may take a few seconds.
-lost_lines() { count_lines "$T/r1.log" "peer web4 lost:"; }
-held_since=0
-seen=$(lost_lines)
-deadline=$(($(now_ms) + 30000))
-while :; do
-  t=$(now_ms)
-  n=$(lost_lines)
-  if [ "$n" = "$seen" ] && sees r1 web4 "$st4"; then
-    [ "$held_since" != 0 ] || held_since=$t
-    [ $((t - held_since)) -lt $((2 * lost_ms)) ] || break
-  else
-    held_since=0
-    seen=$n
-  fi
-  [ "$t" -lt "$deadline" ] || fail "r1 did not keep seeing web4 $st4 for $((2 * lost_ms)) ms once healed"
-  sleep 0.02
-done
-TRUTH=$(truth)
-for n in $all; do wait_for "$n's view is everyone's own" 15 agrees "$n"; done
-ok "the rule removed, r1 sees web4 back and every view is right"
+  windows1=$(metric r2 choreo_relay_catch_up_windows_total)
+  resyncs1=$(metric web4 choreo_relay_resyncs_asked_total)
+  [ "$resyncs1" = "$resyncs0" ] || fail "web4 asked $((resyncs1 - resyncs0)) resyncs while cut off from r1"
+  [ "$((windows1 - windows0))" -le 1 ] || fail "r2 opened $((windows1 - windows0)) catch-up windows while web4 was cut off from r1"
+  ok "web4 cut off from r1 only: r1 takes it lost and keeps it so, everyone else still sees it $st4, no resync"
+  nft delete table inet "$table" || fail "nft: could not remove the rule"
+  # Healed, r1 takes web4 lost no more (its log says each time it does)
+  # and keeps seeing it for two lost_after in a row. TCP retransmits on the
+  # connection held up may take a few seconds.
+  lost_lines() { count_lines "$T/r1.log" "peer web4 lost:"; }
+  held_since=0
+  seen=$(lost_lines)
+  deadline=$(($(now_ms) + 30000))
+  while :; do
+    t=$(now_ms)
+    n=$(lost_lines)
+    if [ "$n" = "$seen" ] && sees r1 web4 "$st4"; then
+      [ "$held_since" != 0 ] || held_since=$t
+      [ $((t - held_since)) -lt $((2 * lost_ms)) ] || break
+    else
+      held_since=0
+      seen=$n
+    fi
+    [ "$t" -lt "$deadline" ] || fail "r1 did not keep seeing web4 $st4 for $((2 * lost_ms)) ms once healed"
+    sleep 0.02
+  done
+  TRUTH=$(truth)
+  for n in $all; do wait_for "$n's view is everyone's own" 15 agrees "$n"; done
+  ok "the rule removed, r1 sees web4 back and every view is right"
+fi
 
+# ---- 8. an agent of an earlier minor (last: it leaves old1 in r1's view)
 # An agent of minor 1 (0.2.0, which times leaves by their silence) joins:
 # while it is alive, the relays pass every leaf heartbeat on again; once
 # it is gone, they keep them back again. The old agent is played by
 # messages of its own (proto [0, 1]) sent straight to r1's inbox.
-mkdir -p "$T/old"
-for i in $(seq 1 40); do
-  jq -nc --argjson seq "$i" --arg addr "tcp://127.0.0.1:$(free_port)" \
-    '{v: 1, proto: [0, 1], release: "0.2.0", cluster: "test", from: "old1",
-      inc: 1700000000, seq: $seq, type: "state",
-      rec: {addr: $addr, ver: 1, left: false, state: "ready", reason: "",
-            since: 1, groups: ["old"], data: {}},
-      digest: "0000000000000001", known: 1}' >"$T/old/$i.msg"
-done
-fwd0=$(metric r1 choreo_relay_forwarded_total)
-t0=$(now_ms)
-for i in $(seq 1 40); do
-  "$CHOREO_TAP" send "tcp://127.0.0.1:$pr1" 1 $((hb_ms / 2)) "$T/old/$i.msg" 2>>"$T/tap.log" ||
-    fail "tap send"
-  [ "$i" != 5 ] || wait_for "r1 hears old1" 10 sees r1 old1 ready
-done
-beats=$((($(now_ms) - t0) / hb_ms))
-fwd1=$(metric r1 choreo_relay_forwarded_total)
-# 8 leaves, a heartbeat each per heartbeat, while old1 was alive: at least
-# half of that, counting only the heartbeats after it was first heard.
-want=$((8 * (beats - 3) / 2))
-[ "$((fwd1 - fwd0))" -ge "$want" ] ||
-  fail "r1 forwarded $((fwd1 - fwd0)) messages in $beats heartbeats with an agent of minor 1 alive (want $want or more)"
-wait_for "r1 sees old1 lost" 15 sees r1 old1 lost
-settled r1 10
-fwd2=$(metric r1 choreo_relay_forwarded_total)
-kept2=$(metric r1 choreo_relay_repeats_kept_total)
-settled r1 20
-fwd3=$(metric r1 choreo_relay_forwarded_total)
-kept3=$(metric r1 choreo_relay_repeats_kept_total)
-[ "$((fwd3 - fwd2))" -le 2 ] || fail "r1 still forwarded $((fwd3 - fwd2)) heartbeats after old1 was gone"
-[ "$kept3" -gt "$kept2" ] || fail "r1 kept no repeats back after old1 was gone"
-ok "with an agent of minor 1 alive the relays pass every heartbeat on ($((fwd1 - fwd0)) in $beats heartbeats), and stop once it is gone"
+# Under identity (with_identity.sh) an agent of minor 1 can't be a member
+# at all: it signs nothing, and every record must be signed.
+if [ -n "${CHOREO_TEST_IDENTITY:-}" ]; then
+  echo "SKIP: an agent of minor 1 among quiet relays: it can't join a cluster that requires identity"
+else
+  mkdir -p "$T/old"
+  for i in $(seq 1 40); do
+    jq -nc --argjson seq "$i" --arg addr "tcp://127.0.0.1:$(free_port)" \
+      '{v: 1, proto: [0, 1], release: "0.2.0", cluster: "test", from: "old1",
+        inc: 1700000000, seq: $seq, type: "state",
+        rec: {addr: $addr, ver: 1, left: false, state: "ready", reason: "",
+              since: 1, groups: ["old"], data: {}},
+        digest: "0000000000000001", known: 1}' >"$T/old/$i.msg"
+  done
+  fwd0=$(metric r1 choreo_relay_forwarded_total)
+  t0=$(now_ms)
+  for i in $(seq 1 40); do
+    "$CHOREO_TAP" send "tcp://127.0.0.1:$pr1" 1 $((hb_ms / 2)) "$T/old/$i.msg" 2>>"$T/tap.log" ||
+      fail "tap send"
+    [ "$i" != 5 ] || wait_for "r1 hears old1" 10 sees r1 old1 ready
+  done
+  beats=$((($(now_ms) - t0) / hb_ms))
+  fwd1=$(metric r1 choreo_relay_forwarded_total)
+  # 8 leaves, a heartbeat each per heartbeat, while old1 was alive: at least
+  # half of that, counting only the heartbeats after it was first heard.
+  want=$((8 * (beats - 3) / 2))
+  [ "$((fwd1 - fwd0))" -ge "$want" ] ||
+    fail "r1 forwarded $((fwd1 - fwd0)) messages in $beats heartbeats with an agent of minor 1 alive (want $want or more)"
+  wait_for "r1 sees old1 lost" 15 sees r1 old1 lost
+  settled r1 10
+  fwd2=$(metric r1 choreo_relay_forwarded_total)
+  kept2=$(metric r1 choreo_relay_repeats_kept_total)
+  settled r1 20
+  fwd3=$(metric r1 choreo_relay_forwarded_total)
+  kept3=$(metric r1 choreo_relay_repeats_kept_total)
+  [ "$((fwd3 - fwd2))" -le 2 ] || fail "r1 still forwarded $((fwd3 - fwd2)) heartbeats after old1 was gone"
+  [ "$kept3" -gt "$kept2" ] || fail "r1 kept no repeats back after old1 was gone"
+  ok "with an agent of minor 1 alive the relays pass every heartbeat on ($((fwd1 - fwd0)) in $beats heartbeats), and stop once it is gone"
+fi
