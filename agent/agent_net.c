@@ -1160,34 +1160,18 @@ static void relay_said(struct net *n, const struct wire_msg *m, uint64_t now) {
 static void pass_on(struct net *n, const struct wire_msg *m, struct peer *peer,
                     bool news, uint64_t now, const void *raw, size_t rawlen) {
   struct agent *a = agent_of(n);
-  uint64_t lately = POLICY_RELAY_REPEAT_HB * a->cfg->heartbeat_ms;
-  struct policy_pass_in in = {
-      .forwards = true,
-      .news = news,
-      .unpassed = !peer->passed || peer->passed_inc != m->rec.inc ||
-                  peer->passed_ver != m->rec.ver,
-      .leave = m->type == WIRE_LEAVE,
-      .control = m->necho > 0 || m->proving || m->nwant > 0 ||
-                 m->revoked != NULL || m->resync,
-      .cert_wanted =
-          m->cert != NULL && relay_cert_wanted(&a->relay, m->from, now),
-      .changed_lately = peer->changed_at + lately > now,
-      .catch_up = relay_window_open(&a->relay, now),
-      .all_quiet = a->relay.all_quiet,
-  };
-  enum policy_relay_pass pass = policy_relay_pass(&in);
-  switch (pass) {
-  case POLICY_PASS_NEWS:
-  case POLICY_PASS_HOLD:
-    relay_forward(&a->relay, raw, rawlen, pass == POLICY_PASS_NEWS);
-    peer->passed = true;
-    peer->passed_inc = m->rec.inc;
-    peer->passed_ver = m->rec.ver;
-    break;
-  case POLICY_PASS_NONE:
+  enum policy_relay_pass pass = policy_relay_pass_msg(
+      m, peer, news,
+      m->cert != NULL && relay_cert_wanted(&a->relay, m->from, now),
+      relay_window_open(&a->relay, now), a->relay.all_quiet, now,
+      a->cfg->heartbeat_ms);
+
+  if (pass == POLICY_PASS_NONE) {
     a->metrics.relay_quiet++;
-    break;
+    return;
   }
+  relay_forward(&a->relay, raw, rawlen, pass == POLICY_PASS_NEWS);
+  peer_passed(peer, &m->rec);
 }
 
 /* Merge a state, hello or leave record; a relay forwards a leaf's (the

@@ -690,6 +690,12 @@ bool peers_all_speak(const struct peers *p, uint32_t minor) {
   return true;
 }
 
+void peer_passed(struct peer *peer, const struct record *r) {
+  peer->passed = true;
+  peer->passed_inc = r->inc;
+  peer->passed_ver = r->ver;
+}
+
 int peers_relay_slot(const struct peers *p, const char *name) {
   for (int s = 0; s < PEERS_RELAYS_MAX; s++)
     if (p->relays[s] != NULL && strcmp(p->relays[s]->rec.name, name) == 0)

@@ -321,6 +321,9 @@ void peers_note_roles(struct peers *p, struct peer *peer, bool leaf, bool relay,
  * later (a relay passes every heartbeat on while one does not). */
 bool peers_all_speak(const struct peers *p, uint32_t minor);
 
+/* This relay has passed the node's record r on to every member. */
+void peer_passed(struct peer *peer, const struct record *r);
+
 /* The slot of relay `name`, or -1 when it has none. */
 int peers_relay_slot(const struct peers *p, const char *name);
 

@@ -162,6 +162,28 @@ enum policy_relay_pass policy_relay_pass(const struct policy_pass_in *in) {
   return POLICY_PASS_NONE;
 }
 
+enum policy_relay_pass policy_relay_pass_msg(const struct wire_msg *m,
+                                             const struct peer *peer, bool news,
+                                             bool cert_wanted, bool catch_up,
+                                             bool all_quiet, uint64_t now,
+                                             uint64_t heartbeat_ms) {
+  struct policy_pass_in in = {
+      .forwards = true,
+      .news = news,
+      .unpassed = !peer->passed || peer->passed_inc != m->rec.inc ||
+                  peer->passed_ver != m->rec.ver,
+      .leave = m->type == WIRE_LEAVE,
+      .control = m->necho > 0 || m->proving || m->nwant > 0 ||
+                 m->revoked != NULL || m->resync,
+      .cert_wanted = m->cert != NULL && cert_wanted,
+      .changed_lately =
+          peer->changed_at + POLICY_RELAY_REPEAT_HB * heartbeat_ms > now,
+      .catch_up = catch_up,
+      .all_quiet = all_quiet,
+  };
+  return policy_relay_pass(&in);
+}
+
 uint64_t policy_relay_window_ms(uint64_t heartbeat_ms) {
   return heartbeat_ms + heartbeat_ms / 2;
 }

@@ -245,6 +245,17 @@ struct policy_pass_in {
  * of the cluster's size. */
 enum policy_relay_pass policy_relay_pass(const struct policy_pass_in *in);
 
+/* policy_relay_pass for a leaf's message m that the relay forwards
+ * (policy_relay_forwards), from the relay's entry of its sender and its
+ * own state: whether m is news (policy_is_news, before the merge), the
+ * certificate it carries was asked for, a catch-up window is open, and
+ * every member speaks minor 2. */
+enum policy_relay_pass policy_relay_pass_msg(const struct wire_msg *m,
+                                             const struct peer *peer, bool news,
+                                             bool cert_wanted, bool catch_up,
+                                             bool all_quiet, uint64_t now,
+                                             uint64_t heartbeat_ms);
+
 /* How long a catch-up window stays open: long enough for every leaf's
  * next heartbeat to pass (one and a half heartbeats). */
 uint64_t policy_relay_window_ms(uint64_t heartbeat_ms);

@@ -21,8 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Cluster, arguments, free_port, loopback, parse,  # noqa
-                     relay_roles, request, wait_until)
+from harness import (Cluster, arguments, configure_agents, parse,  # noqa
+                     request, wait_until)
 import serf_cluster  # noqa: E402
 
 
@@ -75,15 +75,9 @@ def one_run_choreo(args):
     c = Cluster(args.choreo, args.keep, args.relay_nice,
                 args.leaf_nice)
     try:
-        names = [f"n{i}" for i in range(args.agents)]
-        ports = {n: free_port() for n in names}
-        index = {n: i for i, n in enumerate(names)}
-        roles = relay_roles(
-            names, args.relays,
-            lambda n: f"tcp://{loopback(index[n])}:{ports[n]}")
+        names = configure_agents(c, args.agents, args.relays,
+                                 args.heartbeat)
         for i, n in enumerate(names):
-            c.config(n, ports[n], "web", heartbeat=args.heartbeat,
-                     lost_after="30s", host=loopback(i), **roles[n])
             with open(f"{c.d}/{n}.yaml") as f:
                 text = f.read()
             with open(f"{c.d}/{n}.yaml", "w") as f:

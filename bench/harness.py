@@ -191,6 +191,21 @@ def relay_roles(names, nrelays, addr):
     return roles
 
 
+def configure_agents(c, count, nrelays, heartbeat, lost_after="30s"):
+    """Write the configurations of agents n0..n{count-1} of cluster c, in
+    group web, each on a loopback address of its own, the first nrelays
+    relays and the rest their leaves (relay_roles). Returns the names."""
+    names = [f"n{i}" for i in range(count)]
+    ports = {n: free_port() for n in names}
+    index = {n: i for i, n in enumerate(names)}
+    roles = relay_roles(
+        names, nrelays, lambda n: f"tcp://{loopback(index[n])}:{ports[n]}")
+    for i, n in enumerate(names):
+        c.config(n, ports[n], "web", heartbeat=heartbeat,
+                 lost_after=lost_after, host=loopback(i), **roles[n])
+    return names
+
+
 def summary(values):
     """p50 and p90 of a list of numbers."""
     return {"p50": statistics.median(values), "p90": percentile(values, 90),

@@ -42,9 +42,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from converge import NotConverged, choreo_view, poll  # noqa: E402
-from harness import (Cluster, arguments, cpu_seconds, free_port,  # noqa
-                     loopback, parse, raise_nofile, relay_roles, request,
-                     wait_until)
+from harness import (Cluster, arguments, configure_agents,  # noqa
+                     cpu_seconds, parse, raise_nofile, request, wait_until)
 
 COUNTERS = ("choreo_messages_received_total",
             "choreo_relay_batches_received_total",
@@ -118,15 +117,8 @@ def main():
     c = Cluster(args.choreo, args.keep, args.relay_nice,
                 args.leaf_nice)
     try:
-        names = [f"n{i}" for i in range(args.agents)]
-        ports = {n: free_port() for n in names}
-        index = {n: i for i, n in enumerate(names)}
-        roles = relay_roles(
-            names, args.relays,
-            lambda n: f"tcp://{loopback(index[n])}:{ports[n]}")
-        for i, n in enumerate(names):
-            c.config(n, ports[n], "web", heartbeat=args.heartbeat,
-                     lost_after="30s", host=loopback(i), **roles[n])
+        names = configure_agents(c, args.agents, args.relays,
+                                 args.heartbeat)
         c.start("n0")
         wait_until(lambda: c.status("n0") is not None, 10, "the seed")
         t0 = time.monotonic()

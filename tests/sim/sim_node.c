@@ -695,32 +695,15 @@ static void relay_said(struct sim_node *nd, const struct wire_msg *m,
 static void pass_on(struct sim_node *nd, const struct wire_msg *m,
                     struct peer *peer, bool news, uint64_t now, const void *raw,
                     size_t rawlen) {
-  uint64_t lately = POLICY_RELAY_REPEAT_HB * nd->cfg.heartbeat_ms;
-  struct policy_pass_in in = {
-      .forwards = true,
-      .news = news,
-      .unpassed = !peer->passed || peer->passed_inc != m->rec.inc ||
-                  peer->passed_ver != m->rec.ver,
-      .leave = m->type == WIRE_LEAVE,
-      .control = m->necho > 0 || m->proving || m->nwant > 0 ||
-                 m->revoked != NULL || m->resync,
-      .cert_wanted = false, /* no identity in the simulation */
-      .changed_lately = peer->changed_at + lately > now,
-      .catch_up = now < nd->window_until,
-      .all_quiet = nd->all_quiet,
-  };
-  enum policy_relay_pass pass = policy_relay_pass(&in);
-  switch (pass) {
-  case POLICY_PASS_NEWS:
-  case POLICY_PASS_HOLD:
-    relay_forward(nd, raw, rawlen, pass == POLICY_PASS_NEWS);
-    peer->passed = true;
-    peer->passed_inc = m->rec.inc;
-    peer->passed_ver = m->rec.ver;
-    break;
-  case POLICY_PASS_NONE:
-    break;
-  }
+  /* No identity in the simulation: no certificate is asked for. */
+  enum policy_relay_pass pass =
+      policy_relay_pass_msg(m, peer, news, false, now < nd->window_until,
+                            nd->all_quiet, now, nd->cfg.heartbeat_ms);
+
+  if (pass == POLICY_PASS_NONE)
+    return;
+  relay_forward(nd, raw, rawlen, pass == POLICY_PASS_NEWS);
+  peer_passed(peer, &m->rec);
 }
 
 static void handle_record(struct sim_node *nd, struct wire_msg *m,

@@ -484,6 +484,66 @@ static void relay_passes_on_news_and_repeats_only_when_needed(void **state) {
   assert_int_equal(policy_relay_window_ms(1000), 1500);
 }
 
+/* What a relay makes of a leaf's message and its entry of the leaf. */
+static void relay_pass_reads_the_message_and_the_entry(void **state) {
+  struct peer peer;
+  struct wire_msg m;
+  uint64_t hb = 1000, now = 10000;
+
+  (void)state;
+  memset(&peer, 0, sizeof(peer));
+  memset(&m, 0, sizeof(m));
+  m.type = WIRE_STATE;
+  m.rec.inc = 7;
+  m.rec.ver = 3;
+  /* A version never passed on: at once, even the first state after a
+   * hello (no news to the relay, which merged the hello). */
+  assert_int_equal(
+      policy_relay_pass_msg(&m, &peer, false, false, false, true, now, hb),
+      POLICY_PASS_NEWS);
+  peer_passed(&peer, &m.rec);
+  assert_int_equal(
+      policy_relay_pass_msg(&m, &peer, false, false, false, true, now, hb),
+      POLICY_PASS_NONE);
+  /* Changed within two heartbeats: with the repeats. */
+  peer.changed_at = now - 2 * hb + 1;
+  assert_int_equal(
+      policy_relay_pass_msg(&m, &peer, false, false, false, true, now, hb),
+      POLICY_PASS_HOLD);
+  peer.changed_at = now - 2 * hb;
+  /* An echo, and a certificate asked for, go at once; a certificate no
+   * one asked for, or an ask without a certificate, do not. */
+  m.necho = 1;
+  assert_int_equal(
+      policy_relay_pass_msg(&m, &peer, false, false, false, true, now, hb),
+      POLICY_PASS_NEWS);
+  m.necho = 0;
+  assert_int_equal(
+      policy_relay_pass_msg(&m, &peer, false, true, false, true, now, hb),
+      POLICY_PASS_NONE);
+  m.cert = json_object();
+  assert_int_equal(
+      policy_relay_pass_msg(&m, &peer, false, false, false, true, now, hb),
+      POLICY_PASS_NONE);
+  assert_int_equal(
+      policy_relay_pass_msg(&m, &peer, false, true, false, true, now, hb),
+      POLICY_PASS_NEWS);
+  json_decref(m.cert);
+  m.cert = NULL;
+  /* A window, or a member of minor 1: with the repeats. */
+  assert_int_equal(
+      policy_relay_pass_msg(&m, &peer, false, false, true, true, now, hb),
+      POLICY_PASS_HOLD);
+  assert_int_equal(
+      policy_relay_pass_msg(&m, &peer, false, false, false, false, now, hb),
+      POLICY_PASS_HOLD);
+  /* A newer version: at once again. */
+  m.rec.ver = 4;
+  assert_int_equal(
+      policy_relay_pass_msg(&m, &peer, false, false, false, true, now, hb),
+      POLICY_PASS_NEWS);
+}
+
 /* A resync is asked after two mismatches in a row. The same difference
  * (the same two digests) again: not before a back-off that doubles (2,
  * 4, ... 64 heartbeats), also when they matched for a while in between;
@@ -1191,6 +1251,7 @@ int main(void) {
       cmocka_unit_test(relay_burst_then_one_per_interval),
       cmocka_unit_test(relay_forwards_leaves_direct_records_only),
       cmocka_unit_test(relay_passes_on_news_and_repeats_only_when_needed),
+      cmocka_unit_test(relay_pass_reads_the_message_and_the_entry),
       cmocka_unit_test(resync_backs_off_while_digests_differ),
       cmocka_unit_test(lists_ours_picks_one_side),
       cmocka_unit_test(lists_ours_is_one_sided),
