@@ -247,6 +247,24 @@ struct relay_queue {
 
 /* Certificates asked for that a relay remembers passing on. */
 #define RELAY_WANTED_MAX 32
+/* A catch-up batch whose connection is not up yet is tried again after
+ * this many ms. */
+#define RELAY_TARGET_RETRY_MS 10
+
+/* A catch-up sent to one member alone (policy_relay_catch_up): a PUB
+ * socket of its own connected to the member's inbox. Every leaf message
+ * the relay takes in until `until` goes to it, in batches that wait like
+ * the repeats; the socket is closed a heartbeat later, once what was sent
+ * has had time to arrive. */
+struct relay_target {
+  bool used;
+  char name[CHOREO_NAME_MAX + 1];
+  int sock;          /* mesh_solo_open() */
+  uint64_t until;    /* monotonic ms: messages are added until then */
+  uint64_t close_at; /* monotonic ms: the socket is closed then */
+  uint64_t due;      /* monotonic ms: its batch goes then */
+  struct batch batch;
+};
 
 struct relay {
   /* Leaves' repeated heartbeats and their changes waiting to be forwarded
@@ -268,6 +286,10 @@ struct relay {
     char name[CHOREO_NAME_MAX + 1];
     uint64_t until;
   } wanted[RELAY_WANTED_MAX];
+  /* Catch-ups sent to one member alone, and the timer of their batches
+   * and closings. */
+  struct relay_target targets[POLICY_RELAY_TARGETS_MAX];
+  uv_timer_t targets_timer;
   bool stopped;
   /* Hook: send these bytes to every member; 0 or a CHOREO_E* code. */
   int (*send)(struct relay *r, const void *buf, size_t len);
@@ -277,6 +299,16 @@ int relay_init(struct relay *r);
 /* Open (or extend) a catch-up window from now: every leaf's heartbeat is
  * passed on for policy_relay_window_ms(). */
 void relay_open_window(struct relay *r, uint64_t now);
+/* Member `peer` may lack records (a joiner, a leaf new, restarted or
+ * back, a resync asked): a catch-up for it alone, or a window for
+ * everyone, as policy_relay_catch_up() says. */
+void relay_catch_up(struct relay *r, const struct peer *peer, uint64_t now);
+/* Whether a catch-up of one member alone is taking messages now, and
+ * add a leaf's message (as received) to each such catch-up but its
+ * sender's. */
+bool relay_targets_open(const struct relay *r, uint64_t now);
+void relay_targets_add(struct relay *r, const void *msg, size_t len,
+                       const char *from, uint64_t now);
 bool relay_window_open(const struct relay *r, uint64_t now);
 /* Note the certificates a message asks for (want_cert), so that the
  * answers carrying them are passed on; and ask whether one was. */

@@ -1166,6 +1166,13 @@ static void pass_on(struct net *n, const struct wire_msg *m, struct peer *peer,
       relay_window_open(&a->relay, now), a->relay.all_quiet, now,
       a->cfg->heartbeat_ms);
 
+  /* Members catching up alone get what everyone gets, and the repeats
+   * a window would pass on. */
+  if (relay_targets_open(&a->relay, now) &&
+      (pass != POLICY_PASS_NONE ||
+       policy_relay_pass_msg(m, peer, news, false, true, a->relay.all_quiet,
+                             now, a->cfg->heartbeat_ms) != POLICY_PASS_NONE))
+    relay_targets_add(&a->relay, raw, rawlen, m->from, now);
   if (pass == POLICY_PASS_NONE) {
     a->metrics.relay_quiet++;
     return;
@@ -1206,17 +1213,17 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
   n->got_members = true;
   if (m->relay && !via_relay && !a->cfg->relay && peer != NULL)
     relay_said(n, m, now);
-  /* Who may lack records gets every heartbeat for a while: a joiner
-   * (at its hello, and again at its first state after hellos, which says
-   * it has our answer: what we passed on before our connection to it was
-   * up never reached it), a leaf new, restarted or back, a member that
-   * asked. */
+  /* Who may lack records gets every heartbeat for a while, alone if it
+   * can (relay_catch_up): a joiner (at its hello, and again at its first
+   * state after hellos, which says it has our answer: what we passed on
+   * before our connection to it was up never reached it), a leaf new,
+   * restarted or back, a member that asked. */
   if (a->cfg->relay && !via_relay && peer != NULL) {
     bool answered = peer->hello_last && m->type != WIRE_HELLO;
     peer->hello_last = m->type == WIRE_HELLO;
     if (m->type == WIRE_HELLO || answered || m->resync ||
         (m->leaf && (first_heard || restarted)))
-      relay_open_window(&a->relay, now);
+      relay_catch_up(&a->relay, peer, now);
   }
   if (forward && peer != NULL)
     pass_on(n, m, peer, news, now, raw, rawlen);

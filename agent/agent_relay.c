@@ -81,6 +81,8 @@ static void flush_at(struct relay *r, struct relay_queue *q, uint64_t when) {
   uv_timer_start(&q->timer, on_relay_timer, when - now, 0);
 }
 
+static void on_targets_timer(uv_timer_t *t);
+
 int relay_init(struct relay *r) {
   struct agent *a = agent_of(r);
   struct relay_queue *qs[] = {&r->hold, &r->news};
@@ -91,6 +93,10 @@ int relay_init(struct relay *r) {
     if (a->cfg->relay && rv == 0)
       rv = batch_init(&qs[i]->batch);
   }
+  uv_timer_init(&a->loop, &r->targets_timer);
+  r->targets_timer.data = r;
+  for (size_t k = 0; k < POLICY_RELAY_TARGETS_MAX; k++)
+    r->targets[k].sock = -1;
   return rv;
 }
 
@@ -105,6 +111,155 @@ void relay_open_window(struct relay *r, uint64_t now) {
 
 bool relay_window_open(const struct relay *r, uint64_t now) {
   return now < r->window_until;
+}
+
+/* ---- catch-ups of one member alone ---- */
+
+static int target_find(const struct relay *r, const char *name) {
+  for (int k = 0; k < POLICY_RELAY_TARGETS_MAX; k++)
+    if (r->targets[k].used && strcmp(r->targets[k].name, name) == 0)
+      return k;
+  return -1;
+}
+
+static void target_close(struct relay_target *t) {
+  mesh_solo_close(t->sock);
+  batch_free(&t->batch);
+  memset(t, 0, sizeof(*t));
+  t->sock = -1;
+}
+
+/* Arm the timer for the earliest batch due or socket to close. */
+static void targets_arm(struct relay *r) {
+  uint64_t now = uv_now(&agent_of(r)->loop), next = UINT64_MAX;
+  for (size_t k = 0; k < POLICY_RELAY_TARGETS_MAX; k++) {
+    const struct relay_target *t = &r->targets[k];
+    uint64_t at =
+        t->batch.frames > 0 && t->due < t->close_at ? t->due : t->close_at;
+    if (t->used && at < next)
+      next = at;
+  }
+  if (r->stopped || next == UINT64_MAX)
+    uv_timer_stop(&r->targets_timer);
+  else
+    uv_timer_start(&r->targets_timer, on_targets_timer,
+                   next > now ? next - now : 0, 0);
+}
+
+/* Send t's batch once its connection is up; false while it is not. */
+static bool target_flush(struct relay *r, struct relay_target *t) {
+  struct metrics *m = &agent_of(r)->metrics;
+  if (t->batch.frames == 0)
+    return true;
+  if (!mesh_solo_up(t->sock))
+    return false;
+  if (mesh_solo_send(t->sock, t->batch.buf, t->batch.len) == 0) {
+    m->relay_batches_sent++;
+    m->msg_sent++;
+  } else {
+    m->msg_send_failed++;
+  }
+  batch_reset(&t->batch);
+  return true;
+}
+
+static void on_targets_timer(uv_timer_t *timer) {
+  struct relay *r = timer->data;
+  uint64_t now = uv_now(&agent_of(r)->loop);
+  bool unreached = false;
+  for (size_t k = 0; k < POLICY_RELAY_TARGETS_MAX; k++) {
+    struct relay_target *t = &r->targets[k];
+    if (!t->used)
+      continue;
+    if (t->batch.frames > 0 && t->due <= now && !target_flush(r, t))
+      t->due = now + RELAY_TARGET_RETRY_MS;
+    if (now >= t->close_at) {
+      if (t->batch.frames > 0) {
+        unreached = true;
+        log_info("relay: no connection to %s for its catch-up; opening a "
+                 "window for everyone", t->name);
+      }
+      target_close(t);
+    }
+  }
+  /* A member this relay could not reach alone gets a window for all. */
+  if (unreached)
+    relay_open_window(r, now);
+  targets_arm(r);
+}
+
+void relay_catch_up(struct relay *r, const struct peer *peer, uint64_t now) {
+  struct agent *a = agent_of(r);
+  int k = target_find(r, peer->rec.name);
+  size_t nfree = 0;
+  struct relay_target *t;
+  for (size_t i = 0; i < POLICY_RELAY_TARGETS_MAX; i++)
+    nfree += !r->targets[i].used;
+  struct policy_catch_up_in in = {
+      .window_open = relay_window_open(r, now),
+      .all_quiet = r->all_quiet,
+      .has_own = k >= 0,
+      .own_free = nfree,
+      .reachable = wire_valid_addr(peer->rec.addr),
+  };
+  switch (policy_relay_catch_up(&in)) {
+  case POLICY_CATCH_UP_COVERED:
+    return;
+  case POLICY_CATCH_UP_ALL:
+    relay_open_window(r, now);
+    return;
+  case POLICY_CATCH_UP_ALONE:
+    break;
+  }
+  if (k < 0) {
+    int sock;
+    for (k = 0; r->targets[k].used; k++)
+      ;
+    t = &r->targets[k];
+    if (batch_init(&t->batch) != 0 ||
+        (sock = mesh_solo_open(&a->net.mesh, peer->rec.addr)) < 0) {
+      batch_free(&t->batch);
+      relay_open_window(r, now);
+      return;
+    }
+    t->used = true;
+    t->sock = sock;
+    snprintf(t->name, sizeof(t->name), "%s", peer->rec.name);
+  }
+  t = &r->targets[k];
+  if (t->until <= now)
+    a->metrics.relay_catch_ups++;
+  t->until = now + policy_relay_window_ms(a->cfg->heartbeat_ms);
+  t->close_at = t->until + a->cfg->heartbeat_ms;
+  targets_arm(r);
+}
+
+bool relay_targets_open(const struct relay *r, uint64_t now) {
+  for (size_t k = 0; k < POLICY_RELAY_TARGETS_MAX; k++)
+    if (r->targets[k].used && r->targets[k].until > now)
+      return true;
+  return false;
+}
+
+void relay_targets_add(struct relay *r, const void *msg, size_t len,
+                       const char *from, uint64_t now) {
+  uint64_t hold = policy_relay_hold_ms(agent_of(r)->cfg->heartbeat_ms);
+  if (r->stopped)
+    return;
+  for (size_t k = 0; k < POLICY_RELAY_TARGETS_MAX; k++) {
+    struct relay_target *t = &r->targets[k];
+    if (!t->used || t->until <= now || strcmp(t->name, from) == 0)
+      continue;
+    /* Full while its connection is not up: this one is not kept (the
+     * member asks for a resync if it needs it). */
+    if (!batch_fits(&t->batch, len) && !target_flush(r, t))
+      continue;
+    if (batch_add(&t->batch, msg, len) != 0)
+      continue;
+    if (t->batch.frames == 1)
+      t->due = now + hold;
+  }
+  targets_arm(r);
 }
 
 void relay_note_wants(struct relay *r, const struct wire_msg *m, uint64_t now) {
@@ -165,11 +320,15 @@ void relay_close(struct relay *r) {
   r->stopped = true;
   agent_close_handle((uv_handle_t *)&r->hold.timer);
   agent_close_handle((uv_handle_t *)&r->news.timer);
+  agent_close_handle((uv_handle_t *)&r->targets_timer);
 }
 
 void relay_free(struct relay *r) {
   batch_free(&r->hold.batch);
   batch_free(&r->news.batch);
+  for (size_t k = 0; k < POLICY_RELAY_TARGETS_MAX; k++)
+    if (r->targets[k].used)
+      target_close(&r->targets[k]);
   free(r->seen);
   r->seen = NULL;
 }

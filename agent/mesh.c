@@ -378,7 +378,9 @@ int mesh_start(struct mesh *m) {
   return rv;
 }
 
-int mesh_connect(struct mesh *m, const char *addr) {
+/* Connect PUB socket s to addr, from the inbox's address when it can
+ * (mesh_connect). */
+static int connect_from(const struct mesh *m, int s, const char *addr) {
   char host[64], bound[sizeof(m->local) + CHOREO_ADDR_MAX + 8];
   bool loopback;
   int ep;
@@ -388,10 +390,40 @@ int mesh_connect(struct mesh *m, const char *addr) {
       loopback == m->local_loopback &&
       (size_t)snprintf(bound, sizeof(bound), "tcp://%s;%s", m->local,
                        addr + strlen("tcp://")) < sizeof(bound))
-    ep = nn_connect(m->pub, bound);
+    ep = nn_connect(s, bound);
   else
-    ep = nn_connect(m->pub, addr);
+    ep = nn_connect(s, addr);
   return ep >= 0 ? ep : -nn_errno();
+}
+
+int mesh_connect(struct mesh *m, const char *addr) {
+  return connect_from(m, m->pub, addr);
+}
+
+int mesh_solo_open(struct mesh *m, const char *addr) {
+  int s = -1, rv;
+  if ((rv = open_pub(&s)) != 0)
+    return rv;
+  if ((rv = connect_from(m, s, addr)) < 0) {
+    nn_close(s);
+    return rv;
+  }
+  return s;
+}
+
+bool mesh_solo_up(int s) {
+  return s >= 0 && nn_get_statistic(s, NN_STAT_CURRENT_CONNECTIONS) > 0;
+}
+
+int mesh_solo_send(int s, const void *buf, size_t len) {
+  if (s < 0)
+    return -EBADF;
+  return nn_send(s, buf, len, NN_DONTWAIT) >= 0 ? 0 : -nn_errno();
+}
+
+void mesh_solo_close(int s) {
+  if (s >= 0)
+    nn_close(s);
 }
 
 void mesh_disconnect(struct mesh *m, int endpoint) {

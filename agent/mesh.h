@@ -98,6 +98,17 @@ int mesh_start(struct mesh *m);
  * the endpoint id (>= 0) or a negated errno (EINVAL: not a valid
  * address). */
 int mesh_connect(struct mesh *m, const char *addr);
+/* A connection of its own to one member's inbox, apart from the
+ * fan-out (a relay's catch-up, docs/PROTOCOL.md "Relays"): a PUB socket
+ * connected to addr alone, from the inbox's address like mesh_connect.
+ * Returns the socket (>= 0) or a negated errno. What is sent before its
+ * connection is up (mesh_solo_up) is dropped, as on any PUB. */
+int mesh_solo_open(struct mesh *m, const char *addr);
+bool mesh_solo_up(int s);
+/* 0, or a negated errno (EAGAIN: its pipe is full). */
+int mesh_solo_send(int s, const void *buf, size_t len);
+void mesh_solo_close(int s);
+
 /* Shut an endpoint down. */
 void mesh_disconnect(struct mesh *m, int endpoint);
 

@@ -83,8 +83,11 @@
      "Leaves' unchanged heartbeats this relay did not pass on (members hold "  \
      "them)")                                                                  \
   XX(relay_windows, "choreo_relay_catch_up_windows_total", "",                 \
-     "Catch-up windows this relay opened (a hello, a leaf new or back, a "     \
-     "resync asked)")                                                          \
+     "Catch-up windows for every member this relay opened (more members "      \
+     "needed one at once than it sends to alone)")                             \
+  XX(relay_catch_ups, "choreo_relay_catch_ups_alone_total", "",                \
+     "Catch-ups this relay sent to one member alone (a hello, a leaf new or "  \
+     "back, a resync asked)")                                                  \
   XX(resyncs_asked, "choreo_relay_resyncs_asked_total", "",                    \
      "Resyncs this member asked of its relays (records digests differed)")     \
   XX(verdict_losses, "choreo_relay_verdict_losses_total", "",                  \

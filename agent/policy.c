@@ -188,6 +188,14 @@ uint64_t policy_relay_window_ms(uint64_t heartbeat_ms) {
   return heartbeat_ms + heartbeat_ms / 2;
 }
 
+enum policy_catch_up policy_relay_catch_up(const struct policy_catch_up_in *in) {
+  if (in->window_open || !in->all_quiet)
+    return POLICY_CATCH_UP_COVERED;
+  if (in->reachable && (in->has_own || in->own_free > 0))
+    return POLICY_CATCH_UP_ALONE;
+  return POLICY_CATCH_UP_ALL;
+}
+
 bool policy_resync_note(struct policy_resync *s, uint64_t ours, uint64_t theirs,
                         uint64_t now, uint64_t heartbeat_ms) {
   uint64_t max = POLICY_RESYNC_BACKOFF_MAX_HB * heartbeat_ms;

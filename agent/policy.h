@@ -260,6 +260,33 @@ enum policy_relay_pass policy_relay_pass_msg(const struct wire_msg *m,
  * next heartbeat to pass (one and a half heartbeats). */
 uint64_t policy_relay_window_ms(uint64_t heartbeat_ms);
 
+/* Catch-ups (docs/PROTOCOL.md "Relays"): a member that may lack records
+ * (a joiner, a leaf new, restarted or back, a member asking for a
+ * resync) gets every leaf's heartbeat for policy_relay_window_ms(). A
+ * relay sends them to that member alone, over a connection of its own to
+ * its inbox, for up to POLICY_RELAY_TARGETS_MAX members at once; what one
+ * member needs then costs the others nothing. */
+#define POLICY_RELAY_TARGETS_MAX 32
+enum policy_catch_up {
+  POLICY_CATCH_UP_COVERED, /* nothing to open: every heartbeat reaches
+                              every member already (a window for everyone
+                              is open, or an earlier minor is alive) */
+  POLICY_CATCH_UP_ALONE,   /* the member alone (open or extend its own) */
+  POLICY_CATCH_UP_ALL,     /* a window for everyone */
+};
+struct policy_catch_up_in {
+  bool window_open;   /* a window for everyone is open */
+  bool all_quiet;     /* every member speaks minor 2 (WIRE_PROTO_QUIET) */
+  bool has_own;       /* the member has a catch-up of its own already */
+  size_t own_free;    /* catch-ups of its own the relay may still open */
+  bool reachable;     /* its address is known and valid */
+};
+/* A member alone while it has one or one is free and its address is
+ * known; everyone when none is (a burst of joiners, as when a whole
+ * cluster starts: one window serves them all); nothing when every
+ * heartbeat is passed on anyway. */
+enum policy_catch_up policy_relay_catch_up(const struct policy_catch_up_in *in);
+
 /* Records digests (docs/PROTOCOL.md "Records digest"): a member compares
  * its own with each relay's, and asks for a resync when they differ. */
 #define POLICY_RESYNC_MISSES 2

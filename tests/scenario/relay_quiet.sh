@@ -136,12 +136,23 @@ vl1=$(metric web1 choreo_relay_verdict_losses_total)
 [ "$vl1" -gt "$vl0" ] || fail "web1 took web7 lost without a relay's verdict ($vl0 then $vl1)"
 ok "a leaf killed is lost to everyone; web1 took it lost on the relays' verdicts"
 
-# ---- 4. the leaf restarted, with a state of its own
+# ---- 4. the leaf restarted, with a state of its own. The relays catch
+# it up alone, over a connection of their own to it: every record
+# reaches it, and no window for everyone is opened.
+cu0=$(sum_metric choreo_relay_catch_ups_alone_total r1 r2)
+cw0=$(sum_metric choreo_relay_catch_up_windows_total r1 r2)
+[ -n "$cu0" ] && [ -n "$cw0" ] || fail "the relays have no catch-up counters"
 start_agent web7
 wait_for "web7 sees 11 members" 20 has_members web7 11
+TRUTH=$(truth)
+wait_for "web7's view is every node's own" 15 agrees web7
+cu1=$(sum_metric choreo_relay_catch_ups_alone_total r1 r2)
+cw1=$(sum_metric choreo_relay_catch_up_windows_total r1 r2)
+[ "$cu1" -gt "$cu0" ] || fail "no relay caught web7 up alone ($cu0 then $cu1)"
+[ "$cw1" = "$cw0" ] || fail "a window for everyone was opened for web7 ($cw0 then $cw1)"
 c web7 set draining --reason "back from the dead" || fail "set draining on web7"
 all_see web7 draining $(others web7)
-ok "the leaf restarted is seen again by everyone, draining"
+ok "the leaf restarted is caught up alone ($((cu1 - cu0)) catch-ups, no window for everyone) and seen again by everyone, draining"
 
 # ---- 5. a leaf changes while a relay is down
 kill_agent r1

@@ -94,6 +94,7 @@ enum sim_timer {
   SIM_T_WAKE,      /* agent.c wake */
   SIM_T_HOLD,      /* agent_relay.c hold.timer */
   SIM_T_NEWS,      /* agent_relay.c news.timer */
+  SIM_T_TARGETS,   /* agent_relay.c targets_timer */
   SIM_T_COUNT
 };
 
@@ -105,6 +106,20 @@ struct sim_ep {
   int refs;
   bool join;
   unsigned life; /* the target's life the connection was made to */
+};
+
+/* A catch-up sent to one member alone (agent_relay.c struct
+ * relay_target): a connection of its own to the member's inbox. */
+struct sim_target {
+  bool used;
+  char name[CHOREO_NAME_MAX + 1];
+  int node;          /* the node at its address; -1: nobody */
+  unsigned life;     /* the node's life the connection was made to */
+  uint64_t up_at;    /* µs: what is sent before is dropped */
+  uint64_t until;    /* ms: heartbeats are added until then */
+  uint64_t close_at; /* ms: the connection is closed then */
+  uint64_t due;      /* ms: its batch goes then */
+  struct batch b;
 };
 
 /* What state_dir keeps across a crash. */
@@ -152,10 +167,11 @@ struct sim_node {
   struct seen *seen;
   uint64_t window_until;
   bool all_quiet;
+  struct sim_target targets[POLICY_RELAY_TARGETS_MAX];
   /* agent_net.c: records digests compared with each relay */
   struct policy_resync resync[PEERS_RELAYS_MAX];
   unsigned resync_left;
-  uint64_t resyncs, windows; /* counted, for the summary */
+  uint64_t resyncs, windows, catch_ups; /* counted, for the summary */
 
   /* timers: armed, due (µs) and arming counter */
   bool t_active[SIM_T_COUNT];
@@ -228,6 +244,12 @@ void sim_at(struct sim *s, uint64_t at, enum sim_ev type, int node, int arg,
             uint64_t gen, struct sim_blob *blob);
 /* Send buf to every connection of nd (nanomsg PUB: one copy per pipe). */
 void sim_net_send(struct sim_node *nd, const void *buf, size_t len);
+/* Send buf over a connection of nd's own to node `to` (a catch-up):
+ * made to life *life, up at *up_at µs. Returns 0 when sent (or lost on
+ * the way), 1 while the connection is not up yet, -1 when nobody is
+ * there. */
+int sim_net_send_one(struct sim_node *nd, int to, unsigned *life,
+                     uint64_t *up_at, const void *buf, size_t len);
 /* The node an address names, or -1. */
 int sim_addr_node(const struct sim *s, const char *addr);
 void sim_addr_of(int id, char *buf, size_t len);

@@ -905,6 +905,18 @@ static void summary(void) {
     print_rates(o->relays > 0 ? "leaf" : "member", false, secs);
     print_rates("relay", true, secs);
   }
+  if (o->relays > 0) {
+    uint64_t alone = 0, everyone = 0, asked = 0;
+    for (size_t i = 0; i < S.n; i++) {
+      alone += S.nodes[i].catch_ups;
+      everyone += S.nodes[i].windows;
+      asked += S.nodes[i].resyncs;
+    }
+    fprintf(summary_out,
+            "; catch-ups %" PRIu64 " alone, %" PRIu64 " for everyone, "
+            "resyncs asked %" PRIu64,
+            alone, everyone, asked);
+  }
   {
     uint64_t refuted = 0, refused = 0;
     for (size_t i = 0; i < S.n; i++) {

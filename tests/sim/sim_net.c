@@ -127,3 +127,33 @@ void sim_net_send(struct sim_node *nd, const void *buf, size_t len) {
   }
   sim_blob_unref(b);
 }
+
+int sim_net_send_one(struct sim_node *nd, int to, unsigned *life,
+                     uint64_t *up_at, const void *buf, size_t len) {
+  struct sim *s = nd->sim;
+  struct sim_node *peer;
+  struct sim_blob *b;
+
+  if (to < 0)
+    return -1;
+  peer = &s->nodes[to];
+  if (!peer->up) {
+    s->dropped_down++;
+    return -1;
+  }
+  if (*life != peer->life) {
+    uint64_t back = peer->started_us + SIM_RECONNECT_US;
+    *life = peer->life;
+    if (*up_at < back)
+      *up_at = back;
+  }
+  if (nd->cpu < *up_at)
+    return 1;
+  b = sim_blob_new(buf, len);
+  nd->tx_msgs++;
+  nd->tx_bytes += len;
+  sim_cpu(nd, s->o.send_us);
+  cross(s, nd->id, to, nd->cpu, b);
+  sim_blob_unref(b);
+  return 0;
+}

@@ -35,6 +35,13 @@
  *   net_start           agent_net.c: net_start
  *   relay_forward, flush, flush_at, relay_open_window
  *                       agent_relay.c: the same names
+ *   relay_catch_up, targets_open, targets_add, targets_flush,
+ *   target_flush, target_close, targets_arm
+ *                       agent_relay.c: relay_catch_up,
+ *                       relay_targets_open, relay_targets_add,
+ *                       on_targets_timer, target_flush, target_close,
+ *                       targets_arm (the socket: sim_net_send_one; its
+ *                       connection is up once connect_us has passed)
  *   relay_said, pass_on
  *                       agent_net.c: the same names
  *   self_init, refresh, self_refute, sim_node_set
@@ -70,6 +77,9 @@ static const uint64_t soon_delays_ms[] = {5, 25, 100, 400};
 /* What a behaviour's script takes, from issue to end. */
 #define SIM_SCRIPT_US 5000
 #define SIM_BEHAVIOUR "follow"
+/* A catch-up batch whose connection is not up yet is tried again after
+ * this (agent_relay.c RELAY_TARGET_RETRY_MS). */
+#define SIM_TARGET_RETRY_MS 10
 
 static void wake_at(struct sim_node *nd, uint64_t when);
 static void jobs_step(struct sim_node *nd);
@@ -77,6 +87,11 @@ static void check_sync(struct sim_node *nd);
 static void refresh(struct sim_node *nd, bool force);
 static void relay_forward(struct sim_node *nd, const void *msg, size_t len,
                           bool change);
+static void relay_catch_up(struct sim_node *nd, const struct peer *peer,
+                           uint64_t now);
+static void targets_add(struct sim_node *nd, const void *msg, size_t len,
+                        const char *from, uint64_t now);
+static bool targets_open(const struct sim_node *nd, uint64_t now);
 
 static bool is_leaf(const struct sim_node *nd) {
   return nd->cfg.nrelays > 0;
@@ -700,6 +715,11 @@ static void pass_on(struct sim_node *nd, const struct wire_msg *m,
       policy_relay_pass_msg(m, peer, news, false, now < nd->window_until,
                             nd->all_quiet, now, nd->cfg.heartbeat_ms);
 
+  if (targets_open(nd, now) &&
+      (pass != POLICY_PASS_NONE ||
+       policy_relay_pass_msg(m, peer, news, false, true, nd->all_quiet, now,
+                             nd->cfg.heartbeat_ms) != POLICY_PASS_NONE))
+    targets_add(nd, raw, rawlen, m->from, now);
   if (pass == POLICY_PASS_NONE)
     return;
   relay_forward(nd, raw, rawlen, pass == POLICY_PASS_NEWS);
@@ -739,7 +759,7 @@ static void handle_record(struct sim_node *nd, struct wire_msg *m,
     peer->hello_last = m->type == WIRE_HELLO;
     if (m->type == WIRE_HELLO || answered || m->resync ||
         (m->leaf && (first_heard || restarted)))
-      relay_open_window(nd, now);
+      relay_catch_up(nd, peer, now);
   }
   if (forward && peer != NULL)
     pass_on(nd, m, peer, news, now, raw, rawlen);
@@ -932,6 +952,134 @@ static void relay_forward(struct sim_node *nd, const void *msg, size_t len,
     flush_at(nd, false, now + policy_relay_hold_ms(nd->cfg.heartbeat_ms));
 }
 
+static int target_find(const struct sim_node *nd, const char *name) {
+  for (int k = 0; k < POLICY_RELAY_TARGETS_MAX; k++)
+    if (nd->targets[k].used && strcmp(nd->targets[k].name, name) == 0)
+      return k;
+  return -1;
+}
+
+static bool targets_open(const struct sim_node *nd, uint64_t now) {
+  for (size_t k = 0; k < POLICY_RELAY_TARGETS_MAX; k++)
+    if (nd->targets[k].used && nd->targets[k].until > now)
+      return true;
+  return false;
+}
+
+static void target_close(struct sim_target *t) {
+  batch_free(&t->b);
+  memset(t, 0, sizeof(*t));
+}
+
+/* Arm the targets' timer for the earliest batch due or connection to
+ * close. */
+static void targets_arm(struct sim_node *nd) {
+  uint64_t now = sim_ms(nd), next = UINT64_MAX;
+  for (size_t k = 0; k < POLICY_RELAY_TARGETS_MAX; k++) {
+    const struct sim_target *t = &nd->targets[k];
+    uint64_t at = t->b.frames > 0 && t->due < t->close_at ? t->due : t->close_at;
+    if (t->used && at < next)
+      next = at;
+  }
+  if (next == UINT64_MAX)
+    sim_timer_stop(nd, SIM_T_TARGETS);
+  else
+    sim_timer_start(nd, SIM_T_TARGETS, next > now ? next - now : 0);
+}
+
+/* Send t's batch if its connection is up; false while it is not. */
+static bool target_flush(struct sim_node *nd, struct sim_target *t) {
+  int rv;
+  if (t->b.frames == 0)
+    return true;
+  rv = sim_net_send_one(nd, t->node, &t->life, &t->up_at, t->b.buf, t->b.len);
+  if (rv > 0)
+    return false;
+  batch_reset(&t->b);
+  return true;
+}
+
+static void targets_flush(struct sim_node *nd) {
+  uint64_t now = sim_ms(nd);
+  bool unreached = false;
+  for (size_t k = 0; k < POLICY_RELAY_TARGETS_MAX; k++) {
+    struct sim_target *t = &nd->targets[k];
+    if (!t->used)
+      continue;
+    if (t->b.frames > 0 && t->due <= now && !target_flush(nd, t))
+      t->due = now + SIM_TARGET_RETRY_MS;
+    if (now >= t->close_at) {
+      unreached |= t->b.frames > 0;
+      target_close(t);
+    }
+  }
+  /* A member never reached alone gets a window for everyone. */
+  if (unreached)
+    relay_open_window(nd, now);
+  targets_arm(nd);
+}
+
+static void relay_catch_up(struct sim_node *nd, const struct peer *peer,
+                           uint64_t now) {
+  int k = target_find(nd, peer->rec.name);
+  size_t nfree = 0;
+  struct sim_target *t;
+  for (size_t i = 0; i < POLICY_RELAY_TARGETS_MAX; i++)
+    nfree += !nd->targets[i].used;
+  struct policy_catch_up_in in = {
+      .window_open = now < nd->window_until,
+      .all_quiet = nd->all_quiet,
+      .has_own = k >= 0,
+      .own_free = nfree,
+      .reachable = wire_valid_addr(peer->rec.addr),
+  };
+  switch (policy_relay_catch_up(&in)) {
+  case POLICY_CATCH_UP_COVERED:
+    return;
+  case POLICY_CATCH_UP_ALL:
+    relay_open_window(nd, now);
+    return;
+  case POLICY_CATCH_UP_ALONE:
+    break;
+  }
+  if (k < 0) {
+    for (k = 0; nd->targets[k].used; k++)
+      ;
+    t = &nd->targets[k];
+    if (batch_init(&t->b) != 0)
+      return;
+    t->used = true;
+    snprintf(t->name, sizeof(t->name), "%s", peer->rec.name);
+    t->node = sim_addr_node(nd->sim, peer->rec.addr);
+    t->life = t->node >= 0 ? nd->sim->nodes[t->node].life : 0;
+    t->up_at = nd->cpu + connect_us(nd->sim);
+  }
+  t = &nd->targets[k];
+  if (t->until <= now)
+    nd->catch_ups++;
+  t->until = now + policy_relay_window_ms(nd->cfg.heartbeat_ms);
+  t->close_at = t->until + nd->cfg.heartbeat_ms;
+  targets_arm(nd);
+}
+
+/* Every leaf message taken in goes to each member catching up (but its
+ * sender), in a batch of its own that waits like the repeats. */
+static void targets_add(struct sim_node *nd, const void *msg, size_t len,
+                        const char *from, uint64_t now) {
+  for (size_t k = 0; k < POLICY_RELAY_TARGETS_MAX; k++) {
+    struct sim_target *t = &nd->targets[k];
+    if (!t->used || t->until <= now || strcmp(t->name, from) == 0)
+      continue;
+    if (!batch_fits(&t->b, len) && !target_flush(nd, t))
+      continue; /* not up yet, and full: this one is not kept */
+    if (batch_add(&t->b, msg, len) != 0)
+      continue;
+    if (t->b.frames == 1)
+      t->due = now + policy_relay_hold_ms(nd->cfg.heartbeat_ms);
+  }
+  targets_arm(nd);
+}
+
 /* ---- agent.c and agent_jobs.c ---- */
 
 static void on_peer_event(void *arg, const struct peer_event *ev) {
@@ -1077,6 +1225,8 @@ void sim_node_crash(struct sim_node *nd) {
   nd->seen = NULL;
   batch_free(&nd->hold);
   batch_free(&nd->news);
+  for (size_t k = 0; k < POLICY_RELAY_TARGETS_MAX; k++)
+    target_close(&nd->targets[k]);
 }
 
 void sim_node_event(struct sim_node *nd, const struct sim_event *e) {
@@ -1116,6 +1266,9 @@ void sim_node_event(struct sim_node *nd, const struct sim_event *e) {
       break;
     case SIM_T_NEWS:
       flush(nd, true);
+      break;
+    case SIM_T_TARGETS:
+      targets_flush(nd);
       break;
     case SIM_T_COUNT:
       break;

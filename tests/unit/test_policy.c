@@ -484,6 +484,46 @@ static void relay_passes_on_news_and_repeats_only_when_needed(void **state) {
   assert_int_equal(policy_relay_window_ms(1000), 1500);
 }
 
+struct catch_up_row {
+  const char *name;
+  struct policy_catch_up_in in;
+  enum policy_catch_up expect;
+};
+
+#define CALM .all_quiet = true, .reachable = true
+static const struct catch_up_row catch_up_rows[] = {
+    {"alone_while_a_slot_is_free",
+     {CALM, .own_free = POLICY_RELAY_TARGETS_MAX},
+     POLICY_CATCH_UP_ALONE},
+    {"the_last_free_slot", {CALM, .own_free = 1}, POLICY_CATCH_UP_ALONE},
+    {"its_own_is_extended_when_none_is_free",
+     {CALM, .has_own = true},
+     POLICY_CATCH_UP_ALONE},
+    {"everyone_when_none_is_free", {CALM}, POLICY_CATCH_UP_ALL},
+    {"everyone_when_its_address_is_unknown",
+     {.all_quiet = true, .own_free = 4},
+     POLICY_CATCH_UP_ALL},
+    {"nothing_while_a_window_for_everyone_is_open",
+     {CALM, .own_free = 4, .window_open = true},
+     POLICY_CATCH_UP_COVERED},
+    {"nothing_while_an_earlier_minor_gets_every_heartbeat",
+     {.reachable = true, .own_free = 4},
+     POLICY_CATCH_UP_COVERED},
+    {"nothing_for_an_unknown_address_under_an_earlier_minor",
+     {.own_free = 0},
+     POLICY_CATCH_UP_COVERED},
+};
+
+static void relay_catches_up_one_member_alone_while_it_can(void **state) {
+  (void)state;
+  for (size_t i = 0; i < ARRAY_SIZE(catch_up_rows); i++) {
+    const struct catch_up_row *r = &catch_up_rows[i];
+    if (policy_relay_catch_up(&r->in) != r->expect)
+      fail_msg("%s: %d, not %d", r->name, policy_relay_catch_up(&r->in),
+               r->expect);
+  }
+}
+
 /* What a relay makes of a leaf's message and its entry of the leaf. */
 static void relay_pass_reads_the_message_and_the_entry(void **state) {
   struct peer peer;
@@ -1251,6 +1291,7 @@ int main(void) {
       cmocka_unit_test(relay_burst_then_one_per_interval),
       cmocka_unit_test(relay_forwards_leaves_direct_records_only),
       cmocka_unit_test(relay_passes_on_news_and_repeats_only_when_needed),
+      cmocka_unit_test(relay_catches_up_one_member_alone_while_it_can),
       cmocka_unit_test(relay_pass_reads_the_message_and_the_entry),
       cmocka_unit_test(resync_backs_off_while_digests_differ),
       cmocka_unit_test(lists_ours_picks_one_side),
