@@ -173,8 +173,10 @@ enum policy_relay_pass policy_relay_pass_msg(const struct wire_msg *m,
       .unpassed = !peer->passed || peer->passed_inc != m->rec.inc ||
                   peer->passed_ver != m->rec.ver,
       .leave = m->type == WIRE_LEAVE,
+      /* Not "resync": only a relay that hears it directly acts on it,
+       * and every relay does (a leaf sends to each). */
       .control = m->necho > 0 || m->proving || m->nwant > 0 ||
-                 m->revoked != NULL || m->resync,
+                 m->revoked != NULL,
       .cert_wanted = m->cert != NULL && cert_wanted,
       .changed_lately =
           peer->changed_at + POLICY_RELAY_REPEAT_HB * heartbeat_ms > now,

@@ -570,6 +570,13 @@ static void relay_pass_reads_the_message_and_the_entry(void **state) {
       POLICY_PASS_NEWS);
   json_decref(m.cert);
   m.cert = NULL;
+  /* A resync request is for the relays that hear it directly: not
+   * passed on for itself. */
+  m.resync = true;
+  assert_int_equal(
+      policy_relay_pass_msg(&m, &peer, false, false, false, true, now, hb),
+      POLICY_PASS_NONE);
+  m.resync = false;
   /* A window, or a member of minor 1: with the repeats. */
   assert_int_equal(
       policy_relay_pass_msg(&m, &peer, false, false, true, true, now, hb),
