@@ -456,6 +456,7 @@ def sanitizer_reports(cl):
 
 RELAY_METRICS = ("choreo_relay_verdict_losses_total",
                  "choreo_relay_resyncs_asked_total",
+                 "choreo_relay_catch_ups_alone_total",
                  "choreo_relay_catch_up_windows_total")
 
 
