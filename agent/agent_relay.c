@@ -177,7 +177,8 @@ static void on_targets_timer(uv_timer_t *timer) {
       if (t->batch.frames > 0) {
         unreached = true;
         log_info("relay: no connection to %s for its catch-up; opening a "
-                 "window for everyone", t->name);
+                 "window for everyone",
+                 t->name);
       }
       target_close(t);
     }

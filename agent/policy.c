@@ -175,8 +175,8 @@ enum policy_relay_pass policy_relay_pass_msg(const struct wire_msg *m,
       .leave = m->type == WIRE_LEAVE,
       /* Not "resync": only a relay that hears it directly acts on it,
        * and every relay does (a leaf sends to each). */
-      .control = m->necho > 0 || m->proving || m->nwant > 0 ||
-                 m->revoked != NULL,
+      .control =
+          m->necho > 0 || m->proving || m->nwant > 0 || m->revoked != NULL,
       .cert_wanted = m->cert != NULL && cert_wanted,
       .changed_lately =
           peer->changed_at + POLICY_RELAY_REPEAT_HB * heartbeat_ms > now,
@@ -190,7 +190,8 @@ uint64_t policy_relay_window_ms(uint64_t heartbeat_ms) {
   return heartbeat_ms + heartbeat_ms / 2;
 }
 
-enum policy_catch_up policy_relay_catch_up(const struct policy_catch_up_in *in) {
+enum policy_catch_up
+policy_relay_catch_up(const struct policy_catch_up_in *in) {
   if (in->window_open || !in->all_quiet)
     return POLICY_CATCH_UP_COVERED;
   if (in->reachable && (in->has_own || in->own_free > 0))

@@ -275,11 +275,11 @@ enum policy_catch_up {
   POLICY_CATCH_UP_ALL,     /* a window for everyone */
 };
 struct policy_catch_up_in {
-  bool window_open;   /* a window for everyone is open */
-  bool all_quiet;     /* every member speaks minor 2 (WIRE_PROTO_QUIET) */
-  bool has_own;       /* the member has a catch-up of its own already */
-  size_t own_free;    /* catch-ups of its own the relay may still open */
-  bool reachable;     /* its address is known and valid */
+  bool window_open; /* a window for everyone is open */
+  bool all_quiet;   /* every member speaks minor 2 (WIRE_PROTO_QUIET) */
+  bool has_own;     /* the member has a catch-up of its own already */
+  size_t own_free;  /* catch-ups of its own the relay may still open */
+  bool reachable;   /* its address is known and valid */
 };
 /* A member alone while it has one or one is free and its address is
  * known; everyone when none is (a burst of joiners, as when a whole

@@ -977,7 +977,8 @@ static void targets_arm(struct sim_node *nd) {
   uint64_t now = sim_ms(nd), next = UINT64_MAX;
   for (size_t k = 0; k < POLICY_RELAY_TARGETS_MAX; k++) {
     const struct sim_target *t = &nd->targets[k];
-    uint64_t at = t->b.frames > 0 && t->due < t->close_at ? t->due : t->close_at;
+    uint64_t at =
+        t->b.frames > 0 && t->due < t->close_at ? t->due : t->close_at;
     if (t->used && at < next)
       next = at;
   }
