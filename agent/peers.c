@@ -879,6 +879,13 @@ uint64_t peers_digest(struct peers *p, const struct record *self) {
   return h;
 }
 
+bool peers_same_view(struct peers *p, const struct record *self,
+                     uint64_t digest, uint32_t known) {
+  if ((uint64_t)known != (uint64_t)p->n + (self != NULL ? 1 : 0))
+    return false;
+  return digest == peers_digest(p, self);
+}
+
 /* One node's part of a records digest. */
 static uint64_t hash_stamp(const struct record *r) {
   unsigned char num[16];

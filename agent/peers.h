@@ -304,6 +304,15 @@ void peers_grace(struct peers *p, uint64_t now);
  * incarnation or left flag changed since the last call. */
 uint64_t peers_digest(struct peers *p, const struct record *self);
 
+/* Whether a member that sent `digest` over a view of `known` members
+ * (itself included, wire "known") has the view this table and self
+ * (NULL: the table alone) make. A view of another size is not the same
+ * whatever its digest, and is told without hashing: a table that grows
+ * with every message (a cluster forming) would otherwise hash all its
+ * entries for each one, N times N at every member. */
+bool peers_same_view(struct peers *p, const struct record *self,
+                     uint64_t digest, uint32_t known);
+
 /* ---- relays (docs/PROTOCOL.md "Relays") ---- */
 
 /* Whether this agent takes relays' verdicts on leaves (it is not a relay

@@ -1086,6 +1086,45 @@ static void peers_digest_separates_fields(void **state) {
   peers_free(&p);
 }
 
+/* peers_same_view: the size said must match before digests are compared,
+ * and a view of the same size and digest is the same. */
+static void peers_same_view_needs_size_and_digest(void **state) {
+  struct record self, r;
+  struct peers p;
+  uint64_t d;
+  (void)state;
+
+  peers_init(&p, SELF, 64, NULL, NULL);
+  for (size_t i = 0; i < 3; i++) {
+    make_record(&r, base[i].name, base[i].inc, base[i].ver, "ready", false,
+                NULL);
+    assert_true(peers_merge_direct(&p, &r, 0, WALL, NULL) >= 0);
+    record_free(&r);
+  }
+  make_record(&self, SELF, 1, 1, "ready", false, NULL);
+  d = peers_digest(&p, &self);
+  const struct {
+    bool with_self;
+    uint64_t digest;
+    uint32_t known;
+    bool same;
+  } views[] = {
+      {true, d, 4, true},   /* three entries and self */
+      {true, d, 3, false},  /* the digest of another size: a collision */
+      {true, d, 5, false},  /* likewise */
+      {true, d, 0, false},  /* none said */
+      {true, ~d, 4, false}, /* the same size, another view */
+      {false, peers_digest(&p, NULL), 3, true}, /* the table alone */
+      {false, peers_digest(&p, NULL), 4, false},
+  };
+  for (size_t i = 0; i < sizeof(views) / sizeof(views[0]); i++)
+    assert_int_equal(peers_same_view(&p, views[i].with_self ? &self : NULL,
+                                     views[i].digest, views[i].known),
+                     views[i].same);
+  record_free(&self);
+  peers_free(&p);
+}
+
 /* The cached digest must be what a fresh computation gives after every
  * kind of change of the table and of self. */
 static uint64_t fresh_digest(struct peers *p, const struct record *self) {
@@ -1703,6 +1742,7 @@ int main(void) {
       TEST(peers_digest_is_the_same_for_agents_with_the_same_view),
       TEST(peers_digest_differs_when_addr_inc_or_left_differs),
       TEST(peers_digest_separates_fields),
+      TEST(peers_same_view_needs_size_and_digest),
       TEST(peers_digest_cache_follows_every_change),
       TEST(peers_rearm_lost_after_when_a_lost_node_comes_back),
       TEST(peers_next_deadline_follows_merges_ticks_and_timing),
