@@ -47,14 +47,28 @@ uint64_t sim_rand_below(struct sim_rand *r, uint64_t n);
 /* True with probability p. */
 bool sim_rand_chance(struct sim_rand *r, double p);
 
-/* Bytes sent once and delivered to many: shared, counted. */
+/* Bytes sent once and delivered to many: shared, counted. Each frame
+ * (the blob itself, or each of a batch) is decoded by the first receiver
+ * and kept for the others: the decoder is a pure function of the bytes,
+ * so every receiver would get the same message, and each is still
+ * charged the decode's CPU time and counted as decoding. */
 struct sim_blob {
   unsigned refs;
   size_t len;
+  size_t nframes;             /* entries of frames */
+  struct sim_frame *frames;   /* by frame index; NULL until decoded */
   unsigned char data[];
+};
+struct sim_frame {
+  bool done;
+  struct wire_msg *m; /* NULL: the decoder refused the frame */
 };
 struct sim_blob *sim_blob_new(const void *buf, size_t len);
 void sim_blob_unref(struct sim_blob *b);
+/* Frame k of blob b (bytes buf, len within it), decoded once; NULL when
+ * the decoder refuses it. */
+const struct wire_msg *sim_blob_decode(struct sim_blob *b, size_t k,
+                                       const void *buf, size_t len);
 
 enum sim_ev {
   SIM_EV_DELIVER, /* a message reaches node's inbox */

@@ -726,7 +726,7 @@ static void pass_on(struct sim_node *nd, const struct wire_msg *m,
   peer_passed(peer, &m->rec);
 }
 
-static void handle_record(struct sim_node *nd, struct wire_msg *m,
+static void handle_record(struct sim_node *nd, const struct wire_msg *m,
                           bool via_relay, const void *raw, size_t rawlen) {
   uint64_t now = sim_ms(nd);
   struct peer *peer = peers_find(&nd->peers, m->from);
@@ -785,7 +785,7 @@ static void handle_record(struct sim_node *nd, struct wire_msg *m,
   after_record(nd, policy_after_record(&in));
 }
 
-static void handle_members(struct sim_node *nd, struct wire_msg *m) {
+static void handle_members(struct sim_node *nd, const struct wire_msg *m) {
   uint64_t now = sim_ms(nd);
   int64_t wall = sim_wall(nd);
   sim_timer_stop(nd, SIM_T_LIST);
@@ -825,47 +825,44 @@ static void fresh_after(struct sim_node *nd, const struct wire_msg *m) {
   }
 }
 
-static void on_one(struct sim_node *nd, const void *buf, size_t len,
-                   bool via_relay) {
-  struct wire_error err;
-  struct wire_msg m;
+static void on_one(struct sim_node *nd, struct sim_blob *blob, size_t k,
+                   const void *buf, size_t len, bool via_relay) {
+  const struct wire_msg *m;
 
   if ((via_relay || nd->cfg.relay) && seen_note(nd->seen, buf, len) &&
       via_relay)
     return;
-  if (wire_msg_init(&m) != 0)
-    return;
   nd->decodes++;
   sim_cpu(nd, nd->sim->o.decode_us);
-  if (wire_decode(buf, len, &m, &err) != 0) {
+  m = sim_blob_decode(blob, k, buf, len);
+  if (m == NULL) {
     /* refused: counted by the agent, nothing more */
-  } else if (via_relay && strcmp(m.from, nd->cfg.name) == 0) {
+  } else if (via_relay && strcmp(m->from, nd->cfg.name) == 0) {
     /* our own message, passed on by a relay */
-  } else if (admit(nd, &m, via_relay) && nd->up) {
-    if (m.type == WIRE_MEMBERS)
-      handle_members(nd, &m);
+  } else if (admit(nd, m, via_relay) && nd->up) {
+    if (m->type == WIRE_MEMBERS)
+      handle_members(nd, m);
     else
-      handle_record(nd, &m, via_relay, buf, len);
+      handle_record(nd, m, via_relay, buf, len);
     if (nd->up) {
-      fresh_after(nd, &m);
+      fresh_after(nd, m);
       check_sync(nd);
       jobs_step(nd);
     }
   }
-  wire_msg_free(&m);
 }
 
-static void on_message(struct sim_node *nd, const void *buf, size_t len) {
-  const void *frame;
-  size_t flen, pos = 0;
+static void on_message(struct sim_node *nd, struct sim_blob *blob) {
+  const void *buf = blob->data, *frame;
+  size_t len = blob->len, flen, pos = 0, k = 0;
   if (!batch_is(buf, len)) {
-    on_one(nd, buf, len, false);
+    on_one(nd, blob, 0, buf, len, false);
     return;
   }
   if (batch_check(buf, len) == 0)
     return;
   while (nd->up && batch_next(buf, len, &pos, &frame, &flen))
-    on_one(nd, frame, flen, true);
+    on_one(nd, blob, k++, frame, flen, true);
 }
 
 /* ---- startup sync ---- */
@@ -1237,7 +1234,7 @@ void sim_node_event(struct sim_node *nd, const struct sim_event *e) {
     sim_cpu(nd, nd->sim->o.wake_us);
     nd->rx_msgs++;
     nd->rx_bytes += e->blob->len;
-    on_message(nd, e->blob->data, e->blob->len);
+    on_message(nd, e->blob);
     break;
   case SIM_EV_DONE:
     action_done(nd, (size_t)e->arg);

@@ -55,13 +55,52 @@ struct sim_blob *sim_blob_new(const void *buf, size_t len) {
     abort(); /* the simulator has no way on without memory */
   b->refs = 1;
   b->len = len;
+  b->nframes = 0;
+  b->frames = NULL;
   memcpy(b->data, buf, len);
   return b;
 }
 
 void sim_blob_unref(struct sim_blob *b) {
-  if (b != NULL && --b->refs == 0)
-    free(b);
+  if (b == NULL || --b->refs > 0)
+    return;
+  for (size_t k = 0; k < b->nframes; k++) {
+    if (b->frames[k].m != NULL) {
+      wire_msg_free(b->frames[k].m);
+      free(b->frames[k].m);
+    }
+  }
+  free(b->frames);
+  free(b);
+}
+
+const struct wire_msg *sim_blob_decode(struct sim_blob *b, size_t k,
+                                       const void *buf, size_t len) {
+  struct wire_error err;
+  struct sim_frame *f;
+
+  if (k >= b->nframes) {
+    size_t n = k + 1 > 2 * b->nframes ? k + 1 : 2 * b->nframes;
+    f = realloc(b->frames, n * sizeof(*f));
+    if (f == NULL)
+      abort();
+    memset(f + b->nframes, 0, (n - b->nframes) * sizeof(*f));
+    b->frames = f;
+    b->nframes = n;
+  }
+  f = &b->frames[k];
+  if (!f->done) {
+    f->done = true;
+    f->m = malloc(sizeof(*f->m));
+    if (f->m == NULL || wire_msg_init(f->m) != 0)
+      abort();
+    if (wire_decode(buf, len, f->m, &err) != 0) {
+      wire_msg_free(f->m);
+      free(f->m);
+      f->m = NULL;
+    }
+  }
+  return f->m;
 }
 
 static bool before(const struct sim_event *a, const struct sim_event *b) {
