@@ -167,8 +167,8 @@ static int metrics_text(struct agent *a, char **out) {
     const struct peer *p = a->peers.v[i];
     if (!p->heard)
       continue;
-    v[n++] = (struct metrics_node){p->rec.name, peer_state(p), p->rec.groups,
-                                   p->rec.ngroups, age_s(now, peer_since(p))};
+    v[n++] = (struct metrics_node){p->rec->name, peer_state(p), p->rec->groups,
+                                   p->rec->ngroups, age_s(now, peer_since(p))};
   }
   rv = metrics_render_nodes(&a->metrics, &me, v, n, out);
   free(v);
@@ -226,7 +226,7 @@ static void on_peer_event(void *arg, const struct peer_event *ev) {
     net_peer_lost(&a->net, (struct peer *)ev->peer);
   /* A data event (data or groups changed) leaves the state as it was. */
   bool arrow = ev->type != PEER_EV_DATA && ev->previous[0] != '\0';
-  log_info("peer %s %s: %s%s%s", ev->peer->rec.name, peer_event_name(ev->type),
+  log_info("peer %s %s: %s%s%s", ev->peer->rec->name, peer_event_name(ev->type),
            arrow ? ev->previous : "", arrow ? " -> " : "", ev->state);
   ctl_peer_event(&a->ctl, ev);
   json_t *o = view_event(ev);

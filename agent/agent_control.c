@@ -65,7 +65,7 @@ json_t *ctl_peer_list(struct ctl *c,
       (*truncated)++;
       continue;
     }
-    view = with_addr(view_table_peer(p, now), &p->rec);
+    view = with_addr(view_table_peer(p, now), p->rec);
     len = view != NULL ? json_dumpb(view, NULL, 0, JSON_COMPACT) + 1 : 0;
     if (view != NULL && used + len > CTL_LIST_BYTES_MAX) {
       json_decref(view);
@@ -79,7 +79,7 @@ json_t *ctl_peer_list(struct ctl *c,
 }
 
 static bool in_group(const struct peer *peer, const void *group) {
-  return record_in_group(&peer->rec, group);
+  return record_in_group(peer->rec, group);
 }
 
 /* Peers shown to users: those heard from, sorted by name, and with
@@ -517,8 +517,8 @@ int ctl_start(struct ctl *c) {
 void ctl_peer_event(struct ctl *c, const struct peer_event *ev) {
   json_t *o = view_event(ev), *groups = json_array();
   /* The peer's groups, so that watchers can filter by group. */
-  for (size_t i = 0; groups != NULL && i < ev->peer->rec.ngroups; i++)
-    json_array_append_new(groups, json_string(ev->peer->rec.groups[i]));
+  for (size_t i = 0; groups != NULL && i < ev->peer->rec->ngroups; i++)
+    json_array_append_new(groups, json_string(ev->peer->rec->groups[i]));
   if (o != NULL && groups != NULL)
     json_object_set(o, "groups", groups);
   json_decref(groups);

@@ -105,7 +105,7 @@ static void matching(struct agent *a, const struct config_behaviour *b,
       continue;
     if (b->has_when && !engine_state_in(&b->when, peer_state(p)))
       continue;
-    n = snprintf(out + used, len - used, "%s%s", used ? " " : "", p->rec.name);
+    n = snprintf(out + used, len - used, "%s%s", used ? " " : "", p->rec->name);
     if (n < 0 || (size_t)n >= len - used) {
       out[used] = '\0'; /* names that don't fit are left out whole */
       return;

@@ -137,7 +137,7 @@ static void add_unheard(struct net *n, struct wire_msg *m) {
     pick[j] = p;
   }
   for (size_t i = 0; i < k; i++)
-    snprintf(m->unheard[i], sizeof(m->unheard[i]), "%s", pick[i]->rec.name);
+    snprintf(m->unheard[i], sizeof(m->unheard[i]), "%s", pick[i]->rec->name);
   m->nunheard = k;
 }
 
@@ -267,8 +267,8 @@ static void publish_members(struct net *n) {
       json_decref(m.revoked);
       k = 0;
     }
-    if (i < a->peers.n && a->peers.v[i]->rec.addr[0] != '\0')
-      add_member(n, &list[k++], &a->peers.v[i]->rec);
+    if (i < a->peers.n && a->peers.v[i]->rec->addr[0] != '\0')
+      add_member(n, &list[k++], a->peers.v[i]->rec);
   }
   json_decref(revoked);
   free(list);
@@ -463,10 +463,11 @@ static void release_addr(struct net *n, const char *addr) {
 }
 
 static void release_alt(struct net *n, struct peer *peer) {
-  if (peer->alt_addr[0] == '\0')
+  if (peer->alt_addr == NULL)
     return;
   release_addr(n, peer->alt_addr);
-  peer->alt_addr[0] = '\0';
+  free(peer->alt_addr);
+  peer->alt_addr = NULL;
 }
 
 static void release_endpoint(struct net *n, struct peer *peer) {
@@ -474,13 +475,14 @@ static void release_endpoint(struct net *n, struct peer *peer) {
     return;
   release_addr(n, peer->endpoint_addr);
   peer->endpoint = -1;
-  peer->endpoint_addr[0] = '\0';
+  free(peer->endpoint_addr);
+  peer->endpoint_addr = NULL;
 }
 
 void net_peer_reaped(struct net *n, struct peer *peer) {
   release_alt(n, peer);
   release_endpoint(n, peer);
-  trust_forget(&agent_of(n)->trust, peer->rec.name);
+  trust_forget(&agent_of(n)->trust, peer->rec->name);
 }
 
 /* Messages under peer's name came from addr, which is not the address of
@@ -490,19 +492,24 @@ void net_peer_reaped(struct net *n, struct peer *peer) {
 static void reach_also(struct net *n, struct peer *peer, const char *addr) {
   struct agent *a = agent_of(n);
   struct endpoint *ep;
+  char *copy;
 
   if (peer == NULL || is_leaf(n) || addr[0] == '\0' ||
-      strcmp(addr, peer->rec.addr) == 0 ||
+      strcmp(addr, peer->rec->addr) == 0 ||
       strcmp(addr, self_record(&a->self)->addr) == 0)
     return;
   peer->alt_until = uv_now(&a->loop) + a->cfg->lost_after_ms;
-  if (strcmp(addr, peer->alt_addr) == 0)
+  if (peer->alt_addr != NULL && strcmp(addr, peer->alt_addr) == 0)
     return;
   release_alt(n, peer);
-  if ((ep = open_endpoint(n, addr, false)) == NULL)
+  if ((copy = strdup(addr)) == NULL)
     return;
+  if ((ep = open_endpoint(n, addr, false)) == NULL) {
+    free(copy);
+    return;
+  }
   ep->refs++;
-  snprintf(peer->alt_addr, sizeof(peer->alt_addr), "%s", ep->addr);
+  peer->alt_addr = copy;
 }
 
 /* Close the connections of reach_also() that are due. */
@@ -511,7 +518,7 @@ static void expire_alts(struct net *n) {
   uint64_t now = uv_now(&a->loop);
   for (size_t i = 0; i < a->peers.n; i++) {
     struct peer *p = a->peers.v[i];
-    if (p->alt_addr[0] != '\0' && now >= p->alt_until)
+    if (p->alt_addr != NULL && now >= p->alt_until)
       release_alt(n, p);
   }
 }
@@ -520,19 +527,24 @@ static void expire_alts(struct net *n) {
  * it advertises now. */
 static void sync_endpoint(struct net *n, struct peer *peer) {
   struct endpoint *ep;
-  if (peer->status == PEER_LEFT || peer->rec.addr[0] == '\0') {
+  char *copy;
+  if (peer->status == PEER_LEFT || peer->rec->addr[0] == '\0') {
     release_endpoint(n, peer);
     return;
   }
-  if (peer->endpoint >= 0 && strcmp(peer->endpoint_addr, peer->rec.addr) == 0)
+  if (peer->endpoint >= 0 && strcmp(peer->endpoint_addr, peer->rec->addr) == 0)
     return;
   release_endpoint(n, peer);
-  ep = open_endpoint(n, peer->rec.addr, false);
-  if (ep == NULL)
+  if ((copy = strdup(peer->rec->addr)) == NULL)
     return;
+  ep = open_endpoint(n, peer->rec->addr, false);
+  if (ep == NULL) {
+    free(copy);
+    return;
+  }
   ep->refs++;
   peer->endpoint = ep->id;
-  snprintf(peer->endpoint_addr, sizeof(peer->endpoint_addr), "%s", ep->addr);
+  peer->endpoint_addr = copy;
 }
 
 /* ---- freshness (with a key ring; docs/PROTOCOL.md "Freshness") ---- */
@@ -787,7 +799,7 @@ static void redial(struct net *n, struct peer *peer) {
     return;
   /* A leaf's only connections are to its relays: their join endpoints. */
   if (is_leaf(n))
-    ep = find_endpoint(n, peer->rec.addr);
+    ep = find_endpoint(n, peer->rec->addr);
   else
     ep = peer->endpoint >= 0 ? find_endpoint(n, peer->endpoint_addr) : NULL;
   if (ep == NULL || (is_leaf(n) && !ep->join))
@@ -1193,7 +1205,7 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
   bool restarted =
       peer != NULL &&
       (m->type == WIRE_HELLO ||
-       (peer->heard && (m->inc > peer->rec.inc || peer->status != PEER_ALIVE)));
+       (peer->heard && (m->inc > peer->rec->inc || peer->status != PEER_ALIVE)));
   bool forward = policy_relay_forwards(a->cfg->relay, via_relay, m->leaf,
                                        m->type == WIRE_HELLO);
   bool news = forward && policy_is_news(peer, &m->rec);
@@ -1421,7 +1433,7 @@ static bool trusted(struct net *n, const struct wire_msg *m,
   }
   peer = peers_find(&a->peers, m->from);
   *signed_current = a->trust.enabled && m->has_sig && peer != NULL &&
-                    record_cmp(&m->rec, &peer->rec) >= 0;
+                    record_cmp(&m->rec, peer->rec) >= 0;
   return true;
 }
 
@@ -1521,7 +1533,7 @@ static void sync_counts(struct net *n, struct policy_sync_in *in,
 
   for (size_t i = 0; i < a->peers.n; i++) {
     const struct peer *p = a->peers.v[i];
-    if (p->status != PEER_ALIVE || p->rec.left)
+    if (p->status != PEER_ALIVE || p->rec->left)
       continue;
     if (!p->heard) {
       in->unheard++;
@@ -1529,7 +1541,7 @@ static void sync_counts(struct net *n, struct policy_sync_in *in,
     }
     in->heard++;
     for (size_t g = 0; g < cfg->sync_ngroups; g++)
-      group_heard[g] |= record_in_group(&p->rec, cfg->sync_groups[g]);
+      group_heard[g] |= record_in_group(p->rec, cfg->sync_groups[g]);
   }
   for (size_t g = 0; g < cfg->sync_ngroups; g++)
     in->groups_missing += !group_heard[g];

@@ -191,7 +191,7 @@ static void on_targets_timer(uv_timer_t *timer) {
 
 void relay_catch_up(struct relay *r, const struct peer *peer, uint64_t now) {
   struct agent *a = agent_of(r);
-  int k = target_find(r, peer->rec.name);
+  int k = target_find(r, peer->rec->name);
   size_t nfree = 0;
   struct relay_target *t;
   for (size_t i = 0; i < POLICY_RELAY_TARGETS_MAX; i++)
@@ -201,7 +201,7 @@ void relay_catch_up(struct relay *r, const struct peer *peer, uint64_t now) {
       .all_quiet = r->all_quiet,
       .has_own = k >= 0,
       .own_free = nfree,
-      .reachable = wire_valid_addr(peer->rec.addr),
+      .reachable = wire_valid_addr(peer->rec->addr),
   };
   switch (policy_relay_catch_up(&in)) {
   case POLICY_CATCH_UP_COVERED:
@@ -218,14 +218,14 @@ void relay_catch_up(struct relay *r, const struct peer *peer, uint64_t now) {
       ;
     t = &r->targets[k];
     if (batch_init(&t->batch) != 0 ||
-        (sock = mesh_solo_open(&a->net.mesh, peer->rec.addr)) < 0) {
+        (sock = mesh_solo_open(&a->net.mesh, peer->rec->addr)) < 0) {
       batch_free(&t->batch);
       relay_open_window(r, now);
       return;
     }
     t->used = true;
     t->sock = sock;
-    snprintf(t->name, sizeof(t->name), "%s", peer->rec.name);
+    snprintf(t->name, sizeof(t->name), "%s", peer->rec->name);
   }
   t = &r->targets[k];
   if (t->until <= now)

@@ -110,13 +110,13 @@ static bool selector_matches(const struct config_selector *sel,
 
 /* Could some behaviour watch this peer: heard, present, not self? */
 static bool countable(const struct peer *peer, const char *self) {
-  return peer->heard && peer->status != PEER_LEFT && !peer->rec.left &&
-         strcmp(peer->rec.name, self) != 0;
+  return peer->heard && peer->status != PEER_LEFT && !peer->rec->left &&
+         strcmp(peer->rec->name, self) != 0;
 }
 
 bool engine_watches(const struct config_behaviour *b, const struct peers *p,
                     const struct peer *peer) {
-  return countable(peer, p->self) && selector_matches(&b->peers, &peer->rec);
+  return countable(peer, p->self) && selector_matches(&b->peers, peer->rec);
 }
 
 bool engine_state_in(const struct config_condition *c, const char *state) {
@@ -330,8 +330,8 @@ static int census_rebuild(struct engine *e, const struct peers *p) {
     const struct peer *peer = p->v[i];
     if (!countable(peer, e->cfg->name))
       continue;
-    census_match(c, &peer->rec, c->scratch);
-    if (census_put(c, &peer->rec, peer_state(peer), c->scratch) != 0) {
+    census_match(c, peer->rec, c->scratch);
+    if (census_put(c, peer->rec, peer_state(peer), c->scratch) != 0) {
       census_clear(c);
       return CHOREO_ENOMEM;
     }
@@ -541,7 +541,7 @@ void engine_set_synced(struct engine *e, uint64_t now) {
 static void cause_from_event(struct engine_cause *c,
                              const struct peer_event *ev) {
   /* Every field comes from the table, within the same limits. */
-  (void)strlcpy_checked(c->peer, ev->peer->rec.name, sizeof(c->peer));
+  (void)strlcpy_checked(c->peer, ev->peer->rec->name, sizeof(c->peer));
   (void)strlcpy_checked(c->state, ev->state != NULL ? ev->state : "",
                         sizeof(c->state));
   (void)strlcpy_checked(c->previous, ev->previous != NULL ? ev->previous : "",
@@ -658,8 +658,8 @@ static void census_update(struct engine *e, const struct delta *d) {
   if (!c->valid || d->same)
     return;
   if (!d->counts)
-    census_drop(c, d->ev->peer->rec.name);
-  else if (census_put(c, &d->ev->peer->rec, d->ev->state, d->match) != 0)
+    census_drop(c, d->ev->peer->rec->name);
+  else if (census_put(c, d->ev->peer->rec, d->ev->state, d->match) != 0)
     c->valid = false; /* counted afresh at the next step */
 }
 
@@ -674,8 +674,8 @@ void engine_peer_event(struct engine *e, const struct peer_event *ev,
   cause_from_event(&cause, ev);
   d.reaped = ev->type == PEER_EV_REAPED;
   d.counts = !d.reaped && countable(ev->peer, e->cfg->name);
-  d.was = c->valid ? census_find(c, ev->peer->rec.name) : NULL;
-  census_match(c, &ev->peer->rec, c->scratch);
+  d.was = c->valid ? census_find(c, ev->peer->rec->name) : NULL;
+  census_match(c, ev->peer->rec, c->scratch);
   d.same = d.was != NULL && d.counts && strcmp(d.was->state, ev->state) == 0 &&
            same_match(c, d.was->match, d.match);
   for (size_t i = 0; i < e->cfg->nbehaviours; i++) {

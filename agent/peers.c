@@ -26,15 +26,98 @@
  * grace only pushes deadlines later, so p->next is never later than a
  * deadline that exists.
  */
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "peers.h"
+#include "recpool.h"
 #include "util.h"
 
 #define PEERS_CAP_MIN 16
 
 /* ---- table ---- */
+
+/* The index (p->slot): every entry by a keyed hash of its name (SipHash,
+ * a key drawn per table, so that names a key holder chooses can't pile
+ * into one run), open addressing with linear probing, at most half
+ * full. Finding a name costs a hash and a probe or two, where a search
+ * of the sorted entries would cost log2(n) comparisons, each a miss in
+ * the cache. */
+#define PEERS_SLOTS_MIN 32
+_Static_assert(crypto_shorthash_KEYBYTES == sizeof(((struct peers *)0)->key),
+               "key size");
+
+static uint32_t hash_name(const struct peers *p, const char *name) {
+  unsigned char h[crypto_shorthash_BYTES];
+  uint32_t v;
+
+  crypto_shorthash(h, (const unsigned char *)name, strlen(name), p->key);
+  memcpy(&v, h, sizeof(v));
+  return v;
+}
+
+static struct peer *index_find(const struct peers *p, const char *name) {
+  size_t mask = p->nslots - 1, i;
+  uint32_t h;
+
+  if (p->nslots == 0)
+    return NULL;
+  h = hash_name(p, name);
+  for (i = h & mask; p->slot[i] != NULL; i = (i + 1) & mask) {
+    if (p->slot[i]->hash == h && strcmp(p->slot[i]->rec->name, name) == 0)
+      return p->slot[i];
+  }
+  return NULL;
+}
+
+static void index_put(struct peer **slot, size_t nslots, struct peer *peer) {
+  size_t mask = nslots - 1, i = peer->hash & mask;
+
+  while (slot[i] != NULL)
+    i = (i + 1) & mask;
+  slot[i] = peer;
+}
+
+/* Room in the index for one entry more. Returns 0 or CHOREO_ENOMEM. */
+static int index_reserve(struct peers *p) {
+  size_t n = p->nslots == 0 ? PEERS_SLOTS_MIN : p->nslots;
+  struct peer **slot;
+
+  if (p->nslots == 0)
+    randombytes_buf(p->key, sizeof(p->key));
+  while (n < 2 * (p->n + 1))
+    n *= 2;
+  if (n == p->nslots)
+    return 0;
+  if ((slot = calloc(n, sizeof(*slot))) == NULL)
+    return CHOREO_ENOMEM;
+  for (size_t i = 0; i < p->n; i++)
+    index_put(slot, n, p->v[i]);
+  free(p->slot);
+  p->slot = slot;
+  p->nslots = n;
+  return 0;
+}
+
+/* Take peer out of the index, moving back the entries of its run that
+ * probed past it. */
+static void index_del(struct peers *p, const struct peer *peer) {
+  size_t mask = p->nslots - 1, i = peer->hash & mask, j;
+
+  while (p->slot[i] != peer)
+    i = (i + 1) & mask;
+  for (j = (i + 1) & mask; p->slot[j] != NULL; j = (j + 1) & mask) {
+    size_t home = p->slot[j]->hash & mask;
+    /* Stays unless its home lies cyclically outside (i, j]. */
+    bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (!stays) {
+      p->slot[i] = p->slot[j];
+      i = j;
+    }
+  }
+  p->slot[i] = NULL;
+}
 
 /* The index of name, or where it would be inserted. */
 static size_t locate(const struct peers *p, const char *name, bool *found) {
@@ -42,7 +125,7 @@ static size_t locate(const struct peers *p, const char *name, bool *found) {
 
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    int c = strcmp(p->v[mid]->rec.name, name);
+    int c = strcmp(p->v[mid]->rec->name, name);
     if (c == 0) {
       *found = true;
       return mid;
@@ -73,7 +156,10 @@ void peers_set_budget(struct peers *p, size_t bytes_max) {
 }
 
 size_t peers_entry_bytes(const struct record *r) {
-  size_t bytes = sizeof(struct peer) + sizeof(struct peer *);
+  /* The record is held in the table's pool: in an agent's, one record
+   * per entry, with the pool's header and bucket. */
+  size_t bytes = sizeof(struct peer) + sizeof(struct peer *) +
+                 sizeof(struct record) + RECPOOL_ENTRY_OVERHEAD;
   const char *key;
   json_t *value;
 
@@ -95,28 +181,80 @@ static bool within_budget(struct peers *p, size_t from, size_t to) {
   return false;
 }
 
-static void peer_destroy(struct peer *peer) {
-  record_free(&peer->rec);
+static void peer_destroy(struct peers *p, struct peer *peer) {
+  recpool_release(p->pool, peer->rec);
+  free(peer->endpoint_addr);
+  free(peer->alt_addr);
   free(peer);
 }
 
 void peers_free(struct peers *p) {
   for (size_t i = 0; i < p->n; i++)
-    peer_destroy(p->v[i]);
+    peer_destroy(p, p->v[i]);
   free(p->v);
+  free(p->slot);
   p->v = NULL;
-  p->n = p->cap = 0;
+  p->slot = NULL;
+  p->n = p->cap = p->nslots = 0;
   p->bytes = 0;
+  if (!p->pool_shared)
+    recpool_free(p->pool);
+  p->pool = NULL;
+  p->pool_shared = false;
+}
+
+void peers_share_pool(struct peers *p, struct recpool *pool) {
+  if (p->n > 0)
+    return;
+  if (!p->pool_shared)
+    recpool_free(p->pool);
+  p->pool = pool;
+  p->pool_shared = true;
+}
+
+/* The pool the table's records are held in, made with the first entry
+ * unless one is shared; NULL when out of memory. */
+static struct recpool *pool_of(struct peers *p) {
+  if (p->pool == NULL)
+    p->pool = recpool_new();
+  return p->pool;
+}
+
+/* Make the entry hold r instead of its record. Returns 0 or
+ * CHOREO_ENOMEM (the entry unchanged). */
+static int hold(struct peers *p, struct peer *peer, const struct record *r) {
+  const struct record *held = recpool_hold(p->pool, r);
+
+  if (held == NULL)
+    return CHOREO_ENOMEM;
+  recpool_release(p->pool, peer->rec);
+  peer->rec = held;
+  return 0;
+}
+
+/* Make the entry hold its record with another stamp, left flag and
+ * address (addr NULL: the same). Returns 0 or CHOREO_ENOMEM. */
+static int restamp(struct peers *p, struct peer *peer, uint64_t inc,
+                   uint64_t ver, bool left, const char *addr) {
+  struct record r;
+  int rv;
+
+  if (record_init(&r) != 0 || record_copy(&r, peer->rec) != 0) {
+    record_free(&r);
+    return CHOREO_ENOMEM;
+  }
+  r.inc = inc;
+  r.ver = ver;
+  r.left = left;
+  if (addr != NULL)
+    (void)strlcpy_checked(r.addr, addr, sizeof(r.addr));
+  rv = hold(p, peer, &r);
+  record_free(&r);
+  return rv;
 }
 
 struct peer *peers_find(const struct peers *p, const char *name) {
-  bool found;
-  size_t at;
-
-  if (name == NULL)
-    return NULL;
-  at = locate(p, name, &found);
-  return found ? p->v[at] : NULL;
+  return name != NULL ? index_find(p, name) : NULL;
 }
 
 const char *peer_state(const struct peer *peer) {
@@ -128,22 +266,22 @@ const char *peer_state(const struct peer *peer) {
   case PEER_ALIVE:
     break;
   }
-  return peer->rec.state;
+  return peer->rec->state;
 }
 
 int64_t peer_since(const struct peer *peer) {
-  return peer->status == PEER_ALIVE ? peer->rec.since_ms : peer->status_wall;
+  return peer->status == PEER_ALIVE ? peer->rec->since_ms : peer->status_wall;
 }
 
-/* A new entry holding a copy of r; NULL when out of memory. */
-static struct peer *peer_new(const struct record *r, uint64_t now,
-                             int64_t wall) {
+/* A new entry holding r; NULL when out of memory. */
+static struct peer *peer_new(struct peers *p, const struct record *r,
+                             uint64_t now, int64_t wall) {
+  struct recpool *pool = pool_of(p);
   struct peer *peer = calloc(1, sizeof(*peer));
 
-  if (peer == NULL)
-    return NULL;
-  if (record_init(&peer->rec) != 0 || record_copy(&peer->rec, r) != 0) {
-    peer_destroy(peer);
+  if (peer == NULL || pool == NULL ||
+      (peer->rec = recpool_hold(pool, r)) == NULL) {
+    free(peer);
     return NULL;
   }
   peer->status = PEER_ALIVE;
@@ -157,6 +295,8 @@ static struct peer *peer_new(const struct record *r, uint64_t now,
 }
 
 static int insert_at(struct peers *p, size_t at, struct peer *peer) {
+  if (index_reserve(p) != 0)
+    return CHOREO_ENOMEM;
   if (p->n == p->cap) {
     size_t cap = p->cap == 0 ? PEERS_CAP_MIN : p->cap * 2;
     struct peer **v = realloc(p->v, cap * sizeof(*v));
@@ -168,6 +308,8 @@ static int insert_at(struct peers *p, size_t at, struct peer *peer) {
   memmove(p->v + at + 1, p->v + at, (p->n - at) * sizeof(*p->v));
   p->v[at] = peer;
   p->n++;
+  peer->hash = hash_name(p, peer->rec->name);
+  index_put(p->slot, p->nslots, peer);
   p->digest_valid = false;
   p->gen++;
   return 0;
@@ -176,8 +318,9 @@ static int insert_at(struct peers *p, size_t at, struct peer *peer) {
 static void remove_at(struct peers *p, size_t at) {
   if (!p->v[at]->heard)
     p->unheard--;
-  p->bytes -= peers_entry_bytes(&p->v[at]->rec);
-  peer_destroy(p->v[at]);
+  p->bytes -= peers_entry_bytes(p->v[at]->rec);
+  index_del(p, p->v[at]);
+  peer_destroy(p, p->v[at]);
   memmove(p->v + at, p->v + at + 1, (p->n - at - 1) * sizeof(*p->v));
   p->n--;
   p->digest_valid = false;
@@ -199,11 +342,11 @@ static enum peers_result add(struct peers *p, size_t at, const struct record *r,
     return PEERS_FULL;
   if (!within_budget(p, 0, cost))
     return PEERS_OVER_BUDGET;
-  peer = peer_new(r, now, wall);
+  peer = peer_new(p, r, now, wall);
   if (peer == NULL)
     return PEERS_NOMEM;
   if (insert_at(p, at, peer) != 0) {
-    peer_destroy(peer);
+    peer_destroy(p, peer);
     return PEERS_NOMEM;
   }
   peer->heard = heard;
@@ -269,7 +412,7 @@ static void emit(const struct peers *p, const struct peer *peer,
       .peer = peer,
       .state = peer_state(peer),
       .previous = previous,
-      .reason = peer->rec.reason,
+      .reason = peer->rec->reason,
       .time_ms = wall,
   };
 
@@ -302,7 +445,7 @@ static void remember(struct before *b, const struct peer *peer) {
   b->status = peer->status;
   b->heard = peer->heard;
   (void)strlcpy_checked(b->shown, peer_state(peer), sizeof(b->shown));
-  (void)strlcpy_checked(b->state, peer->rec.state, sizeof(b->state));
+  (void)strlcpy_checked(b->state, peer->rec->state, sizeof(b->state));
 }
 
 static void set_status(struct peers *p, struct peer *peer, enum peer_status s,
@@ -337,7 +480,7 @@ static void take_left(struct peers *p, struct peer *peer,
 static void take_alive(struct peers *p, struct peer *peer,
                        const struct before *b, bool data_changed, uint64_t now,
                        int64_t wall) {
-  bool state_changed = strcmp(b->state, peer->rec.state) != 0;
+  bool state_changed = strcmp(b->state, peer->rec->state) != 0;
 
   if (!peer->heard)
     p->unheard--;
@@ -364,17 +507,17 @@ static enum peers_result replace(struct peers *p, struct peer *peer,
    * docs/CONFIGURATION.md have no name for their change: it is reported as
    * "data", a change of what the node publishes besides its state. */
   bool data_changed =
-      !record_same_data(r, &peer->rec) || !record_same_groups(r, &peer->rec);
-  size_t was = peers_entry_bytes(&peer->rec), cost = peers_entry_bytes(r);
+      !record_same_data(r, peer->rec) || !record_same_groups(r, peer->rec);
+  size_t was = peers_entry_bytes(peer->rec), cost = peers_entry_bytes(r);
 
   if (!within_budget(p, was, cost))
     return PEERS_OVER_BUDGET;
   remember(&b, peer);
+  if (hold(p, peer, r) != 0)
+    return PEERS_NOMEM;
   peer->changed_at = now;
   p->digest_valid = false;
   p->gen++;
-  if (record_copy(&peer->rec, r) != 0)
-    return PEERS_NOMEM;
   p->bytes = p->bytes - was + cost;
   if (r->left)
     take_left(p, peer, &b, now, wall);
@@ -407,11 +550,11 @@ static enum peers_result merge_direct(struct peers *p, const struct record *r,
 
   if (strcmp(r->name, p->self) == 0)
     return PEERS_SELF;
-  at = locate(p, r->name, &found);
-  if (!found) {
+  if ((peer = index_find(p, r->name)) == NULL) {
     /* A stranger that already left is not worth an entry. */
     if (r->left)
       return PEERS_STALE;
+    at = locate(p, r->name, &found);
     res = add(p, at, r, true, now, wall, &peer);
     if (res == PEERS_NEW) {
       *out = peer;
@@ -419,9 +562,8 @@ static enum peers_result merge_direct(struct peers *p, const struct record *r,
     }
     return res;
   }
-  peer = p->v[at];
   *out = peer;
-  cmp = record_cmp(r, &peer->rec);
+  cmp = record_cmp(r, peer->rec);
   if (cmp >= 0 && peer->lost_by != 0) {
     /* The node itself speaks: what the relays held no longer stands. */
     peer->lost_by = 0;
@@ -482,9 +624,8 @@ static enum peers_result member_left(struct peers *p, struct peer *peer,
   char shown[CHOREO_STATE_MAX + 1];
 
   (void)strlcpy_checked(shown, peer_state(peer), sizeof(shown));
-  peer->rec.left = true;
-  peer->rec.inc = m->inc;
-  peer->rec.ver = m->ver;
+  if (restamp(p, peer, m->inc, m->ver, true, NULL) != 0)
+    return PEERS_NOMEM;
   p->digest_valid = false;
   p->gen++;
   set_status(p, peer, PEER_LEFT, now, wall);
@@ -503,12 +644,14 @@ static enum peers_result merge_member(struct peers *p,
 
   if (strcmp(m->name, p->self) == 0)
     return PEERS_SELF;
-  at = locate(p, m->name, &found);
-  if (!found)
-    return m->left ? PEERS_STALE : add_member(p, at, m, now, wall, out);
-  peer = p->v[at];
+  if ((peer = index_find(p, m->name)) == NULL) {
+    if (m->left)
+      return PEERS_STALE;
+    at = locate(p, m->name, &found);
+    return add_member(p, at, m, now, wall, out);
+  }
   *out = peer;
-  cmp = cmp_stamp(m->inc, m->ver, &peer->rec);
+  cmp = cmp_stamp(m->inc, m->ver, peer->rec);
   if (m->left)
     return cmp >= 0 && peer->status != PEER_LEFT
                ? member_left(p, peer, m, now, wall)
@@ -521,9 +664,8 @@ static enum peers_result merge_member(struct peers *p,
    * taken for a duplicate. */
   if (cmp <= 0 || peer->heard)
     return PEERS_STALE;
-  peer->rec.inc = m->inc;
-  peer->rec.ver = m->ver;
-  (void)strlcpy_checked(peer->rec.addr, m->addr, sizeof(peer->rec.addr));
+  if (restamp(p, peer, m->inc, m->ver, peer->rec->left, m->addr) != 0)
+    return PEERS_NOMEM;
   p->digest_valid = false;
   p->gen++;
   return PEERS_UPDATED;
@@ -617,7 +759,7 @@ static void lose(struct peers *p, struct peer *peer, uint64_t now,
                  int64_t wall) {
   set_status(p, peer, PEER_LOST, now, wall);
   if (peer->heard)
-    emit(p, peer, PEER_EV_LOST, peer->rec.state, wall);
+    emit(p, peer, PEER_EV_LOST, peer->rec->state, wall);
 }
 
 static void free_slot(struct peers *p, const struct peer *relay);
@@ -698,7 +840,7 @@ void peer_passed(struct peer *peer, const struct record *r) {
 
 int peers_relay_slot(const struct peers *p, const char *name) {
   for (int s = 0; s < PEERS_RELAYS_MAX; s++)
-    if (p->relays[s] != NULL && strcmp(p->relays[s]->rec.name, name) == 0)
+    if (p->relays[s] != NULL && strcmp(p->relays[s]->rec->name, name) == 0)
       return s;
   return -1;
 }
@@ -728,7 +870,7 @@ void peers_note_roles(struct peers *p, struct peer *peer, bool leaf, bool relay,
   if (!relay)
     return;
   p->relay_heard_at = now;
-  if (peers_relay_slot(p, peer->rec.name) >= 0)
+  if (peers_relay_slot(p, peer->rec->name) >= 0)
     return;
   for (size_t s = 0; s < PEERS_RELAYS_MAX; s++)
     if (p->relays[s] == NULL) {
@@ -776,7 +918,7 @@ size_t peers_relay_verdicts(struct peers *p, const char *relay, uint64_t inc,
     }
     /* An older record than ours: the node spoke since the relay lost it. */
     if (peer == NULL || !covered(p, peer) ||
-        cmp_stamp(v[i].inc, v[i].ver, &peer->rec) < 0 || (peer->lost_by & bit))
+        cmp_stamp(v[i].inc, v[i].ver, peer->rec) < 0 || (peer->lost_by & bit))
       continue;
     peer->lost_by |= bit;
     p->gen++;
@@ -816,9 +958,9 @@ size_t peers_verdicts(const struct peers *p, struct wire_lost *out, size_t max,
     if (k < max)
       k++;
     memmove(out + at + 1, out + at, (k - 1 - at) * sizeof(*out));
-    (void)strlcpy_checked(out[at].name, peer->rec.name, sizeof(out[at].name));
-    out[at].inc = peer->rec.inc;
-    out[at].ver = peer->rec.ver;
+    (void)strlcpy_checked(out[at].name, peer->rec->name, sizeof(out[at].name));
+    out[at].inc = peer->rec->inc;
+    out[at].ver = peer->rec->ver;
   }
   if (total != NULL)
     *total = all;
@@ -862,7 +1004,7 @@ uint64_t peers_digest(struct peers *p, const struct record *self) {
     return p->digest;
 
   for (size_t i = 0; i < p->n; i++) {
-    const struct record *r = &p->v[i]->rec;
+    const struct record *r = p->v[i]->rec;
     if (!self_done && strcmp(self->name, r->name) < 0) {
       h = hash_member(h, self);
       self_done = true;
@@ -909,9 +1051,9 @@ uint64_t peers_records_digest(struct peers *p, const struct record *self,
     return p->rdig[c];
   for (size_t i = 0; i < p->n; i++) {
     const struct peer *peer = p->v[i];
-    if (peer->heard && !peer->rec.left && peer->status == PEER_ALIVE &&
+    if (peer->heard && !peer->rec->left && peer->status == PEER_ALIVE &&
         !(peer->lost_by & bit))
-      h ^= hash_stamp(&peer->rec);
+      h ^= hash_stamp(peer->rec);
   }
   if (self != NULL) {
     if (!(p->self_lost_by & bit))

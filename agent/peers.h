@@ -79,8 +79,13 @@ enum peer_event_type {
 #undef XX
 };
 
+struct recpool;
+
 struct peer {
-  struct record rec; /* newest record known */
+  uint32_t hash; /* of its name, for the table's index */
+  /* The newest record known, held read-only in the table's pool
+   * (recpool.h): to change it, the table holds another. */
+  const struct record *rec;
   enum peer_status status;
   bool heard;         /* a record came from the node itself */
   uint64_t last_seen; /* monotonic ms of the last message from it */
@@ -99,14 +104,19 @@ struct peer {
   int64_t clock_offset_ms;
   bool skew_warned;
   uint64_t skew_warned_at;
-  int endpoint; /* the agent's connection to it; -1: none */
-  char endpoint_addr[CHOREO_ADDR_MAX + 1]; /* address it was made to */
+  /* The agent's connection to it (-1: none), and the address it was made
+   * to. The addresses here are set by the agent's shell, owned by the
+   * entry (freed with it) and NULL when none: most entries have none (a
+   * leaf's, for instance), and a table of thousands should not pay for
+   * them. */
+  int endpoint;
+  char *endpoint_addr;
   uint64_t redialled_at; /* monotonic ms its connection was last made anew */
   /* Another address that sent messages under its name which were behind
    * the record held (two agents with one name, or a restart at a new
    * address): kept connected until alt_until, monotonic ms, so that both
-   * hear the member list that makes them refute. "" when none. */
-  char alt_addr[CHOREO_ADDR_MAX + 1];
+   * hear the member list that makes them refute. NULL when none. */
+  char *alt_addr;
   uint64_t alt_until;
   /* Its versions (docs/PROTOCOL.md "Versions"), from its latest message
    * of its own (agent_net.c): version_heard, whether one came yet;
@@ -158,6 +168,16 @@ typedef void (*peers_event_fn)(void *arg, const struct peer_event *ev);
 
 struct peers {
   struct peer **v; /* sorted by name; each owned */
+  /* The entries by name (peers.c "The index"): nslots slots, a power
+   * of two, at least twice n; key, the table's hash key. */
+  struct peer **slot;
+  size_t nslots;
+  unsigned char key[16];
+  /* Where the entries' records are held: the table's own pool (made with
+   * the first entry), or one shared with other tables
+   * (peers_share_pool()). */
+  struct recpool *pool;
+  bool pool_shared;
   size_t n, cap, max;
   size_t unheard; /* entries with heard == false */
   char self[CHOREO_NAME_MAX + 1];
@@ -214,6 +234,12 @@ enum peers_result {
 void peers_init(struct peers *p, const char *self, size_t max,
                 peers_event_fn on_event, void *arg);
 void peers_free(struct peers *p);
+
+/* Hold the entries' records in `pool`, shared with other tables (the
+ * simulator's agents), rather than in a pool of the table's own. Only
+ * for an empty table (else nothing changes); the pool must outlive the
+ * table, and peers_free() leaves it be (call again after peers_init()). */
+void peers_share_pool(struct peers *p, struct recpool *pool);
 
 /* Set the memory budget (bytes, at least one entry's worth). Entries held
  * beyond a lowered budget stay until they are reaped; only what would

@@ -242,7 +242,7 @@ bool policy_lists_ours(size_t npeers, const char *name, uint32_t their_known,
 
 bool policy_is_news(const struct peer *peer, const struct record *r) {
   return peer == NULL || !peer->heard || peer->status != PEER_ALIVE ||
-         record_cmp(r, &peer->rec) > 0;
+         record_cmp(r, peer->rec) > 0;
 }
 
 unsigned policy_after_record(const struct policy_record_in *in) {
@@ -326,7 +326,7 @@ bool policy_sender_behind(const struct peer *peer, uint64_t msg_inc,
     return true;
   /* A member list only introduces the node: unheard, we hold no record
    * of it that it could be behind. */
-  return r != NULL && peer->heard && record_cmp(r, &peer->rec) < 0;
+  return r != NULL && peer->heard && record_cmp(r, peer->rec) < 0;
 }
 
 /* ---- two agents with one name ---- */

@@ -74,3 +74,11 @@ bool record_same_data(const struct record *a, const struct record *b) {
     return na == nb;
   return json_equal(a->data, b->data) != 0;
 }
+
+bool record_equal(const struct record *a, const struct record *b) {
+  return a->inc == b->inc && a->ver == b->ver && a->left == b->left &&
+         a->since_ms == b->since_ms && strcmp(a->name, b->name) == 0 &&
+         strcmp(a->addr, b->addr) == 0 && strcmp(a->state, b->state) == 0 &&
+         strcmp(a->reason, b->reason) == 0 && record_same_groups(a, b) &&
+         record_same_data(a, b);
+}

@@ -47,6 +47,9 @@ bool record_groups_are(const struct record *r, size_t n,
                        const char (*groups)[CHOREO_NAME_MAX + 1]);
 bool record_same_groups(const struct record *a, const struct record *b);
 bool record_in_group(const struct record *r, const char *group);
+/* True when a and b are the same record: name, address, stamp, left,
+ * state, reason, since, groups (in order) and data. */
+bool record_equal(const struct record *a, const struct record *b);
 /* True when the data objects are equal. */
 bool record_same_data(const struct record *a, const struct record *b);
 

@@ -614,7 +614,7 @@ int members_parse(const char *buf, size_t len, const char *self,
 }
 
 static json_t *member_json(const struct peer *peer) {
-  const struct record *r = &peer->rec;
+  const struct record *r = peer->rec;
   json_t *groups = json_array();
 
   for (size_t g = 0; groups != NULL && g < r->ngroups; g++)
@@ -626,8 +626,8 @@ static json_t *member_json(const struct peer *peer) {
 
 /* Members members_encode() writes. */
 static bool saved_member(const struct peer *peer) {
-  return peer->heard && peer->status == PEER_ALIVE && !peer->rec.left &&
-         peer->rec.addr[0] != '\0' && peer->rec.state[0] != '\0';
+  return peer->heard && peer->status == PEER_ALIVE && !peer->rec->left &&
+         peer->rec->addr[0] != '\0' && peer->rec->state[0] != '\0';
 }
 
 uint64_t members_digest(const struct peers *p) {
@@ -635,7 +635,7 @@ uint64_t members_digest(const struct peers *p) {
   size_t n = 0;
 
   for (size_t i = 0; i < p->n && n < MEMBERS_FILE_ENTRIES; i++) {
-    const struct record *r = &p->v[i]->rec;
+    const struct record *r = p->v[i]->rec;
     if (!saved_member(p->v[i]))
       continue;
     n++;

@@ -42,7 +42,7 @@ static void add_versions(json_t *o, const struct peer *peer) {
 
 json_t *view_table_peer(const struct peer *peer, uint64_t now) {
   int64_t age = now > peer->last_seen ? (int64_t)(now - peer->last_seen) : 0;
-  json_t *o = view_peer(&peer->rec, peer_state(peer), age);
+  json_t *o = view_peer(peer->rec, peer_state(peer), age);
   /* A lost or left node shows since when it is so, not its record's. */
   if (o != NULL) {
     json_object_set_new(o, "since", json_integer(peer_since(peer)));
@@ -56,7 +56,7 @@ json_t *view_table_peer(const struct peer *peer, uint64_t now) {
 
 json_t *view_event(const struct peer_event *ev) {
   return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "event",
-                   peer_event_name(ev->type), "peer", ev->peer->rec.name,
+                   peer_event_name(ev->type), "peer", ev->peer->rec->name,
                    "state", ev->state, "previous", ev->previous, "reason",
                    ev->reason, "time", (json_int_t)ev->time_ms);
 }

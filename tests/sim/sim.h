@@ -233,6 +233,9 @@ struct sim {
   uint64_t now; /* µs */
   struct sim_node *nodes;
   size_t n;
+  /* Where every node's peer table holds its records (recpool.h): the
+   * copies of one record that reach N nodes are stored once. */
+  struct recpool *pool;
   /* partition: side[i] 0 or 1 while cut; nodes on different sides
    * don't hear each other */
   bool cut;

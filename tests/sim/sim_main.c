@@ -46,6 +46,7 @@
 
 #include "log.h"
 #include "policy.h"
+#include "recpool.h"
 #include "sim.h"
 
 #define MS 1000ULL
@@ -349,7 +350,7 @@ static bool view_ok(const struct sim_node *o, const struct sim_node *x,
     *why = "not heard";
   else if (p->status != PEER_ALIVE)
     *why = "not alive";
-  else if (p->rec.inc != x->rec.inc || p->rec.ver != x->rec.ver)
+  else if (p->rec->inc != x->rec.inc || p->rec->ver != x->rec.ver)
     *why = "another record";
   else
     return true;
@@ -396,10 +397,10 @@ static void check_memory_bounds(void) {
       broken("memory", "n%zu's table holds %zu bytes, budget %zu", i,
              o->peers.bytes, o->peers.bytes_max);
     for (size_t k = 0; k < o->peers.n; k++)
-      if (!policy_inc_in_bounds(o->peers.v[k]->rec.inc, sim_wall(o)))
+      if (!policy_inc_in_bounds(o->peers.v[k]->rec->inc, sim_wall(o)))
         broken("pinned",
                "n%zu holds %s at incarnation %" PRIu64 ", out of bounds", i,
-               o->peers.v[k]->rec.name, o->peers.v[k]->rec.inc);
+               o->peers.v[k]->rec->name, o->peers.v[k]->rec->inc);
   }
 }
 
@@ -422,7 +423,7 @@ static void check_views(uint64_t stable) {
           broken("views",
                  "n%zu's view of n%zu: %s (holds inc %" PRIu64 " ver %" PRIu64
                  ", n%zu is at inc %" PRIu64 " ver %" PRIu64 ")",
-                 i, j, why, p ? p->rec.inc : 0, p ? p->rec.ver : 0, j,
+                 i, j, why, p ? p->rec->inc : 0, p ? p->rec->ver : 0, j,
                  x->rec.inc, x->rec.ver);
         }
       } else if ((p = peers_find(&o->peers, x->cfg.name)) != NULL &&
@@ -461,7 +462,7 @@ static void check_behaviours(bool strict) {
                  ? "none"
                  : engine_action_name((enum engine_action_type)o->last_action),
              truth ? "true" : "false", db->id, p ? peer_state(p) : "nothing",
-             p ? p->rec.ver : 0, db->rec.state, db->rec.ver);
+             p ? p->rec->ver : 0, db->rec.state, db->rec.ver);
     }
   }
 }
@@ -509,9 +510,9 @@ void sim_observe(struct sim_node *nd, const struct peer_event *ev) {
   if (S.change_node < 0 || S.change_seen == NULL)
     return;
   x = &S.nodes[S.change_node];
-  if (strcmp(ev->peer->rec.name, x->cfg.name) != 0 ||
-      S.change_seen[nd->id] != 0 || ev->peer->rec.inc != S.change_inc ||
-      ev->peer->rec.ver < S.change_ver)
+  if (strcmp(ev->peer->rec->name, x->cfg.name) != 0 ||
+      S.change_seen[nd->id] != 0 || ev->peer->rec->inc != S.change_inc ||
+      ev->peer->rec->ver < S.change_ver)
     return;
   S.change_seen[nd->id] = nd->cpu > S.change_at ? nd->cpu : S.change_at + 1;
   S.change_reached++;
@@ -993,10 +994,11 @@ int main(int argc, char **argv) {
   S.side = calloc(S.n, 1);
   S.change_seen = calloc(S.n, sizeof(*S.change_seen));
   S.core_free = calloc(o->cores + 1, sizeof(*S.core_free));
+  S.pool = recpool_new();
   reach_all = calloc(o->changes + 1, sizeof(double));
   reach_99 = calloc(o->changes + 1, sizeof(double));
   if (!S.nodes || !S.side || !S.change_seen || !reach_all || !reach_99 ||
-      !S.core_free)
+      !S.core_free || !S.pool)
     abort();
   S.change_node = -1;
   for (size_t i = 0; i < S.n; i++)
@@ -1018,6 +1020,7 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < S.n; i++)
     sim_node_free(&S.nodes[i]);
   sim_queue_free(&S.q);
+  recpool_free(S.pool);
   free(S.nodes);
   free(S.side);
   free(S.change_seen);

@@ -159,7 +159,7 @@ static void add_unheard(struct sim_node *nd, struct wire_msg *m) {
     pick[j] = p;
   }
   for (size_t i = 0; i < k; i++)
-    snprintf(m->unheard[i], sizeof(m->unheard[i]), "%s", pick[i]->rec.name);
+    snprintf(m->unheard[i], sizeof(m->unheard[i]), "%s", pick[i]->rec->name);
   m->nunheard = k;
 }
 
@@ -208,8 +208,8 @@ static void publish_members(struct sim_node *nd) {
       send_msg(nd, &m);
       k = 0;
     }
-    if (i < nd->peers.n && nd->peers.v[i]->rec.addr[0] != '\0')
-      add_member(&list[k++], &nd->peers.v[i]->rec);
+    if (i < nd->peers.n && nd->peers.v[i]->rec->addr[0] != '\0')
+      add_member(&list[k++], nd->peers.v[i]->rec);
   }
   free(list);
   nd->members_sent_at = sim_ms(nd);
@@ -389,10 +389,11 @@ static void release_addr(struct sim_node *nd, const char *addr) {
 }
 
 static void release_alt(struct sim_node *nd, struct peer *peer) {
-  if (peer->alt_addr[0] == '\0')
+  if (peer->alt_addr == NULL)
     return;
   release_addr(nd, peer->alt_addr);
-  peer->alt_addr[0] = '\0';
+  free(peer->alt_addr);
+  peer->alt_addr = NULL;
 }
 
 static void release_endpoint(struct sim_node *nd, struct peer *peer) {
@@ -400,49 +401,60 @@ static void release_endpoint(struct sim_node *nd, struct peer *peer) {
     return;
   release_addr(nd, peer->endpoint_addr);
   peer->endpoint = -1;
-  peer->endpoint_addr[0] = '\0';
+  free(peer->endpoint_addr);
+  peer->endpoint_addr = NULL;
 }
 
 static void reach_also(struct sim_node *nd, struct peer *peer,
                        const char *addr) {
   struct sim_ep *ep;
+  char *copy;
   if (peer == NULL || is_leaf(nd) || addr[0] == '\0' ||
-      strcmp(addr, peer->rec.addr) == 0 || strcmp(addr, nd->rec.addr) == 0)
+      strcmp(addr, peer->rec->addr) == 0 || strcmp(addr, nd->rec.addr) == 0)
     return;
   peer->alt_until = sim_ms(nd) + nd->cfg.lost_after_ms;
-  if (strcmp(addr, peer->alt_addr) == 0)
+  if (peer->alt_addr != NULL && strcmp(addr, peer->alt_addr) == 0)
     return;
   release_alt(nd, peer);
-  if ((ep = open_endpoint(nd, addr, false)) == NULL)
+  if ((copy = strdup(addr)) == NULL)
     return;
+  if ((ep = open_endpoint(nd, addr, false)) == NULL) {
+    free(copy);
+    return;
+  }
   ep->refs++;
-  snprintf(peer->alt_addr, sizeof(peer->alt_addr), "%s", ep->addr);
+  peer->alt_addr = copy;
 }
 
 static void expire_alts(struct sim_node *nd) {
   uint64_t now = sim_ms(nd);
   for (size_t i = 0; i < nd->peers.n; i++) {
     struct peer *p = nd->peers.v[i];
-    if (p->alt_addr[0] != '\0' && now >= p->alt_until)
+    if (p->alt_addr != NULL && now >= p->alt_until)
       release_alt(nd, p);
   }
 }
 
 static void sync_endpoint(struct sim_node *nd, struct peer *peer) {
   struct sim_ep *ep;
-  if (peer->status == PEER_LEFT || peer->rec.addr[0] == '\0') {
+  char *copy;
+  if (peer->status == PEER_LEFT || peer->rec->addr[0] == '\0') {
     release_endpoint(nd, peer);
     return;
   }
-  if (peer->endpoint >= 0 && strcmp(peer->endpoint_addr, peer->rec.addr) == 0)
+  if (peer->endpoint >= 0 && strcmp(peer->endpoint_addr, peer->rec->addr) == 0)
     return;
   release_endpoint(nd, peer);
-  ep = open_endpoint(nd, peer->rec.addr, false);
-  if (ep == NULL)
+  if ((copy = strdup(peer->rec->addr)) == NULL)
     return;
+  ep = open_endpoint(nd, peer->rec->addr, false);
+  if (ep == NULL) {
+    free(copy);
+    return;
+  }
   ep->refs++;
   peer->endpoint = 0;
-  snprintf(peer->endpoint_addr, sizeof(peer->endpoint_addr), "%s", ep->addr);
+  peer->endpoint_addr = copy;
 }
 
 static void redial(struct sim_node *nd, struct peer *peer) {
@@ -452,7 +464,7 @@ static void redial(struct sim_node *nd, struct peer *peer) {
                        now - peer->redialled_at < nd->cfg.heartbeat_ms))
     return;
   if (is_leaf(nd))
-    ep = find_endpoint(nd, peer->rec.addr);
+    ep = find_endpoint(nd, peer->rec->addr);
   else
     ep = peer->endpoint >= 0 ? find_endpoint(nd, peer->endpoint_addr) : NULL;
   if (ep == NULL || (is_leaf(nd) && !ep->join))
@@ -734,7 +746,7 @@ static void handle_record(struct sim_node *nd, const struct wire_msg *m,
   bool restarted =
       peer != NULL &&
       (m->type == WIRE_HELLO ||
-       (peer->heard && (m->inc > peer->rec.inc || peer->status != PEER_ALIVE)));
+       (peer->heard && (m->inc > peer->rec->inc || peer->status != PEER_ALIVE)));
   bool forward = policy_relay_forwards(nd->cfg.relay, via_relay, m->leaf,
                                        m->type == WIRE_HELLO);
   bool news = forward && policy_is_news(peer, &m->rec);
@@ -883,7 +895,7 @@ static void check_sync(struct sim_node *nd) {
     return;
   for (size_t i = 0; i < nd->peers.n; i++) {
     const struct peer *p = nd->peers.v[i];
-    if (p->status != PEER_ALIVE || p->rec.left)
+    if (p->status != PEER_ALIVE || p->rec->left)
       continue;
     if (!p->heard)
       in.unheard++;
@@ -1020,7 +1032,7 @@ static void targets_flush(struct sim_node *nd) {
 
 static void relay_catch_up(struct sim_node *nd, const struct peer *peer,
                            uint64_t now) {
-  int k = target_find(nd, peer->rec.name);
+  int k = target_find(nd, peer->rec->name);
   size_t nfree = 0;
   struct sim_target *t;
   for (size_t i = 0; i < POLICY_RELAY_TARGETS_MAX; i++)
@@ -1030,7 +1042,7 @@ static void relay_catch_up(struct sim_node *nd, const struct peer *peer,
       .all_quiet = nd->all_quiet,
       .has_own = k >= 0,
       .own_free = nfree,
-      .reachable = wire_valid_addr(peer->rec.addr),
+      .reachable = wire_valid_addr(peer->rec->addr),
   };
   switch (policy_relay_catch_up(&in)) {
   case POLICY_CATCH_UP_COVERED:
@@ -1048,8 +1060,8 @@ static void relay_catch_up(struct sim_node *nd, const struct peer *peer,
     if (batch_init(&t->b) != 0)
       return;
     t->used = true;
-    snprintf(t->name, sizeof(t->name), "%s", peer->rec.name);
-    t->node = sim_addr_node(nd->sim, peer->rec.addr);
+    snprintf(t->name, sizeof(t->name), "%s", peer->rec->name);
+    t->node = sim_addr_node(nd->sim, peer->rec->addr);
     t->life = t->node >= 0 ? nd->sim->nodes[t->node].life : 0;
     t->up_at = nd->cpu + connect_us(nd->sim);
   }
@@ -1186,6 +1198,7 @@ void sim_node_start(struct sim_node *nd) {
   nd->action_busy = false;
   memset(&nd->rival, 0, sizeof(nd->rival));
   peers_init(&nd->peers, nd->cfg.name, PEERS_MAX_DEFAULT, on_peer_event, nd);
+  peers_share_pool(&nd->peers, nd->sim->pool);
   peers_set_timing(&nd->peers, nd->cfg.heartbeat_ms, nd->cfg.lost_after_ms,
                    nd->cfg.reap_after_ms);
   (void)engine_init(&nd->engine, &nd->cfg, sim_ms(nd));

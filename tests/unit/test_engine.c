@@ -1161,15 +1161,17 @@ static void engine_watches_only_heard_selected_present_others(void **state) {
   struct config cfg;
   struct peers p;
   struct peer peer;
+  struct record rec;
 
   (void)state;
   config_build(&cfg, &any_maint, 1);
   peers_init(&p, SELF, 16, NULL, NULL);
   memset(&peer, 0, sizeof(peer));
-  assert_int_equal(record_init(&peer.rec), 0);
-  snprintf(peer.rec.name, sizeof(peer.rec.name), "db1");
-  snprintf(peer.rec.groups[0], sizeof(peer.rec.groups[0]), "db");
-  peer.rec.ngroups = 1;
+  assert_int_equal(record_init(&rec), 0);
+  peer.rec = &rec;
+  snprintf(rec.name, sizeof(rec.name), "db1");
+  snprintf(rec.groups[0], sizeof(rec.groups[0]), "db");
+  rec.ngroups = 1;
   peer.heard = true;
   assert_true(engine_watches(&cfg.behaviours[0], &p, &peer));
   peer.status = PEER_LOST;
@@ -1180,12 +1182,12 @@ static void engine_watches_only_heard_selected_present_others(void **state) {
   peer.heard = false;
   assert_false(engine_watches(&cfg.behaviours[0], &p, &peer));
   peer.heard = true;
-  snprintf(peer.rec.name, sizeof(peer.rec.name), SELF);
+  snprintf(rec.name, sizeof(rec.name), SELF);
   assert_false(engine_watches(&cfg.behaviours[0], &p, &peer));
-  snprintf(peer.rec.name, sizeof(peer.rec.name), "db1");
-  snprintf(peer.rec.groups[0], sizeof(peer.rec.groups[0]), "web");
+  snprintf(rec.name, sizeof(rec.name), "db1");
+  snprintf(rec.groups[0], sizeof(rec.groups[0]), "web");
   assert_false(engine_watches(&cfg.behaviours[0], &p, &peer));
-  record_free(&peer.rec);
+  record_free(&rec);
   peers_free(&p);
   config_release(&cfg);
 }

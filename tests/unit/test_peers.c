@@ -39,8 +39,8 @@ struct fixture {
  * reported: events only come from a consistent table. */
 static void assert_consistent(const struct peers *p, const struct peer *peer) {
   for (size_t i = 1; i < p->n; i++)
-    assert_true(strcmp(p->v[i - 1]->rec.name, p->v[i]->rec.name) < 0);
-  assert_ptr_equal(peers_find(p, peer->rec.name), peer);
+    assert_true(strcmp(p->v[i - 1]->rec->name, p->v[i]->rec->name) < 0);
+  assert_ptr_equal(peers_find(p, peer->rec->name), peer);
 }
 
 static void on_event(void *arg, const struct peer_event *ev) {
@@ -49,10 +49,10 @@ static void on_event(void *arg, const struct peer_event *ev) {
 
   assert_consistent(&f->p, ev->peer);
   assert_int_equal(ev->time_ms, WALL);
-  assert_string_equal(ev->reason, ev->peer->rec.reason);
+  assert_string_equal(ev->reason, ev->peer->rec->reason);
   assert_string_equal(ev->state, peer_state(ev->peer));
   snprintf(f->events + n, sizeof(f->events) - n, "%s %s %s<%s;",
-           peer_event_name(ev->type), ev->peer->rec.name, ev->state,
+           peer_event_name(ev->type), ev->peer->rec->name, ev->state,
            ev->previous);
 }
 
@@ -83,7 +83,7 @@ static void dump(const struct peers *p, char *buf, size_t size) {
   for (size_t i = 0; i < p->n && n < size; i++) {
     const struct peer *e = p->v[i];
     n += (size_t)snprintf(buf + n, size - n, "%s%s:%s:%s:%d", i ? " " : "",
-                          e->rec.name, status[e->status], peer_state(e),
+                          e->rec->name, status[e->status], peer_state(e),
                           e->heard ? 1 : 0);
   }
 }
@@ -715,7 +715,7 @@ static void peers_refuse_what_would_pass_the_memory_budget(void **state) {
   /* A larger record of a known node is refused: its entry stays. */
   assert_int_equal(direct(&f->p, "a", 1, 2, "busy", false, big, 1),
                    PEERS_OVER_BUDGET);
-  assert_string_equal(peers_find(&f->p, "a")->rec.state, "ready");
+  assert_string_equal(peers_find(&f->p, "a")->rec->state, "ready");
   assert_int_equal(f->p.budget_drops, 3);
   /* One of the same size is taken. */
   assert_int_equal(direct(&f->p, "a", 1, 3, "busy", false, "w", 2),
@@ -828,17 +828,17 @@ static void peers_update_a_listed_address_only_when_newer(void **state) {
   a = peers_find(&f->p, "a");
   assert_int_equal(member(&f->p, "a", 1, 3, false, "tcp://a:2", 1),
                    PEERS_STALE);
-  assert_string_equal(a->rec.addr, "tcp://a:7410");
+  assert_string_equal(a->rec->addr, "tcp://a:7410");
   /* A node heard from owns its address: a newer list entry can't move it
    * (one forged entry would cut its inbox off). */
   assert_int_equal(member(&f->p, "a", 1, 4, false, "tcp://a:2", 2),
                    PEERS_STALE);
   assert_int_equal(member(&f->p, "a", 9, 1, false, "tcp://a:2", 2),
                    PEERS_STALE);
-  assert_string_equal(a->rec.addr, "tcp://a:7410");
+  assert_string_equal(a->rec->addr, "tcp://a:7410");
   /* A heard entry keeps the stamp of the record it holds. */
-  assert_int_equal(a->rec.ver, 3);
-  assert_int_equal(a->rec.inc, 1);
+  assert_int_equal(a->rec->ver, 3);
+  assert_int_equal(a->rec->inc, 1);
   /* Its own record moves it. */
   {
     struct record r;
@@ -849,14 +849,14 @@ static void peers_update_a_listed_address_only_when_newer(void **state) {
                      PEERS_UPDATED);
     record_free(&r);
   }
-  assert_string_equal(a->rec.addr, "tcp://a:3");
+  assert_string_equal(a->rec->addr, "tcp://a:3");
 
   assert_int_equal(member(&f->p, "b", 1, 1, false, NULL, 0), PEERS_NEW);
   b = peers_find(&f->p, "b");
   assert_int_equal(member(&f->p, "b", 2, 1, false, "tcp://b:2", 1),
                    PEERS_UPDATED);
-  assert_string_equal(b->rec.addr, "tcp://b:2");
-  assert_int_equal(b->rec.inc, 2);
+  assert_string_equal(b->rec->addr, "tcp://b:2");
+  assert_int_equal(b->rec->inc, 2);
   assert_false(b->heard);
   assert_int_equal(b->endpoint, -1);
   assert_string_equal(f->events, "joined a ready<;");
@@ -953,7 +953,7 @@ static void peers_find_nodes_in_a_large_table(void **state) {
   for (unsigned i = 0; i < 97; i++) {
     snprintf(name, sizeof(name), "n%02u", i);
     assert_non_null(peers_find(&f->p, name));
-    assert_string_equal(f->p.v[i]->rec.name, name);
+    assert_string_equal(f->p.v[i]->rec->name, name);
   }
   assert_null(peers_find(&f->p, "n97"));
   assert_null(peers_find(&f->p, "a"));
@@ -1084,6 +1084,52 @@ static void peers_digest_separates_fields(void **state) {
   peers_init(&p, SELF, 1, NULL, NULL);
   assert_true(peers_digest(&p, NULL) != digest_of(SELF, NULL, 0));
   peers_free(&p);
+}
+
+/* The index by name: every entry found after nodes come and go in any
+ * order (reaping takes entries out from the middle of probe runs), none
+ * found that went, and the records shared with a pool. Each row: how many
+ * nodes join, and which of them (every k-th, from an offset) stay. */
+static void peers_find_after_entries_come_and_go(void **state) {
+  static const struct {
+    size_t nodes, every, from;
+  } rows[] = {{1, 2, 1}, {40, 2, 0}, {300, 3, 1}, {1000, 7, 3}, {1000, 1, 0}};
+  char name[32];
+  (void)state;
+
+  for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+    struct peers p;
+    uint64_t t = LOST_AFTER + 1;
+    peers_init(&p, SELF, 4096, NULL, NULL);
+    peers_set_budget(&p, (size_t)1 << 30);
+    for (size_t i = 0; i < rows[r].nodes; i++) {
+      snprintf(name, sizeof(name), "n%zu", (i * 7919) % rows[r].nodes);
+      assert_int_equal(direct(&p, name, 1, 1, "ready", false, NULL, 0),
+                       PEERS_NEW);
+    }
+    /* Those that stay speak before each tick; the others are lost,
+     * then reaped. */
+    for (int k = 0; k < 2; k++) {
+      for (size_t i = rows[r].from; i < rows[r].nodes; i += rows[r].every) {
+        snprintf(name, sizeof(name), "n%zu", i);
+        (void)direct(&p, name, 1, 1, "ready", false, NULL, t - 1);
+      }
+      (void)peers_tick(&p, t, WALL, LOST_AFTER, REAP_AFTER);
+      t += REAP_AFTER + 1;
+    }
+    for (size_t i = 0; i < rows[r].nodes; i++) {
+      bool stays = i >= rows[r].from && (i - rows[r].from) % rows[r].every == 0;
+      struct peer *peer;
+      snprintf(name, sizeof(name), "n%zu", i);
+      peer = peers_find(&p, name);
+      print_message("row %zu node %s\n", r, name);
+      assert_int_equal(peer != NULL, stays);
+      if (peer != NULL)
+        assert_string_equal(peer->rec->name, name);
+    }
+    assert_null(peers_find(&p, "nobody"));
+    peers_free(&p);
+  }
 }
 
 /* peers_same_view: the size said must match before digests are compared,
@@ -1460,7 +1506,7 @@ static struct sim_node *sim_node(struct sim *s, const char *name) {
 
 static void sim_on_event(void *arg, const struct peer_event *ev) {
   struct sim *s = arg;
-  struct sim_node *n = sim_node(s, ev->peer->rec.name);
+  struct sim_node *n = sim_node(s, ev->peer->rec->name);
 
   SIM_CHECK(s, n != NULL, "an event for an unknown node");
   if (ev->type != PEER_EV_LOST)
@@ -1743,6 +1789,7 @@ int main(void) {
       TEST(peers_digest_differs_when_addr_inc_or_left_differs),
       TEST(peers_digest_separates_fields),
       TEST(peers_same_view_needs_size_and_digest),
+      TEST(peers_find_after_entries_come_and_go),
       TEST(peers_digest_cache_follows_every_change),
       TEST(peers_rearm_lost_after_when_a_lost_node_comes_back),
       TEST(peers_next_deadline_follows_merges_ticks_and_timing),

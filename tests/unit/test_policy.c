@@ -717,13 +717,15 @@ static void is_news_when_it_tells_something(void **state) {
   for (size_t i = 0; i < ARRAY_SIZE(news_rows); i++) {
     const struct news_row *r = &news_rows[i];
     struct peer p;
-    struct record rec;
+    struct record rec, held;
     memset(&p, 0, sizeof(p));
     memset(&rec, 0, sizeof(rec));
+    memset(&held, 0, sizeof(held));
     p.heard = r->heard;
     p.status = r->status;
-    p.rec.inc = r->inc;
-    p.rec.ver = r->ver;
+    p.rec = &held;
+    held.inc = r->inc;
+    held.ver = r->ver;
     rec.inc = 10;
     rec.ver = 5;
     print_message("row %s\n", r->name);
@@ -935,13 +937,15 @@ static void refute_inc_outbids_and_saturates(void **state) {
 
 static void sender_behind_what_we_hold(void **state) {
   struct peer peer;
+  struct record held;
   struct record r;
   (void)state;
   memset(&peer, 0, sizeof(peer));
-  assert_int_equal(record_init(&peer.rec), 0);
+  assert_int_equal(record_init(&held), 0);
+  peer.rec = &held;
   assert_int_equal(record_init(&r), 0);
-  peer.rec.inc = 20;
-  peer.rec.ver = 3;
+  held.inc = 20;
+  held.ver = 3;
   peer.msg_inc = 20;
   peer.heard = true;
 
@@ -962,7 +966,7 @@ static void sender_behind_what_we_hold(void **state) {
   r.ver = 1;
   assert_false(policy_sender_behind(&peer, 20, &r));
   record_free(&r);
-  record_free(&peer.rec);
+  record_free(&held);
 }
 
 struct rival_step {
