@@ -399,6 +399,7 @@ static void reload_swap(struct agent *a, struct config *cfg,
   net_set_heartbeat(&a->net, cfg->heartbeat_ms);
   peers_set_timing(&a->peers, cfg->heartbeat_ms, cfg->lost_after_ms,
                    cfg->reap_after_ms);
+  peers_set_max(&a->peers, cfg->max_members);
   wake_at(a, peers_next_deadline(&a->peers));
 }
 
@@ -549,7 +550,8 @@ static int start(struct agent *a, uint64_t fd_limit) {
   a->wake_at = UINT64_MAX;
   runner_init(&a->runner, &a->loop, AGENT_MAX_RUNNING, &a->metrics,
               jobs_started, jobs_done, &a->jobs);
-  peers_init(&a->peers, a->cfg->name, PEERS_MAX_DEFAULT, on_peer_event, a);
+  peers_init(&a->peers, a->cfg->name, a->cfg->max_members, on_peer_event, a);
+  peers_set_max(&a->peers, a->cfg->max_members);
   peers_set_timing(&a->peers, a->cfg->heartbeat_ms, a->cfg->lost_after_ms,
                    a->cfg->reap_after_ms);
   if (a->cfg->key_file[0] != '\0' &&

@@ -273,11 +273,13 @@ enum {
   NET_REAP_AFTER,
   NET_RELAY,
   NET_RELAYS,
+  NET_MAX_MEMBERS,
   NET__N
 };
 static const char *const network_keys[] = {
-    "listen",   "advertise", "join",       "heartbeat", "lost_after",
-    "key_file", "insecure",  "reap_after", "relay",     "relays"};
+    "listen",   "advertise",  "join",       "heartbeat",
+    "lost_after", "key_file", "insecure",   "reap_after",
+    "relay",    "relays",     "max_members"};
 _Static_assert(ARRAY_SIZE(network_keys) == NET__N, "network_keys");
 
 /* Format ms the way it would be written, e.g. "1s" or "1500ms". */
@@ -391,6 +393,9 @@ static void parse_network(struct loader *L, const struct ynode *m) {
   if (v[NET_REAP_AFTER] != NULL)
     cfg_get_duration(L, v[NET_REAP_AFTER], "network.reap_after",
                      &cfg->reap_after_ms);
+  if (v[NET_MAX_MEMBERS] != NULL)
+    cfg_get_uint(L, v[NET_MAX_MEMBERS], "network.max_members", 1,
+                 CONFIG_MEMBERS_MAX, &cfg->max_members);
   if (v[NET_KEY_FILE] != NULL &&
       cfg_get_path(L, v[NET_KEY_FILE], "network.key_file", cfg->key_file,
                    sizeof(cfg->key_file)))
@@ -1762,6 +1767,7 @@ static struct config *config_new(void) {
   snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/choreo");
   cfg->heartbeat_ms = 1000;
   cfg->lost_after_ms = 5000;
+  cfg->max_members = CONFIG_MEMBERS_DEFAULT;
   cfg->reap_after_ms = 24 * 3600 * 1000;
   cfg->socket_mode = 0660;
   cfg->log_level = LOG_LEVEL_INFO;

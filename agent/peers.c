@@ -155,6 +155,18 @@ void peers_set_budget(struct peers *p, size_t bytes_max) {
   p->bytes_max = bytes_max;
 }
 
+size_t peers_budget_for(size_t max) {
+  if (max <= PEERS_MAX_DEFAULT)
+    return PEERS_BYTES_MAX_DEFAULT;
+  return max > SIZE_MAX / PEERS_BYTES_PER_MEMBER ? SIZE_MAX
+                                                 : max * PEERS_BYTES_PER_MEMBER;
+}
+
+void peers_set_max(struct peers *p, size_t max) {
+  p->max = max;
+  p->bytes_max = peers_budget_for(max);
+}
+
 size_t peers_entry_bytes(const struct record *r) {
   /* The record is held in the table's pool: in an agent's, one record
    * per entry, with the pool's header and bucket. */

@@ -246,6 +246,18 @@ void peers_share_pool(struct peers *p, struct recpool *pool);
  * grow the table is refused. */
 void peers_set_budget(struct peers *p, size_t bytes_max);
 
+/* The budget a table of max members gets from peers_set_max(): as much
+ * per member as PEERS_BYTES_MAX_DEFAULT gives PEERS_MAX_DEFAULT, and
+ * never less than PEERS_BYTES_MAX_DEFAULT. */
+#define PEERS_BYTES_PER_MEMBER (PEERS_BYTES_MAX_DEFAULT / PEERS_MAX_DEFAULT)
+size_t peers_budget_for(size_t max);
+
+/* Hold at most max members (network.max_members), with the budget
+ * peers_budget_for(max). Entries held beyond a lowered max or budget
+ * stay until they are reaped; only what would grow the table is
+ * refused. */
+void peers_set_max(struct peers *p, size_t max);
+
 /* What an entry holding record r costs, in bytes, by the table's
  * estimate: the entry itself, its place in the index, and every data key
  * and value with PEERS_DATA_ENTRY_OVERHEAD each. */

@@ -86,3 +86,21 @@ wait_for "fdlow sees the cluster" 10 has_members fdlow 10
 has_lines "$T/fdlow.log" "open files but the limit is" 1 || fail "the warning was not said once"
 kill "$fdpid"; wait "$fdpid" 2>/dev/null
 ok "an open-files limit too low for the cluster is said once, with how to raise it"
+
+# network.max_members: an agent that may hold 4 other members holds 4 of
+# this cluster, counts the others it refused, and takes them once a
+# reload raises the limit.
+pcap=$(free_port)
+NET_EXTRA="  max_members: 4" write_config capped "$pcap" "[web]" "[tcp://127.0.0.1:${PORT[0]}]"
+start_agent capped
+refused() { v=$(metric capped choreo_members_capped_total); [ -n "$v" ] && [ "$v" -gt 0 ]; }
+wait_for "capped refuses members beyond 4" 10 refused
+wait_for "capped holds 4 others" 10 has_members capped 5
+settled capped
+has_members capped 5 || fail "capped holds $(members capped) nodes with max_members 4"
+alive() { c "$1" status --json | jq '[.peers[] | select(.state != "left" and .state != "lost")] | length + 1'; }
+holds_alive() { [ "$(alive capped)" = "$(alive n0)" ]; }
+NET_EXTRA="  max_members: 100" write_config capped "$pcap" "[web]" "[tcp://127.0.0.1:${PORT[0]}]"
+c capped reload >/dev/null || fail "reload"
+wait_for "capped holds every member alive after the reload" 15 holds_alive
+ok "network.max_members: members beyond it refused and counted; a reload that raises it takes them"

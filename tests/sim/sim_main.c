@@ -205,9 +205,11 @@ static int parse(int argc, char **argv, struct sim_opts *o) {
                     "than nodes, at least one db and one other node\n");
     return -1;
   }
-  if (o->cores > 1024 || o->changes > 100000 || o->seconds > 1000000) {
-    fprintf(stderr, "choreo-sim: at most 1024 --cores, 100000 --changes and "
-                    "1000000 --seconds\n");
+  if (o->nodes > CONFIG_MEMBERS_MAX || o->cores > 1024 ||
+      o->changes > 100000 || o->seconds > 1000000) {
+    fprintf(stderr, "choreo-sim: at most %d --nodes (network.max_members), "
+                    "1024 --cores, 100000 --changes and 1000000 --seconds\n",
+            CONFIG_MEMBERS_MAX);
     return -1;
   }
   if (o->heartbeat_ms < 10 ||
@@ -251,6 +253,10 @@ static void configure(struct sim_node *nd, size_t i) {
   c->heartbeat_ms = o->heartbeat_ms;
   c->lost_after_ms = o->lost_after_ms;
   c->reap_after_ms = 24 * 3600 * 1000ULL;
+  /* network.max_members, as an operator of a cluster larger than the
+   * default sets it. */
+  c->max_members = o->nodes > CONFIG_MEMBERS_DEFAULT ? (unsigned)o->nodes
+                                                     : CONFIG_MEMBERS_DEFAULT;
   if (o->relays > 0) {
     c->relay = i < o->relays;
     if (i < o->relays && i > 0)

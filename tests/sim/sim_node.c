@@ -1197,7 +1197,9 @@ void sim_node_start(struct sim_node *nd) {
   nd->last_action = -1;
   nd->action_busy = false;
   memset(&nd->rival, 0, sizeof(nd->rival));
-  peers_init(&nd->peers, nd->cfg.name, PEERS_MAX_DEFAULT, on_peer_event, nd);
+  peers_init(&nd->peers, nd->cfg.name, nd->cfg.max_members, on_peer_event,
+             nd);
+  peers_set_max(&nd->peers, nd->cfg.max_members);
   peers_share_pool(&nd->peers, nd->sim->pool);
   peers_set_timing(&nd->peers, nd->cfg.heartbeat_ms, nd->cfg.lost_after_ms,
                    nd->cfg.reap_after_ms);

@@ -322,6 +322,7 @@ static void config_uses_defaults_for_an_empty_file(void **state) {
   assert_int_equal(cfg->heartbeat_ms, 1000);
   assert_int_equal(cfg->lost_after_ms, 5000);
   assert_int_equal(cfg->reap_after_ms, 24 * 3600 * 1000);
+  assert_int_equal(cfg->max_members, 4096);
   assert_string_equal(cfg->key_file, "");
   assert_false(cfg->insecure);
   assert_string_equal(cfg->socket, CHOREO_DEFAULT_SOCKET);
@@ -894,6 +895,43 @@ static void config_rejects_missing_name_and_run(void **state) {
       "@/main.yaml:2:5: behaviours[0]: \"run\" is required",
       "@/main.yaml:3:14: behaviours[0].timeout: must be more than 0",
       "@/main.yaml:4:14: behaviours[0].retries: 11 is out of range (0 to 10)");
+}
+
+/* network.max_members: a whole number of 1 to 100,000. */
+static void config_takes_max_members_within_bounds(void **state) {
+  struct fixture *f = *state;
+  static const struct {
+    const char *value;
+    unsigned want; /* 0: refused with error */
+    const char *error;
+  } rows[] = {
+      {"10000", 10000, NULL},
+      {"1", 1, NULL},
+      {"100000", 100000, NULL},
+      {"0", 0, "@/main.yaml:1:39: network.max_members: 0 is out of range "
+               "(1 to 100000)"},
+      {"100001", 0, "@/main.yaml:1:39: network.max_members: 100001 is out of "
+                    "range (1 to 100000)"},
+      {"many", 0, "@/main.yaml:1:39: network.max_members: \"many\" is not a "
+                  "whole number"},
+  };
+  char yaml[128];
+
+  for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+    print_message("max_members %s\n", rows[i].value);
+    snprintf(yaml, sizeof(yaml), "network: {heartbeat: 1s, max_members: %s}\n",
+             rows[i].value);
+    put(f, "main.yaml", yaml);
+    if (rows[i].want != 0) {
+      assert_int_equal(load(f, "main.yaml"), 0);
+      assert_int_equal(f->cfg->max_members, rows[i].want);
+      config_free(f->cfg);
+      f->cfg = NULL;
+    } else {
+      EXPECT_ERRORS(f, load(f, "main.yaml"), rows[i].error);
+      config_errors_free(&f->errs);
+    }
+  }
 }
 
 static void config_rejects_missing_script(void **state) {
@@ -1512,6 +1550,7 @@ int main(void) {
       T(config_rejects_change_mixed_with_events),
       T(config_rejects_revert_and_state_with_on),
       T(config_rejects_missing_name_and_run),
+      T(config_takes_max_members_within_bounds),
       T(config_rejects_missing_script),
       T(config_rejects_non_executable_script),
       T(config_rejects_command_not_in_path),

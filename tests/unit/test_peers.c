@@ -1132,6 +1132,43 @@ static void peers_find_after_entries_come_and_go(void **state) {
   }
 }
 
+/* network.max_members: a table holds as many members as it is set to,
+ * with the budget for them, and refuses the one more. */
+static void peers_set_max_grows_the_table_and_its_budget(void **state) {
+  static const struct {
+    size_t max, budget;
+  } rows[] = {
+      {1, PEERS_BYTES_MAX_DEFAULT},
+      {PEERS_MAX_DEFAULT, PEERS_BYTES_MAX_DEFAULT},
+      {PEERS_MAX_DEFAULT + 1, (PEERS_MAX_DEFAULT + 1) * PEERS_BYTES_PER_MEMBER},
+      {100000, 100000 * (size_t)PEERS_BYTES_PER_MEMBER},
+  };
+  struct peers p;
+  char name[32];
+  (void)state;
+
+  for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+    assert_int_equal(peers_budget_for(rows[i].max), rows[i].budget);
+  peers_init(&p, SELF, PEERS_MAX_DEFAULT, NULL, NULL);
+  peers_set_max(&p, 5000);
+  assert_int_equal(p.bytes_max, 5000 * (size_t)PEERS_BYTES_PER_MEMBER);
+  for (size_t i = 0; i < 5000; i++) {
+    snprintf(name, sizeof(name), "n%zu", i);
+    assert_int_equal(direct(&p, name, 1, 1, "ready", false, "some data", 0),
+                     PEERS_NEW);
+  }
+  assert_int_equal(direct(&p, "one-more", 1, 1, "ready", false, NULL, 0),
+                   PEERS_FULL);
+  /* Lowered: what is held stays, nothing new comes in. */
+  peers_set_max(&p, 10);
+  assert_int_equal(p.n, 5000);
+  assert_int_equal(direct(&p, "one-more", 1, 1, "ready", false, NULL, 0),
+                   PEERS_FULL);
+  assert_int_equal(direct(&p, "n7", 1, 2, "ready", false, NULL, 0),
+                   PEERS_UPDATED);
+  peers_free(&p);
+}
+
 /* peers_same_view: the size said must match before digests are compared,
  * and a view of the same size and digest is the same. */
 static void peers_same_view_needs_size_and_digest(void **state) {
@@ -1790,6 +1827,7 @@ int main(void) {
       TEST(peers_digest_separates_fields),
       TEST(peers_same_view_needs_size_and_digest),
       TEST(peers_find_after_entries_come_and_go),
+      TEST(peers_set_max_grows_the_table_and_its_budget),
       TEST(peers_digest_cache_follows_every_change),
       TEST(peers_rearm_lost_after_when_a_lost_node_comes_back),
       TEST(peers_next_deadline_follows_merges_ticks_and_timing),
