@@ -1530,21 +1530,24 @@ static void sync_counts(struct net *n, struct policy_sync_in *in,
                         bool *group_heard) {
   struct agent *a = agent_of(n);
   const struct config *cfg = a->cfg;
+  size_t missing = cfg->sync_ngroups;
 
-  for (size_t i = 0; i < a->peers.n; i++) {
+  /* Kept by the table: this is asked after every message until the
+   * agent is synced, and a pass over the table each time would cost N
+   * times N while a cluster of N forms. */
+  peers_live(&a->peers, &in->heard, &in->unheard);
+  for (size_t i = 0; missing > 0 && i < a->peers.n; i++) {
     const struct peer *p = a->peers.v[i];
-    if (p->status != PEER_ALIVE || p->rec->left)
+    if (p->status != PEER_ALIVE || p->rec->left || !p->heard)
       continue;
-    if (!p->heard) {
-      in->unheard++;
-      continue;
+    for (size_t g = 0; g < cfg->sync_ngroups; g++) {
+      if (!group_heard[g] && record_in_group(p->rec, cfg->sync_groups[g])) {
+        group_heard[g] = true;
+        missing--;
+      }
     }
-    in->heard++;
-    for (size_t g = 0; g < cfg->sync_ngroups; g++)
-      group_heard[g] |= record_in_group(p->rec, cfg->sync_groups[g]);
   }
-  for (size_t g = 0; g < cfg->sync_ngroups; g++)
-    in->groups_missing += !group_heard[g];
+  in->groups_missing += missing;
   in->known = n->known.n;
   for (size_t k = 0; k < n->known.n; k++) {
     const struct peer *p = peers_find(&a->peers, n->known.v[k].name);

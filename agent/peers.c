@@ -155,6 +155,11 @@ void peers_set_budget(struct peers *p, size_t bytes_max) {
   p->bytes_max = bytes_max;
 }
 
+void peers_live(const struct peers *p, size_t *heard, size_t *unheard) {
+  *heard = p->live_heard;
+  *unheard = p->live_unheard;
+}
+
 size_t peers_budget_for(size_t max) {
   if (max <= PEERS_MAX_DEFAULT)
     return PEERS_BYTES_MAX_DEFAULT;
@@ -208,6 +213,8 @@ void peers_free(struct peers *p) {
   p->v = NULL;
   p->slot = NULL;
   p->n = p->cap = p->nslots = 0;
+  p->marked = 0;
+  p->live_heard = p->live_unheard = 0;
   p->bytes = 0;
   if (!p->pool_shared)
     recpool_free(p->pool);
@@ -232,6 +239,17 @@ static struct recpool *pool_of(struct peers *p) {
   return p->pool;
 }
 
+/* Count the entry in (sign 1) or out (-1) of p->live_heard and
+ * p->live_unheard, before and after anything that changes its status,
+ * its heard flag or its record (whose left flag counts). */
+static void tally(struct peers *p, const struct peer *peer, int sign) {
+  size_t *n;
+  if (peer->status != PEER_ALIVE || peer->rec->left)
+    return;
+  n = peer->heard ? &p->live_heard : &p->live_unheard;
+  *n = sign > 0 ? *n + 1 : *n - 1;
+}
+
 /* Make the entry hold r instead of its record. Returns 0 or
  * CHOREO_ENOMEM (the entry unchanged). */
 static int hold(struct peers *p, struct peer *peer, const struct record *r) {
@@ -239,8 +257,10 @@ static int hold(struct peers *p, struct peer *peer, const struct record *r) {
 
   if (held == NULL)
     return CHOREO_ENOMEM;
+  tally(p, peer, -1);
   recpool_release(p->pool, peer->rec);
   peer->rec = held;
+  tally(p, peer, 1);
   return 0;
 }
 
@@ -330,6 +350,9 @@ static int insert_at(struct peers *p, size_t at, struct peer *peer) {
 static void remove_at(struct peers *p, size_t at) {
   if (!p->v[at]->heard)
     p->unheard--;
+  if (p->v[at]->lost_by != 0)
+    p->marked--;
+  tally(p, p->v[at], -1);
   p->bytes -= peers_entry_bytes(p->v[at]->rec);
   index_del(p, p->v[at]);
   peer_destroy(p, p->v[at]);
@@ -364,6 +387,7 @@ static enum peers_result add(struct peers *p, size_t at, const struct record *r,
   peer->heard = heard;
   if (!heard)
     p->unheard++;
+  tally(p, peer, 1);
   p->bytes += cost;
   if (out != NULL)
     *out = peer;
@@ -390,6 +414,19 @@ static bool covered(const struct peers *p, const struct peer *peer) {
 
 /* Whether the relays alive here (live, as bits; 0: none) all hold a
  * covered leaf lost. */
+/* Every change of an entry's lost_by goes through here, which keeps
+ * p->marked. */
+static void set_lost_by(struct peers *p, struct peer *peer, uint8_t v) {
+  if (peer->lost_by == v)
+    return;
+  if (peer->lost_by == 0)
+    p->marked++;
+  else if (v == 0)
+    p->marked--;
+  peer->lost_by = v;
+  p->gen++;
+}
+
 static bool judged_lost(const struct peer *peer, unsigned live) {
   return live != 0 && (peer->lost_by & live) == live;
 }
@@ -464,7 +501,9 @@ static void set_status(struct peers *p, struct peer *peer, enum peer_status s,
                        uint64_t now, int64_t wall) {
   if (peer->status != s) {
     p->gen++;
+    tally(p, peer, -1);
     peer->status = s;
+    tally(p, peer, 1);
     peer->status_since = now;
     peer->status_wall = wall;
   }
@@ -496,7 +535,9 @@ static void take_alive(struct peers *p, struct peer *peer,
 
   if (!peer->heard)
     p->unheard--;
+  tally(p, peer, -1);
   peer->heard = true;
+  tally(p, peer, 1);
   seen(peer, now);
   set_status(p, peer, PEER_ALIVE, now, wall);
   if (!b->heard) {
@@ -576,11 +617,9 @@ static enum peers_result merge_direct(struct peers *p, const struct record *r,
   }
   *out = peer;
   cmp = record_cmp(r, peer->rec);
-  if (cmp >= 0 && peer->lost_by != 0) {
+  if (cmp >= 0)
     /* The node itself speaks: what the relays held no longer stands. */
-    peer->lost_by = 0;
-    p->gen++;
-  }
+    set_lost_by(p, peer, 0);
   if (cmp > 0 || (cmp == 0 && !peer->heard)) {
     res = replace(p, peer, r, now, wall);
     if (res == PEERS_NOMEM || res == PEERS_OVER_BUDGET)
@@ -863,8 +902,8 @@ static void free_slot(struct peers *p, const struct peer *relay) {
     if (p->relays[s] != relay)
       continue;
     p->relays[s] = NULL;
-    for (size_t i = 0; i < p->n; i++)
-      p->v[i]->lost_by &= (uint8_t) ~(1u << s);
+    for (size_t i = 0; p->marked > 0 && i < p->n; i++)
+      set_lost_by(p, p->v[i], p->v[i]->lost_by & (uint8_t) ~(1u << s));
     p->self_lost_by &= (uint8_t) ~(1u << s);
     p->gen++;
   }
@@ -912,11 +951,8 @@ size_t peers_relay_verdicts(struct peers *p, const char *relay, uint64_t inc,
   (void)peers_clock(p, now);
   if (complete) {
     /* What the relay no longer lists, it no longer holds lost. */
-    for (size_t i = 0; i < p->n; i++)
-      if (p->v[i]->lost_by & bit) {
-        p->v[i]->lost_by &= (uint8_t)~bit;
-        p->gen++;
-      }
+    for (size_t i = 0; p->marked > 0 && i < p->n; i++)
+      set_lost_by(p, p->v[i], p->v[i]->lost_by & (uint8_t)~bit);
     if (p->self_lost_by & bit) {
       p->self_lost_by &= (uint8_t)~bit;
       p->gen++;
@@ -932,11 +968,11 @@ size_t peers_relay_verdicts(struct peers *p, const char *relay, uint64_t inc,
     if (peer == NULL || !covered(p, peer) ||
         cmp_stamp(v[i].inc, v[i].ver, peer->rec) < 0 || (peer->lost_by & bit))
       continue;
-    peer->lost_by |= bit;
-    p->gen++;
+    set_lost_by(p, peer, peer->lost_by | bit);
   }
   live = live_relays(p);
-  for (size_t i = 0; i < p->n; i++) {
+  /* Only an entry some relay holds lost can be judged lost. */
+  for (size_t i = 0; p->marked > 0 && i < p->n; i++) {
     struct peer *peer = p->v[i];
     if (peer->status == PEER_ALIVE && covered(p, peer) &&
         judged_lost(peer, live)) {

@@ -212,6 +212,12 @@ struct peers {
   bool covered;
   struct peer *relays[PEERS_RELAYS_MAX]; /* NULL when free */
   uint8_t self_lost_by; /* the relays whose verdicts name this agent */
+  /* Entries some relay holds lost (lost_by not 0): while there are none,
+   * a relay's verdicts cost what they list, not a pass over the table. */
+  size_t marked;
+  /* Entries alive and not left, heard from and only heard of
+   * (peers_live()), kept by every change. */
+  size_t live_heard, live_unheard;
   uint64_t relay_heard_at;
   uint64_t gen;
   uint64_t rdig[PEERS_RELAYS_MAX + 1], rdig_gen[PEERS_RELAYS_MAX + 1];
@@ -403,6 +409,12 @@ size_t peers_verdicts(const struct peers *p, struct wire_lost *out, size_t max,
  * mend that). Cached until the table changes. */
 uint64_t peers_records_digest(struct peers *p, const struct record *self,
                               int slot);
+
+/* Members alive and not left: heard from (a record came from the node
+ * itself), and only heard of (from member lists). Kept as the table
+ * changes: what the startup sync asks after every message costs nothing
+ * however large the table. */
+void peers_live(const struct peers *p, size_t *heard, size_t *unheard);
 
 /* Count peers by status. */
 void peers_count(const struct peers *p, size_t *alive, size_t *lost,

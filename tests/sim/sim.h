@@ -75,6 +75,7 @@ enum sim_ev {
   SIM_EV_TIMER,   /* one of node's timers (arg: which, gen: its arming) */
   SIM_EV_DONE,    /* a behaviour's action ends (arg: behaviour) */
   SIM_EV_WORLD,   /* a scenario step (arg: step), node -1 */
+  SIM_EV_WAKE,    /* node's CPU is free: it takes the next waiting event */
 };
 
 struct sim_event {
@@ -85,6 +86,26 @@ struct sim_event {
   int arg;
   uint64_t gen;          /* TIMER: the arming; DELIVER: receiver's life */
   struct sim_blob *blob; /* DELIVER: owned reference */
+  struct sim_fan *fan;   /* in the queue only: the copies of one send */
+};
+
+/* One copy of a send: due at node `node` (of life `life`) at `at`, with
+ * the tie-break it was scheduled with. */
+struct sim_copy {
+  uint64_t at, ord;
+  int node;
+  unsigned life;
+};
+
+/* The copies of one send to many (sim_net_send), sorted by (at, ord),
+ * held in the queue as one entry whose key is its next copy's: they come
+ * out in the order they would as entries of their own, and the queue
+ * holds an entry per send in flight, not per copy (a relay's message to
+ * 5,000 members is one). Owns one reference to blob. */
+struct sim_fan {
+  struct sim_blob *blob;
+  size_t n, next, cap;
+  struct sim_copy *c;
 };
 
 struct sim_queue {
@@ -93,6 +114,12 @@ struct sim_queue {
   uint64_t ord;
 };
 void sim_queue_push(struct sim_queue *q, const struct sim_event *e);
+/* The tie-break of the next event scheduled (what push would give it). */
+uint64_t sim_queue_ord(struct sim_queue *q);
+/* Queue a fan's copies (f->n > 0; sorted here); the queue owns f. */
+void sim_queue_push_fan(struct sim_queue *q, struct sim_fan *f);
+/* The next event: a fan gives its next copy as a DELIVER event with a
+ * reference to the blob of its own. */
 bool sim_queue_pop(struct sim_queue *q, struct sim_event *out);
 void sim_queue_free(struct sim_queue *q);
 
@@ -194,6 +221,14 @@ struct sim_node {
   /* CPU: µs the node is busy until; cpu is the node's time while it
    * handles an event (effects happen then) */
   uint64_t busy_until, cpu;
+  /* Events that came while it was busy, in order of arrival (sim_main.c
+   * run()): taken one at a time at SIM_EV_WAKE, queued at busy_until
+   * while any wait. Kept here rather than in the queue, where thousands
+   * of deliveries waiting for one node would each be sifted again every
+   * time they are put back. */
+  struct sim_event *waiting;
+  size_t wait_head, wait_n, wait_cap;
+  bool wake_queued;
 
   /* the level behaviour: last action issued, and if one is in flight */
   int last_action; /* -1: none; ENGINE_ACT_RUN or ENGINE_ACT_REVERT */

@@ -297,6 +297,9 @@ int sim_node_init(struct sim *s, struct sim_node *nd, int id) {
 
 void sim_node_free(struct sim_node *nd) {
   sim_node_crash(nd);
+  for (size_t i = 0; i < nd->wait_n; i++)
+    sim_blob_unref(nd->waiting[nd->wait_head + i].blob);
+  free(nd->waiting);
   record_free(&nd->rec);
   free(nd->disk.members);
   free(nd->cfg.behaviours);
@@ -323,6 +326,9 @@ static void describe(char *buf, size_t len) {
     break;
   case SIM_EV_WORLD:
     snprintf(buf, len, "scenario step %s (node %d)", w[cur.arg], cur.node);
+    break;
+  case SIM_EV_WAKE:
+    snprintf(buf, len, "n%d's CPU free", cur.node);
     break;
   }
 }
@@ -767,57 +773,108 @@ static bool node_event_current(const struct sim_event *e) {
   case SIM_EV_TIMER:
     return nd->t_active[e->arg] && e->gen == nd->t_gen[e->arg];
   case SIM_EV_WORLD:
+  case SIM_EV_WAKE:
     break;
   }
   return true;
 }
 
+/* Make e wait for nd's CPU, behind what waits already. */
+static void wait_for_cpu(struct sim_node *nd, const struct sim_event *e) {
+  if (nd->wait_head + nd->wait_n == nd->wait_cap) {
+    if (nd->wait_head > 0) {
+      memmove(nd->waiting, nd->waiting + nd->wait_head,
+              nd->wait_n * sizeof(*nd->waiting));
+      nd->wait_head = 0;
+    }
+    if (nd->wait_n == nd->wait_cap) {
+      size_t cap = nd->wait_cap ? 2 * nd->wait_cap : 16;
+      struct sim_event *v = realloc(nd->waiting, cap * sizeof(*v));
+      if (v == NULL)
+        abort();
+      nd->waiting = v;
+      nd->wait_cap = cap;
+    }
+  }
+  nd->waiting[nd->wait_head + nd->wait_n++] = *e;
+}
+
+/* A SIM_EV_WAKE at busy_until while events wait for nd. */
+static void wake_later(struct sim_node *nd) {
+  if (nd->wake_queued || nd->wait_n == 0)
+    return;
+  nd->wake_queued = true;
+  sim_at(&S, nd->busy_until, SIM_EV_WAKE, nd->id, 0, 0, NULL);
+}
+
+/* Handle one event, or make it wait for its node's CPU or a core. */
+static void step(struct sim_event e) {
+  struct sim_node *nd;
+  size_t core;
+
+  cur = e;
+  if (e.type == SIM_EV_WORLD && (e.node < 0 || !S.nodes[e.node].up ||
+                                 S.nodes[e.node].busy_until <= S.now)) {
+    on_world(&e);
+    return;
+  }
+  nd = &S.nodes[e.node];
+  if (e.type != SIM_EV_WORLD && !node_event_current(&e)) {
+    if (e.type == SIM_EV_DELIVER)
+      S.dropped_down++;
+    sim_blob_unref(e.blob);
+    return;
+  }
+  if (nd->busy_until > S.now) {
+    /* it waits for the node's CPU, in order of arrival */
+    wait_for_cpu(nd, &e);
+    wake_later(nd);
+    return;
+  }
+  core = 0;
+  for (size_t c = 1; c < S.o.cores; c++)
+    if (S.core_free[c] < S.core_free[core])
+      core = c;
+  if (S.o.cores > 0 && S.core_free[core] > S.now) {
+    /* one machine: it waits for a core */
+    e.at = S.core_free[core];
+    sim_queue_push(&S.q, &e);
+    return;
+  }
+  nd->cpu = S.now;
+  sim_node_event(nd, &e);
+  nd->busy_until = nd->cpu;
+  if (S.o.cores > 0)
+    S.core_free[core] = nd->cpu;
+  sim_blob_unref(e.blob);
+  wake_later(nd);
+}
+
 static void run(uint64_t end) {
   struct sim_event e;
   while (sim_queue_pop(&S.q, &e)) {
-    struct sim_node *nd;
-    size_t core;
+    struct sim_node *woke = NULL;
     if (e.at > end) {
       sim_queue_push(&S.q, &e);
       break;
     }
     S.now = e.at;
     S.events++;
-    cur = e;
-    if (e.type == SIM_EV_WORLD && (e.node < 0 || !S.nodes[e.node].up ||
-                                   S.nodes[e.node].busy_until <= S.now)) {
-      on_world(&e);
-      continue;
+    if (e.type == SIM_EV_WAKE) {
+      woke = &S.nodes[e.node];
+      woke->wake_queued = false;
+      if (woke->busy_until > S.now || woke->wait_n == 0) {
+        wake_later(woke);
+        continue;
+      }
+      e = woke->waiting[woke->wait_head++];
+      if (--woke->wait_n == 0)
+        woke->wait_head = 0;
+      e.at = S.now;
     }
-    nd = &S.nodes[e.node];
-    if (e.type != SIM_EV_WORLD && !node_event_current(&e)) {
-      if (e.type == SIM_EV_DELIVER)
-        S.dropped_down++;
-      sim_blob_unref(e.blob);
-      continue;
-    }
-    if (nd->busy_until > S.now) {
-      /* it waits for the node's CPU, in order of arrival */
-      e.at = nd->busy_until;
-      sim_queue_push(&S.q, &e);
-      continue;
-    }
-    core = 0;
-    for (size_t c = 1; c < S.o.cores; c++)
-      if (S.core_free[c] < S.core_free[core])
-        core = c;
-    if (S.o.cores > 0 && S.core_free[core] > S.now) {
-      /* one machine: it waits for a core */
-      e.at = S.core_free[core];
-      sim_queue_push(&S.q, &e);
-      continue;
-    }
-    nd->cpu = S.now;
-    sim_node_event(nd, &e);
-    nd->busy_until = nd->cpu;
-    if (S.o.cores > 0)
-      S.core_free[core] = nd->cpu;
-    sim_blob_unref(e.blob);
+    step(e);
+    if (woke != NULL)
+      wake_later(woke);
   }
 }
 

@@ -74,9 +74,37 @@ static uint64_t latency(struct sim *s) {
   return s->o.latency_us + sim_rand_below(&s->rand, s->o.jitter_us + 1);
 }
 
-/* One copy over the link from -> to, leaving at `at`. */
+/* Add a copy of b due at node `to` at `at` to the send's fan (made with
+ * the first copy), with the tie-break it would have as an event of its
+ * own. */
+static void fan_add(struct sim *s, struct sim_fan **fan, struct sim_blob *b,
+                    uint64_t at, int to) {
+  struct sim_fan *f = *fan;
+  if (f == NULL) {
+    if ((f = calloc(1, sizeof(*f))) == NULL)
+      abort(); /* the simulator has no way on without memory */
+    f->blob = b;
+    b->refs++;
+    *fan = f;
+  }
+  if (f->n == f->cap) {
+    size_t cap = f->cap ? 2 * f->cap : 4;
+    struct sim_copy *c = realloc(f->c, cap * sizeof(*c));
+    if (c == NULL)
+      abort();
+    f->c = c;
+    f->cap = cap;
+  }
+  f->c[f->n++] = (struct sim_copy){.at = at,
+                                   .ord = sim_queue_ord(&s->q),
+                                   .node = to,
+                                   .life = s->nodes[to].life};
+}
+
+/* One copy over the link from -> to, leaving at `at`, into the send's
+ * fan. */
 static void cross(struct sim *s, int from, int to, uint64_t at,
-                  struct sim_blob *b) {
+                  struct sim_blob *b, struct sim_fan **fan) {
   unsigned copies = 1 + sim_rand_chance(&s->rand, s->o.dup);
   for (unsigned c = 0; c < copies; c++) {
     if (s->cut && s->side[from] != s->side[to]) {
@@ -87,14 +115,20 @@ static void cross(struct sim *s, int from, int to, uint64_t at,
       s->dropped_loss++;
       continue;
     }
-    b->refs++;
-    sim_at(s, at + latency(s), SIM_EV_DELIVER, to, 0, s->nodes[to].life, b);
+    fan_add(s, fan, b, at + latency(s), to);
   }
+}
+
+/* Queue what a send put in its fan. */
+static void fan_send(struct sim *s, struct sim_fan *fan) {
+  if (fan != NULL)
+    sim_queue_push_fan(&s->q, fan);
 }
 
 void sim_net_send(struct sim_node *nd, const void *buf, size_t len) {
   struct sim *s = nd->sim;
   struct sim_blob *b = NULL;
+  struct sim_fan *fan = NULL;
 
   for (size_t i = 0; i < nd->neps; i++) {
     struct sim_ep *ep = &nd->eps[i];
@@ -123,8 +157,9 @@ void sim_net_send(struct sim_node *nd, const void *buf, size_t len) {
     nd->tx_msgs++;
     nd->tx_bytes += len;
     sim_cpu(nd, s->o.send_us);
-    cross(s, nd->id, ep->target, nd->cpu, b);
+    cross(s, nd->id, ep->target, nd->cpu, b, &fan);
   }
+  fan_send(s, fan);
   sim_blob_unref(b);
 }
 
@@ -133,6 +168,7 @@ int sim_net_send_one(struct sim_node *nd, int to, unsigned *life,
   struct sim *s = nd->sim;
   struct sim_node *peer;
   struct sim_blob *b;
+  struct sim_fan *fan = NULL;
 
   if (to < 0)
     return -1;
@@ -153,7 +189,8 @@ int sim_net_send_one(struct sim_node *nd, int to, unsigned *life,
   nd->tx_msgs++;
   nd->tx_bytes += len;
   sim_cpu(nd, s->o.send_us);
-  cross(s, nd->id, to, nd->cpu, b);
+  cross(s, nd->id, to, nd->cpu, b, &fan);
+  fan_send(s, fan);
   sim_blob_unref(b);
   return 0;
 }

@@ -893,15 +893,7 @@ static void check_sync(struct sim_node *nd) {
   };
   if (nd->synced)
     return;
-  for (size_t i = 0; i < nd->peers.n; i++) {
-    const struct peer *p = nd->peers.v[i];
-    if (p->status != PEER_ALIVE || p->rec->left)
-      continue;
-    if (!p->heard)
-      in.unheard++;
-    else
-      in.heard++;
-  }
+  peers_live(&nd->peers, &in.heard, &in.unheard);
   in.known = nd->known.n;
   for (size_t k = 0; k < nd->known.n; k++) {
     const struct peer *p = peers_find(&nd->peers, nd->known.v[k].name);
@@ -1289,6 +1281,7 @@ void sim_node_event(struct sim_node *nd, const struct sim_event *e) {
     }
     break;
   case SIM_EV_WORLD:
+  case SIM_EV_WAKE:
     break;
   }
 }

@@ -107,7 +107,8 @@ static bool before(const struct sim_event *a, const struct sim_event *b) {
   return a->at < b->at || (a->at == b->at && a->ord < b->ord);
 }
 
-void sim_queue_push(struct sim_queue *q, const struct sim_event *e) {
+/* Push e with the (at, ord) it has. */
+static void push_keyed(struct sim_queue *q, const struct sim_event *e) {
   size_t i;
   if (q->n == q->cap) {
     size_t cap = q->cap ? q->cap * 2 : 4096;
@@ -119,7 +120,6 @@ void sim_queue_push(struct sim_queue *q, const struct sim_event *e) {
   }
   i = q->n++;
   q->v[i] = *e;
-  q->v[i].ord = q->ord++;
   while (i > 0 && before(&q->v[i], &q->v[(i - 1) / 2])) {
     struct sim_event t = q->v[i];
     q->v[i] = q->v[(i - 1) / 2];
@@ -128,12 +128,36 @@ void sim_queue_push(struct sim_queue *q, const struct sim_event *e) {
   }
 }
 
-bool sim_queue_pop(struct sim_queue *q, struct sim_event *out) {
+void sim_queue_push(struct sim_queue *q, const struct sim_event *e) {
+  struct sim_event k = *e;
+  k.ord = q->ord++;
+  k.fan = NULL;
+  push_keyed(q, &k);
+}
+
+uint64_t sim_queue_ord(struct sim_queue *q) {
+  return q->ord++;
+}
+
+static int cmp_copy(const void *a, const void *b) {
+  const struct sim_copy *x = a, *y = b;
+  if (x->at != y->at)
+    return x->at < y->at ? -1 : 1;
+  return (x->ord > y->ord) - (x->ord < y->ord);
+}
+
+void sim_queue_push_fan(struct sim_queue *q, struct sim_fan *f) {
+  struct sim_event e = {.type = SIM_EV_DELIVER, .fan = f};
+  qsort(f->c, f->n, sizeof(*f->c), cmp_copy);
+  f->next = 0;
+  e.at = f->c[0].at;
+  e.ord = f->c[0].ord;
+  push_keyed(q, &e);
+}
+
+/* The root's key grew (or it was replaced): move it down. */
+static void sift_down(struct sim_queue *q) {
   size_t i = 0;
-  if (q->n == 0)
-    return false;
-  *out = q->v[0];
-  q->v[0] = q->v[--q->n];
   for (;;) {
     size_t l = 2 * i + 1, r = l + 1, m = i;
     if (l < q->n && before(&q->v[l], &q->v[m]))
@@ -147,6 +171,38 @@ bool sim_queue_pop(struct sim_queue *q, struct sim_event *out) {
     q->v[m] = t;
     i = m;
   }
+}
+
+bool sim_queue_pop(struct sim_queue *q, struct sim_event *out) {
+  struct sim_fan *f;
+  const struct sim_copy *c;
+
+  if (q->n == 0)
+    return false;
+  if ((f = q->v[0].fan) == NULL) {
+    *out = q->v[0];
+    q->v[0] = q->v[--q->n];
+    sift_down(q);
+    return true;
+  }
+  c = &f->c[f->next++];
+  *out = (struct sim_event){.at = c->at,
+                            .ord = c->ord,
+                            .type = SIM_EV_DELIVER,
+                            .node = c->node,
+                            .gen = c->life,
+                            .blob = f->blob};
+  f->blob->refs++;
+  if (f->next < f->n) {
+    q->v[0].at = f->c[f->next].at;
+    q->v[0].ord = f->c[f->next].ord;
+  } else {
+    sim_blob_unref(f->blob);
+    free(f->c);
+    free(f);
+    q->v[0] = q->v[--q->n];
+  }
+  sift_down(q);
   return true;
 }
 

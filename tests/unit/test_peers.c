@@ -318,6 +318,24 @@ static const struct merge_case cases[] = {
      "a:left:left:0"},
 };
 
+/* The counts the table keeps as it changes (peers_live(), p->marked) are
+ * what a pass over it finds. */
+static void check_counts(const struct peers *p) {
+  size_t heard = 0, unheard = 0, marked = 0, h, u;
+  for (size_t k = 0; k < p->n; k++) {
+    const struct peer *peer = p->v[k];
+    marked += peer->lost_by != 0;
+    if (peer->status != PEER_ALIVE || peer->rec->left)
+      continue;
+    heard += peer->heard;
+    unheard += !peer->heard;
+  }
+  peers_live(p, &h, &u);
+  assert_int_equal(h, heard);
+  assert_int_equal(u, unheard);
+  assert_int_equal(p->marked, marked);
+}
+
 static void run_step(struct fixture *f, const struct step *s) {
   switch (s->op) {
   case DIRECT:
@@ -346,8 +364,10 @@ static void run_case(void **state) {
   const struct merge_case *c = f->c;
   char table[512];
 
-  for (size_t i = 0; i < ARRAY_SIZE(c->steps) && c->steps[i].op != END; i++)
+  for (size_t i = 0; i < ARRAY_SIZE(c->steps) && c->steps[i].op != END; i++) {
     run_step(f, &c->steps[i]);
+    check_counts(&f->p);
+  }
   assert_string_equal(f->events, c->events);
   dump(&f->p, table, sizeof(table));
   assert_string_equal(table, c->table);
@@ -528,6 +548,7 @@ static void run_verdict_case(void **state) {
     case V_END:
       break;
     }
+    check_counts(&f->p);
   }
   assert_string_equal(f->events, c->events);
   dump(&f->p, table, sizeof(table));
@@ -917,11 +938,13 @@ static void peers_force_leave_marks_a_lost_member_left(void **state) {
   /* The node's record is its own: the view sent to others is unchanged. */
   assert_int_equal(peers_digest(&f->p, NULL), digest);
   assert_int_equal(peers_force_leave(&f->p, "b", true, 1000, WALL), 0);
+  check_counts(&f->p);
   f->events[0] = '\0';
   direct(&f->p, "b", 1, 1, "ready", false, NULL, 1100); /* a heartbeat */
   assert_string_equal(f->events, "");
   direct(&f->p, "b", 1, 2, "busy", false, NULL, 1200);
   assert_string_equal(peer_state(peers_find(&f->p, "b")), "busy");
+  check_counts(&f->p);
 }
 
 /* A revoked node is marked lost at once (one LOST event); unknown and
@@ -936,6 +959,7 @@ static void peers_force_lost_marks_a_live_member_lost(void **state) {
   assert_int_equal(peers_force_lost(&f->p, "a", 100, WALL), 0);
   assert_string_equal(f->events, "lost a lost<ready;");
   assert_int_equal(peers_find(&f->p, "a")->status, PEER_LOST);
+  check_counts(&f->p);
   assert_int_equal(peers_force_lost(&f->p, "a", 200, WALL), CHOREO_EINVAL);
 }
 
@@ -1128,6 +1152,7 @@ static void peers_find_after_entries_come_and_go(void **state) {
         assert_string_equal(peer->rec->name, name);
     }
     assert_null(peers_find(&p, "nobody"));
+    check_counts(&p);
     peers_free(&p);
   }
 }
