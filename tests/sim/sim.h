@@ -66,9 +66,14 @@ struct sim_frame {
 struct sim_blob *sim_blob_new(const void *buf, size_t len);
 void sim_blob_unref(struct sim_blob *b);
 /* Frame k of blob b (bytes buf, len within it), decoded once; NULL when
- * the decoder refuses it. */
+ * the decoder refuses it. The decodes kept take at most SIM_DECODED_MAX
+ * bytes (a message is 8 KB decoded, a relay's batch thousands of them):
+ * past that the frame is decoded into a message of the caller's, *tmp,
+ * which it frees (wire_msg_free, free) after use. */
+#define SIM_DECODED_MAX ((size_t)1 << 30)
 const struct wire_msg *sim_blob_decode(struct sim_blob *b, size_t k,
-                                       const void *buf, size_t len);
+                                       const void *buf, size_t len,
+                                       struct wire_msg **tmp);
 
 enum sim_ev {
   SIM_EV_DELIVER, /* a message reaches node's inbox */

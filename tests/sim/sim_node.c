@@ -840,13 +840,14 @@ static void fresh_after(struct sim_node *nd, const struct wire_msg *m) {
 static void on_one(struct sim_node *nd, struct sim_blob *blob, size_t k,
                    const void *buf, size_t len, bool via_relay) {
   const struct wire_msg *m;
+  struct wire_msg *tmp;
 
   if ((via_relay || nd->cfg.relay) && seen_note(nd->seen, buf, len) &&
       via_relay)
     return;
   nd->decodes++;
   sim_cpu(nd, nd->sim->o.decode_us);
-  m = sim_blob_decode(blob, k, buf, len);
+  m = sim_blob_decode(blob, k, buf, len, &tmp);
   if (m == NULL) {
     /* refused: counted by the agent, nothing more */
   } else if (via_relay && strcmp(m->from, nd->cfg.name) == 0) {
@@ -861,6 +862,10 @@ static void on_one(struct sim_node *nd, struct sim_blob *blob, size_t k,
       check_sync(nd);
       jobs_step(nd);
     }
+  }
+  if (tmp != NULL) {
+    wire_msg_free(tmp);
+    free(tmp);
   }
 }
 

@@ -49,6 +49,9 @@ bool sim_rand_chance(struct sim_rand *r, double p) {
   return (double)(sim_rand_next(r) >> 11) * 0x1.0p-53 < p;
 }
 
+/* Bytes of the decodes kept by every blob. */
+static size_t decoded_bytes;
+
 struct sim_blob *sim_blob_new(const void *buf, size_t len) {
   struct sim_blob *b = malloc(sizeof(*b) + len);
   if (b == NULL)
@@ -68,16 +71,37 @@ void sim_blob_unref(struct sim_blob *b) {
     if (b->frames[k].m != NULL) {
       wire_msg_free(b->frames[k].m);
       free(b->frames[k].m);
+      decoded_bytes -= sizeof(struct wire_msg);
     }
   }
   free(b->frames);
   free(b);
 }
 
-const struct wire_msg *sim_blob_decode(struct sim_blob *b, size_t k,
-                                       const void *buf, size_t len) {
+/* A new message holding what buf decodes to; NULL when refused. */
+static struct wire_msg *decode(const void *buf, size_t len) {
   struct wire_error err;
+  struct wire_msg *m = malloc(sizeof(*m));
+
+  if (m == NULL || wire_msg_init(m) != 0)
+    abort(); /* the simulator has no way on without memory */
+  if (wire_decode(buf, len, m, &err) != 0) {
+    wire_msg_free(m);
+    free(m);
+    return NULL;
+  }
+  return m;
+}
+
+const struct wire_msg *sim_blob_decode(struct sim_blob *b, size_t k,
+                                       const void *buf, size_t len,
+                                       struct wire_msg **tmp) {
   struct sim_frame *f;
+
+  *tmp = NULL;
+  if ((k >= b->nframes || !b->frames[k].done) &&
+      decoded_bytes + sizeof(struct wire_msg) > SIM_DECODED_MAX)
+    return *tmp = decode(buf, len);
 
   if (k >= b->nframes) {
     size_t n = k + 1 > 2 * b->nframes ? k + 1 : 2 * b->nframes;
@@ -91,14 +115,8 @@ const struct wire_msg *sim_blob_decode(struct sim_blob *b, size_t k,
   f = &b->frames[k];
   if (!f->done) {
     f->done = true;
-    f->m = malloc(sizeof(*f->m));
-    if (f->m == NULL || wire_msg_init(f->m) != 0)
-      abort();
-    if (wire_decode(buf, len, f->m, &err) != 0) {
-      wire_msg_free(f->m);
-      free(f->m);
-      f->m = NULL;
-    }
+    if ((f->m = decode(buf, len)) != NULL)
+      decoded_bytes += sizeof(struct wire_msg);
   }
   return f->m;
 }
