@@ -57,16 +57,23 @@ static uint32_t hash_name(const struct peers *p, const char *name) {
   return v;
 }
 
+/* The entry of name, or NULL. The last one found is remembered: the
+ * handling of one message asks for its sender several times (the replay
+ * guard, the merge, the freshness and version notes), and in a large
+ * table each search of the index is a few misses of the cache. */
 static struct peer *index_find(const struct peers *p, const char *name) {
+  struct peers *q = (struct peers *)(uintptr_t)p; /* the memo only */
   size_t mask = p->nslots - 1, i;
   uint32_t h;
 
+  if (p->last != NULL && strcmp(p->last->rec->name, name) == 0)
+    return p->last;
   if (p->nslots == 0)
     return NULL;
   h = hash_name(p, name);
   for (i = h & mask; p->slot[i] != NULL; i = (i + 1) & mask) {
     if (p->slot[i]->hash == h && strcmp(p->slot[i]->rec->name, name) == 0)
-      return p->slot[i];
+      return q->last = p->slot[i];
   }
   return NULL;
 }
@@ -105,6 +112,8 @@ static int index_reserve(struct peers *p) {
 static void index_del(struct peers *p, const struct peer *peer) {
   size_t mask = p->nslots - 1, i = peer->hash & mask, j;
 
+  if (p->last == peer)
+    p->last = NULL;
   while (p->slot[i] != peer)
     i = (i + 1) & mask;
   for (j = (i + 1) & mask; p->slot[j] != NULL; j = (j + 1) & mask) {
@@ -212,6 +221,7 @@ void peers_free(struct peers *p) {
   free(p->slot);
   p->v = NULL;
   p->slot = NULL;
+  p->last = NULL;
   p->n = p->cap = p->nslots = 0;
   p->marked = 0;
   p->live_heard = p->live_unheard = 0;

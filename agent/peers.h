@@ -173,6 +173,7 @@ struct peers {
   struct peer **slot;
   size_t nslots;
   unsigned char key[16];
+  struct peer *last; /* the entry found last (peers.c index_find()) */
   /* Where the entries' records are held: the table's own pool (made with
    * the first entry), or one shared with other tables
    * (peers_share_pool()). */
