@@ -271,15 +271,28 @@ static size_t census_locate(const struct engine_census *c, const char *name,
   return lo;
 }
 
+static void census_drop(struct engine_census *c, const char *name);
+
 /* Record peer as counted with state and the match bits in set; returns 0
- * or CHOREO_ENOMEM (the census is then unchanged). */
+ * or CHOREO_ENOMEM (the census is then unchanged). A peer no selector
+ * matches counts for no behaviour: it is left out (dropped if it was
+ * in), which is what every reader of the census makes of an entry
+ * without bits, so that an agent watching a few groups of a large
+ * cluster keeps an entry for their members only. */
 static int census_put(struct engine_census *c, const struct record *r,
                       const char *state, const uint64_t *set) {
   size_t bytes = c->words * sizeof(*set);
-  bool found;
-  size_t at = census_locate(c, r->name, &found);
+  bool found, any = false;
+  size_t at;
   struct counted *k;
 
+  for (size_t w = 0; w < c->words; w++)
+    any |= set[w] != 0;
+  if (!any) {
+    census_drop(c, r->name);
+    return 0;
+  }
+  at = census_locate(c, r->name, &found);
   if (!found) {
     if (c->n == c->cap) {
       size_t cap = c->cap != 0 ? c->cap * 2 : 16;
