@@ -463,20 +463,23 @@ static void release_addr(struct net *n, const char *addr) {
 }
 
 static void release_alt(struct net *n, struct peer *peer) {
-  if (peer->alt_addr == NULL)
+  struct peer_more *more = peer->more;
+  if (more == NULL || more->alt_addr == NULL)
     return;
-  release_addr(n, peer->alt_addr);
-  free(peer->alt_addr);
-  peer->alt_addr = NULL;
+  release_addr(n, more->alt_addr);
+  free(more->alt_addr);
+  more->alt_addr = NULL;
 }
 
 static void release_endpoint(struct net *n, struct peer *peer) {
   if (peer->endpoint < 0)
     return;
-  release_addr(n, peer->endpoint_addr);
+  release_addr(n, peer_more_of(peer)->endpoint_addr);
   peer->endpoint = -1;
-  free(peer->endpoint_addr);
-  peer->endpoint_addr = NULL;
+  if (peer->more != NULL) {
+    free(peer->more->endpoint_addr);
+    peer->more->endpoint_addr = NULL;
+  }
 }
 
 void net_peer_reaped(struct net *n, struct peer *peer) {
@@ -492,14 +495,17 @@ void net_peer_reaped(struct net *n, struct peer *peer) {
 static void reach_also(struct net *n, struct peer *peer, const char *addr) {
   struct agent *a = agent_of(n);
   struct endpoint *ep;
+  struct peer_more *more;
   char *copy;
 
   if (peer == NULL || is_leaf(n) || addr[0] == '\0' ||
       strcmp(addr, peer->rec->addr) == 0 ||
       strcmp(addr, self_record(&a->self)->addr) == 0)
     return;
-  peer->alt_until = uv_now(&a->loop) + a->cfg->lost_after_ms;
-  if (peer->alt_addr != NULL && strcmp(addr, peer->alt_addr) == 0)
+  if ((more = peer_more(peer)) == NULL)
+    return;
+  more->alt_until = uv_now(&a->loop) + a->cfg->lost_after_ms;
+  if (more->alt_addr != NULL && strcmp(addr, more->alt_addr) == 0)
     return;
   release_alt(n, peer);
   if ((copy = strdup(addr)) == NULL)
@@ -509,7 +515,7 @@ static void reach_also(struct net *n, struct peer *peer, const char *addr) {
     return;
   }
   ep->refs++;
-  peer->alt_addr = copy;
+  more->alt_addr = copy;
 }
 
 /* Close the connections of reach_also() that are due. */
@@ -518,7 +524,8 @@ static void expire_alts(struct net *n) {
   uint64_t now = uv_now(&a->loop);
   for (size_t i = 0; i < a->peers.n; i++) {
     struct peer *p = a->peers.v[i];
-    if (p->alt_addr != NULL && now >= p->alt_until)
+    if (p->more != NULL && p->more->alt_addr != NULL &&
+        now >= p->more->alt_until)
       release_alt(n, p);
   }
 }
@@ -527,15 +534,18 @@ static void expire_alts(struct net *n) {
  * it advertises now. */
 static void sync_endpoint(struct net *n, struct peer *peer) {
   struct endpoint *ep;
+  struct peer_more *more;
   char *copy;
   if (peer->status == PEER_LEFT || peer->rec->addr[0] == '\0') {
     release_endpoint(n, peer);
     return;
   }
-  if (peer->endpoint >= 0 && strcmp(peer->endpoint_addr, peer->rec->addr) == 0)
+  if (peer->endpoint >= 0 &&
+      strcmp(peer_more_of(peer)->endpoint_addr, peer->rec->addr) == 0)
     return;
   release_endpoint(n, peer);
-  if ((copy = strdup(peer->rec->addr)) == NULL)
+  if ((more = peer_more(peer)) == NULL ||
+      (copy = strdup(peer->rec->addr)) == NULL)
     return;
   ep = open_endpoint(n, peer->rec->addr, false);
   if (ep == NULL) {
@@ -544,7 +554,7 @@ static void sync_endpoint(struct net *n, struct peer *peer) {
   }
   ep->refs++;
   peer->endpoint = ep->id;
-  peer->endpoint_addr = copy;
+  more->endpoint_addr = copy;
 }
 
 /* ---- freshness (with a key ring; docs/PROTOCOL.md "Freshness") ---- */
@@ -645,6 +655,17 @@ static struct net_echo *echo_slot(struct net *n, const char *name) {
   return oldest;
 }
 
+/* Keep the nonce of peer echoed, with the (inc, seq) of the message that
+ * brought it, in its entry. Out of memory: not kept, and echoed again. */
+static void remember_echo(struct peer *peer, const struct wire_msg *m) {
+  struct peer_more *more = peer_more(peer);
+  if (more == NULL)
+    return;
+  more->echoed_nonce = m->nonce;
+  more->echoed_inc = m->inc;
+  more->echoed_seq = m->seq;
+}
+
 /* Note the nonce of an authenticated message as policy_echo_note says:
  * an armed one is echoed for ECHO_HEARTBEATS, starting with quick
  * republications. */
@@ -652,7 +673,7 @@ static void note_nonce(struct net *n, const struct wire_msg *m) {
   struct agent *a = agent_of(n);
   uint64_t now = uv_now(&a->loop);
   struct peer *peer;
-  const struct peer *mem;
+  const struct peer_more *mem;
   struct net_echo *e;
   const char *addr;
 
@@ -671,9 +692,9 @@ static void note_nonce(struct net *n, const struct wire_msg *m) {
    * echoed whatever its (inc, seq), as when the entry was forgotten (a
    * node restarted below the incarnation held must be able to prove
    * itself, to be told it is behind). */
-  mem = e == NULL && peer != NULL && peer->echoed_nonce != 0 &&
-                peer->echoed_nonce == m->nonce
-            ? peer
+  mem = e == NULL && peer != NULL && peer_more_of(peer)->echoed_nonce != 0 &&
+                peer_more_of(peer)->echoed_nonce == m->nonce
+            ? peer_more_of(peer)
             : NULL;
   struct policy_echo_in in = {
       .known = e != NULL || mem != NULL,
@@ -703,9 +724,7 @@ static void note_nonce(struct net *n, const struct wire_msg *m) {
     if (peer != NULL) {
       /* The same nonce as noted (a newcomer's, noted before it had an
        * entry in the table). */
-      peer->echoed_nonce = m->nonce;
-      peer->echoed_inc = m->inc;
-      peer->echoed_seq = m->seq;
+      remember_echo(peer, m);
     }
     return;
   case POLICY_ECHO_ARM:
@@ -714,9 +733,7 @@ static void note_nonce(struct net *n, const struct wire_msg *m) {
   if (e == NULL)
     e = echo_slot(n, m->from);
   if (peer != NULL) {
-    peer->echoed_nonce = m->nonce;
-    peer->echoed_inc = m->inc;
-    peer->echoed_seq = m->seq;
+    remember_echo(peer, m);
   }
   e->sent = 0;
   snprintf(e->name, sizeof(e->name), "%s", m->from);
@@ -770,11 +787,13 @@ static void fresh_after(struct net *n, const struct wire_msg *m) {
   if (m->time == 0)
     return;
   peer->clock_offset_ms = policy_clock_offset(m->time, wall);
-  if (!policy_skew_warn(peer->clock_offset_ms, now, peer->skew_warned,
-                        peer->skew_warned_at))
+  if (!policy_skew_warn(peer->clock_offset_ms, now,
+                        peer_more_of(peer)->skew_warned,
+                        peer_more_of(peer)->skew_warned_at) ||
+      peer_more(peer) == NULL)
     return;
-  peer->skew_warned = true;
-  peer->skew_warned_at = now;
+  peer->more->skew_warned = true;
+  peer->more->skew_warned_at = now;
   a->metrics.clock_skew_warnings++;
   log_warn("peer %s: its clock is %+.1f s from ours (its sending time "
            "against our clock at receipt); the cluster works regardless, "
@@ -794,17 +813,22 @@ static void redial(struct net *n, struct peer *peer) {
   struct endpoint *ep;
   int id;
 
-  if (peer == NULL || (peer->redialled_at != 0 &&
-                       now - peer->redialled_at < a->cfg->heartbeat_ms))
+  if (peer == NULL || (peer_more_of(peer)->redialled_at != 0 &&
+                       now - peer_more_of(peer)->redialled_at <
+                           a->cfg->heartbeat_ms))
     return;
   /* A leaf's only connections are to its relays: their join endpoints. */
   if (is_leaf(n))
     ep = find_endpoint(n, peer->rec->addr);
   else
-    ep = peer->endpoint >= 0 ? find_endpoint(n, peer->endpoint_addr) : NULL;
+    ep = peer->endpoint >= 0
+             ? find_endpoint(n, peer_more_of(peer)->endpoint_addr)
+             : NULL;
   if (ep == NULL || (is_leaf(n) && !ep->join))
     return;
-  peer->redialled_at = now;
+  if (peer_more(peer) == NULL)
+    return;
+  peer->more->redialled_at = now;
   if ((id = mesh_connect(&n->mesh, ep->addr)) < 0)
     return;
   mesh_disconnect(&n->mesh, ep->id);
@@ -1359,14 +1383,19 @@ static void note_versions(struct net *n, const struct wire_msg *m) {
                          m->proto_max, &agreed);
   same = peer->version_heard && peer->versioned == m->versioned &&
          peer->proto_min == m->proto_min && peer->proto_max == m->proto_max &&
-         strcmp(peer->release, m->release) == 0;
+         strcmp(peer_more_of(peer)->release, m->release) == 0;
   peer->version_heard = true;
   peer->version_refused = false;
   peer->versioned = m->versioned;
-  peer->proto_min = m->proto_min;
-  peer->proto_max = m->proto_max;
-  peer->proto = agreed;
-  memcpy(peer->release, m->release, sizeof(peer->release));
+  /* All at most WIRE_PROTO_LIMIT: the decoder refuses more. */
+  peer->proto_min = (uint16_t)m->proto_min;
+  peer->proto_max = (uint16_t)m->proto_max;
+  peer->proto = (uint16_t)agreed;
+  /* Out of memory: the release is not kept, and shows as unknown. */
+  if (m->release[0] != '\0' && peer_more(peer) != NULL)
+    memcpy(peer->more->release, m->release, sizeof(peer->more->release));
+  else if (peer->more != NULL)
+    peer->more->release[0] = '\0';
   peer->heartbeat_ms = agreed >= WIRE_PROTO_HEARTBEAT ? m->heartbeat_ms : 0;
   if (same)
     return;

@@ -207,10 +207,29 @@ static bool within_budget(struct peers *p, size_t from, size_t to) {
   return false;
 }
 
+struct peer_more *peer_more(struct peer *peer) {
+  if (peer->more == NULL)
+    peer->more = calloc(1, sizeof(*peer->more));
+  return peer->more;
+}
+
+const struct peer_more *peer_more_of(const struct peer *peer) {
+  static const struct peer_more none;
+  return peer->more != NULL ? peer->more : &none;
+}
+
+void peer_more_free(struct peer *peer) {
+  if (peer->more == NULL)
+    return;
+  free(peer->more->endpoint_addr);
+  free(peer->more->alt_addr);
+  free(peer->more);
+  peer->more = NULL;
+}
+
 static void peer_destroy(struct peers *p, struct peer *peer) {
   recpool_release(p->pool, peer->rec);
-  free(peer->endpoint_addr);
-  free(peer->alt_addr);
+  peer_more_free(peer);
   free(peer);
 }
 
@@ -894,9 +913,13 @@ bool peers_all_speak(const struct peers *p, uint32_t minor) {
 }
 
 void peer_passed(struct peer *peer, const struct record *r) {
-  peer->passed = true;
-  peer->passed_inc = r->inc;
-  peer->passed_ver = r->ver;
+  struct peer_more *m = peer_more(peer);
+  /* Out of memory: not remembered, so it is passed on again. */
+  if (m == NULL)
+    return;
+  m->passed = true;
+  m->passed_inc = r->inc;
+  m->passed_ver = r->ver;
 }
 
 int peers_relay_slot(const struct peers *p, const char *name) {
@@ -945,18 +968,19 @@ size_t peers_relay_verdicts(struct peers *p, const char *relay, uint64_t inc,
                             uint64_t seq, const struct wire_lost *v, size_t n,
                             bool complete, uint64_t now, int64_t wall) {
   int slot = peers_relay_slot(p, relay);
-  struct peer *r;
+  struct peer_more *rm;
   uint8_t bit;
   size_t lost = 0;
   unsigned live;
 
   if (!p->covered || slot < 0)
     return 0;
-  r = p->relays[slot];
-  if (inc < r->verdict_inc || (inc == r->verdict_inc && seq <= r->verdict_seq))
+  if ((rm = peer_more(p->relays[slot])) == NULL ||
+      inc < rm->verdict_inc ||
+      (inc == rm->verdict_inc && seq <= rm->verdict_seq))
     return 0;
-  r->verdict_inc = inc;
-  r->verdict_seq = seq;
+  rm->verdict_inc = inc;
+  rm->verdict_seq = seq;
   bit = (uint8_t)(1u << slot);
   (void)peers_clock(p, now);
   if (complete) {

@@ -81,14 +81,47 @@ enum peer_event_type {
 
 struct recpool;
 
+/* What few entries of a table need (peer->more, made on first use by
+ * peer_more()): a leaf's table of thousands holds none. */
+struct peer_more {
+  /* The agent's connection to it (peer->endpoint) was made to this
+   * address; NULL when none. Owned. */
+  char *endpoint_addr;
+  uint64_t redialled_at; /* monotonic ms its connection was last made anew */
+  /* Another address that sent messages under its name which were behind
+   * the record held (two agents with one name, or a restart at a new
+   * address): kept connected until alt_until, monotonic ms, so that both
+   * hear the member list that makes them refute. NULL when none. Owned. */
+  char *alt_addr;
+  uint64_t alt_until;
+  /* When its clock's skew was last warned about (monotonic ms;
+   * skew_warned: ever). */
+  bool skew_warned;
+  uint64_t skew_warned_at;
+  /* A relay's: the (inc, seq) of the message whose verdicts were taken
+   * last; older ones are not taken again (a replay). */
+  uint64_t verdict_inc, verdict_seq;
+  /* This agent being a relay (agent_net.c): the record of it (inc, ver)
+   * last passed on to every member; passed: one was. */
+  bool passed;
+  uint64_t passed_inc, passed_ver;
+  /* Freshness (agent_net.c): the nonce of it this agent last echoed, and
+   * the (inc, seq) of the message that brought it, kept once the echo is
+   * over, so that the same nonce is not echoed again (0: none). */
+  uint64_t echoed_nonce, echoed_inc, echoed_seq;
+  /* Its release as its latest message of its own said it ("0.2.0";
+   * "": not said). */
+  char release[CHOREO_RELEASE_MAX + 1];
+};
+
+/* One member as this agent knows it. Laid out small: a table holds one
+ * per member, and the simulator N tables of N. */
 struct peer {
-  uint32_t hash; /* of its name, for the table's index */
   /* The newest record known, held read-only in the table's pool
    * (recpool.h): to change it, the table holds another. */
   const struct record *rec;
-  enum peer_status status;
-  bool heard;         /* a record came from the node itself */
-  uint64_t last_seen; /* monotonic ms of the last message from it */
+  struct peer_more *more; /* NULL until needed (peer_more()) */
+  uint64_t last_seen;     /* monotonic ms of the last message from it */
   /* Monotonic ms its silence counts from: last_seen, or later when this
    * agent stalled since (peers_grace()). Lost at quiet_since + lost_after. */
   uint64_t quiet_since;
@@ -96,61 +129,44 @@ struct peer {
   int64_t status_wall;   /* the same as unix ms: when it was seen to change */
   uint64_t msg_inc;      /* newest (inc, seq) accepted from the node: */
   uint64_t msg_seq;      /* the replay guard */
-  /* Freshness, with a key ring (docs/SECURITY.md): a message of the node
-   * echoed this agent's nonce, so its later (inc, seq) are fresh. */
-  bool proved;
-  /* Its clock minus ours, from its latest message (ms), and when its
-   * skew was last warned about (monotonic ms; skew_warned: ever). */
+  /* Its clock minus ours, from its latest message (ms). */
   int64_t clock_offset_ms;
-  bool skew_warned;
-  uint64_t skew_warned_at;
-  /* The agent's connection to it (-1: none), and the address it was made
-   * to. The addresses here are set by the agent's shell, owned by the
-   * entry (freed with it) and NULL when none: most entries have none (a
-   * leaf's, for instance), and a table of thousands should not pay for
-   * them. */
-  int endpoint;
-  char *endpoint_addr;
-  uint64_t redialled_at; /* monotonic ms its connection was last made anew */
-  /* Another address that sent messages under its name which were behind
-   * the record held (two agents with one name, or a restart at a new
-   * address): kept connected until alt_until, monotonic ms, so that both
-   * hear the member list that makes them refute. NULL when none. */
-  char *alt_addr;
-  uint64_t alt_until;
+  uint64_t heartbeat_ms; /* its period, from minor 3 on (0: unknown) */
+  uint64_t changed_at;   /* monotonic ms its record last became newer */
+  uint32_t hash;         /* of its name, for the table's index */
+  enum peer_status status;
+  int endpoint; /* the agent's connection to it; -1: none */
   /* Its versions (docs/PROTOCOL.md "Versions"), from its latest message
    * of its own (agent_net.c): version_heard, whether one came yet;
    * versioned, whether it said which protocol minors it speaks (false: a
-   * 0.1.0 agent); that range, the minor both speak, and its release ("":
-   * not said). heartbeat_ms: its period, from minor 2 on (0: unknown).
-   * version_refused: a message of a version we can't read was said (once,
-   * until one we read comes). */
+   * 0.1.0 agent); that range and the minor both speak (at most
+   * WIRE_PROTO_LIMIT). version_refused: a message of a version we can't
+   * read was said (once, until one we read comes). */
+  uint16_t proto_min, proto_max, proto;
   bool version_heard, versioned, version_refused;
-  uint32_t proto_min, proto_max, proto;
-  char release[CHOREO_RELEASE_MAX + 1];
-  uint64_t heartbeat_ms;
+  bool heard; /* a record came from the node itself */
+  /* Freshness, with a key ring (docs/SECURITY.md): a message of the node
+   * echoed this agent's nonce, so its later (inc, seq) are fresh. */
+  bool proved;
   /* Relays (docs/PROTOCOL.md "Relays"), from its own latest message:
    * relayed, it is a leaf, whose records reach this agent through relays;
    * is_relay, it is a relay. lost_by: the relays (bits of their slots,
    * peers_relay_verdicts()) that hold it lost by their own detection.
-   * changed_at: monotonic ms its record last became newer. */
-  bool relayed, is_relay;
+   * hello_last (agent_net.c): its last message to us was a hello (its
+   * next state says it has our answer, so our connection to it is up). */
+  bool relayed, is_relay, hello_last;
   uint8_t lost_by;
-  uint64_t changed_at;
-  /* A relay's: the (inc, seq) of the message whose verdicts were taken
-   * last; older ones are not taken again (a replay). */
-  uint64_t verdict_inc, verdict_seq;
-  /* A relay's (agent_net.c): the record of it (inc, ver) this relay
-   * last passed on to every member; passed: one was. hello_last: its
-   * last message to us was a hello (its next state says it has our
-   * answer, so our connection to it is up). */
-  bool passed, hello_last;
-  uint64_t passed_inc, passed_ver;
-  /* Freshness (agent_net.c): the nonce of it this agent last echoed, and
-   * the (inc, seq) of the message that brought it, kept once the echo is
-   * over, so that the same nonce is not echoed again (0: none). */
-  uint64_t echoed_nonce, echoed_inc, echoed_seq;
 };
+
+/* The entry's rarely needed fields, made (zeroed) on first use; NULL when
+ * out of memory. Freed with the entry. */
+struct peer_more *peer_more(struct peer *peer);
+
+/* The same for reading: all zero ("", NULL) while it has none. */
+const struct peer_more *peer_more_of(const struct peer *peer);
+
+/* Free what peer_more() made for a peer that no table holds (a test's). */
+void peer_more_free(struct peer *peer);
 
 struct peer_event {
   enum peer_event_type type;

@@ -170,8 +170,9 @@ enum policy_relay_pass policy_relay_pass_msg(const struct wire_msg *m,
   struct policy_pass_in in = {
       .forwards = true,
       .news = news,
-      .unpassed = !peer->passed || peer->passed_inc != m->rec.inc ||
-                  peer->passed_ver != m->rec.ver,
+      .unpassed = !peer_more_of(peer)->passed ||
+                  peer_more_of(peer)->passed_inc != m->rec.inc ||
+                  peer_more_of(peer)->passed_ver != m->rec.ver,
       .leave = m->type == WIRE_LEAVE,
       /* Not "resync": only a relay that hears it directly acts on it,
        * and every relay does (a leaf sends to each). */

@@ -25,7 +25,8 @@ json_t *view_peer(const struct record *r, const char *state,
  * "proto" (the minor both speak), "proto_range" ([min, max] it speaks)
  * and, from minor 2, "heartbeat_ms". */
 static void add_versions(json_t *o, const struct peer *peer) {
-  const char *release = peer->release[0] != '\0' ? peer->release : "unknown";
+  const char *said = peer_more_of(peer)->release;
+  const char *release = said[0] != '\0' ? said : "unknown";
 
   if (!peer->version_heard)
     return;

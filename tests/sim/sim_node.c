@@ -389,31 +389,37 @@ static void release_addr(struct sim_node *nd, const char *addr) {
 }
 
 static void release_alt(struct sim_node *nd, struct peer *peer) {
-  if (peer->alt_addr == NULL)
+  struct peer_more *more = peer->more;
+  if (more == NULL || more->alt_addr == NULL)
     return;
-  release_addr(nd, peer->alt_addr);
-  free(peer->alt_addr);
-  peer->alt_addr = NULL;
+  release_addr(nd, more->alt_addr);
+  free(more->alt_addr);
+  more->alt_addr = NULL;
 }
 
 static void release_endpoint(struct sim_node *nd, struct peer *peer) {
   if (peer->endpoint < 0)
     return;
-  release_addr(nd, peer->endpoint_addr);
+  release_addr(nd, peer_more_of(peer)->endpoint_addr);
   peer->endpoint = -1;
-  free(peer->endpoint_addr);
-  peer->endpoint_addr = NULL;
+  if (peer->more != NULL) {
+    free(peer->more->endpoint_addr);
+    peer->more->endpoint_addr = NULL;
+  }
 }
 
 static void reach_also(struct sim_node *nd, struct peer *peer,
                        const char *addr) {
   struct sim_ep *ep;
+  struct peer_more *more;
   char *copy;
   if (peer == NULL || is_leaf(nd) || addr[0] == '\0' ||
       strcmp(addr, peer->rec->addr) == 0 || strcmp(addr, nd->rec.addr) == 0)
     return;
-  peer->alt_until = sim_ms(nd) + nd->cfg.lost_after_ms;
-  if (peer->alt_addr != NULL && strcmp(addr, peer->alt_addr) == 0)
+  if ((more = peer_more(peer)) == NULL)
+    return;
+  more->alt_until = sim_ms(nd) + nd->cfg.lost_after_ms;
+  if (more->alt_addr != NULL && strcmp(addr, more->alt_addr) == 0)
     return;
   release_alt(nd, peer);
   if ((copy = strdup(addr)) == NULL)
@@ -423,29 +429,33 @@ static void reach_also(struct sim_node *nd, struct peer *peer,
     return;
   }
   ep->refs++;
-  peer->alt_addr = copy;
+  more->alt_addr = copy;
 }
 
 static void expire_alts(struct sim_node *nd) {
   uint64_t now = sim_ms(nd);
   for (size_t i = 0; i < nd->peers.n; i++) {
     struct peer *p = nd->peers.v[i];
-    if (p->alt_addr != NULL && now >= p->alt_until)
+    if (p->more != NULL && p->more->alt_addr != NULL &&
+        now >= p->more->alt_until)
       release_alt(nd, p);
   }
 }
 
 static void sync_endpoint(struct sim_node *nd, struct peer *peer) {
   struct sim_ep *ep;
+  struct peer_more *more;
   char *copy;
   if (peer->status == PEER_LEFT || peer->rec->addr[0] == '\0') {
     release_endpoint(nd, peer);
     return;
   }
-  if (peer->endpoint >= 0 && strcmp(peer->endpoint_addr, peer->rec->addr) == 0)
+  if (peer->endpoint >= 0 &&
+      strcmp(peer_more_of(peer)->endpoint_addr, peer->rec->addr) == 0)
     return;
   release_endpoint(nd, peer);
-  if ((copy = strdup(peer->rec->addr)) == NULL)
+  if ((more = peer_more(peer)) == NULL ||
+      (copy = strdup(peer->rec->addr)) == NULL)
     return;
   ep = open_endpoint(nd, peer->rec->addr, false);
   if (ep == NULL) {
@@ -454,22 +464,27 @@ static void sync_endpoint(struct sim_node *nd, struct peer *peer) {
   }
   ep->refs++;
   peer->endpoint = 0;
-  peer->endpoint_addr = copy;
+  more->endpoint_addr = copy;
 }
 
 static void redial(struct sim_node *nd, struct peer *peer) {
   uint64_t now = sim_ms(nd);
   struct sim_ep *ep;
-  if (peer == NULL || (peer->redialled_at != 0 &&
-                       now - peer->redialled_at < nd->cfg.heartbeat_ms))
+  if (peer == NULL || (peer_more_of(peer)->redialled_at != 0 &&
+                       now - peer_more_of(peer)->redialled_at <
+                           nd->cfg.heartbeat_ms))
     return;
   if (is_leaf(nd))
     ep = find_endpoint(nd, peer->rec->addr);
   else
-    ep = peer->endpoint >= 0 ? find_endpoint(nd, peer->endpoint_addr) : NULL;
+    ep = peer->endpoint >= 0
+             ? find_endpoint(nd, peer_more_of(peer)->endpoint_addr)
+             : NULL;
   if (ep == NULL || (is_leaf(nd) && !ep->join))
     return;
-  peer->redialled_at = now;
+  if (peer_more(peer) == NULL)
+    return;
+  peer->more->redialled_at = now;
   ep->up_at = nd->cpu + connect_us(nd->sim);
   publish_soon(nd);
 }
@@ -830,10 +845,12 @@ static void fresh_after(struct sim_node *nd, const struct wire_msg *m) {
   if (peer == NULL || m->time == 0)
     return;
   peer->clock_offset_ms = policy_clock_offset(m->time, sim_wall(nd));
-  if (policy_skew_warn(peer->clock_offset_ms, sim_ms(nd), peer->skew_warned,
-                       peer->skew_warned_at)) {
-    peer->skew_warned = true;
-    peer->skew_warned_at = sim_ms(nd);
+  if (policy_skew_warn(peer->clock_offset_ms, sim_ms(nd),
+                       peer_more_of(peer)->skew_warned,
+                       peer_more_of(peer)->skew_warned_at) &&
+      peer_more(peer) != NULL) {
+    peer->more->skew_warned = true;
+    peer->more->skew_warned_at = sim_ms(nd);
   }
 }
 

@@ -589,6 +589,7 @@ static void relay_pass_reads_the_message_and_the_entry(void **state) {
   assert_int_equal(
       policy_relay_pass_msg(&m, &peer, false, false, false, true, now, hb),
       POLICY_PASS_NEWS);
+  peer_more_free(&peer);
 }
 
 /* A resync is asked after two mismatches in a row. The same difference
