@@ -264,6 +264,7 @@ struct sim_opts {
   uint64_t cores; /* 0: every node has a CPU of its own; else all nodes
                      share this many (one machine, as the benchmarks) */
   uint64_t changes;
+  bool trace; /* --trace: the relays' backlog each heartbeat, on stderr */
 };
 
 struct sim {
@@ -296,6 +297,7 @@ struct sim {
 
 /* sim_net.c */
 uint64_t sim_ms(const struct sim_node *nd);  /* the node's monotonic ms */
+uint64_t sim_now_ms(const struct sim *s);    /* the same, of virtual now */
 int64_t sim_wall(const struct sim_node *nd); /* its wall clock, unix ms */
 void sim_at(struct sim *s, uint64_t at, enum sim_ev type, int node, int arg,
             uint64_t gen, struct sim_blob *blob);

@@ -88,7 +88,7 @@ static void usage(FILE *f) {
           "                  [--jitter-us US] [--launch-ms MS] [--skew-ms MS]\n"
           "                  [--changes K] [--dbs D] [--wake-us US]\n"
           "                  [--decode-us US] [--encode-us US] [--send-us US]\n"
-          "                  [--cores C]\n"
+          "                  [--cores C] [--trace]\n"
           "scenarios: steady (default), partition, flap, relay-dies,\n"
           "           forged-members, crash-restart, relay-cut\n"
           "Runs the real protocol code of N agents in virtual time and prints\n"
@@ -148,6 +148,10 @@ static int parse(int argc, char **argv, struct sim_opts *o) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
     bool done = false;
+    if (strcmp(a, "--trace") == 0) {
+      o->trace = true;
+      continue;
+    }
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(stdout);
       exit(0);
@@ -416,6 +420,32 @@ static void check_memory_bounds(void) {
   }
 }
 
+/* How long the oldest event waiting for the node's CPU has waited (ms). */
+static double backlog_ms(const struct sim_node *nd) {
+  const struct sim_event *e = &nd->waiting[nd->wait_head];
+  return nd->wait_n > 0 && e->at < S.now ? (double)(S.now - e->at) / 1e3 : 0;
+}
+
+/* --trace: each heartbeat, on stderr, how far behind the relays and the
+ * most loaded other node are. */
+static void trace(void) {
+  size_t worst = S.o.relays;
+  fprintf(stderr, "t=%.1f s:", (double)S.now / 1e6);
+  for (size_t i = 0; i < S.n; i++) {
+    const struct sim_node *nd = &S.nodes[i];
+    if (i < S.o.relays)
+      fprintf(stderr, " n%zu %zu waiting, oldest %.0f ms, %" PRIu64 " in;", i,
+              nd->wait_n, backlog_ms(nd), nd->rx_msgs);
+    else if (worst < S.n && nd->wait_n > S.nodes[worst].wait_n)
+      worst = i;
+  }
+  if (worst < S.n)
+    fprintf(stderr, " worst other n%zu %zu waiting, oldest %.0f ms\n", worst,
+            S.nodes[worst].wait_n, backlog_ms(&S.nodes[worst]));
+  else
+    fprintf(stderr, "\n");
+}
+
 static void check_views(uint64_t stable) {
   for (size_t i = 0; i < S.n; i++) {
     const struct sim_node *o = &S.nodes[i];
@@ -432,11 +462,17 @@ static void check_views(uint64_t stable) {
           continue;
         if (!view_ok(o, x, &why)) {
           p = peers_find(&o->peers, x->cfg.name);
+          /* With how far behind each node's CPU is, and since when the
+           * observer has not heard the node: an overloaded node shows. */
           broken("views",
                  "n%zu's view of n%zu: %s (holds inc %" PRIu64 " ver %" PRIu64
-                 ", n%zu is at inc %" PRIu64 " ver %" PRIu64 ")",
+                 ", n%zu is at inc %" PRIu64 " ver %" PRIu64
+                 "; last heard %.1f s ago; %zu events waiting for n%zu's CPU, "
+                 "the oldest for %.1f ms; %zu for n%zu's, %.1f ms)",
                  i, j, why, p ? p->rec->inc : 0, p ? p->rec->ver : 0, j,
-                 x->rec.inc, x->rec.ver);
+                 x->rec.inc, x->rec.ver,
+                 p ? (double)(sim_now_ms(&S) - p->last_seen) / 1e3 : -1.0,
+                 o->wait_n, i, backlog_ms(o), x->wait_n, j, backlog_ms(x));
         }
       } else if ((p = peers_find(&o->peers, x->cfg.name)) != NULL &&
                  p->status == PEER_ALIVE && p->heard &&
@@ -732,6 +768,8 @@ static void on_world(const struct sim_event *e) {
       world(S.now + 10 * MS, W_PROBE, -1);
     break;
   case W_CHECK:
+    if (S.o.trace)
+      trace();
     check();
     world(S.now + H, W_CHECK, -1);
     break;
@@ -804,7 +842,10 @@ static void wake_later(struct sim_node *nd) {
   if (nd->wake_queued || nd->wait_n == 0)
     return;
   nd->wake_queued = true;
-  sim_at(&S, nd->busy_until, SIM_EV_WAKE, nd->id, 0, 0, NULL);
+  /* Not before now: an event taken from the queue may have been dropped
+   * (stale) without the node's CPU moving on. */
+  sim_at(&S, nd->busy_until > S.now ? nd->busy_until : S.now, SIM_EV_WAKE,
+         nd->id, 0, 0, NULL);
 }
 
 /* Handle one event, or make it wait for its node's CPU or a core. */

@@ -36,6 +36,10 @@ uint64_t sim_ms(const struct sim_node *nd) {
   return SIM_MONO_BASE_MS + nd->cpu / 1000;
 }
 
+uint64_t sim_now_ms(const struct sim *s) {
+  return SIM_MONO_BASE_MS + s->now / 1000;
+}
+
 int64_t sim_wall(const struct sim_node *nd) {
   return SIM_EPOCH_MS + (int64_t)(nd->cpu / 1000) + nd->skew_ms;
 }
