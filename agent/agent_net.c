@@ -30,8 +30,6 @@
 /* Quick republications after a new connection: PUB drops what is sent
  * before a pipe is up (the slow joiner), so say it again shortly after. */
 static const uint64_t soon_delays_ms[] = {5, 25, 100, 400};
-#define HELLO_FIRST_MS 20
-#define HELLO_FAST_TRIES 25
 /* Entries per members message: 128 of the largest possible (64-byte name,
  * 256-byte address) stay under CHOREO_MSG_MAX once encoded. */
 #define MEMBERS_PER_MSG 128
@@ -366,6 +364,15 @@ static void offer_list(struct net *n) {
 
 static void expire_alts(struct net *n);
 
+/* A hello to the join addresses, counted, with a warning every 20. */
+static void say_hello(struct net *n) {
+  net_publish(n, WIRE_HELLO);
+  n->hello_tries++;
+  if (n->hello_tries % 20 == 0)
+    log_warn("no member has answered at the join addresses yet (%u tries)",
+             n->hello_tries);
+}
+
 static void on_heartbeat(uv_timer_t *t) {
   struct net *n = container_of(t, struct net, heartbeat);
   struct agent *a = agent_of(n);
@@ -383,33 +390,28 @@ static void on_heartbeat(uv_timer_t *t) {
     a->relay.all_quiet = peers_all_speak(&a->peers, WIRE_PROTO_QUIET);
   if (n->members_wanted)
     publish_members(n);
-  net_publish(n, !n->got_members && has_join(n) ? WIRE_HELLO : WIRE_STATE);
+  if (!n->got_members && has_join(n))
+    say_hello(n);
+  else
+    net_publish(n, WIRE_STATE);
   save_members_due(n);
 }
 
-/* Until someone answers, say hello to the join addresses: every
- * HELLO_FIRST_MS for the first HELLO_FAST_TRIES (the first ones are lost
- * while the connection comes up, and more so on a loaded machine), then
- * with a gap doubling up to one heartbeat. */
+
+/* Until someone answers, say hello to the join addresses as
+ * policy_hello_gap() says: quickly while a hello may have been lost on
+ * the way, then with every heartbeat (on_heartbeat). */
 static void on_hello(uv_timer_t *t) {
   struct net *n = container_of(t, struct net, hello);
   uint64_t gap, heartbeat_ms = agent_of(n)->cfg->heartbeat_ms;
+  bool delivered;
   if (n->got_members)
     return;
-  net_publish(n, WIRE_HELLO);
-  n->hello_tries++;
-  if (n->hello_tries % 20 == 0)
-    log_warn("no member has answered at the join addresses yet (%u tries)",
-             n->hello_tries);
-  gap = n->hello_tries < HELLO_FAST_TRIES
-            ? HELLO_FIRST_MS
-            : (uint64_t)HELLO_FIRST_MS
-                  << (n->hello_tries - HELLO_FAST_TRIES < 10
-                          ? n->hello_tries - HELLO_FAST_TRIES + 1
-                          : 10);
-  if (gap > heartbeat_ms)
-    gap = heartbeat_ms;
-  uv_timer_start(t, on_hello, gap, 0);
+  delivered = n->neps > 0 && mesh_out_up(&n->mesh) >= n->neps;
+  say_hello(n);
+  gap = policy_hello_gap(n->hello_tries, delivered, heartbeat_ms);
+  if (gap > 0)
+    uv_timer_start(t, on_hello, gap, 0);
 }
 
 /* ---- endpoints ---- */

@@ -411,6 +411,10 @@ int mesh_solo_open(struct mesh *m, const char *addr) {
   return s;
 }
 
+size_t mesh_out_up(struct mesh *m) {
+  return (size_t)nn_get_statistic(m->pub, NN_STAT_CURRENT_CONNECTIONS);
+}
+
 bool mesh_solo_up(int s) {
   return s >= 0 && nn_get_statistic(s, NN_STAT_CURRENT_CONNECTIONS) > 0;
 }

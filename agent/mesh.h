@@ -88,6 +88,9 @@ int mesh_init(struct mesh *m, uv_loop_t *loop, const char *listen,
               size_t max_msg, mesh_recv_fn on_recv);
 int mesh_start(struct mesh *m);
 
+/* How many of the connections this agent made (its PUB's) are up. */
+size_t mesh_out_up(struct mesh *m);
+
 /* Connect the PUB socket to a member's inbox; reconnects in the background
  * for as long as the endpoint exists. When the inbox is bound to one
  * IPv4 address and the member's is an IPv4 address of the same kind

@@ -246,6 +246,22 @@ bool policy_is_news(const struct peer *peer, const struct record *r) {
          record_cmp(r, peer->rec) > 0;
 }
 
+uint64_t policy_hello_gap(unsigned tries, bool delivered,
+                          uint64_t heartbeat_ms) {
+  uint64_t gap;
+  unsigned doublings;
+
+  if (delivered)
+    return 0;
+  if (tries < POLICY_HELLO_FAST_TRIES) {
+    gap = POLICY_HELLO_FIRST_MS;
+  } else {
+    doublings = tries - POLICY_HELLO_FAST_TRIES + 1;
+    gap = (uint64_t)POLICY_HELLO_FIRST_MS << (doublings < 10 ? doublings : 10);
+  }
+  return gap < heartbeat_ms ? gap : heartbeat_ms;
+}
+
 unsigned policy_after_record(const struct policy_record_in *in) {
   if (in->hello) {
     /* A leaf needs no list from its relay: it hears every member's own

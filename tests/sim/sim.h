@@ -243,6 +243,8 @@ struct sim_node {
   /* counters since the last reset (sim_main.c: steady state) */
   uint64_t rx_msgs, rx_bytes, tx_msgs, tx_bytes, decodes;
   uint64_t refutations, forged_refused;
+  /* --trace: messages taken in by type (wire_type), and resync requests */
+  uint64_t rx_type[4], rx_resync;
   /* the truth checks: its record's stamp when last looked at, since when */
   uint64_t seen_inc, seen_ver, stable_since;
 };
@@ -301,6 +303,9 @@ uint64_t sim_now_ms(const struct sim *s);    /* the same, of virtual now */
 int64_t sim_wall(const struct sim_node *nd); /* its wall clock, unix ms */
 void sim_at(struct sim *s, uint64_t at, enum sim_ev type, int node, int arg,
             uint64_t gen, struct sim_blob *blob);
+/* Whether every connection of nd is up (agent_net.c: mesh_out_up() at
+ * least its endpoints). */
+bool sim_net_all_up(const struct sim_node *nd);
 /* Send buf to every connection of nd (nanomsg PUB: one copy per pipe). */
 void sim_net_send(struct sim_node *nd, const void *buf, size_t len);
 /* Send buf over a connection of nd's own to node `to` (a catch-up):

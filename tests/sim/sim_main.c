@@ -434,8 +434,12 @@ static void trace(void) {
   for (size_t i = 0; i < S.n; i++) {
     const struct sim_node *nd = &S.nodes[i];
     if (i < S.o.relays)
-      fprintf(stderr, " n%zu %zu waiting, oldest %.0f ms, %" PRIu64 " in;", i,
-              nd->wait_n, backlog_ms(nd), nd->rx_msgs);
+      fprintf(stderr,
+              " n%zu %zu waiting, oldest %.0f ms, %" PRIu64 " in (hello %" PRIu64
+              ", state %" PRIu64 ", members %" PRIu64 ", resync %" PRIu64 ");",
+              i, nd->wait_n, backlog_ms(nd), nd->rx_msgs,
+              nd->rx_type[WIRE_HELLO], nd->rx_type[WIRE_STATE],
+              nd->rx_type[WIRE_MEMBERS], nd->rx_resync);
     else if (worst < S.n && nd->wait_n > S.nodes[worst].wait_n)
       worst = i;
   }

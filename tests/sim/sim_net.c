@@ -167,6 +167,23 @@ void sim_net_send(struct sim_node *nd, const void *buf, size_t len) {
   sim_blob_unref(b);
 }
 
+bool sim_net_all_up(const struct sim_node *nd) {
+  const struct sim *s = nd->sim;
+  if (nd->neps == 0)
+    return false;
+  for (size_t i = 0; i < nd->neps; i++) {
+    const struct sim_ep *ep = &nd->eps[i];
+    const struct sim_node *to;
+    if (ep->target < 0)
+      return false;
+    to = &s->nodes[ep->target];
+    /* down, or restarted since: nanomsg reconnects (sim_net_send) */
+    if (!to->up || ep->life != to->life || nd->cpu < ep->up_at)
+      return false;
+  }
+  return true;
+}
+
 int sim_net_send_one(struct sim_node *nd, int to, unsigned *life,
                      uint64_t *up_at, const void *buf, size_t len) {
   struct sim *s = nd->sim;

@@ -67,8 +67,6 @@
 #include "sim.h"
 
 static const uint64_t soon_delays_ms[] = {5, 25, 100, 400};
-#define HELLO_FIRST_MS 20
-#define HELLO_FAST_TRIES 25
 #define MEMBERS_PER_MSG 128
 #define MEMBERS_GAP_MS 50
 #define NET_MEMBERS_SAVE_EVERY 5
@@ -317,7 +315,12 @@ static void on_heartbeat(struct sim_node *nd) {
     nd->all_quiet = peers_all_speak(&nd->peers, WIRE_PROTO_QUIET);
   if (nd->members_wanted)
     publish_members(nd);
-  net_publish(nd, !nd->got_members && has_join(nd) ? WIRE_HELLO : WIRE_STATE);
+  if (!nd->got_members && has_join(nd)) {
+    net_publish(nd, WIRE_HELLO);
+    nd->hello_tries++;
+  } else {
+    net_publish(nd, WIRE_STATE);
+  }
   if (++nd->members_beats >= NET_MEMBERS_SAVE_EVERY) {
     nd->members_beats = 0;
     save_members(nd);
@@ -327,19 +330,15 @@ static void on_heartbeat(struct sim_node *nd) {
 
 static void on_hello(struct sim_node *nd) {
   uint64_t gap;
+  bool delivered;
   if (nd->got_members)
     return;
+  delivered = sim_net_all_up(nd);
   net_publish(nd, WIRE_HELLO);
   nd->hello_tries++;
-  gap = nd->hello_tries < HELLO_FAST_TRIES
-            ? HELLO_FIRST_MS
-            : (uint64_t)HELLO_FIRST_MS
-                  << (nd->hello_tries - HELLO_FAST_TRIES < 10
-                          ? nd->hello_tries - HELLO_FAST_TRIES + 1
-                          : 10);
-  if (gap > nd->cfg.heartbeat_ms)
-    gap = nd->cfg.heartbeat_ms;
-  sim_timer_start(nd, SIM_T_HELLO, gap);
+  gap = policy_hello_gap(nd->hello_tries, delivered, nd->cfg.heartbeat_ms);
+  if (gap > 0)
+    sim_timer_start(nd, SIM_T_HELLO, gap);
 }
 
 /* ---- endpoints ---- */
@@ -870,6 +869,9 @@ static void on_one(struct sim_node *nd, struct sim_blob *blob, size_t k,
   } else if (via_relay && strcmp(m->from, nd->cfg.name) == 0) {
     /* our own message, passed on by a relay */
   } else if (admit(nd, m, via_relay) && nd->up) {
+    if ((size_t)m->type < sizeof(nd->rx_type) / sizeof(nd->rx_type[0]))
+      nd->rx_type[m->type]++;
+    nd->rx_resync += m->resync;
     if (m->type == WIRE_MEMBERS)
       handle_members(nd, m);
     else

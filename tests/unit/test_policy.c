@@ -484,6 +484,32 @@ static void relay_passes_on_news_and_repeats_only_when_needed(void **state) {
   assert_int_equal(policy_relay_window_ms(1000), 1500);
 }
 
+/* Hellos: fast while one may have been lost on the way, doubling after
+ * the fast ones, at most a heartbeat; none from the timer once one went
+ * out over connections all up. */
+static void hello_gap_backs_off_and_stops_once_delivered(void **state) {
+  static const struct {
+    unsigned tries;
+    bool delivered;
+    uint64_t heartbeat, expect;
+  } rows[] = {
+      {1, false, 1000, 20},      {24, false, 1000, 20},
+      {25, false, 1000, 40},     {26, false, 1000, 80},
+      {29, false, 1000, 640},    {30, false, 1000, 1000},
+      {40, false, 100000, 20480}, {1000, false, 100000, 20480},
+      {1, false, 10, 10},        {1, true, 1000, 0},
+      {30, true, 1000, 0},
+  };
+  (void)state;
+  for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
+    if (policy_hello_gap(rows[i].tries, rows[i].delivered,
+                         rows[i].heartbeat) != rows[i].expect)
+      fail_msg("row %zu: %llu, not %llu", i,
+               (unsigned long long)policy_hello_gap(
+                   rows[i].tries, rows[i].delivered, rows[i].heartbeat),
+               (unsigned long long)rows[i].expect);
+}
+
 struct catch_up_row {
   const char *name;
   struct policy_catch_up_in in;
@@ -1305,6 +1331,7 @@ int main(void) {
       cmocka_unit_test(relay_passes_on_news_and_repeats_only_when_needed),
       cmocka_unit_test(relay_catches_up_one_member_alone_while_it_can),
       cmocka_unit_test(relay_pass_reads_the_message_and_the_entry),
+      cmocka_unit_test(hello_gap_backs_off_and_stops_once_delivered),
       cmocka_unit_test(resync_backs_off_while_digests_differ),
       cmocka_unit_test(lists_ours_picks_one_side),
       cmocka_unit_test(lists_ours_is_one_sided),
