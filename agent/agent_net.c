@@ -1281,6 +1281,7 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
       .name = a->cfg->name,
       .their_known = m->nknown,
       .their_name = m->from,
+      .lottery = is_leaf(n) ? randombytes_random() : 0,
   };
   if (in.same_view)
     n->view_agreed = true;

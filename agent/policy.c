@@ -280,7 +280,10 @@ unsigned policy_after_record(const struct policy_record_in *in) {
   if (!in->we_leaf && in->new_peer)
     return POLICY_PUBLISH_SOON;
   if (!in->same_view && in->now - in->list_at >= in->heartbeat_ms / 2 &&
-      policy_lists_ours(in->npeers, in->name, in->their_known, in->their_name))
+      policy_lists_ours(in->npeers, in->name, in->their_known,
+                        in->their_name) &&
+      (!in->we_leaf || (uint64_t)in->lottery * (in->npeers + 1) <
+                           (uint64_t)POLICY_LEAF_LIST_OFFERS << 32))
     return POLICY_OFFER_LIST;
   return POLICY_NOTHING;
 }

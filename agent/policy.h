@@ -364,7 +364,19 @@ struct policy_record_in {
   const char *name;
   uint32_t their_known;
   const char *their_name;
+  /* A random number (uniform over 32 bits), drawn for this call: the
+   * lottery that picks the few leaves that offer their lists. */
+  uint32_t lottery;
 };
+
+/* A leaf's list reaches its relays only, which hear every leaf anyway:
+ * what it adds (members a relay can't hear, who left while it was away)
+ * needs a few leaves, not all. With digests differing, a leaf offers its
+ * list with a chance of POLICY_LEAF_LIST_OFFERS in its number of members
+ * (about that many leaves in all per round). At 5,000 simulated leaves,
+ * every leaf offering its list to relays that were behind kept them
+ * behind. */
+#define POLICY_LEAF_LIST_OFFERS 4
 
 /* What the shell does next; flags, POLICY_NOTHING when none. */
 enum policy_after {

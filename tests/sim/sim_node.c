@@ -805,6 +805,7 @@ static void handle_record(struct sim_node *nd, const struct wire_msg *m,
       .name = nd->cfg.name,
       .their_known = m->nknown,
       .their_name = m->from,
+      .lottery = is_leaf(nd) ? (uint32_t)sim_rand_next(&nd->sim->rand) : 0,
   };
   if (in.same_view)
     nd->view_agreed = true;

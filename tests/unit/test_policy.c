@@ -768,33 +768,43 @@ struct after_row {
   size_t npeers;
   uint32_t their_known;
   unsigned expect;
+  uint32_t lottery; /* 0 in rows that don't say */
 };
 
 #define HB 1000
 
 static const struct after_row after_rows[] = {
     {"hello_gets_list_and_state", true, false, false, false, false, true, false,
-     5000, 4900, 3, 1, POLICY_ANSWER_LIST | POLICY_PUBLISH_SOON},
+     5000, 4900, 3, 1, POLICY_ANSWER_LIST | POLICY_PUBLISH_SOON, 0},
     {"leaf_hello_at_relay_gets_state_only", true, true, false, true, false,
-     true, false, 5000, 0, 3, 1, POLICY_PUBLISH_SOON},
+     true, false, 5000, 0, 3, 1, POLICY_PUBLISH_SOON, 0},
     {"leaf_hello_at_member_gets_list", true, true, false, false, false, false,
-     true, 5000, 0, 3, 1, POLICY_ANSWER_LIST | POLICY_PUBLISH_SOON},
+     true, 5000, 0, 3, 1, POLICY_ANSWER_LIST | POLICY_PUBLISH_SOON, 0},
     {"leaf_ignores_records_via_relay", false, false, true, false, true, true,
-     false, 5000, 0, 9, 1, POLICY_NOTHING},
+     false, 5000, 0, 9, 1, POLICY_NOTHING, 0},
     {"new_peer_gets_state_soon", false, false, false, false, false, true, false,
-     5000, 0, 9, 1, POLICY_PUBLISH_SOON},
+     5000, 0, 9, 1, POLICY_PUBLISH_SOON, 0},
     {"leaf_does_not_republish_for_new_peer", false, false, false, false, true,
-     true, true, 5000, 0, 9, 1, POLICY_NOTHING},
+     true, true, 5000, 0, 9, 1, POLICY_NOTHING, 0},
     {"leaf_offers_list_to_its_relay", false, false, false, false, true, true,
-     false, 5000, 0, 9, 1, POLICY_OFFER_LIST},
+     false, 5000, 0, 9, 1, POLICY_OFFER_LIST, 0},
     {"same_view_nothing", false, false, false, false, false, false, true, 5000,
-     0, 9, 1, POLICY_NOTHING},
+     0, 9, 1, POLICY_NOTHING, 0},
     {"differing_view_offers_list", false, false, false, false, false, false,
-     false, 5000, 4500, 9, 1, POLICY_OFFER_LIST},
+     false, 5000, 4500, 9, 1, POLICY_OFFER_LIST, 0},
     {"list_sent_recently_waits", false, false, false, false, false, false,
-     false, 5000, 4501, 9, 1, POLICY_NOTHING},
+     false, 5000, 4501, 9, 1, POLICY_NOTHING, 0},
     {"they_know_more_they_send", false, false, false, false, false, false,
-     false, 5000, 0, 2, 9, POLICY_NOTHING},
+     false, 5000, 0, 2, 9, POLICY_NOTHING, 0},
+    /* Of 1,000 members, a leaf offers with a chance of 4 in 1,000. */
+    {"leaf_of_many_wins_the_lottery", false, false, false, false, true, false,
+     false, 5000, 0, 999, 1, POLICY_OFFER_LIST, 17179869},
+    {"leaf_of_many_loses_the_lottery", false, false, false, false, true, false,
+     false, 5000, 0, 999, 1, POLICY_NOTHING, 17179870},
+    {"leaf_of_a_few_always_offers", false, false, false, false, true, false,
+     false, 5000, 0, 3, 1, POLICY_OFFER_LIST, UINT32_MAX},
+    {"mesh_member_ignores_the_lottery", false, false, false, false, false,
+     false, false, 5000, 0, 999, 1, POLICY_OFFER_LIST, UINT32_MAX},
 };
 
 static void after_record(void **state) {
@@ -815,6 +825,7 @@ static void after_record(void **state) {
         .name = "a",
         .their_known = r->their_known,
         .their_name = "b",
+        .lottery = r->lottery,
     };
     print_message("row %s\n", r->name);
     assert_int_equal(policy_after_record(&in), r->expect);
