@@ -213,11 +213,6 @@ struct peer_more *peer_more(struct peer *peer) {
   return peer->more;
 }
 
-const struct peer_more *peer_more_of(const struct peer *peer) {
-  static const struct peer_more none;
-  return peer->more != NULL ? peer->more : &none;
-}
-
 void peer_more_free(struct peer *peer) {
   if (peer->more == NULL)
     return;

@@ -163,7 +163,10 @@ struct peer {
 struct peer_more *peer_more(struct peer *peer);
 
 /* The same for reading: all zero ("", NULL) while it has none. */
-const struct peer_more *peer_more_of(const struct peer *peer);
+static inline const struct peer_more *peer_more_of(const struct peer *peer) {
+  static const struct peer_more none;
+  return peer->more != NULL ? peer->more : &none;
+}
 
 /* Free what peer_more() made for a peer that no table holds (a test's). */
 void peer_more_free(struct peer *peer);

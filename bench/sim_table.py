@@ -6,7 +6,8 @@ the summary line (docs/BENCHMARKS.md "Simulation").
     bench/sim_table.py --sim build-rel/tests/sim/choreo-sim \\
         --nodes 200 1000 --relays 2 --loss 0.01 --seconds 20 --seeds 5
 
-Runs go one after another (a 1,000-node run holds about 2.6 GB); each
+Runs go one after another (a 1,000-node run holds about 300 MB and a
+5,000-node run about 5.5 GB); each
 summary line is printed to stderr as it comes, and a run whose
 invariants did not hold is reported and left out of the medians.
 """
