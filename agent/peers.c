@@ -239,6 +239,7 @@ void peers_free(struct peers *p) {
   p->n = p->cap = p->nslots = 0;
   p->marked = 0;
   p->live_heard = p->live_unheard = 0;
+  memset(p->rdig, 0, sizeof(p->rdig));
   p->bytes = 0;
   if (!p->pool_shared)
     recpool_free(p->pool);
@@ -263,11 +264,51 @@ static struct recpool *pool_of(struct peers *p) {
   return p->pool;
 }
 
-/* Count the entry in (sign 1) or out (-1) of p->live_heard and
- * p->live_unheard, before and after anything that changes its status,
- * its heard flag or its record (whose left flag counts). */
+/* FNV-1a, for the digests. */
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+static uint64_t fnv(uint64_t h, const void *buf, size_t len) {
+  const unsigned char *b = buf;
+  for (size_t i = 0; i < len; i++) {
+    h ^= b[i];
+    h *= FNV_PRIME;
+  }
+  return h;
+}
+
+/* One node's part of a records digest. */
+static uint64_t hash_stamp(const struct record *r) {
+  unsigned char num[16];
+
+  for (size_t i = 0; i < 8; i++) {
+    num[i] = (unsigned char)(r->inc >> (8 * i));
+    num[8 + i] = (unsigned char)(r->ver >> (8 * i));
+  }
+  return fnv(fnv(FNV_OFFSET, r->name, strlen(r->name) + 1), num, sizeof(num));
+}
+
+/* Take the entry's part out of the records digests (p->rdig), or put it
+ * back: an XOR, so the same call does both. Slot s's digest leaves out
+ * what relay s holds lost. */
+static void toggle_digests(struct peers *p, const struct peer *peer) {
+  uint64_t h;
+  if (!peer->heard || peer->rec->left || peer->status != PEER_ALIVE)
+    return;
+  h = hash_stamp(peer->rec);
+  p->rdig[0] ^= h;
+  for (int s = 0; s < PEERS_RELAYS_MAX; s++)
+    if (!(peer->lost_by & (1u << s)))
+      p->rdig[s + 1] ^= h;
+}
+
+/* Count the entry in (sign 1) or out (-1) of p->live_heard,
+ * p->live_unheard and the records digests, before and after anything
+ * that changes its status, its heard flag or its record (whose left flag
+ * and stamp count). */
 static void tally(struct peers *p, const struct peer *peer, int sign) {
   size_t *n;
+  toggle_digests(p, peer);
   if (peer->status != PEER_ALIVE || peer->rec->left)
     return;
   n = peer->heard ? &p->live_heard : &p->live_unheard;
@@ -367,7 +408,6 @@ static int insert_at(struct peers *p, size_t at, struct peer *peer) {
   peer->hash = hash_name(p, peer->rec->name);
   index_put(p->slot, p->nslots, peer);
   p->digest_valid = false;
-  p->gen++;
   return 0;
 }
 
@@ -383,7 +423,6 @@ static void remove_at(struct peers *p, size_t at) {
   memmove(p->v + at, p->v + at + 1, (p->n - at - 1) * sizeof(*p->v));
   p->n--;
   p->digest_valid = false;
-  p->gen++;
 }
 
 /* Add a copy of r at `at` (from locate()). */
@@ -436,10 +475,8 @@ static bool covered(const struct peers *p, const struct peer *peer) {
   return p->covered && peer->relayed && !peer->is_relay;
 }
 
-/* Whether the relays alive here (live, as bits; 0: none) all hold a
- * covered leaf lost. */
 /* Every change of an entry's lost_by goes through here, which keeps
- * p->marked. */
+ * p->marked and the records digests. */
 static void set_lost_by(struct peers *p, struct peer *peer, uint8_t v) {
   if (peer->lost_by == v)
     return;
@@ -447,10 +484,13 @@ static void set_lost_by(struct peers *p, struct peer *peer, uint8_t v) {
     p->marked++;
   else if (v == 0)
     p->marked--;
+  toggle_digests(p, peer);
   peer->lost_by = v;
-  p->gen++;
+  toggle_digests(p, peer);
 }
 
+/* Whether the relays alive here (live, as bits; 0: none) all hold a
+ * covered leaf lost. */
 static bool judged_lost(const struct peer *peer, unsigned live) {
   return live != 0 && (peer->lost_by & live) == live;
 }
@@ -524,7 +564,6 @@ static void remember(struct before *b, const struct peer *peer) {
 static void set_status(struct peers *p, struct peer *peer, enum peer_status s,
                        uint64_t now, int64_t wall) {
   if (peer->status != s) {
-    p->gen++;
     tally(p, peer, -1);
     peer->status = s;
     tally(p, peer, 1);
@@ -594,7 +633,6 @@ static enum peers_result replace(struct peers *p, struct peer *peer,
     return PEERS_NOMEM;
   peer->changed_at = now;
   p->digest_valid = false;
-  p->gen++;
   p->bytes = p->bytes - was + cost;
   if (r->left)
     take_left(p, peer, &b, now, wall);
@@ -702,7 +740,6 @@ static enum peers_result member_left(struct peers *p, struct peer *peer,
   if (restamp(p, peer, m->inc, m->ver, true, NULL) != 0)
     return PEERS_NOMEM;
   p->digest_valid = false;
-  p->gen++;
   set_status(p, peer, PEER_LEFT, now, wall);
   if (peer->heard)
     emit(p, peer, PEER_EV_LEFT, shown, wall);
@@ -742,7 +779,6 @@ static enum peers_result merge_member(struct peers *p,
   if (restamp(p, peer, m->inc, m->ver, peer->rec->left, m->addr) != 0)
     return PEERS_NOMEM;
   p->digest_valid = false;
-  p->gen++;
   return PEERS_UPDATED;
 }
 
@@ -893,7 +929,6 @@ uint64_t peers_tick(struct peers *p, uint64_t now, int64_t wall,
 void peers_set_covered(struct peers *p, bool on) {
   if (p->covered != on) {
     p->covered = on;
-    p->gen++;
   }
 }
 
@@ -933,7 +968,6 @@ static void free_slot(struct peers *p, const struct peer *relay) {
     for (size_t i = 0; p->marked > 0 && i < p->n; i++)
       set_lost_by(p, p->v[i], p->v[i]->lost_by & (uint8_t) ~(1u << s));
     p->self_lost_by &= (uint8_t) ~(1u << s);
-    p->gen++;
   }
 }
 
@@ -944,7 +978,6 @@ void peers_note_roles(struct peers *p, struct peer *peer, bool leaf, bool relay,
       free_slot(p, peer);
     peer->relayed = leaf && !relay;
     peer->is_relay = relay;
-    p->gen++;
   }
   if (!relay)
     return;
@@ -954,7 +987,6 @@ void peers_note_roles(struct peers *p, struct peer *peer, bool leaf, bool relay,
   for (size_t s = 0; s < PEERS_RELAYS_MAX; s++)
     if (p->relays[s] == NULL) {
       p->relays[s] = peer;
-      p->gen++;
       return;
     }
 }
@@ -984,14 +1016,12 @@ size_t peers_relay_verdicts(struct peers *p, const char *relay, uint64_t inc,
       set_lost_by(p, p->v[i], p->v[i]->lost_by & (uint8_t)~bit);
     if (p->self_lost_by & bit) {
       p->self_lost_by &= (uint8_t)~bit;
-      p->gen++;
     }
   }
   for (size_t i = 0; i < n; i++) {
     struct peer *peer = peers_find(p, v[i].name);
     if (strcmp(v[i].name, p->self) == 0 && !(p->self_lost_by & bit)) {
       p->self_lost_by |= bit;
-      p->gen++;
     }
     /* An older record than ours: the node spoke since the relay lost it. */
     if (peer == NULL || !covered(p, peer) ||
@@ -1046,18 +1076,6 @@ size_t peers_verdicts(const struct peers *p, struct wire_lost *out, size_t max,
 
 /* ---- digest and counts ---- */
 
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-#define FNV_PRIME 0x100000001b3ULL
-
-static uint64_t fnv(uint64_t h, const void *buf, size_t len) {
-  const unsigned char *b = buf;
-  for (size_t i = 0; i < len; i++) {
-    h ^= b[i];
-    h *= FNV_PRIME;
-  }
-  return h;
-}
-
 /* Strings end with their NUL and numbers have a fixed width and byte
  * order, so different splits of the same bytes hash differently. */
 static uint64_t hash_member(uint64_t h, const struct record *r) {
@@ -1105,41 +1123,15 @@ bool peers_same_view(struct peers *p, const struct record *self,
   return digest == peers_digest(p, self);
 }
 
-/* One node's part of a records digest. */
-static uint64_t hash_stamp(const struct record *r) {
-  unsigned char num[16];
-
-  for (size_t i = 0; i < 8; i++) {
-    num[i] = (unsigned char)(r->inc >> (8 * i));
-    num[8 + i] = (unsigned char)(r->ver >> (8 * i));
-  }
-  return fnv(fnv(FNV_OFFSET, r->name, strlen(r->name) + 1), num, sizeof(num));
-}
 
 uint64_t peers_records_digest(struct peers *p, const struct record *self,
                               int slot) {
   size_t c = slot < 0 || slot >= PEERS_RELAYS_MAX ? 0 : (size_t)slot + 1;
   uint8_t bit = c == 0 ? 0 : (uint8_t)(1u << slot);
-  uint64_t h = 0;
+  uint64_t h = p->rdig[c]; /* kept as the table changes (tally()) */
 
-  /* Stored as gen + 1, so that a new table (gen 0) has nothing cached. */
-  if (p->rdig_gen[c] == p->gen + 1 && self != NULL &&
-      p->rdig_inc[c] == self->inc && p->rdig_ver[c] == self->ver)
-    return p->rdig[c];
-  for (size_t i = 0; i < p->n; i++) {
-    const struct peer *peer = p->v[i];
-    if (peer->heard && !peer->rec->left && peer->status == PEER_ALIVE &&
-        !(peer->lost_by & bit))
-      h ^= hash_stamp(peer->rec);
-  }
-  if (self != NULL) {
-    if (!(p->self_lost_by & bit))
-      h ^= hash_stamp(self);
-    p->rdig_inc[c] = self->inc;
-    p->rdig_ver[c] = self->ver;
-  }
-  p->rdig[c] = h;
-  p->rdig_gen[c] = p->gen + 1;
+  if (self != NULL && !(p->self_lost_by & bit))
+    h ^= hash_stamp(self);
   return h;
 }
 

@@ -225,10 +225,9 @@ struct peers {
   /* Relays (peers_set_covered()): covered, this agent takes the relays'
    * verdicts on leaves rather than timing their silence itself (it is
    * not a relay); the relays heard, one entry per slot; the
-   * last time a relay was heard (monotonic ms). gen grows with every
-   * change a records digest depends on; rdig caches the digests
-   * (peers_records_digest()) of generation rdig_gen, the last per slot,
-   * and rdig_self the self record they were given. */
+   * last time a relay was heard (monotonic ms). rdig: the records digests of the
+   * table, without self (peers_records_digest()), the whole one and one
+   * per relay slot, kept as the table changes. */
   bool covered;
   struct peer *relays[PEERS_RELAYS_MAX]; /* NULL when free */
   uint8_t self_lost_by; /* the relays whose verdicts name this agent */
@@ -239,9 +238,7 @@ struct peers {
    * (peers_live()), kept by every change. */
   size_t live_heard, live_unheard;
   uint64_t relay_heard_at;
-  uint64_t gen;
-  uint64_t rdig[PEERS_RELAYS_MAX + 1], rdig_gen[PEERS_RELAYS_MAX + 1];
-  uint64_t rdig_inc[PEERS_RELAYS_MAX + 1], rdig_ver[PEERS_RELAYS_MAX + 1];
+  uint64_t rdig[PEERS_RELAYS_MAX + 1];
 };
 
 /* Results of the merge functions. */
@@ -426,7 +423,7 @@ size_t peers_verdicts(const struct peers *p, struct wire_lost *out, size_t max,
  * a relay's slot: leaving out the leaves that relay holds lost, which is
  * what that relay's own digest is compared with; self too, when that
  * relay's verdicts name this agent (it can't hear us: no resync would
- * mend that). Cached until the table changes. */
+ * mend that). Kept as the table changes: asking costs a hash of self. */
 uint64_t peers_records_digest(struct peers *p, const struct record *self,
                               int slot);
 
