@@ -397,7 +397,6 @@ static void on_heartbeat(uv_timer_t *t) {
   save_members_due(n);
 }
 
-
 /* Until someone answers, say hello to the join addresses as
  * policy_hello_gap() says: quickly while a hello may have been lost on
  * the way, then with every heartbeat (on_heartbeat). */
@@ -815,9 +814,9 @@ static void redial(struct net *n, struct peer *peer) {
   struct endpoint *ep;
   int id;
 
-  if (peer == NULL || (peer_more_of(peer)->redialled_at != 0 &&
-                       now - peer_more_of(peer)->redialled_at <
-                           a->cfg->heartbeat_ms))
+  if (peer == NULL ||
+      (peer_more_of(peer)->redialled_at != 0 &&
+       now - peer_more_of(peer)->redialled_at < a->cfg->heartbeat_ms))
     return;
   /* A leaf's only connections are to its relays: their join endpoints. */
   if (is_leaf(n))
@@ -1230,8 +1229,8 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
   /* It has just started (a hello, a new incarnation) or is back. */
   bool restarted =
       peer != NULL &&
-      (m->type == WIRE_HELLO ||
-       (peer->heard && (m->inc > peer->rec->inc || peer->status != PEER_ALIVE)));
+      (m->type == WIRE_HELLO || (peer->heard && (m->inc > peer->rec->inc ||
+                                                 peer->status != PEER_ALIVE)));
   bool forward = policy_relay_forwards(a->cfg->relay, via_relay, m->leaf,
                                        m->type == WIRE_HELLO);
   bool news = forward && policy_is_news(peer, &m->rec);

@@ -277,9 +277,8 @@ enum {
   NET__N
 };
 static const char *const network_keys[] = {
-    "listen",   "advertise",  "join",       "heartbeat",
-    "lost_after", "key_file", "insecure",   "reap_after",
-    "relay",    "relays",     "max_members"};
+    "listen",   "advertise",  "join",  "heartbeat", "lost_after", "key_file",
+    "insecure", "reap_after", "relay", "relays",    "max_members"};
 _Static_assert(ARRAY_SIZE(network_keys) == NET__N, "network_keys");
 
 /* Format ms the way it would be written, e.g. "1s" or "1500ms". */

@@ -29,7 +29,8 @@
  * PEERS_MAX_DEFAULT), and its largest value. */
 #define CONFIG_MEMBERS_DEFAULT 4096
 #define CONFIG_MEMBERS_MAX 100000
-#define CONFIG_SYNC_MEMBERS_MAX (CONFIG_MEMBERS_MAX - 1) /* sync.min_members */
+#define CONFIG_SYNC_MEMBERS_MAX (CONFIG_MEMBERS_MAX - 1) /* sync.min_members   \
+                                                          */
 #define CONFIG_SYNC_WAIT_DEFAULT_MS 30000
 #define CONFIG_HTTP_LISTEN_MAX 64 /* http.listen: [IPv6]:PORT fits */
 #define CONFIG_USER_MAX 32 /* a user or group name (run_as, read_group) */
@@ -153,10 +154,10 @@ struct config {
   bool relay;
   size_t nrelays;
   char relays[CONFIG_JOIN_MAX][CHOREO_ADDR_MAX + 1];
-  uint64_t heartbeat_ms;          /* default 1s */
-  uint64_t lost_after_ms;         /* default 5s */
-  uint64_t reap_after_ms;         /* default 24h */
-  unsigned max_members; /* other members held at most; PEERS_MAX_DEFAULT */
+  uint64_t heartbeat_ms;  /* default 1s */
+  uint64_t lost_after_ms; /* default 5s */
+  uint64_t reap_after_ms; /* default 24h */
+  unsigned max_members;   /* other members held at most; PEERS_MAX_DEFAULT */
   char key_file[CONFIG_PATH_MAX]; /* "" : none */
   bool insecure;
 

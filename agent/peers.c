@@ -1002,8 +1002,7 @@ size_t peers_relay_verdicts(struct peers *p, const char *relay, uint64_t inc,
 
   if (!p->covered || slot < 0)
     return 0;
-  if ((rm = peer_more(p->relays[slot])) == NULL ||
-      inc < rm->verdict_inc ||
+  if ((rm = peer_more(p->relays[slot])) == NULL || inc < rm->verdict_inc ||
       (inc == rm->verdict_inc && seq <= rm->verdict_seq))
     return 0;
   rm->verdict_inc = inc;
@@ -1122,7 +1121,6 @@ bool peers_same_view(struct peers *p, const struct record *self,
     return false;
   return digest == peers_digest(p, self);
 }
-
 
 uint64_t peers_records_digest(struct peers *p, const struct record *self,
                               int slot) {

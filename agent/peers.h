@@ -225,9 +225,9 @@ struct peers {
   /* Relays (peers_set_covered()): covered, this agent takes the relays'
    * verdicts on leaves rather than timing their silence itself (it is
    * not a relay); the relays heard, one entry per slot; the
-   * last time a relay was heard (monotonic ms). rdig: the records digests of the
-   * table, without self (peers_records_digest()), the whole one and one
-   * per relay slot, kept as the table changes. */
+   * last time a relay was heard (monotonic ms). rdig: the records digests of
+   * the table, without self (peers_records_digest()), the whole one and one per
+   * relay slot, kept as the table changes. */
   bool covered;
   struct peer *relays[PEERS_RELAYS_MAX]; /* NULL when free */
   uint8_t self_lost_by; /* the relays whose verdicts name this agent */

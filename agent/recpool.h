@@ -35,8 +35,7 @@ void recpool_free(struct recpool *pool);
 /* A record equal to r (record_equal()), held until recpool_release():
  * one the pool holds already, or a new copy of r. NULL when out of
  * memory. */
-const struct record *recpool_hold(struct recpool *pool,
-                                  const struct record *r);
+const struct record *recpool_hold(struct recpool *pool, const struct record *r);
 
 /* Give back one hold of r (from recpool_hold() of this pool); the last
  * one frees it. NULL is accepted. */

@@ -55,8 +55,8 @@ bool sim_rand_chance(struct sim_rand *r, double p);
 struct sim_blob {
   unsigned refs;
   size_t len;
-  size_t nframes;             /* entries of frames */
-  struct sim_frame *frames;   /* by frame index; NULL until decoded */
+  size_t nframes;           /* entries of frames */
+  struct sim_frame *frames; /* by frame index; NULL until decoded */
   unsigned char data[];
 };
 struct sim_frame {

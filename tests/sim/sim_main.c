@@ -209,10 +209,11 @@ static int parse(int argc, char **argv, struct sim_opts *o) {
                     "than nodes, at least one db and one other node\n");
     return -1;
   }
-  if (o->nodes > CONFIG_MEMBERS_MAX || o->cores > 1024 ||
-      o->changes > 100000 || o->seconds > 1000000) {
-    fprintf(stderr, "choreo-sim: at most %d --nodes (network.max_members), "
-                    "1024 --cores, 100000 --changes and 1000000 --seconds\n",
+  if (o->nodes > CONFIG_MEMBERS_MAX || o->cores > 1024 || o->changes > 100000 ||
+      o->seconds > 1000000) {
+    fprintf(stderr,
+            "choreo-sim: at most %d --nodes (network.max_members), "
+            "1024 --cores, 100000 --changes and 1000000 --seconds\n",
             CONFIG_MEMBERS_MAX);
     return -1;
   }
@@ -434,12 +435,12 @@ static void trace(void) {
   for (size_t i = 0; i < S.n; i++) {
     const struct sim_node *nd = &S.nodes[i];
     if (i < S.o.relays)
-      fprintf(stderr,
-              " n%zu %zu waiting, oldest %.0f ms, %" PRIu64 " in (hello %" PRIu64
-              ", state %" PRIu64 ", members %" PRIu64 ", resync %" PRIu64 ");",
-              i, nd->wait_n, backlog_ms(nd), nd->rx_msgs,
-              nd->rx_type[WIRE_HELLO], nd->rx_type[WIRE_STATE],
-              nd->rx_type[WIRE_MEMBERS], nd->rx_resync);
+      fprintf(
+          stderr,
+          " n%zu %zu waiting, oldest %.0f ms, %" PRIu64 " in (hello %" PRIu64
+          ", state %" PRIu64 ", members %" PRIu64 ", resync %" PRIu64 ");",
+          i, nd->wait_n, backlog_ms(nd), nd->rx_msgs, nd->rx_type[WIRE_HELLO],
+          nd->rx_type[WIRE_STATE], nd->rx_type[WIRE_MEMBERS], nd->rx_resync);
     else if (worst < S.n && nd->wait_n > S.nodes[worst].wait_n)
       worst = i;
   }

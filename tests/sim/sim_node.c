@@ -469,9 +469,9 @@ static void sync_endpoint(struct sim_node *nd, struct peer *peer) {
 static void redial(struct sim_node *nd, struct peer *peer) {
   uint64_t now = sim_ms(nd);
   struct sim_ep *ep;
-  if (peer == NULL || (peer_more_of(peer)->redialled_at != 0 &&
-                       now - peer_more_of(peer)->redialled_at <
-                           nd->cfg.heartbeat_ms))
+  if (peer == NULL ||
+      (peer_more_of(peer)->redialled_at != 0 &&
+       now - peer_more_of(peer)->redialled_at < nd->cfg.heartbeat_ms))
     return;
   if (is_leaf(nd))
     ep = find_endpoint(nd, peer->rec->addr);
@@ -759,8 +759,8 @@ static void handle_record(struct sim_node *nd, const struct wire_msg *m,
   bool first_heard = peer == NULL || !peer->heard;
   bool restarted =
       peer != NULL &&
-      (m->type == WIRE_HELLO ||
-       (peer->heard && (m->inc > peer->rec->inc || peer->status != PEER_ALIVE)));
+      (m->type == WIRE_HELLO || (peer->heard && (m->inc > peer->rec->inc ||
+                                                 peer->status != PEER_ALIVE)));
   bool forward = policy_relay_forwards(nd->cfg.relay, via_relay, m->leaf,
                                        m->type == WIRE_HELLO);
   bool news = forward && policy_is_news(peer, &m->rec);
@@ -796,8 +796,7 @@ static void handle_record(struct sim_node *nd, const struct wire_msg *m,
       .we_relay = nd->cfg.relay,
       .we_leaf = is_leaf(nd),
       .new_peer = res == PEERS_NEW || (first_heard && peer != NULL),
-      .same_view =
-          peers_same_view(&nd->peers, &nd->rec, m->digest, m->nknown),
+      .same_view = peers_same_view(&nd->peers, &nd->rec, m->digest, m->nknown),
       .now = now,
       .list_at = nd->members_sent_at,
       .heartbeat_ms = nd->cfg.heartbeat_ms,
@@ -1214,8 +1213,7 @@ void sim_node_start(struct sim_node *nd) {
   nd->last_action = -1;
   nd->action_busy = false;
   memset(&nd->rival, 0, sizeof(nd->rival));
-  peers_init(&nd->peers, nd->cfg.name, nd->cfg.max_members, on_peer_event,
-             nd);
+  peers_init(&nd->peers, nd->cfg.name, nd->cfg.max_members, on_peer_event, nd);
   peers_set_max(&nd->peers, nd->cfg.max_members);
   peers_share_pool(&nd->peers, nd->sim->pool);
   peers_set_timing(&nd->peers, nd->cfg.heartbeat_ms, nd->cfg.lost_after_ms,

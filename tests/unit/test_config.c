@@ -908,12 +908,15 @@ static void config_takes_max_members_within_bounds(void **state) {
       {"10000", 10000, NULL},
       {"1", 1, NULL},
       {"100000", 100000, NULL},
-      {"0", 0, "@/main.yaml:1:39: network.max_members: 0 is out of range "
-               "(1 to 100000)"},
-      {"100001", 0, "@/main.yaml:1:39: network.max_members: 100001 is out of "
-                    "range (1 to 100000)"},
-      {"many", 0, "@/main.yaml:1:39: network.max_members: \"many\" is not a "
-                  "whole number"},
+      {"0", 0,
+       "@/main.yaml:1:39: network.max_members: 0 is out of range "
+       "(1 to 100000)"},
+      {"100001", 0,
+       "@/main.yaml:1:39: network.max_members: 100001 is out of "
+       "range (1 to 100000)"},
+      {"many", 0,
+       "@/main.yaml:1:39: network.max_members: \"many\" is not a "
+       "whole number"},
   };
   char yaml[128];
 

@@ -344,11 +344,10 @@ static void check_counts(const struct peers *p) {
       if (!peer->heard || peer->rec->left || peer->status != PEER_ALIVE ||
           (slot >= 0 && (peer->lost_by & (1u << slot))))
         continue;
-      want ^= peers_records_digest(&(struct peers){.rdig = {0}}, peer->rec,
-                                   -1);
+      want ^= peers_records_digest(&(struct peers){.rdig = {0}}, peer->rec, -1);
     }
-    assert_true(peers_records_digest((struct peers *)(uintptr_t)p, NULL,
-                                     slot) == want);
+    assert_true(
+        peers_records_digest((struct peers *)(uintptr_t)p, NULL, slot) == want);
   }
 }
 

@@ -493,17 +493,17 @@ static void hello_gap_backs_off_and_stops_once_delivered(void **state) {
     bool delivered;
     uint64_t heartbeat, expect;
   } rows[] = {
-      {1, false, 1000, 20},      {24, false, 1000, 20},
-      {25, false, 1000, 40},     {26, false, 1000, 80},
-      {29, false, 1000, 640},    {30, false, 1000, 1000},
+      {1, false, 1000, 20},       {24, false, 1000, 20},
+      {25, false, 1000, 40},      {26, false, 1000, 80},
+      {29, false, 1000, 640},     {30, false, 1000, 1000},
       {40, false, 100000, 20480}, {1000, false, 100000, 20480},
-      {1, false, 10, 10},        {1, true, 1000, 0},
+      {1, false, 10, 10},         {1, true, 1000, 0},
       {30, true, 1000, 0},
   };
   (void)state;
   for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
-    if (policy_hello_gap(rows[i].tries, rows[i].delivered,
-                         rows[i].heartbeat) != rows[i].expect)
+    if (policy_hello_gap(rows[i].tries, rows[i].delivered, rows[i].heartbeat) !=
+        rows[i].expect)
       fail_msg("row %zu: %llu, not %llu", i,
                (unsigned long long)policy_hello_gap(
                    rows[i].tries, rows[i].delivered, rows[i].heartbeat),
