@@ -29,8 +29,8 @@
  * PEERS_MAX_DEFAULT), and its largest value. */
 #define CONFIG_MEMBERS_DEFAULT 4096
 #define CONFIG_MEMBERS_MAX 100000
-#define CONFIG_SYNC_MEMBERS_MAX (CONFIG_MEMBERS_MAX - 1) /* sync.min_members   \
-                                                          */
+/* sync.min_members: at most every other member of the largest table. */
+#define CONFIG_SYNC_MEMBERS_MAX (CONFIG_MEMBERS_MAX - 1)
 #define CONFIG_SYNC_WAIT_DEFAULT_MS 30000
 #define CONFIG_HTTP_LISTEN_MAX 64 /* http.listen: [IPv6]:PORT fits */
 #define CONFIG_USER_MAX 32 /* a user or group name (run_as, read_group) */

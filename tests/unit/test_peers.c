@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "peers.h"
+#include "recpool.h"
 #include "util.h"
 
 #define SELF "me"
@@ -1209,6 +1210,37 @@ static void peers_set_max_grows_the_table_and_its_budget(void **state) {
   peers_free(&p);
 }
 
+/* Two tables given one pool (the simulator's) hold one copy of a record
+ * both merged; a newer record in one is another copy; a table freed gives
+ * its holds back. */
+static void peers_share_records_through_a_pool(void **state) {
+  struct recpool *pool = recpool_new();
+  struct peers a, b;
+  (void)state;
+
+  assert_non_null(pool);
+  peers_init(&a, "x", 16, NULL, NULL);
+  peers_init(&b, "y", 16, NULL, NULL);
+  peers_share_pool(&a, pool);
+  peers_share_pool(&b, pool);
+  assert_int_equal(direct(&a, "n1", 1, 1, "ready", false, "d", 0), PEERS_NEW);
+  assert_int_equal(direct(&b, "n1", 1, 1, "ready", false, "d", 0), PEERS_NEW);
+  assert_int_equal(recpool_records(pool), 1);
+  assert_int_equal(recpool_holds(pool), 2);
+  assert_true(peers_find(&a, "n1")->rec == peers_find(&b, "n1")->rec);
+  assert_int_equal(direct(&a, "n1", 1, 2, "busy", false, "d", 10),
+                   PEERS_UPDATED);
+  assert_int_equal(recpool_records(pool), 2);
+  assert_int_equal(recpool_holds(pool), 2);
+  assert_string_equal(peer_state(peers_find(&b, "n1")), "ready");
+  peers_free(&a);
+  assert_int_equal(recpool_records(pool), 1);
+  assert_int_equal(recpool_holds(pool), 1);
+  peers_free(&b);
+  assert_int_equal(recpool_holds(pool), 0);
+  recpool_free(pool);
+}
+
 /* peers_same_view: the size said must match before digests are compared,
  * and a view of the same size and digest is the same. */
 static void peers_same_view_needs_size_and_digest(void **state) {
@@ -1867,6 +1899,7 @@ int main(void) {
       TEST(peers_digest_separates_fields),
       TEST(peers_same_view_needs_size_and_digest),
       TEST(peers_find_after_entries_come_and_go),
+      TEST(peers_share_records_through_a_pool),
       TEST(peers_set_max_grows_the_table_and_its_budget),
       TEST(peers_digest_cache_follows_every_change),
       TEST(peers_rearm_lost_after_when_a_lost_node_comes_back),
