@@ -624,6 +624,11 @@ static enum peers_result replace(struct peers *p, struct peer *peer,
    * "data", a change of what the node publishes besides its state. */
   bool data_changed =
       !record_same_data(r, peer->rec) || !record_same_groups(r, peer->rec);
+  /* The view digest covers name, addr, inc and left: a new state or new
+   * data (the common change) leaves it as it is, and recomputing it is a
+   * pass over the whole table. */
+  bool view_changed = r->inc != peer->rec->inc || r->left != peer->rec->left ||
+                      strcmp(r->addr, peer->rec->addr) != 0;
   size_t was = peers_entry_bytes(peer->rec), cost = peers_entry_bytes(r);
 
   if (!within_budget(p, was, cost))
@@ -632,7 +637,8 @@ static enum peers_result replace(struct peers *p, struct peer *peer,
   if (hold(p, peer, r) != 0)
     return PEERS_NOMEM;
   peer->changed_at = now;
-  p->digest_valid = false;
+  if (view_changed)
+    p->digest_valid = false;
   p->bytes = p->bytes - was + cost;
   if (r->left)
     take_left(p, peer, &b, now, wall);
