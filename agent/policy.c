@@ -140,7 +140,13 @@ uint64_t policy_relay_change_time(uint64_t credit_at, uint64_t now,
 }
 
 uint64_t policy_relay_spend(uint64_t credit_at, uint64_t now, size_t npeers) {
-  return (credit_at > now ? credit_at : now) + policy_relay_interval_ms(npeers);
+  uint64_t iv = policy_relay_interval_ms(npeers);
+  uint64_t at = (credit_at > now ? credit_at : now) + iv;
+  /* No credit is no credit: a batch sent without (full, it could not
+   * wait) leaves no debt behind, or a cluster's start would hold back the
+   * changes after it for as many intervals as it filled batches. */
+  uint64_t empty = now + POLICY_RELAY_BURST * iv;
+  return at < empty ? at : empty;
 }
 
 bool policy_relay_forwards(bool we_relay, bool via_relay, bool from_leaf,

@@ -201,7 +201,8 @@ uint64_t policy_relay_interval_ms(size_t npeers);
  * intervals. */
 uint64_t policy_relay_change_time(uint64_t credit_at, uint64_t now,
                                   size_t npeers);
-/* credit_at after a batch for a change went at now. */
+/* credit_at after a batch for a change went at now; never beyond the
+ * credit all spent (a full batch goes without credit, and owes none). */
 uint64_t policy_relay_spend(uint64_t credit_at, uint64_t now, size_t npeers);
 /* Whether a relay forwards a record message: what a leaf sent it directly
  * (not through another relay), except its hello. */

@@ -425,6 +425,20 @@ static void relay_burst_then_one_per_interval(void **state) {
   assert_int_equal(policy_relay_change_time(credit, now, 200), now + 50);
 }
 
+/* Full batches go without credit (at 5,000 members a cluster's start
+ * fills dozens): the credit is then spent, not owed, and a change after
+ * the burst waits one interval at most. */
+static void relay_full_batches_owe_no_credit(void **state) {
+  uint64_t credit = 0, now = 1000;
+  for (unsigned i = 0; i < 5 * POLICY_RELAY_BURST; i++)
+    credit = policy_relay_spend(credit, now, 5000);
+  assert_int_equal(credit, now + POLICY_RELAY_BURST * 1250);
+  assert_int_equal(policy_relay_change_time(credit, now, 5000), now + 1250);
+  /* and it comes back with time: all of it after a burst's intervals */
+  now += POLICY_RELAY_BURST * 1250;
+  assert_int_equal(policy_relay_change_time(credit, now, 5000), now);
+}
+
 struct forward_row {
   bool we_relay, via_relay, from_leaf, hello, expect;
 };
@@ -1338,6 +1352,7 @@ int main(void) {
       cmocka_unit_test(relay_hold_is_a_quarter_heartbeat_within_bounds),
       cmocka_unit_test(relay_credit),
       cmocka_unit_test(relay_burst_then_one_per_interval),
+      cmocka_unit_test(relay_full_batches_owe_no_credit),
       cmocka_unit_test(relay_forwards_leaves_direct_records_only),
       cmocka_unit_test(relay_passes_on_news_and_repeats_only_when_needed),
       cmocka_unit_test(relay_catches_up_one_member_alone_while_it_can),
