@@ -6,12 +6,13 @@ the summary line (docs/BENCHMARKS.md "Simulation").
     bench/sim_table.py --sim build-rel/tests/sim/choreo-sim \\
         --nodes 200 1000 --relays 2 --loss 0.01 --seconds 20 --seeds 5
 
-Runs go one after another (a 1,000-node run holds about 300 MB and a
-5,000-node run about 5.5 GB); each
-summary line is printed to stderr as it comes, and a run whose
+Runs go one after another, or --jobs J of them at once (a 1,000-node run
+holds about 260 MB and a 5,000-node run about 5 GB: mind the memory);
+each summary line is printed to stderr as it comes, and a run whose
 invariants did not hold is reported and left out of the medians.
 """
 import argparse
+import concurrent.futures
 import re
 import statistics
 import subprocess
@@ -64,6 +65,8 @@ def main():
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--loss", default="0.01")
     ap.add_argument("--seconds", default="20")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="runs at once (each takes a core)")
     ap.add_argument("extra", nargs="*", help="more choreo-sim arguments")
     a = ap.parse_args()
     extra = ["--loss", a.loss, "--seconds", a.seconds] + a.extra
@@ -73,8 +76,10 @@ def main():
           "| relay tx kB/s | runs |")
     print("|" + "---|" * 15)
     for n in a.nodes:
-        rows = [r for r in (run(a.sim, n, a.relays, s, extra)
-                            for s in range(1, a.seeds + 1)) if r]
+        with concurrent.futures.ThreadPoolExecutor(max(1, a.jobs)) as ex:
+            rows = [r for r in ex.map(
+                lambda s: run(a.sim, n, a.relays, s, extra),
+                range(1, a.seeds + 1)) if r]
         if not rows:
             print(f"| {n:,} | {a.relays} | no run held its invariants |"
                   + " |" * 12)

@@ -403,6 +403,14 @@ def main():
                      "--kill-every", 2, "--sample-every", 1)
         rep.ok(f"soak: {r['sets']} changes, {r['kills']} kills, "
                f"descriptors growth {r['fd_growth_max']:+d}")
+        r = run_json("relay_load.py", "--choreo", args.choreo, "--leaves",
+                     100, "--rates", 200, "--seconds", 1, timeout=120)
+        row = r["rows"][0]
+        if row["received"] != row["sent"]:
+            raise RuntimeError(f"relay_load: the relay took in "
+                               f"{row['received']} of {row['sent']}")
+        rep.ok(f"relay_load: {row['received']} heartbeats taken in, "
+               f"{row['us_per_msg']} µs each")
     rep.out(f"Total time {time.monotonic() - t0:.0f} s; load average at end "
             f"{load()}.")
     if args.json_out:

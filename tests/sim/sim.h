@@ -173,7 +173,11 @@ struct sim_disk {
   bool has_state;
   uint64_t inc;
   char declared[CHOREO_STATE_MAX + 1];
-  char *members;                 /* members.json's text; owned; NULL: none */
+  char *members; /* members.json's text; owned; NULL: none */
+  /* members.json is written only for a node the scenario restarts: no
+   * other reads it, and N copies of N entries would be most of a large
+   * run's memory */
+  bool restarts;
   bool has_applied, applied_run; /* applied.json: the last action ended */
 };
 
@@ -242,6 +246,7 @@ struct sim_node {
 
   /* counters since the last reset (sim_main.c: steady state) */
   uint64_t rx_msgs, rx_bytes, tx_msgs, tx_bytes, decodes;
+  uint64_t cpu_us; /* CPU time taken in all (--trace) */
   uint64_t refutations, forged_refused;
   /* --trace: messages taken in by type (wire_type), and resync requests */
   uint64_t rx_type[4], rx_resync;
@@ -262,9 +267,12 @@ struct sim_opts {
   uint64_t launch_ms; /* nodes other than the seed start within this */
   uint64_t skew_ms;   /* wall clocks spread over +-skew */
   uint64_t wake_us, decode_us, encode_us; /* CPU model */
-  uint64_t send_us;                       /* per copy sent (per pipe) */
-  uint64_t cores; /* 0: every node has a CPU of its own; else all nodes
-                     share this many (one machine, as the benchmarks) */
+  /* a delivery that found the node busy: drained with the ones before
+   * it, without a wake-up of its own (bench/relay_load.py) */
+  uint64_t busy_us;
+  uint64_t send_us; /* per copy sent (per pipe) */
+  uint64_t cores;   /* 0: every node has a CPU of its own; else all nodes
+                       share this many (one machine, as the benchmarks) */
   uint64_t changes;
   bool trace; /* --trace: the relays' backlog each heartbeat, on stderr */
 };
@@ -294,6 +302,7 @@ struct sim {
   char event[256];     /* the event being handled, for reports */
   uint64_t *core_free; /* with --cores: µs each core is busy until */
   uint64_t events;
+  bool drained; /* the event being handled waited for its node's CPU */
   uint64_t dropped_loss, dropped_cut, dropped_down, dropped_joiner;
 };
 

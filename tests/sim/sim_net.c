@@ -46,6 +46,7 @@ int64_t sim_wall(const struct sim_node *nd) {
 
 void sim_cpu(struct sim_node *nd, uint64_t us) {
   nd->cpu += us;
+  nd->cpu_us += us;
 }
 
 void sim_at(struct sim *s, uint64_t at, enum sim_ev type, int node, int arg,

@@ -272,9 +272,12 @@ static void offer_list(struct sim_node *nd) {
 /* ---- members.json ---- */
 
 static void save_members(struct sim_node *nd) {
-  uint64_t key = members_digest(&nd->peers);
+  uint64_t key;
   char *text;
-  if (!nd->synced || (nd->members_saved && key == nd->members_key))
+  if (!nd->disk.restarts || !nd->synced)
+    return;
+  key = members_digest(&nd->peers);
+  if (nd->members_saved && key == nd->members_key)
     return;
   if ((text = members_encode(&nd->peers, NULL)) == NULL)
     return;
@@ -1261,7 +1264,9 @@ void sim_node_crash(struct sim_node *nd) {
 void sim_node_event(struct sim_node *nd, const struct sim_event *e) {
   switch (e->type) {
   case SIM_EV_DELIVER:
-    sim_cpu(nd, nd->sim->o.wake_us);
+    /* An agent busy when it arrived takes it in the same drain (mesh.c)
+     * as those before it: no wake-up of its own. */
+    sim_cpu(nd, nd->sim->drained ? nd->sim->o.busy_us : nd->sim->o.wake_us);
     nd->rx_msgs++;
     nd->rx_bytes += e->blob->len;
     on_message(nd, e->blob);
