@@ -1085,6 +1085,17 @@ static void peers_digest_ignores_insertion_order(void **state) {
   assert_true(d == digest_of(SELF, mixed, 3));
 }
 
+/* The digest is on the wire: agents of different releases compare it,
+ * so its value for a given view never changes. The values were computed
+ * apart, from docs/PROTOCOL.md "Digest", with our own record last, in
+ * the middle and first. */
+static void peers_digest_value_is_fixed(void **state) {
+  (void)state;
+  assert_true(digest_of(SELF, base, 3) == 0xf85658a63a27052eULL);
+  assert_true(digest_of("bb", base, 3) == 0x2b7a6d999af50ffeULL);
+  assert_true(digest_of("0", base, 3) == 0x76fdab4ba3305ae4ULL);
+}
+
 static void peers_digest_ignores_versions_and_states(void **state) {
   const struct view_entry newer[] = {
       {"a", "tcp://a:1", 1, 7, false}, base[1], base[2]};
@@ -1902,6 +1913,7 @@ int main(void) {
       TEST(peers_name_every_event),
       TEST(peers_digest_ignores_insertion_order),
       TEST(peers_digest_ignores_versions_and_states),
+      TEST(peers_digest_value_is_fixed),
       TEST(peers_digest_is_the_same_for_agents_with_the_same_view),
       TEST(peers_digest_differs_when_addr_inc_or_left_differs),
       TEST(peers_digest_separates_fields),
