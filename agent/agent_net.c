@@ -1271,8 +1271,6 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
       .we_relay = a->cfg->relay,
       .we_leaf = is_leaf(n),
       .new_peer = res == PEERS_NEW || (first_heard && peer != NULL),
-      .same_view = peers_same_view(&a->peers, self_record(&a->self), m->digest,
-                                   m->nknown),
       .now = now,
       .list_at = n->members_sent_at,
       .heartbeat_ms = a->cfg->heartbeat_ms,
@@ -1282,6 +1280,11 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
       .their_name = m->from,
       .lottery = is_leaf(n) ? randombytes_random() : 0,
   };
+  /* Views are compared where it counts only: until they first agree
+   * (the startup sync waits for that) and where the decision reads it. */
+  if (!n->view_agreed || policy_view_matters(&in))
+    in.same_view =
+        peers_same_view(&a->peers, self_record(&a->self), m->digest, m->nknown);
   if (in.same_view)
     n->view_agreed = true;
   /* A member new to us, or back from a restart, may lack our

@@ -285,13 +285,20 @@ unsigned policy_after_record(const struct policy_record_in *in) {
    * differences are settled by the digests. */
   if (!in->we_leaf && in->new_peer)
     return POLICY_PUBLISH_SOON;
-  if (!in->same_view && in->now - in->list_at >= in->heartbeat_ms / 2 &&
-      policy_lists_ours(in->npeers, in->name, in->their_known,
-                        in->their_name) &&
-      (!in->we_leaf || (uint64_t)in->lottery * (in->npeers + 1) <
-                           (uint64_t)POLICY_LEAF_LIST_OFFERS << 32))
+  if (!in->same_view && policy_view_matters(in))
     return POLICY_OFFER_LIST;
   return POLICY_NOTHING;
+}
+
+bool policy_view_matters(const struct policy_record_in *in) {
+  if (in->hello || (in->we_leaf && in->via_relay) ||
+      (!in->we_leaf && in->new_peer))
+    return false;
+  return in->now - in->list_at >= in->heartbeat_ms / 2 &&
+         policy_lists_ours(in->npeers, in->name, in->their_known,
+                           in->their_name) &&
+         (!in->we_leaf || (uint64_t)in->lottery * (in->npeers + 1) <
+                              (uint64_t)POLICY_LEAF_LIST_OFFERS << 32);
 }
 
 /* ---- own record ---- */

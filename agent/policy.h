@@ -394,6 +394,11 @@ enum policy_after {
  * dropped). Otherwise, when views differ and our last list is older than
  * half a heartbeat, the side policy_lists_ours picks offers its list. */
 unsigned policy_after_record(const struct policy_record_in *in);
+/* Whether in->same_view can change what policy_after_record decides:
+ * when it can't, the shell need not compare views (a pass over the
+ * table whenever it changed, which a leaf of a forming cluster of 10,000
+ * would otherwise make for most of the frames its relays pass on). */
+bool policy_view_matters(const struct policy_record_in *in);
 
 /* ---- own record ---- */
 

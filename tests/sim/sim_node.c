@@ -799,7 +799,6 @@ static void handle_record(struct sim_node *nd, const struct wire_msg *m,
       .we_relay = nd->cfg.relay,
       .we_leaf = is_leaf(nd),
       .new_peer = res == PEERS_NEW || (first_heard && peer != NULL),
-      .same_view = peers_same_view(&nd->peers, &nd->rec, m->digest, m->nknown),
       .now = now,
       .list_at = nd->members_sent_at,
       .heartbeat_ms = nd->cfg.heartbeat_ms,
@@ -809,6 +808,8 @@ static void handle_record(struct sim_node *nd, const struct wire_msg *m,
       .their_name = m->from,
       .lottery = is_leaf(nd) ? (uint32_t)sim_rand_next(&nd->sim->rand) : 0,
   };
+  if (!nd->view_agreed || policy_view_matters(&in))
+    in.same_view = peers_same_view(&nd->peers, &nd->rec, m->digest, m->nknown);
   if (in.same_view)
     nd->view_agreed = true;
   after_record(nd, policy_after_record(&in));
