@@ -18,10 +18,17 @@ take one); the sender reports when it could not keep the rate.
 
   bench/relay_load.py --choreo build/choreo [--leaves 5000]
       [--rates 1000 2000 4000 8000 16000] [--seconds 5] [--burst K]
-      [--json]
+      [--members P] [--json]
 
 --burst K sends K messages back to back, then waits for the rate: the
-relay then drains them together.
+relay then drains them together. Each leaf must be heard within the
+relay's lost_after (10 s) at the lowest rate, or the relay would judge
+leaves lost and revive them, which is other work: LEAVES is at most 5
+times the lowest rate. --members P gives P of the leaves inboxes of
+their own, which this script reads, and runs each rate twice: unchanged
+heartbeats, then every message a new version, which the relay passes on
+to every member in batches; the difference in the relay's CPU over the
+copies the members received is what each copy sent costs it.
 """
 import argparse
 import ctypes
@@ -142,6 +149,15 @@ def main():
                          "which the relay sends to them in batches")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    if a.leaves < 1 or a.burst < 1 or min(a.rates) < 1 or a.seconds <= 0:
+        ap.error("--leaves, --burst and --rates must be positive, "
+                 "--seconds too")
+    if a.leaves > 5 * min(a.rates):
+        ap.error(f"{a.leaves} leaves at {min(a.rates)} messages a second: "
+                 f"each would be heard every {a.leaves / min(a.rates):g} s, "
+                 f"and lost after 10 s (at most 5 times the lowest rate)")
+    if a.members > a.leaves:
+        ap.error("--members can't exceed --leaves")
     harness.raise_nofile()
 
     c = harness.Cluster(a.choreo)
