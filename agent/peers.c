@@ -1081,8 +1081,6 @@ size_t peers_verdicts(const struct peers *p, struct wire_lost *out, size_t max,
 
 /* ---- digest and counts ---- */
 
-/* Strings end with their NUL and numbers have a fixed width and byte
- * order, so different splits of the same bytes hash differently. */
 /* fnv() of s and its NUL, in one pass. */
 static uint64_t fnv_str(uint64_t h, const char *s) {
   const unsigned char *b = (const unsigned char *)s;
@@ -1093,6 +1091,8 @@ static uint64_t fnv_str(uint64_t h, const char *s) {
   return h;
 }
 
+/* Strings end with their NUL and numbers have a fixed width and byte
+ * order, so different splits of the same bytes hash differently. */
 static uint64_t hash_member(uint64_t h, const struct record *r) {
   unsigned char num[9];
 
