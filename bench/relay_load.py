@@ -163,8 +163,9 @@ def main():
     c = harness.Cluster(a.choreo)
     port = harness.free_port()
     inbox = f"tcp://127.0.0.1:{port}"
-    # Every played leaf gives the same address: one connection of the
-    # relay's, to a port where nobody listens.
+    # Every played leaf without an inbox (--members) gives the same
+    # address: one connection of the relay's, to a port where nobody
+    # listens.
     sink = f"tcp://127.0.0.1:{harness.free_port()}"
     path = c.config("relay", port, "web", join=[], relay=True)
     # room for every played leaf, in the network block
@@ -231,22 +232,30 @@ def main():
             b0 = harness.metric(sock, "choreo_relay_batches_sent_total")
             d0 = inboxes.received
             cpu0 = harness.cpu_seconds(pid)
-            sent, took = send_for(rate, a.seconds, changes)
-            # what is still queued is taken in, and counted
-            time.sleep(0.3)
-            rx1 = harness.metric(sock, "choreo_messages_received_total")
+            t0 = time.monotonic()
+            sent, sending = send_for(rate, a.seconds, changes)
+            # until what is still queued is taken in (or 5 s: PUB may
+            # have dropped some), asking every 50 ms
+            deadline = time.monotonic() + 5
+            while True:
+                rx1 = harness.metric(sock, "choreo_messages_received_total")
+                if (rx1 or 0) - (rx0 or 0) >= sent or \
+                        time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             b1 = harness.metric(sock, "choreo_relay_batches_sent_total")
             cpu1 = harness.cpu_seconds(pid)
+            took = time.monotonic() - t0
             got = (rx1 or 0) - (rx0 or 0)
             cpu = cpu1 - cpu0
             return {"rate": rate, "changes": changes, "sent": sent,
-                    "sent_per_s": round(sent / took),
+                    "sent_per_s": round(sent / sending),
                     "received": int(got),
                     "batches": int((b1 or 0) - (b0 or 0)),
                     "delivered": inboxes.received - d0,
                     "cpu_s": round(cpu, 3),
                     "us_per_msg": round(cpu / got * 1e6, 1) if got else None,
-                    "core_pct": round(100 * cpu / (took + 0.3), 1)}
+                    "core_pct": round(100 * cpu / took, 1)}
 
         for rate in a.rates:
             row = measure(rate, False)
