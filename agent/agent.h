@@ -386,6 +386,11 @@ struct net {
    * and the messages that still ask relays for a resync. */
   struct policy_resync resync[PEERS_RELAYS_MAX];
   unsigned resync_left;
+  /* This heartbeat's messages straight from their senders, how many of
+   * them were read late, and the largest lag (ms): whether this agent reads
+   * its inbox behind (policy_behind()). */
+  uint64_t lag_msgs, lag_late, lag_max;
+  bool reading_behind; /* so at the last heartbeat */
   bool stopped;
   /* Hooks: a message was handled (rx_ns: when it was received); arm the
    * wake-up for monotonic time `when`. */

@@ -206,8 +206,12 @@ void net_publish(struct net *n, enum wire_type type) {
      * of the records it holds, which members compare with theirs. */
     m.relay = true;
     m.nlost = peers_verdicts(&a->peers, m.lost, WIRE_LOST_MAX, &m.lost_total);
-    m.has_rdigest = true;
-    m.rdigest = peers_records_digest(&a->peers, self, -1);
+    /* Not while it reads its inbox behind: members would ask it for
+     * catch-ups of records it holds as of a while ago, and it would read
+     * their requests as late. */
+    m.has_rdigest = !n->reading_behind;
+    if (m.has_rdigest)
+      m.rdigest = peers_records_digest(&a->peers, self, -1);
     trust_sign_verdicts(&a->trust, &m);
   } else if (n->resync_left > 0) {
     n->resync_left--;
@@ -373,6 +377,29 @@ static void say_hello(struct net *n) {
              n->hello_tries);
 }
 
+/* Once a heartbeat: an agent that reads its inbox behind (starved of
+ * CPU, or more to read than it can) would take the senders it has not
+ * read yet for silent; while policy_behind() says so, every peer gets a
+ * fresh lost_after, as after a stall. */
+static void behind_check(struct net *n) {
+  struct agent *a = agent_of(n);
+  bool behind = policy_behind(n->lag_msgs, n->lag_late);
+  uint64_t worst = n->lag_max;
+
+  n->lag_msgs = n->lag_late = n->lag_max = 0;
+  n->reading_behind = behind;
+  if (!behind)
+    return;
+  peers_grace(&a->peers, uv_now(&a->loop));
+  a->metrics.inbox_behind++;
+  if (log_allow("behind", util_wall_ms()))
+    log_warn("this agent reads its inbox behind (messages up to %.1f s "
+             "late; starved of CPU, or more to read than it can): no peer "
+             "is taken for lost from its silence until it catches up "
+             "(choreo_inbox_behind_total counts the heartbeats)",
+             (double)worst / 1000.0);
+}
+
 static void on_heartbeat(uv_timer_t *t) {
   struct net *n = container_of(t, struct net, heartbeat);
   struct agent *a = agent_of(n);
@@ -384,6 +411,7 @@ static void on_heartbeat(uv_timer_t *t) {
              "lost_after instead of being taken for lost "
              "(choreo_stalls_total counts stalls)",
              a->peers.stall_ms);
+  behind_check(n);
   echo_sweep(n, uv_now(&a->loop));
   expire_alts(n);
   if (a->cfg->relay)
@@ -773,9 +801,27 @@ static void want_proof(struct net *n) {
     net_publish_soon(n);
 }
 
+/* A message straight from its sender (not through a relay): how late it
+ * is read, counted towards this heartbeat's verdict on whether this agent
+ * reads its inbox behind (on_heartbeat). */
+static void note_lag(struct net *n, struct peer *peer, uint64_t msg_time,
+                     uint64_t now) {
+  struct peer_more *more = peer_more(peer);
+  uint64_t lag;
+  if (more == NULL || msg_time == 0)
+    return;
+  lag = policy_lag_note(&more->lag, msg_time, now);
+  n->lag_msgs++;
+  if (policy_lag_late(lag, agent_of(n)->cfg->heartbeat_ms))
+    n->lag_late++;
+  if (lag > n->lag_max)
+    n->lag_max = lag;
+}
+
 /* After an admitted message: its sender proved freshness if it echoed
  * our nonce; its clock offset is kept, and a large one warned about. */
-static void fresh_after(struct net *n, const struct wire_msg *m) {
+static void fresh_after(struct net *n, const struct wire_msg *m,
+                        bool via_relay) {
   struct agent *a = agent_of(n);
   struct peer *peer = peers_find(&a->peers, m->from);
   uint64_t now = uv_now(&a->loop);
@@ -787,6 +833,8 @@ static void fresh_after(struct net *n, const struct wire_msg *m) {
     peer->proved = true;
   if (m->time == 0)
     return;
+  if (!via_relay)
+    note_lag(n, peer, m->time, now);
   peer->clock_offset_ms = policy_clock_offset(m->time, wall);
   if (!policy_skew_warn(peer->clock_offset_ms, now,
                         peer_more_of(peer)->skew_warned,
@@ -1523,7 +1571,7 @@ static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
     else
       handle_record(n, &m, now, via_relay, raw, rawlen);
     note_versions(n, &m);
-    fresh_after(n, &m);
+    fresh_after(n, &m, via_relay);
     net_check_sync(n);
     n->changed(n, rx_ns);
   }

@@ -158,6 +158,9 @@
   XX(peer_stalls, "choreo_stalls_total", "",                                   \
      "Times this agent's own loop stalled too long to tell peers' silence "    \
      "from its own: peers were given a fresh lost_after")                      \
+  XX(inbox_behind, "choreo_inbox_behind_total", "",                            \
+     "Heartbeats at which this agent read its inbox behind (most messages "    \
+     "over a heartbeat late): peers were given a fresh lost_after")            \
   XX(clock_skew_warnings, "choreo_clock_skew_warnings_total", "",              \
      "Warnings that a peer's clock is far from this node's")                   \
   XX(http_requests, "choreo_http_requests_total", "",                          \

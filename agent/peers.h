@@ -81,6 +81,18 @@ enum peer_event_type {
 
 struct recpool;
 
+/* How late a sender's messages are read here (policy_lag_note()): the
+ * largest offset seen, its sending time minus our monotonic clock at
+ * receipt (ms), so that neither its clock's skew nor a step of our wall
+ * clock counts; lowered with time from base_at (monotonic ms), so that a
+ * clock drifting from ours, or stepped back, stops counting. set: a
+ * message with a time came. */
+struct peer_lag {
+  int64_t base;
+  uint64_t base_at;
+  bool set;
+};
+
 /* What few entries of a table need (peer->more, made on first use by
  * peer_more()): a leaf's table of thousands holds none. */
 struct peer_more {
@@ -112,6 +124,8 @@ struct peer_more {
   /* Its release as its latest message of its own said it ("0.2.0";
    * "": not said). */
   char release[CHOREO_RELEASE_MAX + 1];
+  /* How late its messages straight from it are read (agent_net.c). */
+  struct peer_lag lag;
 };
 
 /* One member as this agent knows it. Laid out small: a table holds one

@@ -76,6 +76,39 @@ bool policy_skew_warn(int64_t offset_ms, uint64_t now, bool warned,
   return !warned || now - warned_at >= POLICY_SKEW_WARN_EVERY_MS;
 }
 
+uint64_t policy_lag_note(struct peer_lag *l, uint64_t msg_time, uint64_t now) {
+  int64_t offset, base;
+  uint64_t decay;
+
+  if (msg_time == 0 || msg_time > (uint64_t)INT64_MAX / 2 ||
+      now > (uint64_t)INT64_MAX / 2)
+    return 0;
+  offset = (int64_t)msg_time - (int64_t)now;
+  if (!l->set) {
+    *l = (struct peer_lag){.base = offset, .base_at = now, .set = true};
+    return 0;
+  }
+  decay =
+      now > l->base_at ? (now - l->base_at) * POLICY_LAG_DECAY_PER_S / 1000 : 0;
+  base = l->base - (int64_t)(decay < (uint64_t)INT64_MAX / 4
+                                 ? decay
+                                 : (uint64_t)INT64_MAX / 4);
+  if (offset >= base) {
+    /* The freshest yet, or the decayed base caught up with it. */
+    *l = (struct peer_lag){.base = offset, .base_at = now, .set = true};
+    return 0;
+  }
+  return (uint64_t)(base - offset);
+}
+
+bool policy_lag_late(uint64_t lag_ms, uint64_t heartbeat_ms) {
+  return heartbeat_ms > 0 && lag_ms > heartbeat_ms;
+}
+
+bool policy_behind(uint64_t msgs, uint64_t late) {
+  return late <= msgs && late > msgs - late;
+}
+
 enum policy_echo policy_echo_note(const struct policy_echo_in *in) {
   if (in->msg_nonce == 0)
     return POLICY_ECHO_KEEP;
@@ -210,8 +243,12 @@ bool policy_resync_note(struct policy_resync *s, uint64_t ours, uint64_t theirs,
                         uint64_t now, uint64_t heartbeat_ms) {
   uint64_t max = POLICY_RESYNC_BACKOFF_MAX_HB * heartbeat_ms;
   uint64_t pair = ours ^ (theirs * 0x9e3779b97f4a7c15ULL);
-  bool same;
+  bool quiet = s->noted && ours == s->ours_prev && theirs == s->theirs_prev;
+  bool same, fast;
 
+  s->ours_prev = ours;
+  s->theirs_prev = theirs;
+  s->noted = true;
   if (ours == theirs) {
     s->misses = 0;
     return false;
@@ -219,10 +256,11 @@ bool policy_resync_note(struct policy_resync *s, uint64_t ours, uint64_t theirs,
   if (++s->misses < POLICY_RESYNC_MISSES)
     return false;
   same = s->last_at != 0 && pair == s->pair;
+  fast = !same && quiet;
   if (s->last_at != 0 &&
-      now < s->last_at + (same ? s->backoff_ms : 2 * heartbeat_ms))
+      now < s->last_at + (fast ? 2 * heartbeat_ms : s->backoff_ms))
     return false;
-  if (!same || now - s->last_at > 4 * s->backoff_ms)
+  if (s->backoff_ms == 0 || fast || now - s->last_at > 4 * s->backoff_ms)
     s->backoff_ms = 2 * heartbeat_ms;
   else if ((s->backoff_ms *= 2) > max)
     s->backoff_ms = max;

@@ -8,6 +8,8 @@
  *                 "Own state")
  *   admission     whether a decoded message is read at all
  *                 (docs/PROTOCOL.md, docs/SECURITY.md)
+ *   reading behind  whether this agent reads its inbox behind
+ *                 (docs/RELIABILITY.md "Starved of CPU")
  *   checks        rise and fall of a health check
  *   relay credit  when a relay's batch may go (docs/ARCHITECTURE.md
  *                 "Relays")
@@ -159,6 +161,27 @@ int64_t policy_clock_offset(uint64_t msg_time, int64_t now_ms);
  * (monotonic ms, as warned_at). */
 bool policy_skew_warn(int64_t offset_ms, uint64_t now, bool warned,
                       uint64_t warned_at);
+
+/* ---- reading behind (docs/RELIABILITY.md "Starved of CPU") ---- */
+
+/* How late a sender's messages are read here: struct peer_lag
+ * (peers.h), whose base decays POLICY_LAG_DECAY_PER_S ms a second. */
+#define POLICY_LAG_DECAY_PER_S 10
+
+/* Note a message sent at msg_time (the sender's unix ms; 0: none) and
+ * read at now (monotonic ms): its lag (ms, 0 for the freshest so far or
+ * for no time), with l updated. */
+uint64_t policy_lag_note(struct peer_lag *l, uint64_t msg_time, uint64_t now);
+
+/* Whether this agent reads its inbox behind: of the msgs that came
+ * straight from their senders over the last heartbeat, more than half
+ * were read over a heartbeat (heartbeat_ms) late. Its peers' silence is
+ * then its own backlog's, and it takes none for lost until it has caught
+ * up (peers_grace()). */
+bool policy_behind(uint64_t msgs, uint64_t late);
+/* Whether a message of lag_ms counts as late, with a heartbeat of
+ * heartbeat_ms. */
+bool policy_lag_late(uint64_t lag_ms, uint64_t heartbeat_ms);
 
 /* ---- checks ---- */
 
@@ -317,21 +340,31 @@ struct policy_resync {
   uint64_t pair;       /* the two digests at the last request, hashed */
   uint64_t last_at;    /* the last request (monotonic ms); 0: none */
   uint64_t backoff_ms; /* the gap after the last request; 0: none yet */
+  /* both digests at the relay's previous message; noted: they are set */
+  uint64_t ours_prev, theirs_prev;
+  bool noted;
 };
 
 /* One relay's records digest (theirs) was compared with ours at now:
  * whether to ask for a resync. After POLICY_RESYNC_MISSES mismatches in
- * a row (a change in flight differs for a moment); then, for the same
- * two digests as at the last request (a difference the resync did not
- * mend: a node one side hears only through the other's window), not
- * before a back-off that doubles from two heartbeats up to
- * POLICY_RESYNC_BACKOFF_MAX_HB, whether they matched in between or not,
- * and starts over only after four back-offs without a request; for two
- * other digests (something else changed: a cluster forming, a message
- * lost since) two heartbeats after the last request. A difference that
- * keeps coming back costs one catch-up window per 64 heartbeats; one
- * that keeps changing, one per two heartbeats, which is what every
- * heartbeat cost before minor 2. */
+ * a row (a change in flight differs for a moment). Then:
+ * - two other digests than at the last request, both as they were at
+ *   the relay's previous message (nothing is in flight either way, and
+ *   we still differ: a message lost): two heartbeats after the last
+ *   request, and the back-off starts over;
+ * - the same two digests (a difference the resync did not mend: a node
+ *   one side hears only through the other's window), or one of them
+ *   changed since the relay's previous message (records still on their
+ *   way: a cluster forming, where a catch-up every two heartbeats for
+ *   every member kept relays that share a machine with hundreds of
+ *   leaves minutes behind): not before
+ *   a back-off that doubles from two
+ *   heartbeats up to POLICY_RESYNC_BACKOFF_MAX_HB, whether they matched
+ *   in between or not, starting over only after four back-offs without
+ *   a request.
+ * A difference that keeps coming back, or that comes with records that
+ * keep arriving, costs one catch-up per 64 heartbeats; one that stays
+ * once nothing arrives, one two heartbeats after the last. */
 bool policy_resync_note(struct policy_resync *s, uint64_t ours, uint64_t theirs,
                         uint64_t now, uint64_t heartbeat_ms);
 

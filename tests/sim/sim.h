@@ -221,6 +221,10 @@ struct sim_node {
   /* agent_net.c: records digests compared with each relay */
   struct policy_resync resync[PEERS_RELAYS_MAX];
   unsigned resync_left;
+  /* agent_net.c: this heartbeat's messages straight from their senders,
+   * the late ones, the largest lag (ms); heartbeats read behind */
+  uint64_t lag_msgs, lag_late, lag_max, behind;
+  bool reading_behind;
   uint64_t resyncs, windows, catch_ups; /* counted, for the summary */
 
   /* timers: armed, due (µs) and arming counter */

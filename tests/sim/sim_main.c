@@ -1035,6 +1035,13 @@ static void summary(void) {
             alone, everyone, asked);
   }
   {
+    uint64_t behind = 0;
+    for (size_t i = 0; i < S.n; i++)
+      behind += S.nodes[i].behind;
+    if (behind > 0)
+      fprintf(summary_out, "; heartbeats read behind %" PRIu64, behind);
+  }
+  {
     uint64_t refuted = 0, refused = 0;
     for (size_t i = 0; i < S.n; i++) {
       refuted += S.nodes[i].refutations;

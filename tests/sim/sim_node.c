@@ -17,7 +17,8 @@
  *   on_soon, publish_soon  agent_net.c: on_soon, net_publish_soon
  *   on_answer, answer_hello agent_net.c: on_answer, answer_hello
  *   on_list, offer_list agent_net.c: on_list, offer_list
- *   on_heartbeat        agent_net.c: on_heartbeat, save_members_due
+ *   on_heartbeat        agent_net.c: on_heartbeat, behind_check,
+ *                       save_members_due
  *   on_hello            agent_net.c: on_hello
  *   open_endpoint ...   agent_net.c: find_endpoint, open_endpoint,
  *                       release_addr, release_alt, release_endpoint,
@@ -27,7 +28,9 @@
  *   maybe_behind, admit agent_net.c: maybe_behind, admit
  *   merged, after_record, handle_record, handle_members
  *                       agent_net.c: the same names
- *   fresh_after         agent_net.c: fresh_after (clock offset only)
+ *   fresh_after, note_lag
+ *                       agent_net.c: fresh_after (clock offset and lag
+ *                       only), note_lag
  *   on_one, on_message  agent_net.c: on_one, on_message
  *   check_sync          agent_net.c: sync_counts, net_check_sync
  *   load_members, save_members
@@ -172,8 +175,9 @@ static void net_publish(struct sim_node *nd, enum wire_type type) {
   if (nd->cfg.relay) {
     m.relay = true;
     m.nlost = peers_verdicts(&nd->peers, m.lost, WIRE_LOST_MAX, &m.lost_total);
-    m.has_rdigest = true;
-    m.rdigest = peers_records_digest(&nd->peers, &nd->rec, -1);
+    m.has_rdigest = !nd->reading_behind;
+    if (m.has_rdigest)
+      m.rdigest = peers_records_digest(&nd->peers, &nd->rec, -1);
   } else if (nd->resync_left > 0) {
     nd->resync_left--;
     m.resync = true;
@@ -311,8 +315,19 @@ static void load_members(struct sim_node *nd) {
 
 static void expire_alts(struct sim_node *nd);
 
+static void behind_check(struct sim_node *nd) {
+  bool behind = policy_behind(nd->lag_msgs, nd->lag_late);
+  nd->lag_msgs = nd->lag_late = nd->lag_max = 0;
+  nd->reading_behind = behind;
+  if (!behind)
+    return;
+  peers_grace(&nd->peers, sim_ms(nd));
+  nd->behind++;
+}
+
 static void on_heartbeat(struct sim_node *nd) {
   (void)peers_clock(&nd->peers, sim_ms(nd));
+  behind_check(nd);
   expire_alts(nd);
   if (nd->cfg.relay)
     nd->all_quiet = peers_all_speak(&nd->peers, WIRE_PROTO_QUIET);
@@ -843,10 +858,27 @@ static void handle_members(struct sim_node *nd, const struct wire_msg *m) {
   nd->got_members = true;
 }
 
-static void fresh_after(struct sim_node *nd, const struct wire_msg *m) {
+static void note_lag(struct sim_node *nd, struct peer *peer,
+                     uint64_t msg_time) {
+  struct peer_more *more = peer_more(peer);
+  uint64_t lag;
+  if (more == NULL || msg_time == 0)
+    return;
+  lag = policy_lag_note(&more->lag, msg_time, sim_ms(nd));
+  nd->lag_msgs++;
+  if (policy_lag_late(lag, nd->cfg.heartbeat_ms))
+    nd->lag_late++;
+  if (lag > nd->lag_max)
+    nd->lag_max = lag;
+}
+
+static void fresh_after(struct sim_node *nd, const struct wire_msg *m,
+                        bool via_relay) {
   struct peer *peer = peers_find(&nd->peers, m->from);
   if (peer == NULL || m->time == 0)
     return;
+  if (!via_relay)
+    note_lag(nd, peer, m->time);
   peer->clock_offset_ms = policy_clock_offset(m->time, sim_wall(nd));
   if (policy_skew_warn(peer->clock_offset_ms, sim_ms(nd),
                        peer_more_of(peer)->skew_warned,
@@ -881,7 +913,7 @@ static void on_one(struct sim_node *nd, struct sim_blob *blob, size_t k,
     else
       handle_record(nd, m, via_relay, buf, len);
     if (nd->up) {
-      fresh_after(nd, m);
+      fresh_after(nd, m, via_relay);
       check_sync(nd);
       jobs_step(nd);
     }
@@ -1214,6 +1246,8 @@ void sim_node_start(struct sim_node *nd) {
   nd->all_quiet = false;
   memset(nd->resync, 0, sizeof(nd->resync));
   nd->resync_left = 0;
+  nd->lag_msgs = nd->lag_late = nd->lag_max = 0;
+  nd->reading_behind = false;
   nd->last_action = -1;
   nd->action_busy = false;
   memset(&nd->rival, 0, sizeof(nd->rival));

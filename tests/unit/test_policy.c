@@ -318,6 +318,108 @@ static void skew_warning_rate_limited_per_peer(void **state) {
   }
 }
 
+/* ---- reading behind ---- */
+
+/* One message of a sender: sent at its unix ms, read at our monotonic
+ * ms, and the lag policy_lag_note() gives it. */
+struct lag_step {
+  uint64_t sent, read, lag;
+};
+
+struct lag_row {
+  const char *name;
+  struct lag_step steps[6];
+  size_t n;
+};
+
+#define WALL0 1790000000000ULL /* the sender's clock, unix ms */
+#define MONO0 5000ULL          /* ours, monotonic ms */
+
+static const struct lag_row lag_rows[] = {
+    {"first_message_is_the_base", {{WALL0, MONO0, 0}}, 1},
+    {"read_as_sent_never_late",
+     {{WALL0, MONO0, 0},
+      {WALL0 + 1000, MONO0 + 1000, 0},
+      {WALL0 + 2000, MONO0 + 2000, 0}},
+     3},
+    {"a_skewed_clock_is_not_lag",
+     {{WALL0 - 90000, MONO0, 0}, {WALL0 - 89000, MONO0 + 1000, 0}},
+     2},
+    {"a_growing_backlog_is",
+     {{WALL0, MONO0, 0},
+      {WALL0 + 1000, MONO0 + 3000, 1970},
+      {WALL0 + 2000, MONO0 + 10000, 7900}},
+     3},
+    {"catching_up_lowers_it",
+     {{WALL0, MONO0, 0},
+      {WALL0 + 1000, MONO0 + 60000, 58400},
+      {WALL0 + 60000, MONO0 + 60100, 0}},
+     3},
+    {"transit_jitter_is_not_lag",
+     {{WALL0, MONO0 + 5, 0},
+      {WALL0 + 1000, MONO0 + 1001, 0},
+      {WALL0 + 2000, MONO0 + 2009, 0}},
+     3},
+    /* Its clock stepped 2 s back: late by 2 s at first, by 10 ms less
+     * each second since the base (POLICY_LAG_DECAY_PER_S), none after
+     * 200 s. A backlog is seen less the same decay. */
+    {"a_clock_stepped_back_stops_counting",
+     {{WALL0, MONO0, 0},
+      {WALL0 - 1000, MONO0 + 1000, 1990},
+      {WALL0 + 99000, MONO0 + 101000, 990},
+      {WALL0 + 199000, MONO0 + 201000, 0},
+      {WALL0 + 200000, MONO0 + 202000, 0}},
+     5},
+    {"no_time_counts_nothing",
+     {{WALL0, MONO0, 0},
+      {0, MONO0 + 50000, 0},
+      {WALL0 + 1000, MONO0 + 1000, 0}},
+     3},
+    {"a_time_out_of_range_counts_nothing",
+     {{UINT64_MAX, MONO0, 0},
+      {WALL0, MONO0, 0},
+      {UINT64_MAX / 2 + 1, MONO0 + 1000, 0},
+      {WALL0 + 1000, MONO0 + 6000, 4940}},
+     4},
+};
+
+static void lag_against_the_freshest_message(void **state) {
+  (void)state;
+  for (size_t i = 0; i < ARRAY_SIZE(lag_rows); i++) {
+    const struct lag_row *r = &lag_rows[i];
+    struct peer_lag l = {0};
+    print_message("row %s\n", r->name);
+    for (size_t k = 0; k < r->n; k++)
+      assert_int_equal(policy_lag_note(&l, r->steps[k].sent, r->steps[k].read),
+                       r->steps[k].lag);
+  }
+}
+
+static void behind_when_most_messages_are_late(void **state) {
+  static const struct {
+    const char *name;
+    uint64_t msgs, late;
+    bool behind;
+  } rows[] = {
+      {"nothing_read_is_not_behind", 0, 0, false},
+      {"one_late_of_one", 1, 1, true},
+      {"one_late_of_two_is_not_most", 2, 1, false},
+      {"two_late_of_three", 3, 2, true},
+      {"half_is_not_most", 10, 5, false},
+      {"six_of_ten", 10, 6, true},
+      {"none_late", 500, 0, false},
+      {"more_late_than_read_is_nonsense", 5, 6, false},
+  };
+  (void)state;
+  for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+    print_message("row %s\n", rows[i].name);
+    assert_int_equal(policy_behind(rows[i].msgs, rows[i].late), rows[i].behind);
+  }
+  assert_false(policy_lag_late(1000, 1000));
+  assert_true(policy_lag_late(1001, 1000));
+  assert_false(policy_lag_late(5000, 0));
+}
+
 /* ---- checks ---- */
 
 struct check_row {
@@ -635,8 +737,10 @@ static void relay_pass_reads_the_message_and_the_entry(void **state) {
 /* A resync is asked after two mismatches in a row. The same difference
  * (the same two digests) again: not before a back-off that doubles (2,
  * 4, ... 64 heartbeats), also when they matched for a while in between;
- * a calm of four back-offs starts it over. Another difference (something
- * changed): two heartbeats after the last request. */
+ * a calm of four back-offs starts it over. Another difference with both
+ * digests as at the relay's previous message (nothing in flight): two
+ * heartbeats after the last request. Another difference while records
+ * still reach us or the relay (a cluster forming): the back-off. */
 static void resync_backs_off_while_digests_differ(void **state) {
   struct policy_resync s = {0};
   uint64_t hb = 1000, t = 1000, asked[8], last;
@@ -679,23 +783,50 @@ static void resync_backs_off_while_digests_differ(void **state) {
   assert_true(policy_resync_note(&s, 3, 2, t += hb, hb));
   assert_int_equal(s.backoff_ms, 2 * hb);
   last = t;
-  /* A cluster forming: the digests change at every message; one request
-   * per two heartbeats at most. */
+  /* A cluster forming: our digest changes at every message of the
+   * relay; requests at the back-off, which doubles: 2, 4, 8 heartbeats. */
+  k = 0;
   for (uint64_t d = 10; d < 40; d++)
     if (policy_resync_note(&s, d, d + 100, t += hb / 2, hb)) {
-      assert_true(t - last >= 2 * hb);
-      last = t;
+      assert_true(k < 3);
+      asked[k++] = t;
     }
+  assert_int_equal(k, 3);
+  assert_int_equal(asked[0] - last, 2 * hb);
+  assert_int_equal(asked[1] - asked[0], 4 * hb);
+  assert_int_equal(asked[2] - asked[1], 8 * hb);
+  assert_int_equal(s.backoff_ms, 16 * hb);
+  last = asked[2];
+  /* Nothing reaches us any more and the digests still differ: asked two
+   * heartbeats after the last request (not at the first message, where
+   * ours had just changed), and the back-off starts over. */
+  t = last + 2 * hb;
+  assert_false(policy_resync_note(&s, 7, 8, t, hb));
+  assert_true(policy_resync_note(&s, 7, 8, t += hb, hb));
+  assert_int_equal(s.backoff_ms, 2 * hb);
+  /* The same difference: the back-off. */
+  assert_false(policy_resync_note(&s, 7, 8, t += hb, hb));
+  assert_true(policy_resync_note(&s, 7, 8, t += hb, hb));
+  assert_int_equal(s.backoff_ms, 4 * hb);
   /* The same difference after a calm of four back-offs: it starts over
    * from two heartbeats. */
-  assert_true(policy_resync_note(&s, 7, 8, t += 3 * hb, hb));
-  assert_true(policy_resync_note(&s, 7, 8, t += 2 * hb, hb) ||
-              policy_resync_note(&s, 7, 8, t += hb, hb));
-  assert_int_equal(s.backoff_ms, 4 * hb);
   t += 4 * 4 * hb + 1;
   assert_false(policy_resync_note(&s, 7, 8, t, hb));
   assert_true(policy_resync_note(&s, 7, 8, t += hb, hb));
   assert_int_equal(s.backoff_ms, 2 * hb);
+  last = t;
+  /* Ours stays, the relay's changes at each of its messages (it learns
+   * what it has not passed on yet): the back-off, 2, 4, 8 heartbeats. */
+  k = 0;
+  for (uint64_t d = 0; d < 16; d++)
+    if (policy_resync_note(&s, 50, 200 + d, t += hb, hb)) {
+      assert_true(k < 3);
+      asked[k++] = t;
+    }
+  assert_int_equal(k, 3);
+  assert_int_equal(asked[0] - last, 2 * hb);
+  assert_int_equal(asked[1] - asked[0], 4 * hb);
+  assert_int_equal(asked[2] - asked[1], 8 * hb);
 }
 
 /* ---- member lists ---- */
@@ -1359,6 +1490,8 @@ int main(void) {
       cmocka_unit_test(echo_note_table),
       cmocka_unit_test(clock_offset_is_sender_time_minus_ours),
       cmocka_unit_test(skew_warning_rate_limited_per_peer),
+      cmocka_unit_test(lag_against_the_freshest_message),
+      cmocka_unit_test(behind_when_most_messages_are_late),
       cmocka_unit_test(check_rise_and_fall),
       cmocka_unit_test(check_counts_consecutive_results),
       cmocka_unit_test(relay_hold_is_a_quarter_heartbeat_within_bounds),
