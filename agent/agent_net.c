@@ -1227,6 +1227,10 @@ static void relay_said(struct net *n, const struct wire_msg *m, uint64_t now) {
   slot = peers_relay_slot(&a->peers, m->from);
   /* Before our startup sync, views still form: a difference is no news,
    * and counting it would only grow the back-off. */
+  /* A relay that reads behind sends none: what we asked of it may never
+   * be read, and the back-off grew meanwhile; start over once it's back. */
+  if (slot >= 0 && !m->has_rdigest)
+    policy_resync_forget(&n->resync[slot]);
   if (!m->has_rdigest || slot < 0 || !n->synced)
     return;
   if (policy_resync_note(

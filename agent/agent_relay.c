@@ -202,9 +202,11 @@ void relay_catch_up(struct relay *r, const struct peer *peer, uint64_t now) {
       .has_own = k >= 0,
       .own_free = nfree,
       .reachable = wire_valid_addr(peer->rec->addr),
+      .behind = a->net.reading_behind,
   };
   switch (policy_relay_catch_up(&in)) {
   case POLICY_CATCH_UP_COVERED:
+  case POLICY_CATCH_UP_LATER:
     return;
   case POLICY_CATCH_UP_ALL:
     relay_open_window(r, now);

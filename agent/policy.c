@@ -232,6 +232,8 @@ uint64_t policy_relay_window_ms(uint64_t heartbeat_ms) {
 
 enum policy_catch_up
 policy_relay_catch_up(const struct policy_catch_up_in *in) {
+  if (in->behind)
+    return POLICY_CATCH_UP_LATER;
   if (in->window_open || !in->all_quiet)
     return POLICY_CATCH_UP_COVERED;
   if (in->reachable && (in->has_own || in->own_free > 0))
@@ -268,6 +270,10 @@ bool policy_resync_note(struct policy_resync *s, uint64_t ours, uint64_t theirs,
   s->last_at = now;
   s->misses = 0;
   return true;
+}
+
+void policy_resync_forget(struct policy_resync *s) {
+  *s = (struct policy_resync){0};
 }
 
 /* ---- member lists ---- */

@@ -317,6 +317,10 @@ enum policy_catch_up {
                               is open, or an earlier minor is alive) */
   POLICY_CATCH_UP_ALONE,   /* the member alone (open or extend its own) */
   POLICY_CATCH_UP_ALL,     /* a window for everyone */
+  POLICY_CATCH_UP_LATER,   /* none now: this relay reads its inbox behind,
+                              so what asked is stale (a hello it read a
+                              minute late), and it sends no rdigest: the
+                              member asks again once it has caught up */
 };
 struct policy_catch_up_in {
   bool window_open; /* a window for everyone is open */
@@ -324,11 +328,15 @@ struct policy_catch_up_in {
   bool has_own;     /* the member has a catch-up of its own already */
   size_t own_free;  /* catch-ups of its own the relay may still open */
   bool reachable;   /* its address is known and valid */
+  bool behind;      /* this relay reads its inbox behind (policy_behind) */
 };
 /* A member alone while it has one or one is free and its address is
  * known; everyone when none is (a burst of joiners, as when a whole
  * cluster starts: one window serves them all); nothing when every
- * heartbeat is passed on anyway. */
+ * heartbeat is passed on anyway; nothing yet while the relay reads its
+ * inbox behind (two relays starved on a machine of 500 agents read the
+ * hellos of a minute before, opened a window for everyone a second for
+ * them, and never caught up). */
 enum policy_catch_up policy_relay_catch_up(const struct policy_catch_up_in *in);
 
 /* Records digests (docs/PROTOCOL.md "Records digest"): a member compares
@@ -367,6 +375,10 @@ struct policy_resync {
  * once nothing arrives, one two heartbeats after the last. */
 bool policy_resync_note(struct policy_resync *s, uint64_t ours, uint64_t theirs,
                         uint64_t now, uint64_t heartbeat_ms);
+/* The relay's message carried no digest (it reads its inbox behind, or
+ * speaks an earlier minor): what was asked of it and the back-off are
+ * forgotten, and its next digest is compared as if it were the first. */
+void policy_resync_forget(struct policy_resync *s);
 
 /* ---- member lists ---- */
 

@@ -740,6 +740,8 @@ static void relay_said(struct sim_node *nd, const struct wire_msg *m,
   slot = peers_relay_slot(&nd->peers, m->from);
   /* Before our startup sync, views still form: a difference is no news,
    * and counting it would only grow the back-off. */
+  if (slot >= 0 && !m->has_rdigest)
+    policy_resync_forget(&nd->resync[slot]);
   if (!m->has_rdigest || slot < 0 || !nd->synced)
     return;
   if (policy_resync_note(&nd->resync[slot],
@@ -1095,9 +1097,11 @@ static void relay_catch_up(struct sim_node *nd, const struct peer *peer,
       .has_own = k >= 0,
       .own_free = nfree,
       .reachable = wire_valid_addr(peer->rec->addr),
+      .behind = nd->reading_behind,
   };
   switch (policy_relay_catch_up(&in)) {
   case POLICY_CATCH_UP_COVERED:
+  case POLICY_CATCH_UP_LATER:
     return;
   case POLICY_CATCH_UP_ALL:
     relay_open_window(nd, now);

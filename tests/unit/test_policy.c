@@ -654,6 +654,15 @@ static const struct catch_up_row catch_up_rows[] = {
     {"nothing_for_an_unknown_address_under_an_earlier_minor",
      {.own_free = 0},
      POLICY_CATCH_UP_COVERED},
+    {"later_while_reading_behind",
+     {CALM, .own_free = 4, .behind = true},
+     POLICY_CATCH_UP_LATER},
+    {"later_while_reading_behind_not_everyone",
+     {CALM, .own_free = 0, .behind = true},
+     POLICY_CATCH_UP_LATER},
+    {"later_while_reading_behind_even_with_a_window",
+     {CALM, .window_open = true, .behind = true},
+     POLICY_CATCH_UP_LATER},
 };
 
 static void relay_catches_up_one_member_alone_while_it_can(void **state) {
@@ -827,6 +836,14 @@ static void resync_backs_off_while_digests_differ(void **state) {
   assert_int_equal(asked[0] - last, 2 * hb);
   assert_int_equal(asked[1] - asked[0], 4 * hb);
   assert_int_equal(asked[2] - asked[1], 8 * hb);
+  /* The relay sent no digest (it read behind): once it sends one again,
+   * two mismatches ask at once, whatever the back-off was. */
+  assert_int_equal(s.backoff_ms, 16 * hb);
+  policy_resync_forget(&s);
+  t += hb;
+  assert_false(policy_resync_note(&s, 50, 300, t += hb, hb));
+  assert_true(policy_resync_note(&s, 50, 300, t += hb, hb));
+  assert_int_equal(s.backoff_ms, 2 * hb);
 }
 
 /* ---- member lists ---- */
