@@ -750,6 +750,30 @@ static void relay_pass_reads_the_message_and_the_entry(void **state) {
  * digests as at the relay's previous message (nothing in flight): two
  * heartbeats after the last request. Another difference while records
  * still reach us or the relay (a cluster forming): the back-off. */
+/* n messages of a relay, *t advancing by step each: ours is ours0 + d *
+ * ours_step, theirs theirs0 + d (d = 0, 1, ...), both moving at every
+ * message or theirs alone. Requests come at a back-off that doubles from
+ * the last (at last): 2, 4, 8 heartbeats, three of them; returns the
+ * third. */
+static uint64_t asks_double(struct policy_resync *s, uint64_t *t, uint64_t last,
+                            uint64_t hb, uint64_t n, uint64_t ours0,
+                            uint64_t ours_step, uint64_t theirs0,
+                            uint64_t step) {
+  uint64_t asked[3];
+  size_t k = 0;
+  for (uint64_t d = 0; d < n; d++)
+    if (policy_resync_note(s, ours0 + d * ours_step, theirs0 + d, *t += step,
+                           hb)) {
+      assert_true(k < 3);
+      asked[k++] = *t;
+    }
+  assert_int_equal(k, 3);
+  assert_int_equal(asked[0] - last, 2 * hb);
+  assert_int_equal(asked[1] - asked[0], 4 * hb);
+  assert_int_equal(asked[2] - asked[1], 8 * hb);
+  return asked[2];
+}
+
 static void resync_backs_off_while_digests_differ(void **state) {
   struct policy_resync s = {0};
   uint64_t hb = 1000, t = 1000, asked[8], last;
@@ -794,18 +818,8 @@ static void resync_backs_off_while_digests_differ(void **state) {
   last = t;
   /* A cluster forming: our digest changes at every message of the
    * relay; requests at the back-off, which doubles: 2, 4, 8 heartbeats. */
-  k = 0;
-  for (uint64_t d = 10; d < 40; d++)
-    if (policy_resync_note(&s, d, d + 100, t += hb / 2, hb)) {
-      assert_true(k < 3);
-      asked[k++] = t;
-    }
-  assert_int_equal(k, 3);
-  assert_int_equal(asked[0] - last, 2 * hb);
-  assert_int_equal(asked[1] - asked[0], 4 * hb);
-  assert_int_equal(asked[2] - asked[1], 8 * hb);
+  last = asks_double(&s, &t, last, hb, 30, 10, 1, 100, hb / 2);
   assert_int_equal(s.backoff_ms, 16 * hb);
-  last = asked[2];
   /* Nothing reaches us any more and the digests still differ: asked two
    * heartbeats after the last request (not at the first message, where
    * ours had just changed), and the back-off starts over. */
@@ -826,16 +840,7 @@ static void resync_backs_off_while_digests_differ(void **state) {
   last = t;
   /* Ours stays, the relay's changes at each of its messages (it learns
    * what it has not passed on yet): the back-off, 2, 4, 8 heartbeats. */
-  k = 0;
-  for (uint64_t d = 0; d < 16; d++)
-    if (policy_resync_note(&s, 50, 200 + d, t += hb, hb)) {
-      assert_true(k < 3);
-      asked[k++] = t;
-    }
-  assert_int_equal(k, 3);
-  assert_int_equal(asked[0] - last, 2 * hb);
-  assert_int_equal(asked[1] - asked[0], 4 * hb);
-  assert_int_equal(asked[2] - asked[1], 8 * hb);
+  (void)asks_double(&s, &t, last, hb, 16, 50, 0, 200, hb);
   /* The relay sent no digest (it read behind): once it sends one again,
    * two mismatches ask at once, whatever the back-off was. */
   assert_int_equal(s.backoff_ms, 16 * hb);
