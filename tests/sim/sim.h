@@ -251,6 +251,9 @@ struct sim_node {
   /* counters since the last reset (sim_main.c: steady state) */
   uint64_t rx_msgs, rx_bytes, tx_msgs, tx_bytes, decodes;
   uint64_t cpu_us; /* CPU time taken in all (--trace) */
+  /* CPU costs are this many times the model's (0 or 1: as the model;
+   * the relay-starved scenario) */
+  uint64_t slow;
   uint64_t refutations, forged_refused;
   /* --trace: messages taken in by type (wire_type), and resync requests */
   uint64_t rx_type[4], rx_resync;
@@ -294,6 +297,7 @@ struct sim {
   /* partition: side[i] 0 or 1 while cut; nodes on different sides
    * don't hear each other */
   bool cut;
+  unsigned slowed; /* nodes whose CPU costs are multiplied (relay-starved) */
   unsigned char *side;
   /* the change being timed (sim_main.c) */
   int change_node;

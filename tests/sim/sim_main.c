@@ -62,8 +62,13 @@ enum world {
   W_STEADY,
   W_FORGE,
   W_FLAP,
+  W_SLOW, /* relay 0's CPU costs SIM_SLOW_FACTOR times more, or again 1 */
   W_CALM, /* a disturbance ends */
 };
+
+/* relay-starved: how many times the CPU model's costs the starved relay
+ * pays (a relay of 100 then needs about two seconds of CPU a second) */
+#define SIM_SLOW_FACTOR 400
 
 static struct sim S;
 static struct sim_event cur; /* the event being handled */
@@ -91,7 +96,8 @@ static void usage(FILE *f) {
           "                  [--send-us US]\n"
           "                  [--cores C] [--trace]\n"
           "scenarios: steady (default), partition, flap, relay-dies,\n"
-          "           forged-members, crash-restart, relay-cut\n"
+          "           forged-members, crash-restart, relay-cut,\n"
+          "           relay-starved\n"
           "Runs the real protocol code of N agents in virtual time and prints\n"
           "one summary line; exits 1 when an invariant breaks\n"
           "(docs/ARCHITECTURE.md \"Simulation\").\n");
@@ -122,8 +128,8 @@ static bool prob(const char *s, double *out) {
 }
 
 static const char *scenarios[] = {
-    "steady",         "partition",     "flap",     "relay-dies",
-    "forged-members", "crash-restart", "relay-cut"};
+    "steady",         "partition",     "flap",      "relay-dies",
+    "forged-members", "crash-restart", "relay-cut", "relay-starved"};
 
 static int parse(int argc, char **argv, struct sim_opts *o) {
   struct {
@@ -526,7 +532,7 @@ static void check_behaviours(bool strict) {
 
 static bool calm_enough(void) {
   const struct sim_opts *o = &S.o;
-  return !S.cut &&
+  return !S.cut && S.slowed == 0 &&
          S.now - S.calm_since >= (o->lost_after_ms + 3 * o->heartbeat_ms) * MS;
 }
 
@@ -705,6 +711,11 @@ static void schedule(void) {
     for (uint64_t t = 8 * H; t < 18 * H; t += 100 * MS)
       world(t, W_FORGE, -1);
     world(18 * H, W_CALM, -1);
+  } else if (strcmp(sc, "relay-starved") == 0) {
+    /* relay 0 while the cluster forms and after: it reads its inbox
+     * seconds behind, then has its CPU back */
+    world(H / 2, W_SLOW, -1);
+    world(10 * H, W_SLOW, -1);
   } else if (strcmp(sc, "flap") == 0) {
     int f = (int)(S.n - o->dbs - 1);
     for (uint64_t t = 8 * H; t < 16 * H;
@@ -743,8 +754,9 @@ static void set_change(struct sim_node *nd) {
   S.change_at = S.now;
   S.change_reached = 0;
   /* a sample only from a calm world */
-  change_counts =
-      !S.cut && S.now - S.calm_since >= S.o.lost_after_ms * MS && conv_us != 0;
+  change_counts = !S.cut && S.slowed == 0 &&
+                  S.now - S.calm_since >= S.o.lost_after_ms * MS &&
+                  conv_us != 0;
   changes_made++;
 }
 
@@ -800,6 +812,19 @@ static void on_world(const struct sim_event *e) {
       sim_node_set(nd,
                    strcmp(nd->rec.state, "ready") == 0 ? "draining" : "ready");
       nd->busy_until = nd->cpu;
+    }
+    disturb();
+    break;
+  case W_SLOW:
+    /* of the world, not of the node's CPU: the end of it would wait
+     * behind what the starved relay has to do */
+    nd = &S.nodes[0];
+    if (nd->slow > 1) {
+      nd->slow = 1;
+      S.slowed--;
+    } else {
+      nd->slow = SIM_SLOW_FACTOR;
+      S.slowed++;
     }
     disturb();
     break;

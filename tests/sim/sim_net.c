@@ -45,6 +45,8 @@ int64_t sim_wall(const struct sim_node *nd) {
 }
 
 void sim_cpu(struct sim_node *nd, uint64_t us) {
+  if (nd->slow > 1)
+    us *= nd->slow;
   nd->cpu += us;
   nd->cpu_us += us;
 }

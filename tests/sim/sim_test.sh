@@ -2,7 +2,8 @@
 # The simulator in CI (suite sim): 200 simulated agents through 2 relays
 # for 30 simulated seconds, with 1 % loss and a partition of a third of
 # the nodes, on three seeds; a full mesh through crashes and restarts;
-# 100 through relays in the hostile scenarios; a leaf's traffic at 100
+# 100 through relays in the hostile scenarios (a relay starved of CPU
+# among them); a leaf's traffic at 100
 # and 300 nodes;
 # then the same seed twice, which must print the same line byte for byte,
 # and a run made to break an invariant, which must say so, and which
@@ -45,11 +46,17 @@ done
 
 # The hostile and failure scenarios through relays: a node flapping,
 # forged member lists, a relay dying mid-batch, a relay cut off from
-# everyone while it runs.
-for sc in flap forged-members relay-dies relay-cut; do
+# everyone while it runs, a relay starved of CPU while the cluster forms
+# (which must have read its inbox behind).
+for sc in flap forged-members relay-dies relay-cut relay-starved; do
   "$sim" --nodes 100 --relays 2 --seed 6 --loss 0.01 --seconds 30 \
     --scenario "$sc" >"$tmp/$sc" 2>&1
-  check "100 nodes, 2 relays, 1% loss, $sc" "$tmp/$sc" $?
+  rc=$?
+  if [ "$sc" = relay-starved ] && ! grep -q 'heartbeats read behind [1-9]' "$tmp/$sc"; then
+    echo "FAIL: relay-starved: the relay never read its inbox behind: $(cat "$tmp/$sc")"
+    failed=1
+  fi
+  check "100 nodes, 2 relays, 1% loss, $sc" "$tmp/$sc" $rc
 done
 
 a=$("$sim" --nodes 60 --relays 2 --seed 7 --loss 0.02 --dup 0.01 --seconds 15 2>&1)
