@@ -383,8 +383,11 @@ static void say_hello(struct net *n) {
  * fresh lost_after, as after a stall. */
 static void behind_check(struct net *n) {
   struct agent *a = agent_of(n);
-  bool behind = policy_behind(n->lag_msgs, n->lag_late);
+  bool full = n->mesh.full_reads != n->full_reads_seen;
+  bool behind = policy_behind(n->lag_msgs, n->lag_late, full);
   uint64_t worst = n->lag_max;
+
+  n->full_reads_seen = n->mesh.full_reads;
 
   n->lag_msgs = n->lag_late = n->lag_max = 0;
   n->reading_behind = behind;

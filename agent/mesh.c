@@ -116,7 +116,8 @@ static void on_readable(uv_poll_t *h, int status, int events) {
    * small because while messages keep arriving the drain would otherwise
    * go on in real time, with the loop's clock frozen and its timers (the
    * answers to joiners among them) held back until the batch ends. */
-  for (int i = 0; i < MESH_RECV_BATCH && m->sub >= 0; i++) {
+  int i;
+  for (i = 0; i < MESH_RECV_BATCH && m->sub >= 0; i++) {
     void *buf = NULL;
     int n = nn_recv(m->sub, &buf, NN_MSG, NN_DONTWAIT);
     if (n < 0)
@@ -124,6 +125,8 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     m->on_recv(m, buf, (size_t)n);
     nn_freemsg(buf);
   }
+  if (i == MESH_RECV_BATCH)
+    m->full_reads++;
 }
 
 /* ---- the inbox guard ---- */

@@ -72,7 +72,10 @@ struct mesh {
   int listen_port;       /* of a tcp:// inbox; 0 for another transport */
   DIR *fd_dir; /* /proc/self/fd, open throughout; NULL without guard */
   int sub;     /* inbox; -1 when closed */
-  int pub;     /* fan-out; -1 when closed */
+  /* Wake-ups that read a whole batch of messages without draining the
+   * inbox: more waited than a turn of the loop takes in. */
+  uint64_t full_reads;
+  int pub; /* fan-out; -1 when closed */
   mesh_recv_fn on_recv;
   void (*close_cb)(struct mesh *m);
   /* The inbox's IPv4 address when it is bound to one (not the wildcard):

@@ -71,6 +71,8 @@ void sim_blob_unref(struct sim_blob *b);
  * past that the frame is decoded into a message of the caller's, *tmp,
  * which it frees (wire_msg_free, free) after use. */
 #define SIM_DECODED_MAX ((size_t)1 << 30)
+/* mesh.c's MESH_RECV_BATCH: messages an agent takes in per wake-up */
+#define SIM_RECV_BATCH 64
 const struct wire_msg *sim_blob_decode(struct sim_blob *b, size_t k,
                                        const void *buf, size_t len,
                                        struct wire_msg **tmp);
@@ -224,6 +226,7 @@ struct sim_node {
   /* agent_net.c: this heartbeat's messages straight from their senders,
    * the late ones, the largest lag (ms); heartbeats read behind */
   uint64_t lag_msgs, lag_late, lag_max, behind;
+  uint64_t full_reads; /* this heartbeat: deliveries with a batch waiting */
   bool reading_behind;
   uint64_t resyncs, windows, catch_ups; /* counted, for the summary */
 

@@ -316,8 +316,8 @@ static void load_members(struct sim_node *nd) {
 static void expire_alts(struct sim_node *nd);
 
 static void behind_check(struct sim_node *nd) {
-  bool behind = policy_behind(nd->lag_msgs, nd->lag_late);
-  nd->lag_msgs = nd->lag_late = nd->lag_max = 0;
+  bool behind = policy_behind(nd->lag_msgs, nd->lag_late, nd->full_reads > 0);
+  nd->lag_msgs = nd->lag_late = nd->lag_max = nd->full_reads = 0;
   nd->reading_behind = behind;
   if (!behind)
     return;
@@ -1250,7 +1250,7 @@ void sim_node_start(struct sim_node *nd) {
   nd->all_quiet = false;
   memset(nd->resync, 0, sizeof(nd->resync));
   nd->resync_left = 0;
-  nd->lag_msgs = nd->lag_late = nd->lag_max = 0;
+  nd->lag_msgs = nd->lag_late = nd->lag_max = nd->full_reads = 0;
   nd->reading_behind = false;
   nd->last_action = -1;
   nd->action_busy = false;
@@ -1306,6 +1306,9 @@ void sim_node_event(struct sim_node *nd, const struct sim_event *e) {
     /* An agent busy when it arrived takes it in the same drain (mesh.c)
      * as those before it: no wake-up of its own. */
     sim_cpu(nd, nd->sim->drained ? nd->sim->o.busy_us : nd->sim->o.wake_us);
+    /* mesh.c reads a batch of SIM_RECV_BATCH a wake-up: more waited */
+    if (nd->sim->drained && nd->wait_n + 1 >= SIM_RECV_BATCH)
+      nd->full_reads++;
     nd->rx_msgs++;
     nd->rx_bytes += e->blob->len;
     on_message(nd, e->blob);
