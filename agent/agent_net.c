@@ -388,7 +388,6 @@ static void behind_check(struct net *n) {
   uint64_t worst = n->lag_max;
 
   n->full_reads_seen = n->mesh.full_reads;
-
   n->lag_msgs = n->lag_late = n->lag_max = 0;
   n->reading_behind = behind;
   if (!behind)
@@ -1228,12 +1227,13 @@ static void relay_said(struct net *n, const struct wire_msg *m, uint64_t now) {
     a->metrics.verdict_losses++;
   n->wake_at(n, peers_next_deadline(&a->peers));
   slot = peers_relay_slot(&a->peers, m->from);
-  /* Before our startup sync, views still form: a difference is no news,
-   * and counting it would only grow the back-off. */
-  /* A relay that reads behind sends none: what we asked of it may never
-   * be read, and the back-off grew meanwhile; start over once it's back. */
+  /* A relay that reads behind sends no digest: what we asked of it may
+   * never be read, and the back-off grew meanwhile; start over once it's
+   * back. */
   if (slot >= 0 && !m->has_rdigest)
     policy_resync_forget(&n->resync[slot]);
+  /* Before our startup sync, views still form: a difference is no news,
+   * and counting it would only grow the back-off. */
   if (!m->has_rdigest || slot < 0 || !n->synced)
     return;
   if (policy_resync_note(

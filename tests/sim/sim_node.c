@@ -738,10 +738,11 @@ static void relay_said(struct sim_node *nd, const struct wire_msg *m,
                              sim_wall(nd));
   wake_at(nd, peers_next_deadline(&nd->peers));
   slot = peers_relay_slot(&nd->peers, m->from);
-  /* Before our startup sync, views still form: a difference is no news,
-   * and counting it would only grow the back-off. */
+  /* a relay that reads behind sends no digest: start over once back */
   if (slot >= 0 && !m->has_rdigest)
     policy_resync_forget(&nd->resync[slot]);
+  /* Before our startup sync, views still form: a difference is no news,
+   * and counting it would only grow the back-off. */
   if (!m->has_rdigest || slot < 0 || !nd->synced)
     return;
   if (policy_resync_note(&nd->resync[slot],
