@@ -810,7 +810,7 @@ static void note_lag(struct net *n, struct peer *peer, uint64_t msg_time,
                      uint64_t now) {
   struct peer_more *more = peer_more(peer);
   uint64_t lag;
-  if (more == NULL || msg_time == 0)
+  if (more == NULL)
     return;
   lag = policy_lag_note(&more->lag, msg_time, now);
   n->lag_msgs++;

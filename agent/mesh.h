@@ -65,6 +65,9 @@ struct mesh {
   uint64_t fds;         /* descriptors held at the last count (guard) */
   uint64_t resets;      /* inbox resets so far */
   uint64_t idle_closed; /* idle inbox connections closed so far */
+  /* Wake-ups that read a whole batch of messages (MESH_RECV_BATCH)
+   * without draining the inbox: more waited than a turn takes in. */
+  uint64_t full_reads;
   uint64_t last_log_ms, rebind_at;
   uint64_t over_since;   /* over the mark since (loop time); 0: under it */
   uint64_t window_start; /* of the current MESH_REFILL_MS window */
@@ -72,10 +75,7 @@ struct mesh {
   int listen_port;       /* of a tcp:// inbox; 0 for another transport */
   DIR *fd_dir; /* /proc/self/fd, open throughout; NULL without guard */
   int sub;     /* inbox; -1 when closed */
-  /* Wake-ups that read a whole batch of messages without draining the
-   * inbox: more waited than a turn of the loop takes in. */
-  uint64_t full_reads;
-  int pub; /* fan-out; -1 when closed */
+  int pub;     /* fan-out; -1 when closed */
   mesh_recv_fn on_recv;
   void (*close_cb)(struct mesh *m);
   /* The inbox's IPv4 address when it is bound to one (not the wildcard):

@@ -367,8 +367,7 @@ struct policy_resync {
  *   changed since the relay's previous message (records still on their
  *   way: a cluster forming, where a catch-up every two heartbeats for
  *   every member kept relays that share a machine with hundreds of
- *   leaves minutes behind): not before
- *   a back-off that doubles from two
+ *   leaves minutes behind): not before a back-off that doubles from two
  *   heartbeats up to POLICY_RESYNC_BACKOFF_MAX_HB, whether they matched
  *   in between or not, starting over only after four back-offs without
  *   a request.

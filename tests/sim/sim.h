@@ -224,8 +224,8 @@ struct sim_node {
   struct policy_resync resync[PEERS_RELAYS_MAX];
   unsigned resync_left;
   /* agent_net.c: this heartbeat's messages straight from their senders,
-   * the late ones, the largest lag (ms); heartbeats read behind */
-  uint64_t lag_msgs, lag_late, lag_max, behind;
+   * the late ones; heartbeats read behind */
+  uint64_t lag_msgs, lag_late, behind;
   uint64_t full_reads; /* this heartbeat: deliveries with a batch waiting */
   bool reading_behind;
   uint64_t resyncs, windows, catch_ups; /* counted, for the summary */
@@ -300,7 +300,6 @@ struct sim {
   /* partition: side[i] 0 or 1 while cut; nodes on different sides
    * don't hear each other */
   bool cut;
-  unsigned slowed; /* nodes whose CPU costs are multiplied (relay-starved) */
   unsigned char *side;
   /* the change being timed (sim_main.c) */
   int change_node;

@@ -530,9 +530,14 @@ static void check_behaviours(bool strict) {
   }
 }
 
+/* relay-starved: relay 0 pays SIM_SLOW_FACTOR times its CPU costs */
+static bool starved(void) {
+  return S.n > 0 && S.nodes[0].slow > 1;
+}
+
 static bool calm_enough(void) {
   const struct sim_opts *o = &S.o;
-  return !S.cut && S.slowed == 0 &&
+  return !S.cut && !starved() &&
          S.now - S.calm_since >= (o->lost_after_ms + 3 * o->heartbeat_ms) * MS;
 }
 
@@ -754,7 +759,7 @@ static void set_change(struct sim_node *nd) {
   S.change_at = S.now;
   S.change_reached = 0;
   /* a sample only from a calm world */
-  change_counts = !S.cut && S.slowed == 0 &&
+  change_counts = !S.cut && !starved() &&
                   S.now - S.calm_since >= S.o.lost_after_ms * MS &&
                   conv_us != 0;
   changes_made++;
@@ -818,14 +823,7 @@ static void on_world(const struct sim_event *e) {
   case W_SLOW:
     /* of the world, not of the node's CPU: the end of it would wait
      * behind what the starved relay has to do */
-    nd = &S.nodes[0];
-    if (nd->slow > 1) {
-      nd->slow = 1;
-      S.slowed--;
-    } else {
-      nd->slow = SIM_SLOW_FACTOR;
-      S.slowed++;
-    }
+    S.nodes[0].slow = starved() ? 1 : SIM_SLOW_FACTOR;
     disturb();
     break;
   case W_CALM:

@@ -317,7 +317,7 @@ static void expire_alts(struct sim_node *nd);
 
 static void behind_check(struct sim_node *nd) {
   bool behind = policy_behind(nd->lag_msgs, nd->lag_late, nd->full_reads > 0);
-  nd->lag_msgs = nd->lag_late = nd->lag_max = nd->full_reads = 0;
+  nd->lag_msgs = nd->lag_late = nd->full_reads = 0;
   nd->reading_behind = behind;
   if (!behind)
     return;
@@ -864,15 +864,12 @@ static void handle_members(struct sim_node *nd, const struct wire_msg *m) {
 static void note_lag(struct sim_node *nd, struct peer *peer,
                      uint64_t msg_time) {
   struct peer_more *more = peer_more(peer);
-  uint64_t lag;
-  if (more == NULL || msg_time == 0)
+  if (more == NULL)
     return;
-  lag = policy_lag_note(&more->lag, msg_time, sim_ms(nd));
   nd->lag_msgs++;
-  if (policy_lag_late(lag, nd->cfg.heartbeat_ms))
+  if (policy_lag_late(policy_lag_note(&more->lag, msg_time, sim_ms(nd)),
+                      nd->cfg.heartbeat_ms))
     nd->lag_late++;
-  if (lag > nd->lag_max)
-    nd->lag_max = lag;
 }
 
 static void fresh_after(struct sim_node *nd, const struct wire_msg *m,
@@ -1251,7 +1248,7 @@ void sim_node_start(struct sim_node *nd) {
   nd->all_quiet = false;
   memset(nd->resync, 0, sizeof(nd->resync));
   nd->resync_left = 0;
-  nd->lag_msgs = nd->lag_late = nd->lag_max = nd->full_reads = 0;
+  nd->lag_msgs = nd->lag_late = nd->full_reads = 0;
   nd->reading_behind = false;
   nd->last_action = -1;
   nd->action_busy = false;
