@@ -317,6 +317,9 @@ bool relay_cert_wanted(const struct relay *r, const char *name, uint64_t now);
 /* A relay forwards a leaf's message (the bytes as received) to every
  * member: at once when it changes something, else with the next batch. */
 void relay_forward(struct relay *r, const void *msg, size_t len, bool change);
+/* Send the changes waiting for credit now, before a message of the
+ * relay's own whose records digest counts them (net_publish). */
+void relay_flush_changes(struct relay *r);
 /* Note a message received through a relay, received by a relay, or sent
  * by a leaf; returns whether it had been noted before (a copy). */
 bool relay_seen(struct relay *r, const void *msg, size_t len);

@@ -210,8 +210,13 @@ void net_publish(struct net *n, enum wire_type type) {
      * catch-ups of records it holds as of a while ago, and it would read
      * their requests as late. */
     m.has_rdigest = !n->reading_behind;
-    if (m.has_rdigest)
+    if (m.has_rdigest) {
       m.rdigest = peers_records_digest(&a->peers, self, -1);
+      /* The digest counts the changes waiting for credit: they go first,
+       * or every member would find its digest behind ours at once, and
+       * all of them would ask for a resync together. */
+      relay_flush_changes(&a->relay);
+    }
     trust_sign_verdicts(&a->trust, &m);
   } else if (n->resync_left > 0) {
     n->resync_left--;

@@ -16,7 +16,8 @@
  * a batch of repeats holds some fifty heartbeats, whose decoding would
  * delay the change at every member), at once, as long as there is
  * credit: POLICY_RELAY_BURST changes in a row, then one more per millisecond
- * per POLICY_RELAY_MEMBERS_PER_MS members (200 members: one batch per 50 ms). A
+ * per POLICY_RELAY_MEMBERS_PER_MS members (200 members: one batch per 50 ms),
+ * or per quarter heartbeat if that is sooner. A
  * single change, the story's case, never waits; a burst of them (a whole
  * cluster starting, every leaf news to the relay) goes in a few large batches
  * instead of one delivery per member per change. When a batch goes is
@@ -58,8 +59,9 @@ static void flush(struct relay *r, struct relay_queue *q) {
     a->metrics.msg_send_failed++;
   }
   if (q == &r->news)
-    r->credit_at =
-        policy_relay_spend(r->credit_at, uv_now(&a->loop), a->peers.n);
+    r->credit_at = policy_relay_spend(
+        r->credit_at, uv_now(&a->loop),
+        policy_relay_interval_ms(a->peers.n, a->cfg->heartbeat_ms));
   batch_reset(b);
 }
 
@@ -308,9 +310,17 @@ void relay_forward(struct relay *r, const void *msg, size_t len, bool change) {
     return;
   }
   if (change)
-    flush_at(r, q, policy_relay_change_time(r->credit_at, now, a->peers.n));
+    flush_at(r, q,
+             policy_relay_change_time(
+                 r->credit_at, now,
+                 policy_relay_interval_ms(a->peers.n, a->cfg->heartbeat_ms)));
   else if (b->frames == 1)
     flush_at(r, q, now + policy_relay_hold_ms(a->cfg->heartbeat_ms));
+}
+
+void relay_flush_changes(struct relay *r) {
+  if (!r->stopped)
+    flush(r, &r->news);
 }
 
 bool relay_seen(struct relay *r, const void *msg, size_t len) {

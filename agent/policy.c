@@ -160,20 +160,20 @@ uint64_t policy_relay_hold_ms(uint64_t heartbeat_ms) {
   return ms > POLICY_RELAY_HOLD_MAX_MS ? POLICY_RELAY_HOLD_MAX_MS : ms;
 }
 
-uint64_t policy_relay_interval_ms(size_t npeers) {
-  return (uint64_t)npeers / POLICY_RELAY_MEMBERS_PER_MS;
+uint64_t policy_relay_interval_ms(size_t npeers, uint64_t heartbeat_ms) {
+  uint64_t iv = (uint64_t)npeers / POLICY_RELAY_MEMBERS_PER_MS;
+  uint64_t hold = policy_relay_hold_ms(heartbeat_ms);
+  return iv < hold ? iv : hold;
 }
 
 uint64_t policy_relay_change_time(uint64_t credit_at, uint64_t now,
-                                  size_t npeers) {
-  uint64_t iv = policy_relay_interval_ms(npeers);
+                                  uint64_t iv) {
   uint64_t ahead = (POLICY_RELAY_BURST - 1) * iv;
   uint64_t at = credit_at > now ? credit_at : now;
   return at - now > ahead ? at - ahead : now;
 }
 
-uint64_t policy_relay_spend(uint64_t credit_at, uint64_t now, size_t npeers) {
-  uint64_t iv = policy_relay_interval_ms(npeers);
+uint64_t policy_relay_spend(uint64_t credit_at, uint64_t now, uint64_t iv) {
   uint64_t at = (credit_at > now ? credit_at : now) + iv;
   /* No credit is no credit: a batch sent without (full, it could not
    * wait) leaves no debt behind, or a cluster's start would hold back the

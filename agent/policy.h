@@ -216,19 +216,25 @@ enum policy_check_change policy_check_result(struct policy_check *s, bool ok,
 
 /* How long a batch of repeated heartbeats waits. */
 uint64_t policy_relay_hold_ms(uint64_t heartbeat_ms);
-/* The credit comes back at one batch per this many ms, which grows with
- * the members (npeers) since each batch is a delivery to every one. */
-uint64_t policy_relay_interval_ms(size_t npeers);
+/* The credit comes back at one batch per this many ms: one per
+ * POLICY_RELAY_MEMBERS_PER_MS members (npeers), since each batch is a
+ * delivery to every one, but never slower than the batch of repeats
+ * goes (policy_relay_hold_ms): a change does not wait longer than a
+ * repeat, and a relay that passes repeats on sends that batch to every
+ * member at that pace anyway (10,000 members: 2.5 s, capped to 250 ms
+ * with a 1 s heartbeat). */
+uint64_t policy_relay_interval_ms(size_t npeers, uint64_t heartbeat_ms);
 /* When a batch sent for a change may go: now while there is credit. The
  * credit is kept as the time at which it would be all spent (credit_at,
  * a "theoretical arrival time"): each batch for a change pushes it one
- * interval later, and it may run ahead of now by POLICY_RELAY_BURST - 1
- * intervals. */
+ * interval (policy_relay_interval_ms) later, and it may run ahead of now
+ * by POLICY_RELAY_BURST - 1 intervals. */
 uint64_t policy_relay_change_time(uint64_t credit_at, uint64_t now,
-                                  size_t npeers);
+                                  uint64_t interval_ms);
 /* credit_at after a batch for a change went at now; never beyond the
  * credit all spent (a full batch goes without credit, and owes none). */
-uint64_t policy_relay_spend(uint64_t credit_at, uint64_t now, size_t npeers);
+uint64_t policy_relay_spend(uint64_t credit_at, uint64_t now,
+                            uint64_t interval_ms);
 /* Whether a relay forwards a record message: what a leaf sent it directly
  * (not through another relay), except its hello. */
 bool policy_relay_forwards(bool we_relay, bool via_relay, bool from_leaf,

@@ -153,7 +153,8 @@ struct sim_ep {
   uint64_t up_at; /* µs: what is sent before is dropped (slow joiner) */
   int refs;
   bool join;
-  unsigned life; /* the target's life the connection was made to */
+  unsigned life;    /* the target's life the connection was made to */
+  uint64_t last_at; /* µs: when the copy sent last arrives (in order) */
 };
 
 /* A catch-up sent to one member alone (agent_relay.c struct
@@ -164,6 +165,7 @@ struct sim_target {
   int node;          /* the node at its address; -1: nobody */
   unsigned life;     /* the node's life the connection was made to */
   uint64_t up_at;    /* µs: what is sent before is dropped */
+  uint64_t last_at;  /* µs: when the copy sent last arrives (in order) */
   uint64_t until;    /* ms: heartbeats are added until then */
   uint64_t close_at; /* ms: the connection is closed then */
   uint64_t due;      /* ms: its batch goes then */
@@ -332,7 +334,8 @@ void sim_net_send(struct sim_node *nd, const void *buf, size_t len);
  * the way), 1 while the connection is not up yet, -1 when nobody is
  * there. */
 int sim_net_send_one(struct sim_node *nd, int to, unsigned *life,
-                     uint64_t *up_at, const void *buf, size_t len);
+                     uint64_t *up_at, uint64_t *last_at, const void *buf,
+                     size_t len);
 /* The node an address names, or -1. */
 int sim_addr_node(const struct sim *s, const char *addr);
 void sim_addr_of(int id, char *buf, size_t len);

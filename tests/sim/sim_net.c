@@ -9,7 +9,8 @@
  * slow joiner). When the node at the other end restarts, the connection
  * comes back MESH_RECONNECT_IVL_MS (100 ms) after it is up again. Each
  * copy crosses a link with a latency (base plus uniform jitter, so that
- * copies overtake each other), may be lost (--loss) or duplicated
+ * copies on different connections overtake each other; on one they
+ * arrive in the order sent, as over TCP), may be lost (--loss) or duplicated
  * (--dup), and is dropped while a partition separates the two nodes or
  * when the receiver is down or restarted meanwhile.
  *
@@ -109,9 +110,11 @@ static void fan_add(struct sim *s, struct sim_fan **fan, struct sim_blob *b,
 }
 
 /* One copy over the link from -> to, leaving at `at`, into the send's
- * fan. */
+ * fan. A connection is a TCP stream: a copy never arrives before the one
+ * sent on it before (*last_at); copies on different connections overtake
+ * each other. */
 static void cross(struct sim *s, int from, int to, uint64_t at,
-                  struct sim_blob *b, struct sim_fan **fan) {
+                  struct sim_blob *b, struct sim_fan **fan, uint64_t *last_at) {
   unsigned copies = 1 + sim_rand_chance(&s->rand, s->o.dup);
   for (unsigned c = 0; c < copies; c++) {
     if (s->cut && s->side[from] != s->side[to]) {
@@ -122,7 +125,11 @@ static void cross(struct sim *s, int from, int to, uint64_t at,
       s->dropped_loss++;
       continue;
     }
-    fan_add(s, fan, b, at + latency(s), to);
+    uint64_t arrive = at + latency(s);
+    if (arrive < *last_at)
+      arrive = *last_at;
+    *last_at = arrive;
+    fan_add(s, fan, b, arrive, to);
   }
 }
 
@@ -164,7 +171,7 @@ void sim_net_send(struct sim_node *nd, const void *buf, size_t len) {
     nd->tx_msgs++;
     nd->tx_bytes += len;
     sim_cpu(nd, s->o.send_us);
-    cross(s, nd->id, ep->target, nd->cpu, b, &fan);
+    cross(s, nd->id, ep->target, nd->cpu, b, &fan, &ep->last_at);
   }
   fan_send(s, fan);
   sim_blob_unref(b);
@@ -188,7 +195,8 @@ bool sim_net_all_up(const struct sim_node *nd) {
 }
 
 int sim_net_send_one(struct sim_node *nd, int to, unsigned *life,
-                     uint64_t *up_at, const void *buf, size_t len) {
+                     uint64_t *up_at, uint64_t *last_at, const void *buf,
+                     size_t len) {
   struct sim *s = nd->sim;
   struct sim_node *peer;
   struct sim_blob *b;
@@ -213,7 +221,7 @@ int sim_net_send_one(struct sim_node *nd, int to, unsigned *life,
   nd->tx_msgs++;
   nd->tx_bytes += len;
   sim_cpu(nd, s->o.send_us);
-  cross(s, nd->id, to, nd->cpu, b, &fan);
+  cross(s, nd->id, to, nd->cpu, b, &fan, last_at);
   fan_send(s, fan);
   sim_blob_unref(b);
   return 0;

@@ -37,7 +37,8 @@
  *                       agent_net.c: load_members, net_save_members
  *   net_start           agent_net.c: net_start
  *   relay_forward, flush, flush_at, relay_open_window
- *                       agent_relay.c: the same names
+ *                       agent_relay.c: the same names (flush(nd, true):
+ *                       relay_flush_changes)
  *   relay_catch_up, targets_open, targets_add, targets_flush,
  *   target_flush, target_close, targets_arm
  *                       agent_relay.c: relay_catch_up,
@@ -88,6 +89,7 @@ static void check_sync(struct sim_node *nd);
 static void refresh(struct sim_node *nd, bool force);
 static void relay_forward(struct sim_node *nd, const void *msg, size_t len,
                           bool change);
+static void flush(struct sim_node *nd, bool news);
 static void relay_catch_up(struct sim_node *nd, const struct peer *peer,
                            uint64_t now);
 static void targets_add(struct sim_node *nd, const void *msg, size_t len,
@@ -176,8 +178,10 @@ static void net_publish(struct sim_node *nd, enum wire_type type) {
     m.relay = true;
     m.nlost = peers_verdicts(&nd->peers, m.lost, WIRE_LOST_MAX, &m.lost_total);
     m.has_rdigest = !nd->reading_behind;
-    if (m.has_rdigest)
+    if (m.has_rdigest) {
       m.rdigest = peers_records_digest(&nd->peers, &nd->rec, -1);
+      flush(nd, true); /* relay_flush_changes */
+    }
   } else if (nd->resync_left > 0) {
     nd->resync_left--;
     m.resync = true;
@@ -978,7 +982,9 @@ static void flush(struct sim_node *nd, bool news) {
     return;
   sim_net_send(nd, b->buf, b->len);
   if (news)
-    nd->credit_at = policy_relay_spend(nd->credit_at, sim_ms(nd), nd->peers.n);
+    nd->credit_at = policy_relay_spend(
+        nd->credit_at, sim_ms(nd),
+        policy_relay_interval_ms(nd->peers.n, nd->cfg.heartbeat_ms));
   batch_reset(b);
 }
 
@@ -1009,7 +1015,9 @@ static void relay_forward(struct sim_node *nd, const void *msg, size_t len,
   }
   if (change)
     flush_at(nd, true,
-             policy_relay_change_time(nd->credit_at, now, nd->peers.n));
+             policy_relay_change_time(
+                 nd->credit_at, now,
+                 policy_relay_interval_ms(nd->peers.n, nd->cfg.heartbeat_ms)));
   else if (b->frames == 1)
     flush_at(nd, false, now + policy_relay_hold_ms(nd->cfg.heartbeat_ms));
 }
@@ -1055,7 +1063,8 @@ static bool target_flush(struct sim_node *nd, struct sim_target *t) {
   int rv;
   if (t->b.frames == 0)
     return true;
-  rv = sim_net_send_one(nd, t->node, &t->life, &t->up_at, t->b.buf, t->b.len);
+  rv = sim_net_send_one(nd, t->node, &t->life, &t->up_at, &t->last_at, t->b.buf,
+                        t->b.len);
   if (rv > 0)
     return false;
   batch_reset(&t->b);

@@ -3,6 +3,7 @@
  * (agent/policy.c). Every rule is a table: one row per case, with the
  * inputs as plain values and the expected answer.
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -494,6 +495,28 @@ static void relay_hold_is_a_quarter_heartbeat_within_bounds(void **state) {
                      hold_rows[i].hold_ms);
 }
 
+struct interval_row {
+  size_t npeers;
+  uint64_t heartbeat_ms, interval_ms;
+};
+
+/* One batch per ms per four members, never slower than the repeats. */
+static const struct interval_row interval_rows[] = {
+    {0, 1000, 0},     {3, 1000, 0},      {8, 1000, 2},      {200, 1000, 50},
+    {400, 1000, 100}, {1000, 1000, 250}, {5000, 1000, 250}, {10000, 1000, 250},
+    {10000, 200, 50}, {10000, 20, 10},   {200, 100, 25},    {10000, 5000, 250},
+};
+
+static void relay_interval_grows_with_members_to_the_hold(void **state) {
+  for (size_t i = 0; i < ARRAY_SIZE(interval_rows); i++) {
+    const struct interval_row *r = &interval_rows[i];
+    print_message("row %zu members, %" PRIu64 " ms heartbeat\n", r->npeers,
+                  r->heartbeat_ms);
+    assert_int_equal(policy_relay_interval_ms(r->npeers, r->heartbeat_ms),
+                     r->interval_ms);
+  }
+}
+
 struct credit_row {
   const char *name;
   size_t npeers;
@@ -501,6 +524,7 @@ struct credit_row {
   uint64_t go_at, credit_after; /* credit_after: spent at go_at */
 };
 
+/* With a 1 s heartbeat. */
 static const struct credit_row credit_rows[] = {
     {"no_members_no_limit", 0, 1000, 1000, 1000, 1000},
     {"small_cluster_no_limit", 3, 0, 1000, 1000, 1000},
@@ -510,26 +534,28 @@ static const struct credit_row credit_rows[] = {
     {"far_behind_waits_longer", 200, 1600, 1000, 1250, 1650},
     {"credit_in_the_past_is_reset", 200, 500, 1000, 1000, 1050},
     {"interval_grows_with_members", 400, 1800, 1000, 1100, 1900},
+    {"interval_at_most_the_hold", 10000, 3000, 1000, 1250, 3250},
 };
 
 static void relay_credit(void **state) {
   for (size_t i = 0; i < ARRAY_SIZE(credit_rows); i++) {
     const struct credit_row *r = &credit_rows[i];
-    uint64_t at = policy_relay_change_time(r->credit_at, r->now, r->npeers);
+    uint64_t iv = policy_relay_interval_ms(r->npeers, 1000);
+    uint64_t at = policy_relay_change_time(r->credit_at, r->now, iv);
     print_message("row %s\n", r->name);
     assert_int_equal(at, r->go_at);
-    assert_int_equal(policy_relay_spend(r->credit_at, at, r->npeers),
-                     r->credit_after);
+    assert_int_equal(policy_relay_spend(r->credit_at, at, iv), r->credit_after);
   }
 }
 
 static void relay_burst_then_one_per_interval(void **state) {
   uint64_t credit = 0, now = 1000;
+  uint64_t iv = policy_relay_interval_ms(200, 1000);
   for (unsigned i = 0; i < POLICY_RELAY_BURST; i++) {
-    assert_int_equal(policy_relay_change_time(credit, now, 200), now);
-    credit = policy_relay_spend(credit, now, 200);
+    assert_int_equal(policy_relay_change_time(credit, now, iv), now);
+    credit = policy_relay_spend(credit, now, iv);
   }
-  assert_int_equal(policy_relay_change_time(credit, now, 200), now + 50);
+  assert_int_equal(policy_relay_change_time(credit, now, iv), now + 50);
 }
 
 /* Full batches go without credit (at 5,000 members a cluster's start
@@ -537,13 +563,14 @@ static void relay_burst_then_one_per_interval(void **state) {
  * the burst waits one interval at most. */
 static void relay_full_batches_owe_no_credit(void **state) {
   uint64_t credit = 0, now = 1000;
+  uint64_t iv = policy_relay_interval_ms(800, 1000); /* 200 ms */
   for (unsigned i = 0; i < 5 * POLICY_RELAY_BURST; i++)
-    credit = policy_relay_spend(credit, now, 5000);
-  assert_int_equal(credit, now + POLICY_RELAY_BURST * 1250);
-  assert_int_equal(policy_relay_change_time(credit, now, 5000), now + 1250);
+    credit = policy_relay_spend(credit, now, iv);
+  assert_int_equal(credit, now + POLICY_RELAY_BURST * 200);
+  assert_int_equal(policy_relay_change_time(credit, now, iv), now + 200);
   /* and it comes back with time: all of it after a burst's intervals */
-  now += POLICY_RELAY_BURST * 1250;
-  assert_int_equal(policy_relay_change_time(credit, now, 5000), now);
+  now += POLICY_RELAY_BURST * 200;
+  assert_int_equal(policy_relay_change_time(credit, now, iv), now);
 }
 
 struct forward_row {
@@ -1522,6 +1549,7 @@ int main(void) {
       cmocka_unit_test(check_rise_and_fall),
       cmocka_unit_test(check_counts_consecutive_results),
       cmocka_unit_test(relay_hold_is_a_quarter_heartbeat_within_bounds),
+      cmocka_unit_test(relay_interval_grows_with_members_to_the_hold),
       cmocka_unit_test(relay_credit),
       cmocka_unit_test(relay_burst_then_one_per_interval),
       cmocka_unit_test(relay_full_batches_owe_no_credit),
