@@ -46,6 +46,12 @@ static void send_batch(struct relay *r, const void *buf, size_t len) {
     m->msg_send_failed++;
 }
 
+/* One batch of changes per this many ms once the burst is spent. */
+static uint64_t credit_interval(struct relay *r) {
+  struct agent *a = agent_of(r);
+  return policy_relay_interval_ms(a->peers.n, a->cfg->heartbeat_ms);
+}
+
 static void flush(struct relay *r, struct relay_queue *q) {
   struct agent *a = agent_of(r);
   struct batch *b = &q->batch;
@@ -59,9 +65,8 @@ static void flush(struct relay *r, struct relay_queue *q) {
     a->metrics.msg_send_failed++;
   }
   if (q == &r->news)
-    r->credit_at = policy_relay_spend(
-        r->credit_at, uv_now(&a->loop),
-        policy_relay_interval_ms(a->peers.n, a->cfg->heartbeat_ms));
+    r->credit_at =
+        policy_relay_spend(r->credit_at, uv_now(&a->loop), credit_interval(r));
   batch_reset(b);
 }
 
@@ -311,9 +316,7 @@ void relay_forward(struct relay *r, const void *msg, size_t len, bool change) {
   }
   if (change)
     flush_at(r, q,
-             policy_relay_change_time(
-                 r->credit_at, now,
-                 policy_relay_interval_ms(a->peers.n, a->cfg->heartbeat_ms)));
+             policy_relay_change_time(r->credit_at, now, credit_interval(r)));
   else if (b->frames == 1)
     flush_at(r, q, now + policy_relay_hold_ms(a->cfg->heartbeat_ms));
 }
