@@ -210,7 +210,7 @@ enum policy_check_change policy_check_result(struct policy_check *s, bool ok,
 #define POLICY_RELAY_HOLD_MAX_MS 250
 /* Batches sent at once for changes before the credit runs out, and
  * members per millisecond of the interval at which it comes back (200
- * members: one batch per 50 ms, 8 or fewer: no limit). */
+ * members: one batch per 50 ms, fewer than 4: no limit). */
 #define POLICY_RELAY_BURST 8
 #define POLICY_RELAY_MEMBERS_PER_MS 4
 
