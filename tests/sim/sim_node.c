@@ -975,6 +975,11 @@ static void check_sync(struct sim_node *nd) {
 
 /* ---- relay (agent_relay.c) ---- */
 
+/* agent_relay.c: credit_interval */
+static uint64_t credit_interval(const struct sim_node *nd) {
+  return policy_relay_interval_ms(nd->peers.n, nd->cfg.heartbeat_ms);
+}
+
 static void flush(struct sim_node *nd, bool news) {
   struct batch *b = news ? &nd->news : &nd->hold;
   sim_timer_stop(nd, news ? SIM_T_NEWS : SIM_T_HOLD);
@@ -982,9 +987,8 @@ static void flush(struct sim_node *nd, bool news) {
     return;
   sim_net_send(nd, b->buf, b->len);
   if (news)
-    nd->credit_at = policy_relay_spend(
-        nd->credit_at, sim_ms(nd),
-        policy_relay_interval_ms(nd->peers.n, nd->cfg.heartbeat_ms));
+    nd->credit_at =
+        policy_relay_spend(nd->credit_at, sim_ms(nd), credit_interval(nd));
   batch_reset(b);
 }
 
@@ -1015,9 +1019,7 @@ static void relay_forward(struct sim_node *nd, const void *msg, size_t len,
   }
   if (change)
     flush_at(nd, true,
-             policy_relay_change_time(
-                 nd->credit_at, now,
-                 policy_relay_interval_ms(nd->peers.n, nd->cfg.heartbeat_ms)));
+             policy_relay_change_time(nd->credit_at, now, credit_interval(nd)));
   else if (b->frames == 1)
     flush_at(nd, false, now + policy_relay_hold_ms(nd->cfg.heartbeat_ms));
 }
