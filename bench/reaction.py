@@ -88,6 +88,14 @@ def behaviour(handler, stamp_file):
 """
 
 
+def quiet_while_it_spreads():
+    """Wait before reading the webservers' files: the times come from
+    what they wrote, and reading every file while the change spreads
+    would take the cores from the agents being timed (tens of files
+    parsed every few milliseconds, on the same two cores)."""
+    time.sleep(0.25)
+
+
 def measure(args, d, webs, change):
     """Make args.changes changes with change(i, state) -> t0 (ns) and
     collect the latencies of every web's script."""
@@ -97,6 +105,7 @@ def measure(args, d, webs, change):
         state = "maintenance" if i % 2 == 0 else "ready"
         t0 = change(i, state)
         measure.t0s.append(t0)
+        quiet_while_it_spreads()
         wait_until(lambda: all(len(stamps(f"{d}/{w}.stamps")) > i
                                for w in webs), 60, f"change {i}")
         lat = [(stamps(f"{d}/{w}.stamps")[i] - t0) / 1e6 for w in webs]
@@ -120,6 +129,7 @@ def measure_logged(args, c, webs, change):
     for i in range(args.changes):
         state = "maintenance" if i % 2 == 0 else "ready"
         t0 = change(i, state)
+        quiet_while_it_spreads()
         wait_until(lambda: all(len(logged_changes(c, w)) > i for w in webs),
                    60, f"change {i}", step=0.05)
         lat = [(logged_changes(c, w)[i] * 1e9 - t0) / 1e6 for w in webs]

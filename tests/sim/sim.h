@@ -283,8 +283,11 @@ struct sim_opts {
    * it, without a wake-up of its own (bench/relay_load.py) */
   uint64_t busy_us;
   uint64_t send_us; /* per copy sent (per pipe) */
-  uint64_t cores;   /* 0: every node has a CPU of its own; else all nodes
-                       share this many (one machine, as the benchmarks) */
+  /* a `choreo set` besides publishing: the control request, the state
+   * file written and synced (after the publication, as the agent does) */
+  uint64_t set_us;
+  uint64_t cores; /* 0: every node has a CPU of its own; else all nodes
+                     share this many (one machine, as the benchmarks) */
   uint64_t changes;
   bool trace; /* --trace: the relays' backlog each heartbeat, on stderr */
 };

@@ -93,7 +93,7 @@ static void usage(FILE *f) {
           "                  [--jitter-us US] [--launch-ms MS] [--skew-ms MS]\n"
           "                  [--changes K] [--dbs D] [--wake-us US]\n"
           "                  [--busy-us US] [--decode-us US] [--encode-us US]\n"
-          "                  [--send-us US]\n"
+          "                  [--send-us US] [--set-us US]\n"
           "                  [--cores C] [--trace]\n"
           "scenarios: steady (default), partition, flap, relay-dies,\n"
           "           forged-members, crash-restart, relay-cut,\n"
@@ -150,6 +150,7 @@ static int parse(int argc, char **argv, struct sim_opts *o) {
       {"--decode-us", &o->decode_us},
       {"--encode-us", &o->encode_us},
       {"--send-us", &o->send_us},
+      {"--set-us", &o->set_us},
       {"--cores", &o->cores},
   };
   uint64_t v;
@@ -751,6 +752,7 @@ static void set_change(struct sim_node *nd) {
     return;
   nd->cpu = S.now;
   sim_node_set(nd, to);
+  sim_cpu(nd, S.o.set_us);
   nd->busy_until = nd->cpu;
   memset(S.change_seen, 0, S.n * sizeof(*S.change_seen));
   S.change_node = nd->id;
@@ -882,6 +884,38 @@ static void wake_later(struct sim_node *nd) {
          nd->id, 0, 0, NULL);
 }
 
+/* With --cores, the core free first. */
+static size_t first_core(void) {
+  size_t core = 0;
+  for (size_t c = 1; c < S.o.cores; c++)
+    if (S.core_free[c] < S.core_free[core])
+      core = c;
+  return core;
+}
+
+/* A step of the world that runs a node's own code (its start, a `set`)
+ * takes a core like its events; with --cores it may wait for one. */
+static void world_step(struct sim_event *e) {
+  struct sim_node *nd;
+  size_t core;
+  bool runs = e->node >= 0 && (e->arg == W_START || e->arg == W_SET);
+
+  if (!runs || S.o.cores == 0) {
+    on_world(e);
+    return;
+  }
+  core = first_core();
+  if (S.core_free[core] > S.now) {
+    e->at = S.core_free[core];
+    sim_queue_push(&S.q, e);
+    return;
+  }
+  on_world(e);
+  nd = &S.nodes[e->node];
+  if (nd->up && nd->busy_until > S.core_free[core])
+    S.core_free[core] = nd->busy_until;
+}
+
 /* Handle one event, or make it wait for its node's CPU or a core. */
 static void step(struct sim_event e) {
   struct sim_node *nd;
@@ -890,7 +924,7 @@ static void step(struct sim_event e) {
   cur = e;
   if (e.type == SIM_EV_WORLD && (e.node < 0 || !S.nodes[e.node].up ||
                                  S.nodes[e.node].busy_until <= S.now)) {
-    on_world(&e);
+    world_step(&e);
     return;
   }
   nd = &S.nodes[e.node];
@@ -906,10 +940,7 @@ static void step(struct sim_event e) {
     wake_later(nd);
     return;
   }
-  core = 0;
-  for (size_t c = 1; c < S.o.cores; c++)
-    if (S.core_free[c] < S.core_free[core])
-      core = c;
+  core = S.o.cores > 0 ? first_core() : 0;
   if (S.o.cores > 0 && S.core_free[core] > S.now) {
     /* one machine: it waits for a core */
     e.at = S.core_free[core];
