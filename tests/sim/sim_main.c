@@ -462,6 +462,31 @@ static void trace(void) {
     fprintf(stderr, "\n");
 }
 
+/* --trace, at a change: the relays' backlog then (a change waits behind
+ * what they have not read yet) */
+static void trace_set(void) {
+  fprintf(stderr, "t=%.3f s: n%d changes state;", (double)S.now / 1e6,
+          S.change_node);
+  for (size_t i = 0; i < S.o.relays && i < S.n; i++)
+    fprintf(stderr, " n%zu %zu waiting, oldest %.0f ms;", i, S.nodes[i].wait_n,
+            backlog_ms(&S.nodes[i]));
+  fprintf(stderr, "\n");
+}
+
+/* --trace, for a timed change that reached every node (said when the next
+ * begins): how long it took, and when each relay took it in */
+static void trace_change(double to99_ms, double all_ms) {
+  fprintf(stderr,
+          "the change of t=%.3f s reached 99%% in %.2f ms, all in "
+          "%.2f ms;",
+          (double)S.change_at / 1e6, to99_ms, all_ms);
+  for (size_t i = 0; i < S.o.relays && i < S.n; i++)
+    if (S.change_seen[i] != 0)
+      fprintf(stderr, " n%zu had it after %.2f ms;", i,
+              (double)(S.change_seen[i] - S.change_at) / 1e3);
+  fprintf(stderr, "\n");
+}
+
 static void check_views(uint64_t stable) {
   for (size_t i = 0; i < S.n; i++) {
     const struct sim_node *o = &S.nodes[i];
@@ -621,6 +646,8 @@ static void close_change(void) {
     qsort(t, k, sizeof(*t), cmp_u64);
     reach_all[nsamples] = (double)t[k - 1] / 1000.0;
     reach_99[nsamples] = (double)t[i99 - 1] / 1000.0;
+    if (S.o.trace)
+      trace_change(reach_99[nsamples], reach_all[nsamples]);
     nsamples++;
   }
   change_counts = false;
@@ -760,6 +787,8 @@ static void set_change(struct sim_node *nd) {
   S.change_ver = nd->rec.ver;
   S.change_at = S.now;
   S.change_reached = 0;
+  if (S.o.trace)
+    trace_set();
   /* a sample only from a calm world */
   change_counts = !S.cut && !starved() &&
                   S.now - S.calm_since >= S.o.lost_after_ms * MS &&
