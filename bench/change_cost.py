@@ -31,8 +31,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Cluster, arguments, free_port, loopback,  # noqa: E402
-                     metric, parse, relay_roles, wait_until)
+from harness import (Cluster, arguments, metric, parse,  # noqa: E402
+                     wait_until)
 import reaction  # noqa: E402
 
 
@@ -58,27 +58,8 @@ def main():
     args = parse(ap)
     c = Cluster(args.choreo, args.keep, args.relay_nice, args.leaf_nice)
     try:
-        relays = [f"relay{i}" for i in range(args.relays)]
-        names = relays + ["db1"] + [
-            f"web{i}" for i in range(1, args.agents - args.relays)]
-        webs = [n for n in names if n.startswith("web")]
-        ports = {n: free_port() for n in names}
-        index = {n: i for i, n in enumerate(names)}
-        roles = relay_roles(
-            names, args.relays,
-            lambda n: f"tcp://{loopback(index[n])}:{ports[n]}")
-        for i, n in enumerate(names):
-            group = "web" if n in webs else "db" if n == "db1" else "relay"
-            c.config(n, ports[n], group, heartbeat=args.heartbeat,
-                     host=loopback(i), **roles[n])
-            c.start(n)
-        for n in names:
-            wait_until(lambda n=n: len((c.status(n) or {"peers": []})
-                                       ["peers"]) == args.agents - 1,
-                       120, f"{n} to see everyone")
-        for n in names:
-            wait_until(lambda n=n: "synchronised" in c.log(n), 60,
-                       f"{n} to sync")
+        names, webs = reaction.start_story(c, args)
+        relays = [n for n in names if n.startswith("relay")]
         time.sleep(3)
         pids = {n: c.procs[n].pid for n in names}
 

@@ -159,6 +159,39 @@ def heard(c, webs, t0s):
     return out
 
 
+def start_story(c, args, extra=None):
+    """Start the story's cluster in c: with --relays, the relays first
+    (the seed among them, counted among --agents), then db1 and the
+    webservers, their leaves; otherwise a full mesh joining through db1.
+    extra(name, group) is YAML added to an agent's configuration. Returns
+    (names, webs) once every agent sees every other and has finished its
+    startup sync."""
+    relays = [f"relay{i}" for i in range(args.relays)]
+    names = relays + ["db1"] + [
+        f"web{i}" for i in range(1, args.agents - args.relays)]
+    webs = [n for n in names if n.startswith("web")]
+    ports = {n: free_port() for n in names}
+    index = {n: i for i, n in enumerate(names)}
+    roles = relay_roles(
+        names, args.relays,
+        lambda n: f"tcp://{loopback(index[n])}:{ports[n]}")
+    for i, n in enumerate(names):
+        group = "web" if n in webs else "db" if n == "db1" else "relay"
+        c.config(n, ports[n], group, heartbeat=args.heartbeat,
+                 extra=extra(n, group) if extra else "", host=loopback(i),
+                 **roles[n])
+        c.start(n)
+    for n in names:
+        wait_until(lambda n=n: len((c.status(n) or {"peers": []})
+                                   ["peers"]) == args.agents - 1,
+                   120, f"{n} to see everyone")
+    # Measure only once every agent has finished its startup sync.
+    for n in names:
+        wait_until(lambda n=n: "synchronised" in c.log(n), 60,
+                   f"{n} to sync")
+    return names, webs
+
+
 def run_choreo(args):
     c = Cluster(args.choreo, args.keep, args.relay_nice,
                 args.leaf_nice)
@@ -170,35 +203,14 @@ def run_choreo(args):
         else:
             # sh runs `date` first: its timestamp is the script's first act.
             handler = ["/bin/sh", "-c", SH_DATE + '"$0"']
-        # With relays, they come first (the seed among them) and count
-        # among the agents; db1 and the webservers are their leaves.
-        relays = [f"relay{i}" for i in range(args.relays)]
-        names = relays + ["db1"] + [
-            f"web{i}" for i in range(1, args.agents - args.relays)]
-        webs = [n for n in names if n.startswith("web")]
-        ports = {n: free_port() for n in names}
-        index = {n: i for i, n in enumerate(names)}
-        roles = relay_roles(
-            names, args.relays,
-            lambda n: f"tcp://{loopback(index[n])}:{ports[n]}")
         ident = Identity(c.choreo, c.d) if args.identity else None
-        for i, n in enumerate(names):
-            extra = behaviour(handler, f"{c.d}/{n}.stamps") \
-                if n in webs and handler else ""
-            group = "web" if n in webs else "db" if n == "db1" else "relay"
-            if ident:
-                extra += ident.section(n, group)
-            c.config(n, ports[n], group, heartbeat=args.heartbeat,
-                     extra=extra, host=loopback(i), **roles[n])
-            c.start(n)
-        for n in names:
-            wait_until(lambda n=n: len((c.status(n) or {"peers": []})
-                                       ["peers"]) == args.agents - 1,
-                       120, f"{n} to see everyone")
-        # Measure only once every agent has finished its startup sync.
-        for n in names:
-            wait_until(lambda n=n: "synchronised" in c.log(n), 60,
-                       f"{n} to sync")
+
+        def extra(n, group):
+            text = behaviour(handler, f"{c.d}/{n}.stamps") \
+                if group == "web" and handler else ""
+            return text + (ident.section(n, group) if ident else "")
+
+        names, webs = start_story(c, args, extra)
 
         def change(i, state):
             if args.via == "cli":
