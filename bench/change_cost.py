@@ -51,7 +51,7 @@ def cpu_ns(pid):
 def main():
     ap = arguments(__doc__, agents=50, serf=False)
     ap.add_argument("--changes", type=int, default=100,
-                    help="changes made while measuring, at most 3 a "
+                    help="changes made while measuring, at most 4 a "
                          "second (default: %(default)s)")
     ap.add_argument("--quiet", type=float, default=40.0,
                     help="seconds of each reading (default: %(default)s)")
@@ -60,6 +60,7 @@ def main():
     try:
         names, webs = reaction.start_story(c, args)
         relays = [n for n in names if n.startswith("relay")]
+        # what the startup sync still sends is not the quiet reading's
         time.sleep(3)
         pids = {n: c.procs[n].pid for n in names}
 

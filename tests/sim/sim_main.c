@@ -922,6 +922,16 @@ static size_t first_core(void) {
   return core;
 }
 
+/* With --cores, when even the core free first is busy: e goes back in
+ * the queue for the moment it is free (one machine: it waits). */
+static bool wait_for_core(struct sim_event *e, size_t core) {
+  if (S.o.cores == 0 || S.core_free[core] <= S.now)
+    return false;
+  e->at = S.core_free[core];
+  sim_queue_push(&S.q, e);
+  return true;
+}
+
 /* A step of the world that runs a node's own code (its start, a `set`)
  * takes a core like its events; with --cores it may wait for one. */
 static void world_step(struct sim_event *e) {
@@ -934,11 +944,8 @@ static void world_step(struct sim_event *e) {
     return;
   }
   core = first_core();
-  if (S.core_free[core] > S.now) {
-    e->at = S.core_free[core];
-    sim_queue_push(&S.q, e);
+  if (wait_for_core(e, core))
     return;
-  }
   on_world(e);
   nd = &S.nodes[e->node];
   if (nd->up && nd->busy_until > S.core_free[core])
@@ -970,12 +977,8 @@ static void step(struct sim_event e) {
     return;
   }
   core = S.o.cores > 0 ? first_core() : 0;
-  if (S.o.cores > 0 && S.core_free[core] > S.now) {
-    /* one machine: it waits for a core */
-    e.at = S.core_free[core];
-    sim_queue_push(&S.q, &e);
+  if (wait_for_core(&e, core))
     return;
-  }
   nd->cpu = S.now;
   sim_node_event(nd, &e);
   nd->busy_until = nd->cpu;

@@ -112,6 +112,7 @@ else
   printf 'FAIL: --set-us 3000 on one core did not delay the change:\n%s\n%s\n' "$free" "$held"
   failed=1
 fi
+
 # A broken invariant is reported with its seed and time, and exit 1: a
 # lost_after shorter than the time the cluster needs to form can't hold.
 out=$("$sim" --nodes 60 --relays 2 --seed 9 --seconds 12 --heartbeat 1000 \
