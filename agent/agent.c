@@ -127,6 +127,11 @@ static void refresh_gauges(struct agent *a) {
   a->metrics.inbox_resets = ms.inbox_resets;
   a->metrics.inbox_idle_closed = ms.inbox_idle_closed;
   a->metrics.fds_open = (int64_t)ms.fds;
+  a->metrics.relay_share_members =
+      relay_share_active(&a->relay, uv_now(&a->loop))
+          ? (int64_t)a->relay.share_n
+          : 0;
+  a->metrics.relay_share_up = (int64_t)mesh_share_up(&a->net.mesh);
   a->metrics.peers_alive = (int64_t)alive;
   a->metrics.peers_lost = (int64_t)lost;
   a->metrics.peers_left = (int64_t)left;
@@ -218,12 +223,16 @@ static void on_peer_event(void *arg, const struct peer_event *ev) {
 
   if (ev->type == PEER_EV_REAPED) {
     net_peer_reaped(&a->net, (struct peer *)ev->peer);
+    relay_share_forget(&a->relay, (struct peer *)ev->peer);
     engine_peer_event(&a->engine, ev, now);
     return;
   }
   a->metrics.peer_events++;
   if (ev->type == PEER_EV_LOST)
     net_peer_lost(&a->net, (struct peer *)ev->peer);
+  /* A relay lost or back: the shares move at once. */
+  if (a->cfg->relay && ev->peer->is_relay && ev->type != PEER_EV_DATA)
+    relay_share_sync(&a->relay, now);
   /* A data event (data or groups changed) leaves the state as it was. */
   bool arrow = ev->type != PEER_EV_DATA && ev->previous[0] != '\0';
   log_info("peer %s %s: %s%s%s", ev->peer->rec->name, peer_event_name(ev->type),

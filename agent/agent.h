@@ -290,8 +290,16 @@ struct relay {
    * and closings. */
   struct relay_target targets[POLICY_RELAY_TARGETS_MAX];
   uv_timer_t targets_timer;
+  /* Shares (docs/PROTOCOL.md "Shares"), as relay_share_sync() last found
+   * them: the other relays alive; split: more than POLICY_RELAY_SHARE_K
+   * relays alive, since split_at (monotonic ms); share_sig: a digest of
+   * that set; share_n: members connected in the share. */
+  char others[PEERS_RELAYS_MAX][CHOREO_NAME_MAX + 1];
+  size_t nothers, share_n;
+  bool split;
+  uint64_t split_at, share_sig;
   bool stopped;
-  /* Hook: send these bytes to every member; 0 or a CHOREO_E* code. */
+  /* Hook: send these bytes to every member; 0 or a negated errno. */
   int (*send)(struct relay *r, const void *buf, size_t len);
 };
 
@@ -310,6 +318,17 @@ bool relay_targets_open(const struct relay *r, uint64_t now);
 void relay_targets_add(struct relay *r, const void *msg, size_t len,
                        const char *from, uint64_t now);
 bool relay_window_open(const struct relay *r, uint64_t now);
+/* Shares: once a heartbeat, the relays alive and every member's place in
+ * this relay's share (connected or not); relay_share_peer() for one
+ * member whose record changed, relay_share_forget() for one reaped.
+ * Whether forwarded batches go to the share alone (relays split the
+ * members, and the share's connections have had a heartbeat to come up),
+ * and whether this relay forwards to peer. */
+void relay_share_sync(struct relay *r, uint64_t now);
+void relay_share_peer(struct relay *r, struct peer *peer);
+void relay_share_forget(struct relay *r, struct peer *peer);
+bool relay_share_active(const struct relay *r, uint64_t now);
+bool relay_serves(const struct relay *r, const struct peer *peer, uint64_t now);
 /* Note the certificates a message asks for (want_cert), so that the
  * answers carrying them are passed on; and ask whether one was. */
 void relay_note_wants(struct relay *r, const struct wire_msg *m, uint64_t now);

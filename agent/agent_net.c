@@ -421,8 +421,10 @@ static void on_heartbeat(uv_timer_t *t) {
   behind_check(n);
   echo_sweep(n, uv_now(&a->loop));
   expire_alts(n);
-  if (a->cfg->relay)
+  if (a->cfg->relay) {
     a->relay.all_quiet = peers_all_speak(&a->peers, WIRE_PROTO_QUIET);
+    relay_share_sync(&a->relay, uv_now(&a->loop));
+  }
   if (n->members_wanted)
     publish_members(n);
   if (!n->got_members && has_join(n))
@@ -1074,8 +1076,9 @@ static void maybe_behind(struct net *n, const struct wire_msg *m) {
   tell_behind(n, m->from);
 }
 
-static bool admit(struct net *n, const struct wire_msg *m, bool via_relay,
-                  bool signed_current) {
+/* Whether m is taken in: POLICY_ADMIT, or why not (counted here). */
+static enum policy_admit admit(struct net *n, const struct wire_msg *m,
+                               bool via_relay, bool signed_current) {
   struct agent *a = agent_of(n);
   int64_t now_ms = util_wall_ms();
   const struct peer *sender = peers_find(&a->peers, m->from);
@@ -1112,7 +1115,7 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay,
   }
   switch (r) {
   case POLICY_ADMIT:
-    return true;
+    break;
   case POLICY_DROP_CLUSTER:
     a->metrics.drop_cluster++;
     refused("other_cluster", m->from, m->cluster);
@@ -1147,7 +1150,7 @@ static bool admit(struct net *n, const struct wire_msg *m, bool via_relay,
     maybe_behind(n, m);
     break;
   }
-  return false;
+  return r;
 }
 
 /* Two descriptors per member (docs/ARCHITECTURE.md): say once when the
@@ -1193,6 +1196,8 @@ static void merged(struct net *n, enum peers_result res, struct peer *peer,
   if (is_leaf(n))
     return;
   sync_endpoint(n, peer);
+  if (a->cfg->relay)
+    relay_share_peer(&a->relay, peer);
   if (res == PEERS_NEW)
     check_fd_room(n);
 }
@@ -1278,6 +1283,23 @@ static void pass_on(struct net *n, const struct wire_msg *m, struct peer *peer,
   peer_passed(peer, &m->rec);
 }
 
+/* A leaf's message that reached this relay straight from the leaf after
+ * the same message came through another relay: merged already, but not
+ * passed on by this relay, whose share would then have it from the other
+ * relays only (one copy, or none behind a loss, until the leaf's next
+ * heartbeat). Passed on as any message straight from a leaf. */
+static void pass_duplicate(struct net *n, const struct wire_msg *m,
+                           uint64_t now, bool via_relay, const void *raw,
+                           size_t rawlen) {
+  struct agent *a = agent_of(n);
+  struct peer *peer = peers_find(&a->peers, m->from);
+  if (peer == NULL || m->type == WIRE_MEMBERS ||
+      !policy_relay_forwards(a->cfg->relay, via_relay, m->leaf,
+                             m->type == WIRE_HELLO, false))
+    return;
+  pass_on(n, m, peer, false, now, raw, rawlen);
+}
+
 /* Merge a state, hello or leave record; a relay forwards a leaf's (the
  * bytes as received: raw/rawlen); then answer, republish or offer the
  * member list as policy_after_record says. */
@@ -1291,9 +1313,9 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
       peer != NULL &&
       (m->type == WIRE_HELLO || (peer->heard && (m->inc > peer->rec->inc ||
                                                  peer->status != PEER_ALIVE)));
+  bool news = a->cfg->relay && m->leaf && policy_is_news(peer, &m->rec);
   bool forward = policy_relay_forwards(a->cfg->relay, via_relay, m->leaf,
-                                       m->type == WIRE_HELLO);
-  bool news = forward && policy_is_news(peer, &m->rec);
+                                       m->type == WIRE_HELLO, news);
   enum peers_result res =
       peers_merge_direct(&a->peers, &m->rec, now, util_wall_ms(), &peer);
   if (restarted || names_us(m, a->cfg->name))
@@ -1302,6 +1324,8 @@ static void handle_record(struct net *n, struct wire_msg *m, uint64_t now,
   if (peer != NULL) {
     (void)peers_accept_seq(&a->peers, m->from, m->inc, m->seq);
     peers_note_roles(&a->peers, peer, m->leaf, m->relay, now);
+    if (a->cfg->relay)
+      relay_share_peer(&a->relay, peer); /* its role may be new */
   }
   if (res == PEERS_STALE && policy_sender_behind(peer, m->inc, &m->rec)) {
     reach_also(n, peer, m->rec.addr);
@@ -1541,6 +1565,7 @@ static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
   size_t rawlen = len;
   uint64_t now = uv_now(&a->loop);
   bool signed_current = false;
+  enum policy_admit r;
 
   a->metrics.msg_received++;
   /* A copy through a second relay, or our own message passed back: known
@@ -1574,8 +1599,12 @@ static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
       refused(wire_reject_name(err.reason), NULL, err.detail);
   } else if (via_relay && strcmp(m.from, a->cfg->name) == 0) {
     /* Our own message, passed on by a relay to every member. */
-  } else if (trusted(n, &m, &signed_current) &&
-             admit(n, &m, via_relay, signed_current)) {
+  } else if (!trusted(n, &m, &signed_current)) {
+    /* refused and counted by trusted() */
+  } else if ((r = admit(n, &m, via_relay, signed_current)) ==
+             POLICY_DROP_RELAY_DUPLICATE) {
+    pass_duplicate(n, &m, now, via_relay, raw, rawlen);
+  } else if (r == POLICY_ADMIT) {
     uint64_t rx_ns = uv_hrtime();
     a->metrics.msg_accepted++;
     if (m.type == WIRE_MEMBERS)

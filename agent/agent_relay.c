@@ -38,18 +38,30 @@ static struct agent *agent_of(struct relay *r) {
   return AGENT_OF(r, relay);
 }
 
+/* What the relay forwards goes to its share while relays split the
+ * members, else to every member. */
+static int forward_send(struct relay *r, const void *buf, size_t len) {
+  struct agent *a = agent_of(r);
+  if (relay_share_active(r, uv_now(&a->loop)))
+    return mesh_share_send(&a->net.mesh, buf, len);
+  return r->send(r, buf, len);
+}
+
 static void send_batch(struct relay *r, const void *buf, size_t len) {
   struct metrics *m = &agent_of(r)->metrics;
-  if (r->send(r, buf, len) == 0)
+  if (forward_send(r, buf, len) == 0)
     m->msg_sent++;
   else
     m->msg_send_failed++;
 }
 
-/* One batch of changes per this many ms once the burst is spent. */
+/* One batch of changes per this many ms once the burst is spent: for the
+ * members a batch goes to. */
 static uint64_t credit_interval(struct relay *r) {
   struct agent *a = agent_of(r);
-  return policy_relay_interval_ms(a->peers.n, a->cfg->heartbeat_ms);
+  size_t members =
+      relay_share_active(r, uv_now(&a->loop)) ? r->share_n : a->peers.n;
+  return policy_relay_interval_ms(members, a->cfg->heartbeat_ms);
 }
 
 static void flush(struct relay *r, struct relay_queue *q) {
@@ -58,7 +70,7 @@ static void flush(struct relay *r, struct relay_queue *q) {
   uv_timer_stop(&q->timer);
   if (b->frames == 0)
     return;
-  if (r->send(r, b->buf, b->len) == 0) {
+  if (forward_send(r, b->buf, b->len) == 0) {
     a->metrics.relay_batches_sent++;
     a->metrics.msg_sent++;
   } else {
@@ -201,6 +213,9 @@ void relay_catch_up(struct relay *r, const struct peer *peer, uint64_t now) {
   int k = target_find(r, peer->rec->name);
   size_t nfree = 0;
   struct relay_target *t;
+  /* A member of other relays' shares is theirs to catch up. */
+  if (!relay_serves(r, peer, now))
+    return;
   for (size_t i = 0; i < POLICY_RELAY_TARGETS_MAX; i++)
     nfree += !r->targets[i].used;
   struct policy_catch_up_in in = {
@@ -330,6 +345,110 @@ bool relay_seen(struct relay *r, const void *msg, size_t len) {
   if (r->seen == NULL && (r->seen = seen_new()) == NULL)
     return false; /* the table only saves work */
   return seen_note(r->seen, msg, len);
+}
+
+/* ---- shares (docs/PROTOCOL.md "Shares") ---- */
+
+bool relay_share_active(const struct relay *r, uint64_t now) {
+  /* The share's connections have a heartbeat to come up; until then
+   * everyone gets what is forwarded. */
+  return r->split &&
+         now >= r->split_at + agent_of((struct relay *)r)->cfg->heartbeat_ms;
+}
+
+bool relay_serves(const struct relay *r, const struct peer *peer,
+                  uint64_t now) {
+  return !relay_share_active(r, now) || !peer->relayed ||
+         peer_more_of(peer)->share_ep > 0;
+}
+
+static void share_disconnect(struct relay *r, struct peer_more *more) {
+  if (more == NULL || more->share_ep == 0)
+    return;
+  mesh_share_disconnect(&agent_of(r)->net.mesh, more->share_ep - 1);
+  more->share_ep = 0;
+  free(more->share_addr);
+  more->share_addr = NULL;
+  r->share_n--;
+}
+
+void relay_share_peer(struct relay *r, struct peer *peer) {
+  struct agent *a = agent_of(r);
+  const char *others[PEERS_RELAYS_MAX];
+  struct peer_more *more = peer->more;
+  const char *addr = peer->rec->addr;
+  bool want;
+  char *copy;
+  int ep;
+
+  /* decided for this set of relays, this role and address */
+  uint64_t sig = r->share_sig ^ (uint64_t)peer->relayed << 1;
+
+  if (r->stopped)
+    return;
+  if (more != NULL && more->share_sig == sig &&
+      (more->share_ep == 0) == (more->share_addr == NULL) &&
+      (more->share_addr == NULL || strcmp(more->share_addr, addr) == 0) &&
+      peer->status != PEER_LEFT)
+    return;
+  for (size_t i = 0; i < r->nothers; i++)
+    others[i] = r->others[i];
+  want = r->split && peer->status != PEER_LEFT && wire_valid_addr(addr) &&
+         policy_relay_serves(a->cfg->name, others, r->nothers, peer->rec->name,
+                             peer->relayed);
+  if (more != NULL && more->share_ep > 0 &&
+      (!want || strcmp(more->share_addr, addr) != 0))
+    share_disconnect(r, more);
+  if ((more = peer_more(peer)) == NULL)
+    return;
+  more->share_sig = sig;
+  if (!want || more->share_ep > 0 || (copy = strdup(addr)) == NULL)
+    return;
+  if ((ep = mesh_share_connect(&a->net.mesh, addr)) < 0) {
+    free(copy);
+    return;
+  }
+  more->share_ep = ep + 1;
+  more->share_addr = copy;
+  r->share_n++;
+}
+
+void relay_share_forget(struct relay *r, struct peer *peer) {
+  share_disconnect(r, peer->more);
+}
+
+void relay_share_sync(struct relay *r, uint64_t now) {
+  struct agent *a = agent_of(r);
+  uint64_t sig = 0;
+  bool split;
+
+  if (r->stopped || !a->cfg->relay)
+    return;
+  r->nothers = 0;
+  for (size_t s = 0; s < PEERS_RELAYS_MAX; s++) {
+    const struct peer *p = a->peers.relays[s];
+    if (p == NULL || !p->is_relay || p->status != PEER_ALIVE)
+      continue;
+    snprintf(r->others[r->nothers], sizeof(r->others[0]), "%s", p->rec->name);
+    /* order-free, so that slots taken in another order agree */
+    sig ^= policy_share_rank(p->rec->name, "");
+    r->nothers++;
+  }
+  split = r->nothers >= POLICY_RELAY_SHARE_K;
+  if (split && !r->split) {
+    r->split_at = now;
+    log_info("relay: %zu relays alive: forwarding to this relay's share of "
+             "the members",
+             r->nothers + 1);
+  } else if (!split && r->split) {
+    log_info("relay: %zu relays alive: forwarding to every member",
+             r->nothers + 1);
+  }
+  r->split = split;
+  /* never 0, which a member's entry holds until first decided */
+  r->share_sig = (sig ^ (uint64_t)split << 63) | 1;
+  for (size_t i = 0; i < a->peers.n; i++)
+    relay_share_peer(r, a->peers.v[i]);
 }
 
 void relay_close(struct relay *r) {

@@ -335,7 +335,7 @@ int mesh_init(struct mesh *m, uv_loop_t *loop, const char *listen,
   size_t fdlen = sizeof(fd);
   int rv;
 
-  m->sub = m->pub = -1;
+  m->sub = m->pub = m->share = -1;
   m->handles = 0;
   m->on_recv = on_recv;
   m->close_cb = NULL;
@@ -433,6 +433,32 @@ void mesh_solo_close(int s) {
     nn_close(s);
 }
 
+int mesh_share_connect(struct mesh *m, const char *addr) {
+  int rv;
+  if (m->pub < 0)
+    return -EBADF;
+  if (m->share < 0 && (rv = open_pub(&m->share)) != 0)
+    return rv;
+  return connect_from(m, m->share, addr);
+}
+
+void mesh_share_disconnect(struct mesh *m, int endpoint) {
+  if (endpoint >= 0 && m->share >= 0)
+    nn_shutdown(m->share, endpoint);
+}
+
+int mesh_share_send(struct mesh *m, const void *buf, size_t len) {
+  if (m->share < 0)
+    return -EBADF;
+  return nn_send(m->share, buf, len, NN_DONTWAIT) >= 0 ? 0 : -nn_errno();
+}
+
+size_t mesh_share_up(struct mesh *m) {
+  if (m->share < 0)
+    return 0;
+  return (size_t)nn_get_statistic(m->share, NN_STAT_CURRENT_CONNECTIONS);
+}
+
 void mesh_disconnect(struct mesh *m, int endpoint) {
   if (endpoint >= 0 && m->pub >= 0)
     nn_shutdown(m->pub, endpoint);
@@ -463,7 +489,9 @@ static void on_poll_closed(uv_handle_t *h) {
    * no longer watches it. */
   nn_close(m->sub);
   nn_close(m->pub);
-  m->sub = m->pub = -1;
+  if (m->share >= 0)
+    nn_close(m->share);
+  m->sub = m->pub = m->share = -1;
   if (m->fd_dir != NULL)
     closedir(m->fd_dir);
   m->fd_dir = NULL;

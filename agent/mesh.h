@@ -76,6 +76,7 @@ struct mesh {
   DIR *fd_dir; /* /proc/self/fd, open throughout; NULL without guard */
   int sub;     /* inbox; -1 when closed */
   int pub;     /* fan-out; -1 when closed */
+  int share;   /* a relay's share (mesh_share_connect); -1 until used */
   mesh_recv_fn on_recv;
   void (*close_cb)(struct mesh *m);
   /* The inbox's IPv4 address when it is bound to one (not the wildcard):
@@ -115,6 +116,17 @@ bool mesh_solo_up(int s);
 int mesh_solo_send(int s, const void *buf, size_t len);
 void mesh_solo_close(int s);
 
+/* A relay's share (docs/PROTOCOL.md "Shares"): a second PUB socket,
+ * made on first use, connected to the members it forwards to when relays
+ * share the members; the same rules as mesh_connect. Returns the endpoint
+ * id (>= 0) or a negated errno. */
+int mesh_share_connect(struct mesh *m, const char *addr);
+void mesh_share_disconnect(struct mesh *m, int endpoint);
+/* Publish to the share; like mesh_send. -EBADF: no share yet. */
+int mesh_share_send(struct mesh *m, const void *buf, size_t len);
+/* How many of the share's connections are up. */
+size_t mesh_share_up(struct mesh *m);
+
 /* Shut an endpoint down. */
 void mesh_disconnect(struct mesh *m, int endpoint);
 
@@ -129,7 +141,7 @@ struct mesh_stats {
 };
 void mesh_stats(struct mesh *m, struct mesh_stats *st);
 
-/* Close both sockets; cb runs when the handles are closed. */
+/* Close the sockets; cb runs when the handles are closed. */
 void mesh_close(struct mesh *m, void (*cb)(struct mesh *m));
 
 #endif

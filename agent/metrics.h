@@ -76,7 +76,8 @@
      "Copies dropped: received already (through another relay or directly) "   \
      "or this agent's own, passed back by a relay")                            \
   XX(relay_forwarded, "choreo_relay_forwarded_total", "",                      \
-     "Leaves' messages this relay forwarded to every member")                  \
+     "Leaves' messages this relay forwarded (to every member, or to its "      \
+     "share)")                                                                 \
   XX(relay_batches_sent, "choreo_relay_batches_sent_total", "",                \
      "Batches this relay published")                                           \
   XX(relay_quiet, "choreo_relay_repeats_kept_total", "",                       \
@@ -203,7 +204,12 @@
   XX(http_event_clients, "choreo_http_event_clients", "",                      \
      "HTTP clients reading the event stream")                                  \
   XX(id_revoked, "choreo_identity_revocations", "",                            \
-     "Certificate revocations this agent holds")
+     "Certificate revocations this agent holds")                               \
+  XX(relay_share_members, "choreo_relay_share_members", "",                    \
+     "Members this relay forwards to while relays split the members (0: "      \
+     "it forwards to every member)")                                           \
+  XX(relay_share_up, "choreo_relay_share_connections", "",                     \
+     "Connections of this relay's share that are up")
 
 struct metrics {
 #define XX(id, name, labels, help) uint64_t id;

@@ -218,6 +218,7 @@ void peer_more_free(struct peer *peer) {
     return;
   free(peer->more->endpoint_addr);
   free(peer->more->alt_addr);
+  free(peer->more->share_addr);
   free(peer->more);
   peer->more = NULL;
 }
@@ -264,19 +265,6 @@ static struct recpool *pool_of(struct peers *p) {
   return p->pool;
 }
 
-/* FNV-1a, for the digests. */
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-#define FNV_PRIME 0x100000001b3ULL
-
-static uint64_t fnv(uint64_t h, const void *buf, size_t len) {
-  const unsigned char *b = buf;
-  for (size_t i = 0; i < len; i++) {
-    h ^= b[i];
-    h *= FNV_PRIME;
-  }
-  return h;
-}
-
 /* One node's part of a records digest. */
 static uint64_t hash_stamp(const struct record *r) {
   unsigned char num[16];
@@ -285,7 +273,8 @@ static uint64_t hash_stamp(const struct record *r) {
     num[i] = (unsigned char)(r->inc >> (8 * i));
     num[8 + i] = (unsigned char)(r->ver >> (8 * i));
   }
-  return fnv(fnv(FNV_OFFSET, r->name, strlen(r->name) + 1), num, sizeof(num));
+  return util_fnv(util_fnv(UTIL_FNV_OFFSET, r->name, strlen(r->name) + 1), num,
+                  sizeof(num));
 }
 
 /* Take the entry's part out of the records digests (p->rdig), or put it
@@ -1081,12 +1070,12 @@ size_t peers_verdicts(const struct peers *p, struct wire_lost *out, size_t max,
 
 /* ---- digest and counts ---- */
 
-/* fnv() of s and its NUL, in one pass. */
+/* util_fnv() of s and its NUL, in one pass. */
 static uint64_t fnv_str(uint64_t h, const char *s) {
   const unsigned char *b = (const unsigned char *)s;
   do {
     h ^= *b;
-    h *= FNV_PRIME;
+    h *= UTIL_FNV_PRIME;
   } while (*b++ != '\0');
   return h;
 }
@@ -1101,11 +1090,11 @@ static uint64_t hash_member(uint64_t h, const struct record *r) {
   for (size_t i = 0; i < 8; i++)
     num[i] = (unsigned char)(r->inc >> (8 * i));
   num[8] = r->left ? 1 : 0;
-  return fnv(h, num, sizeof(num));
+  return util_fnv(h, num, sizeof(num));
 }
 
 uint64_t peers_digest(struct peers *p, const struct record *self) {
-  uint64_t h = FNV_OFFSET;
+  uint64_t h = UTIL_FNV_OFFSET;
   size_t at = p->n, lo = 0, hi = p->n;
 
   if (p->digest_valid && p->digest_self == self &&

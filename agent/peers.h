@@ -117,6 +117,12 @@ struct peer_more {
    * last passed on to every member; passed: one was. */
   bool passed;
   uint64_t passed_inc, passed_ver;
+  /* This agent being a relay whose members are shared (agent_relay.c):
+   * its connection of the share, made to share_addr (owned; NULL: none),
+   * and what it was decided for (relay->share_sig and its role). */
+  int share_ep;
+  char *share_addr;
+  uint64_t share_sig;
   /* Freshness (agent_net.c): the nonce of it this agent last echoed, and
    * the (inc, seq) of the message that brought it, kept once the echo is
    * over, so that the same nonce is not echoed again (0: none). */

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "policy.h"
+#include "util.h"
 
 /* ---- own state ---- */
 
@@ -183,10 +184,43 @@ uint64_t policy_relay_spend(uint64_t credit_at, uint64_t now, uint64_t iv) {
 }
 
 bool policy_relay_forwards(bool we_relay, bool via_relay, bool from_leaf,
-                           bool hello) {
-  /* What came in a batch has been forwarded by another relay already; a
+                           bool hello, bool news) {
+  /* A repeat in a batch has been forwarded by another relay already; a
    * leaf's hello is answered here, its member lists merged here. */
-  return we_relay && !via_relay && from_leaf && !hello;
+  return we_relay && from_leaf && !hello && (!via_relay || news);
+}
+
+/* ---- shares ---- */
+
+uint64_t policy_share_rank(const char *relay, const char *member) {
+  uint64_t h = util_fnv(UTIL_FNV_OFFSET, relay, strlen(relay) + 1);
+  h = util_fnv(h, member, strlen(member) + 1);
+  /* FNV's last bytes barely reach its high bits: mix (splitmix64's
+   * finalizer), so that ranks spread evenly over the relays. */
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebULL;
+  return h ^ (h >> 31);
+}
+
+/* a ranks above b for the member: by rank, then by name. */
+static bool ranks_above(uint64_t ra, const char *a, uint64_t rb,
+                        const char *b) {
+  return ra != rb ? ra > rb : strcmp(a, b) < 0;
+}
+
+bool policy_relay_serves(const char *self, const char *const *others,
+                         size_t nothers, const char *member, bool leaf) {
+  uint64_t mine;
+  size_t above = 0;
+  if (!leaf || nothers < POLICY_RELAY_SHARE_K)
+    return true;
+  mine = policy_share_rank(self, member);
+  for (size_t i = 0; i < nothers && above < POLICY_RELAY_SHARE_K; i++)
+    above += ranks_above(policy_share_rank(others[i], member), others[i], mine,
+                         self);
+  return above < POLICY_RELAY_SHARE_K;
 }
 
 /* ---- quiet relays ---- */

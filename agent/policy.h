@@ -236,9 +236,34 @@ uint64_t policy_relay_change_time(uint64_t credit_at, uint64_t now,
 uint64_t policy_relay_spend(uint64_t credit_at, uint64_t now,
                             uint64_t interval_ms);
 /* Whether a relay forwards a record message: what a leaf sent it directly
- * (not through another relay), except its hello. */
+ * (not through another relay), except its hello; and what came through
+ * another relay when it is news to this one (its own copy from the leaf
+ * was lost, or comes later): its members would otherwise have the change
+ * from the other relays alone. A relay passes each record on once
+ * (peer_passed), so the copies stop there. */
 bool policy_relay_forwards(bool we_relay, bool via_relay, bool from_leaf,
-                           bool hello);
+                           bool hello, bool news);
+
+/* ---- shares (docs/PROTOCOL.md "Shares") ---- */
+
+/* With more relays alive than this, each relay forwards to a share of the
+ * members only: a leaf is in the shares of the POLICY_RELAY_SHARE_K
+ * relays that rank highest for it (rendezvous hashing), so a change
+ * costs each relay K/R of the copies and still reaches every leaf twice.
+ * With this many relays or fewer, each forwards to every member. */
+#define POLICY_RELAY_SHARE_K 2
+
+/* relay's rank for member: a hash of both names, the same on every node. */
+uint64_t policy_share_rank(const char *relay, const char *member);
+/* Whether relay self forwards to member: true for a member that is not a
+ * leaf (relays and mesh members are in every share), and while the
+ * relays alive (self and the nothers others) are POLICY_RELAY_SHARE_K or
+ * fewer; otherwise whether self is among the POLICY_RELAY_SHARE_K of
+ * highest rank for it. A relay that holds fewer relays alive than there
+ * are serves a superset of its share: while relays disagree, members get
+ * more copies, not fewer, except from a relay that is gone. */
+bool policy_relay_serves(const char *self, const char *const *others,
+                         size_t nothers, const char *member, bool leaf);
 
 /* ---- quiet relays (docs/PROTOCOL.md "Relays") ---- */
 

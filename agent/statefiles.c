@@ -133,15 +133,6 @@ static bool get_counter(json_t *o, const char *key, const char *entry,
   return true;
 }
 
-static uint64_t fnv(uint64_t h, const void *buf, size_t len) {
-  const unsigned char *b = buf;
-  for (size_t i = 0; i < len; i++) {
-    h ^= b[i];
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
 /* ---- applied.json ---- */
 
 const char *applied_action_name(enum applied_action a) {
@@ -347,7 +338,7 @@ out:
 /* ---- applied.log ---- */
 
 uint64_t applied_fingerprint(const char *cond) {
-  return fnv(0xcbf29ce484222325ULL, cond, strlen(cond));
+  return util_fnv(UTIL_FNV_OFFSET, cond, strlen(cond));
 }
 
 size_t applied_log_line(char *out, size_t len, uint64_t seq, const char *name,
@@ -640,14 +631,14 @@ uint64_t members_digest(const struct peers *p) {
       continue;
     n++;
     /* Strings with their NUL, so that different splits differ. */
-    h = fnv(h, r->name, strlen(r->name) + 1);
-    h = fnv(h, r->addr, strlen(r->addr) + 1);
-    h = fnv(h, &r->inc, sizeof(r->inc));
+    h = util_fnv(h, r->name, strlen(r->name) + 1);
+    h = util_fnv(h, r->addr, strlen(r->addr) + 1);
+    h = util_fnv(h, &r->inc, sizeof(r->inc));
     for (size_t g = 0; g < r->ngroups; g++)
-      h = fnv(h, r->groups[g], strlen(r->groups[g]) + 1);
-    h = fnv(h, "", 1);
+      h = util_fnv(h, r->groups[g], strlen(r->groups[g]) + 1);
+    h = util_fnv(h, "", 1);
   }
-  return fnv(h, &n, sizeof(n));
+  return util_fnv(h, &n, sizeof(n));
 }
 
 char *members_encode(const struct peers *p, size_t *left_out) {

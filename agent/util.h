@@ -34,6 +34,19 @@ static inline uint64_t util_add_sat(uint64_t a, uint64_t b) {
   return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
+/* FNV-1a over len bytes, continuing from h (UTIL_FNV_OFFSET to start):
+ * the digests' and the shares' hash, the same on every node. */
+#define UTIL_FNV_OFFSET 0xcbf29ce484222325ULL
+#define UTIL_FNV_PRIME 0x100000001b3ULL
+static inline uint64_t util_fnv(uint64_t h, const void *buf, size_t len) {
+  const unsigned char *b = buf;
+  for (size_t i = 0; i < len; i++) {
+    h ^= b[i];
+    h *= UTIL_FNV_PRIME;
+  }
+  return h;
+}
+
 /* Wall-clock time in unix milliseconds: only for "since" and "time"
  * fields; everything that measures intervals uses the loop's monotonic
  * clock. */

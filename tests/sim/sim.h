@@ -222,6 +222,13 @@ struct sim_node {
   uint64_t window_until;
   bool all_quiet;
   struct sim_target targets[POLICY_RELAY_TARGETS_MAX];
+  /* agent_relay.c: shares (relay_share_sync); the share's connections */
+  char others[PEERS_RELAYS_MAX][CHOREO_NAME_MAX + 1];
+  size_t nothers, share_n;
+  bool split;
+  uint64_t split_at, share_sig;
+  struct sim_ep *share_eps;
+  size_t nshare_eps;
   /* agent_net.c: records digests compared with each relay */
   struct policy_resync resync[PEERS_RELAYS_MAX];
   unsigned resync_left;
@@ -332,6 +339,8 @@ void sim_at(struct sim *s, uint64_t at, enum sim_ev type, int node, int arg,
 bool sim_net_all_up(const struct sim_node *nd);
 /* Send buf to every connection of nd (nanomsg PUB: one copy per pipe). */
 void sim_net_send(struct sim_node *nd, const void *buf, size_t len);
+/* The same to the relay's share (mesh_share_send). */
+void sim_net_send_share(struct sim_node *nd, const void *buf, size_t len);
 /* Send buf over a connection of nd's own to node `to` (a catch-up):
  * made to life *life, up at *up_at µs. Returns 0 when sent (or lost on
  * the way), 1 while the connection is not up yet, -1 when nobody is

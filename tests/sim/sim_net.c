@@ -139,13 +139,15 @@ static void fan_send(struct sim *s, struct sim_fan *fan) {
     sim_queue_push_fan(&s->q, fan);
 }
 
-void sim_net_send(struct sim_node *nd, const void *buf, size_t len) {
+/* One send on a PUB socket whose connections are eps. */
+static void send_eps(struct sim_node *nd, struct sim_ep *eps, size_t neps,
+                     const void *buf, size_t len) {
   struct sim *s = nd->sim;
   struct sim_blob *b = NULL;
   struct sim_fan *fan = NULL;
 
-  for (size_t i = 0; i < nd->neps; i++) {
-    struct sim_ep *ep = &nd->eps[i];
+  for (size_t i = 0; i < neps; i++) {
+    struct sim_ep *ep = &eps[i];
     struct sim_node *to;
     if (ep->target < 0)
       continue; /* nobody listens there: nanomsg keeps trying, sends none */
@@ -175,6 +177,14 @@ void sim_net_send(struct sim_node *nd, const void *buf, size_t len) {
   }
   fan_send(s, fan);
   sim_blob_unref(b);
+}
+
+void sim_net_send(struct sim_node *nd, const void *buf, size_t len) {
+  send_eps(nd, nd->eps, nd->neps, buf, len);
+}
+
+void sim_net_send_share(struct sim_node *nd, const void *buf, size_t len) {
+  send_eps(nd, nd->share_eps, nd->nshare_eps, buf, len);
 }
 
 bool sim_net_all_up(const struct sim_node *nd) {

@@ -90,6 +90,9 @@ static void refresh(struct sim_node *nd, bool force);
 static void relay_forward(struct sim_node *nd, const void *msg, size_t len,
                           bool change);
 static void flush(struct sim_node *nd, bool news);
+static void share_peer(struct sim_node *nd, struct peer *peer);
+static void share_sync(struct sim_node *nd, uint64_t now);
+static void share_forget(struct sim_node *nd, struct peer *peer);
 static void relay_catch_up(struct sim_node *nd, const struct peer *peer,
                            uint64_t now);
 static void targets_add(struct sim_node *nd, const void *msg, size_t len,
@@ -333,8 +336,10 @@ static void on_heartbeat(struct sim_node *nd) {
   (void)peers_clock(&nd->peers, sim_ms(nd));
   behind_check(nd);
   expire_alts(nd);
-  if (nd->cfg.relay)
+  if (nd->cfg.relay) {
     nd->all_quiet = peers_all_speak(&nd->peers, WIRE_PROTO_QUIET);
+    share_sync(nd, sim_ms(nd));
+  }
   if (nd->members_wanted)
     publish_members(nd);
   if (!nd->got_members && has_join(nd)) {
@@ -660,8 +665,8 @@ static void maybe_behind(struct sim_node *nd, const struct wire_msg *m) {
   tell_behind(nd);
 }
 
-static bool admit(struct sim_node *nd, const struct wire_msg *m,
-                  bool via_relay) {
+static enum policy_admit admit(struct sim_node *nd, const struct wire_msg *m,
+                               bool via_relay) {
   const struct peer *sender = peers_find(&nd->peers, m->from);
   struct policy_admit_in in = {
       .cluster = nd->cfg.cluster,
@@ -682,7 +687,7 @@ static bool admit(struct sim_node *nd, const struct wire_msg *m,
                          via_relay, m->leaf, nd->cfg.relay);
   switch (r) {
   case POLICY_ADMIT:
-    return true;
+    break;
   case POLICY_DROP_SELF_NAME:
     own_name_claims(nd, m);
     break;
@@ -699,7 +704,7 @@ static bool admit(struct sim_node *nd, const struct wire_msg *m,
   default:
     break;
   }
-  return false;
+  return r;
 }
 
 static void merged(struct sim_node *nd, enum peers_result res,
@@ -710,6 +715,8 @@ static void merged(struct sim_node *nd, enum peers_result res,
   if (is_leaf(nd))
     return;
   sync_endpoint(nd, peer);
+  if (nd->cfg.relay)
+    share_peer(nd, peer);
 }
 
 static void after_record(struct sim_node *nd, unsigned todo) {
@@ -777,6 +784,17 @@ static void pass_on(struct sim_node *nd, const struct wire_msg *m,
   peer_passed(peer, &m->rec);
 }
 
+/* agent_net.c: pass_duplicate */
+static void pass_duplicate(struct sim_node *nd, const struct wire_msg *m,
+                           bool via_relay, const void *raw, size_t rawlen) {
+  struct peer *peer = peers_find(&nd->peers, m->from);
+  if (peer == NULL || m->type == WIRE_MEMBERS ||
+      !policy_relay_forwards(nd->cfg.relay, via_relay, m->leaf,
+                             m->type == WIRE_HELLO, false))
+    return;
+  pass_on(nd, m, peer, false, sim_ms(nd), raw, rawlen);
+}
+
 static void handle_record(struct sim_node *nd, const struct wire_msg *m,
                           bool via_relay, const void *raw, size_t rawlen) {
   uint64_t now = sim_ms(nd);
@@ -786,9 +804,9 @@ static void handle_record(struct sim_node *nd, const struct wire_msg *m,
       peer != NULL &&
       (m->type == WIRE_HELLO || (peer->heard && (m->inc > peer->rec->inc ||
                                                  peer->status != PEER_ALIVE)));
+  bool news = nd->cfg.relay && m->leaf && policy_is_news(peer, &m->rec);
   bool forward = policy_relay_forwards(nd->cfg.relay, via_relay, m->leaf,
-                                       m->type == WIRE_HELLO);
-  bool news = forward && policy_is_news(peer, &m->rec);
+                                       m->type == WIRE_HELLO, news);
   enum peers_result res =
       peers_merge_direct(&nd->peers, &m->rec, now, sim_wall(nd), &peer);
   if (restarted || names_us(m, nd->cfg.name))
@@ -797,6 +815,8 @@ static void handle_record(struct sim_node *nd, const struct wire_msg *m,
   if (peer != NULL) {
     (void)peers_accept_seq(&nd->peers, m->from, m->inc, m->seq);
     peers_note_roles(&nd->peers, peer, m->leaf, m->relay, now);
+    if (nd->cfg.relay)
+      share_peer(nd, peer);
   }
   if (res == PEERS_STALE && policy_sender_behind(peer, m->inc, &m->rec)) {
     reach_also(nd, peer, m->rec.addr);
@@ -897,6 +917,7 @@ static void on_one(struct sim_node *nd, struct sim_blob *blob, size_t k,
                    const void *buf, size_t len, bool via_relay) {
   const struct wire_msg *m;
   struct wire_msg *tmp;
+  enum policy_admit r;
 
   if ((via_relay || nd->cfg.relay) && seen_note(nd->seen, buf, len) &&
       via_relay)
@@ -908,7 +929,9 @@ static void on_one(struct sim_node *nd, struct sim_blob *blob, size_t k,
     /* refused: counted by the agent, nothing more */
   } else if (via_relay && strcmp(m->from, nd->cfg.name) == 0) {
     /* our own message, passed on by a relay */
-  } else if (admit(nd, m, via_relay) && nd->up) {
+  } else if ((r = admit(nd, m, via_relay)) == POLICY_DROP_RELAY_DUPLICATE) {
+    pass_duplicate(nd, m, via_relay, buf, len);
+  } else if (r == POLICY_ADMIT && nd->up) {
     if ((size_t)m->type < sizeof(nd->rx_type) / sizeof(nd->rx_type[0]))
       nd->rx_type[m->type]++;
     nd->rx_resync += m->resync;
@@ -975,9 +998,29 @@ static void check_sync(struct sim_node *nd) {
 
 /* ---- relay (agent_relay.c) ---- */
 
+/* agent_relay.c: relay_share_active, relay_serves */
+static bool share_active(const struct sim_node *nd, uint64_t now) {
+  return nd->split && now >= nd->split_at + nd->cfg.heartbeat_ms;
+}
+
+static bool serves(const struct sim_node *nd, const struct peer *peer,
+                   uint64_t now) {
+  return !share_active(nd, now) || !peer->relayed ||
+         peer_more_of(peer)->share_ep > 0;
+}
+
+/* agent_relay.c: forward_send */
+static void forward_send(struct sim_node *nd, const void *buf, size_t len) {
+  if (share_active(nd, sim_ms(nd)))
+    sim_net_send_share(nd, buf, len);
+  else
+    sim_net_send(nd, buf, len);
+}
+
 /* agent_relay.c: credit_interval */
 static uint64_t credit_interval(const struct sim_node *nd) {
-  return policy_relay_interval_ms(nd->peers.n, nd->cfg.heartbeat_ms);
+  size_t members = share_active(nd, sim_ms(nd)) ? nd->share_n : nd->peers.n;
+  return policy_relay_interval_ms(members, nd->cfg.heartbeat_ms);
 }
 
 static void flush(struct sim_node *nd, bool news) {
@@ -985,7 +1028,7 @@ static void flush(struct sim_node *nd, bool news) {
   sim_timer_stop(nd, news ? SIM_T_NEWS : SIM_T_HOLD);
   if (b->frames == 0)
     return;
-  sim_net_send(nd, b->buf, b->len);
+  forward_send(nd, b->buf, b->len);
   if (news)
     nd->credit_at =
         policy_relay_spend(nd->credit_at, sim_ms(nd), credit_interval(nd));
@@ -1014,7 +1057,7 @@ static void relay_forward(struct sim_node *nd, const void *msg, size_t len,
   if (!batch_fits(b, len))
     flush(nd, change);
   if (batch_add(b, msg, len) != 0) {
-    sim_net_send(nd, msg, len);
+    forward_send(nd, msg, len);
     return;
   }
   if (change)
@@ -1098,6 +1141,8 @@ static void relay_catch_up(struct sim_node *nd, const struct peer *peer,
   int k = target_find(nd, peer->rec->name);
   size_t nfree = 0;
   struct sim_target *t;
+  if (!serves(nd, peer, now))
+    return;
   for (size_t i = 0; i < POLICY_RELAY_TARGETS_MAX; i++)
     nfree += !nd->targets[i].used;
   struct policy_catch_up_in in = {
@@ -1156,6 +1201,111 @@ static void targets_add(struct sim_node *nd, const void *msg, size_t len,
   targets_arm(nd);
 }
 
+/* ---- shares (agent_relay.c) ---- */
+
+static struct sim_ep *share_find(struct sim_node *nd, const char *addr) {
+  for (size_t i = 0; i < nd->nshare_eps; i++)
+    if (strcmp(nd->share_eps[i].addr, addr) == 0)
+      return &nd->share_eps[i];
+  return NULL;
+}
+
+/* mesh_share_connect: 1 + its index, or -1 */
+static int share_connect(struct sim_node *nd, const char *addr) {
+  struct sim_ep *ep, *v;
+  int target;
+  if (share_find(nd, addr) != NULL)
+    return -1; /* one member an address: not reached */
+  v = realloc(nd->share_eps, (nd->nshare_eps + 1) * sizeof(*v));
+  if (v == NULL)
+    return -1;
+  nd->share_eps = v;
+  ep = &nd->share_eps[nd->nshare_eps++];
+  memset(ep, 0, sizeof(*ep));
+  snprintf(ep->addr, sizeof(ep->addr), "%s", addr);
+  target = sim_addr_node(nd->sim, addr);
+  ep->target = target;
+  ep->life = target >= 0 ? nd->sim->nodes[target].life : 0;
+  ep->up_at = nd->cpu + connect_us(nd->sim);
+  return 0;
+}
+
+static void share_disconnect(struct sim_node *nd, struct peer_more *more) {
+  struct sim_ep *ep;
+  if (more == NULL || more->share_ep == 0)
+    return;
+  if ((ep = share_find(nd, more->share_addr)) != NULL)
+    *ep = nd->share_eps[--nd->nshare_eps];
+  more->share_ep = 0;
+  free(more->share_addr);
+  more->share_addr = NULL;
+  nd->share_n--;
+}
+
+static void share_peer(struct sim_node *nd, struct peer *peer) {
+  const char *others[PEERS_RELAYS_MAX];
+  struct peer_more *more = peer->more;
+  const char *addr = peer->rec->addr;
+  bool want;
+  char *copy;
+
+  uint64_t sig = nd->share_sig ^ (uint64_t)peer->relayed << 1;
+
+  if (more != NULL && more->share_sig == sig &&
+      (more->share_ep == 0) == (more->share_addr == NULL) &&
+      (more->share_addr == NULL || strcmp(more->share_addr, addr) == 0) &&
+      peer->status != PEER_LEFT)
+    return;
+  for (size_t i = 0; i < nd->nothers; i++)
+    others[i] = nd->others[i];
+  want = nd->split && peer->status != PEER_LEFT && wire_valid_addr(addr) &&
+         policy_relay_serves(nd->cfg.name, others, nd->nothers, peer->rec->name,
+                             peer->relayed);
+  if (more != NULL && more->share_ep > 0 &&
+      (!want || strcmp(more->share_addr, addr) != 0))
+    share_disconnect(nd, more);
+  if ((more = peer_more(peer)) == NULL)
+    return;
+  more->share_sig = sig;
+  if (!want || more->share_ep > 0 || (copy = strdup(addr)) == NULL)
+    return;
+  if (share_connect(nd, addr) < 0) {
+    free(copy);
+    return;
+  }
+  more->share_ep = 1;
+  more->share_addr = copy;
+  nd->share_n++;
+}
+
+static void share_forget(struct sim_node *nd, struct peer *peer) {
+  share_disconnect(nd, peer->more);
+}
+
+static void share_sync(struct sim_node *nd, uint64_t now) {
+  uint64_t sig = 0;
+  bool split;
+  if (!nd->cfg.relay)
+    return;
+  nd->nothers = 0;
+  for (size_t s = 0; s < PEERS_RELAYS_MAX; s++) {
+    const struct peer *p = nd->peers.relays[s];
+    if (p == NULL || !p->is_relay || p->status != PEER_ALIVE)
+      continue;
+    snprintf(nd->others[nd->nothers], sizeof(nd->others[0]), "%s",
+             p->rec->name);
+    sig ^= policy_share_rank(p->rec->name, "");
+    nd->nothers++;
+  }
+  split = nd->nothers >= POLICY_RELAY_SHARE_K;
+  if (split && !nd->split)
+    nd->split_at = now;
+  nd->split = split;
+  nd->share_sig = (sig ^ (uint64_t)split << 63) | 1;
+  for (size_t i = 0; i < nd->peers.n; i++)
+    share_peer(nd, nd->peers.v[i]);
+}
+
 /* ---- agent.c and agent_jobs.c ---- */
 
 static void on_peer_event(void *arg, const struct peer_event *ev) {
@@ -1164,6 +1314,7 @@ static void on_peer_event(void *arg, const struct peer_event *ev) {
   if (ev->type == PEER_EV_REAPED) {
     release_alt(nd, (struct peer *)ev->peer);
     release_endpoint(nd, (struct peer *)ev->peer);
+    share_forget(nd, (struct peer *)ev->peer);
     engine_peer_event(&nd->engine, ev, now);
     return;
   }
@@ -1172,6 +1323,8 @@ static void on_peer_event(void *arg, const struct peer_event *ev) {
     if (nd->cfg.relay && ev->peer->relayed)
       publish_soon(nd);
   }
+  if (nd->cfg.relay && ev->peer->is_relay && ev->type != PEER_EV_DATA)
+    share_sync(nd, now);
   engine_peer_event(&nd->engine, ev, now);
   sim_observe(nd, ev);
 }
@@ -1256,6 +1409,9 @@ void sim_node_start(struct sim_node *nd) {
   nd->soon_again = false;
   nd->credit_at = 0;
   nd->window_until = 0;
+  nd->nothers = nd->share_n = 0;
+  nd->split = false;
+  nd->split_at = nd->share_sig = 0;
   nd->all_quiet = false;
   memset(nd->resync, 0, sizeof(nd->resync));
   nd->resync_left = 0;
@@ -1301,6 +1457,9 @@ void sim_node_crash(struct sim_node *nd) {
   free(nd->eps);
   nd->eps = NULL;
   nd->neps = 0;
+  free(nd->share_eps);
+  nd->share_eps = NULL;
+  nd->nshare_eps = 0;
   free(nd->seen);
   nd->seen = NULL;
   batch_free(&nd->hold);

@@ -574,22 +574,125 @@ static void relay_full_batches_owe_no_credit(void **state) {
 }
 
 struct forward_row {
-  bool we_relay, via_relay, from_leaf, hello, expect;
+  bool we_relay, via_relay, from_leaf, hello, news, expect;
 };
 
 static const struct forward_row forward_rows[] = {
-    {true, false, true, false, true},   {true, false, true, true, false},
-    {true, true, true, false, false},   {true, false, false, false, false},
-    {false, false, true, false, false},
+    {true, false, true, false, false, true},
+    {true, false, true, false, true, true},
+    {true, false, true, true, false, false},
+    {true, true, true, false, false, false},
+    {true, false, false, false, false, false},
+    {false, false, true, false, false, false},
+    /* news through another relay: this relay's own copy was lost */
+    {true, true, true, false, true, true},
+    {true, true, true, true, true, false},
+    {true, true, false, false, true, false},
+    {false, true, true, false, true, false},
 };
 
 static void relay_forwards_leaves_direct_records_only(void **state) {
   for (size_t i = 0; i < ARRAY_SIZE(forward_rows); i++) {
     const struct forward_row *r = &forward_rows[i];
     assert_int_equal(policy_relay_forwards(r->we_relay, r->via_relay,
-                                           r->from_leaf, r->hello),
+                                           r->from_leaf, r->hello, r->news),
                      r->expect);
   }
+}
+
+/* ---- shares ---- */
+
+static const char *const share_relays[] = {"relay1", "relay2", "relay3",
+                                           "relay4", "relay5", "relay6"};
+
+/* How many of the first n relays serve member, as each sees the others
+ * alive. */
+static size_t servers(size_t n, const char *member, bool leaf) {
+  size_t count = 0;
+  for (size_t r = 0; r < n; r++) {
+    const char *others[ARRAY_SIZE(share_relays)];
+    size_t k = 0;
+    for (size_t o = 0; o < n; o++)
+      if (o != r)
+        others[k++] = share_relays[o];
+    count += policy_relay_serves(share_relays[r], others, k, member, leaf);
+  }
+  return count;
+}
+
+struct share_row {
+  size_t relays; /* relays alive */
+  bool leaf;     /* the member is a leaf */
+  size_t expect; /* relays that forward to it */
+};
+
+static const struct share_row share_rows[] = {
+    {1, true, 1}, {2, true, 2},  {3, true, 2},  {4, true, 2},
+    {6, true, 2}, {6, false, 6}, {3, false, 3}, {2, false, 2},
+};
+
+/* Every leaf is served by exactly K relays when there are more, by all
+ * of them otherwise; relays and mesh members by all. */
+static void relay_shares_cover_every_member_k_times(void **state) {
+  char member[32];
+  for (size_t i = 0; i < ARRAY_SIZE(share_rows); i++) {
+    const struct share_row *r = &share_rows[i];
+    for (unsigned m = 0; m < 500; m++) {
+      snprintf(member, sizeof(member), "leaf%u", m);
+      assert_int_equal(servers(r->relays, member, r->leaf), r->expect);
+    }
+  }
+}
+
+/* Shares are even: with 6 relays each serves about a third of 6,000
+ * leaves (2,000), within 10 %; and a relay lost moves only the leaves it
+ * served, each to one other relay. */
+static void relay_shares_are_even_and_stable(void **state) {
+  size_t load[ARRAY_SIZE(share_relays)] = {0};
+  char member[32];
+  const char *others[ARRAY_SIZE(share_relays)];
+  size_t moved = 0;
+  for (unsigned m = 0; m < 6000; m++) {
+    snprintf(member, sizeof(member), "node-%05u.example", m);
+    for (size_t r = 0; r < 6; r++) {
+      size_t k = 0;
+      bool before, after;
+      for (size_t o = 0; o < 6; o++)
+        if (o != r)
+          others[k++] = share_relays[o];
+      before = policy_relay_serves(share_relays[r], others, k, member, true);
+      load[r] += before;
+      if (r == 5)
+        continue;
+      /* relay6 gone: the others without it */
+      k = 0;
+      for (size_t o = 0; o < 5; o++)
+        if (o != r)
+          others[k++] = share_relays[o];
+      after = policy_relay_serves(share_relays[r], others, k, member, true);
+      assert_true(!before || after); /* a relay keeps every leaf it had */
+      moved += after && !before;
+    }
+  }
+  for (size_t r = 0; r < 6; r++)
+    assert_in_range(load[r], 1800, 2200);
+  assert_int_equal(moved, load[5]);
+}
+
+/* A relay that holds fewer relays alive serves a superset of its share;
+ * the rank is the same on every node and tells relays and names apart. */
+static void relay_share_of_fewer_relays_is_a_superset(void **state) {
+  char member[32];
+  for (unsigned m = 0; m < 2000; m++) {
+    snprintf(member, sizeof(member), "m%u", m);
+    bool all = policy_relay_serves("relay1", share_relays + 1, 5, member, true);
+    bool fewer =
+        policy_relay_serves("relay1", share_relays + 1, 3, member, true);
+    assert_true(!all || fewer);
+  }
+  assert_true(policy_share_rank("a", "b") == policy_share_rank("a", "b"));
+  assert_true(policy_share_rank("a", "b") != policy_share_rank("b", "a"));
+  assert_true(policy_share_rank("ab", "c") != policy_share_rank("a", "bc"));
 }
 
 /* ---- quiet relays ---- */
@@ -1554,6 +1657,9 @@ int main(void) {
       cmocka_unit_test(relay_burst_then_one_per_interval),
       cmocka_unit_test(relay_full_batches_owe_no_credit),
       cmocka_unit_test(relay_forwards_leaves_direct_records_only),
+      cmocka_unit_test(relay_shares_cover_every_member_k_times),
+      cmocka_unit_test(relay_shares_are_even_and_stable),
+      cmocka_unit_test(relay_share_of_fewer_relays_is_a_superset),
       cmocka_unit_test(relay_passes_on_news_and_repeats_only_when_needed),
       cmocka_unit_test(relay_catches_up_one_member_alone_while_it_can),
       cmocka_unit_test(relay_pass_reads_the_message_and_the_entry),
