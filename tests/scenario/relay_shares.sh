@@ -167,17 +167,24 @@ shares_line() {
   echo "$out"
 }
 
+# shares_settle RELAY...: each forwards to its share, the shares are as
+# the hash says over these relays, and every share connection is up.
+shares_settle() {
+  local r
+  for r in "$@"; do wait_for "$r forwards to its share" 10 split_on "$r"; done
+  wait_shares "$*" "$leaves"
+  for r in "$@"; do
+    wait_for "$r's share connections up" 10 eval '[ "$(share_up '"$r"')" = "$(share '"$r"')" ]'
+  done
+}
+
 # ---- 1. membership
 for n in $all; do start_agent "$n"; done
 all_have 13 $all
 ok "four relays, eight leaves and a mesh member: everyone sees thirteen members"
 
 # ---- 2. the relays split the leaves
-for r in $relays; do wait_for "$r forwards to its share" 10 split_on "$r"; done
-wait_shares "$relays" "$leaves"
-for r in $relays; do
-  wait_for "$r's share connections up" 10 eval '[ "$(share_up '"$r"')" = "$(share '"$r"')" ]'
-done
+shares_settle $relays
 ok "the four relays split the leaves: shares$(shares_line "$relays") = 4 + the leaves the hash gives each, 16 in all (each leaf twice)"
 
 # ---- 3. the story through the shares
@@ -214,11 +221,7 @@ start_agent r2
 all_have 13 r2
 all_see r2 ready $left3 $leaves m1
 all_see db1 ready r2
-for r in $relays; do wait_for "$r forwards to its share" 10 split_on "$r"; done
-wait_shares "$relays" "$leaves"
-for r in $relays; do
-  wait_for "$r's share connections up" 10 eval '[ "$(share_up '"$r"')" = "$(share '"$r"')" ]'
-done
+shares_settle $relays
 ok "r2 restarted: the shares are four relays' again:$(shares_line "$relays") (each leaf twice)"
 c db1 set maintenance --reason "r2 is back" || fail "set maintenance with r2 back"
 reacted run on 3 $reacting

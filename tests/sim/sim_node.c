@@ -381,27 +381,36 @@ static struct sim_ep *find_endpoint(struct sim_node *nd, const char *addr) {
   return NULL;
 }
 
-static struct sim_ep *open_endpoint(struct sim_node *nd, const char *addr,
-                                    bool join) {
-  struct sim_ep *ep = find_endpoint(nd, addr), *v;
+/* A new connection to addr at the end of *eps (a PUB's), coming up after
+ * connect_us(); NULL when out of memory. */
+static struct sim_ep *ep_append(struct sim_node *nd, struct sim_ep **eps,
+                                size_t *neps, const char *addr) {
+  struct sim_ep *ep, *v = realloc(*eps, (*neps + 1) * sizeof(*v));
   int target;
-  if (ep != NULL) {
-    ep->join |= join;
-    return ep;
-  }
-  if (!wire_valid_addr(addr))
-    return NULL; /* mesh_connect refuses it */
-  v = realloc(nd->eps, (nd->neps + 1) * sizeof(*v));
   if (v == NULL)
     return NULL;
-  nd->eps = v;
-  ep = &nd->eps[nd->neps++];
+  *eps = v;
+  ep = &v[(*neps)++];
   memset(ep, 0, sizeof(*ep));
   snprintf(ep->addr, sizeof(ep->addr), "%s", addr);
   target = sim_addr_node(nd->sim, addr);
   ep->target = target;
   ep->life = target >= 0 ? nd->sim->nodes[target].life : 0;
   ep->up_at = nd->cpu + connect_us(nd->sim);
+  return ep;
+}
+
+static struct sim_ep *open_endpoint(struct sim_node *nd, const char *addr,
+                                    bool join) {
+  struct sim_ep *ep = find_endpoint(nd, addr);
+  if (ep != NULL) {
+    ep->join |= join;
+    return ep;
+  }
+  if (!wire_valid_addr(addr))
+    return NULL; /* mesh_connect refuses it */
+  if ((ep = ep_append(nd, &nd->eps, &nd->neps, addr)) == NULL)
+    return NULL;
   ep->join = join;
   publish_soon(nd);
   return ep;
@@ -1210,24 +1219,11 @@ static struct sim_ep *share_find(struct sim_node *nd, const char *addr) {
   return NULL;
 }
 
-/* mesh_share_connect: 1 + its index, or -1 */
+/* mesh_share_connect: 0, or -1 */
 static int share_connect(struct sim_node *nd, const char *addr) {
-  struct sim_ep *ep, *v;
-  int target;
   if (share_find(nd, addr) != NULL)
     return -1; /* one member an address: not reached */
-  v = realloc(nd->share_eps, (nd->nshare_eps + 1) * sizeof(*v));
-  if (v == NULL)
-    return -1;
-  nd->share_eps = v;
-  ep = &nd->share_eps[nd->nshare_eps++];
-  memset(ep, 0, sizeof(*ep));
-  snprintf(ep->addr, sizeof(ep->addr), "%s", addr);
-  target = sim_addr_node(nd->sim, addr);
-  ep->target = target;
-  ep->life = target >= 0 ? nd->sim->nodes[target].life : 0;
-  ep->up_at = nd->cpu + connect_us(nd->sim);
-  return 0;
+  return ep_append(nd, &nd->share_eps, &nd->nshare_eps, addr) != NULL ? 0 : -1;
 }
 
 static void share_disconnect(struct sim_node *nd, struct peer_more *more) {
