@@ -262,6 +262,9 @@ struct sim_node {
 
   /* counters since the last reset (sim_main.c: steady state) */
   uint64_t rx_msgs, rx_bytes, tx_msgs, tx_bytes, decodes;
+  /* copies sent since the start, by kind (--trace): its own records,
+   * member lists, forwarded batches, catch-ups alone */
+  uint64_t tx_own, tx_lists, tx_forwarded, tx_catch_ups;
   uint64_t cpu_us; /* CPU time taken in all (--trace) */
   /* CPU costs are this many times the model's (0 or 1: as the model;
    * the relay-starved scenario) */

@@ -446,12 +446,15 @@ static void trace(void) {
     if (i < S.o.relays)
       fprintf(stderr,
               " n%zu %zu waiting, oldest %.0f ms, CPU %.0f ms, %" PRIu64
-              " decodes, %" PRIu64 " sent, %" PRIu64 " in (hello %" PRIu64
-              ", state %" PRIu64 ", members %" PRIu64 ", resync %" PRIu64 ");",
+              " decodes, %" PRIu64 " sent (from the start: own %" PRIu64
+              ", lists %" PRIu64 ", forwarded %" PRIu64 ", catch-ups %" PRIu64
+              "), %" PRIu64 " in (hello %" PRIu64 ", state %" PRIu64
+              ", members %" PRIu64 ", resync %" PRIu64 ");",
               i, nd->wait_n, backlog_ms(nd), (double)nd->cpu_us / 1e3,
-              nd->decodes, nd->tx_msgs, nd->rx_msgs, nd->rx_type[WIRE_HELLO],
-              nd->rx_type[WIRE_STATE], nd->rx_type[WIRE_MEMBERS],
-              nd->rx_resync);
+              nd->decodes, nd->tx_msgs, nd->tx_own, nd->tx_lists,
+              nd->tx_forwarded, nd->tx_catch_ups, nd->rx_msgs,
+              nd->rx_type[WIRE_HELLO], nd->rx_type[WIRE_STATE],
+              nd->rx_type[WIRE_MEMBERS], nd->rx_resync);
     else if (worst < S.n && nd->wait_n > S.nodes[worst].wait_n)
       worst = i;
   }

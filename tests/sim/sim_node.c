@@ -128,8 +128,11 @@ static void send_msg(struct sim_node *nd, const struct wire_msg *m) {
   size_t len = 0;
   if (wire_encode(m, &buf, &len) != 0)
     return;
+  uint64_t before = nd->tx_msgs;
   sim_cpu(nd, nd->sim->o.encode_us);
   sim_net_send(nd, buf, len);
+  *(m->type == WIRE_MEMBERS ? &nd->tx_lists : &nd->tx_own) +=
+      nd->tx_msgs - before;
   if (is_leaf(nd))
     (void)seen_note(nd->seen, buf, len);
   free(buf);
@@ -1020,10 +1023,12 @@ static bool serves(const struct sim_node *nd, const struct peer *peer,
 
 /* agent_relay.c: forward_send */
 static void forward_send(struct sim_node *nd, const void *buf, size_t len) {
+  uint64_t before = nd->tx_msgs;
   if (share_active(nd, sim_ms(nd)))
     sim_net_send_share(nd, buf, len);
   else
     sim_net_send(nd, buf, len);
+  nd->tx_forwarded += nd->tx_msgs - before;
 }
 
 /* agent_relay.c: credit_interval */
@@ -1121,6 +1126,7 @@ static bool target_flush(struct sim_node *nd, struct sim_target *t) {
                         t->b.len);
   if (rv > 0)
     return false;
+  nd->tx_catch_ups += rv == 0;
   batch_reset(&t->b);
   return true;
 }
