@@ -1217,6 +1217,16 @@ static void after_record(struct net *n, unsigned todo) {
 /* A relay's own message: take its verdicts on the leaves, and compare
  * its records digest with ours; when they keep differing, ask the relays
  * for a resync (policy_resync_note). */
+/* Whether the relay in slot forwards to this member: as it decides
+ * (policy_relay_serves), from the relays this member holds alive. */
+static bool served_by(struct net *n, int slot) {
+  struct agent *a = agent_of(n);
+  const char *others[PEERS_RELAYS_MAX];
+  const struct peer *r = a->peers.relays[slot];
+  size_t k = peers_relays_alive(&a->peers, r, others);
+  return policy_relay_serves(r->rec->name, others, k, a->cfg->name, is_leaf(n));
+}
+
 static void relay_said(struct net *n, const struct wire_msg *m, uint64_t now) {
   struct agent *a = agent_of(n);
   int slot;
@@ -1246,6 +1256,14 @@ static void relay_said(struct net *n, const struct wire_msg *m, uint64_t now) {
    * and counting it would only grow the back-off. */
   if (!m->has_rdigest || slot < 0 || !n->synced)
     return;
+  /* With shares, only the relays that forward to us feed our records: a
+   * relay that does not (docs/PROTOCOL.md "Shares") may differ while it
+   * catches up on the cluster, and a resync it can't answer would only
+   * make the relays that do pass every heartbeat on. */
+  if (!served_by(n, slot)) {
+    policy_resync_forget(&n->resync[slot]);
+    return;
+  }
   if (policy_resync_note(
           &n->resync[slot],
           peers_records_digest(&a->peers, self_record(&a->self), slot),

@@ -419,20 +419,17 @@ void relay_share_forget(struct relay *r, struct peer *peer) {
 
 void relay_share_sync(struct relay *r, uint64_t now) {
   struct agent *a = agent_of(r);
+  const char *names[PEERS_RELAYS_MAX];
   uint64_t sig = 0;
   bool split;
 
   if (r->stopped || !a->cfg->relay)
     return;
-  r->nothers = 0;
-  for (size_t s = 0; s < PEERS_RELAYS_MAX; s++) {
-    const struct peer *p = a->peers.relays[s];
-    if (p == NULL || !p->is_relay || p->status != PEER_ALIVE)
-      continue;
-    snprintf(r->others[r->nothers], sizeof(r->others[0]), "%s", p->rec->name);
+  r->nothers = peers_relays_alive(&a->peers, NULL, names);
+  for (size_t i = 0; i < r->nothers; i++) {
+    snprintf(r->others[i], sizeof(r->others[0]), "%s", names[i]);
     /* order-free, so that slots taken in another order agree */
-    sig ^= policy_share_rank(p->rec->name, "");
-    r->nothers++;
+    sig ^= policy_share_rank(names[i], "");
   }
   split = r->nothers >= POLICY_RELAY_SHARE_K;
   if (split && !r->split) {

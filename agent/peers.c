@@ -947,6 +947,17 @@ void peer_passed(struct peer *peer, const struct record *r) {
   m->passed_ver = r->ver;
 }
 
+size_t peers_relays_alive(const struct peers *p, const struct peer *except,
+                          const char **names) {
+  size_t n = 0;
+  for (size_t s = 0; s < PEERS_RELAYS_MAX; s++) {
+    const struct peer *r = p->relays[s];
+    if (r != NULL && r != except && r->is_relay && r->status == PEER_ALIVE)
+      names[n++] = r->rec->name;
+  }
+  return n;
+}
+
 int peers_relay_slot(const struct peers *p, const char *name) {
   for (int s = 0; s < PEERS_RELAYS_MAX; s++)
     if (p->relays[s] != NULL && strcmp(p->relays[s]->rec->name, name) == 0)

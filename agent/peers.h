@@ -416,6 +416,11 @@ void peer_passed(struct peer *peer, const struct record *r);
 
 /* The slot of relay `name`, or -1 when it has none. */
 int peers_relay_slot(const struct peers *p, const char *name);
+/* The names of the relays held alive (is_relay, status alive) but
+ * `except` (NULL: none), into names (PEERS_RELAYS_MAX of them at most);
+ * returns how many. What policy_relay_serves() takes as the others. */
+size_t peers_relays_alive(const struct peers *p, const struct peer *except,
+                          const char **names);
 
 /* A covered table takes the verdicts of relay `relay` (which must hold a
  * slot): each entry names a leaf the relay holds lost at a record not

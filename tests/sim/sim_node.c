@@ -750,6 +750,15 @@ static void relay_open_window(struct sim_node *nd, uint64_t now) {
     nd->window_until = until;
 }
 
+/* agent_net.c: served_by */
+static bool served_by(const struct sim_node *nd, int slot) {
+  const char *others[PEERS_RELAYS_MAX];
+  const struct peer *r = nd->peers.relays[slot];
+  size_t n = peers_relays_alive(&nd->peers, r, others);
+  return policy_relay_serves(r->rec->name, others, n, nd->cfg.name,
+                             is_leaf(nd));
+}
+
 static void relay_said(struct sim_node *nd, const struct wire_msg *m,
                        uint64_t now) {
   int slot;
@@ -768,6 +777,11 @@ static void relay_said(struct sim_node *nd, const struct wire_msg *m,
    * and counting it would only grow the back-off. */
   if (!m->has_rdigest || slot < 0 || !nd->synced)
     return;
+  /* a relay that does not forward to us: its records are not ours */
+  if (!served_by(nd, slot)) {
+    policy_resync_forget(&nd->resync[slot]);
+    return;
+  }
   if (policy_resync_note(&nd->resync[slot],
                          peers_records_digest(&nd->peers, &nd->rec, slot),
                          m->rdigest, now, nd->cfg.heartbeat_ms)) {
@@ -1285,19 +1299,15 @@ static void share_forget(struct sim_node *nd, struct peer *peer) {
 }
 
 static void share_sync(struct sim_node *nd, uint64_t now) {
+  const char *names[PEERS_RELAYS_MAX];
   uint64_t sig = 0;
   bool split;
   if (!nd->cfg.relay)
     return;
-  nd->nothers = 0;
-  for (size_t s = 0; s < PEERS_RELAYS_MAX; s++) {
-    const struct peer *p = nd->peers.relays[s];
-    if (p == NULL || !p->is_relay || p->status != PEER_ALIVE)
-      continue;
-    snprintf(nd->others[nd->nothers], sizeof(nd->others[0]), "%s",
-             p->rec->name);
-    sig ^= policy_share_rank(p->rec->name, "");
-    nd->nothers++;
+  nd->nothers = peers_relays_alive(&nd->peers, NULL, names);
+  for (size_t i = 0; i < nd->nothers; i++) {
+    snprintf(nd->others[i], sizeof(nd->others[0]), "%s", names[i]);
+    sig ^= policy_share_rank(names[i], "");
   }
   split = nd->nothers >= POLICY_RELAY_SHARE_K;
   if (split && !nd->split)

@@ -621,6 +621,34 @@ static void peers_verdicts_list_lost_leaves_newest_first(void **state) {
   assert_string_equal(v[1].name, "d");
 }
 
+/* The relays alive, for shares: relays only, alive only, one left out
+ * on request. */
+static void peers_relays_alive_lists_the_live_relays(void **state) {
+  struct fixture *f = *state;
+  const char *names[PEERS_RELAYS_MAX];
+  const struct peer *r2;
+
+  peers_set_timing(&f->p, 0, LOST_AFTER, REAP_AFTER);
+  assert_int_equal(peers_relays_alive(&f->p, NULL, names), 0);
+  heard_as(f, "r1", 1, true, 0);
+  heard_as(f, "r2", 1, true, 0);
+  heard_as(f, "r3", 1, true, 0);
+  heard_as(f, "a", 1, false, 0);
+  assert_int_equal(peers_relays_alive(&f->p, NULL, names), 3);
+  r2 = peers_find(&f->p, "r2");
+  assert_int_equal(peers_relays_alive(&f->p, r2, names), 2);
+  for (size_t i = 0; i < 2; i++)
+    assert_string_not_equal(names[i], "r2");
+  assert_int_equal(peers_force_lost(&f->p, "r3", 10, WALL), 0);
+  assert_int_equal(peers_relays_alive(&f->p, NULL, names), 2);
+  assert_int_equal(peers_relays_alive(&f->p, r2, names), 1);
+  assert_string_equal(names[0], "r1");
+  /* a relay that says it is no longer one */
+  heard_as(f, "r1", 2, false, 20);
+  assert_int_equal(peers_relays_alive(&f->p, NULL, names), 1);
+  assert_string_equal(names[0], "r2");
+}
+
 /* The records digest: a relay's own equals a member's for that relay
  * when they hold the same records, leaving out what the relay holds
  * lost; any version apart makes them differ; the cache follows. */
@@ -1932,6 +1960,7 @@ int main(void) {
       TEST(peers_detect_every_silence_driven_as_the_agent_does),
       TEST(peers_verdicts_list_lost_leaves_newest_first),
       TEST(peers_records_digest_matches_the_relays_view),
+      TEST(peers_relays_alive_lists_the_live_relays),
       TEST(peers_all_speak_ignores_the_unheard_and_the_gone),
   };
   struct CMUnitTest verdicts[ARRAY_SIZE(verdict_cases)];
