@@ -320,7 +320,8 @@ void relay_targets_add(struct relay *r, const void *msg, size_t len,
 bool relay_window_open(const struct relay *r, uint64_t now);
 /* Shares: once a heartbeat, the relays alive and every member's place in
  * this relay's share (connected or not); relay_share_peer() for one
- * member whose record changed, relay_share_forget() for one reaped.
+ * member whose record or role changed, relay_share_forget() for one
+ * reaped.
  * Whether forwarded batches go to the share alone (relays split the
  * members, and the share's connections have had a heartbeat to come up),
  * and whether this relay forwards to peer. */

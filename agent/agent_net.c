@@ -1214,9 +1214,6 @@ static void after_record(struct net *n, unsigned todo) {
     offer_list(n);
 }
 
-/* A relay's own message: take its verdicts on the leaves, and compare
- * its records digest with ours; when they keep differing, ask the relays
- * for a resync (policy_resync_note). */
 /* Whether the relay in slot forwards to this member: as it decides
  * (policy_relay_serves), from the relays this member holds alive. */
 static bool served_by(struct net *n, int slot) {
@@ -1227,6 +1224,9 @@ static bool served_by(struct net *n, int slot) {
   return policy_relay_serves(r->rec->name, others, k, a->cfg->name, is_leaf(n));
 }
 
+/* A relay's own message: take its verdicts on the leaves, and compare
+ * its records digest with ours; when they keep differing, ask the relays
+ * for a resync (policy_resync_note). */
 static void relay_said(struct net *n, const struct wire_msg *m, uint64_t now) {
   struct agent *a = agent_of(n);
   int slot;

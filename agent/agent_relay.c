@@ -381,19 +381,19 @@ void relay_share_peer(struct relay *r, struct peer *peer) {
   char *copy;
   int ep;
 
-  /* decided for this set of relays, this role and address */
-  uint64_t sig = r->share_sig ^ (uint64_t)peer->relayed << 1;
+  /* decided for this set of relays, this role and address, not left */
+  bool in = peer->status != PEER_LEFT;
+  uint64_t sig =
+      r->share_sig ^ (uint64_t)peer->relayed << 1 ^ (uint64_t)in << 2;
 
   if (r->stopped)
     return;
   if (more != NULL && more->share_sig == sig &&
-      (more->share_ep == 0) == (more->share_addr == NULL) &&
-      (more->share_addr == NULL || strcmp(more->share_addr, addr) == 0) &&
-      peer->status != PEER_LEFT)
+      (more->share_addr == NULL || strcmp(more->share_addr, addr) == 0))
     return;
   for (size_t i = 0; i < r->nothers; i++)
     others[i] = r->others[i];
-  want = r->split && peer->status != PEER_LEFT && wire_valid_addr(addr) &&
+  want = r->split && in && wire_valid_addr(addr) &&
          policy_relay_serves(a->cfg->name, others, r->nothers, peer->rec->name,
                              peer->relayed);
   if (more != NULL && more->share_ep > 0 &&

@@ -1265,16 +1265,16 @@ static void share_peer(struct sim_node *nd, struct peer *peer) {
   bool want;
   char *copy;
 
-  uint64_t sig = nd->share_sig ^ (uint64_t)peer->relayed << 1;
+  bool in = peer->status != PEER_LEFT;
+  uint64_t sig =
+      nd->share_sig ^ (uint64_t)peer->relayed << 1 ^ (uint64_t)in << 2;
 
   if (more != NULL && more->share_sig == sig &&
-      (more->share_ep == 0) == (more->share_addr == NULL) &&
-      (more->share_addr == NULL || strcmp(more->share_addr, addr) == 0) &&
-      peer->status != PEER_LEFT)
+      (more->share_addr == NULL || strcmp(more->share_addr, addr) == 0))
     return;
   for (size_t i = 0; i < nd->nothers; i++)
     others[i] = nd->others[i];
-  want = nd->split && peer->status != PEER_LEFT && wire_valid_addr(addr) &&
+  want = nd->split && in && wire_valid_addr(addr) &&
          policy_relay_serves(nd->cfg.name, others, nd->nothers, peer->rec->name,
                              peer->relayed);
   if (more != NULL && more->share_ep > 0 &&
