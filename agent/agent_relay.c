@@ -225,10 +225,13 @@ void relay_catch_up(struct relay *r, const struct peer *peer, uint64_t now) {
       .own_free = nfree,
       .reachable = wire_valid_addr(peer->rec->addr),
       .behind = a->net.reading_behind,
+      .loaded = net_loaded(&a->net),
   };
   switch (policy_relay_catch_up(&in)) {
   case POLICY_CATCH_UP_COVERED:
+    return;
   case POLICY_CATCH_UP_LATER:
+    r->deferred = true;
     return;
   case POLICY_CATCH_UP_ALL:
     relay_open_window(r, now);
@@ -257,6 +260,13 @@ void relay_catch_up(struct relay *r, const struct peer *peer, uint64_t now) {
   t->until = now + policy_relay_window_ms(a->cfg->heartbeat_ms);
   t->close_at = t->until + a->cfg->heartbeat_ms;
   targets_arm(r);
+}
+
+void relay_resume(struct relay *r, uint64_t now, bool pressed) {
+  if (!r->deferred || pressed || r->stopped)
+    return;
+  r->deferred = false;
+  relay_open_window(r, now);
 }
 
 bool relay_targets_open(const struct relay *r, uint64_t now) {

@@ -185,6 +185,13 @@ bool policy_behind(uint64_t msgs, uint64_t late, bool full);
  * heartbeat_ms. */
 bool policy_lag_late(uint64_t lag_ms, uint64_t heartbeat_ms);
 
+/* Whether an agent whose loop was busy busy_us of the last span_us (not
+ * waiting for events) is loaded: POLICY_LOADED_PCT percent or more. A
+ * relay that is passes on no repeats (policy_relay_pass). Before that
+ * loop-time counts are known (span 0): not loaded. */
+#define POLICY_LOADED_PCT 75
+bool policy_loaded(uint64_t busy_us, uint64_t span_us);
+
 /* ---- checks ---- */
 
 /* Consecutive results of a check, and whether it is failing. */
@@ -292,6 +299,8 @@ struct policy_pass_in {
                           POLICY_RELAY_REPEAT_HB heartbeats */
   bool catch_up;       /* a catch-up window is open */
   bool all_quiet;      /* every member speaks minor 2 (WIRE_PROTO_QUIET) */
+  bool behind;         /* the relay reads its inbox behind (policy_behind)
+                          or is loaded (policy_loaded) */
 };
 
 /* News goes at once, and so does a version this relay has not passed
@@ -299,19 +308,30 @@ struct policy_pass_in {
  * change, in a catch-up window, or while an agent of an earlier minor,
  * which times leaves by their silence, needs every heartbeat); else not
  * at all, which keeps what a member receives at steady state independent
- * of the cluster's size. */
+ * of the cluster's size. A relay that reads behind or is loaded keeps
+ * the first two kinds of repeats back: passing them on is what kept it
+ * behind when a whole cluster forms, each costing a copy per member of
+ * its share, and what a member lacks meanwhile it asks for once the
+ * relay has room again (a resync; its records digest is not sent while
+ * it reads behind). */
 enum policy_relay_pass policy_relay_pass(const struct policy_pass_in *in);
+
+/* What policy_relay_pass reads of the relay itself. */
+struct policy_relay_mode {
+  bool catch_up;  /* a catch-up window is open */
+  bool all_quiet; /* every member speaks minor 2 */
+  bool behind;    /* it reads its inbox behind, or is loaded */
+};
 
 /* policy_relay_pass for a leaf's message m that the relay forwards
  * (policy_relay_forwards), from the relay's entry of its sender and its
- * own state: whether m is news (policy_is_news, before the merge), the
- * certificate it carries was asked for, a catch-up window is open, and
- * every member speaks minor 2. */
-enum policy_relay_pass policy_relay_pass_msg(const struct wire_msg *m,
-                                             const struct peer *peer, bool news,
-                                             bool cert_wanted, bool catch_up,
-                                             bool all_quiet, uint64_t now,
-                                             uint64_t heartbeat_ms);
+ * own mode: whether m is news (policy_is_news, before the merge) and the
+ * certificate it carries was asked for. */
+enum policy_relay_pass
+policy_relay_pass_msg(const struct wire_msg *m, const struct peer *peer,
+                      bool news, bool cert_wanted,
+                      const struct policy_relay_mode *mode, uint64_t now,
+                      uint64_t heartbeat_ms);
 
 /* ---- hellos ---- */
 
@@ -350,10 +370,11 @@ enum policy_catch_up {
                               is open, or an earlier minor is alive) */
   POLICY_CATCH_UP_ALONE,   /* the member alone (open or extend its own) */
   POLICY_CATCH_UP_ALL,     /* a window for everyone */
-  POLICY_CATCH_UP_LATER,   /* none now: this relay reads its inbox behind,
-                              so what asked is stale (a hello it read a
-                              minute late), and it sends no rdigest: the
-                              member asks again once it has caught up */
+  POLICY_CATCH_UP_LATER,   /* none now: this relay reads its inbox behind
+                              (what asked is stale, a hello it read a
+                              minute late) or is loaded with no catch-up
+                              of its own free; one window serves what was
+                              put off once it has room (relay_resume) */
 };
 struct policy_catch_up_in {
   bool window_open; /* a window for everyone is open */
@@ -362,6 +383,7 @@ struct policy_catch_up_in {
   size_t own_free;  /* catch-ups of its own the relay may still open */
   bool reachable;   /* its address is known and valid */
   bool behind;      /* this relay reads its inbox behind (policy_behind) */
+  bool loaded;      /* its loop is loaded (policy_loaded) */
 };
 /* A member alone while it has one or one is free and its address is
  * known; everyone when none is (a burst of joiners, as when a whole
@@ -369,7 +391,9 @@ struct policy_catch_up_in {
  * heartbeat is passed on anyway; nothing yet while the relay reads its
  * inbox behind (two relays starved on a machine of 500 agents read the
  * hellos of a minute before, opened a window for everyone a second for
- * them, and never caught up). */
+ * them, and never caught up). A loaded relay passes no repeats in a
+ * window (policy_relay_pass): it catches a member up alone if it can,
+ * else later (the member asks again). */
 enum policy_catch_up policy_relay_catch_up(const struct policy_catch_up_in *in);
 
 /* Records digests (docs/PROTOCOL.md "Records digest"): a member compares
@@ -430,6 +454,7 @@ bool policy_is_news(const struct peer *peer, const struct record *r);
 struct policy_record_in {
   bool hello;       /* the message was a hello */
   bool from_leaf;   /* its sender is a leaf */
+  bool from_relay;  /* its sender is a relay */
   bool via_relay;   /* it came in a relay's batch */
   bool we_relay;    /* network.relay */
   bool we_leaf;     /* network.relays */
@@ -469,7 +494,9 @@ enum policy_after {
  * member whose heartbeat they pass on. A node we hear first gets our
  * state again soon (what we sent before its inbox was connected was
  * dropped). Otherwise, when views differ and our last list is older than
- * half a heartbeat, the side policy_lists_ours picks offers its list. */
+ * half a heartbeat, the side policy_lists_ours picks offers its list; a
+ * relay offers it to mesh members only: leaves take records from it,
+ * and every relay hears every leaf. */
 unsigned policy_after_record(const struct policy_record_in *in);
 /* Whether in->same_view can change what policy_after_record decides:
  * when it can't, the shell need not compare views (a pass over the

@@ -237,6 +237,9 @@ struct sim_node {
   uint64_t lag_msgs, lag_late, behind;
   uint64_t full_reads; /* this heartbeat: deliveries with a batch waiting */
   bool reading_behind;
+  bool loaded;                          /* net_loaded() when last sampled */
+  bool deferred;                        /* agent_relay.c: relay.deferred */
+  uint64_t load_cpu_us, load_at;        /* cpu_us and cpu when last sampled */
   uint64_t resyncs, windows, catch_ups; /* counted, for the summary */
 
   /* timers: armed, due (µs) and arming counter */
@@ -253,6 +256,7 @@ struct sim_node {
    * time they are put back. */
   struct sim_event *waiting;
   size_t wait_head, wait_n, wait_cap;
+  size_t drain_run; /* deliveries taken from the queue in a row */
   bool wake_queued;
 
   /* the level behaviour: last action issued, and if one is in flight */
@@ -265,7 +269,8 @@ struct sim_node {
   /* copies sent since the start, by kind (--trace): its own records,
    * member lists, forwarded batches, catch-ups alone */
   uint64_t tx_own, tx_lists, tx_forwarded, tx_catch_ups;
-  uint64_t cpu_us; /* CPU time taken in all (--trace) */
+  uint64_t tx_fwd_news; /* of tx_forwarded: batches of changes */
+  uint64_t cpu_us;      /* CPU time taken in all (--trace, net_loaded) */
   /* CPU costs are this many times the model's (0 or 1: as the model;
    * the relay-starved scenario) */
   uint64_t slow;

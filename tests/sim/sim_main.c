@@ -447,12 +447,12 @@ static void trace(void) {
       fprintf(stderr,
               " n%zu %zu waiting, oldest %.0f ms, CPU %.0f ms, %" PRIu64
               " decodes, %" PRIu64 " sent (from the start: own %" PRIu64
-              ", lists %" PRIu64 ", forwarded %" PRIu64 ", catch-ups %" PRIu64
-              "), %" PRIu64 " in (hello %" PRIu64 ", state %" PRIu64
-              ", members %" PRIu64 ", resync %" PRIu64 ");",
+              ", lists %" PRIu64 ", forwarded %" PRIu64 " (changes %" PRIu64
+              "), catch-ups %" PRIu64 "), %" PRIu64 " in (hello %" PRIu64
+              ", state %" PRIu64 ", members %" PRIu64 ", resync %" PRIu64 ");",
               i, nd->wait_n, backlog_ms(nd), (double)nd->cpu_us / 1e3,
               nd->decodes, nd->tx_msgs, nd->tx_own, nd->tx_lists,
-              nd->tx_forwarded, nd->tx_catch_ups, nd->rx_msgs,
+              nd->tx_forwarded, nd->tx_fwd_news, nd->tx_catch_ups, nd->rx_msgs,
               nd->rx_type[WIRE_HELLO], nd->rx_type[WIRE_STATE],
               nd->rx_type[WIRE_MEMBERS], nd->rx_resync);
     else if (worst < S.n && nd->wait_n > S.nodes[worst].wait_n)
@@ -905,6 +905,28 @@ static void wait_for_cpu(struct sim_node *nd, const struct sim_event *e) {
   nd->waiting[nd->wait_head + nd->wait_n++] = *e;
 }
 
+/* The next event waiting for nd. A busy agent's loop reads at most a
+ * batch of messages a turn (mesh.c) and runs its due timers between
+ * turns: a timer, or a step of the world, that waits behind deliveries
+ * goes once a batch of them has been taken, not behind all of them. */
+static struct sim_event take_waiting(struct sim_node *nd) {
+  struct sim_event *q = nd->waiting + nd->wait_head, e;
+  size_t k = 0;
+  if (nd->drain_run >= SIM_RECV_BATCH)
+    while (k < nd->wait_n && q[k].type == SIM_EV_DELIVER)
+      k++;
+  if (k == nd->wait_n)
+    k = 0;
+  e = q[k];
+  if (k > 0)
+    memmove(q + 1, q, k * sizeof(*q));
+  nd->wait_head++;
+  if (--nd->wait_n == 0)
+    nd->wait_head = 0;
+  nd->drain_run = e.type == SIM_EV_DELIVER ? nd->drain_run + 1 : 0;
+  return e;
+}
+
 /* A SIM_EV_WAKE at busy_until while events wait for nd. */
 static void wake_later(struct sim_node *nd) {
   if (nd->wake_queued || nd->wait_n == 0)
@@ -1008,9 +1030,7 @@ static void run(uint64_t end) {
         wake_later(woke);
         continue;
       }
-      e = woke->waiting[woke->wait_head++];
-      if (--woke->wait_n == 0)
-        woke->wait_head = 0;
+      e = take_waiting(woke);
       e.at = S.now;
     }
     S.drained = woke != NULL;

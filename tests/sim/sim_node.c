@@ -19,6 +19,8 @@
  *   on_list, offer_list agent_net.c: on_list, offer_list
  *   on_heartbeat        agent_net.c: on_heartbeat, behind_check,
  *                       save_members_due
+ *   net_loaded          agent_net.c: net_loaded (the node's CPU taken
+ *                       stands for the loop's busy time)
  *   on_hello            agent_net.c: on_hello
  *   open_endpoint ...   agent_net.c: find_endpoint, open_endpoint,
  *                       release_addr, release_alt, release_endpoint,
@@ -36,7 +38,8 @@
  *   load_members, save_members
  *                       agent_net.c: load_members, net_save_members
  *   net_start           agent_net.c: net_start
- *   relay_forward, flush, flush_at, relay_open_window
+ *   relay_forward, flush, flush_at, relay_open_window,
+ *   relay_resume
  *                       agent_relay.c: the same names (flush(nd, true):
  *                       relay_flush_changes)
  *   relay_catch_up, targets_open, targets_add, targets_flush,
@@ -95,6 +98,7 @@ static void share_sync(struct sim_node *nd, uint64_t now);
 static void share_forget(struct sim_node *nd, struct peer *peer);
 static void relay_catch_up(struct sim_node *nd, const struct peer *peer,
                            uint64_t now);
+static void relay_resume(struct sim_node *nd, uint64_t now, bool pressed);
 static void targets_add(struct sim_node *nd, const void *msg, size_t len,
                         const char *from, uint64_t now);
 static bool targets_open(const struct sim_node *nd, uint64_t now);
@@ -325,10 +329,23 @@ static void load_members(struct sim_node *nd) {
 
 static void expire_alts(struct sim_node *nd);
 
+/* agent_net.c: net_loaded */
+static bool net_loaded(struct sim_node *nd) {
+  if (nd->load_at != 0 &&
+      nd->cpu - nd->load_at < nd->cfg.heartbeat_ms * 1000 / 4)
+    return nd->loaded;
+  nd->loaded = nd->load_at != 0 && policy_loaded(nd->cpu_us - nd->load_cpu_us,
+                                                 nd->cpu - nd->load_at);
+  nd->load_cpu_us = nd->cpu_us;
+  nd->load_at = nd->cpu;
+  return nd->loaded;
+}
+
 static void behind_check(struct sim_node *nd) {
   bool behind = policy_behind(nd->lag_msgs, nd->lag_late, nd->full_reads > 0);
   nd->lag_msgs = nd->lag_late = nd->full_reads = 0;
   nd->reading_behind = behind;
+  (void)net_loaded(nd);
   if (!behind)
     return;
   peers_grace(&nd->peers, sim_ms(nd));
@@ -342,6 +359,7 @@ static void on_heartbeat(struct sim_node *nd) {
   if (nd->cfg.relay) {
     nd->all_quiet = peers_all_speak(&nd->peers, WIRE_PROTO_QUIET);
     share_sync(nd, sim_ms(nd));
+    relay_resume(nd, sim_ms(nd), nd->reading_behind || nd->loaded);
   }
   if (nd->members_wanted)
     publish_members(nd);
@@ -750,6 +768,14 @@ static void relay_open_window(struct sim_node *nd, uint64_t now) {
     nd->window_until = until;
 }
 
+/* agent_relay.c: relay_resume */
+static void relay_resume(struct sim_node *nd, uint64_t now, bool pressed) {
+  if (!nd->deferred || pressed)
+    return;
+  nd->deferred = false;
+  relay_open_window(nd, now);
+}
+
 /* agent_net.c: served_by */
 static bool served_by(const struct sim_node *nd, int slot) {
   const char *others[PEERS_RELAYS_MAX];
@@ -795,13 +821,21 @@ static void pass_on(struct sim_node *nd, const struct wire_msg *m,
                     struct peer *peer, bool news, uint64_t now, const void *raw,
                     size_t rawlen) {
   /* No identity in the simulation: no certificate is asked for. */
-  enum policy_relay_pass pass =
-      policy_relay_pass_msg(m, peer, news, false, now < nd->window_until,
-                            nd->all_quiet, now, nd->cfg.heartbeat_ms);
+  bool pressed = nd->reading_behind || net_loaded(nd);
+  relay_resume(nd, now, pressed);
+  struct policy_relay_mode mode = {
+      .catch_up = now < nd->window_until,
+      .all_quiet = nd->all_quiet,
+      .behind = pressed,
+  };
+  struct policy_relay_mode alone = {.catch_up = true,
+                                    .all_quiet = nd->all_quiet};
+  enum policy_relay_pass pass = policy_relay_pass_msg(
+      m, peer, news, false, &mode, now, nd->cfg.heartbeat_ms);
 
   if (targets_open(nd, now) &&
       (pass != POLICY_PASS_NONE ||
-       policy_relay_pass_msg(m, peer, news, false, true, nd->all_quiet, now,
+       policy_relay_pass_msg(m, peer, news, false, &alone, now,
                              nd->cfg.heartbeat_ms) != POLICY_PASS_NONE))
     targets_add(nd, raw, rawlen, m->from, now);
   if (pass == POLICY_PASS_NONE)
@@ -863,6 +897,7 @@ static void handle_record(struct sim_node *nd, const struct wire_msg *m,
   struct policy_record_in in = {
       .hello = m->type == WIRE_HELLO,
       .from_leaf = m->leaf,
+      .from_relay = m->relay,
       .via_relay = via_relay,
       .we_relay = nd->cfg.relay,
       .we_leaf = is_leaf(nd),
@@ -1056,10 +1091,13 @@ static void flush(struct sim_node *nd, bool news) {
   sim_timer_stop(nd, news ? SIM_T_NEWS : SIM_T_HOLD);
   if (b->frames == 0)
     return;
+  uint64_t before = nd->tx_forwarded;
   forward_send(nd, b->buf, b->len);
-  if (news)
+  if (news) {
+    nd->tx_fwd_news += nd->tx_forwarded - before;
     nd->credit_at =
         policy_relay_spend(nd->credit_at, sim_ms(nd), credit_interval(nd));
+  }
   batch_reset(b);
 }
 
@@ -1181,10 +1219,13 @@ static void relay_catch_up(struct sim_node *nd, const struct peer *peer,
       .own_free = nfree,
       .reachable = wire_valid_addr(peer->rec->addr),
       .behind = nd->reading_behind,
+      .loaded = net_loaded(nd),
   };
   switch (policy_relay_catch_up(&in)) {
   case POLICY_CATCH_UP_COVERED:
+    return;
   case POLICY_CATCH_UP_LATER:
+    nd->deferred = true;
     return;
   case POLICY_CATCH_UP_ALL:
     relay_open_window(nd, now);

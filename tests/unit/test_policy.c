@@ -426,6 +426,29 @@ static void behind_when_most_messages_are_late(void **state) {
   assert_false(policy_lag_late(5000, 0));
 }
 
+/* A loop busy 75 % of the span or more is loaded. */
+static void loaded_is_three_quarters_busy(void **state) {
+  static const struct {
+    const char *name;
+    uint64_t busy, span;
+    bool loaded;
+  } rows[] = {
+      {"no_span_yet", 0, 0, false},
+      {"busy_without_a_span", 5000, 0, false},
+      {"idle", 0, 250000, false},
+      {"just_under", 187499, 250000, false},
+      {"three_quarters", 187500, 250000, true},
+      {"all_busy", 250000, 250000, true},
+      {"more_than_the_span_counts_as_busy", 300000, 250000, true},
+      {"a_long_stall", UINT64_C(3600000000), UINT64_C(3600000000), true},
+  };
+  (void)state;
+  for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+    print_message("row %s\n", rows[i].name);
+    assert_int_equal(policy_loaded(rows[i].busy, rows[i].span), rows[i].loaded);
+  }
+}
+
 /* ---- checks ---- */
 
 struct check_row {
@@ -723,6 +746,24 @@ static const struct pass_row pass_rows[] = {
     {"news_beats_the_window",
      {QUIET, .news = true, .catch_up = true},
      POLICY_PASS_NEWS},
+    {"behind_no_repeats_after_a_change",
+     {QUIET, .changed_lately = true, .behind = true},
+     POLICY_PASS_NONE},
+    {"behind_no_repeats_in_a_window",
+     {QUIET, .catch_up = true, .behind = true},
+     POLICY_PASS_NONE},
+    {"behind_news_still_goes",
+     {QUIET, .news = true, .catch_up = true, .behind = true},
+     POLICY_PASS_NEWS},
+    {"behind_a_version_not_passed_on_still_goes",
+     {QUIET, .unpassed = true, .behind = true},
+     POLICY_PASS_NEWS},
+    {"behind_a_leave_still_goes",
+     {QUIET, .leave = true, .behind = true},
+     POLICY_PASS_NEWS},
+    {"behind_every_repeat_for_an_earlier_minor",
+     {.forwards = true, .behind = true},
+     POLICY_PASS_HOLD},
 };
 
 static void relay_passes_on_news_and_repeats_only_when_needed(void **state) {
@@ -798,6 +839,18 @@ static const struct catch_up_row catch_up_rows[] = {
     {"later_while_reading_behind_even_with_a_window",
      {CALM, .window_open = true, .behind = true},
      POLICY_CATCH_UP_LATER},
+    {"loaded_alone_while_a_slot_is_free",
+     {CALM, .own_free = 4, .loaded = true},
+     POLICY_CATCH_UP_ALONE},
+    {"loaded_a_window_passing_nothing_does_not_cover",
+     {CALM, .own_free = 4, .window_open = true, .loaded = true},
+     POLICY_CATCH_UP_ALONE},
+    {"loaded_later_rather_than_a_window",
+     {CALM, .own_free = 0, .loaded = true},
+     POLICY_CATCH_UP_LATER},
+    {"loaded_covered_while_an_earlier_minor_gets_every_heartbeat",
+     {.reachable = true, .own_free = 4, .loaded = true},
+     POLICY_CATCH_UP_COVERED},
 };
 
 static void relay_catches_up_one_member_alone_while_it_can(void **state) {
@@ -809,6 +862,10 @@ static void relay_catches_up_one_member_alone_while_it_can(void **state) {
                r->expect);
   }
 }
+
+/* A relay's mode: a window open, every member of minor 2 (not behind). */
+#define MODE(window, quiet)                                                    \
+  (&(struct policy_relay_mode){.catch_up = (window), .all_quiet = (quiet)})
 
 /* What a relay makes of a leaf's message and its entry of the leaf. */
 static void relay_pass_reads_the_message_and_the_entry(void **state) {
@@ -824,57 +881,57 @@ static void relay_pass_reads_the_message_and_the_entry(void **state) {
   m.rec.ver = 3;
   /* A version never passed on: at once, even the first state after a
    * hello (no news to the relay, which merged the hello). */
-  assert_int_equal(
-      policy_relay_pass_msg(&m, &peer, false, false, false, true, now, hb),
-      POLICY_PASS_NEWS);
+  assert_int_equal(policy_relay_pass_msg(&m, &peer, false, false,
+                                         MODE(false, true), now, hb),
+                   POLICY_PASS_NEWS);
   peer_passed(&peer, &m.rec);
-  assert_int_equal(
-      policy_relay_pass_msg(&m, &peer, false, false, false, true, now, hb),
-      POLICY_PASS_NONE);
+  assert_int_equal(policy_relay_pass_msg(&m, &peer, false, false,
+                                         MODE(false, true), now, hb),
+                   POLICY_PASS_NONE);
   /* Changed within two heartbeats: with the repeats. */
   peer.changed_at = now - 2 * hb + 1;
-  assert_int_equal(
-      policy_relay_pass_msg(&m, &peer, false, false, false, true, now, hb),
-      POLICY_PASS_HOLD);
+  assert_int_equal(policy_relay_pass_msg(&m, &peer, false, false,
+                                         MODE(false, true), now, hb),
+                   POLICY_PASS_HOLD);
   peer.changed_at = now - 2 * hb;
   /* An echo, and a certificate asked for, go at once; a certificate no
    * one asked for, or an ask without a certificate, do not. */
   m.necho = 1;
-  assert_int_equal(
-      policy_relay_pass_msg(&m, &peer, false, false, false, true, now, hb),
-      POLICY_PASS_NEWS);
+  assert_int_equal(policy_relay_pass_msg(&m, &peer, false, false,
+                                         MODE(false, true), now, hb),
+                   POLICY_PASS_NEWS);
   m.necho = 0;
   assert_int_equal(
-      policy_relay_pass_msg(&m, &peer, false, true, false, true, now, hb),
+      policy_relay_pass_msg(&m, &peer, false, true, MODE(false, true), now, hb),
       POLICY_PASS_NONE);
   m.cert = json_object();
+  assert_int_equal(policy_relay_pass_msg(&m, &peer, false, false,
+                                         MODE(false, true), now, hb),
+                   POLICY_PASS_NONE);
   assert_int_equal(
-      policy_relay_pass_msg(&m, &peer, false, false, false, true, now, hb),
-      POLICY_PASS_NONE);
-  assert_int_equal(
-      policy_relay_pass_msg(&m, &peer, false, true, false, true, now, hb),
+      policy_relay_pass_msg(&m, &peer, false, true, MODE(false, true), now, hb),
       POLICY_PASS_NEWS);
   json_decref(m.cert);
   m.cert = NULL;
   /* A resync request is for the relays that hear it directly: not
    * passed on for itself. */
   m.resync = true;
-  assert_int_equal(
-      policy_relay_pass_msg(&m, &peer, false, false, false, true, now, hb),
-      POLICY_PASS_NONE);
+  assert_int_equal(policy_relay_pass_msg(&m, &peer, false, false,
+                                         MODE(false, true), now, hb),
+                   POLICY_PASS_NONE);
   m.resync = false;
   /* A window, or a member of minor 1: with the repeats. */
   assert_int_equal(
-      policy_relay_pass_msg(&m, &peer, false, false, true, true, now, hb),
+      policy_relay_pass_msg(&m, &peer, false, false, MODE(true, true), now, hb),
       POLICY_PASS_HOLD);
-  assert_int_equal(
-      policy_relay_pass_msg(&m, &peer, false, false, false, false, now, hb),
-      POLICY_PASS_HOLD);
+  assert_int_equal(policy_relay_pass_msg(&m, &peer, false, false,
+                                         MODE(false, false), now, hb),
+                   POLICY_PASS_HOLD);
   /* A newer version: at once again. */
   m.rec.ver = 4;
-  assert_int_equal(
-      policy_relay_pass_msg(&m, &peer, false, false, false, true, now, hb),
-      POLICY_PASS_NEWS);
+  assert_int_equal(policy_relay_pass_msg(&m, &peer, false, false,
+                                         MODE(false, true), now, hb),
+                   POLICY_PASS_NEWS);
   peer_more_free(&peer);
 }
 
@@ -1090,6 +1147,10 @@ static const struct after_row after_rows[] = {
      true, true, 5000, 0, 9, 1, POLICY_NOTHING, 0},
     {"leaf_offers_list_to_its_relay", false, false, false, false, true, true,
      false, 5000, 0, 9, 1, POLICY_OFFER_LIST, 0},
+    {"relay_offers_no_list_to_a_leaf", false, true, false, true, false, false,
+     false, 5000, 0, 999, 1, POLICY_NOTHING, 0},
+    {"relay_offers_its_list_to_a_mesh_member", false, false, false, true, false,
+     false, false, 5000, 0, 999, 1, POLICY_OFFER_LIST, 0},
     {"same_view_nothing", false, false, false, false, false, false, true, 5000,
      0, 9, 1, POLICY_NOTHING, 0},
     {"differing_view_offers_list", false, false, false, false, false, false,
@@ -1108,6 +1169,29 @@ static const struct after_row after_rows[] = {
     {"mesh_member_ignores_the_lottery", false, false, false, false, false,
      false, false, 5000, 0, 999, 1, POLICY_OFFER_LIST, UINT32_MAX},
 };
+
+/* Relays offer their lists to mesh members only. */
+static void relay_offers_no_list_to_a_relay(void **state) {
+  struct policy_record_in in = {
+      .we_relay = true,
+      .from_relay = true,
+      .now = 5000,
+      .heartbeat_ms = HB,
+      .npeers = 999,
+      .name = "a",
+      .their_known = 1,
+      .their_name = "b",
+  };
+  (void)state;
+  assert_false(policy_view_matters(&in));
+  assert_int_equal(policy_after_record(&in), POLICY_NOTHING);
+  in.from_relay = false;
+  assert_true(policy_view_matters(&in));
+  assert_int_equal(policy_after_record(&in), POLICY_OFFER_LIST);
+  in.we_relay = false;
+  in.from_relay = true; /* a mesh member offers to a relay */
+  assert_int_equal(policy_after_record(&in), POLICY_OFFER_LIST);
+}
 
 static void after_record(void **state) {
   for (size_t i = 0; i < ARRAY_SIZE(after_rows); i++) {
@@ -1668,7 +1752,9 @@ int main(void) {
       cmocka_unit_test(lists_ours_picks_one_side),
       cmocka_unit_test(lists_ours_is_one_sided),
       cmocka_unit_test(is_news_when_it_tells_something),
+      cmocka_unit_test(loaded_is_three_quarters_busy),
       cmocka_unit_test(after_record),
+      cmocka_unit_test(relay_offers_no_list_to_a_relay),
       cmocka_unit_test(inc_bounds),
       cmocka_unit_test(start_inc),
       cmocka_unit_test(claims_about_this_node),
