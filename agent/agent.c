@@ -657,8 +657,6 @@ int agent_run(const char *path) {
     return 1;
   }
   uv_loop_init(&a->loop);
-  /* How loaded the loop is (agent_net.c: net_loaded). */
-  (void)uv_loop_configure(&a->loop, UV_METRICS_IDLE_TIME);
   /* Before anything starts a thread: it takes systemd's variables out of
    * the environment. A failure only means systemd isn't told. */
   (void)notify_init(&a->notify, &a->loop);

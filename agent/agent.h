@@ -283,7 +283,7 @@ struct relay {
   uint64_t window_until;
   bool all_quiet;
   /* A catch-up was put off (POLICY_CATCH_UP_LATER) while this relay
-   * read behind or was loaded: one window opens once it has room. */
+   * read behind: one window opens once it has caught up. */
   bool deferred;
   struct {
     char name[CHOREO_NAME_MAX + 1];
@@ -314,9 +314,9 @@ void relay_open_window(struct relay *r, uint64_t now);
  * back, a resync asked): a catch-up for it alone, or a window for
  * everyone, as policy_relay_catch_up() says. */
 void relay_catch_up(struct relay *r, const struct peer *peer, uint64_t now);
-/* The catch-ups put off while the relay was pressed (reading behind or
- * loaded): once it is not, one window for everyone serves them. */
-void relay_resume(struct relay *r, uint64_t now, bool pressed);
+/* The catch-ups put off while the relay read behind: once it does not,
+ * one window for everyone serves them. */
+void relay_resume(struct relay *r, uint64_t now, bool behind);
 /* Whether a catch-up of one member alone is taking messages now, and
  * add a leaf's message (as received) to each such catch-up but its
  * sender's. */
@@ -421,10 +421,6 @@ struct net {
   uint64_t lag_msgs, lag_late, lag_max;
   uint64_t full_reads_seen; /* mesh.full_reads at the last heartbeat */
   bool reading_behind;      /* so at the last heartbeat */
-  /* The loop's idle time and the time when last sampled (ns), and
-   * whether it was loaded since the sample before (net_loaded()). */
-  uint64_t idle_ns_seen, loop_ns_seen;
-  bool loaded;
   bool stopped;
   /* Hooks: a message was handled (rx_ns: when it was received); arm the
    * wake-up for monotonic time `when`. */
@@ -442,9 +438,6 @@ int net_start(struct net *n);
 void net_publish(struct net *n, enum wire_type type);
 /* The record changed: publish it, once the mesh is open. */
 void net_publish_change(struct net *n);
-/* Whether this agent's loop is loaded (policy_loaded()), sampled at most
- * every quarter heartbeat. */
-bool net_loaded(struct net *n);
 void net_publish_soon(struct net *n);
 /* Our certificate is new to peers (identity configured or changed): the
  * next few state messages carry it. */

@@ -407,29 +407,6 @@ static void behind_check(struct net *n) {
              (double)worst / 1000.0);
 }
 
-bool net_loaded(struct net *n) {
-  struct agent *a = agent_of(n);
-  uint64_t at = uv_hrtime(), idle, span, idled;
-  /* Whether the loop was busy most of the last quarter heartbeat
-   * (policy_loaded), from the time libuv spent waiting for events: a
-   * quarter, so that a relay that has caught up passes repeats again
-   * within the window it opened meanwhile. */
-  if (n->loop_ns_seen != 0 &&
-      at - n->loop_ns_seen < a->cfg->heartbeat_ms * 1000000 / 4)
-    return n->loaded;
-  idle = uv_metrics_idle_time(&a->loop);
-  span = n->loop_ns_seen != 0 ? at - n->loop_ns_seen : 0;
-  idled = idle - n->idle_ns_seen;
-  bool loaded =
-      policy_loaded(idled < span ? (span - idled) / 1000 : 0, span / 1000);
-  if (a->cfg->relay && loaded && !n->loaded)
-    a->metrics.relay_loaded++;
-  n->loaded = loaded;
-  n->idle_ns_seen = idle;
-  n->loop_ns_seen = at;
-  return loaded;
-}
-
 static void on_heartbeat(uv_timer_t *t) {
   struct net *n = container_of(t, struct net, heartbeat);
   struct agent *a = agent_of(n);
@@ -442,13 +419,12 @@ static void on_heartbeat(uv_timer_t *t) {
              "(choreo_stalls_total counts stalls)",
              a->peers.stall_ms);
   behind_check(n);
-  (void)net_loaded(n);
   echo_sweep(n, uv_now(&a->loop));
   expire_alts(n);
   if (a->cfg->relay) {
     a->relay.all_quiet = peers_all_speak(&a->peers, WIRE_PROTO_QUIET);
     relay_share_sync(&a->relay, uv_now(&a->loop));
-    relay_resume(&a->relay, uv_now(&a->loop), n->reading_behind || n->loaded);
+    relay_resume(&a->relay, uv_now(&a->loop), n->reading_behind);
   }
   if (n->members_wanted)
     publish_members(n);
@@ -1305,14 +1281,13 @@ static void relay_said(struct net *n, const struct wire_msg *m, uint64_t now) {
 static void pass_on(struct net *n, const struct wire_msg *m, struct peer *peer,
                     bool news, uint64_t now, const void *raw, size_t rawlen) {
   struct agent *a = agent_of(n);
-  bool pressed = n->reading_behind || net_loaded(n);
   struct policy_relay_mode mode;
 
-  relay_resume(&a->relay, now, pressed);
+  relay_resume(&a->relay, now, n->reading_behind);
   mode = (struct policy_relay_mode){
       .catch_up = relay_window_open(&a->relay, now),
       .all_quiet = a->relay.all_quiet,
-      .behind = pressed,
+      .behind = n->reading_behind,
   };
   /* One member's catch-up costs a copy a record, however behind. */
   struct policy_relay_mode alone = {.catch_up = true,

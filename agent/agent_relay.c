@@ -225,7 +225,6 @@ void relay_catch_up(struct relay *r, const struct peer *peer, uint64_t now) {
       .own_free = nfree,
       .reachable = wire_valid_addr(peer->rec->addr),
       .behind = a->net.reading_behind,
-      .loaded = net_loaded(&a->net),
   };
   switch (policy_relay_catch_up(&in)) {
   case POLICY_CATCH_UP_COVERED:
@@ -262,8 +261,8 @@ void relay_catch_up(struct relay *r, const struct peer *peer, uint64_t now) {
   targets_arm(r);
 }
 
-void relay_resume(struct relay *r, uint64_t now, bool pressed) {
-  if (!r->deferred || pressed || r->stopped)
+void relay_resume(struct relay *r, uint64_t now, bool behind) {
+  if (!r->deferred || behind || r->stopped)
     return;
   r->deferred = false;
   relay_open_window(r, now);

@@ -86,9 +86,6 @@
   XX(relay_windows, "choreo_relay_catch_up_windows_total", "",                 \
      "Catch-up windows for every member this relay opened (more members "      \
      "needed one at once than it sends to alone)")                             \
-  XX(relay_loaded, "choreo_relay_loaded_total", "",                            \
-     "Times this relay's loop became busy 75 % of a quarter heartbeat or "     \
-     "more: while it is, it passes on changes only, no repeats")               \
   XX(relay_catch_ups, "choreo_relay_catch_ups_alone_total", "",                \
      "Catch-ups this relay sent to one member alone (a hello, a leaf new or "  \
      "back, a resync asked)")                                                  \

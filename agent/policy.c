@@ -106,10 +106,6 @@ bool policy_lag_late(uint64_t lag_ms, uint64_t heartbeat_ms) {
   return heartbeat_ms > 0 && lag_ms > heartbeat_ms;
 }
 
-bool policy_loaded(uint64_t busy_us, uint64_t span_us) {
-  return span_us > 0 && busy_us * 100 >= span_us * POLICY_LOADED_PCT;
-}
-
 bool policy_behind(uint64_t msgs, uint64_t late, bool full) {
   return full && late <= msgs && late > msgs - late;
 }
@@ -275,11 +271,11 @@ enum policy_catch_up
 policy_relay_catch_up(const struct policy_catch_up_in *in) {
   if (in->behind)
     return POLICY_CATCH_UP_LATER;
-  if ((in->window_open && !in->loaded) || !in->all_quiet)
+  if (in->window_open || !in->all_quiet)
     return POLICY_CATCH_UP_COVERED;
   if (in->reachable && (in->has_own || in->own_free > 0))
     return POLICY_CATCH_UP_ALONE;
-  return in->loaded ? POLICY_CATCH_UP_LATER : POLICY_CATCH_UP_ALL;
+  return POLICY_CATCH_UP_ALL;
 }
 
 bool policy_resync_note(struct policy_resync *s, uint64_t ours, uint64_t theirs,

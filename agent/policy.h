@@ -185,13 +185,6 @@ bool policy_behind(uint64_t msgs, uint64_t late, bool full);
  * heartbeat_ms. */
 bool policy_lag_late(uint64_t lag_ms, uint64_t heartbeat_ms);
 
-/* Whether an agent whose loop was busy busy_us of the last span_us (not
- * waiting for events) is loaded: POLICY_LOADED_PCT percent or more. A
- * relay that is passes on no repeats (policy_relay_pass). Before that
- * loop-time counts are known (span 0): not loaded. */
-#define POLICY_LOADED_PCT 75
-bool policy_loaded(uint64_t busy_us, uint64_t span_us);
-
 /* ---- checks ---- */
 
 /* Consecutive results of a check, and whether it is failing. */
@@ -299,8 +292,7 @@ struct policy_pass_in {
                           POLICY_RELAY_REPEAT_HB heartbeats */
   bool catch_up;       /* a catch-up window is open */
   bool all_quiet;      /* every member speaks minor 2 (WIRE_PROTO_QUIET) */
-  bool behind;         /* the relay reads its inbox behind (policy_behind)
-                          or is loaded (policy_loaded) */
+  bool behind;         /* the relay reads its inbox behind (policy_behind) */
 };
 
 /* News goes at once, and so does a version this relay has not passed
@@ -308,19 +300,18 @@ struct policy_pass_in {
  * change, in a catch-up window, or while an agent of an earlier minor,
  * which times leaves by their silence, needs every heartbeat); else not
  * at all, which keeps what a member receives at steady state independent
- * of the cluster's size. A relay that reads behind or is loaded keeps
- * the first two kinds of repeats back: passing them on is what kept it
- * behind when a whole cluster forms, each costing a copy per member of
- * its share, and what a member lacks meanwhile it asks for once the
- * relay has room again (a resync; its records digest is not sent while
- * it reads behind). */
+ * of the cluster's size. A relay that reads behind keeps the first two
+ * kinds of repeats back, each a copy per member of its share: it sheds
+ * them until it has caught up, and what a member lacks meanwhile it asks
+ * for then (a resync; its records digest is not sent while it reads
+ * behind). */
 enum policy_relay_pass policy_relay_pass(const struct policy_pass_in *in);
 
 /* What policy_relay_pass reads of the relay itself. */
 struct policy_relay_mode {
   bool catch_up;  /* a catch-up window is open */
   bool all_quiet; /* every member speaks minor 2 */
-  bool behind;    /* it reads its inbox behind, or is loaded */
+  bool behind;    /* it reads its inbox behind */
 };
 
 /* policy_relay_pass for a leaf's message m that the relay forwards
@@ -372,9 +363,8 @@ enum policy_catch_up {
   POLICY_CATCH_UP_ALL,     /* a window for everyone */
   POLICY_CATCH_UP_LATER,   /* none now: this relay reads its inbox behind
                               (what asked is stale, a hello it read a
-                              minute late) or is loaded with no catch-up
-                              of its own free; one window serves what was
-                              put off once it has room (relay_resume) */
+                              minute late); one window serves what was put
+                              off once it has caught up (relay_resume) */
 };
 struct policy_catch_up_in {
   bool window_open; /* a window for everyone is open */
@@ -383,7 +373,6 @@ struct policy_catch_up_in {
   size_t own_free;  /* catch-ups of its own the relay may still open */
   bool reachable;   /* its address is known and valid */
   bool behind;      /* this relay reads its inbox behind (policy_behind) */
-  bool loaded;      /* its loop is loaded (policy_loaded) */
 };
 /* A member alone while it has one or one is free and its address is
  * known; everyone when none is (a burst of joiners, as when a whole
@@ -391,9 +380,7 @@ struct policy_catch_up_in {
  * heartbeat is passed on anyway; nothing yet while the relay reads its
  * inbox behind (two relays starved on a machine of 500 agents read the
  * hellos of a minute before, opened a window for everyone a second for
- * them, and never caught up). A loaded relay passes no repeats in a
- * window (policy_relay_pass): it catches a member up alone if it can,
- * else later (the member asks again). */
+ * them, and never caught up). */
 enum policy_catch_up policy_relay_catch_up(const struct policy_catch_up_in *in);
 
 /* Records digests (docs/PROTOCOL.md "Records digest"): a member compares

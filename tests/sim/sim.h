@@ -237,9 +237,7 @@ struct sim_node {
   uint64_t lag_msgs, lag_late, behind;
   uint64_t full_reads; /* this heartbeat: deliveries with a batch waiting */
   bool reading_behind;
-  bool loaded;                          /* net_loaded() when last sampled */
   bool deferred;                        /* agent_relay.c: relay.deferred */
-  uint64_t load_cpu_us, load_at;        /* cpu_us and cpu when last sampled */
   uint64_t resyncs, windows, catch_ups; /* counted, for the summary */
 
   /* timers: armed, due (µs) and arming counter */
@@ -270,7 +268,7 @@ struct sim_node {
    * member lists, forwarded batches, catch-ups alone */
   uint64_t tx_own, tx_lists, tx_forwarded, tx_catch_ups;
   uint64_t tx_fwd_news; /* of tx_forwarded: batches of changes */
-  uint64_t cpu_us;      /* CPU time taken in all (--trace, net_loaded) */
+  uint64_t cpu_us;      /* CPU time taken in all (--trace) */
   /* CPU costs are this many times the model's (0 or 1: as the model;
    * the relay-starved scenario) */
   uint64_t slow;

@@ -19,8 +19,6 @@
  *   on_list, offer_list agent_net.c: on_list, offer_list
  *   on_heartbeat        agent_net.c: on_heartbeat, behind_check,
  *                       save_members_due
- *   net_loaded          agent_net.c: net_loaded (the node's CPU taken
- *                       stands for the loop's busy time)
  *   on_hello            agent_net.c: on_hello
  *   open_endpoint ...   agent_net.c: find_endpoint, open_endpoint,
  *                       release_addr, release_alt, release_endpoint,
@@ -98,7 +96,7 @@ static void share_sync(struct sim_node *nd, uint64_t now);
 static void share_forget(struct sim_node *nd, struct peer *peer);
 static void relay_catch_up(struct sim_node *nd, const struct peer *peer,
                            uint64_t now);
-static void relay_resume(struct sim_node *nd, uint64_t now, bool pressed);
+static void relay_resume(struct sim_node *nd, uint64_t now, bool behind);
 static void targets_add(struct sim_node *nd, const void *msg, size_t len,
                         const char *from, uint64_t now);
 static bool targets_open(const struct sim_node *nd, uint64_t now);
@@ -329,23 +327,10 @@ static void load_members(struct sim_node *nd) {
 
 static void expire_alts(struct sim_node *nd);
 
-/* agent_net.c: net_loaded */
-static bool net_loaded(struct sim_node *nd) {
-  if (nd->load_at != 0 &&
-      nd->cpu - nd->load_at < nd->cfg.heartbeat_ms * 1000 / 4)
-    return nd->loaded;
-  nd->loaded = nd->load_at != 0 && policy_loaded(nd->cpu_us - nd->load_cpu_us,
-                                                 nd->cpu - nd->load_at);
-  nd->load_cpu_us = nd->cpu_us;
-  nd->load_at = nd->cpu;
-  return nd->loaded;
-}
-
 static void behind_check(struct sim_node *nd) {
   bool behind = policy_behind(nd->lag_msgs, nd->lag_late, nd->full_reads > 0);
   nd->lag_msgs = nd->lag_late = nd->full_reads = 0;
   nd->reading_behind = behind;
-  (void)net_loaded(nd);
   if (!behind)
     return;
   peers_grace(&nd->peers, sim_ms(nd));
@@ -359,7 +344,7 @@ static void on_heartbeat(struct sim_node *nd) {
   if (nd->cfg.relay) {
     nd->all_quiet = peers_all_speak(&nd->peers, WIRE_PROTO_QUIET);
     share_sync(nd, sim_ms(nd));
-    relay_resume(nd, sim_ms(nd), nd->reading_behind || nd->loaded);
+    relay_resume(nd, sim_ms(nd), nd->reading_behind);
   }
   if (nd->members_wanted)
     publish_members(nd);
@@ -769,8 +754,8 @@ static void relay_open_window(struct sim_node *nd, uint64_t now) {
 }
 
 /* agent_relay.c: relay_resume */
-static void relay_resume(struct sim_node *nd, uint64_t now, bool pressed) {
-  if (!nd->deferred || pressed)
+static void relay_resume(struct sim_node *nd, uint64_t now, bool behind) {
+  if (!nd->deferred || behind)
     return;
   nd->deferred = false;
   relay_open_window(nd, now);
@@ -821,12 +806,11 @@ static void pass_on(struct sim_node *nd, const struct wire_msg *m,
                     struct peer *peer, bool news, uint64_t now, const void *raw,
                     size_t rawlen) {
   /* No identity in the simulation: no certificate is asked for. */
-  bool pressed = nd->reading_behind || net_loaded(nd);
-  relay_resume(nd, now, pressed);
+  relay_resume(nd, now, nd->reading_behind);
   struct policy_relay_mode mode = {
       .catch_up = now < nd->window_until,
       .all_quiet = nd->all_quiet,
-      .behind = pressed,
+      .behind = nd->reading_behind,
   };
   struct policy_relay_mode alone = {.catch_up = true,
                                     .all_quiet = nd->all_quiet};
@@ -1219,7 +1203,6 @@ static void relay_catch_up(struct sim_node *nd, const struct peer *peer,
       .own_free = nfree,
       .reachable = wire_valid_addr(peer->rec->addr),
       .behind = nd->reading_behind,
-      .loaded = net_loaded(nd),
   };
   switch (policy_relay_catch_up(&in)) {
   case POLICY_CATCH_UP_COVERED:

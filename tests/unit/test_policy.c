@@ -426,29 +426,6 @@ static void behind_when_most_messages_are_late(void **state) {
   assert_false(policy_lag_late(5000, 0));
 }
 
-/* A loop busy 75 % of the span or more is loaded. */
-static void loaded_is_three_quarters_busy(void **state) {
-  static const struct {
-    const char *name;
-    uint64_t busy, span;
-    bool loaded;
-  } rows[] = {
-      {"no_span_yet", 0, 0, false},
-      {"busy_without_a_span", 5000, 0, false},
-      {"idle", 0, 250000, false},
-      {"just_under", 187499, 250000, false},
-      {"three_quarters", 187500, 250000, true},
-      {"all_busy", 250000, 250000, true},
-      {"more_than_the_span_counts_as_busy", 300000, 250000, true},
-      {"a_long_stall", UINT64_C(3600000000), UINT64_C(3600000000), true},
-  };
-  (void)state;
-  for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
-    print_message("row %s\n", rows[i].name);
-    assert_int_equal(policy_loaded(rows[i].busy, rows[i].span), rows[i].loaded);
-  }
-}
-
 /* ---- checks ---- */
 
 struct check_row {
@@ -839,18 +816,6 @@ static const struct catch_up_row catch_up_rows[] = {
     {"later_while_reading_behind_even_with_a_window",
      {CALM, .window_open = true, .behind = true},
      POLICY_CATCH_UP_LATER},
-    {"loaded_alone_while_a_slot_is_free",
-     {CALM, .own_free = 4, .loaded = true},
-     POLICY_CATCH_UP_ALONE},
-    {"loaded_a_window_passing_nothing_does_not_cover",
-     {CALM, .own_free = 4, .window_open = true, .loaded = true},
-     POLICY_CATCH_UP_ALONE},
-    {"loaded_later_rather_than_a_window",
-     {CALM, .own_free = 0, .loaded = true},
-     POLICY_CATCH_UP_LATER},
-    {"loaded_covered_while_an_earlier_minor_gets_every_heartbeat",
-     {.reachable = true, .own_free = 4, .loaded = true},
-     POLICY_CATCH_UP_COVERED},
 };
 
 static void relay_catches_up_one_member_alone_while_it_can(void **state) {
@@ -1752,7 +1717,6 @@ int main(void) {
       cmocka_unit_test(lists_ours_picks_one_side),
       cmocka_unit_test(lists_ours_is_one_sided),
       cmocka_unit_test(is_news_when_it_tells_something),
-      cmocka_unit_test(loaded_is_three_quarters_busy),
       cmocka_unit_test(after_record),
       cmocka_unit_test(relay_offers_no_list_to_a_relay),
       cmocka_unit_test(inc_bounds),
