@@ -314,8 +314,9 @@ void relay_open_window(struct relay *r, uint64_t now);
  * back, a resync asked): a catch-up for it alone, or a window for
  * everyone, as policy_relay_catch_up() says. */
 void relay_catch_up(struct relay *r, const struct peer *peer, uint64_t now);
-/* The catch-ups put off while the relay read behind: once it does not,
- * one window for everyone serves them. */
+/* The catch-ups put off while the relay read behind: at the first
+ * heartbeat that finds it reading in time (reading_behind changes only
+ * then), one window for everyone serves them. */
 void relay_resume(struct relay *r, uint64_t now, bool behind);
 /* Whether a catch-up of one member alone is taking messages now, and
  * add a leaf's message (as received) to each such catch-up but its

@@ -1281,10 +1281,7 @@ static void relay_said(struct net *n, const struct wire_msg *m, uint64_t now) {
 static void pass_on(struct net *n, const struct wire_msg *m, struct peer *peer,
                     bool news, uint64_t now, const void *raw, size_t rawlen) {
   struct agent *a = agent_of(n);
-  struct policy_relay_mode mode;
-
-  relay_resume(&a->relay, now, n->reading_behind);
-  mode = (struct policy_relay_mode){
+  struct policy_relay_mode mode = {
       .catch_up = relay_window_open(&a->relay, now),
       .all_quiet = a->relay.all_quiet,
       .behind = n->reading_behind,

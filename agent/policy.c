@@ -375,10 +375,10 @@ bool policy_view_matters(const struct policy_record_in *in) {
   /* A relay gives a leaf records, not lists: the leaf's records digest
    * and its resyncs settle what it lacks. Nor does another relay need
    * its list: each hears every leaf (leaves list every relay). A relay's
-   * list goes to every member of its share, 79 messages at 10,000
-   * members; offered whenever a leaf's or a relay's view differed from
-   * its own, as all do while a cluster forms, it went every half
-   * heartbeat and took more of the relay's CPU than all else. */
+   * list goes to every member, 79 messages at 10,000 members; offered
+   * whenever a leaf's or a relay's view differed from its own, as all do
+   * while a cluster forms, it went every half heartbeat and took more of
+   * the relay's CPU than all else. */
   if (in->hello || (in->we_leaf && in->via_relay) ||
       (!in->we_leaf && in->new_peer) ||
       (in->we_relay && (in->from_leaf || in->from_relay)))

@@ -806,7 +806,6 @@ static void pass_on(struct sim_node *nd, const struct wire_msg *m,
                     struct peer *peer, bool news, uint64_t now, const void *raw,
                     size_t rawlen) {
   /* No identity in the simulation: no certificate is asked for. */
-  relay_resume(nd, now, nd->reading_behind);
   struct policy_relay_mode mode = {
       .catch_up = now < nd->window_until,
       .all_quiet = nd->all_quiet,
@@ -1453,6 +1452,7 @@ void sim_node_start(struct sim_node *nd) {
   nd->resync_left = 0;
   nd->lag_msgs = nd->lag_late = nd->full_reads = 0;
   nd->reading_behind = false;
+  nd->deferred = false;
   nd->last_action = -1;
   nd->action_busy = false;
   memset(&nd->rival, 0, sizeof(nd->rival));
