@@ -174,8 +174,8 @@ def machine():
 
 
 def relay_roles(names, nrelays, addr):
-    """The first nrelays of names are relays (the first is the seed, the
-    others join it); the rest are leaves of them all. Returns, per name,
+    """The first nrelays of names are relays, each joining the others
+    (docs/OPERATIONS.md "Relays"); the rest are leaves of them all. Returns, per name,
     the keyword arguments of Cluster.config that say so (join included);
     with nrelays 0, a full mesh joining through names[0]."""
     seed = addr(names[0])
@@ -185,7 +185,8 @@ def relay_roles(names, nrelays, addr):
         if nrelays == 0:
             roles[n] = {"join": [] if i == 0 else [seed]}
         elif i < nrelays:
-            roles[n] = {"join": [] if i == 0 else [seed], "relay": True}
+            roles[n] = {"join": [r for r in relays if r != addr(n)],
+                        "relay": True}
         else:
             roles[n] = {"join": [], "relays": relays}
     return roles

@@ -268,7 +268,9 @@ struct sim_node {
    * member lists, forwarded batches, catch-ups alone */
   uint64_t tx_own, tx_lists, tx_forwarded, tx_catch_ups;
   uint64_t tx_fwd_news; /* of tx_forwarded: batches of changes */
-  uint64_t cpu_us;      /* CPU time taken in all (--trace) */
+  /* batches forwarded, and the frames in them: changes, repeats */
+  uint64_t fwd_batches[2], fwd_frames[2];
+  uint64_t cpu_us; /* CPU time taken in all (--trace) */
   /* CPU costs are this many times the model's (0 or 1: as the model;
    * the relay-starved scenario) */
   uint64_t slow;

@@ -3,8 +3,9 @@
  * scenarios, the invariants checked while it runs and the summary line.
  *
  * The cluster: node 0 is the seed. With --relays R, nodes 0..R-1 are
- * relays (network.relay) and the others leaves (network.relays: all the
- * relays), as bench/converge.py and bench/reaction.py set them up; with
+ * relays (network.relay), each joining the others, and the others leaves
+ * (network.relays: all the relays), as docs/OPERATIONS.md "Relays" says
+ * and bench/converge.py and bench/reaction.py set them up; with
  * 0 relays every node is a member of the full mesh, joining node 0. The
  * last --dbs nodes are in group "db"; the other non-relay nodes are in
  * group "web" and have one level behaviour, `follow`, watching group db
@@ -273,8 +274,11 @@ static void configure(struct sim_node *nd, size_t i) {
                                                      : CONFIG_MEMBERS_DEFAULT;
   if (o->relays > 0) {
     c->relay = i < o->relays;
-    if (i < o->relays && i > 0)
-      sim_addr_of(0, c->join[c->njoin++], sizeof(c->join[0]));
+    /* A relay joins the other relays (docs/OPERATIONS.md "Relays"). */
+    for (size_t r = 0;
+         i < o->relays && r < o->relays && c->njoin < CONFIG_JOIN_MAX; r++)
+      if (r != i)
+        sim_addr_of((int)r, c->join[c->njoin++], sizeof(c->join[0]));
     for (size_t r = 0; i >= o->relays && r < o->relays && r < CONFIG_JOIN_MAX;
          r++)
       sim_addr_of((int)r, c->relays[c->nrelays++], sizeof(c->relays[0]));
@@ -448,12 +452,19 @@ static void trace(void) {
               " n%zu %zu waiting, oldest %.0f ms, CPU %.0f ms, %" PRIu64
               " decodes, %" PRIu64 " sent (from the start: own %" PRIu64
               ", lists %" PRIu64 ", forwarded %" PRIu64 " (changes %" PRIu64
-              "), catch-ups %" PRIu64 "), %" PRIu64 " in (hello %" PRIu64
-              ", state %" PRIu64 ", members %" PRIu64 ", resync %" PRIu64 ");",
+              "), catch-ups %" PRIu64 "; batches of changes %" PRIu64
+              " holding %" PRIu64 " frames, of repeats %" PRIu64
+              " holding %" PRIu64
+              "; share %zu of %zu relays, active %d), %" PRIu64
+              " in (hello %" PRIu64 ", state %" PRIu64 ", members %" PRIu64
+              ", resync %" PRIu64 ");",
               i, nd->wait_n, backlog_ms(nd), (double)nd->cpu_us / 1e3,
               nd->decodes, nd->tx_msgs, nd->tx_own, nd->tx_lists,
-              nd->tx_forwarded, nd->tx_fwd_news, nd->tx_catch_ups, nd->rx_msgs,
-              nd->rx_type[WIRE_HELLO], nd->rx_type[WIRE_STATE],
+              nd->tx_forwarded, nd->tx_fwd_news, nd->tx_catch_ups,
+              nd->fwd_batches[1], nd->fwd_frames[1], nd->fwd_batches[0],
+              nd->fwd_frames[0], nd->share_n, nd->nothers,
+              nd->split && sim_ms(nd) >= nd->split_at + nd->cfg.heartbeat_ms,
+              nd->rx_msgs, nd->rx_type[WIRE_HELLO], nd->rx_type[WIRE_STATE],
               nd->rx_type[WIRE_MEMBERS], nd->rx_resync);
     else if (worst < S.n && nd->wait_n > S.nodes[worst].wait_n)
       worst = i;

@@ -1075,6 +1075,8 @@ static void flush(struct sim_node *nd, bool news) {
   if (b->frames == 0)
     return;
   uint64_t before = nd->tx_forwarded;
+  nd->fwd_batches[news]++;
+  nd->fwd_frames[news] += b->frames;
   forward_send(nd, b->buf, b->len);
   if (news) {
     nd->tx_fwd_news += nd->tx_forwarded - before;
