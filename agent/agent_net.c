@@ -389,10 +389,12 @@ static void say_hello(struct net *n) {
 static void behind_check(struct net *n) {
   struct agent *a = agent_of(n);
   bool full = n->mesh.full_reads != n->full_reads_seen;
-  bool behind = policy_behind(n->lag_msgs, n->lag_late, full);
+  bool drained = n->mesh.drained_reads != n->drained_reads_seen;
+  bool behind = policy_behind(n->lag_msgs, n->lag_late, full, drained);
   uint64_t worst = n->lag_max;
 
   n->full_reads_seen = n->mesh.full_reads;
+  n->drained_reads_seen = n->mesh.drained_reads;
   n->lag_msgs = n->lag_late = n->lag_max = 0;
   n->reading_behind = behind;
   if (!behind)
@@ -400,10 +402,13 @@ static void behind_check(struct net *n) {
   peers_grace(&a->peers, uv_now(&a->loop));
   a->metrics.inbox_behind++;
   if (log_allow("behind", util_wall_ms()))
-    log_warn("this agent reads its inbox behind (messages up to %.1f s "
-             "late; starved of CPU, or more to read than it can): no peer "
-             "is taken for lost from its silence until it catches up "
+    log_warn("this agent reads its inbox behind (%s%.1f s late; starved "
+             "of CPU, or more to read than it can): no peer is taken for "
+             "lost from its silence until it catches up "
              "(choreo_inbox_behind_total counts the heartbeats)",
+             drained
+                 ? "messages up to "
+                 : "its inbox never emptied in a heartbeat, messages up to ",
              (double)worst / 1000.0);
 }
 

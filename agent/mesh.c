@@ -120,8 +120,11 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   for (i = 0; i < MESH_RECV_BATCH && m->sub >= 0; i++) {
     void *buf = NULL;
     int n = nn_recv(m->sub, &buf, NN_MSG, NN_DONTWAIT);
-    if (n < 0)
-      break; /* EAGAIN: drained; anything else: nothing to deliver */
+    if (n < 0) {
+      /* EAGAIN: drained; anything else: nothing to deliver */
+      m->drained_reads++;
+      break;
+    }
     m->on_recv(m, buf, (size_t)n);
     nn_freemsg(buf);
   }

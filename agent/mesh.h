@@ -68,6 +68,8 @@ struct mesh {
   /* Wake-ups that read a whole batch of messages (MESH_RECV_BATCH)
    * without draining the inbox: more waited than a turn takes in. */
   uint64_t full_reads;
+  /* Wake-ups that read the inbox empty. */
+  uint64_t drained_reads;
   uint64_t last_log_ms, rebind_at;
   uint64_t over_since;   /* over the mark since (loop time); 0: under it */
   uint64_t window_start; /* of the current MESH_REFILL_MS window */

@@ -106,8 +106,8 @@ bool policy_lag_late(uint64_t lag_ms, uint64_t heartbeat_ms) {
   return heartbeat_ms > 0 && lag_ms > heartbeat_ms;
 }
 
-bool policy_behind(uint64_t msgs, uint64_t late, bool full) {
-  return full && late <= msgs && late > msgs - late;
+bool policy_behind(uint64_t msgs, uint64_t late, bool full, bool drained) {
+  return full && (!drained || (late <= msgs && late > msgs - late));
 }
 
 enum policy_echo policy_echo_note(const struct policy_echo_in *in) {

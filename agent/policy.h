@@ -173,14 +173,19 @@ bool policy_skew_warn(int64_t offset_ms, uint64_t now, bool warned,
  * for no time), with l updated. */
 uint64_t policy_lag_note(struct peer_lag *l, uint64_t msg_time, uint64_t now);
 
-/* Whether this agent reads its inbox behind: of the msgs that came
- * straight from their senders over the last heartbeat, more than half
- * were read over a heartbeat (heartbeat_ms) late, and more waited than
- * it took in at some turn of its loop (full: a wake-up read a whole
- * batch; without it, late messages are the network's delay, not a
- * backlog of its own). Its peers' silence is then its own backlog's, and
- * it takes none for lost until it has caught up (peers_grace()). */
-bool policy_behind(uint64_t msgs, uint64_t late, bool full);
+/* Whether this agent reads its inbox behind, over the last heartbeat:
+ * more waited than it took in at some turn of its loop (full: a wake-up
+ * read a whole batch; without it, late messages are the network's delay,
+ * not a backlog of its own), and either no turn read the inbox empty
+ * (drained false: the backlog never cleared in a whole heartbeat) or,
+ * of the msgs that came straight from their senders, more than half were
+ * read over a heartbeat (heartbeat_ms) late. Lateness is measured
+ * against each sender's earliest message (policy_lag_note), so it can't
+ * see a backlog that was there when a sender was first heard, as every
+ * sender of a starting cluster is; the inbox that never empties can. Its
+ * peers' silence is then its own backlog's, and it takes none for lost
+ * until it has caught up (peers_grace()). */
+bool policy_behind(uint64_t msgs, uint64_t late, bool full, bool drained);
 /* Whether a message of lag_ms counts as late, with a heartbeat of
  * heartbeat_ms. */
 bool policy_lag_late(uint64_t lag_ms, uint64_t heartbeat_ms);

@@ -235,7 +235,8 @@ struct sim_node {
   /* agent_net.c: this heartbeat's messages straight from their senders,
    * the late ones; heartbeats read behind */
   uint64_t lag_msgs, lag_late, behind;
-  uint64_t full_reads; /* this heartbeat: deliveries with a batch waiting */
+  uint64_t full_reads;    /* this heartbeat: deliveries with a batch waiting */
+  uint64_t drained_reads; /* this heartbeat: deliveries nothing waited after */
   bool reading_behind;
   bool deferred;                        /* agent_relay.c: relay.deferred */
   uint64_t resyncs, windows, catch_ups; /* counted, for the summary */

@@ -328,8 +328,9 @@ static void load_members(struct sim_node *nd) {
 static void expire_alts(struct sim_node *nd);
 
 static void behind_check(struct sim_node *nd) {
-  bool behind = policy_behind(nd->lag_msgs, nd->lag_late, nd->full_reads > 0);
-  nd->lag_msgs = nd->lag_late = nd->full_reads = 0;
+  bool behind = policy_behind(nd->lag_msgs, nd->lag_late, nd->full_reads > 0,
+                              nd->drained_reads > 0);
+  nd->lag_msgs = nd->lag_late = nd->full_reads = nd->drained_reads = 0;
   nd->reading_behind = behind;
   if (!behind)
     return;
@@ -1452,7 +1453,7 @@ void sim_node_start(struct sim_node *nd) {
   nd->all_quiet = false;
   memset(nd->resync, 0, sizeof(nd->resync));
   nd->resync_left = 0;
-  nd->lag_msgs = nd->lag_late = nd->full_reads = 0;
+  nd->lag_msgs = nd->lag_late = nd->full_reads = nd->drained_reads = 0;
   nd->reading_behind = false;
   nd->deferred = false;
   nd->last_action = -1;
@@ -1515,6 +1516,8 @@ void sim_node_event(struct sim_node *nd, const struct sim_event *e) {
     /* mesh.c reads a batch of SIM_RECV_BATCH a wake-up: more waited */
     if (nd->sim->drained && nd->wait_n + 1 >= SIM_RECV_BATCH)
       nd->full_reads++;
+    if (nd->wait_n == 0)
+      nd->drained_reads++;
     nd->rx_msgs++;
     nd->rx_bytes += e->blob->len;
     on_message(nd, e->blob);
