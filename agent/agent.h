@@ -420,6 +420,9 @@ struct net {
    * them were read late, and the largest lag (ms): whether this agent reads
    * its inbox behind (policy_behind()). */
   uint64_t lag_msgs, lag_late, lag_max;
+  /* this heartbeat: messages read from the inbox, and those of them no
+   * key opened or that did not decode */
+  uint64_t inbox_read, inbox_foreign;
   uint64_t full_reads_seen;    /* mesh.full_reads at the last heartbeat */
   uint64_t drained_reads_seen; /* mesh.drained_reads at the last heartbeat */
   bool reading_behind;         /* so at the last heartbeat */

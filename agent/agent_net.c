@@ -388,14 +388,22 @@ static void say_hello(struct net *n) {
  * fresh lost_after, as after a stall. */
 static void behind_check(struct net *n) {
   struct agent *a = agent_of(n);
-  bool full = n->mesh.full_reads != n->full_reads_seen;
-  bool drained = n->mesh.drained_reads != n->drained_reads_seen;
-  bool behind = policy_behind(n->lag_msgs, n->lag_late, full, drained);
+  struct policy_behind_in in = {
+      .msgs = n->lag_msgs,
+      .late = n->lag_late,
+      .read = n->inbox_read,
+      .foreign = n->inbox_foreign,
+      .full = n->mesh.full_reads != n->full_reads_seen,
+      .drained = n->mesh.drained_reads != n->drained_reads_seen,
+  };
+  bool behind = policy_behind(&in);
+  bool drained = in.drained;
   uint64_t worst = n->lag_max;
 
   n->full_reads_seen = n->mesh.full_reads;
   n->drained_reads_seen = n->mesh.drained_reads;
   n->lag_msgs = n->lag_late = n->lag_max = 0;
+  n->inbox_read = n->inbox_foreign = 0;
   n->reading_behind = behind;
   if (!behind)
     return;
@@ -1587,8 +1595,9 @@ static bool trusted(struct net *n, const struct wire_msg *m,
   return true;
 }
 
-/* One message, received directly or as a frame of a relay's batch. */
-static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
+/* One message, received directly or as a frame of a relay's batch. False
+ * when no key opened it or it did not decode: not the cluster's. */
+static bool on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
   struct agent *a = agent_of(n);
   struct wire_error err;
   struct wire_msg m;
@@ -1596,7 +1605,7 @@ static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
   const void *raw = buf;
   size_t rawlen = len;
   uint64_t now = uv_now(&a->loop);
-  bool signed_current = false;
+  bool signed_current = false, ours = true;
   enum policy_admit r;
 
   a->metrics.msg_received++;
@@ -1607,7 +1616,7 @@ static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
   if ((via_relay || a->cfg->relay) && relay_seen(&a->relay, buf, len) &&
       via_relay) {
     a->metrics.relay_duplicates++;
-    return;
+    return true;
   }
   /* With a key ring, only what one of its keys opens is read at all: plain
    * text, another cluster's key and a changed byte are one rejection. */
@@ -1615,13 +1624,14 @@ static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
       seal_open_alloc(a->ring, buf, len, &plain, &len) != 0) {
     a->metrics.drop_unauthenticated++;
     refused("unauthenticated", NULL, NULL);
-    return;
+    return false;
   }
   if (wire_msg_init(&m) != 0) {
     free(plain);
-    return;
+    return true;
   }
   if (wire_decode(plain != NULL ? (void *)plain : buf, len, &m, &err) != 0) {
+    ours = false;
     metrics_count_reject(&a->metrics, err.reason);
     /* Another version says so once per member, naming both versions. */
     if (err.reason == WIRE_REJECT_BAD_VERSION ||
@@ -1650,6 +1660,7 @@ static void on_one(struct net *n, const void *buf, size_t len, bool via_relay) {
   }
   wire_msg_free(&m);
   free(plain);
+  return ours;
 }
 
 static void on_message(struct mesh *mesh, const void *buf, size_t len) {
@@ -1657,11 +1668,13 @@ static void on_message(struct mesh *mesh, const void *buf, size_t len) {
   struct agent *a = agent_of(n);
   const void *frame;
   size_t flen, pos = 0;
+  bool ours = false;
 
   if (n->stopped)
     return;
+  n->inbox_read++;
   if (!batch_is(buf, len)) {
-    on_one(n, buf, len, false);
+    n->inbox_foreign += !on_one(n, buf, len, false);
     return;
   }
   /* A relay's batch: every frame is a message on its own, opened and
@@ -1670,11 +1683,13 @@ static void on_message(struct mesh *mesh, const void *buf, size_t len) {
     a->metrics.msg_received++;
     a->metrics.drop_bad_batch++;
     refused("bad_batch", NULL, "malformed framing");
+    n->inbox_foreign++;
     return;
   }
   a->metrics.relay_batches_received++;
   while (!n->stopped && batch_next(buf, len, &pos, &frame, &flen))
-    on_one(n, frame, flen, true);
+    ours |= on_one(n, frame, flen, true);
+  n->inbox_foreign += !ours;
 }
 
 /* ---- startup sync ---- */

@@ -106,8 +106,10 @@ bool policy_lag_late(uint64_t lag_ms, uint64_t heartbeat_ms) {
   return heartbeat_ms > 0 && lag_ms > heartbeat_ms;
 }
 
-bool policy_behind(uint64_t msgs, uint64_t late, bool full, bool drained) {
-  return full && (!drained || (late <= msgs && late > msgs - late));
+bool policy_behind(const struct policy_behind_in *in) {
+  bool most_late = in->late <= in->msgs && in->late > in->msgs - in->late;
+  bool ours = in->foreign <= in->read && in->foreign < in->read - in->foreign;
+  return in->full && (most_late || (!in->drained && ours));
 }
 
 enum policy_echo policy_echo_note(const struct policy_echo_in *in) {

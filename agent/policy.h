@@ -173,19 +173,33 @@ bool policy_skew_warn(int64_t offset_ms, uint64_t now, bool warned,
  * for no time), with l updated. */
 uint64_t policy_lag_note(struct peer_lag *l, uint64_t msg_time, uint64_t now);
 
+/* What an agent read over the last heartbeat. */
+struct policy_behind_in {
+  uint64_t msgs, late; /* messages straight from their senders, and how
+                          many of them were read late (policy_lag_late) */
+  uint64_t read;       /* messages read from the inbox (a batch is one) */
+  uint64_t foreign;    /* of those, ones no key opened or that did not
+                          decode (a batch: none of its frames did) */
+  bool full;           /* a wake-up read a whole batch (MESH_RECV_BATCH) */
+  bool drained;        /* a wake-up read the inbox empty */
+};
+
 /* Whether this agent reads its inbox behind, over the last heartbeat:
- * more waited than it took in at some turn of its loop (full: a wake-up
- * read a whole batch; without it, late messages are the network's delay,
- * not a backlog of its own), and either no turn read the inbox empty
- * (drained false: the backlog never cleared in a whole heartbeat) or,
- * of the msgs that came straight from their senders, more than half were
- * read over a heartbeat (heartbeat_ms) late. Lateness is measured
- * against each sender's earliest message (policy_lag_note), so it can't
+ * more waited than it took in at some turn of its loop (full; without it,
+ * late messages are the network's delay, not a backlog of its own), and
+ * either of the msgs that came straight from their senders more than half
+ * were read over a heartbeat late, or no turn read the inbox empty
+ * (drained false: the backlog never cleared in a whole heartbeat) while
+ * most of what it read was the cluster's own. Lateness is measured
+ * against each sender's freshest message (policy_lag_note), so it can't
  * see a backlog that was there when a sender was first heard, as every
- * sender of a starting cluster is; the inbox that never empties can. Its
- * peers' silence is then its own backlog's, and it takes none for lost
- * until it has caught up (peers_grace()). */
-bool policy_behind(uint64_t msgs, uint64_t late, bool full, bool drained);
+ * sender of a starting cluster is; the inbox that never empties can. A
+ * flood of what no key opens (the network without the key) keeps the
+ * inbox full too, but is no backlog of the cluster's: its peers' messages
+ * are read late only if they are, and the first rule says so. Its peers'
+ * silence is then its own backlog's, and it takes none for lost until it
+ * has caught up (peers_grace()). */
+bool policy_behind(const struct policy_behind_in *in);
 /* Whether a message of lag_ms counts as late, with a heartbeat of
  * heartbeat_ms. */
 bool policy_lag_late(uint64_t lag_ms, uint64_t heartbeat_ms);

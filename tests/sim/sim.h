@@ -237,6 +237,7 @@ struct sim_node {
   uint64_t lag_msgs, lag_late, behind;
   uint64_t full_reads;    /* this heartbeat: deliveries with a batch waiting */
   uint64_t drained_reads; /* this heartbeat: deliveries nothing waited after */
+  uint64_t reads;         /* this heartbeat: deliveries */
   bool reading_behind;
   bool deferred;                        /* agent_relay.c: relay.deferred */
   uint64_t resyncs, windows, catch_ups; /* counted, for the summary */

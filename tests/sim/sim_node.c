@@ -328,9 +328,15 @@ static void load_members(struct sim_node *nd) {
 static void expire_alts(struct sim_node *nd);
 
 static void behind_check(struct sim_node *nd) {
-  bool behind = policy_behind(nd->lag_msgs, nd->lag_late, nd->full_reads > 0,
-                              nd->drained_reads > 0);
+  /* Every message of the simulation opens and decodes: none foreign. */
+  struct policy_behind_in in = {.msgs = nd->lag_msgs,
+                                .late = nd->lag_late,
+                                .read = nd->reads,
+                                .full = nd->full_reads > 0,
+                                .drained = nd->drained_reads > 0};
+  bool behind = policy_behind(&in);
   nd->lag_msgs = nd->lag_late = nd->full_reads = nd->drained_reads = 0;
+  nd->reads = 0;
   nd->reading_behind = behind;
   if (!behind)
     return;
@@ -1454,6 +1460,7 @@ void sim_node_start(struct sim_node *nd) {
   memset(nd->resync, 0, sizeof(nd->resync));
   nd->resync_left = 0;
   nd->lag_msgs = nd->lag_late = nd->full_reads = nd->drained_reads = 0;
+  nd->reads = 0;
   nd->reading_behind = false;
   nd->deferred = false;
   nd->last_action = -1;
@@ -1518,6 +1525,7 @@ void sim_node_event(struct sim_node *nd, const struct sim_event *e) {
       nd->full_reads++;
     if (nd->wait_n == 0)
       nd->drained_reads++;
+    nd->reads++;
     nd->rx_msgs++;
     nd->rx_bytes += e->blob->len;
     on_message(nd, e->blob);

@@ -399,38 +399,50 @@ static void lag_against_the_freshest_message(void **state) {
 static void behind_when_most_messages_are_late(void **state) {
   static const struct {
     const char *name;
-    uint64_t msgs, late;
+    uint64_t msgs, late, read, foreign;
     bool full, drained, behind;
   } rows[] = {
       /* Some turn read a whole batch, and some other read the inbox
        * empty: behind when most messages were late. */
-      {"nothing_read_is_not_behind", 0, 0, true, true, false},
-      {"one_late_of_one", 1, 1, true, true, true},
-      {"one_late_of_two_is_not_most", 2, 1, true, true, false},
-      {"two_late_of_three", 3, 2, true, true, true},
-      {"half_is_not_most", 10, 5, true, true, false},
-      {"six_of_ten", 10, 6, true, true, true},
-      {"none_late", 500, 0, true, true, false},
-      {"more_late_than_read_is_nonsense", 5, 6, true, true, false},
+      {"nothing_read_is_not_behind", 0, 0, 0, 0, true, true, false},
+      {"one_late_of_one", 1, 1, 1, 0, true, true, true},
+      {"one_late_of_two_is_not_most", 2, 1, 2, 0, true, true, false},
+      {"two_late_of_three", 3, 2, 3, 0, true, true, true},
+      {"half_is_not_most", 10, 5, 10, 0, true, true, false},
+      {"six_of_ten", 10, 6, 10, 0, true, true, true},
+      {"none_late", 500, 0, 500, 0, true, true, false},
+      {"more_late_than_read_is_nonsense", 5, 6, 6, 0, true, true, false},
       /* Late, but no turn read a whole batch: the network's delay (a
        * link that got slower), not a backlog here. */
-      {"all_late_but_never_full", 500, 500, false, true, false},
-      {"six_of_ten_never_full", 10, 6, false, true, false},
+      {"all_late_but_never_full", 500, 500, 500, 0, false, true, false},
+      {"six_of_ten_never_full", 10, 6, 10, 0, false, true, false},
       /* Every turn read a whole batch: the backlog never cleared in a
        * heartbeat, late by the senders' measure or not (a starting
        * cluster, each sender first heard while it waited). */
-      {"never_drained_none_late", 500, 0, true, false, true},
-      {"never_drained_only_batches_read", 0, 0, true, false, true},
-      {"never_drained_half_late", 10, 5, true, false, true},
+      {"never_drained_none_late", 500, 0, 500, 0, true, false, true},
+      {"never_drained_only_batches_read", 0, 0, 800, 0, true, false, true},
+      {"never_drained_half_late", 10, 5, 10, 0, true, false, true},
+      /* ... unless most of it was what no key opens: a flood by the
+       * network without the key is no backlog of the cluster's. */
+      {"never_drained_by_a_flood", 100, 0, 30000, 29900, true, false, false},
+      {"never_drained_half_foreign", 100, 0, 200, 100, true, false, false},
+      {"never_drained_some_foreign", 100, 0, 200, 99, true, false, true},
+      /* A flood that makes the cluster's own messages late: behind. */
+      {"flood_and_most_late", 100, 60, 30000, 29900, true, false, true},
+      {"foreign_beyond_read_is_nonsense", 100, 0, 10, 20, true, false, false},
       /* Neither: nothing came, or too little to fill a turn. */
-      {"idle", 0, 0, false, false, false},
+      {"idle", 0, 0, 0, 0, false, false, false},
   };
   (void)state;
   for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+    struct policy_behind_in in = {.msgs = rows[i].msgs,
+                                  .late = rows[i].late,
+                                  .read = rows[i].read,
+                                  .foreign = rows[i].foreign,
+                                  .full = rows[i].full,
+                                  .drained = rows[i].drained};
     print_message("row %s\n", rows[i].name);
-    assert_int_equal(policy_behind(rows[i].msgs, rows[i].late, rows[i].full,
-                                   rows[i].drained),
-                     rows[i].behind);
+    assert_int_equal(policy_behind(&in), rows[i].behind);
   }
   assert_false(policy_lag_late(1000, 1000));
   assert_true(policy_lag_late(1001, 1000));
