@@ -397,7 +397,6 @@ static void behind_check(struct net *n) {
       .drained = n->mesh.drained_reads != n->drained_reads_seen,
   };
   bool behind = policy_behind(&in);
-  bool drained = in.drained;
   uint64_t worst = n->lag_max;
 
   n->full_reads_seen = n->mesh.full_reads;
@@ -414,7 +413,7 @@ static void behind_check(struct net *n) {
              "of CPU, or more to read than it can): no peer is taken for "
              "lost from its silence until it catches up "
              "(choreo_inbox_behind_total counts the heartbeats)",
-             drained
+             in.drained
                  ? "messages up to "
                  : "its inbox never emptied in a heartbeat, messages up to ",
              (double)worst / 1000.0);

@@ -371,6 +371,9 @@ void sim_node_start(struct sim_node *nd);
 void sim_node_crash(struct sim_node *nd);
 void sim_node_set(struct sim_node *nd, const char *state);
 void sim_node_event(struct sim_node *nd, const struct sim_event *e);
+/* Whether a relay forwards to its share yet (agent_relay.c:
+ * relay_share_active), for --trace. */
+bool sim_node_share_active(const struct sim_node *nd);
 void sim_timer_start(struct sim_node *nd, enum sim_timer t, uint64_t ms);
 void sim_timer_stop(struct sim_node *nd, enum sim_timer t);
 

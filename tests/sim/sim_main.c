@@ -448,24 +448,23 @@ static void trace(void) {
   for (size_t i = 0; i < S.n; i++) {
     const struct sim_node *nd = &S.nodes[i];
     if (i < S.o.relays)
-      fprintf(stderr,
-              " n%zu %zu waiting, oldest %.0f ms, CPU %.0f ms, %" PRIu64
-              " decodes, %" PRIu64 " sent (from the start: own %" PRIu64
-              ", lists %" PRIu64 ", forwarded %" PRIu64 " (changes %" PRIu64
-              "), catch-ups %" PRIu64 "; batches of changes %" PRIu64
-              " holding %" PRIu64 " frames, of repeats %" PRIu64
-              " holding %" PRIu64
-              "; share %zu of %zu relays, active %d), %" PRIu64
-              " in (hello %" PRIu64 ", state %" PRIu64 ", members %" PRIu64
-              ", resync %" PRIu64 ");",
-              i, nd->wait_n, backlog_ms(nd), (double)nd->cpu_us / 1e3,
-              nd->decodes, nd->tx_msgs, nd->tx_own, nd->tx_lists,
-              nd->tx_forwarded, nd->tx_fwd_news, nd->tx_catch_ups,
-              nd->fwd_batches[1], nd->fwd_frames[1], nd->fwd_batches[0],
-              nd->fwd_frames[0], nd->share_n, nd->nothers,
-              nd->split && sim_ms(nd) >= nd->split_at + nd->cfg.heartbeat_ms,
-              nd->rx_msgs, nd->rx_type[WIRE_HELLO], nd->rx_type[WIRE_STATE],
-              nd->rx_type[WIRE_MEMBERS], nd->rx_resync);
+      fprintf(
+          stderr,
+          " n%zu %zu waiting, oldest %.0f ms, CPU %.0f ms, %" PRIu64
+          " decodes, %" PRIu64 " sent (from the start: own %" PRIu64
+          ", lists %" PRIu64 ", forwarded %" PRIu64 " (changes %" PRIu64
+          "), catch-ups %" PRIu64 "; batches of changes %" PRIu64
+          " holding %" PRIu64 " frames, of repeats %" PRIu64 " holding %" PRIu64
+          "; share %zu of %zu relays, active %d), %" PRIu64
+          " in (hello %" PRIu64 ", state %" PRIu64 ", members %" PRIu64
+          ", resync %" PRIu64 ");",
+          i, nd->wait_n, backlog_ms(nd), (double)nd->cpu_us / 1e3, nd->decodes,
+          nd->tx_msgs, nd->tx_own, nd->tx_lists, nd->tx_forwarded,
+          nd->tx_fwd_news, nd->tx_catch_ups, nd->fwd_batches[1],
+          nd->fwd_frames[1], nd->fwd_batches[0], nd->fwd_frames[0], nd->share_n,
+          nd->nothers, sim_node_share_active(nd), nd->rx_msgs,
+          nd->rx_type[WIRE_HELLO], nd->rx_type[WIRE_STATE],
+          nd->rx_type[WIRE_MEMBERS], nd->rx_resync);
     else if (worst < S.n && nd->wait_n > S.nodes[worst].wait_n)
       worst = i;
   }

@@ -1054,6 +1054,10 @@ static bool share_active(const struct sim_node *nd, uint64_t now) {
   return nd->split && now >= nd->split_at + nd->cfg.heartbeat_ms;
 }
 
+bool sim_node_share_active(const struct sim_node *nd) {
+  return share_active(nd, sim_ms(nd));
+}
+
 static bool serves(const struct sim_node *nd, const struct peer *peer,
                    uint64_t now) {
   return !share_active(nd, now) || !peer->relayed ||
