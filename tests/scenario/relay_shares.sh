@@ -91,38 +91,7 @@ keeps_seeing() {
   done
 }
 
-share() { metric "$1" choreo_relay_share_members; }
 share_up() { metric "$1" choreo_relay_share_connections; }
-split_on() { local v; v=$(share "$1"); [ -n "$v" ] && [ "$v" -gt 0 ]; }
-
-# served_by RELAY ALIVE LEAVES: those of LEAVES (space separated) RELAY
-# serves when the relays ALIVE (space separated, RELAY among them) are
-# alive: those for which it is among the two of highest rank, the rank
-# being policy_share_rank() of agent/policy.c (FNV-1a of
-# "relay\0member\0", then splitmix64's finalizer; ties to the smaller
-# name). Computed here independently of the agents.
-served_by() {
-  python3 - "$@" <<'PY'
-import sys
-M = (1 << 64) - 1
-def fnv(h, b):
-    for x in b:
-        h ^= x
-        h = (h * 0x100000001b3) & M
-    return h
-def rank(relay, member):
-    h = fnv(0xcbf29ce484222325, relay.encode() + b"\0")
-    h = fnv(h, member.encode() + b"\0")
-    h ^= h >> 30; h = (h * 0xbf58476d1ce4e5b9) & M
-    h ^= h >> 27; h = (h * 0x94d049bb133111eb) & M
-    return h ^ (h >> 31)
-me, alive, leaves = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
-for leaf in leaves:
-    if me in sorted(alive, key=lambda r: (-rank(r, leaf), r))[:2]:
-        print(leaf)
-PY
-}
-expected_served() { served_by "$@" | wc -l; }
 
 # The members a relay's share holds besides the leaves it serves:
 # relays and mesh members are in every share (policy_relay_serves: not a
