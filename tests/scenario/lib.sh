@@ -227,7 +227,46 @@ accepted_beyond() {
   [ -n "$v" ] && [ "$v" -ge "$2" ]
 }
 
+# ---- Other versions of choreo
+
+# build_at COMMIT DIR: the choreo binary of the repository's COMMIT, built
+# (release) into DIR/build/choreo unless it is there from an earlier run.
+# Callers hold a lock (flock) around it: meson runs tests in parallel.
+build_at() {
+  local commit=$1 dir=$2
+  [ ! -x "$dir/build/choreo" ] || return 0
+  rm -rf "$dir"
+  mkdir -p "$dir/src"
+  git -C "$CHOREO_SRC" archive "$commit" | tar -x -C "$dir/src" ||
+    fail "cannot extract $commit from the repository at $CHOREO_SRC"
+  meson setup --buildtype=release "$dir/build" "$dir/src" >"$T/build-$commit.log" 2>&1 &&
+    ninja -C "$dir/build" choreo >>"$T/build-$commit.log" 2>&1 ||
+    fail "cannot build $commit: $(tail -n 20 "$T/build-$commit.log")"
+}
+
+# run_as BIN NAME: start_agent with another binary.
+run_as() {
+  local bin=$1 name=$2
+  "$bin" agent -c "$T/$name.yaml" >>"$T/$name.log" 2>&1 &
+  AGENT_PID[$name]=$!
+  wait_for "$name answers on its socket" 10 c "$name" status --json
+}
+
+# peer_field VIEWER PEER FIELD: FIELD of PEER in VIEWER's `peers --json`.
+peer_field() {
+  c "$1" peers --json 2>/dev/null | jq -c --arg p "$2" --arg f "$3" '.[] | select(.name == $p) | .[$f]'
+}
+# shows VIEWER PEER FIELD JSON: PEER's FIELD is JSON there.
+shows() { [ "$(peer_field "$1" "$2" "$3")" = "$4" ]; }
+
 # ---- Relays
+
+# all_have N VIEWER...: wait until every VIEWER shows N nodes.
+all_have() {
+  local n=$1 v
+  shift
+  for v in "$@"; do wait_for "$v sees $n members" 20 has_members "$v" "$n"; done
+}
 
 # share RELAY: the members of its share (0 while it forwards to everyone).
 share() { metric "$1" choreo_relay_share_members; }

@@ -47,12 +47,6 @@ all_see() {
     [ "$v" = "$peer" ] || wait_for "$v sees $peer $state" 15 sees "$v" "$peer" "$state"
   done
 }
-# all_have N VIEWER...: wait until every VIEWER shows N nodes.
-all_have() {
-  local n=$1 v
-  shift
-  for v in "$@"; do wait_for "$v sees $n members" 20 has_members "$v" "$n"; done
-}
 # reacted EVENT ARG N NODE...: wait until every NODE ran holding-page's
 # EVENT (run/revert) for db1 with ARG exactly N times.
 reacted() {

@@ -36,19 +36,6 @@ OLD=$CHOREO_BUILD/old-0.1.0
 NEXT=$CHOREO_BUILD/proto-next
 NEW_BIN=$CHOREO_BIN
 
-# build_old: the choreo binary of $OLD_COMMIT in $OLD/build/choreo.
-build_old() {
-  if [ ! -x "$OLD/build/choreo" ]; then
-    rm -rf "$OLD"
-    mkdir -p "$OLD/src"
-    git -C "$CHOREO_SRC" archive "$OLD_COMMIT" | tar -x -C "$OLD/src" ||
-      fail "cannot extract $OLD_COMMIT from the repository at $CHOREO_SRC"
-    meson setup --buildtype=release "$OLD/build" "$OLD/src" >"$T/old-build.log" 2>&1 &&
-      ninja -C "$OLD/build" choreo >>"$T/old-build.log" 2>&1 ||
-      fail "cannot build $OLD_COMMIT: $(tail -n 20 "$T/old-build.log")"
-  fi
-}
-
 # build_next: this tree built with -Dproto_next=true in $NEXT/choreo.
 build_next() {
   if [ ! -f "$NEXT/build.ninja" ]; then
@@ -63,7 +50,7 @@ build_next() {
 
 (
   flock 9
-  build_old
+  build_at "$OLD_COMMIT" "$OLD"
   build_next
 ) 9>"$CHOREO_BUILD/.upgrade-builds.lock" || fail "building the other versions"
 # The other builds run with their own libchoreo (their RUNPATH), not the
@@ -81,21 +68,6 @@ chmod +x "$OLD_BIN" "$NEXT_BIN"
     '.version == $v and .proto == {"major": 1, "min": 0, "max": 2} and .state_format == 1' >/dev/null ||
   fail "version --json: $("$NEW_BIN" version --json)"
 ok "0.1.0 built from $OLD_COMMIT; version --json gives the release and protocol 1.0-1.2"
-
-# run_as BIN NAME: start_agent with another binary.
-run_as() {
-  local bin=$1 name=$2
-  "$bin" agent -c "$T/$name.yaml" >>"$T/$name.log" 2>&1 &
-  AGENT_PID[$name]=$!
-  wait_for "$name answers on its socket" 10 c "$name" status --json
-}
-
-# peer_field VIEWER PEER FIELD: FIELD of PEER in VIEWER's `peers --json`.
-peer_field() {
-  c "$1" peers --json 2>/dev/null | jq -c --arg p "$2" --arg f "$3" '.[] | select(.name == $p) | .[$f]'
-}
-# shows VIEWER PEER FIELD JSON: PEER's FIELD is JSON there.
-shows() { [ "$(peer_field "$1" "$2" "$3")" = "$4" ]; }
 
 HOLDING="$(echo "behaviours:"; behaviour holding "{group: db}" "when: {any: maintenance}")"
 pdb=$(free_port); pw1=$(free_port); pw2=$(free_port)

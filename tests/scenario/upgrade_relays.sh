@@ -28,21 +28,9 @@ OLD_COMMIT=3618a1a
 OLD=$CHOREO_BUILD/old-0.2.0
 NEW_BIN=$CHOREO_BIN
 
-# build_old: the choreo binary of $OLD_COMMIT in $OLD/build/choreo.
-build_old() {
-  if [ ! -x "$OLD/build/choreo" ]; then
-    rm -rf "$OLD"
-    mkdir -p "$OLD/src"
-    git -C "$CHOREO_SRC" archive "$OLD_COMMIT" | tar -x -C "$OLD/src" ||
-      fail "cannot extract $OLD_COMMIT from the repository at $CHOREO_SRC"
-    meson setup --buildtype=release "$OLD/build" "$OLD/src" >"$T/old-build.log" 2>&1 &&
-      ninja -C "$OLD/build" choreo >>"$T/old-build.log" 2>&1 ||
-      fail "cannot build $OLD_COMMIT: $(tail -n 20 "$T/old-build.log")"
-  fi
-}
 (
   flock 9
-  build_old
+  build_at "$OLD_COMMIT" "$OLD"
 ) 9>"$CHOREO_BUILD/.upgrade-relays-build.lock" || fail "building 0.2.0"
 # The old build runs with its own libchoreo (its RUNPATH), not the one
 # meson test points LD_LIBRARY_PATH at (built with sanitizers).
@@ -53,18 +41,6 @@ chmod +x "$OLD_BIN"
 "$OLD_BIN" version | grep -qx "protocol 1.0-1.1" || fail "0.2.0 does not speak 1.0-1.1: $("$OLD_BIN" version)"
 NEW_VERSION=$("$NEW_BIN" version | head -n 1 | cut -d ' ' -f 2)
 ok "0.2.0 built from $OLD_COMMIT"
-
-# run_as BIN NAME: start_agent with another binary.
-run_as() {
-  local bin=$1 name=$2
-  "$bin" agent -c "$T/$name.yaml" >>"$T/$name.log" 2>&1 &
-  AGENT_PID[$name]=$!
-  wait_for "$name answers on its socket" 10 c "$name" status --json
-}
-peer_field() {
-  c "$1" peers --json 2>/dev/null | jq -c --arg p "$2" --arg f "$3" '.[] | select(.name == $p) | .[$f]'
-}
-shows() { [ "$(peer_field "$1" "$2" "$3")" = "$4" ]; }
 
 install_recorder
 HOLDING="$(echo "behaviours:"; behaviour holding "{group: db}" "when: {any: maintenance}")"
@@ -88,11 +64,6 @@ for w in $WEBS; do
   NET_EXTRA="  relays: $relay_addrs" write_config "$w" "${PORT[$w]}" "[web]" "[]" "$HOLDING"
 done
 
-# all_have N: every node shows N nodes, itself included.
-all_have() {
-  local n
-  for n in $all; do wait_for "$n sees $1 members" 20 has_members "$n" "$1"; done
-}
 last_is() { [ "$(last_call "$1" "$2")" = "$3" ] && idle "$1"; }
 # truth STATE: db1 goes to STATE (ready or maintenance); every node sees
 # it, and every web's `holding` ends on the action that matches.
@@ -146,7 +117,7 @@ keeps_back() {
 declare -A BIN=([r1]=$OLD_BIN [r2]=$NEW_BIN [r3]=$NEW_BIN [r4]=$NEW_BIN
   [db1]=$OLD_BIN [web1]=$NEW_BIN [web2]=$OLD_BIN [web3]=$NEW_BIN)
 for n in $relays $leaves; do run_as "${BIN[$n]}" "$n"; done
-all_have 8
+all_have 8 $all
 wait_for "r2 shows r1 as 0.2.0" 10 shows r2 r1 version '"0.2.0"'
 shows r2 r1 proto 1 || fail "r2 and r1 (0.2.0) do not speak minor 1: $(peer_field r2 r1 proto)"
 shows web1 db1 proto 1 || fail "web1 and db1 (0.2.0) do not speak minor 1: $(peer_field web1 db1 proto)"
@@ -181,7 +152,7 @@ upgrade() {
   for v in $all; do
     [ "$v" = "$n" ] || wait_for "$v shows $n as this version" 15 shows "$v" "$n" version "\"$NEW_VERSION\""
   done
-  all_have 8
+  all_have 8 $all
 }
 upgrade r1
 wait_for "r2 speaks minor 2 with r1" 10 shows r2 r1 proto 2
@@ -212,7 +183,7 @@ ok "web2 upgraded: every agent speaks minor 2, every relay keeps the unchanged h
 kill_agent r1 TERM
 run_as "$OLD_BIN" r1
 wait_for "r2 shows r1 as 0.2.0 again" 15 shows r2 r1 version '"0.2.0"'
-all_have 8
+all_have 8 $all
 for r in r2 r3 r4; do keeps_forwarding "$r"; done
 truth maintenance
 truth ready
