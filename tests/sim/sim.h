@@ -8,6 +8,8 @@
  * which mirrors which).
  *
  *   sim_queue.c   the PRNG, the event queue (virtual time in µs)
+ *   sim_inbox.c   what waits for a busy node: deliveries taken from
+ *                 their senders in turn, as nanomsg's fair queue does
  *   sim_net.c     the virtual network: links, latency, loss, duplication,
  *                 partitions, connections coming up, crashed receivers,
  *                 and the per-node CPU that messages queue for
@@ -90,7 +92,7 @@ struct sim_event {
   uint64_t ord; /* tie-break: order of scheduling */
   enum sim_ev type;
   int node;
-  int arg;
+  int arg;               /* DELIVER: the connection (sim_link), -1: forged */
   uint64_t gen;          /* TIMER: the arming; DELIVER: receiver's life */
   struct sim_blob *blob; /* DELIVER: owned reference */
   struct sim_fan *fan;   /* in the queue only: the copies of one send */
@@ -111,6 +113,7 @@ struct sim_copy {
  * 5,000 members is one). Owns one reference to blob. */
 struct sim_fan {
   struct sim_blob *blob;
+  int link; /* the sender's socket: sim_link() */
   size_t n, next, cap;
   struct sim_copy *c;
 };
@@ -129,6 +132,54 @@ void sim_queue_push_fan(struct sim_queue *q, struct sim_fan *f);
  * reference to the blob of its own. */
 bool sim_queue_pop(struct sim_queue *q, struct sim_event *out);
 void sim_queue_free(struct sim_queue *q);
+
+/* ---- what waits for a busy node (sim_inbox.c) ---- */
+
+struct sim_fifo {
+  struct sim_event *v;
+  size_t head, n, cap;
+};
+/* The connection a copy comes over, as the receiver's SUB socket has
+ * them: one per socket of the sender's that connects to it (its PUB to
+ * every member, a relay's PUB to its share, a relay's catch-up socket to
+ * that member alone). */
+enum sim_sock { SIM_SOCK_ALL, SIM_SOCK_SHARE, SIM_SOCK_ONE };
+#define sim_link(from, sock) ((from) * 3 + (int)(sock))
+/* What a connection holds for a receiver that doesn't read: the sender's
+ * and the receiver's socket buffers, each MESH_BUF_BYTES in agent/mesh.c
+ * (two of the largest messages). nanomsg drops what doesn't fit at the
+ * sender, for that connection alone. */
+#define SIM_LINK_BYTES (4 * (size_t)CHOREO_MSG_MAX)
+/* One connection's deliveries waiting, in the order they arrived. */
+struct sim_sender_q {
+  int link;
+  size_t bytes;
+  struct sim_fifo msgs;
+};
+/* Deliveries by connection (DELIVER's arg), taken a connection at a time
+ * in a round, as nanomsg's SUB socket takes from its connections; the
+ * other events in order of arrival. Owns the blobs' references. */
+struct sim_inbox {
+  size_t n, deliveries; /* events waiting; of them, deliveries */
+  struct sim_fifo other;
+  struct sim_sender_q *queues; /* every connection heard while busy */
+  size_t nqueues, queues_cap;
+  int *index; /* open addressing: link -> queues[], -1 empty */
+  size_t index_cap;
+  size_t *round; /* ring of queues[] with deliveries, next first */
+  size_t round_head, round_n;
+};
+/* Make e wait; false (e not taken) for a delivery whose connection holds
+ * SIM_LINK_BYTES already: the sender's nanomsg dropped it. */
+bool sim_inbox_push(struct sim_inbox *in, const struct sim_event *e);
+/* The delivery whose turn is next, the oldest other event; NULL if none. */
+const struct sim_event *sim_inbox_next_delivery(const struct sim_inbox *in);
+const struct sim_event *sim_inbox_next_other(const struct sim_inbox *in);
+/* Take that delivery (delivery) or that other event; one must wait. */
+struct sim_event sim_inbox_take(struct sim_inbox *in, bool delivery);
+/* When the oldest event waiting arrived (µs); UINT64_MAX if none. */
+uint64_t sim_inbox_oldest(const struct sim_inbox *in);
+void sim_inbox_free(struct sim_inbox *in);
 
 /* ---- one agent (sim_node.c) ---- */
 
@@ -249,13 +300,12 @@ struct sim_node {
   /* CPU: µs the node is busy until; cpu is the node's time while it
    * handles an event (effects happen then) */
   uint64_t busy_until, cpu;
-  /* Events that came while it was busy, in order of arrival (sim_main.c
-   * run()): taken one at a time at SIM_EV_WAKE, queued at busy_until
-   * while any wait. Kept here rather than in the queue, where thousands
-   * of deliveries waiting for one node would each be sifted again every
-   * time they are put back. */
-  struct sim_event *waiting;
-  size_t wait_head, wait_n, wait_cap;
+  /* Events that came while it was busy (sim_main.c run()): taken one at
+   * a time at SIM_EV_WAKE, queued at busy_until while any wait. Kept
+   * here rather than in the queue, where thousands of deliveries waiting
+   * for one node would each be sifted again every time they are put
+   * back. */
+  struct sim_inbox inbox;
   size_t drain_run; /* deliveries taken from the queue in a row */
   bool wake_queued;
 
@@ -336,6 +386,7 @@ struct sim {
   uint64_t events;
   bool drained; /* the event being handled waited for its node's CPU */
   uint64_t dropped_loss, dropped_cut, dropped_down, dropped_joiner;
+  uint64_t dropped_full; /* a connection's buffers full (SIM_LINK_BYTES) */
 };
 
 /* sim_net.c */

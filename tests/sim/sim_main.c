@@ -315,9 +315,7 @@ int sim_node_init(struct sim *s, struct sim_node *nd, int id) {
 
 void sim_node_free(struct sim_node *nd) {
   sim_node_crash(nd);
-  for (size_t i = 0; i < nd->wait_n; i++)
-    sim_blob_unref(nd->waiting[nd->wait_head + i].blob);
-  free(nd->waiting);
+  sim_inbox_free(&nd->inbox);
   record_free(&nd->rec);
   free(nd->disk.members);
   free(nd->cfg.behaviours);
@@ -436,12 +434,23 @@ static void check_memory_bounds(void) {
 
 /* How long the oldest event waiting for the node's CPU has waited (ms). */
 static double backlog_ms(const struct sim_node *nd) {
-  const struct sim_event *e = &nd->waiting[nd->wait_head];
-  return nd->wait_n > 0 && e->at < S.now ? (double)(S.now - e->at) / 1e3 : 0;
+  uint64_t at = sim_inbox_oldest(&nd->inbox);
+  return at < S.now ? (double)(S.now - at) / 1e3 : 0;
 }
 
 /* --trace: each heartbeat, on stderr, how far behind the relays and the
  * most loaded other node are. */
+/* Of the deliveries waiting for nd, those that came from relays. */
+static size_t waiting_from_relays(const struct sim_node *nd) {
+  size_t k = 0;
+  for (size_t q = 0; q < nd->inbox.nqueues; q++) {
+    int link = nd->inbox.queues[q].link;
+    if (link >= 0 && (size_t)link / 3 < S.o.relays)
+      k += nd->inbox.queues[q].msgs.n;
+  }
+  return k;
+}
+
 static void trace(void) {
   size_t worst = S.o.relays;
   fprintf(stderr, "t=%.1f s:", (double)S.now / 1e6);
@@ -450,27 +459,27 @@ static void trace(void) {
     if (i < S.o.relays)
       fprintf(
           stderr,
-          " n%zu %zu waiting, oldest %.0f ms, CPU %.0f ms, %" PRIu64
-          " decodes, %" PRIu64 " sent (from the start: own %" PRIu64
+          " n%zu %zu waiting (%zu from relays), oldest %.0f ms, CPU %.0f ms, "
+          "%" PRIu64 " decodes, %" PRIu64 " sent (from the start: own %" PRIu64
           ", lists %" PRIu64 ", forwarded %" PRIu64 " (changes %" PRIu64
           "), catch-ups %" PRIu64 "; batches of changes %" PRIu64
           " holding %" PRIu64 " frames, of repeats %" PRIu64 " holding %" PRIu64
           "; share %zu of %zu relays, active %d), %" PRIu64
           " in (hello %" PRIu64 ", state %" PRIu64 ", members %" PRIu64
           ", resync %" PRIu64 ");",
-          i, nd->wait_n, backlog_ms(nd), (double)nd->cpu_us / 1e3, nd->decodes,
-          nd->tx_msgs, nd->tx_own, nd->tx_lists, nd->tx_forwarded,
-          nd->tx_fwd_news, nd->tx_catch_ups, nd->fwd_batches[1],
-          nd->fwd_frames[1], nd->fwd_batches[0], nd->fwd_frames[0], nd->share_n,
-          nd->nothers, sim_node_share_active(nd), nd->rx_msgs,
-          nd->rx_type[WIRE_HELLO], nd->rx_type[WIRE_STATE],
-          nd->rx_type[WIRE_MEMBERS], nd->rx_resync);
-    else if (worst < S.n && nd->wait_n > S.nodes[worst].wait_n)
+          i, nd->inbox.n, waiting_from_relays(nd), backlog_ms(nd),
+          (double)nd->cpu_us / 1e3, nd->decodes, nd->tx_msgs, nd->tx_own,
+          nd->tx_lists, nd->tx_forwarded, nd->tx_fwd_news, nd->tx_catch_ups,
+          nd->fwd_batches[1], nd->fwd_frames[1], nd->fwd_batches[0],
+          nd->fwd_frames[0], nd->share_n, nd->nothers,
+          sim_node_share_active(nd), nd->rx_msgs, nd->rx_type[WIRE_HELLO],
+          nd->rx_type[WIRE_STATE], nd->rx_type[WIRE_MEMBERS], nd->rx_resync);
+    else if (worst < S.n && nd->inbox.n > S.nodes[worst].inbox.n)
       worst = i;
   }
   if (worst < S.n)
     fprintf(stderr, " worst other n%zu %zu waiting, oldest %.0f ms\n", worst,
-            S.nodes[worst].wait_n, backlog_ms(&S.nodes[worst]));
+            S.nodes[worst].inbox.n, backlog_ms(&S.nodes[worst]));
   else
     fprintf(stderr, "\n");
 }
@@ -481,7 +490,7 @@ static void trace_set(void) {
   fprintf(stderr, "t=%.3f s: n%d changes state;", (double)S.now / 1e6,
           S.change_node);
   for (size_t i = 0; i < S.o.relays && i < S.n; i++)
-    fprintf(stderr, " n%zu %zu waiting, oldest %.0f ms;", i, S.nodes[i].wait_n,
+    fprintf(stderr, " n%zu %zu waiting, oldest %.0f ms;", i, S.nodes[i].inbox.n,
             backlog_ms(&S.nodes[i]));
   fprintf(stderr, "\n");
 }
@@ -526,7 +535,7 @@ static void check_views(uint64_t stable) {
                  i, j, why, p ? p->rec->inc : 0, p ? p->rec->ver : 0, j,
                  x->rec.inc, x->rec.ver,
                  p ? (double)(sim_now_ms(&S) - p->last_seen) / 1e3 : -1.0,
-                 o->wait_n, i, backlog_ms(o), x->wait_n, j, backlog_ms(x));
+                 o->inbox.n, i, backlog_ms(o), x->inbox.n, j, backlog_ms(x));
         }
       } else if ((p = peers_find(&o->peers, x->cfg.name)) != NULL &&
                  p->status == PEER_ALIVE && p->heard &&
@@ -715,7 +724,7 @@ static void forge(void) {
   for (int k = 0; k < 5; k++) {
     int to = (int)sim_rand_below(&S.rand, S.n);
     struct sim_blob *b = sim_blob_new(buf, len);
-    sim_at(&S, S.now + S.o.latency_us, SIM_EV_DELIVER, to, 0, S.nodes[to].life,
+    sim_at(&S, S.now + S.o.latency_us, SIM_EV_DELIVER, to, -1, S.nodes[to].life,
            b);
   }
   free(buf);
@@ -895,51 +904,30 @@ static bool node_event_current(const struct sim_event *e) {
   return true;
 }
 
-/* Make e wait for nd's CPU, behind what waits already. */
-static void wait_for_cpu(struct sim_node *nd, const struct sim_event *e) {
-  if (nd->wait_head + nd->wait_n == nd->wait_cap) {
-    if (nd->wait_head > 0) {
-      memmove(nd->waiting, nd->waiting + nd->wait_head,
-              nd->wait_n * sizeof(*nd->waiting));
-      nd->wait_head = 0;
-    }
-    if (nd->wait_n == nd->wait_cap) {
-      size_t cap = nd->wait_cap ? 2 * nd->wait_cap : 16;
-      struct sim_event *v = realloc(nd->waiting, cap * sizeof(*v));
-      if (v == NULL)
-        abort();
-      nd->waiting = v;
-      nd->wait_cap = cap;
-    }
-  }
-  nd->waiting[nd->wait_head + nd->wait_n++] = *e;
-}
-
 /* The next event waiting for nd. A busy agent's loop reads at most a
- * batch of messages a turn (mesh.c) and runs its due timers between
- * turns: a timer, or a step of the world, that waits behind deliveries
- * goes once a batch of them has been taken, not behind all of them. */
+ * batch of messages a turn (mesh.c), taking them from its connections in
+ * turn (sim_inbox.c), and runs its due timers between turns: a timer, or
+ * a step of the world, that waits behind deliveries goes once a batch of
+ * them has been taken, or before the delivery whose turn is next if it
+ * came first. */
 static struct sim_event take_waiting(struct sim_node *nd) {
-  struct sim_event *q = nd->waiting + nd->wait_head, e;
-  size_t k = 0;
-  if (nd->drain_run >= SIM_RECV_BATCH)
-    while (k < nd->wait_n && q[k].type == SIM_EV_DELIVER)
-      k++;
-  if (k == nd->wait_n)
-    k = 0;
-  e = q[k];
-  if (k > 0)
-    memmove(q + 1, q, k * sizeof(*q));
-  nd->wait_head++;
-  if (--nd->wait_n == 0)
-    nd->wait_head = 0;
-  nd->drain_run = e.type == SIM_EV_DELIVER ? nd->drain_run + 1 : 0;
+  const struct sim_event *d = sim_inbox_next_delivery(&nd->inbox);
+  const struct sim_event *o = sim_inbox_next_other(&nd->inbox);
+  bool delivery = d != NULL;
+  struct sim_event e;
+
+  if (d != NULL && o != NULL &&
+      (nd->drain_run >= SIM_RECV_BATCH || o->at < d->at ||
+       (o->at == d->at && o->ord < d->ord)))
+    delivery = false;
+  e = sim_inbox_take(&nd->inbox, delivery);
+  nd->drain_run = delivery ? nd->drain_run + 1 : 0;
   return e;
 }
 
 /* A SIM_EV_WAKE at busy_until while events wait for nd. */
 static void wake_later(struct sim_node *nd) {
-  if (nd->wake_queued || nd->wait_n == 0)
+  if (nd->wake_queued || nd->inbox.n == 0)
     return;
   nd->wake_queued = true;
   /* Not before now: an event taken from the queue may have been dropped
@@ -1006,8 +994,12 @@ static void step(struct sim_event e) {
     return;
   }
   if (nd->busy_until > S.now) {
-    /* it waits for the node's CPU, in order of arrival */
-    wait_for_cpu(nd, &e);
+    /* it waits for the node's CPU, or its connection is full */
+    if (!sim_inbox_push(&nd->inbox, &e)) {
+      S.dropped_full++;
+      sim_blob_unref(e.blob);
+      return;
+    }
     wake_later(nd);
     return;
   }
@@ -1036,7 +1028,7 @@ static void run(uint64_t end) {
     if (e.type == SIM_EV_WAKE) {
       woke = &S.nodes[e.node];
       woke->wake_queued = false;
-      if (woke->busy_until > S.now || woke->wait_n == 0) {
+      if (woke->busy_until > S.now || woke->inbox.n == 0) {
         wake_later(woke);
         continue;
       }
@@ -1159,6 +1151,9 @@ static void summary(void) {
       behind += S.nodes[i].behind;
     if (behind > 0)
       fprintf(summary_out, "; heartbeats read behind %" PRIu64, behind);
+    if (S.dropped_full > 0)
+      fprintf(summary_out, "; dropped on full connections %" PRIu64,
+              S.dropped_full);
   }
   {
     uint64_t refuted = 0, refused = 0;

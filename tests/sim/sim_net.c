@@ -86,12 +86,13 @@ static uint64_t latency(struct sim *s) {
  * the first copy), with the tie-break it would have as an event of its
  * own. */
 static void fan_add(struct sim *s, struct sim_fan **fan, struct sim_blob *b,
-                    uint64_t at, int to) {
+                    uint64_t at, int link, int to) {
   struct sim_fan *f = *fan;
   if (f == NULL) {
     if ((f = calloc(1, sizeof(*f))) == NULL)
       abort(); /* the simulator has no way on without memory */
     f->blob = b;
+    f->link = link;
     b->refs++;
     *fan = f;
   }
@@ -113,8 +114,9 @@ static void fan_add(struct sim *s, struct sim_fan **fan, struct sim_blob *b,
  * fan. A connection is a TCP stream: a copy never arrives before the one
  * sent on it before (*last_at); copies on different connections overtake
  * each other. */
-static void cross(struct sim *s, int from, int to, uint64_t at,
-                  struct sim_blob *b, struct sim_fan **fan, uint64_t *last_at) {
+static void cross(struct sim *s, int from, enum sim_sock sock, int to,
+                  uint64_t at, struct sim_blob *b, struct sim_fan **fan,
+                  uint64_t *last_at) {
   unsigned copies = 1 + sim_rand_chance(&s->rand, s->o.dup);
   for (unsigned c = 0; c < copies; c++) {
     if (s->cut && s->side[from] != s->side[to]) {
@@ -129,7 +131,7 @@ static void cross(struct sim *s, int from, int to, uint64_t at,
     if (arrive < *last_at)
       arrive = *last_at;
     *last_at = arrive;
-    fan_add(s, fan, b, arrive, to);
+    fan_add(s, fan, b, arrive, sim_link(from, sock), to);
   }
 }
 
@@ -140,8 +142,9 @@ static void fan_send(struct sim *s, struct sim_fan *fan) {
 }
 
 /* One send on a PUB socket whose connections are eps. */
-static void send_eps(struct sim_node *nd, struct sim_ep *eps, size_t neps,
-                     const void *buf, size_t len) {
+static void send_eps(struct sim_node *nd, enum sim_sock sock,
+                     struct sim_ep *eps, size_t neps, const void *buf,
+                     size_t len) {
   struct sim *s = nd->sim;
   struct sim_blob *b = NULL;
   struct sim_fan *fan = NULL;
@@ -173,18 +176,18 @@ static void send_eps(struct sim_node *nd, struct sim_ep *eps, size_t neps,
     nd->tx_msgs++;
     nd->tx_bytes += len;
     sim_cpu(nd, s->o.send_us);
-    cross(s, nd->id, ep->target, nd->cpu, b, &fan, &ep->last_at);
+    cross(s, nd->id, sock, ep->target, nd->cpu, b, &fan, &ep->last_at);
   }
   fan_send(s, fan);
   sim_blob_unref(b);
 }
 
 void sim_net_send(struct sim_node *nd, const void *buf, size_t len) {
-  send_eps(nd, nd->eps, nd->neps, buf, len);
+  send_eps(nd, SIM_SOCK_ALL, nd->eps, nd->neps, buf, len);
 }
 
 void sim_net_send_share(struct sim_node *nd, const void *buf, size_t len) {
-  send_eps(nd, nd->share_eps, nd->nshare_eps, buf, len);
+  send_eps(nd, SIM_SOCK_SHARE, nd->share_eps, nd->nshare_eps, buf, len);
 }
 
 bool sim_net_all_up(const struct sim_node *nd) {
@@ -231,7 +234,7 @@ int sim_net_send_one(struct sim_node *nd, int to, unsigned *life,
   nd->tx_msgs++;
   nd->tx_bytes += len;
   sim_cpu(nd, s->o.send_us);
-  cross(s, nd->id, to, nd->cpu, b, &fan, last_at);
+  cross(s, nd->id, SIM_SOCK_ONE, to, nd->cpu, b, &fan, last_at);
   fan_send(s, fan);
   sim_blob_unref(b);
   return 0;

@@ -1525,9 +1525,9 @@ void sim_node_event(struct sim_node *nd, const struct sim_event *e) {
      * as those before it: no wake-up of its own. */
     sim_cpu(nd, nd->sim->drained ? nd->sim->o.busy_us : nd->sim->o.wake_us);
     /* mesh.c reads a batch of SIM_RECV_BATCH a wake-up: more waited */
-    if (nd->sim->drained && nd->wait_n + 1 >= SIM_RECV_BATCH)
+    if (nd->sim->drained && nd->inbox.n + 1 >= SIM_RECV_BATCH)
       nd->full_reads++;
-    if (nd->wait_n == 0)
+    if (nd->inbox.n == 0)
       nd->drained_reads++;
     nd->reads++;
     nd->rx_msgs++;

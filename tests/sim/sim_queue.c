@@ -208,6 +208,7 @@ bool sim_queue_pop(struct sim_queue *q, struct sim_event *out) {
                             .ord = c->ord,
                             .type = SIM_EV_DELIVER,
                             .node = c->node,
+                            .arg = f->link,
                             .gen = c->life,
                             .blob = f->blob};
   f->blob->refs++;
