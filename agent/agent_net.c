@@ -500,14 +500,7 @@ static struct endpoint *open_endpoint(struct net *n, const char *addr,
   snprintf(ep->addr, sizeof(ep->addr), "%s", addr);
   ep->id = id;
   ep->join = join;
-  /* What PUB sends before a new connection is up is lost: our record
-   * goes again shortly. Not to the join addresses opened at start: the
-   * hello goes to them at once and again until it went out over every
-   * connection (on_hello). At 10,000 simulated leaves, four states of
-   * each leaf in its first 400 ms more than doubled what the relays had
-   * to read in the first second. */
-  if (!join)
-    net_publish_soon(n);
+  net_publish_soon(n);
   return ep;
 }
 

@@ -425,8 +425,7 @@ static struct sim_ep *open_endpoint(struct sim_node *nd, const char *addr,
   if ((ep = ep_append(nd, &nd->eps, &nd->neps, addr)) == NULL)
     return NULL;
   ep->join = join;
-  if (!join) /* the join addresses at start: the hello covers them */
-    publish_soon(nd);
+  publish_soon(nd);
   return ep;
 }
 
