@@ -144,7 +144,7 @@ struct sim_fifo {
  * every member, a relay's PUB to its share, a relay's catch-up socket to
  * that member alone). */
 enum sim_sock { SIM_SOCK_ALL, SIM_SOCK_SHARE, SIM_SOCK_ONE };
-#define sim_link(from, sock) ((from) * 3 + (int)(sock))
+#define sim_link(from, sock) ((from)*3 + (int)(sock))
 /* What a connection holds for a receiver that doesn't read: the sender's
  * and the receiver's socket buffers, each MESH_BUF_BYTES in agent/mesh.c
  * (two of the largest messages). nanomsg drops what doesn't fit at the
@@ -327,6 +327,8 @@ struct sim_node {
    * the relay-starved scenario) */
   uint64_t slow;
   uint64_t refutations, forged_refused;
+  /* copies to it dropped on full connections: all, from relays (--trace) */
+  uint64_t dropped_full[2];
   /* --trace: messages taken in by type (wire_type), and resync requests */
   uint64_t rx_type[4], rx_resync;
   /* the truth checks: its record's stamp when last looked at, since when */

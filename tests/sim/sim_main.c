@@ -459,7 +459,8 @@ static void trace(void) {
     if (i < S.o.relays)
       fprintf(
           stderr,
-          " n%zu %zu waiting (%zu from relays), oldest %.0f ms, CPU %.0f ms, "
+          " n%zu %zu waiting (%zu from relays; dropped on full connections "
+          "%" PRIu64 ", %" PRIu64 " from relays), oldest %.0f ms, CPU %.0f ms, "
           "%" PRIu64 " decodes, %" PRIu64 " sent (from the start: own %" PRIu64
           ", lists %" PRIu64 ", forwarded %" PRIu64 " (changes %" PRIu64
           "), catch-ups %" PRIu64 "; batches of changes %" PRIu64
@@ -467,13 +468,14 @@ static void trace(void) {
           "; share %zu of %zu relays, active %d), %" PRIu64
           " in (hello %" PRIu64 ", state %" PRIu64 ", members %" PRIu64
           ", resync %" PRIu64 ");",
-          i, nd->inbox.n, waiting_from_relays(nd), backlog_ms(nd),
-          (double)nd->cpu_us / 1e3, nd->decodes, nd->tx_msgs, nd->tx_own,
-          nd->tx_lists, nd->tx_forwarded, nd->tx_fwd_news, nd->tx_catch_ups,
-          nd->fwd_batches[1], nd->fwd_frames[1], nd->fwd_batches[0],
-          nd->fwd_frames[0], nd->share_n, nd->nothers,
-          sim_node_share_active(nd), nd->rx_msgs, nd->rx_type[WIRE_HELLO],
-          nd->rx_type[WIRE_STATE], nd->rx_type[WIRE_MEMBERS], nd->rx_resync);
+          i, nd->inbox.n, waiting_from_relays(nd), nd->dropped_full[0],
+          nd->dropped_full[1], backlog_ms(nd), (double)nd->cpu_us / 1e3,
+          nd->decodes, nd->tx_msgs, nd->tx_own, nd->tx_lists, nd->tx_forwarded,
+          nd->tx_fwd_news, nd->tx_catch_ups, nd->fwd_batches[1],
+          nd->fwd_frames[1], nd->fwd_batches[0], nd->fwd_frames[0], nd->share_n,
+          nd->nothers, sim_node_share_active(nd), nd->rx_msgs,
+          nd->rx_type[WIRE_HELLO], nd->rx_type[WIRE_STATE],
+          nd->rx_type[WIRE_MEMBERS], nd->rx_resync);
     else if (worst < S.n && nd->inbox.n > S.nodes[worst].inbox.n)
       worst = i;
   }
@@ -997,6 +999,8 @@ static void step(struct sim_event e) {
     /* it waits for the node's CPU, or its connection is full */
     if (!sim_inbox_push(&nd->inbox, &e)) {
       S.dropped_full++;
+      nd->dropped_full[0]++;
+      nd->dropped_full[1] += e.arg >= 0 && (size_t)e.arg / 3 < S.o.relays;
       sim_blob_unref(e.blob);
       return;
     }
