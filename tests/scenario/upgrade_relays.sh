@@ -81,7 +81,7 @@ truth() {
 # leaf_change NODE: NODE goes draining and back; every other node sees
 # both.
 leaf_change() {
-  local n v
+  local s v
   for s in draining ready; do
     c "$1" set "$s" || fail "$1 set $s"
     for v in $all; do
@@ -99,8 +99,8 @@ keeps_forwarding() {
   kept1=$(metric "$1" choreo_relay_repeats_kept_total)
   fwd1=$(metric "$1" choreo_relay_forwarded_total)
   [ "$kept1" = "$kept0" ] || fail "$1 kept $((kept1 - kept0)) repeats back with an agent of minor 1 alive"
-  # four leaves, a heartbeat each every 200 ms: at least a heartbeat of
-  # each per 40 messages it took in (eight members, one each per beat)
+  # 40 messages are about five heartbeats of eight members, in which four
+  # leaves send 20; a relay that keeps them back passes almost none on
   [ "$((fwd1 - fwd0))" -ge 4 ] || fail "$1 forwarded $((fwd1 - fwd0)) messages while an agent of minor 1 is alive"
 }
 # keeps_back RELAY: over a few heartbeats RELAY keeps the leaves'

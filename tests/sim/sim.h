@@ -9,7 +9,7 @@
  *
  *   sim_queue.c   the PRNG, the event queue (virtual time in µs)
  *   sim_inbox.c   what waits for a busy node: deliveries taken from
- *                 their senders in turn, as nanomsg's fair queue does
+ *                 their connections in turn, as nanomsg's fair queue does
  *   sim_net.c     the virtual network: links, latency, loss, duplication,
  *                 partitions, connections coming up, crashed receivers,
  *                 and the per-node CPU that messages queue for
@@ -143,15 +143,17 @@ struct sim_fifo {
  * them: one per socket of the sender's that connects to it (its PUB to
  * every member, a relay's PUB to its share, a relay's catch-up socket to
  * that member alone). */
-enum sim_sock { SIM_SOCK_ALL, SIM_SOCK_SHARE, SIM_SOCK_ONE };
-#define sim_link(from, sock) ((from)*3 + (int)(sock))
+enum sim_sock { SIM_SOCK_ALL, SIM_SOCK_SHARE, SIM_SOCK_ONE, SIM_SOCK_COUNT };
+#define sim_link(from, sock) ((from)*SIM_SOCK_COUNT + (int)(sock))
+/* The sender of a connection's copies; -1 for the forger's. */
+#define sim_link_from(link) ((link) < 0 ? -1 : (link) / SIM_SOCK_COUNT)
 /* What a connection holds for a receiver that doesn't read: the sender's
  * and the receiver's socket buffers, each MESH_BUF_BYTES in agent/mesh.c
  * (two of the largest messages). nanomsg drops what doesn't fit at the
  * sender, for that connection alone. */
 #define SIM_LINK_BYTES (4 * (size_t)CHOREO_MSG_MAX)
 /* One connection's deliveries waiting, in the order they arrived. */
-struct sim_sender_q {
+struct sim_link_q {
   int link;
   size_t bytes;
   struct sim_fifo msgs;
@@ -160,9 +162,9 @@ struct sim_sender_q {
  * in a round, as nanomsg's SUB socket takes from its connections; the
  * other events in order of arrival. Owns the blobs' references. */
 struct sim_inbox {
-  size_t n, deliveries; /* events waiting; of them, deliveries */
+  size_t n; /* events waiting */
   struct sim_fifo other;
-  struct sim_sender_q *queues; /* every connection heard while busy */
+  struct sim_link_q *queues; /* every connection heard while busy */
   size_t nqueues, queues_cap;
   int *index; /* open addressing: link -> queues[], -1 empty */
   size_t index_cap;

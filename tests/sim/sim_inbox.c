@@ -87,7 +87,7 @@ static size_t queue_of(struct sim_inbox *in, int link) {
   }
   if (in->nqueues == in->queues_cap) {
     size_t cap = in->queues_cap ? 2 * in->queues_cap : 4;
-    struct sim_sender_q *v = realloc(in->queues, cap * sizeof(*v));
+    struct sim_link_q *v = realloc(in->queues, cap * sizeof(*v));
     size_t *r = realloc(in->round, cap * sizeof(*r));
     if (v == NULL || r == NULL)
       abort();
@@ -110,14 +110,13 @@ static size_t queue_of(struct sim_inbox *in, int link) {
 bool sim_inbox_push(struct sim_inbox *in, const struct sim_event *e) {
   if (e->type == SIM_EV_DELIVER) {
     size_t q = queue_of(in, e->arg);
-    struct sim_sender_q *sq = &in->queues[q];
+    struct sim_link_q *sq = &in->queues[q];
     if (sq->msgs.n > 0 && sq->bytes + e->blob->len > SIM_LINK_BYTES)
       return false;
     if (sq->msgs.n == 0) /* its turn comes after the others' */
       in->round[(in->round_head + in->round_n++) % in->queues_cap] = q;
     fifo_push(&sq->msgs, e);
     sq->bytes += e->blob->len;
-    in->deliveries++;
   } else {
     fifo_push(&in->other, e);
   }
@@ -147,7 +146,6 @@ struct sim_event sim_inbox_take(struct sim_inbox *in, bool delivery) {
   in->round_n--;
   e = fifo_pop(&in->queues[q].msgs);
   in->queues[q].bytes -= e.blob->len;
-  in->deliveries--;
   if (in->queues[q].msgs.n > 0) /* its next message: at the end of the round */
     in->round[(in->round_head + in->round_n++) % in->queues_cap] = q;
   return e;

@@ -438,19 +438,23 @@ static double backlog_ms(const struct sim_node *nd) {
   return at < S.now ? (double)(S.now - at) / 1e3 : 0;
 }
 
-/* --trace: each heartbeat, on stderr, how far behind the relays and the
- * most loaded other node are. */
+/* Whether copies over connection `link` come from a relay. */
+static bool from_relay(int link) {
+  int from = sim_link_from(link);
+  return from >= 0 && (size_t)from < S.o.relays;
+}
+
 /* Of the deliveries waiting for nd, those that came from relays. */
 static size_t waiting_from_relays(const struct sim_node *nd) {
   size_t k = 0;
-  for (size_t q = 0; q < nd->inbox.nqueues; q++) {
-    int link = nd->inbox.queues[q].link;
-    if (link >= 0 && (size_t)link / 3 < S.o.relays)
+  for (size_t q = 0; q < nd->inbox.nqueues; q++)
+    if (from_relay(nd->inbox.queues[q].link))
       k += nd->inbox.queues[q].msgs.n;
-  }
   return k;
 }
 
+/* --trace: each heartbeat, on stderr, how far behind the relays and the
+ * most loaded other node are. */
 static void trace(void) {
   size_t worst = S.o.relays;
   fprintf(stderr, "t=%.1f s:", (double)S.now / 1e6);
@@ -1000,7 +1004,7 @@ static void step(struct sim_event e) {
     if (!sim_inbox_push(&nd->inbox, &e)) {
       S.dropped_full++;
       nd->dropped_full[0]++;
-      nd->dropped_full[1] += e.arg >= 0 && (size_t)e.arg / 3 < S.o.relays;
+      nd->dropped_full[1] += from_relay(e.arg);
       sim_blob_unref(e.blob);
       return;
     }

@@ -118,7 +118,7 @@ static void inbox_keeps_other_events_in_order(void **state) {
   assert_true(sim_inbox_push(&in, &t1));
   assert_true(sim_inbox_push(&in, &d));
   assert_true(sim_inbox_push(&in, &t2));
-  assert_int_equal(in.deliveries, 1);
+  assert_int_equal(in.n - in.other.n, 1); /* one delivery */
   assert_int_equal(sim_inbox_oldest(&in), 1);
   assert_int_equal(sim_inbox_next_other(&in)->arg, 1);
   assert_int_equal(sim_inbox_take(&in, false).arg, 1);
