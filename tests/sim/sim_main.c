@@ -861,6 +861,14 @@ static void on_world(const struct sim_event *e) {
     world(S.now + H, W_CHECK, -1);
     break;
   case W_STEADY:
+    /* Steady is a heartbeat after the cluster formed, not before: a
+     * large one still forming at 5.5 heartbeats would count its catch-ups
+     * as steady-state traffic. One that forms too late for that counts
+     * the whole run. */
+    if (conv_us == 0 || S.now < conv_us + H) {
+      world(conv_us == 0 ? S.now + H : conv_us + H, W_STEADY, -1);
+      break;
+    }
     steady_from = S.now;
     for (size_t i = 0; i < S.n; i++)
       S.nodes[i].rx_msgs = S.nodes[i].rx_bytes = S.nodes[i].tx_msgs =
