@@ -49,6 +49,7 @@
 #include "policy.h"
 #include "recpool.h"
 #include "sim.h"
+#include "util.h"
 
 #define MS 1000ULL
 
@@ -455,6 +456,41 @@ static size_t waiting_from_relays(const struct sim_node *nd) {
 
 /* --trace: each heartbeat, on stderr, how far behind the relays and the
  * most loaded other node are. */
+/* --trace, while the cluster forms: which views are not there yet (every
+ * pair looked at: N² lookups a heartbeat) */
+static void trace_unconverged(void) {
+  size_t why_n[4] = {0}, observers = 0, eg_o = 0, eg_s = 0;
+  static const char *const whys[] = {"missing", "not heard", "not alive",
+                                     "another record"};
+  const char *eg = NULL;
+  if (conv_us != 0)
+    return;
+  for (size_t i = 0; i < S.n; i++) {
+    bool behind = false;
+    for (size_t j = 0; j < S.n; j++) {
+      const char *why;
+      if (j == i || view_ok(&S.nodes[i], &S.nodes[j], &why))
+        continue;
+      for (size_t k = 0; k < ARRAY_SIZE(whys); k++)
+        if (strcmp(why, whys[k]) == 0)
+          why_n[k]++;
+      if (eg == NULL) {
+        eg = why;
+        eg_o = i;
+        eg_s = j;
+      }
+      behind = true;
+    }
+    observers += behind;
+  }
+  fprintf(stderr,
+          "; not formed: %zu nodes lack a view (%zu missing, %zu not heard, "
+          "%zu not alive, %zu another record)",
+          observers, why_n[0], why_n[1], why_n[2], why_n[3]);
+  if (eg != NULL)
+    fprintf(stderr, ", e.g. n%zu's of n%zu: %s", eg_o, eg_s, eg);
+}
+
 static void trace(void) {
   size_t worst = S.o.relays;
   fprintf(stderr, "t=%.1f s:", (double)S.now / 1e6);
@@ -484,10 +520,10 @@ static void trace(void) {
       worst = i;
   }
   if (worst < S.n)
-    fprintf(stderr, " worst other n%zu %zu waiting, oldest %.0f ms\n", worst,
+    fprintf(stderr, " worst other n%zu %zu waiting, oldest %.0f ms", worst,
             S.nodes[worst].inbox.n, backlog_ms(&S.nodes[worst]));
-  else
-    fprintf(stderr, "\n");
+  trace_unconverged();
+  fprintf(stderr, "\n");
 }
 
 /* --trace, at a change: the relays' backlog then (a change waits behind
