@@ -348,7 +348,10 @@ struct sim_opts {
   uint64_t heartbeat_ms, lost_after_ms;
   uint64_t latency_us, jitter_us;
   uint64_t launch_ms; /* nodes other than the seed start within this */
-  uint64_t skew_ms;   /* wall clocks spread over +-skew */
+  /* --leaves-after: the leaves start this much later than the relays
+   * (relays first, as docs/OPERATIONS.md advises); 0: all together */
+  uint64_t leaves_after_ms;
+  uint64_t skew_ms;                       /* wall clocks spread over +-skew */
   uint64_t wake_us, decode_us, encode_us; /* CPU model */
   /* a delivery that found the node busy: drained with the ones before
    * it, without a wake-up of its own (bench/relay_load.py) */

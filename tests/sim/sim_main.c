@@ -93,6 +93,7 @@ static void usage(FILE *f) {
           "                  [--scenario NAME] [--seconds T] [--heartbeat MS]\n"
           "                  [--lost-after MS] [--dup P] [--latency-us US]\n"
           "                  [--jitter-us US] [--launch-ms MS] [--skew-ms MS]\n"
+          "                  [--leaves-after MS]\n"
           "                  [--changes K] [--dbs D] [--wake-us US]\n"
           "                  [--busy-us US] [--decode-us US] [--encode-us US]\n"
           "                  [--send-us US] [--set-us US]\n"
@@ -145,6 +146,7 @@ static int parse(int argc, char **argv, struct sim_opts *o) {
       {"--latency-us", &o->latency_us},
       {"--jitter-us", &o->jitter_us},
       {"--launch-ms", &o->launch_ms},
+      {"--leaves-after", &o->leaves_after_ms},
       {"--skew-ms", &o->skew_ms},
       {"--changes", &o->changes},
       {"--wake-us", &o->wake_us},
@@ -232,6 +234,13 @@ static int parse(int argc, char **argv, struct sim_opts *o) {
       (o->lost_after_ms != 0 && o->lost_after_ms <= o->heartbeat_ms)) {
     fprintf(stderr, "choreo-sim: --heartbeat at least 10 ms, --lost-after "
                     "above it\n");
+    return -1;
+  }
+  if (o->leaves_after_ms > 0 &&
+      (o->relays == 0 || strcmp(o->scenario, "steady") != 0 ||
+       o->leaves_after_ms >= o->seconds * 1000)) {
+    fprintf(stderr, "choreo-sim: --leaves-after needs --relays, the steady "
+                    "scenario, and to be shorter than --seconds\n");
     return -1;
   }
   if (strcmp(o->scenario, "steady") != 0 &&
@@ -775,12 +784,14 @@ static void forge(void) {
 static void schedule(void) {
   const struct sim_opts *o = &S.o;
   uint64_t H = o->heartbeat_ms * MS, end = o->seconds * 1000 * MS;
-  uint64_t first = 6 * H, gap = 3 * H / 2;
+  uint64_t leaves = o->leaves_after_ms * MS;
+  uint64_t first = leaves + 6 * H, gap = 3 * H / 2;
   const char *sc = o->scenario;
 
   world(0, W_START, 0);
   for (size_t i = 1; i < S.n; i++)
-    world(o->launch_ms > 0 ? sim_rand_below(&S.rand, o->launch_ms * MS) : 0,
+    world((o->launch_ms > 0 ? sim_rand_below(&S.rand, o->launch_ms * MS) : 0) +
+              (i >= o->relays ? leaves : 0),
           W_START, (int)i);
   world(10 * MS, W_PROBE, -1);
   world(H, W_CHECK, -1);
@@ -1166,7 +1177,16 @@ static void summary(void) {
           "ms: cold ",
           S.n, o->relays, o->seed, o->loss, o->scenario, o->seconds,
           o->heartbeat_ms);
-  if (conv_us != 0)
+  if (conv_us != 0 && o->leaves_after_ms > 0)
+    /* the relays had formed: what is timed is the leaves' start */
+    fprintf(summary_out,
+            "%.1f ms (%.2f heartbeats) from the leaves' start, %" PRIu64
+            " ms after the relays'",
+            (double)(conv_us - o->leaves_after_ms * MS) / 1000.0,
+            (double)(conv_us - o->leaves_after_ms * MS) / 1000.0 /
+                (double)o->heartbeat_ms,
+            o->leaves_after_ms);
+  else if (conv_us != 0)
     fprintf(summary_out, "%.1f ms (%.2f heartbeats)", (double)conv_us / 1000.0,
             (double)conv_us / 1000.0 / (double)o->heartbeat_ms);
   else
