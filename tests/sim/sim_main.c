@@ -379,20 +379,31 @@ static void broken(const char *what, const char *fmt, ...) {
 /* ---- the truth ---- */
 
 /* Whether observer o's entry for node x is x's record; why not in *why. */
-static bool view_ok(const struct sim_node *o, const struct sim_node *x,
-                    const char **why) {
+/* What can be wrong with o's view of x, by view_fault()'s index. */
+static const char *const view_faults[] = {"missing", "not heard", "not alive",
+                                          "another record"};
+
+/* What is wrong with o's view of x (an index into view_faults); -1:
+ * nothing, o holds x's current record, heard and alive. */
+static int view_fault(const struct sim_node *o, const struct sim_node *x) {
   const struct peer *p = peers_find(&o->peers, x->cfg.name);
   if (p == NULL)
-    *why = "missing";
-  else if (!p->heard)
-    *why = "not heard";
-  else if (p->status != PEER_ALIVE)
-    *why = "not alive";
-  else if (p->rec->inc != x->rec.inc || p->rec->ver != x->rec.ver)
-    *why = "another record";
-  else
-    return true;
-  return false;
+    return 0;
+  if (!p->heard)
+    return 1;
+  if (p->status != PEER_ALIVE)
+    return 2;
+  if (p->rec->inc != x->rec.inc || p->rec->ver != x->rec.ver)
+    return 3;
+  return -1;
+}
+
+static bool view_ok(const struct sim_node *o, const struct sim_node *x,
+                    const char **why) {
+  int f = view_fault(o, x);
+  if (f >= 0)
+    *why = view_faults[f];
+  return f < 0;
 }
 
 static void probe(void) {
@@ -463,28 +474,23 @@ static size_t waiting_from_relays(const struct sim_node *nd) {
   return k;
 }
 
-/* --trace: each heartbeat, on stderr, how far behind the relays and the
- * most loaded other node are. */
 /* --trace, while the cluster forms: which views are not there yet (every
  * pair looked at: N² lookups a heartbeat) */
 static void trace_unconverged(void) {
-  size_t why_n[4] = {0}, observers = 0, eg_o = 0, eg_s = 0;
-  static const char *const whys[] = {"missing", "not heard", "not alive",
-                                     "another record"};
-  const char *eg = NULL;
+  size_t count[ARRAY_SIZE(view_faults)] = {0}, observers = 0, eg_o = 0,
+         eg_s = 0;
+  int eg = -1;
   if (conv_us != 0)
     return;
   for (size_t i = 0; i < S.n; i++) {
     bool behind = false;
     for (size_t j = 0; j < S.n; j++) {
-      const char *why;
-      if (j == i || view_ok(&S.nodes[i], &S.nodes[j], &why))
+      int f = j == i ? -1 : view_fault(&S.nodes[i], &S.nodes[j]);
+      if (f < 0)
         continue;
-      for (size_t k = 0; k < ARRAY_SIZE(whys); k++)
-        if (strcmp(why, whys[k]) == 0)
-          why_n[k]++;
-      if (eg == NULL) {
-        eg = why;
+      count[f]++;
+      if (eg < 0) {
+        eg = f;
         eg_o = i;
         eg_s = j;
       }
@@ -492,14 +498,16 @@ static void trace_unconverged(void) {
     }
     observers += behind;
   }
-  fprintf(stderr,
-          "; not formed: %zu nodes lack a view (%zu missing, %zu not heard, "
-          "%zu not alive, %zu another record)",
-          observers, why_n[0], why_n[1], why_n[2], why_n[3]);
-  if (eg != NULL)
-    fprintf(stderr, ", e.g. n%zu's of n%zu: %s", eg_o, eg_s, eg);
+  fprintf(stderr, "; not formed: %zu nodes lack a view (", observers);
+  for (size_t k = 0; k < ARRAY_SIZE(view_faults); k++)
+    fprintf(stderr, "%s%zu %s", k ? ", " : "", count[k], view_faults[k]);
+  fprintf(stderr, ")");
+  if (eg >= 0)
+    fprintf(stderr, ", e.g. n%zu's of n%zu: %s", eg_o, eg_s, view_faults[eg]);
 }
 
+/* --trace: each heartbeat, on stderr, how far behind the relays and the
+ * most loaded other node are. */
 static void trace(void) {
   size_t worst = S.o.relays;
   fprintf(stderr, "t=%.1f s:", (double)S.now / 1e6);
@@ -1177,19 +1185,16 @@ static void summary(void) {
           "ms: cold ",
           S.n, o->relays, o->seed, o->loss, o->scenario, o->seconds,
           o->heartbeat_ms);
-  if (conv_us != 0 && o->leaves_after_ms > 0)
-    /* the relays had formed: what is timed is the leaves' start */
-    fprintf(summary_out,
-            "%.1f ms (%.2f heartbeats) from the leaves' start, %" PRIu64
-            " ms after the relays'",
-            (double)(conv_us - o->leaves_after_ms * MS) / 1000.0,
-            (double)(conv_us - o->leaves_after_ms * MS) / 1000.0 /
-                (double)o->heartbeat_ms,
-            o->leaves_after_ms);
-  else if (conv_us != 0)
-    fprintf(summary_out, "%.1f ms (%.2f heartbeats)", (double)conv_us / 1000.0,
-            (double)conv_us / 1000.0 / (double)o->heartbeat_ms);
-  else
+  if (conv_us != 0) {
+    /* with relays first, what is timed is the leaves' start */
+    double ms = (double)(conv_us - o->leaves_after_ms * MS) / 1000.0;
+    fprintf(summary_out, "%.1f ms (%.2f heartbeats)", ms,
+            ms / (double)o->heartbeat_ms);
+    if (o->leaves_after_ms > 0)
+      fprintf(summary_out,
+              " from the leaves' start, %" PRIu64 " ms after the relays'",
+              o->leaves_after_ms);
+  } else
     fprintf(summary_out, "not converged");
   if (nsamples > 0) {
     size_t n = nsamples;
