@@ -1717,20 +1717,20 @@ static void sync_counts(struct net *n, struct policy_sync_in *in,
     }
   }
   in->groups_missing += missing;
-  in->known = n->known.n;
-  for (size_t k = 0; k < n->known.n; k++) {
-    const struct peer *p = peers_find(&a->peers, n->known.v[k].name);
-    in->known_waiting += p != NULL && !p->heard && p->status == PEER_ALIVE;
-  }
 }
 
 /* Say what the sync gave up waiting for. */
 static void sync_gave_up(struct net *n, const struct policy_sync_in *in,
                          const bool *group_heard) {
-  const struct config *cfg = agent_of(n)->cfg;
+  struct agent *a = agent_of(n);
+  const struct config *cfg = a->cfg;
   char groups[CHOREO_GROUPS_MAX * (CHOREO_NAME_MAX + 2) + 1] = "";
-  size_t used = 0;
+  size_t used = 0, known_waiting = 0;
 
+  for (size_t k = 0; k < n->known.n; k++) {
+    const struct peer *p = peers_find(&a->peers, n->known.v[k].name);
+    known_waiting += p != NULL && !p->heard && p->status == PEER_ALIVE;
+  }
   for (size_t g = 0; g < cfg->sync_ngroups; g++) {
     int k;
     if (group_heard[g])
@@ -1745,7 +1745,7 @@ static void sync_gave_up(struct net *n, const struct policy_sync_in *in,
            "before the restart not heard yet, no member heard of groups:%s; "
            "acting on this view",
            cfg->sync_max_wait_ms, in->heard, in->heard + in->unheard,
-           cfg->sync_min_members, in->known_waiting,
+           cfg->sync_min_members, known_waiting,
            groups[0] != '\0' ? groups : " (none missing)");
 }
 

@@ -514,26 +514,26 @@ static void sync_at(uint64_t *at, uint64_t now, uint64_t t) {
 enum policy_sync policy_sync(const struct policy_sync_in *in,
                              uint64_t *recheck) {
   uint64_t window_end = sync_add(in->started_at, in->window);
-  uint64_t known_end = sync_add(window_end, in->lost_after);
+  uint64_t heard_end = sync_add(window_end, in->lost_after);
   uint64_t wait_end = sync_add(in->started_at, in->max_wait);
   bool complete = in->got_members && in->view_agreed && in->unheard == 0;
   bool asked = in->heard >= in->min_members && in->groups_missing == 0;
-  bool view;
+  /* Past the window a member only heard of (listed by another, or known
+   * before a restart) is still waited for: a loaded host may take longer
+   * than the window to start it, and a condition evaluated without it
+   * acts on a partial view. peers.c forgets it after lost_after of
+   * silence, so heard_end only bounds the wait if an entry lingers. */
+  bool view = complete || (in->unheard == 0 && in->now >= window_end) ||
+              in->now >= heard_end;
 
   *recheck = UINT64_MAX;
-  if (in->known > 0)
-    view = complete || (in->known_waiting == 0 && in->now >= window_end) ||
-           in->now >= known_end;
-  else
-    view = complete || in->now >= window_end;
   if (view && asked)
     return POLICY_SYNC_DONE;
   if (in->max_wait > 0 && in->now >= wait_end)
     return POLICY_SYNC_GAVE_UP;
   if (!view) {
     sync_at(recheck, in->now, window_end);
-    if (in->known > 0)
-      sync_at(recheck, in->now, known_end);
+    sync_at(recheck, in->now, heard_end);
   }
   if (in->max_wait > 0)
     sync_at(recheck, in->now, wait_end);

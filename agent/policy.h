@@ -630,9 +630,7 @@ struct policy_sync_in {
   uint64_t max_wait;     /* sync.max_wait; 0: none */
   bool got_members;      /* a member list or a member answered */
   bool view_agreed;      /* a member's digest has equalled ours */
-  size_t known;          /* members loaded from members.json at start */
-  size_t known_waiting;  /* of those, in the table and not heard yet */
-  size_t unheard;        /* entries not heard yet (known_waiting included) */
+  size_t unheard;        /* entries only heard of, not heard from yet */
   size_t heard;          /* members heard */
   size_t min_members;    /* sync.min_members; 0: none */
   size_t groups_missing; /* groups of sync.groups with no member heard */
@@ -644,13 +642,13 @@ enum policy_sync {
   POLICY_SYNC_GAVE_UP, /* sync.max_wait passed with something missing */
 };
 
-/* The view can be trusted when every member known at start (members.json)
- * has been heard or is gone from the table (peers.c forgets an entry not
- * heard for lost_after), the operator's sync.min_members and sync.groups
- * are met, and either the views agree with every listed member heard or
- * the startup window passed. Without a member known at start that is the
- * window of a first start; with one, lost_after plus the window bounds
- * the wait even if an entry lingers. sync.max_wait, when set, bounds the
+/* The view can be trusted when the operator's sync.min_members and
+ * sync.groups are met and either the views agree with every member heard
+ * of heard from, or the startup window passed and every member heard of
+ * (from a member list, or members.json after a restart) has been heard
+ * or is gone from the table (peers.c forgets an entry not heard for
+ * lost_after). lost_after past the window bounds that wait even if an
+ * entry lingers. sync.max_wait, when set, bounds the
  * whole wait (GAVE_UP: the caller says what is missing). On WAIT,
  * *recheck is the next time at which the answer can change without news
  * (UINT64_MAX: none). */

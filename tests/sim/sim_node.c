@@ -1032,11 +1032,6 @@ static void check_sync(struct sim_node *nd) {
   if (nd->synced)
     return;
   peers_live(&nd->peers, &in.heard, &in.unheard);
-  in.known = nd->known.n;
-  for (size_t k = 0; k < nd->known.n; k++) {
-    const struct peer *p = peers_find(&nd->peers, nd->known.v[k].name);
-    in.known_waiting += p != NULL && !p->heard && p->status == PEER_ALIVE;
-  }
   if (policy_sync(&in, &recheck) == POLICY_SYNC_WAIT) {
     wake_at(nd, recheck);
     return;
