@@ -29,7 +29,11 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 until_true() { # until_true SECONDS COMMAND...: poll with a deadline
   local end=$(($(date +%s) + $1)); shift
   until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s)" -lt "$end" ] || { echo "timed out: $*" >&2; exit 1; }
+    [ "$(date +%s)" -lt "$end" ] || {
+      echo "timed out: $*" >&2
+      grep -H "error" "$work"/*.log >&2 || true # an agent that could not start
+      exit 1
+    }
     sleep 0.02
   done
 }

@@ -59,14 +59,22 @@ ok() { echo "ok - $*"; }
 # run free_port in a subshell) and never handed out twice: two agents of
 # one test started later would otherwise collide.
 free_port() {
-  local p
+  free_ports 1
+}
+
+# free_ports N: the first of N consecutive loopback ports that are all
+# free and none handed out before, for a program that takes a base port
+# (examples/fleet/run.sh's BASE_PORT).
+free_ports() {
+  local n=$1 p k
   for _ in $(seq 1 200); do
-    p=$((10000 + RANDOM % 22000))
-    if grep -qx "$p" "$T/.ports" 2>/dev/null; then
-      continue
-    fi
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p" >> "$T/.ports"
+    p=$((10000 + RANDOM % (22000 - n)))
+    for ((k = p; k < p + n; k++)); do
+      grep -qx "$k" "$T/.ports" 2>/dev/null && break
+      (exec 3<>"/dev/tcp/127.0.0.1/$k") 2>/dev/null && break
+    done
+    if [ "$k" = $((p + n)) ]; then
+      seq "$p" $((p + n - 1)) >> "$T/.ports"
       echo "$p"
       return 0
     fi

@@ -160,8 +160,9 @@ kept1=$(metric kr choreo_relay_repeats_kept_total)
 [ "$((kept1 - kept0))" -ge 10 ] || fail "with a key the relay kept only $((kept1 - kept0)) repeats back"
 ok "with a key the relay is quiet at steady state: $((fwd1 - fwd0)) passed on, $((kept1 - kept0)) kept back"
 
-# The fleet example (examples/fleet/run.sh) with six webservers.
-BASE_PORT=$(free_port) "$CHOREO_SRC/examples/fleet/run.sh" "$CHOREO_BIN" 6 >"$T/fleet.out" 2>&1 ||
+# The fleet example (examples/fleet/run.sh) with six webservers, on nine
+# consecutive ports.
+BASE_PORT=$(free_ports 9) "$CHOREO_SRC/examples/fleet/run.sh" "$CHOREO_BIN" 6 >"$T/fleet.out" 2>&1 ||
   fail "examples/fleet/run.sh: $(tail -n 5 "$T/fleet.out")"
 grep -q "all 6 webservers serve the site again" "$T/fleet.out" || fail "fleet example: $(cat "$T/fleet.out")"
 ok "examples/fleet/run.sh lives the story with two relays and six webservers"
