@@ -314,9 +314,9 @@ void relay_open_window(struct relay *r, uint64_t now);
  * back, a resync asked): a catch-up for it alone, or a window for
  * everyone, as policy_relay_catch_up() says. */
 void relay_catch_up(struct relay *r, const struct peer *peer, uint64_t now);
-/* The catch-ups put off while the relay read behind: at the first
- * heartbeat that finds it reading in time (reading_behind changes only
- * then), one window for everyone serves them. */
+/* The catch-ups put off while the relay read behind: once it reads in
+ * time again (a heartbeat finds it so, or a wake-up reads its inbox
+ * empty), one window for everyone serves them. */
 void relay_resume(struct relay *r, uint64_t now, bool behind);
 /* Whether a catch-up of one member alone is taking messages now, and
  * add a leaf's message (as received) to each such catch-up but its
@@ -425,7 +425,8 @@ struct net {
   uint64_t inbox_read, inbox_foreign;
   uint64_t full_reads_seen;    /* mesh.full_reads at the last heartbeat */
   uint64_t drained_reads_seen; /* mesh.drained_reads at the last heartbeat */
-  bool reading_behind;         /* so at the last heartbeat */
+  /* so at the last heartbeat, until a wake-up reads the inbox empty */
+  bool reading_behind;
   bool stopped;
   /* Hooks: a message was handled (rx_ns: when it was received); arm the
    * wake-up for monotonic time `when`. */

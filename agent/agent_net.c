@@ -385,7 +385,9 @@ static void say_hello(struct net *n) {
 /* Once a heartbeat: an agent that reads its inbox behind (starved of
  * CPU, or more to read than it can) would take the senders it has not
  * read yet for silent; while policy_behind() says so, every peer gets a
- * fresh lost_after, as after a stall. */
+ * fresh lost_after, as after a stall. The verdict holds until the next
+ * heartbeat or until a wake-up reads the inbox empty (on_drained),
+ * whichever comes first. */
 static void behind_check(struct net *n) {
   struct agent *a = agent_of(n);
   struct policy_behind_in in = {
@@ -1898,6 +1900,24 @@ static void draw_nonce(struct net *n) {
   while (n->nonce == 0);
 }
 
+/* A wake-up read the inbox empty: whatever backlog made this agent read
+ * behind is gone, so it says so now rather than at its next heartbeat. A
+ * relay sends its records digest again, passes repeats on and serves the
+ * catch-ups it put off (at a 3 s heartbeat, 2,000 simulated leaves whose
+ * relays had caught up waited up to two more heartbeats for them: the
+ * cluster formed in 4.07 heartbeats instead of 3.04, median of five
+ * seeds; docs/BENCHMARKS.md "A relay caught up says so at once"). */
+static void on_drained(struct mesh *mesh) {
+  struct net *n = container_of(mesh, struct net, mesh);
+  struct agent *a = agent_of(n);
+
+  if (!n->reading_behind)
+    return;
+  n->reading_behind = false;
+  if (a->cfg->relay)
+    relay_resume(&a->relay, uv_now(&a->loop), false);
+}
+
 int net_start(struct net *n) {
   struct agent *a = agent_of(n);
   const char *self_addr = self_record(&a->self)->addr;
@@ -1908,6 +1928,7 @@ int net_start(struct net *n) {
     return rv;
   }
   n->mesh_open = true;
+  n->mesh.on_drained = on_drained;
   /* A relay times every member's silence itself; anyone else takes the
    * relays' word on leaves (peers_relay_verdicts). */
   peers_set_covered(&a->peers, !a->cfg->relay);

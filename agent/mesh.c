@@ -123,6 +123,8 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     if (n < 0) {
       /* EAGAIN: drained; anything else: nothing to deliver */
       m->drained_reads++;
+      if (m->on_drained != NULL)
+        m->on_drained(m);
       break;
     }
     m->on_recv(m, buf, (size_t)n);
@@ -341,6 +343,7 @@ int mesh_init(struct mesh *m, uv_loop_t *loop, const char *listen,
   m->sub = m->pub = m->share = -1;
   m->handles = 0;
   m->on_recv = on_recv;
+  m->on_drained = NULL;
   m->close_cb = NULL;
   m->fd_limit = fd_limit();
   m->fds = m->resets = m->idle_closed = m->last_log_ms = 0;

@@ -80,6 +80,8 @@ struct mesh {
   int pub;     /* fan-out; -1 when closed */
   int share;   /* a relay's share (mesh_share_connect); -1 until used */
   mesh_recv_fn on_recv;
+  /* A wake-up read the inbox empty (NULL: nothing to do then). */
+  void (*on_drained)(struct mesh *m);
   void (*close_cb)(struct mesh *m);
   /* The inbox's IPv4 address when it is bound to one (not the wildcard):
    * outgoing connections leave from it. Empty otherwise. */

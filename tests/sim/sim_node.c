@@ -19,6 +19,7 @@
  *   on_list, offer_list agent_net.c: on_list, offer_list
  *   on_heartbeat        agent_net.c: on_heartbeat, behind_check,
  *                       save_members_due
+ *   on_drained          agent_net.c: on_drained
  *   on_hello            agent_net.c: on_hello
  *   open_endpoint ...   agent_net.c: find_endpoint, open_endpoint,
  *                       release_addr, release_alt, release_endpoint,
@@ -342,6 +343,15 @@ static void behind_check(struct sim_node *nd) {
     return;
   peers_grace(&nd->peers, sim_ms(nd));
   nd->behind++;
+}
+
+/* agent_net.c: on_drained */
+static void on_drained(struct sim_node *nd) {
+  if (!nd->reading_behind)
+    return;
+  nd->reading_behind = false;
+  if (nd->cfg.relay)
+    relay_resume(nd, sim_ms(nd), false);
 }
 
 static void on_heartbeat(struct sim_node *nd) {
@@ -1528,6 +1538,8 @@ void sim_node_event(struct sim_node *nd, const struct sim_event *e) {
     nd->rx_msgs++;
     nd->rx_bytes += e->blob->len;
     on_message(nd, e->blob);
+    if (nd->inbox.n == 0)
+      on_drained(nd);
     break;
   case SIM_EV_DONE:
     action_done(nd, (size_t)e->arg);
