@@ -1904,9 +1904,10 @@ static void draw_nonce(struct net *n) {
  * behind is gone, so it says so now rather than at its next heartbeat. A
  * relay sends its records digest again, passes repeats on and serves the
  * catch-ups it put off (at a 3 s heartbeat, 2,000 simulated leaves whose
- * relays had caught up waited up to two more heartbeats for them: the
- * cluster formed in 4.07 heartbeats instead of 3.04, median of five
- * seeds; docs/BENCHMARKS.md "A relay caught up says so at once"). */
+ * relays had caught up waited up to two more heartbeats for them, and
+ * the cluster formed in 4.07 heartbeats where it now forms in 3.04,
+ * median of five seeds; docs/BENCHMARKS.md "A relay caught up says so
+ * at once"). */
 static void on_drained(struct mesh *mesh) {
   struct net *n = container_of(mesh, struct net, mesh);
   struct agent *a = agent_of(n);

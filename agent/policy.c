@@ -519,8 +519,8 @@ enum policy_sync policy_sync(const struct policy_sync_in *in,
   bool complete = in->got_members && in->view_agreed && in->unheard == 0;
   bool asked = in->heard >= in->min_members && in->groups_missing == 0;
   /* Past the window a member only heard of (listed by another, or known
-   * before a restart) is still waited for: a loaded host may take longer
-   * than the window to start it, and a condition evaluated without it
+   * before a restart) is still waited for: on a loaded host it may be
+   * heard only after the window, and a condition evaluated without it
    * acts on a partial view. peers.c forgets it after lost_after of
    * silence, so heard_end only bounds the wait if an entry lingers. */
   bool view = complete || (in->unheard == 0 && in->now >= window_end) ||
