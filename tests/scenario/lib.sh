@@ -203,6 +203,11 @@ count_lines() {
   grep -c -- "$2" "$1" || true
 }
 
+# elapsed_since NS MS: at least MS ms have passed since NS (date +%s%N).
+elapsed_since() {
+  [ $((($(date +%s%N) - $1) / 1000000)) -ge "$2" ]
+}
+
 # has_lines FILE PATTERN N: exactly N lines of FILE match PATTERN.
 has_lines() {
   [ "$(count_lines "$1" "$2")" = "$3" ]

@@ -70,11 +70,6 @@ down_a_while() {
   wait_for "web1 down for 2s" 10 elapsed_since "$from" 2000
 }
 
-# elapsed_since NS MS: at least MS ms have passed since NS (date +%s%N).
-elapsed_since() {
-  [ $((($(date +%s%N) - $1) / 1000000)) -ge "$2" ]
-}
-
 # restart_web1: start web1 again; prints the monotonic start in ns.
 restart_web1() {
   date +%s%N > "$T/restart_at"

@@ -29,11 +29,6 @@ wait_for "db1 sees db2" 10 sees db1 db2 ready
 c db2 set maintenance || fail "set db2 maintenance"
 wait_for "db1 sees db2 in maintenance" 10 sees db1 db2 maintenance
 
-# elapsed_since NS MS: at least MS ms have passed since NS (date +%s%N).
-elapsed_since() {
-  [ $((($(date +%s%N) - $1) / 1000000)) -ge "$2" ]
-}
-
 # web1 starts while db2 is stopped; db2 resumes 1 s (more than three
 # startup windows of 300 ms) after web1 answered.
 kill -STOP "${AGENT_PID[db2]}"

@@ -378,7 +378,6 @@ static void broken(const char *what, const char *fmt, ...) {
 
 /* ---- the truth ---- */
 
-/* Whether observer o's entry for node x is x's record; why not in *why. */
 /* What can be wrong with o's view of x, by view_fault()'s index. */
 static const char *const view_faults[] = {"missing", "not heard", "not alive",
                                           "another record"};
@@ -398,6 +397,7 @@ static int view_fault(const struct sim_node *o, const struct sim_node *x) {
   return -1;
 }
 
+/* Whether observer o's entry for node x is x's record; why not in *why. */
 static bool view_ok(const struct sim_node *o, const struct sim_node *x,
                     const char **why) {
   int f = view_fault(o, x);
